@@ -1,0 +1,56 @@
+// Turning stored event bytes into Event readers, safely, and hashing them.
+#pragma once
+
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "eventstore/format.h"
+#include "eventstore/status.h"
+#include "schemas/okr.capnp.h"
+
+namespace okr {
+
+using format::Hash;
+
+// SHA-256 of `bytes` (OpenSSL).
+Hash Sha256(std::string_view bytes);
+std::string ToHex(const Hash& hash);
+// Parses 64 hex digits; false otherwise.
+bool FromHex(std::string_view hex, Hash* hash);
+inline constexpr Hash kZeroHash{};
+
+// One decoded event. Owns an aligned copy of the bytes it was decoded from,
+// so it outlives the buffer it came from. Immutable; safe to share.
+class DecodedEvent {
+ public:
+  // Validates the whole message before returning it: framing, bounds of
+  // every pointer (ReaderOptions limits), NUL-terminated texts, no trailing
+  // bytes, a known union member. Any failure, including a kj::Exception
+  // from Cap'n Proto, comes back as Code::kCorruption; never a crash.
+  static Result<std::shared_ptr<const DecodedEvent>> Decode(std::string_view bytes);
+
+  schema::Event::Reader event() const { return root_; }
+  size_t size_bytes() const { return words_.size() * sizeof(capnp::word); }
+
+  DecodedEvent(const DecodedEvent&) = delete;
+  DecodedEvent& operator=(const DecodedEvent&) = delete;
+
+ private:
+  DecodedEvent() = default;
+  kj::Array<capnp::word> words_;
+  std::unique_ptr<capnp::FlatArrayMessageReader> reader_;
+  schema::Event::Reader root_;
+};
+
+// The event type's name as the API shows it: "objective.created",
+// "key_result.target_changed", "check_in.recorded".
+std::string EventTypeName(schema::Event::Which which);
+
+// Serialises a finished message to its stored bytes (flat-array framing).
+std::string EncodeMessage(capnp::MessageBuilder& message);
+
+}  // namespace okr

@@ -1,0 +1,156 @@
+// EventStore: the append-only, hash-chained, durable log of okrd events.
+//
+// The log is the ground truth; everything else in okrd is derived from it.
+// On-disk layout: docs/FORMAT.md (constants in eventstore/format.h).
+//
+// Thread safety: every method may be called from any thread. Appends are
+// serialised by one writer thread that drains all waiting appends into a
+// single RocksDB WriteBatch and a single WAL sync (group commit); each
+// caller blocks until its own events are durable.
+#pragma once
+
+#include <capnp/message.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "eventstore/event_codec.h"
+#include "eventstore/status.h"
+#include "schemas/okr.capnp.h"
+
+namespace rocksdb {
+class Env;
+}
+
+namespace okr {
+
+// An event about to be appended. The caller sets actor, entity, reason and
+// exactly one union member on event(); the store sets seq, recordedAt,
+// version, idempotencyKey and prevHash, overwriting whatever is there.
+class EventDraft {
+ public:
+  EventDraft(std::string_view actor, std::string_view entity, std::string_view reason = "");
+  schema::Event::Builder event() { return message_->getRoot<schema::Event>(); }
+  capnp::MallocMessageBuilder& message() { return *message_; }
+  const std::string& entity() const { return entity_; }
+
+ private:
+  std::unique_ptr<capnp::MallocMessageBuilder> message_;
+  std::string entity_;
+};
+
+struct ExpectedVersion {
+  std::string entity;
+  uint64_t version = 0;  // the entity's current version; 0 = it must not exist yet
+};
+
+struct AppendRequest {
+  std::vector<EventDraft> events;          // appended in this order, 1..kMaxEventsPerAppend
+  std::vector<ExpectedVersion> expected;   // checked before anything is written
+  // With a key, the first successful append is remembered: a later request
+  // with the same key and fingerprint writes nothing and answers the same
+  // seqs; the same key with another fingerprint is refused (kInvalid).
+  std::string idempotency_key;
+  Hash fingerprint{};
+};
+
+struct AppendResult {
+  uint64_t first_seq = 0;
+  uint64_t last_seq = 0;
+  bool replayed = false;  // an idempotent retry: nothing was written now
+};
+
+struct Head {
+  uint64_t seq = 0;              // 0 for an empty log
+  Hash hash{};                   // SHA-256 of the last stored value; zeros when empty
+  int64_t recorded_at_us = 0;
+};
+
+struct StoredEvent {
+  uint64_t seq = 0;
+  std::string bytes;             // the exact stored value
+};
+
+struct VerifyReport {
+  bool ok = true;
+  uint64_t events = 0;           // events that passed, in order from seq 1
+  Hash head_hash{};              // hash of the last good event
+  uint64_t first_bad_seq = 0;    // 0 when ok
+  std::string problem;           // what is wrong at first_bad_seq
+};
+
+struct OpenOptions {
+  bool create_if_missing = true;
+  // Forensics: opens whatever is there without refusing a broken chain and
+  // never writes. Append answers kInvalid.
+  bool read_only = false;
+  // Full chain check at open; a writer refuses a broken log (kCorruption,
+  // naming the first bad seq). Turning it off only skips the check.
+  bool verify_on_open = true;
+  rocksdb::Env* env = nullptr;             // tests inject faults here
+  std::function<int64_t()> clock_us;       // default: system clock, µs UTC
+};
+
+// Limits on one append, so one request cannot monopolise the writer.
+inline constexpr size_t kMaxEventsPerAppend = 1000;
+inline constexpr size_t kMaxIdempotencyKeyBytes = 256;
+
+class EventStore {
+ public:
+  // Opens (or creates) the log in `dir`, recovering the head from the data.
+  static Result<std::unique_ptr<EventStore>> Open(const std::string& dir,
+                                                 const OpenOptions& options = {});
+  // Finishes the appends already queued, then closes.
+  ~EventStore();
+  EventStore(const EventStore&) = delete;
+  EventStore& operator=(const EventStore&) = delete;
+
+  // Appends all events of `request` atomically, after checking expected
+  // versions and the idempotency key; returns once they are durable.
+  // kConflict: a version did not match. kInvalid: bad request. kIOError:
+  // the storage failed. In every failure nothing was written.
+  Result<AppendResult> Append(AppendRequest request);
+
+  Head head() const;
+
+  // Calls `fn` for each stored event with from_seq <= seq <= to_seq, in
+  // order, until it returns false. The view is valid only during the call.
+  Status Scan(uint64_t from_seq, uint64_t to_seq,
+              const std::function<bool(uint64_t seq, std::string_view bytes)>& fn) const;
+  // Up to `limit` events with seq > after_seq.
+  Result<std::vector<StoredEvent>> Read(uint64_t after_seq, size_t limit) const;
+  // One entity's events with version > after_version, oldest first.
+  Result<std::vector<StoredEvent>> ReadStream(std::string_view entity,
+                                              uint64_t after_version = 0,
+                                              size_t limit = SIZE_MAX) const;
+  // The entity's current version, 0 when it has no events.
+  Result<uint64_t> Version(std::string_view entity) const;
+
+  // Checks the whole chain from seq 1: dense keys, decodable values, seq and
+  // prevHash fields, recordedAt never decreasing, per-entity versions dense,
+  // and the head record. `progress` (optional) gets (checked, total).
+  VerifyReport Verify(const std::function<void(uint64_t, uint64_t)>& progress = {}) const;
+
+  // Blocks until the head passes after_seq or the timeout expires; returns
+  // the head seq then.
+  uint64_t WaitForEvents(uint64_t after_seq, std::chrono::milliseconds timeout) const;
+
+  // Snapshots: a cache of projected state keyed by the seq it reflects.
+  // Deleting them changes no answer.
+  Status PutSnapshot(uint64_t seq, std::string_view bytes);
+  // The newest snapshot with seq <= at_seq; kNotFound when none.
+  Result<StoredEvent> SnapshotAtOrBefore(uint64_t at_seq) const;
+  Status DeleteSnapshots();
+
+ private:
+  class Impl;
+  explicit EventStore(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace okr

@@ -1,0 +1,63 @@
+#include "eventstore/format.h"
+
+#include <cstring>
+
+namespace okr::format {
+
+void PutBigEndian64(std::string* out, uint64_t v) {
+  char buf[8];
+  for (int i = 7; i >= 0; --i) {
+    buf[i] = static_cast<char>(v & 0xff);
+    v >>= 8;
+  }
+  out->append(buf, 8);
+}
+
+uint64_t GetBigEndian64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+std::string SeqKey(uint64_t seq) {
+  std::string key;
+  PutBigEndian64(&key, seq);
+  return key;
+}
+
+bool ParseSeqKey(std::string_view key, uint64_t* seq) {
+  if (key.size() != kSeqKeySize) return false;
+  *seq = GetBigEndian64(key.data());
+  return true;
+}
+
+std::string StreamPrefix(std::string_view entity) {
+  std::string key(entity);
+  key.push_back(kStreamSeparator);
+  return key;
+}
+
+std::string StreamKey(std::string_view entity, uint64_t version) {
+  std::string key = StreamPrefix(entity);
+  PutBigEndian64(&key, version);
+  return key;
+}
+
+std::string EncodeHead(uint64_t seq, const Hash& hash, int64_t recorded_at_us) {
+  std::string v;
+  PutBigEndian64(&v, seq);
+  v.append(reinterpret_cast<const char*>(hash.data()), hash.size());
+  PutBigEndian64(&v, static_cast<uint64_t>(recorded_at_us));
+  return v;
+}
+
+bool DecodeHead(std::string_view value, uint64_t* seq, Hash* hash,
+                int64_t* recorded_at_us) {
+  if (value.size() != kHeadValueSize) return false;
+  *seq = GetBigEndian64(value.data());
+  std::memcpy(hash->data(), value.data() + 8, kHashSize);
+  *recorded_at_us = static_cast<int64_t>(GetBigEndian64(value.data() + 8 + kHashSize));
+  return true;
+}
+
+}  // namespace okr::format

@@ -1,0 +1,57 @@
+// On-disk constants of the okrd log. docs/FORMAT.md describes every byte;
+// this header only names the constants it describes.
+//
+// FROZEN: every name and number here is part of the on-disk format. Never
+// change one, never reuse a retired one; add new ones below the old.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace okr::format {
+
+// Column families.
+inline constexpr char kEventsCf[] = "events";            // seq -> Event
+inline constexpr char kStreamsCf[] = "streams";          // entity, version -> seq
+inline constexpr char kIdempotencyCf[] = "idempotency";  // key -> first answer
+inline constexpr char kMetaCf[] = "meta";                // "head", "format"
+inline constexpr char kSnapshotsCf[] = "snapshots";      // seq -> Snapshot (a cache)
+
+// Keys of the meta column family.
+inline constexpr char kHeadKey[] = "head";
+inline constexpr char kFormatKey[] = "format";
+inline constexpr uint32_t kFormatVersion = 1;
+
+inline constexpr size_t kSeqKeySize = 8;    // big-endian uint64
+inline constexpr size_t kHashSize = 32;     // SHA-256
+inline constexpr char kStreamSeparator = '\0';  // ids never contain it
+// meta/head value: seq (8, BE) | hash of the last value (32) | recordedAt (8, BE)
+inline constexpr size_t kHeadValueSize = 8 + kHashSize + 8;
+// idempotency value: fingerprint (32) | first seq (8, BE) | last seq (8, BE)
+inline constexpr size_t kIdempotencyValueSize = kHashSize + 8 + 8;
+
+// Largest stored event value the decoder accepts; requests are capped far
+// below this (1 MiB bodies), so only corruption reaches it.
+inline constexpr size_t kMaxEventBytes = 8u << 20;
+
+using Hash = std::array<uint8_t, kHashSize>;
+
+void PutBigEndian64(std::string* out, uint64_t v);
+uint64_t GetBigEndian64(const char* p);
+
+std::string SeqKey(uint64_t seq);
+// False when the key is not exactly kSeqKeySize bytes.
+bool ParseSeqKey(std::string_view key, uint64_t* seq);
+
+// entity | 0x00 | version (8, BE): one entity's events sort together, by version.
+std::string StreamKey(std::string_view entity, uint64_t version);
+std::string StreamPrefix(std::string_view entity);
+
+std::string EncodeHead(uint64_t seq, const Hash& hash, int64_t recorded_at_us);
+bool DecodeHead(std::string_view value, uint64_t* seq, Hash* hash,
+                int64_t* recorded_at_us);
+
+}  // namespace okr::format

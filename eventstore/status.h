@@ -1,0 +1,83 @@
+// Status and Result<T>: how every module reports an expected failure.
+//
+// Exceptions never cross a module boundary. Cap'n Proto's kj::Exception is
+// caught where stored bytes are decoded and becomes Code::kCorruption.
+#pragma once
+
+#include <cassert>
+#include <optional>
+#include <string>
+#include <utility>
+
+namespace okr {
+
+class Status {
+ public:
+  enum class Code {
+    kOk = 0,
+    kNotFound,     // the entity, event or file does not exist
+    kConflict,     // an expected version did not match; nothing was written
+    kInvalid,      // the request breaks a rule; nothing was written
+    kCorruption,   // stored bytes fail a check (gap, hash, decode)
+    kIOError,      // the storage engine failed; the write may be retried
+  };
+
+  Status() = default;
+  static Status Ok() { return Status(); }
+  static Status NotFound(std::string msg, std::string field = "") {
+    return Status(Code::kNotFound, std::move(msg), std::move(field));
+  }
+  static Status Conflict(std::string msg, std::string field = "") {
+    return Status(Code::kConflict, std::move(msg), std::move(field));
+  }
+  static Status Invalid(std::string msg, std::string field = "") {
+    return Status(Code::kInvalid, std::move(msg), std::move(field));
+  }
+  static Status Corruption(std::string msg) {
+    return Status(Code::kCorruption, std::move(msg), "");
+  }
+  static Status IOError(std::string msg) {
+    return Status(Code::kIOError, std::move(msg), "");
+  }
+
+  bool ok() const { return code_ == Code::kOk; }
+  Code code() const { return code_; }
+  const std::string& message() const { return message_; }
+  // The request field the failure is about, when there is one ("target").
+  const std::string& field() const { return field_; }
+  std::string ToString() const;
+
+ private:
+  Status(Code code, std::string message, std::string field)
+      : code_(code), message_(std::move(message)), field_(std::move(field)) {}
+
+  Code code_ = Code::kOk;
+  std::string message_;
+  std::string field_;
+};
+
+// A value or the Status saying why there is none. Never holds both.
+template <typename T>
+class Result {
+ public:
+  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(Status status) : status_(std::move(status)) {  // NOLINT
+    assert(!status_.ok() && "a Result without a value needs a failed Status");
+  }
+
+  bool ok() const { return value_.has_value(); }
+  const Status& status() const { return status_; }
+  T& value() & { assert(ok()); return *value_; }
+  const T& value() const& { assert(ok()); return *value_; }
+  T&& value() && { assert(ok()); return std::move(*value_); }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+  T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
+
+ private:
+  Status status_;
+  std::optional<T> value_;
+};
+
+}  // namespace okr

@@ -19,8 +19,9 @@
 namespace okr {
 
 std::string Status::ToString() const {
-  static const char* const kNames[] = {"ok", "not found", "conflict", "invalid",
-                                       "corruption", "io error"};
+  static const char* const kNames[] = {"ok",      "not found",  "conflict", "already exists",
+                                       "failed precondition", "invalid", "corruption",
+                                       "io error"};
   std::string out = kNames[static_cast<int>(code_)];
   if (!message_.empty()) out += ": " + message_;
   return out;
@@ -316,11 +317,36 @@ class EventStore::Impl {
     return head_.seq;
   }
 
-  Status PutSnapshot(uint64_t seq, std::string_view bytes) {
+  Status PutSnapshot(uint64_t seq, std::string_view bytes, size_t keep) {
     if (options_.read_only) return Status::Invalid("the log is open read-only");
-    rocksdb::WriteOptions wo;
-    return FromRocks(db_->Put(wo, snapshots_, format::SeqKey(seq),
-                              rocksdb::Slice(bytes.data(), bytes.size())));
+    rocksdb::WriteBatch batch;
+    batch.Put(snapshots_, format::SeqKey(seq), rocksdb::Slice(bytes.data(), bytes.size()));
+    // Older snapshots only cost space: keep the newest `keep`.
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), snapshots_));
+    size_t kept = 1;
+    for (it->SeekForPrev(format::SeqKey(seq)); it->Valid(); it->Prev()) {
+      if (it->key() == rocksdb::Slice(format::SeqKey(seq))) continue;
+      if (kept++ >= keep) batch.Delete(snapshots_, it->key());
+    }
+    if (!it->status().ok()) return FromRocks(it->status());
+    // Not synced: a snapshot lost in a crash is rebuilt from the log.
+    return FromRocks(db_->Write(rocksdb::WriteOptions(), &batch));
+  }
+
+  Result<std::optional<AppendResult>> FindIdempotent(const std::string& key,
+                                                     const Hash& fingerprint) const {
+    std::string value;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), idempotency_, key, &value);
+    if (s.IsNotFound()) return std::optional<AppendResult>();
+    if (!s.ok()) return FromRocks(s);
+    Hash seen_fp{};
+    AppendResult seen;
+    if (!DecodeIdempotency(value, &seen_fp, &seen)) {
+      return Status::Corruption("malformed idempotency record");
+    }
+    if (seen_fp != fingerprint) return IdempotencyMismatch();
+    seen.replayed = true;
+    return std::optional<AppendResult>(seen);
   }
 
   Result<StoredEvent> SnapshotAtOrBefore(uint64_t at_seq) const {
@@ -366,6 +392,19 @@ class EventStore::Impl {
       return Status::Invalid("unknown log format version");
     }
     return Status::Ok();
+  }
+
+  static bool DecodeIdempotency(std::string_view value, Hash* fingerprint, AppendResult* result) {
+    if (value.size() != format::kIdempotencyValueSize) return false;
+    std::memcpy(fingerprint->data(), value.data(), format::kHashSize);
+    result->first_seq = format::GetBigEndian64(value.data() + format::kHashSize);
+    result->last_seq = format::GetBigEndian64(value.data() + format::kHashSize + 8);
+    return true;
+  }
+
+  static Status IdempotencyMismatch() {
+    return Status::Invalid("this Idempotency-Key was already used with a different request",
+                           "Idempotency-Key");
   }
 
   // The head comes from the data itself: the last stored event.
@@ -459,13 +498,10 @@ class EventStore::Impl {
           rocksdb::Status s =
               db_->Get(rocksdb::ReadOptions(), idempotency_, req.idempotency_key, &value);
           if (s.ok()) {
-            if (value.size() != format::kIdempotencyValueSize) {
+            if (!DecodeIdempotency(value, &seen_fp, &seen)) {
               out.result = Status::Corruption("malformed idempotency record");
               continue;
             }
-            std::memcpy(seen_fp.data(), value.data(), format::kHashSize);
-            seen.first_seq = format::GetBigEndian64(value.data() + format::kHashSize);
-            seen.last_seq = format::GetBigEndian64(value.data() + format::kHashSize + 8);
             found = true;
           } else if (!s.IsNotFound()) {
             out.result = FromRocks(s);
@@ -474,9 +510,7 @@ class EventStore::Impl {
         }
         if (found) {
           if (seen_fp != req.fingerprint) {
-            out.result = Status::Invalid(
-                "this Idempotency-Key was already used with a different request",
-                "Idempotency-Key");
+            out.result = IdempotencyMismatch();
           } else {
             seen.replayed = true;
             out.result = seen;
@@ -649,8 +683,12 @@ VerifyReport EventStore::Verify(const std::function<void(uint64_t, uint64_t)>& p
 uint64_t EventStore::WaitForEvents(uint64_t after_seq, std::chrono::milliseconds timeout) const {
   return impl_->WaitForEvents(after_seq, timeout);
 }
-Status EventStore::PutSnapshot(uint64_t seq, std::string_view bytes) {
-  return impl_->PutSnapshot(seq, bytes);
+Status EventStore::PutSnapshot(uint64_t seq, std::string_view bytes, size_t keep) {
+  return impl_->PutSnapshot(seq, bytes, keep);
+}
+Result<std::optional<AppendResult>> EventStore::FindIdempotent(const std::string& key,
+                                                              const Hash& fingerprint) const {
+  return impl_->FindIdempotent(key, fingerprint);
 }
 Result<StoredEvent> EventStore::SnapshotAtOrBefore(uint64_t at_seq) const {
   return impl_->SnapshotAtOrBefore(at_seq);

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -140,9 +141,15 @@ class EventStore {
   // the head seq then.
   uint64_t WaitForEvents(uint64_t after_seq, std::chrono::milliseconds timeout) const;
 
+  // The remembered answer for an idempotency key: nullopt when the key is
+  // unused; kInvalid when it was used with another fingerprint. Append
+  // checks again atomically, so this is only a fast path.
+  Result<std::optional<AppendResult>> FindIdempotent(const std::string& key,
+                                                     const Hash& fingerprint) const;
+
   // Snapshots: a cache of projected state keyed by the seq it reflects.
-  // Deleting them changes no answer.
-  Status PutSnapshot(uint64_t seq, std::string_view bytes);
+  // Deleting them changes no answer. Keeps the newest `keep` snapshots.
+  Status PutSnapshot(uint64_t seq, std::string_view bytes, size_t keep = 2);
   // The newest snapshot with seq <= at_seq; kNotFound when none.
   Result<StoredEvent> SnapshotAtOrBefore(uint64_t at_seq) const;
   Status DeleteSnapshots();

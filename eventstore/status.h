@@ -17,6 +17,8 @@ class Status {
     kOk = 0,
     kNotFound,     // the entity, event or file does not exist
     kConflict,     // an expected version did not match; nothing was written
+    kAlreadyExists,       // the id is taken; nothing was written
+    kFailedPrecondition,  // the state forbids it now (a closed cycle); nothing was written
     kInvalid,      // the request breaks a rule; nothing was written
     kCorruption,   // stored bytes fail a check (gap, hash, decode)
     kIOError,      // the storage engine failed; the write may be retried
@@ -29,6 +31,12 @@ class Status {
   }
   static Status Conflict(std::string msg, std::string field = "") {
     return Status(Code::kConflict, std::move(msg), std::move(field));
+  }
+  static Status AlreadyExists(std::string msg, std::string field = "") {
+    return Status(Code::kAlreadyExists, std::move(msg), std::move(field));
+  }
+  static Status FailedPrecondition(std::string msg, std::string field = "") {
+    return Status(Code::kFailedPrecondition, std::move(msg), std::move(field));
   }
   static Status Invalid(std::string msg, std::string field = "") {
     return Status(Code::kInvalid, std::move(msg), std::move(field));

@@ -1,0 +1,395 @@
+#include "projections/projection.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace okr {
+
+template <typename Fields>
+const Revision<Fields>* Entity<Fields>::At(uint64_t seq) const {
+  auto it = std::upper_bound(revisions.begin(), revisions.end(), seq,
+                             [](uint64_t s, const Revision<Fields>& r) { return s < r.meta.seq; });
+  if (it == revisions.begin()) return nullptr;
+  return &*(it - 1);
+}
+
+template <typename Fields>
+uint64_t Entity<Fields>::VersionAt(uint64_t seq) const {
+  return static_cast<uint64_t>(std::upper_bound(event_seqs.begin(), event_seqs.end(), seq) -
+                               event_seqs.begin());
+}
+
+template struct Entity<UnitFields>;
+template struct Entity<CycleFields>;
+template struct Entity<ObjectiveFields>;
+template struct Entity<KeyResultFields>;
+
+namespace {
+
+std::string Str(capnp::Text::Reader t) { return std::string(t.begin(), t.size()); }
+
+std::vector<std::string> Strs(capnp::List<capnp::Text>::Reader list) {
+  std::vector<std::string> out;
+  for (auto t : list) out.push_back(Str(t));
+  return out;
+}
+
+const char* KindName(schema::UnitKind k) {
+  switch (k) {
+    case schema::UnitKind::COMPANY: return "company";
+    case schema::UnitKind::DEPARTMENT: return "department";
+    case schema::UnitKind::TEAM: return "team";
+    case schema::UnitKind::PERSON: return "person";
+  }
+  return "unknown";
+}
+
+const char* MetricName(schema::Metric m) {
+  switch (m) {
+    case schema::Metric::NUMBER: return "number";
+    case schema::Metric::PERCENT: return "percent";
+    case schema::Metric::CURRENCY: return "currency";
+    case schema::Metric::BOOLEAN: return "boolean";
+  }
+  return "number";
+}
+
+const char* StatusName(schema::CheckInStatus s) {
+  switch (s) {
+    case schema::CheckInStatus::UNSET: return "";
+    case schema::CheckInStatus::ON_TRACK: return "on_track";
+    case schema::CheckInStatus::AT_RISK: return "at_risk";
+    case schema::CheckInStatus::OFF_TRACK: return "off_track";
+  }
+  return "";
+}
+
+const char* OutcomeName(schema::Outcome o) {
+  switch (o) {
+    case schema::Outcome::UNSET: return "";
+    case schema::Outcome::ACHIEVED: return "achieved";
+    case schema::Outcome::PARTIALLY: return "partially";
+    case schema::Outcome::MISSED: return "missed";
+  }
+  return "";
+}
+
+// Starts a new revision of `e` from its current fields; nullptr (and a
+// corruption) when the entity does not exist.
+template <typename E>
+auto* Revise(E* e, const Meta& meta) {
+  auto rev = e->revisions.back();
+  rev.meta = meta;
+  e->revisions.push_back(std::move(rev));
+  e->event_seqs.push_back(meta.seq);
+  return &e->revisions.back().fields;
+}
+
+template <typename E>
+E& Create(std::map<std::string, E>& m, const std::string& id, const Meta& meta) {
+  E& e = m[id];
+  e.id = id;
+  e.revisions.push_back({meta, {}});
+  e.event_seqs.push_back(meta.seq);
+  return e;
+}
+
+}  // namespace
+
+Status Projection::Apply(schema::Event::Reader ev) {
+  if (ev.getSeq() != seq_ + 1) {
+    return Status::Corruption("event seq " + std::to_string(ev.getSeq()) + " applied after " +
+                              std::to_string(seq_));
+  }
+  Meta meta{ev.getSeq(), ev.getRecordedAt(), Str(ev.getActor()), Str(ev.getReason()),
+            EventTypeName(ev.which())};
+  const std::string id = Str(ev.getEntity());
+  auto missing = [&](const char* what) {
+    return Status::Corruption("seq " + std::to_string(meta.seq) + ": " + meta.type + " on " +
+                              what + " " + id + " that does not exist");
+  };
+  using W = schema::Event::Which;
+  Unit* unit = units_.count(id) ? &units_[id] : nullptr;
+  Cycle* cycle = cycles_.count(id) ? &cycles_[id] : nullptr;
+  Objective* objective = objectives_.count(id) ? &objectives_[id] : nullptr;
+  KeyResult* kr = key_results_.count(id) ? &key_results_[id] : nullptr;
+
+  switch (ev.which()) {
+    case W::UNIT_CREATED: {
+      if (KindOf(id)) return Status::Corruption("seq " + std::to_string(meta.seq) + ": id reused");
+      auto b = ev.getUnitCreated();
+      auto& f = Create(units_, id, meta).revisions.back().fields;
+      f.kind = KindName(b.getKind());
+      f.name = Str(b.getName());
+      f.parent = Str(b.getParent());
+      f.email = Str(b.getEmail());
+      break;
+    }
+    case W::UNIT_RENAMED:
+      if (!unit) return missing("unit");
+      Revise(unit, meta)->name = Str(ev.getUnitRenamed().getAfter());
+      break;
+    case W::UNIT_MOVED:
+      if (!unit) return missing("unit");
+      Revise(unit, meta)->parent = Str(ev.getUnitMoved().getAfter());
+      break;
+    case W::UNIT_EMAIL_CHANGED:
+      if (!unit) return missing("unit");
+      Revise(unit, meta)->email = Str(ev.getUnitEmailChanged().getAfter());
+      break;
+    case W::UNIT_RETIRED:
+      if (!unit) return missing("unit");
+      Revise(unit, meta)->retired = true;
+      break;
+
+    case W::CYCLE_CREATED: {
+      if (KindOf(id)) return Status::Corruption("seq " + std::to_string(meta.seq) + ": id reused");
+      auto b = ev.getCycleCreated();
+      auto& f = Create(cycles_, id, meta).revisions.back().fields;
+      f.name = Str(b.getName());
+      f.starts = Str(b.getStarts());
+      f.ends = Str(b.getEnds());
+      f.parent = Str(b.getParent());
+      break;
+    }
+    case W::CYCLE_CHANGED: {
+      if (!cycle) return missing("cycle");
+      auto b = ev.getCycleChanged();
+      auto* f = Revise(cycle, meta);
+      f->name = Str(b.getName());
+      f->starts = Str(b.getStarts());
+      f->ends = Str(b.getEnds());
+      f->parent = Str(b.getParent());
+      break;
+    }
+    case W::CYCLE_CLOSED:
+      if (!cycle) return missing("cycle");
+      Revise(cycle, meta)->closed = true;
+      break;
+    case W::CYCLE_REOPENED:
+      if (!cycle) return missing("cycle");
+      Revise(cycle, meta)->closed = false;
+      break;
+
+    case W::OBJECTIVE_CREATED: {
+      if (KindOf(id)) return Status::Corruption("seq " + std::to_string(meta.seq) + ": id reused");
+      auto b = ev.getObjectiveCreated();
+      auto& f = Create(objectives_, id, meta).revisions.back().fields;
+      f.cycle = Str(b.getCycle());
+      f.owner = Str(b.getOwner());
+      f.title = Str(b.getTitle());
+      f.description = Str(b.getDescription());
+      f.parents = Strs(b.getParents());
+      break;
+    }
+    case W::OBJECTIVE_RETITLED:
+      if (!objective) return missing("objective");
+      Revise(objective, meta)->title = Str(ev.getObjectiveRetitled().getAfter());
+      break;
+    case W::OBJECTIVE_DESCRIBED:
+      if (!objective) return missing("objective");
+      Revise(objective, meta)->description = Str(ev.getObjectiveDescribed().getAfter());
+      break;
+    case W::OBJECTIVE_OWNER_CHANGED:
+      if (!objective) return missing("objective");
+      Revise(objective, meta)->owner = Str(ev.getObjectiveOwnerChanged().getAfter());
+      break;
+    case W::OBJECTIVE_ALIGNMENT_SET:
+      if (!objective) return missing("objective");
+      Revise(objective, meta)->parents = Strs(ev.getObjectiveAlignmentSet().getAfter());
+      break;
+    case W::OBJECTIVE_ARCHIVED:
+      if (!objective) return missing("objective");
+      Revise(objective, meta)->archived = true;
+      break;
+    case W::OBJECTIVE_RESTORED:
+      if (!objective) return missing("objective");
+      Revise(objective, meta)->archived = false;
+      break;
+    case W::OBJECTIVE_REVIEWED: {
+      if (!objective) return missing("objective");
+      auto b = ev.getObjectiveReviewed();
+      Revise(objective, meta)->review =
+          ReviewFields{b.getScore(), OutcomeName(b.getOutcome()), Str(b.getReflection()),
+                       Str(b.getLessons()), meta};
+      break;
+    }
+
+    case W::KEY_RESULT_ADDED: {
+      if (KindOf(id)) return Status::Corruption("seq " + std::to_string(meta.seq) + ": id reused");
+      auto b = ev.getKeyResultAdded();
+      std::string parent = Str(b.getObjective());
+      auto pit = objectives_.find(parent);
+      if (pit == objectives_.end()) {
+        return Status::Corruption("seq " + std::to_string(meta.seq) +
+                                  ": key result of unknown objective " + parent);
+      }
+      auto& f = Create(key_results_, id, meta).revisions.back().fields;
+      f.objective = parent;
+      f.title = Str(b.getTitle());
+      f.owner = Str(b.getOwner());
+      f.metric = MetricName(b.getMetric());
+      f.start = b.getStart();
+      f.target = b.getTarget();
+      f.unit = Str(b.getUnit());
+      f.weight = b.getWeight();
+      pit->second.key_results.push_back(id);
+      break;
+    }
+    case W::KEY_RESULT_TITLE_CHANGED:
+      if (!kr) return missing("key result");
+      Revise(kr, meta)->title = Str(ev.getKeyResultTitleChanged().getAfter());
+      break;
+    case W::KEY_RESULT_START_CHANGED:
+      if (!kr) return missing("key result");
+      Revise(kr, meta)->start = ev.getKeyResultStartChanged().getAfter();
+      break;
+    case W::KEY_RESULT_TARGET_CHANGED:
+      if (!kr) return missing("key result");
+      Revise(kr, meta)->target = ev.getKeyResultTargetChanged().getAfter();
+      break;
+    case W::KEY_RESULT_UNIT_CHANGED:
+      if (!kr) return missing("key result");
+      Revise(kr, meta)->unit = Str(ev.getKeyResultUnitChanged().getAfter());
+      break;
+    case W::KEY_RESULT_WEIGHT_CHANGED:
+      if (!kr) return missing("key result");
+      Revise(kr, meta)->weight = ev.getKeyResultWeightChanged().getAfter();
+      break;
+    case W::KEY_RESULT_OWNER_CHANGED:
+      if (!kr) return missing("key result");
+      Revise(kr, meta)->owner = Str(ev.getKeyResultOwnerChanged().getAfter());
+      break;
+    case W::KEY_RESULT_METRIC_CHANGED:
+      if (!kr) return missing("key result");
+      Revise(kr, meta)->metric = MetricName(ev.getKeyResultMetricChanged().getAfter());
+      break;
+    case W::KEY_RESULT_REMOVED:
+      if (!kr) return missing("key result");
+      Revise(kr, meta)->removed = true;
+      break;
+
+    case W::CHECK_IN_RECORDED: {
+      if (!kr) return missing("key result");
+      auto b = ev.getCheckInRecorded();
+      std::string ci = Str(b.getCheckIn());
+      if (KindOf(ci)) return Status::Corruption("seq " + std::to_string(meta.seq) + ": id reused");
+      kr->check_ins.push_back(CheckIn{ci, meta, b.getValue(), b.getHasConfidence(),
+                                      b.getConfidence(), StatusName(b.getStatus()),
+                                      Str(b.getNote()), b.getMeasuredAt()});
+      kr->event_seqs.push_back(meta.seq);
+      check_in_owner_[ci] = id;
+      break;
+    }
+    case W::CHECK_IN_CORRECTED: {
+      if (!kr) return missing("key result");
+      auto b = ev.getCheckInCorrected();
+      kr->corrections.push_back(Correction{meta, Str(b.getCheckIn()), b.getBefore(),
+                                           b.getValue(), Str(b.getNote())});
+      kr->event_seqs.push_back(meta.seq);
+      break;
+    }
+    case W::COMMENT_ADDED: {
+      Comment c{meta, Str(ev.getCommentAdded().getText())};
+      if (objective) {
+        objective->comments.push_back(std::move(c));
+        objective->event_seqs.push_back(meta.seq);
+      } else if (kr) {
+        kr->comments.push_back(std::move(c));
+        kr->event_seqs.push_back(meta.seq);
+      } else {
+        return missing("objective or key result");
+      }
+      break;
+    }
+  }
+  seq_ = meta.seq;
+  if (time_index_.empty() || meta.recorded_at_us > recorded_at_us_) {
+    time_index_.emplace_back(meta.recorded_at_us, meta.seq);
+  } else {
+    time_index_.back().second = meta.seq;
+  }
+  recorded_at_us_ = meta.recorded_at_us;
+  return Status::Ok();
+}
+
+uint64_t Projection::SeqAtTime(int64_t us) const {
+  auto it = std::upper_bound(time_index_.begin(), time_index_.end(), us,
+                             [](int64_t t, const auto& e) { return t < e.first; });
+  if (it == time_index_.begin()) return 0;
+  return (it - 1)->second;
+}
+
+std::optional<EntityKind> Projection::KindOf(const std::string& id) const {
+  if (units_.count(id)) return EntityKind::kUnit;
+  if (cycles_.count(id)) return EntityKind::kCycle;
+  if (objectives_.count(id)) return EntityKind::kObjective;
+  if (key_results_.count(id)) return EntityKind::kKeyResult;
+  if (check_in_owner_.count(id)) return EntityKind::kCheckIn;
+  return std::nullopt;
+}
+
+const KeyResult* Projection::KeyResultOfCheckIn(const std::string& check_in) const {
+  auto it = check_in_owner_.find(check_in);
+  return it == check_in_owner_.end() ? nullptr : key_result(it->second);
+}
+
+uint64_t Projection::Version(const std::string& id) const {
+  if (auto* u = unit(id)) return u->event_seqs.size();
+  if (auto* c = cycle(id)) return c->event_seqs.size();
+  if (auto* o = objective(id)) return o->event_seqs.size();
+  if (auto* k = key_result(id)) return k->event_seqs.size();
+  return 0;
+}
+
+// --- Progress ---
+
+CurrentValue ValueOf(const KeyResult& kr, const KeyResultFields& fields, uint64_t as_of,
+                     int64_t at_us) {
+  CurrentValue out{fields.start, nullptr};
+  for (const CheckIn& ci : kr.check_ins) {
+    if (ci.meta.seq > as_of) break;  // seq order: nothing later is known
+    if (ci.measured_at_us > at_us) continue;
+    if (out.check_in == nullptr || ci.measured_at_us > out.check_in->measured_at_us ||
+        (ci.measured_at_us == out.check_in->measured_at_us && ci.meta.seq > out.check_in->meta.seq)) {
+      out.check_in = &ci;
+    }
+  }
+  if (out.check_in != nullptr) {
+    out.value = out.check_in->value;
+    for (const Correction& c : kr.corrections) {
+      if (c.meta.seq > as_of) break;
+      if (c.check_in == out.check_in->id) out.value = c.value;
+    }
+  }
+  return out;
+}
+
+double KeyResultProgress(const KeyResultFields& f, double current) {
+  double span = f.target - f.start;
+  if (span == 0 || !std::isfinite(span)) return 0;
+  double p = (current - f.start) / span;
+  if (!std::isfinite(p)) return 0;
+  return std::clamp(p, 0.0, 1.0);
+}
+
+std::vector<CheckIn> CheckInSeries(const KeyResult& kr, uint64_t as_of) {
+  std::vector<CheckIn> out;
+  for (const CheckIn& ci : kr.check_ins) {
+    if (ci.meta.seq > as_of) break;
+    out.push_back(ci);
+  }
+  for (const Correction& c : kr.corrections) {
+    if (c.meta.seq > as_of) break;
+    for (auto& ci : out) {
+      if (ci.id == c.check_in) ci.value = c.value;
+    }
+  }
+  std::stable_sort(out.begin(), out.end(), [](const CheckIn& a, const CheckIn& b) {
+    if (a.measured_at_us != b.measured_at_us) return a.measured_at_us < b.measured_at_us;
+    return a.meta.seq < b.meta.seq;
+  });
+  return out;
+}
+
+}  // namespace okr

@@ -1,0 +1,233 @@
+// Projection: the log folded into state, with every past state kept.
+//
+// Each entity keeps one revision per event that changed its fields, tagged
+// with the event's seq, so the state after any seq is found by binary
+// search instead of a replay (docs/DECISIONS.md, "Time travel"). Check-ins,
+// corrections and comments are append-only lists in seq order.
+//
+// Apply() is the only way state changes; it is a pure fold: the same events
+// in the same order give the same projection. Not thread-safe: the owner
+// serialises Apply() against readers.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "eventstore/event_codec.h"
+#include "eventstore/status.h"
+
+namespace okr {
+
+// Who and when of one event.
+struct Meta {
+  uint64_t seq = 0;
+  int64_t recorded_at_us = 0;
+  std::string actor;
+  std::string reason;
+  std::string type;  // "key_result.target_changed"
+
+  bool operator==(const Meta&) const = default;
+};
+
+struct UnitFields {
+  std::string kind;    // company, department, team, person
+  std::string name;
+  std::string parent;  // empty for the company
+  std::string email;
+  bool retired = false;
+
+  bool operator==(const UnitFields&) const = default;
+};
+
+struct CycleFields {
+  std::string name;
+  std::string starts;  // YYYY-MM-DD
+  std::string ends;
+  std::string parent;
+  bool closed = false;
+
+  bool operator==(const CycleFields&) const = default;
+};
+
+struct ReviewFields {
+  double score = 0;
+  std::string outcome;  // achieved, partially, missed
+  std::string reflection;
+  std::string lessons;
+  Meta meta;
+
+  bool operator==(const ReviewFields&) const = default;
+};
+
+struct ObjectiveFields {
+  std::string cycle;
+  std::string owner;
+  std::string title;
+  std::string description;
+  std::vector<std::string> parents;
+  bool archived = false;
+  std::optional<ReviewFields> review;
+
+  bool operator==(const ObjectiveFields&) const = default;
+};
+
+struct KeyResultFields {
+  std::string objective;
+  std::string title;
+  std::string owner;   // empty: the objective's owner
+  std::string metric;  // number, percent, currency, boolean
+  double start = 0;
+  double target = 1;
+  std::string unit;
+  double weight = 1;
+  bool removed = false;
+
+  bool operator==(const KeyResultFields&) const = default;
+};
+
+template <typename Fields>
+struct Revision {
+  Meta meta;
+  Fields fields;
+  bool operator==(const Revision&) const = default;
+};
+
+// An entity's life: its field revisions and the seqs of all its events.
+template <typename Fields>
+struct Entity {
+  std::string id;
+  std::vector<Revision<Fields>> revisions;  // seq order; [0] is the creation
+  std::vector<uint64_t> event_seqs;         // every event of the entity, seq order
+
+  // The revision in force after `seq`, or nullptr when not yet created.
+  const Revision<Fields>* At(uint64_t seq) const;
+  const Fields* FieldsAt(uint64_t seq) const {
+    const auto* r = At(seq);
+    return r ? &r->fields : nullptr;
+  }
+  uint64_t VersionAt(uint64_t seq) const;
+  const Fields& current() const { return revisions.back().fields; }
+  bool operator==(const Entity&) const = default;
+};
+
+struct CheckIn {
+  std::string id;
+  Meta meta;
+  double value = 0;
+  bool has_confidence = false;
+  double confidence = 0;
+  std::string status;  // on_track, at_risk, off_track, or empty
+  std::string note;
+  int64_t measured_at_us = 0;
+
+  bool operator==(const CheckIn&) const = default;
+};
+
+struct Correction {
+  Meta meta;
+  std::string check_in;
+  double before = 0;
+  double value = 0;
+  std::string note;
+
+  bool operator==(const Correction&) const = default;
+};
+
+struct Comment {
+  Meta meta;  // meta.actor is the author
+  std::string text;
+
+  bool operator==(const Comment&) const = default;
+};
+
+struct Unit : Entity<UnitFields> {
+  bool operator==(const Unit&) const = default;
+};
+struct Cycle : Entity<CycleFields> {
+  bool operator==(const Cycle&) const = default;
+};
+struct Objective : Entity<ObjectiveFields> {
+  std::vector<std::string> key_results;  // in creation order
+  std::vector<Comment> comments;
+  bool operator==(const Objective&) const = default;
+};
+struct KeyResult : Entity<KeyResultFields> {
+  std::vector<CheckIn> check_ins;      // seq order
+  std::vector<Correction> corrections; // seq order
+  std::vector<Comment> comments;
+  bool operator==(const KeyResult&) const = default;
+};
+
+enum class EntityKind { kUnit, kCycle, kObjective, kKeyResult, kCheckIn };
+
+class Projection {
+ public:
+  // Folds one event in. Events must come in seq order, each exactly once;
+  // an event the projection cannot apply (unknown entity, wrong kind) is a
+  // corruption of the log and leaves the projection unchanged.
+  Status Apply(schema::Event::Reader event);
+
+  uint64_t seq() const { return seq_; }
+  int64_t recorded_at_us() const { return recorded_at_us_; }
+  // The seq of the last event recorded at or before `us` (0 when none).
+  uint64_t SeqAtTime(int64_t us) const;
+
+  const std::map<std::string, Unit>& units() const { return units_; }
+  const std::map<std::string, Cycle>& cycles() const { return cycles_; }
+  const std::map<std::string, Objective>& objectives() const { return objectives_; }
+  const std::map<std::string, KeyResult>& key_results() const { return key_results_; }
+
+  const Unit* unit(const std::string& id) const { return Find(units_, id); }
+  const Cycle* cycle(const std::string& id) const { return Find(cycles_, id); }
+  const Objective* objective(const std::string& id) const { return Find(objectives_, id); }
+  const KeyResult* key_result(const std::string& id) const { return Find(key_results_, id); }
+  // What kind of entity `id` names (ids are unique across kinds), as of now.
+  std::optional<EntityKind> KindOf(const std::string& id) const;
+  // The key result a check-in belongs to.
+  const KeyResult* KeyResultOfCheckIn(const std::string& check_in) const;
+  // The entity's current version (0 when unknown).
+  uint64_t Version(const std::string& id) const;
+
+  // Deep equality, for determinism tests.
+  bool operator==(const Projection& other) const = default;
+
+ private:
+  friend class SnapshotCodec;
+  template <typename M>
+  static const typename M::mapped_type* Find(const M& m, const std::string& id) {
+    auto it = m.find(id);
+    return it == m.end() ? nullptr : &it->second;
+  }
+
+  uint64_t seq_ = 0;
+  int64_t recorded_at_us_ = 0;
+  std::vector<std::pair<int64_t, uint64_t>> time_index_;  // (recorded_at, seq) when it grows
+  std::map<std::string, Unit> units_;
+  std::map<std::string, Cycle> cycles_;
+  std::map<std::string, Objective> objectives_;
+  std::map<std::string, KeyResult> key_results_;
+  std::unordered_map<std::string, std::string> check_in_owner_;  // check-in id -> key result
+};
+
+// --- Progress (SPEC §1) ---
+
+// The value a key result stands at: its latest check-in measured at or
+// before `at_us`, known at `as_of` (ties: the later seq; corrections
+// applied), or its start when there is none.
+struct CurrentValue {
+  double value = 0;
+  const CheckIn* check_in = nullptr;  // nullptr: no check-in, value is start
+};
+CurrentValue ValueOf(const KeyResult& kr, const KeyResultFields& fields, uint64_t as_of,
+                     int64_t at_us = INT64_MAX);
+// clamp((current - start) / (target - start), 0, 1).
+double KeyResultProgress(const KeyResultFields& fields, double current);
+// The check-ins of `kr` known at `as_of`, with their value as corrected by
+// then, ordered by measured_at (ties: seq).
+std::vector<CheckIn> CheckInSeries(const KeyResult& kr, uint64_t as_of);
+
+}  // namespace okr

@@ -1,0 +1,88 @@
+// Projector: the one write path and the live projection okrd serves.
+//
+//   Write:  idempotency check → decide against the current projection →
+//           durable append with the versions decided against → fold the
+//           new events in → answer. A concurrent change to any entity the
+//           decision read makes the append conflict; the command is then
+//           decided again on the newer state (bounded retries).
+//   Read:   Read(fn) runs fn on the projection under a shared lock.
+//
+// Thread-safe. Owns the projection; borrows the store, which must outlive it.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <shared_mutex>
+
+#include "eventstore/event_store.h"
+#include "projections/commands.h"
+#include "projections/projection.h"
+
+namespace okr {
+
+struct ProjectorOptions {
+  uint64_t snapshot_every_events = 10'000;  // 0: never write snapshots
+  bool load_snapshot = true;                // start from the newest snapshot
+  std::function<int64_t()> clock_us;        // default: system clock
+};
+
+struct WriteRequest {
+  Command command;
+  std::string actor;
+  std::string reason;
+  std::optional<uint64_t> if_match;  // the subject's version the writer saw
+  std::string idempotency_key;       // empty: none; scoped by the caller
+  Hash fingerprint{};                // identifies the request for that key
+};
+
+struct WriteResult {
+  std::string entity;   // the command's subject
+  uint64_t version = 0; // its version after the write
+  uint64_t seq = 0;     // the write's last event (the head when nothing changed)
+  bool replayed = false;  // an idempotent retry: nothing was written now
+  bool changed = true;    // false: the command changed nothing, no event
+};
+
+inline constexpr int kMaxDecideAttempts = 16;
+
+class Projector {
+ public:
+  // Loads the newest usable snapshot (if any) and replays the rest of the log.
+  static Result<std::unique_ptr<Projector>> Open(EventStore* store, ProjectorOptions options = {});
+
+  // Errors: those of Decide(), kConflict when if_match does not match (or
+  // the entity kept changing), kInvalid for a reused Idempotency-Key,
+  // kIOError when the log cannot be written.
+  Result<WriteResult> Write(const WriteRequest& request);
+
+  // Runs `fn` with the projection under a shared lock; returns what it returns.
+  template <typename Fn>
+  auto Read(Fn&& fn) const {
+    std::shared_lock lock(mu_);
+    return fn(projection_);
+  }
+
+  // Folds in every event the log has beyond the projection.
+  Status CatchUp();
+  uint64_t seq() const;
+  // The wall clock writes are judged by.
+  int64_t NowUs() const { return options_.clock_us(); }
+
+  // The projection after exactly the events up to `up_to`: from the newest
+  // snapshot at or before it (when use_snapshot) plus the tail, else by a
+  // full replay. Used to check the live projection and snapshots agree.
+  static Result<Projection> Rebuild(const EventStore& store, uint64_t up_to, bool use_snapshot);
+
+ private:
+  Projector(EventStore* store, ProjectorOptions options);
+  Status CatchUpLocked(uint64_t up_to);
+  void MaybeSnapshot(uint64_t before, uint64_t after);
+
+  EventStore* store_;
+  ProjectorOptions options_;
+  mutable std::shared_mutex mu_;
+  Projection projection_;   // guarded by mu_
+  Hash head_hash_{};        // hash of the event at projection_.seq(); guarded by mu_
+};
+
+}  // namespace okr

@@ -1,0 +1,286 @@
+#include "projections/snapshot.h"
+
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+#include <kj/exception.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "schemas/snapshot.capnp.h"
+
+namespace okr {
+
+namespace {
+
+namespace s = schema;
+
+std::string Str(capnp::Text::Reader t) { return std::string(t.begin(), t.size()); }
+
+void PutMeta(s::Meta::Builder b, const Meta& m) {
+  b.setSeq(m.seq);
+  b.setRecordedAt(m.recorded_at_us);
+  b.setActor(m.actor);
+  b.setReason(m.reason);
+  b.setType(m.type);
+}
+Meta GetMeta(s::Meta::Reader r) {
+  return {r.getSeq(), r.getRecordedAt(), Str(r.getActor()), Str(r.getReason()), Str(r.getType())};
+}
+
+template <typename List>
+void PutSeqs(List list, const std::vector<uint64_t>& v) {
+  for (size_t i = 0; i < v.size(); ++i) list.set(static_cast<unsigned>(i), v[i]);
+}
+std::vector<uint64_t> GetSeqs(capnp::List<uint64_t>::Reader r) {
+  std::vector<uint64_t> out;
+  out.reserve(r.size());
+  for (uint64_t seq : r) out.push_back(seq);
+  return out;
+}
+void PutTexts(capnp::List<capnp::Text>::Builder list, const std::vector<std::string>& v) {
+  for (size_t i = 0; i < v.size(); ++i) list.set(static_cast<unsigned>(i), v[i]);
+}
+std::vector<std::string> GetTexts(capnp::List<capnp::Text>::Reader r) {
+  std::vector<std::string> out;
+  for (auto t : r) out.push_back(Str(t));
+  return out;
+}
+
+template <typename B>
+void PutComments(B list, const std::vector<Comment>& v) {
+  for (size_t i = 0; i < v.size(); ++i) {
+    auto c = list[static_cast<unsigned>(i)];
+    PutMeta(c.initMeta(), v[i].meta);
+    c.setText(v[i].text);
+  }
+}
+std::vector<Comment> GetComments(capnp::List<s::Comment>::Reader r) {
+  std::vector<Comment> out;
+  for (auto c : r) out.push_back({GetMeta(c.getMeta()), Str(c.getText())});
+  return out;
+}
+
+// Copies one entity kind: `put` fills a revision builder from fields.
+template <typename E, typename ListB, typename PutRev>
+void PutEntities(ListB list, const std::map<std::string, E>& m, PutRev put_rev) {
+  unsigned i = 0;
+  for (const auto& [id, e] : m) {
+    auto b = list[i++];
+    b.setId(id);
+    auto revs = b.initRevisions(static_cast<unsigned>(e.revisions.size()));
+    for (size_t k = 0; k < e.revisions.size(); ++k) {
+      auto rb = revs[static_cast<unsigned>(k)];
+      PutMeta(rb.initMeta(), e.revisions[k].meta);
+      put_rev(rb, e.revisions[k].fields);
+    }
+    PutSeqs(b.initEventSeqs(static_cast<unsigned>(e.event_seqs.size())), e.event_seqs);
+  }
+}
+
+template <typename E, typename EntityR, typename GetRev>
+void GetEntity(E* e, EntityR r, GetRev get_rev) {
+  e->id = Str(r.getId());
+  for (auto rev : r.getRevisions()) {
+    e->revisions.push_back({GetMeta(rev.getMeta()), {}});
+    get_rev(rev, &e->revisions.back().fields);
+  }
+  e->event_seqs = GetSeqs(r.getEventSeqs());
+}
+
+}  // namespace
+
+std::string SnapshotCodec::Encode(const Projection& p, const Hash& head_hash) {
+  capnp::MallocMessageBuilder message;
+  auto snap = message.initRoot<s::Snapshot>();
+  snap.setFormatVersion(kSnapshotFormatVersion);
+  snap.setSeq(p.seq_);
+  snap.setRecordedAt(p.recorded_at_us_);
+  auto hash = snap.initHeadHash(static_cast<unsigned>(head_hash.size()));
+  std::memcpy(hash.begin(), head_hash.data(), head_hash.size());
+  auto times = snap.initTimeIndex(static_cast<unsigned>(p.time_index_.size()));
+  for (size_t i = 0; i < p.time_index_.size(); ++i) {
+    times[static_cast<unsigned>(i)].setRecordedAt(p.time_index_[i].first);
+    times[static_cast<unsigned>(i)].setSeq(p.time_index_[i].second);
+  }
+  PutEntities(snap.initUnits(static_cast<unsigned>(p.units_.size())), p.units_,
+              [](s::UnitRevision::Builder b, const UnitFields& f) {
+                b.setKind(f.kind);
+                b.setName(f.name);
+                b.setParent(f.parent);
+                b.setEmail(f.email);
+                b.setRetired(f.retired);
+              });
+  PutEntities(snap.initCycles(static_cast<unsigned>(p.cycles_.size())), p.cycles_,
+              [](s::CycleRevision::Builder b, const CycleFields& f) {
+                b.setName(f.name);
+                b.setStarts(f.starts);
+                b.setEnds(f.ends);
+                b.setParent(f.parent);
+                b.setClosed(f.closed);
+              });
+  auto objectives = snap.initObjectives(static_cast<unsigned>(p.objectives_.size()));
+  PutEntities(objectives, p.objectives_, [](s::ObjectiveRevision::Builder b, const ObjectiveFields& f) {
+    b.setCycle(f.cycle);
+    b.setOwner(f.owner);
+    b.setTitle(f.title);
+    b.setDescription(f.description);
+    PutTexts(b.initParents(static_cast<unsigned>(f.parents.size())), f.parents);
+    b.setArchived(f.archived);
+    b.setHasReview(f.review.has_value());
+    if (f.review) {
+      auto r = b.initReview();
+      r.setScore(f.review->score);
+      r.setOutcome(f.review->outcome);
+      r.setReflection(f.review->reflection);
+      r.setLessons(f.review->lessons);
+      PutMeta(r.initMeta(), f.review->meta);
+    }
+  });
+  unsigned i = 0;
+  for (const auto& [id, o] : p.objectives_) {
+    auto b = objectives[i++];
+    PutTexts(b.initKeyResults(static_cast<unsigned>(o.key_results.size())), o.key_results);
+    PutComments(b.initComments(static_cast<unsigned>(o.comments.size())), o.comments);
+  }
+  auto krs = snap.initKeyResults(static_cast<unsigned>(p.key_results_.size()));
+  PutEntities(krs, p.key_results_, [](s::KeyResultRevision::Builder b, const KeyResultFields& f) {
+    b.setObjective(f.objective);
+    b.setTitle(f.title);
+    b.setOwner(f.owner);
+    b.setMetric(f.metric);
+    b.setStart(f.start);
+    b.setTarget(f.target);
+    b.setUnit(f.unit);
+    b.setWeight(f.weight);
+    b.setRemoved(f.removed);
+  });
+  i = 0;
+  for (const auto& [id, kr] : p.key_results_) {
+    auto b = krs[i++];
+    auto cis = b.initCheckIns(static_cast<unsigned>(kr.check_ins.size()));
+    for (size_t k = 0; k < kr.check_ins.size(); ++k) {
+      const CheckIn& ci = kr.check_ins[k];
+      auto cb = cis[static_cast<unsigned>(k)];
+      cb.setId(ci.id);
+      PutMeta(cb.initMeta(), ci.meta);
+      cb.setValue(ci.value);
+      cb.setHasConfidence(ci.has_confidence);
+      cb.setConfidence(ci.confidence);
+      cb.setStatus(ci.status);
+      cb.setNote(ci.note);
+      cb.setMeasuredAt(ci.measured_at_us);
+    }
+    auto cors = b.initCorrections(static_cast<unsigned>(kr.corrections.size()));
+    for (size_t k = 0; k < kr.corrections.size(); ++k) {
+      const Correction& c = kr.corrections[k];
+      auto cb = cors[static_cast<unsigned>(k)];
+      PutMeta(cb.initMeta(), c.meta);
+      cb.setCheckIn(c.check_in);
+      cb.setBefore(c.before);
+      cb.setValue(c.value);
+      cb.setNote(c.note);
+    }
+    PutComments(b.initComments(static_cast<unsigned>(kr.comments.size())), kr.comments);
+  }
+  return EncodeMessage(message);
+}
+
+Result<Projection> SnapshotCodec::Decode(std::string_view bytes, Hash* head_hash) {
+  if (bytes.empty() || bytes.size() % sizeof(capnp::word) != 0) {
+    return Status::Corruption("snapshot is not a whole number of words");
+  }
+  auto words = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
+  std::memcpy(words.begin(), bytes.data(), bytes.size());
+  capnp::ReaderOptions options;
+  options.traversalLimitInWords = words.size() * 4 + 1024;
+  options.nestingLimit = 16;
+  Projection p;
+  try {
+    capnp::FlatArrayMessageReader reader(words.asPtr(), options);
+    auto snap = reader.getRoot<s::Snapshot>();
+    if (snap.getFormatVersion() != kSnapshotFormatVersion) {
+      return Status::Corruption("snapshot format " + std::to_string(snap.getFormatVersion()) +
+                                " is not known");
+    }
+    auto hash = snap.getHeadHash();
+    if (hash.size() != head_hash->size()) return Status::Corruption("snapshot head hash size");
+    std::memcpy(head_hash->data(), hash.begin(), hash.size());
+    p.seq_ = snap.getSeq();
+    p.recorded_at_us_ = snap.getRecordedAt();
+    for (auto t : snap.getTimeIndex()) p.time_index_.emplace_back(t.getRecordedAt(), t.getSeq());
+    for (auto r : snap.getUnits()) {
+      GetEntity(&p.units_[Str(r.getId())], r, [](s::UnitRevision::Reader b, UnitFields* f) {
+        f->kind = Str(b.getKind());
+        f->name = Str(b.getName());
+        f->parent = Str(b.getParent());
+        f->email = Str(b.getEmail());
+        f->retired = b.getRetired();
+      });
+    }
+    for (auto r : snap.getCycles()) {
+      GetEntity(&p.cycles_[Str(r.getId())], r, [](s::CycleRevision::Reader b, CycleFields* f) {
+        f->name = Str(b.getName());
+        f->starts = Str(b.getStarts());
+        f->ends = Str(b.getEnds());
+        f->parent = Str(b.getParent());
+        f->closed = b.getClosed();
+      });
+    }
+    for (auto r : snap.getObjectives()) {
+      Objective& o = p.objectives_[Str(r.getId())];
+      GetEntity(&o, r, [](s::ObjectiveRevision::Reader b, ObjectiveFields* f) {
+        f->cycle = Str(b.getCycle());
+        f->owner = Str(b.getOwner());
+        f->title = Str(b.getTitle());
+        f->description = Str(b.getDescription());
+        f->parents = GetTexts(b.getParents());
+        f->archived = b.getArchived();
+        if (b.getHasReview()) {
+          auto rv = b.getReview();
+          f->review = ReviewFields{rv.getScore(), Str(rv.getOutcome()), Str(rv.getReflection()),
+                                   Str(rv.getLessons()), GetMeta(rv.getMeta())};
+        }
+      });
+      o.key_results = GetTexts(r.getKeyResults());
+      o.comments = GetComments(r.getComments());
+    }
+    for (auto r : snap.getKeyResults()) {
+      KeyResult& kr = p.key_results_[Str(r.getId())];
+      GetEntity(&kr, r, [](s::KeyResultRevision::Reader b, KeyResultFields* f) {
+        f->objective = Str(b.getObjective());
+        f->title = Str(b.getTitle());
+        f->owner = Str(b.getOwner());
+        f->metric = Str(b.getMetric());
+        f->start = b.getStart();
+        f->target = b.getTarget();
+        f->unit = Str(b.getUnit());
+        f->weight = b.getWeight();
+        f->removed = b.getRemoved();
+      });
+      for (auto c : r.getCheckIns()) {
+        kr.check_ins.push_back(CheckIn{Str(c.getId()), GetMeta(c.getMeta()), c.getValue(),
+                                       c.getHasConfidence(), c.getConfidence(), Str(c.getStatus()),
+                                       Str(c.getNote()), c.getMeasuredAt()});
+        p.check_in_owner_[kr.check_ins.back().id] = kr.id;
+      }
+      for (auto c : r.getCorrections()) {
+        kr.corrections.push_back(Correction{GetMeta(c.getMeta()), Str(c.getCheckIn()),
+                                            c.getBefore(), c.getValue(), Str(c.getNote())});
+      }
+      kr.comments = GetComments(r.getComments());
+    }
+  } catch (const kj::Exception& e) {
+    return Status::Corruption(std::string("undecodable snapshot: ") + e.getDescription().cStr());
+  }
+  // Every entity's revisions()[0] is read unguarded elsewhere: check it here.
+  auto empty = [](const auto& m) {
+    return std::any_of(m.begin(), m.end(), [](const auto& kv) { return kv.second.revisions.empty(); });
+  };
+  if (empty(p.units_) || empty(p.cycles_) || empty(p.objectives_) || empty(p.key_results_)) {
+    return Status::Corruption("snapshot holds an entity without revisions");
+  }
+  return p;
+}
+
+}  // namespace okr

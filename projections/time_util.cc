@@ -1,0 +1,86 @@
+#include "projections/time_util.h"
+
+#include <cctype>
+#include <chrono>
+
+namespace okr {
+
+namespace {
+
+bool Digits(std::string_view s, size_t pos, size_t n, int* out) {
+  if (pos + n > s.size()) return false;
+  int v = 0;
+  for (size_t i = pos; i < pos + n; ++i) {
+    if (!std::isdigit(static_cast<unsigned char>(s[i]))) return false;
+    v = v * 10 + (s[i] - '0');
+  }
+  *out = v;
+  return true;
+}
+
+}  // namespace
+
+std::optional<int64_t> ParseDate(std::string_view date) {
+  int y, m, d;
+  if (date.size() != 10 || date[4] != '-' || date[7] != '-' || !Digits(date, 0, 4, &y) ||
+      !Digits(date, 5, 2, &m) || !Digits(date, 8, 2, &d)) {
+    return std::nullopt;
+  }
+  std::chrono::year_month_day ymd{std::chrono::year{y}, std::chrono::month{static_cast<unsigned>(m)},
+                                  std::chrono::day{static_cast<unsigned>(d)}};
+  if (!ymd.ok() || y < 1970 || y > 9999) return std::nullopt;
+  auto days = std::chrono::sys_days{ymd}.time_since_epoch().count();
+  return static_cast<int64_t>(days) * kMicrosPerDay;
+}
+
+std::string FormatDate(int64_t us) {
+  int64_t days = us / kMicrosPerDay;
+  if (us < 0 && us % kMicrosPerDay != 0) days -= 1;
+  std::chrono::year_month_day ymd{std::chrono::sys_days{std::chrono::days{days}}};
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%04d-%02u-%02u", static_cast<int>(ymd.year()),
+                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()));
+  return buf;
+}
+
+std::optional<int64_t> ParseRfc3339(std::string_view text) {
+  auto day = ParseDate(text.substr(0, 10));
+  if (!day) return std::nullopt;
+  if (text.size() == 10) return day;
+  if (text.size() < 20 || (text[10] != 'T' && text[10] != 't' && text[10] != ' ')) {
+    return std::nullopt;
+  }
+  int hh, mm, ss;
+  if (!Digits(text, 11, 2, &hh) || text[13] != ':' || !Digits(text, 14, 2, &mm) ||
+      text[16] != ':' || !Digits(text, 17, 2, &ss) || hh > 23 || mm > 59 || ss > 60) {
+    return std::nullopt;
+  }
+  int64_t us = *day + (static_cast<int64_t>(hh) * 3600 + mm * 60 + std::min(ss, 59)) * 1'000'000;
+  size_t pos = 19;
+  if (pos < text.size() && text[pos] == '.') {
+    ++pos;
+    int64_t frac = 0, scale = 100000;
+    size_t start = pos;
+    while (pos < text.size() && std::isdigit(static_cast<unsigned char>(text[pos]))) {
+      if (scale > 0) {
+        frac += (text[pos] - '0') * scale;
+        scale /= 10;
+      }
+      ++pos;
+    }
+    if (pos == start || pos - start > 9) return std::nullopt;
+    us += frac;
+  }
+  if (pos >= text.size()) return std::nullopt;
+  if ((text[pos] == 'Z' || text[pos] == 'z') && pos + 1 == text.size()) return us;
+  int oh, om;
+  if (pos + 6 != text.size() || (text[pos] != '+' && text[pos] != '-') ||
+      !Digits(text, pos + 1, 2, &oh) || text[pos + 3] != ':' || !Digits(text, pos + 4, 2, &om) ||
+      oh > 23 || om > 59) {
+    return std::nullopt;
+  }
+  int64_t offset = (static_cast<int64_t>(oh) * 3600 + om * 60) * 1'000'000;
+  return text[pos] == '+' ? us - offset : us + offset;
+}
+
+}  // namespace okr

@@ -1,0 +1,21 @@
+// Dates and times as okrd reads and writes them.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace okr {
+
+inline constexpr int64_t kMicrosPerDay = 86'400'000'000;
+
+// "YYYY-MM-DD" → µs at 00:00 UTC that day; nullopt when not a real date.
+std::optional<int64_t> ParseDate(std::string_view date);
+// µs → "YYYY-MM-DD" (UTC).
+std::string FormatDate(int64_t us);
+// RFC 3339 ("2026-07-01T09:30:00Z", "…T09:30:00.123+02:00") → µs UTC.
+// A bare date is accepted as 00:00 UTC. nullopt when malformed.
+std::optional<int64_t> ParseRfc3339(std::string_view text);
+
+}  // namespace okr

@@ -20,7 +20,8 @@ namespace okr {
 
 std::string Status::ToString() const {
   static const char* const kNames[] = {"ok",      "not found",  "conflict", "already exists",
-                                       "failed precondition", "invalid", "corruption",
+                                       "failed precondition", "permission denied", "invalid",
+                                       "corruption",
                                        "io error"};
   std::string out = kNames[static_cast<int>(code_)];
   if (!message_.empty()) out += ": " + message_;
@@ -603,7 +604,18 @@ class EventStore::Impl {
       wb.Put(meta_, format::kHeadKey, format::EncodeHead(head.seq, head.hash, head.recorded_at_us));
       rocksdb::WriteOptions wo;
       wo.sync = true;
+      auto started = std::chrono::steady_clock::now();
       written = FromRocks(db_->Write(wo, &wb));
+      if (options_.on_batch) {
+        size_t appends = 0;
+        for (const auto& o : outcomes) appends += o.needs_write && o.result.ok() && !o.result->replayed;
+        options_.on_batch(appends, head.seq - writer_head_.seq,
+                          written.ok() ? head.seq : writer_head_.seq,
+                          std::chrono::duration_cast<std::chrono::microseconds>(
+                              std::chrono::steady_clock::now() - started)
+                              .count(),
+                          written);
+      }
       if (written.ok()) {
         for (auto& [entity, version] : overlay) versions_[entity] = version;
         writer_head_ = head;

@@ -94,6 +94,12 @@ struct OpenOptions {
   // naming the first bad seq). Turning it off only skips the check.
   bool verify_on_open = true;
   rocksdb::Env* env = nullptr;             // tests inject faults here
+  // Called by the writer thread after each batch write (durable or not):
+  // appends and events in it, the head after it, how long the synced write
+  // took, and its status. Must be quick and must not call the store.
+  std::function<void(size_t appends, size_t events, uint64_t head_seq, int64_t write_us,
+                     const Status& status)>
+      on_batch;
   std::function<int64_t()> clock_us;       // default: system clock, µs UTC
 };
 

@@ -19,6 +19,7 @@ class Status {
     kConflict,     // an expected version did not match; nothing was written
     kAlreadyExists,       // the id is taken; nothing was written
     kFailedPrecondition,  // the state forbids it now (a closed cycle); nothing was written
+    kPermissionDenied,    // the principal may not do this; nothing was written
     kInvalid,      // the request breaks a rule; nothing was written
     kCorruption,   // stored bytes fail a check (gap, hash, decode)
     kIOError,      // the storage engine failed; the write may be retried
@@ -37,6 +38,9 @@ class Status {
   }
   static Status FailedPrecondition(std::string msg, std::string field = "") {
     return Status(Code::kFailedPrecondition, std::move(msg), std::move(field));
+  }
+  static Status PermissionDenied(std::string msg, std::string field = "") {
+    return Status(Code::kPermissionDenied, std::move(msg), std::move(field));
   }
   static Status Invalid(std::string msg, std::string field = "") {
     return Status(Code::kInvalid, std::move(msg), std::move(field));

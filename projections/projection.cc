@@ -320,6 +320,15 @@ uint64_t Projection::SeqAtTime(int64_t us) const {
   return (it - 1)->second;
 }
 
+int64_t Projection::TimeOfSeq(uint64_t seq) const {
+  if (seq == 0 || seq > seq_) return 0;
+  // Entries hold the last seq recorded at each time: the first entry whose
+  // last seq reaches `seq` holds its time.
+  auto it = std::lower_bound(time_index_.begin(), time_index_.end(), seq,
+                             [](const auto& e, uint64_t s) { return e.second < s; });
+  return it == time_index_.end() ? recorded_at_us_ : it->first;
+}
+
 std::optional<EntityKind> Projection::KindOf(const std::string& id) const {
   if (units_.count(id)) return EntityKind::kUnit;
   if (cycles_.count(id)) return EntityKind::kCycle;

@@ -175,6 +175,8 @@ class Projection {
   int64_t recorded_at_us() const { return recorded_at_us_; }
   // The seq of the last event recorded at or before `us` (0 when none).
   uint64_t SeqAtTime(int64_t us) const;
+  // When the event at `seq` was recorded (0 for seq 0 or beyond the head).
+  int64_t TimeOfSeq(uint64_t seq) const;
 
   const std::map<std::string, Unit>& units() const { return units_; }
   const std::map<std::string, Cycle>& cycles() const { return cycles_; }

@@ -153,6 +153,9 @@ Result<WriteResult> Projector::Write(const WriteRequest& request) {
     {
       std::shared_lock lock(mu_);
       head_seq = projection_.seq();
+      if (request.authorize) {
+        if (Status s = request.authorize(projection_, request.command); !s.ok()) return s;
+      }
       CommandContext ctx{request.actor, request.reason, options_.clock_us()};
       auto decision = Decide(projection_, request.command, ctx);
       if (!decision.ok()) return decision.status();

@@ -33,6 +33,9 @@ struct WriteRequest {
   std::optional<uint64_t> if_match;  // the subject's version the writer saw
   std::string idempotency_key;       // empty: none; scoped by the caller
   Hash fingerprint{};                // identifies the request for that key
+  // Checked against the same state the command is decided on, so an
+  // ownership change cannot slip between the check and the decision.
+  std::function<Status(const Projection&, const Command&)> authorize;
 };
 
 struct WriteResult {

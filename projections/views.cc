@@ -289,11 +289,14 @@ json View::Lint(const std::string& cycle) {
     int64_t cycle_start = CycleStartUs(*cy);
     for (const KeyResult* kr : krs) {
       if (!cy->closed) {
-        int64_t last = kr->revisions.front().meta.recorded_at_us;
+        // Staleness runs from the newest measurement, or from the key
+        // result's creation while it has none.
+        int64_t last = INT64_MIN;
         for (const CheckIn& ci : kr->check_ins) {
           if (ci.meta.seq > as_of_) break;
           last = std::max(last, ci.measured_at_us);
         }
+        if (last == INT64_MIN) last = kr->revisions.front().meta.recorded_at_us;
         if (now_us_ - last > kStaleAfterUs) {
           add("stale", kr->id,
               "no check-in since " + FormatDate(last) + " (more than 14 days)");
@@ -636,6 +639,10 @@ std::string ReviewMarkdown(const json& r) {
        << (o["outcome"].is_null() ? "not reviewed" : Str(o["outcome"])) << "\n\n";
     if (!Str(o["reflection"]).empty()) md << "Reflection: " << Str(o["reflection"]) << "\n\n";
     if (!Str(o["lessons"]).empty()) md << "Lessons: " << Str(o["lessons"]) << "\n\n";
+    if (o["key_results"].empty()) {
+      md << "No key results of its own: its score rolls up from the objectives aligned to it.\n";
+      continue;
+    }
     md << "| key result | start | original target | target | final | progress | check-ins |\n"
        << "|---|---|---|---|---|---|---|\n";
     for (const json& k : o["key_results"]) {

@@ -1,0 +1,39 @@
+// Prometheus metrics of one okrd process. Thread-safe.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+
+namespace okr::api {
+
+class Metrics {
+ public:
+  // One answered request: its route pattern (not the raw path, so ids do
+  // not explode the label set), status and latency.
+  void Request(const std::string& method, const std::string& route, int status, int64_t micros);
+  // One append batch of the event store.
+  void Batch(size_t appends, size_t events, int64_t write_us, bool ok);
+  // The text exposition format, with the gauges given.
+  std::string Render(uint64_t head_seq, uint64_t projected_seq, int64_t snapshot_age_events) const;
+
+ private:
+  static constexpr std::array<double, 12> kLatencyBucketsSeconds = {
+      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5};
+  static constexpr std::array<double, 8> kBatchBuckets = {1, 2, 4, 8, 16, 32, 64, 128};
+
+  mutable std::mutex mu_;
+  std::map<std::tuple<std::string, std::string, int>, uint64_t> requests_;
+  std::array<uint64_t, kLatencyBucketsSeconds.size() + 1> latency_{};
+  double latency_sum_seconds_ = 0;
+  uint64_t latency_count_ = 0;
+  std::array<uint64_t, kBatchBuckets.size() + 1> batch_events_{};
+  uint64_t batches_ = 0;
+  uint64_t batch_failures_ = 0;
+  uint64_t appended_events_ = 0;
+  double batch_write_seconds_ = 0;
+};
+
+}  // namespace okr::api

@@ -1,0 +1,312 @@
+#include "api/request.h"
+
+#include <charconv>
+#include <set>
+
+#include "projections/time_util.h"
+
+namespace okr::api {
+
+using nlohmann::json;
+
+namespace {
+
+ApiError Malformed(std::string message, std::string field = "") {
+  return ApiError{400, "malformed", std::move(message), std::move(field)};
+}
+
+// Depth of the deepest nesting, counted outside strings, stopping early.
+bool TooDeep(const std::string& body) {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (char c : body) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') in_string = true;
+    else if (c == '{' || c == '[') {
+      if (++depth > kMaxJsonDepth) return true;
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+  return false;
+}
+
+// Reads fields of one body object, remembering which it has seen, so that
+// any other field is refused at Finish().
+class Fields {
+ public:
+  Fields(const json& body, ApiError* error) : body_(body), error_(error) {}
+
+  bool Str(const char* name, std::string* out, bool required = false) {
+    seen_.insert(name);
+    auto it = body_.find(name);
+    if (it == body_.end() || it->is_null()) {
+      if (required) return Fail(std::string(name) + " is required", name);
+      return true;
+    }
+    if (!it->is_string()) return Fail(std::string(name) + " must be a string", name);
+    *out = it->get<std::string>();
+    return true;
+  }
+  bool OptStr(const char* name, std::optional<std::string>* out) {
+    seen_.insert(name);
+    auto it = body_.find(name);
+    if (it == body_.end()) return true;
+    if (it->is_null()) {
+      *out = "";
+      return true;
+    }
+    if (!it->is_string()) return Fail(std::string(name) + " must be a string", name);
+    *out = it->get<std::string>();
+    return true;
+  }
+  bool Num(const char* name, double* out, bool required = false) {
+    std::optional<double> v;
+    if (!OptNum(name, &v)) return false;
+    if (!v) return required ? Fail(std::string(name) + " is required", name) : true;
+    *out = *v;
+    return true;
+  }
+  bool OptNum(const char* name, std::optional<double>* out) {
+    seen_.insert(name);
+    auto it = body_.find(name);
+    if (it == body_.end() || it->is_null()) return true;
+    if (it->is_boolean()) {
+      *out = it->get<bool>() ? 1.0 : 0.0;
+      return true;
+    }
+    if (!it->is_number()) return Fail(std::string(name) + " must be a number", name);
+    *out = it->get<double>();  // 1e400 arrives as infinity and is refused by the rules
+    return true;
+  }
+  bool StrList(const char* name, std::optional<std::vector<std::string>>* out) {
+    seen_.insert(name);
+    auto it = body_.find(name);
+    if (it == body_.end()) return true;
+    if (it->is_null()) {
+      *out = std::vector<std::string>{};
+      return true;
+    }
+    if (!it->is_array()) return Fail(std::string(name) + " must be a list of ids", name);
+    std::vector<std::string> v;
+    for (const auto& item : *it) {
+      if (!item.is_string()) return Fail(std::string(name) + " must be a list of ids", name);
+      v.push_back(item.get<std::string>());
+    }
+    *out = std::move(v);
+    return true;
+  }
+  bool Time(const char* name, std::optional<int64_t>* out) {
+    std::string text;
+    if (!Str(name, &text)) return false;
+    if (text.empty()) return true;
+    auto us = ParseRfc3339(text);
+    if (!us) return Fail(std::string(name) + " must be an RFC 3339 date-time", name);
+    *out = *us;
+    return true;
+  }
+  // Refuses any field not read above.
+  bool Finish() {
+    for (auto it = body_.begin(); it != body_.end(); ++it) {
+      if (!seen_.count(it.key())) {
+        return Fail("unknown field " + it.key().substr(0, 64), it.key().substr(0, 64));
+      }
+    }
+    return true;
+  }
+
+ private:
+  bool Fail(std::string message, std::string field) {
+    *error_ = Malformed(std::move(message), std::move(field));
+    return false;
+  }
+  const json& body_;
+  ApiError* error_;
+  std::set<std::string> seen_;
+};
+
+}  // namespace
+
+std::optional<json> ParseBody(const std::string& body, ApiError* error) {
+  if (body.find_first_not_of(" \t\r\n") == std::string::npos) return json::object();
+  if (TooDeep(body)) {
+    *error = Malformed("body nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    return std::nullopt;
+  }
+  json parsed = json::parse(body, nullptr, false);
+  if (parsed.is_discarded()) {
+    *error = Malformed("body is not valid JSON");
+    return std::nullopt;
+  }
+  if (!parsed.is_object()) {
+    *error = Malformed("body must be a JSON object");
+    return std::nullopt;
+  }
+  return parsed;
+}
+
+std::optional<Command> ParseCommand(WriteRoute route, const std::string& id, const json& body,
+                                    std::string* reason, ApiError* error) {
+  Fields f(body, error);
+  if (!f.Str("reason", reason)) return std::nullopt;
+  auto done = [&](Command c) -> std::optional<Command> {
+    if (!f.Finish()) return std::nullopt;
+    return c;
+  };
+  switch (route) {
+    case WriteRoute::kCreateUnit: {
+      CreateUnit c;
+      if (!f.Str("id", &c.id, true) || !f.Str("kind", &c.kind, true) ||
+          !f.Str("name", &c.name, true) || !f.Str("parent", &c.parent) || !f.Str("email", &c.email)) {
+        return std::nullopt;
+      }
+      return done(c);
+    }
+    case WriteRoute::kUpdateUnit: {
+      UpdateUnit c{id, {}, {}, {}};
+      if (!f.OptStr("name", &c.name) || !f.OptStr("parent", &c.parent) || !f.OptStr("email", &c.email)) {
+        return std::nullopt;
+      }
+      return done(c);
+    }
+    case WriteRoute::kRetireUnit:
+      return done(RetireUnit{id});
+    case WriteRoute::kCreateCycle: {
+      CreateCycle c;
+      if (!f.Str("id", &c.id, true) || !f.Str("name", &c.name, true) ||
+          !f.Str("starts", &c.starts, true) || !f.Str("ends", &c.ends, true) ||
+          !f.Str("parent", &c.parent)) {
+        return std::nullopt;
+      }
+      return done(c);
+    }
+    case WriteRoute::kUpdateCycle: {
+      UpdateCycle c{id, {}, {}, {}, {}};
+      if (!f.OptStr("name", &c.name) || !f.OptStr("starts", &c.starts) ||
+          !f.OptStr("ends", &c.ends) || !f.OptStr("parent", &c.parent)) {
+        return std::nullopt;
+      }
+      return done(c);
+    }
+    case WriteRoute::kCloseCycle:
+      return done(CloseCycle{id});
+    case WriteRoute::kReopenCycle:
+      return done(ReopenCycle{id});
+    case WriteRoute::kCreateObjective: {
+      CreateObjective c;
+      std::optional<std::vector<std::string>> parents;
+      if (!f.Str("id", &c.id, true) || !f.Str("cycle", &c.cycle, true) ||
+          !f.Str("owner", &c.owner, true) || !f.Str("title", &c.title, true) ||
+          !f.Str("description", &c.description) || !f.StrList("parents", &parents)) {
+        return std::nullopt;
+      }
+      c.parents = parents.value_or(std::vector<std::string>{});
+      return done(c);
+    }
+    case WriteRoute::kUpdateObjective: {
+      UpdateObjective c{id, {}, {}, {}, {}, {}};
+      std::optional<std::string> state;
+      if (!f.OptStr("title", &c.title) || !f.OptStr("description", &c.description) ||
+          !f.OptStr("owner", &c.owner) || !f.StrList("parents", &c.parents) ||
+          !f.OptStr("state", &state)) {
+        return std::nullopt;
+      }
+      if (state) {
+        if (*state != "active" && *state != "archived") {
+          *error = ApiError{422, "invalid", "state must be active or archived", "state"};
+          return std::nullopt;
+        }
+        c.archived = *state == "archived";
+      }
+      return done(c);
+    }
+    case WriteRoute::kArchiveObjective:
+      return done(ArchiveObjective{id});
+    case WriteRoute::kCreateKeyResult: {
+      CreateKeyResult c;
+      if (!f.Str("id", &c.id, true) || !f.Str("objective", &c.objective, true) ||
+          !f.Str("title", &c.title, true) || !f.Str("owner", &c.owner) ||
+          !f.Str("metric", &c.metric) || !f.Num("start", &c.start) ||
+          !f.Num("target", &c.target, true) || !f.Str("unit", &c.unit) ||
+          !f.Num("weight", &c.weight)) {
+        return std::nullopt;
+      }
+      if (c.metric.empty()) c.metric = "number";
+      return done(c);
+    }
+    case WriteRoute::kUpdateKeyResult: {
+      UpdateKeyResult c{id, {}, {}, {}, {}, {}, {}, {}};
+      if (!f.OptStr("title", &c.title) || !f.OptStr("owner", &c.owner) ||
+          !f.OptStr("metric", &c.metric) || !f.OptStr("unit", &c.unit) ||
+          !f.OptNum("start", &c.start) || !f.OptNum("target", &c.target) ||
+          !f.OptNum("weight", &c.weight)) {
+        return std::nullopt;
+      }
+      return done(c);
+    }
+    case WriteRoute::kRemoveKeyResult:
+      return done(RemoveKeyResult{id});
+    case WriteRoute::kCheckIn: {
+      RecordCheckIn c;
+      c.key_result = id;
+      if (!f.Str("id", &c.id) || !f.Num("value", &c.value, true) ||
+          !f.OptNum("confidence", &c.confidence) || !f.Str("status", &c.status) ||
+          !f.Str("note", &c.note) || !f.Time("measured_at", &c.measured_at_us)) {
+        return std::nullopt;
+      }
+      return done(c);
+    }
+    case WriteRoute::kCorrection: {
+      CorrectCheckIn c;
+      c.key_result = id;
+      if (!f.Str("corrects", &c.corrects, true) || !f.Num("value", &c.value, true) ||
+          !f.Str("note", &c.note)) {
+        return std::nullopt;
+      }
+      return done(c);
+    }
+    case WriteRoute::kComment: {
+      AddComment c;
+      c.target = id;
+      if (!f.Str("text", &c.text, true)) return std::nullopt;
+      return done(c);
+    }
+    case WriteRoute::kReview: {
+      ReviewObjective c;
+      c.objective = id;
+      if (!f.Num("score", &c.score, true) || !f.Str("outcome", &c.outcome, true) ||
+          !f.Str("reflection", &c.reflection) || !f.Str("lessons", &c.lessons)) {
+        return std::nullopt;
+      }
+      return done(c);
+    }
+  }
+  *error = Malformed("unknown route");
+  return std::nullopt;
+}
+
+std::optional<uint64_t> ParseUnsigned(std::string_view text) {
+  uint64_t v = 0;
+  if (text.empty() || text.size() > 20) return std::nullopt;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || ptr != text.data() + text.size()) return std::nullopt;
+  return v;
+}
+
+std::optional<size_t> ParseLimit(const std::string* text, ApiError* error) {
+  if (text == nullptr) return kDefaultPageSize;
+  auto v = ParseUnsigned(*text);
+  if (!v || *v == 0 || *v > kMaxPageSize) {
+    *error = Malformed("limit must be a whole number from 1 to " + std::to_string(kMaxPageSize),
+                       "limit");
+    return std::nullopt;
+  }
+  return static_cast<size_t>(*v);
+}
+
+}  // namespace okr::api

@@ -1,0 +1,57 @@
+// Turning HTTP request bodies and query parameters into commands and
+// read parameters, strictly: wrong types, unknown fields and malformed
+// values are refused before anything is decided.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+
+#include "projections/commands.h"
+
+namespace okr::api {
+
+// Limits on requests (each tested).
+inline constexpr size_t kMaxBodyBytes = 1u << 20;      // 1 MiB; larger answers 413
+inline constexpr int kMaxJsonDepth = 16;               // nesting of a request body
+inline constexpr size_t kDefaultPageSize = 100;
+inline constexpr size_t kMaxPageSize = 1000;
+inline constexpr size_t kMaxUriBytes = 8192;           // compiled into cpp-httplib
+inline constexpr size_t kMaxHeaderBytes = 8192;        // compiled into cpp-httplib
+inline constexpr size_t kMaxIdempotencyKeyChars = 200;
+
+// A refusal before any decision: HTTP status, error code, message, field.
+struct ApiError {
+  int status = 400;
+  std::string code = "malformed";
+  std::string message;
+  std::string field;
+};
+
+// Parses a request body into a JSON object: 400 for malformed JSON, a body
+// that is not an object, nesting deeper than kMaxJsonDepth, or invalid UTF-8.
+// An empty body is an empty object.
+std::optional<nlohmann::json> ParseBody(const std::string& body, ApiError* error);
+
+// What a write route names, beside its body.
+enum class WriteRoute {
+  kCreateUnit, kUpdateUnit, kRetireUnit,
+  kCreateCycle, kUpdateCycle, kCloseCycle, kReopenCycle,
+  kCreateObjective, kUpdateObjective, kArchiveObjective,
+  kCreateKeyResult, kUpdateKeyResult, kRemoveKeyResult,
+  kCheckIn, kCorrection, kComment, kReview,
+};
+
+// Builds the command for `route` on path id `id` from `body`; sets *reason
+// from the body's optional "reason". Unknown fields and wrong types: 400.
+std::optional<Command> ParseCommand(WriteRoute route, const std::string& id,
+                                    const nlohmann::json& body, std::string* reason,
+                                    ApiError* error);
+
+// `limit`: absent → kDefaultPageSize; 1..kMaxPageSize, else 400.
+std::optional<size_t> ParseLimit(const std::string* text, ApiError* error);
+// An unsigned decimal (a seq or a version); nullopt on anything else.
+std::optional<uint64_t> ParseUnsigned(std::string_view text);
+
+}  // namespace okr::api

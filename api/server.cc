@@ -1,0 +1,821 @@
+#include "api/server.h"
+
+#include <httplib.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <sstream>
+
+#include "api/request.h"
+#include "eventstore/event_json.h"
+#include "projections/time_util.h"
+#include "projections/views.h"
+
+namespace okr::api {
+
+using nlohmann::json;
+
+namespace {
+
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+int HttpStatus(const Status& s) {
+  switch (s.code()) {
+    case Status::Code::kOk: return 200;
+    case Status::Code::kNotFound: return 404;
+    case Status::Code::kConflict: return 412;
+    case Status::Code::kAlreadyExists: return 409;
+    case Status::Code::kFailedPrecondition: return 409;
+    case Status::Code::kPermissionDenied: return 403;
+    case Status::Code::kInvalid: return 422;
+    case Status::Code::kCorruption: return 500;
+    case Status::Code::kIOError: return 503;
+  }
+  return 500;
+}
+
+const char* ErrorCode(const Status& s) {
+  switch (s.code()) {
+    case Status::Code::kOk: return "ok";
+    case Status::Code::kNotFound: return "not_found";
+    case Status::Code::kConflict: return "version_mismatch";
+    case Status::Code::kAlreadyExists: return "already_exists";
+    case Status::Code::kFailedPrecondition: return "conflict";
+    case Status::Code::kPermissionDenied: return "forbidden";
+    case Status::Code::kInvalid: return "invalid";
+    case Status::Code::kCorruption: return "internal";
+    case Status::Code::kIOError: return "unavailable";
+  }
+  return "internal";
+}
+
+const char* DefaultErrorCode(int status) {
+  switch (status) {
+    case 400: return "malformed";
+    case 401: return "unauthorized";
+    case 403: return "forbidden";
+    case 404: return "not_found";
+    case 405: return "method_not_allowed";
+    case 409: return "conflict";
+    case 412: return "version_mismatch";
+    case 413: return "too_large";
+    case 414: return "uri_too_long";
+    case 422: return "invalid";
+    case 431: return "headers_too_large";
+    case 503: return "unavailable";
+    default: return status >= 500 ? "internal" : "error";
+  }
+}
+
+json ErrorBody(const std::string& code, const std::string& message, const std::string& field) {
+  return {{"error", {{"code", code}, {"message", message}, {"field", field.empty() ? json(nullptr) : json(field)}}}};
+}
+
+bool CreatesSomething(WriteRoute r) {
+  switch (r) {
+    case WriteRoute::kCreateUnit:
+    case WriteRoute::kCreateCycle:
+    case WriteRoute::kCreateObjective:
+    case WriteRoute::kCreateKeyResult:
+    case WriteRoute::kCheckIn:
+    case WriteRoute::kCorrection:
+    case WriteRoute::kComment:
+    case WriteRoute::kReview:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Units and cycles are the organisation's frame: admins only.
+bool AdminOnly(WriteRoute r) {
+  switch (r) {
+    case WriteRoute::kCreateUnit:
+    case WriteRoute::kUpdateUnit:
+    case WriteRoute::kRetireUnit:
+    case WriteRoute::kCreateCycle:
+    case WriteRoute::kUpdateCycle:
+    case WriteRoute::kCloseCycle:
+    case WriteRoute::kReopenCycle:
+      return true;
+    default:
+      return false;
+  }
+}
+
+enum class Access { kPublic, kStateRead, kAuditRead, kWrite };
+
+int64_t WallClockUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+// Everything a handler needs about its request.
+struct Call {
+  const httplib::Request& req;
+  httplib::Response& res;
+  std::optional<Principal> principal;
+  std::string request_id;
+
+  const std::string* Param(const char* name) const {
+    auto it = req.params.find(name);
+    return it == req.params.end() ? nullptr : &it->second;
+  }
+  std::string ParamOr(const char* name, std::string fallback = "") const {
+    const std::string* p = Param(name);
+    return p ? *p : fallback;
+  }
+  void Send(int status, const json& body) {
+    res.status = status;
+    res.set_content(Dump(body), "application/json; charset=utf-8");
+  }
+  void Fail(const ApiError& e) { Send(e.status, ErrorBody(e.code, e.message, e.field)); }
+  void Fail(const Status& s) { Send(HttpStatus(s), ErrorBody(ErrorCode(s), s.message(), s.field())); }
+  void Fail(int status, const std::string& message, const std::string& field = "") {
+    Send(status, ErrorBody(DefaultErrorCode(status), message, field));
+  }
+};
+
+class Server::Routes {
+ public:
+  Routes(EventStore* store, Projector* projector, std::optional<TokenTable> tokens,
+         ServerOptions options, Metrics* metrics, std::shared_ptr<spdlog::logger> log)
+      : store_(store),
+        projector_(projector),
+        tokens_(std::move(tokens)),
+        options_(std::move(options)),
+        metrics_(metrics),
+        log_(std::move(log)) {}
+
+  void Install(httplib::Server& http) {
+    using R = WriteRoute;
+    Get(http, "/healthz", Access::kPublic, [this](Call& c) { Health(c); });
+    Get(http, "/metrics", Access::kPublic, [this](Call& c) { MetricsText(c); });
+    Get(http, "/v1/openapi.json", Access::kPublic, [this](Call& c) {
+      c.res.status = 200;
+      c.res.set_content(options_.openapi_json, "application/json; charset=utf-8");
+    });
+    Get(http, "/v1/units", Access::kStateRead, [this](Call& c) { ListUnits(c); });
+    Get(http, R"(/v1/units/([^/]+))", Access::kStateRead, [this](Call& c) { GetUnit(c); });
+    Get(http, "/v1/cycles", Access::kStateRead, [this](Call& c) { ListCycles(c); });
+    Get(http, R"(/v1/cycles/([^/]+))", Access::kStateRead, [this](Call& c) { GetCycle(c); });
+    Get(http, R"(/v1/cycles/([^/]+)/review)", Access::kStateRead, [this](Call& c) { GetReview(c); });
+    Get(http, "/v1/objectives", Access::kStateRead, [this](Call& c) { ListObjectives(c); });
+    Get(http, R"(/v1/objectives/([^/]+))", Access::kStateRead, [this](Call& c) { GetObjective(c); });
+    Get(http, R"(/v1/key-results/([^/]+))", Access::kStateRead, [this](Call& c) { GetKeyResult(c); });
+    Get(http, R"(/v1/key-results/([^/]+)/check-ins)", Access::kStateRead, [this](Call& c) { ListCheckIns(c); });
+    Get(http, "/v1/cascade", Access::kStateRead, [this](Call& c) { GetCascade(c); });
+    Get(http, "/v1/diff", Access::kStateRead, [this](Call& c) { GetDiff(c); });
+    Get(http, "/v1/lint", Access::kStateRead, [this](Call& c) { GetLint(c); });
+    Get(http, "/v1/events", Access::kAuditRead, [this](Call& c) { ListEvents(c); });
+    Get(http, R"(/v1/history/([^/]+))", Access::kAuditRead, [this](Call& c) { GetHistory(c); });
+    Get(http, "/v1/audit/verify", Access::kAuditRead, [this](Call& c) { Verify(c); });
+
+    Write(http, "POST", "/v1/units", R::kCreateUnit);
+    Write(http, "PATCH", R"(/v1/units/([^/]+))", R::kUpdateUnit);
+    Write(http, "DELETE", R"(/v1/units/([^/]+))", R::kRetireUnit);
+    Write(http, "POST", "/v1/cycles", R::kCreateCycle);
+    Write(http, "PATCH", R"(/v1/cycles/([^/]+))", R::kUpdateCycle);
+    Write(http, "POST", R"(/v1/cycles/([^/]+)/close)", R::kCloseCycle);
+    Write(http, "POST", R"(/v1/cycles/([^/]+)/reopen)", R::kReopenCycle);
+    Write(http, "POST", "/v1/objectives", R::kCreateObjective);
+    Write(http, "PATCH", R"(/v1/objectives/([^/]+))", R::kUpdateObjective);
+    Write(http, "DELETE", R"(/v1/objectives/([^/]+))", R::kArchiveObjective);
+    Write(http, "POST", R"(/v1/objectives/([^/]+)/comments)", R::kComment);
+    Write(http, "POST", R"(/v1/objectives/([^/]+)/review)", R::kReview);
+    Write(http, "POST", "/v1/key-results", R::kCreateKeyResult);
+    Write(http, "PATCH", R"(/v1/key-results/([^/]+))", R::kUpdateKeyResult);
+    Write(http, "DELETE", R"(/v1/key-results/([^/]+))", R::kRemoveKeyResult);
+    Write(http, "POST", R"(/v1/key-results/([^/]+)/check-ins)", R::kCheckIn);
+    Write(http, "POST", R"(/v1/key-results/([^/]+)/corrections)", R::kCorrection);
+    Write(http, "POST", R"(/v1/key-results/([^/]+)/comments)", R::kComment);
+
+    if (!options_.dashboard_dir.empty()) http.set_mount_point("/", options_.dashboard_dir);
+
+    http.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
+      // Routing misses, 413 and other refusals cpp-httplib makes itself.
+      int status = res.status < 400 ? 404 : res.status;
+      std::string message = status == 404 ? "no such route: " + req.method + " " + req.path.substr(0, 200)
+                            : status == 413 ? "body larger than " + std::to_string(kMaxBodyBytes) + " bytes"
+                                            : "request refused";
+      res.status = status;
+      res.set_content(Dump(ErrorBody(DefaultErrorCode(status), message, "")),
+                      "application/json; charset=utf-8");
+      Finish(req, res, "unrouted", NextRequestId(req), "", std::chrono::steady_clock::now());
+    });
+    http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+      res.status = 500;
+      res.set_content(Dump(ErrorBody("internal", "internal error", "")), "application/json; charset=utf-8");
+    });
+  }
+
+ private:
+  using Handler = std::function<void(Call&)>;
+
+  std::string NextRequestId(const httplib::Request& req) {
+    std::string given = req.get_header_value("X-Request-Id");
+    bool usable = !given.empty() && given.size() <= 64 &&
+                  std::all_of(given.begin(), given.end(), [](char ch) {
+                    return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.';
+                  });
+    if (usable) return given;
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "req-%012llx",
+                  static_cast<unsigned long long>(request_counter_.fetch_add(1) + 1));
+    return buf;
+  }
+
+  void Finish(const httplib::Request& req, httplib::Response& res, const std::string& route,
+              const std::string& request_id, const std::string& actor,
+              std::chrono::steady_clock::time_point started) {
+    res.set_header("X-Content-Type-Options", "nosniff");
+    res.set_header("X-Request-Id", request_id);
+    res.set_header("Cache-Control", "no-store");
+    int64_t micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                         std::chrono::steady_clock::now() - started)
+                         .count();
+    metrics_->Request(req.method, route, res.status, micros);
+    // Never the path's query or headers: tokens must not reach the log.
+    LogLine(*log_, options_.log_format, spdlog::level::info, "request",
+            {{"method", req.method}, {"route", route}, {"status", res.status}, {"us", micros},
+             {"actor", actor.empty() ? "-" : actor}, {"id", request_id}});
+  }
+
+  // Authenticates and authorises `access`; on refusal answers and returns false.
+  bool Admit(Call& c, Access access) {
+    std::string auth = c.req.get_header_value("Authorization");
+    if (!auth.empty()) {
+      static constexpr std::string_view kBearer = "Bearer ";
+      if (auth.size() <= kBearer.size() || auth.compare(0, kBearer.size(), kBearer) != 0 || !tokens_) {
+        c.Fail(401, "Authorization must be 'Bearer <token>' with a valid token");
+        c.res.set_header("WWW-Authenticate", "Bearer");
+        return false;
+      }
+      c.principal = tokens_->Authenticate(std::string_view(auth).substr(kBearer.size()));
+      if (!c.principal) {
+        c.Fail(401, "unknown token");
+        c.res.set_header("WWW-Authenticate", "Bearer");
+        return false;
+      }
+    }
+    switch (access) {
+      case Access::kPublic:
+        return true;
+      case Access::kStateRead:
+        if (options_.private_reads && !c.principal) {
+          c.Fail(401, "this okrd is private: reads need a token");
+          c.res.set_header("WWW-Authenticate", "Bearer");
+          return false;
+        }
+        return true;
+      case Access::kAuditRead:
+        if (!c.principal) {
+          c.Fail(401, "audit reads need an auditor or admin token");
+          c.res.set_header("WWW-Authenticate", "Bearer");
+          return false;
+        }
+        if (c.principal->role != Role::kAuditor && c.principal->role != Role::kAdmin) {
+          c.Fail(403, "audit reads need the auditor or admin role");
+          return false;
+        }
+        return true;
+      case Access::kWrite:
+        if (!tokens_) {
+          c.Fail(403, "this okrd is read-only (started without --tokens)");
+          return false;
+        }
+        if (!c.principal) {
+          c.Fail(401, "writes need a token");
+          c.res.set_header("WWW-Authenticate", "Bearer");
+          return false;
+        }
+        if (c.principal->role == Role::kViewer || c.principal->role == Role::kAuditor) {
+          c.Fail(403, std::string("the ") + RoleName(c.principal->role) + " role cannot write");
+          return false;
+        }
+        return true;
+    }
+    return false;
+  }
+
+  httplib::Server::Handler Wrap(std::string route, Access access, Handler fn) {
+    return [this, route = std::move(route), access, fn = std::move(fn)](
+               const httplib::Request& req, httplib::Response& res) {
+      auto started = std::chrono::steady_clock::now();
+      Call c{req, res, std::nullopt, NextRequestId(req)};
+      if (Admit(c, access)) fn(c);
+      Finish(req, res, route, c.request_id, c.principal ? c.principal->actor : "", started);
+    };
+  }
+
+  void Get(httplib::Server& http, const std::string& pattern, Access access, Handler fn) {
+    http.Get(pattern, Wrap("GET " + pattern, access, std::move(fn)));
+  }
+
+  void Write(httplib::Server& http, const std::string& method, const std::string& pattern,
+             WriteRoute route) {
+    auto handler = Wrap(method + " " + pattern, Access::kWrite,
+                        [this, route](Call& c) { HandleWrite(c, route); });
+    if (method == "POST") http.Post(pattern, handler);
+    else if (method == "PATCH") http.Patch(pattern, handler);
+    else http.Delete(pattern, handler);
+  }
+
+  // --- read helpers ---
+
+  struct Point {
+    uint64_t as_of;
+    int64_t at;
+    int64_t now;
+  };
+
+  // Parses as_of= (a seq or an RFC 3339 time) and at= against `p`.
+  std::optional<Point> ParsePoint(Call& c, const Projection& p, const char* as_of_name = "as_of") {
+    Point point{p.seq(), INT64_MAX, WallClockUs()};
+    if (const std::string* text = c.Param(as_of_name)) {
+      auto resolved = ResolvePoint(c, p, *text, as_of_name);
+      if (!resolved) return std::nullopt;
+      point.as_of = *resolved;
+      if (point.as_of < p.seq()) point.now = p.TimeOfSeq(point.as_of);
+    }
+    if (const std::string* text = c.Param("at")) {
+      auto at = ParseRfc3339(*text);
+      if (!at) {
+        c.Fail(ApiError{400, "malformed", "at must be an RFC 3339 date-time", "at"});
+        return std::nullopt;
+      }
+      point.at = *at;
+    }
+    return point;
+  }
+
+  std::optional<uint64_t> ResolvePoint(Call& c, const Projection& p, const std::string& text,
+                                       const char* name) {
+    if (auto seq = ParseUnsigned(text)) {
+      if (*seq > p.seq()) {
+        c.Fail(ApiError{422, "invalid", std::string(name) + " is beyond the head seq " +
+                                            std::to_string(p.seq()), name});
+        return std::nullopt;
+      }
+      return *seq;
+    }
+    auto us = ParseRfc3339(text);
+    if (!us) {
+      c.Fail(ApiError{400, "malformed", std::string(name) + " must be a seq or an RFC 3339 date-time", name});
+      return std::nullopt;
+    }
+    if (*us > WallClockUs()) {
+      c.Fail(ApiError{422, "invalid", std::string(name) + " is in the future", name});
+      return std::nullopt;
+    }
+    return p.SeqAtTime(*us);
+  }
+
+  std::optional<std::string> PathId(Call& c) {
+    std::string id = c.req.matches.size() > 1 ? std::string(c.req.matches[1]) : "";
+    if (!ValidId(id)) {
+      c.Fail(ApiError{400, "malformed", "ids are 1-64 characters of a-z, 0-9, '.', '_', '-'", "id"});
+      return std::nullopt;
+    }
+    return id;
+  }
+
+  // A page of a sorted id-keyed map: items after `cursor`, at most `limit`.
+  template <typename M, typename Keep, typename Render>
+  void Page(Call& c, const M& map, uint64_t as_of, Keep keep, Render render) {
+    ApiError e;
+    auto limit = ParseLimit(c.Param("limit"), &e);
+    if (!limit) return c.Fail(e);
+    std::string cursor = c.ParamOr("cursor");
+    if (!cursor.empty() && !ValidId(cursor)) {
+      return c.Fail(ApiError{400, "malformed", "cursor is not one this server gave", "cursor"});
+    }
+    json items = json::array();
+    std::string last;
+    bool more = false;
+    for (auto it = cursor.empty() ? map.begin() : map.upper_bound(cursor); it != map.end(); ++it) {
+      if (!keep(it->second)) continue;
+      if (items.size() == *limit) {
+        more = true;
+        break;
+      }
+      items.push_back(render(it->second));
+      last = it->first;
+    }
+    c.Send(200, {{"items", std::move(items)}, {"next", more ? json(last) : json(nullptr)}, {"as_of_seq", as_of}});
+  }
+
+  void SendEntity(Call& c, json body, uint64_t as_of) {
+    c.res.set_header("ETag", "\"" + std::to_string(body.value("version", uint64_t{0})) + "\"");
+    body["as_of_seq"] = as_of;
+    c.Send(200, body);
+  }
+
+  // --- reads ---
+
+  void Health(Call& c) {
+    c.Send(200, {{"status", "ok"}, {"head_seq", store_->head().seq}, {"projected_seq", projector_->seq()}});
+  }
+
+  void MetricsText(Call& c) {
+    uint64_t head = store_->head().seq;
+    auto snap = store_->SnapshotAtOrBefore(head);
+    int64_t age = snap.ok() ? static_cast<int64_t>(head - snap->seq) : -1;
+    c.res.status = 200;
+    c.res.set_content(metrics_->Render(head, projector_->seq(), age), "text/plain; version=0.0.4");
+  }
+
+  void ListUnits(Call& c) {
+    projector_->Read([&](const Projection& p) {
+      auto point = ParsePoint(c, p);
+      if (!point) return;
+      View v(p, point->as_of, point->at, point->now);
+      Page(c, p.units(), point->as_of, [&](const Unit& u) { return u.At(point->as_of) != nullptr; },
+           [&](const Unit& u) { return v.UnitJson(u); });
+    });
+  }
+
+  void GetUnit(Call& c) {
+    auto id = PathId(c);
+    if (!id) return;
+    projector_->Read([&](const Projection& p) {
+      auto point = ParsePoint(c, p);
+      if (!point) return;
+      const Unit* u = p.unit(*id);
+      if (!u || !u->At(point->as_of)) return c.Fail(404, "no unit " + *id, "id");
+      SendEntity(c, View(p, point->as_of, point->at, point->now).UnitJson(*u), point->as_of);
+    });
+  }
+
+  void ListCycles(Call& c) {
+    projector_->Read([&](const Projection& p) {
+      auto point = ParsePoint(c, p);
+      if (!point) return;
+      View v(p, point->as_of, point->at, point->now);
+      Page(c, p.cycles(), point->as_of, [&](const Cycle& x) { return x.At(point->as_of) != nullptr; },
+           [&](const Cycle& x) { return v.CycleJson(x); });
+    });
+  }
+
+  void GetCycle(Call& c) {
+    auto id = PathId(c);
+    if (!id) return;
+    projector_->Read([&](const Projection& p) {
+      auto point = ParsePoint(c, p);
+      if (!point) return;
+      const Cycle* x = p.cycle(*id);
+      if (!x || !x->At(point->as_of)) return c.Fail(404, "no cycle " + *id, "id");
+      SendEntity(c, View(p, point->as_of, point->at, point->now).CycleJson(*x), point->as_of);
+    });
+  }
+
+  void ListObjectives(Call& c) {
+    std::string include = c.ParamOr("include_archived", "false");
+    if (include != "true" && include != "false") {
+      return c.Fail(ApiError{400, "malformed", "include_archived is true or false", "include_archived"});
+    }
+    projector_->Read([&](const Projection& p) {
+      auto point = ParsePoint(c, p);
+      if (!point) return;
+      View v(p, point->as_of, point->at, point->now);
+      std::string cycle = c.ParamOr("cycle"), owner = c.ParamOr("owner");
+      Page(c, p.objectives(), point->as_of,
+           [&](const Objective& o) {
+             const ObjectiveFields* f = o.FieldsAt(point->as_of);
+             return f && (include == "true" || !f->archived) && (cycle.empty() || f->cycle == cycle) &&
+                    (owner.empty() || f->owner == owner);
+           },
+           [&](const Objective& o) { return v.ObjectiveJson(o); });
+    });
+  }
+
+  static json CommentsJson(const std::vector<Comment>& comments, uint64_t as_of) {
+    json out = json::array();
+    for (const Comment& cm : comments) {
+      if (cm.meta.seq > as_of) break;
+      out.push_back({{"author", cm.meta.actor}, {"text", cm.text},
+                     {"recorded_at", FormatTimeUs(cm.meta.recorded_at_us)}, {"seq", cm.meta.seq}});
+    }
+    return out;
+  }
+
+  void GetObjective(Call& c) {
+    auto id = PathId(c);
+    if (!id) return;
+    projector_->Read([&](const Projection& p) {
+      auto point = ParsePoint(c, p);
+      if (!point) return;
+      const Objective* o = p.objective(*id);
+      if (!o || !o->At(point->as_of)) return c.Fail(404, "no objective " + *id, "id");
+      View v(p, point->as_of, point->at, point->now);
+      json body = v.ObjectiveJson(*o);
+      body["comments"] = CommentsJson(o->comments, point->as_of);
+      SendEntity(c, std::move(body), point->as_of);
+    });
+  }
+
+  void GetKeyResult(Call& c) {
+    auto id = PathId(c);
+    if (!id) return;
+    projector_->Read([&](const Projection& p) {
+      auto point = ParsePoint(c, p);
+      if (!point) return;
+      const KeyResult* kr = p.key_result(*id);
+      if (!kr || !kr->At(point->as_of)) return c.Fail(404, "no key result " + *id, "id");
+      View v(p, point->as_of, point->at, point->now);
+      json body = v.KeyResultJson(*kr);
+      body["comments"] = CommentsJson(kr->comments, point->as_of);
+      SendEntity(c, std::move(body), point->as_of);
+    });
+  }
+
+  void ListCheckIns(Call& c) {
+    auto id = PathId(c);
+    if (!id) return;
+    ApiError e;
+    auto limit = ParseLimit(c.Param("limit"), &e);
+    if (!limit) return c.Fail(e);
+    uint64_t offset = 0;
+    if (const std::string* cursor = c.Param("cursor")) {
+      auto parsed = ParseUnsigned(*cursor);
+      if (!parsed) return c.Fail(ApiError{400, "malformed", "cursor is not one this server gave", "cursor"});
+      offset = *parsed;
+    }
+    projector_->Read([&](const Projection& p) {
+      auto point = ParsePoint(c, p);
+      if (!point) return;
+      const KeyResult* kr = p.key_result(*id);
+      if (!kr || !kr->At(point->as_of)) return c.Fail(404, "no key result " + *id, "id");
+      View v(p, point->as_of, point->at, point->now);
+      auto series = CheckInSeries(*kr, point->as_of);
+      json items = json::array();
+      for (size_t i = offset; i < series.size() && items.size() < *limit; ++i) {
+        if (series[i].measured_at_us > point->at) break;
+        items.push_back(v.CheckInJson(series[i]));
+      }
+      uint64_t next = offset + items.size();
+      bool more = next < series.size() && series[next].measured_at_us <= point->at;
+      c.Send(200, {{"items", std::move(items)},
+                   {"next", more ? json(std::to_string(next)) : json(nullptr)},
+                   {"as_of_seq", point->as_of}});
+    });
+  }
+
+  void GetCascade(Call& c) {
+    projector_->Read([&](const Projection& p) {
+      auto point = ParsePoint(c, p);
+      if (!point) return;
+      View v(p, point->as_of, point->at, point->now);
+      auto cascade = v.Cascade(c.ParamOr("cycle"), c.ParamOr("root"));
+      if (!cascade.ok()) return c.Fail(cascade.status());
+      (*cascade)["as_of_seq"] = point->as_of;
+      c.Send(200, *cascade);
+    });
+  }
+
+  void GetDiff(Call& c) {
+    projector_->Read([&](const Projection& p) {
+      uint64_t from = 0, to = p.seq();
+      if (const std::string* text = c.Param("from")) {
+        auto r = ResolvePoint(c, p, *text, "from");
+        if (!r) return;
+        from = *r;
+      }
+      if (const std::string* text = c.Param("to")) {
+        auto r = ResolvePoint(c, p, *text, "to");
+        if (!r) return;
+        to = *r;
+      }
+      if (from > to) return c.Fail(ApiError{422, "invalid", "from is after to", "from"});
+      std::string cycle = c.ParamOr("cycle");
+      if (!cycle.empty() && !p.cycle(cycle)) return c.Fail(404, "no cycle " + cycle, "cycle");
+      json diff = Diff(p, from, to, cycle);
+      diff["as_of_seq"] = to;
+      c.Send(200, diff);
+    });
+  }
+
+  void GetReview(Call& c) {
+    auto id = PathId(c);
+    if (!id) return;
+    std::string format = c.ParamOr("format", "json");
+    if (format != "json" && format != "md" && format != "csv") {
+      return c.Fail(ApiError{400, "malformed", "format is json, md or csv", "format"});
+    }
+    projector_->Read([&](const Projection& p) {
+      auto point = ParsePoint(c, p);
+      if (!point) return;
+      auto review = Review(p, *id, point->as_of);
+      if (!review.ok()) return c.Fail(review.status());
+      (*review)["as_of_seq"] = point->as_of;
+      c.res.status = 200;
+      if (format == "md") {
+        c.res.set_content(ReviewMarkdown(*review), "text/markdown; charset=utf-8");
+      } else if (format == "csv") {
+        c.res.set_content(ReviewCsv(*review), "text/csv; charset=utf-8");
+        c.res.set_header("Content-Disposition", "attachment; filename=\"review-" + *id + ".csv\"");
+      } else {
+        c.Send(200, *review);
+      }
+    });
+  }
+
+  void GetLint(Call& c) {
+    projector_->Read([&](const Projection& p) {
+      auto point = ParsePoint(c, p);
+      if (!point) return;
+      std::string cycle = c.ParamOr("cycle");
+      if (!cycle.empty() && !p.cycle(cycle)) return c.Fail(404, "no cycle " + cycle, "cycle");
+      json lint = View(p, point->as_of, point->at, point->now).Lint(cycle);
+      lint["as_of_seq"] = point->as_of;
+      c.Send(200, lint);
+    });
+  }
+
+  // --- audit reads ---
+
+  void ListEvents(Call& c) {
+    ApiError e;
+    auto limit = ParseLimit(c.Param("limit"), &e);
+    if (!limit) return c.Fail(e);
+    uint64_t after = 0;
+    if (const std::string* text = c.Param("after")) {
+      auto parsed = ParseUnsigned(*text);
+      if (!parsed) return c.Fail(ApiError{400, "malformed", "after must be a seq", "after"});
+      after = *parsed;
+    }
+    std::optional<int64_t> from, to;
+    for (auto [name, slot] : {std::pair{"from", &from}, std::pair{"to", &to}}) {
+      if (const std::string* text = c.Param(name)) {
+        *slot = ParseRfc3339(*text);
+        if (!*slot) return c.Fail(ApiError{400, "malformed", std::string(name) + " must be an RFC 3339 date-time", name});
+      }
+    }
+    std::string entity = c.ParamOr("entity"), actor = c.ParamOr("actor"), type = c.ParamOr("type");
+    json items = json::array();
+    uint64_t scanned_to = after, scanned = 0;
+    bool more = false;
+    Status failed = Status::Ok();
+    uint64_t head = store_->head().seq;
+    Status s = store_->Scan(after == UINT64_MAX ? after : after + 1, head, [&](uint64_t seq, std::string_view bytes) {
+      if (items.size() == *limit || scanned == kMaxEventsScannedPerRequest) {
+        more = true;
+        return false;
+      }
+      ++scanned;
+      scanned_to = seq;
+      auto decoded = DecodedEvent::Decode(bytes);
+      if (!decoded.ok()) {
+        failed = Status::Corruption("seq " + std::to_string(seq) + ": " + decoded.status().message());
+        return false;
+      }
+      auto ev = (*decoded)->event();
+      if (!entity.empty() && entity != ev.getEntity().cStr()) return true;
+      if (!actor.empty() && actor != ev.getActor().cStr()) return true;
+      if (!type.empty() && type != EventTypeName(ev.which())) return true;
+      if (from && ev.getRecordedAt() < *from) return true;
+      if (to && ev.getRecordedAt() > *to) return true;
+      items.push_back(EventToJson(ev));
+      return true;
+    });
+    if (!s.ok()) return c.Fail(s);
+    if (!failed.ok()) return c.Fail(failed);
+    c.Send(200, {{"items", std::move(items)},
+                 {"next", more ? json(std::to_string(scanned_to)) : json(nullptr)},
+                 {"as_of_seq", head}});
+  }
+
+  void GetHistory(Call& c) {
+    auto id = PathId(c);
+    if (!id) return;
+    auto stream = store_->ReadStream(*id);
+    if (!stream.ok()) return c.Fail(stream.status());
+    if (stream->empty()) return c.Fail(404, "no entity " + *id, "id");
+    json items = json::array();
+    for (const StoredEvent& e : *stream) {
+      auto decoded = DecodedEvent::Decode(e.bytes);
+      if (!decoded.ok()) return c.Fail(decoded.status());
+      items.push_back(EventToJson((*decoded)->event()));
+    }
+    c.Send(200, {{"items", std::move(items)}, {"next", nullptr}, {"as_of_seq", store_->head().seq}});
+  }
+
+  void Verify(Call& c) {
+    VerifyReport r = store_->Verify();
+    c.Send(200, {{"ok", r.ok},
+                 {"events", r.events},
+                 {"head_hash", ToHex(r.head_hash)},
+                 {"first_bad_seq", r.ok ? json(nullptr) : json(r.first_bad_seq)},
+                 {"problem", r.ok ? json(nullptr) : json(r.problem)}});
+  }
+
+  // --- writes ---
+
+  void HandleWrite(Call& c, WriteRoute route) {
+    std::string id;
+    if (c.req.matches.size() > 1) {
+      auto parsed = PathId(c);
+      if (!parsed) return;
+      id = *parsed;
+    }
+    ApiError e;
+    auto body = ParseBody(c.req.body, &e);
+    if (!body) return c.Fail(e);
+    WriteRequest w;
+    auto command = ParseCommand(route, id, *body, &w.reason, &e);
+    if (!command) return c.Fail(e);
+    w.command = std::move(*command);
+    w.actor = c.principal->actor;
+    if (c.req.has_header("If-Match")) {
+      std::string v = c.req.get_header_value("If-Match");
+      if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+      auto version = ParseUnsigned(v);
+      if (!version) return c.Fail(ApiError{400, "malformed", "If-Match must be a version number", "If-Match"});
+      w.if_match = *version;
+    }
+    if (c.req.has_header("Idempotency-Key")) {
+      std::string key = c.req.get_header_value("Idempotency-Key");
+      bool printable = std::all_of(key.begin(), key.end(), [](char ch) { return ch > 0x20 && ch < 0x7f; });
+      if (key.empty() || key.size() > kMaxIdempotencyKeyChars || !printable) {
+        return c.Fail(ApiError{400, "malformed", "Idempotency-Key must be 1-" +
+                                                     std::to_string(kMaxIdempotencyKeyChars) +
+                                                     " printable characters", "Idempotency-Key"});
+      }
+      // Keys are per actor, so two people cannot collide or replay each other.
+      w.idempotency_key = w.actor + '\n' + key;
+      w.fingerprint = Sha256(c.req.method + ' ' + c.req.path + '\n' + c.req.body);
+    }
+    Principal principal = *c.principal;
+    w.authorize = [principal, route](const Projection& p, const Command& cmd) -> Status {
+      if (principal.role == Role::kAdmin) return Status::Ok();
+      if (AdminOnly(route)) return Status::PermissionDenied("only admins change units and cycles");
+      for (const std::string& unit : OwningUnits(p, cmd)) {
+        if (!InScope(p, principal.units, unit)) {
+          return Status::PermissionDenied(principal.actor + " may not change what " + unit + " owns");
+        }
+      }
+      return Status::Ok();
+    };
+    auto result = projector_->Write(w);
+    if (!result.ok()) return c.Fail(result.status());
+    projector_->Read([&](const Projection& p) {
+      View v(p, result->seq, INT64_MAX, WallClockUs());
+      json out;
+      if (const Unit* u = p.unit(result->entity)) out = v.UnitJson(*u);
+      else if (const Cycle* x = p.cycle(result->entity)) out = v.CycleJson(*x);
+      else if (const Objective* o = p.objective(result->entity)) out = v.ObjectiveJson(*o);
+      else if (const KeyResult* kr = p.key_result(result->entity)) {
+        out = v.KeyResultJson(*kr);
+        for (const CheckIn& ci : kr->check_ins) {
+          if (ci.meta.seq == result->seq) out["check_in"] = v.CheckInJson(ci);
+        }
+      }
+      out["seq"] = result->seq;
+      if (result->replayed) c.res.set_header("Idempotent-Replayed", "true");
+      c.res.set_header("ETag", "\"" + std::to_string(result->version) + "\"");
+      c.Send(CreatesSomething(route) && result->changed ? 201 : 200, out);
+    });
+  }
+
+  EventStore* store_;
+  Projector* projector_;
+  std::optional<TokenTable> tokens_;
+  ServerOptions options_;
+  Metrics* metrics_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::atomic<uint64_t> request_counter_{0};
+};
+
+Server::Server(EventStore* store, Projector* projector, std::optional<TokenTable> tokens,
+               ServerOptions options, Metrics* metrics, std::shared_ptr<spdlog::logger> log)
+    : http_(std::make_unique<httplib::Server>()) {
+  size_t threads = std::max<size_t>(1, options.threads);
+  routes_ = std::make_unique<Routes>(store, projector, std::move(tokens), std::move(options),
+                                     metrics, std::move(log));
+  // Without TCP_NODELAY keep-alive answers wait ~40 ms for delayed ACKs.
+  http_->set_tcp_nodelay(true);
+  http_->set_payload_max_length(kMaxBodyBytes);
+  http_->set_read_timeout(kReadTimeoutSeconds, 0);
+  http_->set_write_timeout(kWriteTimeoutSeconds, 0);
+  http_->set_keep_alive_timeout(kIdleTimeoutSeconds);
+  http_->set_keep_alive_max_count(kMaxKeepAliveRequests);
+  http_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  routes_->Install(*http_);
+}
+
+Server::~Server() = default;
+
+int Server::Bind(const std::string& host, int port) {
+  if (port == 0) return http_->bind_to_any_port(host);
+  return http_->bind_to_port(host, port) ? port : -1;
+}
+
+bool Server::Serve() { return http_->listen_after_bind(); }
+
+void Server::Stop() { http_->stop(); }
+
+}  // namespace okr::api

@@ -364,7 +364,7 @@ TEST_F(TamperTest, OneChangedByteIsFound) {
     ASSERT_TRUE(db->Get({}, events, format::SeqKey(6), &value).ok());
     size_t note = value.find("weekly check-in");
     ASSERT_NE(note, std::string::npos);
-    value[note + 3] ^= 0x01;  // "weekly" becomes "wedkly": still decodes
+    value[note + 2] ^= 0x01;  // "weekly" becomes "wdekly": still decodes
     ASSERT_TRUE(db->Put({}, events, format::SeqKey(6), value).ok());
   });
   // Seq 6 itself still decodes; its successor's prevHash no longer matches.

@@ -119,8 +119,11 @@ class EventStore {
 
   // Appends all events of `request` atomically, after checking expected
   // versions and the idempotency key; returns once they are durable.
-  // kConflict: a version did not match. kInvalid: bad request. kIOError:
-  // the storage failed. In every failure nothing was written.
+  // kConflict: a version did not match. kInvalid: bad request. In both,
+  // nothing was written. kIOError: the storage failed; the append may or
+  // may not be stored (a failed sync cannot take back bytes the disk may
+  // already hold), never half of it: retry with the same idempotency key,
+  // which answers the original seqs if it was stored.
   Result<AppendResult> Append(AppendRequest request);
 
   Head head() const;

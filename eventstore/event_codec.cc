@@ -1,11 +1,14 @@
 #include "eventstore/event_codec.h"
 
-#include <capnp/dynamic.h>
+#include <capnp/any.h>
 #include <capnp/schema.h>
+#include <kj/debug.h>
 #include <kj/exception.h>
 #include <openssl/sha.h>
 
 #include <cstring>
+#include <memory>
+#include <vector>
 
 namespace okr {
 
@@ -44,39 +47,122 @@ bool FromHex(std::string_view hex, Hash* hash) {
 
 namespace {
 
-// Touches every text and data field of the active fields, recursively, so a
-// malformed one throws here, inside Decode's try, and never later in a reader.
-void ValidateStruct(capnp::DynamicStruct::Reader s, int depth);
+// A schema-driven check of every text, data, struct and list field that a
+// message holds, without reflection at check time: the schema is read once
+// into a plan (which pointer slots hold what), then each message is checked
+// through AnyStruct. A malformed field throws here, inside Decode's try, and
+// never later in a reader.
+struct StructPlan;
 
-void ValidateValue(capnp::DynamicValue::Reader v, int depth) {
-  switch (v.getType()) {
-    case capnp::DynamicValue::TEXT:
-      v.as<capnp::Text>();
-      break;
-    case capnp::DynamicValue::DATA:
-      v.as<capnp::Data>();
-      break;
-    case capnp::DynamicValue::LIST:
-      for (auto item : v.as<capnp::DynamicList>()) ValidateValue(item, depth + 1);
-      break;
-    case capnp::DynamicValue::STRUCT:
-      ValidateStruct(v.as<capnp::DynamicStruct>(), depth + 1);
-      break;
-    case capnp::DynamicValue::ENUM:
-    default:
-      break;
+struct PointerPlan {
+  enum Kind : uint8_t { kText, kData, kStruct, kTextList, kOtherList } kind = kOtherList;
+  uint32_t index = 0;  // pointer slot
+  const StructPlan* sub = nullptr;
+};
+
+struct StructPlan {
+  std::vector<PointerPlan> common;
+  bool has_union = false;
+  uint32_t discriminant_offset = 0;  // in 16-bit units
+  std::vector<bool> known;           // by discriminant value
+  std::vector<std::vector<PointerPlan>> members;
+};
+
+class PlanBuilder {
+ public:
+  const StructPlan* For(capnp::StructSchema schema) {
+    auto id = schema.getProto().getId();
+    for (auto& [known_id, plan] : plans_) {
+      if (known_id == id) return plan.get();
+    }
+    plans_.emplace_back(id, std::make_unique<StructPlan>());
+    StructPlan* plan = plans_.back().second.get();
+    auto node = schema.getProto().getStruct();
+    plan->has_union = node.getDiscriminantCount() > 0;
+    plan->discriminant_offset = node.getDiscriminantOffset();
+    for (auto field : schema.getFields()) {
+      auto proto = field.getProto();
+      // okr.capnp uses no groups; a group would need a plan of its own.
+      KJ_ASSERT(proto.isSlot(), "the event schema gained a group: extend the plan");
+      PointerPlan p;
+      p.index = proto.getSlot().getOffset();
+      auto type = field.getType();
+      if (type.isText()) {
+        p.kind = PointerPlan::kText;
+      } else if (type.isData()) {
+        p.kind = PointerPlan::kData;
+      } else if (type.isStruct()) {
+        p.kind = PointerPlan::kStruct;
+        p.sub = For(type.asStruct());
+      } else if (type.isList()) {
+        auto element = type.asList().getElementType();
+        KJ_ASSERT(!(element.isStruct() || element.isList() || element.isData()),
+                  "the event schema gained a list of pointers: extend the plan");
+        p.kind = element.isText() ? PointerPlan::kTextList : PointerPlan::kOtherList;
+      } else if (type.isAnyPointer() || type.isInterface()) {
+        p.kind = PointerPlan::kOtherList;
+      } else {
+        continue;  // in the data section: nothing to check
+      }
+      uint16_t d = proto.getDiscriminantValue();
+      if (d == capnp::schema::Field::NO_DISCRIMINANT) {
+        plan->common.push_back(p);
+      } else {
+        if (plan->members.size() <= d) plan->members.resize(d + 1);
+        plan->members[d].push_back(p);
+      }
+    }
+    for (auto field : schema.getUnionFields()) {
+      uint16_t d = field.getProto().getDiscriminantValue();
+      if (plan->known.size() <= d) plan->known.resize(d + 1, false);
+      if (plan->members.size() <= d) plan->members.resize(d + 1);
+      plan->known[d] = true;
+    }
+    return plan;
+  }
+
+ private:
+  std::vector<std::pair<uint64_t, std::unique_ptr<StructPlan>>> plans_;
+};
+
+const StructPlan& EventPlan() {
+  static PlanBuilder builder;
+  static const StructPlan* plan = builder.For(capnp::Schema::from<schema::Event>());
+  return *plan;
+}
+
+void CheckPointers(const std::vector<PointerPlan>& fields,
+                   capnp::List<capnp::AnyPointer>::Reader ptrs, int depth);
+
+void CheckStruct(const StructPlan& plan, capnp::AnyStruct::Reader s, int depth) {
+  KJ_REQUIRE(depth < 16, "event nested too deeply");
+  auto ptrs = s.getPointerSection();
+  CheckPointers(plan.common, ptrs, depth);
+  if (plan.has_union) {
+    auto data = s.getDataSection();
+    uint16_t d = 0;
+    size_t at = plan.discriminant_offset * 2;
+    if (at + 2 <= data.size()) d = static_cast<uint16_t>(data[at] | data[at + 1] << 8);
+    KJ_REQUIRE(d < plan.known.size() && plan.known[d], "unknown union member");
+    CheckPointers(plan.members[d], ptrs, depth);
   }
 }
 
-void ValidateStruct(capnp::DynamicStruct::Reader s, int depth) {
-  KJ_REQUIRE(depth < 16, "event nested too deeply");
-  for (auto field : s.getSchema().getNonUnionFields()) {
-    if (s.has(field)) ValidateValue(s.get(field), depth);
-  }
-  KJ_IF_MAYBE(member, s.which()) {
-    ValidateValue(s.get(*member), depth);
-  } else {
-    KJ_REQUIRE(s.getSchema().getUnionFields().size() == 0, "unknown union member");
+void CheckPointers(const std::vector<PointerPlan>& fields,
+                   capnp::List<capnp::AnyPointer>::Reader ptrs, int depth) {
+  for (const auto& f : fields) {
+    if (f.index >= ptrs.size()) continue;  // an older writer: the default
+    auto p = ptrs[f.index];
+    if (p.isNull()) continue;
+    switch (f.kind) {
+      case PointerPlan::kText: p.getAs<capnp::Text>(); break;
+      case PointerPlan::kData: p.getAs<capnp::Data>(); break;
+      case PointerPlan::kStruct: CheckStruct(*f.sub, p.getAs<capnp::AnyStruct>(), depth + 1); break;
+      case PointerPlan::kTextList:
+        for (auto t : p.getAs<capnp::List<capnp::Text>>()) (void)t;
+        break;
+      case PointerPlan::kOtherList: p.targetSize(); break;
+    }
   }
 }
 
@@ -106,7 +192,7 @@ Result<std::shared_ptr<const DecodedEvent>> DecodedEvent::Decode(std::string_vie
       return Status::Corruption("event value has trailing bytes");
     }
     auto root = decoded->reader_->getRoot<schema::Event>();
-    ValidateStruct(capnp::DynamicStruct::Reader(root), 0);
+    CheckStruct(EventPlan(), capnp::AnyStruct::Reader(root), 0);
     decoded->root_ = root;
   } catch (const kj::Exception& e) {
     return Status::Corruption(std::string("undecodable event: ") + e.getDescription().cStr());
@@ -120,7 +206,16 @@ std::string EncodeMessage(capnp::MessageBuilder& message) {
   return std::string(bytes.begin(), bytes.size());
 }
 
-std::string EventTypeName(schema::Event::Which which) {
+const char* CanonicalEventTypeName(std::string_view name) {
+  // Every union member's discriminant, in ordinal order (schemas/okr.capnp).
+  for (uint16_t w = 0; w <= static_cast<uint16_t>(schema::Event::Which::UNIT_EMAIL_CHANGED); ++w) {
+    const char* candidate = EventTypeName(static_cast<schema::Event::Which>(w));
+    if (name == candidate) return candidate;
+  }
+  return nullptr;
+}
+
+const char* EventTypeName(schema::Event::Which which) {
   using W = schema::Event::Which;
   switch (which) {
     case W::UNIT_CREATED: return "unit.created";

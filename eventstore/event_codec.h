@@ -47,8 +47,10 @@ class DecodedEvent {
 };
 
 // The event type's name as the API shows it: "objective.created",
-// "key_result.target_changed", "check_in.recorded".
-std::string EventTypeName(schema::Event::Which which);
+// "key_result.target_changed", "check_in.recorded". Static storage.
+const char* EventTypeName(schema::Event::Which which);
+// The same static string for a name EventTypeName gives; nullptr otherwise.
+const char* CanonicalEventTypeName(std::string_view name);
 
 // Serialises a finished message to its stored bytes (flat-array framing).
 std::string EncodeMessage(capnp::MessageBuilder& message);

@@ -1,0 +1,298 @@
+// bench_projections: how fast the log folds into state, and how fast that
+// state answers, side by side with the raw replay ceiling in one run.
+//
+//   bench_projections [--events N] [--quick] [--dir PARENT]
+//
+// Builds a log of N events (default 1,000,000) for an organisation of 5,000
+// people in 200 teams and 10 departments, 2,000 objectives with 3 key
+// results each, and check-ins for the rest; then measures:
+//   a) raw replay: EventStore::Scan + DecodedEvent::Decode (the ceiling);
+//   b) full rebuild: the same events folded into a Projection;
+//   c) resident memory of the process holding that projection;
+//   d) state at 200 random seqs: through the live temporal projection (what
+//      okrd serves: one objective and its key results as of the seq), and
+//      through the newest snapshot at or before the seq plus a replay of the
+//      tail (what a restart does), with snapshots every 10,000 events;
+//   e) the cascade of the whole organisation (current, and as of random seqs).
+// A program, not a test: it prints figures (docs/BENCHMARKS.md).
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "eventstore/event_store.h"
+#include "projections/projector.h"
+#include "projections/snapshot.h"
+#include "projections/time_util.h"
+#include "projections/views.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+void Check(const okr::Status& s, const char* what) {
+  if (!s.ok()) {
+    std::fprintf(stderr, "bench_projections: %s: %s\n", what, s.ToString().c_str());
+    std::exit(1);
+  }
+}
+
+long ResidentKb() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
+  }
+  return 0;
+}
+
+struct Percentiles {
+  double p50_ms, p99_ms;
+};
+
+Percentiles Summarise(std::vector<double> seconds) {
+  std::sort(seconds.begin(), seconds.end());
+  auto at = [&](double q) {
+    size_t i = std::min(seconds.size() - 1, static_cast<size_t>(q * static_cast<double>(seconds.size())));
+    return seconds[i] * 1000;
+  };
+  return {at(0.5), at(0.99)};
+}
+
+// Appends drafts in requests of 1,000 events.
+class LogBuilder {
+ public:
+  explicit LogBuilder(okr::EventStore* store) : store_(store) {}
+  template <typename Fill>
+  void Event(const std::string& entity, Fill fill) {
+    okr::EventDraft draft("bench", entity);
+    fill(draft.event());
+    pending_.events.push_back(std::move(draft));
+    if (pending_.events.size() == okr::kMaxEventsPerAppend) Flush();
+  }
+  void Flush() {
+    if (pending_.events.empty()) return;
+    auto r = store_->Append(std::move(pending_));
+    Check(r.status(), "append");
+    pending_ = okr::AppendRequest{};
+  }
+
+ private:
+  okr::EventStore* store_;
+  okr::AppendRequest pending_;
+};
+
+struct Org {
+  std::vector<std::string> objectives, key_results;
+};
+
+Org BuildLog(okr::EventStore* store, uint64_t total_events) {
+  LogBuilder b(store);
+  Org org;
+  auto unit = [&](const std::string& id, okr::schema::UnitKind kind, const std::string& parent) {
+    b.Event(id, [&](okr::schema::Event::Builder e) {
+      auto u = e.initUnitCreated();
+      u.setKind(kind);
+      u.setName("Unit " + id);
+      u.setParent(parent);
+    });
+  };
+  unit("acme", okr::schema::UnitKind::COMPANY, "");
+  std::vector<std::string> teams, people;
+  for (int d = 0; d < 10; ++d) {
+    std::string dept = "dept-" + std::to_string(d);
+    unit(dept, okr::schema::UnitKind::DEPARTMENT, "acme");
+    for (int t = 0; t < 20; ++t) {
+      std::string team = dept + ".team-" + std::to_string(t);
+      unit(team, okr::schema::UnitKind::TEAM, dept);
+      teams.push_back(team);
+      for (int p = 0; p < 25; ++p) {
+        std::string person = team + ".p" + std::to_string(p);
+        unit(person, okr::schema::UnitKind::PERSON, team);
+        people.push_back(person);
+      }
+    }
+  }
+  b.Event("2026", [](okr::schema::Event::Builder e) {
+    auto c = e.initCycleCreated();
+    c.setName("2026");
+    c.setStarts("2026-01-01");
+    c.setEnds("2026-12-31");
+  });
+  std::mt19937_64 rng(42);
+  for (int i = 0; i < 2000; ++i) {
+    std::string id = "obj-" + std::to_string(i);
+    std::string owner = i < 200 ? teams[i] : people[rng() % people.size()];
+    std::string parent = i < 200 ? "" : "obj-" + std::to_string(rng() % 200);
+    b.Event(id, [&](okr::schema::Event::Builder e) {
+      auto o = e.initObjectiveCreated();
+      o.setCycle("2026");
+      o.setOwner(owner);
+      o.setTitle("Objective number " + std::to_string(i) + " of the year");
+      if (!parent.empty()) o.initParents(1).set(0, parent);
+    });
+    org.objectives.push_back(id);
+    for (int k = 0; k < 3; ++k) {
+      std::string kr = id + ".kr" + std::to_string(k);
+      b.Event(kr, [&](okr::schema::Event::Builder e) {
+        auto r = e.initKeyResultAdded();
+        r.setObjective(id);
+        r.setTitle("Key result " + std::to_string(k));
+        r.setMetric(okr::schema::Metric::NUMBER);
+        r.setStart(0);
+        r.setTarget(100);
+        r.setWeight(1);
+      });
+      org.key_results.push_back(kr);
+    }
+  }
+  int64_t measured = *okr::ParseDate("2026-01-05");
+  // Units, the cycle, objectives and key results: the rest are check-ins.
+  const uint64_t frame = 1 + 10 + 200 + 5000 + 1 + 2000 * 4;
+  for (uint64_t i = 0; frame + i < total_events; ++i) {
+    const std::string& kr = org.key_results[rng() % org.key_results.size()];
+    measured += 1'000'000;
+    b.Event(kr, [&](okr::schema::Event::Builder e) {
+      auto c = e.initCheckInRecorded();
+      c.setCheckIn("ci-" + std::to_string(i));
+      c.setValue(static_cast<double>(rng() % 100));
+      c.setNote("weekly check-in");
+      c.setMeasuredAt(measured);
+    });
+  }
+  b.Flush();
+  return org;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  uint64_t events = 1'000'000;
+  bool rebuild_only = false;  // for profiling the fold alone
+  std::string parent = std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp";
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--quick") events = 100'000;
+    else if (a == "--events" && i + 1 < argc) events = std::strtoull(argv[++i], nullptr, 10);
+    else if (a == "--dir" && i + 1 < argc) parent = argv[++i];
+    else if (a == "--rebuild-only") rebuild_only = true;
+    else {
+      std::fprintf(stderr, "usage: bench_projections [--events N] [--quick] [--dir PARENT]\n");
+      return 2;
+    }
+  }
+  std::string dir = parent + "/bench-projections-" + std::to_string(getpid());
+  std::filesystem::remove_all(dir);
+  long rss_start = ResidentKb();
+  {
+    auto store = okr::EventStore::Open(dir);
+    Check(store.status(), "open");
+    auto start = Clock::now();
+    Org org = BuildLog(store->get(), events);
+    uint64_t head = (*store)->head().seq;
+    std::printf("log: %llu events built in %.1f s\n", static_cast<unsigned long long>(head), Seconds(start));
+
+    // a) raw replay ceiling.
+    start = Clock::now();
+    uint64_t decoded = 0;
+    Check((*store)->Scan(1, head, [&](uint64_t, std::string_view bytes) {
+      auto d = okr::DecodedEvent::Decode(bytes);
+      decoded += d.ok();
+      return true;
+    }), "scan");
+    double raw = static_cast<double>(decoded) / Seconds(start);
+
+    // b) full rebuild.
+    long rss_before = ResidentKb();
+    start = Clock::now();
+    auto rebuilt = okr::Projector::Rebuild(**store, head, false);
+    Check(rebuilt.status(), "rebuild");
+    double rebuild = static_cast<double>(head) / Seconds(start);
+    long rss_after = ResidentKb();
+    if (rebuild_only) {
+      std::printf("rebuild: %.0f events/s (raw %.0f)\n", rebuild, raw);
+      std::filesystem::remove_all(dir);
+      return 0;
+    }
+    std::printf("\n%-52s %14s %8s\n", "measurement", "events/s", "ratio");
+    std::printf("%-52s %14.0f %8s\n", "a) raw replay: scan + decode (ceiling)", raw, "1.00");
+    std::printf("%-52s %14.0f %8.2f\n", "b) full rebuild into a projection", rebuild, rebuild / raw);
+    std::printf("\nc) resident memory: %.0f MiB with the projection of %llu events "
+                "(%.0f MiB for the projection itself; %.0f MiB at start)\n",
+                rss_after / 1024.0, static_cast<unsigned long long>(head),
+                (rss_after - rss_before) / 1024.0, rss_start / 1024.0);
+
+    // Snapshots every 10,000 events, all kept, for the snapshot + tail path.
+    start = Clock::now();
+    okr::Projection p;
+    okr::Hash hash{};
+    size_t snapshots = 0;
+    Check((*store)->Scan(1, head, [&](uint64_t seq, std::string_view bytes) {
+      auto d = okr::DecodedEvent::Decode(bytes);
+      Check(p.Apply((*d)->event()), "apply");
+      hash = okr::Sha256(bytes);
+      if (seq % 10'000 == 0) {
+        Check((*store)->PutSnapshot(seq, okr::SnapshotCodec::Encode(p, hash), SIZE_MAX), "snapshot");
+        ++snapshots;
+      }
+      return true;
+    }), "snapshots");
+    std::printf("\n%zu snapshots written in %.1f s\n", snapshots, Seconds(start));
+
+    // d) state at random seqs.
+    std::mt19937_64 rng(7);
+    std::vector<double> live, restart, cascade_past;
+    const okr::Projection& full = *rebuilt;
+    for (int i = 0; i < 200; ++i) {
+      uint64_t seq = 1 + rng() % head;
+      const okr::Objective* o = full.objective(org.objectives[rng() % org.objectives.size()]);
+      auto t = Clock::now();
+      okr::View v(full, seq, INT64_MAX, 0);
+      if (o->At(seq)) {
+        auto j = v.ObjectiveJson(*o);
+        (void)j;
+      }
+      live.push_back(Seconds(t));
+      if (i < 50) {
+        t = Clock::now();
+        auto r = okr::Projector::Rebuild(**store, seq, true);
+        Check(r.status(), "rebuild at seq");
+        restart.push_back(Seconds(t));
+        t = Clock::now();
+        auto c = okr::View(full, seq, INT64_MAX, 0).Cascade("2026", "");
+        cascade_past.push_back(Seconds(t));
+      }
+    }
+    auto l = Summarise(live), r = Summarise(restart), cp = Summarise(cascade_past);
+    std::printf("\nd) state at random seqs %20s %10s\n", "p50 ms", "p99 ms");
+    std::printf("   objective as of seq (live temporal) %10.3f %10.3f\n", l.p50_ms, l.p99_ms);
+    std::printf("   snapshot + tail replay to seq       %10.3f %10.3f\n", r.p50_ms, r.p99_ms);
+
+    // e) cascade of the whole org.
+    std::vector<double> now;
+    for (int i = 0; i < 30; ++i) {
+      auto t = Clock::now();
+      auto c = okr::View(full, head, INT64_MAX, 0).Cascade("2026", "");
+      Check(c.status(), "cascade");
+      now.push_back(Seconds(t));
+    }
+    auto cn = Summarise(now);
+    std::printf("\ne) cascade: %zu people, %zu objectives, %zu key results\n", size_t{5000},
+                org.objectives.size(), org.key_results.size());
+    std::printf("   current                             %10.3f %10.3f\n", cn.p50_ms, cn.p99_ms);
+    std::printf("   as of random seqs                   %10.3f %10.3f\n", cp.p50_ms, cp.p99_ms);
+  }
+  std::filesystem::remove_all(dir);
+  return 0;
+}

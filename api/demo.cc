@@ -136,16 +136,16 @@ Status FillDemo(Projector* projector, EventStore* store, int64_t now_us,
       {"kr-managers-trained", "ld-first-managers", "First-time managers trained", "number", "managers", 0, 15, 0.6, "raj.patel"},
   };
   std::vector<KrPlan> cur_krs = {
-      {"kr-regretted-attrition", "hr-reduce-attrition", "Regretted attrition (annualised)", "percent", "%", 8, 5, 0.5, "maya.chen"},
-      {"kr-stay-interviews", "hr-reduce-attrition", "Stay interviews held", "number", "interviews", 0, 40, 0.55, "maya.chen"},
-      {"kr-referral-hires", "ta-grow-referrals", "Hires from referrals", "number", "hires", 0, 6, 0.5, "sam.okafor"},
-      {"kr-offer-acceptance", "ta-grow-referrals", "Offer acceptance rate", "percent", "%", 75, 90, 0.6, "sam.okafor"},
-      {"kr-records-migrated", "ops-one-hris", "Employee records migrated", "percent", "%", 0, 100, 0.75, "lena.fischer"},
-      {"kr-payroll-errors", "ops-one-hris", "Payroll errors per month", "number", "errors", 12, 2, 0.6, "lena.fischer"},
+      {"kr-regretted-attrition", "hr-reduce-attrition", "Regretted attrition (annualised)", "percent", "%", 8, 5, 0.9, "maya.chen"},
+      {"kr-stay-interviews", "hr-reduce-attrition", "Stay interviews held", "number", "interviews", 0, 40, 1.0, "maya.chen"},
+      {"kr-referral-hires", "ta-grow-referrals", "Hires from referrals", "number", "hires", 0, 6, 0.7, "sam.okafor"},
+      {"kr-offer-acceptance", "ta-grow-referrals", "Offer acceptance rate", "percent", "%", 75, 90, 1.0, "sam.okafor"},
+      {"kr-records-migrated", "ops-one-hris", "Employee records migrated", "percent", "%", 0, 100, 1.1, "lena.fischer"},
+      {"kr-payroll-errors", "ops-one-hris", "Payroll errors per month", "number", "errors", 12, 2, 0.95, "lena.fischer"},
       {"kr-frameworks-published", "ld-career-paths", "Career frameworks published", "number", "frameworks", 0, 5, 0.4, "raj.patel", 3},
-      {"kr-development-plans", "ld-career-paths", "Employees with a development plan", "percent", "%", 20, 80, 0.45, "raj.patel"},
-      {"kr-mentors-matched", "eng-mentoring", "New engineers with a mentor", "percent", "%", 30, 100, 0.7, "ana.silva"},
-      {"kr-academy-sessions", "raj-manager-academy", "Manager academy sessions run", "number", "sessions", 0, 10, 0.5, "raj.patel"},
+      {"kr-development-plans", "ld-career-paths", "Employees with a development plan", "percent", "%", 20, 80, 0.8, "raj.patel"},
+      {"kr-mentors-matched", "eng-mentoring", "New engineers with a mentor", "percent", "%", 30, 100, 1.05, "ana.silva"},
+      {"kr-academy-sessions", "raj-manager-academy", "Manager academy sessions run", "number", "sessions", 0, 10, 0.9, "raj.patel"},
   };
   auto add_key_results = [&](const std::vector<KrPlan>& plan) {
     for (const KrPlan& k : plan) {

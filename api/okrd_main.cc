@@ -85,6 +85,16 @@ std::optional<std::string> DemoTokens(const std::string& data_dir, std::string* 
   return tokens_path;
 }
 
+// The dashboard served at / unless --dashboard says otherwise: the source
+// tree's api/dashboard/, when that directory exists.
+std::string DefaultDashboardDir() {
+#ifdef OKRD_DEFAULT_DASHBOARD_DIR
+  std::error_code ec;
+  if (std::filesystem::is_directory(OKRD_DEFAULT_DASHBOARD_DIR, ec)) return OKRD_DEFAULT_DASHBOARD_DIR;
+#endif
+  return "";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -93,7 +103,7 @@ int main(int argc, char** argv) {
   std::string listen = "127.0.0.1:8080";
   std::string tokens_path;
   std::string log_format = "text";
-  std::string dashboard_dir;
+  std::string dashboard_dir = DefaultDashboardDir();
   bool private_reads = false;
   bool demo = false;
   uint64_t snapshot_every = 10'000;
@@ -114,7 +124,9 @@ int main(int argc, char** argv) {
   app.add_option("--log-format", log_format, "text or json")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
-  app.add_option("--dashboard", dashboard_dir, "Directory of the dashboard's files, served at /");
+  app.add_option("--dashboard", dashboard_dir,
+                 "Directory of the dashboard's files, served at / ('' serves none)")
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

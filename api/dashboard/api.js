@@ -1,0 +1,84 @@
+// The dashboard's only way to okrd: its public HTTP API, relative to the page
+// (so the dashboard also works behind a proxy that mounts okrd under a path).
+
+const TOKEN_KEY = 'okrd-dashboard-token';
+
+// The token lives in this tab's sessionStorage only: never localStorage,
+// never a cookie, never the URL.
+export function getToken() {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY) || '';
+  } catch {
+    return '';
+  }
+}
+
+export function setToken(token) {
+  try {
+    if (token) sessionStorage.setItem(TOKEN_KEY, token);
+    else sessionStorage.removeItem(TOKEN_KEY);
+  } catch {
+    // Storage disabled: the token is simply not kept.
+  }
+}
+
+export class ApiError extends Error {
+  constructor(status, code, message, field) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.field = field;
+  }
+}
+
+export function apiUrl(path, params = {}) {
+  const url = new URL(path, document.baseURI);
+  for (const [key, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null && value !== '') url.searchParams.set(key, String(value));
+  }
+  return url;
+}
+
+// GET a JSON answer; throws ApiError with okrd's error code and message.
+export async function get(path, params = {}, { token = getToken() } = {}) {
+  const headers = { Accept: 'application/json' };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  let res;
+  try {
+    res = await fetch(apiUrl(path, params), { headers, cache: 'no-store' });
+  } catch (e) {
+    throw new ApiError(0, 'unreachable', `okrd did not answer (${e.message})`, null);
+  }
+  const text = await res.text();
+  let body = null;
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch {
+    body = null;
+  }
+  if (!res.ok) {
+    const e = (body && body.error) || {};
+    throw new ApiError(res.status, e.code || 'error', e.message || `HTTP ${res.status}`, e.field || null);
+  }
+  return body;
+}
+
+// Every item of a paged list, all pages read at the same seq as the first.
+export async function getAll(path, params = {}) {
+  let items = [];
+  let cursor;
+  let asOf = params.as_of;
+  for (let page = 0; page < 1000; page++) {
+    const answer = await get(path, { ...params, as_of: asOf, limit: 1000, cursor });
+    items = items.concat(answer.items);
+    if (asOf === undefined || asOf === null) asOf = answer.as_of_seq;
+    if (!answer.next) break;
+    cursor = answer.next;
+  }
+  return { items, as_of_seq: asOf };
+}
+
+export async function headSeq() {
+  const health = await get('healthz');
+  return health.head_seq;
+}

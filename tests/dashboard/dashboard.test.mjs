@@ -1,0 +1,311 @@
+// The dashboard in a real browser against a real okrd.
+//
+// Starts okrd (OKRD_BINARY) with --demo on a fresh data directory and lets
+// it serve its default dashboard, then drives Debian's Chromium through
+// playwright-core. Screenshots of every view go to
+// DASHBOARD_OUT/dashboard-screenshots/.
+//
+//   OKRD_BINARY=… DASHBOARD_OUT=… node --test dashboard.test.mjs
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const okrdBinary = process.env.OKRD_BINARY || process.argv[2];
+const outDir = process.env.DASHBOARD_OUT || process.argv[3] || tmpdir();
+const shots = path.join(outDir, 'dashboard-screenshots');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+
+let okrd;
+let base;
+let dataDir;
+let profileDir;
+let context;
+let page;
+const problems = []; // console errors, page errors, failed or foreign requests
+
+async function startOkrd() {
+  dataDir = mkdtempSync(path.join(tmpdir(), 'okrd-dashboard-data-'));
+  const args = ['--data', dataDir, '--listen', '127.0.0.1:0', '--demo'];
+  if (process.env.DASHBOARD_DIR) args.push('--dashboard', process.env.DASHBOARD_DIR);
+  okrd = spawn(okrdBinary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  okrd.stderr.on('data', (chunk) => {
+    stderr += chunk;
+  });
+  return new Promise((resolve, reject) => {
+    let stdout = '';
+    const timer = setTimeout(() => reject(new Error(`okrd did not start in 30 s\n${stdout}\n${stderr.slice(-2000)}`)), 30_000);
+    okrd.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`okrd exited with ${code}\n${stderr.slice(-2000)}`));
+    });
+    okrd.stdout.on('data', (chunk) => {
+      stdout += chunk;
+      const m = stdout.match(/okrd listening on (http:\/\/\S+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+  });
+}
+
+async function api(pathAndQuery, token) {
+  const res = await fetch(`${base}${pathAndQuery}`, token ? { headers: { Authorization: `Bearer ${token}` } } : {});
+  assert.equal(res.status, 200, `GET ${pathAndQuery}`);
+  return res.json();
+}
+
+async function shot(name) {
+  await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
+}
+
+function assertNoProblems(where) {
+  assert.deepEqual(problems.splice(0), [], `problems in the browser during ${where}`);
+}
+
+async function go(hash) {
+  await page.evaluate((h) => {
+    location.hash = h;
+  }, hash);
+}
+
+before(async () => {
+  assert.ok(okrdBinary, 'set OKRD_BINARY (or pass the okrd path as the first argument)');
+  mkdirSync(shots, { recursive: true });
+  base = await startOkrd();
+  profileDir = mkdtempSync(path.join(tmpdir(), 'okrd-dashboard-chromium-'));
+  // launchPersistentContext is how playwright takes a fresh --user-data-dir.
+  context = await chromium.launchPersistentContext(profileDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    ],
+    viewport: { width: 1280, height: 900 },
+  });
+  page = context.pages()[0] || (await context.newPage());
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(`console.${m.type()}: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
+  page.on('request', (r) => {
+    const url = r.url();
+    if (!url.startsWith(base) && !url.startsWith('data:')) problems.push(`request off okrd: ${url}`);
+  });
+});
+
+after(async () => {
+  if (context) await context.close().catch(() => {});
+  if (okrd && okrd.exitCode === null) {
+    okrd.removeAllListeners('exit');
+    okrd.kill('SIGTERM');
+    await new Promise((resolve) => {
+      const t = setTimeout(() => {
+        okrd.kill('SIGKILL');
+        resolve();
+      }, 5000);
+      okrd.once('exit', () => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+  for (const dir of [dataDir, profileDir]) if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+test('the cascade shows the demo objectives with the API\'s progress', { timeout: 60_000 }, async () => {
+  await page.goto(`${base}/`);
+  await page.waitForSelector('#cascade-tree[data-as-of] [data-objective-id]');
+  const cycle = await page.getAttribute('#cascade-tree', 'data-cycle');
+  const asOf = Number(await page.getAttribute('#cascade-tree', 'data-as-of'));
+  const { items, as_of_seq } = await api(`/v1/objectives?cycle=${cycle}&as_of=${asOf}`);
+  assert.equal(as_of_seq, asOf);
+  assert.ok(items.length >= 5, `the demo has objectives in ${cycle}`);
+  for (const o of items) {
+    const card = page.locator(`[data-objective-id="${o.id}"]`);
+    await assert.doesNotReject(card.waitFor({ timeout: 5000 }), `objective ${o.id} is shown`);
+    assert.equal(await card.locator('.objective-heading').innerText(), o.title);
+    assert.equal(await card.locator('.objective-head .pct').innerText(), `${Math.round(o.progress * 100)}%`, `progress of ${o.id}`);
+    for (const k of o.key_results) {
+      const row = page.locator(`[data-kr-id="${k.id}"]`);
+      assert.equal(await row.locator('.pct').innerText(), `${Math.round(k.progress * 100)}%`, `progress of ${k.id}`);
+      assert.equal(Number(await row.getAttribute('data-target')), k.target);
+      assert.equal(Number(await row.getAttribute('data-current')), k.current);
+    }
+  }
+  // Every state is written out, not only coloured.
+  const badges = await page.locator('.objective .status').allInnerTexts();
+  assert.ok(badges.every((b) => ['On track', 'At risk', 'Off track'].includes(b.trim())), badges.join(','));
+  await shot('cascade');
+
+  // Search by owner narrows the cascade.
+  await page.fill('#search', 'okafor');
+  await page.waitForFunction(() => document.querySelectorAll('[data-objective-id]').length === 1);
+  assert.equal(await page.locator('[data-objective-id]').getAttribute('data-objective-id'), 'ta-grow-referrals');
+  assert.match(page.url(), /q=okafor/);
+  await page.fill('#search', '');
+  await page.waitForFunction((n) => document.querySelectorAll('[data-objective-id]').length === n, items.length);
+
+  // Collapse and expand with the keyboard.
+  const toggle = page.locator('[data-objective-id="ops-one-hris"] .objective-heading button');
+  assert.equal(await toggle.getAttribute('aria-expanded'), 'true');
+  await toggle.focus();
+  await page.keyboard.press('Enter');
+  assert.equal(await toggle.getAttribute('aria-expanded'), 'false');
+  assert.equal(await page.locator('[data-kr-id="kr-records-migrated"]').isVisible(), false);
+  await page.keyboard.press('Space');
+  assert.equal(await toggle.getAttribute('aria-expanded'), 'true');
+  assert.equal(await page.locator('[data-kr-id="kr-records-migrated"]').isVisible(), true);
+  assertNoProblems('the cascade');
+});
+
+test('the time slider shows the target before it was moved, and the change between two marks', { timeout: 60_000 }, async () => {
+  // The demo moves kr-engineers-hired's target in the previous quarter and,
+  // from its fifth week on, kr-stay-interviews' in the current one: take the
+  // latest, and show its cycle.
+  const diff = await api('/v1/diff');
+  const moved = diff.changed
+    .filter((c) => c.field === 'target' && ['kr-stay-interviews', 'kr-engineers-hired'].includes(c.entity))
+    .pop();
+  assert.ok(moved, 'the demo moved a target');
+  const kr = await api(`/v1/key-results/${moved.entity}`);
+  const { cycle } = await api(`/v1/objectives/${kr.objective}`);
+  if ((await page.getAttribute('#cascade-tree', 'data-cycle')) !== cycle) {
+    await page.selectOption('#cycle', cycle);
+    await page.waitForSelector(`#cascade-tree[data-cycle="${cycle}"] [data-kr-id="${moved.entity}"]`);
+  }
+  const row = () => page.locator(`[data-kr-id="${moved.entity}"]`);
+  assert.equal(Number(await row().getAttribute('data-target')), moved.after);
+
+  await page.locator('#as-of').fill(String(moved.seq - 1));
+  await page.waitForSelector(`#cascade-tree[data-as-of="${moved.seq - 1}"]`);
+  assert.equal(Number(await row().getAttribute('data-target')), moved.before);
+  assert.equal(Number(await row().locator('.target').innerText()), moved.before);
+  // The readout names the recorded time of that seq.
+  await page.waitForSelector(`#as-of-time[data-seq="${moved.seq - 1}"]`);
+  assert.match(await page.getAttribute('#as-of-time', 'data-time'), /^\d{4}-\d\d-\d\dT/);
+  assert.match(page.url(), new RegExp(`as_of=${moved.seq - 1}`));
+  await page.click('#set-from');
+
+  await page.locator('#as-of').fill(String(moved.seq));
+  await page.waitForSelector(`#cascade-tree[data-as-of="${moved.seq}"]`);
+  assert.equal(Number(await row().getAttribute('data-target')), moved.after);
+  await page.click('#set-to');
+  await page.waitForSelector(`#diff [data-change="changed"][data-entity="${moved.entity}"][data-field="target"]`);
+  await page.waitForSelector(`[data-kr-id="${moved.entity}"].changed`);
+  assert.match(await row().locator('.badge.changed').innerText(), /target/);
+  assert.equal(await page.locator('.kr.changed').count(), 1, 'only the moved key result changed in that one event');
+  assert.equal(await page.locator('.mark').count(), 2);
+  await shot('cascade-time-travel');
+
+  // Back to the latest state.
+  await page.click('#latest');
+  await page.waitForSelector(`#cascade-tree[data-as-of="${diff.as_of_seq}"]`);
+  // The slider answers the keyboard.
+  await page.focus('#as-of');
+  await page.keyboard.press('ArrowLeft');
+  await page.keyboard.press('ArrowLeft');
+  await page.waitForSelector(`#cascade-tree[data-as-of="${diff.as_of_seq - 2}"]`);
+  await page.keyboard.press('End');
+  await page.waitForSelector(`#cascade-tree[data-as-of="${diff.as_of_seq}"]`);
+  assertNoProblems('time travel');
+});
+
+test('a key result chart draws one point per check-in, the target line and the moved target', { timeout: 60_000 }, async () => {
+  for (const id of ['kr-stay-interviews', 'kr-engineers-hired', 'kr-records-migrated']) {
+    await go(`#/kr/${id}`);
+    await page.waitForSelector(`h1:text-is("${(await api(`/v1/key-results/${id}`)).title}")`);
+    await page.waitForSelector('svg.chart');
+    const { items } = await api(`/v1/key-results/${id}/check-ins?limit=1000`);
+    const ids = await page.locator('svg.chart circle[data-check-in]').evaluateAll((cs) => cs.map((c) => c.dataset.checkIn));
+    assert.deepEqual(ids, items.map((c) => c.id), `one point per check-in of ${id}`);
+    const values = await page.locator('svg.chart circle[data-check-in]').evaluateAll((cs) => cs.map((c) => Number(c.dataset.value)));
+    assert.deepEqual(values, items.map((c) => c.value));
+    assert.equal(await page.locator('svg.chart [data-series="target"]').count(), 1);
+    assert.equal(await page.locator('svg.chart [data-series="pace"]').count(), 1);
+    assert.equal(await page.locator('.checkin-list li').count(), items.length);
+    const targetChanges = (await api('/v1/diff')).changed.filter((c) => c.entity === id && c.field === 'target');
+    assert.equal(await page.locator('svg.chart [data-change-field="target"]').count(), targetChanges.length,
+      `target changes of ${id} marked`);
+    await shot(`key-result-${id}`);
+  }
+  assertNoProblems('the key result view');
+});
+
+test('the review page lists the moved target and prints without the chrome', { timeout: 60_000 }, async () => {
+  const { items: cycles } = await api('/v1/cycles');
+  const closed = cycles.find((c) => c.state === 'closed');
+  assert.ok(closed, 'the demo has a closed quarter');
+  const review = await api(`/v1/cycles/${closed.id}/review`);
+  const g = review.moved_goalposts.find((x) => x.key_result === 'kr-engineers-hired');
+  assert.ok(g, 'the review API lists the moved target');
+  await go(`#/review/${closed.id}`);
+  const row = page.locator(`table.goalposts tr[data-key-result="${g.key_result}"]`);
+  await row.waitFor();
+  const cells = await row.locator('th, td').allInnerTexts();
+  assert.equal(cells[0], 'Engineers hired');
+  assert.equal(cells[1], 'target');
+  assert.equal(Number(cells[2]), g.before);
+  assert.equal(Number(cells[3]), g.after);
+  assert.equal(await page.locator('.review-objective').count(), review.objectives.length);
+  assert.equal(await page.locator(`tr.moved[data-kr-id="${g.key_result}"]`).count(), 1);
+  await shot('review');
+  await page.emulateMedia({ media: 'print' });
+  assert.equal(await page.locator('header.top').isVisible(), false);
+  assert.equal(await page.locator('table.goalposts').isVisible(), true);
+  await shot('review-print');
+  await page.emulateMedia({ media: 'screen' });
+  assertNoProblems('the review');
+});
+
+test('the audit view shows the chain and filters the event timeline for a token holder', { timeout: 60_000 }, async () => {
+  const creds = JSON.parse(readFileSync(path.join(dataDir, 'demo-credentials.json'), 'utf8'));
+  await go('#/audit');
+  await page.waitForSelector('#token');
+  await page.fill('#token', creds.auditor);
+  await page.click('button[type="submit"]:text("Use token")');
+  await page.waitForSelector('.chain[data-ok="true"]');
+  const verify = await api('/v1/audit/verify', creds.auditor);
+  assert.equal(await page.locator('.hash').innerText(), verify.head_hash);
+  await page.waitForSelector('table.events tbody tr');
+  assert.equal(await page.evaluate(() => Object.keys(localStorage).length), 0, 'nothing in localStorage');
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('okrd-dashboard-token')), creds.auditor, 'the token is kept in sessionStorage');
+
+  await page.fill('#f-actor', 'maya.chen');
+  await page.selectOption('#f-type', 'key_result.target_changed');
+  await page.click('button:text("Filter")');
+  await page.waitForFunction(() => location.hash.includes('type=key_result.target_changed'));
+  await page.waitForSelector('table.events tbody tr');
+  const { items } = await api('/v1/events?actor=maya.chen&type=key_result.target_changed', creds.auditor);
+  const seqs = await page.locator('table.events tbody tr').evaluateAll((rs) => rs.map((r) => Number(r.dataset.seq)));
+  assert.deepEqual(seqs, items.map((e) => e.seq));
+  assert.ok(seqs.length >= 1, 'the demo\'s moved targets are maya.chen\'s');
+  await shot('audit');
+
+  // With an audit token the chart's target change comes from the history.
+  await go('#/kr/kr-engineers-hired');
+  await page.waitForSelector('svg.chart [data-change-field="target"]');
+  assert.match(await page.locator('.source').innerText(), /history/);
+  await page.evaluate(() => sessionStorage.clear());
+  assertNoProblems('the audit view');
+});
+
+test('usable at phone width', { timeout: 60_000 }, async () => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  for (const [hash, name] of [['#/cascade', 'phone-cascade'], ['#/kr/kr-stay-interviews', 'phone-key-result']]) {
+    await go(hash);
+    await page.waitForSelector(hash === '#/cascade' ? '#cascade-tree[data-as-of] [data-objective-id]' : 'svg.chart');
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.ok(overflow <= 1, `${hash} scrolls sideways by ${overflow}px at 390px`);
+    await shot(name);
+  }
+  await page.setViewportSize({ width: 1280, height: 900 });
+  assertNoProblems('the phone layout');
+});

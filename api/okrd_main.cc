@@ -280,6 +280,7 @@ int main(int argc, char** argv) {
               << "  curl -s '" << base << "/v1/lint?cycle=" << ids.current_quarter << "'\n"
               << "  curl -s -X POST " << base << "/v1/key-results/kr-records-migrated/check-ins \\\n"
               << "       -H 'Authorization: Bearer " << editor_token << "' \\\n"
+              << "       -H 'Content-Type: application/json' \\\n"
               << "       -d '{\"value\": 80, \"note\": \"Payroll moved over\"}'\n"
               << "  curl -s -H 'Authorization: Bearer " << auditor_token << "' " << base
               << "/v1/audit/verify\n"

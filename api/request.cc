@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <set>
+#include <vector>
 
 #include "projections/time_util.h"
 
@@ -81,7 +82,7 @@ class Fields {
       return true;
     }
     if (!it->is_number()) return Fail(std::string(name) + " must be a number", name);
-    *out = it->get<double>();  // 1e400 arrives as infinity and is refused by the rules
+    *out = it->get<double>();  // finite: ParseBody refuses 1e400 (422)
     return true;
   }
   bool StrList(const char* name, std::optional<std::vector<std::string>>* out) {
@@ -130,6 +131,45 @@ class Fields {
   std::set<std::string> seen_;
 };
 
+// nlohmann refuses a number too large for a double (1e400) as it refuses
+// a syntax error. Such a number is well-formed JSON that is not finite:
+// a broken rule (422), named by the key it is the value of. This finds
+// whether a failed parse stopped on one, and under which key.
+class OverflowFinder : public nlohmann::json_sax<json> {
+ public:
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool start_object(std::size_t) override {
+    keys_.emplace_back();
+    return true;
+  }
+  bool key(string_t& k) override {
+    if (!keys_.empty()) keys_.back() = k;
+    return true;
+  }
+  bool end_object() override {
+    if (!keys_.empty()) keys_.pop_back();
+    return true;
+  }
+  bool start_array(std::size_t) override { return true; }
+  bool end_array() override { return true; }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) override {
+    overflow_ = e.id == 406;  // out_of_range.406: number overflow
+    return false;
+  }
+  bool overflow() const { return overflow_; }
+  std::string field() const { return keys_.empty() ? "" : keys_.back().substr(0, 64); }
+
+ private:
+  std::vector<std::string> keys_;
+  bool overflow_ = false;
+};
+
 }  // namespace
 
 std::optional<json> ParseBody(const std::string& body, ApiError* error) {
@@ -140,7 +180,15 @@ std::optional<json> ParseBody(const std::string& body, ApiError* error) {
   }
   json parsed = json::parse(body, nullptr, false);
   if (parsed.is_discarded()) {
-    *error = Malformed("body is not valid JSON");
+    OverflowFinder finder;
+    json::sax_parse(body, &finder);
+    if (finder.overflow()) {
+      std::string field = finder.field();
+      *error = ApiError{422, "invalid", (field.empty() ? std::string("a number") : field) +
+                                            " must be a finite number", field};
+    } else {
+      *error = Malformed("body is not valid JSON");
+    }
     return std::nullopt;
   }
   if (!parsed.is_object()) {

@@ -30,7 +30,8 @@ struct ApiError {
 };
 
 // Parses a request body into a JSON object: 400 for malformed JSON, a body
-// that is not an object, nesting deeper than kMaxJsonDepth, or invalid UTF-8.
+// that is not an object, nesting deeper than kMaxJsonDepth, or invalid UTF-8;
+// 422 for a number too large for a double (1e400), naming its field.
 // An empty body is an empty object.
 std::optional<nlohmann::json> ParseBody(const std::string& body, ApiError* error);
 

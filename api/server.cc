@@ -1,6 +1,7 @@
 #include "api/server.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <chrono>
@@ -154,7 +155,7 @@ class Server::Routes {
   void Install(httplib::Server& http) {
     using R = WriteRoute;
     Get(http, "/healthz", Access::kPublic, [this](Call& c) { Health(c); });
-    Get(http, "/metrics", Access::kPublic, [this](Call& c) { MetricsText(c); });
+    Get(http, "/metrics", Access::kStateRead, [this](Call& c) { MetricsText(c); });
     Get(http, "/v1/openapi.json", Access::kPublic, [this](Call& c) {
       c.res.status = 200;
       c.res.set_content(options_.openapi_json, "application/json; charset=utf-8");
@@ -196,7 +197,12 @@ class Server::Routes {
 
     if (!options_.dashboard_dir.empty()) http.set_mount_point("/", options_.dashboard_dir);
 
-    http.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
+    http.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req,
+                                                                       httplib::Response& res) {
+      // cpp-httplib calls this for every status >= 400, routed or not. A
+      // routed handler has already answered (and stamped X-Request-Id):
+      // keep its error body, with its code and field.
+      if (res.has_header("X-Request-Id")) return httplib::Server::HandlerResponse::Handled;
       // Routing misses, 413 and other refusals cpp-httplib makes itself.
       int status = res.status < 400 ? 404 : res.status;
       std::string message = status == 404 ? "no such route: " + req.method + " " + req.path.substr(0, 200)
@@ -206,7 +212,8 @@ class Server::Routes {
       res.set_content(Dump(ErrorBody(DefaultErrorCode(status), message, "")),
                       "application/json; charset=utf-8");
       Finish(req, res, "unrouted", NextRequestId(req), "", std::chrono::steady_clock::now());
-    });
+      return httplib::Server::HandlerResponse::Handled;
+    }));
     http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
       res.status = 500;
       res.set_content(Dump(ErrorBody("internal", "internal error", "")), "application/json; charset=utf-8");
@@ -417,8 +424,20 @@ class Server::Routes {
 
   // --- reads ---
 
+  // Liveness stays open for probes; under --private only a token holder
+  // learns anything about the log.
   void Health(Call& c) {
+    if (options_.private_reads && !c.principal) return c.Send(200, {{"status", "ok"}});
     c.Send(200, {{"status", "ok"}, {"head_seq", store_->head().seq}, {"projected_seq", projector_->seq()}});
+  }
+
+  // An event as the audit routes show it; the idempotency key without the
+  // actor scope okrd stores it under.
+  static json AuditEventJson(schema::Event::Reader ev) {
+    json out = EventToJson(ev);
+    std::string key = out["idempotency_key"].get<std::string>();
+    if (auto nl = key.find('\n'); nl != std::string::npos) out["idempotency_key"] = key.substr(nl + 1);
+    return out;
   }
 
   void MetricsText(Call& c) {
@@ -579,7 +598,14 @@ class Server::Routes {
 
   void GetDiff(Call& c) {
     projector_->Read([&](const Projection& p) {
-      uint64_t from = 0, to = p.seq();
+      // as_of, like every state read: what was known then; `to` defaults to it.
+      uint64_t as_of = p.seq();
+      if (const std::string* text = c.Param("as_of")) {
+        auto r = ResolvePoint(c, p, *text, "as_of");
+        if (!r) return;
+        as_of = *r;
+      }
+      uint64_t from = 0, to = as_of;
       if (const std::string* text = c.Param("from")) {
         auto r = ResolvePoint(c, p, *text, "from");
         if (!r) return;
@@ -590,6 +616,7 @@ class Server::Routes {
         if (!r) return;
         to = *r;
       }
+      if (to > as_of) return c.Fail(ApiError{422, "invalid", "to is after as_of", "to"});
       if (from > to) return c.Fail(ApiError{422, "invalid", "from is after to", "from"});
       std::string cycle = c.ParamOr("cycle");
       if (!cycle.empty() && !p.cycle(cycle)) return c.Fail(404, "no cycle " + cycle, "cycle");
@@ -679,7 +706,7 @@ class Server::Routes {
       if (!type.empty() && type != EventTypeName(ev.which())) return true;
       if (from && ev.getRecordedAt() < *from) return true;
       if (to && ev.getRecordedAt() > *to) return true;
-      items.push_back(EventToJson(ev));
+      items.push_back(AuditEventJson(ev));
       return true;
     });
     if (!s.ok()) return c.Fail(s);
@@ -689,19 +716,33 @@ class Server::Routes {
                  {"as_of_seq", head}});
   }
 
+  // One entity's events, oldest first, paged by version (`after`).
   void GetHistory(Call& c) {
     auto id = PathId(c);
     if (!id) return;
-    auto stream = store_->ReadStream(*id);
-    if (!stream.ok()) return c.Fail(stream.status());
-    if (stream->empty()) return c.Fail(404, "no entity " + *id, "id");
-    json items = json::array();
-    for (const StoredEvent& e : *stream) {
-      auto decoded = DecodedEvent::Decode(e.bytes);
-      if (!decoded.ok()) return c.Fail(decoded.status());
-      items.push_back(EventToJson((*decoded)->event()));
+    ApiError e;
+    auto limit = ParseLimit(c.Param("limit"), &e);
+    if (!limit) return c.Fail(e);
+    uint64_t after = 0;
+    if (const std::string* text = c.Param("after")) {
+      auto parsed = ParseUnsigned(*text);
+      if (!parsed) return c.Fail(ApiError{400, "malformed", "after must be a version", "after"});
+      after = *parsed;
     }
-    c.Send(200, {{"items", std::move(items)}, {"next", nullptr}, {"as_of_seq", store_->head().seq}});
+    uint64_t head = store_->head().seq;
+    auto stream = store_->ReadStream(*id, after, *limit + 1);
+    if (!stream.ok()) return c.Fail(stream.status());
+    if (stream->empty() && after == 0) return c.Fail(404, "no entity " + *id, "id");
+    bool more = stream->size() > *limit;
+    if (more) stream->pop_back();
+    json items = json::array();
+    for (const StoredEvent& stored : *stream) {
+      auto decoded = DecodedEvent::Decode(stored.bytes);
+      if (!decoded.ok()) return c.Fail(decoded.status());
+      items.push_back(AuditEventJson((*decoded)->event()));
+    }
+    json next = more ? json(std::to_string(after + items.size())) : json(nullptr);
+    c.Send(200, {{"items", std::move(items)}, {"next", std::move(next)}, {"as_of_seq", head}});
   }
 
   void Verify(Call& c) {
@@ -770,8 +811,9 @@ class Server::Routes {
       else if (const Objective* o = p.objective(result->entity)) out = v.ObjectiveJson(*o);
       else if (const KeyResult* kr = p.key_result(result->entity)) {
         out = v.KeyResultJson(*kr);
-        for (const CheckIn& ci : kr->check_ins) {
-          if (ci.meta.seq == result->seq) out["check_in"] = v.CheckInJson(ci);
+        size_t known = kr->CheckInsKnownAt(result->seq);
+        if (known > 0 && kr->check_ins[known - 1].meta.seq == result->seq) {
+          out["check_in"] = v.CheckInJson(kr->check_ins[known - 1]);
         }
       }
       out["seq"] = result->seq;
@@ -804,14 +846,22 @@ Server::Server(EventStore* store, Projector* projector, std::optional<TokenTable
   http_->set_keep_alive_timeout(kIdleTimeoutSeconds);
   http_->set_keep_alive_max_count(kMaxKeepAliveRequests);
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  // Remember the listening socket so Bind() can widen its backlog.
+  http_->set_socket_options([this](socket_t sock) {
+    httplib::default_socket_options(sock);
+    listen_fd_ = sock;
+  });
   routes_->Install(*http_);
 }
 
 Server::~Server() = default;
 
 int Server::Bind(const std::string& host, int port) {
-  if (port == 0) return http_->bind_to_any_port(host);
-  return http_->bind_to_port(host, port) ? port : -1;
+  int bound = port == 0 ? http_->bind_to_any_port(host) : (http_->bind_to_port(host, port) ? port : -1);
+  // cpp-httplib listens with a backlog of 5: a burst of clients overflows
+  // it and connections are reset. Listening again only widens the queue.
+  if (bound >= 0 && listen_fd_ >= 0) ::listen(listen_fd_, kListenBacklog);
+  return bound;
 }
 
 bool Server::Serve() { return http_->listen_after_bind(); }

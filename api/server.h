@@ -30,6 +30,7 @@ inline constexpr time_t kWriteTimeoutSeconds = 10;
 inline constexpr time_t kIdleTimeoutSeconds = 5;    // keep-alive connections idle longer close
 inline constexpr size_t kMaxKeepAliveRequests = 10'000;
 inline constexpr size_t kMaxEventsScannedPerRequest = 100'000;
+inline constexpr int kListenBacklog = 1024;  // connections waiting to be accepted
 
 struct ServerOptions {
   bool private_reads = false;  // every read needs a token
@@ -57,6 +58,7 @@ class Server {
   class Routes;
   std::unique_ptr<httplib::Server> http_;
   std::unique_ptr<Routes> routes_;
+  int listen_fd_ = -1;  // the listening socket, once bound
 };
 
 }  // namespace okr::api

@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cmath>
+#include <random>
 #include <set>
 
 #include "projections/commands.h"
@@ -26,7 +27,14 @@ long Utf8Length(std::string_view s) {
     for (size_t k = 1; k < len; ++k) {
       if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) return -1;
     }
-    if (len == 2 && c < 0xc2) return -1;  // overlong
+    // RFC 3629: no overlong forms, no UTF-16 surrogates, nothing past
+    // U+10FFFF (a JSON encoder refuses to write any of them).
+    const unsigned char c1 = len > 1 ? static_cast<unsigned char>(s[i + 1]) : 0;
+    if (len == 2 && c < 0xc2) return -1;                                // overlong
+    if (len == 3 && c == 0xe0 && c1 < 0xa0) return -1;                  // overlong
+    if (len == 3 && c == 0xed && c1 > 0x9f) return -1;                  // surrogate
+    if (len == 4 && c == 0xf0 && c1 < 0x90) return -1;                  // overlong
+    if (len == 4 && (c > 0xf4 || (c == 0xf4 && c1 > 0x8f))) return -1;  // past U+10FFFF
     i += len;
     ++n;
   }
@@ -45,9 +53,12 @@ Status CheckString(std::string_view s, const char* field, size_t max_chars, bool
                                " characters",
                            field);
   }
-  for (unsigned char c : s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
     bool allowed_space = multiline && (c == '\n' || c == '\r' || c == '\t');
-    if ((c < 0x20 && !allowed_space) || c == 0x7f) {
+    // C1 controls U+0080–U+009F are 0xC2 0x80–0x9F (the UTF-8 is valid here).
+    bool c1 = c == 0xc2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) < 0xa0;
+    if ((c < 0x20 && !allowed_space) || c == 0x7f || c1) {
       return Status::Invalid(std::string(field) + " contains a control character", field);
     }
   }
@@ -215,6 +226,16 @@ class Decider {
                 ends = c.ends.value_or(f.ends), parent = c.parent.value_or(f.parent);
     if (Status st = CheckTitle(name, "name"); !st.ok()) return st;
     if (Status st = CheckCycleShape(c.id, starts, ends, parent); !st.ok()) return st;
+    // The cycles inside this one must stay inside it.
+    for (const auto& [id, child] : s_.cycles()) {
+      const CycleFields& cf = child.current();
+      if (cf.parent != c.id) continue;
+      if (cf.starts < starts) {
+        return Status::Invalid("cycle " + id + " inside it starts on " + cf.starts, "starts");
+      }
+      if (cf.ends > ends) return Status::Invalid("cycle " + id + " inside it ends on " + cf.ends, "ends");
+      Expect(id);
+    }
     Begin(c.id);
     if (name == f.name && starts == f.starts && ends == f.ends && parent == f.parent) {
       return std::move(decision_);
@@ -413,7 +434,7 @@ class Decider {
     if (Status st = CheckOpenCycleOfObjective(f.objective); !st.ok()) return st;
     std::string id = c.id;
     if (id.empty()) {
-      id = AssignCheckInId(*kr);
+      id = AssignCheckInId();
     } else if (Status st = CheckNewId(s_, id, "id"); !st.ok()) {
       return st;
     }
@@ -432,7 +453,15 @@ class Decider {
       return Status::Invalid("measured_at is in the future", "measured_at");
     }
     if (measured < 0) return Status::Invalid("measured_at is before 1970", "measured_at");
-    Begin(c.key_result);
+    if (c.id.empty()) {
+      BeginAppend(c.key_result);
+    } else {
+      // A client's own id: two requests with it decided on the same state
+      // (a retry racing its original) must not both land, or the log holds
+      // the id twice. Expecting the key result's version makes the second
+      // conflict, and on the newer state it is refused as taken.
+      Begin(c.key_result);
+    }
     EventDraft d = Draft(c.key_result);
     auto b = d.event().initCheckInRecorded();
     b.setCheckIn(id);
@@ -460,6 +489,8 @@ class Decider {
     for (const CheckIn& ci : CheckInSeries(*kr, s_.seq())) {
       if (ci.id == c.corrects) before = ci.value;
     }
+    // `before` is read from the current state: a correction racing another
+    // must be decided again, or it records a value that was already replaced.
     Begin(c.key_result);
     EventDraft d = Draft(c.key_result);
     auto b = d.event().initCheckInCorrected();
@@ -475,7 +506,7 @@ class Decider {
       return Status::NotFound("no objective or key result " + c.target, "target");
     }
     if (Status st = CheckString(c.text, "text", kMaxTextChars, true, true); !st.ok()) return st;
-    Begin(c.target);
+    BeginAppend(c.target);
     EventDraft d = Draft(c.target);
     d.event().initCommentAdded().setText(c.text);
     return Finish(std::move(d));
@@ -492,7 +523,7 @@ class Decider {
     }
     if (Status st = CheckText(c.reflection, "reflection"); !st.ok()) return st;
     if (Status st = CheckText(c.lessons, "lessons"); !st.ok()) return st;
-    Begin(c.objective);
+    BeginAppend(c.objective);
     EventDraft d = Draft(c.objective);
     auto b = d.event().initObjectiveReviewed();
     b.setScore(c.score);
@@ -503,10 +534,16 @@ class Decider {
   }
 
  private:
+  // A change of `entity` decided on its current fields: the append expects
+  // the version those fields are from.
   void Begin(const std::string& entity) {
     decision_.entity = entity;
     Expect(entity);
   }
+  // An addition to `entity` (check-in, correction, comment, review) that does
+  // not depend on its other fields: concurrent additions must all land, so
+  // none expects the entity's version (If-Match still can).
+  void BeginAppend(const std::string& entity) { decision_.entity = entity; }
   void Expect(const std::string& id) {
     for (const auto& e : decision_.expected) {
       if (e.entity == id) return;
@@ -675,11 +712,14 @@ class Decider {
     return Status::Ok();
   }
 
-  std::string AssignCheckInId(const KeyResult& kr) {
-    for (uint64_t n = kr.check_ins.size() + 1;; ++n) {
-      Hash h = Sha256(kr.id + "#" + std::to_string(n));
-      std::string id = "ci-" + ToHex(h).substr(0, 16);
-      if (!s_.KindOf(id)) return id;
+  // Random, so concurrent check-ins decided on the same state never pick
+  // the same id (64 bits: a collision is refused by the id check anyway).
+  std::string AssignCheckInId() {
+    thread_local std::mt19937_64 rng(std::random_device{}());
+    for (;;) {
+      char buf[24];
+      std::snprintf(buf, sizeof buf, "ci-%016llx", static_cast<unsigned long long>(rng()));
+      if (!s_.KindOf(buf)) return buf;
     }
   }
 
@@ -692,6 +732,7 @@ class Decider {
 
 Result<Decision> Decide(const Projection& state, const Command& command,
                         const CommandContext& context) {
+  if (Status st = CheckText(context.reason, "reason"); !st.ok()) return st;
   Decider decider(state, context);
   return std::visit(decider, command);
 }

@@ -105,20 +105,34 @@ Status Projection::Apply(schema::Event::Reader ev) {
             EventTypeName(ev.which())};
   const std::string id = Str(ev.getEntity());
   auto missing = [&](const char* what) {
-    return Status::Corruption("seq " + std::to_string(meta.seq) + ": " + meta.type + " on " +
+    return Status::Corruption("seq " + std::to_string(meta.seq) + ": " + std::string(meta.type) + " on " +
                               what + " " + id + " that does not exist");
   };
   using W = schema::Event::Which;
-  Unit* unit = units_.count(id) ? &units_[id] : nullptr;
-  Cycle* cycle = cycles_.count(id) ? &cycles_[id] : nullptr;
-  Objective* objective = objectives_.count(id) ? &objectives_[id] : nullptr;
-  KeyResult* kr = key_results_.count(id) ? &key_results_[id] : nullptr;
+  Unit* unit = nullptr;
+  Cycle* cycle = nullptr;
+  Objective* objective = nullptr;
+  KeyResult* kr = nullptr;
+  if (auto it = index_.find(id); it != index_.end()) {
+    switch (it->second.kind) {
+      case EntityKind::kUnit: unit = static_cast<Unit*>(it->second.entity); break;
+      case EntityKind::kCycle: cycle = static_cast<Cycle*>(it->second.entity); break;
+      case EntityKind::kObjective: objective = static_cast<Objective*>(it->second.entity); break;
+      case EntityKind::kKeyResult: kr = static_cast<KeyResult*>(it->second.entity); break;
+      case EntityKind::kCheckIn: break;
+    }
+  }
+  auto created = [&](EntityKind kind, void* entity) {
+    index_.emplace(id, IndexEntry{kind, {}, entity});
+  };
 
   switch (ev.which()) {
     case W::UNIT_CREATED: {
       if (KindOf(id)) return Status::Corruption("seq " + std::to_string(meta.seq) + ": id reused");
       auto b = ev.getUnitCreated();
-      auto& f = Create(units_, id, meta).revisions.back().fields;
+      Unit& e = Create(units_, id, meta);
+      created(EntityKind::kUnit, &e);
+      auto& f = e.revisions.back().fields;
       f.kind = KindName(b.getKind());
       f.name = Str(b.getName());
       f.parent = Str(b.getParent());
@@ -145,7 +159,9 @@ Status Projection::Apply(schema::Event::Reader ev) {
     case W::CYCLE_CREATED: {
       if (KindOf(id)) return Status::Corruption("seq " + std::to_string(meta.seq) + ": id reused");
       auto b = ev.getCycleCreated();
-      auto& f = Create(cycles_, id, meta).revisions.back().fields;
+      Cycle& e = Create(cycles_, id, meta);
+      created(EntityKind::kCycle, &e);
+      auto& f = e.revisions.back().fields;
       f.name = Str(b.getName());
       f.starts = Str(b.getStarts());
       f.ends = Str(b.getEnds());
@@ -174,7 +190,9 @@ Status Projection::Apply(schema::Event::Reader ev) {
     case W::OBJECTIVE_CREATED: {
       if (KindOf(id)) return Status::Corruption("seq " + std::to_string(meta.seq) + ": id reused");
       auto b = ev.getObjectiveCreated();
-      auto& f = Create(objectives_, id, meta).revisions.back().fields;
+      Objective& e = Create(objectives_, id, meta);
+      created(EntityKind::kObjective, &e);
+      auto& f = e.revisions.back().fields;
       f.cycle = Str(b.getCycle());
       f.owner = Str(b.getOwner());
       f.title = Str(b.getTitle());
@@ -224,7 +242,9 @@ Status Projection::Apply(schema::Event::Reader ev) {
         return Status::Corruption("seq " + std::to_string(meta.seq) +
                                   ": key result of unknown objective " + parent);
       }
-      auto& f = Create(key_results_, id, meta).revisions.back().fields;
+      KeyResult& e = Create(key_results_, id, meta);
+      created(EntityKind::kKeyResult, &e);
+      auto& f = e.revisions.back().fields;
       f.objective = parent;
       f.title = Str(b.getTitle());
       f.owner = Str(b.getOwner());
@@ -277,8 +297,9 @@ Status Projection::Apply(schema::Event::Reader ev) {
       kr->check_ins.push_back(CheckIn{ci, meta, b.getValue(), b.getHasConfidence(),
                                       b.getConfidence(), StatusName(b.getStatus()),
                                       Str(b.getNote()), b.getMeasuredAt()});
+      kr->AddToIndex();
       kr->event_seqs.push_back(meta.seq);
-      check_in_owner_[ci] = id;
+      index_.emplace(ci, IndexEntry{EntityKind::kCheckIn, id, kr});
       break;
     }
     case W::CHECK_IN_CORRECTED: {
@@ -330,25 +351,89 @@ int64_t Projection::TimeOfSeq(uint64_t seq) const {
 }
 
 std::optional<EntityKind> Projection::KindOf(const std::string& id) const {
-  if (units_.count(id)) return EntityKind::kUnit;
-  if (cycles_.count(id)) return EntityKind::kCycle;
-  if (objectives_.count(id)) return EntityKind::kObjective;
-  if (key_results_.count(id)) return EntityKind::kKeyResult;
-  if (check_in_owner_.count(id)) return EntityKind::kCheckIn;
-  return std::nullopt;
+  auto it = index_.find(id);
+  if (it == index_.end()) return std::nullopt;
+  return it->second.kind;
 }
 
 const KeyResult* Projection::KeyResultOfCheckIn(const std::string& check_in) const {
-  auto it = check_in_owner_.find(check_in);
-  return it == check_in_owner_.end() ? nullptr : key_result(it->second);
+  auto it = index_.find(check_in);
+  if (it == index_.end() || it->second.kind != EntityKind::kCheckIn) return nullptr;
+  return key_result(it->second.key_result);
+}
+
+Projection::Projection(const Projection& other)
+    : seq_(other.seq_),
+      recorded_at_us_(other.recorded_at_us_),
+      time_index_(other.time_index_),
+      units_(other.units_),
+      cycles_(other.cycles_),
+      objectives_(other.objectives_),
+      key_results_(other.key_results_) {
+  RebuildIndex();
+}
+
+Projection& Projection::operator=(const Projection& other) {
+  if (this != &other) *this = Projection(other);
+  return *this;
+}
+
+void Projection::RebuildIndex() {
+  index_.clear();
+  for (auto& [id, e] : units_) index_.emplace(id, IndexEntry{EntityKind::kUnit, {}, &e});
+  for (auto& [id, e] : cycles_) index_.emplace(id, IndexEntry{EntityKind::kCycle, {}, &e});
+  for (auto& [id, e] : objectives_) index_.emplace(id, IndexEntry{EntityKind::kObjective, {}, &e});
+  for (auto& [id, kr] : key_results_) {
+    index_.emplace(id, IndexEntry{EntityKind::kKeyResult, {}, &kr});
+    for (const CheckIn& ci : kr.check_ins) {
+      index_.emplace(ci.id, IndexEntry{EntityKind::kCheckIn, id, &kr});
+    }
+  }
+}
+
+const std::vector<uint64_t>* Projection::EventSeqs(const std::string& id) const {
+  auto it = index_.find(id);
+  if (it == index_.end()) return nullptr;
+  switch (it->second.kind) {
+    case EntityKind::kUnit: return &static_cast<const Unit*>(it->second.entity)->event_seqs;
+    case EntityKind::kCycle: return &static_cast<const Cycle*>(it->second.entity)->event_seqs;
+    case EntityKind::kObjective: return &static_cast<const Objective*>(it->second.entity)->event_seqs;
+    case EntityKind::kKeyResult: return &static_cast<const KeyResult*>(it->second.entity)->event_seqs;
+    case EntityKind::kCheckIn: return nullptr;  // check-ins are events of their key result
+  }
+  return nullptr;
 }
 
 uint64_t Projection::Version(const std::string& id) const {
-  if (auto* u = unit(id)) return u->event_seqs.size();
-  if (auto* c = cycle(id)) return c->event_seqs.size();
-  if (auto* o = objective(id)) return o->event_seqs.size();
-  if (auto* k = key_result(id)) return k->event_seqs.size();
-  return 0;
+  const auto* seqs = EventSeqs(id);
+  return seqs ? seqs->size() : 0;
+}
+
+void KeyResult::AddToIndex() {
+  uint32_t newest = static_cast<uint32_t>(check_ins.size() - 1);
+  // Seqs only grow, so on a tie in measured_at the newcomer wins.
+  if (!latest_prefix.empty() &&
+      check_ins[newest].measured_at_us < check_ins[latest_prefix.back()].measured_at_us) {
+    newest = latest_prefix.back();
+  }
+  latest_prefix.push_back(newest);
+}
+
+void KeyResult::Reindex() {
+  std::vector<CheckIn> all = std::move(check_ins);
+  check_ins.clear();
+  latest_prefix.clear();
+  for (auto& ci : all) {
+    check_ins.push_back(std::move(ci));
+    AddToIndex();
+  }
+}
+
+size_t KeyResult::CheckInsKnownAt(uint64_t as_of) const {
+  return static_cast<size_t>(
+      std::upper_bound(check_ins.begin(), check_ins.end(), as_of,
+                       [](uint64_t s, const CheckIn& ci) { return s < ci.meta.seq; }) -
+      check_ins.begin());
 }
 
 // --- Progress ---
@@ -356,12 +441,19 @@ uint64_t Projection::Version(const std::string& id) const {
 CurrentValue ValueOf(const KeyResult& kr, const KeyResultFields& fields, uint64_t as_of,
                      int64_t at_us) {
   CurrentValue out{fields.start, nullptr};
-  for (const CheckIn& ci : kr.check_ins) {
-    if (ci.meta.seq > as_of) break;  // seq order: nothing later is known
-    if (ci.measured_at_us > at_us) continue;
-    if (out.check_in == nullptr || ci.measured_at_us > out.check_in->measured_at_us ||
-        (ci.measured_at_us == out.check_in->measured_at_us && ci.meta.seq > out.check_in->meta.seq)) {
-      out.check_in = &ci;
+  size_t known = kr.CheckInsKnownAt(as_of);
+  if (known > 0 && at_us >= kr.check_ins[kr.latest_prefix[known - 1]].measured_at_us) {
+    // The latest known check-in was measured by `at`: it is the answer.
+    out.check_in = &kr.check_ins[kr.latest_prefix[known - 1]];
+  } else if (known > 0) {
+    for (const CheckIn& ci : kr.check_ins) {
+      if (ci.meta.seq > as_of) break;  // seq order: nothing later is known
+      if (ci.measured_at_us > at_us) continue;
+      if (out.check_in == nullptr || ci.measured_at_us > out.check_in->measured_at_us ||
+          (ci.measured_at_us == out.check_in->measured_at_us &&
+           ci.meta.seq > out.check_in->meta.seq)) {
+        out.check_in = &ci;
+      }
     }
   }
   if (out.check_in != nullptr) {

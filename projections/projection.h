@@ -28,7 +28,7 @@ struct Meta {
   int64_t recorded_at_us = 0;
   std::string actor;
   std::string reason;
-  std::string type;  // "key_result.target_changed"
+  std::string_view type;  // "key_result.target_changed", static storage (EventTypeName)
 
   bool operator==(const Meta&) const = default;
 };
@@ -159,6 +159,14 @@ struct KeyResult : Entity<KeyResultFields> {
   std::vector<CheckIn> check_ins;      // seq order
   std::vector<Correction> corrections; // seq order
   std::vector<Comment> comments;
+  // latest_prefix[i]: index of the latest by (measured_at, seq) among
+  // check_ins[0..i], so the value as of any seq needs no scan. Derived;
+  // kept by Apply and rebuilt after snapshot decoding (Reindex).
+  std::vector<uint32_t> latest_prefix;
+  void AddToIndex();  // after check_ins grew by one
+  void Reindex();
+  // How many check-ins are known at `as_of`.
+  size_t CheckInsKnownAt(uint64_t as_of) const;
   bool operator==(const KeyResult&) const = default;
 };
 
@@ -166,6 +174,13 @@ enum class EntityKind { kUnit, kCycle, kObjective, kKeyResult, kCheckIn };
 
 class Projection {
  public:
+  Projection() = default;
+  // Copies rebuild the index, which points into the entity maps.
+  Projection(const Projection& other);
+  Projection& operator=(const Projection& other);
+  Projection(Projection&&) = default;  // map nodes move with their maps
+  Projection& operator=(Projection&&) = default;
+
   // Folds one event in. Events must come in seq order, each exactly once;
   // an event the projection cannot apply (unknown entity, wrong kind) is a
   // corruption of the log and leaves the projection unchanged.
@@ -193,6 +208,9 @@ class Projection {
   const KeyResult* KeyResultOfCheckIn(const std::string& check_in) const;
   // The entity's current version (0 when unknown).
   uint64_t Version(const std::string& id) const;
+  // The seqs of every event of a unit, cycle, objective or key result, in
+  // order (its version at seq s is how many are <= s); nullptr otherwise.
+  const std::vector<uint64_t>* EventSeqs(const std::string& id) const;
 
   // Deep equality, for determinism tests.
   bool operator==(const Projection& other) const = default;
@@ -212,7 +230,16 @@ class Projection {
   std::map<std::string, Cycle> cycles_;
   std::map<std::string, Objective> objectives_;
   std::map<std::string, KeyResult> key_results_;
-  std::unordered_map<std::string, std::string> check_in_owner_;  // check-in id -> key result
+  // Every id ever used (ids are unique across kinds and never reused), with
+  // its kind and, for a check-in, its key result: one hash lookup per event.
+  struct IndexEntry {
+    EntityKind kind;
+    std::string key_result;
+    void* entity = nullptr;  // the Unit/Cycle/Objective/KeyResult (for a check-in: its key result)
+    bool operator==(const IndexEntry& o) const { return kind == o.kind && key_result == o.key_result; }
+  };
+  void RebuildIndex();
+  std::unordered_map<std::string, IndexEntry> index_;
 };
 
 // --- Progress (SPEC §1) ---

@@ -1,5 +1,6 @@
 #include "projections/projector.h"
 
+#include <algorithm>
 #include <chrono>
 #include <mutex>
 
@@ -27,7 +28,7 @@ Status Replay(const EventStore& store, uint64_t up_to, Projection* p, Hash* head
     }
     failed = p->Apply((*decoded)->event());
     if (!failed.ok()) return false;
-    *head_hash = Sha256(bytes);
+    if (seq == up_to) *head_hash = Sha256(bytes);  // only the last one is kept
     return true;
   });
   if (!s.ok()) return s;
@@ -71,7 +72,36 @@ Result<std::unique_ptr<Projector>> Projector::Open(EventStore* store, ProjectorO
     }
   }
   if (Status s = Replay(*store, head, &p->projection_, &p->head_hash_); !s.ok()) return s;
+  p->follower_ = std::thread([raw = p.get()] { raw->FollowLoop(); });
   return p;
+}
+
+Projector::~Projector() {
+  stopping_ = true;
+  if (follower_.joinable()) follower_.join();
+}
+
+void Projector::FollowLoop() {
+  while (!stopping_) {
+    uint64_t head = store_->WaitForEvents(seq(), std::chrono::milliseconds(100));
+    if (head > seq()) {
+      // A failure here (a corrupt event) leaves the projection behind; the
+      // writers waiting for it time out and report the error themselves.
+      (void)CatchUpLocked(head);
+      { std::lock_guard<std::mutex> lock(projected_mu_); }
+      projected_cv_.notify_all();
+    }
+  }
+}
+
+Status Projector::WaitProjected(uint64_t target) {
+  {
+    std::unique_lock<std::mutex> lock(projected_mu_);
+    if (projected_cv_.wait_for(lock, std::chrono::seconds(2), [&] { return seq() >= target; })) {
+      return Status::Ok();
+    }
+  }
+  return CatchUpLocked(target);
 }
 
 Result<Projection> Projector::Rebuild(const EventStore& store, uint64_t up_to, bool use_snapshot) {
@@ -124,13 +154,13 @@ void Projector::MaybeSnapshot(uint64_t before, uint64_t after) {
 Result<WriteResult> Projector::Write(const WriteRequest& request) {
   auto answer = [&](const std::string& entity, uint64_t last_seq, bool replayed,
                     bool changed) -> Result<WriteResult> {
-    if (Status s = CatchUpLocked(last_seq); !s.ok()) return s;
+    if (Status s = WaitProjected(last_seq); !s.ok()) return s;
     std::shared_lock lock(mu_);
     WriteResult r{entity, 0, last_seq, replayed, changed};
-    if (const Unit* u = projection_.unit(entity)) r.version = u->VersionAt(last_seq);
-    if (const Cycle* c = projection_.cycle(entity)) r.version = c->VersionAt(last_seq);
-    if (const Objective* o = projection_.objective(entity)) r.version = o->VersionAt(last_seq);
-    if (const KeyResult* k = projection_.key_result(entity)) r.version = k->VersionAt(last_seq);
+    if (const auto* seqs = projection_.EventSeqs(entity)) {
+      r.version = static_cast<uint64_t>(std::upper_bound(seqs->begin(), seqs->end(), last_seq) -
+                                        seqs->begin());
+    }
     return r;
   };
 
@@ -146,10 +176,14 @@ Result<WriteResult> Projector::Write(const WriteRequest& request) {
     }
   }
 
+  // Held while a change of one entity's fields is decided and appended, so
+  // concurrent changes of the same entity take turns instead of conflicting.
+  std::unique_lock<std::mutex> turn;
   for (int attempt = 0; attempt < kMaxDecideAttempts; ++attempt) {
     AppendRequest append;
     std::string entity;
     uint64_t head_seq;
+    bool needs_turn = false;
     {
       std::shared_lock lock(mu_);
       head_seq = projection_.seq();
@@ -167,11 +201,28 @@ Result<WriteResult> Projector::Write(const WriteRequest& request) {
                                 "If-Match");
       }
       if (decision->events.empty()) {
+        // Nothing changes: answer with the entity's own last event.
+        const auto* seqs = projection_.EventSeqs(entity);
+        uint64_t last = seqs && !seqs->empty() ? seqs->back() : head_seq;
         lock.unlock();
-        return answer(entity, head_seq, false, false);
+        return answer(entity, last, false, false);
       }
+      needs_turn = std::any_of(decision->expected.begin(), decision->expected.end(),
+                               [&](const ExpectedVersion& e) { return e.entity == entity; });
       append.events = std::move(decision->events);
       append.expected = std::move(decision->expected);
+      if (request.if_match) {
+        // The store re-checks it atomically with the append.
+        auto it = std::find_if(append.expected.begin(), append.expected.end(),
+                               [&](const ExpectedVersion& e) { return e.entity == entity; });
+        if (it == append.expected.end()) append.expected.push_back({entity, *request.if_match});
+      }
+    }
+    if (needs_turn && !turn.owns_lock()) {
+      // Take the entity's turn, then decide again on the state as it is now.
+      turn = std::unique_lock<std::mutex>(turns_[std::hash<std::string>{}(entity) % turns_.size()]);
+      if (Status s = WaitProjected(store_->head().seq); !s.ok()) return s;
+      continue;
     }
     append.idempotency_key = request.idempotency_key;
     append.fingerprint = request.fingerprint;
@@ -179,9 +230,11 @@ Result<WriteResult> Projector::Write(const WriteRequest& request) {
     if (appended.ok()) return answer(entity, appended->last_seq, appended->replayed, true);
     if (appended.status().code() != Status::Code::kConflict) return appended.status();
     // Someone changed what we decided on: catch up and decide again.
-    if (Status s = CatchUp(); !s.ok()) return s;
+    if (Status s = WaitProjected(store_->head().seq); !s.ok()) return s;
   }
-  return Status::Conflict("the entity kept changing; try again", "version");
+  // Only changes to other entities this one depends on can get here, and
+  // only when they never stop: the client may retry.
+  return Status::IOError("the entities this change depends on kept changing; try again");
 }
 
 }  // namespace okr

@@ -6,13 +6,21 @@
 //           decision read makes the append conflict; the command is then
 //           decided again on the newer state (bounded retries).
 //   Read:   Read(fn) runs fn on the projection under a shared lock.
+//   Follow: one thread folds new events into the projection as the log
+//           grows, once per append batch, and wakes the writers waiting
+//           for their events to be visible.
 //
 // Thread-safe. Owns the projection; borrows the store, which must outlive it.
 #pragma once
 
+#include <array>
+#include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <shared_mutex>
+#include <thread>
 
 #include "eventstore/event_store.h"
 #include "projections/commands.h"
@@ -41,7 +49,7 @@ struct WriteRequest {
 struct WriteResult {
   std::string entity;   // the command's subject
   uint64_t version = 0; // its version after the write
-  uint64_t seq = 0;     // the write's last event (the head when nothing changed)
+  uint64_t seq = 0;     // the write's last event (the entity's last event when nothing changed)
   bool replayed = false;  // an idempotent retry: nothing was written now
   bool changed = true;    // false: the command changed nothing, no event
 };
@@ -50,12 +58,17 @@ inline constexpr int kMaxDecideAttempts = 16;
 
 class Projector {
  public:
-  // Loads the newest usable snapshot (if any) and replays the rest of the log.
+  // Loads the newest usable snapshot (if any) and replays the rest of the
+  // log, then starts following it.
   static Result<std::unique_ptr<Projector>> Open(EventStore* store, ProjectorOptions options = {});
+  // Stops following the log.
+  ~Projector();
 
-  // Errors: those of Decide(), kConflict when if_match does not match (or
-  // the entity kept changing), kInvalid for a reused Idempotency-Key,
-  // kIOError when the log cannot be written.
+  // Errors: those of Decide(), kConflict when if_match does not match,
+  // kInvalid for a reused Idempotency-Key, kIOError when the log cannot be
+  // written (or, in theory, when entities the change depends on never stop
+  // changing). Without if_match, concurrent writers never get kConflict:
+  // changes of one entity's fields take turns.
   Result<WriteResult> Write(const WriteRequest& request);
 
   // Runs `fn` with the projection under a shared lock; returns what it returns.
@@ -80,12 +93,22 @@ class Projector {
   Projector(EventStore* store, ProjectorOptions options);
   Status CatchUpLocked(uint64_t up_to);
   void MaybeSnapshot(uint64_t before, uint64_t after);
+  void FollowLoop();
+  // Returns once the projection has folded in `seq` (the follower does it;
+  // after a grace period the caller does it itself).
+  Status WaitProjected(uint64_t seq);
 
   EventStore* store_;
   ProjectorOptions options_;
   mutable std::shared_mutex mu_;
   Projection projection_;   // guarded by mu_
   Hash head_hash_{};        // hash of the event at projection_.seq(); guarded by mu_
+
+  std::array<std::mutex, 64> turns_;  // by hash of the entity being changed
+  std::mutex projected_mu_;  // only for projected_cv_
+  std::condition_variable projected_cv_;
+  std::atomic<bool> stopping_{false};
+  std::thread follower_;
 };
 
 }  // namespace okr

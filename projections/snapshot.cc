@@ -2,6 +2,7 @@
 
 #include <capnp/message.h>
 #include <capnp/serialize.h>
+#include <kj/debug.h>
 #include <kj/exception.h>
 
 #include <algorithm>
@@ -22,10 +23,13 @@ void PutMeta(s::Meta::Builder b, const Meta& m) {
   b.setRecordedAt(m.recorded_at_us);
   b.setActor(m.actor);
   b.setReason(m.reason);
-  b.setType(m.type);
+  b.setType(std::string(m.type));
 }
 Meta GetMeta(s::Meta::Reader r) {
-  return {r.getSeq(), r.getRecordedAt(), Str(r.getActor()), Str(r.getReason()), Str(r.getType())};
+  auto type = r.getType();
+  const char* canonical = CanonicalEventTypeName(std::string_view(type.begin(), type.size()));
+  KJ_REQUIRE(canonical != nullptr, "snapshot names an unknown event type");
+  return {r.getSeq(), r.getRecordedAt(), Str(r.getActor()), Str(r.getReason()), canonical};
 }
 
 template <typename List>
@@ -262,17 +266,18 @@ Result<Projection> SnapshotCodec::Decode(std::string_view bytes, Hash* head_hash
         kr.check_ins.push_back(CheckIn{Str(c.getId()), GetMeta(c.getMeta()), c.getValue(),
                                        c.getHasConfidence(), c.getConfidence(), Str(c.getStatus()),
                                        Str(c.getNote()), c.getMeasuredAt()});
-        p.check_in_owner_[kr.check_ins.back().id] = kr.id;
       }
       for (auto c : r.getCorrections()) {
         kr.corrections.push_back(Correction{GetMeta(c.getMeta()), Str(c.getCheckIn()),
                                             c.getBefore(), c.getValue(), Str(c.getNote())});
       }
       kr.comments = GetComments(r.getComments());
+      kr.Reindex();
     }
   } catch (const kj::Exception& e) {
     return Status::Corruption(std::string("undecodable snapshot: ") + e.getDescription().cStr());
   }
+  p.RebuildIndex();
   // Every entity's revisions()[0] is read unguarded elsewhere: check it here.
   auto empty = [](const auto& m) {
     return std::any_of(m.begin(), m.end(), [](const auto& kv) { return kv.second.revisions.empty(); });

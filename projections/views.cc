@@ -1,6 +1,9 @@
 #include "projections/views.h"
 
 #include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
 #include <map>
 #include <set>
 #include <sstream>
@@ -101,11 +104,7 @@ double View::KeyResultProgress(const KeyResult& kr) {
 json View::KeyResultJson(const KeyResult& kr) {
   const KeyResultFields& f = *kr.FieldsAt(as_of_);
   CurrentValue current = ValueOf(kr, f, as_of_, at_us_);
-  size_t count = 0;
-  for (const CheckIn& ci : kr.check_ins) {
-    if (ci.meta.seq > as_of_) break;
-    ++count;
-  }
+  size_t count = kr.CheckInsKnownAt(as_of_);
   json out = {{"id", kr.id},
               {"objective", f.objective},
               {"title", f.title},
@@ -297,6 +296,8 @@ json View::Lint(const std::string& cycle) {
           last = std::max(last, ci.measured_at_us);
         }
         if (last == INT64_MIN) last = kr->revisions.front().meta.recorded_at_us;
+        // Nothing is due before the cycle starts: its days count from then.
+        last = std::max(last, cycle_start);
         if (now_us_ - last > kStaleAfterUs) {
           add("stale", kr->id,
               "no check-in since " + FormatDate(last) + " (more than 14 days)");
@@ -497,6 +498,27 @@ Result<json> Review(const Projection& p, const std::string& cycle_id, uint64_t a
   size_t total_check_ins = 0;
   for (const Objective* o : at_end.Objectives({cycle_id, "", true})) {
     const ObjectiveFields& f = *o->FieldsAt(as_of);
+    // Every target or start moved after the cycle started, also of key
+    // results removed since and of objectives archived since.
+    for (const std::string& kr_id : o->key_results) {
+      const KeyResult* kr = p.key_result(kr_id);
+      if (kr == nullptr) continue;
+      for (const auto& rev : kr->revisions) {
+        if (rev.meta.seq > as_of) break;
+        if (!IsGoalpostChange(rev.meta) || rev.meta.recorded_at_us < start_us) continue;
+        const KeyResultFields* before = kr->FieldsAt(rev.meta.seq - 1);
+        bool target = rev.meta.type == "key_result.target_changed";
+        goalposts.push_back({{"key_result", kr->id},
+                             {"objective", o->id},
+                             {"field", target ? "target" : "start"},
+                             {"before", before ? (target ? before->target : before->start) : 0.0},
+                             {"after", target ? rev.fields.target : rev.fields.start},
+                             {"actor", rev.meta.actor},
+                             {"recorded_at", FormatTimeUs(rev.meta.recorded_at_us)},
+                             {"reason", rev.meta.reason},
+                             {"seq", rev.meta.seq}});
+      }
+    }
     if (f.archived) {
       archived.push_back({{"id", o->id}, {"title", f.title}, {"owner", f.owner}});
       continue;
@@ -516,21 +538,6 @@ Result<json> Review(const Projection& p, const std::string& cycle_id, uint64_t a
         if (!last || ci.measured_at_us >= last->measured_at_us) last = &ci;
       }
       total_check_ins += count;
-      for (const auto& rev : kr->revisions) {
-        if (rev.meta.seq > as_of) break;
-        if (!IsGoalpostChange(rev.meta) || rev.meta.recorded_at_us < start_us) continue;
-        const KeyResultFields* before = kr->FieldsAt(rev.meta.seq - 1);
-        bool target = rev.meta.type == "key_result.target_changed";
-        goalposts.push_back({{"key_result", kr->id},
-                             {"objective", o->id},
-                             {"field", target ? "target" : "start"},
-                             {"before", before ? (target ? before->target : before->start) : 0.0},
-                             {"after", target ? rev.fields.target : rev.fields.start},
-                             {"actor", rev.meta.actor},
-                             {"recorded_at", FormatTimeUs(rev.meta.recorded_at_us)},
-                             {"reason", rev.meta.reason},
-                             {"seq", rev.meta.seq}});
-      }
       krs.push_back({{"id", kr->id},
                      {"title", kf.title},
                      {"owner", at_end.EffectiveOwner(kf)},
@@ -583,9 +590,16 @@ namespace {
 std::string Num(const json& v) {
   if (v.is_null()) return "";
   if (v.is_number()) {
-    std::ostringstream os;
-    os << v.get<double>();
-    return os.str();
+    // Every digit the JSON has (a stream's default 6 would turn 1234567
+    // into 1.23457e+06), and whole numbers without an exponent.
+    const double d = v.get<double>();
+    char buf[64];
+    if (std::isfinite(d) && d == std::trunc(d) && std::fabs(d) < 1e15) {
+      std::snprintf(buf, sizeof buf, "%.0f", d);
+      return buf;
+    }
+    auto end = std::to_chars(buf, buf + sizeof buf, d).ptr;
+    return std::string(buf, end);
   }
   return v.is_string() ? v.get<std::string>() : v.dump();
 }

@@ -1,0 +1,118 @@
+// Runs the real okrd binary on a free loopback port and speaks HTTP to it.
+//
+// Each Okrd owns a temporary directory holding the data directory, the
+// tokens file (mode 0600, only token hashes) and okrd's log (stderr).
+// Start() forks and execs okrd with --data DIR --listen 127.0.0.1:0 and
+// learns the port from the "okrd listening on http://HOST:PORT" line it
+// prints on stdout. Every request opens its own connection, so the
+// helpers may be called from many threads at once.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <sys/types.h>
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "tests/test_support.h"
+
+namespace okr::testing {
+
+// One entry of the tokens file, with the token itself (the file gets only
+// its SHA-256).
+struct Token {
+  std::string token;
+  std::string actor;
+  std::string role;  // admin, editor, auditor, viewer
+  std::vector<std::string> units;
+};
+
+// One HTTP answer.
+struct Reply {
+  int status = 0;         // 0: no answer (connection refused, reset, timed out)
+  std::string transport;  // what went wrong when status is 0
+  std::string body;
+  nlohmann::json json;    // the body parsed; null when it is not JSON
+  httplib::Headers headers;
+
+  bool has_header(const std::string& name) const { return headers.find(name) != headers.end(); }
+  std::string header(const std::string& name) const;
+  // error.code and error.field of an error answer ("" when absent or null).
+  std::string code() const;
+  std::string field() const;
+  // json[key] as an unsigned number (the seq, version, head_seq …); 0 when absent.
+  uint64_t u(const char* key) const;
+};
+std::ostream& operator<<(std::ostream& os, const Reply& r);
+
+struct OkrdOptions {
+  // nullopt: okrd starts without --tokens (read-only, or the demo's own).
+  std::optional<std::vector<Token>> tokens = std::vector<Token>{};
+  std::vector<std::string> extra_args;  // e.g. --private, --snapshot-every 5, --demo
+};
+
+class Okrd {
+ public:
+  explicit Okrd(OkrdOptions options);
+  ~Okrd();  // kills okrd if it still runs
+  Okrd(const Okrd&) = delete;
+  Okrd& operator=(const Okrd&) = delete;
+
+  // Starts okrd and waits for its "listening" line.
+  ::testing::AssertionResult Start();
+  // SIGTERM, then waits for a clean exit with status 0.
+  ::testing::AssertionResult Stop();
+  // SIGKILL, then reaps it.
+  ::testing::AssertionResult Kill();
+  // Stop() then Start(); `extra_args` replaces the extra flags when given.
+  ::testing::AssertionResult Restart(std::optional<std::vector<std::string>> extra_args = std::nullopt);
+
+  bool running() const { return pid_ > 0; }
+  int port() const { return port_; }
+  const std::string& data_dir() const { return data_dir_; }
+  const std::string& tokens_path() const { return tokens_path_; }
+  // What okrd printed on stdout up to its listening line (and anything
+  // after it that had already arrived).
+  const std::string& stdout_text() const { return stdout_text_; }
+  // The end of okrd's log, for failure messages.
+  std::string LogTail(size_t bytes = 3000) const;
+
+  // `path` is sent exactly as written (percent-encode it yourself);
+  // `token` non-empty adds "Authorization: Bearer <token>".
+  Reply Request(const std::string& method, const std::string& path, const std::string& body = "",
+                const std::string& token = "", const httplib::Headers& headers = {}) const;
+  Reply Get(const std::string& path, const std::string& token = "",
+            const httplib::Headers& headers = {}) const;
+  Reply Post(const std::string& path, const nlohmann::json& body, const std::string& token = "",
+             const httplib::Headers& headers = {}) const;
+  Reply Patch(const std::string& path, const nlohmann::json& body, const std::string& token = "",
+              const httplib::Headers& headers = {}) const;
+  // A null `body` sends none.
+  Reply Delete(const std::string& path, const std::string& token = "",
+               const httplib::Headers& headers = {}, const nlohmann::json& body = nullptr) const;
+
+  // GET /healthz → head_seq. Records a test failure (and answers
+  // UINT64_MAX) when okrd does not answer.
+  uint64_t HeadSeq() const;
+
+ private:
+  ::testing::AssertionResult WaitForExit(int* status, int timeout_ms);
+  void WriteTokens() const;
+
+  OkrdOptions options_;
+  TempDir dir_;
+  std::string data_dir_, tokens_path_, log_path_;
+  pid_t pid_ = -1;
+  int stdout_fd_ = -1;
+  int port_ = 0;
+  std::string stdout_text_;
+};
+
+// Percent-encodes a query value or path segment (everything but A-Z a-z 0-9 - . _ ~).
+std::string UrlEncode(const std::string& s);
+
+}  // namespace okr::testing

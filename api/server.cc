@@ -1,14 +1,27 @@
 #include "api/server.h"
 
+#include <arpa/inet.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <sstream>
+#include <thread>
+#include <vector>
 
 #include "api/request.h"
+#include "api/response_cache.h"
 #include "eventstore/event_json.h"
 #include "projections/time_util.h"
 #include "projections/views.h"
@@ -105,13 +118,265 @@ bool AdminOnly(WriteRoute r) {
   }
 }
 
-enum class Access { kPublic, kStateRead, kAuditRead, kWrite };
+enum class Access {
+  kPublic,
+  kStateRead,
+  kCachedStateRead,  // a state read whose answer depends only on route, query and seq
+  kAuditRead,
+  kWrite,
+};
 
 int64_t WallClockUs() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
+
+// The threads serving connections. cpp-httplib holds one thread for a
+// connection's whole life, idle seconds and slow clients included, so a
+// fixed pool of N threads stops serving anyone while N clients sit idle or
+// trickle a request in byte by byte. This keeps `ready` threads and starts
+// more whenever a connection would otherwise wait, up to `max`; a thread
+// beyond `ready` ends after kSpareThreadIdleSeconds without work. On
+// shutdown it serves what is queued, then joins every thread.
+class ConnectionThreads final : public httplib::TaskQueue {
+ public:
+  ConnectionThreads(size_t ready, size_t max) : ready_(ready), max_(std::max(ready, max)) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (size_t i = 0; i < ready_; ++i) StartLocked();
+  }
+  ~ConnectionThreads() override { shutdown(); }
+
+  void enqueue(std::function<void()> fn) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (std::thread& t : ended_) t.join();
+    ended_.clear();
+    jobs_.push_back(std::move(fn));
+    if (idle_ < jobs_.size() && threads_.size() < max_) StartLocked();
+    cv_.notify_one();
+  }
+
+  void shutdown() override {
+    std::map<std::thread::id, std::thread> running;
+    std::vector<std::thread> ended;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+      running.swap(threads_);
+      ended.swap(ended_);
+    }
+    cv_.notify_all();
+    for (auto& [id, t] : running) t.join();
+    for (std::thread& t : ended) t.join();
+  }
+
+ private:
+  void StartLocked() {
+    std::thread t([this] { Work(); });
+    auto id = t.get_id();
+    threads_.emplace(id, std::move(t));
+  }
+
+  void Work() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (true) {
+      ++idle_;
+      bool woken = cv_.wait_for(lock, std::chrono::seconds(kSpareThreadIdleSeconds),
+                                [&] { return stopping_ || !jobs_.empty(); });
+      --idle_;
+      if (!jobs_.empty()) {
+        std::function<void()> fn = std::move(jobs_.front());
+        jobs_.pop_front();
+        lock.unlock();
+        fn();
+        lock.lock();
+        continue;
+      }
+      if (stopping_) return;
+      if (!woken && threads_.size() > ready_) {
+        // A spare thread without work: it ends, and the next enqueue joins it.
+        auto self = threads_.find(std::this_thread::get_id());
+        ended_.push_back(std::move(self->second));
+        threads_.erase(self);
+        return;
+      }
+    }
+  }
+
+  const size_t ready_, max_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  std::map<std::thread::id, std::thread> threads_;
+  std::vector<std::thread> ended_;  // spare threads that ended, to be joined
+  size_t idle_ = 0;
+  bool stopping_ = false;
+};
+
+using SteadyClock = std::chrono::steady_clock;
+
+int MillisUntil(SteadyClock::time_point deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now()).count();
+  return left <= 0 ? 0 : static_cast<int>(std::min<int64_t>(left, INT32_MAX));
+}
+
+// A connection as cpp-httplib reads and writes it, with the limits its
+// own stream lacks: a request's line and headers must arrive within
+// kReadTimeoutSeconds (a client trickling one byte a second is cut off)
+// and within kMaxHeaderBlockBytes (cpp-httplib limits each header line,
+// not how many there are). The body is read under the per-read timeout
+// and cpp-httplib's own body limit.
+class GuardedStream final : public httplib::Stream {
+ public:
+  GuardedStream(int sock, time_t read_timeout_s, time_t write_timeout_s)
+      : sock_(sock), read_timeout_ms_(static_cast<int>(read_timeout_s * 1000)),
+        write_timeout_ms_(static_cast<int>(write_timeout_s * 1000)) {}
+
+  // Waits up to `idle` for the next request (or for bytes already here);
+  // false when none comes or `stopping` turns true.
+  bool WaitForRequest(std::chrono::seconds idle, const std::function<bool()>& stopping) {
+    auto until = SteadyClock::now() + idle;
+    while (off_ == len_) {
+      if (stopping()) return false;
+      int wait = std::min(MillisUntil(until), 100);
+      int ready = Poll(POLLIN, wait);
+      if (ready < 0) return false;
+      if (ready > 0) break;
+      if (MillisUntil(until) == 0) return false;
+    }
+    in_headers_ = true;
+    header_bytes_ = 0;
+    tail_ = 0;
+    header_deadline_ = SteadyClock::now() + std::chrono::seconds(kReadTimeoutSeconds);
+    return true;
+  }
+  // The last request broke a limit; the connection is to be closed.
+  bool refused() const { return refused_; }
+
+  bool is_readable() const override {
+    return off_ < len_ || Poll(POLLIN, ReadWaitMs()) > 0;
+  }
+  bool is_writable() const override { return Poll(POLLOUT, write_timeout_ms_) > 0; }
+
+  ssize_t read(char* ptr, size_t size) override {
+    if (refused_) return -1;
+    if (off_ == len_) {
+      int wait = ReadWaitMs();
+      if (wait == 0 || Poll(POLLIN, wait) <= 0) {
+        if (in_headers_) refused_ = true;  // too slow
+        return -1;
+      }
+      ssize_t n;
+      do {
+        n = ::recv(sock_, buf_, sizeof buf_, 0);
+      } while (n < 0 && errno == EINTR);
+      if (n <= 0) return n;
+      off_ = 0;
+      len_ = static_cast<size_t>(n);
+    }
+    size_t n = std::min(size, len_ - off_);
+    if (in_headers_) {
+      // Hand out the headers up to the blank line that ends them.
+      for (size_t i = 0; i < n; ++i) {
+        tail_ = (tail_ << 8) | static_cast<unsigned char>(buf_[off_ + i]);
+        if (tail_ == 0x0d0a0d0a) {  // CR LF CR LF
+          in_headers_ = false;
+          n = i + 1;
+          break;
+        }
+      }
+      header_bytes_ += n;
+      if (in_headers_ && header_bytes_ > kMaxHeaderBlockBytes) {
+        refused_ = true;
+        return -1;
+      }
+    }
+    std::memcpy(ptr, buf_ + off_, n);
+    off_ += n;
+    return static_cast<ssize_t>(n);
+  }
+
+  ssize_t write(const char* ptr, size_t size) override {
+    if (!is_writable()) return -1;
+    ssize_t n;
+    do {
+      n = ::send(sock_, ptr, size, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    return n;
+  }
+
+  void get_remote_ip_and_port(std::string& ip, int& port) const override {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    if (::getpeername(sock_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) Describe(addr, ip, port);
+  }
+  void get_local_ip_and_port(std::string& ip, int& port) const override {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    if (::getsockname(sock_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) Describe(addr, ip, port);
+  }
+  socket_t socket() const override { return sock_; }
+
+ private:
+  static void Describe(const sockaddr_storage& addr, std::string& ip, int& port) {
+    char text[INET6_ADDRSTRLEN] = {};
+    if (addr.ss_family == AF_INET) {
+      const auto* a = reinterpret_cast<const sockaddr_in*>(&addr);
+      ::inet_ntop(AF_INET, &a->sin_addr, text, sizeof text);
+      port = ntohs(a->sin_port);
+    } else if (addr.ss_family == AF_INET6) {
+      const auto* a = reinterpret_cast<const sockaddr_in6*>(&addr);
+      ::inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof text);
+      port = ntohs(a->sin6_port);
+    }
+    ip = text;
+  }
+  // How long the next read may wait: the per-read timeout, and no later
+  // than the header deadline while the headers are still coming.
+  int ReadWaitMs() const {
+    return in_headers_ ? std::min(read_timeout_ms_, MillisUntil(header_deadline_)) : read_timeout_ms_;
+  }
+  int Poll(short events, int timeout_ms) const {
+    pollfd p{sock_, events, 0};
+    int r;
+    do {
+      r = ::poll(&p, 1, timeout_ms);
+    } while (r < 0 && errno == EINTR);
+    if (r > 0 && (p.revents & (POLLERR | POLLNVAL))) return -1;
+    return r;
+  }
+
+  int sock_;
+  int read_timeout_ms_, write_timeout_ms_;
+  char buf_[4096];
+  size_t off_ = 0, len_ = 0;
+  bool in_headers_ = false, refused_ = false;
+  size_t header_bytes_ = 0;
+  uint32_t tail_ = 0;
+  SteadyClock::time_point header_deadline_{};
+};
+
+// cpp-httplib's server, serving each connection through a GuardedStream
+// (the keep-alive loop cpp-httplib runs, on that stream).
+class GuardedHttpServer final : public httplib::Server {
+ private:
+  bool process_and_close_socket(socket_t sock) override {
+    bool ok = false;
+    {
+      GuardedStream stream(sock, read_timeout_sec_, write_timeout_sec_);
+      auto stopping = [this] { return svr_sock_ == INVALID_SOCKET; };
+      for (size_t left = keep_alive_max_count_; left > 0; --left) {
+        if (!stream.WaitForRequest(std::chrono::seconds(keep_alive_timeout_sec_), stopping)) break;
+        bool closed = false;
+        ok = process_request(stream, /*close_connection=*/left == 1, closed, nullptr);
+        if (!ok || closed || stream.refused()) break;
+      }
+    }
+    ::shutdown(sock, SHUT_RDWR);
+    ::close(sock);
+    return ok;
+  }
+};
 
 }  // namespace
 
@@ -160,21 +425,22 @@ class Server::Routes {
       c.res.status = 200;
       c.res.set_content(options_.openapi_json, "application/json; charset=utf-8");
     });
-    Get(http, "/v1/units", Access::kStateRead, [this](Call& c) { ListUnits(c); });
-    Get(http, R"(/v1/units/([^/]+))", Access::kStateRead, [this](Call& c) { GetUnit(c); });
-    Get(http, "/v1/cycles", Access::kStateRead, [this](Call& c) { ListCycles(c); });
-    Get(http, R"(/v1/cycles/([^/]+))", Access::kStateRead, [this](Call& c) { GetCycle(c); });
-    Get(http, R"(/v1/cycles/([^/]+)/review)", Access::kStateRead, [this](Call& c) { GetReview(c); });
-    Get(http, "/v1/objectives", Access::kStateRead, [this](Call& c) { ListObjectives(c); });
-    Get(http, R"(/v1/objectives/([^/]+))", Access::kStateRead, [this](Call& c) { GetObjective(c); });
-    Get(http, R"(/v1/key-results/([^/]+))", Access::kStateRead, [this](Call& c) { GetKeyResult(c); });
-    Get(http, R"(/v1/key-results/([^/]+)/check-ins)", Access::kStateRead, [this](Call& c) { ListCheckIns(c); });
-    Get(http, "/v1/cascade", Access::kStateRead, [this](Call& c) { GetCascade(c); });
-    Get(http, "/v1/diff", Access::kStateRead, [this](Call& c) { GetDiff(c); });
+    Get(http, "/v1/units", Access::kCachedStateRead, [this](Call& c) { ListUnits(c); });
+    Get(http, R"(/v1/units/([^/]+))", Access::kCachedStateRead, [this](Call& c) { GetUnit(c); });
+    Get(http, "/v1/cycles", Access::kCachedStateRead, [this](Call& c) { ListCycles(c); });
+    Get(http, R"(/v1/cycles/([^/]+))", Access::kCachedStateRead, [this](Call& c) { GetCycle(c); });
+    Get(http, R"(/v1/cycles/([^/]+)/review)", Access::kCachedStateRead, [this](Call& c) { GetReview(c); });
+    Get(http, "/v1/objectives", Access::kCachedStateRead, [this](Call& c) { ListObjectives(c); });
+    Get(http, R"(/v1/objectives/([^/]+))", Access::kCachedStateRead, [this](Call& c) { GetObjective(c); });
+    Get(http, R"(/v1/key-results/([^/]+))", Access::kCachedStateRead, [this](Call& c) { GetKeyResult(c); });
+    Get(http, R"(/v1/key-results/([^/]+)/check-ins)", Access::kCachedStateRead, [this](Call& c) { ListCheckIns(c); });
+    Get(http, "/v1/cascade", Access::kCachedStateRead, [this](Call& c) { GetCascade(c); });
+    Get(http, "/v1/diff", Access::kCachedStateRead, [this](Call& c) { GetDiff(c); });
     Get(http, "/v1/lint", Access::kStateRead, [this](Call& c) { GetLint(c); });
     Get(http, "/v1/events", Access::kAuditRead, [this](Call& c) { ListEvents(c); });
     Get(http, R"(/v1/history/([^/]+))", Access::kAuditRead, [this](Call& c) { GetHistory(c); });
     Get(http, "/v1/audit/verify", Access::kAuditRead, [this](Call& c) { Verify(c); });
+    http.Post("/v1/admin/backup", Wrap("POST /v1/admin/backup", Access::kWrite, [this](Call& c) { Backup(c); }));
 
     Write(http, "POST", "/v1/units", R::kCreateUnit);
     Write(http, "PATCH", R"(/v1/units/([^/]+))", R::kUpdateUnit);
@@ -196,6 +462,13 @@ class Server::Routes {
     Write(http, "POST", R"(/v1/key-results/([^/]+)/comments)", R::kComment);
 
     if (!options_.dashboard_dir.empty()) http.set_mount_point("/", options_.dashboard_dir);
+    // Static files (the dashboard) reach no route: stamp and log them here,
+    // just before cpp-httplib writes any response out.
+    http.set_post_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      if (res.has_header("X-Request-Id")) return;
+      Finish(req, res, "static", NextRequestId(req), "", std::chrono::steady_clock::now(),
+             /*no_store=*/false);
+    });
 
     http.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req,
                                                                        httplib::Response& res) {
@@ -238,10 +511,10 @@ class Server::Routes {
 
   void Finish(const httplib::Request& req, httplib::Response& res, const std::string& route,
               const std::string& request_id, const std::string& actor,
-              std::chrono::steady_clock::time_point started) {
+              std::chrono::steady_clock::time_point started, bool no_store = true) {
     res.set_header("X-Content-Type-Options", "nosniff");
     res.set_header("X-Request-Id", request_id);
-    res.set_header("Cache-Control", "no-store");
+    if (no_store) res.set_header("Cache-Control", "no-store");
     int64_t micros = std::chrono::duration_cast<std::chrono::microseconds>(
                          std::chrono::steady_clock::now() - started)
                          .count();
@@ -273,6 +546,7 @@ class Server::Routes {
       case Access::kPublic:
         return true;
       case Access::kStateRead:
+      case Access::kCachedStateRead:
         if (options_.private_reads && !c.principal) {
           c.Fail(401, "this okrd is private: reads need a token");
           c.res.set_header("WWW-Authenticate", "Bearer");
@@ -291,8 +565,9 @@ class Server::Routes {
         }
         return true;
       case Access::kWrite:
-        if (!tokens_) {
-          c.Fail(403, "this okrd is read-only (started without --tokens)");
+        if (!tokens_ || options_.refuse_writes) {
+          c.Fail(403, options_.refuse_writes ? "this okrd serves a log read-only (--read-only-forensics)"
+                                             : "this okrd is read-only (started without --tokens)");
           return false;
         }
         if (!c.principal) {
@@ -314,9 +589,39 @@ class Server::Routes {
                const httplib::Request& req, httplib::Response& res) {
       auto started = std::chrono::steady_clock::now();
       Call c{req, res, std::nullopt, NextRequestId(req)};
-      if (Admit(c, access)) fn(c);
+      if (Admit(c, access)) {
+        if (access == Access::kCachedStateRead) {
+          Cached(c, fn);
+        } else {
+          fn(c);
+        }
+      }
       Finish(req, res, route, c.request_id, c.principal ? c.principal->actor : "", started);
     };
+  }
+
+  // Serves a state read from the cache while the projection has not moved
+  // since the answer was computed; computes and keeps it otherwise. Only
+  // 200 answers computed while the seq stood still are kept.
+  void Cached(Call& c, const Handler& fn) {
+    std::string key = c.req.path;
+    for (const auto& [name, value] : c.req.params) {  // a multimap: sorted by name
+      key += '\n' + name + '=' + value;
+    }
+    uint64_t before = projector_->seq();
+    if (auto hit = cache_.Get(key, before)) {
+      c.res.status = hit->status;
+      for (const auto& [name, value] : hit->headers) c.res.set_header(name, value);
+      c.res.set_content(std::move(hit->body), hit->content_type);
+      return;
+    }
+    fn(c);
+    if (c.res.status != 200 || projector_->seq() != before) return;
+    CachedAnswer answer{c.res.status, c.res.get_header_value("Content-Type"), c.res.body, {}};
+    for (const char* name : {"ETag", "Content-Disposition"}) {
+      if (c.res.has_header(name)) answer.headers.emplace_back(name, c.res.get_header_value(name));
+    }
+    cache_.Put(key, before, std::move(answer));
   }
 
   void Get(httplib::Server& http, const std::string& pattern, Access access, Handler fn) {
@@ -683,6 +988,12 @@ class Server::Routes {
       }
     }
     std::string entity = c.ParamOr("entity"), actor = c.ParamOr("actor"), type = c.ParamOr("type");
+    // raw=true adds each event's exact stored bytes (base64), so a client
+    // can check the hash chain itself instead of trusting this JSON.
+    std::string raw = c.ParamOr("raw", "false");
+    if (raw != "true" && raw != "false") {
+      return c.Fail(ApiError{400, "malformed", "raw is true or false", "raw"});
+    }
     json items = json::array();
     uint64_t scanned_to = after, scanned = 0;
     bool more = false;
@@ -707,6 +1018,7 @@ class Server::Routes {
       if (from && ev.getRecordedAt() < *from) return true;
       if (to && ev.getRecordedAt() > *to) return true;
       items.push_back(AuditEventJson(ev));
+      if (raw == "true") items.back()["raw"] = Base64Encode(bytes);
       return true;
     });
     if (!s.ok()) return c.Fail(s);
@@ -752,6 +1064,41 @@ class Server::Routes {
                  {"head_hash", ToHex(r.head_hash)},
                  {"first_bad_seq", r.ok ? json(nullptr) : json(r.first_bad_seq)},
                  {"problem", r.ok ? json(nullptr) : json(r.problem)}});
+  }
+
+  // POST /v1/admin/backup {"to": DIR}: a backup of the live database through
+  // okrd's own handle (EventStore::Backup), into DIR on this host.
+  void Backup(Call& c) {
+    if (c.principal->role != Role::kAdmin) return c.Fail(403, "backups need the admin role");
+    ApiError e;
+    auto body = ParseBody(c.req.body, &e);
+    if (!body) return c.Fail(e);
+    for (auto it = body->begin(); it != body->end(); ++it) {
+      if (it.key() != "to") return c.Fail(400, "unknown field " + it.key().substr(0, 64), it.key().substr(0, 64));
+    }
+    if (!body->contains("to") || !(*body)["to"].is_string()) {
+      return c.Fail(400, "to (the backup directory on okrd's host) is required", "to");
+    }
+    std::string to = (*body)["to"].get<std::string>();
+    if (to.empty() || to.front() != '/') {
+      return c.Fail(ApiError{422, "invalid", "to must be an absolute directory path", "to"});
+    }
+    auto backup = store_->Backup(to);
+    if (!backup.ok()) {
+      if (backup.status().code() == Status::Code::kInvalid) {
+        return c.Fail(ApiError{422, "invalid", backup.status().message(), "to"});
+      }
+      return c.Fail(backup.status());
+    }
+    LogLine(*log_, options_.log_format, spdlog::level::info, "backup",
+            {{"backup_id", backup->backup_id}, {"head_seq", backup->head_seq}, {"to", to}});
+    c.Send(201, {{"backup_id", backup->backup_id},
+                 {"to", to},
+                 {"head_seq", backup->head_seq},
+                 {"head_hash", ToHex(backup->head_hash)},
+                 {"size_bytes", backup->size_bytes},
+                 {"files", backup->files},
+                 {"created_at", FormatTimeUs(backup->created_at_s * 1'000'000)}});
   }
 
   // --- writes ---
@@ -830,11 +1177,12 @@ class Server::Routes {
   Metrics* metrics_;
   std::shared_ptr<spdlog::logger> log_;
   std::atomic<uint64_t> request_counter_{0};
+  ResponseCache cache_;
 };
 
 Server::Server(EventStore* store, Projector* projector, std::optional<TokenTable> tokens,
                ServerOptions options, Metrics* metrics, std::shared_ptr<spdlog::logger> log)
-    : http_(std::make_unique<httplib::Server>()) {
+    : http_(std::make_unique<GuardedHttpServer>()) {
   size_t threads = std::max<size_t>(1, options.threads);
   routes_ = std::make_unique<Routes>(store, projector, std::move(tokens), std::move(options),
                                      metrics, std::move(log));
@@ -845,7 +1193,7 @@ Server::Server(EventStore* store, Projector* projector, std::optional<TokenTable
   http_->set_write_timeout(kWriteTimeoutSeconds, 0);
   http_->set_keep_alive_timeout(kIdleTimeoutSeconds);
   http_->set_keep_alive_max_count(kMaxKeepAliveRequests);
-  http_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  http_->new_task_queue = [threads] { return new ConnectionThreads(threads, kMaxConnectionThreads); };
   // Remember the listening socket so Bind() can widen its backlog.
   http_->set_socket_options([this](socket_t sock) {
     httplib::default_socket_options(sock);

@@ -186,7 +186,9 @@ void CheckPointers(const std::vector<PointerPlan>& fields,
 
 }  // namespace
 
-Result<std::shared_ptr<const DecodedEvent>> DecodedEvent::Decode(std::string_view bytes) {
+namespace {
+
+Status CheckSize(std::string_view bytes) {
   if (bytes.size() > format::kMaxEventBytes) {
     return Status::Corruption("event value of " + std::to_string(bytes.size()) +
                               " bytes exceeds the limit");
@@ -195,27 +197,63 @@ Result<std::shared_ptr<const DecodedEvent>> DecodedEvent::Decode(std::string_vie
     return Status::Corruption("event value of " + std::to_string(bytes.size()) +
                               " bytes is not a whole number of words");
   }
+  return Status::Ok();
+}
+
+// Bounds the work a hostile message can cause: no more words traversed than
+// it holds (plus slack for empty structs), no deep nesting.
+capnp::ReaderOptions BoundedOptions(size_t words) {
+  capnp::ReaderOptions options;
+  options.traversalLimitInWords = words * 2 + 64;
+  options.nestingLimit = 16;
+  return options;
+}
+
+// The root of a framed message, after the checks `check` asks for. Throws
+// kj::Exception on anything malformed: call inside a try.
+schema::Event::Reader CheckedRoot(capnp::FlatArrayMessageReader& reader, const capnp::word* end,
+                                  DecodeCheck check) {
+  KJ_REQUIRE(reader.getEnd() == end, "event value has trailing bytes");
+  auto root = reader.getRoot<schema::Event>();
+  if (check == DecodeCheck::kFull) CheckStruct(EventPlan(), capnp::AnyStruct::Reader(root), 0);
+  return root;
+}
+
+Status Undecodable(const kj::Exception& e) {
+  return Status::Corruption(std::string("undecodable event: ") + e.getDescription().cStr());
+}
+
+}  // namespace
+
+Result<std::shared_ptr<const DecodedEvent>> DecodedEvent::Decode(std::string_view bytes) {
+  if (Status s = CheckSize(bytes); !s.ok()) return s;
   std::shared_ptr<DecodedEvent> decoded(new DecodedEvent());
   decoded->words_ = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
   std::memcpy(decoded->words_.begin(), bytes.data(), bytes.size());
-  capnp::ReaderOptions options;
-  // Bounds the work a hostile message can cause: no more words traversed
-  // than it holds (plus slack for empty structs), no deep nesting.
-  options.traversalLimitInWords = decoded->words_.size() * 2 + 64;
-  options.nestingLimit = 16;
   try {
     decoded->reader_ = std::make_unique<capnp::FlatArrayMessageReader>(
-        decoded->words_.asPtr(), options);
-    if (decoded->reader_->getEnd() != decoded->words_.end()) {
-      return Status::Corruption("event value has trailing bytes");
-    }
-    auto root = decoded->reader_->getRoot<schema::Event>();
-    CheckStruct(EventPlan(), capnp::AnyStruct::Reader(root), 0);
-    decoded->root_ = root;
+        decoded->words_.asPtr(), BoundedOptions(decoded->words_.size()));
+    decoded->root_ = CheckedRoot(*decoded->reader_, decoded->words_.end(), DecodeCheck::kFull);
   } catch (const kj::Exception& e) {
-    return Status::Corruption(std::string("undecodable event: ") + e.getDescription().cStr());
+    return Undecodable(e);
   }
   return std::shared_ptr<const DecodedEvent>(std::move(decoded));
+}
+
+Result<schema::Event::Reader> EventScratch::Read(std::string_view bytes, DecodeCheck check) {
+  if (Status s = CheckSize(bytes); !s.ok()) return s;
+  size_t words = bytes.size() / sizeof(capnp::word);
+  reader_.reset();  // it points into words_
+  if (words_.size() < words) words_ = kj::heapArray<capnp::word>(std::max(words, words_.size() * 2));
+  std::memcpy(words_.begin(), bytes.data(), bytes.size());
+  auto view = words_.slice(0, words);
+  try {
+    reader_.emplace(view, BoundedOptions(words));
+    return CheckedRoot(*reader_, view.end(), check);
+  } catch (const kj::Exception& e) {
+    reader_.reset();
+    return Undecodable(e);
+  }
 }
 
 std::string EncodeMessage(capnp::MessageBuilder& message) {

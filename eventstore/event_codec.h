@@ -5,6 +5,7 @@
 #include <capnp/serialize.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -22,6 +23,13 @@ std::string ToHex(const Hash& hash);
 // Parses 64 hex digits; false otherwise.
 bool FromHex(std::string_view hex, Hash* hash);
 inline constexpr Hash kZeroHash{};
+
+// How much of a message Decode checks before handing it out.
+enum class DecodeCheck {
+  kFull,         // every field a reader could touch: reading it never throws
+  kFramingOnly,  // framing and the root only: reading a field may throw
+                 // kj::Exception, which the caller must catch
+};
 
 // One decoded event. Owns an aligned copy of the bytes it was decoded from,
 // so it outlives the buffer it came from. Immutable; safe to share.
@@ -44,6 +52,19 @@ class DecodedEvent {
   kj::Array<capnp::word> words_;
   std::unique_ptr<capnp::FlatArrayMessageReader> reader_;
   schema::Event::Reader root_;
+};
+
+// Decodes a run of events into one reused buffer, for replay and verify
+// loops: no allocation per event. The reader Read() returns is valid until
+// the next Read(). Not thread-safe; one per loop.
+class EventScratch {
+ public:
+  // Errors as DecodedEvent::Decode (kCorruption).
+  Result<schema::Event::Reader> Read(std::string_view bytes, DecodeCheck check);
+
+ private:
+  kj::Array<capnp::word> words_;
+  std::optional<capnp::FlatArrayMessageReader> reader_;
 };
 
 // The event type's name as the API shows it: "objective.created",

@@ -123,7 +123,7 @@ Status Projection::Apply(schema::Event::Reader ev) {
     }
   }
   auto created = [&](EntityKind kind, void* entity) {
-    index_.emplace(id, IndexEntry{kind, {}, entity});
+    index_.emplace(id, IndexEntry{kind, entity});
   };
 
   switch (ev.which()) {
@@ -299,7 +299,7 @@ Status Projection::Apply(schema::Event::Reader ev) {
                                       Str(b.getNote()), b.getMeasuredAt()});
       kr->AddToIndex();
       kr->event_seqs.push_back(meta.seq);
-      index_.emplace(ci, IndexEntry{EntityKind::kCheckIn, id, kr});
+      index_.emplace(ci, IndexEntry{EntityKind::kCheckIn, kr});
       break;
     }
     case W::CHECK_IN_CORRECTED: {
@@ -359,7 +359,7 @@ std::optional<EntityKind> Projection::KindOf(const std::string& id) const {
 const KeyResult* Projection::KeyResultOfCheckIn(const std::string& check_in) const {
   auto it = index_.find(check_in);
   if (it == index_.end() || it->second.kind != EntityKind::kCheckIn) return nullptr;
-  return key_result(it->second.key_result);
+  return static_cast<const KeyResult*>(it->second.entity);
 }
 
 Projection::Projection(const Projection& other)
@@ -380,13 +380,13 @@ Projection& Projection::operator=(const Projection& other) {
 
 void Projection::RebuildIndex() {
   index_.clear();
-  for (auto& [id, e] : units_) index_.emplace(id, IndexEntry{EntityKind::kUnit, {}, &e});
-  for (auto& [id, e] : cycles_) index_.emplace(id, IndexEntry{EntityKind::kCycle, {}, &e});
-  for (auto& [id, e] : objectives_) index_.emplace(id, IndexEntry{EntityKind::kObjective, {}, &e});
+  for (auto& [id, e] : units_) index_.emplace(id, IndexEntry{EntityKind::kUnit, &e});
+  for (auto& [id, e] : cycles_) index_.emplace(id, IndexEntry{EntityKind::kCycle, &e});
+  for (auto& [id, e] : objectives_) index_.emplace(id, IndexEntry{EntityKind::kObjective, &e});
   for (auto& [id, kr] : key_results_) {
-    index_.emplace(id, IndexEntry{EntityKind::kKeyResult, {}, &kr});
+    index_.emplace(id, IndexEntry{EntityKind::kKeyResult, &kr});
     for (const CheckIn& ci : kr.check_ins) {
-      index_.emplace(ci.id, IndexEntry{EntityKind::kCheckIn, id, &kr});
+      index_.emplace(ci.id, IndexEntry{EntityKind::kCheckIn, &kr});
     }
   }
 }

@@ -183,7 +183,9 @@ class Projection {
 
   // Folds one event in. Events must come in seq order, each exactly once;
   // an event the projection cannot apply (unknown entity, wrong kind) is a
-  // corruption of the log and leaves the projection unchanged.
+  // corruption of the log and leaves the projection unchanged. Reading a
+  // malformed field of an event decoded with DecodeCheck::kFramingOnly
+  // throws kj::Exception, after which the projection must be discarded.
   Status Apply(schema::Event::Reader event);
 
   uint64_t seq() const { return seq_; }
@@ -234,9 +236,10 @@ class Projection {
   // its kind and, for a check-in, its key result: one hash lookup per event.
   struct IndexEntry {
     EntityKind kind;
-    std::string key_result;
     void* entity = nullptr;  // the Unit/Cycle/Objective/KeyResult (for a check-in: its key result)
-    bool operator==(const IndexEntry& o) const { return kind == o.kind && key_result == o.key_result; }
+    // Pointers differ between equal projections; what they point at is
+    // compared through the entity maps.
+    bool operator==(const IndexEntry& o) const { return kind == o.kind; }
   };
   void RebuildIndex();
   std::unordered_map<std::string, IndexEntry> index_;

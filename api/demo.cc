@@ -15,7 +15,7 @@ std::string QuarterId(int year, int quarter) {
 }
 
 std::string Date(int year, unsigned month, unsigned day) {
-  char buf[16];
+  char buf[32];  // room for any int the compiler cannot rule out
   std::snprintf(buf, sizeof buf, "%04d-%02u-%02u", year, month, day);
   return buf;
 }

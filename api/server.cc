@@ -16,6 +16,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -518,10 +519,15 @@ class Server::Routes {
     int64_t micros = std::chrono::duration_cast<std::chrono::microseconds>(
                          std::chrono::steady_clock::now() - started)
                          .count();
-    metrics_->Request(req.method, route, res.status, micros);
+    // The method as a client wrote it is any text, a token pasted by
+    // mistake included: only the standard ones reach the log and metrics.
+    static const std::set<std::string, std::less<>> kMethods = {
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"};
+    const std::string method = kMethods.count(req.method) ? req.method : "other";
+    metrics_->Request(method, route, res.status, micros);
     // Never the path's query or headers: tokens must not reach the log.
     LogLine(*log_, options_.log_format, spdlog::level::info, "request",
-            {{"method", req.method}, {"route", route}, {"status", res.status}, {"us", micros},
+            {{"method", method}, {"route", route}, {"status", res.status}, {"us", micros},
              {"actor", actor.empty() ? "-" : actor}, {"id", request_id}});
   }
 
@@ -753,48 +759,45 @@ class Server::Routes {
     c.res.set_content(metrics_->Render(head, projector_->seq(), age), "text/plain; version=0.0.4");
   }
 
+  // A page of one kind of entity as it stood at as_of.
+  template <typename E, typename Render>
+  void ListAsOf(Call& c, const std::map<std::string, E>& (Projection::*all)() const, Render render) {
+    projector_->Read([&](const Projection& p) {
+      auto point = ParsePoint(c, p);
+      if (!point) return;
+      View v(p, point->as_of, point->at, point->now);
+      Page(c, (p.*all)(), point->as_of, [&](const E& e) { return e.At(point->as_of) != nullptr; },
+           [&](const E& e) { return render(v, e); });
+    });
+  }
+
+  // One entity as it stood at as_of, with its version as ETag.
+  template <typename E, typename Render>
+  void GetAsOf(Call& c, const char* kind, const E* (Projection::*find)(const std::string&) const,
+               Render render) {
+    auto id = PathId(c);
+    if (!id) return;
+    projector_->Read([&](const Projection& p) {
+      auto point = ParsePoint(c, p);
+      if (!point) return;
+      const E* e = (p.*find)(*id);
+      if (!e || !e->At(point->as_of)) return c.Fail(404, std::string("no ") + kind + " " + *id, "id");
+      View v(p, point->as_of, point->at, point->now);
+      SendEntity(c, render(v, *e), point->as_of);
+    });
+  }
+
   void ListUnits(Call& c) {
-    projector_->Read([&](const Projection& p) {
-      auto point = ParsePoint(c, p);
-      if (!point) return;
-      View v(p, point->as_of, point->at, point->now);
-      Page(c, p.units(), point->as_of, [&](const Unit& u) { return u.At(point->as_of) != nullptr; },
-           [&](const Unit& u) { return v.UnitJson(u); });
-    });
+    ListAsOf(c, &Projection::units, [](View& v, const Unit& u) { return v.UnitJson(u); });
   }
-
   void GetUnit(Call& c) {
-    auto id = PathId(c);
-    if (!id) return;
-    projector_->Read([&](const Projection& p) {
-      auto point = ParsePoint(c, p);
-      if (!point) return;
-      const Unit* u = p.unit(*id);
-      if (!u || !u->At(point->as_of)) return c.Fail(404, "no unit " + *id, "id");
-      SendEntity(c, View(p, point->as_of, point->at, point->now).UnitJson(*u), point->as_of);
-    });
+    GetAsOf(c, "unit", &Projection::unit, [](View& v, const Unit& u) { return v.UnitJson(u); });
   }
-
   void ListCycles(Call& c) {
-    projector_->Read([&](const Projection& p) {
-      auto point = ParsePoint(c, p);
-      if (!point) return;
-      View v(p, point->as_of, point->at, point->now);
-      Page(c, p.cycles(), point->as_of, [&](const Cycle& x) { return x.At(point->as_of) != nullptr; },
-           [&](const Cycle& x) { return v.CycleJson(x); });
-    });
+    ListAsOf(c, &Projection::cycles, [](View& v, const Cycle& x) { return v.CycleJson(x); });
   }
-
   void GetCycle(Call& c) {
-    auto id = PathId(c);
-    if (!id) return;
-    projector_->Read([&](const Projection& p) {
-      auto point = ParsePoint(c, p);
-      if (!point) return;
-      const Cycle* x = p.cycle(*id);
-      if (!x || !x->At(point->as_of)) return c.Fail(404, "no cycle " + *id, "id");
-      SendEntity(c, View(p, point->as_of, point->at, point->now).CycleJson(*x), point->as_of);
-    });
+    GetAsOf(c, "cycle", &Projection::cycle, [](View& v, const Cycle& x) { return v.CycleJson(x); });
   }
 
   void ListObjectives(Call& c) {
@@ -828,32 +831,18 @@ class Server::Routes {
   }
 
   void GetObjective(Call& c) {
-    auto id = PathId(c);
-    if (!id) return;
-    projector_->Read([&](const Projection& p) {
-      auto point = ParsePoint(c, p);
-      if (!point) return;
-      const Objective* o = p.objective(*id);
-      if (!o || !o->At(point->as_of)) return c.Fail(404, "no objective " + *id, "id");
-      View v(p, point->as_of, point->at, point->now);
-      json body = v.ObjectiveJson(*o);
-      body["comments"] = CommentsJson(o->comments, point->as_of);
-      SendEntity(c, std::move(body), point->as_of);
+    GetAsOf(c, "objective", &Projection::objective, [](View& v, const Objective& o) {
+      json body = v.ObjectiveJson(o);
+      body["comments"] = CommentsJson(o.comments, v.as_of());
+      return body;
     });
   }
 
   void GetKeyResult(Call& c) {
-    auto id = PathId(c);
-    if (!id) return;
-    projector_->Read([&](const Projection& p) {
-      auto point = ParsePoint(c, p);
-      if (!point) return;
-      const KeyResult* kr = p.key_result(*id);
-      if (!kr || !kr->At(point->as_of)) return c.Fail(404, "no key result " + *id, "id");
-      View v(p, point->as_of, point->at, point->now);
-      json body = v.KeyResultJson(*kr);
-      body["comments"] = CommentsJson(kr->comments, point->as_of);
-      SendEntity(c, std::move(body), point->as_of);
+    GetAsOf(c, "key result", &Projection::key_result, [](View& v, const KeyResult& kr) {
+      json body = v.KeyResultJson(kr);
+      body["comments"] = CommentsJson(kr.comments, v.as_of());
+      return body;
     });
   }
 
@@ -1212,8 +1201,19 @@ int Server::Bind(const std::string& host, int port) {
   return bound;
 }
 
-bool Server::Serve() { return http_->listen_after_bind(); }
+bool Server::Serve() {
+  bool ok = stop_requested_ || http_->listen_after_bind();
+  serve_done_ = true;
+  return ok;
+}
 
-void Server::Stop() { http_->stop(); }
+// cpp-httplib's stop() does nothing until the server runs, so a stop that
+// comes between Bind() and Serve() (a SIGTERM right after start-up) would
+// be lost and okrd would serve on: wait for Serve() to run or to end.
+void Server::Stop() {
+  stop_requested_ = true;
+  while (!http_->is_running() && !serve_done_) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  http_->stop();
+}
 
 }  // namespace okr::api

@@ -1,5 +1,7 @@
 #include "eventstore/event_json.h"
 
+#include "eventstore/enum_names.h"
+
 #include <capnp/dynamic.h>
 #include <capnp/schema.h>
 
@@ -7,6 +9,19 @@
 #include <ctime>
 
 namespace okr {
+
+std::string SnakeCase(std::string_view camel) {
+  std::string out;
+  for (char c : camel) {
+    if (std::isupper(static_cast<unsigned char>(c))) {
+      out.push_back('_');
+      out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
 
 std::string FormatTimeUs(int64_t us) {
   int64_t secs = us / 1000000;
@@ -27,19 +42,6 @@ std::string FormatTimeUs(int64_t us) {
 
 namespace {
 
-std::string SnakeCase(kj::StringPtr name) {
-  std::string out;
-  for (char c : name) {
-    if (std::isupper(static_cast<unsigned char>(c))) {
-      out.push_back('_');
-      out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out;
-}
-
 bool IsTimeField(kj::StringPtr name) { return name.endsWith("At"); }
 
 nlohmann::json ToJson(capnp::DynamicValue::Reader v, kj::StringPtr field_name);
@@ -48,7 +50,7 @@ nlohmann::json StructToJson(capnp::DynamicStruct::Reader s) {
   nlohmann::json out = nlohmann::json::object();
   auto add = [&](capnp::StructSchema::Field f) {
     auto name = f.getProto().getName();
-    out[SnakeCase(name)] = ToJson(s.get(f), name);
+    out[SnakeCase(name.cStr())] = ToJson(s.get(f), name);
   };
   for (auto f : s.getSchema().getNonUnionFields()) add(f);
   KJ_IF_MAYBE(member, s.which()) { add(*member); }
@@ -89,7 +91,7 @@ nlohmann::json ToJson(capnp::DynamicValue::Reader v, kj::StringPtr field_name) {
     }
     case capnp::DynamicValue::ENUM: {
       auto e = v.as<capnp::DynamicEnum>();
-      KJ_IF_MAYBE(en, e.getEnumerant()) { return SnakeCase(en->getProto().getName()); }
+      KJ_IF_MAYBE(en, e.getEnumerant()) { return SnakeCase(en->getProto().getName().cStr()); }
       return e.getRaw();
     }
     case capnp::DynamicValue::STRUCT:
@@ -121,6 +123,64 @@ nlohmann::json EventToJson(schema::Event::Reader event) {
   Hash h{};
   if (prev.size() == h.size()) std::copy(prev.begin(), prev.end(), h.begin());
   out["prev_hash"] = ToHex(h);
+  return out;
+}
+
+namespace {
+constexpr char kBase64Alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+}  // namespace
+
+std::string Base64Encode(std::string_view bytes) {
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 3 <= bytes.size(); i += 3) {
+    uint32_t v = (static_cast<uint8_t>(bytes[i]) << 16) | (static_cast<uint8_t>(bytes[i + 1]) << 8) |
+                 static_cast<uint8_t>(bytes[i + 2]);
+    out.push_back(kBase64Alphabet[(v >> 18) & 63]);
+    out.push_back(kBase64Alphabet[(v >> 12) & 63]);
+    out.push_back(kBase64Alphabet[(v >> 6) & 63]);
+    out.push_back(kBase64Alphabet[v & 63]);
+  }
+  size_t rest = bytes.size() - i;
+  if (rest > 0) {
+    uint32_t v = static_cast<uint8_t>(bytes[i]) << 16;
+    if (rest == 2) v |= static_cast<uint8_t>(bytes[i + 1]) << 8;
+    out.push_back(kBase64Alphabet[(v >> 18) & 63]);
+    out.push_back(kBase64Alphabet[(v >> 12) & 63]);
+    out.push_back(rest == 2 ? kBase64Alphabet[(v >> 6) & 63] : '=');
+    out.push_back('=');
+  }
+  return out;
+}
+
+std::optional<std::string> Base64Decode(std::string_view text) {
+  if (text.size() % 4 != 0) return std::nullopt;
+  auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  std::string out;
+  out.reserve(text.size() / 4 * 3);
+  for (size_t i = 0; i < text.size(); i += 4) {
+    bool last = i + 4 == text.size();
+    int pad = last ? (text[i + 3] == '=') + (text[i + 2] == '=') : 0;
+    if (pad == 1 && text[i + 2] == '=') return std::nullopt;
+    uint32_t v = 0;
+    for (int k = 0; k < 4; ++k) {
+      int d = k >= 4 - pad ? 0 : value(text[i + k]);
+      if (d < 0) return std::nullopt;
+      v = (v << 6) | static_cast<uint32_t>(d);
+    }
+    out.push_back(static_cast<char>((v >> 16) & 0xff));
+    if (pad < 2) out.push_back(static_cast<char>((v >> 8) & 0xff));
+    if (pad < 1) out.push_back(static_cast<char>(v & 0xff));
+  }
   return out;
 }
 

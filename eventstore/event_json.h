@@ -4,7 +4,9 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "eventstore/event_codec.h"
 
@@ -17,5 +19,11 @@ std::string FormatTimeUs(int64_t us);
 //  data, prev_hash}: `data` is the union member with snake_case field names,
 // enums as snake_case names and *At fields as RFC 3339 times.
 nlohmann::json EventToJson(schema::Event::Reader event);
+
+// Standard base64 (RFC 4648, with padding): how the audit API carries an
+// event's exact stored bytes inside JSON.
+std::string Base64Encode(std::string_view bytes);
+// nullopt when `text` is not padded standard base64.
+std::optional<std::string> Base64Decode(std::string_view text);
 
 }  // namespace okr

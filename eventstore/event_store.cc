@@ -1,14 +1,24 @@
 #include "eventstore/event_store.h"
 
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
 #include <rocksdb/options.h>
+#include <rocksdb/utilities/backup_engine.h>
 #include <rocksdb/write_batch.h>
 
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cassert>
 #include <condition_variable>
+#include <cstdarg>
+#include <cstdio>
 #include <cstring>
 #include <deque>
+#include <filesystem>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -55,8 +65,103 @@ int64_t SystemClockUs() {
 
 std::string_view View(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
 
+// RocksDB's own diagnostic log, the LOG file of the data directory (the
+// previous run's is kept as LOG.old), written through stdio. RocksDB's
+// default logger writes through its checked file writer, which after one
+// failed write (a full disk) aborts the process on its next line in
+// builds with assertions, as Debian's are; here a failed write only loses
+// that line.
+class InfoLog : public rocksdb::Logger {
+ public:
+  static std::shared_ptr<rocksdb::Logger> Open(const std::string& dir, bool create_if_missing) {
+    std::error_code ec;
+    if (create_if_missing) std::filesystem::create_directories(dir, ec);
+    if (!std::filesystem::is_directory(dir, ec)) return nullptr;
+    std::filesystem::rename(dir + "/LOG", dir + "/LOG.old", ec);
+    FILE* f = std::fopen((dir + "/LOG").c_str(), "we");
+    if (f == nullptr) return nullptr;  // RocksDB then opens its own
+    return std::make_shared<InfoLog>(f);
+  }
+  explicit InfoLog(FILE* f) : rocksdb::Logger(rocksdb::InfoLogLevel::INFO_LEVEL), f_(f) {}
+  ~InfoLog() override { std::fclose(f_); }
+
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    struct timeval now {};
+    ::gettimeofday(&now, nullptr);
+    struct tm t {};
+    ::localtime_r(&now.tv_sec, &t);
+    std::lock_guard<std::mutex> lock(mu_);
+    std::fprintf(f_, "%04d/%02d/%02d-%02d:%02d:%02d.%06ld %ld ", t.tm_year + 1900, t.tm_mon + 1,
+                 t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec, static_cast<long>(now.tv_usec),
+                 static_cast<long>(::syscall(SYS_gettid)));
+    std::vfprintf(f_, format, ap);
+    std::fputc('\n', f_);
+    std::fflush(f_);
+    std::clearerr(f_);  // a failed line is lost; the next one tries again
+  }
+  void Flush() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::fflush(f_);
+  }
+
+ private:
+  std::mutex mu_;
+  FILE* f_;
+};
+
 // The writer drains at most this many appends into one batch and one sync.
 constexpr size_t kMaxAppendsPerBatch = 1024;
+
+// A backup reports progress after each this many bytes copied.
+constexpr uint64_t kBackupProgressBytes = 1 << 20;
+
+rocksdb::BackupEngineOptions BackupOptions(const std::string& backup_dir) {
+  rocksdb::BackupEngineOptions options(backup_dir);
+  options.callback_trigger_interval_size = kBackupProgressBytes;
+  return options;
+}
+
+// Fills a summary of backup `id`, reading its head from the backup itself
+// (opened read-only where it lies), so the answer is what a restore gives.
+Result<BackupSummary> DescribeBackup(const rocksdb::BackupEngineReadOnlyBase& engine,
+                                     rocksdb::BackupID id) {
+  rocksdb::BackupInfo info;
+  rocksdb::Status s = engine.GetBackupInfo(id, &info, /*include_file_details=*/true);
+  if (s.IsNotFound()) return Status::NotFound("no backup " + std::to_string(id));
+  if (!s.ok()) return FromRocks(s);
+  BackupSummary out;
+  out.backup_id = info.backup_id;
+  out.created_at_s = info.timestamp;
+  out.size_bytes = info.size;
+  out.files = info.number_files;
+  OpenOptions options;
+  options.read_only = true;
+  options.create_if_missing = false;
+  options.env = info.env_for_open.get();
+  auto store = EventStore::Open(info.name_for_open, options);
+  if (!store.ok()) {
+    return Status::Corruption("backup " + std::to_string(id) + " cannot be opened: " +
+                              store.status().ToString());
+  }
+  Head head = (*store)->head();
+  out.head_seq = head.seq;
+  out.head_hash = head.hash;
+  return out;
+}
+
+Result<std::unique_ptr<rocksdb::BackupEngineReadOnly>> OpenBackupsForReading(
+    const std::string& backup_dir) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(backup_dir, ec)) {
+    return Status::NotFound("no backup directory " + backup_dir);
+  }
+  rocksdb::BackupEngineReadOnly* raw = nullptr;
+  rocksdb::IOStatus s =
+      rocksdb::BackupEngineReadOnly::Open(BackupOptions(backup_dir), rocksdb::Env::Default(), &raw);
+  if (!s.ok()) return Status::Invalid("cannot read backups in " + backup_dir + ": " + s.ToString());
+  return std::unique_ptr<rocksdb::BackupEngineReadOnly>(raw);
+}
 
 }  // namespace
 
@@ -86,6 +191,11 @@ class EventStore::Impl {
     db_options.create_if_missing = options.create_if_missing;
     db_options.create_missing_column_families = true;
     if (options.env != nullptr) db_options.env = options.env;
+    // Only for the real file system: tests that inject faults through
+    // `env` keep RocksDB's own logger on it.
+    if (!options.read_only && options.env == nullptr) {
+      db_options.info_log = InfoLog::Open(dir, options.create_if_missing);
+    }
     std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
         {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
         {format::kEventsCf, rocksdb::ColumnFamilyOptions()},
@@ -244,6 +354,7 @@ class EventStore::Impl {
     int64_t last_time = INT64_MIN;
     std::unordered_map<std::string, uint64_t> versions;
     uint64_t expected = 1;
+    EventScratch scratch;
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, events_));
     for (it->SeekToFirst(); it->Valid(); it->Next(), ++expected) {
       uint64_t seq = 0;
@@ -258,12 +369,12 @@ class EventStore::Impl {
         break;
       }
       std::string_view bytes = View(it->value());
-      auto decoded = DecodedEvent::Decode(bytes);
+      auto decoded = scratch.Read(bytes, DecodeCheck::kFull);
       if (!decoded.ok()) {
         fail(seq, decoded.status().message());
         break;
       }
-      auto ev = (*decoded)->event();
+      auto ev = *decoded;
       if (ev.getSeq() != seq) {
         fail(seq, "stored under seq " + std::to_string(seq) + " but says seq " +
                       std::to_string(ev.getSeq()));
@@ -374,6 +485,43 @@ class EventStore::Impl {
     rocksdb::WriteOptions wo;
     wo.sync = true;
     return FromRocks(db_->Write(wo, &batch));
+  }
+
+  Result<BackupSummary> Backup(const std::string& backup_dir,
+                               const std::function<void(uint64_t, uint64_t)>& progress) {
+    // BackupEngine needs to hold file deletions and read the live WAL,
+    // which a read-only database cannot do.
+    if (options_.read_only) return Status::Invalid("the log is open read-only");
+    if (backup_dir.empty()) return Status::Invalid("no backup directory given");
+    // Two engines writing the same directory at once may trash it.
+    std::lock_guard<std::mutex> lock(backup_mu_);
+    std::error_code ec;
+    std::filesystem::create_directories(backup_dir, ec);
+    if (ec) return Status::Invalid("cannot create " + backup_dir + ": " + ec.message());
+    rocksdb::BackupEngine* raw = nullptr;
+    rocksdb::IOStatus opened = rocksdb::BackupEngine::Open(BackupOptions(backup_dir), db_->GetEnv(), &raw);
+    if (!opened.ok()) {
+      return Status::Invalid("cannot keep backups in " + backup_dir + ": " + opened.ToString());
+    }
+    std::unique_ptr<rocksdb::BackupEngine> engine(raw);
+    uint64_t total = 0;
+    std::vector<rocksdb::LiveFileStorageInfo> files;
+    if (db_->GetLiveFilesStorageInfo(rocksdb::LiveFilesStorageInfoOptions(), &files).ok()) {
+      for (const auto& f : files) total += f.size;
+    }
+    std::atomic<uint64_t> copied{0};
+    rocksdb::CreateBackupOptions create;
+    // The live WAL is copied as it stands, so appends never wait for a flush.
+    create.flush_before_backup = false;
+    create.progress_callback = [&] {
+      uint64_t done = copied.fetch_add(kBackupProgressBytes) + kBackupProgressBytes;
+      if (progress) progress(std::min(done, total), total);
+    };
+    rocksdb::BackupID id = 0;
+    rocksdb::IOStatus s = engine->CreateNewBackup(create, db_.get(), &id);
+    if (!s.ok()) return Status::IOError("backup into " + backup_dir + " failed: " + s.ToString());
+    if (progress) progress(total, total);
+    return DescribeBackup(*engine, id);
   }
 
  private:
@@ -573,9 +721,19 @@ class EventStore::Impl {
         head.recorded_at_us = std::max(options_.clock_us(), head.recorded_at_us);
         ev.setSeq(head.seq);
         ev.setRecordedAt(head.recorded_at_us);
-        ev.setEntity(draft.entity());
+        // Set a pointer field only when it changes: Cap'n Proto zeroes a
+        // replaced object but keeps its words in the message, and a null
+        // Text reads as "" (docs/FORMAT.md, "Worked example").
+        auto entity = ev.asReader().getEntity();
+        if (std::string_view(entity.begin(), entity.size()) != draft.entity()) {
+          ev.setEntity(draft.entity());
+        }
         ev.setVersion(versions[k]);
-        ev.setIdempotencyKey(req.idempotency_key);
+        if (!req.idempotency_key.empty()) {
+          ev.setIdempotencyKey(req.idempotency_key);
+        } else if (ev.hasIdempotencyKey()) {
+          ev.disownIdempotencyKey();  // null: reads as ""
+        }
         auto prev = ev.getPrevHash();
         if (prev.size() != format::kHashSize) prev = ev.initPrevHash(format::kHashSize);
         std::memcpy(prev.begin(), head.hash.data(), format::kHashSize);
@@ -658,6 +816,8 @@ class EventStore::Impl {
   mutable std::mutex head_mu_;
   mutable std::condition_variable head_cv_;
   Head head_;  // guarded by head_mu_: the last durable event
+
+  std::mutex backup_mu_;  // one backup at a time
 };
 
 EventStore::EventStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -706,5 +866,56 @@ Result<StoredEvent> EventStore::SnapshotAtOrBefore(uint64_t at_seq) const {
   return impl_->SnapshotAtOrBefore(at_seq);
 }
 Status EventStore::DeleteSnapshots() { return impl_->DeleteSnapshots(); }
+
+Result<BackupSummary> EventStore::Backup(const std::string& backup_dir,
+                                         const std::function<void(uint64_t, uint64_t)>& progress) {
+  return impl_->Backup(backup_dir, progress);
+}
+
+Result<std::vector<BackupSummary>> EventStore::ListBackups(const std::string& backup_dir) {
+  auto engine = OpenBackupsForReading(backup_dir);
+  if (!engine.ok()) return engine.status();
+  std::vector<rocksdb::BackupInfo> infos;
+  (*engine)->GetBackupInfo(&infos);
+  std::vector<BackupSummary> out;
+  for (const auto& info : infos) {
+    auto summary = DescribeBackup(**engine, info.backup_id);
+    if (!summary.ok()) return summary.status();
+    out.push_back(*summary);
+  }
+  return out;
+}
+
+Result<BackupSummary> EventStore::Restore(const std::string& backup_dir, const std::string& data_dir,
+                                          uint32_t backup_id) {
+  std::error_code ec;
+  if (std::filesystem::exists(data_dir, ec) && !std::filesystem::is_empty(data_dir, ec)) {
+    return Status::Invalid(data_dir + " is not empty: restore into a new directory");
+  }
+  auto engine = OpenBackupsForReading(backup_dir);
+  if (!engine.ok()) return engine.status();
+  if (backup_id == 0) {
+    rocksdb::BackupInfo latest;
+    if (!(*engine)->GetLatestBackupInfo(&latest).ok()) {
+      return Status::NotFound("no usable backup in " + backup_dir);
+    }
+    backup_id = latest.backup_id;
+  }
+  rocksdb::BackupInfo info;
+  if (!(*engine)->GetBackupInfo(backup_id, &info).ok()) {
+    return Status::NotFound("no usable backup " + std::to_string(backup_id) + " in " + backup_dir);
+  }
+  // Every file against the checksum taken when it was backed up, before
+  // anything is written into data_dir.
+  if (rocksdb::IOStatus s = (*engine)->VerifyBackup(backup_id, /*verify_with_checksum=*/true);
+      !s.ok()) {
+    return Status::Corruption("backup " + std::to_string(backup_id) + " is damaged: " +
+                              s.ToString());
+  }
+  rocksdb::IOStatus s =
+      (*engine)->RestoreDBFromBackup(rocksdb::RestoreOptions(), backup_id, data_dir, data_dir);
+  if (!s.ok()) return Status::IOError("restore into " + data_dir + " failed: " + s.ToString());
+  return DescribeBackup(**engine, backup_id);
+}
 
 }  // namespace okr

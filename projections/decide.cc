@@ -3,6 +3,7 @@
 #include <random>
 #include <set>
 
+#include "eventstore/enum_names.h"
 #include "projections/commands.h"
 #include "projections/time_util.h"
 
@@ -86,37 +87,20 @@ Status CheckNewId(const Projection& state, const std::string& id, const char* fi
   return Status::Ok();
 }
 
+// The enumerant named `name` (already checked against the rules), or E's
+// first one for an empty name, which is how unset optional enums are stored.
+template <typename E>
+E ToEnum(const std::string& name) {
+  return EnumFromName<E>(name).value_or(static_cast<E>(0));
+}
+
 bool IsOneOf(const std::string& v, std::initializer_list<const char*> options) {
   return std::any_of(options.begin(), options.end(), [&](const char* o) { return v == o; });
 }
 
-schema::UnitKind UnitKindOf(const std::string& k) {
-  if (k == "company") return schema::UnitKind::COMPANY;
-  if (k == "department") return schema::UnitKind::DEPARTMENT;
-  if (k == "team") return schema::UnitKind::TEAM;
-  return schema::UnitKind::PERSON;
-}
 
-schema::Metric MetricOf(const std::string& m) {
-  if (m == "percent") return schema::Metric::PERCENT;
-  if (m == "currency") return schema::Metric::CURRENCY;
-  if (m == "boolean") return schema::Metric::BOOLEAN;
-  return schema::Metric::NUMBER;
-}
 
-schema::CheckInStatus CheckInStatusOf(const std::string& s) {
-  if (s == "on_track") return schema::CheckInStatus::ON_TRACK;
-  if (s == "at_risk") return schema::CheckInStatus::AT_RISK;
-  if (s == "off_track") return schema::CheckInStatus::OFF_TRACK;
-  return schema::CheckInStatus::UNSET;
-}
 
-schema::Outcome OutcomeOf(const std::string& s) {
-  if (s == "achieved") return schema::Outcome::ACHIEVED;
-  if (s == "partially") return schema::Outcome::PARTIALLY;
-  if (s == "missed") return schema::Outcome::MISSED;
-  return schema::Outcome::UNSET;
-}
 
 void SetTexts(capnp::List<capnp::Text>::Builder list, const std::vector<std::string>& v) {
   for (size_t i = 0; i < v.size(); ++i) list.set(static_cast<unsigned>(i), v[i]);
@@ -147,7 +131,7 @@ class Decider {
     Begin(c.id);
     EventDraft d = Draft(c.id);
     auto b = d.event().initUnitCreated();
-    b.setKind(UnitKindOf(c.kind));
+    b.setKind(ToEnum<schema::UnitKind>(c.kind));
     b.setName(c.name);
     b.setParent(c.parent);
     b.setEmail(c.email);
@@ -365,7 +349,7 @@ class Decider {
     b.setObjective(c.objective);
     b.setTitle(c.title);
     b.setOwner(c.owner);
-    b.setMetric(MetricOf(c.metric));
+    b.setMetric(ToEnum<schema::Metric>(c.metric));
     b.setStart(c.start);
     b.setTarget(c.target);
     b.setUnit(c.unit);
@@ -403,8 +387,8 @@ class Decider {
     if (n.metric != f.metric) {
       EventDraft d = Draft(c.id);
       auto b = d.event().initKeyResultMetricChanged();
-      b.setBefore(MetricOf(f.metric));
-      b.setAfter(MetricOf(n.metric));
+      b.setBefore(ToEnum<schema::Metric>(f.metric));
+      b.setAfter(ToEnum<schema::Metric>(n.metric));
       decision_.events.push_back(std::move(d));
     }
     NumberChange(c.id, &schema::Event::Builder::initKeyResultStartChanged, f.start, n.start);
@@ -468,7 +452,7 @@ class Decider {
     b.setValue(c.value);
     b.setHasConfidence(c.confidence.has_value());
     b.setConfidence(c.confidence.value_or(0));
-    b.setStatus(CheckInStatusOf(c.status));
+    b.setStatus(ToEnum<schema::CheckInStatus>(c.status));
     b.setNote(c.note);
     b.setMeasuredAt(measured);
     return Finish(std::move(d));
@@ -527,7 +511,7 @@ class Decider {
     EventDraft d = Draft(c.objective);
     auto b = d.event().initObjectiveReviewed();
     b.setScore(c.score);
-    b.setOutcome(OutcomeOf(c.outcome));
+    b.setOutcome(ToEnum<schema::Outcome>(c.outcome));
     b.setReflection(c.reflection);
     b.setLessons(c.lessons);
     return Finish(std::move(d));

@@ -1,5 +1,7 @@
 #include "projections/projection.h"
 
+#include "eventstore/enum_names.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -28,51 +30,20 @@ namespace {
 
 std::string Str(capnp::Text::Reader t) { return std::string(t.begin(), t.size()); }
 
+std::string Name(auto e) { return std::string(EnumName(e)); }
+
+// Unset optional enums read as "" (no status, not reviewed).
+std::string OptionalName(auto e) { return e == decltype(e)::UNSET ? std::string() : Name(e); }
+
 std::vector<std::string> Strs(capnp::List<capnp::Text>::Reader list) {
   std::vector<std::string> out;
   for (auto t : list) out.push_back(Str(t));
   return out;
 }
 
-const char* KindName(schema::UnitKind k) {
-  switch (k) {
-    case schema::UnitKind::COMPANY: return "company";
-    case schema::UnitKind::DEPARTMENT: return "department";
-    case schema::UnitKind::TEAM: return "team";
-    case schema::UnitKind::PERSON: return "person";
-  }
-  return "unknown";
-}
 
-const char* MetricName(schema::Metric m) {
-  switch (m) {
-    case schema::Metric::NUMBER: return "number";
-    case schema::Metric::PERCENT: return "percent";
-    case schema::Metric::CURRENCY: return "currency";
-    case schema::Metric::BOOLEAN: return "boolean";
-  }
-  return "number";
-}
 
-const char* StatusName(schema::CheckInStatus s) {
-  switch (s) {
-    case schema::CheckInStatus::UNSET: return "";
-    case schema::CheckInStatus::ON_TRACK: return "on_track";
-    case schema::CheckInStatus::AT_RISK: return "at_risk";
-    case schema::CheckInStatus::OFF_TRACK: return "off_track";
-  }
-  return "";
-}
 
-const char* OutcomeName(schema::Outcome o) {
-  switch (o) {
-    case schema::Outcome::UNSET: return "";
-    case schema::Outcome::ACHIEVED: return "achieved";
-    case schema::Outcome::PARTIALLY: return "partially";
-    case schema::Outcome::MISSED: return "missed";
-  }
-  return "";
-}
 
 // Starts a new revision of `e` from its current fields; nullptr (and a
 // corruption) when the entity does not exist.
@@ -133,7 +104,7 @@ Status Projection::Apply(schema::Event::Reader ev) {
       Unit& e = Create(units_, id, meta);
       created(EntityKind::kUnit, &e);
       auto& f = e.revisions.back().fields;
-      f.kind = KindName(b.getKind());
+      f.kind = Name(b.getKind());
       f.name = Str(b.getName());
       f.parent = Str(b.getParent());
       f.email = Str(b.getEmail());
@@ -228,7 +199,7 @@ Status Projection::Apply(schema::Event::Reader ev) {
       if (!objective) return missing("objective");
       auto b = ev.getObjectiveReviewed();
       Revise(objective, meta)->review =
-          ReviewFields{b.getScore(), OutcomeName(b.getOutcome()), Str(b.getReflection()),
+          ReviewFields{b.getScore(), OptionalName(b.getOutcome()), Str(b.getReflection()),
                        Str(b.getLessons()), meta};
       break;
     }
@@ -248,7 +219,7 @@ Status Projection::Apply(schema::Event::Reader ev) {
       f.objective = parent;
       f.title = Str(b.getTitle());
       f.owner = Str(b.getOwner());
-      f.metric = MetricName(b.getMetric());
+      f.metric = Name(b.getMetric());
       f.start = b.getStart();
       f.target = b.getTarget();
       f.unit = Str(b.getUnit());
@@ -282,7 +253,7 @@ Status Projection::Apply(schema::Event::Reader ev) {
       break;
     case W::KEY_RESULT_METRIC_CHANGED:
       if (!kr) return missing("key result");
-      Revise(kr, meta)->metric = MetricName(ev.getKeyResultMetricChanged().getAfter());
+      Revise(kr, meta)->metric = Name(ev.getKeyResultMetricChanged().getAfter());
       break;
     case W::KEY_RESULT_REMOVED:
       if (!kr) return missing("key result");
@@ -295,7 +266,7 @@ Status Projection::Apply(schema::Event::Reader ev) {
       std::string ci = Str(b.getCheckIn());
       if (KindOf(ci)) return Status::Corruption("seq " + std::to_string(meta.seq) + ": id reused");
       kr->check_ins.push_back(CheckIn{ci, meta, b.getValue(), b.getHasConfidence(),
-                                      b.getConfidence(), StatusName(b.getStatus()),
+                                      b.getConfidence(), OptionalName(b.getStatus()),
                                       Str(b.getNote()), b.getMeasuredAt()});
       kr->AddToIndex();
       kr->event_seqs.push_back(meta.seq);

@@ -37,7 +37,7 @@ std::string FormatDate(int64_t us) {
   int64_t days = us / kMicrosPerDay;
   if (us < 0 && us % kMicrosPerDay != 0) days -= 1;
   std::chrono::year_month_day ymd{std::chrono::sys_days{std::chrono::days{days}}};
-  char buf[16];
+  char buf[32];  // room for any int the compiler cannot rule out
   std::snprintf(buf, sizeof buf, "%04d-%02u-%02u", static_cast<int>(ymd.year()),
                 static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()));
   return buf;

@@ -1,6 +1,7 @@
 // okrd: the OKR server. See README.md and docs/API.md.
 #include <CLI/CLI.hpp>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -98,6 +99,11 @@ std::string DefaultDashboardDir() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Buffers above 256 KiB (a snapshot being encoded, a large answer) are
+  // mapped and go back to the system when freed. glibc otherwise raises
+  // this threshold after the first such free and keeps later ones in the
+  // heap: resident memory then steps up with every snapshot, for good.
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   CLI::App app{"okrd: an event-sourced OKR server. Every change is a hash-chained event in RocksDB."};
   std::string data_dir = "data";
   std::string listen = "127.0.0.1:8080";
@@ -106,6 +112,7 @@ int main(int argc, char** argv) {
   std::string dashboard_dir = DefaultDashboardDir();
   bool private_reads = false;
   bool demo = false;
+  bool forensics = false;
   uint64_t snapshot_every = 10'000;
   size_t threads = 16;
   app.add_option("--data", data_dir, "Data directory (created when missing)")->capture_default_str();
@@ -121,6 +128,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--demo", demo,
                "Fill an empty data directory with the demo company and print tokens and example requests");
+  app.add_flag("--read-only-forensics", forensics,
+               "Serve DIR as it is, opened read-only and not verified (a copy of a broken log): "
+               "reads and audit reads answer, writes answer 403, nothing in DIR is written");
   app.add_option("--log-format", log_format, "text or json")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
@@ -132,6 +142,10 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
     return rc == 0 ? kExitOk : kExitUsage;
+  }
+  if (forensics && demo) {
+    std::cerr << "okrd: --demo writes; it cannot go with --read-only-forensics\n";
+    return kExitUsage;
   }
   auto colon = listen.rfind(':');
   int port = -1;
@@ -166,7 +180,7 @@ int main(int argc, char** argv) {
   };
 
   std::error_code ec;
-  std::filesystem::create_directories(data_dir, ec);
+  if (!forensics) std::filesystem::create_directories(data_dir, ec);
   // While the demo writes its story, events are recorded at the story's
   // moments (all in the past); otherwise at the wall clock.
   std::atomic<int64_t> story_clock_us{0};
@@ -179,6 +193,9 @@ int main(int argc, char** argv) {
   };
   okr::OpenOptions open_options;
   open_options.clock_us = clock_us;
+  // Forensics: whatever is there, unverified, never written to.
+  open_options.read_only = forensics;
+  open_options.create_if_missing = !forensics;
   std::atomic<bool> storage_failing{false};
   open_options.on_batch = [&](size_t appends, size_t events, uint64_t head, int64_t write_us,
                               const okr::Status& status) {
@@ -201,12 +218,13 @@ int main(int argc, char** argv) {
   }
   auto verified_us = std::chrono::duration_cast<std::chrono::microseconds>(
                          std::chrono::steady_clock::now() - started).count();
-  log_line(spdlog::level::info, "chain_verified",
+  log_line(forensics ? spdlog::level::warn : spdlog::level::info,
+           forensics ? "opened_read_only_unverified" : "chain_verified",
            {{"events", (*store)->head().seq}, {"head_hash", okr::ToHex((*store)->head().hash)},
             {"us", verified_us}});
 
   okr::ProjectorOptions projector_options;
-  projector_options.snapshot_every_events = snapshot_every;
+  projector_options.snapshot_every_events = forensics ? 0 : snapshot_every;
   projector_options.clock_us = clock_us;
   started = std::chrono::steady_clock::now();
   auto projector = okr::Projector::Open(store->get(), projector_options);
@@ -253,6 +271,7 @@ int main(int argc, char** argv) {
 
   okr::api::ServerOptions server_options;
   server_options.private_reads = private_reads;
+  server_options.refuse_writes = forensics;
   server_options.threads = threads;
   server_options.openapi_json = okr::api::kOpenApiJson;
   server_options.dashboard_dir = dashboard_dir;
@@ -267,7 +286,7 @@ int main(int argc, char** argv) {
   std::string base = "http://" + host + ":" + std::to_string(bound);
   std::cout << "okrd listening on " << base << std::endl;
   log_line(spdlog::level::info, "listening", {{"url", base}, {"threads", threads},
-                                              {"read_only", tokens_path.empty()}});
+                                              {"read_only", tokens_path.empty() || forensics}});
   if (!admin_token.empty()) {
     okr::api::DemoIds ids = okr::api::DemoCycles((*projector)->NowUs());
     std::cout << "\nDemo tokens (also in " << data_dir << "/demo-credentials.json):\n"

@@ -25,15 +25,22 @@ class Server;
 namespace okr::api {
 
 // Limits on connections (each tested).
-inline constexpr time_t kReadTimeoutSeconds = 10;   // a request must arrive within this
+inline constexpr time_t kReadTimeoutSeconds = 10;   // a request's line and headers must arrive within this
+inline constexpr size_t kMaxHeaderBlockBytes = 64 * 1024;  // a request's line and headers together
 inline constexpr time_t kWriteTimeoutSeconds = 10;
 inline constexpr time_t kIdleTimeoutSeconds = 5;    // keep-alive connections idle longer close
 inline constexpr size_t kMaxKeepAliveRequests = 10'000;
 inline constexpr size_t kMaxEventsScannedPerRequest = 100'000;
 inline constexpr int kListenBacklog = 1024;  // connections waiting to be accepted
+// Connections served at once (each holds a thread, idle or not); beyond
+// this they wait. ServerOptions::threads stay ready; the rest start on
+// demand and end after this long without work.
+inline constexpr size_t kMaxConnectionThreads = 1024;
+inline constexpr int kSpareThreadIdleSeconds = 10;
 
 struct ServerOptions {
   bool private_reads = false;  // every read needs a token
+  bool refuse_writes = false;  // forensics: every write answers 403
   size_t threads = 16;         // worker threads serving connections
   std::string openapi_json;    // served at /v1/openapi.json
   std::string dashboard_dir;   // static files served at / (empty: none)
@@ -59,6 +66,7 @@ class Server {
   std::unique_ptr<httplib::Server> http_;
   std::unique_ptr<Routes> routes_;
   int listen_fd_ = -1;  // the listening socket, once bound
+  std::atomic<bool> stop_requested_{false}, serve_done_{false};
 };
 
 }  // namespace okr::api

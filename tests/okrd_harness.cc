@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -20,6 +21,8 @@
 #ifndef OKRD_PATH
 #error "OKRD_PATH (the okrd binary under test) must be defined"
 #endif
+
+extern char** environ;
 
 namespace okr::testing {
 
@@ -136,6 +139,19 @@ std::string Okrd::LogTail(size_t bytes) const {
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
+  // The test's environment with options_.env on top, built before fork().
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string entry = *e;
+    std::string name = entry.substr(0, entry.find('='));
+    bool replaced = std::any_of(options_.env.begin(), options_.env.end(),
+                                [&](const auto& kv) { return kv.first == name; });
+    if (!replaced) env_strings.push_back(std::move(entry));
+  }
+  for (const auto& [name, value] : options_.env) env_strings.push_back(name + "=" + value);
+  std::vector<char*> envp;
+  for (std::string& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
 
   int out[2];
   if (::pipe2(out, O_CLOEXEC) != 0) return ::testing::AssertionFailure() << "pipe2 failed";
@@ -153,7 +169,7 @@ std::string Okrd::LogTail(size_t bytes) const {
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::execv(argv[0], argv.data());
+    ::execve(argv[0], argv.data(), envp.data());
     ::_exit(127);
   }
   ::close(out[1]);

@@ -16,6 +16,7 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tests/test_support.h"
@@ -53,6 +54,8 @@ struct OkrdOptions {
   // nullopt: okrd starts without --tokens (read-only, or the demo's own).
   std::optional<std::vector<Token>> tokens = std::vector<Token>{};
   std::vector<std::string> extra_args;  // e.g. --private, --snapshot-every 5, --demo
+  // Set in okrd's environment on top of the test's own (e.g. LD_PRELOAD).
+  std::vector<std::pair<std::string, std::string>> env;
 };
 
 class Okrd {
@@ -75,6 +78,10 @@ class Okrd {
   int port() const { return port_; }
   const std::string& data_dir() const { return data_dir_; }
   const std::string& tokens_path() const { return tokens_path_; }
+  const std::string& log_path() const { return log_path_; }
+  // Adds to okrd's environment from the next Start() on.
+  void AddEnv(std::string name, std::string value) { options_.env.emplace_back(std::move(name), std::move(value)); }
+  pid_t pid() const { return pid_; }
   // What okrd printed on stdout up to its listening line (and anything
   // after it that had already arrived).
   const std::string& stdout_text() const { return stdout_text_; }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Keeps docs/openapi.json level with the code: every route api/server.cc
-# registers (its Get(http, ...) and Write(http, ...) lines) must be a path
+# registers (its Get(http, ...), Write(http, ...) and http.Post(...) lines) must be a path
 # and method of the description, and every documented operation must be a
 # registered route. Regex captures ([^/]+) become {id}.
 #   tests/openapi_routes.sh            (run from anywhere)
@@ -17,6 +17,8 @@ exec perl -MJSON::PP -e '
     if ($line =~ /^\s*Get\(http,\s*(?:R"\((.*?)\)"|"([^"]*)")/) {
       ($method, $pattern) = ("get", defined $1 ? $1 : $2);
     } elsif ($line =~ /^\s*Write\(http,\s*"(\w+)",\s*(?:R"\((.*?)\)"|"([^"]*)")/) {
+      ($method, $pattern) = (lc $1, defined $2 ? $2 : $3);
+    } elsif ($line =~ /^\s*http\.(Get|Post|Patch|Delete)\(\s*(?:R"\((.*?)\)"|"([^"]*)")/) {
       ($method, $pattern) = (lc $1, defined $2 ? $2 : $3);
     } else {
       next;

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages okrd needs to build, test and run — only those
 # that are missing, so a second run does nothing and prints nothing.
+#   tools/install-deps.sh          to build and run okrd
+#   tools/install-deps.sh --test   also what tools/test.sh needs beyond that:
+#                                  clang and its libFuzzer runtime (the fuzz
+#                                  targets), wrk and curl (the soak test)
 set -euo pipefail
 
 packages=(
@@ -11,6 +15,9 @@ packages=(
   libgtest-dev libgmock-dev
   nlohmann-json3-dev libssl-dev libcli11-dev
 )
+if [ "${1:-}" = "--test" ]; then
+  packages+=(clang-14 libclang-rt-14-dev wrk curl)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

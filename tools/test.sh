@@ -1,14 +1,57 @@
 #!/usr/bin/env bash
 # Builds okrd and runs every test. Installs missing Debian packages first.
-#   tools/test.sh            build into build/ and run the whole suite
-# Environment: BUILD_DIR (default build), JOBS (default 2).
+#   tools/test.sh              all three stages below, in this order
+#   tools/test.sh STAGE...     only these stages
+# Stages:
+#   release    build into BUILD_DIR (Release) and run the whole suite
+#   sanitize   build into build-asan/ with AddressSanitizer and
+#              UndefinedBehaviorSanitizer and run the whole suite again
+#              (the docs checks, which run no compiled code, run once, above)
+#   fuzz       build the libFuzzer targets with clang into build-fuzz/ and
+#              run each for OKR_FUZZ_SECONDS (default 40) from its corpus
+#              in tests/fuzz/
+# Environment: BUILD_DIR (default build), JOBS (default 2), OKR_FUZZ_SECONDS.
+# docs/RELIABILITY.md says what each stage proves and how long it takes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash tools/install-deps.sh
+bash tools/install-deps.sh --test
 
 build_dir="${BUILD_DIR:-build}"
 jobs="${JOBS:-2}"
-cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$build_dir" -j "$jobs"
-ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" --timeout 600
+stages=("$@")
+[ ${#stages[@]} -eq 0 ] && stages=(release sanitize fuzz)
+
+stage() { echo; echo "=== tools/test.sh: $1 ($(date -u +%H:%M:%S))"; }
+
+for s in "${stages[@]}"; do
+  case "$s" in
+    release)
+      stage "release build and suite"
+      cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release >/dev/null
+      cmake --build "$build_dir" -j "$jobs"
+      ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" --timeout 900
+      ;;
+    sanitize)
+      stage "AddressSanitizer + UndefinedBehaviorSanitizer build and suite"
+      cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Release -DOKR_SANITIZE=ON >/dev/null
+      cmake --build build-asan -j "$jobs"
+      # Every finding fails: ASan and UBSan stop the process, LeakSanitizer
+      # fails it at exit (okrd's too: the tests require a clean exit).
+      ASAN_OPTIONS="detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1" \
+      UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
+        ctest --test-dir build-asan --output-on-failure -j "$jobs" --timeout 1800 -LE docs
+      ;;
+    fuzz)
+      stage "fuzz targets (libFuzzer, ${OKR_FUZZ_SECONDS:-40} s each)"
+      cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Release -DOKR_FUZZ=ON \
+        -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 >/dev/null
+      cmake --build build-fuzz -j "$jobs"
+      ctest --test-dir build-fuzz --output-on-failure -j "$jobs" -L fuzz
+      ;;
+    *)
+      echo "tools/test.sh: unknown stage '$s' (release, sanitize, fuzz)" >&2
+      exit 2
+      ;;
+  esac
+done

@@ -215,7 +215,7 @@ schema::Event::Reader CheckedRoot(capnp::FlatArrayMessageReader& reader, const c
                                   DecodeCheck check) {
   KJ_REQUIRE(reader.getEnd() == end, "event value has trailing bytes");
   auto root = reader.getRoot<schema::Event>();
-  if (check == DecodeCheck::kFull) CheckStruct(EventPlan(), capnp::AnyStruct::Reader(root), 0);
+  if (check == DecodeCheck::kFull) CheckEventFields(root);
   return root;
 }
 
@@ -224,6 +224,10 @@ Status Undecodable(const kj::Exception& e) {
 }
 
 }  // namespace
+
+void CheckEventFields(schema::Event::Reader event) {
+  CheckStruct(EventPlan(), capnp::AnyStruct::Reader(event), 0);
+}
 
 Result<std::shared_ptr<const DecodedEvent>> DecodedEvent::Decode(std::string_view bytes) {
   if (Status s = CheckSize(bytes); !s.ok()) return s;

@@ -54,6 +54,10 @@ class DecodedEvent {
   schema::Event::Reader root_;
 };
 
+// Touches every field of `event` a reader could read, as DecodeCheck::kFull
+// does; throws kj::Exception at the first malformed one.
+void CheckEventFields(schema::Event::Reader event);
+
 // Decodes a run of events into one reused buffer, for replay and verify
 // loops: no allocation per event. The reader Read() returns is valid until
 // the next Read(). Not thread-safe; one per loop.

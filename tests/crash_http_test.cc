@@ -278,8 +278,11 @@ TEST(CrashHttp, AcknowledgedWritesSurviveSigkillRetriesApplyOnceProjectionEquals
         EXPECT_EQ(r.json, a.reply.json) << "a replay answers the first answer";
       } else {
         acked_seq[a.key] = r.u("seq");
-        if (!by_key.count(a.key)) ++newly_applied;
-        if (by_key.count(a.key)) EXPECT_EQ(r.u("seq"), by_key[a.key].back()) << r;
+        if (!by_key.count(a.key)) {
+          ++newly_applied;
+        } else {
+          EXPECT_EQ(r.u("seq"), by_key[a.key].back()) << r;
+        }
       }
     }
     by_key = SeqsByKey(s, &events);

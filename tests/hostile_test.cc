@@ -319,7 +319,8 @@ TEST(Hostile, TokensFileOthersCanReadIsRefused) {
     Okrd s(WithTokens());
     ASSERT_EQ(::chmod(s.tokens_path().c_str(), mode), 0);
     std::string out;
-    int status = RunCommand(std::string(OKRD_PATH) + " --data '" + s.data_dir() +
+    // Under `timeout`: an okrd that accepted the file would serve on.
+    int status = RunCommand("timeout 20 " + std::string(OKRD_PATH) + " --data '" + s.data_dir() +
                                 "' --listen 127.0.0.1:0 --tokens '" + s.tokens_path() + "' 2>&1",
                             &out);
     EXPECT_EQ(status, 2) << "okrd's exit status for a refused set-up: " << out;

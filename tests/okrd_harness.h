@@ -55,7 +55,7 @@ struct OkrdOptions {
   std::optional<std::vector<Token>> tokens = std::vector<Token>{};
   std::vector<std::string> extra_args;  // e.g. --private, --snapshot-every 5, --demo
   // Set in okrd's environment on top of the test's own (e.g. LD_PRELOAD).
-  std::vector<std::pair<std::string, std::string>> env;
+  std::vector<std::pair<std::string, std::string>> env = {};
 };
 
 class Okrd {

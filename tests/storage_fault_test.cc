@@ -46,6 +46,8 @@ struct Mode {
   bool recovers_alone;  // writes come back without a restart
 };
 
+void PrintTo(const Mode& mode, std::ostream* os) { *os << '"' << mode.name << '"'; }
+
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream buffer;

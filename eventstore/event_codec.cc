@@ -235,9 +235,18 @@ Result<std::shared_ptr<const DecodedEvent>> DecodedEvent::Decode(std::string_vie
   decoded->words_ = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
   std::memcpy(decoded->words_.begin(), bytes.data(), bytes.size());
   try {
-    decoded->reader_ = std::make_unique<capnp::FlatArrayMessageReader>(
-        decoded->words_.asPtr(), BoundedOptions(decoded->words_.size()));
-    decoded->root_ = CheckedRoot(*decoded->reader_, decoded->words_.end(), DecodeCheck::kFull);
+    // Checking spends a reader's traversal budget, so the reader handed out
+    // is a fresh one, with twice the budget: enough for its user to walk
+    // the whole event twice (each walk costs what the check did), e.g.
+    // render it and fold it, without Cap'n Proto throwing mid-way.
+    {
+      capnp::FlatArrayMessageReader check(decoded->words_.asPtr(), BoundedOptions(decoded->words_.size()));
+      CheckedRoot(check, decoded->words_.end(), DecodeCheck::kFull);
+    }
+    capnp::ReaderOptions options = BoundedOptions(decoded->words_.size());
+    options.traversalLimitInWords *= 2;
+    decoded->reader_ = std::make_unique<capnp::FlatArrayMessageReader>(decoded->words_.asPtr(), options);
+    decoded->root_ = decoded->reader_->getRoot<schema::Event>();
   } catch (const kj::Exception& e) {
     return Undecodable(e);
   }

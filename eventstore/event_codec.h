@@ -32,7 +32,10 @@ enum class DecodeCheck {
 };
 
 // One decoded event. Owns an aligned copy of the bytes it was decoded from,
-// so it outlives the buffer it came from. Immutable; safe to share.
+// so it outlives the buffer it came from. Immutable. Its reader's traversal
+// budget (Cap'n Proto's bound on the work a hostile message can cause)
+// covers two full walks of the event — render it and fold it — so decode
+// where it is used, and do not keep it to read again and again.
 class DecodedEvent {
  public:
   // Validates the whole message before returning it: framing, bounds of

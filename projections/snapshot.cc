@@ -28,7 +28,8 @@ void PutMeta(s::Meta::Builder b, const Meta& m) {
 Meta GetMeta(s::Meta::Reader r) {
   auto type = r.getType();
   const char* canonical = CanonicalEventTypeName(std::string_view(type.begin(), type.size()));
-  KJ_REQUIRE(canonical != nullptr, "snapshot names an unknown event type");
+  // Not KJ_REQUIRE(canonical != nullptr): it would print the null char*.
+  if (canonical == nullptr) KJ_FAIL_REQUIRE("snapshot names an unknown event type");
   return {r.getSeq(), r.getRecordedAt(), Str(r.getActor()), Str(r.getReason()), canonical};
 }
 

@@ -80,7 +80,12 @@ std::optional<int64_t> ParseRfc3339(std::string_view text) {
     return std::nullopt;
   }
   int64_t offset = (static_cast<int64_t>(oh) * 3600 + om * 60) * 1'000'000;
-  return text[pos] == '+' ? us - offset : us + offset;
+  us = text[pos] == '+' ? us - offset : us + offset;
+  // An offset can carry a time out of 1970..9999, which dates keep to and
+  // times are written back in.
+  static const int64_t kEnd = *ParseDate("9999-12-31") + kMicrosPerDay;
+  if (us < 0 || us >= kEnd) return std::nullopt;
+  return us;
 }
 
 }  // namespace okr

@@ -694,7 +694,8 @@ TEST(CsvTest, ReadsRfc4180AndWritesWhatItReads) {
   EXPECT_EQ(records[1].fields, (std::vector<std::string>{"multi\nline", "", "x"}));
   EXPECT_EQ(records[1].line, 2u);
   for (const std::string& field : {std::string("plain"), std::string("a,b"), std::string("say \"hi\""),
-                                   std::string("two\nlines"), std::string(" padded ")}) {
+                                   std::string("two\nlines"), std::string(" padded "),
+                                   std::string("\xEF\xBB\xBFstarts with a byte order mark")}) {
     ASSERT_TRUE(ctl::ParseCsv(ctl::CsvField(field) + "\n", &records, &error));
     ASSERT_EQ(records.size(), 1u);
     EXPECT_EQ(records[0].fields[0], field);

@@ -2,13 +2,13 @@
 # Runs one libFuzzer target for a bounded time:
 #   run.sh FUZZER SEEDS WORK
 # Every input of the checked-in corpus SEEDS (regression cases included)
-# runs first, then libFuzzer mutates for OKR_FUZZ_SECONDS (default 40)
+# runs first, then libFuzzer mutates for OKR_FUZZ_SECONDS (default 60)
 # seconds. New inputs go to WORK/corpus, never into the source tree. A
 # crash or a broken property fails the run and leaves its input in
 # WORK/artifacts/; once fixed, copy it into SEEDS as a regression case.
 set -euo pipefail
 fuzzer=$1 seeds=$2 work=$3
-seconds="${OKR_FUZZ_SECONDS:-40}"
+seconds="${OKR_FUZZ_SECONDS:-60}"
 rm -rf "$work"
 mkdir -p "$work/corpus" "$work/artifacts"
 log="$work/fuzz.log"

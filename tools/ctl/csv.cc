@@ -157,7 +157,8 @@ bool ParseCsv(std::string_view text, std::vector<CsvRecord>* records, CsvError* 
 
 std::string CsvField(std::string_view value) {
   bool quote = value.find_first_of(",\"\r\n") != std::string_view::npos ||
-               (!value.empty() && (value.front() == ' ' || value.back() == ' '));
+               (!value.empty() && (value.front() == ' ' || value.back() == ' ')) ||
+               value.substr(0, kUtf8Bom.size()) == kUtf8Bom;
   if (!quote) return std::string(value);
   std::string out = "\"";
   for (char c : value) {

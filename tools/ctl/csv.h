@@ -33,7 +33,8 @@ struct CsvError {
 bool ParseCsv(std::string_view text, std::vector<CsvRecord>* records, CsvError* error);
 
 // A field as written back: quoted when it holds a comma, quote, CR or LF,
-// or starts or ends with a space (which a reader may trim).
+// starts or ends with a space (which a reader may trim), or starts with a
+// byte order mark (which, opening a file, a reader takes as the file's).
 std::string CsvField(std::string_view value);
 
 // The shortest decimal that reads back as exactly `v` ("12", "0.1",

@@ -9,7 +9,8 @@
 -- file of "kind id" lines (cycle-current, cycle-previous, unit,
 -- objective, key-result, check-in, sandbox-objective, sandbox-key-result);
 -- OKR_HEAD, the head seq at the start; OKR_SLICE, a number that keeps
--- created ids unique across runs.
+-- created ids unique across runs; OKR_WRITE_PERCENT, the share of writes
+-- (default 10).
 local admin = os.getenv("OKR_ADMIN")
 local auditor = os.getenv("OKR_AUDITOR")
 local head = tonumber(os.getenv("OKR_HEAD")) or 1
@@ -129,8 +130,10 @@ local function write()
   end
 end
 
+local write_percent = tonumber(os.getenv("OKR_WRITE_PERCENT") or "10")
+
 function request()
-  if math.random(10) == 1 then
+  if math.random(100) <= write_percent then
     writes = writes + 1
     return write()
   end

@@ -4,7 +4,9 @@
 #   tools/install-deps.sh          to build and run okrd
 #   tools/install-deps.sh --test   also what tools/test.sh needs beyond that:
 #                                  clang and its libFuzzer runtime (the fuzz
-#                                  targets), wrk and curl (the soak test)
+#                                  targets), wrk and curl (the soak test),
+#                                  Chromium, Node.js and npm (the dashboard's
+#                                  browser test)
 set -euo pipefail
 
 packages=(
@@ -16,7 +18,7 @@ packages=(
   nlohmann-json3-dev libssl-dev libcli11-dev
 )
 if [ "${1:-}" = "--test" ]; then
-  packages+=(clang-14 libclang-rt-14-dev wrk curl)
+  packages+=(clang-14 libclang-rt-14-dev wrk curl chromium)
 fi
 
 missing=()
@@ -25,11 +27,25 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
+# Node.js may come from elsewhere than Debian's packages, with npm inside it:
+# the commands count, not the package names.
+if [ "${1:-}" = "--test" ]; then
+  command -v node >/dev/null 2>&1 || missing+=(nodejs)
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 echo "installing: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq >/dev/null
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# apt prints progress and debconf notes even when quiet: keep them, and show
+# them only when the install fails.
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+if ! { $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"; } \
+     >"$log" 2>&1 </dev/null; then
+  cat "$log" >&2
+  echo "install-deps: apt-get failed installing: ${missing[*]}" >&2
+  exit 1
+fi

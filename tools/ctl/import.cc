@@ -1206,12 +1206,22 @@ bool WriteOnline(const ImportPlan& plan, const Validation& validation,
   *result = ImportWriteResult();
   std::mutex mu;
   std::vector<std::string> failures(plan.commands.size()), fields(plan.commands.size());
-  // One connection per writer thread: a client is not shared.
-  thread_local std::unique_ptr<Client> client;
+  // A client is not shared: each command takes one from the idle ones (or
+  // connects a new one, so there are at most `writers`) and puts it back,
+  // and all of them close before this returns.
+  std::vector<std::unique_ptr<Client>> idle;
   LaneRunner runner(plan, validation);
   auto failed = runner.Run(
       writers,
       [&](size_t i) {
+        std::unique_ptr<Client> client;
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          if (!idle.empty()) {
+            client = std::move(idle.back());
+            idle.pop_back();
+          }
+        }
         if (!client) {
           auto connected = connect();
           if (!connected.ok()) {
@@ -1223,6 +1233,10 @@ bool WriteOnline(const ImportPlan& plan, const Validation& validation,
         }
         HttpCommand h = ToHttp(plan.commands[i].command, plan.Reason(i));
         HttpAnswer a = client->Post(h.path, h.body, plan.IdempotencyKey(i));
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          idle.push_back(std::move(client));
+        }
         if (!a.ok()) {
           std::lock_guard<std::mutex> lock(mu);
           failures[i] = "okrd refused it: " + a.Describe();
@@ -1237,7 +1251,7 @@ bool WriteOnline(const ImportPlan& plan, const Validation& validation,
         return true;
       },
       progress);
-  client.reset();
+  idle.clear();
   if (failed) {
     *error = {plan.file, plan.Locate(*failed, fields[*failed]),
               failures[*failed].empty() ? "not written" : failures[*failed]};

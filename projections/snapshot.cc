@@ -16,7 +16,14 @@ namespace {
 
 namespace s = schema;
 
-std::string Str(capnp::Text::Reader t) { return std::string(t.begin(), t.size()); }
+// Every text okrd stores came through Decide, which refuses control
+// characters, and a Cap'n Proto text setter stops at the first NUL: a NUL
+// inside a snapshot's text means damage, and kept, it would not encode back
+// as it was read (two ids "\0a" and "\0b" would both be written as "").
+std::string Str(capnp::Text::Reader t) {
+  if (std::memchr(t.begin(), '\0', t.size()) != nullptr) KJ_FAIL_REQUIRE("snapshot text holds a NUL");
+  return std::string(t.begin(), t.size());
+}
 
 void PutMeta(s::Meta::Builder b, const Meta& m) {
   b.setSeq(m.seq);

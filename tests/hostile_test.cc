@@ -259,7 +259,12 @@ TEST(Hostile, OversizeRequestLinesHeadersAndHeaderBlocksAreRefused) {
   for (auto& t : flooders) t.join();
   long after = rss();
   std::printf("hostile: resident memory before and after 50 × 2 MB header floods: %ld kB, %ld kB\n", before, after);
+#ifndef __SANITIZE_ADDRESS__
+  // Judged in the plain build only: AddressSanitizer's allocator holds every
+  // freed block in quarantine and gives each thread a fake stack, so there
+  // resident memory grows with everything okrd allocated, freed or not.
   EXPECT_LT(after - before, 64 * 1024) << "header floods grew okrd by " << (after - before) << " kB";
+#endif
   EXPECT_TRUE(s.Stop());
 }
 

@@ -753,8 +753,8 @@ class Server::Routes {
 
   void MetricsText(Call& c) {
     uint64_t head = store_->head().seq;
-    auto snap = store_->SnapshotAtOrBefore(head);
-    int64_t age = snap.ok() ? static_cast<int64_t>(head - snap->seq) : -1;
+    uint64_t snapshot_seq = store_->NewestSnapshotSeq();
+    int64_t age = snapshot_seq > 0 ? static_cast<int64_t>(head - snapshot_seq) : -1;
     c.res.status = 200;
     c.res.set_content(metrics_->Render(head, projector_->seq(), age), "text/plain; version=0.0.4");
   }

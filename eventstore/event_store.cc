@@ -219,6 +219,7 @@ class EventStore::Impl {
 
     if (Status st = CheckFormat(); !st.ok()) return st;
     if (Status st = RecoverHead(); !st.ok() && !options.read_only) return st;
+    if (Status st = RecoverNewestSnapshotSeq(); !st.ok()) return st;
     if (options.verify_on_open && !options.read_only) {
       VerifyReport report = Verify({});
       if (!report.ok) {
@@ -442,8 +443,16 @@ class EventStore::Impl {
     }
     if (!it->status().ok()) return FromRocks(it->status());
     // Not synced: a snapshot lost in a crash is rebuilt from the log.
-    return FromRocks(db_->Write(rocksdb::WriteOptions(), &batch));
+    Status written = FromRocks(db_->Write(rocksdb::WriteOptions(), &batch));
+    if (written.ok()) {
+      uint64_t newest = newest_snapshot_seq_.load();
+      while (seq > newest && !newest_snapshot_seq_.compare_exchange_weak(newest, seq)) {
+      }
+    }
+    return written;
   }
+
+  uint64_t NewestSnapshotSeq() const { return newest_snapshot_seq_.load(); }
 
   Result<std::optional<AppendResult>> FindIdempotent(const std::string& key,
                                                      const Hash& fingerprint) const {
@@ -484,7 +493,9 @@ class EventStore::Impl {
     if (!it->status().ok()) return FromRocks(it->status());
     rocksdb::WriteOptions wo;
     wo.sync = true;
-    return FromRocks(db_->Write(wo, &batch));
+    Status written = FromRocks(db_->Write(wo, &batch));
+    if (written.ok()) newest_snapshot_seq_ = 0;
+    return written;
   }
 
   Result<BackupSummary> Backup(const std::string& backup_dir,
@@ -557,6 +568,18 @@ class EventStore::Impl {
   }
 
   // The head comes from the data itself: the last stored event.
+  // Once, at open: the newest snapshot's key (its value, often many MB, is
+  // read along with it, which is why this is remembered, not looked up).
+  Status RecoverNewestSnapshotSeq() {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), snapshots_));
+    it->SeekToLast();
+    if (!it->Valid()) return FromRocks(it->status());
+    uint64_t seq = 0;
+    if (!format::ParseSeqKey(View(it->key()), &seq)) return Status::Corruption("malformed snapshot key");
+    newest_snapshot_seq_ = seq;
+    return Status::Ok();
+  }
+
   Status RecoverHead() {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), events_));
     it->SeekToLast();
@@ -817,6 +840,8 @@ class EventStore::Impl {
   mutable std::condition_variable head_cv_;
   Head head_;  // guarded by head_mu_: the last durable event
 
+  std::atomic<uint64_t> newest_snapshot_seq_{0};  // 0: none
+
   std::mutex backup_mu_;  // one backup at a time
 };
 
@@ -866,6 +891,7 @@ Result<StoredEvent> EventStore::SnapshotAtOrBefore(uint64_t at_seq) const {
   return impl_->SnapshotAtOrBefore(at_seq);
 }
 Status EventStore::DeleteSnapshots() { return impl_->DeleteSnapshots(); }
+uint64_t EventStore::NewestSnapshotSeq() const { return impl_->NewestSnapshotSeq(); }
 
 Result<BackupSummary> EventStore::Backup(const std::string& backup_dir,
                                          const std::function<void(uint64_t, uint64_t)>& progress) {

@@ -172,6 +172,9 @@ class EventStore {
   // The newest snapshot with seq <= at_seq; kNotFound when none.
   Result<StoredEvent> SnapshotAtOrBefore(uint64_t at_seq) const;
   Status DeleteSnapshots();
+  // The seq of the newest snapshot, 0 when there is none. Kept in memory:
+  // cheap enough for every metrics scrape. Thread-safe.
+  uint64_t NewestSnapshotSeq() const;
 
   // Backs the whole database up into `backup_dir` (created when missing)
   // with RocksDB's BackupEngine: incremental (files already in an earlier

@@ -328,13 +328,18 @@ TEST_F(EventStoreTest, ReadOnlyStoreRefusesAppends) {
 }
 
 TEST_F(EventStoreTest, SnapshotsAreFoundAtOrBeforeASeqAndCanBeDeleted) {
+  EXPECT_EQ(store_->NewestSnapshotSeq(), 0u);
   ASSERT_TRUE(store_->PutSnapshot(100, "s100").ok());
   ASSERT_TRUE(store_->PutSnapshot(200, "s200").ok());
   EXPECT_EQ(store_->SnapshotAtOrBefore(50).status().code(), Status::Code::kNotFound);
   EXPECT_EQ(store_->SnapshotAtOrBefore(150)->bytes, "s100");
   EXPECT_EQ(store_->SnapshotAtOrBefore(200)->seq, 200u);
+  EXPECT_EQ(store_->NewestSnapshotSeq(), 200u);
+  Open();  // remembered across a restart
+  EXPECT_EQ(store_->NewestSnapshotSeq(), 200u);
   ASSERT_TRUE(store_->DeleteSnapshots().ok());
   EXPECT_EQ(store_->SnapshotAtOrBefore(1000).status().code(), Status::Code::kNotFound);
+  EXPECT_EQ(store_->NewestSnapshotSeq(), 0u);
 }
 
 // --- Tampering: verify names the first bad seq, a writer refuses to open. ---

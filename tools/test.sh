@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
 # Builds okrd and runs every test. Installs missing Debian packages first.
-#   tools/test.sh              the release stage (what CI runs)
-#   tools/test.sh all          all three stages below, in this order
-#   tools/test.sh STAGE...     only these stages
+#   tools/test.sh              every stage below, in this order (what CI runs)
+#   tools/test.sh STAGE...     only these stages, e.g. `tools/test.sh release`
 # Stages:
 #   release    build into BUILD_DIR (Release) and run the whole suite
 #   sanitize   build into build-asan/ with AddressSanitizer and
 #              UndefinedBehaviorSanitizer and run the whole suite again
 #              (the docs checks, which run no compiled code, run once, above)
 #   fuzz       build the libFuzzer targets with clang into build-fuzz/ and
-#              run each for OKR_FUZZ_SECONDS (default 40) from its corpus
+#              run each for OKR_FUZZ_SECONDS (default 60) from its corpus
 #              in tests/fuzz/
 # Environment: BUILD_DIR (default build), JOBS (default 2), OKR_FUZZ_SECONDS.
 # docs/RELIABILITY.md says what each stage proves and how long it takes.
@@ -21,10 +20,15 @@ bash tools/install-deps.sh --test
 build_dir="${BUILD_DIR:-build}"
 jobs="${JOBS:-2}"
 stages=("$@")
-[ ${#stages[@]} -eq 0 ] && stages=(release)
+[ ${#stages[@]} -eq 0 ] && stages=(release sanitize fuzz)
 [ "${stages[*]}" = "all" ] && stages=(release sanitize fuzz)
 
 stage() { echo; echo "=== tools/test.sh: $1 ($(date -u +%H:%M:%S))"; }
+# Each stage's ctest output is also kept, to add the stages' counts up at
+# the end; a failing stage stops the script (pipefail) with ctest's status.
+results="$(mktemp)"
+trap 'rm -f "$results"' EXIT
+run_ctest() { ctest "$@" 2>&1 | tee -a "$results"; }
 
 for s in "${stages[@]}"; do
   case "$s" in
@@ -32,7 +36,7 @@ for s in "${stages[@]}"; do
       stage "release build and suite"
       cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release >/dev/null
       cmake --build "$build_dir" -j "$jobs"
-      ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" --timeout 900
+      run_ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" --timeout 900
       ;;
     sanitize)
       stage "AddressSanitizer + UndefinedBehaviorSanitizer build and suite"
@@ -42,14 +46,14 @@ for s in "${stages[@]}"; do
       # fails it at exit (okrd's too: the tests require a clean exit).
       ASAN_OPTIONS="detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1" \
       UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
-        ctest --test-dir build-asan --output-on-failure -j "$jobs" --timeout 1800 -LE docs
+        run_ctest --test-dir build-asan --output-on-failure -j "$jobs" --timeout 1800 -LE docs
       ;;
     fuzz)
-      stage "fuzz targets (libFuzzer, ${OKR_FUZZ_SECONDS:-40} s each)"
+      stage "fuzz targets (libFuzzer, ${OKR_FUZZ_SECONDS:-60} s each)"
       cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Release -DOKR_FUZZ=ON \
         -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 >/dev/null
       cmake --build build-fuzz -j "$jobs"
-      ctest --test-dir build-fuzz --output-on-failure -j "$jobs" -L fuzz
+      run_ctest --test-dir build-fuzz --output-on-failure -j "$jobs" -L fuzz
       ;;
     *)
       echo "tools/test.sh: unknown stage '$s' (release, sanitize, fuzz)" >&2
@@ -57,3 +61,6 @@ for s in "${stages[@]}"; do
       ;;
   esac
 done
+echo
+awk '/tests passed, [0-9]+ tests failed out of/ { failed += $4; total += $NF }
+     END { printf "total: %d passed, %d failed\n", total - failed, failed }' "$results"

@@ -219,7 +219,7 @@ class EventStore::Impl {
 
     if (Status st = CheckFormat(); !st.ok()) return st;
     if (Status st = RecoverHead(); !st.ok() && !options.read_only) return st;
-    if (Status st = RecoverNewestSnapshotSeq(); !st.ok()) return st;
+    RecoverNewestSnapshotSeq();
     if (options.verify_on_open && !options.read_only) {
       VerifyReport report = Verify({});
       if (!report.ok) {
@@ -567,19 +567,18 @@ class EventStore::Impl {
                            "Idempotency-Key");
   }
 
-  // The head comes from the data itself: the last stored event.
   // Once, at open: the newest snapshot's key (its value, often many MB, is
   // read along with it, which is why this is remembered, not looked up).
-  Status RecoverNewestSnapshotSeq() {
+  // Snapshots are a cache: one that cannot be read counts as none, and
+  // never stops the log from opening.
+  void RecoverNewestSnapshotSeq() {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), snapshots_));
     it->SeekToLast();
-    if (!it->Valid()) return FromRocks(it->status());
     uint64_t seq = 0;
-    if (!format::ParseSeqKey(View(it->key()), &seq)) return Status::Corruption("malformed snapshot key");
-    newest_snapshot_seq_ = seq;
-    return Status::Ok();
+    if (it->Valid() && format::ParseSeqKey(View(it->key()), &seq)) newest_snapshot_seq_ = seq;
   }
 
+  // The head comes from the data itself: the last stored event.
   Status RecoverHead() {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), events_));
     it->SeekToLast();

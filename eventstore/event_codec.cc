@@ -235,18 +235,14 @@ Result<std::shared_ptr<const DecodedEvent>> DecodedEvent::Decode(std::string_vie
   decoded->words_ = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
   std::memcpy(decoded->words_.begin(), bytes.data(), bytes.size());
   try {
-    // Checking spends a reader's traversal budget, so the reader handed out
-    // is a fresh one, with twice the budget: enough for its user to walk
-    // the whole event twice (each walk costs what the check did), e.g.
-    // render it and fold it, without Cap'n Proto throwing mid-way.
-    {
-      capnp::FlatArrayMessageReader check(decoded->words_.asPtr(), BoundedOptions(decoded->words_.size()));
-      CheckedRoot(check, decoded->words_.end(), DecodeCheck::kFull);
-    }
+    // The full check spends the reader's traversal budget as one walk of
+    // the event does, and the reader is handed out: its budget covers the
+    // check and two more walks (render it and fold it) without Cap'n Proto
+    // throwing mid-way.
     capnp::ReaderOptions options = BoundedOptions(decoded->words_.size());
-    options.traversalLimitInWords *= 2;
+    options.traversalLimitInWords *= 3;
     decoded->reader_ = std::make_unique<capnp::FlatArrayMessageReader>(decoded->words_.asPtr(), options);
-    decoded->root_ = decoded->reader_->getRoot<schema::Event>();
+    decoded->root_ = CheckedRoot(*decoded->reader_, decoded->words_.end(), DecodeCheck::kFull);
   } catch (const kj::Exception& e) {
     return Undecodable(e);
   }

@@ -166,9 +166,12 @@ if [ "$total_errors" -ne 0 ]; then
 fi
 # Growth is judged on the smallest of the last samples, so that a sample
 # taken while a snapshot is being written (a transient peak) does not count.
+min() { printf '%s\n' "$@" | sort -n | head -1; }
+max() { printf '%s\n' "$@" | sort -n | tail -1; }
 min_of_last() {  # n values...
   local n=$1; shift
-  printf '%s\n' "$@" | tail -n "$n" | sort -n | head -1
+  # shellcheck disable=SC2046  # numbers, one a line
+  min $(printf '%s\n' "$@" | tail -n "$n")
 }
 check() {  # label grown_kb allowed_kb
   if [ "${SOAK_RSS_CHECK:-on}" = off ]; then
@@ -183,7 +186,7 @@ if [ ${#mixed_rss[@]} -ge 1 ]; then
   allowed_kb=$((tolerance_mb * 1024 + events * bytes_per_event / 1024))
   grown_kb=$((end_rss - warm_rss))
   echo "soak: mixed: resident memory ${warm_rss} kB after the warm-up, ${end_rss} kB at the end, peak" \
-       "$(printf '%s\n' "${mixed_rss[@]}" | sort -n | tail -1) kB; the log grew by ${events} events;" \
+       "$(max "${mixed_rss[@]}") kB; the log grew by ${events} events;" \
        "allowed ${allowed_kb} kB (${tolerance_mb} MiB + ${bytes_per_event} B per event)"
   check mixed "$grown_kb" "$allowed_kb"
 else
@@ -192,7 +195,7 @@ fi
 if [ ${#read_rss[@]} -ge 2 ]; then
   # The baseline too is the smaller of two samples when there are enough.
   base_n=$(( ${#read_rss[@]} >= 4 ? 2 : 1 ))
-  base_rss=$(printf '%s\n' "${read_rss[@]:0:base_n}" | sort -n | head -1)
+  base_rss=$(min "${read_rss[@]:0:base_n}")
   end_rss=$(min_of_last 2 "${read_rss[@]:base_n}")
   grown_kb=$((end_rss - base_rss))
   echo "soak: reads only: resident memory ${base_rss} kB at its start, ${end_rss} kB at the end;" \

@@ -31,6 +31,16 @@ void Metrics::Batch(size_t appends, size_t events, int64_t write_us, bool ok) {
   batch_write_seconds_ += static_cast<double>(write_us) / 1e6;
 }
 
+void Metrics::ConnectionRefused(const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  connections_refused_[reason]++;
+}
+
+void Metrics::RequestTimedOut() {
+  std::lock_guard<std::mutex> lock(mu_);
+  requests_timed_out_++;
+}
+
 std::string Metrics::Render(uint64_t head_seq, uint64_t projected_seq,
                             int64_t snapshot_age_events) const {
   std::ostringstream out;
@@ -53,6 +63,15 @@ std::string Metrics::Render(uint64_t head_seq, uint64_t projected_seq,
   out << "okrd_request_duration_seconds_bucket{le=\"+Inf\"} " << cumulative << "\n"
       << "okrd_request_duration_seconds_sum " << latency_sum_seconds_ << "\n"
       << "okrd_request_duration_seconds_count " << latency_count_ << "\n";
+  out << "# HELP okrd_connections_refused_total Connections answered 503 as they arrived: every worker "
+         "thread busy and the queue full (threads_busy), or too many from one address (per_address).\n"
+      << "# TYPE okrd_connections_refused_total counter\n";
+  for (const auto& [reason, count] : connections_refused_) {
+    out << "okrd_connections_refused_total{reason=\"" << reason << "\"} " << count << "\n";
+  }
+  out << "# HELP okrd_requests_timed_out_total Requests that did not arrive within the receive deadline.\n"
+      << "# TYPE okrd_requests_timed_out_total counter\n"
+      << "okrd_requests_timed_out_total " << requests_timed_out_ << "\n";
   out << "# HELP okrd_append_batch_events Events per durable append batch (one WAL sync).\n"
       << "# TYPE okrd_append_batch_events histogram\n";
   cumulative = 0;

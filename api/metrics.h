@@ -16,6 +16,13 @@ class Metrics {
   void Request(const std::string& method, const std::string& route, int status, int64_t micros);
   // One append batch of the event store.
   void Batch(size_t appends, size_t events, int64_t write_us, bool ok);
+  // A connection answered 503 (with Retry-After) as it arrived, before any
+  // request was read: `reason` is "threads_busy" (every worker thread busy
+  // and the queue full) or "per_address" (--max-connections-per-address).
+  void ConnectionRefused(const std::string& reason);
+  // A request that did not arrive within kRequestReceiveSeconds; its
+  // connection was closed.
+  void RequestTimedOut();
   // The text exposition format, with the gauges given.
   std::string Render(uint64_t head_seq, uint64_t projected_seq, int64_t snapshot_age_events) const;
 
@@ -34,6 +41,8 @@ class Metrics {
   uint64_t batch_failures_ = 0;
   uint64_t appended_events_ = 0;
   double batch_write_seconds_ = 0;
+  std::map<std::string, uint64_t> connections_refused_ = {{"per_address", 0}, {"threads_busy", 0}};
+  uint64_t requests_timed_out_ = 0;
 };
 
 }  // namespace okr::api

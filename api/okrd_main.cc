@@ -115,6 +115,8 @@ int main(int argc, char** argv) {
   bool forensics = false;
   uint64_t snapshot_every = 10'000;
   size_t threads = 16;
+  size_t max_threads = okr::api::kMaxConnectionThreads;
+  size_t max_connections_per_address = okr::api::kDefaultMaxConnectionsPerAddress;
   app.add_option("--data", data_dir, "Data directory (created when missing)")->capture_default_str();
   app.add_option("--listen", listen, "HOST:PORT to listen on (port 0: any free port)")->capture_default_str();
   app.add_option("--tokens", tokens_path,
@@ -125,6 +127,15 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--threads", threads, "Worker threads serving connections")
       ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  app.add_option("--max-threads", max_threads,
+                 "Worker threads at most: connections served at once. With all busy, as many more "
+                 "wait; beyond them a connection is answered 503 with Retry-After")
+      ->check(CLI::Range(size_t{1}, size_t{16384}))
+      ->capture_default_str();
+  app.add_option("--max-connections-per-address", max_connections_per_address,
+                 "Connections open at once from one client address; more are answered 503 with Retry-After")
+      ->check(CLI::Range(size_t{1}, size_t{1'000'000}))
       ->capture_default_str();
   app.add_flag("--demo", demo,
                "Fill an empty data directory with the demo company and print tokens and example requests");
@@ -142,6 +153,10 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
     return rc == 0 ? kExitOk : kExitUsage;
+  }
+  if (max_threads < threads) {
+    std::cerr << "okrd: --max-threads must be at least --threads\n";
+    return kExitUsage;
   }
   if (forensics && demo) {
     std::cerr << "okrd: --demo writes; it cannot go with --read-only-forensics\n";
@@ -273,6 +288,8 @@ int main(int argc, char** argv) {
   server_options.private_reads = private_reads;
   server_options.refuse_writes = forensics;
   server_options.threads = threads;
+  server_options.max_threads = max_threads;
+  server_options.max_connections_per_address = max_connections_per_address;
   server_options.openapi_json = okr::api::kOpenApiJson;
   server_options.dashboard_dir = dashboard_dir;
   server_options.log_format = format;

@@ -2,6 +2,25 @@
 
 namespace okr::api {
 
+std::string AnswerKey(std::string_view path, const std::vector<const std::string*>& values) {
+  std::string key;
+  auto field = [&key](std::string_view text) {
+    key += std::to_string(text.size());
+    key += ':';
+    key += text;
+  };
+  field(path);
+  for (const std::string* value : values) {
+    if (value == nullptr) {
+      key += '-';
+    } else {
+      key += '+';
+      field(*value);
+    }
+  }
+  return key;
+}
+
 std::optional<CachedAnswer> ResponseCache::Get(const std::string& key, uint64_t seq) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = entries_.find(key);

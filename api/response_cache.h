@@ -1,8 +1,9 @@
 // ResponseCache: answers of state reads, kept while the log has not moved.
 //
-// A state read is a pure function of its route, its query and the
-// projection's seq, so an answer computed at seq S is the answer to the same
-// request while the projection stays at S. Dashboards ask the same cascade
+// A state read is a pure function of its path, the query parameters it
+// reads and the projection's seq, so an answer computed at seq S is the
+// answer to the same request while the projection stays at S (AnswerKey
+// names "the same request"). Dashboards ask the same cascade
 // again and again; this serves those repeats without rebuilding the JSON.
 // Bounded in entries and bytes; least recently used entries go first.
 // Thread-safe.
@@ -13,6 +14,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -29,6 +31,14 @@ struct CachedAnswer {
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;  // ETag, Content-Disposition
 };
+
+// The key of a state read's answer: its path, then — for each query
+// parameter its route reads, in the route's fixed order — whether the
+// parameter is present (nullptr: absent) and its value. Every field is
+// length-prefixed, so no bytes in a path or a value ('\n', '=', '&' …)
+// make two requests share a key; parameters the route does not read are
+// no part of it.
+std::string AnswerKey(std::string_view path, const std::vector<const std::string*>& values);
 
 class ResponseCache {
  public:

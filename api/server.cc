@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cassert>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -19,6 +21,7 @@
 #include <set>
 #include <sstream>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "api/request.h"
@@ -72,10 +75,12 @@ const char* DefaultErrorCode(int status) {
     case 403: return "forbidden";
     case 404: return "not_found";
     case 405: return "method_not_allowed";
+    case 408: return "request_timeout";
     case 409: return "conflict";
     case 412: return "version_mismatch";
     case 413: return "too_large";
     case 414: return "uri_too_long";
+    case 415: return "unsupported_encoding";
     case 422: return "invalid";
     case 431: return "headers_too_large";
     case 503: return "unavailable";
@@ -138,26 +143,36 @@ int64_t WallClockUs() {
 // fixed pool of N threads stops serving anyone while N clients sit idle or
 // trickle a request in byte by byte. This keeps `ready` threads and starts
 // more whenever a connection would otherwise wait, up to `max`; a thread
-// beyond `ready` ends after kSpareThreadIdleSeconds without work. On
-// shutdown it serves what is queued, then joins every thread.
-class ConnectionThreads final : public httplib::TaskQueue {
+// beyond `ready` ends after kSpareThreadIdleSeconds without work. With
+// `max` threads busy, at most `max_queued` connections wait for one:
+// Submit() refuses the next. On shutdown it serves what is queued, then
+// joins every thread. Thread-safe.
+class ConnectionThreads {
  public:
-  ConnectionThreads(size_t ready, size_t max) : ready_(ready), max_(std::max(ready, max)) {
+  ConnectionThreads(size_t ready, size_t max, size_t max_queued)
+      : ready_(ready), max_(std::max(ready, max)), max_queued_(max_queued) {
     std::lock_guard<std::mutex> lock(mu_);
     for (size_t i = 0; i < ready_; ++i) StartLocked();
   }
-  ~ConnectionThreads() override { shutdown(); }
+  ~ConnectionThreads() { Shutdown(); }
 
-  void enqueue(std::function<void()> fn) override {
+  // Queues `job` for a thread; false (and `job` dropped unrun) when every
+  // thread is busy, no more may start, and `max_queued` jobs wait already.
+  bool Submit(std::function<void()> job) {
     std::lock_guard<std::mutex> lock(mu_);
     for (std::thread& t : ended_) t.join();
     ended_.clear();
-    jobs_.push_back(std::move(fn));
+    if (stopping_) return false;
+    // Jobs beyond the idle threads wait, unless a thread may yet start.
+    size_t waiting = jobs_.size() > idle_ ? jobs_.size() - idle_ : 0;
+    if (jobs_.size() >= idle_ && threads_.size() >= max_ && waiting >= max_queued_) return false;
+    jobs_.push_back(std::move(job));
     if (idle_ < jobs_.size() && threads_.size() < max_) StartLocked();
     cv_.notify_one();
+    return true;
   }
 
-  void shutdown() override {
+  void Shutdown() {
     std::map<std::thread::id, std::thread> running;
     std::vector<std::thread> ended;
     {
@@ -172,7 +187,10 @@ class ConnectionThreads final : public httplib::TaskQueue {
   }
 
  private:
+  // A thread counts as idle from its start until it takes a job, so that
+  // Submit() never counts a job as waiting that a starting thread will take.
   void StartLocked() {
+    ++idle_;
     std::thread t([this] { Work(); });
     auto id = t.get_id();
     threads_.emplace(id, std::move(t));
@@ -181,36 +199,38 @@ class ConnectionThreads final : public httplib::TaskQueue {
   void Work() {
     std::unique_lock<std::mutex> lock(mu_);
     while (true) {
-      ++idle_;
       bool woken = cv_.wait_for(lock, std::chrono::seconds(kSpareThreadIdleSeconds),
                                 [&] { return stopping_ || !jobs_.empty(); });
-      --idle_;
       if (!jobs_.empty()) {
-        std::function<void()> fn = std::move(jobs_.front());
+        std::function<void()> job = std::move(jobs_.front());
         jobs_.pop_front();
+        --idle_;
         lock.unlock();
-        fn();
+        job();
         lock.lock();
+        ++idle_;
         continue;
       }
-      if (stopping_) return;
+      if (stopping_) break;
       if (!woken && threads_.size() > ready_) {
-        // A spare thread without work: it ends, and the next enqueue joins it.
+        // A spare thread without work: it ends, and the next Submit joins it.
         auto self = threads_.find(std::this_thread::get_id());
+        assert(self != threads_.end());
         ended_.push_back(std::move(self->second));
         threads_.erase(self);
-        return;
+        break;
       }
     }
+    --idle_;
   }
 
-  const size_t ready_, max_;
+  const size_t ready_, max_, max_queued_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::function<void()>> jobs_;
   std::map<std::thread::id, std::thread> threads_;
   std::vector<std::thread> ended_;  // spare threads that ended, to be joined
-  size_t idle_ = 0;
+  size_t idle_ = 0;                 // threads without a job
   bool stopping_ = false;
 };
 
@@ -222,20 +242,24 @@ int MillisUntil(SteadyClock::time_point deadline) {
 }
 
 // A connection as cpp-httplib reads and writes it, with the limits its
-// own stream lacks: a request's line and headers must arrive within
-// kReadTimeoutSeconds (a client trickling one byte a second is cut off)
-// and within kMaxHeaderBlockBytes (cpp-httplib limits each header line,
-// not how many there are). The body is read under the per-read timeout
-// and cpp-httplib's own body limit.
+// own stream lacks. A request — line, headers and body — must arrive
+// within kRequestReceiveSeconds of its first byte (a client trickling one
+// byte a second is cut off), its line and headers within
+// kMaxHeaderBlockBytes (cpp-httplib limits each header line, not how many
+// there are). Hands cpp-httplib the line and headers only: the body is
+// read by ReceiveBody (from cpp-httplib's setup-request hook), after which
+// EndRequest() makes reads answer end-of-stream until the next request,
+// so cpp-httplib never reads a body itself.
 class GuardedStream final : public httplib::Stream {
  public:
-  GuardedStream(int sock, time_t read_timeout_s, time_t write_timeout_s)
-      : sock_(sock), read_timeout_ms_(static_cast<int>(read_timeout_s * 1000)),
-        write_timeout_ms_(static_cast<int>(write_timeout_s * 1000)) {}
+  GuardedStream(int sock, time_t write_timeout_s)
+      : sock_(sock), write_timeout_ms_(static_cast<int>(write_timeout_s * 1000)) {}
 
   // Waits up to `idle` for the next request (or for bytes already here);
-  // false when none comes or `stopping` turns true.
+  // false when none comes or `stopping` turns true. Starts the request's
+  // receive deadline.
   bool WaitForRequest(std::chrono::seconds idle, const std::function<bool()>& stopping) {
+    assert(state_ == State::kBetween || state_ == State::kReceived);
     auto until = SteadyClock::now() + idle;
     while (off_ == len_) {
       if (stopping()) return false;
@@ -245,33 +269,53 @@ class GuardedStream final : public httplib::Stream {
       if (ready > 0) break;
       if (MillisUntil(until) == 0) return false;
     }
+    state_ = State::kReceiving;
     in_headers_ = true;
     header_bytes_ = 0;
     tail_ = 0;
-    header_deadline_ = SteadyClock::now() + std::chrono::seconds(kReadTimeoutSeconds);
+    deadline_ = SteadyClock::now() + std::chrono::seconds(kRequestReceiveSeconds);
     return true;
   }
-  // The last request broke a limit; the connection is to be closed.
-  bool refused() const { return refused_; }
+  // The request is in (`refused`: okrd refused it, perhaps before its body).
+  void EndRequest(bool refused) {
+    assert(state_ == State::kReceiving && !in_headers_);
+    state_ = refused ? State::kRefused : State::kReceived;
+  }
+  // The request was read to its end and served: the connection may carry another.
+  bool reusable() const { return state_ == State::kReceived && !broken_; }
+  // The request missed its receive deadline.
+  bool timed_out() const { return timed_out_; }
+  // The client may still be sending a request okrd has not read (and
+  // will not): it is refused, or broke a limit while it still sends.
+  bool unread_input() const {
+    return (state_ == State::kReceiving || state_ == State::kRefused) && !timed_out_ && !peer_closed_;
+  }
 
   bool is_readable() const override {
-    return off_ < len_ || Poll(POLLIN, ReadWaitMs()) > 0;
+    return off_ < len_ || state_ != State::kReceiving || Poll(POLLIN, MillisUntil(deadline_)) > 0;
   }
   bool is_writable() const override { return Poll(POLLOUT, write_timeout_ms_) > 0; }
 
   ssize_t read(char* ptr, size_t size) override {
-    if (refused_) return -1;
+    if (state_ == State::kReceived || state_ == State::kRefused) return 0;  // the body was read (or never will be)
+    if (broken_ || state_ != State::kReceiving) return -1;
     if (off_ == len_) {
-      int wait = ReadWaitMs();
-      if (wait == 0 || Poll(POLLIN, wait) <= 0) {
-        if (in_headers_) refused_ = true;  // too slow
+      int wait = MillisUntil(deadline_);
+      int ready = wait == 0 ? 0 : Poll(POLLIN, wait);
+      if (ready <= 0) {
+        timed_out_ = ready == 0;
+        broken_ = true;
         return -1;
       }
       ssize_t n;
       do {
         n = ::recv(sock_, buf_, sizeof buf_, 0);
       } while (n < 0 && errno == EINTR);
-      if (n <= 0) return n;
+      if (n <= 0) {
+        peer_closed_ = true;
+        broken_ = true;
+        return n;
+      }
       off_ = 0;
       len_ = static_cast<size_t>(n);
     }
@@ -288,7 +332,7 @@ class GuardedStream final : public httplib::Stream {
       }
       header_bytes_ += n;
       if (in_headers_ && header_bytes_ > kMaxHeaderBlockBytes) {
-        refused_ = true;
+        broken_ = true;
         return -1;
       }
     }
@@ -318,7 +362,6 @@ class GuardedStream final : public httplib::Stream {
   }
   socket_t socket() const override { return sock_; }
 
- private:
   static void Describe(const sockaddr_storage& addr, std::string& ip, int& port) {
     char text[INET6_ADDRSTRLEN] = {};
     if (addr.ss_family == AF_INET) {
@@ -332,11 +375,15 @@ class GuardedStream final : public httplib::Stream {
     }
     ip = text;
   }
-  // How long the next read may wait: the per-read timeout, and no later
-  // than the header deadline while the headers are still coming.
-  int ReadWaitMs() const {
-    return in_headers_ ? std::min(read_timeout_ms_, MillisUntil(header_deadline_)) : read_timeout_ms_;
-  }
+
+ private:
+  enum class State {
+    kBetween,    // no request yet
+    kReceiving,  // a request's line, headers or body are arriving
+    kReceived,   // the request is in; reads answer end-of-stream
+    kRefused,    // the request was refused; reads answer end-of-stream
+  };
+
   int Poll(short events, int timeout_ms) const {
     pollfd p{sock_, events, 0};
     int r;
@@ -348,35 +395,337 @@ class GuardedStream final : public httplib::Stream {
   }
 
   int sock_;
-  int read_timeout_ms_, write_timeout_ms_;
+  int write_timeout_ms_;
   char buf_[4096];
   size_t off_ = 0, len_ = 0;
-  bool in_headers_ = false, refused_ = false;
+  State state_ = State::kBetween;
+  bool in_headers_ = false;
+  bool broken_ = false;       // a limit broken, or the peer gone: the connection closes
+  bool timed_out_ = false;    // the receive deadline passed
+  bool peer_closed_ = false;  // the peer closed or reset the connection
   size_t header_bytes_ = 0;
   uint32_t tail_ = 0;
-  SteadyClock::time_point header_deadline_{};
+  SteadyClock::time_point deadline_{};
 };
 
-// cpp-httplib's server, serving each connection through a GuardedStream
-// (the keep-alive loop cpp-httplib runs, on that stream).
-class GuardedHttpServer final : public httplib::Server {
- private:
-  bool process_and_close_socket(socket_t sock) override {
-    bool ok = false;
-    {
-      GuardedStream stream(sock, read_timeout_sec_, write_timeout_sec_);
-      auto stopping = [this] { return svr_sock_ == INVALID_SOCKET; };
-      for (size_t left = keep_alive_max_count_; left > 0; --left) {
-        if (!stream.WaitForRequest(std::chrono::seconds(keep_alive_timeout_sec_), stopping)) break;
-        bool closed = false;
-        ok = process_request(stream, /*close_connection=*/left == 1, closed, nullptr);
-        if (!ok || closed || stream.refused()) break;
+// --- request bodies ---
+//
+// okrd reads every request body itself, whatever its framing, under
+// kMaxBodyBytes and the receive deadline: cpp-httplib (0.11) enforces its
+// payload limit only on a Content-Length, reads chunked bodies and bodies
+// without a length (until the client closes) without limit, inflates
+// gzip, deflate and br bodies without limit, and reads a too-large
+// Content-Length body to its end before answering 413.
+
+// A request refused while it was received; the pre-routing handler
+// (Routes) answers it, and the connection closes.
+struct Refusal {
+  int status;
+  std::string field;  // the header at fault
+  std::string message;
+};
+
+// The refusal travels to the pre-routing handler inside the request, under
+// header names no client can send (a header's name ends at its first ':').
+constexpr char kRefusedStatusHeader[] = "okrd:refused-status";
+constexpr char kRefusedFieldHeader[] = "okrd:refused-field";
+constexpr char kRefusedMessageHeader[] = "okrd:refused-message";
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+struct BodyFraming {
+  bool chunked = false;
+  uint64_t length = 0;  // when not chunked; 0: no body
+};
+
+Refusal TooLarge() {
+  return {413, "", "body larger than " + std::to_string(kMaxBodyBytes) + " bytes"};
+}
+
+// How the body of `req` arrives (RFC 9112 §6), from the headers as
+// cpp-httplib parsed them. Neither Content-Length nor Transfer-Encoding:
+// no body, whatever the method (RFC 9112 §6.3) — okrd never reads until
+// the client closes. Refused: framing that reads two ways (both headers,
+// or either twice), a transfer coding but chunked, a Content-Length that
+// is not a number or is over kMaxBodyBytes, and a compressed body.
+std::optional<Refusal> FrameBody(const httplib::Request& req, BodyFraming* framing) {
+  size_t codings = req.get_header_value_count("Transfer-Encoding");
+  size_t lengths = req.get_header_value_count("Content-Length");
+  if (codings + lengths > 1) {
+    return Refusal{400, codings > 0 ? "Transfer-Encoding" : "Content-Length",
+                   "at most one Content-Length or one Transfer-Encoding header"};
+  }
+  if (codings == 1) {
+    if (!EqualsIgnoreCase(req.get_header_value("Transfer-Encoding"), "chunked")) {
+      return Refusal{400, "Transfer-Encoding", "the only transfer coding okrd takes is chunked"};
+    }
+    framing->chunked = true;
+  } else if (lengths == 1) {
+    std::string text = req.get_header_value("Content-Length");
+    bool digits = !text.empty() && text.size() <= 19 &&
+                  std::all_of(text.begin(), text.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+    if (!digits) return Refusal{400, "Content-Length", "Content-Length must be a number of bytes"};
+    framing->length = std::stoull(text);
+    if (framing->length > kMaxBodyBytes) return TooLarge();
+  }
+  if (framing->chunked || framing->length > 0) {
+    auto [from, to] = req.headers.equal_range("Content-Encoding");
+    for (auto it = from; it != to; ++it) {
+      if (!EqualsIgnoreCase(it->second, "identity")) {
+        return Refusal{415, "Content-Encoding", "okrd takes request bodies uncompressed (no Content-Encoding)"};
       }
+    }
+  }
+  return std::nullopt;
+}
+
+// What a body that stopped arriving is refused with.
+Refusal Unfinished(const GuardedStream& stream) {
+  if (stream.timed_out()) {
+    return {408, "", "the request did not arrive within " + std::to_string(kRequestReceiveSeconds) + " s"};
+  }
+  return {400, "", "the body ended early or broke a limit"};
+}
+
+// Appends `n` bytes from `stream` to *body.
+bool ReadBytes(GuardedStream& stream, size_t n, std::string* body) {
+  size_t at = body->size();
+  body->resize(at + n);
+  while (n > 0) {
+    ssize_t got = stream.read(body->data() + at, n);
+    if (got <= 0) return false;
+    at += static_cast<size_t>(got);
+    n -= static_cast<size_t>(got);
+  }
+  return true;
+}
+
+int HexValue(char ch) {
+  if (ch >= '0' && ch <= '9') return ch - '0';
+  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+  return -1;
+}
+
+// One line of chunked framing into *line, without its CR LF (which it
+// must end with); false beyond kMaxChunkLineBytes or when the stream ends.
+bool ReadChunkLine(GuardedStream& stream, std::string* line) {
+  line->clear();
+  char ch;
+  while (line->size() <= kMaxChunkLineBytes && stream.read(&ch, 1) == 1) {
+    if (ch == '\n') {
+      if (line->empty() || line->back() != '\r') return false;
+      line->pop_back();
+      return true;
+    }
+    line->push_back(ch);
+  }
+  return false;
+}
+
+// A chunked body (RFC 9112 §7.1) into *body: chunk sizes in hex,
+// extensions ignored, trailers read and dropped (kMaxHeaderBlockBytes at
+// most). Refused the moment a chunk would take the body over kMaxBodyBytes.
+std::optional<Refusal> ReadChunked(GuardedStream& stream, std::string* body) {
+  const Refusal malformed{400, "Transfer-Encoding", "the chunked body is malformed"};
+  std::string line;
+  while (true) {
+    if (!ReadChunkLine(stream, &line)) return stream.timed_out() ? Unfinished(stream) : malformed;
+    size_t digits = 0;
+    uint64_t size = 0;
+    for (int v; digits < line.size() && (v = HexValue(line[digits])) >= 0; ++digits) {
+      size = std::min<uint64_t>(size * 16 + v, kMaxBodyBytes + 1);  // saturates: over the limit is over
+    }
+    bool rest_ok = digits == line.size() || line[digits] == ';' || line[digits] == ' ' || line[digits] == '\t';
+    if (digits == 0 || !rest_ok) return malformed;
+    if (size > kMaxBodyBytes - body->size()) return TooLarge();
+    if (size == 0) break;
+    if (!ReadBytes(stream, size, body)) return Unfinished(stream);
+    if (!ReadChunkLine(stream, &line)) return stream.timed_out() ? Unfinished(stream) : malformed;
+    if (!line.empty()) return malformed;
+  }
+  for (size_t trailers = 0;; trailers += line.size() + 2) {
+    if (trailers > kMaxHeaderBlockBytes) return Refusal{400, "Transfer-Encoding", "trailers over 64 KiB"};
+    if (!ReadChunkLine(stream, &line)) return stream.timed_out() ? Unfinished(stream) : malformed;
+    if (line.empty()) return std::nullopt;
+  }
+}
+
+// Called (as cpp-httplib's setup-request hook) once a request's line and
+// headers are in: reads its body, as FrameBody frames it, into req.body,
+// then leaves `req` without a length, so that cpp-httplib reads no more.
+// Answers Expect: 100-continue itself, and only for a body it will read.
+std::optional<Refusal> ReceiveBody(GuardedStream& stream, httplib::Request& req) {
+  bool invited = EqualsIgnoreCase(req.get_header_value("Expect"), "100-continue");
+  req.headers.erase("Expect");
+  BodyFraming framing;
+  if (auto refused = FrameBody(req, &framing)) return refused;
+  req.headers.erase("Content-Length");
+  req.headers.erase("Transfer-Encoding");
+  if (!framing.chunked && framing.length == 0) return std::nullopt;
+  if (invited) {
+    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    if (stream.write(kContinue.data(), kContinue.size()) != static_cast<ssize_t>(kContinue.size())) {
+      return Unfinished(stream);
+    }
+  }
+  if (framing.chunked) return ReadChunked(stream, &req.body);
+  req.body.reserve(framing.length);
+  if (!ReadBytes(stream, framing.length, &req.body)) return Unfinished(stream);
+  return std::nullopt;
+}
+
+// cpp-httplib's server, serving each connection through a GuardedStream
+// (the keep-alive loop cpp-httplib runs, on that stream), behind two
+// limits checked as each connection is accepted: connections per client
+// address, and the bounded queue of ConnectionThreads. A connection over
+// either is answered 503 with Retry-After and closed.
+class GuardedHttpServer final : public httplib::Server {
+ public:
+  GuardedHttpServer(const ServerOptions& options, Metrics* metrics)
+      : ready_threads_(std::max<size_t>(1, options.threads)),
+        max_threads_(std::max(ready_threads_, options.max_threads)),
+        max_per_address_(std::max<size_t>(1, options.max_connections_per_address)),
+        metrics_(metrics) {
+    new_task_queue = [this] {
+      threads_ = std::make_unique<ConnectionThreads>(ready_threads_, max_threads_,
+                                                     max_threads_ * kQueuedConnectionsPerThread);
+      return new AdmitOnAcceptingThread(threads_.get());
+    };
+  }
+  ~GuardedHttpServer() override {
+    if (threads_) threads_->Shutdown();
+  }
+
+ private:
+  // cpp-httplib hands each accepted socket to a TaskQueue; this one runs the
+  // hand-over at once, on the accepting thread (process_and_close_socket
+  // below admits the connection there), and at shutdown waits for the
+  // connections being served.
+  class AdmitOnAcceptingThread final : public httplib::TaskQueue {
+   public:
+    explicit AdmitOnAcceptingThread(ConnectionThreads* threads) : threads_(threads) {}
+    void enqueue(std::function<void()> fn) override { fn(); }
+    void shutdown() override { threads_->Shutdown(); }
+
+   private:
+    ConnectionThreads* threads_;
+  };
+
+  // On the accepting thread: admits `sock` to a worker thread, or refuses it.
+  bool process_and_close_socket(socket_t sock) override {
+    std::string address = PeerAddress(sock);
+    if (!TakeAddressSlot(address)) {
+      Refuse(sock, "per_address", "too many connections from this address; retry after one closes");
+      return false;
+    }
+    bool queued = threads_->Submit([this, sock, address] {
+      Serve(sock);
+      ReleaseAddressSlot(address);
+    });
+    if (!queued) {
+      ReleaseAddressSlot(address);
+      Refuse(sock, "threads_busy", "every worker thread is busy; retry shortly");
+    }
+    return queued;
+  }
+
+  // On a worker thread: the connection's requests, one after another.
+  void Serve(socket_t sock) {
+    GuardedStream stream(sock, write_timeout_sec_);
+    auto stopping = [this] { return svr_sock_ == INVALID_SOCKET; };
+    auto receive_body = [&stream](httplib::Request& req) {
+      std::optional<Refusal> refused = ReceiveBody(stream, req);
+      stream.EndRequest(refused.has_value());
+      if (refused) {
+        req.headers.erase("Connection");
+        req.set_header("Connection", "close");
+        req.set_header(kRefusedStatusHeader, std::to_string(refused->status));
+        req.set_header(kRefusedFieldHeader, refused->field);
+        req.set_header(kRefusedMessageHeader, refused->message);
+      }
+    };
+    for (size_t left = keep_alive_max_count_; left > 0; --left) {
+      if (!stream.WaitForRequest(std::chrono::seconds(keep_alive_timeout_sec_), stopping)) break;
+      bool closed = false;
+      bool ok = process_request(stream, /*close_connection=*/left == 1, closed, receive_body);
+      if (!ok || closed || !stream.reusable()) break;
+    }
+    if (stream.timed_out()) metrics_->RequestTimedOut();
+    if (stream.unread_input()) Linger(sock);
+    ::shutdown(sock, SHUT_RDWR);
+    ::close(sock);
+  }
+
+  // Stops sending (the answer is out) and reads away what the client still
+  // sends, for at most kLingerMillis.
+  static void Linger(socket_t sock) {
+    ::shutdown(sock, SHUT_WR);
+    auto until = SteadyClock::now() + std::chrono::milliseconds(kLingerMillis);
+    char buf[16384];
+    for (int left = MillisUntil(until); left > 0; left = MillisUntil(until)) {
+      pollfd p{sock, POLLIN, 0};
+      if (::poll(&p, 1, left) <= 0 || ::recv(sock, buf, sizeof buf, 0) <= 0) break;
+    }
+  }
+
+  // Answers 503 with Retry-After and closes, without waiting: this is the
+  // accepting thread. The answer fits an empty send buffer.
+  void Refuse(socket_t sock, const char* reason, const std::string& message) {
+    metrics_->ConnectionRefused(reason);
+    std::string body = Dump(ErrorBody("unavailable", message, ""));
+    char id[40];
+    std::snprintf(id, sizeof id, "conn-%012llx", static_cast<unsigned long long>(++refused_connections_));
+    std::string answer = "HTTP/1.1 503 Service Unavailable\r\n"
+                         "Retry-After: " + std::to_string(kRetryAfterSeconds) + "\r\n"
+                         "Content-Type: application/json; charset=utf-8\r\n"
+                         "Content-Length: " + std::to_string(body.size()) + "\r\n"
+                         "Connection: close\r\n"
+                         "Cache-Control: no-store\r\n"
+                         "X-Content-Type-Options: nosniff\r\n"
+                         "X-Request-Id: " + id + "\r\n\r\n" + body;
+    ::send(sock, answer.data(), answer.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    // Reads away what already arrived (the request, usually): closing with
+    // unread bytes resets the connection, and the client could lose the answer.
+    char buf[16384];
+    for (int i = 0; i < 8 && ::recv(sock, buf, sizeof buf, MSG_DONTWAIT) > 0; ++i) {
     }
     ::shutdown(sock, SHUT_RDWR);
     ::close(sock);
-    return ok;
   }
+
+  static std::string PeerAddress(socket_t sock) {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    std::string ip;
+    int port = 0;
+    if (::getpeername(sock, reinterpret_cast<sockaddr*>(&addr), &len) == 0) GuardedStream::Describe(addr, ip, port);
+    return ip;
+  }
+  bool TakeAddressSlot(const std::string& address) {
+    std::lock_guard<std::mutex> lock(addresses_mu_);
+    size_t& open = connections_per_address_[address];
+    if (open >= max_per_address_) return false;
+    ++open;
+    return true;
+  }
+  void ReleaseAddressSlot(const std::string& address) {
+    std::lock_guard<std::mutex> lock(addresses_mu_);
+    auto it = connections_per_address_.find(address);
+    assert(it != connections_per_address_.end() && it->second > 0);
+    if (--it->second == 0) connections_per_address_.erase(it);
+  }
+
+  const size_t ready_threads_, max_threads_, max_per_address_;
+  Metrics* metrics_;
+  std::unique_ptr<ConnectionThreads> threads_;  // made when serving starts (new_task_queue)
+  std::mutex addresses_mu_;
+  std::unordered_map<std::string, size_t> connections_per_address_;  // open (or queued) ones
+  std::atomic<uint64_t> refused_connections_{0};
 };
 
 }  // namespace
@@ -387,8 +736,16 @@ struct Call {
   httplib::Response& res;
   std::optional<Principal> principal;
   std::string request_id;
+  // While a cached read computes its answer: the query parameters its
+  // cache key holds. Reading another makes the answer uncacheable.
+  const std::vector<std::string>* keyed_params = nullptr;
+  mutable std::string unkeyed_param = {};  // the first such parameter read
 
   const std::string* Param(const char* name) const {
+    if (keyed_params && unkeyed_param.empty() &&
+        std::find(keyed_params->begin(), keyed_params->end(), name) == keyed_params->end()) {
+      unkeyed_param = name;
+    }
     auto it = req.params.find(name);
     return it == req.params.end() ? nullptr : &it->second;
   }
@@ -426,17 +783,22 @@ class Server::Routes {
       c.res.status = 200;
       c.res.set_content(options_.openapi_json, "application/json; charset=utf-8");
     });
-    Get(http, "/v1/units", Access::kCachedStateRead, [this](Call& c) { ListUnits(c); });
-    Get(http, R"(/v1/units/([^/]+))", Access::kCachedStateRead, [this](Call& c) { GetUnit(c); });
-    Get(http, "/v1/cycles", Access::kCachedStateRead, [this](Call& c) { ListCycles(c); });
-    Get(http, R"(/v1/cycles/([^/]+))", Access::kCachedStateRead, [this](Call& c) { GetCycle(c); });
-    Get(http, R"(/v1/cycles/([^/]+)/review)", Access::kCachedStateRead, [this](Call& c) { GetReview(c); });
-    Get(http, "/v1/objectives", Access::kCachedStateRead, [this](Call& c) { ListObjectives(c); });
-    Get(http, R"(/v1/objectives/([^/]+))", Access::kCachedStateRead, [this](Call& c) { GetObjective(c); });
-    Get(http, R"(/v1/key-results/([^/]+))", Access::kCachedStateRead, [this](Call& c) { GetKeyResult(c); });
-    Get(http, R"(/v1/key-results/([^/]+)/check-ins)", Access::kCachedStateRead, [this](Call& c) { ListCheckIns(c); });
-    Get(http, "/v1/cascade", Access::kCachedStateRead, [this](Call& c) { GetCascade(c); });
-    Get(http, "/v1/diff", Access::kCachedStateRead, [this](Call& c) { GetDiff(c); });
+    // Cached reads name the query parameters they read: their answers are
+    // kept under the path and those parameters' values (CacheKey), so a
+    // handler that comes to read another must have it added here.
+    Get(http, "/v1/units", CacheBy{"as_of", "at", "limit", "cursor"}, [this](Call& c) { ListUnits(c); });
+    Get(http, R"(/v1/units/([^/]+))", CacheBy{"as_of", "at"}, [this](Call& c) { GetUnit(c); });
+    Get(http, "/v1/cycles", CacheBy{"as_of", "at", "limit", "cursor"}, [this](Call& c) { ListCycles(c); });
+    Get(http, R"(/v1/cycles/([^/]+))", CacheBy{"as_of", "at"}, [this](Call& c) { GetCycle(c); });
+    Get(http, R"(/v1/cycles/([^/]+)/review)", CacheBy{"format", "as_of", "at"}, [this](Call& c) { GetReview(c); });
+    Get(http, "/v1/objectives", CacheBy{"include_archived", "as_of", "at", "cycle", "owner", "limit", "cursor"},
+              [this](Call& c) { ListObjectives(c); });
+    Get(http, R"(/v1/objectives/([^/]+))", CacheBy{"as_of", "at"}, [this](Call& c) { GetObjective(c); });
+    Get(http, R"(/v1/key-results/([^/]+))", CacheBy{"as_of", "at"}, [this](Call& c) { GetKeyResult(c); });
+    Get(http, R"(/v1/key-results/([^/]+)/check-ins)", CacheBy{"limit", "cursor", "as_of", "at"},
+              [this](Call& c) { ListCheckIns(c); });
+    Get(http, "/v1/cascade", CacheBy{"as_of", "at", "cycle", "root"}, [this](Call& c) { GetCascade(c); });
+    Get(http, "/v1/diff", CacheBy{"as_of", "from", "to", "cycle"}, [this](Call& c) { GetDiff(c); });
     Get(http, "/v1/lint", Access::kStateRead, [this](Call& c) { GetLint(c); });
     Get(http, "/v1/events", Access::kAuditRead, [this](Call& c) { ListEvents(c); });
     Get(http, R"(/v1/history/([^/]+))", Access::kAuditRead, [this](Call& c) { GetHistory(c); });
@@ -469,6 +831,19 @@ class Server::Routes {
       if (res.has_header("X-Request-Id")) return;
       Finish(req, res, "static", NextRequestId(req), "", std::chrono::steady_clock::now(),
              /*no_store=*/false);
+    });
+
+    // A request the transport refused while receiving it (ReceiveBody:
+    // its body too large, its framing ambiguous, its deadline passed) is
+    // answered here, before routing; its connection then closes.
+    http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      if (!req.has_header(kRefusedStatusHeader)) return httplib::Server::HandlerResponse::Unhandled;
+      res.status = std::atoi(req.get_header_value(kRefusedStatusHeader).c_str());
+      res.set_content(Dump(ErrorBody(DefaultErrorCode(res.status), req.get_header_value(kRefusedMessageHeader),
+                                     req.get_header_value(kRefusedFieldHeader))),
+                      "application/json; charset=utf-8");
+      Finish(req, res, "unrouted", NextRequestId(req), "", std::chrono::steady_clock::now());
+      return httplib::Server::HandlerResponse::Handled;
     });
 
     http.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req,
@@ -590,14 +965,17 @@ class Server::Routes {
     return false;
   }
 
-  httplib::Server::Handler Wrap(std::string route, Access access, Handler fn) {
-    return [this, route = std::move(route), access, fn = std::move(fn)](
+  // `cache_params`: for Access::kCachedStateRead, the query parameters the
+  // handler reads (CacheBy).
+  httplib::Server::Handler Wrap(std::string route, Access access, Handler fn,
+                                std::vector<std::string> cache_params = {}) {
+    return [this, route = std::move(route), access, fn = std::move(fn), cache_params = std::move(cache_params)](
                const httplib::Request& req, httplib::Response& res) {
       auto started = std::chrono::steady_clock::now();
       Call c{req, res, std::nullopt, NextRequestId(req)};
       if (Admit(c, access)) {
         if (access == Access::kCachedStateRead) {
-          Cached(c, fn);
+          Cached(c, route, cache_params, fn);
         } else {
           fn(c);
         }
@@ -606,14 +984,25 @@ class Server::Routes {
     };
   }
 
+  // The cache key of a read (AnswerKey): its path and the values of the
+  // query parameters it reads — the values cpp-httplib's params.find()
+  // gives, the ones Call::Param hands the handler.
+  static std::string CacheKey(const httplib::Request& req, const std::vector<std::string>& params) {
+    std::vector<const std::string*> values;
+    values.reserve(params.size());
+    for (const std::string& name : params) {
+      auto it = req.params.find(name);
+      values.push_back(it == req.params.end() ? nullptr : &it->second);
+    }
+    return AnswerKey(req.path, values);
+  }
+
   // Serves a state read from the cache while the projection has not moved
   // since the answer was computed; computes and keeps it otherwise. Only
-  // 200 answers computed while the seq stood still are kept.
-  void Cached(Call& c, const Handler& fn) {
-    std::string key = c.req.path;
-    for (const auto& [name, value] : c.req.params) {  // a multimap: sorted by name
-      key += '\n' + name + '=' + value;
-    }
+  // 200 answers computed while the seq stood still, by a handler that read
+  // no query parameter outside `params`, are kept.
+  void Cached(Call& c, const std::string& route, const std::vector<std::string>& params, const Handler& fn) {
+    std::string key = CacheKey(c.req, params);
     uint64_t before = projector_->seq();
     if (auto hit = cache_.Get(key, before)) {
       c.res.status = hit->status;
@@ -621,7 +1010,15 @@ class Server::Routes {
       c.res.set_content(std::move(hit->body), hit->content_type);
       return;
     }
+    c.keyed_params = &params;
     fn(c);
+    c.keyed_params = nullptr;
+    if (!c.unkeyed_param.empty()) {
+      // A programming error (the route's CacheBy lacks a parameter): served, never kept.
+      LogLine(*log_, options_.log_format, spdlog::level::err, "uncacheable_read",
+              {{"route", route}, {"param", c.unkeyed_param}});
+      return;
+    }
     if (c.res.status != 200 || projector_->seq() != before) return;
     CachedAnswer answer{c.res.status, c.res.get_header_value("Content-Type"), c.res.body, {}};
     for (const char* name : {"ETag", "Content-Disposition"}) {
@@ -632,6 +1029,14 @@ class Server::Routes {
 
   void Get(httplib::Server& http, const std::string& pattern, Access access, Handler fn) {
     http.Get(pattern, Wrap("GET " + pattern, access, std::move(fn)));
+  }
+  // A cached state read (Access::kCachedStateRead) and the query parameters it reads.
+  struct CacheBy {
+    CacheBy(std::initializer_list<std::string> names) : params(names) {}
+    std::vector<std::string> params;
+  };
+  void Get(httplib::Server& http, const std::string& pattern, CacheBy cache_by, Handler fn) {
+    http.Get(pattern, Wrap("GET " + pattern, Access::kCachedStateRead, std::move(fn), std::move(cache_by.params)));
   }
 
   void Write(httplib::Server& http, const std::string& method, const std::string& pattern,
@@ -1171,18 +1576,18 @@ class Server::Routes {
 
 Server::Server(EventStore* store, Projector* projector, std::optional<TokenTable> tokens,
                ServerOptions options, Metrics* metrics, std::shared_ptr<spdlog::logger> log)
-    : http_(std::make_unique<GuardedHttpServer>()) {
-  size_t threads = std::max<size_t>(1, options.threads);
+    : http_(std::make_unique<GuardedHttpServer>(options, metrics)) {
   routes_ = std::make_unique<Routes>(store, projector, std::move(tokens), std::move(options),
                                      metrics, std::move(log));
   // Without TCP_NODELAY keep-alive answers wait ~40 ms for delayed ACKs.
   http_->set_tcp_nodelay(true);
+  // Bodies never reach cpp-httplib's reader (ReceiveBody reads them); its
+  // limit stays as a second line.
   http_->set_payload_max_length(kMaxBodyBytes);
-  http_->set_read_timeout(kReadTimeoutSeconds, 0);
+  http_->set_read_timeout(kRequestReceiveSeconds, 0);
   http_->set_write_timeout(kWriteTimeoutSeconds, 0);
   http_->set_keep_alive_timeout(kIdleTimeoutSeconds);
   http_->set_keep_alive_max_count(kMaxKeepAliveRequests);
-  http_->new_task_queue = [threads] { return new ConnectionThreads(threads, kMaxConnectionThreads); };
   // Remember the listening socket so Bind() can widen its backlog.
   http_->set_socket_options([this](socket_t sock) {
     httplib::default_socket_options(sock);

@@ -24,24 +24,40 @@ class Server;
 
 namespace okr::api {
 
-// Limits on connections (each tested).
-inline constexpr time_t kReadTimeoutSeconds = 10;   // a request's line and headers must arrive within this
+// Limits on connections (each tested; SPEC §6 "Bounded requests").
+// A request's line, headers and body must all arrive within this, counted
+// from its first byte: a client trickling a byte a second is cut off (400
+// while the headers come, 408 during the body), whatever the body's framing.
+inline constexpr time_t kRequestReceiveSeconds = 10;
 inline constexpr size_t kMaxHeaderBlockBytes = 64 * 1024;  // a request's line and headers together
+inline constexpr size_t kMaxChunkLineBytes = 1024;  // a chunk-size line (with extensions) or a trailer line
 inline constexpr time_t kWriteTimeoutSeconds = 10;
 inline constexpr time_t kIdleTimeoutSeconds = 5;    // keep-alive connections idle longer close
 inline constexpr size_t kMaxKeepAliveRequests = 10'000;
 inline constexpr size_t kMaxEventsScannedPerRequest = 100'000;
 inline constexpr int kListenBacklog = 1024;  // connections waiting to be accepted
-// Connections served at once (each holds a thread, idle or not); beyond
-// this they wait. ServerOptions::threads stay ready; the rest start on
-// demand and end after this long without work.
+// Connections served at once (each holds a thread, idle or not), by
+// default: ServerOptions::max_threads. ServerOptions::threads stay ready;
+// the rest start on demand and end after kSpareThreadIdleSeconds without work.
 inline constexpr size_t kMaxConnectionThreads = 1024;
 inline constexpr int kSpareThreadIdleSeconds = 10;
+// With every thread busy, this many connections per thread wait for one;
+// beyond them a connection is answered 503 with Retry-After and closed.
+inline constexpr size_t kQueuedConnectionsPerThread = 1;
+inline constexpr size_t kDefaultMaxConnectionsPerAddress = 256;
+inline constexpr int kRetryAfterSeconds = 1;  // in every 503 refusing a connection
+// After refusing a request whose body it did not read (413, 415, …), okrd
+// reads away what the client still sends for at most this long before it
+// closes: closing with unread bytes resets the connection, and the client
+// could lose the answer.
+inline constexpr int kLingerMillis = 2000;
 
 struct ServerOptions {
   bool private_reads = false;  // every read needs a token
   bool refuse_writes = false;  // forensics: every write answers 403
-  size_t threads = 16;         // worker threads serving connections
+  size_t threads = 16;         // worker threads kept ready
+  size_t max_threads = kMaxConnectionThreads;  // worker threads at most (connections served at once)
+  size_t max_connections_per_address = kDefaultMaxConnectionsPerAddress;  // beyond: 503
   std::string openapi_json;    // served at /v1/openapi.json
   std::string dashboard_dir;   // static files served at / (empty: none)
   LogFormat log_format = LogFormat::kText;

@@ -130,7 +130,8 @@ TEST(Hostile, HundredsOfIdleAndSlowConnectionsDoNotStopOtherClients) {
   constexpr int kIdle = 300;
   constexpr int kSlow = 50;
   constexpr auto kBound = std::chrono::milliseconds(2000);  // the longest a normal request may take
-  Okrd s(WithTokens({"--dashboard", ""}));
+  // All from one address: lift its cap (256 by default) above the 350 here.
+  Okrd s(WithTokens({"--dashboard", "", "--max-connections-per-address", "1000"}));
   ASSERT_TRUE(s.Start());
   ASSERT_EQ(s.Post("/v1/units", {{"id", "acme"}, {"kind", "company"}, {"name", "Acme"}}, kAdmin.token).status,
             201);
@@ -184,7 +185,7 @@ TEST(Hostile, HundredsOfIdleAndSlowConnectionsDoNotStopOtherClients) {
               static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(worst).count()));
 
   // okrd closes the idle connections after kIdleTimeoutSeconds (5 s) and
-  // cuts the slow ones off once a request has taken kReadTimeoutSeconds
+  // cuts the slow ones off once a request has taken kRequestReceiveSeconds
   // (10 s) to arrive.
   auto deadline = Clock::now() + std::chrono::seconds(15);
   int closed = 0;

@@ -92,7 +92,7 @@ std::optional<Principal> TokenTable::Authenticate(std::string_view token) const 
 }
 
 bool InScope(const Projection& projection, const std::vector<std::string>& scope,
-             const std::string& unit) {
+             const std::string& unit, std::vector<std::string>* read) {
   std::string at = unit;
   for (size_t depth = 0; !at.empty() && depth <= projection.units().size(); ++depth) {
     for (const auto& s : scope) {
@@ -100,6 +100,7 @@ bool InScope(const Projection& projection, const std::vector<std::string>& scope
     }
     const Unit* u = projection.unit(at);
     if (u == nullptr) return false;
+    if (read != nullptr) read->push_back(at);
     at = u->current().parent;
   }
   return false;

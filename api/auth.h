@@ -47,7 +47,9 @@ std::optional<Role> ParseRole(std::string_view role);
 const char* RoleName(Role role);
 
 // True when `unit` is one of `scope` or below one of them, as of now.
+// `read` (optional) gets the units walked, whose moves could change the
+// answer.
 bool InScope(const Projection& projection, const std::vector<std::string>& scope,
-             const std::string& unit);
+             const std::string& unit, std::vector<std::string>* read = nullptr);
 
 }  // namespace okr::api

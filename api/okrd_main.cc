@@ -226,6 +226,12 @@ int main(int argc, char** argv) {
   okr::ProjectorOptions projector_options;
   projector_options.snapshot_every_events = forensics ? 0 : snapshot_every;
   projector_options.clock_us = clock_us;
+  projector_options.on_stuck = [&](uint64_t seq, const okr::Status& why) {
+    // Once: okrd keeps serving reads of the state before `seq`.
+    log_line(spdlog::level::critical, "projection_stuck",
+             {{"seq", seq}, {"error", why.ToString()},
+              {"effect", "reads answer the state before this event; writes answer 503"}});
+  };
   started = std::chrono::steady_clock::now();
   auto projector = okr::Projector::Open(store->get(), projector_options);
   if (!projector.ok()) {

@@ -515,6 +515,8 @@ class Server::Routes {
               std::chrono::steady_clock::time_point started, bool no_store = true) {
     res.set_header("X-Content-Type-Options", "nosniff");
     res.set_header("X-Request-Id", request_id);
+    // Every answer says when okrd is not healthy (SPEC §6).
+    if (projector_->is_stuck()) res.set_header("Okrd-Status", "stuck");
     if (no_store) res.set_header("Cache-Control", "no-store");
     int64_t micros = std::chrono::duration_cast<std::chrono::microseconds>(
                          std::chrono::steady_clock::now() - started)
@@ -737,9 +739,20 @@ class Server::Routes {
 
   // Liveness stays open for probes; under --private only a token holder
   // learns anything about the log.
+  // 200 "ok", or 503 with the status and why (SPEC §6), so a load
+  // balancer stops routing to an okrd that cannot take writes.
   void Health(Call& c) {
-    if (options_.private_reads && !c.principal) return c.Send(200, {{"status", "ok"}});
-    c.Send(200, {{"status", "ok"}, {"head_seq", store_->head().seq}, {"projected_seq", projector_->seq()}});
+    auto stuck = projector_->stuck();
+    int status = stuck ? 503 : 200;
+    json body = {{"status", stuck ? "stuck" : "ok"}};
+    if (options_.private_reads && !c.principal) return c.Send(status, body);
+    body["head_seq"] = store_->head().seq;
+    body["projected_seq"] = projector_->seq();
+    if (stuck) {
+      body["stuck_seq"] = stuck->seq;
+      body["reason"] = stuck->reason;
+    }
+    c.Send(status, body);
   }
 
   // An event as the audit routes show it; the idempotency key without the
@@ -756,7 +769,10 @@ class Server::Routes {
     uint64_t snapshot_seq = store_->NewestSnapshotSeq();
     int64_t age = snapshot_seq > 0 ? static_cast<int64_t>(head - snapshot_seq) : -1;
     c.res.status = 200;
-    c.res.set_content(metrics_->Render(head, projector_->seq(), age), "text/plain; version=0.0.4");
+    auto stuck = projector_->stuck();
+    c.res.set_content(metrics_->Render(head, projector_->seq(), age, stuck ? "stuck" : "ok",
+                                       stuck ? stuck->seq : 0),
+                      "text/plain; version=0.0.4");
   }
 
   // A page of one kind of entity as it stood at as_of.
@@ -1127,11 +1143,12 @@ class Server::Routes {
       w.fingerprint = Sha256(c.req.method + ' ' + c.req.path + '\n' + c.req.body);
     }
     Principal principal = *c.principal;
-    w.authorize = [principal, route](const Projection& p, const Command& cmd) -> Status {
+    w.authorize = [principal, route](const Projection& p, const Command& cmd,
+                                     std::vector<std::string>* read) -> Status {
       if (principal.role == Role::kAdmin) return Status::Ok();
       if (AdminOnly(route)) return Status::PermissionDenied("only admins change units and cycles");
-      for (const std::string& unit : OwningUnits(p, cmd)) {
-        if (!InScope(p, principal.units, unit)) {
+      for (const std::string& unit : OwningUnits(p, cmd, read)) {
+        if (!InScope(p, principal.units, unit, read)) {
           return Status::PermissionDenied(principal.actor + " may not change what " + unit + " owns");
         }
       }

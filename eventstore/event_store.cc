@@ -2,7 +2,9 @@
 
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
+#include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
+#include <rocksdb/table.h>
 #include <rocksdb/utilities/backup_engine.h>
 #include <rocksdb/write_batch.h>
 
@@ -23,6 +25,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "eventstore/format.h"
 
@@ -203,6 +206,7 @@ class EventStore::Impl {
         {format::kIdempotencyCf, rocksdb::ColumnFamilyOptions()},
         {format::kMetaCf, rocksdb::ColumnFamilyOptions()},
         {format::kSnapshotsCf, rocksdb::ColumnFamilyOptions()},
+        {format::kIdsCf, IdsOptions()},
     };
     rocksdb::DB* db = nullptr;
     rocksdb::Status s =
@@ -216,6 +220,7 @@ class EventStore::Impl {
     idempotency_ = handles_[3];
     meta_ = handles_[4];
     snapshots_ = handles_[5];
+    ids_ = handles_[6];
 
     if (Status st = CheckFormat(); !st.ok()) return st;
     if (Status st = RecoverHead(); !st.ok() && !options.read_only) return st;
@@ -226,6 +231,9 @@ class EventStore::Impl {
         return Status::Corruption("log is broken at seq " + std::to_string(report.first_bad_seq) +
                                   ": " + report.problem);
       }
+    }
+    if (!options.read_only) {
+      if (Status st = IndexIds(); !st.ok()) return st;
     }
     writer_head_ = head_;
     if (!options.read_only) writer_ = std::thread([this] { WriterLoop(); });
@@ -536,6 +544,86 @@ class EventStore::Impl {
   }
 
  private:
+  // Most id lookups are for ids not taken yet: a Bloom filter answers those
+  // without reading a block.
+  static rocksdb::ColumnFamilyOptions IdsOptions() {
+    rocksdb::ColumnFamilyOptions o;
+    rocksdb::BlockBasedTableOptions table;
+    table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+    o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+    return o;
+  }
+
+  // Brings the `ids` column family up to the head: once for a log written
+  // before it existed, and for any events appended by such a writer since.
+  // An id already indexed keeps its first seq (a log holding an id twice
+  // is refused by the fold, which reports it; the index only needs to know
+  // the id is taken).
+  Status IndexIds() {
+    std::string value;
+    uint64_t through = 0;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_, format::kIdsThroughKey, &value);
+    if (s.ok() && value.size() == format::kSeqKeySize) {
+      through = format::GetBigEndian64(value.data());
+    } else if (!s.ok() && !s.IsNotFound()) {
+      return FromRocks(s);
+    }
+    if (through >= head_.seq) return Status::Ok();
+    rocksdb::WriteBatch wb;
+    std::unordered_map<std::string, uint64_t> seen;
+    EventScratch scratch;
+    Status failed = Status::Ok();
+    Status scanned = Scan(through + 1, head_.seq, [&](uint64_t seq, std::string_view bytes) {
+      auto event = scratch.Read(bytes, DecodeCheck::kFull);
+      if (!event.ok()) {
+        failed = Status::Corruption("seq " + std::to_string(seq) + ": " + event.status().message());
+        return false;
+      }
+      std::string id(CreatedId(*event));
+      if (id.empty() || seen.count(id)) return true;
+      std::string ignored;
+      rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), ids_, id, &ignored);
+      if (got.IsNotFound()) {
+        wb.Put(ids_, id, format::SeqKey(seq));
+        seen.emplace(id, seq);
+      } else if (!got.ok()) {
+        failed = FromRocks(got);
+        return false;
+      }
+      return true;
+    });
+    if (!scanned.ok()) return scanned;
+    if (!failed.ok()) return failed;
+    wb.Put(meta_, format::kIdsThroughKey, format::SeqKey(head_.seq));
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    return FromRocks(db_->Write(wo, &wb));
+  }
+
+  // Writer thread only. kConflict when an id that `drafts` create is taken,
+  // by the log or by an earlier append of this batch (`batch_ids`), or is
+  // created twice by `drafts` itself. The Projector decides the command
+  // again on the newer state, where it is refused as taken.
+  Status CheckNewIds(std::vector<EventDraft>& drafts,
+                     const std::unordered_set<std::string>& batch_ids,
+                     std::vector<std::string>* created) {
+    for (EventDraft& draft : drafts) {
+      std::string id(CreatedId(draft.event().asReader()));
+      if (id.empty()) continue;
+      bool taken = batch_ids.count(id) > 0 ||
+                   std::find(created->begin(), created->end(), id) != created->end();
+      if (!taken) {
+        std::string ignored;
+        rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), ids_, id, &ignored);
+        if (!got.ok() && !got.IsNotFound()) return FromRocks(got);
+        taken = got.ok();
+      }
+      if (taken) return Status::Conflict("id " + id + " is already taken", "id");
+      created->push_back(std::move(id));
+    }
+    return Status::Ok();
+  }
+
   Status CheckFormat() {
     std::string value;
     rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_, format::kFormatKey, &value);
@@ -651,6 +739,7 @@ class EventStore::Impl {
     Head head = writer_head_;
     std::unordered_map<std::string, uint64_t> overlay;
     std::unordered_map<std::string, std::pair<Hash, AppendResult>> batch_keys;
+    std::unordered_set<std::string> batch_ids;  // ids created by this batch so far
     bool any_write = false;
 
     for (size_t i = 0; i < batch.size(); ++i) {
@@ -708,8 +797,14 @@ class EventStore::Impl {
         }
       }
       if (refused) continue;
-      // Versions are read before any is assigned, so a failed lookup leaves
-      // the overlay untouched.
+      // Every id the events create must be new: the fold refuses an id
+      // used twice, so the writer refuses it first (docs/DECISIONS.md,
+      // "A total projection").
+      std::vector<std::string> created;
+      if (Status st = CheckNewIds(req.events, batch_ids, &created); !st.ok()) {
+        out.result = st;
+        continue;
+      }
       // Versions go into a local map first, so a failed lookup leaves the
       // batch's overlay as it was.
       std::unordered_map<std::string, uint64_t> assigned;
@@ -764,8 +859,10 @@ class EventStore::Impl {
         std::string key = format::SeqKey(head.seq);
         wb.Put(events_, key, bytes);
         wb.Put(streams_, format::StreamKey(draft.entity(), versions[k]), key);
+        if (std::string_view id = CreatedId(ev.asReader()); !id.empty()) wb.Put(ids_, id, key);
       }
       result.last_seq = head.seq;
+      for (std::string& id : created) batch_ids.insert(std::move(id));
       if (!req.idempotency_key.empty()) {
         std::string value(reinterpret_cast<const char*>(req.fingerprint.data()),
                           format::kHashSize);
@@ -782,6 +879,7 @@ class EventStore::Impl {
     Status written = Status::Ok();
     if (any_write) {
       wb.Put(meta_, format::kHeadKey, format::EncodeHead(head.seq, head.hash, head.recorded_at_us));
+      wb.Put(meta_, format::kIdsThroughKey, format::SeqKey(head.seq));
       rocksdb::WriteOptions wo;
       wo.sync = true;
       auto started = std::chrono::steady_clock::now();
@@ -823,6 +921,7 @@ class EventStore::Impl {
   rocksdb::ColumnFamilyHandle* idempotency_ = nullptr;
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;
   rocksdb::ColumnFamilyHandle* snapshots_ = nullptr;
+  rocksdb::ColumnFamilyHandle* ids_ = nullptr;
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;

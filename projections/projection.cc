@@ -441,8 +441,8 @@ double KeyResultProgress(const KeyResultFields& f, double current) {
   double span = f.target - f.start;
   if (span == 0 || !std::isfinite(span)) return 0;
   double p = (current - f.start) / span;
-  if (!std::isfinite(p)) return 0;
-  return std::clamp(p, 0.0, 1.0);
+  if (std::isnan(p)) return 0;
+  return std::clamp(p, 0.0, 1.0);  // ±inf (a tiny span) clamps to 1 or 0
 }
 
 std::vector<CheckIn> CheckInSeries(const KeyResult& kr, uint64_t as_of) {

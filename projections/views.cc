@@ -148,6 +148,36 @@ const std::vector<const Objective*>& View::AlignedChildren(const std::string& ob
   return it == children_->end() ? kNone : it->second;
 }
 
+namespace {
+
+// The mean of (weight, progress) pairs over `items`, always a finite number
+// in [0, 1]. Weights are bounded when written (kMaxWeight), but a log from
+// before the bound may hold weights whose sum overflows: the mean is then
+// taken again with every weight divided by the largest.
+template <typename Items, typename Pair>
+double WeightedMean(const Items& items, Pair pair) {
+  double weighted = 0, weights = 0, largest = 0;
+  for (const auto& item : items) {
+    auto [w, p] = pair(item);
+    weighted += w * p;
+    weights += w;
+    largest = std::max(largest, w);
+  }
+  double mean = weights > 0 ? weighted / weights : 0;
+  if (std::isfinite(mean)) return mean;
+  if (!(largest > 0) || !std::isfinite(largest)) return 0;
+  weighted = weights = 0;
+  for (const auto& item : items) {
+    auto [w, p] = pair(item);
+    weighted += (w / largest) * p;
+    weights += w / largest;
+  }
+  mean = weights > 0 ? weighted / weights : 0;
+  return std::isfinite(mean) ? mean : 0;
+}
+
+}  // namespace
+
 double View::ObjectiveProgress(const Objective& objective) {
   return ObjectiveProgressGuarded(objective, 0);
 }
@@ -159,13 +189,9 @@ double View::ObjectiveProgressGuarded(const Objective& objective, int depth) {
   double progress = 0;
   auto krs = KeyResultsOf(objective);
   if (!krs.empty()) {
-    double weighted = 0, weights = 0;
-    for (const KeyResult* kr : krs) {
-      double w = kr->FieldsAt(as_of_)->weight;
-      weighted += w * KeyResultProgress(*kr);
-      weights += w;
-    }
-    progress = weights > 0 ? weighted / weights : 0;
+    progress = WeightedMean(krs, [&](const KeyResult* kr) {
+      return std::pair(kr->FieldsAt(as_of_)->weight, KeyResultProgress(*kr));
+    });
   } else if (depth < kMaxAlignmentDepth) {
     const auto& children = AlignedChildren(objective.id);
     if (!children.empty()) {

@@ -33,10 +33,13 @@ class EventStoreTest : public ::testing::Test {
   Result<AppendResult> CreateUnit(const std::string& id, std::string parent = "") {
     return store_->Append(OneEvent(UnitCreatedDraft("admin", id, "Unit " + id, parent)));
   }
+  int check_ins_ = 0;
   Result<AppendResult> CheckIn(const std::string& kr, double value,
                                std::optional<uint64_t> expected = std::nullopt,
                                std::string key = "") {
-    AppendRequest request = OneEvent(CheckInDraft("alice", kr, kr + "-ci", value));
+    // Every check-in creates an id, and ids are never reused.
+    AppendRequest request =
+        OneEvent(CheckInDraft("alice", kr, kr + "-ci-" + std::to_string(++check_ins_), value));
     if (expected) request.expected.push_back({kr, *expected});
     request.idempotency_key = key;
     request.fingerprint = Sha256(std::to_string(value));
@@ -67,6 +70,28 @@ class EventStoreTest : public ::testing::Test {
       if (names[i] == format::kEventsCf) events = handles[i];
     }
     fn(db, events);
+    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+    delete db;
+  }
+
+  // Removes the `ids` column family and its meta record, as a log written
+  // before they existed lacks them.
+  void DropIdIndex() {
+    store_.reset();
+    rocksdb::Options options;
+    std::vector<std::string> names;
+    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(options, dir_.path(), &names).ok());
+    std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+    for (auto& n : names) cfs.push_back({n, rocksdb::ColumnFamilyOptions()});
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(options, dir_.path(), cfs, &handles, &db).ok());
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (names[i] == format::kIdsCf) ASSERT_TRUE(db->DropColumnFamily(handles[i]).ok());
+      if (names[i] == format::kMetaCf) {
+        ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), handles[i], format::kIdsThroughKey).ok());
+      }
+    }
     for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
     delete db;
   }
@@ -169,6 +194,64 @@ TEST_F(EventStoreTest, ExpectedVersionMismatchWritesNothing) {
   }());
   EXPECT_EQ(created_twice.status().code(), Status::Code::kConflict);
   EXPECT_EQ(store_->head().seq, before.seq);
+}
+
+// SPEC §6: ids are unique across every kind and never reused, and the
+// writer — not the fold — refuses a second use, atomically with the append.
+TEST_F(EventStoreTest, AnIdIsCreatedOnceAcrossEveryKind) {
+  ASSERT_TRUE(CreateUnit("x").ok());
+  Head before = store_->head();
+  // A check-in naming an id a unit holds, on any key result.
+  auto check_in = store_->Append(OneEvent(CheckInDraft("alice", "kr-1", "x", 1)));
+  EXPECT_EQ(check_in.status().code(), Status::Code::kConflict) << check_in.status().ToString();
+  EXPECT_EQ(check_in.status().field(), "id");
+  // A unit created again, without any expected version.
+  EXPECT_EQ(CreateUnit("x").status().code(), Status::Code::kConflict);
+  EXPECT_EQ(store_->head().seq, before.seq);
+  EXPECT_EQ(store_->head().hash, before.hash);
+
+  ASSERT_TRUE(store_->Append(OneEvent(CheckInDraft("alice", "kr-1", "ci-7", 1))).ok());
+  // The same check-in id on another key result: the race that once
+  // stored an id twice.
+  auto again = store_->Append(OneEvent(CheckInDraft("bob", "kr-2", "ci-7", 2)));
+  EXPECT_EQ(again.status().code(), Status::Code::kConflict);
+  // Twice within one append.
+  AppendRequest twice;
+  twice.events.push_back(CheckInDraft("alice", "kr-1", "ci-8", 1));
+  twice.events.push_back(CheckInDraft("alice", "kr-2", "ci-8", 1));
+  EXPECT_EQ(store_->Append(std::move(twice)).status().code(), Status::Code::kConflict);
+  EXPECT_EQ(store_->head().seq, before.seq + 1);
+}
+
+TEST_F(EventStoreTest, RacingCreatesOfOneIdLandOnce) {
+  constexpr int kWriters = 16;
+  std::vector<std::thread> writers;
+  std::atomic<int> landed{0}, refused{0};
+  for (int t = 0; t < kWriters; ++t) {
+    writers.emplace_back([&, t] {
+      auto kr = "kr-" + std::to_string(t);
+      auto r = store_->Append(OneEvent(CheckInDraft("alice", kr, "ci-same", t)));
+      if (r.ok()) ++landed;
+      if (r.status().code() == Status::Code::kConflict) ++refused;
+    });
+  }
+  for (auto& w : writers) w.join();
+  EXPECT_EQ(landed.load(), 1);
+  EXPECT_EQ(refused.load(), kWriters - 1);
+  EXPECT_EQ(store_->head().seq, 1u);
+}
+
+TEST_F(EventStoreTest, IdsOfALogWrittenBeforeTheIndexAreIndexedAtOpen) {
+  ASSERT_TRUE(CreateUnit("acme").ok());
+  ASSERT_TRUE(store_->Append(OneEvent(CheckInDraft("alice", "kr-1", "ci-old", 1))).ok());
+  // What a writer from before the `ids` column family leaves: no index.
+  DropIdIndex();
+  Open();
+  EXPECT_EQ(CreateUnit("acme").status().code(), Status::Code::kConflict);
+  EXPECT_EQ(store_->Append(OneEvent(CheckInDraft("bob", "kr-2", "ci-old", 2))).status().code(),
+            Status::Code::kConflict);
+  EXPECT_TRUE(CreateUnit("sales").ok());
+  EXPECT_EQ(store_->head().seq, 3u);
 }
 
 TEST_F(EventStoreTest, MultiEntityAppendIsAllOrNothing) {

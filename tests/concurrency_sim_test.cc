@@ -56,7 +56,7 @@ const Token kEditor{"tok-sim-editor-83b17f42", "sim-editor", "editor", {"ops"}};
 const Token kAuditor{"tok-sim-auditor-d4a96e10", "sim-auditor", "auditor", {}};
 
 constexpr int kClients = 32;
-constexpr int kStepsPerClient = 120;
+constexpr int kStepsPerClient = 250;
 constexpr auto kWritePhaseLimit = std::chrono::seconds(25);
 constexpr int kSnapshotEvery = 64;
 // Ids contested by every client: "x<generation>-<n>", a new generation every
@@ -168,9 +168,12 @@ class Client {
     ops_.push_back(op);
     if (op.key.empty() || op.intent != Intent::kWrite) return;
     int original = static_cast<int>(ops_.size()) - 1;
+    // A refused write, or one that changed nothing, records no key: its
+    // retry is decided afresh.
+    bool recorded = op.acknowledged() && !op.may_be_noop;
     if (Chance(25)) {
       Op retry = op;
-      retry.intent = op.acknowledged() ? Intent::kReplay : Intent::kWrite;
+      retry.intent = recorded ? Intent::kReplay : Intent::kWrite;
       retry.original = original;
       retry.reply = Send(s_, retry);
       ops_.push_back(std::move(retry));
@@ -179,7 +182,7 @@ class Client {
       json body = json::parse(op.body);
       body["reason"] = "another body under the same key";
       other.body = body.dump();
-      other.intent = op.acknowledged() ? Intent::kKeyReuse : Intent::kWrite;
+      other.intent = recorded ? Intent::kKeyReuse : Intent::kWrite;
       other.original = original;
       other.reply = Send(s_, other);
       ops_.push_back(std::move(other));
@@ -776,11 +779,17 @@ class ConcurrencySim : public ::testing::TestWithParam<uint64_t> {
 
   void PrintFigures(uint64_t events) const {
     std::map<int, int> by_status;
-    for (const Op& op : ops_) ++by_status[op.reply.status];
+    std::map<Intent, int> by_intent;
+    for (const Op& op : ops_) {
+      ++by_status[op.reply.status];
+      ++by_intent[op.intent];
+    }
     std::string statuses;
     for (const auto& [status, n] : by_status) statuses += " " + std::to_string(status) + "×" + std::to_string(n);
-    std::printf("concurrency_sim: seed %llu: %zu requests in %lld ms, %d acknowledged, %zu events; statuses:%s\n",
-                static_cast<unsigned long long>(seed_), ops_.size(), static_cast<long long>(write_phase_ms_),
+    std::printf("concurrency_sim: seed %llu: %zu requests (%d exact retries, %d keys reused with another body, "
+                "%d broken) in %lld ms, %d acknowledged, %zu events; statuses:%s\n",
+                static_cast<unsigned long long>(seed_), ops_.size(), by_intent[Intent::kReplay],
+                by_intent[Intent::kKeyReuse], by_intent[Intent::kInvalid], static_cast<long long>(write_phase_ms_),
                 acknowledged_, static_cast<size_t>(events), statuses.c_str());
   }
 
@@ -797,6 +806,7 @@ TEST_P(ConcurrencySim, AcknowledgedWritesAndOnlyThoseSurviveAndEveryReplayAnswer
   SCOPED_TRACE("OKR_SIM_SEED=" + std::to_string(seed_));
   RecordProperty("seed", std::to_string(seed_));
   ASSERT_FALSE(HasFatalFailure());
+  auto started = Clock::now();
 
   RaceClients();
   CheckAnswers();
@@ -821,6 +831,9 @@ TEST_P(ConcurrencySim, AcknowledgedWritesAndOnlyThoseSurviveAndEveryReplayAnswer
   ExpectSameAnswers(answers, head, "replayed from the log alone");
   EXPECT_EQ(okrd_.HeadSeq(), head);
   EXPECT_TRUE(okrd_.Stop());
+  std::printf("concurrency_sim: seed %llu: %zu answers at the head compared after two restarts; %lld ms in all\n",
+              static_cast<unsigned long long>(seed_), answers.size(),
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count()));
   if (HasFailure()) ADD_FAILURE() << "replay this run with OKR_SIM_SEED=" << seed_;
 }
 

@@ -409,6 +409,10 @@ std::vector<json> Pages(const Okrd& s, const std::string& path, const std::strin
     pages.push_back(r.json);
     if (!r.json.is_object() || !r.json.contains("next") || r.json["next"].is_null()) return pages;
     const json& next = r.json["next"];
+    if (pages.size() > 1 && pages[pages.size() - 2] == r.json) {
+      ADD_FAILURE() << path << ": next " << next << " does not advance (the cursor is not taken as " << param << ")";
+      return pages;
+    }
     url = path + sep + param + "=" + UrlEncode(next.is_string() ? next.get<std::string>() : next.dump());
   }
   ADD_FAILURE() << path << ": more than " << kMaxPages << " pages";

@@ -757,7 +757,7 @@ void RetitleInSnapshot(const std::string& data, uint64_t seq, const std::string&
   builder.setRoot(reader.getRoot<schema::Snapshot>());
   bool found = false;
   for (auto o : builder.getRoot<schema::Snapshot>().getObjectives()) {
-    if (o.getId() != objective) continue;
+    if (std::string(o.getId().cStr()) != objective) continue;
     auto revisions = o.getRevisions();
     revisions[revisions.size() - 1].setTitle(title);
     found = true;

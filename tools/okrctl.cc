@@ -157,8 +157,7 @@ std::string SnapshotsText(const okr::ctl::SnapshotCheckReport& r) {
   if (!r.ok) {
     return "SNAPSHOT at seq " + std::to_string(r.first_bad_seq) +
            " differs from a full replay of the log: " + r.problem +
-           " (okrd starts from its newest snapshot: until this one is gone, its answers are not "
-           "the log's)\n";
+           " (snapshots are a cache okrd starts from; the log itself verifies)\n";
   }
   std::string seqs;
   for (uint64_t seq : r.seqs) seqs += (seqs.empty() ? "" : ", ") + std::to_string(seq);

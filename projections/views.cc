@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "eventstore/event_json.h"
+#include "projections/spreadsheet.h"
 #include "projections/time_util.h"
 
 namespace okr {
@@ -641,25 +642,18 @@ std::string Percent(const json& v) {
 
 std::string Str(const json& v) { return v.is_string() ? v.get<std::string>() : ""; }
 
-// Markdown table cells cannot hold pipes or line breaks.
+// User text inside Markdown, on one line: a pipe would end a table cell
+// and a line break would start a new block, so neither gets through as
+// itself; a backslash is escaped too, or "\\|" would unescape the pipe.
 std::string Cell(std::string s) {
   std::string out;
   for (char c : s) {
     if (c == '|') out += "\\|";
+    else if (c == '\\') out += "\\\\";
     else if (c == '\n' || c == '\r') out += ' ';
     else out += c;
   }
   return out;
-}
-
-std::string CsvField(const std::string& s) {
-  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
 }
 
 }  // namespace
@@ -667,7 +661,7 @@ std::string CsvField(const std::string& s) {
 std::string ReviewMarkdown(const json& r) {
   std::ostringstream md;
   const json& c = r["cycle"];
-  md << "# Review of " << Str(c["name"]) << " (" << Str(c["id"]) << ", " << Str(c["starts"])
+  md << "# Review of " << Cell(Str(c["name"])) << " (" << Str(c["id"]) << ", " << Str(c["starts"])
      << " to " << Str(c["ends"]) << ", " << Str(c["state"]) << ")\n\n";
   md << "Achieved: " << r["achieved"].size() << " · partially: " << r["partially"].size()
      << " · missed: " << r["missed"].size() << " · not reviewed: " << r["unreviewed"].size()
@@ -677,8 +671,8 @@ std::string ReviewMarkdown(const json& r) {
     md << "Owner: " << Str(o["owner"]) << " · computed score " << Percent(o["computed_score"])
        << " · reviewed score " << Percent(o["score"]) << " · outcome "
        << (o["outcome"].is_null() ? "not reviewed" : Str(o["outcome"])) << "\n\n";
-    if (!Str(o["reflection"]).empty()) md << "Reflection: " << Str(o["reflection"]) << "\n\n";
-    if (!Str(o["lessons"]).empty()) md << "Lessons: " << Str(o["lessons"]) << "\n\n";
+    if (!Str(o["reflection"]).empty()) md << "Reflection: " << Cell(Str(o["reflection"])) << "\n\n";
+    if (!Str(o["lessons"]).empty()) md << "Lessons: " << Cell(Str(o["lessons"])) << "\n\n";
     if (o["key_results"].empty()) {
       md << "No key results of its own: its score rolls up from the objectives aligned to it.\n";
       continue;
@@ -714,10 +708,10 @@ std::string ReviewCsv(const json& r) {
   std::string cycle = Str(r["cycle"]["id"]);
   for (const json& o : r["objectives"]) {
     for (const json& k : o["key_results"]) {
-      csv << CsvField(cycle) << ',' << CsvField(Str(o["id"])) << ',' << CsvField(Str(o["title"]))
-          << ',' << CsvField(Str(o["owner"])) << ',' << Num(o["computed_score"]) << ','
-          << Num(o["score"]) << ',' << CsvField(Str(o["outcome"])) << ','
-          << CsvField(Str(k["id"])) << ',' << CsvField(Str(k["title"])) << ',' << Num(k["start"])
+      csv << CsvText(cycle) << ',' << CsvText(Str(o["id"])) << ',' << CsvText(Str(o["title"]))
+          << ',' << CsvText(Str(o["owner"])) << ',' << Num(o["computed_score"]) << ','
+          << Num(o["score"]) << ',' << CsvText(Str(o["outcome"])) << ','
+          << CsvText(Str(k["id"])) << ',' << CsvText(Str(k["title"])) << ',' << Num(k["start"])
           << ',' << Num(k["original_target"]) << ',' << Num(k["target"]) << ','
           << Num(k["final"]) << ',' << Num(k["progress"]) << ',' << Num(k["check_ins"]) << "\r\n";
     }

@@ -47,7 +47,7 @@ std::string ReadFile(const std::string& path) {
 }
 
 TEST(HealthTest, AnUnfoldableLogIsServedStuckNotRefused) {
-  Okrd okrd(OkrdOptions{std::vector<Token>{kAdmin}});
+  Okrd okrd(OkrdOptions{std::vector<Token>{kAdmin}, {}});
   const uint64_t head = WriteUnfoldableLog(okrd.data_dir());
   ASSERT_EQ(head, 2u);
   ASSERT_TRUE(okrd.Start()) << okrd.LogTail();
@@ -90,7 +90,7 @@ TEST(HealthTest, AnUnfoldableLogIsServedStuckNotRefused) {
 }
 
 TEST(HealthTest, AHealthyOkrdSaysOk) {
-  Okrd okrd(OkrdOptions{std::vector<Token>{kAdmin}});
+  Okrd okrd(OkrdOptions{std::vector<Token>{kAdmin}, {}});
   ASSERT_TRUE(okrd.Start()) << okrd.LogTail();
   Reply health = okrd.Get("/healthz");
   EXPECT_EQ(health.status, 200) << health;

@@ -62,7 +62,7 @@ void CopyFixture(const std::string& fixture, const std::string& data_dir) {
 }
 
 TEST(UpgradeTest, TheFirstFormatsLogIsServedWithTheSameAnswers) {
-  Okrd okrd(OkrdOptions{std::vector<Token>{kAuditor, kAdmin}});
+  Okrd okrd(OkrdOptions{std::vector<Token>{kAuditor, kAdmin}, {}});
   CopyFixture("wave1", okrd.data_dir());
   ASSERT_TRUE(okrd.Start()) << okrd.LogTail();
   Reply health = okrd.Get("/healthz");
@@ -96,8 +96,10 @@ TEST(UpgradeTest, TheFirstFormatsLogIsServedWithTheSameAnswers) {
   EXPECT_EQ(okrd.HeadSeq(), 222u);
   ASSERT_TRUE(okrd.Stop()) << okrd.LogTail();
 
+  // The chain, and the fixture's snapshots against a full replay.
   std::string out;
-  EXPECT_EQ(RunCommand(std::string(OKRCTL_PATH) + " verify --data " + okrd.data_dir(), &out), 0)
+  EXPECT_EQ(RunCommand(std::string(OKRCTL_PATH) + " verify --deep --data " + okrd.data_dir(), &out),
+            0)
       << out;
 }
 

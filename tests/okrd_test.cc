@@ -1522,3 +1522,40 @@ TEST(OkrdDemo, DemoCompanyTellsTwoQuartersAndItsTokensWork) {
 
 }  // namespace
 }  // namespace okr::testing
+
+namespace okr::testing {
+namespace {
+
+// An editor cannot move what it changes out of its scope by clearing a
+// field: a key result whose owner is cleared falls back to its
+// objective's owner, which must be in the editor's scope too.
+TEST(OkrdScope, ClearingAnOwnerCannotMoveAKeyResultOutOfScope) {
+  Okrd s(WithTokens());
+  ASSERT_TRUE(s.Start()) << s.LogTail();
+  BuildOrg(s);
+  Want(s.Post("/v1/objectives",
+              {{"id", "eng-ship"}, {"cycle", "q-now"}, {"owner", "eng"}, {"title", "Ship it"}},
+              kAdmin.token),
+       201);
+  Want(s.Post("/v1/key-results",
+              {{"id", "kr-referrals"}, {"objective", "eng-ship"}, {"title", "Referrals hired"},
+               {"owner", "hr"}, {"start", 0}, {"target", 5}},
+              kAdmin.token),
+       201);
+  const uint64_t head = s.HeadSeq();
+  // Maya may change what HR owns, but clearing the owner hands the key
+  // result to Engineering's objective: refused, and nothing is written.
+  Reply cleared = s.Patch("/v1/key-results/kr-referrals", {{"owner", ""}}, kMaya.token);
+  EXPECT_EQ(cleared.status, 403) << cleared;
+  EXPECT_EQ(s.HeadSeq(), head);
+  // Setting an owner outside the scope is refused the same way.
+  EXPECT_EQ(s.Patch("/v1/key-results/kr-referrals", {{"owner", "platform"}}, kMaya.token).status, 403);
+  EXPECT_EQ(s.HeadSeq(), head);
+  // Within HR it is hers to change.
+  Want(s.Patch("/v1/key-results/kr-referrals", {{"owner", "ta"}}, kMaya.token), 200);
+  // An admin may clear it.
+  Want(s.Patch("/v1/key-results/kr-referrals", {{"owner", ""}}, kAdmin.token), 200);
+}
+
+}  // namespace
+}  // namespace okr::testing

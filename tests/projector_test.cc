@@ -140,6 +140,39 @@ TEST_F(ProjectorTest, AnAlignedCreateLandsWhileItsParentKeepsChanging) {
   ExpectFullReplayEqualsLive();
 }
 
+// What an authorisation read cannot change under it: the check passed on
+// one state, a unit it relied on moves before the append lands, and the
+// write is decided — and authorised — again, on the state after the move.
+TEST_F(ProjectorTest, AScopeThatChangesUnderAWriteIsCheckedAgain) {
+  int checks = 0;
+  WriteRequest request;
+  RecordCheckIn c;
+  c.key_result = "kr-hires";
+  c.value = 2;
+  request.command = c;
+  request.actor = "editor";
+  // Allowed while amara sits in Talent Acquisition; relies on amara.
+  request.authorize = [&](const Projection& p, const Command&, std::vector<std::string>* read) {
+    ++checks;
+    read->push_back("amara");
+    if (checks == 1) {
+      // amara moves to HR Operations between the check and the append.
+      EventDraft move("admin", "amara");
+      auto b = move.event().initUnitMoved();
+      b.setBefore("ta");
+      b.setAfter("hr-ops");
+      EXPECT_TRUE(store().Append(OneEvent(std::move(move))).ok());
+    }
+    if (p.unit("amara")->current().parent != "ta") return Status::PermissionDenied("out of scope");
+    return Status::Ok();
+  };
+  const uint64_t before = Head();
+  auto r = projector().Write(request);
+  EXPECT_EQ(r.status().code(), Status::Code::kPermissionDenied) << r.status().ToString();
+  EXPECT_EQ(checks, 2);
+  EXPECT_EQ(Head(), before + 1);  // the move only
+}
+
 // An event the fold cannot apply (written around the projector, as a bug
 // or another tool might): the projector says so and stops there, keeps
 // serving the state before it, refuses writes, and starts again the same.

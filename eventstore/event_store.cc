@@ -589,16 +589,17 @@ class EventStore::Impl {
     return *at <= options_.clock_us() - kIdempotencyRetentionUs;
   }
 
-  // Writer thread only. Deletes the idempotency records of appends older
-  // than the retention, walking the log from where the last pass stopped
-  // (meta/idempotency_pruned) for at most kMaxEventsPrunedPerPass events.
-  // Reads `events`, never writes it: deletes go to `idempotency`, the
-  // position to `meta`. Unsynced: a pass lost in a crash is simply redone.
-  void PruneIdempotency() {
+  // Writer thread only. Adds to `wb` the deletes of the idempotency records
+  // of appends older than the retention, walking the log from where the
+  // last pass stopped (meta/idempotency_pruned) for at most
+  // kMaxEventsPrunedPerPass events, and the new position; returns that
+  // position, which holds once `wb` is written. Reads `events`, never writes
+  // them. Runs before a batch's appends are added, so an expired key that
+  // an append of the same batch reuses is deleted first, then written anew.
+  uint64_t PruneIdempotency(rocksdb::WriteBatch* wb) {
     const int64_t now = options_.clock_us();
-    if (now < prune_not_before_us_) return;
+    if (now < prune_not_before_us_) return pruned_through_;
     const int64_t cutoff = now - kIdempotencyRetentionUs;
-    rocksdb::WriteBatch wb;
     uint64_t through = pruned_through_;
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), events_));
     size_t walked = 0;
@@ -606,22 +607,33 @@ class EventStore::Impl {
          it->Next(), ++walked) {
       uint64_t seq = 0;
       auto decoded = DecodedEvent::Decode(View(it->value()));
-      if (!format::ParseSeqKey(View(it->key()), &seq) || !decoded.ok()) return;  // Verify's to report
+      if (!format::ParseSeqKey(View(it->key()), &seq) || !decoded.ok()) break;  // Verify's to report
       auto ev = (*decoded)->event();
       if (ev.getRecordedAt() > cutoff) {
         prune_not_before_us_ = ev.getRecordedAt() + kIdempotencyRetentionUs;
         break;
       }
       if (ev.hasIdempotencyKey() && ev.getIdempotencyKey().size() > 0) {
-        PruneRecord(std::string(ev.getIdempotencyKey().cStr()), seq, &wb);
+        PruneRecord(std::string(ev.getIdempotencyKey().cStr()), seq, wb);
       }
       through = seq;
     }
-    if (through == pruned_through_) return;
-    std::string position;
-    format::PutBigEndian64(&position, through);
-    wb.Put(meta_, format::kIdempotencyPrunedKey, position);
-    if (db_->Write(rocksdb::WriteOptions(), &wb).ok()) pruned_through_ = through;
+    if (through != pruned_through_) {
+      std::string position;
+      format::PutBigEndian64(&position, through);
+      wb->Put(meta_, format::kIdempotencyPrunedKey, position);
+    }
+    return through;
+  }
+
+  // When the writer starts: one pass on its own (unsynced: a pass lost in
+  // a crash is simply redone).
+  void PruneIdempotencyAlone() {
+    rocksdb::WriteBatch wb;
+    uint64_t through = PruneIdempotency(&wb);
+    if (through != pruned_through_ && db_->Write(rocksdb::WriteOptions(), &wb).ok()) {
+      pruned_through_ = through;
+    }
   }
 
   // Deletes the record of `key` if it is the one event `seq`'s append left;
@@ -703,7 +715,7 @@ class EventStore::Impl {
 
   void WriterLoop() {
     std::vector<Pending*> batch;
-    PruneIdempotency();
+    PruneIdempotencyAlone();
     for (;;) {
       {
         std::unique_lock<std::mutex> lock(queue_mu_);
@@ -716,7 +728,6 @@ class EventStore::Impl {
       }
       ProcessBatch(batch);
       batch.clear();
-      PruneIdempotency();
     }
   }
 
@@ -733,6 +744,9 @@ class EventStore::Impl {
     std::unordered_map<std::string, uint64_t> overlay;
     std::unordered_map<std::string, std::pair<Hash, AppendResult>> batch_keys;
     bool any_write = false;
+    // Expired idempotency records go with the batch, deleted before any
+    // append of it writes a record.
+    const uint64_t pruned = PruneIdempotency(&wb);
 
     for (size_t i = 0; i < batch.size(); ++i) {
       AppendRequest& req = batch[i]->request;
@@ -883,6 +897,7 @@ class EventStore::Impl {
                           written);
       }
       if (written.ok()) {
+        pruned_through_ = pruned;
         for (auto& [entity, version] : overlay) versions_[entity] = version;
         writer_head_ = head;
         {

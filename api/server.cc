@@ -442,10 +442,15 @@ class Server::Routes {
          ServerOptions options, Metrics* metrics, std::shared_ptr<spdlog::logger> log)
       : store_(store),
         projector_(projector),
-        tokens_(std::move(tokens)),
+        tokens_(tokens ? std::make_shared<const TokenTable>(std::move(*tokens)) : nullptr),
         options_(std::move(options)),
         metrics_(metrics),
         log_(std::move(log)) {}
+
+  void ReplaceTokens(TokenTable tokens) {
+    if (tokens_.load() == nullptr) return;  // read-only stays read-only
+    tokens_.store(std::make_shared<const TokenTable>(std::move(tokens)));
+  }
 
   void Install(httplib::Server& http) {
     using R = WriteRoute;
@@ -564,15 +569,16 @@ class Server::Routes {
 
   // Authenticates and authorises `access`; on refusal answers and returns false.
   bool Admit(Call& c, Access access) {
+    const std::shared_ptr<const TokenTable> tokens = tokens_.load();
     std::string auth = c.req.get_header_value("Authorization");
     if (!auth.empty()) {
       static constexpr std::string_view kBearer = "Bearer ";
-      if (auth.size() <= kBearer.size() || auth.compare(0, kBearer.size(), kBearer) != 0 || !tokens_) {
+      if (auth.size() <= kBearer.size() || auth.compare(0, kBearer.size(), kBearer) != 0 || !tokens) {
         c.Fail(401, "Authorization must be 'Bearer <token>' with a valid token");
         c.res.set_header("WWW-Authenticate", "Bearer");
         return false;
       }
-      c.principal = tokens_->Authenticate(std::string_view(auth).substr(kBearer.size()));
+      c.principal = tokens->Authenticate(std::string_view(auth).substr(kBearer.size()));
       if (!c.principal) {
         c.Fail(401, "unknown token");
         c.res.set_header("WWW-Authenticate", "Bearer");
@@ -602,7 +608,7 @@ class Server::Routes {
         }
         return true;
       case Access::kWrite:
-        if (!tokens_ || options_.refuse_writes) {
+        if (!tokens || options_.refuse_writes) {
           c.Fail(403, options_.refuse_writes ? "this okrd serves a log read-only (--read-only-forensics)"
                                              : "this okrd is read-only (started without --tokens)");
           return false;
@@ -1272,30 +1278,28 @@ class Server::Routes {
                  {"problem", r.ok ? json(nullptr) : json(r.problem)}});
   }
 
-  // POST /v1/admin/backup {"to": DIR}: a backup of the live database through
-  // okrd's own handle (EventStore::Backup), into DIR on this host.
+  // POST /v1/admin/backup {"to": SUBDIR}: a backup of the live database
+  // through okrd's own handle (EventStore::Backup), into SUBDIR of the
+  // --backup-root fixed at start ("to" absent: the root itself).
   void Backup(Call& c) {
     if (c.principal->role != Role::kAdmin) return c.Fail(403, "backups need the admin role");
+    if (!options_.backup_root) {
+      return c.Fail(403, "backups through okrd are off: start okrd with --backup-root DIR");
+    }
     ApiError e;
     auto body = ParseBody(c.req.body, &e);
     if (!body) return c.Fail(e);
     for (auto it = body->begin(); it != body->end(); ++it) {
       if (it.key() != "to") return c.Fail(400, "unknown field " + it.key().substr(0, 64), it.key().substr(0, 64));
     }
-    if (!body->contains("to") || !(*body)["to"].is_string()) {
-      return c.Fail(400, "to (the backup directory on okrd's host) is required", "to");
+    if (body->contains("to") && !(*body)["to"].is_string()) {
+      return c.Fail(400, "to (a directory under okrd's --backup-root) must be a string", "to");
     }
-    std::string to = (*body)["to"].get<std::string>();
-    if (to.empty() || to.front() != '/') {
-      return c.Fail(ApiError{422, "invalid", "to must be an absolute directory path", "to"});
-    }
-    auto backup = store_->Backup(to);
-    if (!backup.ok()) {
-      if (backup.status().code() == Status::Code::kInvalid) {
-        return c.Fail(ApiError{422, "invalid", backup.status().message(), "to"});
-      }
-      return c.Fail(backup.status());
-    }
+    const std::string to = body->value("to", "");
+    auto dir = options_.backup_root->OpenDir(to);
+    if (!dir.ok()) return FailBackup(c, dir.status());
+    auto backup = store_->Backup((*dir)->path());
+    if (!backup.ok()) return FailBackup(c, backup.status());
     LogLine(*log_, options_.log_format, spdlog::level::info, "backup",
             {{"backup_id", backup->backup_id}, {"head_seq", backup->head_seq}, {"to", to}});
     c.Send(201, {{"backup_id", backup->backup_id},
@@ -1305,6 +1309,11 @@ class Server::Routes {
                  {"size_bytes", backup->size_bytes},
                  {"files", backup->files},
                  {"created_at", FormatTimeUs(backup->created_at_s * 1'000'000)}});
+  }
+
+  static void FailBackup(Call& c, const Status& s) {
+    if (s.code() == Status::Code::kInvalid) return c.Fail(ApiError{422, "invalid", s.message(), "to"});
+    c.Fail(s);
   }
 
   // --- writes ---
@@ -1379,7 +1388,8 @@ class Server::Routes {
 
   EventStore* store_;
   Projector* projector_;
-  std::optional<TokenTable> tokens_;
+  // Null when okrd runs without --tokens; swapped whole on SIGHUP.
+  std::atomic<std::shared_ptr<const TokenTable>> tokens_;
   ServerOptions options_;
   Metrics* metrics_;
   std::shared_ptr<spdlog::logger> log_;
@@ -1410,6 +1420,8 @@ Server::Server(EventStore* store, Projector* projector, std::optional<TokenTable
 }
 
 Server::~Server() = default;
+
+void Server::ReplaceTokens(TokenTable tokens) { routes_->ReplaceTokens(std::move(tokens)); }
 
 int Server::Bind(const std::string& host, int port) {
   int bound = port == 0 ? http_->bind_to_any_port(host) : (http_->bind_to_port(host, port) ? port : -1);

@@ -225,6 +225,7 @@ class EventStore::Impl {
     if (Status st = CheckFormat(); !st.ok()) return st;
     if (Status st = RecoverHead(); !st.ok() && !options.read_only) return st;
     RecoverNewestSnapshotSeq();
+    if (Status st = RecoverPrunePosition(); !st.ok() && !options.read_only) return st;
     if (options.verify_on_open && !options.read_only) {
       VerifyReport report = Verify({});
       if (!report.ok) {
@@ -473,6 +474,9 @@ class EventStore::Impl {
     if (!DecodeIdempotency(value, &seen_fp, &seen)) {
       return Status::Corruption("malformed idempotency record");
     }
+    auto expired = Expired(seen);
+    if (!expired.ok()) return expired.status();
+    if (*expired) return std::optional<AppendResult>();
     if (seen_fp != fingerprint) return IdempotencyMismatch();
     seen.replayed = true;
     return std::optional<AppendResult>(seen);
@@ -655,6 +659,93 @@ class EventStore::Impl {
                            "Idempotency-Key");
   }
 
+  // The recordedAt of stored event `seq`.
+  Result<int64_t> RecordedAt(uint64_t seq) const {
+    std::string value;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), events_, format::SeqKey(seq), &value);
+    if (!s.ok()) return s.IsNotFound() ? Status::Corruption("idempotency record names a missing seq") : FromRocks(s);
+    auto decoded = DecodedEvent::Decode(value);
+    if (!decoded.ok()) return decoded.status();
+    return (*decoded)->event().getRecordedAt();
+  }
+
+  // True when the record's append is older than kIdempotencyRetentionUs: its
+  // age is its first event's recordedAt, so the record needs no clock of its own.
+  Result<bool> Expired(const AppendResult& record) const {
+    auto at = RecordedAt(record.first_seq);
+    if (!at.ok()) return at.status();
+    return *at <= options_.clock_us() - kIdempotencyRetentionUs;
+  }
+
+  // Writer thread only. Adds to `wb` the deletes of the idempotency records
+  // of appends older than the retention, walking the log from where the
+  // last pass stopped (meta/idempotency_pruned) for at most
+  // kMaxEventsPrunedPerPass events, and the new position; returns that
+  // position, which holds once `wb` is written. Reads `events`, never writes
+  // them. Runs before a batch's appends are added, so an expired key that
+  // an append of the same batch reuses is deleted first, then written anew.
+  uint64_t PruneIdempotency(rocksdb::WriteBatch* wb) {
+    const int64_t now = options_.clock_us();
+    if (now < prune_not_before_us_) return pruned_through_;
+    const int64_t cutoff = now - kIdempotencyRetentionUs;
+    uint64_t through = pruned_through_;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), events_));
+    size_t walked = 0;
+    for (it->Seek(format::SeqKey(through + 1)); it->Valid() && walked < kMaxEventsPrunedPerPass;
+         it->Next(), ++walked) {
+      uint64_t seq = 0;
+      auto decoded = DecodedEvent::Decode(View(it->value()));
+      if (!format::ParseSeqKey(View(it->key()), &seq) || !decoded.ok()) break;  // Verify's to report
+      auto ev = (*decoded)->event();
+      if (ev.getRecordedAt() > cutoff) {
+        prune_not_before_us_ = ev.getRecordedAt() + kIdempotencyRetentionUs;
+        break;
+      }
+      if (ev.hasIdempotencyKey() && ev.getIdempotencyKey().size() > 0) {
+        PruneRecord(std::string(ev.getIdempotencyKey().cStr()), seq, wb);
+      }
+      through = seq;
+    }
+    if (through != pruned_through_) {
+      std::string position;
+      format::PutBigEndian64(&position, through);
+      wb->Put(meta_, format::kIdempotencyPrunedKey, position);
+    }
+    return through;
+  }
+
+  // When the writer starts: one pass on its own (unsynced: a pass lost in
+  // a crash is simply redone).
+  void PruneIdempotencyAlone() {
+    rocksdb::WriteBatch wb;
+    uint64_t through = PruneIdempotency(&wb);
+    if (through != pruned_through_ && db_->Write(rocksdb::WriteOptions(), &wb).ok()) {
+      pruned_through_ = through;
+    }
+  }
+
+  // Deletes the record of `key` if it is the one event `seq`'s append left;
+  // a newer append that reused the key after expiry keeps its own.
+  void PruneRecord(const std::string& key, uint64_t seq, rocksdb::WriteBatch* wb) {
+    std::string value;
+    Hash fingerprint{};
+    AppendResult record;
+    if (!db_->Get(rocksdb::ReadOptions(), idempotency_, key, &value).ok()) return;
+    if (!DecodeIdempotency(value, &fingerprint, &record)) return;
+    if (record.first_seq <= seq && seq <= record.last_seq) wb->Delete(idempotency_, key);
+  }
+
+  // At open: where the last prune stopped (0 when none ever ran).
+  Status RecoverPrunePosition() {
+    std::string value;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_, format::kIdempotencyPrunedKey, &value);
+    if (s.IsNotFound()) return Status::Ok();
+    if (!s.ok()) return FromRocks(s);
+    if (value.size() != 8) return Status::Corruption("malformed meta/idempotency_pruned");
+    pruned_through_ = format::GetBigEndian64(value.data());
+    return Status::Ok();
+  }
+
   // Once, at open: the newest snapshot's key (its value, often many MB, is
   // read along with it, which is why this is remembered, not looked up).
   // Snapshots are a cache: one that cannot be read counts as none, and
@@ -712,6 +803,7 @@ class EventStore::Impl {
 
   void WriterLoop() {
     std::vector<Pending*> batch;
+    PruneIdempotencyAlone();
     for (;;) {
       {
         std::unique_lock<std::mutex> lock(queue_mu_);
@@ -741,6 +833,9 @@ class EventStore::Impl {
     std::unordered_map<std::string, std::pair<Hash, AppendResult>> batch_keys;
     std::unordered_set<std::string> batch_ids;  // ids created by this batch so far
     bool any_write = false;
+    // Expired idempotency records go with the batch, deleted before any
+    // append of it writes a record.
+    const uint64_t pruned = PruneIdempotency(&wb);
 
     for (size_t i = 0; i < batch.size(); ++i) {
       AppendRequest& req = batch[i]->request;
@@ -762,7 +857,12 @@ class EventStore::Impl {
               out.result = Status::Corruption("malformed idempotency record");
               continue;
             }
-            found = true;
+            auto expired = Expired(seen);
+            if (!expired.ok()) {
+              out.result = expired.status();
+              continue;
+            }
+            found = !*expired;  // an expired record is a new request's to overwrite
           } else if (!s.IsNotFound()) {
             out.result = FromRocks(s);
             continue;
@@ -895,6 +995,7 @@ class EventStore::Impl {
                           written);
       }
       if (written.ok()) {
+        pruned_through_ = pruned;
         for (auto& [entity, version] : overlay) versions_[entity] = version;
         writer_head_ = head;
         {
@@ -933,6 +1034,8 @@ class EventStore::Impl {
   // committed version of every entity it has looked at.
   Head writer_head_;
   std::unordered_map<std::string, uint64_t> versions_;
+  uint64_t pruned_through_ = 0;       // meta/idempotency_pruned
+  int64_t prune_not_before_us_ = 0;   // no record expires before this
 
   mutable std::mutex head_mu_;
   mutable std::condition_variable head_cv_;

@@ -28,6 +28,9 @@ inline constexpr char kFormatKey[] = "format";
 // (8, BE); logs written before it existed are indexed once at open.
 inline constexpr char kIdsThroughKey[] = "ids_through";
 inline constexpr uint32_t kFormatVersion = 1;
+// Value: seq (8, BE). Every idempotency record of an append at or before
+// this seq that had expired has been deleted (docs/FORMAT.md).
+inline constexpr char kIdempotencyPrunedKey[] = "idempotency_pruned";
 
 inline constexpr size_t kSeqKeySize = 8;    // big-endian uint64
 inline constexpr size_t kHashSize = 32;     // SHA-256

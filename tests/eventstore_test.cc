@@ -302,6 +302,119 @@ TEST_F(EventStoreTest, IdempotentRetryAnswersTheFirstResultAndWritesNothing) {
   EXPECT_EQ(store_->head().seq, 2u);
 }
 
+// Idempotency records have a retention (kIdempotencyRetentionUs), measured
+// with the store's injected clock.
+class IdempotencyRetentionTest : public EventStoreTest {
+ protected:
+  static constexpr int64_t kStartUs = 1'790'000'000'000'000;  // 2026-09-21
+  void SetUp() override { OpenWithClock(); }
+  void OpenWithClock() {
+    OpenOptions options;
+    options.clock_us = [this] { return now_us_.load(); };
+    Open(options);
+  }
+  // Closes the store and counts the records in the `idempotency` column
+  // family as they are on disk.
+  size_t RecordsOnDisk() {
+    store_.reset();
+    rocksdb::Options options;
+    std::vector<std::string> names;
+    EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(options, dir_.path(), &names).ok());
+    std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+    for (auto& n : names) cfs.push_back({n, rocksdb::ColumnFamilyOptions()});
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    EXPECT_TRUE(rocksdb::DB::OpenForReadOnly(options, dir_.path(), cfs, &handles, &db).ok());
+    if (db == nullptr) return SIZE_MAX;
+    size_t n = 0;
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (names[i] != format::kIdempotencyCf) continue;
+      std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), handles[i]));
+      for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
+    }
+    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+    delete db;
+    return n;
+  }
+  // Every stored event's bytes, in order.
+  std::vector<std::string> AllEvents() {
+    auto events = store_->Read(0, SIZE_MAX);
+    EXPECT_TRUE(events.ok());
+    std::vector<std::string> out;
+    for (auto& e : *events) out.push_back(e.bytes);
+    return out;
+  }
+  std::atomic<int64_t> now_us_{kStartUs};
+};
+
+TEST_F(IdempotencyRetentionTest, ARetryWithinTheRetentionReplaysAndAfterItIsANewWrite) {
+  auto first = CheckIn("kr-1", 5, std::nullopt, "alice:key-1");
+  ASSERT_TRUE(first.ok());
+  now_us_ = kStartUs + kIdempotencyRetentionUs - 1;
+  auto retry = CheckIn("kr-1", 5, std::nullopt, "alice:key-1");
+  ASSERT_TRUE(retry.ok());
+  EXPECT_TRUE(retry->replayed);
+  EXPECT_EQ(retry->first_seq, first->first_seq);
+  EXPECT_EQ(store_->head().seq, 1u);
+
+  now_us_ = kStartUs + kIdempotencyRetentionUs;
+  auto found = store_->FindIdempotent("alice:key-1", Sha256(std::to_string(5.0)));
+  ASSERT_TRUE(found.ok());
+  EXPECT_FALSE(found->has_value()) << "an expired record is not found";
+  // Even with another body: the old key is forgotten, not a mismatch.
+  auto late = CheckIn("kr-1", 6, std::nullopt, "alice:key-1");
+  ASSERT_TRUE(late.ok()) << late.status().ToString();
+  EXPECT_FALSE(late->replayed);
+  EXPECT_EQ(late->first_seq, 2u);
+  EXPECT_EQ(store_->head().seq, 2u);
+  // From then on the key answers the new write.
+  auto again = CheckIn("kr-1", 6, std::nullopt, "alice:key-1");
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->replayed);
+  EXPECT_EQ(again->first_seq, 2u);
+}
+
+TEST_F(IdempotencyRetentionTest, ExpiredRecordsAreDeletedFromDiskAndNoEventIsTouched) {
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(CheckIn("kr-" + std::to_string(i), i, std::nullopt, "k" + std::to_string(i)).ok());
+  now_us_ = kStartUs + 3'600'000'000;  // an hour later: one more keyed append
+  ASSERT_TRUE(CheckIn("kr-late", 1, std::nullopt, "k-late").ok());
+  EXPECT_EQ(RecordsOnDisk(), 21u);
+  OpenWithClock();
+
+  now_us_ = kStartUs + kIdempotencyRetentionUs + 60'000'000;  // the first 20 expired a minute ago
+  std::vector<std::string> before = AllEvents();
+  ASSERT_TRUE(CreateUnit("acme").ok());  // the writer prunes after each batch
+  std::vector<std::string> after = AllEvents();
+  ASSERT_EQ(after.size(), before.size() + 1);
+  after.pop_back();
+  EXPECT_EQ(after, before) << "the prune changed a stored event";
+  EXPECT_EQ(RecordsOnDisk(), 1u) << "only k-late is within the retention";
+
+  OpenWithClock();
+  EXPECT_TRUE(store_->Verify().ok);
+  auto kept = CheckIn("kr-late", 1, std::nullopt, "k-late");
+  ASSERT_TRUE(kept.ok());
+  EXPECT_TRUE(kept->replayed);
+}
+
+TEST_F(IdempotencyRetentionTest, OnePassWalksAtMostTheLimitAndTheNextCatchesUp) {
+  const size_t appends = kMaxEventsPrunedPerPass / kMaxEventsPerAppend + 1;
+  for (size_t a = 0; a < appends; ++a) {
+    AppendRequest request;
+    for (size_t i = 0; i < kMaxEventsPerAppend; ++i) {
+      request.events.push_back(CheckInDraft("alice", "kr-" + std::to_string(a), "ci", double(i)));
+    }
+    request.idempotency_key = "bulk-" + std::to_string(a);
+    ASSERT_TRUE(store_->Append(std::move(request)).ok());
+  }
+  now_us_ = kStartUs + kIdempotencyRetentionUs;
+  ASSERT_TRUE(CreateUnit("acme").ok());
+  EXPECT_EQ(RecordsOnDisk(), appends - kMaxEventsPrunedPerPass / kMaxEventsPerAppend);
+  OpenWithClock();  // the writer prunes when it starts, too
+  store_.reset();
+  EXPECT_EQ(RecordsOnDisk(), 0u);
+}
+
 TEST_F(EventStoreTest, ConcurrentIdempotentRetriesApplyOnce) {
   std::vector<std::thread> threads;
   std::atomic<int> fresh{0}, replayed{0};

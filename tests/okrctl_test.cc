@@ -495,7 +495,7 @@ TEST_F(OkrctlTest, FormulaCellsAreNeutralisedOnExportAndRestoredOnImport) {
 
 class OkrctlServerTest : public OkrctlTest {
  protected:
-  OkrctlServerTest() : okrd_(WithTokens({kAdmin, kEditor, kAuditor})) {}
+  OkrctlServerTest() : okrd_(WithTokens({kAdmin, kEditor, kAuditor}, {"--backup-root", dir_.Sub("backups")})) {}
   void SetUp() override { ASSERT_TRUE(okrd_.Start()); }
   std::string Url() const { return "http://127.0.0.1:" + std::to_string(okrd_.port()); }
   std::string As(const Token& t) const { return "OKR_TOKEN=" + t.token; }
@@ -593,11 +593,12 @@ TEST_F(OkrctlServerTest, BackupWhileWritingRestoresAConsistentLog) {
     });
   }
   while (written < 200) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  std::string backups = dir_.Sub("backups");
-  CtlRun first = Server("backup --to " + backups + " --json", kAdmin);
+  // Under okrd's --backup-root.
+  std::string backups = dir_.Sub("backups") + "/nightly";
+  CtlRun first = Server("backup --to nightly --json", kAdmin);
   int at_first = written;
   while (written < at_first + 200) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  CtlRun second = Server("backup --to " + backups + " --json", kAdmin);
+  CtlRun second = Server("backup --to nightly --json", kAdmin);
   stop = true;
   for (auto& w : writers) w.join();
   ASSERT_EQ(first.rc, 0) << first;
@@ -656,13 +657,13 @@ TEST_F(OkrctlServerTest, BackupWhileWritingRestoresAConsistentLog) {
 }
 
 TEST_F(OkrctlServerTest, BackupRouteIsForAdminsOnly) {
-  EXPECT_EQ(okrd_.Post("/v1/admin/backup", {{"to", dir_.Sub("b")}}, kEditor.token).status, 403);
-  EXPECT_EQ(okrd_.Post("/v1/admin/backup", {{"to", dir_.Sub("b")}}, kAuditor.token).status, 403);
-  EXPECT_EQ(okrd_.Post("/v1/admin/backup", {{"to", dir_.Sub("b")}}).status, 401);
-  EXPECT_EQ(okrd_.Post("/v1/admin/backup", {{"to", "relative/dir"}}, kAdmin.token).status, 422);
-  EXPECT_EQ(okrd_.Post("/v1/admin/backup", {{"into", dir_.Sub("b")}}, kAdmin.token).status, 400);
-  EXPECT_EQ(okrd_.Post("/v1/admin/backup", json::object(), kAdmin.token).status, 400);
-  Reply ok = okrd_.Post("/v1/admin/backup", {{"to", dir_.Sub("b")}}, kAdmin.token);
+  EXPECT_EQ(okrd_.Post("/v1/admin/backup", {{"to", "b"}}, kEditor.token).status, 403);
+  EXPECT_EQ(okrd_.Post("/v1/admin/backup", {{"to", "b"}}, kAuditor.token).status, 403);
+  EXPECT_EQ(okrd_.Post("/v1/admin/backup", {{"to", "b"}}).status, 401);
+  // `to` is relative to --backup-root (tests/operator_test.cc has the rest).
+  EXPECT_EQ(okrd_.Post("/v1/admin/backup", {{"to", dir_.Sub("b")}}, kAdmin.token).status, 422);
+  EXPECT_EQ(okrd_.Post("/v1/admin/backup", {{"into", "b"}}, kAdmin.token).status, 400);
+  Reply ok = okrd_.Post("/v1/admin/backup", {{"to", "relative/dir"}}, kAdmin.token);
   EXPECT_EQ(ok.status, 201) << ok;
   EXPECT_EQ(ok.json["head_seq"], okrd_.HeadSeq());
   EXPECT_EQ(okrd_.Get("/v1/events?raw=maybe", kAuditor.token).status, 400);

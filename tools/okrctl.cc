@@ -973,7 +973,7 @@ int main(int argc, char** argv) {
   auto* backup = app.add_subcommand(
       "backup", "Back the database up with RocksDB's BackupEngine (incremental, checksummed)");
   backup->add_option("--to", backup_to,
-                     "backup directory; with --server, a directory on okrd's host")->required();
+                     "backup directory; with --server, a directory under okrd's --backup-root")->required();
   backup->add_option("--data", dir, "okrd data directory, okrd stopped");
   backup->add_option("--server", server, "ask a running okrd to back itself up (admin token in OKR_TOKEN)");
   backup->add_flag("--json", json_out, "print the backup as JSON");

@@ -677,15 +677,19 @@ class EventStore::Impl {
     return *at <= options_.clock_us() - kIdempotencyRetentionUs;
   }
 
+  // Idempotency keys written by a batch, with their fingerprints and answers.
+  using IdempotencyAnswers = std::unordered_map<std::string, std::pair<Hash, AppendResult>>;
+
   // Writer thread only. Adds to `wb` the deletes of the idempotency records
   // of appends older than the retention, walking the log from where the
   // last pass stopped (meta/idempotency_pruned) for at most
   // kMaxEventsPrunedPerPass events, and the new position; returns that
   // position, which holds once `wb` is written. Reads `events`, never writes
-  // them. Runs before a batch's appends are added, so an expired key that
-  // an append of the same batch reuses is deleted first, then written anew.
-  uint64_t PruneIdempotency(rocksdb::WriteBatch* wb) {
-    const int64_t now = options_.clock_us();
+  // them. `now` is the batch's own time (its last event's recordedAt), so
+  // pruning takes no extra reading of the clock; a key in `written` (an
+  // append of this batch reused it after expiry) keeps its new record.
+  uint64_t PruneIdempotency(int64_t now, const IdempotencyAnswers& written,
+                            rocksdb::WriteBatch* wb) {
     if (now < prune_not_before_us_) return pruned_through_;
     const int64_t cutoff = now - kIdempotencyRetentionUs;
     uint64_t through = pruned_through_;
@@ -702,7 +706,8 @@ class EventStore::Impl {
         break;
       }
       if (ev.hasIdempotencyKey() && ev.getIdempotencyKey().size() > 0) {
-        PruneRecord(std::string(ev.getIdempotencyKey().cStr()), seq, wb);
+        std::string key(ev.getIdempotencyKey().cStr());
+        if (!written.count(key)) PruneRecord(key, seq, wb);
       }
       through = seq;
     }
@@ -714,11 +719,11 @@ class EventStore::Impl {
     return through;
   }
 
-  // When the writer starts: one pass on its own (unsynced: a pass lost in
-  // a crash is simply redone).
+  // When the writer starts: one pass on its own, judged by the newest
+  // event's time (unsynced: a pass lost in a crash is simply redone).
   void PruneIdempotencyAlone() {
     rocksdb::WriteBatch wb;
-    uint64_t through = PruneIdempotency(&wb);
+    uint64_t through = PruneIdempotency(head_.recorded_at_us, {}, &wb);
     if (through != pruned_through_ && db_->Write(rocksdb::WriteOptions(), &wb).ok()) {
       pruned_through_ = through;
     }
@@ -830,12 +835,10 @@ class EventStore::Impl {
     rocksdb::WriteBatch wb;
     Head head = writer_head_;
     std::unordered_map<std::string, uint64_t> overlay;
-    std::unordered_map<std::string, std::pair<Hash, AppendResult>> batch_keys;
+    IdempotencyAnswers batch_keys;
     std::unordered_set<std::string> batch_ids;  // ids created by this batch so far
     bool any_write = false;
-    // Expired idempotency records go with the batch, deleted before any
-    // append of it writes a record.
-    const uint64_t pruned = PruneIdempotency(&wb);
+    uint64_t pruned = pruned_through_;
 
     for (size_t i = 0; i < batch.size(); ++i) {
       AppendRequest& req = batch[i]->request;
@@ -978,6 +981,8 @@ class EventStore::Impl {
 
     Status written = Status::Ok();
     if (any_write) {
+      // Expired idempotency records go with the batch.
+      pruned = PruneIdempotency(head.recorded_at_us, batch_keys, &wb);
       wb.Put(meta_, format::kHeadKey, format::EncodeHead(head.seq, head.hash, head.recorded_at_us));
       wb.Put(meta_, format::kIdsThroughKey, format::SeqKey(head.seq));
       rocksdb::WriteOptions wo;

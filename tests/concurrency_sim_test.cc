@@ -69,16 +69,6 @@ constexpr int kShownProblems = 12;
 const std::vector<std::string> kBaseObjectives = {"o0", "o1", "o2", "o3"};
 const std::vector<std::string> kBaseKeyResults = {"k0", "k1", "k2", "k3"};
 
-std::string DateIn(int days) {
-  auto now = std::chrono::system_clock::now() + std::chrono::hours(24 * days);
-  std::time_t secs = std::chrono::system_clock::to_time_t(now);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
-  return buf;
-}
-
 // What the client meant a request to do, which decides what it may answer.
 enum class Intent {
   kWrite,     // a plausible write: any refusal a rule allows, or an append

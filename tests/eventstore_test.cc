@@ -4,6 +4,7 @@
 #include <rocksdb/db.h>
 
 #include <atomic>
+#include <map>
 #include <random>
 #include <set>
 #include <thread>
@@ -54,8 +55,10 @@ class EventStoreTest : public ::testing::Test {
     return *decoded;
   }
 
-  // Direct access to the RocksDB files, bypassing the store, as a tamperer would.
-  void WithRawDb(const std::function<void(rocksdb::DB*, rocksdb::ColumnFamilyHandle*)>& fn) {
+  using Families = std::map<std::string, rocksdb::ColumnFamilyHandle*>;
+  // Direct access to the RocksDB files, bypassing the store, as a tamperer
+  // would: the store is closed, `fn` gets every column family by name.
+  void WithRawFamilies(const std::function<void(rocksdb::DB*, const Families&)>& fn) {
     store_.reset();
     rocksdb::Options options;
     std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
@@ -65,35 +68,23 @@ class EventStoreTest : public ::testing::Test {
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
     rocksdb::DB* db = nullptr;
     ASSERT_TRUE(rocksdb::DB::Open(options, dir_.path(), cfs, &handles, &db).ok());
-    rocksdb::ColumnFamilyHandle* events = nullptr;
-    for (size_t i = 0; i < names.size(); ++i) {
-      if (names[i] == format::kEventsCf) events = handles[i];
-    }
-    fn(db, events);
+    Families families;
+    for (size_t i = 0; i < names.size(); ++i) families[names[i]] = handles[i];
+    fn(db, families);
     for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
     delete db;
+  }
+  void WithRawDb(const std::function<void(rocksdb::DB*, rocksdb::ColumnFamilyHandle*)>& fn) {
+    WithRawFamilies([&](rocksdb::DB* db, const Families& f) { fn(db, f.at(format::kEventsCf)); });
   }
 
   // Removes the `ids` column family and its meta record, as a log written
   // before they existed lacks them.
   void DropIdIndex() {
-    store_.reset();
-    rocksdb::Options options;
-    std::vector<std::string> names;
-    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(options, dir_.path(), &names).ok());
-    std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
-    for (auto& n : names) cfs.push_back({n, rocksdb::ColumnFamilyOptions()});
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* db = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(options, dir_.path(), cfs, &handles, &db).ok());
-    for (size_t i = 0; i < names.size(); ++i) {
-      if (names[i] == format::kIdsCf) ASSERT_TRUE(db->DropColumnFamily(handles[i]).ok());
-      if (names[i] == format::kMetaCf) {
-        ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), handles[i], format::kIdsThroughKey).ok());
-      }
-    }
-    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
-    delete db;
+    WithRawFamilies([](rocksdb::DB* db, const Families& f) {
+      ASSERT_TRUE(db->DropColumnFamily(f.at(format::kIdsCf)).ok());
+      ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), f.at(format::kMetaCf), format::kIdsThroughKey).ok());
+    });
   }
 
   VerifyReport ReopenReadOnlyAndVerify() {
@@ -316,24 +307,12 @@ class IdempotencyRetentionTest : public EventStoreTest {
   // Closes the store and counts the records in the `idempotency` column
   // family as they are on disk.
   size_t RecordsOnDisk() {
-    store_.reset();
-    rocksdb::Options options;
-    std::vector<std::string> names;
-    EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(options, dir_.path(), &names).ok());
-    std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
-    for (auto& n : names) cfs.push_back({n, rocksdb::ColumnFamilyOptions()});
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* db = nullptr;
-    EXPECT_TRUE(rocksdb::DB::OpenForReadOnly(options, dir_.path(), cfs, &handles, &db).ok());
-    if (db == nullptr) return SIZE_MAX;
     size_t n = 0;
-    for (size_t i = 0; i < names.size(); ++i) {
-      if (names[i] != format::kIdempotencyCf) continue;
-      std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), handles[i]));
+    WithRawFamilies([&](rocksdb::DB* db, const Families& f) {
+      std::unique_ptr<rocksdb::Iterator> it(
+          db->NewIterator(rocksdb::ReadOptions(), f.at(format::kIdempotencyCf)));
       for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
-    }
-    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
-    delete db;
+    });
     return n;
   }
   // Every stored event's bytes, in order.
@@ -402,7 +381,9 @@ TEST_F(IdempotencyRetentionTest, OnePassWalksAtMostTheLimitAndTheNextCatchesUp) 
   for (size_t a = 0; a < appends; ++a) {
     AppendRequest request;
     for (size_t i = 0; i < kMaxEventsPerAppend; ++i) {
-      request.events.push_back(CheckInDraft("alice", "kr-" + std::to_string(a), "ci", double(i)));
+      request.events.push_back(CheckInDraft("alice", "kr-" + std::to_string(a),
+                                            "ci-" + std::to_string(a) + "-" + std::to_string(i),
+                                            double(i)));
     }
     request.idempotency_key = "bulk-" + std::to_string(a);
     ASSERT_TRUE(store_->Append(std::move(request)).ok());

@@ -56,8 +56,6 @@ std::string FormatUs(int64_t us) {
   return buf;
 }
 
-// Today ± days, as a cycle date (UTC).
-std::string DateIn(int days) { return FormatUs(NowUs() + days * kDayUs).substr(0, 10); }
 // Now ± days, as an RFC 3339 date-time.
 std::string TimeIn(double days) { return FormatUs(NowUs() + static_cast<int64_t>(days * kDayUs)); }
 

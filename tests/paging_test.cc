@@ -26,16 +26,6 @@ const Token kAuditor{"tok-auditor-40d2b9f3", "audrey", "auditor", {}};
 constexpr int64_t kDayUs = 86'400'000'000LL;
 const char* const kDiffLists[] = {"created", "changed", "archived", "check_ins", "corrections", "comments"};
 
-std::string DateIn(int days) {
-  auto now = std::chrono::system_clock::now() + std::chrono::microseconds(days * kDayUs);
-  std::time_t secs = std::chrono::system_clock::to_time_t(now);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
-  return buf;
-}
-
 Reply Want(const Reply& r, int status) {
   EXPECT_EQ(r.status, status) << r;
   return r;

@@ -39,16 +39,20 @@ export function apiUrl(path, params = {}) {
   return url;
 }
 
-// GET a JSON answer; throws ApiError with okrd's error code and message.
-export async function get(path, params = {}, { token = getToken() } = {}) {
-  const headers = { Accept: 'application/json' };
+// Sends a GET with the bearer token (when there is one); throws ApiError
+// when okrd does not answer at all.
+async function send(path, params, token, headers = {}) {
   if (token) headers.Authorization = `Bearer ${token}`;
-  let res;
   try {
-    res = await fetch(apiUrl(path, params), { headers, cache: 'no-store' });
+    return await fetch(apiUrl(path, params), { headers, cache: 'no-store' });
   } catch (e) {
     throw new ApiError(0, 'unreachable', `okrd did not answer (${e.message})`, null);
   }
+}
+
+// GET a JSON answer; throws ApiError with okrd's error code and message.
+export async function get(path, params = {}, { token = getToken() } = {}) {
+  const res = await send(path, params, token, { Accept: 'application/json' });
   const text = await res.text();
   let body = null;
   try {
@@ -68,14 +72,7 @@ export async function get(path, params = {}, { token = getToken() } = {}) {
 // the answer is fetched with the token and saved through a Blob; without a
 // token it is the same request a link would make. Throws ApiError.
 export async function download(path, params, filename, { token = getToken() } = {}) {
-  const headers = {};
-  if (token) headers.Authorization = `Bearer ${token}`;
-  let res;
-  try {
-    res = await fetch(apiUrl(path, params), { headers, cache: 'no-store' });
-  } catch (e) {
-    throw new ApiError(0, 'unreachable', `okrd did not answer (${e.message})`, null);
-  }
+  const res = await send(path, params, token);
   if (!res.ok) {
     let e = {};
     try {

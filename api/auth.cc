@@ -1,12 +1,19 @@
 #include "api/auth.h"
 
+#include <fcntl.h>
+#include <grp.h>
 #include <openssl/crypto.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
-#include <fstream>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <sstream>
+
+#include "projections/commands.h"
 
 namespace okr::api {
 
@@ -28,27 +35,106 @@ const char* RoleName(Role role) {
   return "viewer";
 }
 
-Result<TokenTable> TokenTable::Load(const std::string& path) {
-  struct stat st {};
-  if (stat(path.c_str(), &st) != 0) return Status::NotFound("tokens file " + path + " not found");
-  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-    return Status::Invalid("tokens file " + path +
-                           " may be read by group or others; chmod 600 it");
-  }
-  std::ifstream in(path);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  if (!in) return Status::IOError("cannot read tokens file " + path);
-  return FromJson(buffer.str());
+namespace {
+
+// Upper bound on a tokens file: far above any real organisation's list.
+constexpr size_t kMaxTokensFileBytes = 16 * 1024 * 1024;
+
+// True when group id `gid` is named kTokensGroup.
+bool IsTokensGroup(gid_t gid) {
+  std::vector<char> buf(16 * 1024);
+  struct group grp {};
+  struct group* found = nullptr;
+  if (getgrgid_r(gid, &grp, buf.data(), buf.size(), &found) != 0 || found == nullptr) return false;
+  return std::string_view(found->gr_name) == kTokensGroup;
 }
+
+// The checks SPEC §4 asks of the open tokens file.
+Status CheckTokensFile(const std::string& path, const struct stat& st) {
+  if (!S_ISREG(st.st_mode)) return Status::Invalid("tokens file " + path + " is not a regular file");
+  if (st.st_uid != 0 && st.st_uid != geteuid()) {
+    return Status::Invalid("tokens file " + path + " must be owned by root or by okrd's user (uid " +
+                           std::to_string(geteuid()) + "), not uid " + std::to_string(st.st_uid));
+  }
+  const unsigned mode = st.st_mode & 07777;
+  if ((mode & ~kTokensMaxMode) != 0) {
+    char octal[8];
+    std::snprintf(octal, sizeof octal, "%04o", mode);
+    return Status::Invalid("tokens file " + path + " has mode " + octal +
+                           "; tokens are credentials: chmod 600 it (or 640 with group " +
+                           kTokensGroup + ")");
+  }
+  if ((mode & S_IRGRP) != 0 && !IsTokensGroup(st.st_gid)) {
+    return Status::Invalid("tokens file " + path + " is readable by its group, which is not " +
+                           kTokensGroup + ": chmod 600 it, or chgrp " + kTokensGroup + " it");
+  }
+  return Status::Ok();
+}
+
+// Reads what is left of `fd`, at most kMaxTokensFileBytes.
+Result<std::string> ReadAll(int fd, const std::string& path) {
+  std::string text;
+  char buf[64 * 1024];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::IOError("cannot read tokens file " + path + ": " + std::strerror(errno));
+    if (n == 0) return text;
+    text.append(buf, static_cast<size_t>(n));
+    if (text.size() > kMaxTokensFileBytes) return Status::Invalid("tokens file " + path + " is too large");
+  }
+}
+
+}  // namespace
+
+Result<TokenTable> TokenTable::Load(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    if (errno == ELOOP) return Status::Invalid("tokens file " + path + " is a symlink; name the file itself");
+    if (errno == ENOENT) return Status::NotFound("tokens file " + path + " not found");
+    return Status::IOError("cannot open tokens file " + path + ": " + std::strerror(errno));
+  }
+  struct stat st {};
+  Status checked = ::fstat(fd, &st) == 0 ? CheckTokensFile(path, st)
+                                        : Status::IOError("cannot stat tokens file " + path);
+  Result<std::string> text = checked.ok() ? ReadAll(fd, path) : Result<std::string>(checked);
+  ::close(fd);
+  if (!text.ok()) return text.status();
+  return FromJson(*text);
+}
+
+namespace {
+
+// The optional fields of one entry: units (editor scope) and subject.
+Status ParseOptional(const nlohmann::json& item, Principal* p) {
+  if (item.contains("units")) {
+    if (!item["units"].is_array()) return Status::Invalid("units of " + p->actor + " must be a list");
+    for (const auto& u : item["units"]) {
+      if (!u.is_string()) return Status::Invalid("units of " + p->actor + " must be strings");
+      p->units.push_back(u.get<std::string>());
+    }
+  }
+  if (item.contains("subject")) {
+    const auto& subject = item["subject"];
+    if (!subject.is_string() || !ValidId(subject.get<std::string>())) {
+      return Status::Invalid("subject of " + p->actor +
+                             " must be a person unit id (1-64 characters of a-z 0-9 . _ -)");
+    }
+    p->subject = subject.get<std::string>();
+  }
+  return Status::Ok();
+}
+
+}  // namespace
 
 Result<TokenTable> TokenTable::FromJson(const std::string& text) {
   nlohmann::json list = nlohmann::json::parse(text, nullptr, false);
   if (list.is_discarded() || !list.is_array()) {
-    return Status::Invalid("tokens file must be a JSON list of {actor, role, units, token_sha256}");
+    return Status::Invalid("tokens file must be a JSON list of {actor, role, units, token_sha256, subject}");
   }
   TokenTable table;
   std::set<std::string> actors;
+  std::map<Hash, std::string> hashes;  // token_sha256 -> the actor holding it
   for (const auto& item : list) {
     if (!item.is_object() || !item.contains("actor") || !item["actor"].is_string() ||
         !item.contains("role") || !item["role"].is_string() || !item.contains("token_sha256") ||
@@ -63,15 +149,16 @@ Result<TokenTable> TokenTable::FromJson(const std::string& text) {
     auto role = ParseRole(item["role"].get<std::string>());
     if (!role) return Status::Invalid("unknown role for " + e.principal.actor);
     e.principal.role = *role;
-    if (item.contains("units")) {
-      if (!item["units"].is_array()) return Status::Invalid("units of " + e.principal.actor + " must be a list");
-      for (const auto& u : item["units"]) {
-        if (!u.is_string()) return Status::Invalid("units of " + e.principal.actor + " must be strings");
-        e.principal.units.push_back(u.get<std::string>());
-      }
-    }
+    if (Status s = ParseOptional(item, &e.principal); !s.ok()) return s;
     if (!FromHex(item["token_sha256"].get<std::string>(), &e.token_sha256)) {
       return Status::Invalid("token_sha256 of " + e.principal.actor + " is not 64 hex digits");
+    }
+    // One token for two principals would make who acted depend on the
+    // file's order: refuse it.
+    auto [at, fresh] = hashes.emplace(e.token_sha256, e.principal.actor);
+    if (!fresh) {
+      return Status::Invalid("actors " + at->second + " and " + e.principal.actor +
+                             " have the same token_sha256; give each its own token");
     }
     table.entries_.push_back(std::move(e));
   }
@@ -92,7 +179,7 @@ std::optional<Principal> TokenTable::Authenticate(std::string_view token) const 
 }
 
 bool InScope(const Projection& projection, const std::vector<std::string>& scope,
-             const std::string& unit) {
+             const std::string& unit, std::vector<std::string>* read) {
   std::string at = unit;
   for (size_t depth = 0; !at.empty() && depth <= projection.units().size(); ++depth) {
     for (const auto& s : scope) {
@@ -100,6 +187,7 @@ bool InScope(const Projection& projection, const std::vector<std::string>& scope
     }
     const Unit* u = projection.unit(at);
     if (u == nullptr) return false;
+    if (read != nullptr) read->push_back(at);
     at = u->current().parent;
   }
   return false;

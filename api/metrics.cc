@@ -42,9 +42,18 @@ void Metrics::RequestTimedOut() {
 }
 
 std::string Metrics::Render(uint64_t head_seq, uint64_t projected_seq,
-                            int64_t snapshot_age_events) const {
+                            int64_t snapshot_age_events, const std::string& status,
+                            uint64_t stuck_seq) const {
   std::ostringstream out;
   std::lock_guard<std::mutex> lock(mu_);
+  out << "# HELP okrd_status 1 for the status /healthz reports, 0 for the others.\n"
+      << "# TYPE okrd_status gauge\n";
+  for (const char* name : {"ok", "stuck"}) {
+    out << "okrd_status{status=\"" << name << "\"} " << (status == name ? 1 : 0) << "\n";
+  }
+  out << "# HELP okrd_stuck_seq The event the projection could not fold (0: none).\n"
+      << "# TYPE okrd_stuck_seq gauge\n"
+      << "okrd_stuck_seq " << stuck_seq << "\n";
   out << "# HELP okrd_requests_total HTTP requests answered, by route and status.\n"
       << "# TYPE okrd_requests_total counter\n";
   for (const auto& [key, count] : requests_) {

@@ -108,6 +108,7 @@ int main(int argc, char** argv) {
   std::string data_dir = "data";
   std::string listen = "127.0.0.1:8080";
   std::string tokens_path;
+  std::string backup_root;
   std::string log_format = "text";
   std::string dashboard_dir = DefaultDashboardDir();
   bool private_reads = false;
@@ -120,8 +121,12 @@ int main(int argc, char** argv) {
   app.add_option("--data", data_dir, "Data directory (created when missing)")->capture_default_str();
   app.add_option("--listen", listen, "HOST:PORT to listen on (port 0: any free port)")->capture_default_str();
   app.add_option("--tokens", tokens_path,
-                 "Tokens file: JSON list of {actor, role, units, token_sha256}, mode 0600. "
+                 "Tokens file: JSON list of {actor, role, units, token_sha256, subject}, owned by root "
+                 "or okrd's user, mode 0600 (or 0640, group okrd), re-read on SIGHUP. "
                  "Without it okrd is read-only");
+  app.add_option("--backup-root", backup_root,
+                 "Directory POST /v1/admin/backup writes under (created 0700 when missing). "
+                 "Without it that route answers 403");
   app.add_flag("--private", private_reads, "Every read needs a token too");
   app.add_option("--snapshot-every", snapshot_every, "Write a snapshot every N events (0: never)")
       ->capture_default_str();
@@ -182,6 +187,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);  // re-read the tokens file
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -241,6 +247,12 @@ int main(int argc, char** argv) {
   okr::ProjectorOptions projector_options;
   projector_options.snapshot_every_events = forensics ? 0 : snapshot_every;
   projector_options.clock_us = clock_us;
+  projector_options.on_stuck = [&](uint64_t seq, const okr::Status& why) {
+    // Once: okrd keeps serving reads of the state before `seq`.
+    log_line(spdlog::level::critical, "projection_stuck",
+             {{"seq", seq}, {"error", why.ToString()},
+              {"effect", "reads answer the state before this event; writes answer 503"}});
+  };
   started = std::chrono::steady_clock::now();
   auto projector = okr::Projector::Open(store->get(), projector_options);
   if (!projector.ok()) {
@@ -284,7 +296,18 @@ int main(int argc, char** argv) {
     tokens = std::move(loaded.value());
   }
 
+  std::shared_ptr<const okr::api::BackupRoot> backups;
+  if (!backup_root.empty() && !forensics) {
+    auto opened = okr::api::BackupRoot::Open(backup_root);
+    if (!opened.ok()) {
+      std::cerr << "okrd: " << opened.status().message() << "\n";
+      return kExitUsage;
+    }
+    backups = *opened;
+  }
+
   okr::api::ServerOptions server_options;
+  server_options.backup_root = backups;
   server_options.private_reads = private_reads;
   server_options.refuse_writes = forensics;
   server_options.threads = threads;
@@ -323,9 +346,25 @@ int main(int argc, char** argv) {
               << std::endl;
   }
 
+  // SIGHUP re-reads the tokens file with every check of the start; a file
+  // that fails them leaves the table in use as it was.
+  auto reload_tokens = [&] {
+    if (tokens_path.empty()) {
+      log_line(spdlog::level::warn, "tokens_not_reloaded", {{"error", "okrd runs without --tokens"}});
+      return;
+    }
+    auto loaded = okr::api::TokenTable::Load(tokens_path);
+    if (!loaded.ok()) {
+      log_line(spdlog::level::err, "tokens_reload_refused",
+               {{"path", tokens_path}, {"error", loaded.status().message()}, {"kept", "the previous tokens"}});
+      return;
+    }
+    server.ReplaceTokens(std::move(loaded.value()));
+    log_line(spdlog::level::info, "tokens_reloaded", {{"path", tokens_path}});
+  };
   std::thread waiter([&] {
     int sig = 0;
-    sigwait(&signals, &sig);
+    while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) reload_tokens();
     log_line(spdlog::level::info, "stopping", {{"signal", sig}});
     server.Stop();
   });

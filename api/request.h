@@ -15,7 +15,7 @@ namespace okr::api {
 // Limits on requests (each tested).
 inline constexpr size_t kMaxBodyBytes = 1u << 20;      // 1 MiB; larger answers 413
 inline constexpr int kMaxJsonDepth = 16;               // nesting of a request body
-inline constexpr size_t kDefaultPageSize = 100;
+inline constexpr size_t kDefaultPageSize = 1000;  // SPEC §6: default and maximum 1000
 inline constexpr size_t kMaxPageSize = 1000;
 inline constexpr size_t kMaxUriBytes = 8192;           // compiled into cpp-httplib
 inline constexpr size_t kMaxHeaderBytes = 8192;        // compiled into cpp-httplib

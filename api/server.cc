@@ -16,6 +16,7 @@
 #include <cstring>
 #include <deque>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <set>
@@ -131,6 +132,33 @@ enum class Access {
   kAuditRead,
   kWrite,
 };
+
+// A diff page reads the log this many events at a time and takes the
+// projection's lock once per batch, so a follower folding new events
+// waits for one batch, never for a whole page.
+constexpr uint64_t kDiffEventsPerLock = 1024;
+
+// A page cursor: "<as_of>.<position>". It pins the state the first page
+// answered from (lists: its as_of; diff: its `to`), so every page of one
+// listing answers from the same state however the log grows, and says
+// where the previous page ended (an id, a position in a series, or a
+// diff's "<seq>.<rows of that event shown>"). Opaque to clients.
+struct PageCursor {
+  uint64_t as_of = 0;
+  std::string position;
+};
+
+std::optional<PageCursor> ParsePageCursor(std::string_view text) {
+  auto dot = text.find('.');
+  if (dot == std::string_view::npos || dot + 1 == text.size()) return std::nullopt;
+  auto as_of = ParseUnsigned(text.substr(0, dot));
+  if (!as_of) return std::nullopt;
+  return PageCursor{*as_of, std::string(text.substr(dot + 1))};
+}
+
+std::string PageCursorText(uint64_t as_of, const std::string& position) {
+  return std::to_string(as_of) + "." + position;
+}
 
 int64_t WallClockUs() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -770,10 +798,15 @@ class Server::Routes {
          ServerOptions options, Metrics* metrics, std::shared_ptr<spdlog::logger> log)
       : store_(store),
         projector_(projector),
-        tokens_(std::move(tokens)),
+        tokens_(tokens ? std::make_shared<const TokenTable>(std::move(*tokens)) : nullptr),
         options_(std::move(options)),
         metrics_(metrics),
         log_(std::move(log)) {}
+
+  void ReplaceTokens(TokenTable tokens) {
+    if (tokens_.load() == nullptr) return;  // read-only stays read-only
+    tokens_.store(std::make_shared<const TokenTable>(std::move(tokens)));
+  }
 
   void Install(httplib::Server& http) {
     using R = WriteRoute;
@@ -798,7 +831,8 @@ class Server::Routes {
     Get(http, R"(/v1/key-results/([^/]+)/check-ins)", CacheBy{"limit", "cursor", "as_of", "at"},
               [this](Call& c) { ListCheckIns(c); });
     Get(http, "/v1/cascade", CacheBy{"as_of", "at", "cycle", "root"}, [this](Call& c) { GetCascade(c); });
-    Get(http, "/v1/diff", CacheBy{"as_of", "from", "to", "cycle"}, [this](Call& c) { GetDiff(c); });
+    Get(http, "/v1/diff", CacheBy{"as_of", "from", "to", "cycle", "limit", "cursor"},
+        [this](Call& c) { GetDiff(c); });
     Get(http, "/v1/lint", Access::kStateRead, [this](Call& c) { GetLint(c); });
     Get(http, "/v1/events", Access::kAuditRead, [this](Call& c) { ListEvents(c); });
     Get(http, R"(/v1/history/([^/]+))", Access::kAuditRead, [this](Call& c) { GetHistory(c); });
@@ -890,6 +924,8 @@ class Server::Routes {
               std::chrono::steady_clock::time_point started, bool no_store = true) {
     res.set_header("X-Content-Type-Options", "nosniff");
     res.set_header("X-Request-Id", request_id);
+    // Every answer says when okrd is not healthy (SPEC §6).
+    if (projector_->is_stuck()) res.set_header("Okrd-Status", "stuck");
     if (no_store) res.set_header("Cache-Control", "no-store");
     int64_t micros = std::chrono::duration_cast<std::chrono::microseconds>(
                          std::chrono::steady_clock::now() - started)
@@ -908,15 +944,16 @@ class Server::Routes {
 
   // Authenticates and authorises `access`; on refusal answers and returns false.
   bool Admit(Call& c, Access access) {
+    const std::shared_ptr<const TokenTable> tokens = tokens_.load();
     std::string auth = c.req.get_header_value("Authorization");
     if (!auth.empty()) {
       static constexpr std::string_view kBearer = "Bearer ";
-      if (auth.size() <= kBearer.size() || auth.compare(0, kBearer.size(), kBearer) != 0 || !tokens_) {
+      if (auth.size() <= kBearer.size() || auth.compare(0, kBearer.size(), kBearer) != 0 || !tokens) {
         c.Fail(401, "Authorization must be 'Bearer <token>' with a valid token");
         c.res.set_header("WWW-Authenticate", "Bearer");
         return false;
       }
-      c.principal = tokens_->Authenticate(std::string_view(auth).substr(kBearer.size()));
+      c.principal = tokens->Authenticate(std::string_view(auth).substr(kBearer.size()));
       if (!c.principal) {
         c.Fail(401, "unknown token");
         c.res.set_header("WWW-Authenticate", "Bearer");
@@ -946,7 +983,7 @@ class Server::Routes {
         }
         return true;
       case Access::kWrite:
-        if (!tokens_ || options_.refuse_writes) {
+        if (!tokens || options_.refuse_writes) {
           c.Fail(403, options_.refuse_writes ? "this okrd serves a log read-only (--read-only-forensics)"
                                              : "this okrd is read-only (started without --tokens)");
           return false;
@@ -1107,29 +1144,69 @@ class Server::Routes {
     return id;
   }
 
-  // A page of a sorted id-keyed map: items after `cursor`, at most `limit`.
-  template <typename M, typename Keep, typename Render>
-  void Page(Call& c, const M& map, uint64_t as_of, Keep keep, Render render) {
+  // The state a page answers from: a cursor's pinned as_of (and where the
+  // previous page ended), or as_of= / the head for a first page. An as_of=
+  // that disagrees with the cursor's is refused (400), like a cursor this
+  // server did not give.
+  std::optional<Point> ParsePagedPoint(Call& c, const Projection& p, std::optional<PageCursor>* cursor) {
+    if (const std::string* text = c.Param("cursor")) {
+      *cursor = ParsePageCursor(*text);
+      if (!*cursor || (*cursor)->as_of > p.seq()) {
+        c.Fail(ApiError{400, "malformed", "cursor is not one this server gave", "cursor"});
+        return std::nullopt;
+      }
+    }
+    auto point = ParsePoint(c, p);
+    if (!point || !*cursor) return point;
+    if (c.Param("as_of") && point->as_of != (*cursor)->as_of) {
+      c.Fail(ApiError{400, "malformed", "cursor belongs to as_of " + std::to_string((*cursor)->as_of), "cursor"});
+      return std::nullopt;
+    }
+    point->as_of = (*cursor)->as_of;
+    if (point->as_of < p.seq()) point->now = p.TimeOfSeq(point->as_of);
+    return point;
+  }
+
+  // A page of a sorted id-keyed map as it stood at the page's as_of: rows
+  // of the kept entities after the cursor's id, at most `limit`, copied
+  // out under the projection's lock and rendered after it is released.
+  template <typename E, typename Keep, typename RowOf, typename Render>
+  void Page(Call& c, const std::map<std::string, E>& (Projection::*all)() const, Keep keep,
+            RowOf row_of, Render render) {
     ApiError e;
     auto limit = ParseLimit(c.Param("limit"), &e);
     if (!limit) return c.Fail(e);
-    std::string cursor = c.ParamOr("cursor");
-    if (!cursor.empty() && !ValidId(cursor)) {
-      return c.Fail(ApiError{400, "malformed", "cursor is not one this server gave", "cursor"});
-    }
-    json items = json::array();
+    using Row = decltype(row_of(std::declval<View&>(), std::declval<const E&>()));
+    std::vector<Row> rows;
     std::string last;
     bool more = false;
-    for (auto it = cursor.empty() ? map.begin() : map.upper_bound(cursor); it != map.end(); ++it) {
-      if (!keep(it->second)) continue;
-      if (items.size() == *limit) {
-        more = true;
-        break;
+    std::optional<uint64_t> as_of = projector_->Read([&](const Projection& p) -> std::optional<uint64_t> {
+      std::optional<PageCursor> cursor;
+      auto point = ParsePagedPoint(c, p, &cursor);
+      if (!point) return std::nullopt;
+      if (cursor && !ValidId(cursor->position)) {
+        c.Fail(ApiError{400, "malformed", "cursor is not one this server gave", "cursor"});
+        return std::nullopt;
       }
-      items.push_back(render(it->second));
-      last = it->first;
-    }
-    c.Send(200, {{"items", std::move(items)}, {"next", more ? json(last) : json(nullptr)}, {"as_of_seq", as_of}});
+      View v(p, point->as_of, point->at, point->now);
+      const auto& map = (p.*all)();
+      for (auto it = cursor ? map.upper_bound(cursor->position) : map.begin(); it != map.end(); ++it) {
+        if (!it->second.At(point->as_of) || !keep(it->second, point->as_of)) continue;
+        if (rows.size() == *limit) {
+          more = true;
+          break;
+        }
+        rows.push_back(row_of(v, it->second));
+        last = it->first;
+      }
+      return point->as_of;
+    });
+    if (!as_of) return;
+    json items = json::array();
+    for (const Row& row : rows) items.push_back(render(row));
+    c.Send(200, {{"items", std::move(items)},
+                 {"next", more ? json(PageCursorText(*as_of, last)) : json(nullptr)},
+                 {"as_of_seq", *as_of}});
   }
 
   void SendEntity(Call& c, json body, uint64_t as_of) {
@@ -1142,9 +1219,20 @@ class Server::Routes {
 
   // Liveness stays open for probes; under --private only a token holder
   // learns anything about the log.
+  // 200 "ok", or 503 with the status and why (SPEC §6), so a load
+  // balancer stops routing to an okrd that cannot take writes.
   void Health(Call& c) {
-    if (options_.private_reads && !c.principal) return c.Send(200, {{"status", "ok"}});
-    c.Send(200, {{"status", "ok"}, {"head_seq", store_->head().seq}, {"projected_seq", projector_->seq()}});
+    auto stuck = projector_->stuck();
+    int status = stuck ? 503 : 200;
+    json body = {{"status", stuck ? "stuck" : "ok"}};
+    if (options_.private_reads && !c.principal) return c.Send(status, body);
+    body["head_seq"] = store_->head().seq;
+    body["projected_seq"] = projector_->seq();
+    if (stuck) {
+      body["stuck_seq"] = stuck->seq;
+      body["reason"] = stuck->reason;
+    }
+    c.Send(status, body);
   }
 
   // An event as the audit routes show it; the idempotency key without the
@@ -1161,19 +1249,10 @@ class Server::Routes {
     uint64_t snapshot_seq = store_->NewestSnapshotSeq();
     int64_t age = snapshot_seq > 0 ? static_cast<int64_t>(head - snapshot_seq) : -1;
     c.res.status = 200;
-    c.res.set_content(metrics_->Render(head, projector_->seq(), age), "text/plain; version=0.0.4");
-  }
-
-  // A page of one kind of entity as it stood at as_of.
-  template <typename E, typename Render>
-  void ListAsOf(Call& c, const std::map<std::string, E>& (Projection::*all)() const, Render render) {
-    projector_->Read([&](const Projection& p) {
-      auto point = ParsePoint(c, p);
-      if (!point) return;
-      View v(p, point->as_of, point->at, point->now);
-      Page(c, (p.*all)(), point->as_of, [&](const E& e) { return e.At(point->as_of) != nullptr; },
-           [&](const E& e) { return render(v, e); });
-    });
+    auto stuck = projector_->stuck();
+    c.res.set_content(metrics_->Render(head, projector_->seq(), age, stuck ? "stuck" : "ok",
+                                       stuck ? stuck->seq : 0),
+                      "text/plain; version=0.0.4");
   }
 
   // One entity as it stood at as_of, with its version as ETag.
@@ -1193,13 +1272,15 @@ class Server::Routes {
   }
 
   void ListUnits(Call& c) {
-    ListAsOf(c, &Projection::units, [](View& v, const Unit& u) { return v.UnitJson(u); });
+    Page(c, &Projection::units, [](const Unit&, uint64_t) { return true; },
+         [](View& v, const Unit& u) { return v.UnitRowOf(u); }, RenderUnit);
   }
   void GetUnit(Call& c) {
     GetAsOf(c, "unit", &Projection::unit, [](View& v, const Unit& u) { return v.UnitJson(u); });
   }
   void ListCycles(Call& c) {
-    ListAsOf(c, &Projection::cycles, [](View& v, const Cycle& x) { return v.CycleJson(x); });
+    Page(c, &Projection::cycles, [](const Cycle&, uint64_t) { return true; },
+         [](View& v, const Cycle& x) { return v.CycleRowOf(x); }, RenderCycle);
   }
   void GetCycle(Call& c) {
     GetAsOf(c, "cycle", &Projection::cycle, [](View& v, const Cycle& x) { return v.CycleJson(x); });
@@ -1210,19 +1291,14 @@ class Server::Routes {
     if (include != "true" && include != "false") {
       return c.Fail(ApiError{400, "malformed", "include_archived is true or false", "include_archived"});
     }
-    projector_->Read([&](const Projection& p) {
-      auto point = ParsePoint(c, p);
-      if (!point) return;
-      View v(p, point->as_of, point->at, point->now);
-      std::string cycle = c.ParamOr("cycle"), owner = c.ParamOr("owner");
-      Page(c, p.objectives(), point->as_of,
-           [&](const Objective& o) {
-             const ObjectiveFields* f = o.FieldsAt(point->as_of);
-             return f && (include == "true" || !f->archived) && (cycle.empty() || f->cycle == cycle) &&
-                    (owner.empty() || f->owner == owner);
-           },
-           [&](const Objective& o) { return v.ObjectiveJson(o); });
-    });
+    std::string cycle = c.ParamOr("cycle"), owner = c.ParamOr("owner");
+    Page(c, &Projection::objectives,
+         [&](const Objective& o, uint64_t as_of) {
+           const ObjectiveFields* f = o.FieldsAt(as_of);
+           return (include == "true" || !f->archived) && (cycle.empty() || f->cycle == cycle) &&
+                  (owner.empty() || f->owner == owner);
+         },
+         [](View& v, const Objective& o) { return v.ObjectiveRowOf(o); }, RenderObjective);
   }
 
   static json CommentsJson(const std::vector<Comment>& comments, uint64_t as_of) {
@@ -1251,78 +1327,201 @@ class Server::Routes {
     });
   }
 
+  // The series, oldest measurement first, paged by position in the series
+  // as it stood at the cursor's as_of. Only the page's check-ins are
+  // copied out under the lock.
   void ListCheckIns(Call& c) {
     auto id = PathId(c);
     if (!id) return;
     ApiError e;
     auto limit = ParseLimit(c.Param("limit"), &e);
     if (!limit) return c.Fail(e);
-    uint64_t offset = 0;
-    if (const std::string* cursor = c.Param("cursor")) {
-      auto parsed = ParseUnsigned(*cursor);
-      if (!parsed) return c.Fail(ApiError{400, "malformed", "cursor is not one this server gave", "cursor"});
-      offset = *parsed;
-    }
-    projector_->Read([&](const Projection& p) {
-      auto point = ParsePoint(c, p);
-      if (!point) return;
+    std::vector<CheckIn> page;
+    bool more = false;
+    uint64_t next = 0;
+    std::optional<uint64_t> as_of = projector_->Read([&](const Projection& p) -> std::optional<uint64_t> {
+      std::optional<PageCursor> cursor;
+      auto point = ParsePagedPoint(c, p, &cursor);
+      if (!point) return std::nullopt;
+      std::optional<uint64_t> offset = cursor ? ParseUnsigned(cursor->position) : uint64_t{0};
+      if (!offset) {
+        c.Fail(ApiError{400, "malformed", "cursor is not one this server gave", "cursor"});
+        return std::nullopt;
+      }
       const KeyResult* kr = p.key_result(*id);
-      if (!kr || !kr->At(point->as_of)) return c.Fail(404, "no key result " + *id, "id");
-      View v(p, point->as_of, point->at, point->now);
-      auto series = CheckInSeries(*kr, point->as_of);
-      json items = json::array();
-      for (size_t i = offset; i < series.size() && items.size() < *limit; ++i) {
-        if (series[i].measured_at_us > point->at) break;
-        items.push_back(v.CheckInJson(series[i]));
+      if (!kr || !kr->At(point->as_of)) {
+        c.Fail(404, "no key result " + *id, "id");
+        return std::nullopt;
       }
-      uint64_t next = offset + items.size();
-      bool more = next < series.size() && series[next].measured_at_us <= point->at;
-      c.Send(200, {{"items", std::move(items)},
-                   {"next", more ? json(std::to_string(next)) : json(nullptr)},
-                   {"as_of_seq", point->as_of}});
+      auto series = CheckInOrder(*kr, point->as_of);
+      size_t i = std::min<uint64_t>(*offset, series.size());
+      for (; i < series.size() && page.size() < *limit; ++i) {
+        const CheckIn& ci = kr->check_ins[series[i].index];
+        if (ci.measured_at_us > point->at) break;
+        page.push_back(ci);
+        page.back().value = series[i].value;  // as corrected
+      }
+      next = i;
+      more = i < series.size() && kr->check_ins[series[i].index].measured_at_us <= point->at;
+      return point->as_of;
     });
+    if (!as_of) return;
+    json items = json::array();
+    for (const CheckIn& ci : page) items.push_back(RenderCheckIn(ci));
+    c.Send(200, {{"items", std::move(items)},
+                 {"next", more ? json(PageCursorText(*as_of, std::to_string(next))) : json(nullptr)},
+                 {"as_of_seq", *as_of}});
   }
 
+  // The cascade's rows are copied out under the lock; JSON is built after.
   void GetCascade(Call& c) {
-    projector_->Read([&](const Projection& p) {
+    std::vector<CascadeNode> nodes;
+    std::optional<uint64_t> as_of = projector_->Read([&](const Projection& p) -> std::optional<uint64_t> {
       auto point = ParsePoint(c, p);
-      if (!point) return;
+      if (!point) return std::nullopt;
       View v(p, point->as_of, point->at, point->now);
-      auto cascade = v.Cascade(c.ParamOr("cycle"), c.ParamOr("root"));
-      if (!cascade.ok()) return c.Fail(cascade.status());
-      (*cascade)["as_of_seq"] = point->as_of;
-      c.Send(200, *cascade);
+      auto cascade = v.CascadeNodes(c.ParamOr("cycle"), c.ParamOr("root"));
+      if (!cascade.ok()) {
+        c.Fail(cascade.status());
+        return std::nullopt;
+      }
+      nodes = std::move(*cascade);
+      return point->as_of;
     });
+    if (!as_of) return;
+    json body = RenderCascade(nodes);
+    body["as_of_seq"] = *as_of;
+    c.Send(200, body);
   }
 
+  // Where a diff page starts and what it covers: rows of (from, to] from
+  // event `seq` on, its first `skip` rows already shown.
+  struct DiffQuery {
+    uint64_t from = 0, to = 0;
+    std::string cycle;
+    uint64_t seq = 0;
+    uint64_t skip = 0;
+  };
+
+  // Parses from=, to=, as_of=, cycle= and cursor= against `p`; answers
+  // and returns nullopt on a refusal. A cursor pins `to`.
+  std::optional<DiffQuery> ParseDiffQuery(Call& c, const Projection& p) {
+    std::optional<PageCursor> cursor;
+    std::optional<uint64_t> cursor_seq, cursor_skip;
+    if (const std::string* text = c.Param("cursor")) {
+      cursor = ParsePageCursor(*text);
+      if (cursor) {
+        auto dot = cursor->position.find('.');
+        cursor_seq = ParseUnsigned(std::string_view(cursor->position).substr(0, dot));
+        if (dot != std::string::npos) cursor_skip = ParseUnsigned(std::string_view(cursor->position).substr(dot + 1));
+      }
+      if (!cursor_seq || !cursor_skip || cursor->as_of > p.seq()) {
+        c.Fail(ApiError{400, "malformed", "cursor is not one this server gave", "cursor"});
+        return std::nullopt;
+      }
+    }
+    // as_of, like every state read: what was known then; `to` defaults to it.
+    uint64_t as_of = p.seq();
+    DiffQuery q;
+    for (auto [name, slot] : {std::pair{"as_of", &as_of}, std::pair{"from", &q.from}}) {
+      if (const std::string* text = c.Param(name)) {
+        auto r = ResolvePoint(c, p, *text, name);
+        if (!r) return std::nullopt;
+        *slot = *r;
+      }
+    }
+    q.to = as_of;
+    if (const std::string* text = c.Param("to")) {
+      auto r = ResolvePoint(c, p, *text, "to");
+      if (!r) return std::nullopt;
+      q.to = *r;
+    }
+    if (q.to > as_of) return c.Fail(ApiError{422, "invalid", "to is after as_of", "to"}), std::nullopt;
+    if (cursor) {
+      if ((c.Param("to") || c.Param("as_of")) && q.to != cursor->as_of) {
+        c.Fail(ApiError{400, "malformed", "cursor belongs to to=" + std::to_string(cursor->as_of), "cursor"});
+        return std::nullopt;
+      }
+      q.to = cursor->as_of;
+    }
+    if (q.from > q.to) return c.Fail(ApiError{422, "invalid", "from is after to", "from"}), std::nullopt;
+    q.cycle = c.ParamOr("cycle");
+    if (!q.cycle.empty() && !p.cycle(q.cycle)) return c.Fail(404, "no cycle " + q.cycle, "cycle"), std::nullopt;
+    q.seq = q.from + 1;
+    if (cursor) {
+      if (*cursor_seq <= q.from || *cursor_seq > q.to + 1) {
+        c.Fail(ApiError{400, "malformed", "cursor lies outside from..to", "cursor"});
+        return std::nullopt;
+      }
+      q.seq = *cursor_seq;
+      q.skip = *cursor_skip;
+    }
+    return q;
+  }
+
+  // GET /v1/diff: one page of the rows of (from, to]. Events come from the
+  // log (no lock), kDiffEventsPerLock at a time; the projection, under its
+  // lock, gives only those events' rows; JSON is built after. O(page):
+  // at most `limit` rows and kMaxEventsScannedPerRequest events.
   void GetDiff(Call& c) {
-    projector_->Read([&](const Projection& p) {
-      // as_of, like every state read: what was known then; `to` defaults to it.
-      uint64_t as_of = p.seq();
-      if (const std::string* text = c.Param("as_of")) {
-        auto r = ResolvePoint(c, p, *text, "as_of");
-        if (!r) return;
-        as_of = *r;
+    ApiError e;
+    auto limit = ParseLimit(c.Param("limit"), &e);
+    if (!limit) return c.Fail(e);
+    auto q = projector_->Read([&](const Projection& p) { return ParseDiffQuery(c, p); });
+    if (!q) return;
+    std::vector<DiffRow> rows;
+    size_t scanned = 0;
+    while (rows.size() < *limit && q->seq <= q->to && scanned < kMaxEventsScannedPerRequest) {
+      uint64_t last = std::min<uint64_t>(q->to, q->seq + kDiffEventsPerLock - 1);
+      std::vector<std::pair<uint64_t, std::string>> events;
+      Status failed = Status::Ok();
+      Status s = store_->Scan(q->seq, last, [&](uint64_t seq, std::string_view bytes) {
+        auto decoded = DecodedEvent::Decode(bytes);
+        if (!decoded.ok()) {
+          failed = Status::Corruption("seq " + std::to_string(seq) + ": " + decoded.status().message());
+          return false;
+        }
+        events.emplace_back(seq, (*decoded)->event().getEntity().cStr());
+        return true;
+      });
+      if (!s.ok()) return c.Fail(s);
+      if (!failed.ok()) return c.Fail(failed);
+      if (events.size() != last - q->seq + 1 || events.front().first != q->seq) {
+        return c.Fail(Status::Corruption("the log has gaps between seq " + std::to_string(q->seq) +
+                                         " and " + std::to_string(last)));
       }
-      uint64_t from = 0, to = as_of;
-      if (const std::string* text = c.Param("from")) {
-        auto r = ResolvePoint(c, p, *text, "from");
-        if (!r) return;
-        from = *r;
+      scanned += events.size();
+      projector_->Read([&](const Projection& p) { TakeDiffRows(p, events, *limit, &*q, &rows); });
+    }
+    assert(rows.size() <= *limit);
+    json body = RenderDiff(q->from, q->to, rows);
+    body["as_of_seq"] = q->to;
+    body["next"] = q->seq <= q->to ? json(PageCursorText(q->to, std::to_string(q->seq) + "." +
+                                                                    std::to_string(q->skip)))
+                                   : json(nullptr);
+    c.Send(200, body);
+  }
+
+  // Moves the rows of `events` (consecutive, from q->seq on) into `rows`
+  // until it holds `limit`, and advances q's position past what it took.
+  static void TakeDiffRows(const Projection& p, const std::vector<std::pair<uint64_t, std::string>>& events,
+                           size_t limit, DiffQuery* q, std::vector<DiffRow>* rows) {
+    std::vector<DiffRow> event_rows;
+    for (const auto& [seq, entity] : events) {
+      assert(seq == q->seq);
+      event_rows.clear();
+      AppendDiffRows(p, seq, entity, q->cycle, &event_rows);
+      size_t first = std::min<size_t>(q->skip, event_rows.size());
+      size_t take = std::min(event_rows.size() - first, limit - rows->size());
+      std::move(event_rows.begin() + first, event_rows.begin() + first + take, std::back_inserter(*rows));
+      if (first + take < event_rows.size()) {
+        q->skip = first + take;  // the page is full inside this event
+        return;
       }
-      if (const std::string* text = c.Param("to")) {
-        auto r = ResolvePoint(c, p, *text, "to");
-        if (!r) return;
-        to = *r;
-      }
-      if (to > as_of) return c.Fail(ApiError{422, "invalid", "to is after as_of", "to"});
-      if (from > to) return c.Fail(ApiError{422, "invalid", "from is after to", "from"});
-      std::string cycle = c.ParamOr("cycle");
-      if (!cycle.empty() && !p.cycle(cycle)) return c.Fail(404, "no cycle " + cycle, "cycle");
-      json diff = Diff(p, from, to, cycle);
-      diff["as_of_seq"] = to;
-      c.Send(200, diff);
-    });
+      q->seq = seq + 1;
+      q->skip = 0;
+      if (rows->size() == limit) return;
+    }
   }
 
   void GetReview(Call& c) {
@@ -1332,47 +1531,69 @@ class Server::Routes {
     if (format != "json" && format != "md" && format != "csv") {
       return c.Fail(ApiError{400, "malformed", "format is json, md or csv", "format"});
     }
-    projector_->Read([&](const Projection& p) {
+    // Gathered under the lock; Markdown, CSV and JSON text are made after.
+    std::optional<json> review = projector_->Read([&](const Projection& p) -> std::optional<json> {
       auto point = ParsePoint(c, p);
-      if (!point) return;
-      auto review = Review(p, *id, point->as_of);
-      if (!review.ok()) return c.Fail(review.status());
-      (*review)["as_of_seq"] = point->as_of;
-      c.res.status = 200;
-      if (format == "md") {
-        c.res.set_content(ReviewMarkdown(*review), "text/markdown; charset=utf-8");
-      } else if (format == "csv") {
-        c.res.set_content(ReviewCsv(*review), "text/csv; charset=utf-8");
-        c.res.set_header("Content-Disposition", "attachment; filename=\"review-" + *id + ".csv\"");
-      } else {
-        c.Send(200, *review);
+      if (!point) return std::nullopt;
+      auto r = Review(p, *id, point->as_of);
+      if (!r.ok()) {
+        c.Fail(r.status());
+        return std::nullopt;
       }
+      (*r)["as_of_seq"] = point->as_of;
+      return std::move(*r);
     });
+    if (!review) return;
+    c.res.status = 200;
+    if (format == "md") {
+      c.res.set_content(ReviewMarkdown(*review), "text/markdown; charset=utf-8");
+    } else if (format == "csv") {
+      c.res.set_content(ReviewCsv(*review), "text/csv; charset=utf-8");
+      c.res.set_header("Content-Disposition", "attachment; filename=\"review-" + *id + ".csv\"");
+    } else {
+      c.Send(200, *review);
+    }
   }
 
   void GetLint(Call& c) {
-    projector_->Read([&](const Projection& p) {
+    std::optional<json> lint = projector_->Read([&](const Projection& p) -> std::optional<json> {
       auto point = ParsePoint(c, p);
-      if (!point) return;
+      if (!point) return std::nullopt;
       std::string cycle = c.ParamOr("cycle");
-      if (!cycle.empty() && !p.cycle(cycle)) return c.Fail(404, "no cycle " + cycle, "cycle");
-      json lint = View(p, point->as_of, point->at, point->now).Lint(cycle);
-      lint["as_of_seq"] = point->as_of;
-      c.Send(200, lint);
+      if (!cycle.empty() && !p.cycle(cycle)) return c.Fail(404, "no cycle " + cycle, "cycle"), std::nullopt;
+      json out = View(p, point->as_of, point->at, point->now).Lint(cycle);
+      out["as_of_seq"] = point->as_of;
+      return out;
     });
+    if (lint) c.Send(200, *lint);  // serialised outside the lock
   }
 
   // --- audit reads ---
+
+  // `after=` or, as every list takes it, `cursor=` (the same value: the
+  // previous page's `next`). Both and different: answers 400 and returns
+  // nullptr.
+  const std::string* AfterOrCursor(Call& c) {
+    const std::string* after = c.Param("after");
+    const std::string* cursor = c.Param("cursor");
+    if (after && cursor && *after != *cursor) {
+      c.Fail(ApiError{400, "malformed", "after and cursor disagree; pass one", "cursor"});
+      return nullptr;
+    }
+    return after ? after : cursor;
+  }
 
   void ListEvents(Call& c) {
     ApiError e;
     auto limit = ParseLimit(c.Param("limit"), &e);
     if (!limit) return c.Fail(e);
     uint64_t after = 0;
-    if (const std::string* text = c.Param("after")) {
+    if (const std::string* text = AfterOrCursor(c)) {
       auto parsed = ParseUnsigned(*text);
       if (!parsed) return c.Fail(ApiError{400, "malformed", "after must be a seq", "after"});
       after = *parsed;
+    } else if (c.Param("after")) {
+      return;  // refused by AfterOrCursor
     }
     std::optional<int64_t> from, to;
     for (auto [name, slot] : {std::pair{"from", &from}, std::pair{"to", &to}}) {
@@ -1430,10 +1651,12 @@ class Server::Routes {
     auto limit = ParseLimit(c.Param("limit"), &e);
     if (!limit) return c.Fail(e);
     uint64_t after = 0;
-    if (const std::string* text = c.Param("after")) {
+    if (const std::string* text = AfterOrCursor(c)) {
       auto parsed = ParseUnsigned(*text);
       if (!parsed) return c.Fail(ApiError{400, "malformed", "after must be a version", "after"});
       after = *parsed;
+    } else if (c.Param("after")) {
+      return;  // refused by AfterOrCursor
     }
     uint64_t head = store_->head().seq;
     auto stream = store_->ReadStream(*id, after, *limit + 1);
@@ -1460,30 +1683,28 @@ class Server::Routes {
                  {"problem", r.ok ? json(nullptr) : json(r.problem)}});
   }
 
-  // POST /v1/admin/backup {"to": DIR}: a backup of the live database through
-  // okrd's own handle (EventStore::Backup), into DIR on this host.
+  // POST /v1/admin/backup {"to": SUBDIR}: a backup of the live database
+  // through okrd's own handle (EventStore::Backup), into SUBDIR of the
+  // --backup-root fixed at start ("to" absent: the root itself).
   void Backup(Call& c) {
     if (c.principal->role != Role::kAdmin) return c.Fail(403, "backups need the admin role");
+    if (!options_.backup_root) {
+      return c.Fail(403, "backups through okrd are off: start okrd with --backup-root DIR");
+    }
     ApiError e;
     auto body = ParseBody(c.req.body, &e);
     if (!body) return c.Fail(e);
     for (auto it = body->begin(); it != body->end(); ++it) {
       if (it.key() != "to") return c.Fail(400, "unknown field " + it.key().substr(0, 64), it.key().substr(0, 64));
     }
-    if (!body->contains("to") || !(*body)["to"].is_string()) {
-      return c.Fail(400, "to (the backup directory on okrd's host) is required", "to");
+    if (body->contains("to") && !(*body)["to"].is_string()) {
+      return c.Fail(400, "to (a directory under okrd's --backup-root) must be a string", "to");
     }
-    std::string to = (*body)["to"].get<std::string>();
-    if (to.empty() || to.front() != '/') {
-      return c.Fail(ApiError{422, "invalid", "to must be an absolute directory path", "to"});
-    }
-    auto backup = store_->Backup(to);
-    if (!backup.ok()) {
-      if (backup.status().code() == Status::Code::kInvalid) {
-        return c.Fail(ApiError{422, "invalid", backup.status().message(), "to"});
-      }
-      return c.Fail(backup.status());
-    }
+    const std::string to = body->value("to", "");
+    auto dir = options_.backup_root->OpenDir(to);
+    if (!dir.ok()) return FailBackup(c, dir.status());
+    auto backup = store_->Backup((*dir)->path());
+    if (!backup.ok()) return FailBackup(c, backup.status());
     LogLine(*log_, options_.log_format, spdlog::level::info, "backup",
             {{"backup_id", backup->backup_id}, {"head_seq", backup->head_seq}, {"to", to}});
     c.Send(201, {{"backup_id", backup->backup_id},
@@ -1493,6 +1714,11 @@ class Server::Routes {
                  {"size_bytes", backup->size_bytes},
                  {"files", backup->files},
                  {"created_at", FormatTimeUs(backup->created_at_s * 1'000'000)}});
+  }
+
+  static void FailBackup(Call& c, const Status& s) {
+    if (s.code() == Status::Code::kInvalid) return c.Fail(ApiError{422, "invalid", s.message(), "to"});
+    c.Fail(s);
   }
 
   // --- writes ---
@@ -1532,11 +1758,12 @@ class Server::Routes {
       w.fingerprint = Sha256(c.req.method + ' ' + c.req.path + '\n' + c.req.body);
     }
     Principal principal = *c.principal;
-    w.authorize = [principal, route](const Projection& p, const Command& cmd) -> Status {
+    w.authorize = [principal, route](const Projection& p, const Command& cmd,
+                                     std::vector<std::string>* read) -> Status {
       if (principal.role == Role::kAdmin) return Status::Ok();
       if (AdminOnly(route)) return Status::PermissionDenied("only admins change units and cycles");
-      for (const std::string& unit : OwningUnits(p, cmd)) {
-        if (!InScope(p, principal.units, unit)) {
+      for (const std::string& unit : OwningUnits(p, cmd, read)) {
+        if (!InScope(p, principal.units, unit, read)) {
           return Status::PermissionDenied(principal.actor + " may not change what " + unit + " owns");
         }
       }
@@ -1566,7 +1793,8 @@ class Server::Routes {
 
   EventStore* store_;
   Projector* projector_;
-  std::optional<TokenTable> tokens_;
+  // Null when okrd runs without --tokens; swapped whole on SIGHUP.
+  std::atomic<std::shared_ptr<const TokenTable>> tokens_;
   ServerOptions options_;
   Metrics* metrics_;
   std::shared_ptr<spdlog::logger> log_;
@@ -1597,6 +1825,8 @@ Server::Server(EventStore* store, Projector* projector, std::optional<TokenTable
 }
 
 Server::~Server() = default;
+
+void Server::ReplaceTokens(TokenTable tokens) { routes_->ReplaceTokens(std::move(tokens)); }
 
 int Server::Bind(const std::string& host, int port) {
   int bound = port == 0 ? http_->bind_to_any_port(host) : (http_->bind_to_port(host, port) ? port : -1);

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "api/auth.h"
+#include "api/backup_root.h"
 #include "api/log.h"
 #include "api/metrics.h"
 #include "eventstore/event_store.h"
@@ -61,6 +62,9 @@ struct ServerOptions {
   std::string openapi_json;    // served at /v1/openapi.json
   std::string dashboard_dir;   // static files served at / (empty: none)
   LogFormat log_format = LogFormat::kText;
+  // Where POST /v1/admin/backup may write (--backup-root); null: the route
+  // answers 403 and says how to enable it.
+  std::shared_ptr<const BackupRoot> backup_root;
 };
 
 class Server {
@@ -76,6 +80,10 @@ class Server {
   bool Serve();
   // Stops accepting, lets in-flight requests finish, and returns.
   void Stop();
+  // Swaps in a new token table (SIGHUP): requests already admitted keep the
+  // principal they had; every later one sees only `tokens`. Thread-safe. A
+  // server started without tokens stays read-only.
+  void ReplaceTokens(TokenTable tokens);
 
  private:
   class Routes;

@@ -280,6 +280,22 @@ const char* CanonicalEventTypeName(std::string_view name) {
   return nullptr;
 }
 
+std::string_view CreatedId(schema::Event::Reader event) {
+  using W = schema::Event::Which;
+  auto view = [](capnp::Text::Reader t) { return std::string_view(t.begin(), t.size()); };
+  switch (event.which()) {
+    case W::UNIT_CREATED:
+    case W::CYCLE_CREATED:
+    case W::OBJECTIVE_CREATED:
+    case W::KEY_RESULT_ADDED:
+      return view(event.getEntity());
+    case W::CHECK_IN_RECORDED:
+      return view(event.getCheckInRecorded().getCheckIn());
+    default:
+      return {};
+  }
+}
+
 const char* EventTypeName(schema::Event::Which which) {
   using W = schema::Event::Which;
   switch (which) {

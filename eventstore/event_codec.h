@@ -80,6 +80,14 @@ const char* EventTypeName(schema::Event::Which which);
 // The same static string for a name EventTypeName gives; nullptr otherwise.
 const char* CanonicalEventTypeName(std::string_view name);
 
+// The id `event` creates — the entity of unit.created, cycle.created,
+// objective.created and key_result.added, the check-in id of
+// check_in.recorded — or an empty view when it creates none. Ids are
+// unique across every kind and never reused (docs/FORMAT.md, "ids"); the
+// store refuses an append that would create an id twice. The view points
+// into `event`.
+std::string_view CreatedId(schema::Event::Reader event);
+
 // Serialises a finished message to its stored bytes (flat-array framing).
 std::string EncodeMessage(capnp::MessageBuilder& message);
 

@@ -2,7 +2,9 @@
 
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
+#include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
+#include <rocksdb/table.h>
 #include <rocksdb/utilities/backup_engine.h>
 #include <rocksdb/write_batch.h>
 
@@ -23,6 +25,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "eventstore/format.h"
 
@@ -203,6 +206,7 @@ class EventStore::Impl {
         {format::kIdempotencyCf, rocksdb::ColumnFamilyOptions()},
         {format::kMetaCf, rocksdb::ColumnFamilyOptions()},
         {format::kSnapshotsCf, rocksdb::ColumnFamilyOptions()},
+        {format::kIdsCf, IdsOptions()},
     };
     rocksdb::DB* db = nullptr;
     rocksdb::Status s =
@@ -216,16 +220,21 @@ class EventStore::Impl {
     idempotency_ = handles_[3];
     meta_ = handles_[4];
     snapshots_ = handles_[5];
+    ids_ = handles_[6];
 
     if (Status st = CheckFormat(); !st.ok()) return st;
     if (Status st = RecoverHead(); !st.ok() && !options.read_only) return st;
     RecoverNewestSnapshotSeq();
+    if (Status st = RecoverPrunePosition(); !st.ok() && !options.read_only) return st;
     if (options.verify_on_open && !options.read_only) {
       VerifyReport report = Verify({});
       if (!report.ok) {
         return Status::Corruption("log is broken at seq " + std::to_string(report.first_bad_seq) +
                                   ": " + report.problem);
       }
+    }
+    if (!options.read_only) {
+      if (Status st = IndexIds(); !st.ok()) return st;
     }
     writer_head_ = head_;
     if (!options.read_only) writer_ = std::thread([this] { WriterLoop(); });
@@ -465,6 +474,9 @@ class EventStore::Impl {
     if (!DecodeIdempotency(value, &seen_fp, &seen)) {
       return Status::Corruption("malformed idempotency record");
     }
+    auto expired = Expired(seen);
+    if (!expired.ok()) return expired.status();
+    if (*expired) return std::optional<AppendResult>();
     if (seen_fp != fingerprint) return IdempotencyMismatch();
     seen.replayed = true;
     return std::optional<AppendResult>(seen);
@@ -536,6 +548,86 @@ class EventStore::Impl {
   }
 
  private:
+  // Most id lookups are for ids not taken yet: a Bloom filter answers those
+  // without reading a block.
+  static rocksdb::ColumnFamilyOptions IdsOptions() {
+    rocksdb::ColumnFamilyOptions o;
+    rocksdb::BlockBasedTableOptions table;
+    table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+    o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+    return o;
+  }
+
+  // Brings the `ids` column family up to the head: once for a log written
+  // before it existed, and for any events appended by such a writer since.
+  // An id already indexed keeps its first seq (a log holding an id twice
+  // is refused by the fold, which reports it; the index only needs to know
+  // the id is taken).
+  Status IndexIds() {
+    std::string value;
+    uint64_t through = 0;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_, format::kIdsThroughKey, &value);
+    if (s.ok() && value.size() == format::kSeqKeySize) {
+      through = format::GetBigEndian64(value.data());
+    } else if (!s.ok() && !s.IsNotFound()) {
+      return FromRocks(s);
+    }
+    if (through >= head_.seq) return Status::Ok();
+    rocksdb::WriteBatch wb;
+    std::unordered_map<std::string, uint64_t> seen;
+    EventScratch scratch;
+    Status failed = Status::Ok();
+    Status scanned = Scan(through + 1, head_.seq, [&](uint64_t seq, std::string_view bytes) {
+      auto event = scratch.Read(bytes, DecodeCheck::kFull);
+      if (!event.ok()) {
+        failed = Status::Corruption("seq " + std::to_string(seq) + ": " + event.status().message());
+        return false;
+      }
+      std::string id(CreatedId(*event));
+      if (id.empty() || seen.count(id)) return true;
+      std::string ignored;
+      rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), ids_, id, &ignored);
+      if (got.IsNotFound()) {
+        wb.Put(ids_, id, format::SeqKey(seq));
+        seen.emplace(id, seq);
+      } else if (!got.ok()) {
+        failed = FromRocks(got);
+        return false;
+      }
+      return true;
+    });
+    if (!scanned.ok()) return scanned;
+    if (!failed.ok()) return failed;
+    wb.Put(meta_, format::kIdsThroughKey, format::SeqKey(head_.seq));
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    return FromRocks(db_->Write(wo, &wb));
+  }
+
+  // Writer thread only. kConflict when an id that `drafts` create is taken,
+  // by the log or by an earlier append of this batch (`batch_ids`), or is
+  // created twice by `drafts` itself. The Projector decides the command
+  // again on the newer state, where it is refused as taken.
+  Status CheckNewIds(std::vector<EventDraft>& drafts,
+                     const std::unordered_set<std::string>& batch_ids,
+                     std::vector<std::string>* created) {
+    for (EventDraft& draft : drafts) {
+      std::string id(CreatedId(draft.event().asReader()));
+      if (id.empty()) continue;
+      bool taken = batch_ids.count(id) > 0 ||
+                   std::find(created->begin(), created->end(), id) != created->end();
+      if (!taken) {
+        std::string ignored;
+        rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), ids_, id, &ignored);
+        if (!got.ok() && !got.IsNotFound()) return FromRocks(got);
+        taken = got.ok();
+      }
+      if (taken) return Status::Conflict("id " + id + " is already taken", "id");
+      created->push_back(std::move(id));
+    }
+    return Status::Ok();
+  }
+
   Status CheckFormat() {
     std::string value;
     rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_, format::kFormatKey, &value);
@@ -565,6 +657,98 @@ class EventStore::Impl {
   static Status IdempotencyMismatch() {
     return Status::Invalid("this Idempotency-Key was already used with a different request",
                            "Idempotency-Key");
+  }
+
+  // The recordedAt of stored event `seq`.
+  Result<int64_t> RecordedAt(uint64_t seq) const {
+    std::string value;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), events_, format::SeqKey(seq), &value);
+    if (!s.ok()) return s.IsNotFound() ? Status::Corruption("idempotency record names a missing seq") : FromRocks(s);
+    auto decoded = DecodedEvent::Decode(value);
+    if (!decoded.ok()) return decoded.status();
+    return (*decoded)->event().getRecordedAt();
+  }
+
+  // True when the record's append is older than kIdempotencyRetentionUs: its
+  // age is its first event's recordedAt, so the record needs no clock of its own.
+  Result<bool> Expired(const AppendResult& record) const {
+    auto at = RecordedAt(record.first_seq);
+    if (!at.ok()) return at.status();
+    return *at <= options_.clock_us() - kIdempotencyRetentionUs;
+  }
+
+  // Idempotency keys written by a batch, with their fingerprints and answers.
+  using IdempotencyAnswers = std::unordered_map<std::string, std::pair<Hash, AppendResult>>;
+
+  // Writer thread only. Adds to `wb` the deletes of the idempotency records
+  // of appends older than the retention, walking the log from where the
+  // last pass stopped (meta/idempotency_pruned) for at most
+  // kMaxEventsPrunedPerPass events, and the new position; returns that
+  // position, which holds once `wb` is written. Reads `events`, never writes
+  // them. `now` is the batch's own time (its last event's recordedAt), so
+  // pruning takes no extra reading of the clock; a key in `written` (an
+  // append of this batch reused it after expiry) keeps its new record.
+  uint64_t PruneIdempotency(int64_t now, const IdempotencyAnswers& written,
+                            rocksdb::WriteBatch* wb) {
+    if (now < prune_not_before_us_) return pruned_through_;
+    const int64_t cutoff = now - kIdempotencyRetentionUs;
+    uint64_t through = pruned_through_;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), events_));
+    size_t walked = 0;
+    for (it->Seek(format::SeqKey(through + 1)); it->Valid() && walked < kMaxEventsPrunedPerPass;
+         it->Next(), ++walked) {
+      uint64_t seq = 0;
+      auto decoded = DecodedEvent::Decode(View(it->value()));
+      if (!format::ParseSeqKey(View(it->key()), &seq) || !decoded.ok()) break;  // Verify's to report
+      auto ev = (*decoded)->event();
+      if (ev.getRecordedAt() > cutoff) {
+        prune_not_before_us_ = ev.getRecordedAt() + kIdempotencyRetentionUs;
+        break;
+      }
+      if (ev.hasIdempotencyKey() && ev.getIdempotencyKey().size() > 0) {
+        std::string key(ev.getIdempotencyKey().cStr());
+        if (!written.count(key)) PruneRecord(key, seq, wb);
+      }
+      through = seq;
+    }
+    if (through != pruned_through_) {
+      std::string position;
+      format::PutBigEndian64(&position, through);
+      wb->Put(meta_, format::kIdempotencyPrunedKey, position);
+    }
+    return through;
+  }
+
+  // When the writer starts: one pass on its own, judged by the newest
+  // event's time (unsynced: a pass lost in a crash is simply redone).
+  void PruneIdempotencyAlone() {
+    rocksdb::WriteBatch wb;
+    uint64_t through = PruneIdempotency(head_.recorded_at_us, {}, &wb);
+    if (through != pruned_through_ && db_->Write(rocksdb::WriteOptions(), &wb).ok()) {
+      pruned_through_ = through;
+    }
+  }
+
+  // Deletes the record of `key` if it is the one event `seq`'s append left;
+  // a newer append that reused the key after expiry keeps its own.
+  void PruneRecord(const std::string& key, uint64_t seq, rocksdb::WriteBatch* wb) {
+    std::string value;
+    Hash fingerprint{};
+    AppendResult record;
+    if (!db_->Get(rocksdb::ReadOptions(), idempotency_, key, &value).ok()) return;
+    if (!DecodeIdempotency(value, &fingerprint, &record)) return;
+    if (record.first_seq <= seq && seq <= record.last_seq) wb->Delete(idempotency_, key);
+  }
+
+  // At open: where the last prune stopped (0 when none ever ran).
+  Status RecoverPrunePosition() {
+    std::string value;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_, format::kIdempotencyPrunedKey, &value);
+    if (s.IsNotFound()) return Status::Ok();
+    if (!s.ok()) return FromRocks(s);
+    if (value.size() != 8) return Status::Corruption("malformed meta/idempotency_pruned");
+    pruned_through_ = format::GetBigEndian64(value.data());
+    return Status::Ok();
   }
 
   // Once, at open: the newest snapshot's key (its value, often many MB, is
@@ -624,6 +808,7 @@ class EventStore::Impl {
 
   void WriterLoop() {
     std::vector<Pending*> batch;
+    PruneIdempotencyAlone();
     for (;;) {
       {
         std::unique_lock<std::mutex> lock(queue_mu_);
@@ -650,8 +835,10 @@ class EventStore::Impl {
     rocksdb::WriteBatch wb;
     Head head = writer_head_;
     std::unordered_map<std::string, uint64_t> overlay;
-    std::unordered_map<std::string, std::pair<Hash, AppendResult>> batch_keys;
+    IdempotencyAnswers batch_keys;
+    std::unordered_set<std::string> batch_ids;  // ids created by this batch so far
     bool any_write = false;
+    uint64_t pruned = pruned_through_;
 
     for (size_t i = 0; i < batch.size(); ++i) {
       AppendRequest& req = batch[i]->request;
@@ -673,7 +860,12 @@ class EventStore::Impl {
               out.result = Status::Corruption("malformed idempotency record");
               continue;
             }
-            found = true;
+            auto expired = Expired(seen);
+            if (!expired.ok()) {
+              out.result = expired.status();
+              continue;
+            }
+            found = !*expired;  // an expired record is a new request's to overwrite
           } else if (!s.IsNotFound()) {
             out.result = FromRocks(s);
             continue;
@@ -708,8 +900,14 @@ class EventStore::Impl {
         }
       }
       if (refused) continue;
-      // Versions are read before any is assigned, so a failed lookup leaves
-      // the overlay untouched.
+      // Every id the events create must be new: the fold refuses an id
+      // used twice, so the writer refuses it first (docs/DECISIONS.md,
+      // "A total projection").
+      std::vector<std::string> created;
+      if (Status st = CheckNewIds(req.events, batch_ids, &created); !st.ok()) {
+        out.result = st;
+        continue;
+      }
       // Versions go into a local map first, so a failed lookup leaves the
       // batch's overlay as it was.
       std::unordered_map<std::string, uint64_t> assigned;
@@ -764,8 +962,10 @@ class EventStore::Impl {
         std::string key = format::SeqKey(head.seq);
         wb.Put(events_, key, bytes);
         wb.Put(streams_, format::StreamKey(draft.entity(), versions[k]), key);
+        if (std::string_view id = CreatedId(ev.asReader()); !id.empty()) wb.Put(ids_, id, key);
       }
       result.last_seq = head.seq;
+      for (std::string& id : created) batch_ids.insert(std::move(id));
       if (!req.idempotency_key.empty()) {
         std::string value(reinterpret_cast<const char*>(req.fingerprint.data()),
                           format::kHashSize);
@@ -781,7 +981,10 @@ class EventStore::Impl {
 
     Status written = Status::Ok();
     if (any_write) {
+      // Expired idempotency records go with the batch.
+      pruned = PruneIdempotency(head.recorded_at_us, batch_keys, &wb);
       wb.Put(meta_, format::kHeadKey, format::EncodeHead(head.seq, head.hash, head.recorded_at_us));
+      wb.Put(meta_, format::kIdsThroughKey, format::SeqKey(head.seq));
       rocksdb::WriteOptions wo;
       wo.sync = true;
       auto started = std::chrono::steady_clock::now();
@@ -797,6 +1000,7 @@ class EventStore::Impl {
                           written);
       }
       if (written.ok()) {
+        pruned_through_ = pruned;
         for (auto& [entity, version] : overlay) versions_[entity] = version;
         writer_head_ = head;
         {
@@ -823,6 +1027,7 @@ class EventStore::Impl {
   rocksdb::ColumnFamilyHandle* idempotency_ = nullptr;
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;
   rocksdb::ColumnFamilyHandle* snapshots_ = nullptr;
+  rocksdb::ColumnFamilyHandle* ids_ = nullptr;
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
@@ -834,6 +1039,8 @@ class EventStore::Impl {
   // committed version of every entity it has looked at.
   Head writer_head_;
   std::unordered_map<std::string, uint64_t> versions_;
+  uint64_t pruned_through_ = 0;       // meta/idempotency_pruned
+  int64_t prune_not_before_us_ = 0;   // no record expires before this
 
   mutable std::mutex head_mu_;
   mutable std::condition_variable head_cv_;

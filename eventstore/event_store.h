@@ -53,9 +53,11 @@ struct ExpectedVersion {
 struct AppendRequest {
   std::vector<EventDraft> events;          // appended in this order, 1..kMaxEventsPerAppend
   std::vector<ExpectedVersion> expected;   // checked before anything is written
-  // With a key, the first successful append is remembered: a later request
-  // with the same key and fingerprint writes nothing and answers the same
-  // seqs; the same key with another fingerprint is refused (kInvalid).
+  // With a key, the first successful append is remembered for
+  // kIdempotencyRetentionUs: a later request with the same key and
+  // fingerprint writes nothing and answers the same seqs; the same key with
+  // another fingerprint is refused (kInvalid). After the retention the key
+  // is forgotten and a request with it is a new one.
   std::string idempotency_key;
   Hash fingerprint{};
 };
@@ -117,6 +119,15 @@ struct BackupSummary {
 inline constexpr size_t kMaxEventsPerAppend = 1000;
 inline constexpr size_t kMaxIdempotencyKeyBytes = 256;
 
+// An idempotency record answers retries for this long after its append's
+// recordedAt (24 hours, as Stripe keeps its keys); a retry after that is a
+// new request. Expired records are deleted by the writer, so their storage
+// is bounded by one retention's worth of keyed appends.
+inline constexpr int64_t kIdempotencyRetentionUs = int64_t{24} * 3600 * 1'000'000;
+// The writer's prune walks at most this many events after a batch, so it
+// never holds appends up for long; it catches up over later batches.
+inline constexpr size_t kMaxEventsPrunedPerPass = 10'000;
+
 class EventStore {
  public:
   // Opens (or creates) the log in `dir`, recovering the head from the data.
@@ -161,7 +172,8 @@ class EventStore {
   uint64_t WaitForEvents(uint64_t after_seq, std::chrono::milliseconds timeout) const;
 
   // The remembered answer for an idempotency key: nullopt when the key is
-  // unused; kInvalid when it was used with another fingerprint. Append
+  // unused or its record has expired (kIdempotencyRetentionUs); kInvalid
+  // when it was used with another fingerprint. Append
   // checks again atomically, so this is only a fast path.
   Result<std::optional<AppendResult>> FindIdempotent(const std::string& key,
                                                      const Hash& fingerprint) const;

@@ -19,11 +19,18 @@ inline constexpr char kStreamsCf[] = "streams";          // entity, version -> s
 inline constexpr char kIdempotencyCf[] = "idempotency";  // key -> first answer
 inline constexpr char kMetaCf[] = "meta";                // "head", "format"
 inline constexpr char kSnapshotsCf[] = "snapshots";      // seq -> Snapshot (a cache)
+inline constexpr char kIdsCf[] = "ids";                  // id -> seq that created it
 
 // Keys of the meta column family.
 inline constexpr char kHeadKey[] = "head";
 inline constexpr char kFormatKey[] = "format";
+// The `ids` column family holds every id created by events up to this seq
+// (8, BE); logs written before it existed are indexed once at open.
+inline constexpr char kIdsThroughKey[] = "ids_through";
 inline constexpr uint32_t kFormatVersion = 1;
+// Value: seq (8, BE). Every idempotency record of an append at or before
+// this seq that had expired has been deleted (docs/FORMAT.md).
+inline constexpr char kIdempotencyPrunedKey[] = "idempotency_pruned";
 
 inline constexpr size_t kSeqKeySize = 8;    // big-endian uint64
 inline constexpr size_t kHashSize = 32;     // SHA-256

@@ -21,6 +21,12 @@ inline constexpr size_t kMaxTitleChars = 200;    // names and titles
 inline constexpr size_t kMaxTextChars = 10'000;  // descriptions, notes, comments, reflections
 inline constexpr size_t kMaxParents = 20;        // objectives one objective aligns to
 inline constexpr size_t kMaxUnitLabelChars = 32; // a key result's unit label
+// Numbers stay finite (SPEC §6): values, starts and targets lie within
+// ±kMaxAbsValue (a quadrillion: any headcount, percentage or currency
+// amount in cents), weights in (0, kMaxWeight]. Every difference, ratio
+// and weighted sum okrd computes from them is then a finite double.
+inline constexpr double kMaxAbsValue = 1e15;
+inline constexpr double kMaxWeight = 1000;
 
 struct CreateUnit {
   std::string id, kind, name, parent, email;
@@ -136,10 +142,13 @@ Result<Decision> Decide(const Projection& state, const Command& command,
                         const CommandContext& context);
 
 // The units that own the command's subject before and after it (a key
-// result's own owner, else its objective's): an editor may run the command
-// only when every one of them is in its scope. Empty for units and cycles,
-// which only admins change.
-std::vector<std::string> OwningUnits(const Projection& state, const Command& command);
+// result's own owner, else its objective's — also when an update clears
+// the owner): an editor may run the command only when every one of them is
+// in its scope. Empty for units and cycles, which only admins change.
+// `read` (optional) gets the objectives and key results whose owner was
+// read, so the write can expect their versions.
+std::vector<std::string> OwningUnits(const Projection& state, const Command& command,
+                                     std::vector<std::string>* read = nullptr);
 
 // True when `id` is 1–64 characters of [a-z0-9._-].
 bool ValidId(std::string_view id);

@@ -73,8 +73,12 @@ Status CheckText(std::string_view s, const char* field) {
   return CheckString(s, field, kMaxTextChars, true, false);
 }
 
-Status CheckFinite(double v, const char* field) {
+// A finite number within ±kMaxAbsValue.
+Status CheckBounded(double v, const char* field) {
   if (!std::isfinite(v)) return Status::Invalid(std::string(field) + " must be a finite number", field);
+  if (std::fabs(v) > kMaxAbsValue) {
+    return Status::Invalid(std::string(field) + " must lie between -1e15 and 1e15", field);
+  }
   return Status::Ok();
 }
 
@@ -437,15 +441,10 @@ class Decider {
       return Status::Invalid("measured_at is in the future", "measured_at");
     }
     if (measured < 0) return Status::Invalid("measured_at is before 1970", "measured_at");
-    if (c.id.empty()) {
-      BeginAppend(c.key_result);
-    } else {
-      // A client's own id: two requests with it decided on the same state
-      // (a retry racing its original) must not both land, or the log holds
-      // the id twice. Expecting the key result's version makes the second
-      // conflict, and on the newer state it is refused as taken.
-      Begin(c.key_result);
-    }
+    // The check-in id — the client's own or a fresh one — is reserved by
+    // the store atomically with the append (ids are unique across every
+    // kind), so concurrent check-ins never wait for each other.
+    BeginAppend(c.key_result);
     EventDraft d = Draft(c.key_result);
     auto b = d.event().initCheckInRecorded();
     b.setCheckIn(id);
@@ -655,7 +654,17 @@ class Decider {
     std::vector<std::string> stack;
     for (const auto& p : parents) {
       if (p == id) return Status::Invalid("an objective cannot align to itself", "parents");
-      if (s_.objective(p) == nullptr) return Status::Invalid("no objective " + p, "parents");
+      const Objective* parent = s_.objective(p);
+      if (parent == nullptr) return Status::Invalid("no objective " + p, "parents");
+      if (parent->current().archived) return Status::Invalid("objective " + p + " is archived", "parents");
+      // Alignment is part of the cycle's plan: a closed cycle's objectives
+      // take no new children until it is reopened.
+      const Cycle* cycle = s_.cycle(parent->current().cycle);
+      if (cycle != nullptr && cycle->current().closed) {
+        return Status::Invalid("objective " + p + " is in closed cycle " + parent->current().cycle,
+                               "parents");
+      }
+      if (cycle != nullptr) Expect(parent->current().cycle);
       stack.push_back(p);
     }
     std::set<std::string> seen;
@@ -676,10 +685,11 @@ class Decider {
     if (!IsOneOf(f.metric, {"number", "percent", "currency", "boolean"})) {
       return Status::Invalid("metric must be number, percent, currency or boolean", "metric");
     }
-    if (Status st = CheckFinite(f.start, "start"); !st.ok()) return st;
-    if (Status st = CheckFinite(f.target, "target"); !st.ok()) return st;
-    if (Status st = CheckFinite(f.weight, "weight"); !st.ok()) return st;
+    if (Status st = CheckBounded(f.start, "start"); !st.ok()) return st;
+    if (Status st = CheckBounded(f.target, "target"); !st.ok()) return st;
+    if (!std::isfinite(f.weight)) return Status::Invalid("weight must be a finite number", "weight");
     if (f.weight <= 0) return Status::Invalid("weight must be greater than 0", "weight");
+    if (f.weight > kMaxWeight) return Status::Invalid("weight must be at most 1000", "weight");
     if (f.metric == "boolean") {
       if (f.start != 0 && f.start != 1) return Status::Invalid("a boolean starts at 0 or 1", "start");
       if (f.target != 0 && f.target != 1) return Status::Invalid("a boolean targets 0 or 1", "target");
@@ -689,7 +699,7 @@ class Decider {
   }
 
   Status CheckValue(const KeyResultFields& f, double v, const char* field) {
-    if (Status st = CheckFinite(v, field); !st.ok()) return st;
+    if (Status st = CheckBounded(v, field); !st.ok()) return st;
     if (f.metric == "boolean" && v != 0 && v != 1) {
       return Status::Invalid(std::string(field) + " of a boolean key result is 0 or 1", field);
     }
@@ -721,16 +731,35 @@ Result<Decision> Decide(const Projection& state, const Command& command,
   return std::visit(decider, command);
 }
 
-std::vector<std::string> OwningUnits(const Projection& state, const Command& command) {
+std::vector<std::string> OwningUnits(const Projection& state, const Command& command,
+                                     std::vector<std::string>* read) {
+  auto note = [&](const std::string& id) {
+    if (read != nullptr) read->push_back(id);
+  };
   auto objective_owner = [&](const std::string& id) -> std::vector<std::string> {
     const Objective* o = state.objective(id);
-    return o ? std::vector<std::string>{o->current().owner} : std::vector<std::string>{};
+    if (!o) return {};
+    note(id);
+    return {o->current().owner};
   };
   auto kr_owners = [&](const std::string& id) -> std::vector<std::string> {
     const KeyResult* kr = state.key_result(id);
     if (!kr) return {};
+    note(id);
     if (!kr->current().owner.empty()) return {kr->current().owner};
     return objective_owner(kr->current().objective);
+  };
+  // A key result's owner after an update: cleared, it falls back to its
+  // objective's, which must be in scope too.
+  auto kr_owner_after = [&](const UpdateKeyResult& c) -> std::vector<std::string> {
+    if (!c.owner) return {};
+    if (!c.owner->empty()) return {*c.owner};
+    const KeyResult* kr = state.key_result(c.id);
+    return kr ? objective_owner(kr->current().objective) : std::vector<std::string>{};
+  };
+  auto join = [](std::vector<std::string> a, std::vector<std::string> b) {
+    a.insert(a.end(), b.begin(), b.end());
+    return a;
   };
   return std::visit(
       [&](const auto& c) -> std::vector<std::string> {
@@ -738,6 +767,8 @@ std::vector<std::string> OwningUnits(const Projection& state, const Command& com
         if constexpr (std::is_same_v<T, CreateObjective>) {
           return {c.owner};
         } else if constexpr (std::is_same_v<T, UpdateObjective>) {
+          // An objective always has an owner: an empty one is refused by
+          // Decide, and is named here so it cannot pass as "no change".
           auto out = objective_owner(c.id);
           if (c.owner) out.push_back(*c.owner);
           return out;
@@ -750,9 +781,7 @@ std::vector<std::string> OwningUnits(const Projection& state, const Command& com
           if (!c.owner.empty()) out.push_back(c.owner);
           return out;
         } else if constexpr (std::is_same_v<T, UpdateKeyResult>) {
-          auto out = kr_owners(c.id);
-          if (c.owner && !c.owner->empty()) out.push_back(*c.owner);
-          return out;
+          return join(kr_owners(c.id), kr_owner_after(c));
         } else if constexpr (std::is_same_v<T, RemoveKeyResult>) {
           return kr_owners(c.id);
         } else if constexpr (std::is_same_v<T, RecordCheckIn> || std::is_same_v<T, CorrectCheckIn>) {

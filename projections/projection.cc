@@ -3,7 +3,9 @@
 #include "eventstore/enum_names.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cmath>
+#include <string_view>
 
 namespace okr {
 
@@ -441,26 +443,41 @@ double KeyResultProgress(const KeyResultFields& f, double current) {
   double span = f.target - f.start;
   if (span == 0 || !std::isfinite(span)) return 0;
   double p = (current - f.start) / span;
-  if (!std::isfinite(p)) return 0;
-  return std::clamp(p, 0.0, 1.0);
+  if (std::isnan(p)) return 0;
+  return std::clamp(p, 0.0, 1.0);  // ±inf (a tiny span) clamps to 1 or 0
+}
+
+std::vector<SeriesPoint> CheckInOrder(const KeyResult& kr, uint64_t as_of) {
+  const size_t known = kr.CheckInsKnownAt(as_of);
+  std::vector<SeriesPoint> out(known);
+  // One pass over the corrections, each found by id: O(check-ins +
+  // corrections), not their product. Corrections come in seq order, so
+  // the last one known for a check-in is the value it ends with.
+  std::unordered_map<std::string_view, size_t> position;
+  position.reserve(known);
+  for (size_t i = 0; i < known; ++i) {
+    out[i] = {i, kr.check_ins[i].value};
+    position.emplace(kr.check_ins[i].id, i);
+  }
+  for (const Correction& c : kr.corrections) {
+    if (c.meta.seq > as_of) break;
+    auto it = position.find(c.check_in);
+    if (it != position.end()) out[it->second].value = c.value;
+  }
+  assert(position.size() == known);  // check-in ids are unique
+  // check_ins is in seq order, so a stable sort by measured_at breaks ties by seq.
+  std::stable_sort(out.begin(), out.end(), [&](const SeriesPoint& a, const SeriesPoint& b) {
+    return kr.check_ins[a.index].measured_at_us < kr.check_ins[b.index].measured_at_us;
+  });
+  return out;
 }
 
 std::vector<CheckIn> CheckInSeries(const KeyResult& kr, uint64_t as_of) {
   std::vector<CheckIn> out;
-  for (const CheckIn& ci : kr.check_ins) {
-    if (ci.meta.seq > as_of) break;
-    out.push_back(ci);
+  for (const SeriesPoint& point : CheckInOrder(kr, as_of)) {
+    out.push_back(kr.check_ins[point.index]);
+    out.back().value = point.value;
   }
-  for (const Correction& c : kr.corrections) {
-    if (c.meta.seq > as_of) break;
-    for (auto& ci : out) {
-      if (ci.id == c.check_in) ci.value = c.value;
-    }
-  }
-  std::stable_sort(out.begin(), out.end(), [](const CheckIn& a, const CheckIn& b) {
-    if (a.measured_at_us != b.measured_at_us) return a.measured_at_us < b.measured_at_us;
-    return a.meta.seq < b.meta.seq;
-  });
   return out;
 }
 

@@ -258,8 +258,18 @@ CurrentValue ValueOf(const KeyResult& kr, const KeyResultFields& fields, uint64_
                      int64_t at_us = INT64_MAX);
 // clamp((current - start) / (target - start), 0, 1).
 double KeyResultProgress(const KeyResultFields& fields, double current);
-// The check-ins of `kr` known at `as_of`, with their value as corrected by
-// then, ordered by measured_at (ties: seq).
+// One point of a check-in series: kr.check_ins[index], with its value as
+// corrected by then.
+struct SeriesPoint {
+  size_t index = 0;
+  double value = 0;
+};
+// The check-ins of `kr` known at `as_of`, ordered by measured_at (ties:
+// seq), as positions in kr.check_ins with their corrected values. Costs
+// O(n log n + corrections) for n known check-ins and copies no check-in,
+// so a caller can copy out only the page it answers.
+std::vector<SeriesPoint> CheckInOrder(const KeyResult& kr, uint64_t as_of);
+// The same series as whole check-ins, value replaced by the corrected one.
 std::vector<CheckIn> CheckInSeries(const KeyResult& kr, uint64_t as_of);
 
 }  // namespace okr

@@ -1,6 +1,7 @@
 #include "projections/projector.h"
 
 #include <algorithm>
+#include <cassert>
 #include <chrono>
 #include <mutex>
 
@@ -19,7 +20,11 @@ int64_t SystemClockUs() {
 }
 
 // Folds events (from, up_to] of `store` into `p`; *head_hash follows.
-Status Replay(const EventStore& store, uint64_t up_to, Projection* p, Hash* head_hash) {
+// A fold failure is kCorruption naming the seq; the projection then holds
+// the state after the last event it folded, unless *damaged is set (a
+// malformed field threw half-way through Apply): then it must be rebuilt.
+Status Replay(const EventStore& store, uint64_t up_to, Projection* p, Hash* head_hash,
+              bool* damaged = nullptr) {
   if (up_to <= p->seq()) return Status::Ok();
   Status failed = Status::Ok();
   EventScratch scratch;
@@ -35,6 +40,7 @@ Status Replay(const EventStore& store, uint64_t up_to, Projection* p, Hash* head
     try {
       failed = p->Apply(*event);
     } catch (const kj::Exception& e) {
+      if (damaged != nullptr) *damaged = true;
       failed = Status::Corruption("seq " + std::to_string(seq) + ": undecodable event: " +
                                   e.getDescription().cStr());
     }
@@ -82,7 +88,10 @@ Result<std::unique_ptr<Projector>> Projector::Open(EventStore* store, ProjectorO
       p->head_hash_ = snap->second;
     }
   }
-  if (Status s = Replay(*store, head, &p->projection_, &p->head_hash_); !s.ok()) return s;
+  // A log the projection cannot fold to its end is still served: reads
+  // answer the last good state and health says why (SPEC §6, "stuck").
+  // Only a log that cannot be read at all refuses.
+  if (Status s = p->FoldLocked(head); !s.ok() && !p->stuck()) return s;
   p->follower_ = std::thread([raw = p.get()] { raw->FollowLoop(); });
   return p;
 }
@@ -95,9 +104,9 @@ Projector::~Projector() {
 void Projector::FollowLoop() {
   while (!stopping_) {
     uint64_t head = store_->WaitForEvents(seq(), std::chrono::milliseconds(100));
-    if (head > seq()) {
-      // A failure here (a corrupt event) leaves the projection behind; the
-      // writers waiting for it time out and report the error themselves.
+    if (head > seq() && !is_stuck_) {
+      // A fold failure marks the projection stuck (CatchUpLocked); it then
+      // stays at its last good state and this loop only idles.
       (void)CatchUpLocked(head);
       { std::lock_guard<std::mutex> lock(projected_mu_); }
       projected_cv_.notify_all();
@@ -108,11 +117,53 @@ void Projector::FollowLoop() {
 Status Projector::WaitProjected(uint64_t target) {
   {
     std::unique_lock<std::mutex> lock(projected_mu_);
-    if (projected_cv_.wait_for(lock, std::chrono::seconds(2), [&] { return seq() >= target; })) {
+    if (projected_cv_.wait_for(lock, std::chrono::seconds(2),
+                               [&] { return is_stuck_ || seq() >= target; })) {
+      if (is_stuck_) return StuckStatus();
       return Status::Ok();
     }
   }
-  return CatchUpLocked(target);
+  if (Status s = CatchUpLocked(target); !s.ok()) return is_stuck_ ? StuckStatus() : s;
+  return Status::Ok();
+}
+
+Status Projector::FoldLocked(uint64_t up_to) {
+  bool damaged = false;
+  Status s = Replay(*store_, up_to, &projection_, &head_hash_, &damaged);
+  if (s.code() != Status::Code::kCorruption) return s;
+  uint64_t good = projection_.seq();
+  if (damaged) {
+    // Apply threw half-way: rebuild the state after the last good event.
+    auto rebuilt = Rebuild(*store_, good, options_.load_snapshot);
+    if (rebuilt.ok()) projection_ = std::move(rebuilt.value());
+  }
+  MarkStuck(good + 1, s);
+  return StuckStatus();
+}
+
+std::optional<StuckAt> Projector::stuck() const {
+  std::lock_guard<std::mutex> lock(stuck_mu_);
+  return stuck_;
+}
+
+Status Projector::StuckStatus() const {
+  auto at = stuck();
+  if (!at) return Status::Ok();
+  return Status::IOError("okrd is stuck: event " + std::to_string(at->seq) +
+                         " could not be folded (" + at->reason +
+                         "); reads answer the state before it, writes are refused");
+}
+
+void Projector::MarkStuck(uint64_t seq, const Status& why) {
+  {
+    std::lock_guard<std::mutex> lock(stuck_mu_);
+    if (stuck_) return;
+    stuck_ = StuckAt{seq, why.message()};
+  }
+  is_stuck_ = true;
+  if (options_.on_stuck) options_.on_stuck(seq, why);
+  { std::lock_guard<std::mutex> lock(projected_mu_); }
+  projected_cv_.notify_all();
 }
 
 Result<Projection> Projector::Rebuild(const EventStore& store, uint64_t up_to, bool use_snapshot) {
@@ -140,8 +191,8 @@ Status Projector::CatchUpLocked(uint64_t up_to) {
   {
     std::unique_lock lock(mu_);
     before = projection_.seq();
-    if (up_to <= before) return Status::Ok();
-    if (Status s = Replay(*store_, up_to, &projection_, &head_hash_); !s.ok()) return s;
+    if (up_to <= before || is_stuck_) return StuckStatus();
+    if (Status s = FoldLocked(up_to); !s.ok()) return s;
     after = projection_.seq();
   }
   MaybeSnapshot(before, after);
@@ -162,7 +213,47 @@ void Projector::MaybeSnapshot(uint64_t before, uint64_t after) {
   (void)store_->PutSnapshot(seq, bytes);
 }
 
+void Projector::WriteGate::Lock(bool exclusive) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (exclusive) {
+    ++exclusive_waiting_;
+    cv_.wait(lock, [&] { return !exclusive_ && shared_ == 0; });
+    --exclusive_waiting_;
+    exclusive_ = true;
+  } else {
+    cv_.wait(lock, [&] { return !exclusive_ && exclusive_waiting_ == 0; });
+    ++shared_;
+  }
+}
+
+void Projector::WriteGate::Unlock(bool exclusive) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (exclusive) {
+      assert(exclusive_ && shared_ == 0);
+      exclusive_ = false;
+    } else {
+      assert(shared_ > 0 && !exclusive_);
+      --shared_;
+    }
+  }
+  cv_.notify_all();
+}
+
+namespace {
+
+// Adds an expectation of `id`'s current version unless one is there.
+void ExpectVersion(const Projection& p, const std::string& id, std::vector<ExpectedVersion>* out) {
+  for (const auto& e : *out) {
+    if (e.entity == id) return;
+  }
+  out->push_back({id, p.Version(id)});
+}
+
+}  // namespace
+
 Result<WriteResult> Projector::Write(const WriteRequest& request) {
+  if (is_stuck_) return StuckStatus();
   auto answer = [&](const std::string& entity, uint64_t last_seq, bool replayed,
                     bool changed) -> Result<WriteResult> {
     if (Status s = WaitProjected(last_seq); !s.ok()) return s;
@@ -191,37 +282,65 @@ Result<WriteResult> Projector::Write(const WriteRequest& request) {
   // concurrent changes of the same entity take turns instead of conflicting.
   std::unique_lock<std::mutex> turn;
   for (int attempt = 0; attempt < kMaxDecideAttempts; ++attempt) {
+    // After kSharedDecideAttempts lost races the write holds the gate
+    // alone: with the projection at the head and no other writer, its
+    // expectations hold and the append cannot conflict.
+    const bool alone = attempt >= kSharedDecideAttempts;
+    gate_.Lock(alone);
+    bool gate_held = true;
+    auto release_gate = [&] {
+      if (gate_held) gate_.Unlock(alone);
+      gate_held = false;
+    };
+    if (alone) {
+      if (Status s = WaitProjected(store_->head().seq); !s.ok()) {
+        release_gate();
+        return s;
+      }
+    }
     AppendRequest append;
     std::string entity;
-    uint64_t head_seq;
     bool needs_turn = false;
     {
       std::shared_lock lock(mu_);
-      head_seq = projection_.seq();
+      std::vector<std::string> read;
       if (request.authorize) {
-        if (Status s = request.authorize(projection_, request.command); !s.ok()) return s;
+        if (Status s = request.authorize(projection_, request.command, &read); !s.ok()) {
+          lock.unlock();
+          release_gate();
+          return s;
+        }
       }
       CommandContext ctx{request.actor, request.reason, options_.clock_us()};
       auto decision = Decide(projection_, request.command, ctx);
-      if (!decision.ok()) return decision.status();
+      if (!decision.ok()) {
+        lock.unlock();
+        release_gate();
+        return decision.status();
+      }
       entity = decision->entity;
       if (request.if_match && projection_.Version(entity) != *request.if_match) {
-        return Status::Conflict(entity + " is at version " +
-                                    std::to_string(projection_.Version(entity)) + ", not " +
-                                    std::to_string(*request.if_match),
-                                "If-Match");
+        Status conflict = Status::Conflict(entity + " is at version " +
+                                               std::to_string(projection_.Version(entity)) +
+                                               ", not " + std::to_string(*request.if_match),
+                                           "If-Match");
+        lock.unlock();
+        release_gate();
+        return conflict;
       }
       if (decision->events.empty()) {
         // Nothing changes: answer with the entity's own last event.
         const auto* seqs = projection_.EventSeqs(entity);
-        uint64_t last = seqs && !seqs->empty() ? seqs->back() : head_seq;
+        uint64_t last = seqs && !seqs->empty() ? seqs->back() : projection_.seq();
         lock.unlock();
+        release_gate();
         return answer(entity, last, false, false);
       }
-      needs_turn = std::any_of(decision->expected.begin(), decision->expected.end(),
-                               [&](const ExpectedVersion& e) { return e.entity == entity; });
       append.events = std::move(decision->events);
       append.expected = std::move(decision->expected);
+      for (const std::string& id : read) ExpectVersion(projection_, id, &append.expected);
+      needs_turn = std::any_of(append.expected.begin(), append.expected.end(),
+                               [&](const ExpectedVersion& e) { return e.entity == entity; });
       if (request.if_match) {
         // The store re-checks it atomically with the append.
         auto it = std::find_if(append.expected.begin(), append.expected.end(),
@@ -230,7 +349,9 @@ Result<WriteResult> Projector::Write(const WriteRequest& request) {
       }
     }
     if (needs_turn && !turn.owns_lock()) {
-      // Take the entity's turn, then decide again on the state as it is now.
+      // Take the entity's turn (never while holding the gate), then decide
+      // again on the state as it is now.
+      release_gate();
       turn = std::unique_lock<std::mutex>(turns_[std::hash<std::string>{}(entity) % turns_.size()]);
       if (Status s = WaitProjected(store_->head().seq); !s.ok()) return s;
       continue;
@@ -238,14 +359,16 @@ Result<WriteResult> Projector::Write(const WriteRequest& request) {
     append.idempotency_key = request.idempotency_key;
     append.fingerprint = request.fingerprint;
     auto appended = store_->Append(std::move(append));
+    release_gate();
     if (appended.ok()) return answer(entity, appended->last_seq, appended->replayed, true);
     if (appended.status().code() != Status::Code::kConflict) return appended.status();
-    // Someone changed what we decided on: catch up and decide again.
+    // Someone changed what we decided on, or took an id we create: catch
+    // up and decide again.
     if (Status s = WaitProjected(store_->head().seq); !s.ok()) return s;
   }
-  // Only changes to other entities this one depends on can get here, and
-  // only when they never stop: the client may retry.
-  return Status::IOError("the entities this change depends on kept changing; try again");
+  // Unreachable while the gate works: a write alone at the head cannot
+  // conflict. Kept so a bug cannot spin forever.
+  return Status::IOError("the write could not be decided; try again");
 }
 
 }  // namespace okr

@@ -19,6 +19,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <thread>
 
@@ -32,6 +33,17 @@ struct ProjectorOptions {
   uint64_t snapshot_every_events = 10'000;  // 0: never write snapshots
   bool load_snapshot = true;                // start from the newest snapshot
   std::function<int64_t()> clock_us;        // default: system clock
+  // Called once, from the thread that found it, when a stored event cannot
+  // be folded (the projection stops there; see Projector::stuck()). Must
+  // be quick and must not call the projector.
+  std::function<void(uint64_t seq, const Status& why)> on_stuck;
+};
+
+// Where and why folding stopped: the first seq the projection could not
+// fold. The projection keeps the state after seq - 1.
+struct StuckAt {
+  uint64_t seq = 0;
+  std::string reason;
 };
 
 struct WriteRequest {
@@ -41,9 +53,12 @@ struct WriteRequest {
   std::optional<uint64_t> if_match;  // the subject's version the writer saw
   std::string idempotency_key;       // empty: none; scoped by the caller
   Hash fingerprint{};                // identifies the request for that key
-  // Checked against the same state the command is decided on, so an
-  // ownership change cannot slip between the check and the decision.
-  std::function<Status(const Projection&, const Command&)> authorize;
+  // Checked against the same state the command is decided on. It adds to
+  // `read` every entity whose state it relied on (an owner, the units
+  // between it and the writer's scope); the append expects their versions,
+  // so a change that would alter the verdict cannot land between the check
+  // and the write (the command is then decided and checked again).
+  std::function<Status(const Projection&, const Command&, std::vector<std::string>* read)> authorize;
 };
 
 struct WriteResult {
@@ -54,6 +69,10 @@ struct WriteResult {
   bool changed = true;    // false: the command changed nothing, no event
 };
 
+// Attempts a write makes alongside other writers before it takes the
+// write gate alone (then it cannot lose a race, so it always ends).
+inline constexpr int kSharedDecideAttempts = 3;
+// A bound that the gate makes unreachable, kept as a last guard.
 inline constexpr int kMaxDecideAttempts = 16;
 
 class Projector {
@@ -66,9 +85,11 @@ class Projector {
 
   // Errors: those of Decide(), kConflict when if_match does not match,
   // kInvalid for a reused Idempotency-Key, kIOError when the log cannot be
-  // written (or, in theory, when entities the change depends on never stop
-  // changing). Without if_match, concurrent writers never get kConflict:
-  // changes of one entity's fields take turns.
+  // written or the projection is stuck. Without if_match, concurrent
+  // writers never get kConflict: changes of one entity's fields take
+  // turns, and a write that lost a race to an unrelated change is decided
+  // again on the newer state — after kSharedDecideAttempts, with the write
+  // gate to itself.
   Result<WriteResult> Write(const WriteRequest& request);
 
   // Runs `fn` with the projection under a shared lock; returns what it returns.
@@ -81,6 +102,10 @@ class Projector {
   // Folds in every event the log has beyond the projection.
   Status CatchUp();
   uint64_t seq() const;
+  // Set once a stored event could not be folded; nullopt while healthy.
+  // Reads keep answering the last good state; writes answer kIOError.
+  std::optional<StuckAt> stuck() const;
+  bool is_stuck() const { return is_stuck_; }  // lock-free, for every answer
   // The wall clock writes are judged by.
   int64_t NowUs() const { return options_.clock_us(); }
 
@@ -90,8 +115,31 @@ class Projector {
   static Result<Projection> Rebuild(const EventStore& store, uint64_t up_to, bool use_snapshot);
 
  private:
+  // Many writers decide and append at once (shared); one that keeps losing
+  // races holds it alone (exclusive). A waiting exclusive holder lets no
+  // new shared holder in, so it cannot be starved.
+  class WriteGate {
+   public:
+    void Lock(bool exclusive);
+    void Unlock(bool exclusive);
+
+   private:
+    std::mutex mu_;
+    std::condition_variable cv_;
+    int shared_ = 0;
+    int exclusive_waiting_ = 0;
+    bool exclusive_ = false;
+  };
+
   Projector(EventStore* store, ProjectorOptions options);
   Status CatchUpLocked(uint64_t up_to);
+  // Folds the log up to `up_to` into projection_; the caller holds mu_
+  // exclusively (or is Open, alone). A fold failure marks the projector
+  // stuck and answers StuckStatus().
+  Status FoldLocked(uint64_t up_to);
+  // Records the first fold failure (once) and tells options_.on_stuck.
+  void MarkStuck(uint64_t seq, const Status& why);
+  Status StuckStatus() const;
   void MaybeSnapshot(uint64_t before, uint64_t after);
   void FollowLoop();
   // Returns once the projection has folded in `seq` (the follower does it;
@@ -105,6 +153,10 @@ class Projector {
   Hash head_hash_{};        // hash of the event at projection_.seq(); guarded by mu_
 
   std::array<std::mutex, 64> turns_;  // by hash of the entity being changed
+  WriteGate gate_;
+  std::atomic<bool> is_stuck_{false};
+  mutable std::mutex stuck_mu_;
+  std::optional<StuckAt> stuck_;  // guarded by stuck_mu_; set once
   std::mutex projected_mu_;  // only for projected_cv_
   std::condition_variable projected_cv_;
   std::atomic<bool> stopping_{false};

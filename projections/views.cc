@@ -6,9 +6,11 @@
 #include <cstdio>
 #include <map>
 #include <set>
+#include <variant>
 #include <sstream>
 
 #include "eventstore/event_json.h"
+#include "projections/spreadsheet.h"
 #include "projections/time_util.h"
 
 namespace okr {
@@ -55,36 +57,47 @@ const KeyResultFields* View::KeyResultAt(const std::string& id) const {
   return k ? k->FieldsAt(as_of_) : nullptr;
 }
 
-json View::UnitJson(const Unit& unit) const {
-  const UnitFields& f = *unit.FieldsAt(as_of_);
-  json out = {{"id", unit.id},         {"kind", f.kind},
+UnitRow View::UnitRowOf(const Unit& unit) const {
+  return {unit.id, *unit.FieldsAt(as_of_), unit.VersionAt(as_of_)};
+}
+
+CycleRow View::CycleRowOf(const Cycle& cycle) const {
+  return {cycle.id, *cycle.FieldsAt(as_of_), cycle.VersionAt(as_of_)};
+}
+
+json View::UnitJson(const Unit& unit) const { return RenderUnit(UnitRowOf(unit)); }
+json View::CycleJson(const Cycle& cycle) const { return RenderCycle(CycleRowOf(cycle)); }
+json View::CheckInJson(const CheckIn& ci) const { return RenderCheckIn(ci); }
+
+json RenderUnit(const UnitRow& row) {
+  const UnitFields& f = row.fields;
+  json out = {{"id", row.id},          {"kind", f.kind},
               {"name", f.name},        {"parent", NullIfEmpty(f.parent)},
               {"state", f.retired ? "retired" : "active"},
-              {"version", unit.VersionAt(as_of_)}};
+              {"version", row.version}};
   if (f.kind == "person") out["email"] = NullIfEmpty(f.email);
   return out;
 }
 
-json View::CycleJson(const Cycle& cycle) const {
-  const CycleFields& f = *cycle.FieldsAt(as_of_);
-  return {{"id", cycle.id},          {"name", f.name},
+json RenderCycle(const CycleRow& row) {
+  const CycleFields& f = row.fields;
+  return {{"id", row.id},            {"name", f.name},
           {"starts", f.starts},      {"ends", f.ends},
           {"parent", NullIfEmpty(f.parent)},
           {"state", f.closed ? "closed" : "open"},
-          {"version", cycle.VersionAt(as_of_)}};
+          {"version", row.version}};
 }
 
-json View::CheckInJson(const CheckIn& ci) const {
-  json out = {{"id", ci.id},
-              {"value", ci.value},
-              {"confidence", ci.has_confidence ? json(ci.confidence) : json(nullptr)},
-              {"status", NullIfEmpty(ci.status)},
-              {"note", ci.note},
-              {"measured_at", FormatTimeUs(ci.measured_at_us)},
-              {"recorded_at", FormatTimeUs(ci.meta.recorded_at_us)},
-              {"actor", ci.meta.actor},
-              {"seq", ci.meta.seq}};
-  return out;
+json RenderCheckIn(const CheckIn& ci) {
+  return {{"id", ci.id},
+          {"value", ci.value},
+          {"confidence", ci.has_confidence ? json(ci.confidence) : json(nullptr)},
+          {"status", NullIfEmpty(ci.status)},
+          {"note", ci.note},
+          {"measured_at", FormatTimeUs(ci.measured_at_us)},
+          {"recorded_at", FormatTimeUs(ci.meta.recorded_at_us)},
+          {"actor", ci.meta.actor},
+          {"seq", ci.meta.seq}};
 }
 
 std::string View::EffectiveOwner(const KeyResultFields& f) const {
@@ -101,27 +114,37 @@ double View::KeyResultProgress(const KeyResult& kr) {
   return p;
 }
 
-json View::KeyResultJson(const KeyResult& kr) {
+KeyResultRow View::KeyResultRowOf(const KeyResult& kr) {
   const KeyResultFields& f = *kr.FieldsAt(as_of_);
   CurrentValue current = ValueOf(kr, f, as_of_, at_us_);
-  size_t count = kr.CheckInsKnownAt(as_of_);
-  json out = {{"id", kr.id},
-              {"objective", f.objective},
-              {"title", f.title},
-              {"owner", EffectiveOwner(f)},
-              {"metric", f.metric},
-              {"start", f.start},
-              {"target", f.target},
-              {"unit", f.unit},
-              {"weight", f.weight},
-              {"current", current.value},
-              {"progress", KeyResultProgress(kr)},
-              {"state", f.removed ? "removed" : "active"},
-              {"check_in_count", count},
-              {"last_check_in", current.check_in ? CheckInJson(*current.check_in) : json(nullptr)},
-              {"version", kr.VersionAt(as_of_)}};
-  if (current.check_in) out["last_check_in"]["value"] = current.value;  // as corrected
-  return out;
+  KeyResultRow row{kr.id, f, EffectiveOwner(f), current.value, KeyResultProgress(kr),
+                   kr.CheckInsKnownAt(as_of_), std::nullopt, kr.VersionAt(as_of_)};
+  if (current.check_in) {
+    row.last_check_in = *current.check_in;
+    row.last_check_in->value = current.value;  // as corrected
+  }
+  return row;
+}
+
+json View::KeyResultJson(const KeyResult& kr) { return RenderKeyResult(KeyResultRowOf(kr)); }
+
+json RenderKeyResult(const KeyResultRow& row) {
+  const KeyResultFields& f = row.fields;
+  return {{"id", row.id},
+          {"objective", f.objective},
+          {"title", f.title},
+          {"owner", row.owner},
+          {"metric", f.metric},
+          {"start", f.start},
+          {"target", f.target},
+          {"unit", f.unit},
+          {"weight", f.weight},
+          {"current", row.current},
+          {"progress", row.progress},
+          {"state", f.removed ? "removed" : "active"},
+          {"check_in_count", row.check_in_count},
+          {"last_check_in", row.last_check_in ? RenderCheckIn(*row.last_check_in) : json(nullptr)},
+          {"version", row.version}};
 }
 
 std::vector<const KeyResult*> View::KeyResultsOf(const Objective& objective) const {
@@ -148,6 +171,36 @@ const std::vector<const Objective*>& View::AlignedChildren(const std::string& ob
   return it == children_->end() ? kNone : it->second;
 }
 
+namespace {
+
+// The mean of (weight, progress) pairs over `items`, always a finite number
+// in [0, 1]. Weights are bounded when written (kMaxWeight), but a log from
+// before the bound may hold weights whose sum overflows: the mean is then
+// taken again with every weight divided by the largest.
+template <typename Items, typename Pair>
+double WeightedMean(const Items& items, Pair pair) {
+  double weighted = 0, weights = 0, largest = 0;
+  for (const auto& item : items) {
+    auto [w, p] = pair(item);
+    weighted += w * p;
+    weights += w;
+    largest = std::max(largest, w);
+  }
+  double mean = weights > 0 ? weighted / weights : 0;
+  if (std::isfinite(mean)) return mean;
+  if (!(largest > 0) || !std::isfinite(largest)) return 0;
+  weighted = weights = 0;
+  for (const auto& item : items) {
+    auto [w, p] = pair(item);
+    weighted += (w / largest) * p;
+    weights += w / largest;
+  }
+  mean = weights > 0 ? weighted / weights : 0;
+  return std::isfinite(mean) ? mean : 0;
+}
+
+}  // namespace
+
 double View::ObjectiveProgress(const Objective& objective) {
   return ObjectiveProgressGuarded(objective, 0);
 }
@@ -159,13 +212,9 @@ double View::ObjectiveProgressGuarded(const Objective& objective, int depth) {
   double progress = 0;
   auto krs = KeyResultsOf(objective);
   if (!krs.empty()) {
-    double weighted = 0, weights = 0;
-    for (const KeyResult* kr : krs) {
-      double w = kr->FieldsAt(as_of_)->weight;
-      weighted += w * KeyResultProgress(*kr);
-      weights += w;
-    }
-    progress = weights > 0 ? weighted / weights : 0;
+    progress = WeightedMean(krs, [&](const KeyResult* kr) {
+      return std::pair(kr->FieldsAt(as_of_)->weight, KeyResultProgress(*kr));
+    });
   } else if (depth < kMaxAlignmentDepth) {
     const auto& children = AlignedChildren(objective.id);
     if (!children.empty()) {
@@ -178,10 +227,19 @@ double View::ObjectiveProgressGuarded(const Objective& objective, int depth) {
   return progress;
 }
 
-json View::ObjectiveJson(const Objective& objective) {
-  const ObjectiveFields& f = *objective.FieldsAt(as_of_);
+ObjectiveRow View::ObjectiveRowOf(const Objective& objective) {
+  ObjectiveRow row{objective.id, *objective.FieldsAt(as_of_), ObjectiveProgress(objective), {},
+                   objective.VersionAt(as_of_)};
+  for (const KeyResult* kr : KeyResultsOf(objective)) row.key_results.push_back(KeyResultRowOf(*kr));
+  return row;
+}
+
+json View::ObjectiveJson(const Objective& objective) { return RenderObjective(ObjectiveRowOf(objective)); }
+
+json RenderObjective(const ObjectiveRow& row) {
+  const ObjectiveFields& f = row.fields;
   json krs = json::array();
-  for (const KeyResult* kr : KeyResultsOf(objective)) krs.push_back(KeyResultJson(*kr));
+  for (const KeyResultRow& kr : row.key_results) krs.push_back(RenderKeyResult(kr));
   json review = nullptr;
   if (f.review) {
     review = {{"score", f.review->score},
@@ -191,17 +249,17 @@ json View::ObjectiveJson(const Objective& objective) {
               {"actor", f.review->meta.actor},
               {"recorded_at", FormatTimeUs(f.review->meta.recorded_at_us)}};
   }
-  return {{"id", objective.id},
+  return {{"id", row.id},
           {"cycle", f.cycle},
           {"owner", f.owner},
           {"title", f.title},
           {"description", f.description},
           {"parents", f.parents},
           {"state", f.archived ? "archived" : "active"},
-          {"progress", ObjectiveProgress(objective)},
+          {"progress", row.progress},
           {"key_results", std::move(krs)},
           {"review", std::move(review)},
-          {"version", objective.VersionAt(as_of_)}};
+          {"version", row.version}};
 }
 
 std::vector<const Objective*> View::Objectives(const ObjectiveFilter& filter) const {
@@ -217,7 +275,8 @@ std::vector<const Objective*> View::Objectives(const ObjectiveFilter& filter) co
   return out;
 }
 
-Result<json> View::Cascade(const std::string& cycle, const std::string& root) {
+Result<std::vector<CascadeNode>> View::CascadeNodes(const std::string& cycle,
+                                                   const std::string& root) {
   if (!cycle.empty() && !CycleAt(cycle)) return Status::NotFound("no cycle " + cycle, "cycle");
   if (!root.empty() && !UnitAt(root)) return Status::NotFound("no unit " + root, "root");
   std::map<std::string, std::vector<const Unit*>> children;
@@ -233,35 +292,61 @@ Result<json> View::Cascade(const std::string& cycle, const std::string& root) {
     owned[o->FieldsAt(as_of_)->owner].push_back(o);
   }
   // Builds a node; *sum and *count accumulate the subtree's objective progress.
-  std::function<json(const Unit&, double*, size_t*, int)> build =
-      [&](const Unit& u, double* sum, size_t* count, int depth) -> json {
+  std::function<CascadeNode(const Unit&, double*, size_t*, int)> build =
+      [&](const Unit& u, double* sum, size_t* count, int depth) -> CascadeNode {
     double my_sum = 0;
     size_t my_count = 0;
-    json objectives = json::array();
+    CascadeNode node{UnitRowOf(u), {}, {}, 0, std::nullopt};
     for (const Objective* o : owned[u.id]) {
-      objectives.push_back(ObjectiveJson(*o));
-      my_sum += ObjectiveProgress(*o);
+      node.objectives.push_back(ObjectiveRowOf(*o));
+      my_sum += node.objectives.back().progress;
       ++my_count;
     }
-    json kids = json::array();
     if (depth < static_cast<int>(p_.units().size())) {
-      for (const Unit* child : children[u.id]) kids.push_back(build(*child, &my_sum, &my_count, depth + 1));
+      for (const Unit* child : children[u.id]) {
+        node.children.push_back(build(*child, &my_sum, &my_count, depth + 1));
+      }
     }
     *sum += my_sum;
     *count += my_count;
-    return {{"unit", UnitJson(u)},
-            {"objectives", std::move(objectives)},
-            {"children", std::move(kids)},
-            {"objective_count", my_count},
-            {"progress", my_count ? json(my_sum / static_cast<double>(my_count)) : json(nullptr)}};
+    node.objective_count = my_count;
+    if (my_count) node.progress = my_sum / static_cast<double>(my_count);
+    return node;
   };
-  json nodes = json::array();
+  std::vector<CascadeNode> nodes;
   for (const Unit* r : roots) {
     double sum = 0;
     size_t count = 0;
     nodes.push_back(build(*r, &sum, &count, 0));
   }
-  return json{{"nodes", std::move(nodes)}};
+  return nodes;
+}
+
+Result<json> View::Cascade(const std::string& cycle, const std::string& root) {
+  auto nodes = CascadeNodes(cycle, root);
+  if (!nodes.ok()) return nodes.status();
+  return RenderCascade(*nodes);
+}
+
+namespace {
+
+json RenderCascadeNode(const CascadeNode& node) {
+  json objectives = json::array(), kids = json::array();
+  for (const ObjectiveRow& o : node.objectives) objectives.push_back(RenderObjective(o));
+  for (const CascadeNode& child : node.children) kids.push_back(RenderCascadeNode(child));
+  return {{"unit", RenderUnit(node.unit)},
+          {"objectives", std::move(objectives)},
+          {"children", std::move(kids)},
+          {"objective_count", node.objective_count},
+          {"progress", node.progress ? json(*node.progress) : json(nullptr)}};
+}
+
+}  // namespace
+
+json RenderCascade(const std::vector<CascadeNode>& nodes) {
+  json out = json::array();
+  for (const CascadeNode& node : nodes) out.push_back(RenderCascadeNode(node));
+  return {{"nodes", std::move(out)}};
 }
 
 json View::Lint(const std::string& cycle) {
@@ -329,156 +414,238 @@ json View::Lint(const std::string& cycle) {
 
 namespace {
 
-struct DiffBuilder {
-  uint64_t from, to;
-  json created = json::array(), changed = json::array(), archived = json::array();
-  json check_ins = json::array(), corrections = json::array(), comments = json::array();
+DiffReview ReviewValue(const std::optional<ReviewFields>& r) {
+  if (!r) return {};
+  return {true, r->score, r->outcome, r->reflection, r->lessons};
+}
 
-  static json MetaJson(const Meta& m) {
-    return {{"seq", m.seq},
-            {"actor", m.actor},
-            {"recorded_at", FormatTimeUs(m.recorded_at_us)},
-            {"reason", m.reason}};
+// The rows of one event, in the fixed order a diff lists them.
+class DiffRows {
+ public:
+  DiffRows(const Meta& meta, const std::string& entity, std::vector<DiffRow>* rows)
+      : meta_(meta), entity_(entity), rows_(rows) {}
+
+  void Row(DiffRow::List list, std::string label, DiffValue before = {}, DiffValue after = {}) {
+    DiffRow row;
+    row.list = list;
+    row.meta = meta_;
+    row.entity = entity_;
+    row.label = std::move(label);
+    row.before = std::move(before);
+    row.after = std::move(after);
+    rows_->push_back(std::move(row));
   }
-  bool InRange(const Meta& m) const { return m.seq > from && m.seq <= to; }
-  void Change(const std::string& entity, const char* field, json before, json after,
-              const Meta& m) {
-    if (before == after) return;
-    json c = MetaJson(m);
-    c["entity"] = entity;
-    c["field"] = field;
-    c["before"] = std::move(before);
-    c["after"] = std::move(after);
-    changed.push_back(std::move(c));
+  void Change(const char* field, DiffValue before, DiffValue after) {
+    if (before != after) Row(DiffRow::List::kChanged, field, std::move(before), std::move(after));
   }
-  template <typename E, typename Compare>
-  void Walk(const E& e, const char* kind, Compare compare) {
-    for (size_t i = 0; i < e.revisions.size(); ++i) {
-      const auto& rev = e.revisions[i];
-      if (rev.meta.seq > to) break;
-      if (!InRange(rev.meta)) continue;
-      if (i == 0) {
-        json c = MetaJson(rev.meta);
-        c["entity"] = e.id;
-        c["kind"] = kind;
-        created.push_back(std::move(c));
-        continue;
-      }
-      compare(e.id, e.revisions[i - 1].fields, rev.fields, rev.meta);
-    }
+  void Archived(const char* kind, bool before, bool after) {
+    if (!before && after) Row(DiffRow::List::kArchived, kind);
   }
-  void Archived(const std::string& id, const char* kind, bool before, bool after, const Meta& m) {
-    if (before || !after) return;
-    json c = MetaJson(m);
-    c["entity"] = id;
-    c["kind"] = kind;
-    archived.push_back(std::move(c));
+  DiffRow& last() { return rows_->back(); }
+
+  void Compare(const UnitFields& a, const UnitFields& b) {
+    Change("name", a.name, b.name);
+    Change("parent", a.parent, b.parent);
+    Change("email", a.email, b.email);
+    Archived("unit", a.retired, b.retired);
   }
+  void Compare(const CycleFields& a, const CycleFields& b) {
+    Change("name", a.name, b.name);
+    Change("starts", a.starts, b.starts);
+    Change("ends", a.ends, b.ends);
+    Change("parent", a.parent, b.parent);
+    Change("state", std::string(a.closed ? "closed" : "open"), std::string(b.closed ? "closed" : "open"));
+  }
+  void Compare(const ObjectiveFields& a, const ObjectiveFields& b) {
+    Change("title", a.title, b.title);
+    Change("description", a.description, b.description);
+    Change("owner", a.owner, b.owner);
+    Change("parents", a.parents, b.parents);
+    Change("state", std::string(a.archived ? "archived" : "active"),
+           std::string(b.archived ? "archived" : "active"));
+    Change("review", ReviewValue(a.review), ReviewValue(b.review));
+    Archived("objective", a.archived, b.archived);
+  }
+  void Compare(const KeyResultFields& a, const KeyResultFields& b) {
+    Change("title", a.title, b.title);
+    Change("owner", a.owner, b.owner);
+    Change("metric", a.metric, b.metric);
+    Change("start", a.start, b.start);
+    Change("target", a.target, b.target);
+    Change("unit", a.unit, b.unit);
+    Change("weight", a.weight, b.weight);
+    Change("state", std::string(a.removed ? "removed" : "active"),
+           std::string(b.removed ? "removed" : "active"));
+    Archived("key_result", a.removed, b.removed);
+  }
+
+ private:
+  const Meta& meta_;
+  const std::string& entity_;
+  std::vector<DiffRow>* rows_;
 };
 
-json ReviewJson(const std::optional<ReviewFields>& r) {
-  if (!r) return nullptr;
-  return {{"score", r->score}, {"outcome", r->outcome}, {"reflection", r->reflection},
-          {"lessons", r->lessons}};
+// The element of a seq-ordered list whose meta.seq is `seq`, or nullptr.
+template <typename T>
+const T* AtSeq(const std::vector<T>& list, uint64_t seq) {
+  auto it = std::lower_bound(list.begin(), list.end(), seq,
+                             [](const T& item, uint64_t s) { return item.meta.seq < s; });
+  return it != list.end() && it->meta.seq == seq ? &*it : nullptr;
+}
+
+// Rows of a revision of `e` made at `seq`; false when no revision was.
+template <typename E>
+bool RevisionRows(const E& e, uint64_t seq, const char* kind, std::vector<DiffRow>* rows) {
+  const auto* rev = AtSeq(e.revisions, seq);
+  if (rev == nullptr) return false;
+  DiffRows d(rev->meta, e.id, rows);
+  if (rev == &e.revisions.front()) {
+    d.Row(DiffRow::List::kCreated, kind);
+  } else {
+    d.Compare((rev - 1)->fields, rev->fields);
+  }
+  return true;
+}
+
+void CommentRows(const std::vector<Comment>& comments, const std::string& entity, uint64_t seq,
+                 std::vector<DiffRow>* rows) {
+  if (const Comment* c = AtSeq(comments, seq)) {
+    DiffRows d(c->meta, entity, rows);
+    d.Row(DiffRow::List::kComments, "");
+    d.last().text = c->text;
+  }
+}
+
+void KeyResultRows(const KeyResult& kr, uint64_t seq, std::vector<DiffRow>* rows) {
+  if (RevisionRows(kr, seq, "key_result", rows)) return;
+  if (const CheckIn* ci = AtSeq(kr.check_ins, seq)) {
+    DiffRows d(ci->meta, kr.id, rows);
+    d.Row(DiffRow::List::kCheckIns, ci->id, {}, ci->value);
+    d.last().measured_at_us = ci->measured_at_us;
+  } else if (const Correction* c = AtSeq(kr.corrections, seq)) {
+    DiffRows(c->meta, kr.id, rows).Row(DiffRow::List::kCorrections, c->check_in, c->before, c->value);
+  } else {
+    CommentRows(kr.comments, kr.id, seq, rows);
+  }
+}
+
+json MetaJson(const Meta& m) {
+  return {{"seq", m.seq},
+          {"actor", m.actor},
+          {"recorded_at", FormatTimeUs(m.recorded_at_us)},
+          {"reason", m.reason}};
+}
+
+json ValueJson(const DiffReview& r) {
+  if (!r.present) return nullptr;
+  return {{"score", r.score}, {"outcome", r.outcome}, {"reflection", r.reflection},
+          {"lessons", r.lessons}};
+}
+json ValueJson(const std::string& v) { return v; }
+json ValueJson(double v) { return v; }
+json ValueJson(const std::vector<std::string>& v) { return v; }
+json ValueJson(const DiffValue& v) {
+  return std::visit([](const auto& x) { return ValueJson(x); }, v);
+}
+
+json RowJson(const DiffRow& row) {
+  json j = MetaJson(row.meta);
+  switch (row.list) {
+    case DiffRow::List::kCreated:
+    case DiffRow::List::kArchived:
+      j["entity"] = row.entity;
+      j["kind"] = row.label;
+      break;
+    case DiffRow::List::kChanged:
+      j["entity"] = row.entity;
+      j["field"] = row.label;
+      j["before"] = ValueJson(row.before);
+      j["after"] = ValueJson(row.after);
+      break;
+    case DiffRow::List::kCheckIns:
+      j["key_result"] = row.entity;
+      j["check_in"] = row.label;
+      j["value"] = ValueJson(row.after);
+      j["measured_at"] = FormatTimeUs(row.measured_at_us);
+      break;
+    case DiffRow::List::kCorrections:
+      j["key_result"] = row.entity;
+      j["check_in"] = row.label;
+      j["before"] = ValueJson(row.before);
+      j["after"] = ValueJson(row.after);
+      break;
+    case DiffRow::List::kComments:
+      j["entity"] = row.entity;
+      j["text"] = row.text;
+      break;
+  }
+  return j;
 }
 
 }  // namespace
 
-json Diff(const Projection& p, uint64_t from, uint64_t to, const std::string& cycle) {
-  DiffBuilder d{from, to};
+void AppendDiffRows(const Projection& p, uint64_t seq, const std::string& entity,
+                    const std::string& cycle, std::vector<DiffRow>* rows) {
+  auto kind = p.KindOf(entity);
+  if (!kind) return;
   auto objective_in_cycle = [&](const std::string& id) {
     const Objective* o = p.objective(id);
     return o && o->current().cycle == cycle;
   };
-  if (cycle.empty()) {
-    for (const auto& [id, u] : p.units()) {
-      d.Walk(u, "unit", [&](const std::string& e, const UnitFields& a, const UnitFields& b, const Meta& m) {
-        d.Change(e, "name", a.name, b.name, m);
-        d.Change(e, "parent", a.parent, b.parent, m);
-        d.Change(e, "email", a.email, b.email, m);
-        d.Archived(e, "unit", a.retired, b.retired, m);
-      });
+  switch (*kind) {
+    case EntityKind::kUnit:
+      if (cycle.empty()) RevisionRows(*p.unit(entity), seq, "unit", rows);
+      return;
+    case EntityKind::kCycle:
+      if (cycle.empty() || entity == cycle) RevisionRows(*p.cycle(entity), seq, "cycle", rows);
+      return;
+    case EntityKind::kObjective: {
+      if (!cycle.empty() && !objective_in_cycle(entity)) return;
+      const Objective& o = *p.objective(entity);
+      if (!RevisionRows(o, seq, "objective", rows)) CommentRows(o.comments, entity, seq, rows);
+      return;
     }
+    case EntityKind::kKeyResult: {
+      const KeyResult& kr = *p.key_result(entity);
+      if (!cycle.empty() && !objective_in_cycle(kr.current().objective)) return;
+      KeyResultRows(kr, seq, rows);
+      return;
+    }
+    case EntityKind::kCheckIn:
+      return;  // check-ins are events of their key result
   }
-  for (const auto& [id, c] : p.cycles()) {
-    if (!cycle.empty() && id != cycle) continue;
-    d.Walk(c, "cycle", [&](const std::string& e, const CycleFields& a, const CycleFields& b, const Meta& m) {
-      d.Change(e, "name", a.name, b.name, m);
-      d.Change(e, "starts", a.starts, b.starts, m);
-      d.Change(e, "ends", a.ends, b.ends, m);
-      d.Change(e, "parent", a.parent, b.parent, m);
-      d.Change(e, "state", a.closed ? "closed" : "open", b.closed ? "closed" : "open", m);
-    });
-  }
-  for (const auto& [id, o] : p.objectives()) {
-    if (!cycle.empty() && !objective_in_cycle(id)) continue;
-    d.Walk(o, "objective", [&](const std::string& e, const ObjectiveFields& a, const ObjectiveFields& b, const Meta& m) {
-      d.Change(e, "title", a.title, b.title, m);
-      d.Change(e, "description", a.description, b.description, m);
-      d.Change(e, "owner", a.owner, b.owner, m);
-      d.Change(e, "parents", a.parents, b.parents, m);
-      d.Change(e, "state", a.archived ? "archived" : "active", b.archived ? "archived" : "active", m);
-      d.Change(e, "review", ReviewJson(a.review), ReviewJson(b.review), m);
-      d.Archived(e, "objective", a.archived, b.archived, m);
-    });
-    for (const Comment& c : o.comments) {
-      if (!d.InRange(c.meta)) continue;
-      json j = DiffBuilder::MetaJson(c.meta);
-      j["entity"] = id;
-      j["text"] = c.text;
-      d.comments.push_back(std::move(j));
+}
+
+json RenderDiff(uint64_t from, uint64_t to, const std::vector<DiffRow>& rows) {
+  json lists[6] = {json::array(), json::array(), json::array(),
+                   json::array(), json::array(), json::array()};
+  for (const DiffRow& row : rows) lists[static_cast<int>(row.list)].push_back(RowJson(row));
+  return {{"from", from},
+          {"to", to},
+          {"created", std::move(lists[0])},
+          {"changed", std::move(lists[1])},
+          {"archived", std::move(lists[2])},
+          {"check_ins", std::move(lists[3])},
+          {"corrections", std::move(lists[4])},
+          {"comments", std::move(lists[5])}};
+}
+
+json Diff(const Projection& p, uint64_t from, uint64_t to, const std::string& cycle) {
+  std::vector<std::pair<uint64_t, const std::string*>> events;
+  auto collect = [&](const auto& map) {
+    for (const auto& [id, e] : map) {
+      auto it = std::upper_bound(e.event_seqs.begin(), e.event_seqs.end(), from);
+      for (; it != e.event_seqs.end() && *it <= to; ++it) events.emplace_back(*it, &id);
     }
-  }
-  for (const auto& [id, kr] : p.key_results()) {
-    if (!cycle.empty() && !objective_in_cycle(kr.current().objective)) continue;
-    d.Walk(kr, "key_result", [&](const std::string& e, const KeyResultFields& a, const KeyResultFields& b, const Meta& m) {
-      d.Change(e, "title", a.title, b.title, m);
-      d.Change(e, "owner", a.owner, b.owner, m);
-      d.Change(e, "metric", a.metric, b.metric, m);
-      d.Change(e, "start", a.start, b.start, m);
-      d.Change(e, "target", a.target, b.target, m);
-      d.Change(e, "unit", a.unit, b.unit, m);
-      d.Change(e, "weight", a.weight, b.weight, m);
-      d.Change(e, "state", a.removed ? "removed" : "active", b.removed ? "removed" : "active", m);
-      d.Archived(e, "key_result", a.removed, b.removed, m);
-    });
-    for (const CheckIn& ci : kr.check_ins) {
-      if (!d.InRange(ci.meta)) continue;
-      json j = DiffBuilder::MetaJson(ci.meta);
-      j["key_result"] = id;
-      j["check_in"] = ci.id;
-      j["value"] = ci.value;
-      j["measured_at"] = FormatTimeUs(ci.measured_at_us);
-      d.check_ins.push_back(std::move(j));
-    }
-    for (const Correction& c : kr.corrections) {
-      if (!d.InRange(c.meta)) continue;
-      json j = DiffBuilder::MetaJson(c.meta);
-      j["key_result"] = id;
-      j["check_in"] = c.check_in;
-      j["before"] = c.before;
-      j["after"] = c.value;
-      d.corrections.push_back(std::move(j));
-    }
-    for (const Comment& c : kr.comments) {
-      if (!d.InRange(c.meta)) continue;
-      json j = DiffBuilder::MetaJson(c.meta);
-      j["entity"] = id;
-      j["text"] = c.text;
-      d.comments.push_back(std::move(j));
-    }
-  }
-  auto by_seq = [](json& list) {
-    std::stable_sort(list.begin(), list.end(),
-                     [](const json& a, const json& b) { return a["seq"] < b["seq"]; });
   };
-  for (json* list : {&d.created, &d.changed, &d.archived, &d.check_ins, &d.corrections, &d.comments}) {
-    by_seq(*list);
-  }
-  return {{"from", from},          {"to", to},
-          {"created", d.created},  {"changed", d.changed},
-          {"archived", d.archived}, {"check_ins", d.check_ins},
-          {"corrections", d.corrections}, {"comments", d.comments}};
+  collect(p.units());
+  collect(p.cycles());
+  collect(p.objectives());
+  collect(p.key_results());
+  std::sort(events.begin(), events.end());
+  std::vector<DiffRow> rows;
+  for (const auto& [seq, id] : events) AppendDiffRows(p, seq, *id, cycle, &rows);
+  return RenderDiff(from, to, rows);
 }
 
 // --- Review ---
@@ -615,25 +782,18 @@ std::string Percent(const json& v) {
 
 std::string Str(const json& v) { return v.is_string() ? v.get<std::string>() : ""; }
 
-// Markdown table cells cannot hold pipes or line breaks.
+// User text inside Markdown, on one line: a pipe would end a table cell
+// and a line break would start a new block, so neither gets through as
+// itself; a backslash is escaped too, or "\\|" would unescape the pipe.
 std::string Cell(std::string s) {
   std::string out;
   for (char c : s) {
     if (c == '|') out += "\\|";
+    else if (c == '\\') out += "\\\\";
     else if (c == '\n' || c == '\r') out += ' ';
     else out += c;
   }
   return out;
-}
-
-std::string CsvField(const std::string& s) {
-  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
 }
 
 }  // namespace
@@ -641,7 +801,7 @@ std::string CsvField(const std::string& s) {
 std::string ReviewMarkdown(const json& r) {
   std::ostringstream md;
   const json& c = r["cycle"];
-  md << "# Review of " << Str(c["name"]) << " (" << Str(c["id"]) << ", " << Str(c["starts"])
+  md << "# Review of " << Cell(Str(c["name"])) << " (" << Str(c["id"]) << ", " << Str(c["starts"])
      << " to " << Str(c["ends"]) << ", " << Str(c["state"]) << ")\n\n";
   md << "Achieved: " << r["achieved"].size() << " · partially: " << r["partially"].size()
      << " · missed: " << r["missed"].size() << " · not reviewed: " << r["unreviewed"].size()
@@ -651,8 +811,8 @@ std::string ReviewMarkdown(const json& r) {
     md << "Owner: " << Str(o["owner"]) << " · computed score " << Percent(o["computed_score"])
        << " · reviewed score " << Percent(o["score"]) << " · outcome "
        << (o["outcome"].is_null() ? "not reviewed" : Str(o["outcome"])) << "\n\n";
-    if (!Str(o["reflection"]).empty()) md << "Reflection: " << Str(o["reflection"]) << "\n\n";
-    if (!Str(o["lessons"]).empty()) md << "Lessons: " << Str(o["lessons"]) << "\n\n";
+    if (!Str(o["reflection"]).empty()) md << "Reflection: " << Cell(Str(o["reflection"])) << "\n\n";
+    if (!Str(o["lessons"]).empty()) md << "Lessons: " << Cell(Str(o["lessons"])) << "\n\n";
     if (o["key_results"].empty()) {
       md << "No key results of its own: its score rolls up from the objectives aligned to it.\n";
       continue;
@@ -688,10 +848,10 @@ std::string ReviewCsv(const json& r) {
   std::string cycle = Str(r["cycle"]["id"]);
   for (const json& o : r["objectives"]) {
     for (const json& k : o["key_results"]) {
-      csv << CsvField(cycle) << ',' << CsvField(Str(o["id"])) << ',' << CsvField(Str(o["title"]))
-          << ',' << CsvField(Str(o["owner"])) << ',' << Num(o["computed_score"]) << ','
-          << Num(o["score"]) << ',' << CsvField(Str(o["outcome"])) << ','
-          << CsvField(Str(k["id"])) << ',' << CsvField(Str(k["title"])) << ',' << Num(k["start"])
+      csv << CsvText(cycle) << ',' << CsvText(Str(o["id"])) << ',' << CsvText(Str(o["title"]))
+          << ',' << CsvText(Str(o["owner"])) << ',' << Num(o["computed_score"]) << ','
+          << Num(o["score"]) << ',' << CsvText(Str(o["outcome"])) << ','
+          << CsvText(Str(k["id"])) << ',' << CsvText(Str(k["title"])) << ',' << Num(k["start"])
           << ',' << Num(k["original_target"]) << ',' << Num(k["target"]) << ','
           << Num(k["final"]) << ',' << Num(k["progress"]) << ',' << Num(k["check_ins"]) << "\r\n";
     }

@@ -41,21 +41,6 @@ const Token kAuditor{"tok-crash-auditor-2b8d40", "audrey", "auditor", {}};
 constexpr int kWriters = 32;
 constexpr int kSnapshotEvery = 40;
 
-int64_t NowUs() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-std::string DateIn(int days) {
-  std::time_t secs = static_cast<std::time_t>(NowUs() / 1'000'000 + days * 86'400LL);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
-  return buf;
-}
-
 uint64_t SeedFromEnv() {
   if (const char* s = std::getenv("OKR_TEST_SEED"); s && *s) return std::strtoull(s, nullptr, 10);
   return std::random_device{}();

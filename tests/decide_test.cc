@@ -59,6 +59,24 @@ TEST_F(DecideTest, UnknownParentObjectiveIsRefused) {
   EXPECT_REFUSED(Align("hr-hiring", {"ghost"}), kInvalid, "parents");
 }
 
+TEST_F(DecideTest, AligningToAnObjectiveOfAClosedCycleIsRefused) {
+  ASSERT_OK(CreateObjective("hr-people", "2026", "hr", "People first"));
+  ASSERT_OK(Close("2026"));
+  EXPECT_REFUSED(CreateObjective("ta-pipeline", "2026-q1", "ta", "Build a pipeline", {"hr-people"}),
+                 kInvalid, "parents");
+  EXPECT_REFUSED(Align("hr-hiring", {"hr-people"}), kInvalid, "parents");
+  ASSERT_OK(ReopenCycle("2026"));
+  EXPECT_OK(Align("hr-hiring", {"hr-people"}));
+}
+
+TEST_F(DecideTest, AligningToAnArchivedObjectiveIsRefused) {
+  ASSERT_OK(CreateObjective("hr-old", "2026-q1", "hr", "Last year's plan"));
+  ASSERT_OK(Archive("hr-old"));
+  EXPECT_REFUSED(CreateObjective("ta-pipeline", "2026-q1", "ta", "Build a pipeline", {"hr-old"}),
+                 kInvalid, "parents");
+  EXPECT_REFUSED(Align("hr-hiring", {"hr-old"}), kInvalid, "parents");
+}
+
 TEST_F(DecideTest, ParentListedTwiceIsRefused) {
   EXPECT_REFUSED(CreateObjective("ta-pipeline", "2026-q1", "ta", "Build a pipeline",
                                  {"hr-hiring", "hr-hiring"}),
@@ -170,6 +188,26 @@ TEST_F(DecideTest, NonFiniteValuesAreRefused) {
   EXPECT_REFUSED(AddKeyResult("kr-nan", "hr-hiring", "Not a number", kNaN, 1), kInvalid, "start");
   EXPECT_REFUSED(AddKeyResult("kr-w", "hr-hiring", "Weightless", 0, 1, "number", kNaN), kInvalid,
                  "weight");
+}
+
+// SPEC §6 "Numbers stay finite": values, starts and targets within ±1e15,
+// weights in (0, 1000]; the bounds themselves are accepted.
+TEST_F(DecideTest, NumbersBeyondTheirBoundsAreRefused) {
+  EXPECT_REFUSED(CheckIn("kr-hires", 1e308), kInvalid, "value");
+  EXPECT_REFUSED(CheckIn("kr-hires", -1.0000001e15), kInvalid, "value");
+  EXPECT_REFUSED(Correct("kr-hires", "ci-first", 2e15), kInvalid, "value");
+  EXPECT_REFUSED(AddKeyResult("kr-big", "hr-hiring", "Big", 0, 1e16), kInvalid, "target");
+  EXPECT_REFUSED(AddKeyResult("kr-big", "hr-hiring", "Big", -1e16, 0), kInvalid, "start");
+  EXPECT_REFUSED(AddKeyResult("kr-heavy", "hr-hiring", "Heavy", 0, 1, "number", 1e308), kInvalid,
+                 "weight");
+  EXPECT_REFUSED(AddKeyResult("kr-heavy", "hr-hiring", "Heavy", 0, 1, "number", 1000.5), kInvalid,
+                 "weight");
+  EXPECT_REFUSED(MoveTarget("kr-hires", 1e300, "ambition"), kInvalid, "target");
+
+  EXPECT_OK(AddKeyResult("kr-edge", "hr-hiring", "At the bounds", -1e15, 1e15, "number", 1000));
+  EXPECT_OK(CheckIn("kr-edge", 1e15));
+  EXPECT_OK(CheckIn("kr-hires", -1e15));
+  EXPECT_TRUE(std::isfinite(ObjectiveProgress("hr-hiring")));
 }
 
 TEST_F(DecideTest, BooleanCheckInOfHalfIsRefused) {

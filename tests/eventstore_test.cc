@@ -4,6 +4,7 @@
 #include <rocksdb/db.h>
 
 #include <atomic>
+#include <map>
 #include <random>
 #include <set>
 #include <thread>
@@ -33,10 +34,13 @@ class EventStoreTest : public ::testing::Test {
   Result<AppendResult> CreateUnit(const std::string& id, std::string parent = "") {
     return store_->Append(OneEvent(UnitCreatedDraft("admin", id, "Unit " + id, parent)));
   }
+  int check_ins_ = 0;
   Result<AppendResult> CheckIn(const std::string& kr, double value,
                                std::optional<uint64_t> expected = std::nullopt,
                                std::string key = "") {
-    AppendRequest request = OneEvent(CheckInDraft("alice", kr, kr + "-ci", value));
+    // Every check-in creates an id, and ids are never reused.
+    AppendRequest request =
+        OneEvent(CheckInDraft("alice", kr, kr + "-ci-" + std::to_string(++check_ins_), value));
     if (expected) request.expected.push_back({kr, *expected});
     request.idempotency_key = key;
     request.fingerprint = Sha256(std::to_string(value));
@@ -51,8 +55,10 @@ class EventStoreTest : public ::testing::Test {
     return *decoded;
   }
 
-  // Direct access to the RocksDB files, bypassing the store, as a tamperer would.
-  void WithRawDb(const std::function<void(rocksdb::DB*, rocksdb::ColumnFamilyHandle*)>& fn) {
+  using Families = std::map<std::string, rocksdb::ColumnFamilyHandle*>;
+  // Direct access to the RocksDB files, bypassing the store, as a tamperer
+  // would: the store is closed, `fn` gets every column family by name.
+  void WithRawFamilies(const std::function<void(rocksdb::DB*, const Families&)>& fn) {
     store_.reset();
     rocksdb::Options options;
     std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
@@ -62,13 +68,23 @@ class EventStoreTest : public ::testing::Test {
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
     rocksdb::DB* db = nullptr;
     ASSERT_TRUE(rocksdb::DB::Open(options, dir_.path(), cfs, &handles, &db).ok());
-    rocksdb::ColumnFamilyHandle* events = nullptr;
-    for (size_t i = 0; i < names.size(); ++i) {
-      if (names[i] == format::kEventsCf) events = handles[i];
-    }
-    fn(db, events);
+    Families families;
+    for (size_t i = 0; i < names.size(); ++i) families[names[i]] = handles[i];
+    fn(db, families);
     for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
     delete db;
+  }
+  void WithRawDb(const std::function<void(rocksdb::DB*, rocksdb::ColumnFamilyHandle*)>& fn) {
+    WithRawFamilies([&](rocksdb::DB* db, const Families& f) { fn(db, f.at(format::kEventsCf)); });
+  }
+
+  // Removes the `ids` column family and its meta record, as a log written
+  // before they existed lacks them.
+  void DropIdIndex() {
+    WithRawFamilies([](rocksdb::DB* db, const Families& f) {
+      ASSERT_TRUE(db->DropColumnFamily(f.at(format::kIdsCf)).ok());
+      ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), f.at(format::kMetaCf), format::kIdsThroughKey).ok());
+    });
   }
 
   VerifyReport ReopenReadOnlyAndVerify() {
@@ -171,6 +187,64 @@ TEST_F(EventStoreTest, ExpectedVersionMismatchWritesNothing) {
   EXPECT_EQ(store_->head().seq, before.seq);
 }
 
+// SPEC §6: ids are unique across every kind and never reused, and the
+// writer — not the fold — refuses a second use, atomically with the append.
+TEST_F(EventStoreTest, AnIdIsCreatedOnceAcrossEveryKind) {
+  ASSERT_TRUE(CreateUnit("x").ok());
+  Head before = store_->head();
+  // A check-in naming an id a unit holds, on any key result.
+  auto check_in = store_->Append(OneEvent(CheckInDraft("alice", "kr-1", "x", 1)));
+  EXPECT_EQ(check_in.status().code(), Status::Code::kConflict) << check_in.status().ToString();
+  EXPECT_EQ(check_in.status().field(), "id");
+  // A unit created again, without any expected version.
+  EXPECT_EQ(CreateUnit("x").status().code(), Status::Code::kConflict);
+  EXPECT_EQ(store_->head().seq, before.seq);
+  EXPECT_EQ(store_->head().hash, before.hash);
+
+  ASSERT_TRUE(store_->Append(OneEvent(CheckInDraft("alice", "kr-1", "ci-7", 1))).ok());
+  // The same check-in id on another key result: the race that once
+  // stored an id twice.
+  auto again = store_->Append(OneEvent(CheckInDraft("bob", "kr-2", "ci-7", 2)));
+  EXPECT_EQ(again.status().code(), Status::Code::kConflict);
+  // Twice within one append.
+  AppendRequest twice;
+  twice.events.push_back(CheckInDraft("alice", "kr-1", "ci-8", 1));
+  twice.events.push_back(CheckInDraft("alice", "kr-2", "ci-8", 1));
+  EXPECT_EQ(store_->Append(std::move(twice)).status().code(), Status::Code::kConflict);
+  EXPECT_EQ(store_->head().seq, before.seq + 1);
+}
+
+TEST_F(EventStoreTest, RacingCreatesOfOneIdLandOnce) {
+  constexpr int kWriters = 16;
+  std::vector<std::thread> writers;
+  std::atomic<int> landed{0}, refused{0};
+  for (int t = 0; t < kWriters; ++t) {
+    writers.emplace_back([&, t] {
+      auto kr = "kr-" + std::to_string(t);
+      auto r = store_->Append(OneEvent(CheckInDraft("alice", kr, "ci-same", t)));
+      if (r.ok()) ++landed;
+      if (r.status().code() == Status::Code::kConflict) ++refused;
+    });
+  }
+  for (auto& w : writers) w.join();
+  EXPECT_EQ(landed.load(), 1);
+  EXPECT_EQ(refused.load(), kWriters - 1);
+  EXPECT_EQ(store_->head().seq, 1u);
+}
+
+TEST_F(EventStoreTest, IdsOfALogWrittenBeforeTheIndexAreIndexedAtOpen) {
+  ASSERT_TRUE(CreateUnit("acme").ok());
+  ASSERT_TRUE(store_->Append(OneEvent(CheckInDraft("alice", "kr-1", "ci-old", 1))).ok());
+  // What a writer from before the `ids` column family leaves: no index.
+  DropIdIndex();
+  Open();
+  EXPECT_EQ(CreateUnit("acme").status().code(), Status::Code::kConflict);
+  EXPECT_EQ(store_->Append(OneEvent(CheckInDraft("bob", "kr-2", "ci-old", 2))).status().code(),
+            Status::Code::kConflict);
+  EXPECT_TRUE(CreateUnit("sales").ok());
+  EXPECT_EQ(store_->head().seq, 3u);
+}
+
 TEST_F(EventStoreTest, MultiEntityAppendIsAllOrNothing) {
   ASSERT_TRUE(CreateUnit("acme").ok());
   AppendRequest request;
@@ -217,6 +291,109 @@ TEST_F(EventStoreTest, IdempotentRetryAnswersTheFirstResultAndWritesNothing) {
   ASSERT_TRUE(after_reopen.ok());
   EXPECT_TRUE(after_reopen->replayed);
   EXPECT_EQ(store_->head().seq, 2u);
+}
+
+// Idempotency records have a retention (kIdempotencyRetentionUs), measured
+// with the store's injected clock.
+class IdempotencyRetentionTest : public EventStoreTest {
+ protected:
+  static constexpr int64_t kStartUs = 1'790'000'000'000'000;  // 2026-09-21
+  void SetUp() override { OpenWithClock(); }
+  void OpenWithClock() {
+    OpenOptions options;
+    options.clock_us = [this] { return now_us_.load(); };
+    Open(options);
+  }
+  // Closes the store and counts the records in the `idempotency` column
+  // family as they are on disk.
+  size_t RecordsOnDisk() {
+    size_t n = 0;
+    WithRawFamilies([&](rocksdb::DB* db, const Families& f) {
+      std::unique_ptr<rocksdb::Iterator> it(
+          db->NewIterator(rocksdb::ReadOptions(), f.at(format::kIdempotencyCf)));
+      for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
+    });
+    return n;
+  }
+  // Every stored event's bytes, in order.
+  std::vector<std::string> AllEvents() {
+    auto events = store_->Read(0, SIZE_MAX);
+    EXPECT_TRUE(events.ok());
+    std::vector<std::string> out;
+    for (auto& e : *events) out.push_back(e.bytes);
+    return out;
+  }
+  std::atomic<int64_t> now_us_{kStartUs};
+};
+
+TEST_F(IdempotencyRetentionTest, ARetryWithinTheRetentionReplaysAndAfterItIsANewWrite) {
+  auto first = CheckIn("kr-1", 5, std::nullopt, "alice:key-1");
+  ASSERT_TRUE(first.ok());
+  now_us_ = kStartUs + kIdempotencyRetentionUs - 1;
+  auto retry = CheckIn("kr-1", 5, std::nullopt, "alice:key-1");
+  ASSERT_TRUE(retry.ok());
+  EXPECT_TRUE(retry->replayed);
+  EXPECT_EQ(retry->first_seq, first->first_seq);
+  EXPECT_EQ(store_->head().seq, 1u);
+
+  now_us_ = kStartUs + kIdempotencyRetentionUs;
+  auto found = store_->FindIdempotent("alice:key-1", Sha256(std::to_string(5.0)));
+  ASSERT_TRUE(found.ok());
+  EXPECT_FALSE(found->has_value()) << "an expired record is not found";
+  // Even with another body: the old key is forgotten, not a mismatch.
+  auto late = CheckIn("kr-1", 6, std::nullopt, "alice:key-1");
+  ASSERT_TRUE(late.ok()) << late.status().ToString();
+  EXPECT_FALSE(late->replayed);
+  EXPECT_EQ(late->first_seq, 2u);
+  EXPECT_EQ(store_->head().seq, 2u);
+  // From then on the key answers the new write.
+  auto again = CheckIn("kr-1", 6, std::nullopt, "alice:key-1");
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->replayed);
+  EXPECT_EQ(again->first_seq, 2u);
+}
+
+TEST_F(IdempotencyRetentionTest, ExpiredRecordsAreDeletedFromDiskAndNoEventIsTouched) {
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(CheckIn("kr-" + std::to_string(i), i, std::nullopt, "k" + std::to_string(i)).ok());
+  now_us_ = kStartUs + 3'600'000'000;  // an hour later: one more keyed append
+  ASSERT_TRUE(CheckIn("kr-late", 1, std::nullopt, "k-late").ok());
+  EXPECT_EQ(RecordsOnDisk(), 21u);
+  OpenWithClock();
+
+  now_us_ = kStartUs + kIdempotencyRetentionUs + 60'000'000;  // the first 20 expired a minute ago
+  std::vector<std::string> before = AllEvents();
+  ASSERT_TRUE(CreateUnit("acme").ok());  // the writer prunes after each batch
+  std::vector<std::string> after = AllEvents();
+  ASSERT_EQ(after.size(), before.size() + 1);
+  after.pop_back();
+  EXPECT_EQ(after, before) << "the prune changed a stored event";
+  EXPECT_EQ(RecordsOnDisk(), 1u) << "only k-late is within the retention";
+
+  OpenWithClock();
+  EXPECT_TRUE(store_->Verify().ok);
+  auto kept = CheckIn("kr-late", 1, std::nullopt, "k-late");
+  ASSERT_TRUE(kept.ok());
+  EXPECT_TRUE(kept->replayed);
+}
+
+TEST_F(IdempotencyRetentionTest, OnePassWalksAtMostTheLimitAndTheNextCatchesUp) {
+  const size_t appends = kMaxEventsPrunedPerPass / kMaxEventsPerAppend + 1;
+  for (size_t a = 0; a < appends; ++a) {
+    AppendRequest request;
+    for (size_t i = 0; i < kMaxEventsPerAppend; ++i) {
+      request.events.push_back(CheckInDraft("alice", "kr-" + std::to_string(a),
+                                            "ci-" + std::to_string(a) + "-" + std::to_string(i),
+                                            double(i)));
+    }
+    request.idempotency_key = "bulk-" + std::to_string(a);
+    ASSERT_TRUE(store_->Append(std::move(request)).ok());
+  }
+  now_us_ = kStartUs + kIdempotencyRetentionUs;
+  ASSERT_TRUE(CreateUnit("acme").ok());
+  EXPECT_EQ(RecordsOnDisk(), appends - kMaxEventsPrunedPerPass / kMaxEventsPerAppend);
+  OpenWithClock();  // the writer prunes when it starts, too
+  store_.reset();
+  EXPECT_EQ(RecordsOnDisk(), 0u);
 }
 
 TEST_F(EventStoreTest, ConcurrentIdempotentRetriesApplyOnce) {

@@ -259,7 +259,7 @@ TEST_F(InteropTest, LdbListsTheColumnFamilies) {
   int rc = 0;
   std::string out = Run(std::string(kLdb) + " --db=" + Quote(data()) + " list_column_families 2>&1", &rc);
   ASSERT_EQ(rc, 0) << out;
-  EXPECT_NE(out.find("{default, events, streams, idempotency, meta, snapshots}"), std::string::npos)
+  EXPECT_NE(out.find("{default, events, streams, idempotency, meta, snapshots, ids}"), std::string::npos)
       << out;
 }
 

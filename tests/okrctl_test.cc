@@ -3,20 +3,27 @@
 // refused spreadsheets (file, line, column, reason; nothing written),
 // export → import → export byte for byte, backup while writes go on →
 // restore → verify → the same answers, a tampered log caught from the
-// stored bytes okrd serves, the client commands and the help.
+// stored bytes okrd serves, snapshots checked against the log (verify
+// --deep), formula cells neutralised and restored, the client commands
+// and the help.
 #include <gtest/gtest.h>
+#include <capnp/message.h>
+#include <capnp/serialize.h>
 #include <rocksdb/db.h>
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <thread>
 
 #include "eventstore/event_json.h"
 #include "eventstore/event_store.h"
 #include "eventstore/format.h"
+#include "schemas/snapshot.capnp.h"
 #include "tests/okrd_harness.h"
 #include "tests/test_support.h"
 #include "tools/ctl/csv.h"
@@ -413,11 +420,82 @@ TEST_F(OkrctlTest, ExportImportExportIsByteIdentical) {
   EXPECT_EQ(Ctl("export --cycle no-such --data " + a).rc, 1);
 }
 
+// --- Spreadsheet safety ---
+
+// Texts a spreadsheet would run as formulas, the escape itself, and
+// negative numbers: export writes the texts with one ' in front and the
+// numbers plain, import takes exactly one ' off, and the round trip is exact.
+TEST_F(OkrctlTest, FormulaCellsAreNeutralisedOnExportAndRestoredOnImport) {
+  std::string a = Data("a");
+  Frame(a);
+  // Hand-written in the exported form: every text cell with one ' in front.
+  const std::string csv =
+      "cycle,owner,objective_id,objective_title,parents,kr_id,kr_title,metric,start,target,unit,"
+      "current,checkin_date,objective_description\n"
+      "2026-q4,people,o-formula,\"'=HYPERLINK(\"\"http://x.example\"\")\",,k-plus,'+1 a week,number,"
+      "-5,-10,'-x,-7,2026-11-02,\"'\tTab\"\n"
+      "2026-q4,people,o-formula,\"'=HYPERLINK(\"\"http://x.example\"\")\",,k-at,'@SUM(A1),number,"
+      "0,1,,,,\"'\tTab\"\n"
+      "2026-q4,people,o-formula,\"'=HYPERLINK(\"\"http://x.example\"\")\",,k-quote,''quoted,number,"
+      "0,1,,,,\"'\tTab\"\n"
+      "2026-q4,people,o-formula,\"'=HYPERLINK(\"\"http://x.example\"\")\",,k-quotes,'''twice,number,"
+      "0,1,,,,\"'\tTab\"\n";
+  WriteFile(dir_.Sub("formulas.csv"), csv);
+  CtlRun r = Ctl("import " + dir_.Sub("formulas.csv") + " --data " + a);
+  ASSERT_EQ(r.rc, 0) << r;
+
+  // The store holds the texts themselves (JSON needs no escape).
+  json doc = Ctl("export --cycle 2026-q4 --format json --data " + a).Json();
+  const json* o = nullptr;
+  for (const json& x : doc["objectives"]) {
+    if (x["id"] == "o-formula") o = &x;
+  }
+  ASSERT_NE(o, nullptr) << doc.dump();
+  EXPECT_EQ((*o)["title"], "=HYPERLINK(\"http://x.example\")");
+  EXPECT_EQ((*o)["description"], "\tTab");
+  std::vector<std::string> titles;
+  for (const json& k : (*o)["key_results"]) titles.push_back(k["title"]);
+  EXPECT_EQ(titles, (std::vector<std::string>{"+1 a week", "@SUM(A1)", "'quoted", "''twice"}));
+  EXPECT_EQ((*o)["key_results"][0]["unit"], "-x");
+  EXPECT_EQ((*o)["key_results"][0]["start"], -5);
+  EXPECT_EQ((*o)["key_results"][0]["target"], -10);
+
+  std::string first = dir_.Sub("first.csv");
+  ASSERT_EQ(Ctl("export --cycle 2026-q4 --data " + a + " -o " + first).rc, 0);
+  const std::string exported = ReadFile(first);
+  EXPECT_NE(exported.find(",k-plus,'+1 a week,number,-5,-10,'-x,-7,2026-11-02,,1,'\tTab\r\n"),
+            std::string::npos)
+      << exported;
+  EXPECT_NE(exported.find(",\"'=HYPERLINK(\"\"http://x.example\"\")\","), std::string::npos) << exported;
+  EXPECT_NE(exported.find(",k-quotes,'''twice,"), std::string::npos) << exported;
+  // No text cell of the whole export (the sample's rows too) starts a formula.
+  std::vector<ctl::CsvRecord> records;
+  ctl::CsvError error;
+  ASSERT_TRUE(ctl::ParseCsv(exported, &records, &error)) << error.reason;
+  const std::set<size_t> number_columns = {8, 9, 11, 14};  // start, target, current, weight
+  for (const auto& record : records) {
+    for (size_t c = 0; c < record.fields.size(); ++c) {
+      const std::string& cell = record.fields[c];
+      if (number_columns.count(c) || cell.empty()) continue;
+      EXPECT_EQ(std::string("=+-@\t\r").find(cell[0]), std::string::npos)
+          << "line " << record.line << " column " << c + 1 << ": " << cell;
+    }
+  }
+
+  std::string b = Data("b");
+  Frame(b);
+  r = Ctl("import " + first + " --data " + b);
+  ASSERT_EQ(r.rc, 0) << r;
+  CtlRun second = Ctl("export --cycle 2026-q4 --data " + b);
+  ASSERT_EQ(second.rc, 0) << second;
+  EXPECT_EQ(second.out, exported);
+}
+
 // --- Through a running okrd ---
 
 class OkrctlServerTest : public OkrctlTest {
  protected:
-  OkrctlServerTest() : okrd_(WithTokens({kAdmin, kEditor, kAuditor})) {}
+  OkrctlServerTest() : okrd_(WithTokens({kAdmin, kEditor, kAuditor}, {"--backup-root", dir_.Sub("backups")})) {}
   void SetUp() override { ASSERT_TRUE(okrd_.Start()); }
   std::string Url() const { return "http://127.0.0.1:" + std::to_string(okrd_.port()); }
   std::string As(const Token& t) const { return "OKR_TOKEN=" + t.token; }
@@ -515,11 +593,12 @@ TEST_F(OkrctlServerTest, BackupWhileWritingRestoresAConsistentLog) {
     });
   }
   while (written < 200) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  std::string backups = dir_.Sub("backups");
-  CtlRun first = Server("backup --to " + backups + " --json", kAdmin);
+  // Under okrd's --backup-root.
+  std::string backups = dir_.Sub("backups") + "/nightly";
+  CtlRun first = Server("backup --to nightly --json", kAdmin);
   int at_first = written;
   while (written < at_first + 200) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  CtlRun second = Server("backup --to " + backups + " --json", kAdmin);
+  CtlRun second = Server("backup --to nightly --json", kAdmin);
   stop = true;
   for (auto& w : writers) w.join();
   ASSERT_EQ(first.rc, 0) << first;
@@ -578,13 +657,13 @@ TEST_F(OkrctlServerTest, BackupWhileWritingRestoresAConsistentLog) {
 }
 
 TEST_F(OkrctlServerTest, BackupRouteIsForAdminsOnly) {
-  EXPECT_EQ(okrd_.Post("/v1/admin/backup", {{"to", dir_.Sub("b")}}, kEditor.token).status, 403);
-  EXPECT_EQ(okrd_.Post("/v1/admin/backup", {{"to", dir_.Sub("b")}}, kAuditor.token).status, 403);
-  EXPECT_EQ(okrd_.Post("/v1/admin/backup", {{"to", dir_.Sub("b")}}).status, 401);
-  EXPECT_EQ(okrd_.Post("/v1/admin/backup", {{"to", "relative/dir"}}, kAdmin.token).status, 422);
-  EXPECT_EQ(okrd_.Post("/v1/admin/backup", {{"into", dir_.Sub("b")}}, kAdmin.token).status, 400);
-  EXPECT_EQ(okrd_.Post("/v1/admin/backup", json::object(), kAdmin.token).status, 400);
-  Reply ok = okrd_.Post("/v1/admin/backup", {{"to", dir_.Sub("b")}}, kAdmin.token);
+  EXPECT_EQ(okrd_.Post("/v1/admin/backup", {{"to", "b"}}, kEditor.token).status, 403);
+  EXPECT_EQ(okrd_.Post("/v1/admin/backup", {{"to", "b"}}, kAuditor.token).status, 403);
+  EXPECT_EQ(okrd_.Post("/v1/admin/backup", {{"to", "b"}}).status, 401);
+  // `to` is relative to --backup-root (tests/operator_test.cc has the rest).
+  EXPECT_EQ(okrd_.Post("/v1/admin/backup", {{"to", dir_.Sub("b")}}, kAdmin.token).status, 422);
+  EXPECT_EQ(okrd_.Post("/v1/admin/backup", {{"into", "b"}}, kAdmin.token).status, 400);
+  Reply ok = okrd_.Post("/v1/admin/backup", {{"to", "relative/dir"}}, kAdmin.token);
   EXPECT_EQ(ok.status, 201) << ok;
   EXPECT_EQ(ok.json["head_seq"], okrd_.HeadSeq());
   EXPECT_EQ(okrd_.Get("/v1/events?raw=maybe", kAuditor.token).status, 400);
@@ -658,6 +737,90 @@ TEST_F(OkrctlServerTest, VerifyFromTheServedBytesCatchesATamperedLog) {
   ASSERT_TRUE(copy.Stop());
   // Nothing in the copy was written: it is still broken at the same place.
   EXPECT_EQ(Ctl("verify --json --data " + copy.data_dir()).Json()["first_bad_seq"], 21);
+}
+
+// --- verify --deep: snapshots against the log ---
+
+// Rewrites the title of `objective` (its newest revision) inside the
+// snapshot stored at `seq`: the snapshot still decodes and still carries
+// the right head hash, so only a comparison with the log can tell.
+void RetitleInSnapshot(const std::string& data, uint64_t seq, const std::string& objective,
+                       const std::string& title) {
+  auto store = EventStore::Open(data);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  auto stored = (*store)->SnapshotAtOrBefore(seq);
+  ASSERT_TRUE(stored.ok()) << stored.status().ToString();
+  ASSERT_EQ(stored->seq, seq);
+  auto words = kj::heapArray<capnp::word>(stored->bytes.size() / sizeof(capnp::word));
+  std::memcpy(words.begin(), stored->bytes.data(), stored->bytes.size());
+  capnp::FlatArrayMessageReader reader(words.asPtr());
+  capnp::MallocMessageBuilder builder;
+  builder.setRoot(reader.getRoot<schema::Snapshot>());
+  bool found = false;
+  for (auto o : builder.getRoot<schema::Snapshot>().getObjectives()) {
+    if (std::string(o.getId().cStr()) != objective) continue;
+    auto revisions = o.getRevisions();
+    revisions[revisions.size() - 1].setTitle(title);
+    found = true;
+  }
+  ASSERT_TRUE(found) << objective << " is not in the snapshot at seq " << seq;
+  auto flat = capnp::messageToFlatArray(builder);
+  auto bytes = flat.asBytes();
+  ASSERT_TRUE((*store)->PutSnapshot(seq, std::string(bytes.begin(), bytes.end())).ok());
+}
+
+TEST_F(OkrctlTest, VerifyDeepComparesEverySnapshotWithTheLogAndNamesATamperedOne) {
+  // okrd writes the snapshots itself, every 5 events (it keeps the newest two).
+  Okrd okrd(WithTokens({kAdmin}, {"--snapshot-every", "5"}));
+  ASSERT_TRUE(okrd.Start());
+  const std::string url = " --server http://127.0.0.1:" + std::to_string(okrd.port());
+  for (const char* file : {"hr-org.json", "hr-okrs-2026-q4.csv", "hr-checkins-week-48.json"}) {
+    ASSERT_EQ(Ctl("import " + Sample(file) + url, "OKR_TOKEN=" + kAdmin.token).rc, 0) << file;
+  }
+  ASSERT_TRUE(okrd.Stop());
+  const std::string data = okrd.data_dir();
+
+  CtlRun healthy = Ctl("verify --deep --json --data " + data);
+  ASSERT_EQ(healthy.rc, 0) << healthy;
+  json snapshots = healthy.Json()["snapshots"];
+  ASSERT_EQ(snapshots["seqs"].size(), 2u) << healthy;
+  EXPECT_EQ(snapshots["checked"], 2);
+  EXPECT_EQ(snapshots["ok"], true);
+  const uint64_t newest = snapshots["seqs"][1].get<uint64_t>();
+  CtlRun text = Ctl("verify --deep --data " + data);
+  EXPECT_EQ(text.rc, 0) << text;
+  EXPECT_NE(text.out.find("snapshots: 2 agree with a full replay of the log"), std::string::npos) << text;
+
+  // The newest snapshot (the one okrd starts from) now holds another title.
+  RetitleInSnapshot(data, newest, "obj-hire-well", "Hire nobody");
+  ASSERT_TRUE(okrd.Start());
+  EXPECT_EQ(okrd.Get("/v1/objectives/obj-hire-well").json["title"], "Hire nobody")
+      << "okrd serves the snapshot: that is why it must be checked";
+  ASSERT_TRUE(okrd.Stop());
+
+  CtlRun deep = Ctl("verify --deep --json --data " + data);
+  EXPECT_EQ(deep.rc, 1) << deep;
+  json report = deep.Json();
+  EXPECT_EQ(report["ok"], false);
+  EXPECT_EQ(report["first_bad_seq"], nullptr) << "the chain itself is intact";
+  EXPECT_EQ(report["snapshots"]["first_bad_seq"], newest);
+  EXPECT_EQ(report["snapshots"]["checked"], 1) << "the older snapshot agrees";
+  const std::string problem = report["snapshots"]["problem"];
+  EXPECT_NE(problem.find("objective obj-hire-well"), std::string::npos) << problem;
+  EXPECT_NE(problem.find("title: snapshot \"Hire nobody\", log \"Hire the people our growth needs"),
+            std::string::npos)
+      << problem;
+  text = Ctl("verify --deep --data " + data);
+  EXPECT_EQ(text.rc, 1);
+  EXPECT_NE(text.out.find("SNAPSHOT at seq " + std::to_string(newest) + " differs"), std::string::npos)
+      << text;
+
+  // Plain verify checks the chain only, as before: the log is intact.
+  CtlRun plain = Ctl("verify --json --data " + data);
+  EXPECT_EQ(plain.rc, 0) << plain;
+  EXPECT_FALSE(plain.Json().contains("snapshots")) << plain;
+  // Snapshots are read from a data directory, never through okrd.
+  EXPECT_EQ(Ctl("verify --deep --server http://127.0.0.1:1").rc, 2);
 }
 
 // --- Help and usage ---

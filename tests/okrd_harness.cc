@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
+#include <ctime>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -343,6 +345,16 @@ uint64_t Okrd::HeadSeq() const {
     return UINT64_MAX;
   }
   return r.json["head_seq"].get<uint64_t>();
+}
+
+std::string DateIn(int days) {
+  std::time_t secs = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now()) +
+                     static_cast<std::time_t>(days) * 86'400;
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+  return buf;
 }
 
 }  // namespace okr::testing

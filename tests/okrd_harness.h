@@ -119,6 +119,9 @@ class Okrd {
   std::string stdout_text_;
 };
 
+// Today ± `days`, as a cycle date YYYY-MM-DD (UTC).
+std::string DateIn(int days);
+
 // Percent-encodes a query value or path segment (everything but A-Z a-z 0-9 - . _ ~).
 std::string UrlEncode(const std::string& s);
 

@@ -56,8 +56,6 @@ std::string FormatUs(int64_t us) {
   return buf;
 }
 
-// Today ± days, as a cycle date (UTC).
-std::string DateIn(int days) { return FormatUs(NowUs() + days * kDayUs).substr(0, 10); }
 // Now ± days, as an RFC 3339 date-time.
 std::string TimeIn(double days) { return FormatUs(NowUs() + static_cast<int64_t>(days * kDayUs)); }
 
@@ -279,7 +277,7 @@ TEST(OkrdUserStory, QuarterFromPlanToReviewReadsBackOnEveryRoute) {
     ASSERT_LE(pages, 10);
     if (page.json["next"].is_null()) break;
     cursor = page.json["next"].get<std::string>();
-    EXPECT_EQ(cursor, paged.back());
+    EXPECT_EQ(cursor, std::to_string(st.head) + "." + paged.back());  // pinned to the first page's state
   }
   EXPECT_EQ(pages, 4);
   EXPECT_EQ(paged, Ids(units.json["items"]));
@@ -385,7 +383,7 @@ TEST(OkrdUserStory, QuarterFromPlanToReviewReadsBackOnEveryRoute) {
   EXPECT_EQ(series.u("as_of_seq"), st.head);
   Reply first_two = Want(s.Get("/v1/key-results/kr-hires/check-ins?limit=2"), 200);
   EXPECT_EQ(first_two.json["items"].size(), 2u);
-  EXPECT_EQ(first_two.json["next"], "2");
+  EXPECT_EQ(first_two.json["next"], std::to_string(st.head) + ".2");
   Reply corrected = Want(s.Get("/v1/key-results/kr-time-to-hire/check-ins"), 200);
   ASSERT_EQ(corrected.json["items"].size(), 2u) << corrected;
   EXPECT_EQ(corrected.json["items"][1]["value"], 37);
@@ -1518,6 +1516,43 @@ TEST(OkrdDemo, DemoCompanyTellsTwoQuartersAndItsTokensWork) {
   EXPECT_EQ(ReadJsonFile(credentials_file), creds);
   EXPECT_EQ(Want(s.Get("/v1/audit/verify", creds["admin"].get<std::string>()), 200).json["ok"], true);
   EXPECT_TRUE(s.Stop());
+}
+
+}  // namespace
+}  // namespace okr::testing
+
+namespace okr::testing {
+namespace {
+
+// An editor cannot move what it changes out of its scope by clearing a
+// field: a key result whose owner is cleared falls back to its
+// objective's owner, which must be in the editor's scope too.
+TEST(OkrdScope, ClearingAnOwnerCannotMoveAKeyResultOutOfScope) {
+  Okrd s(WithTokens());
+  ASSERT_TRUE(s.Start()) << s.LogTail();
+  BuildOrg(s);
+  Want(s.Post("/v1/objectives",
+              {{"id", "eng-ship"}, {"cycle", "q-now"}, {"owner", "eng"}, {"title", "Ship it"}},
+              kAdmin.token),
+       201);
+  Want(s.Post("/v1/key-results",
+              {{"id", "kr-referrals"}, {"objective", "eng-ship"}, {"title", "Referrals hired"},
+               {"owner", "hr"}, {"start", 0}, {"target", 5}},
+              kAdmin.token),
+       201);
+  const uint64_t head = s.HeadSeq();
+  // Maya may change what HR owns, but clearing the owner hands the key
+  // result to Engineering's objective: refused, and nothing is written.
+  Reply cleared = s.Patch("/v1/key-results/kr-referrals", {{"owner", ""}}, kMaya.token);
+  EXPECT_EQ(cleared.status, 403) << cleared;
+  EXPECT_EQ(s.HeadSeq(), head);
+  // Setting an owner outside the scope is refused the same way.
+  EXPECT_EQ(s.Patch("/v1/key-results/kr-referrals", {{"owner", "platform"}}, kMaya.token).status, 403);
+  EXPECT_EQ(s.HeadSeq(), head);
+  // Within HR it is hers to change.
+  Want(s.Patch("/v1/key-results/kr-referrals", {{"owner", "ta"}}, kMaya.token), 200);
+  // An admin may clear it.
+  Want(s.Patch("/v1/key-results/kr-referrals", {{"owner", ""}}, kAdmin.token), 200);
 }
 
 }  // namespace

@@ -2,7 +2,12 @@
 // a past valid time (`at`) and as of an older seq (`as_of`).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tests/projections_fixture.h"
@@ -200,6 +205,94 @@ TEST_F(ProgressTest, LatestByMeasuredAtNotByRecordingOrder) {
   ASSERT_EQ(series.size(), 2u);
   EXPECT_EQ(series[0].id, "ci-jan10");  // oldest measurement first
   EXPECT_EQ(series[1].id, "ci-jan20");
+}
+
+// The series as SPEC §1 defines it, the plain way: every known check-in,
+// each correction applied in seq order, then ordered by (measured_at, seq).
+std::vector<std::pair<std::string, double>> ReferenceSeries(const KeyResult& kr, uint64_t as_of) {
+  std::vector<const okr::CheckIn*> known;
+  for (const auto& ci : kr.check_ins) {
+    if (ci.meta.seq <= as_of) known.push_back(&ci);
+  }
+  std::sort(known.begin(), known.end(), [](const okr::CheckIn* a, const okr::CheckIn* b) {
+    return std::pair(a->measured_at_us, a->meta.seq) < std::pair(b->measured_at_us, b->meta.seq);
+  });
+  std::vector<std::pair<std::string, double>> out;
+  for (const okr::CheckIn* ci : known) {
+    double value = ci->value;
+    for (const Correction& c : kr.corrections) {
+      if (c.meta.seq <= as_of && c.check_in == ci->id) value = c.value;
+    }
+    out.emplace_back(ci->id, value);
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, double>> Pairs(const std::vector<okr::CheckIn>& series) {
+  std::vector<std::pair<std::string, double>> out;
+  for (const auto& ci : series) out.emplace_back(ci.id, ci.value);
+  return out;
+}
+
+TEST_F(ProgressTest, ManyCheckInsAndCorrectionsGiveTheReferenceSeriesAtEverySeq) {
+  ASSERT_OK(AddKeyResult("kr-hires", "hr-hiring", "Hires made", 0, 1000));
+  std::mt19937 rng(20260105);
+  const int64_t base = Now() - 60 * kDayUs;
+  std::vector<uint64_t> seqs;
+  for (int i = 0; i < 120; ++i) {
+    // Backfills and same-instant measurements on purpose: ties go to seq.
+    int64_t measured = base + static_cast<int64_t>(rng() % 40) * kDayUs;
+    auto w = CheckIn("kr-hires", static_cast<double>(rng() % 500), measured, "ci-" + std::to_string(i));
+    ASSERT_OK(w);
+    seqs.push_back(w->seq);
+    for (int k = 0; k < 2; ++k) {  // two corrections per check-in, some of older ones
+      auto c = Correct("kr-hires", "ci-" + std::to_string(rng() % (i + 1)), static_cast<double>(rng() % 500));
+      ASSERT_OK(c);
+      seqs.push_back(c->seq);
+    }
+  }
+  const KeyResult& kr = *state().key_result("kr-hires");
+  ASSERT_EQ(kr.check_ins.size(), 120u);
+  ASSERT_EQ(kr.corrections.size(), 240u);
+  for (size_t i = 0; i < seqs.size(); i += 7) {
+    ASSERT_EQ(Pairs(CheckInSeries(kr, seqs[i])), ReferenceSeries(kr, seqs[i])) << "as of seq " << seqs[i];
+  }
+  EXPECT_EQ(Pairs(CheckInSeries(kr, Head())), ReferenceSeries(kr, Head()));
+}
+
+// 50 000 check-ins each corrected once: the product is 2.5e9 comparisons
+// (seconds); the series costs O(check-ins + corrections) (milliseconds).
+TEST(CheckInSeriesCost, FiftyThousandCheckInsAndCorrectionsInWellUnderASecond) {
+  constexpr size_t kCheckIns = 50'000;
+  KeyResult kr;
+  kr.id = "kr-big";
+  uint64_t seq = 1;
+  for (size_t i = 0; i < kCheckIns; ++i) {
+    okr::CheckIn ci;
+    ci.id = "ci-" + std::to_string(i);
+    ci.meta.seq = ++seq;
+    ci.value = 1;
+    ci.measured_at_us = static_cast<int64_t>(kCheckIns - i);  // newest measured first
+    kr.check_ins.push_back(std::move(ci));
+  }
+  for (size_t i = 0; i < kCheckIns; ++i) {
+    Correction c;
+    c.meta.seq = ++seq;
+    c.check_in = "ci-" + std::to_string(i);
+    c.value = static_cast<double>(i);
+    kr.corrections.push_back(std::move(c));
+  }
+  kr.Reindex();
+  auto started = std::chrono::steady_clock::now();
+  auto series = CheckInSeries(kr, seq);
+  auto took = std::chrono::steady_clock::now() - started;
+  std::printf("series of %zu check-ins and %zu corrections: %lld ms\n", kr.check_ins.size(), kr.corrections.size(),
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
+  ASSERT_EQ(series.size(), kCheckIns);
+  EXPECT_EQ(series.front().id, "ci-" + std::to_string(kCheckIns - 1));  // measured earliest
+  EXPECT_EQ(series.front().value, static_cast<double>(kCheckIns - 1));  // as corrected
+  EXPECT_EQ(series.back().value, 0.0);
+  EXPECT_LT(took, std::chrono::seconds(1)) << "the series costs the product of check-ins and corrections";
 }
 
 TEST_F(ProgressTest, ValueAtAPastDateIsTheLatestMeasurementUpToThen) {

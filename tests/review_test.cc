@@ -3,7 +3,9 @@
 // and lint on crafted states, one rule at a time.
 #include <gtest/gtest.h>
 
+#include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tests/projections_fixture.h"
@@ -364,6 +366,79 @@ TEST_F(LargeValuesTest, ReviewKeepsEveryDigitOfLargeValues) {
   EXPECT_NE(md.find("| Referral bonuses paid | 0 | 1250000 | 1250000 | 1234567.5 EUR | 99% | 1 |"),
             std::string::npos)
       << md;
+}
+
+// --- Spreadsheet and Markdown safety (SPEC §6) ---
+
+class SpreadsheetSafetyTest : public ProjectionsTest {};
+
+// True when a spreadsheet would run `cell` as a formula.
+bool RunsAsFormula(const std::string& cell) {
+  return !cell.empty() && std::string_view("=+-@\t\r").find(cell.front()) != std::string_view::npos;
+}
+
+TEST_F(SpreadsheetSafetyTest, ReviewCsvNeutralisesFormulaTextsButNotNegativeNumbers) {
+  ASSERT_OK(CreateObjective("ta-formula", "2026-q1", "ta", "=HYPERLINK(\"http://x.example\",\"open\")"));
+  ASSERT_OK(AddKeyResult("kr-plus", "ta-formula", "+1 referral a week", -5, -10));
+  ASSERT_OK(AddKeyResult("kr-at", "ta-formula", "@SUM(A1)", 0, 1));
+  ASSERT_OK(AddKeyResult("kr-minus", "ta-formula", "-x", 0, 1));
+  ASSERT_OK(AddKeyResult("kr-quote", "ta-formula", "'quoted", 0, 1));
+  ASSERT_OK(AddKeyResult("kr-quotes", "ta-formula", "''twice", 0, 1));
+  ASSERT_OK(CheckIn("kr-plus", -7));
+  auto review = okr::Review(state(), "2026-q1", Head());
+  ASSERT_TRUE(review.ok());
+  const std::string csv = ReviewCsv(*review);
+  auto rows = ParseCsv(csv);
+  ASSERT_EQ(rows.size(), 6u) << csv;
+  // Text cells carry one ' in front; numbers, negative ones too, stay numbers.
+  EXPECT_EQ(rows[1][2], "'=HYPERLINK(\"http://x.example\",\"open\")");
+  EXPECT_EQ(rows[1][7], "kr-plus");
+  EXPECT_EQ(rows[1][8], "'+1 referral a week");
+  EXPECT_EQ(rows[1][9], "-5");    // start
+  EXPECT_EQ(rows[1][11], "-10");  // target
+  EXPECT_EQ(rows[1][12], "-7");   // final
+  EXPECT_EQ(rows[2][8], "'@SUM(A1)");
+  EXPECT_EQ(rows[3][8], "'-x");
+  EXPECT_EQ(rows[4][8], "''quoted");
+  EXPECT_EQ(rows[5][8], "'''twice");
+  const std::vector<size_t> text_columns = {0, 1, 2, 3, 6, 7, 8};
+  for (const auto& row : rows) {
+    for (size_t c : text_columns) EXPECT_FALSE(RunsAsFormula(row[c])) << row[c];
+  }
+}
+
+// How many cells a Markdown table row has: pipes not escaped by a backslash
+// delimit them (GitHub Flavored Markdown).
+size_t TableCells(const std::string& line) {
+  size_t pipes = 0;
+  for (size_t i = 0; i < line.size(); ++i) {
+    if (line[i] == '\\') ++i;
+    else if (line[i] == '|') ++pipes;
+  }
+  return pipes - 1;
+}
+
+TEST_F(SpreadsheetSafetyTest, MarkdownKeepsUserTextInsideItsCellAndOnItsLine) {
+  ASSERT_OK(CreateObjective("ta-md", "2026-q1", "ta", "Hiring | with pipes"));
+  ASSERT_OK(AddKeyResult("kr-md", "ta-md", "a | b \\| c \\", 0, 1, "number", 1, "x|y"));
+  ASSERT_OK(Review("ta-md", 0.5, "partially", "first line\n| x | y |\n# not a heading",
+                   "one\r\n## nor this"));
+  auto review = okr::Review(state(), "2026-q1", Head());
+  ASSERT_TRUE(review.ok());
+  const std::string md = ReviewMarkdown(*review);
+  std::istringstream lines(md);
+  bool found_row = false;
+  for (std::string line; std::getline(lines, line);) {
+    EXPECT_NE(line.rfind("| x", 0), 0u) << md;
+    EXPECT_NE(line, "# not a heading") << md;
+    EXPECT_NE(line, "## nor this") << md;
+    if (line.rfind("| a ", 0) == 0) {
+      found_row = true;
+      EXPECT_EQ(TableCells(line), 7u) << line;
+    }
+  }
+  EXPECT_TRUE(found_row) << md;
+  EXPECT_NE(md.find("Reflection: first line \\| x \\| y \\| # not a heading"), std::string::npos) << md;
 }
 
 // --- Diff ---

@@ -587,5 +587,47 @@ TEST(Transport, CachedAnswersAreKeptApartWhateverTheParametersHold) {
   EXPECT_TRUE(s.Stop());
 }
 
+// Every cached read names each query parameter its handler reads (its
+// CacheBy): okrd logs `uncacheable_read` for one that reads another. Each
+// cached route is asked, first pages and next pages, and the log checked.
+TEST(Transport, EveryCachedReadNamesTheParametersItReads) {
+  Okrd s(WithAdmin());
+  ASSERT_TRUE(s.Start());
+  auto post = [&](const std::string& path, const json& body) {
+    Reply r = s.Post(path, body, kAdmin.token);
+    ASSERT_EQ(r.status, 201) << path << " " << r;
+  };
+  post("/v1/units", {{"id", "acme"}, {"kind", "company"}, {"name", "Acme"}});
+  post("/v1/units", {{"id", "hr"}, {"kind", "department"}, {"name", "HR"}, {"parent", "acme"}});
+  post("/v1/cycles", {{"id", "q1"}, {"name", "Q1"}, {"starts", "2024-01-01"}, {"ends", "2024-03-31"}});
+  post("/v1/cycles", {{"id", "q2"}, {"name", "Q2"}, {"starts", "2024-04-01"}, {"ends", "2024-06-30"}});
+  for (const char* id : {"o-1", "o-2"}) {
+    post("/v1/objectives", {{"id", id}, {"cycle", "q1"}, {"owner", "hr"}, {"title", "Goal"}});
+  }
+  post("/v1/key-results", {{"id", "kr-1"}, {"objective", "o-1"}, {"title", "KR"}, {"target", 10}});
+  for (int v : {3, 5}) post("/v1/key-results/kr-1/check-ins", {{"value", v}});
+
+  const std::vector<std::string> reads = {
+      "/v1/units?limit=1", "/v1/units/acme?as_of=1", "/v1/cycles?limit=1", "/v1/cycles/q1",
+      "/v1/cycles/q1/review", "/v1/cycles/q1/review?format=md", "/v1/cycles/q1/review?format=csv",
+      "/v1/objectives?limit=1&cycle=q1&owner=hr&include_archived=true", "/v1/objectives/o-1",
+      "/v1/key-results/kr-1", "/v1/key-results/kr-1/check-ins?limit=1", "/v1/cascade?cycle=q1&root=hr",
+      "/v1/diff?from=1&limit=1&cycle=q1"};
+  for (const std::string& path : reads) {
+    SCOPED_TRACE(path);
+    Reply r = s.Get(path);
+    EXPECT_EQ(r.status, 200) << r;
+    // The next page, where there is one.
+    if (r.json.is_object() && r.json.contains("next") && r.json["next"].is_string()) {
+      Reply next = s.Get(path + "&cursor=" + UrlEncode(r.json["next"].get<std::string>()));
+      EXPECT_EQ(next.status, 200) << next;
+    }
+  }
+  ASSERT_TRUE(s.Stop());
+  std::string log = s.LogTail(SIZE_MAX);
+  size_t at = log.find("uncacheable_read");
+  EXPECT_EQ(at, std::string::npos) << log.substr(at == std::string::npos ? 0 : at, 200);
+}
+
 }  // namespace
 }  // namespace okr::testing

@@ -39,16 +39,20 @@ export function apiUrl(path, params = {}) {
   return url;
 }
 
-// GET a JSON answer; throws ApiError with okrd's error code and message.
-export async function get(path, params = {}, { token = getToken() } = {}) {
-  const headers = { Accept: 'application/json' };
+// Sends a GET with the bearer token (when there is one); throws ApiError
+// when okrd does not answer at all.
+async function send(path, params, token, headers = {}) {
   if (token) headers.Authorization = `Bearer ${token}`;
-  let res;
   try {
-    res = await fetch(apiUrl(path, params), { headers, cache: 'no-store' });
+    return await fetch(apiUrl(path, params), { headers, cache: 'no-store' });
   } catch (e) {
     throw new ApiError(0, 'unreachable', `okrd did not answer (${e.message})`, null);
   }
+}
+
+// GET a JSON answer; throws ApiError with okrd's error code and message.
+export async function get(path, params = {}, { token = getToken() } = {}) {
+  const res = await send(path, params, token, { Accept: 'application/json' });
   const text = await res.text();
   let body = null;
   try {
@@ -61,6 +65,33 @@ export async function get(path, params = {}, { token = getToken() } = {}) {
     throw new ApiError(res.status, e.code || 'error', e.message || `HTTP ${res.status}`, e.field || null);
   }
   return body;
+}
+
+// Downloads a GET answer as a file named `filename`. A plain link cannot
+// carry the bearer token (an okrd started with --private answers it 401), so
+// the answer is fetched with the token and saved through a Blob; without a
+// token it is the same request a link would make. Throws ApiError.
+export async function download(path, params, filename, { token = getToken() } = {}) {
+  const res = await send(path, params, token);
+  if (!res.ok) {
+    let e = {};
+    try {
+      e = (await res.json()).error || {};
+    } catch {
+      e = {};
+    }
+    throw new ApiError(res.status, e.code || 'error', e.message || `HTTP ${res.status}`, e.field || null);
+  }
+  const url = URL.createObjectURL(await res.blob());
+  const link = document.createElement('a');
+  link.href = url;
+  link.download = filename;
+  link.hidden = true;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  // The click has handed the Blob to the browser's download by now.
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
 
 // Every item of a paged list, all pages read at the same seq as the first.

@@ -7,7 +7,7 @@
 //   #/review/CYCLE                         the printable review of a cycle
 //   #/audit?actor=&entity=&type=           the event timeline, for a token holder
 
-import { ApiError, apiUrl, get, getAll, getToken, headSeq, setToken } from './api.js';
+import { ApiError, download, get, getAll, getToken, headSeq, setToken } from './api.js';
 import { checkInChart, formatNumber } from './chart.js';
 
 const DAY_MS = 86_400_000;
@@ -67,6 +67,21 @@ function errorBox(err, what) {
   if (err instanceof ApiError && err.status === 403) message = `${message} (this token's role may not read it)`;
   append(box, h('p', {}, `${what}: ${message}`));
   return box;
+}
+
+// A button that downloads cycle `id`'s review as `format` (md, csv) with
+// the tab's token, so it works under --private too; a refusal shows below it.
+function reviewDownload(id, format, label) {
+  const button = h('button', { type: 'button', class: 'button', 'data-download': format }, label);
+  button.addEventListener('click', async () => {
+    button.parentElement.querySelector('.error')?.remove();
+    try {
+      await download(`v1/cycles/${encodeURIComponent(id)}/review`, { format }, `review-${id}.${format}`);
+    } catch (err) {
+      button.parentElement.append(errorBox(err, `${label} download`));
+    }
+  });
+  return button;
 }
 
 function debounce(fn, ms) {
@@ -969,8 +984,8 @@ async function reviewView(r, alive) {
       cycleSelect(cycles, id, (next) => { location.hash = hashFor('review', next); }, 'review-cycle'),
       h('div', { class: 'field buttons' },
         h('button', { type: 'button', onclick: () => window.print() }, 'Print'),
-        h('a', { class: 'button', href: apiUrl(`v1/cycles/${encodeURIComponent(id)}/review`, { format: 'md' }).href, download: `review-${id}.md` }, 'Markdown'),
-        h('a', { class: 'button', href: apiUrl(`v1/cycles/${encodeURIComponent(id)}/review`, { format: 'csv' }).href, download: `review-${id}.csv` }, 'CSV'))),
+        reviewDownload(id, 'md', 'Markdown'),
+        reviewDownload(id, 'csv', 'CSV'))),
     h('p', { class: 'meta' }, `${c.id} · ${c.starts} to ${c.ends} · ${c.state} · as of seq ${review.as_of_seq}`),
     h('dl', { class: 'tally' },
       tally('Achieved', review.achieved.length),

@@ -27,23 +27,27 @@ let context;
 let page;
 const problems = []; // console errors, page errors, failed or foreign requests
 
-async function startOkrd() {
-  dataDir = mkdtempSync(path.join(tmpdir(), 'okrd-dashboard-data-'));
-  const args = ['--data', dataDir, '--listen', '127.0.0.1:0', '--demo'];
+// Starts okrd with the demo (and `extra` flags) on a fresh directory; sets
+// okrd and dataDir unless `own` is given, which then gets them instead.
+async function startOkrd(extra = [], own = null) {
+  const dir = mkdtempSync(path.join(tmpdir(), 'okrd-dashboard-data-'));
+  const args = ['--data', dir, '--listen', '127.0.0.1:0', '--demo', ...extra];
   if (process.env.DASHBOARD_DIR) args.push('--dashboard', process.env.DASHBOARD_DIR);
-  okrd = spawn(okrdBinary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(okrdBinary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  if (own) Object.assign(own, { proc, dir });
+  else [okrd, dataDir] = [proc, dir];
   let stderr = '';
-  okrd.stderr.on('data', (chunk) => {
+  proc.stderr.on('data', (chunk) => {
     stderr += chunk;
   });
   return new Promise((resolve, reject) => {
     let stdout = '';
     const timer = setTimeout(() => reject(new Error(`okrd did not start in 30 s\n${stdout}\n${stderr.slice(-2000)}`)), 30_000);
-    okrd.on('exit', (code) => {
+    proc.on('exit', (code) => {
       clearTimeout(timer);
       reject(new Error(`okrd exited with ${code}\n${stderr.slice(-2000)}`));
     });
-    okrd.stdout.on('data', (chunk) => {
+    proc.stdout.on('data', (chunk) => {
       stdout += chunk;
       const m = stdout.match(/okrd listening on (http:\/\/\S+)/);
       if (m) {
@@ -97,7 +101,7 @@ before(async () => {
   page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
   page.on('request', (r) => {
     const url = r.url();
-    if (!url.startsWith(base) && !url.startsWith('data:')) problems.push(`request off okrd: ${url}`);
+    if (!url.startsWith(base) && !url.startsWith('data:') && !url.startsWith(`blob:${base}`)) problems.push(`request off okrd: ${url}`);
   });
 });
 
@@ -256,6 +260,7 @@ test('the review page lists the moved target and prints without the chrome', { t
   assert.equal(Number(cells[3]), g.after);
   assert.equal(await page.locator('.review-objective').count(), review.objectives.length);
   assert.equal(await page.locator(`tr.moved[data-kr-id="${g.key_result}"]`).count(), 1);
+  assert.equal(await downloaded(page, 'md'), await apiText(base, `/v1/cycles/${closed.id}/review?format=md`));
   await shot('review');
   await page.emulateMedia({ media: 'print' });
   assert.equal(await page.locator('header.top').isVisible(), false);
@@ -308,4 +313,45 @@ test('usable at phone width', { timeout: 60_000 }, async () => {
   }
   await page.setViewportSize({ width: 1280, height: 900 });
   assertNoProblems('the phone layout');
+});
+
+// Clicks the review's `format` download button on `p`; the saved file's text.
+async function downloaded(p, format) {
+  const [file] = await Promise.all([p.waitForEvent('download'), p.click(`button[data-download="${format}"]`)]);
+  return readFileSync(await file.path(), 'utf8');
+}
+
+async function apiText(at, pathAndQuery, token) {
+  const res = await fetch(`${at}${pathAndQuery}`, token ? { headers: { Authorization: `Bearer ${token}` } } : {});
+  assert.equal(res.status, 200, `GET ${pathAndQuery}`);
+  return res.text();
+}
+
+test('under --private the review downloads carry the token', { timeout: 120_000 }, async () => {
+  const own = {};
+  const privateBase = await startOkrd(['--private'], own);
+  const p = await context.newPage();
+  const errors = [];
+  p.on('pageerror', (e) => errors.push(e.message));
+  try {
+    const creds = JSON.parse(readFileSync(path.join(own.dir, 'demo-credentials.json'), 'utf8'));
+    const plain = await fetch(`${privateBase}/v1/cycles`);
+    assert.equal(plain.status, 401, 'a link without the token would be refused');
+    const { items: cycles } = JSON.parse(await apiText(privateBase, '/v1/cycles', creds.auditor));
+    const closed = cycles.find((c) => c.state === 'closed');
+    await p.goto(`${privateBase}/`);
+    await p.evaluate((t) => sessionStorage.setItem('okrd-dashboard-token', t), creds.auditor);
+    await p.goto(`${privateBase}/#/review/${closed.id}`);
+    await p.waitForSelector('button[data-download="csv"]');
+    for (const format of ['md', 'csv']) {
+      const want = await apiText(privateBase, `/v1/cycles/${closed.id}/review?format=${format}`, creds.auditor);
+      assert.equal(await downloaded(p, format), want, `the ${format} download is the API's answer`);
+    }
+    assert.deepEqual(errors, []);
+  } finally {
+    await p.close();
+    own.proc.removeAllListeners('exit');
+    own.proc.kill('SIGKILL');
+    rmSync(own.dir, { recursive: true, force: true });
+  }
 });

@@ -1,7 +1,8 @@
 // CSV as okrctl import reads it (tools/ctl/csv.h): ParseCsv must refuse
 // malformed text with a line and a reason, never crash; records it
 // accepts, written back with CsvField, must read back the same; numbers
-// ParseNumber accepts must read back the same from FormatNumber.
+// ParseNumber accepts must read back the same from FormatNumber; every
+// field neutralised against formulas must restore to itself.
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -23,6 +24,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       for (size_t i = 0; i < r.fields.size(); ++i) {
         if (i > 0) written += ',';
         written += okr::ctl::CsvField(r.fields[i]);
+        FUZZ_CHECK(okr::RestoreFormula(okr::NeutraliseFormula(r.fields[i])) == r.fields[i]);
       }
       written += "\r\n";
     }

@@ -155,19 +155,6 @@ bool ParseCsv(std::string_view text, std::vector<CsvRecord>* records, CsvError* 
   return true;
 }
 
-std::string CsvField(std::string_view value) {
-  bool quote = value.find_first_of(",\"\r\n") != std::string_view::npos ||
-               (!value.empty() && (value.front() == ' ' || value.back() == ' ')) ||
-               value.substr(0, kUtf8Bom.size()) == kUtf8Bom;
-  if (!quote) return std::string(value);
-  std::string out = "\"";
-  for (char c : value) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
-
 std::string FormatNumber(double v) {
   if (v == 0) return "0";  // also -0
   char buf[64];

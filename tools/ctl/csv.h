@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "projections/spreadsheet.h"
+
 namespace okr::ctl {
 
 // One record: its fields and the line of the file it starts on (a quoted
@@ -32,10 +34,11 @@ struct CsvError {
 // refusal.
 bool ParseCsv(std::string_view text, std::vector<CsvRecord>* records, CsvError* error);
 
-// A field as written back: quoted when it holds a comma, quote, CR or LF,
-// starts or ends with a space (which a reader may trim), or starts with a
-// byte order mark (which, opening a file, a reader takes as the file's).
-std::string CsvField(std::string_view value);
+// RFC 4180 quoting (projections/spreadsheet.h, shared with okrd's review
+// CSV). Text cells are written with CsvText, which also neutralises
+// formulas; numbers with FormatNumber.
+using okr::CsvField;
+using okr::CsvText;
 
 // The shortest decimal that reads back as exactly `v` ("12", "0.1",
 // "1e+21"): the same value always gives the same text.

@@ -192,22 +192,22 @@ std::string RenderCsv(const ExportInput& in) {
   std::string out = std::string(kHeader) + "\r\n";
   for (const json* op : ObjectivesInAlignmentOrder(in.objectives)) {
     const json& o = *op;
-    std::string objective = CsvField(Str(o["cycle"])) + "," + CsvField(Str(o["owner"])) + "," +
-                            CsvField(Str(o["id"])) + "," + CsvField(Str(o["title"])) + "," +
-                            CsvField(Join(o["parents"], ';')) + ",";
-    std::string description = CsvField(Str(o["description"]));
+    std::string objective = CsvText(Str(o["cycle"])) + "," + CsvText(Str(o["owner"])) + "," +
+                            CsvText(Str(o["id"])) + "," + CsvText(Str(o["title"])) + "," +
+                            CsvText(Join(o["parents"], ';')) + ",";
+    std::string description = CsvText(Str(o["description"]));
     if (o["key_results"].empty()) {
       out += objective + ",,,,,,,,,," + description + "\r\n";
       continue;
     }
     for (const json& k : o["key_results"]) {
       const json& last = k["last_check_in"];
-      out += objective + CsvField(Str(k["id"])) + "," + CsvField(Str(k["title"])) + "," +
-             CsvField(Str(k["metric"])) + "," + FormatNumber(Num(k["start"])) + "," +
-             FormatNumber(Num(k["target"])) + "," + CsvField(Str(k["unit"])) + "," +
+      out += objective + CsvText(Str(k["id"])) + "," + CsvText(Str(k["title"])) + "," +
+             CsvText(Str(k["metric"])) + "," + FormatNumber(Num(k["start"])) + "," +
+             FormatNumber(Num(k["target"])) + "," + CsvText(Str(k["unit"])) + "," +
              (last.is_object() ? FormatNumber(Num(k["current"])) : "") + "," +
-             (last.is_object() ? Str(last["measured_at"]).substr(0, 10) : "") + "," +
-             CsvField(OwnOwner(k, o)) + "," + FormatNumber(Num(k["weight"])) + "," + description +
+             CsvText(last.is_object() ? Str(last["measured_at"]).substr(0, 10) : "") + "," +
+             CsvText(OwnOwner(k, o)) + "," + FormatNumber(Num(k["weight"])) + "," + description +
              "\r\n";
     }
   }

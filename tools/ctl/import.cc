@@ -383,18 +383,21 @@ class CsvPlanner {
       int i = Index(name);
       return i < 0 ? "" : Trim(record.fields[static_cast<size_t>(i)]);
     };
+    // A text cell as export wrote it: neutralised against formulas
+    // (projections/spreadsheet.h), so the escape comes off here.
+    auto text = [&](const std::string& name) { return std::string(RestoreFormula(cell(name))); };
     Row row;
     row.line = record.line;
-    row.cycle = cell("cycle");
-    row.owner = cell("owner");
-    row.objective_id = cell("objective_id");
-    row.objective_title = cell("objective_title");
-    row.description = cell("objective_description");
-    row.kr_id = cell("kr_id");
+    row.cycle = text("cycle");
+    row.owner = text("owner");
+    row.objective_id = text("objective_id");
+    row.objective_title = text("objective_title");
+    row.description = text("objective_description");
+    row.kr_id = text("kr_id");
     for (const char* name : {"cycle", "owner", "objective_id", "objective_title"}) {
-      if (cell(name).empty()) return Fail(At(record.line, name), std::string(name) + " is required");
+      if (text(name).empty()) return Fail(At(record.line, name), std::string(name) + " is required");
     }
-    std::string parents = cell("parents");
+    std::string parents = text("parents");
     for (size_t at = 0; at <= parents.size();) {
       size_t semi = parents.find(';', at);
       std::string p = Trim(parents.substr(at, semi == std::string::npos ? std::string::npos : semi - at));
@@ -415,10 +418,10 @@ class CsvPlanner {
         return Fail(At(record.line, "kr_id"), "duplicate key result id " + row.kr_id +
                                                   " (first on line " + std::to_string(it->second) + ")");
       }
-      row.kr_title = cell("kr_title");
-      row.metric = cell("metric");
-      row.unit = cell("unit");
-      row.kr_owner = cell("kr_owner");
+      row.kr_title = text("kr_title");
+      row.metric = text("metric");
+      row.unit = text("unit");
+      row.kr_owner = text("kr_owner");
       for (const char* name : {"start", "target"}) {
         std::string text = cell(name);
         if (text.empty()) return Fail(At(record.line, name), std::string(name) + " is required");
@@ -427,7 +430,7 @@ class CsvPlanner {
       if (std::string w = cell("weight"); !w.empty() && !Number(record, w, "weight", &row.weight)) {
         return false;
       }
-      std::string current = cell("current"), date = cell("checkin_date");
+      std::string current = cell("current"), date = text("checkin_date");
       if (!current.empty()) {
         double v = 0;
         if (!Number(record, current, "current", &v)) return false;

@@ -1,0 +1,222 @@
+// The write path under racing writers, and a projection that cannot fold:
+// SPEC §6 "The projection is total" and "Health tells the truth".
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/projections_fixture.h"
+
+namespace okr {
+namespace {
+
+using testing::CheckInDraft;
+using testing::OneEvent;
+using testing::ProjectionsTest;
+
+// Acme, a Q1 objective of HR with two key results.
+class ProjectorTest : public ProjectionsTest {
+ protected:
+  void SetUp() override {
+    ASSERT_NO_FATAL_FAILURE(ProjectionsTest::SetUp());
+    ASSERT_OK(CreateObjective("hr-hiring", "2026-q1", "hr", "Hire the people we need"));
+    ASSERT_OK(AddKeyResult("kr-hires", "hr-hiring", "Hires made", 0, 20));
+    ASSERT_OK(AddKeyResult("kr-offers", "hr-hiring", "Offers accepted", 0, 30));
+  }
+
+  // Runs `threads` writers at once, each calling `write(thread index)`.
+  static void Together(int threads, const std::function<void(int)>& write) {
+    std::atomic<int> ready{0};
+    std::vector<std::thread> running;
+    for (int t = 0; t < threads; ++t) {
+      running.emplace_back([&, t] {
+        ready.fetch_add(1);
+        while (ready.load() < threads) {
+        }
+        write(t);
+      });
+    }
+    for (auto& r : running) r.join();
+  }
+
+  Result<WriteResult> CheckInWithId(const std::string& kr, const std::string& id, double value) {
+    WriteRequest request;
+    RecordCheckIn c;
+    c.key_result = kr;
+    c.id = id;
+    c.value = value;
+    request.command = c;
+    request.actor = "admin";
+    return projector().Write(request);
+  }
+
+  // The log folds from scratch into what the projector serves.
+  void ExpectFullReplayEqualsLive() {
+    ASSERT_EQ(projector().seq(), Head());
+    auto replayed = Projector::Rebuild(store(), Head(), /*use_snapshot=*/false);
+    ASSERT_TRUE(replayed.ok()) << replayed.status().ToString();
+    EXPECT_TRUE(*replayed == state());
+  }
+};
+
+// The race that once stopped okrd for good: two people record a check-in
+// with the same explicit id on two different key results at the same time.
+TEST_F(ProjectorTest, OneCheckInIdOnTwoKeyResultsLandsOnce) {
+  constexpr int kRounds = 25;
+  for (int round = 0; round < kRounds; ++round) {
+    const std::string id = "ci-weekly-" + std::to_string(round);
+    std::atomic<int> landed{0}, taken{0}, other{0};
+    Together(4, [&](int t) {
+      auto r = CheckInWithId(t % 2 == 0 ? "kr-hires" : "kr-offers", id, t);
+      if (r.ok()) {
+        ++landed;
+      } else if (r.status().code() == Status::Code::kAlreadyExists) {
+        ++taken;
+      } else {
+        ++other;
+      }
+    });
+    ASSERT_EQ(landed.load(), 1) << "round " << round;
+    ASSERT_EQ(taken.load(), 3) << "round " << round;
+    ASSERT_EQ(other.load(), 0) << "round " << round;
+  }
+  EXPECT_FALSE(projector().stuck());
+  ExpectFullReplayEqualsLive();
+}
+
+// An id is one id across every kind: a unit, an objective, a key result
+// and a check-in racing for it — exactly one lands, the others are told
+// the id is taken (409), and the projection still folds.
+TEST_F(ProjectorTest, OneIdRacedForByEveryKindLandsOnce) {
+  for (int round = 0; round < 10; ++round) {
+    const std::string id = "shared-" + std::to_string(round);
+    std::atomic<int> landed{0}, taken{0};
+    Together(4, [&](int t) {
+      Result<WriteResult> r = Status::Ok();
+      switch (t) {
+        case 0: r = CreateUnit(id, "team", "Team", "hr"); break;
+        case 1: r = CreateObjective(id, "2026-q1", "hr", "Objective"); break;
+        case 2: r = AddKeyResult(id, "hr-hiring", "Key result", 0, 1); break;
+        default: r = CheckInWithId("kr-hires", id, 1); break;
+      }
+      if (r.ok()) ++landed;
+      if (!r.ok() && r.status().code() == Status::Code::kAlreadyExists) ++taken;
+    });
+    ASSERT_EQ(landed.load(), 1) << "round " << round;
+    ASSERT_EQ(taken.load(), 3) << "round " << round;
+  }
+  ExpectFullReplayEqualsLive();
+}
+
+// Creating an objective aligned to a parent that keeps changing (here:
+// comments, each a new version of the parent) is decided again, never
+// refused: after a few lost races it holds the write gate alone.
+TEST_F(ProjectorTest, AnAlignedCreateLandsWhileItsParentKeepsChanging) {
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> commenters;
+  for (int t = 0; t < 4; ++t) {
+    commenters.emplace_back([&, t] {
+      for (int i = 0; !stop; ++i) {
+        (void)Comment("hr-hiring", "busy " + std::to_string(t) + "." + std::to_string(i));
+      }
+    });
+  }
+  int landed = 0;
+  std::string failures;
+  for (int i = 0; i < 20; ++i) {
+    auto r = CreateObjective("ta-child-" + std::to_string(i), "2026-q1", "ta", "Child",
+                             {"hr-hiring"});
+    if (r.ok()) {
+      ++landed;
+    } else {
+      failures += r.status().ToString() + "\n";
+    }
+  }
+  stop = true;
+  for (auto& c : commenters) c.join();
+  EXPECT_EQ(landed, 20) << failures;
+  ExpectFullReplayEqualsLive();
+}
+
+// What an authorisation read cannot change under it: the check passed on
+// one state, a unit it relied on moves before the append lands, and the
+// write is decided — and authorised — again, on the state after the move.
+TEST_F(ProjectorTest, AScopeThatChangesUnderAWriteIsCheckedAgain) {
+  int checks = 0;
+  WriteRequest request;
+  RecordCheckIn c;
+  c.key_result = "kr-hires";
+  c.value = 2;
+  request.command = c;
+  request.actor = "editor";
+  // Allowed while amara sits in Talent Acquisition; relies on amara.
+  request.authorize = [&](const Projection& p, const Command&, std::vector<std::string>* read) {
+    ++checks;
+    read->push_back("amara");
+    if (checks == 1) {
+      // amara moves to HR Operations between the check and the append.
+      EventDraft move("admin", "amara");
+      auto b = move.event().initUnitMoved();
+      b.setBefore("ta");
+      b.setAfter("hr-ops");
+      EXPECT_TRUE(store().Append(OneEvent(std::move(move))).ok());
+    }
+    if (p.unit("amara")->current().parent != "ta") return Status::PermissionDenied("out of scope");
+    return Status::Ok();
+  };
+  const uint64_t before = Head();
+  auto r = projector().Write(request);
+  EXPECT_EQ(r.status().code(), Status::Code::kPermissionDenied) << r.status().ToString();
+  EXPECT_EQ(checks, 2);
+  EXPECT_EQ(Head(), before + 1);  // the move only
+}
+
+// An event the fold cannot apply (written around the projector, as a bug
+// or another tool might): the projector says so and stops there, keeps
+// serving the state before it, refuses writes, and starts again the same.
+TEST_F(ProjectorTest, AnUnfoldableEventMakesTheProjectorStuckNotDead) {
+  const uint64_t good = Head();
+  const std::string title = state().objective("hr-hiring")->current().title;
+  // A check-in on a key result that does not exist.
+  auto bad = store().Append(OneEvent(CheckInDraft("tool", "kr-ghost", "ci-ghost", 1)));
+  ASSERT_TRUE(bad.ok()) << bad.status().ToString();
+  ASSERT_EQ(bad->first_seq, good + 1);
+  EXPECT_EQ(projector().CatchUp().code(), Status::Code::kIOError);
+
+  auto refused = CheckIn("kr-hires", 3);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), Status::Code::kIOError) << refused.status().ToString();
+  auto stuck = projector().stuck();
+  ASSERT_TRUE(stuck.has_value());
+  EXPECT_EQ(stuck->seq, good + 1);
+  EXPECT_NE(stuck->reason.find("kr-ghost"), std::string::npos) << stuck->reason;
+  EXPECT_EQ(projector().seq(), good);
+  EXPECT_EQ(state().objective("hr-hiring")->current().title, title);
+  EXPECT_EQ(Head(), good + 1);  // the refused write appended nothing
+
+  ReopenStore();
+  ASSERT_TRUE(projector().stuck().has_value());
+  EXPECT_EQ(projector().stuck()->seq, good + 1);
+  EXPECT_EQ(projector().seq(), good);
+  EXPECT_EQ(CheckIn("kr-hires", 3).status().code(), Status::Code::kIOError);
+}
+
+TEST_F(ProjectorTest, StuckIsReportedOnceToItsListener) {
+  std::atomic<int> told{0};
+  std::atomic<uint64_t> told_seq{0};
+  options_.on_stuck = [&](uint64_t seq, const Status&) {
+    ++told;
+    told_seq = seq;
+  };
+  ReopenStore();
+  ASSERT_TRUE(store().Append(OneEvent(CheckInDraft("tool", "kr-ghost", "ci-ghost", 1))).ok());
+  (void)projector().CatchUp();
+  for (int i = 0; i < 3; ++i) EXPECT_FALSE(CheckIn("kr-hires", i).ok());
+  EXPECT_EQ(told.load(), 1);
+  EXPECT_EQ(told_seq.load(), Head());
+}
+
+}  // namespace
+}  // namespace okr

@@ -1,0 +1,107 @@
+// Upgrades (SPEC §6): logs written by an earlier okrd stay readable. Each
+// fixture under tests/fixtures/ is a small log and its snapshots as that
+// okrd left them, with that okrd's answers to a fixed set of reads
+// (tests/fixtures/capture.py). Today's okrd opens a copy, verifies it and
+// answers every read the same; okrctl verifies it too.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "tests/okrd_harness.h"
+
+#ifndef OKRD_PATH
+#error "OKRD_PATH must be defined"
+#endif
+#ifndef OKR_FIXTURES_DIR
+#error "OKR_FIXTURES_DIR must be defined"
+#endif
+#ifndef OKRCTL_PATH
+#error "OKRCTL_PATH must be defined"
+#endif
+
+namespace okr::testing {
+namespace {
+
+using nlohmann::json;
+
+// The token capture.py asked with (only its hash is written here).
+const Token kAuditor{"tok-fixture-auditor-6a1f0c93e2", "audrey", "auditor", {}};
+const Token kAdmin{"tok-upgrade-admin-0d4c7e19b2", "root", "admin", {}};
+
+json ReadJson(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return json::parse(text.str());
+}
+
+// A copy of the fixture's data directory where okrd will look for it.
+void CopyFixture(const std::string& fixture, const std::string& data_dir) {
+  std::filesystem::create_directories(data_dir);
+  std::filesystem::copy(std::string(OKR_FIXTURES_DIR) + "/" + fixture + "/data", data_dir,
+                        std::filesystem::copy_options::recursive);
+}
+
+// Same answer: the same status and, for JSON, the same document (field
+// order aside); other bodies (Markdown, CSV) byte for byte.
+::testing::AssertionResult SameAnswer(const json& expected, const Reply& got) {
+  if (got.status != expected["status"].get<int>()) {
+    return ::testing::AssertionFailure()
+           << "status " << got.status << ", was " << expected["status"] << "\n" << got.body;
+  }
+  const std::string& before = expected["body"].get_ref<const std::string&>();
+  json parsed = json::parse(before, nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded() ? got.body == before : got.json == parsed) {
+    return ::testing::AssertionSuccess();
+  }
+  return ::testing::AssertionFailure() << "answer changed\nwas: " << before.substr(0, 2000)
+                                       << "\nnow: " << got.body.substr(0, 2000);
+}
+
+TEST(UpgradeTest, TheFirstFormatsLogIsServedWithTheSameAnswers) {
+  Okrd okrd(OkrdOptions{std::vector<Token>{kAuditor, kAdmin}, {}});
+  CopyFixture("wave1", okrd.data_dir());
+  ASSERT_TRUE(okrd.Start()) << okrd.LogTail();
+  Reply health = okrd.Get("/healthz");
+  ASSERT_EQ(health.status, 200) << health;
+  ASSERT_EQ(health.json["head_seq"], 221);
+
+  json answers = ReadJson(std::string(OKR_FIXTURES_DIR) + "/wave1/answers.json");
+  ASSERT_GT(answers.size(), 100u);
+  for (const json& a : answers) {
+    const std::string path = a["path"];
+    EXPECT_TRUE(SameAnswer(a, okrd.Get(path, kAuditor.token))) << path;
+  }
+
+  // The log takes new writes, and ids it already holds stay taken — by
+  // a key result, a check-in or an objective, whatever kind asks.
+  Reply objectives = okrd.Get("/v1/objectives?cycle=2026-q4", kAuditor.token);
+  ASSERT_EQ(objectives.status, 200) << objectives;
+  std::string taken, kr;
+  for (const json& o : objectives.json["items"]) {
+    if (o["key_results"].empty()) continue;
+    taken = o["id"];
+    kr = o["key_results"][0]["id"];
+  }
+  ASSERT_FALSE(kr.empty()) << objectives;
+  Reply reused = okrd.Post("/v1/key-results/" + kr + "/check-ins", {{"id", taken}, {"value", 1}},
+                           kAdmin.token);
+  EXPECT_EQ(reused.status, 409) << reused;
+  EXPECT_EQ(okrd.HeadSeq(), 221u);
+  Reply fresh = okrd.Post("/v1/key-results/" + kr + "/check-ins", {{"value", 1}}, kAdmin.token);
+  EXPECT_EQ(fresh.status, 201) << fresh;
+  EXPECT_EQ(okrd.HeadSeq(), 222u);
+  ASSERT_TRUE(okrd.Stop()) << okrd.LogTail();
+
+  // The chain, and the fixture's snapshots against a full replay.
+  std::string out;
+  EXPECT_EQ(RunCommand(std::string(OKRCTL_PATH) + " verify --deep --data " + okrd.data_dir(), &out),
+            0)
+      << out;
+}
+
+}  // namespace
+}  // namespace okr::testing

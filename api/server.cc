@@ -1809,8 +1809,8 @@ Server::Server(EventStore* store, Projector* projector, std::optional<TokenTable
                                      metrics, std::move(log));
   // Without TCP_NODELAY keep-alive answers wait ~40 ms for delayed ACKs.
   http_->set_tcp_nodelay(true);
-  // Bodies never reach cpp-httplib's reader (ReceiveBody reads them); its
-  // limit stays as a second line.
+  // cpp-httplib never reads a body itself (ReceiveBody does, and leaves the
+  // request without a length); its own limit is set all the same.
   http_->set_payload_max_length(kMaxBodyBytes);
   http_->set_read_timeout(kRequestReceiveSeconds, 0);
   http_->set_write_timeout(kWriteTimeoutSeconds, 0);

@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "projections/commands.h"
+#include "projections/domain/commands.h"
 
 namespace okr::api {
 

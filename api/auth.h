@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "eventstore/status.h"
-#include "projections/projection.h"
+#include "eventstore/base/status.h"
+#include "projections/domain/projection.h"
 
 namespace okr::api {
 

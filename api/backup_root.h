@@ -14,7 +14,7 @@
 #include <string>
 #include <string_view>
 
-#include "eventstore/status.h"
+#include "eventstore/base/status.h"
 
 namespace okr::api {
 

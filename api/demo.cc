@@ -4,7 +4,7 @@
 #include <cmath>
 #include <map>
 
-#include "projections/time_util.h"
+#include "eventstore/base/time.h"
 
 namespace okr::api {
 

@@ -8,8 +8,8 @@
 #include <functional>
 #include <string>
 
-#include "eventstore/status.h"
-#include "projections/projector.h"
+#include "eventstore/base/status.h"
+#include "projections/service/projector.h"
 
 namespace okr::api {
 

@@ -5,6 +5,7 @@
 
 #include <chrono>
 
+#include "eventstore/base/clock.h"
 #include "eventstore/event_json.h"
 
 namespace okr::api {
@@ -22,9 +23,7 @@ void LogLine(spdlog::logger& log, LogFormat format, spdlog::level::level_enum le
   if (!log.should_log(level)) return;
   if (format == LogFormat::kJson) {
     nlohmann::json line;
-    line["time"] = FormatTimeUs(std::chrono::duration_cast<std::chrono::microseconds>(
-                                    std::chrono::system_clock::now().time_since_epoch())
-                                    .count());
+    line["time"] = FormatTimeUs(SystemClockUs());
     line["level"] = spdlog::level::to_string_view(level).data();
     line["event"] = event;
     for (const auto& [k, v] : fields) line[k] = v;

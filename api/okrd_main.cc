@@ -14,11 +14,12 @@
 #include <iostream>
 #include <thread>
 
+#include "eventstore/base/clock.h"
 #include "api/demo.h"
 #include "api/log.h"
 #include "api/server.h"
 #include "eventstore/event_store.h"
-#include "projections/projector.h"
+#include "projections/service/projector.h"
 
 namespace okr::api {
 extern const char kOpenApiJson[];  // docs/openapi.json, embedded at build time
@@ -208,9 +209,7 @@ int main(int argc, char** argv) {
   auto clock_us = [&story_clock_us]() -> int64_t {
     int64_t story = story_clock_us.load();
     if (story != 0) return story;
-    return std::chrono::duration_cast<std::chrono::microseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
+    return okr::SystemClockUs();
   };
   okr::OpenOptions open_options;
   open_options.clock_us = clock_us;

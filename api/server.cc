@@ -25,11 +25,11 @@
 #include <unordered_map>
 #include <vector>
 
-#include "api/request.h"
+#include "api/routes/request.h"
 #include "api/response_cache.h"
 #include "eventstore/event_json.h"
-#include "projections/time_util.h"
-#include "projections/views.h"
+#include "eventstore/base/time.h"
+#include "projections/read/views.h"
 
 namespace okr::api {
 
@@ -158,12 +158,6 @@ std::optional<PageCursor> ParsePageCursor(std::string_view text) {
 
 std::string PageCursorText(uint64_t as_of, const std::string& position) {
   return std::to_string(as_of) + "." + position;
-}
-
-int64_t WallClockUs() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 // The threads serving connections. cpp-httplib holds one thread for a
@@ -1095,7 +1089,7 @@ class Server::Routes {
 
   // Parses as_of= (a seq or an RFC 3339 time) and at= against `p`.
   std::optional<Point> ParsePoint(Call& c, const Projection& p, const char* as_of_name = "as_of") {
-    Point point{p.seq(), INT64_MAX, WallClockUs()};
+    Point point{p.seq(), INT64_MAX, projector_->NowUs()};
     if (const std::string* text = c.Param(as_of_name)) {
       auto resolved = ResolvePoint(c, p, *text, as_of_name);
       if (!resolved) return std::nullopt;
@@ -1128,7 +1122,7 @@ class Server::Routes {
       c.Fail(ApiError{400, "malformed", std::string(name) + " must be a seq or an RFC 3339 date-time", name});
       return std::nullopt;
     }
-    if (*us > WallClockUs()) {
+    if (*us > projector_->NowUs()) {
       c.Fail(ApiError{422, "invalid", std::string(name) + " is in the future", name});
       return std::nullopt;
     }
@@ -1772,7 +1766,7 @@ class Server::Routes {
     auto result = projector_->Write(w);
     if (!result.ok()) return c.Fail(result.status());
     projector_->Read([&](const Projection& p) {
-      View v(p, result->seq, INT64_MAX, WallClockUs());
+      View v(p, result->seq, INT64_MAX, projector_->NowUs());
       json out;
       if (const Unit* u = p.unit(result->entity)) out = v.UnitJson(*u);
       else if (const Cycle* x = p.cycle(result->entity)) out = v.CycleJson(*x);

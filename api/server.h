@@ -17,7 +17,7 @@
 #include "api/log.h"
 #include "api/metrics.h"
 #include "eventstore/event_store.h"
-#include "projections/projector.h"
+#include "projections/service/projector.h"
 
 namespace httplib {
 class Server;

@@ -10,7 +10,7 @@
 #include <string_view>
 
 #include "eventstore/format.h"
-#include "eventstore/status.h"
+#include "eventstore/base/status.h"
 #include "schemas/okr.capnp.h"
 
 namespace okr {

@@ -8,12 +8,10 @@
 #include <string>
 #include <string_view>
 
+#include "eventstore/base/time.h"  // FormatTimeUs, used with these everywhere
 #include "eventstore/event_codec.h"
 
 namespace okr {
-
-// RFC 3339 UTC with microseconds: "2026-07-01T09:30:00.000000Z".
-std::string FormatTimeUs(int64_t us);
 
 // {seq, recorded_at, actor, type, entity, version, idempotency_key, reason,
 //  data, prev_hash}: `data` is the union member with snake_case field names,

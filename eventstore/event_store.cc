@@ -27,19 +27,10 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "eventstore/base/clock.h"
 #include "eventstore/format.h"
 
 namespace okr {
-
-std::string Status::ToString() const {
-  static const char* const kNames[] = {"ok",      "not found",  "conflict", "already exists",
-                                       "failed precondition", "permission denied", "invalid",
-                                       "corruption",
-                                       "io error"};
-  std::string out = kNames[static_cast<int>(code_)];
-  if (!message_.empty()) out += ": " + message_;
-  return out;
-}
 
 EventDraft::EventDraft(std::string_view actor, std::string_view entity, std::string_view reason)
     : message_(std::make_unique<capnp::MallocMessageBuilder>()), entity_(entity) {
@@ -58,12 +49,6 @@ Status FromRocks(const rocksdb::Status& s) {
   if (s.IsCorruption()) return Status::Corruption(s.ToString());
   if (s.IsInvalidArgument()) return Status::Invalid(s.ToString());
   return Status::IOError(s.ToString());
-}
-
-int64_t SystemClockUs() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 std::string_view View(const rocksdb::Slice& s) { return {s.data(), s.size()}; }

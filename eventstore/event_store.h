@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "eventstore/event_codec.h"
-#include "eventstore/status.h"
+#include "eventstore/base/status.h"
 #include "schemas/okr.capnp.h"
 
 namespace rocksdb {

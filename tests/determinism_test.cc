@@ -19,7 +19,7 @@
 #include <variant>
 #include <vector>
 
-#include "projections/snapshot.h"
+#include "projections/service/snapshot.h"
 #include "tests/projections_fixture.h"
 
 namespace okr {

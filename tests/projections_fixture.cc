@@ -7,7 +7,7 @@
 #include <iostream>
 #include <memory>
 
-#include "projections/time_util.h"
+#include "eventstore/base/time.h"
 
 namespace okr::testing {
 

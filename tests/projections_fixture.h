@@ -31,10 +31,10 @@
 #include <vector>
 
 #include "eventstore/event_store.h"
-#include "projections/commands.h"
-#include "projections/projection.h"
-#include "projections/projector.h"
-#include "projections/views.h"
+#include "projections/domain/commands.h"
+#include "projections/domain/projection.h"
+#include "projections/service/projector.h"
+#include "projections/read/views.h"
 #include "tests/test_support.h"
 
 namespace okr::testing {

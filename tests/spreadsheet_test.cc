@@ -1,4 +1,4 @@
-// The spreadsheet-safety rule itself (projections/spreadsheet.h): which
+// The spreadsheet-safety rule itself (projections/read/spreadsheet.h): which
 // text cells get the escape, that the importer's inverse undoes exactly
 // one, and that text cells are quoted like any other field. The writers
 // that use it are tested in review_test (okrd's review) and okrctl_test
@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "projections/spreadsheet.h"
+#include "projections/read/spreadsheet.h"
 
 namespace okr {
 namespace {

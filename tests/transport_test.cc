@@ -33,7 +33,7 @@ using Clock = std::chrono::steady_clock;
 
 const Token kAdmin{"tok-transport-admin-3c9e51d0a7", "root", "admin", {}};
 
-// The limits under test, as api/server.h and api/request.h name them.
+// The limits under test, as api/server.h and api/routes/request.h name them.
 constexpr size_t kMaxBodyBytes = 1u << 20;
 constexpr int kRequestReceiveSeconds = 10;
 

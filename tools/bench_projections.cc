@@ -28,10 +28,10 @@
 #include <vector>
 
 #include "eventstore/event_store.h"
-#include "projections/projector.h"
-#include "projections/snapshot.h"
-#include "projections/time_util.h"
-#include "projections/views.h"
+#include "projections/service/projector.h"
+#include "projections/service/snapshot.h"
+#include "eventstore/base/time.h"
+#include "projections/read/views.h"
 
 namespace {
 

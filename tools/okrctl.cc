@@ -22,11 +22,12 @@
 #include <random>
 #include <sstream>
 
+#include "eventstore/base/clock.h"
 #include "eventstore/event_json.h"
 #include "eventstore/event_store.h"
-#include "projections/projector.h"
-#include "projections/snapshot.h"
-#include "projections/time_util.h"
+#include "projections/service/projector.h"
+#include "projections/service/snapshot.h"
+#include "eventstore/base/time.h"
 #include "tools/ctl/chain.h"
 #include "tools/ctl/client.h"
 #include "tools/ctl/csv.h"
@@ -472,9 +473,7 @@ int Import(const ImportOptions& o) {
                   ": " + chain.report().problem + "; nothing imported");
     }
     if (!applied.ok()) return Fail("cannot fold okrd's log: " + applied.ToString());
-    int64_t now = std::chrono::duration_cast<std::chrono::microseconds>(
-                      std::chrono::system_clock::now().time_since_epoch())
-                      .count();
+    int64_t now = okr::SystemClockUs();
     {
       ProgressBar bar("validating", plan.commands.size(), tty, "commands");
       if (!okr::ctl::ValidateImport(plan, std::move(state), "import", now, {},

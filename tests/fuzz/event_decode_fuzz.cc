@@ -8,7 +8,7 @@
 
 #include "eventstore/event_codec.h"
 #include "eventstore/event_json.h"
-#include "projections/projection.h"
+#include "projections/domain/projection.h"
 #include "tests/fuzz/fuzz_check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

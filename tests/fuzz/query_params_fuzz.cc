@@ -1,7 +1,7 @@
 // Query strings as okrd's read routes take them: cpp-httplib splits and
 // decodes the parameters, then as_of/from/to (a seq or an RFC 3339
 // time), at (a time), limit, cursor and after go through the parsers in
-// api/request.h and projections/time_util.h. None may crash; what they
+// api/routes/request.h and eventstore/base/time.h. None may crash; what they
 // accept must read back the same.
 #include <httplib.h>
 
@@ -9,10 +9,10 @@
 #include <cstdint>
 #include <string>
 
-#include "api/request.h"
+#include "api/routes/request.h"
 #include "eventstore/event_json.h"
-#include "projections/commands.h"
-#include "projections/time_util.h"
+#include "projections/domain/commands.h"
+#include "eventstore/base/time.h"
 #include "tests/fuzz/fuzz_check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

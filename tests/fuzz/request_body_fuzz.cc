@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string>
 
-#include "api/request.h"
+#include "api/routes/request.h"
 #include "tests/fuzz/fuzz_check.h"
 
 using okr::api::ApiError;

@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-#include "projections/snapshot.h"
+#include "projections/service/snapshot.h"
 #include "tests/fuzz/fuzz_check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "eventstore/status.h"
+#include "eventstore/base/status.h"
 
 namespace httplib {
 class Client;

@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-#include "projections/spreadsheet.h"
+#include "projections/read/spreadsheet.h"
 
 namespace okr::ctl {
 
@@ -34,7 +34,7 @@ struct CsvError {
 // refusal.
 bool ParseCsv(std::string_view text, std::vector<CsvRecord>* records, CsvError* error);
 
-// RFC 4180 quoting (projections/spreadsheet.h, shared with okrd's review
+// RFC 4180 quoting (projections/read/spreadsheet.h, shared with okrd's review
 // CSV). Text cells are written with CsvText, which also neutralises
 // formulas; numbers with FormatNumber.
 using okr::CsvField;

@@ -4,7 +4,7 @@
 #include <set>
 #include <unordered_map>
 
-#include "projections/views.h"
+#include "projections/read/views.h"
 #include "tools/ctl/csv.h"
 
 namespace okr::ctl {

@@ -11,8 +11,8 @@
 #include <optional>
 #include <string>
 
-#include "eventstore/status.h"
-#include "projections/projection.h"
+#include "eventstore/base/status.h"
+#include "projections/domain/projection.h"
 #include "tools/ctl/client.h"
 
 namespace okr::ctl {

@@ -10,9 +10,9 @@
 #include <thread>
 #include <unordered_map>
 
-#include "api/request.h"
+#include "api/routes/request.h"
 #include "eventstore/event_json.h"
-#include "projections/time_util.h"
+#include "eventstore/base/time.h"
 #include "tools/ctl/csv.h"
 
 namespace okr::ctl {
@@ -384,7 +384,7 @@ class CsvPlanner {
       return i < 0 ? "" : Trim(record.fields[static_cast<size_t>(i)]);
     };
     // A text cell as export wrote it: neutralised against formulas
-    // (projections/spreadsheet.h), so the escape comes off here.
+    // (projections/read/spreadsheet.h), so the escape comes off here.
     auto text = [&](const std::string& name) { return std::string(RestoreFormula(cell(name))); };
     Row row;
     row.line = record.line;

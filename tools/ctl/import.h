@@ -20,9 +20,9 @@
 #include <vector>
 
 #include "eventstore/event_codec.h"
-#include "projections/commands.h"
-#include "projections/projection.h"
-#include "projections/projector.h"
+#include "projections/domain/commands.h"
+#include "projections/domain/projection.h"
+#include "projections/service/projector.h"
 #include "tools/ctl/client.h"
 
 namespace okr::ctl {

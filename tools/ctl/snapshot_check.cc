@@ -4,8 +4,8 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
-#include "projections/projector.h"
-#include "projections/snapshot.h"
+#include "projections/service/projector.h"
+#include "projections/service/snapshot.h"
 #include "tools/ctl/csv.h"
 
 namespace okr::ctl {

@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "eventstore/event_store.h"
-#include "eventstore/status.h"
-#include "projections/projection.h"
+#include "eventstore/base/status.h"
+#include "projections/domain/projection.h"
 
 namespace okr::ctl {
 

@@ -1,4 +1,4 @@
-#include "projections/snapshot.h"
+#include "projections/service/snapshot.h"
 
 #include <capnp/message.h>
 #include <capnp/serialize.h>

@@ -1,7 +1,9 @@
-#include "projections/time_util.h"
+#include "eventstore/base/time.h"
 
 #include <cctype>
 #include <chrono>
+#include <cstdio>
+#include <ctime>
 
 namespace okr {
 
@@ -86,6 +88,23 @@ std::optional<int64_t> ParseRfc3339(std::string_view text) {
   static const int64_t kEnd = *ParseDate("9999-12-31") + kMicrosPerDay;
   if (us < 0 || us >= kEnd) return std::nullopt;
   return us;
+}
+
+std::string FormatTimeUs(int64_t us) {
+  int64_t secs = us / 1000000;
+  int64_t frac = us % 1000000;
+  if (frac < 0) {
+    frac += 1000000;
+    secs -= 1;
+  }
+  std::time_t t = static_cast<std::time_t>(secs);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<long long>(frac));
+  return buf;
 }
 
 }  // namespace okr

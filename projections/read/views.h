@@ -15,7 +15,7 @@
 #include <variant>
 #include <vector>
 
-#include "projections/projection.h"
+#include "projections/domain/projection.h"
 
 namespace okr {
 

@@ -1,4 +1,4 @@
-#include "projections/projector.h"
+#include "projections/service/projector.h"
 
 #include <algorithm>
 #include <cassert>
@@ -7,17 +7,12 @@
 
 #include <kj/exception.h>
 
-#include "projections/snapshot.h"
+#include "eventstore/base/clock.h"
+#include "projections/service/snapshot.h"
 
 namespace okr {
 
 namespace {
-
-int64_t SystemClockUs() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // Folds events (from, up_to] of `store` into `p`; *head_hash follows.
 // A fold failure is kCorruption naming the seq; the projection then holds

@@ -93,3 +93,25 @@ class Result {
 };
 
 }  // namespace okr
+
+// Returns from the calling function with the Status of `expr` when it
+// failed. `expr` is evaluated once. For functions returning Status or a
+// Result<T> (a failed Status converts to either).
+#define OKR_RETURN_IF_ERROR(expr)                            \
+  do {                                                       \
+    ::okr::Status okr_status_macro_ = (expr);                \
+    if (!okr_status_macro_.ok()) return okr_status_macro_;   \
+  } while (0)
+
+// `lhs = value of expr`, where expr is a Result<T>; returns its Status from
+// the calling function when it holds none. `lhs` may declare a variable
+// (`OKR_ASSIGN_OR_RETURN(auto x, F())`). Expands to several statements: not
+// for the body of an unbraced if.
+#define OKR_ASSIGN_OR_RETURN(lhs, expr) \
+  OKR_ASSIGN_OR_RETURN_IMPL_(OKR_STATUS_CONCAT_(okr_result_, __LINE__), lhs, expr)
+#define OKR_ASSIGN_OR_RETURN_IMPL_(result, lhs, expr) \
+  auto result = (expr);                               \
+  if (!result.ok()) return result.status();           \
+  lhs = std::move(result).value()
+#define OKR_STATUS_CONCAT_(a, b) OKR_STATUS_CONCAT_IMPL_(a, b)
+#define OKR_STATUS_CONCAT_IMPL_(a, b) a##b

@@ -8,7 +8,7 @@
 #include <optional>
 #include <string>
 
-#include "projections/commands.h"
+#include "projections/domain/commands.h"
 
 namespace okr::api {
 

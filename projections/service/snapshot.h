@@ -7,7 +7,7 @@
 #include <string_view>
 
 #include "eventstore/event_codec.h"
-#include "projections/projection.h"
+#include "projections/domain/projection.h"
 
 namespace okr {
 

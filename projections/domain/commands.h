@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "eventstore/event_store.h"
-#include "projections/projection.h"
+#include "projections/domain/projection.h"
 
 namespace okr {
 

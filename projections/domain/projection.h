@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "eventstore/event_codec.h"
-#include "eventstore/status.h"
+#include "eventstore/base/status.h"
 
 namespace okr {
 

@@ -1,4 +1,4 @@
-#include "projections/projection.h"
+#include "projections/domain/projection.h"
 
 #include "eventstore/enum_names.h"
 

@@ -17,5 +17,7 @@ std::string FormatDate(int64_t us);
 // RFC 3339 ("2026-07-01T09:30:00Z", "…T09:30:00.123+02:00") → µs UTC.
 // A bare date is accepted as 00:00 UTC. nullopt when malformed.
 std::optional<int64_t> ParseRfc3339(std::string_view text);
+// µs UTC → RFC 3339 with six fractional digits ("2026-07-01T09:30:00.000000Z").
+std::string FormatTimeUs(int64_t us);
 
 }  // namespace okr

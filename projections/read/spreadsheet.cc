@@ -1,4 +1,4 @@
-#include "projections/spreadsheet.h"
+#include "projections/read/spreadsheet.h"
 
 namespace okr {
 

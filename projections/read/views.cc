@@ -1,4 +1,4 @@
-#include "projections/views.h"
+#include "projections/read/views.h"
 
 #include <algorithm>
 #include <charconv>
@@ -10,8 +10,8 @@
 #include <sstream>
 
 #include "eventstore/event_json.h"
-#include "projections/spreadsheet.h"
-#include "projections/time_util.h"
+#include "projections/read/spreadsheet.h"
+#include "eventstore/base/time.h"
 
 namespace okr {
 

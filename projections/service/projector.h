@@ -24,8 +24,8 @@
 #include <thread>
 
 #include "eventstore/event_store.h"
-#include "projections/commands.h"
-#include "projections/projection.h"
+#include "projections/domain/commands.h"
+#include "projections/domain/projection.h"
 
 namespace okr {
 

@@ -4,8 +4,8 @@
 #include <set>
 
 #include "eventstore/enum_names.h"
-#include "projections/commands.h"
-#include "projections/time_util.h"
+#include "projections/domain/commands.h"
+#include "eventstore/base/time.h"
 
 namespace okr {
 

@@ -1,10 +1,10 @@
-#include "api/request.h"
+#include "api/routes/request.h"
 
 #include <charconv>
 #include <set>
 #include <vector>
 
-#include "projections/time_util.h"
+#include "eventstore/base/time.h"
 
 namespace okr::api {
 

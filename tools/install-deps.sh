@@ -6,7 +6,8 @@
 #                                  clang and its libFuzzer runtime (the fuzz
 #                                  targets), wrk and curl (the soak test),
 #                                  Chromium, Node.js and npm (the dashboard's
-#                                  browser test)
+#                                  browser test), clang-format and clang-tidy
+#                                  (tools/check_style.sh)
 set -euo pipefail
 
 packages=(
@@ -18,7 +19,7 @@ packages=(
   nlohmann-json3-dev libssl-dev libcli11-dev
 )
 if [ "${1:-}" = "--test" ]; then
-  packages+=(clang-14 libclang-rt-14-dev wrk curl chromium)
+  packages+=(clang-14 libclang-rt-14-dev wrk curl chromium clang-format clang-tidy)
 fi
 
 missing=()

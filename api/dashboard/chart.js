@@ -64,13 +64,42 @@ function shortDate(t) {
 //   changes: [{field: 'target'|'start', before, after, at (ms), actor, reason}]
 //   cycleStart, cycleEnd: ms; now: ms (the "today" line when inside the cycle)
 export function checkInChart({ title, description, checkIns, start, target, unit, changes, cycleStart, cycleEnd, now, width = 760 }) {
+  const points = checkIns.map((c) => ({ ...c, t: Date.parse(c.measured_at) }));
+  const c = chartFrame(width, { points, start, target, changes, cycleStart, cycleEnd });
+  const titleId = `chart-title-${Math.random().toString(36).slice(2, 8)}`;
+  const descId = `${titleId}-desc`;
+  const root = svg('svg', {
+    viewBox: `0 0 ${c.W} ${c.H}`,
+    class: 'chart',
+    role: 'img',
+    'aria-labelledby': `${titleId} ${descId}`,
+    preserveAspectRatio: 'xMidYMid meet',
+  });
+  root.append(svg('title', { id: titleId }, title), svg('desc', { id: descId }, description));
+  root.append(gridLayer(c, unit));
+  root.querySelector('desc').after(boundsLayer(c, cycleStart, cycleEnd, now));
+  // Expected pace: start to the current target over the cycle.
+  root.append(svg('line', {
+    x1: f(c.x(cycleStart)), y1: f(c.y(start)), x2: f(c.x(cycleEnd)), y2: f(c.y(target)),
+    class: 'pace-line', 'data-series': 'pace',
+  }));
+  root.append(...targetLine(c, target, changes));
+  root.append(changeMarks(c, changes));
+  root.append(...checkInLayers(c, points, target, unit));
+  return root;
+}
+
+const f = (n) => n.toFixed(1);
+
+// The chart's size, padding, the time and value ranges it covers (the
+// cycle, every check-in and change, a margin of values) and the scales
+// x(ms) and y(value) to SVG coordinates.
+function chartFrame(width, { points, start, target, changes, cycleStart, cycleEnd }) {
   // Drawn at the width it is shown at (within limits), so text stays legible.
   const W = Math.round(Math.max(320, Math.min(900, width)));
   const narrow = W < 560;
   const H = narrow ? 300 : 360;
   const pad = { left: narrow ? 44 : 60, right: narrow ? 64 : 96, top: 30, bottom: 40 };
-  const points = checkIns.map((c) => ({ ...c, t: Date.parse(c.measured_at) }));
-  const targetChanges = changes.filter((c) => c.field === 'target').sort((a, b) => a.at - b.at);
 
   let t0 = cycleStart;
   let t1 = cycleEnd;
@@ -96,23 +125,15 @@ export function checkInChart({ title, description, checkIns, start, target, unit
   v0 -= margin;
   v1 += margin;
   if (v0 < 0 && Math.min(...values) >= 0) v0 = 0;
+  console.assert(t1 > t0 && v1 > v0, 'the chart covers a span of time and of values');
 
   const x = (t) => pad.left + ((t - t0) / (t1 - t0)) * (W - pad.left - pad.right);
   const y = (v) => H - pad.bottom - ((v - v0) / (v1 - v0)) * (H - pad.top - pad.bottom);
-  const f = (n) => n.toFixed(1);
+  return { W, H, pad, narrow, t0, t1, v0, v1, x, y };
+}
 
-  const titleId = `chart-title-${Math.random().toString(36).slice(2, 8)}`;
-  const descId = `${titleId}-desc`;
-  const root = svg('svg', {
-    viewBox: `0 0 ${W} ${H}`,
-    class: 'chart',
-    role: 'img',
-    'aria-labelledby': `${titleId} ${descId}`,
-    preserveAspectRatio: 'xMidYMid meet',
-  });
-  root.append(svg('title', { id: titleId }, title), svg('desc', { id: descId }, description));
-
-  // Grid and axes.
+// Grid and axes, with value and date ticks and the unit over the value axis.
+function gridLayer({ W, H, pad, narrow, t0, t1, v0, v1, x, y }, unit) {
   const grid = svg('g', { class: 'grid', 'aria-hidden': 'true' });
   for (const v of niceTicks(v0, v1, 5)) {
     grid.append(
@@ -133,9 +154,11 @@ export function checkInChart({ title, description, checkIns, start, target, unit
   if (unit) {
     grid.append(svg('text', { x: pad.left, y: pad.top - 12, 'text-anchor': 'middle', class: 'tick unit-label' }, unit));
   }
-  root.append(grid);
+  return grid;
+}
 
-  // Cycle bounds and today.
+// The cycle as a band, and "now" when it falls inside the chart.
+function boundsLayer({ H, pad, t0, t1, x }, cycleStart, cycleEnd, now) {
   const bounds = svg('g', { class: 'bounds', 'aria-hidden': 'true' });
   bounds.append(svg('rect', {
     x: f(x(cycleStart)), y: pad.top, width: f(Math.max(0, x(cycleEnd) - x(cycleStart))),
@@ -147,15 +170,13 @@ export function checkInChart({ title, description, checkIns, start, target, unit
       svg('text', { x: f(x(now) + 4), y: H - pad.bottom - 6, class: 'tick' }, 'now'),
     );
   }
-  root.querySelector('desc').after(bounds);
+  return bounds;
+}
 
-  // Expected pace: start to the current target over the cycle.
-  root.append(svg('line', {
-    x1: f(x(cycleStart)), y1: f(y(start)), x2: f(x(cycleEnd)), y2: f(y(target)),
-    class: 'pace-line', 'data-series': 'pace',
-  }));
-
-  // The target as it stood over time: a step line, moved at each change.
+// The target as it stood over time: a step line, moved at each change; and
+// its label at the right.
+function targetLine({ W, pad, t0, t1, x, y }, target, changes) {
+  const targetChanges = changes.filter((c) => c.field === 'target').sort((a, b) => a.at - b.at);
   let current = targetChanges.length ? Number(targetChanges[0].before) : target;
   let d = `M${f(x(t0))},${f(y(current))}`;
   for (const c of targetChanges) {
@@ -163,11 +184,15 @@ export function checkInChart({ title, description, checkIns, start, target, unit
     current = Number(c.after);
   }
   d += ` H${f(x(t1))}`;
-  root.append(svg('path', { d, class: 'target-line', 'data-series': 'target' }));
-  root.append(svg('text', { x: W - pad.right + 6, y: f(y(target) + 4), class: 'line-label target-label' },
-    `target ${formatNumber(target)}`));
+  return [
+    svg('path', { d, class: 'target-line', 'data-series': 'target' }),
+    svg('text', { x: W - pad.right + 6, y: f(y(target) + 4), class: 'line-label target-label' },
+      `target ${formatNumber(target)}`),
+  ];
+}
 
-  // Marks where the goalposts moved.
+// Marks where the goalposts moved.
+function changeMarks({ W, H, pad, x, y }, changes) {
   const marks = svg('g', { class: 'changes' });
   for (const c of changes) {
     const cx = x(c.at);
@@ -182,11 +207,15 @@ export function checkInChart({ title, description, checkIns, start, target, unit
       svg('title', {}, `${label} on ${shortDate(c.at)} by ${c.actor}${c.reason ? ` — ${c.reason}` : ''}`),
     ]));
   }
-  root.append(marks);
+  return marks;
+}
 
-  // The check-ins: a line through them and one circle each.
+// The check-ins: a line through them, one circle each, and the latest
+// value's label when it does not sit on the target's.
+function checkInLayers({ W, pad, x, y }, points, target, unit) {
+  const layers = [];
   if (points.length > 1) {
-    root.append(svg('polyline', {
+    layers.push(svg('polyline', {
       points: points.map((p) => `${f(x(p.t))},${f(y(p.value))}`).join(' '),
       class: 'value-line', 'data-series': 'check-ins',
     }));
@@ -199,14 +228,14 @@ export function checkInChart({ title, description, checkIns, start, target, unit
       'data-check-in': p.id, 'data-value': p.value, 'data-seq': p.seq,
     }, svg('title', {}, `${shortDate(p.t)}: ${formatNumber(p.value)}${unit ? ` ${unit}` : ''}${conf}${p.note ? ` — ${p.note}` : ''}`)));
   }
-  root.append(dots);
+  layers.push(dots);
   if (points.length) {
     const last = points[points.length - 1];
     const ly = y(last.value);
     if (Math.abs(ly - y(target)) > 14) {
-      root.append(svg('text', { x: W - pad.right + 6, y: f(ly + 4), class: 'line-label value-label' },
+      layers.push(svg('text', { x: W - pad.right + 6, y: f(ly + 4), class: 'line-label value-label' },
         `now ${formatNumber(last.value)}`));
     }
   }
-  return root;
+  return layers;
 }

@@ -1,0 +1,217 @@
+// The cascade's tree: units, each unit's objectives, each objective's key
+// results, with progress, status, search and the changes between the marks.
+// Drawn from the cascade view's state (views/cascade.js).
+
+import { formatNumber } from '../chart.js';
+import { announce, h, nextId } from '../dom.js';
+import { formatDate, percent, show } from '../format.js';
+import { hashFor } from '../links.js';
+import { cycleBounds } from '../cycles.js';
+import { expectedShare, paceOf, STATUS } from '../pace.js';
+import { measure } from '../widgets.js';
+
+// Unit names, titles of objectives and key results, and the key results'
+// ids, of one answer of GET /v1/cascade.
+export function indexCascade(cascade) {
+  const names = new Map();
+  const titles = new Map();
+  const krIds = new Set();
+  const walk = (node) => {
+    names.set(node.unit.id, node.unit.name);
+    for (const o of node.objectives) {
+      titles.set(o.id, o.title);
+      for (const k of o.key_results) {
+        titles.set(k.id, k.title);
+        krIds.add(k.id);
+      }
+    }
+    node.children.forEach(walk);
+  };
+  cascade.nodes.forEach(walk);
+  return { names, titles, krIds };
+}
+
+// The title of an objective or key result in the shown cascade, else its id.
+export function titleOf(data, id) {
+  return (data && data.titles && data.titles.get(id)) || id;
+}
+
+// The address of a key result's view at the seq the cascade shows.
+export function krHref(state, id) {
+  return hashFor('kr', id, { as_of: state.asOf === state.head ? null : state.asOf });
+}
+
+// What changed per entity between the marks, in words.
+function changesByEntity(d) {
+  const out = new Map();
+  if (!d) return out;
+  const add = (id, text) => {
+    if (!out.has(id)) out.set(id, []);
+    out.get(id).push(text);
+  };
+  for (const c of d.created) add(c.entity, 'created');
+  for (const c of d.changed) add(c.entity, `${c.field} ${show(c.before)} → ${show(c.after)}`);
+  for (const c of d.archived) add(c.entity, 'archived');
+  const checkIns = new Map();
+  for (const c of d.check_ins) checkIns.set(c.key_result, (checkIns.get(c.key_result) || 0) + 1);
+  for (const [id, n] of checkIns) add(id, `${n} check-in${n === 1 ? '' : 's'}`);
+  for (const c of d.corrections) add(c.key_result, 'a correction');
+  for (const c of d.comments) add(c.entity, 'a comment');
+  return out;
+}
+
+// Draws state.data (the last cascade read) into `tree`, and the line above
+// it into `summary`.
+export function drawTree(tree, summary, state) {
+  const data = state.data;
+  if (!data) return;
+  tree.dataset.asOf = String(data.seq);
+  tree.dataset.cycle = state.cycle;
+  if (data.missing) {
+    tree.replaceChildren(h('p', { class: 'empty' }, `The cycle ${state.cycle} did not exist yet at seq ${data.seq}. Move the slider later.`));
+    summary.textContent = '';
+    return;
+  }
+  console.assert(data.names && data.titles, 'a cascade is indexed when it is read');
+  const ctx = rowContext(state);
+  const top = data.cascade.nodes.map((n) => renderUnit(ctx, n, 0)).filter(Boolean);
+  if (!top.length) {
+    tree.replaceChildren(h('p', { class: 'empty' }, ctx.q ? `No objective matches “${state.q}”.` : 'No objectives in this cycle at this point.'));
+  } else {
+    tree.replaceChildren(h('ul', { class: 'units root' }, top));
+  }
+  drawSummary(summary, state, ctx.shown);
+  announce(`${ctx.shown} objectives shown at seq ${data.seq}`);
+}
+
+// What every row needs: the search, the changes, names and the pace.
+function rowContext(state) {
+  const { data } = state;
+  const q = state.q.toLowerCase();
+  const ownerName = (id) => data.names.get(id) || id;
+  const matches = (o) => {
+    if (!q) return true;
+    const hay = [o.title, o.owner, ownerName(o.owner)];
+    for (const k of o.key_results) hay.push(k.title, k.owner, ownerName(k.owner));
+    return hay.join('\n').toLowerCase().includes(q);
+  };
+  return {
+    state,
+    q,
+    changes: changesByEntity(state.diff),
+    ownerName,
+    matches,
+    paceOf: (progress) => paceOf(data.cycle, data.now, progress),
+    shown: 0, // objectives drawn so far
+  };
+}
+
+// A unit with its matching objectives and its sub-units; null when none match.
+function renderUnit(ctx, node, depth) {
+  const objectives = node.objectives.filter(ctx.matches);
+  const children = node.children.map((c) => renderUnit(ctx, c, depth + 1)).filter(Boolean);
+  if (!objectives.length && !children.length) return null;
+  ctx.shown += objectives.length;
+  const key = `unit:${node.unit.id}`;
+  const bodyId = nextId('unit-body');
+  const open = !ctx.state.collapsed.has(key);
+  const level = Math.min(6, 2 + depth);
+  const toggle = h('button', { type: 'button', class: 'toggle', 'aria-expanded': open, 'aria-controls': bodyId, 'data-key': key },
+    h('span', { class: 'chevron', 'aria-hidden': 'true' }),
+    h('span', { class: 'unit-name' }, node.unit.name),
+    h('span', { class: 'kind' }, ` ${node.unit.kind}`));
+  return h('li', { class: `unit depth-${Math.min(depth, 4)}`, 'data-unit-id': node.unit.id },
+    h('div', { class: 'unit-head' },
+      h(`h${level}`, { class: 'unit-title' }, toggle),
+      h('span', { class: 'count' }, `${node.objective_count} objective${node.objective_count === 1 ? '' : 's'}`),
+      measure(node.progress, ctx.paceOf(node.progress), `Progress of ${node.unit.name}`, 'rollup')),
+    h('div', { class: 'unit-body', id: bodyId, hidden: !open },
+      objectives.length ? h('ul', { class: 'objectives' }, objectives.map((o) => renderObjective(ctx, o, level + 1))) : null,
+      children.length ? h('ul', { class: 'units' }, children) : null));
+}
+
+function renderObjective(ctx, o, level) {
+  const key = `objective:${o.id}`;
+  const open = !ctx.state.collapsed.has(key);
+  const krsId = nextId('krs');
+  const own = ctx.changes.get(o.id);
+  const krChanged = o.key_results.some((k) => ctx.changes.has(k.id));
+  const pace = ctx.paceOf(o.progress);
+  const toggle = h('button', { type: 'button', class: 'toggle', 'aria-expanded': open, 'aria-controls': krsId, 'data-key': key },
+    h('span', { class: 'chevron', 'aria-hidden': 'true' }),
+    h('span', { class: 'objective-title' }, o.title));
+  return h('li', {
+    class: `objective ${STATUS[pace.status].key}${own ? ' changed' : ''}${krChanged ? ' has-changes' : ''}`,
+    'data-objective-id': o.id,
+  },
+    h('div', { class: 'objective-head' },
+      h(`h${Math.min(6, level)}`, { class: 'objective-heading' }, toggle),
+      h('p', { class: 'meta' },
+        h('span', { class: 'owner', 'data-owner': o.owner }, `Owner: ${ctx.ownerName(o.owner)}`),
+        o.parents.length ? h('span', { class: 'aligns' }, ` · aligns to ${o.parents.map((id) => titleOf(ctx.state.data, id)).join(', ')}`) : null,
+        own ? h('span', { class: 'badge changed', title: own.join('; ') }, `changed: ${own.join('; ')}`) : null),
+      measure(o.progress, pace, `Progress of objective ${o.title}`)),
+    h('div', { id: krsId, class: 'krs-wrap', hidden: !open },
+      o.key_results.length
+        ? h('ul', { class: 'krs' }, o.key_results.map((k) => renderKr(ctx, k)))
+        : h('p', { class: 'muted rollup-note' }, 'No key results of its own: its progress is the average of the objectives aligned to it.')));
+}
+
+function renderKr(ctx, k) {
+  const changed = ctx.changes.get(k.id);
+  return h('li', { class: `kr${changed ? ' changed' : ''}`, 'data-kr-id': k.id, 'data-target': k.target, 'data-current': k.current },
+    h('div', { class: 'kr-main' },
+      h('a', { class: 'kr-title', href: krHref(ctx.state, k.id) }, k.title),
+      h('span', { class: 'owner', 'data-owner': k.owner }, ctx.ownerName(k.owner)),
+      changed ? h('span', { class: 'badge changed' }, `changed: ${changed.join('; ')}`) : null),
+    h('div', { class: 'kr-value' },
+      h('span', { class: 'current' }, formatNumber(k.current)),
+      k.unit ? ` ${k.unit}` : '',
+      h('span', { class: 'muted' }, ' · target '),
+      h('span', { class: 'target' }, formatNumber(k.target)),
+      h('span', { class: 'checkins muted' }, ` · ${k.check_in_count} check-in${k.check_in_count === 1 ? '' : 's'}`)),
+    measure(k.progress, ctx.paceOf(k.progress), `Progress of key result ${k.title}`));
+}
+
+// "Q3 (2026-07-01 – 2026-09-30, open): 7 objectives shown. 48% of the cycle
+// had passed on 2 Sept 2026."
+function drawSummary(summary, state, shown) {
+  const { data } = state;
+  const expected = expectedShare(data.cycle, data.now);
+  const { start, end } = cycleBounds(data.cycle);
+  summary.replaceChildren(
+    h('strong', {}, `${data.cycle.name}`),
+    ` (${data.cycle.starts} – ${data.cycle.ends}, ${data.cycle.state}): ${shown} objective${shown === 1 ? '' : 's'} shown`,
+    state.q ? ` matching “${state.q}”` : '',
+    `. ${percent(expected)} of the cycle had passed on ${formatDate(Math.min(Math.max(data.now, start), end - 1))}.`,
+  );
+}
+
+// Opens or closes the body a toggle button controls.
+export function setExpanded(button, open) {
+  button.setAttribute('aria-expanded', String(open));
+  const body = document.getElementById(button.getAttribute('aria-controls'));
+  if (body) body.hidden = !open;
+}
+
+// Opens (or closes) every unit and objective in `tree`, remembering it in
+// `collapsed` (keys of closed rows) for the next drawing.
+export function expandAll(tree, collapsed, open) {
+  if (open) collapsed.clear();
+  for (const button of tree.querySelectorAll('button.toggle')) {
+    if (!open) collapsed.add(button.dataset.key);
+    setExpanded(button, open);
+  }
+}
+
+// One listener on `tree` for every toggle, present and future.
+export function toggleOnClick(tree, collapsed) {
+  tree.addEventListener('click', (e) => {
+    const button = e.target.closest('button.toggle');
+    if (!button) return;
+    const open = button.getAttribute('aria-expanded') !== 'true';
+    if (open) collapsed.delete(button.dataset.key);
+    else collapsed.add(button.dataset.key);
+    setExpanded(button, open);
+  });
+}

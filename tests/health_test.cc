@@ -39,13 +39,6 @@ size_t Count(const std::string& text, const std::string& needle) {
   return n;
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 TEST(HealthTest, AnUnfoldableLogIsServedStuckNotRefused) {
   Okrd okrd(OkrdOptions{std::vector<Token>{kAdmin}, {}});
   const uint64_t head = WriteUnfoldableLog(okrd.data_dir());

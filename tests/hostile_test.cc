@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "tests/okrd_harness.h"
+#include "tests/raw_http.h"
 
 #ifndef OKRD_PATH
 #error "OKRD_PATH must be defined"
@@ -41,38 +42,13 @@ OkrdOptions WithTokens(std::vector<std::string> extra = {}) {
   return OkrdOptions{std::vector<Token>{kAdmin, kEditor, kAuditor, kViewer}, std::move(extra)};
 }
 
-int Connect(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-bool SendAll(int fd, const std::string& data) {
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::send(fd, data.data() + done, data.size() - done, MSG_NOSIGNAL);
-    if (n <= 0) return false;
-    done += static_cast<size_t>(n);
-  }
-  return true;
-}
-
 // Reads until the peer closes or `timeout_ms` passes; "" when nothing came.
 std::string ReadAll(int fd, int timeout_ms) {
   std::string out;
   auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
   char buf[4096];
   while (true) {
-    int left = static_cast<int>(
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
+    int left = MillisLeft(deadline);
     if (left <= 0) break;
     pollfd p{fd, POLLIN, 0};
     if (::poll(&p, 1, left) <= 0) break;
@@ -86,26 +62,13 @@ std::string ReadAll(int fd, int timeout_ms) {
 // Sends `raw` on a fresh connection and returns everything okrd answers
 // before it closes the connection (or 5 s pass).
 std::string RawExchange(int port, const std::string& raw) {
-  int fd = Connect(port);
+  int fd = ConnectLoopback(port);
   if (fd < 0) return "";
   SendAll(fd, raw);  // okrd may close before it has read everything
   ::shutdown(fd, SHUT_WR);
   std::string answer = ReadAll(fd, 5000);
   ::close(fd);
   return answer;
-}
-
-int StatusOf(const std::string& raw_answer) {
-  if (raw_answer.compare(0, 9, "HTTP/1.1 ") != 0) return 0;
-  return std::atoi(raw_answer.c_str() + 9);
-}
-
-bool HasHeader(const std::string& raw_answer, const std::string& name) {
-  std::string head = raw_answer.substr(0, raw_answer.find("\r\n\r\n"));
-  std::string lower = head, want = "\r\n" + name + ":";
-  std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
-  std::transform(want.begin(), want.end(), want.begin(), ::tolower);
-  return lower.find(want) != std::string::npos;
 }
 
 long ThreadsOf(pid_t pid) {
@@ -115,13 +78,6 @@ long ThreadsOf(pid_t pid) {
     if (line.rfind("Threads:", 0) == 0) return std::atol(line.c_str() + 8);
   }
   return -1;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
 }
 
 // --- idle and slow connections ---
@@ -138,7 +94,7 @@ TEST(Hostile, HundredsOfIdleAndSlowConnectionsDoNotStopOtherClients) {
 
   std::vector<int> idle;
   for (int i = 0; i < kIdle; ++i) {
-    int fd = Connect(s.port());
+    int fd = ConnectLoopback(s.port());
     ASSERT_GE(fd, 0) << "connection " << i << ": " << std::strerror(errno);
     idle.push_back(fd);
   }
@@ -148,7 +104,7 @@ TEST(Hostile, HundredsOfIdleAndSlowConnectionsDoNotStopOtherClients) {
   std::vector<std::thread> slow;
   for (int i = 0; i < kSlow; ++i) {
     slow.emplace_back([&] {
-      int fd = Connect(s.port());
+      int fd = ConnectLoopback(s.port());
       if (fd < 0) return;
       bool open = SendAll(fd, "GET /v1/units HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ");
       while (open && !stop) {

@@ -41,6 +41,7 @@ namespace {
 using nlohmann::json;
 using testing::Okrd;
 using testing::OkrdOptions;
+using testing::ReadFile;
 using testing::Reply;
 using testing::TempDir;
 using testing::Token;
@@ -63,13 +64,6 @@ OkrdOptions WithTokens(std::vector<Token> tokens, std::vector<std::string> extra
 }
 
 std::string Sample(const std::string& name) { return std::string(OKR_SAMPLES_DIR) + "/" + name; }
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
 
 void WriteFile(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);

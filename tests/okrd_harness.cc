@@ -19,6 +19,8 @@
 #include <thread>
 
 #include "eventstore/event_codec.h"
+#include "tests/raw_http.h"
+#include "tools/ctl/client.h"
 
 #ifndef OKRD_PATH
 #error "OKRD_PATH (the okrd binary under test) must be defined"
@@ -35,11 +37,6 @@ constexpr int kStopTimeoutMs = 30'000;
 constexpr char kListening[] = "okrd listening on http://";
 
 using Clock = std::chrono::steady_clock;
-
-int MillisLeft(Clock::time_point deadline) {
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-  return left < 0 ? 0 : static_cast<int>(left);
-}
 
 std::string Truncated(const std::string& s, size_t max) {
   return s.size() <= max ? s : s.substr(0, max) + "…(" + std::to_string(s.size()) + " bytes)";
@@ -74,20 +71,8 @@ std::ostream& operator<<(std::ostream& os, const Reply& r) {
   return os << "[HTTP " << r.status << " " << Truncated(r.body, 600) << "]";
 }
 
-std::string UrlEncode(const std::string& s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 0xf]);
-    }
-  }
-  return out;
-}
+// okrctl's client encodes its queries the same way: one encoder for both.
+std::string UrlEncode(const std::string& s) { return ctl::QueryEncode(s); }
 
 Okrd::Okrd(OkrdOptions options) : options_(std::move(options)) {
   data_dir_ = dir_.Sub("data");
@@ -123,10 +108,7 @@ void Okrd::WriteTokens() const {
 }
 
 std::string Okrd::LogTail(size_t bytes) const {
-  std::ifstream in(log_path_, std::ios::binary);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  std::string all = buffer.str();
+  std::string all = ReadFile(log_path_);
   return all.size() <= bytes ? all : all.substr(all.size() - bytes);
 }
 

@@ -36,6 +36,9 @@ AppendRequest OneEvent(EventDraft draft);
 // Directory of the build's okrctl and test helpers, from the test binary's own path.
 std::string BinaryDir();
 
+// The whole file at `path`, byte for byte ("" when it cannot be read).
+std::string ReadFile(const std::string& path);
+
 // Runs a shell command, returns its exit status and fills *out with stdout.
 int RunCommand(const std::string& command, std::string* out);
 

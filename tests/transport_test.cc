@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "tests/okrd_harness.h"
+#include "tests/raw_http.h"
 
 #ifndef OKRD_PATH
 #error "OKRD_PATH must be defined"
@@ -42,25 +43,13 @@ OkrdOptions WithAdmin(std::vector<std::string> extra = {}) {
   return OkrdOptions{std::vector<Token>{kAdmin}, std::move(extra)};
 }
 
-int MillisLeft(Clock::time_point deadline) {
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-  return left < 0 ? 0 : static_cast<int>(left);
-}
-
 double SecondsSince(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 // One raw connection to okrd: bytes out exactly as written, answers read
 // back as they come.
 class Raw {
  public:
-  explicit Raw(int port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd_ >= 0 && ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) Close();
-  }
+  explicit Raw(int port) : fd_(ConnectLoopback(port)) {}
   ~Raw() { Close(); }
   Raw(const Raw&) = delete;
   Raw& operator=(const Raw&) = delete;
@@ -71,15 +60,7 @@ class Raw {
     fd_ = -1;
   }
 
-  bool Send(const std::string& data) {
-    size_t done = 0;
-    while (done < data.size()) {
-      ssize_t n = ::send(fd_, data.data() + done, data.size() - done, MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      done += static_cast<size_t>(n);
-    }
-    return true;
-  }
+  bool Send(const std::string& data) { return SendAll(fd_, data); }
   // Something to read (an answer, or the end of the connection) within `ms`.
   bool Readable(int ms) const {
     pollfd p{fd_, POLLIN, 0};
@@ -132,21 +113,6 @@ class Raw {
   int fd_ = -1;
   std::string pending_;
 };
-
-int StatusOf(const std::string& answer) {
-  if (answer.compare(0, 9, "HTTP/1.1 ") != 0) return 0;
-  return std::atoi(answer.c_str() + 9);
-}
-
-std::string HeaderOf(const std::string& answer, std::string name) {
-  std::string head = answer.substr(0, answer.find("\r\n\r\n")), lower = head;
-  std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
-  std::transform(name.begin(), name.end(), name.begin(), ::tolower);
-  size_t at = lower.find("\r\n" + name + ":");
-  if (at == std::string::npos) return "";
-  size_t from = head.find_first_not_of(' ', at + 3 + name.size());
-  return head.substr(from, head.find("\r\n", from) - from);
-}
 
 std::string CodeOf(const std::string& answer) {
   size_t body = answer.find("\r\n\r\n");

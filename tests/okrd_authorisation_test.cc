@@ -1,0 +1,340 @@
+// okrd end to end, authorisation: every write route against every role,
+// okrd without a tokens file, private reads, and scope that follows
+// ownership.
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "tests/okrd_story.h"
+
+namespace okr::testing {
+namespace {
+
+struct Caller {
+  const char* name;
+  std::string token;         // "" : none
+  httplib::Headers headers;  // e.g. a malformed Authorization
+};
+
+struct WriteRoute {
+  const char* name;
+  bool admin_only;  // units and cycles
+  int success;      // 200 or 201
+  // Makes a fresh request (preparing its subject as the admin when needed).
+  std::function<std::tuple<std::string, std::string, json>(const Okrd&, int)> make;
+};
+
+TEST(OkrdAuthorisation, EveryWriteRouteAgainstEveryRole) {
+  Okrd s(WithTokens());
+  ASSERT_TRUE(s.Start());
+  BuildOrg(s);
+  const std::string& admin = kAdmin.token;
+  // The subjects: owned in HR (Maya's scope), never in Ana's.
+  Want(s.Post("/v1/objectives",
+              {{"id", "hr-obj"}, {"cycle", "q-now"}, {"owner", "hr-ops"}, {"title", "HR"}}, admin),
+       201);
+  Want(s.Post("/v1/key-results",
+              {{"id", "hr-kr"}, {"objective", "hr-obj"}, {"title", "KR"}, {"target", 10}}, admin),
+       201);
+  auto fresh_objective = [&](const Okrd& o, int n) {
+    std::string id = "obj-" + std::to_string(n);
+    Want(o.Post("/v1/objectives",
+                {{"id", id}, {"cycle", "q-now"}, {"owner", "hr-ops"}, {"title", "Fresh"}}, admin),
+         201);
+    return id;
+  };
+  auto fresh_cycle = [&](const Okrd& o, int n) {
+    std::string id = "cy-" + std::to_string(n);
+    Want(
+        o.Post("/v1/cycles",
+               {{"id", id}, {"name", "Cycle"}, {"starts", DateIn(-5)}, {"ends", DateIn(5)}}, admin),
+        201);
+    return id;
+  };
+  using T = std::tuple<std::string, std::string, json>;
+  std::vector<WriteRoute> routes = {
+      {"create unit", true, 201,
+       [](const Okrd&, int n) {
+         return T{"POST",
+                  "/v1/units",
+                  {{"id", "u-" + std::to_string(n)},
+                   {"kind", "team"},
+                   {"name", "Team"},
+                   {"parent", "hr"}}};
+       }},
+      {"update unit", true, 200,
+       [](const Okrd&, int n) {
+         return T{"PATCH", "/v1/units/ta", {{"name", "Talent " + std::to_string(n)}}};
+       }},
+      {"retire unit", true, 200,
+       [&](const Okrd& o, int n) {
+         std::string id = "leaf-" + std::to_string(n);
+         Want(o.Post("/v1/units",
+                     {{"id", id}, {"kind", "team"}, {"name", "Leaf"}, {"parent", "hr"}}, admin),
+              201);
+         return T{"DELETE", "/v1/units/" + id, nullptr};
+       }},
+      {"create cycle", true, 201,
+       [](const Okrd&, int n) {
+         return T{"POST",
+                  "/v1/cycles",
+                  {{"id", "new-" + std::to_string(n)},
+                   {"name", "N"},
+                   {"starts", DateIn(1)},
+                   {"ends", DateIn(9)}}};
+       }},
+      {"update cycle", true, 200,
+       [](const Okrd&, int n) {
+         return T{"PATCH", "/v1/cycles/fy", {{"name", "FY " + std::to_string(n)}}};
+       }},
+      {"close cycle", true, 200,
+       [&](const Okrd& o, int n) {
+         return T{"POST", "/v1/cycles/" + fresh_cycle(o, n) + "/close", json::object()};
+       }},
+      {"reopen cycle", true, 200,
+       [&](const Okrd& o, int n) {
+         std::string id = fresh_cycle(o, n);
+         Want(o.Post("/v1/cycles/" + id + "/close", json::object(), admin), 200);
+         return T{"POST", "/v1/cycles/" + id + "/reopen", json::object()};
+       }},
+      {"create objective", false, 201,
+       [](const Okrd&, int n) {
+         return T{"POST",
+                  "/v1/objectives",
+                  {{"id", "o-" + std::to_string(n)},
+                   {"cycle", "q-now"},
+                   {"owner", "hr-ops"},
+                   {"title", "New"},
+                   {"parents", {"hr-obj"}}}};
+       }},
+      {"update objective", false, 200,
+       [](const Okrd&, int n) {
+         return T{"PATCH", "/v1/objectives/hr-obj", {{"title", "HR " + std::to_string(n)}}};
+       }},
+      {"archive objective", false, 200,
+       [&](const Okrd& o, int n) {
+         return T{"DELETE", "/v1/objectives/" + fresh_objective(o, n), nullptr};
+       }},
+      {"comment on objective", false, 201,
+       [](const Okrd&, int n) {
+         return T{
+             "POST", "/v1/objectives/hr-obj/comments", {{"text", "Note " + std::to_string(n)}}};
+       }},
+      {"review objective", false, 201,
+       [](const Okrd&, int) {
+         return T{
+             "POST", "/v1/objectives/hr-obj/review", {{"score", 0.5}, {"outcome", "partially"}}};
+       }},
+      {"create key result", false, 201,
+       [](const Okrd&, int n) {
+         return T{"POST",
+                  "/v1/key-results",
+                  {{"id", "k-" + std::to_string(n)},
+                   {"objective", "hr-obj"},
+                   {"title", "K"},
+                   {"target", 5}}};
+       }},
+      {"update key result", false, 200,
+       [](const Okrd&, int n) {
+         return T{"PATCH", "/v1/key-results/hr-kr", {{"title", "KR " + std::to_string(n)}}};
+       }},
+      {"remove key result", false, 200,
+       [&](const Okrd& o, int n) {
+         std::string id = "gone-" + std::to_string(n);
+         Want(o.Post("/v1/key-results",
+                     {{"id", id}, {"objective", "hr-obj"}, {"title", "K"}, {"target", 5}}, admin),
+              201);
+         return T{"DELETE", "/v1/key-results/" + id, nullptr};
+       }},
+      {"check in", false, 201,
+       [](const Okrd&, int n) {
+         return T{"POST", "/v1/key-results/hr-kr/check-ins", {{"value", n % 10}}};
+       }},
+      {"correct a check-in", false, 201,
+       [&](const Okrd& o, int n) {
+         std::string id = "ci-" + std::to_string(n);
+         Want(o.Post("/v1/key-results/hr-kr/check-ins", {{"id", id}, {"value", 1}}, admin), 201);
+         return T{"POST", "/v1/key-results/hr-kr/corrections", {{"corrects", id}, {"value", 2}}};
+       }},
+      {"comment on key result", false, 201,
+       [](const Okrd&, int n) {
+         return T{
+             "POST", "/v1/key-results/hr-kr/comments", {{"text", "Note " + std::to_string(n)}}};
+       }},
+  };
+  const std::vector<Caller> callers = {
+      {"no token", "", {}},
+      {"wrong token", "tok-nobody-000000", {}},
+      {"not a bearer", "", {{"Authorization", "Basic cm9vdDpyb290"}}},
+      {"viewer", kViewer.token, {}},
+      {"auditor", kAuditor.token, {}},
+      {"editor out of scope", kAna.token, {}},
+      {"editor in scope", kMaya.token, {}},
+      {"admin", kAdmin.token, {}},
+  };
+  int n = 0, refusals = 0, successes = 0;
+  for (const WriteRoute& route : routes) {
+    for (const Caller& caller : callers) {
+      SCOPED_TRACE(std::string(route.name) + " as " + caller.name);
+      auto [method, path, body] = route.make(s, ++n);
+      uint64_t head = s.HeadSeq();
+      Reply r =
+          s.Request(method, path, body.is_null() ? "" : body.dump(), caller.token, caller.headers);
+      std::string who = caller.name;
+      int want;
+      std::string code;
+      if (who == "no token" || who == "wrong token" || who == "not a bearer") {
+        want = 401, code = "unauthorized";
+      } else if (who == "viewer" || who == "auditor" || who == "editor out of scope" ||
+                 (who == "editor in scope" && route.admin_only)) {
+        want = 403, code = "forbidden";
+      } else {
+        want = route.success;
+      }
+      EXPECT_EQ(r.status, want) << method << " " << path << " " << r;
+      if (want >= 400) {
+        ++refusals;
+        EXPECT_EQ(r.code(), code) << r;
+        EXPECT_EQ(s.HeadSeq(), head) << "a refused write appended";
+        if (want == 401) {
+          EXPECT_EQ(r.header("WWW-Authenticate"), "Bearer");
+        }
+      } else {
+        ++successes;
+        EXPECT_GT(s.HeadSeq(), head);
+        EXPECT_EQ(r.u("seq"), s.HeadSeq()) << r;
+      }
+    }
+  }
+  EXPECT_EQ(refusals, 18 * 6 + 7);
+  EXPECT_EQ(successes, 18 + 11);
+
+  // Scope follows ownership both ways: an editor cannot hand an objective
+  // out of its scope, nor attach a key result owned outside it.
+  uint64_t head = s.HeadSeq();
+  EXPECT_EQ(s.Patch("/v1/objectives/hr-obj", {{"owner", "platform"}}, kMaya.token).status, 403);
+  EXPECT_EQ(s.Post("/v1/key-results",
+                   {{"id", "k-mixed"},
+                    {"objective", "hr-obj"},
+                    {"title", "K"},
+                    {"target", 1},
+                    {"owner", "platform"}},
+                   kMaya.token)
+                .status,
+            403);
+  EXPECT_EQ(s.Post("/v1/objectives",
+                   {{"id", "o-top"}, {"cycle", "q-now"}, {"owner", "acme"}, {"title", "Top"}},
+                   kMaya.token)
+                .status,
+            403);
+  EXPECT_EQ(s.HeadSeq(), head);
+
+  // The actor is the token's principal, never anything a body could say.
+  Reply by_maya = Want(s.Get("/v1/events?entity=hr-kr&type=comment.added", kAuditor.token), 200);
+  ASSERT_FALSE(by_maya.json["items"].empty());
+  EXPECT_EQ(by_maya.json["items"][0]["actor"], "maya");
+
+  // Audit reads: auditor and admin only.
+  for (const char* path : {"/v1/events", "/v1/history/hr-obj", "/v1/audit/verify"}) {
+    SCOPED_TRACE(path);
+    EXPECT_EQ(s.Get(path).status, 401);
+    EXPECT_EQ(s.Get(path, "tok-nobody-000000").status, 401);
+    EXPECT_EQ(s.Get(path, kViewer.token).status, 403);
+    EXPECT_EQ(s.Get(path, kMaya.token).status, 403);
+    EXPECT_EQ(s.Get(path, kAuditor.token).status, 200);
+    EXPECT_EQ(s.Get(path, kAdmin.token).status, 200);
+  }
+  // State reads are anonymous without --private.
+  EXPECT_EQ(s.Get("/v1/objectives").status, 200);
+  EXPECT_TRUE(s.Stop());
+}
+
+TEST(OkrdAuthorisation, WithoutTokensFileEveryWriteIsForbidden) {
+  Okrd s(OkrdOptions{std::nullopt, {}});
+  ASSERT_TRUE(s.Start());
+  for (auto [method, path] :
+       std::vector<std::pair<std::string, std::string>>{{"POST", "/v1/units"},
+                                                        {"POST", "/v1/cycles"},
+                                                        {"POST", "/v1/objectives"},
+                                                        {"PATCH", "/v1/objectives/x"},
+                                                        {"DELETE", "/v1/key-results/x"},
+                                                        {"POST", "/v1/key-results/x/check-ins"}}) {
+    SCOPED_TRACE(method + " " + path);
+    Reply r = s.Request(method, path, R"({"id":"acme","kind":"company","name":"Acme"})");
+    EXPECT_EQ(r.status, 403) << r;
+    EXPECT_EQ(r.code(), "forbidden");
+    // A token cannot be valid when there are none.
+    EXPECT_EQ(s.Request(method, path, "{}", kAdmin.token).status, 401);
+  }
+  EXPECT_EQ(s.HeadSeq(), 0u);
+  EXPECT_EQ(Want(s.Get("/v1/units"), 200).json["items"], json::array());
+  EXPECT_EQ(s.Get("/v1/events").status, 401);
+  EXPECT_TRUE(s.Stop());
+}
+
+TEST(OkrdAuthorisation, PrivateReadsNeedAToken) {
+  Okrd s(WithTokens({"--private"}));
+  ASSERT_TRUE(s.Start());
+  BuildOrg(s);
+  for (const char* path :
+       {"/v1/units", "/v1/units/hr", "/v1/cycles", "/v1/cycles/q-now", "/v1/objectives",
+        "/v1/cascade", "/v1/diff", "/v1/lint", "/v1/cycles/q-now/review"}) {
+    SCOPED_TRACE(path);
+    Reply anonymous = s.Get(path);
+    EXPECT_EQ(anonymous.status, 401) << anonymous;
+    EXPECT_EQ(anonymous.code(), "unauthorized");
+    EXPECT_EQ(s.Get(path, "tok-nobody-000000").status, 401);
+    EXPECT_EQ(s.Get(path, kViewer.token).status, 200);
+    EXPECT_EQ(s.Get(path, kMaya.token).status, 200);
+  }
+  EXPECT_EQ(s.Get("/v1/events", kViewer.token).status, 403);
+  EXPECT_EQ(s.Get("/v1/events", kAuditor.token).status, 200);
+  // Liveness stays open for probes.
+  EXPECT_EQ(s.Get("/healthz").status, 200);
+  EXPECT_TRUE(s.Stop());
+}
+
+// ---------------------------------------------------------------------------
+
+// An editor cannot move what it changes out of its scope by clearing a
+// field: a key result whose owner is cleared falls back to its
+// objective's owner, which must be in the editor's scope too.
+TEST(OkrdScope, ClearingAnOwnerCannotMoveAKeyResultOutOfScope) {
+  Okrd s(WithTokens());
+  ASSERT_TRUE(s.Start()) << s.LogTail();
+  BuildOrg(s);
+  Want(s.Post("/v1/objectives",
+              {{"id", "eng-ship"}, {"cycle", "q-now"}, {"owner", "eng"}, {"title", "Ship it"}},
+              kAdmin.token),
+       201);
+  Want(s.Post("/v1/key-results",
+              {{"id", "kr-referrals"},
+               {"objective", "eng-ship"},
+               {"title", "Referrals hired"},
+               {"owner", "hr"},
+               {"start", 0},
+               {"target", 5}},
+              kAdmin.token),
+       201);
+  const uint64_t head = s.HeadSeq();
+  // Maya may change what HR owns, but clearing the owner hands the key
+  // result to Engineering's objective: refused, and nothing is written.
+  Reply cleared = s.Patch("/v1/key-results/kr-referrals", {{"owner", ""}}, kMaya.token);
+  EXPECT_EQ(cleared.status, 403) << cleared;
+  EXPECT_EQ(s.HeadSeq(), head);
+  // Setting an owner outside the scope is refused the same way.
+  EXPECT_EQ(s.Patch("/v1/key-results/kr-referrals", {{"owner", "platform"}}, kMaya.token).status,
+            403);
+  EXPECT_EQ(s.HeadSeq(), head);
+  // Within HR it is hers to change.
+  Want(s.Patch("/v1/key-results/kr-referrals", {{"owner", "ta"}}, kMaya.token), 200);
+  // An admin may clear it.
+  Want(s.Patch("/v1/key-results/kr-referrals", {{"owner", ""}}, kAdmin.token), 200);
+}
+
+}  // namespace
+}  // namespace okr::testing

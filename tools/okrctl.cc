@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "tools/ctl/commands.h"
 
@@ -156,22 +157,28 @@ void AddCheckIn(CLI::App& app, Args& a, Commands* c) {
   AddServer(c->checkin, a);
 }
 
-void AddReads(CLI::App& app, Args& a, Commands* c) {
-  c->objectives =
-      app.add_subcommand("objectives", "List a cycle's objectives with their key results");
-  c->objectives->add_option("--cycle", a.cycle, "the cycle id")->required();
-  c->objectives->add_option("--owner", a.owner, "only this unit's");
-  c->objectives_as_of = c->objectives->add_option("--as-of", a.as_of_value, "as of this seq");
-  c->objectives->add_flag("--json", a.json_out, "print {items, as_of_seq}");
-  AddServer(c->objectives, a);
+// A view of one cycle (objectives, cascade): --cycle, one narrowing
+// option, --as-of, --json and --server, in the order --help shows them.
+CLI::App* AddCycleView(CLI::App& app, Args& a, const char* name, const char* about,
+                       std::pair<const char*, std::string*> narrow, const char* narrow_about,
+                       const char* json_about, CLI::Option** as_of) {
+  CLI::App* sub = app.add_subcommand(name, about);
+  sub->add_option("--cycle", a.cycle, "the cycle id")->required();
+  sub->add_option(narrow.first, *narrow.second, narrow_about);
+  *as_of = sub->add_option("--as-of", a.as_of_value, "as of this seq");
+  sub->add_flag("--json", a.json_out, json_about);
+  AddServer(sub, a);
+  assert(*as_of != nullptr);
+  return sub;
+}
 
-  c->cascade =
-      app.add_subcommand("cascade", "Show a cycle's cascade: units, their objectives, progress");
-  c->cascade->add_option("--cycle", a.cycle, "the cycle id")->required();
-  c->cascade->add_option("--root", a.root, "start at this unit");
-  c->cascade_as_of = c->cascade->add_option("--as-of", a.as_of_value, "as of this seq");
-  c->cascade->add_flag("--json", a.json_out, "print okrd's answer as JSON");
-  AddServer(c->cascade, a);
+void AddReads(CLI::App& app, Args& a, Commands* c) {
+  c->objectives = AddCycleView(
+      app, a, "objectives", "List a cycle's objectives with their key results",
+      {"--owner", &a.owner}, "only this unit's", "print {items, as_of_seq}", &c->objectives_as_of);
+  c->cascade = AddCycleView(
+      app, a, "cascade", "Show a cycle's cascade: units, their objectives, progress",
+      {"--root", &a.root}, "start at this unit", "print okrd's answer as JSON", &c->cascade_as_of);
 
   c->review = app.add_subcommand("review", "Print a cycle's end-of-cycle review");
   c->review->add_option("cycle", a.cycle, "the cycle id")->required();

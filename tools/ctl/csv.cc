@@ -1,5 +1,6 @@
 #include "tools/ctl/csv.h"
 
+#include <cassert>
 #include <charconv>
 #include <cmath>
 #include <system_error>
@@ -33,10 +34,10 @@ bool ValidUtf8(std::string_view s, size_t* bad_offset) {
     }
     if (ok) {
       const unsigned char c1 = static_cast<unsigned char>(s[i + 1]);
-      ok = !(len == 2 && c < 0xc2) &&                            // overlong
-           !(len == 3 && c == 0xe0 && c1 < 0xa0) &&              // overlong
-           !(len == 3 && c == 0xed && c1 > 0x9f) &&              // UTF-16 surrogate
-           !(len == 4 && c == 0xf0 && c1 < 0x90) &&              // overlong
+      ok = !(len == 2 && c < 0xc2) &&                              // overlong
+           !(len == 3 && c == 0xe0 && c1 < 0xa0) &&                // overlong
+           !(len == 3 && c == 0xed && c1 > 0x9f) &&                // UTF-16 surrogate
+           !(len == 4 && c == 0xf0 && c1 < 0x90) &&                // overlong
            !(len == 4 && (c > 0xf4 || (c == 0xf4 && c1 > 0x8f)));  // past U+10FFFF
     }
     if (!ok) {
@@ -48,111 +49,146 @@ bool ValidUtf8(std::string_view s, size_t* bad_offset) {
   return true;
 }
 
+namespace {
+
+// Where the first invalid byte `bad` lies, as a line and a field number
+// (commas counted; good enough to find it in a spreadsheet).
+CsvError NotUtf8(std::string_view text, size_t offset, size_t bad) {
+  assert(offset <= bad && bad < text.size());
+  size_t line = 1, column = 1;
+  for (size_t i = offset; i < bad; ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      column = 1;
+    } else if (text[i] == ',') {
+      ++column;
+    }
+  }
+  return {line, column, "the file is not UTF-8 (save it as \"CSV UTF-8\")"};
+}
+
+// Reads the records of valid UTF-8 text in one pass. Single use.
+class CsvReader {
+ public:
+  CsvReader(std::string_view text, size_t offset, std::vector<CsvRecord>* records)
+      : text_(text), i_(offset), records_(records) {}
+
+  bool Read(CsvError* error) {
+    while (i_ < text_.size()) {
+      char c = text_[i_];
+      if (c == '"' && field_.empty() && !field_started_) {
+        if (!ReadQuoted(error)) return false;
+        continue;
+      }
+      if (c == ',') {
+        EndField();
+        field_started_ = false;
+        ++i_;
+        continue;
+      }
+      if (size_t n = LineBreak(i_)) {
+        i_ += n;
+        ++line_;
+        EndRecord();
+        record_.line = line_;
+        continue;
+      }
+      if (c == '"') {
+        *error = {line_, record_.fields.size() + 1,
+                  "a quote inside an unquoted field (quote the whole field and double the quote)"};
+        return false;
+      }
+      field_.push_back(c);
+      field_started_ = true;
+      ++i_;
+    }
+    if (field_started_ || !field_.empty() || !record_.fields.empty()) EndRecord();
+    assert(i_ == text_.size());
+    return true;
+  }
+
+ private:
+  // At an opening quote: the field runs to the quote not doubled, and
+  // only a comma or a line break may follow it.
+  bool ReadQuoted(CsvError* error) {
+    assert(text_[i_] == '"');
+    size_t open_line = line_, open_column = record_.fields.size() + 1;
+    ++i_;
+    bool closed = false;
+    while (i_ < text_.size()) {
+      if (text_[i_] == '"') {
+        if (i_ + 1 < text_.size() && text_[i_ + 1] == '"') {
+          field_.push_back('"');
+          i_ += 2;
+          continue;
+        }
+        ++i_;
+        closed = true;
+        break;
+      }
+      if (size_t n = LineBreak(i_)) {
+        field_.push_back('\n');
+        ++line_;
+        i_ += n;
+        continue;
+      }
+      field_.push_back(text_[i_++]);
+    }
+    if (!closed) {
+      *error = {open_line, open_column,
+                "unbalanced quotes: the quoted field opened here never closes"};
+      return false;
+    }
+    field_started_ = true;
+    if (i_ < text_.size() && text_[i_] != ',' && !LineBreak(i_)) {
+      *error = {line_, record_.fields.size() + 1,
+                "text after a closing quote (a quote inside a quoted field is written \"\")"};
+      return false;
+    }
+    return true;
+  }
+
+  void EndField() {
+    record_.fields.push_back(std::move(field_));
+    field_.clear();
+  }
+
+  void EndRecord() {
+    EndField();
+    if (!AllEmpty(record_.fields)) records_->push_back(std::move(record_));
+    record_ = CsvRecord{line_, {}};
+    field_started_ = false;
+  }
+
+  // The length of the line break at i (CRLF, LF or CR), or 0.
+  size_t LineBreak(size_t i) const {
+    if (text_[i] == '\n') return 1;
+    if (text_[i] == '\r') return i + 1 < text_.size() && text_[i + 1] == '\n' ? 2 : 1;
+    return 0;
+  }
+
+  std::string_view text_;
+  size_t i_;
+  std::vector<CsvRecord>* records_;
+  size_t line_ = 1;
+  CsvRecord record_{1, {}};
+  std::string field_;
+  bool field_started_ = false;  // the current record has at least this field
+};
+
+}  // namespace
+
 bool ParseCsv(std::string_view text, std::vector<CsvRecord>* records, CsvError* error) {
   records->clear();
   size_t offset = 0;
   if (text.substr(0, kUtf8Bom.size()) == kUtf8Bom) offset = kUtf8Bom.size();
   size_t bad = 0;
   if (!ValidUtf8(text.substr(offset), &bad)) {
-    bad += offset;
-    size_t line = 1, column = 1;
-    for (size_t i = offset; i < bad; ++i) {
-      if (text[i] == '\n') {
-        ++line;
-        column = 1;
-      } else if (text[i] == ',') {
-        ++column;
-      }
-    }
-    *error = {line, column, "the file is not UTF-8 (save it as \"CSV UTF-8\")"};
+    *error = NotUtf8(text, offset, bad + offset);
     return false;
   }
-
-  size_t line = 1;
-  CsvRecord record{line, {}};
-  std::string field;
-  bool field_started = false;  // the current record has at least this field
-  auto end_field = [&] {
-    record.fields.push_back(std::move(field));
-    field.clear();
-  };
-  auto end_record = [&] {
-    end_field();
-    if (!AllEmpty(record.fields)) records->push_back(std::move(record));
-    record = CsvRecord{line, {}};
-    field_started = false;
-  };
-  // Consumes a line break at i (CRLF, LF or CR); returns its length or 0.
-  auto line_break = [&](size_t i) -> size_t {
-    if (text[i] == '\n') return 1;
-    if (text[i] == '\r') return i + 1 < text.size() && text[i + 1] == '\n' ? 2 : 1;
-    return 0;
-  };
-
-  size_t i = offset;
-  while (i < text.size()) {
-    char c = text[i];
-    if (c == '"' && field.empty() && !field_started) {
-      // A quoted field: runs to the quote not doubled.
-      size_t open_line = line, open_column = record.fields.size() + 1;
-      ++i;
-      bool closed = false;
-      while (i < text.size()) {
-        if (text[i] == '"') {
-          if (i + 1 < text.size() && text[i + 1] == '"') {
-            field.push_back('"');
-            i += 2;
-            continue;
-          }
-          ++i;
-          closed = true;
-          break;
-        }
-        if (size_t n = line_break(i)) {
-          field.push_back('\n');
-          ++line;
-          i += n;
-          continue;
-        }
-        field.push_back(text[i++]);
-      }
-      if (!closed) {
-        *error = {open_line, open_column,
-                  "unbalanced quotes: the quoted field opened here never closes"};
-        return false;
-      }
-      field_started = true;
-      if (i < text.size() && text[i] != ',' && !line_break(i)) {
-        *error = {line, record.fields.size() + 1,
-                  "text after a closing quote (a quote inside a quoted field is written \"\")"};
-        return false;
-      }
-      continue;
-    }
-    if (c == ',') {
-      end_field();
-      field_started = false;
-      ++i;
-      continue;
-    }
-    if (size_t n = line_break(i)) {
-      i += n;
-      ++line;
-      end_record();
-      record.line = line;
-      continue;
-    }
-    if (c == '"') {
-      *error = {line, record.fields.size() + 1,
-                "a quote inside an unquoted field (quote the whole field and double the quote)"};
-      return false;
-    }
-    field.push_back(c);
-    field_started = true;
-    ++i;
-  }
-  if (field_started || !field.empty() || !record.fields.empty()) end_record();
-  return true;
+  CsvReader reader(text, offset, records);
+  return reader.Read(error);
 }
 
 std::string FormatNumber(double v) {

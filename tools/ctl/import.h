@@ -11,6 +11,10 @@
 //
 // A bad row stops the import at validation with file, line, column and
 // reason, and nothing is written.
+//
+// Each step has its file: import_plan.cc (with import_csv.cc and
+// import_json.cc, the planners of each format, sharing
+// import_internal.h), import_validate.cc, import_write.cc.
 #pragma once
 
 #include <cstddef>

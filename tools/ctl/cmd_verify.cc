@@ -1,0 +1,209 @@
+// okrctl verify: the hash chain of a data directory (and with --deep its
+// snapshots), or of a running okrd from the stored bytes it serves.
+#include <cassert>
+#include <iostream>
+#include <optional>
+
+#include "tools/ctl/chain.h"
+#include "tools/ctl/cmd_common.h"
+#include "tools/ctl/progress.h"
+#include "tools/ctl/snapshot_check.h"
+
+namespace okr::ctl::cmd {
+namespace {
+
+using nlohmann::json;
+
+// {ok, events, head_hash, first_bad_seq[, problem]}: `ok` may be stricter
+// than the chain's own verdict (snapshots, okrd's claim).
+json ReportJson(const VerifyReport& report, bool ok) {
+  json out = {{"ok", ok},
+              {"events", report.events},
+              {"head_hash", ToHex(report.head_hash)},
+              {"first_bad_seq", report.ok ? json(nullptr) : json(report.first_bad_seq)}};
+  if (!report.ok) out["problem"] = report.problem;
+  return out;
+}
+
+// --- offline ---
+
+// --deep: every stored snapshot against a full replay of the log, after
+// the chain passed (a broken chain is reported on its own).
+Result<SnapshotCheckReport> VerifySnapshots(const EventStore& store, bool json_out) {
+  ProgressBar bar("replaying for each snapshot", 0, Interactive(json_out), "snapshots");
+  auto report = CheckSnapshots(store, [&](size_t done, size_t total) {
+    bar.set_total(total);
+    bar.Update(done);
+  });
+  bar.Finish();
+  return report;
+}
+
+json SnapshotsJson(const SnapshotCheckReport& r) {
+  json out = {{"ok", r.ok},
+              {"seqs", r.seqs},
+              {"checked", r.checked},
+              {"first_bad_seq", r.ok ? json(nullptr) : json(r.first_bad_seq)}};
+  if (!r.ok) out["problem"] = r.problem;
+  return out;
+}
+
+std::string SnapshotsText(const SnapshotCheckReport& r) {
+  if (!r.ok) {
+    return "SNAPSHOT at seq " + std::to_string(r.first_bad_seq) +
+           " differs from a full replay of the log: " + r.problem +
+           " (snapshots are a cache okrd starts from; the log itself verifies)\n";
+  }
+  std::string seqs;
+  for (uint64_t seq : r.seqs) seqs += (seqs.empty() ? "" : ", ") + std::to_string(seq);
+  return "snapshots: " + std::to_string(r.checked) + " agree with a full replay of the log" +
+         (seqs.empty() ? "" : " (seq " + seqs + ")") + "\n";
+}
+
+void PrintOffline(const VerifyReport& report, const std::optional<SnapshotCheckReport>& snapshots,
+                  double secs, bool json_out) {
+  // Snapshots are checked only on an intact chain.
+  assert(!snapshots || report.ok);
+  const bool ok = report.ok && (!snapshots || snapshots->ok);
+  if (json_out) {
+    json out = ReportJson(report, ok);
+    if (snapshots) out["snapshots"] = SnapshotsJson(*snapshots);
+    std::cout << out.dump() << "\n";
+  } else if (report.ok) {
+    std::cout << "ok: " << report.events << " events, head hash " << ToHex(report.head_hash) << " ("
+              << secs << " s)\n";
+    if (snapshots) std::cout << SnapshotsText(*snapshots);
+  } else {
+    std::cout << "BROKEN at seq " << report.first_bad_seq << ": " << report.problem << " ("
+              << report.events << " events before it verify)\n";
+  }
+}
+
+// --- through okrd ---
+
+// What okrd's GET /v1/audit/verify says of its own chain.
+struct ServerClaim {
+  bool ok = false;
+  uint64_t events = 0;
+  std::string head_hash;
+  uint64_t first_bad_seq = 0;
+  std::string problem;
+};
+
+ServerClaim ClaimOf(json audit) {
+  ServerClaim claim;
+  claim.ok = audit.value("ok", false);
+  claim.events = audit.value("events", uint64_t{0});
+  claim.head_hash = Str(audit["head_hash"]);
+  // first_bad_seq is null on a healthy chain: read only on a broken one.
+  if (!claim.ok) {
+    claim.first_bad_seq = audit.value("first_bad_seq", uint64_t{0});
+    claim.problem = Str(audit["problem"]);
+  }
+  return claim;
+}
+
+// Where the check stops: a healthy log up to what okrd verified (events
+// appended meanwhile are not its claim), a broken one up to its head.
+std::optional<uint64_t> CheckUpTo(Client& client, const ServerClaim& claim, std::string* why) {
+  if (claim.ok) return claim.events;
+  HttpAnswer health = client.Get("/healthz");
+  if (!health.ok()) {
+    *why = "GET /healthz: " + health.Describe();
+    return std::nullopt;
+  }
+  return health.json.value("head_seq", claim.events);
+}
+
+// The chain recomputed from the stored bytes okrd serves up to `up_to`:
+// every value is decoded and hashed here, never taken from okrd's JSON.
+Result<VerifyReport> CheckServedChain(Client& client, uint64_t up_to, bool json_out) {
+  ChainChecker chain;
+  ProgressBar bar("verifying", up_to, Interactive(json_out), "events");
+  Status fetched = FetchRawEvents(
+      client, up_to, [&](uint64_t seq, const std::string& bytes) { return chain.Add(seq, bytes); },
+      [&](uint64_t seq) { bar.Update(seq); });
+  bar.Finish();
+  if (!fetched.ok()) return fetched;
+  return chain.report();
+}
+
+// The recomputed chain must reach `up_to` and agree with okrd's claim;
+// the first disagreement becomes the report's problem.
+void Reconcile(const ServerClaim& claim, uint64_t up_to, VerifyReport* report) {
+  if (report->ok && report->events != up_to) {
+    report->ok = false;
+    report->first_bad_seq = report->events + 1;
+    report->problem = "okrd served " + std::to_string(report->events) + " events but claims " +
+                      std::to_string(up_to);
+  }
+  bool hash_matches = report->ok && claim.ok && ToHex(report->head_hash) == claim.head_hash;
+  if (report->ok && claim.ok && !hash_matches) {
+    report->ok = false;
+    report->first_bad_seq = report->events;
+    report->problem =
+        "the head hash computed from the stored bytes differs from okrd's " + claim.head_hash;
+  }
+  if (report->ok && !claim.ok) {
+    // okrd's own check sees more than the events (the head record).
+    report->ok = false;
+    report->first_bad_seq = claim.first_bad_seq;
+    report->problem = "okrd's own check fails: " + claim.problem;
+  }
+  // What remains ok matches okrd's claim in full.
+  assert(!report->ok || (claim.ok && report->events == up_to));
+}
+
+void PrintServer(const VerifyReport& report, const ServerClaim& claim, double secs, bool json_out) {
+  if (json_out) {
+    json out = ReportJson(report, report.ok);
+    out["server"] = {{"ok", claim.ok}, {"events", claim.events}, {"head_hash", claim.head_hash}};
+    std::cout << out.dump() << "\n";
+  } else if (report.ok) {
+    std::cout << "ok: " << report.events << " events checked from their stored bytes, head hash "
+              << ToHex(report.head_hash) << " (matches okrd's /v1/audit/verify; " << secs
+              << " s)\n";
+  } else {
+    std::cout << "BROKEN at seq " << report.first_bad_seq << ": " << report.problem << "\n";
+    std::cout << "okrd's own check: "
+              << (claim.ok ? std::string("claims the chain is intact")
+                           : "broken at seq " + std::to_string(claim.first_bad_seq))
+              << "\n";
+  }
+}
+
+}  // namespace
+
+int VerifyOffline(const std::string& dir, bool json_out, bool deep) {
+  auto store = OpenForReading(dir);
+  if (!store.ok()) return Fail("cannot open " + dir + ": " + store.status().ToString());
+  auto started = SteadyClock::now();
+  VerifyReport report = VerifyWithProgress(**store, json_out);
+  std::optional<SnapshotCheckReport> snapshots;
+  if (deep && report.ok) {
+    auto checked = VerifySnapshots(**store, json_out);
+    if (!checked.ok()) return Fail("checking snapshots: " + checked.status().ToString());
+    snapshots = std::move(checked.value());
+  }
+  PrintOffline(report, snapshots, SecondsSince(started), json_out);
+  return report.ok && (!snapshots || snapshots->ok) ? kExitOk : kExitFailed;
+}
+
+int VerifyServer(const std::string& url, bool json_out) {
+  auto client = Connect(url);
+  if (!client.ok()) return Usage(client.status().message());
+  auto started = SteadyClock::now();
+  HttpAnswer audit = (*client)->Get("/v1/audit/verify");
+  if (!audit.ok()) return Fail("GET /v1/audit/verify: " + audit.Describe());
+  const ServerClaim claim = ClaimOf(audit.json);
+  std::string why;
+  std::optional<uint64_t> up_to = CheckUpTo(**client, claim, &why);
+  if (!up_to) return Fail(why);
+  auto report = CheckServedChain(**client, *up_to, json_out);
+  if (!report.ok()) return Fail(report.status().message());
+  Reconcile(claim, *up_to, &report.value());
+  PrintServer(*report, claim, SecondsSince(started), json_out);
+  return report->ok ? kExitOk : kExitFailed;
+}
+
+}  // namespace okr::ctl::cmd

@@ -123,45 +123,56 @@ std::vector<Route> BuildRoutes() {
 // the fields ParseCommand reads, under the same names; *subject gets the
 // path id the route carries (empty for creates, whose path has none).
 
-template <typename T>
-void PutIfSet(json& body, const char* name, const std::optional<T>& value) {
-  if (value) body[name] = *value;
-}
-void PutIfNotEmpty(json& body, const char* name, const std::string& value) {
-  if (!value.empty()) body[name] = value;
-}
+// A request body built field by field: an optional field only when it is
+// set, a defaultable string only when it is not empty (ParseCommand reads
+// an absent one and "" alike).
+class Body {
+ public:
+  explicit Body(json fields = json::object()) : json_(std::move(fields)) {
+    assert(json_.is_object());
+  }
+  template <typename T>
+  Body& Set(const char* name, const std::optional<T>& value) {
+    if (value) json_[name] = *value;
+    return *this;
+  }
+  Body& NonEmpty(const char* name, const std::string& value) {
+    if (!value.empty()) json_[name] = value;
+    return *this;
+  }
+  json Take() { return std::move(json_); }
+
+ private:
+  json json_;
+};
 
 json BodyOf(const CreateUnit& c, std::string*) {
-  json body = {{"id", c.id}, {"kind", c.kind}, {"name", c.name}};
-  PutIfNotEmpty(body, "parent", c.parent);
-  PutIfNotEmpty(body, "email", c.email);
-  return body;
+  return Body(json{{"id", c.id}, {"kind", c.kind}, {"name", c.name}})
+      .NonEmpty("parent", c.parent)
+      .NonEmpty("email", c.email)
+      .Take();
 }
 json BodyOf(const UpdateUnit& c, std::string* subject) {
   *subject = c.id;
-  json body = json::object();
-  PutIfSet(body, "name", c.name);
-  PutIfSet(body, "parent", c.parent);
-  PutIfSet(body, "email", c.email);
-  return body;
+  return Body().Set("name", c.name).Set("parent", c.parent).Set("email", c.email).Take();
 }
 json BodyOf(const RetireUnit& c, std::string* subject) {
   *subject = c.id;
   return json::object();
 }
 json BodyOf(const CreateCycle& c, std::string*) {
-  json body = {{"id", c.id}, {"name", c.name}, {"starts", c.starts}, {"ends", c.ends}};
-  PutIfNotEmpty(body, "parent", c.parent);
-  return body;
+  return Body(json{{"id", c.id}, {"name", c.name}, {"starts", c.starts}, {"ends", c.ends}})
+      .NonEmpty("parent", c.parent)
+      .Take();
 }
 json BodyOf(const UpdateCycle& c, std::string* subject) {
   *subject = c.id;
-  json body = json::object();
-  PutIfSet(body, "name", c.name);
-  PutIfSet(body, "starts", c.starts);
-  PutIfSet(body, "ends", c.ends);
-  PutIfSet(body, "parent", c.parent);
-  return body;
+  return Body()
+      .Set("name", c.name)
+      .Set("starts", c.starts)
+      .Set("ends", c.ends)
+      .Set("parent", c.parent)
+      .Take();
 }
 json BodyOf(const CloseCycle& c, std::string* subject) {
   *subject = c.id;
@@ -181,36 +192,43 @@ json BodyOf(const CreateObjective& c, std::string*) {
 }
 json BodyOf(const UpdateObjective& c, std::string* subject) {
   *subject = c.id;
-  json body = json::object();
-  PutIfSet(body, "title", c.title);
-  PutIfSet(body, "description", c.description);
-  PutIfSet(body, "owner", c.owner);
-  PutIfSet(body, "parents", c.parents);
-  if (c.archived) body["state"] = *c.archived ? "archived" : "active";
-  return body;
+  std::optional<std::string> state;
+  if (c.archived) state = *c.archived ? "archived" : "active";
+  return Body()
+      .Set("title", c.title)
+      .Set("description", c.description)
+      .Set("owner", c.owner)
+      .Set("parents", c.parents)
+      .Set("state", state)
+      .Take();
 }
 json BodyOf(const ArchiveObjective& c, std::string* subject) {
   *subject = c.id;
   return json::object();
 }
 json BodyOf(const CreateKeyResult& c, std::string*) {
-  json body = {{"id", c.id},         {"objective", c.objective}, {"title", c.title},
-               {"metric", c.metric}, {"start", c.start},         {"target", c.target},
-               {"unit", c.unit},     {"weight", c.weight}};
-  PutIfNotEmpty(body, "owner", c.owner);
-  return body;
+  return Body(json{{"id", c.id},
+                   {"objective", c.objective},
+                   {"title", c.title},
+                   {"metric", c.metric},
+                   {"start", c.start},
+                   {"target", c.target},
+                   {"unit", c.unit},
+                   {"weight", c.weight}})
+      .NonEmpty("owner", c.owner)
+      .Take();
 }
 json BodyOf(const UpdateKeyResult& c, std::string* subject) {
   *subject = c.id;
-  json body = json::object();
-  PutIfSet(body, "title", c.title);
-  PutIfSet(body, "owner", c.owner);
-  PutIfSet(body, "metric", c.metric);
-  PutIfSet(body, "unit", c.unit);
-  PutIfSet(body, "start", c.start);
-  PutIfSet(body, "target", c.target);
-  PutIfSet(body, "weight", c.weight);
-  return body;
+  return Body()
+      .Set("title", c.title)
+      .Set("owner", c.owner)
+      .Set("metric", c.metric)
+      .Set("unit", c.unit)
+      .Set("start", c.start)
+      .Set("target", c.target)
+      .Set("weight", c.weight)
+      .Take();
 }
 json BodyOf(const RemoveKeyResult& c, std::string* subject) {
   *subject = c.id;
@@ -218,19 +236,19 @@ json BodyOf(const RemoveKeyResult& c, std::string* subject) {
 }
 json BodyOf(const RecordCheckIn& c, std::string* subject) {
   *subject = c.key_result;
-  json body = {{"value", c.value}};
-  PutIfNotEmpty(body, "id", c.id);
-  PutIfSet(body, "confidence", c.confidence);
-  PutIfNotEmpty(body, "status", c.status);
-  PutIfNotEmpty(body, "note", c.note);
-  if (c.measured_at_us) body["measured_at"] = FormatTimeUs(*c.measured_at_us);
-  return body;
+  std::optional<std::string> measured_at;
+  if (c.measured_at_us) measured_at = FormatTimeUs(*c.measured_at_us);
+  return Body(json{{"value", c.value}})
+      .NonEmpty("id", c.id)
+      .Set("confidence", c.confidence)
+      .NonEmpty("status", c.status)
+      .NonEmpty("note", c.note)
+      .Set("measured_at", measured_at)
+      .Take();
 }
 json BodyOf(const CorrectCheckIn& c, std::string* subject) {
   *subject = c.key_result;
-  json body = {{"corrects", c.corrects}, {"value", c.value}};
-  PutIfNotEmpty(body, "note", c.note);
-  return body;
+  return Body(json{{"corrects", c.corrects}, {"value", c.value}}).NonEmpty("note", c.note).Take();
 }
 json BodyOf(const AddComment& c, std::string* subject) {
   *subject = c.target;
@@ -238,10 +256,10 @@ json BodyOf(const AddComment& c, std::string* subject) {
 }
 json BodyOf(const ReviewObjective& c, std::string* subject) {
   *subject = c.objective;
-  json body = {{"score", c.score}, {"outcome", c.outcome}};
-  PutIfNotEmpty(body, "reflection", c.reflection);
-  PutIfNotEmpty(body, "lessons", c.lessons);
-  return body;
+  return Body(json{{"score", c.score}, {"outcome", c.outcome}})
+      .NonEmpty("reflection", c.reflection)
+      .NonEmpty("lessons", c.lessons)
+      .Take();
 }
 
 // The route of each Command alternative, in the variant's order.

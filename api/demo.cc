@@ -200,33 +200,18 @@ class DemoStory {
   // Previous quarter: build the team for the product launch.
   void PreviousObjectives() {
     const std::string& pq = ids.previous_quarter;
-    w_("maya.chen", CreateObjective{"acme-build-team",
-                                    pq,
-                                    "acme",
-                                    "Build the team to ship Atlas v2",
-                                    "Atlas v2 needs a larger, well-onboarded engineering team.",
-                                    {}});
-    w_("maya.chen", CreateObjective{"hr-hire-engineers",
-                                    pq,
-                                    "hr",
-                                    "Hire the engineers Atlas v2 needs",
-                                    "",
-                                    {"acme-build-team"}});
-    w_("sam.okafor",
-       CreateObjective{
-           "ta-fill-pipeline", pq, "ta", "Fill the hiring pipeline", "", {"hr-hire-engineers"}});
-    w_("lena.fischer", CreateObjective{"ops-smooth-onboarding",
-                                       pq,
-                                       "hr-ops",
-                                       "Onboard every new hire smoothly",
-                                       "",
-                                       {"acme-build-team"}});
-    w_("raj.patel", CreateObjective{"ld-first-managers",
-                                    pq,
-                                    "l-and-d",
-                                    "Train our first-time managers",
-                                    "",
-                                    {"acme-build-team"}});
+    // clang-format off
+    w_("maya.chen", CreateObjective{"acme-build-team", pq, "acme", "Build the team to ship Atlas v2",
+                                   "Atlas v2 needs a larger, well-onboarded engineering team.", {}});
+    w_("maya.chen", CreateObjective{"hr-hire-engineers", pq, "hr", "Hire the engineers Atlas v2 needs",
+                                   "", {"acme-build-team"}});
+    w_("sam.okafor", CreateObjective{"ta-fill-pipeline", pq, "ta", "Fill the hiring pipeline", "",
+                                    {"hr-hire-engineers"}});
+    w_("lena.fischer", CreateObjective{"ops-smooth-onboarding", pq, "hr-ops",
+                                      "Onboard every new hire smoothly", "", {"acme-build-team"}});
+    w_("raj.patel", CreateObjective{"ld-first-managers", pq, "l-and-d", "Train our first-time managers",
+                                   "", {"acme-build-team"}});
+    // clang-format on
   }
 
   // Weekly check-ins, from each quarter's first Friday to its end or
@@ -288,67 +273,47 @@ class DemoStory {
   // Current quarter, planned just before it starts: keep the people we hired.
   void CurrentObjectives() {
     const std::string& cq = ids.current_quarter;
-    w_("maya.chen",
-       CreateObjective{"acme-people-stay", cq, "acme", "Make Acme a place people stay", "", {}});
-    w_("maya.chen", CreateObjective{"hr-reduce-attrition",
-                                    cq,
-                                    "hr",
-                                    "Reduce regretted attrition",
-                                    "",
-                                    {"acme-people-stay"}});
-    w_("sam.okafor",
-       CreateObjective{
-           "ta-grow-referrals", cq, "ta", "Grow employee referrals", "", {"hr-reduce-attrition"}});
-    w_("lena.fischer", CreateObjective{"ops-one-hris",
-                                       cq,
-                                       "hr-ops",
-                                       "Move all HR data into one system",
-                                       "Retire the three spreadsheets and the old payroll tool.",
-                                       {"acme-people-stay"}});
-    w_("raj.patel",
-       CreateObjective{
-           "ld-career-paths", cq, "l-and-d", "Launch career paths", "", {"hr-reduce-attrition"}});
-    w_("ana.silva", CreateObjective{"eng-mentoring",
-                                    cq,
-                                    "eng",
-                                    "Mentor every new engineer",
-                                    "",
-                                    {"hr-reduce-attrition", "ld-career-paths"}});
-    w_("raj.patel", CreateObjective{"raj-manager-academy",
-                                    cq,
-                                    "raj.patel",
-                                    "Run the manager academy",
-                                    "",
-                                    {"ld-career-paths"}});
-    w_("sam.okafor", CreateObjective{"ta-campus-events",
-                                     cq,
-                                     "ta",
-                                     "Run campus recruiting events",
-                                     "",
-                                     {"hr-reduce-attrition"}});
+    // clang-format off
+    w_("maya.chen", CreateObjective{"acme-people-stay", cq, "acme", "Make Acme a place people stay", "", {}});
+    w_("maya.chen", CreateObjective{"hr-reduce-attrition", cq, "hr", "Reduce regretted attrition", "",
+                                   {"acme-people-stay"}});
+    w_("sam.okafor", CreateObjective{"ta-grow-referrals", cq, "ta", "Grow employee referrals", "",
+                                    {"hr-reduce-attrition"}});
+    w_("lena.fischer", CreateObjective{"ops-one-hris", cq, "hr-ops", "Move all HR data into one system",
+                                      "Retire the three spreadsheets and the old payroll tool.",
+                                      {"acme-people-stay"}});
+    w_("raj.patel", CreateObjective{"ld-career-paths", cq, "l-and-d", "Launch career paths", "",
+                                   {"hr-reduce-attrition"}});
+    w_("ana.silva", CreateObjective{"eng-mentoring", cq, "eng", "Mentor every new engineer", "",
+                                   {"hr-reduce-attrition", "ld-career-paths"}});
+    w_("raj.patel", CreateObjective{"raj-manager-academy", cq, "raj.patel", "Run the manager academy", "",
+                                   {"ld-career-paths"}});
+    w_("sam.okafor", CreateObjective{"ta-campus-events", cq, "ta", "Run campus recruiting events", "",
+                                    {"hr-reduce-attrition"}});
+    // clang-format on
   }
 
   // The previous quarter ends: closed, then reviewed.
   void CloseAndReview(int64_t cur_start) {
     const std::string& pq = ids.previous_quarter;
     At(cur_start + kMicrosPerDay);
+    // clang-format off
     w_(admin, CloseCycle{pq}, "Quarter ended");
     At(cur_start + 3 * kMicrosPerDay);
     w_("maya.chen", ReviewObjective{"acme-build-team", 0.8, "partially",
-                                    "We hired most of the team, but later than planned.",
-                                    "Start hiring a quarter before the product needs the people."});
-    w_("maya.chen",
-       ReviewObjective{"hr-hire-engineers", 0.75, "partially",
-                       "Nine of ten engineers signed; time to hire improved but missed 30 days.",
-                       "Budget changes mid-quarter need a re-plan of every dependent key result."});
+                                   "We hired most of the team, but later than planned.",
+                                   "Start hiring a quarter before the product needs the people."});
+    w_("maya.chen", ReviewObjective{"hr-hire-engineers", 0.75, "partially",
+                                   "Nine of ten engineers signed; time to hire improved but missed 30 days.",
+                                   "Budget changes mid-quarter need a re-plan of every dependent key result."});
     w_("sam.okafor", ReviewObjective{"ta-fill-pipeline", 1.0, "achieved",
-                                     "The referral push filled every role's pipeline.",
-                                     "Referrals work; keep them."});
+                                    "The referral push filled every role's pipeline.", "Referrals work; keep them."});
     w_("lena.fischer", ReviewObjective{"ops-smooth-onboarding", 0.9, "achieved",
-                                       "Every laptop was ready on day one from week seven.", ""});
+                                      "Every laptop was ready on day one from week seven.", ""});
     w_("raj.patel", ReviewObjective{"ld-first-managers", 0.5, "missed",
-                                    "Only half the managers could attend during the launch crunch.",
-                                    "Avoid launch weeks for training."});
+                                   "Only half the managers could attend during the launch crunch.",
+                                   "Avoid launch weeks for training."});
+    // clang-format on
   }
 
   // A corrected check-in, an owner change, an archived objective, comments.

@@ -42,6 +42,7 @@ std::optional<Point> Server::Routes::ParsePoint(Call& c, const Projection& p,
     }
     point.at = *at;
   }
+  assert(point.as_of <= p.seq());
   return point;
 }
 
@@ -100,6 +101,7 @@ std::optional<Point> Server::Routes::ParsePagedPoint(Call& c, const Projection& 
   }
   point->as_of = (*cursor)->as_of;
   if (point->as_of < p.seq()) point->now = p.TimeOfSeq(point->as_of);
+  assert(point->as_of == (*cursor)->as_of && point->as_of <= p.seq());
   return point;
 }
 
@@ -136,6 +138,7 @@ void Server::Routes::Page(Call& c, const std::map<std::string, E>& (Projection::
           rows.push_back(row_of(v, it->second));
           last = it->first;
         }
+        assert(rows.size() <= *limit && point->as_of <= p.seq());
         return point->as_of;
       });
   if (!as_of) return;
@@ -296,6 +299,7 @@ void Server::Routes::ListCheckIns(Call& c) {
           page.push_back(ci);
           page.back().value = series[i].value;  // as corrected
         }
+        assert(page.size() <= *limit && i <= series.size());
         next = i;
         more = i < series.size() && kr->check_ins[series[i].index].measured_at_us <= point->at;
         return point->as_of;
@@ -322,6 +326,7 @@ void Server::Routes::GetCascade(Call& c) {
           return std::nullopt;
         }
         nodes = std::move(*cascade);
+        assert(point->as_of <= p.seq());
         return point->as_of;
       });
   if (!as_of) return;

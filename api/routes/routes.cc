@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cassert>
+#include <type_traits>
 #include <variant>
 
 #include "eventstore/base/time.h"
@@ -146,6 +147,17 @@ class Body {
   json json_;
 };
 
+// Retiring, closing, reopening, archiving, removing: the route names the
+// subject, and the body carries nothing but a reason.
+template <typename T>
+requires std::is_same_v<T, RetireUnit> || std::is_same_v<T, CloseCycle> ||
+    std::is_same_v<T, ReopenCycle> || std::is_same_v<T, ArchiveObjective> ||
+    std::is_same_v<T, RemoveKeyResult>
+        json BodyOf(const T& c, std::string* subject) {
+  assert(!c.id.empty());
+  *subject = c.id;
+  return json::object();
+}
 json BodyOf(const CreateUnit& c, std::string*) {
   return Body(json{{"id", c.id}, {"kind", c.kind}, {"name", c.name}})
       .NonEmpty("parent", c.parent)
@@ -155,10 +167,6 @@ json BodyOf(const CreateUnit& c, std::string*) {
 json BodyOf(const UpdateUnit& c, std::string* subject) {
   *subject = c.id;
   return Body().Set("name", c.name).Set("parent", c.parent).Set("email", c.email).Take();
-}
-json BodyOf(const RetireUnit& c, std::string* subject) {
-  *subject = c.id;
-  return json::object();
 }
 json BodyOf(const CreateCycle& c, std::string*) {
   return Body(json{{"id", c.id}, {"name", c.name}, {"starts", c.starts}, {"ends", c.ends}})
@@ -173,14 +181,6 @@ json BodyOf(const UpdateCycle& c, std::string* subject) {
       .Set("ends", c.ends)
       .Set("parent", c.parent)
       .Take();
-}
-json BodyOf(const CloseCycle& c, std::string* subject) {
-  *subject = c.id;
-  return json::object();
-}
-json BodyOf(const ReopenCycle& c, std::string* subject) {
-  *subject = c.id;
-  return json::object();
 }
 json BodyOf(const CreateObjective& c, std::string*) {
   return {{"id", c.id},
@@ -201,10 +201,6 @@ json BodyOf(const UpdateObjective& c, std::string* subject) {
       .Set("parents", c.parents)
       .Set("state", state)
       .Take();
-}
-json BodyOf(const ArchiveObjective& c, std::string* subject) {
-  *subject = c.id;
-  return json::object();
 }
 json BodyOf(const CreateKeyResult& c, std::string*) {
   return Body(json{{"id", c.id},
@@ -229,10 +225,6 @@ json BodyOf(const UpdateKeyResult& c, std::string* subject) {
       .Set("target", c.target)
       .Set("weight", c.weight)
       .Take();
-}
-json BodyOf(const RemoveKeyResult& c, std::string* subject) {
-  *subject = c.id;
-  return json::object();
 }
 json BodyOf(const RecordCheckIn& c, std::string* subject) {
   *subject = c.key_result;

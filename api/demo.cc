@@ -1,8 +1,10 @@
 #include "api/demo.h"
 
+#include <cassert>
 #include <chrono>
 #include <cmath>
 #include <map>
+#include <tuple>
 
 #include "eventstore/base/time.h"
 
@@ -66,9 +68,292 @@ class Writer {
 struct KrPlan {
   std::string id, objective, title, metric, unit;
   double start, target;
-  double reach;      // fraction of the way to target reached by the last week
+  double reach;  // fraction of the way to target reached by the last week
   std::string checker;
   int stop_weeks_early = 0;  // a key result nobody has checked in on lately
+};
+
+std::vector<KrPlan> PreviousQuarterKrs() {
+  return {
+      {"kr-engineers-hired", "hr-hire-engineers", "Engineers hired", "number", "people", 0, 12,
+       0.85, "maya.chen"},
+      {"kr-time-to-hire", "hr-hire-engineers", "Median time to hire", "number", "days", 45, 30, 0.7,
+       "maya.chen"},
+      {"kr-qualified-candidates", "ta-fill-pipeline", "Qualified candidates per open role",
+       "number", "candidates", 0, 8, 1.1, "sam.okafor"},
+      {"kr-onboarding-satisfaction", "ops-smooth-onboarding", "New-hire onboarding satisfaction",
+       "percent", "%", 70, 90, 0.9, "lena.fischer"},
+      {"kr-laptops-day-one", "ops-smooth-onboarding", "Laptop ready on day one for every hire",
+       "boolean", "", 0, 1, 1.0, "lena.fischer"},
+      {"kr-managers-trained", "ld-first-managers", "First-time managers trained", "number",
+       "managers", 0, 15, 0.6, "raj.patel"},
+  };
+}
+
+std::vector<KrPlan> CurrentQuarterKrs() {
+  return {
+      {"kr-regretted-attrition", "hr-reduce-attrition", "Regretted attrition (annualised)",
+       "percent", "%", 8, 5, 0.9, "maya.chen"},
+      {"kr-stay-interviews", "hr-reduce-attrition", "Stay interviews held", "number", "interviews",
+       0, 40, 1.0, "maya.chen"},
+      {"kr-referral-hires", "ta-grow-referrals", "Hires from referrals", "number", "hires", 0, 6,
+       0.7, "sam.okafor"},
+      {"kr-offer-acceptance", "ta-grow-referrals", "Offer acceptance rate", "percent", "%", 75, 90,
+       1.0, "sam.okafor"},
+      {"kr-records-migrated", "ops-one-hris", "Employee records migrated", "percent", "%", 0, 100,
+       1.1, "lena.fischer"},
+      {"kr-payroll-errors", "ops-one-hris", "Payroll errors per month", "number", "errors", 12, 2,
+       0.95, "lena.fischer"},
+      {"kr-frameworks-published", "ld-career-paths", "Career frameworks published", "number",
+       "frameworks", 0, 5, 0.4, "raj.patel", 3},
+      {"kr-development-plans", "ld-career-paths", "Employees with a development plan", "percent",
+       "%", 20, 80, 0.8, "raj.patel"},
+      {"kr-mentors-matched", "eng-mentoring", "New engineers with a mentor", "percent", "%", 30,
+       100, 1.05, "ana.silva"},
+      {"kr-academy-sessions", "raj-manager-academy", "Manager academy sessions run", "number",
+       "sessions", 0, 10, 0.9, "raj.patel"},
+  };
+}
+
+// The demo company's story, written command by command at the moments
+// it happened (set_clock), up to now_us. One use; not thread-safe.
+class DemoStory {
+ public:
+  DemoStory(Projector* projector, int64_t now_us, const std::function<void(int64_t)>& set_clock)
+      : projector_(projector),
+        w_(projector),
+        now_us_(now_us),
+        set_clock_(set_clock),
+        ids(DemoCycles(now_us)) {
+    std::tie(prev, cur) = Quarters(now_us);
+  }
+
+  Status Write() {
+    const int64_t prev_start = *ParseDate(prev.starts), cur_start = *ParseDate(cur.starts);
+    At(prev_start - 3 * kMicrosPerDay);
+    Organisation();
+    Cycles();
+    PreviousObjectives();
+    AddKeyResults(prev_krs_);
+    Weekly(prev, prev_krs_, 6, /*previous=*/true);
+    At(cur_start - 2 * kMicrosPerDay);
+    CurrentObjectives();
+    AddKeyResults(cur_krs_);
+    CloseAndReview(cur_start);
+    Weekly(cur, cur_krs_, 4, /*previous=*/false);
+    FinishingTouches();
+    return w_.status();
+  }
+
+ private:
+  static constexpr int64_t hour = 3600LL * 1'000'000;
+
+  void At(int64_t us) { set_clock_(std::min(us, now_us_)); }
+
+  void AddKeyResults(const std::vector<KrPlan>& plan) {
+    for (const KrPlan& k : plan) {
+      CreateKeyResult c;
+      c.id = k.id;
+      c.objective = k.objective;
+      c.title = k.title;
+      c.metric = k.metric;
+      c.start = k.start;
+      c.target = k.target;
+      c.unit = k.unit;
+      w_(k.checker, c);
+    }
+  }
+
+  // The organisation.
+  void Organisation() {
+    w_(admin, CreateUnit{"acme", "company", "Acme Robotics", "", ""});
+    w_(admin, CreateUnit{"hr", "department", "People & HR", "acme", ""});
+    w_(admin, CreateUnit{"eng", "department", "Engineering", "acme", ""});
+    w_(admin, CreateUnit{"ta", "team", "Talent Acquisition", "hr", ""});
+    w_(admin, CreateUnit{"hr-ops", "team", "HR Operations", "hr", ""});
+    w_(admin, CreateUnit{"l-and-d", "team", "Learning & Development", "hr", ""});
+    w_(admin, CreateUnit{"maya.chen", "person", "Maya Chen", "hr", "maya.chen@acme.example"});
+    w_(admin, CreateUnit{"sam.okafor", "person", "Sam Okafor", "ta", "sam.okafor@acme.example"});
+    w_(admin,
+       CreateUnit{"lena.fischer", "person", "Lena Fischer", "hr-ops", "lena.fischer@acme.example"});
+    w_(admin, CreateUnit{"raj.patel", "person", "Raj Patel", "l-and-d", "raj.patel@acme.example"});
+    w_(admin, CreateUnit{"ana.silva", "person", "Ana Silva", "eng", "ana.silva@acme.example"});
+  }
+
+  // A fiscal year that starts with the previous quarter, and its two quarters.
+  void Cycles() {
+    std::string year_ends =
+        Date(prev.year + 1, static_cast<unsigned>(std::stoi(prev.starts.substr(5, 2))), 1);
+    year_ends = FormatDate(*ParseDate(year_ends) - kMicrosPerDay);
+    w_(admin,
+       CreateCycle{ids.year,
+                   "FY " + std::to_string(prev.year) + "/" + std::to_string((prev.year + 1) % 100),
+                   prev.starts, year_ends, ""});
+    w_(admin, CreateCycle{ids.previous_quarter,
+                          "Q" + std::to_string(prev.q) + " " + std::to_string(prev.year),
+                          prev.starts, prev.ends, ids.year});
+    w_(admin, CreateCycle{ids.current_quarter,
+                          "Q" + std::to_string(cur.q) + " " + std::to_string(cur.year), cur.starts,
+                          cur.ends, ids.year});
+  }
+
+  // Previous quarter: build the team for the product launch.
+  void PreviousObjectives() {
+    const std::string& pq = ids.previous_quarter;
+    // clang-format off
+    w_("maya.chen", CreateObjective{"acme-build-team", pq, "acme", "Build the team to ship Atlas v2",
+                                   "Atlas v2 needs a larger, well-onboarded engineering team.", {}});
+    w_("maya.chen", CreateObjective{"hr-hire-engineers", pq, "hr", "Hire the engineers Atlas v2 needs",
+                                   "", {"acme-build-team"}});
+    w_("sam.okafor", CreateObjective{"ta-fill-pipeline", pq, "ta", "Fill the hiring pipeline", "",
+                                    {"hr-hire-engineers"}});
+    w_("lena.fischer", CreateObjective{"ops-smooth-onboarding", pq, "hr-ops",
+                                      "Onboard every new hire smoothly", "", {"acme-build-team"}});
+    w_("raj.patel", CreateObjective{"ld-first-managers", pq, "l-and-d", "Train our first-time managers",
+                                   "", {"acme-build-team"}});
+    // clang-format on
+  }
+
+  // Weekly check-ins, from each quarter's first Friday to its end or
+  // today; in week `moved_at_week` a target moves.
+  void Weekly(const Quarter& q, const std::vector<KrPlan>& krs, int64_t moved_at_week,
+              bool previous) {
+    int64_t start = *ParseDate(q.starts) + 4 * kMicrosPerDay + 16 * 3600LL * 1'000'000;
+    int64_t end = std::min(*ParseDate(q.ends) + kMicrosPerDay, now_us_);
+    uint64_t noise = 0x2545F4914F6CDD1DULL;
+    for (int week = 0;; ++week) {
+      int64_t at_us = start + week * 7 * kMicrosPerDay;
+      if (at_us >= end) break;
+      At(at_us + 2 * hour);
+      for (const KrPlan& k : krs) CheckIn(k, week, at_us, end, &noise);
+      if (week == moved_at_week) {
+        At(at_us + 26 * hour);
+        if (previous) {
+          UpdateKeyResult u{"kr-engineers-hired", {}, {}, {}, {}, {}, 10.0, {}};
+          w_("maya.chen", u, "Hiring budget cut by two heads in the mid-quarter plan review");
+        } else {
+          UpdateKeyResult u{"kr-stay-interviews", {}, {}, {}, {}, {}, 50.0, {}};
+          w_("maya.chen", u, "Sales joined the programme");
+        }
+      }
+    }
+  }
+
+  // Week `week`'s check-in on `k` at `at_us`, its value a share of the way
+  // to target (k.reach by the last week), jittered by *noise_state.
+  void CheckIn(const KrPlan& k, int week, int64_t at_us, int64_t end, uint64_t* noise_state) {
+    assert(week >= 0 && at_us < end);
+    const int total_weeks = 13;
+    uint64_t& noise = *noise_state;
+    // Nobody has checked in on this one for the last few weeks.
+    if (k.stop_weeks_early && at_us > end - k.stop_weeks_early * 7 * kMicrosPerDay) return;
+    noise ^= noise << 13;
+    noise ^= noise >> 7;
+    noise ^= noise << 17;
+    double jitter = (static_cast<double>(noise % 1000) / 1000.0 - 0.5) * 0.06;
+    double share = std::min(1.0, k.reach * (week + 1) / total_weeks + jitter);
+    share = std::max(0.0, share);
+    double value = k.start + (k.target - k.start) * share;
+    if (k.metric == "boolean")
+      value = week >= 6 ? 1 : 0;
+    else if (k.unit == "%" || k.unit == "days")
+      value = std::round(value * 10) / 10;
+    else
+      value = std::round(value);
+    RecordCheckIn ci;
+    ci.key_result = k.id;
+    ci.value = value;
+    ci.confidence = std::round((0.55 + share * 0.4) * 100) / 100;
+    ci.status = share >= 0.6 * (week + 1) / total_weeks ? "on_track" : "at_risk";
+    ci.note = week == 0 ? "First check-in of the quarter." : "Weekly update.";
+    ci.measured_at_us = at_us;
+    w_(k.checker, ci);
+  }
+
+  // Current quarter, planned just before it starts: keep the people we hired.
+  void CurrentObjectives() {
+    const std::string& cq = ids.current_quarter;
+    // clang-format off
+    w_("maya.chen", CreateObjective{"acme-people-stay", cq, "acme", "Make Acme a place people stay", "", {}});
+    w_("maya.chen", CreateObjective{"hr-reduce-attrition", cq, "hr", "Reduce regretted attrition", "",
+                                   {"acme-people-stay"}});
+    w_("sam.okafor", CreateObjective{"ta-grow-referrals", cq, "ta", "Grow employee referrals", "",
+                                    {"hr-reduce-attrition"}});
+    w_("lena.fischer", CreateObjective{"ops-one-hris", cq, "hr-ops", "Move all HR data into one system",
+                                      "Retire the three spreadsheets and the old payroll tool.",
+                                      {"acme-people-stay"}});
+    w_("raj.patel", CreateObjective{"ld-career-paths", cq, "l-and-d", "Launch career paths", "",
+                                   {"hr-reduce-attrition"}});
+    w_("ana.silva", CreateObjective{"eng-mentoring", cq, "eng", "Mentor every new engineer", "",
+                                   {"hr-reduce-attrition", "ld-career-paths"}});
+    w_("raj.patel", CreateObjective{"raj-manager-academy", cq, "raj.patel", "Run the manager academy", "",
+                                   {"ld-career-paths"}});
+    w_("sam.okafor", CreateObjective{"ta-campus-events", cq, "ta", "Run campus recruiting events", "",
+                                    {"hr-reduce-attrition"}});
+    // clang-format on
+  }
+
+  // The previous quarter ends: closed, then reviewed.
+  void CloseAndReview(int64_t cur_start) {
+    const std::string& pq = ids.previous_quarter;
+    At(cur_start + kMicrosPerDay);
+    // clang-format off
+    w_(admin, CloseCycle{pq}, "Quarter ended");
+    At(cur_start + 3 * kMicrosPerDay);
+    w_("maya.chen", ReviewObjective{"acme-build-team", 0.8, "partially",
+                                   "We hired most of the team, but later than planned.",
+                                   "Start hiring a quarter before the product needs the people."});
+    w_("maya.chen", ReviewObjective{"hr-hire-engineers", 0.75, "partially",
+                                   "Nine of ten engineers signed; time to hire improved but missed 30 days.",
+                                   "Budget changes mid-quarter need a re-plan of every dependent key result."});
+    w_("sam.okafor", ReviewObjective{"ta-fill-pipeline", 1.0, "achieved",
+                                    "The referral push filled every role's pipeline.", "Referrals work; keep them."});
+    w_("lena.fischer", ReviewObjective{"ops-smooth-onboarding", 0.9, "achieved",
+                                      "Every laptop was ready on day one from week seven.", ""});
+    w_("raj.patel", ReviewObjective{"ld-first-managers", 0.5, "missed",
+                                   "Only half the managers could attend during the launch crunch.",
+                                   "Avoid launch weeks for training."});
+    // clang-format on
+  }
+
+  // A corrected check-in, an owner change, an archived objective, comments.
+  void FinishingTouches() {
+    At(now_us_ - 20 * hour);
+    std::string corrected;
+    double corrected_value = 0;
+    projector_->Read([&](const Projection& p) {
+      const KeyResult* kr = p.key_result("kr-records-migrated");
+      if (kr && kr->check_ins.size() > 2) {
+        corrected = kr->check_ins[1].id;
+        corrected_value = kr->check_ins[1].value + 5;
+      }
+      return 0;
+    });
+    if (!corrected.empty()) {
+      w_("lena.fischer",
+         CorrectCheckIn{"kr-records-migrated", corrected, corrected_value,
+                        "The export skipped the Berlin office; recounted."},
+         "Recount after the Berlin export was fixed");
+    }
+    w_("maya.chen", UpdateObjective{"ta-grow-referrals", {}, {}, std::string("sam.okafor"), {}, {}},
+       "Sam runs the referral programme end to end");
+    w_("sam.okafor", ArchiveObjective{"ta-campus-events"}, "Campus season moved to spring");
+    w_("maya.chen",
+       AddComment{"hr-reduce-attrition",
+                  "Exit interviews keep pointing at career growth: see L&D's career paths."});
+    w_("lena.fischer",
+       AddComment{"kr-payroll-errors", "Most remaining errors are manual overtime entries."});
+  }
+
+  const std::string admin = "admin";
+  Projector* projector_;
+  Writer w_;
+  const int64_t now_us_;
+  const std::function<void(int64_t)>& set_clock_;
+  const DemoIds ids;
+  Quarter prev, cur;
+  const std::vector<KrPlan> prev_krs_ = PreviousQuarterKrs();
+  const std::vector<KrPlan> cur_krs_ = CurrentQuarterKrs();
 };
 
 }  // namespace
@@ -81,197 +366,9 @@ DemoIds DemoCycles(int64_t now_us) {
 
 Status FillDemo(Projector* projector, EventStore* store, int64_t now_us,
                 const std::function<void(int64_t)>& set_clock) {
+  assert(projector != nullptr && store != nullptr);
   if (store->head().seq != 0) return Status::Invalid("the demo fills only an empty data directory");
-  auto [prev, cur] = Quarters(now_us);
-  DemoIds ids = DemoCycles(now_us);
-  Writer w(projector);
-  const std::string admin = "admin";
-  const int64_t hour = 3600LL * 1'000'000;
-  auto at = [&](int64_t us) { set_clock(std::min(us, now_us)); };
-  const int64_t prev_start = *ParseDate(prev.starts), cur_start = *ParseDate(cur.starts);
-  at(prev_start - 3 * kMicrosPerDay);
-
-  // The organisation.
-  w(admin, CreateUnit{"acme", "company", "Acme Robotics", "", ""});
-  w(admin, CreateUnit{"hr", "department", "People & HR", "acme", ""});
-  w(admin, CreateUnit{"eng", "department", "Engineering", "acme", ""});
-  w(admin, CreateUnit{"ta", "team", "Talent Acquisition", "hr", ""});
-  w(admin, CreateUnit{"hr-ops", "team", "HR Operations", "hr", ""});
-  w(admin, CreateUnit{"l-and-d", "team", "Learning & Development", "hr", ""});
-  w(admin, CreateUnit{"maya.chen", "person", "Maya Chen", "hr", "maya.chen@acme.example"});
-  w(admin, CreateUnit{"sam.okafor", "person", "Sam Okafor", "ta", "sam.okafor@acme.example"});
-  w(admin, CreateUnit{"lena.fischer", "person", "Lena Fischer", "hr-ops", "lena.fischer@acme.example"});
-  w(admin, CreateUnit{"raj.patel", "person", "Raj Patel", "l-and-d", "raj.patel@acme.example"});
-  w(admin, CreateUnit{"ana.silva", "person", "Ana Silva", "eng", "ana.silva@acme.example"});
-
-  // A fiscal year that starts with the previous quarter, and its two quarters.
-  std::string year_ends = Date(prev.year + 1, static_cast<unsigned>(std::stoi(prev.starts.substr(5, 2))), 1);
-  year_ends = FormatDate(*ParseDate(year_ends) - kMicrosPerDay);
-  w(admin, CreateCycle{ids.year, "FY " + std::to_string(prev.year) + "/" + std::to_string((prev.year + 1) % 100),
-                       prev.starts, year_ends, ""});
-  w(admin, CreateCycle{ids.previous_quarter, "Q" + std::to_string(prev.q) + " " + std::to_string(prev.year),
-                       prev.starts, prev.ends, ids.year});
-  w(admin, CreateCycle{ids.current_quarter, "Q" + std::to_string(cur.q) + " " + std::to_string(cur.year),
-                       cur.starts, cur.ends, ids.year});
-
-  const std::string& pq = ids.previous_quarter;
-  const std::string& cq = ids.current_quarter;
-  // Previous quarter: build the team for the product launch.
-  w("maya.chen", CreateObjective{"acme-build-team", pq, "acme", "Build the team to ship Atlas v2",
-                                 "Atlas v2 needs a larger, well-onboarded engineering team.", {}});
-  w("maya.chen", CreateObjective{"hr-hire-engineers", pq, "hr", "Hire the engineers Atlas v2 needs",
-                                 "", {"acme-build-team"}});
-  w("sam.okafor", CreateObjective{"ta-fill-pipeline", pq, "ta", "Fill the hiring pipeline", "",
-                                  {"hr-hire-engineers"}});
-  w("lena.fischer", CreateObjective{"ops-smooth-onboarding", pq, "hr-ops",
-                                    "Onboard every new hire smoothly", "", {"acme-build-team"}});
-  w("raj.patel", CreateObjective{"ld-first-managers", pq, "l-and-d", "Train our first-time managers",
-                                 "", {"acme-build-team"}});
-  std::vector<KrPlan> prev_krs = {
-      {"kr-engineers-hired", "hr-hire-engineers", "Engineers hired", "number", "people", 0, 12, 0.85, "maya.chen"},
-      {"kr-time-to-hire", "hr-hire-engineers", "Median time to hire", "number", "days", 45, 30, 0.7, "maya.chen"},
-      {"kr-qualified-candidates", "ta-fill-pipeline", "Qualified candidates per open role", "number", "candidates", 0, 8, 1.1, "sam.okafor"},
-      {"kr-onboarding-satisfaction", "ops-smooth-onboarding", "New-hire onboarding satisfaction", "percent", "%", 70, 90, 0.9, "lena.fischer"},
-      {"kr-laptops-day-one", "ops-smooth-onboarding", "Laptop ready on day one for every hire", "boolean", "", 0, 1, 1.0, "lena.fischer"},
-      {"kr-managers-trained", "ld-first-managers", "First-time managers trained", "number", "managers", 0, 15, 0.6, "raj.patel"},
-  };
-  std::vector<KrPlan> cur_krs = {
-      {"kr-regretted-attrition", "hr-reduce-attrition", "Regretted attrition (annualised)", "percent", "%", 8, 5, 0.9, "maya.chen"},
-      {"kr-stay-interviews", "hr-reduce-attrition", "Stay interviews held", "number", "interviews", 0, 40, 1.0, "maya.chen"},
-      {"kr-referral-hires", "ta-grow-referrals", "Hires from referrals", "number", "hires", 0, 6, 0.7, "sam.okafor"},
-      {"kr-offer-acceptance", "ta-grow-referrals", "Offer acceptance rate", "percent", "%", 75, 90, 1.0, "sam.okafor"},
-      {"kr-records-migrated", "ops-one-hris", "Employee records migrated", "percent", "%", 0, 100, 1.1, "lena.fischer"},
-      {"kr-payroll-errors", "ops-one-hris", "Payroll errors per month", "number", "errors", 12, 2, 0.95, "lena.fischer"},
-      {"kr-frameworks-published", "ld-career-paths", "Career frameworks published", "number", "frameworks", 0, 5, 0.4, "raj.patel", 3},
-      {"kr-development-plans", "ld-career-paths", "Employees with a development plan", "percent", "%", 20, 80, 0.8, "raj.patel"},
-      {"kr-mentors-matched", "eng-mentoring", "New engineers with a mentor", "percent", "%", 30, 100, 1.05, "ana.silva"},
-      {"kr-academy-sessions", "raj-manager-academy", "Manager academy sessions run", "number", "sessions", 0, 10, 0.9, "raj.patel"},
-  };
-  auto add_key_results = [&](const std::vector<KrPlan>& plan) {
-    for (const KrPlan& k : plan) {
-      CreateKeyResult c;
-      c.id = k.id;
-      c.objective = k.objective;
-      c.title = k.title;
-      c.metric = k.metric;
-      c.start = k.start;
-      c.target = k.target;
-      c.unit = k.unit;
-      w(k.checker, c);
-    }
-  };
-  add_key_results(prev_krs);
-
-  // Weekly check-ins, from each quarter's first Friday to its end or today.
-  auto weekly = [&](const Quarter& q, const std::vector<KrPlan>& krs, int64_t moved_at_week) {
-    int64_t start = *ParseDate(q.starts) + 4 * kMicrosPerDay + 16 * 3600LL * 1'000'000;
-    int64_t end = std::min(*ParseDate(q.ends) + kMicrosPerDay, now_us);
-    int total_weeks = 13;
-    uint64_t noise = 0x2545F4914F6CDD1DULL;
-    for (int week = 0;; ++week) {
-      int64_t at_us = start + week * 7 * kMicrosPerDay;
-      if (at_us >= end) break;
-      at(at_us + 2 * hour);
-      for (const KrPlan& k : krs) {
-        // Nobody has checked in on this one for the last few weeks.
-        if (k.stop_weeks_early && at_us > end - k.stop_weeks_early * 7 * kMicrosPerDay) continue;
-        noise ^= noise << 13;
-        noise ^= noise >> 7;
-        noise ^= noise << 17;
-        double jitter = (static_cast<double>(noise % 1000) / 1000.0 - 0.5) * 0.06;
-        double share = std::min(1.0, k.reach * (week + 1) / total_weeks + jitter);
-        share = std::max(0.0, share);
-        double value = k.start + (k.target - k.start) * share;
-        if (k.metric == "boolean") value = week >= 6 ? 1 : 0;
-        else if (k.unit == "%" || k.unit == "days") value = std::round(value * 10) / 10;
-        else value = std::round(value);
-        RecordCheckIn ci;
-        ci.key_result = k.id;
-        ci.value = value;
-        ci.confidence = std::round((0.55 + share * 0.4) * 100) / 100;
-        ci.status = share >= 0.6 * (week + 1) / total_weeks ? "on_track" : "at_risk";
-        ci.note = week == 0 ? "First check-in of the quarter." : "Weekly update.";
-        ci.measured_at_us = at_us;
-        w(k.checker, ci);
-      }
-      if (week == moved_at_week) {
-        at(at_us + 26 * hour);
-        if (&krs == &prev_krs) {
-          UpdateKeyResult u{"kr-engineers-hired", {}, {}, {}, {}, {}, 10.0, {}};
-          w("maya.chen", u, "Hiring budget cut by two heads in the mid-quarter plan review");
-        } else {
-          UpdateKeyResult u{"kr-stay-interviews", {}, {}, {}, {}, {}, 50.0, {}};
-          w("maya.chen", u, "Sales joined the programme");
-        }
-      }
-    }
-  };
-  weekly(prev, prev_krs, 6);
-
-  // Current quarter, planned just before it starts: keep the people we hired.
-  at(cur_start - 2 * kMicrosPerDay);
-  w("maya.chen", CreateObjective{"acme-people-stay", cq, "acme", "Make Acme a place people stay", "", {}});
-  w("maya.chen", CreateObjective{"hr-reduce-attrition", cq, "hr", "Reduce regretted attrition", "",
-                                 {"acme-people-stay"}});
-  w("sam.okafor", CreateObjective{"ta-grow-referrals", cq, "ta", "Grow employee referrals", "",
-                                  {"hr-reduce-attrition"}});
-  w("lena.fischer", CreateObjective{"ops-one-hris", cq, "hr-ops", "Move all HR data into one system",
-                                    "Retire the three spreadsheets and the old payroll tool.",
-                                    {"acme-people-stay"}});
-  w("raj.patel", CreateObjective{"ld-career-paths", cq, "l-and-d", "Launch career paths", "",
-                                 {"hr-reduce-attrition"}});
-  w("ana.silva", CreateObjective{"eng-mentoring", cq, "eng", "Mentor every new engineer", "",
-                                 {"hr-reduce-attrition", "ld-career-paths"}});
-  w("raj.patel", CreateObjective{"raj-manager-academy", cq, "raj.patel", "Run the manager academy", "",
-                                 {"ld-career-paths"}});
-  w("sam.okafor", CreateObjective{"ta-campus-events", cq, "ta", "Run campus recruiting events", "",
-                                  {"hr-reduce-attrition"}});
-
-  add_key_results(cur_krs);
-  // The previous quarter ends: closed, then reviewed.
-  at(cur_start + kMicrosPerDay);
-  w(admin, CloseCycle{pq}, "Quarter ended");
-  at(cur_start + 3 * kMicrosPerDay);
-  w("maya.chen", ReviewObjective{"acme-build-team", 0.8, "partially",
-                                 "We hired most of the team, but later than planned.",
-                                 "Start hiring a quarter before the product needs the people."});
-  w("maya.chen", ReviewObjective{"hr-hire-engineers", 0.75, "partially",
-                                 "Nine of ten engineers signed; time to hire improved but missed 30 days.",
-                                 "Budget changes mid-quarter need a re-plan of every dependent key result."});
-  w("sam.okafor", ReviewObjective{"ta-fill-pipeline", 1.0, "achieved",
-                                  "The referral push filled every role's pipeline.", "Referrals work; keep them."});
-  w("lena.fischer", ReviewObjective{"ops-smooth-onboarding", 0.9, "achieved",
-                                    "Every laptop was ready on day one from week seven.", ""});
-  w("raj.patel", ReviewObjective{"ld-first-managers", 0.5, "missed",
-                                 "Only half the managers could attend during the launch crunch.",
-                                 "Avoid launch weeks for training."});
-  weekly(cur, cur_krs, 4);
-
-  // A corrected check-in, an owner change, an archived objective, comments.
-  at(now_us - 20 * hour);
-  std::string corrected;
-  double corrected_value = 0;
-  projector->Read([&](const Projection& p) {
-    const KeyResult* kr = p.key_result("kr-records-migrated");
-    if (kr && kr->check_ins.size() > 2) {
-      corrected = kr->check_ins[1].id;
-      corrected_value = kr->check_ins[1].value + 5;
-    }
-    return 0;
-  });
-  if (!corrected.empty()) {
-    w("lena.fischer", CorrectCheckIn{"kr-records-migrated", corrected, corrected_value,
-                                     "The export skipped the Berlin office; recounted."},
-      "Recount after the Berlin export was fixed");
-  }
-  w("maya.chen", UpdateObjective{"ta-grow-referrals", {}, {}, std::string("sam.okafor"), {}, {}},
-    "Sam runs the referral programme end to end");
-  w("sam.okafor", ArchiveObjective{"ta-campus-events"}, "Campus season moved to spring");
-  w("maya.chen", AddComment{"hr-reduce-attrition",
-                            "Exit interviews keep pointing at career growth: see L&D's career paths."});
-  w("lena.fischer", AddComment{"kr-payroll-errors", "Most remaining errors are manual overtime entries."});
-
-  return w.status();
+  return DemoStory(projector, now_us, set_clock).Write();
 }
 
 }  // namespace okr::api

@@ -1,5 +1,7 @@
 #include "api/metrics.h"
 
+#include <cassert>
+#include <ostream>
 #include <sstream>
 
 namespace okr::api {
@@ -41,19 +43,47 @@ void Metrics::RequestTimedOut() {
   requests_timed_out_++;
 }
 
-std::string Metrics::Render(uint64_t head_seq, uint64_t projected_seq,
-                            int64_t snapshot_age_events, const std::string& status,
-                            uint64_t stuck_seq) const {
+namespace {
+
+// A histogram's bucket lines (cumulative, as Prometheus reads them), then
+// its +Inf bucket, sum and count. `counts` has one more slot than
+// `bounds`: the observations above the last bound.
+template <size_t N, typename Sum, typename Count>
+void WriteHistogram(std::ostream& out, const char* name, const std::array<double, N>& bounds,
+                    const std::array<uint64_t, N + 1>& counts, Sum sum, Count count) {
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < bounds.size(); ++i) {
+    cumulative += counts[i];
+    out << name << "_bucket{le=\"" << bounds[i] << "\"} " << cumulative << "\n";
+  }
+  cumulative += counts.back();
+  out << name << "_bucket{le=\"+Inf\"} " << cumulative << "\n"
+      << name << "_sum " << sum << "\n"
+      << name << "_count " << count << "\n";
+}
+
+// One unlabelled gauge or counter, with its HELP and TYPE lines.
+template <typename T>
+void WriteScalar(std::ostream& out, const char* name, const char* type, const char* help, T value) {
+  out << "# HELP " << name << " " << help << "\n"
+      << "# TYPE " << name << " " << type << "\n"
+      << name << " " << value << "\n";
+}
+
+}  // namespace
+
+std::string Metrics::Render(uint64_t head_seq, uint64_t projected_seq, int64_t snapshot_age_events,
+                            const std::string& status, uint64_t stuck_seq) const {
   std::ostringstream out;
   std::lock_guard<std::mutex> lock(mu_);
+  assert(batch_failures_ <= batches_);
   out << "# HELP okrd_status 1 for the status /healthz reports, 0 for the others.\n"
       << "# TYPE okrd_status gauge\n";
   for (const char* name : {"ok", "stuck"}) {
     out << "okrd_status{status=\"" << name << "\"} " << (status == name ? 1 : 0) << "\n";
   }
-  out << "# HELP okrd_stuck_seq The event the projection could not fold (0: none).\n"
-      << "# TYPE okrd_stuck_seq gauge\n"
-      << "okrd_stuck_seq " << stuck_seq << "\n";
+  WriteScalar(out, "okrd_stuck_seq", "gauge", "The event the projection could not fold (0: none).",
+              stuck_seq);
   out << "# HELP okrd_requests_total HTTP requests answered, by route and status.\n"
       << "# TYPE okrd_requests_total counter\n";
   for (const auto& [key, count] : requests_) {
@@ -62,54 +92,33 @@ std::string Metrics::Render(uint64_t head_seq, uint64_t projected_seq,
   }
   out << "# HELP okrd_request_duration_seconds Time from routing to answer.\n"
       << "# TYPE okrd_request_duration_seconds histogram\n";
-  uint64_t cumulative = 0;
-  for (size_t i = 0; i < kLatencyBucketsSeconds.size(); ++i) {
-    cumulative += latency_[i];
-    out << "okrd_request_duration_seconds_bucket{le=\"" << kLatencyBucketsSeconds[i] << "\"} "
-        << cumulative << "\n";
-  }
-  cumulative += latency_.back();
-  out << "okrd_request_duration_seconds_bucket{le=\"+Inf\"} " << cumulative << "\n"
-      << "okrd_request_duration_seconds_sum " << latency_sum_seconds_ << "\n"
-      << "okrd_request_duration_seconds_count " << latency_count_ << "\n";
-  out << "# HELP okrd_connections_refused_total Connections answered 503 as they arrived: every worker "
-         "thread busy and the queue full (threads_busy), or too many from one address (per_address).\n"
+  WriteHistogram(out, "okrd_request_duration_seconds", kLatencyBucketsSeconds, latency_,
+                 latency_sum_seconds_, latency_count_);
+  out << "# HELP okrd_connections_refused_total Connections answered 503 as they arrived: every "
+         "worker "
+         "thread busy and the queue full (threads_busy), or too many from one address "
+         "(per_address).\n"
       << "# TYPE okrd_connections_refused_total counter\n";
   for (const auto& [reason, count] : connections_refused_) {
     out << "okrd_connections_refused_total{reason=\"" << reason << "\"} " << count << "\n";
   }
-  out << "# HELP okrd_requests_timed_out_total Requests that did not arrive within the receive deadline.\n"
-      << "# TYPE okrd_requests_timed_out_total counter\n"
-      << "okrd_requests_timed_out_total " << requests_timed_out_ << "\n";
+  WriteScalar(out, "okrd_requests_timed_out_total", "counter",
+              "Requests that did not arrive within the receive deadline.", requests_timed_out_);
   out << "# HELP okrd_append_batch_events Events per durable append batch (one WAL sync).\n"
       << "# TYPE okrd_append_batch_events histogram\n";
-  cumulative = 0;
-  for (size_t i = 0; i < kBatchBuckets.size(); ++i) {
-    cumulative += batch_events_[i];
-    out << "okrd_append_batch_events_bucket{le=\"" << kBatchBuckets[i] << "\"} " << cumulative << "\n";
-  }
-  cumulative += batch_events_.back();
-  out << "okrd_append_batch_events_bucket{le=\"+Inf\"} " << cumulative << "\n"
-      << "okrd_append_batch_events_sum " << appended_events_ << "\n"
-      << "okrd_append_batch_events_count " << (batches_ - batch_failures_) << "\n";
-  out << "# HELP okrd_append_batch_failures_total Append batches the storage refused.\n"
-      << "# TYPE okrd_append_batch_failures_total counter\n"
-      << "okrd_append_batch_failures_total " << batch_failures_ << "\n";
-  out << "# HELP okrd_append_write_seconds_total Time spent in synced batch writes.\n"
-      << "# TYPE okrd_append_write_seconds_total counter\n"
-      << "okrd_append_write_seconds_total " << batch_write_seconds_ << "\n";
-  out << "# HELP okrd_events_appended_total Events appended by this process.\n"
-      << "# TYPE okrd_events_appended_total counter\n"
-      << "okrd_events_appended_total " << appended_events_ << "\n";
-  out << "# HELP okrd_head_seq Seq of the last durable event.\n"
-      << "# TYPE okrd_head_seq gauge\n"
-      << "okrd_head_seq " << head_seq << "\n";
-  out << "# HELP okrd_projected_seq Seq of the last event folded into the served state.\n"
-      << "# TYPE okrd_projected_seq gauge\n"
-      << "okrd_projected_seq " << projected_seq << "\n";
-  out << "# HELP okrd_snapshot_age_events Events since the newest snapshot (-1: none).\n"
-      << "# TYPE okrd_snapshot_age_events gauge\n"
-      << "okrd_snapshot_age_events " << snapshot_age_events << "\n";
+  WriteHistogram(out, "okrd_append_batch_events", kBatchBuckets, batch_events_, appended_events_,
+                 batches_ - batch_failures_);
+  WriteScalar(out, "okrd_append_batch_failures_total", "counter",
+              "Append batches the storage refused.", batch_failures_);
+  WriteScalar(out, "okrd_append_write_seconds_total", "counter",
+              "Time spent in synced batch writes.", batch_write_seconds_);
+  WriteScalar(out, "okrd_events_appended_total", "counter", "Events appended by this process.",
+              appended_events_);
+  WriteScalar(out, "okrd_head_seq", "gauge", "Seq of the last durable event.", head_seq);
+  WriteScalar(out, "okrd_projected_seq", "gauge",
+              "Seq of the last event folded into the served state.", projected_seq);
+  WriteScalar(out, "okrd_snapshot_age_events", "gauge",
+              "Events since the newest snapshot (-1: none).", snapshot_age_events);
   return out.str();
 }
 

@@ -1,5 +1,6 @@
 #include "api/routes/request.h"
 
+#include <cassert>
 #include <charconv>
 #include <set>
 #include <vector>
@@ -22,12 +23,16 @@ bool TooDeep(const std::string& body) {
   bool in_string = false, escaped = false;
   for (char c : body) {
     if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
       continue;
     }
-    if (c == '"') in_string = true;
+    if (c == '"')
+      in_string = true;
     else if (c == '{' || c == '[') {
       if (++depth > kMaxJsonDepth) return true;
     } else if (c == '}' || c == ']') {
@@ -170,60 +175,41 @@ class OverflowFinder : public nlohmann::json_sax<json> {
   bool overflow_ = false;
 };
 
-}  // namespace
-
-std::optional<json> ParseBody(const std::string& body, ApiError* error) {
-  if (body.find_first_not_of(" \t\r\n") == std::string::npos) return json::object();
-  if (TooDeep(body)) {
-    *error = Malformed("body nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
-    return std::nullopt;
-  }
-  json parsed = json::parse(body, nullptr, false);
-  if (parsed.is_discarded()) {
-    OverflowFinder finder;
-    json::sax_parse(body, &finder);
-    if (finder.overflow()) {
-      std::string field = finder.field();
-      *error = ApiError{422, "invalid", (field.empty() ? std::string("a number") : field) +
-                                            " must be a finite number", field};
-    } else {
-      *error = Malformed("body is not valid JSON");
-    }
-    return std::nullopt;
-  }
-  if (!parsed.is_object()) {
-    *error = Malformed("body must be a JSON object");
-    return std::nullopt;
-  }
-  return parsed;
-}
-
-std::optional<Command> ParseCommand(WriteRoute route, const std::string& id, const json& body,
-                                    std::string* reason, ApiError* error) {
-  Fields f(body, error);
-  if (!f.Str("reason", reason)) return std::nullopt;
-  auto done = [&](Command c) -> std::optional<Command> {
-    if (!f.Finish()) return std::nullopt;
-    return c;
-  };
+// The commands on units; nullopt (and *error set) on a refusal.
+std::optional<Command> ParseUnitCommand(WriteRoute route, const std::string& id, Fields& f,
+                                        ApiError* error) {
   switch (route) {
     case WriteRoute::kCreateUnit: {
       CreateUnit c;
       if (!f.Str("id", &c.id, true) || !f.Str("kind", &c.kind, true) ||
-          !f.Str("name", &c.name, true) || !f.Str("parent", &c.parent) || !f.Str("email", &c.email)) {
+          !f.Str("name", &c.name, true) || !f.Str("parent", &c.parent) ||
+          !f.Str("email", &c.email)) {
         return std::nullopt;
       }
-      return done(c);
+      return c;
     }
     case WriteRoute::kUpdateUnit: {
       UpdateUnit c{id, {}, {}, {}};
-      if (!f.OptStr("name", &c.name) || !f.OptStr("parent", &c.parent) || !f.OptStr("email", &c.email)) {
+      if (!f.OptStr("name", &c.name) || !f.OptStr("parent", &c.parent) ||
+          !f.OptStr("email", &c.email)) {
         return std::nullopt;
       }
-      return done(c);
+      return c;
     }
     case WriteRoute::kRetireUnit:
-      return done(RetireUnit{id});
+      return RetireUnit{id};
+    default:
+      break;
+  }
+  assert(false && "ParseUnitCommand takes only its own routes");
+  *error = Malformed("unknown route");
+  return std::nullopt;
+}
+
+// The commands on cycles; nullopt (and *error set) on a refusal.
+std::optional<Command> ParseCycleCommand(WriteRoute route, const std::string& id, Fields& f,
+                                         ApiError* error) {
+  switch (route) {
     case WriteRoute::kCreateCycle: {
       CreateCycle c;
       if (!f.Str("id", &c.id, true) || !f.Str("name", &c.name, true) ||
@@ -231,7 +217,7 @@ std::optional<Command> ParseCommand(WriteRoute route, const std::string& id, con
           !f.Str("parent", &c.parent)) {
         return std::nullopt;
       }
-      return done(c);
+      return c;
     }
     case WriteRoute::kUpdateCycle: {
       UpdateCycle c{id, {}, {}, {}, {}};
@@ -239,12 +225,24 @@ std::optional<Command> ParseCommand(WriteRoute route, const std::string& id, con
           !f.OptStr("ends", &c.ends) || !f.OptStr("parent", &c.parent)) {
         return std::nullopt;
       }
-      return done(c);
+      return c;
     }
     case WriteRoute::kCloseCycle:
-      return done(CloseCycle{id});
+      return CloseCycle{id};
     case WriteRoute::kReopenCycle:
-      return done(ReopenCycle{id});
+      return ReopenCycle{id};
+    default:
+      break;
+  }
+  assert(false && "ParseCycleCommand takes only its own routes");
+  *error = Malformed("unknown route");
+  return std::nullopt;
+}
+
+// The commands on objectives; nullopt (and *error set) on a refusal.
+std::optional<Command> ParseObjectiveCommand(WriteRoute route, const std::string& id, Fields& f,
+                                             ApiError* error) {
+  switch (route) {
     case WriteRoute::kCreateObjective: {
       CreateObjective c;
       std::optional<std::vector<std::string>> parents;
@@ -254,7 +252,7 @@ std::optional<Command> ParseCommand(WriteRoute route, const std::string& id, con
         return std::nullopt;
       }
       c.parents = parents.value_or(std::vector<std::string>{});
-      return done(c);
+      return c;
     }
     case WriteRoute::kUpdateObjective: {
       UpdateObjective c{id, {}, {}, {}, {}, {}};
@@ -271,10 +269,22 @@ std::optional<Command> ParseCommand(WriteRoute route, const std::string& id, con
         }
         c.archived = *state == "archived";
       }
-      return done(c);
+      return c;
     }
     case WriteRoute::kArchiveObjective:
-      return done(ArchiveObjective{id});
+      return ArchiveObjective{id};
+    default:
+      break;
+  }
+  assert(false && "ParseObjectiveCommand takes only its own routes");
+  *error = Malformed("unknown route");
+  return std::nullopt;
+}
+
+// The commands on key results; nullopt (and *error set) on a refusal.
+std::optional<Command> ParseKeyResultCommand(WriteRoute route, const std::string& id, Fields& f,
+                                             ApiError* error) {
+  switch (route) {
     case WriteRoute::kCreateKeyResult: {
       CreateKeyResult c;
       if (!f.Str("id", &c.id, true) || !f.Str("objective", &c.objective, true) ||
@@ -285,7 +295,7 @@ std::optional<Command> ParseCommand(WriteRoute route, const std::string& id, con
         return std::nullopt;
       }
       if (c.metric.empty()) c.metric = "number";
-      return done(c);
+      return c;
     }
     case WriteRoute::kUpdateKeyResult: {
       UpdateKeyResult c{id, {}, {}, {}, {}, {}, {}, {}};
@@ -295,10 +305,23 @@ std::optional<Command> ParseCommand(WriteRoute route, const std::string& id, con
           !f.OptNum("weight", &c.weight)) {
         return std::nullopt;
       }
-      return done(c);
+      return c;
     }
     case WriteRoute::kRemoveKeyResult:
-      return done(RemoveKeyResult{id});
+      return RemoveKeyResult{id};
+    default:
+      break;
+  }
+  assert(false && "ParseKeyResultCommand takes only its own routes");
+  *error = Malformed("unknown route");
+  return std::nullopt;
+}
+
+// The commands on check-ins, corrections, comments and reviews; nullopt (and *error set) on a
+// refusal.
+std::optional<Command> ParseNoteCommand(WriteRoute route, const std::string& id, Fields& f,
+                                        ApiError* error) {
+  switch (route) {
     case WriteRoute::kCheckIn: {
       RecordCheckIn c;
       c.key_result = id;
@@ -307,7 +330,7 @@ std::optional<Command> ParseCommand(WriteRoute route, const std::string& id, con
           !f.Str("note", &c.note) || !f.Time("measured_at", &c.measured_at_us)) {
         return std::nullopt;
       }
-      return done(c);
+      return c;
     }
     case WriteRoute::kCorrection: {
       CorrectCheckIn c;
@@ -316,13 +339,13 @@ std::optional<Command> ParseCommand(WriteRoute route, const std::string& id, con
           !f.Str("note", &c.note)) {
         return std::nullopt;
       }
-      return done(c);
+      return c;
     }
     case WriteRoute::kComment: {
       AddComment c;
       c.target = id;
       if (!f.Str("text", &c.text, true)) return std::nullopt;
-      return done(c);
+      return c;
     }
     case WriteRoute::kReview: {
       ReviewObjective c;
@@ -331,11 +354,86 @@ std::optional<Command> ParseCommand(WriteRoute route, const std::string& id, con
           !f.Str("reflection", &c.reflection) || !f.Str("lessons", &c.lessons)) {
         return std::nullopt;
       }
-      return done(c);
+      return c;
     }
+    default:
+      break;
   }
+  assert(false && "ParseNoteCommand takes only its own routes");
   *error = Malformed("unknown route");
   return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<json> ParseBody(const std::string& body, ApiError* error) {
+  if (body.find_first_not_of(" \t\r\n") == std::string::npos) return json::object();
+  if (TooDeep(body)) {
+    *error = Malformed("body nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    return std::nullopt;
+  }
+  json parsed = json::parse(body, nullptr, false);
+  if (parsed.is_discarded()) {
+    OverflowFinder finder;
+    json::sax_parse(body, &finder);
+    if (finder.overflow()) {
+      std::string field = finder.field();
+      *error = ApiError{
+          422, "invalid",
+          (field.empty() ? std::string("a number") : field) + " must be a finite number", field};
+    } else {
+      *error = Malformed("body is not valid JSON");
+    }
+    return std::nullopt;
+  }
+  if (!parsed.is_object()) {
+    *error = Malformed("body must be a JSON object");
+    return std::nullopt;
+  }
+  return parsed;
+}
+
+std::optional<Command> ParseCommand(WriteRoute route, const std::string& id, const json& body,
+                                    std::string* reason, ApiError* error) {
+  assert(reason != nullptr && error != nullptr);
+  Fields f(body, error);
+  if (!f.Str("reason", reason)) return std::nullopt;
+  std::optional<Command> command;
+  switch (route) {
+    case WriteRoute::kCreateUnit:
+    case WriteRoute::kUpdateUnit:
+    case WriteRoute::kRetireUnit:
+      command = ParseUnitCommand(route, id, f, error);
+      break;
+    case WriteRoute::kCreateCycle:
+    case WriteRoute::kUpdateCycle:
+    case WriteRoute::kCloseCycle:
+    case WriteRoute::kReopenCycle:
+      command = ParseCycleCommand(route, id, f, error);
+      break;
+    case WriteRoute::kCreateObjective:
+    case WriteRoute::kUpdateObjective:
+    case WriteRoute::kArchiveObjective:
+      command = ParseObjectiveCommand(route, id, f, error);
+      break;
+    case WriteRoute::kCreateKeyResult:
+    case WriteRoute::kUpdateKeyResult:
+    case WriteRoute::kRemoveKeyResult:
+      command = ParseKeyResultCommand(route, id, f, error);
+      break;
+    case WriteRoute::kCheckIn:
+    case WriteRoute::kCorrection:
+    case WriteRoute::kComment:
+    case WriteRoute::kReview:
+      command = ParseNoteCommand(route, id, f, error);
+      break;
+    default:
+      *error = Malformed("unknown route");
+      return std::nullopt;
+  }
+  // Any field the command's parser did not read is refused.
+  if (!command || !f.Finish()) return std::nullopt;
+  return command;
 }
 
 std::optional<uint64_t> ParseUnsigned(std::string_view text) {

@@ -1,0 +1,189 @@
+// Private to the API library: what a route handler is handed (Call) and
+// the class that holds every handler (Server::Routes). Its members are
+// defined by job: the wiring in server.cc, state reads in read_routes.cc,
+// reads that walk the log in log_routes.cc, writes in write_routes.cc.
+#pragma once
+
+#include <httplib.h>
+#include <spdlog/logger.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "api/errors.h"
+#include "api/response_cache.h"
+#include "api/routes/request.h"
+#include "api/routes/routes.h"
+#include "api/server.h"
+#include "projections/read/views.h"
+
+namespace okr::api {
+
+// Everything a handler needs about its request. Lives for one request, on
+// the thread serving it; borrows the request and response.
+struct Call {
+  const httplib::Request& req;
+  httplib::Response& res;
+  std::optional<Principal> principal;
+  std::string request_id;
+  // While a cached read computes its answer: the query parameters its
+  // cache key holds. Reading another makes the answer uncacheable.
+  const std::vector<std::string>* keyed_params = nullptr;
+  mutable std::string unkeyed_param = {};  // the first such parameter read
+
+  // The query parameter `name`, or null; notes a parameter a cached read's
+  // key lacks.
+  const std::string* Param(const char* name) const;
+  std::string ParamOr(const char* name, std::string fallback = "") const {
+    const std::string* p = Param(name);
+    return p ? *p : fallback;
+  }
+  // Answers `body` as JSON with `status`.
+  void Send(int status, const nlohmann::json& body) {
+    res.status = status;
+    res.set_content(Dump(body), "application/json; charset=utf-8");
+  }
+  // Answers the error body of a refusal.
+  void Fail(const ApiError& e) { Send(e.status, ErrorBody(e.code, e.message, e.field)); }
+  void Fail(const Status& s) {
+    Send(HttpStatus(s), ErrorBody(ErrorCode(s), s.message(), s.field()));
+  }
+  void Fail(int status, const std::string& message, const std::string& field = "") {
+    Send(status, ErrorBody(DefaultErrorCode(status), message, field));
+  }
+};
+
+// The page size a list asks for (`limit=`, ParseLimit); answers 400 and
+// returns nullopt when it is out of range.
+inline std::optional<size_t> LimitParam(Call& c) {
+  ApiError e;
+  auto limit = ParseLimit(c.Param("limit"), &e);
+  if (!limit) c.Fail(e);
+  return limit;
+}
+
+// A diff page reads the log this many events at a time and takes the
+// projection's lock once per batch, so a follower folding new events
+// waits for one batch, never for a whole page.
+inline constexpr uint64_t kDiffEventsPerLock = 1024;
+
+// A page cursor: "<as_of>.<position>". It pins the state the first page
+// answered from (lists: its as_of; diff: its `to`), so every page of one
+// listing answers from the same state however the log grows, and says
+// where the previous page ended (an id, a position in a series, or a
+// diff's "<seq>.<rows of that event shown>"). Opaque to clients.
+struct PageCursor {
+  uint64_t as_of = 0;
+  std::string position;
+};
+std::optional<PageCursor> ParsePageCursor(std::string_view text);
+std::string PageCursorText(uint64_t as_of, const std::string& position);
+
+// The state a read answers from: the seq (as_of), the business time (at)
+// and the clock progress is judged by (now).
+struct Point {
+  uint64_t as_of;
+  int64_t at;
+  int64_t now;
+};
+
+// Where a diff page starts and what it covers: rows of (from, to] from
+// event `seq` on, its first `skip` rows already shown.
+struct DiffQuery {
+  uint64_t from = 0, to = 0;
+  std::string cycle;
+  uint64_t seq = 0;
+  uint64_t skip = 0;
+};
+
+// Every route's handler, bound to the server's store, projector, tokens
+// and options. Handlers run on many threads at once: the members they
+// share are the (thread-safe) projector, store, cache and metrics, and
+// the token table, swapped whole.
+class Server::Routes {
+ public:
+  Routes(EventStore* store, Projector* projector, std::optional<TokenTable> tokens,
+         ServerOptions options, Metrics* metrics, std::shared_ptr<spdlog::logger> log);
+
+  // Swaps in a new token table (SIGHUP); a server without tokens stays read-only.
+  void ReplaceTokens(TokenTable tokens);
+  // Binds every route of AllRoutes() to its handler on `http`, and the
+  // hooks that answer what no route does. Once, before serving.
+  void Install(httplib::Server& http);
+
+ private:
+  using Handler = std::function<void(Call&)>;
+
+  // --- wiring (server.cc) ---
+  Handler HandlerFor(const Route& route);
+  void InstallHooks(httplib::Server& http);
+  std::string NextRequestId(const httplib::Request& req);
+  void Finish(const httplib::Request& req, httplib::Response& res, const std::string& route,
+              const std::string& request_id, const std::string& actor,
+              std::chrono::steady_clock::time_point started, bool no_store = true);
+  bool Admit(Call& c, Access access);
+  bool Authenticate(Call& c, const TokenTable* tokens);
+  bool AdmitWrite(Call& c, const TokenTable* tokens);
+  httplib::Server::Handler Wrap(const Route& route, Handler fn);
+  void Cached(Call& c, const Route& route, const Handler& fn);
+
+  // --- state reads (read_routes.cc) ---
+  std::optional<Point> ParsePoint(Call& c, const Projection& p, const char* as_of_name = "as_of");
+  std::optional<uint64_t> ResolvePoint(Call& c, const Projection& p, const std::string& text,
+                                       const char* name);
+  std::optional<std::string> PathId(Call& c);
+  std::optional<Point> ParsePagedPoint(Call& c, const Projection& p,
+                                       std::optional<PageCursor>* cursor);
+  template <typename E, typename Keep, typename RowOf, typename Render>
+  void Page(Call& c, const std::map<std::string, E>& (Projection::*all)() const, Keep keep,
+            RowOf row_of, Render render);
+  template <typename E, typename Render>
+  void GetAsOf(Call& c, const char* kind, const E* (Projection::*find)(const std::string&) const,
+               Render render);
+  void Health(Call& c);
+  void MetricsText(Call& c);
+  void OpenApi(Call& c);
+  void ListUnits(Call& c);
+  void GetUnit(Call& c);
+  void ListCycles(Call& c);
+  void GetCycle(Call& c);
+  void ListObjectives(Call& c);
+  void GetObjective(Call& c);
+  void GetKeyResult(Call& c);
+  void ListCheckIns(Call& c);
+  void GetCascade(Call& c);
+  void GetReview(Call& c);
+  void GetLint(Call& c);
+
+  // --- reads that walk the log (log_routes.cc) ---
+  std::optional<DiffQuery> ParseDiffQuery(Call& c, const Projection& p);
+  void GetDiff(Call& c);
+  std::optional<uint64_t> ParseAfter(Call& c, const char* what);
+  void ListEvents(Call& c);
+  void GetHistory(Call& c);
+  void Verify(Call& c);
+
+  // --- writes (write_routes.cc) ---
+  void Backup(Call& c);
+  void HandleWrite(Call& c, WriteRoute route);
+  bool ParseWrite(Call& c, WriteRoute route, WriteRequest* w);
+  void AnswerWrite(Call& c, WriteRoute route, const WriteResult& result);
+
+  EventStore* store_;
+  Projector* projector_;
+  // Null when okrd runs without --tokens; swapped whole on SIGHUP.
+  std::atomic<std::shared_ptr<const TokenTable>> tokens_;
+  ServerOptions options_;
+  Metrics* metrics_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::atomic<uint64_t> request_counter_{0};
+  ResponseCache cache_;
+};
+
+}  // namespace okr::api

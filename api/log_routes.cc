@@ -1,0 +1,295 @@
+// The reads that walk the log itself: the diff between two seqs (events
+// from the log, rows from the projection), and the audit reads — events,
+// an entity's history, the hash chain's verification.
+#include <algorithm>
+#include <cassert>
+#include <iterator>
+
+#include "api/handler.h"
+#include "eventstore/base/time.h"
+#include "eventstore/event_json.h"
+
+namespace okr::api {
+
+using nlohmann::json;
+
+// Moves the rows of `events` (consecutive, from q->seq on) into `rows`
+// until it holds `limit`, and advances q's position past what it took.
+static void TakeDiffRows(const Projection& p,
+                         const std::vector<std::pair<uint64_t, std::string>>& events, size_t limit,
+                         DiffQuery* q, std::vector<DiffRow>* rows) {
+  std::vector<DiffRow> event_rows;
+  for (const auto& [seq, entity] : events) {
+    assert(seq == q->seq);
+    event_rows.clear();
+    AppendDiffRows(p, seq, entity, q->cycle, &event_rows);
+    size_t first = std::min<size_t>(q->skip, event_rows.size());
+    size_t take = std::min(event_rows.size() - first, limit - rows->size());
+    std::move(event_rows.begin() + first, event_rows.begin() + first + take,
+              std::back_inserter(*rows));
+    if (first + take < event_rows.size()) {
+      q->skip = first + take;  // the page is full inside this event
+      return;
+    }
+    q->seq = seq + 1;
+    q->skip = 0;
+    if (rows->size() == limit) return;
+  }
+}
+
+// Parses from=, to=, as_of=, cycle= and cursor= against `p`; answers
+// and returns nullopt on a refusal. A cursor pins `to`.
+std::optional<DiffQuery> Server::Routes::ParseDiffQuery(Call& c, const Projection& p) {
+  std::optional<PageCursor> cursor;
+  std::optional<uint64_t> cursor_seq, cursor_skip;
+  if (const std::string* text = c.Param("cursor")) {
+    cursor = ParsePageCursor(*text);
+    if (cursor) {
+      auto dot = cursor->position.find('.');
+      cursor_seq = ParseUnsigned(std::string_view(cursor->position).substr(0, dot));
+      if (dot != std::string::npos)
+        cursor_skip = ParseUnsigned(std::string_view(cursor->position).substr(dot + 1));
+    }
+    if (!cursor_seq || !cursor_skip || cursor->as_of > p.seq()) {
+      c.Fail(ApiError{400, "malformed", "cursor is not one this server gave", "cursor"});
+      return std::nullopt;
+    }
+  }
+  // as_of, like every state read: what was known then; `to` defaults to it.
+  uint64_t as_of = p.seq();
+  DiffQuery q;
+  for (auto [name, slot] : {std::pair{"as_of", &as_of}, std::pair{"from", &q.from}}) {
+    if (const std::string* text = c.Param(name)) {
+      auto r = ResolvePoint(c, p, *text, name);
+      if (!r) return std::nullopt;
+      *slot = *r;
+    }
+  }
+  q.to = as_of;
+  if (const std::string* text = c.Param("to")) {
+    auto r = ResolvePoint(c, p, *text, "to");
+    if (!r) return std::nullopt;
+    q.to = *r;
+  }
+  if (q.to > as_of)
+    return c.Fail(ApiError{422, "invalid", "to is after as_of", "to"}), std::nullopt;
+  if (cursor) {
+    if ((c.Param("to") || c.Param("as_of")) && q.to != cursor->as_of) {
+      c.Fail(ApiError{400, "malformed", "cursor belongs to to=" + std::to_string(cursor->as_of),
+                      "cursor"});
+      return std::nullopt;
+    }
+    q.to = cursor->as_of;
+  }
+  if (q.from > q.to)
+    return c.Fail(ApiError{422, "invalid", "from is after to", "from"}), std::nullopt;
+  q.cycle = c.ParamOr("cycle");
+  if (!q.cycle.empty() && !p.cycle(q.cycle))
+    return c.Fail(404, "no cycle " + q.cycle, "cycle"), std::nullopt;
+  q.seq = q.from + 1;
+  if (cursor) {
+    if (*cursor_seq <= q.from || *cursor_seq > q.to + 1) {
+      c.Fail(ApiError{400, "malformed", "cursor lies outside from..to", "cursor"});
+      return std::nullopt;
+    }
+    q.seq = *cursor_seq;
+    q.skip = *cursor_skip;
+  }
+  return q;
+}
+
+// GET /v1/diff: one page of the rows of (from, to]. Events come from the
+// log (no lock), kDiffEventsPerLock at a time; the projection, under its
+// lock, gives only those events' rows; JSON is built after. O(page):
+// at most `limit` rows and kMaxEventsScannedPerRequest events.
+void Server::Routes::GetDiff(Call& c) {
+  auto limit = LimitParam(c);
+  if (!limit) return;
+  auto q = projector_->Read([&](const Projection& p) { return ParseDiffQuery(c, p); });
+  if (!q) return;
+  std::vector<DiffRow> rows;
+  size_t scanned = 0;
+  while (rows.size() < *limit && q->seq <= q->to && scanned < kMaxEventsScannedPerRequest) {
+    uint64_t last = std::min<uint64_t>(q->to, q->seq + kDiffEventsPerLock - 1);
+    std::vector<std::pair<uint64_t, std::string>> events;
+    Status failed = Status::Ok();
+    Status s = store_->Scan(q->seq, last, [&](uint64_t seq, std::string_view bytes) {
+      auto decoded = DecodedEvent::Decode(bytes);
+      if (!decoded.ok()) {
+        failed =
+            Status::Corruption("seq " + std::to_string(seq) + ": " + decoded.status().message());
+        return false;
+      }
+      events.emplace_back(seq, (*decoded)->event().getEntity().cStr());
+      return true;
+    });
+    if (!s.ok()) return c.Fail(s);
+    if (!failed.ok()) return c.Fail(failed);
+    if (events.size() != last - q->seq + 1 || events.front().first != q->seq) {
+      return c.Fail(Status::Corruption("the log has gaps between seq " + std::to_string(q->seq) +
+                                       " and " + std::to_string(last)));
+    }
+    scanned += events.size();
+    projector_->Read([&](const Projection& p) { TakeDiffRows(p, events, *limit, &*q, &rows); });
+  }
+  assert(rows.size() <= *limit);
+  json body = RenderDiff(q->from, q->to, rows);
+  body["as_of_seq"] = q->to;
+  body["next"] =
+      q->seq <= q->to
+          ? json(PageCursorText(q->to, std::to_string(q->seq) + "." + std::to_string(q->skip)))
+          : json(nullptr);
+  c.Send(200, body);
+}
+
+// An event as the audit routes show it; the idempotency key without the
+// actor scope okrd stores it under.
+static json AuditEventJson(schema::Event::Reader ev) {
+  json out = EventToJson(ev);
+  std::string key = out["idempotency_key"].get<std::string>();
+  if (auto nl = key.find('\n'); nl != std::string::npos)
+    out["idempotency_key"] = key.substr(nl + 1);
+  return out;
+}
+
+// --- audit reads ---
+
+namespace {
+
+// Which events a page of /v1/events keeps (every one by default).
+struct EventFilter {
+  std::optional<int64_t> from, to;  // recorded between, inclusive
+  std::string entity, actor, type;
+  // raw=true adds each event's exact stored bytes (base64), so a client
+  // can check the hash chain itself instead of trusting this JSON.
+  bool raw = false;
+
+  bool Keeps(schema::Event::Reader ev) const {
+    if (!entity.empty() && entity != ev.getEntity().cStr()) return false;
+    if (!actor.empty() && actor != ev.getActor().cStr()) return false;
+    if (!type.empty() && type != EventTypeName(ev.which())) return false;
+    if (from && ev.getRecordedAt() < *from) return false;
+    if (to && ev.getRecordedAt() > *to) return false;
+    return true;
+  }
+};
+
+// Parses from=, to=, entity=, actor=, type= and raw=; answers and returns
+// nullopt on a refusal.
+std::optional<EventFilter> ParseEventFilter(Call& c) {
+  EventFilter f;
+  for (auto [name, slot] : {std::pair{"from", &f.from}, std::pair{"to", &f.to}}) {
+    if (const std::string* text = c.Param(name)) {
+      *slot = ParseRfc3339(*text);
+      if (!*slot) {
+        c.Fail(
+            ApiError{400, "malformed", std::string(name) + " must be an RFC 3339 date-time", name});
+        return std::nullopt;
+      }
+    }
+  }
+  f.entity = c.ParamOr("entity");
+  f.actor = c.ParamOr("actor");
+  f.type = c.ParamOr("type");
+  std::string raw = c.ParamOr("raw", "false");
+  if (raw != "true" && raw != "false") {
+    c.Fail(ApiError{400, "malformed", "raw is true or false", "raw"});
+    return std::nullopt;
+  }
+  f.raw = raw == "true";
+  return f;
+}
+
+}  // namespace
+
+// `after=` or, as every list takes it, `cursor=` (the same value: the
+// previous page's `next`), a seq or a version (`what`); 0 when neither is
+// given. Both and different, or not a number: answers 400 and returns nullopt.
+std::optional<uint64_t> Server::Routes::ParseAfter(Call& c, const char* what) {
+  const std::string* after = c.Param("after");
+  const std::string* cursor = c.Param("cursor");
+  if (after && cursor && *after != *cursor) {
+    c.Fail(ApiError{400, "malformed", "after and cursor disagree; pass one", "cursor"});
+    return std::nullopt;
+  }
+  const std::string* text = after ? after : cursor;
+  if (!text) return uint64_t{0};
+  auto parsed = ParseUnsigned(*text);
+  if (!parsed) c.Fail(ApiError{400, "malformed", std::string("after must be a ") + what, "after"});
+  return parsed;
+}
+
+void Server::Routes::ListEvents(Call& c) {
+  auto limit = LimitParam(c);
+  if (!limit) return;
+  auto after = ParseAfter(c, "seq");
+  if (!after) return;
+  auto filter = ParseEventFilter(c);
+  if (!filter) return;
+  json items = json::array();
+  uint64_t scanned_to = *after, scanned = 0;
+  bool more = false;
+  Status failed = Status::Ok();
+  uint64_t head = store_->head().seq;
+  uint64_t first = *after == UINT64_MAX ? *after : *after + 1;
+  Status s = store_->Scan(first, head, [&](uint64_t seq, std::string_view bytes) {
+    if (items.size() == *limit || scanned == kMaxEventsScannedPerRequest) {
+      more = true;
+      return false;
+    }
+    ++scanned;
+    scanned_to = seq;
+    auto decoded = DecodedEvent::Decode(bytes);
+    if (!decoded.ok()) {
+      failed = Status::Corruption("seq " + std::to_string(seq) + ": " + decoded.status().message());
+      return false;
+    }
+    auto ev = (*decoded)->event();
+    if (!filter->Keeps(ev)) return true;
+    items.push_back(AuditEventJson(ev));
+    if (filter->raw) items.back()["raw"] = Base64Encode(bytes);
+    return true;
+  });
+  if (!s.ok()) return c.Fail(s);
+  if (!failed.ok()) return c.Fail(failed);
+  assert(items.size() <= *limit && scanned <= kMaxEventsScannedPerRequest);
+  c.Send(200, {{"items", std::move(items)},
+               {"next", more ? json(std::to_string(scanned_to)) : json(nullptr)},
+               {"as_of_seq", head}});
+}
+
+// One entity's events, oldest first, paged by version (`after`).
+void Server::Routes::GetHistory(Call& c) {
+  auto id = PathId(c);
+  if (!id) return;
+  auto limit = LimitParam(c);
+  if (!limit) return;
+  auto after = ParseAfter(c, "version");
+  if (!after) return;
+  uint64_t head = store_->head().seq;
+  auto stream = store_->ReadStream(*id, *after, *limit + 1);
+  if (!stream.ok()) return c.Fail(stream.status());
+  if (stream->empty() && *after == 0) return c.Fail(404, "no entity " + *id, "id");
+  bool more = stream->size() > *limit;
+  if (more) stream->pop_back();
+  assert(stream->size() <= *limit);
+  json items = json::array();
+  for (const StoredEvent& stored : *stream) {
+    auto decoded = DecodedEvent::Decode(stored.bytes);
+    if (!decoded.ok()) return c.Fail(decoded.status());
+    items.push_back(AuditEventJson((*decoded)->event()));
+  }
+  json next = more ? json(std::to_string(*after + items.size())) : json(nullptr);
+  c.Send(200, {{"items", std::move(items)}, {"next", std::move(next)}, {"as_of_seq", head}});
+}
+
+void Server::Routes::Verify(Call& c) {
+  VerifyReport r = store_->Verify();
+  c.Send(200, {{"ok", r.ok},
+               {"events", r.events},
+               {"head_hash", ToHex(r.head_hash)},
+               {"first_bad_seq", r.ok ? json(nullptr) : json(r.first_bad_seq)},
+               {"problem", r.ok ? json(nullptr) : json(r.problem)}});
+}
+
+}  // namespace okr::api

@@ -1,0 +1,388 @@
+// The state reads: entities, lists and series as they stood at any seq,
+// the cascade, an end-of-cycle review and the lint; health and metrics.
+// Each copies what it needs out under the projection's lock and renders
+// JSON after releasing it.
+#include <algorithm>
+#include <cassert>
+
+#include "api/handler.h"
+#include "eventstore/base/time.h"
+
+namespace okr::api {
+
+using nlohmann::json;
+
+std::optional<PageCursor> ParsePageCursor(std::string_view text) {
+  auto dot = text.find('.');
+  if (dot == std::string_view::npos || dot + 1 == text.size()) return std::nullopt;
+  auto as_of = ParseUnsigned(text.substr(0, dot));
+  if (!as_of) return std::nullopt;
+  return PageCursor{*as_of, std::string(text.substr(dot + 1))};
+}
+
+std::string PageCursorText(uint64_t as_of, const std::string& position) {
+  return std::to_string(as_of) + "." + position;
+}
+
+// Parses as_of= (a seq or an RFC 3339 time) and at= against `p`.
+std::optional<Point> Server::Routes::ParsePoint(Call& c, const Projection& p,
+                                                const char* as_of_name) {
+  Point point{p.seq(), INT64_MAX, projector_->NowUs()};
+  if (const std::string* text = c.Param(as_of_name)) {
+    auto resolved = ResolvePoint(c, p, *text, as_of_name);
+    if (!resolved) return std::nullopt;
+    point.as_of = *resolved;
+    if (point.as_of < p.seq()) point.now = p.TimeOfSeq(point.as_of);
+  }
+  if (const std::string* text = c.Param("at")) {
+    auto at = ParseRfc3339(*text);
+    if (!at) {
+      c.Fail(ApiError{400, "malformed", "at must be an RFC 3339 date-time", "at"});
+      return std::nullopt;
+    }
+    point.at = *at;
+  }
+  assert(point.as_of <= p.seq());
+  return point;
+}
+
+std::optional<uint64_t> Server::Routes::ResolvePoint(Call& c, const Projection& p,
+                                                     const std::string& text, const char* name) {
+  if (auto seq = ParseUnsigned(text)) {
+    if (*seq > p.seq()) {
+      c.Fail(ApiError{422, "invalid",
+                      std::string(name) + " is beyond the head seq " + std::to_string(p.seq()),
+                      name});
+      return std::nullopt;
+    }
+    return *seq;
+  }
+  auto us = ParseRfc3339(text);
+  if (!us) {
+    c.Fail(ApiError{400, "malformed", std::string(name) + " must be a seq or an RFC 3339 date-time",
+                    name});
+    return std::nullopt;
+  }
+  if (*us > projector_->NowUs()) {
+    c.Fail(ApiError{422, "invalid", std::string(name) + " is in the future", name});
+    return std::nullopt;
+  }
+  return p.SeqAtTime(*us);
+}
+
+std::optional<std::string> Server::Routes::PathId(Call& c) {
+  std::string id = c.req.matches.size() > 1 ? std::string(c.req.matches[1]) : "";
+  if (!ValidId(id)) {
+    c.Fail(ApiError{400, "malformed", "ids are 1-64 characters of a-z, 0-9, '.', '_', '-'", "id"});
+    return std::nullopt;
+  }
+  return id;
+}
+
+// The state a page answers from: a cursor's pinned as_of (and where the
+// previous page ended), or as_of= / the head for a first page. An as_of=
+// that disagrees with the cursor's is refused (400), like a cursor this
+// server did not give.
+std::optional<Point> Server::Routes::ParsePagedPoint(Call& c, const Projection& p,
+                                                     std::optional<PageCursor>* cursor) {
+  if (const std::string* text = c.Param("cursor")) {
+    *cursor = ParsePageCursor(*text);
+    if (!*cursor || (*cursor)->as_of > p.seq()) {
+      c.Fail(ApiError{400, "malformed", "cursor is not one this server gave", "cursor"});
+      return std::nullopt;
+    }
+  }
+  auto point = ParsePoint(c, p);
+  if (!point || !*cursor) return point;
+  if (c.Param("as_of") && point->as_of != (*cursor)->as_of) {
+    c.Fail(ApiError{400, "malformed", "cursor belongs to as_of " + std::to_string((*cursor)->as_of),
+                    "cursor"});
+    return std::nullopt;
+  }
+  point->as_of = (*cursor)->as_of;
+  if (point->as_of < p.seq()) point->now = p.TimeOfSeq(point->as_of);
+  assert(point->as_of == (*cursor)->as_of && point->as_of <= p.seq());
+  return point;
+}
+
+// A page of a sorted id-keyed map as it stood at the page's as_of: rows
+// of the kept entities after the cursor's id, at most `limit`, copied
+// out under the projection's lock and rendered after it is released.
+template <typename E, typename Keep, typename RowOf, typename Render>
+void Server::Routes::Page(Call& c, const std::map<std::string, E>& (Projection::*all)() const,
+                          Keep keep, RowOf row_of, Render render) {
+  auto limit = LimitParam(c);
+  if (!limit) return;
+  using Row = decltype(row_of(std::declval<View&>(), std::declval<const E&>()));
+  std::vector<Row> rows;
+  std::string last;
+  bool more = false;
+  std::optional<uint64_t> as_of =
+      projector_->Read([&](const Projection& p) -> std::optional<uint64_t> {
+        std::optional<PageCursor> cursor;
+        auto point = ParsePagedPoint(c, p, &cursor);
+        if (!point) return std::nullopt;
+        if (cursor && !ValidId(cursor->position)) {
+          c.Fail(ApiError{400, "malformed", "cursor is not one this server gave", "cursor"});
+          return std::nullopt;
+        }
+        View v(p, point->as_of, point->at, point->now);
+        const auto& map = (p.*all)();
+        for (auto it = cursor ? map.upper_bound(cursor->position) : map.begin(); it != map.end();
+             ++it) {
+          if (!it->second.At(point->as_of) || !keep(it->second, point->as_of)) continue;
+          if (rows.size() == *limit) {
+            more = true;
+            break;
+          }
+          rows.push_back(row_of(v, it->second));
+          last = it->first;
+        }
+        assert(rows.size() <= *limit && point->as_of <= p.seq());
+        return point->as_of;
+      });
+  if (!as_of) return;
+  json items = json::array();
+  for (const Row& row : rows) items.push_back(render(row));
+  c.Send(200, {{"items", std::move(items)},
+               {"next", more ? json(PageCursorText(*as_of, last)) : json(nullptr)},
+               {"as_of_seq", *as_of}});
+}
+
+static void SendEntity(Call& c, json body, uint64_t as_of) {
+  c.res.set_header("ETag", "\"" + std::to_string(body.value("version", uint64_t{0})) + "\"");
+  body["as_of_seq"] = as_of;
+  c.Send(200, body);
+}
+
+// --- reads ---
+
+// Liveness stays open for probes; under --private only a token holder
+// learns anything about the log.
+// 200 "ok", or 503 with the status and why (SPEC §6), so a load
+// balancer stops routing to an okrd that cannot take writes.
+void Server::Routes::Health(Call& c) {
+  auto stuck = projector_->stuck();
+  int status = stuck ? 503 : 200;
+  json body = {{"status", stuck ? "stuck" : "ok"}};
+  if (options_.private_reads && !c.principal) return c.Send(status, body);
+  body["head_seq"] = store_->head().seq;
+  body["projected_seq"] = projector_->seq();
+  if (stuck) {
+    body["stuck_seq"] = stuck->seq;
+    body["reason"] = stuck->reason;
+  }
+  c.Send(status, body);
+}
+
+void Server::Routes::MetricsText(Call& c) {
+  uint64_t head = store_->head().seq;
+  uint64_t snapshot_seq = store_->NewestSnapshotSeq();
+  int64_t age = snapshot_seq > 0 ? static_cast<int64_t>(head - snapshot_seq) : -1;
+  c.res.status = 200;
+  auto stuck = projector_->stuck();
+  c.res.set_content(metrics_->Render(head, projector_->seq(), age, stuck ? "stuck" : "ok",
+                                     stuck ? stuck->seq : 0),
+                    "text/plain; version=0.0.4");
+}
+
+// One entity as it stood at as_of, with its version as ETag.
+template <typename E, typename Render>
+void Server::Routes::GetAsOf(Call& c, const char* kind,
+                             const E* (Projection::*find)(const std::string&) const,
+                             Render render) {
+  auto id = PathId(c);
+  if (!id) return;
+  projector_->Read([&](const Projection& p) {
+    auto point = ParsePoint(c, p);
+    if (!point) return;
+    const E* e = (p.*find)(*id);
+    if (!e || !e->At(point->as_of)) return c.Fail(404, std::string("no ") + kind + " " + *id, "id");
+    View v(p, point->as_of, point->at, point->now);
+    SendEntity(c, render(v, *e), point->as_of);
+  });
+}
+
+void Server::Routes::ListUnits(Call& c) {
+  Page(
+      c, &Projection::units, [](const Unit&, uint64_t) { return true; },
+      [](View& v, const Unit& u) { return v.UnitRowOf(u); }, RenderUnit);
+}
+void Server::Routes::GetUnit(Call& c) {
+  GetAsOf(c, "unit", &Projection::unit, [](View& v, const Unit& u) { return v.UnitJson(u); });
+}
+void Server::Routes::ListCycles(Call& c) {
+  Page(
+      c, &Projection::cycles, [](const Cycle&, uint64_t) { return true; },
+      [](View& v, const Cycle& x) { return v.CycleRowOf(x); }, RenderCycle);
+}
+void Server::Routes::GetCycle(Call& c) {
+  GetAsOf(c, "cycle", &Projection::cycle, [](View& v, const Cycle& x) { return v.CycleJson(x); });
+}
+
+void Server::Routes::ListObjectives(Call& c) {
+  std::string include = c.ParamOr("include_archived", "false");
+  if (include != "true" && include != "false") {
+    return c.Fail(
+        ApiError{400, "malformed", "include_archived is true or false", "include_archived"});
+  }
+  std::string cycle = c.ParamOr("cycle"), owner = c.ParamOr("owner");
+  Page(
+      c, &Projection::objectives,
+      [&](const Objective& o, uint64_t as_of) {
+        const ObjectiveFields* f = o.FieldsAt(as_of);
+        return (include == "true" || !f->archived) && (cycle.empty() || f->cycle == cycle) &&
+               (owner.empty() || f->owner == owner);
+      },
+      [](View& v, const Objective& o) { return v.ObjectiveRowOf(o); }, RenderObjective);
+}
+
+static json CommentsJson(const std::vector<Comment>& comments, uint64_t as_of) {
+  json out = json::array();
+  for (const Comment& cm : comments) {
+    if (cm.meta.seq > as_of) break;
+    out.push_back({{"author", cm.meta.actor},
+                   {"text", cm.text},
+                   {"recorded_at", FormatTimeUs(cm.meta.recorded_at_us)},
+                   {"seq", cm.meta.seq}});
+  }
+  return out;
+}
+
+void Server::Routes::GetObjective(Call& c) {
+  GetAsOf(c, "objective", &Projection::objective, [](View& v, const Objective& o) {
+    json body = v.ObjectiveJson(o);
+    body["comments"] = CommentsJson(o.comments, v.as_of());
+    return body;
+  });
+}
+
+void Server::Routes::GetKeyResult(Call& c) {
+  GetAsOf(c, "key result", &Projection::key_result, [](View& v, const KeyResult& kr) {
+    json body = v.KeyResultJson(kr);
+    body["comments"] = CommentsJson(kr.comments, v.as_of());
+    return body;
+  });
+}
+
+// The series, oldest measurement first, paged by position in the series
+// as it stood at the cursor's as_of. Only the page's check-ins are
+// copied out under the lock.
+void Server::Routes::ListCheckIns(Call& c) {
+  auto id = PathId(c);
+  if (!id) return;
+  auto limit = LimitParam(c);
+  if (!limit) return;
+  std::vector<CheckIn> page;
+  bool more = false;
+  uint64_t next = 0;
+  std::optional<uint64_t> as_of =
+      projector_->Read([&](const Projection& p) -> std::optional<uint64_t> {
+        std::optional<PageCursor> cursor;
+        auto point = ParsePagedPoint(c, p, &cursor);
+        if (!point) return std::nullopt;
+        std::optional<uint64_t> offset = cursor ? ParseUnsigned(cursor->position) : uint64_t{0};
+        if (!offset) {
+          c.Fail(ApiError{400, "malformed", "cursor is not one this server gave", "cursor"});
+          return std::nullopt;
+        }
+        const KeyResult* kr = p.key_result(*id);
+        if (!kr || !kr->At(point->as_of)) {
+          c.Fail(404, "no key result " + *id, "id");
+          return std::nullopt;
+        }
+        auto series = CheckInOrder(*kr, point->as_of);
+        size_t i = std::min<uint64_t>(*offset, series.size());
+        for (; i < series.size() && page.size() < *limit; ++i) {
+          const CheckIn& ci = kr->check_ins[series[i].index];
+          if (ci.measured_at_us > point->at) break;
+          page.push_back(ci);
+          page.back().value = series[i].value;  // as corrected
+        }
+        assert(page.size() <= *limit && i <= series.size());
+        next = i;
+        more = i < series.size() && kr->check_ins[series[i].index].measured_at_us <= point->at;
+        return point->as_of;
+      });
+  if (!as_of) return;
+  json items = json::array();
+  for (const CheckIn& ci : page) items.push_back(RenderCheckIn(ci));
+  c.Send(200, {{"items", std::move(items)},
+               {"next", more ? json(PageCursorText(*as_of, std::to_string(next))) : json(nullptr)},
+               {"as_of_seq", *as_of}});
+}
+
+// The cascade's rows are copied out under the lock; JSON is built after.
+void Server::Routes::GetCascade(Call& c) {
+  std::vector<CascadeNode> nodes;
+  std::optional<uint64_t> as_of =
+      projector_->Read([&](const Projection& p) -> std::optional<uint64_t> {
+        auto point = ParsePoint(c, p);
+        if (!point) return std::nullopt;
+        View v(p, point->as_of, point->at, point->now);
+        auto cascade = v.CascadeNodes(c.ParamOr("cycle"), c.ParamOr("root"));
+        if (!cascade.ok()) {
+          c.Fail(cascade.status());
+          return std::nullopt;
+        }
+        nodes = std::move(*cascade);
+        assert(point->as_of <= p.seq());
+        return point->as_of;
+      });
+  if (!as_of) return;
+  json body = RenderCascade(nodes);
+  body["as_of_seq"] = *as_of;
+  c.Send(200, body);
+}
+
+void Server::Routes::GetReview(Call& c) {
+  auto id = PathId(c);
+  if (!id) return;
+  std::string format = c.ParamOr("format", "json");
+  if (format != "json" && format != "md" && format != "csv") {
+    return c.Fail(ApiError{400, "malformed", "format is json, md or csv", "format"});
+  }
+  // Gathered under the lock; Markdown, CSV and JSON text are made after.
+  std::optional<json> review = projector_->Read([&](const Projection& p) -> std::optional<json> {
+    auto point = ParsePoint(c, p);
+    if (!point) return std::nullopt;
+    auto r = Review(p, *id, point->as_of);
+    if (!r.ok()) {
+      c.Fail(r.status());
+      return std::nullopt;
+    }
+    (*r)["as_of_seq"] = point->as_of;
+    return std::move(*r);
+  });
+  if (!review) return;
+  c.res.status = 200;
+  if (format == "md") {
+    c.res.set_content(ReviewMarkdown(*review), "text/markdown; charset=utf-8");
+  } else if (format == "csv") {
+    c.res.set_content(ReviewCsv(*review), "text/csv; charset=utf-8");
+    c.res.set_header("Content-Disposition", "attachment; filename=\"review-" + *id + ".csv\"");
+  } else {
+    c.Send(200, *review);
+  }
+}
+
+void Server::Routes::GetLint(Call& c) {
+  std::optional<json> lint = projector_->Read([&](const Projection& p) -> std::optional<json> {
+    auto point = ParsePoint(c, p);
+    if (!point) return std::nullopt;
+    std::string cycle = c.ParamOr("cycle");
+    if (!cycle.empty() && !p.cycle(cycle))
+      return c.Fail(404, "no cycle " + cycle, "cycle"), std::nullopt;
+    json out = View(p, point->as_of, point->at, point->now).Lint(cycle);
+    out["as_of_seq"] = point->as_of;
+    return out;
+  });
+  if (lint) c.Send(200, *lint);  // serialised outside the lock
+}
+
+void Server::Routes::OpenApi(Call& c) {
+  c.res.status = 200;
+  c.res.set_content(options_.openapi_json, "application/json; charset=utf-8");
+}
+
+}  // namespace okr::api

@@ -1,0 +1,546 @@
+#include "api/transport.h"
+
+#include <arpa/inet.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cassert>
+#include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "api/connection_threads.h"
+#include "api/errors.h"
+#include "api/routes/request.h"
+
+namespace okr::api {
+
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+int MillisUntil(SteadyClock::time_point deadline) {
+  auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now()).count();
+  return left <= 0 ? 0 : static_cast<int>(std::min<int64_t>(left, INT32_MAX));
+}
+
+// A connection as cpp-httplib reads and writes it, with the limits its
+// own stream lacks. A request — line, headers and body — must arrive
+// within kRequestReceiveSeconds of its first byte (a client trickling one
+// byte a second is cut off), its line and headers within
+// kMaxHeaderBlockBytes (cpp-httplib limits each header line, not how many
+// there are). Hands cpp-httplib the line and headers only: the body is
+// read by ReceiveBody (from cpp-httplib's setup-request hook), after which
+// EndRequest() makes reads answer end-of-stream until the next request,
+// so cpp-httplib never reads a body itself.
+class GuardedStream final : public httplib::Stream {
+ public:
+  GuardedStream(int sock, time_t write_timeout_s)
+      : sock_(sock), write_timeout_ms_(static_cast<int>(write_timeout_s * 1000)) {}
+
+  // Waits up to `idle` for the next request (or for bytes already here);
+  // false when none comes or `stopping` turns true. Starts the request's
+  // receive deadline.
+  bool WaitForRequest(std::chrono::seconds idle, const std::function<bool()>& stopping) {
+    assert(state_ == State::kBetween || state_ == State::kReceived);
+    auto until = SteadyClock::now() + idle;
+    while (off_ == len_) {
+      if (stopping()) return false;
+      int wait = std::min(MillisUntil(until), 100);
+      int ready = Poll(POLLIN, wait);
+      if (ready < 0) return false;
+      if (ready > 0) break;
+      if (MillisUntil(until) == 0) return false;
+    }
+    state_ = State::kReceiving;
+    in_headers_ = true;
+    header_bytes_ = 0;
+    tail_ = 0;
+    deadline_ = SteadyClock::now() + std::chrono::seconds(kRequestReceiveSeconds);
+    return true;
+  }
+  // The request is in (`refused`: okrd refused it, perhaps before its body).
+  void EndRequest(bool refused) {
+    assert(state_ == State::kReceiving && !in_headers_);
+    state_ = refused ? State::kRefused : State::kReceived;
+  }
+  // The request was read to its end and served: the connection may carry another.
+  bool reusable() const { return state_ == State::kReceived && !broken_; }
+  // The request missed its receive deadline.
+  bool timed_out() const { return timed_out_; }
+  // The client may still be sending a request okrd has not read (and
+  // will not): it is refused, or broke a limit while it still sends.
+  bool unread_input() const {
+    return (state_ == State::kReceiving || state_ == State::kRefused) && !timed_out_ &&
+           !peer_closed_;
+  }
+
+  bool is_readable() const override {
+    return off_ < len_ || state_ != State::kReceiving || Poll(POLLIN, MillisUntil(deadline_)) > 0;
+  }
+  bool is_writable() const override { return Poll(POLLOUT, write_timeout_ms_) > 0; }
+
+  ssize_t read(char* ptr, size_t size) override {
+    if (state_ == State::kReceived || state_ == State::kRefused)
+      return 0;  // the body was read (or never will be)
+    if (broken_ || state_ != State::kReceiving) return -1;
+    if (off_ == len_) {
+      int wait = MillisUntil(deadline_);
+      int ready = wait == 0 ? 0 : Poll(POLLIN, wait);
+      if (ready <= 0) {
+        timed_out_ = ready == 0;
+        broken_ = true;
+        return -1;
+      }
+      ssize_t n;
+      do {
+        n = ::recv(sock_, buf_, sizeof buf_, 0);
+      } while (n < 0 && errno == EINTR);
+      if (n <= 0) {
+        peer_closed_ = true;
+        broken_ = true;
+        return n;
+      }
+      off_ = 0;
+      len_ = static_cast<size_t>(n);
+    }
+    size_t n = std::min(size, len_ - off_);
+    if (in_headers_) {
+      // Hand out the headers up to the blank line that ends them.
+      for (size_t i = 0; i < n; ++i) {
+        tail_ = (tail_ << 8) | static_cast<unsigned char>(buf_[off_ + i]);
+        if (tail_ == 0x0d0a0d0a) {  // CR LF CR LF
+          in_headers_ = false;
+          n = i + 1;
+          break;
+        }
+      }
+      header_bytes_ += n;
+      if (in_headers_ && header_bytes_ > kMaxHeaderBlockBytes) {
+        broken_ = true;
+        return -1;
+      }
+    }
+    std::memcpy(ptr, buf_ + off_, n);
+    off_ += n;
+    return static_cast<ssize_t>(n);
+  }
+
+  ssize_t write(const char* ptr, size_t size) override {
+    if (!is_writable()) return -1;
+    ssize_t n;
+    do {
+      n = ::send(sock_, ptr, size, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    return n;
+  }
+
+  void get_remote_ip_and_port(std::string& ip, int& port) const override {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    if (::getpeername(sock_, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
+      Describe(addr, ip, port);
+  }
+  void get_local_ip_and_port(std::string& ip, int& port) const override {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    if (::getsockname(sock_, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
+      Describe(addr, ip, port);
+  }
+  socket_t socket() const override { return sock_; }
+
+  static void Describe(const sockaddr_storage& addr, std::string& ip, int& port) {
+    char text[INET6_ADDRSTRLEN] = {};
+    if (addr.ss_family == AF_INET) {
+      const auto* a = reinterpret_cast<const sockaddr_in*>(&addr);
+      ::inet_ntop(AF_INET, &a->sin_addr, text, sizeof text);
+      port = ntohs(a->sin_port);
+    } else if (addr.ss_family == AF_INET6) {
+      const auto* a = reinterpret_cast<const sockaddr_in6*>(&addr);
+      ::inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof text);
+      port = ntohs(a->sin6_port);
+    }
+    ip = text;
+  }
+
+ private:
+  enum class State {
+    kBetween,    // no request yet
+    kReceiving,  // a request's line, headers or body are arriving
+    kReceived,   // the request is in; reads answer end-of-stream
+    kRefused,    // the request was refused; reads answer end-of-stream
+  };
+
+  int Poll(short events, int timeout_ms) const {
+    pollfd p{sock_, events, 0};
+    int r;
+    do {
+      r = ::poll(&p, 1, timeout_ms);
+    } while (r < 0 && errno == EINTR);
+    if (r > 0 && (p.revents & (POLLERR | POLLNVAL))) return -1;
+    return r;
+  }
+
+  int sock_;
+  int write_timeout_ms_;
+  char buf_[4096];
+  size_t off_ = 0, len_ = 0;
+  State state_ = State::kBetween;
+  bool in_headers_ = false;
+  bool broken_ = false;       // a limit broken, or the peer gone: the connection closes
+  bool timed_out_ = false;    // the receive deadline passed
+  bool peer_closed_ = false;  // the peer closed or reset the connection
+  size_t header_bytes_ = 0;
+  uint32_t tail_ = 0;
+  SteadyClock::time_point deadline_{};
+};
+
+// --- request bodies ---
+//
+// okrd reads every request body itself, whatever its framing, under
+// kMaxBodyBytes and the receive deadline: cpp-httplib (0.11) enforces its
+// payload limit only on a Content-Length, reads chunked bodies and bodies
+// without a length (until the client closes) without limit, inflates
+// gzip, deflate and br bodies without limit, and reads a too-large
+// Content-Length body to its end before answering 413.
+
+// A request refused while it was received; the pre-routing handler
+// (Routes) answers it, and the connection closes.
+struct Refusal {
+  int status;
+  std::string field;  // the header at fault
+  std::string message;
+};
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+struct BodyFraming {
+  bool chunked = false;
+  uint64_t length = 0;  // when not chunked; 0: no body
+};
+
+Refusal TooLarge() {
+  return {413, "", "body larger than " + std::to_string(kMaxBodyBytes) + " bytes"};
+}
+
+// How the body of `req` arrives (RFC 9112 §6), from the headers as
+// cpp-httplib parsed them. Neither Content-Length nor Transfer-Encoding:
+// no body, whatever the method (RFC 9112 §6.3) — okrd never reads until
+// the client closes. Refused: framing that reads two ways (both headers,
+// or either twice), a transfer coding but chunked, a Content-Length that
+// is not a number or is over kMaxBodyBytes, and a compressed body.
+std::optional<Refusal> FrameBody(const httplib::Request& req, BodyFraming* framing) {
+  size_t codings = req.get_header_value_count("Transfer-Encoding");
+  size_t lengths = req.get_header_value_count("Content-Length");
+  if (codings + lengths > 1) {
+    return Refusal{400, codings > 0 ? "Transfer-Encoding" : "Content-Length",
+                   "at most one Content-Length or one Transfer-Encoding header"};
+  }
+  if (codings == 1) {
+    if (!EqualsIgnoreCase(req.get_header_value("Transfer-Encoding"), "chunked")) {
+      return Refusal{400, "Transfer-Encoding", "the only transfer coding okrd takes is chunked"};
+    }
+    framing->chunked = true;
+  } else if (lengths == 1) {
+    std::string text = req.get_header_value("Content-Length");
+    bool digits =
+        !text.empty() && text.size() <= 19 &&
+        std::all_of(text.begin(), text.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+    if (!digits) return Refusal{400, "Content-Length", "Content-Length must be a number of bytes"};
+    framing->length = std::stoull(text);
+    if (framing->length > kMaxBodyBytes) return TooLarge();
+  }
+  if (framing->chunked || framing->length > 0) {
+    auto [from, to] = req.headers.equal_range("Content-Encoding");
+    for (auto it = from; it != to; ++it) {
+      if (!EqualsIgnoreCase(it->second, "identity")) {
+        return Refusal{415, "Content-Encoding",
+                       "okrd takes request bodies uncompressed (no Content-Encoding)"};
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+// What a body that stopped arriving is refused with.
+Refusal Unfinished(const GuardedStream& stream) {
+  if (stream.timed_out()) {
+    return {408, "",
+            "the request did not arrive within " + std::to_string(kRequestReceiveSeconds) + " s"};
+  }
+  return {400, "", "the body ended early or broke a limit"};
+}
+
+// Appends `n` bytes from `stream` to *body.
+bool ReadBytes(GuardedStream& stream, size_t n, std::string* body) {
+  size_t at = body->size();
+  body->resize(at + n);
+  while (n > 0) {
+    ssize_t got = stream.read(body->data() + at, n);
+    if (got <= 0) return false;
+    at += static_cast<size_t>(got);
+    n -= static_cast<size_t>(got);
+  }
+  return true;
+}
+
+int HexValue(char ch) {
+  if (ch >= '0' && ch <= '9') return ch - '0';
+  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+  return -1;
+}
+
+// One line of chunked framing into *line, without its CR LF (which it
+// must end with); false beyond kMaxChunkLineBytes or when the stream ends.
+bool ReadChunkLine(GuardedStream& stream, std::string* line) {
+  line->clear();
+  char ch;
+  while (line->size() <= kMaxChunkLineBytes && stream.read(&ch, 1) == 1) {
+    if (ch == '\n') {
+      if (line->empty() || line->back() != '\r') return false;
+      line->pop_back();
+      return true;
+    }
+    line->push_back(ch);
+  }
+  return false;
+}
+
+// A chunked body (RFC 9112 §7.1) into *body: chunk sizes in hex,
+// extensions ignored, trailers read and dropped (kMaxHeaderBlockBytes at
+// most). Refused the moment a chunk would take the body over kMaxBodyBytes.
+std::optional<Refusal> ReadChunked(GuardedStream& stream, std::string* body) {
+  const Refusal malformed{400, "Transfer-Encoding", "the chunked body is malformed"};
+  std::string line;
+  while (true) {
+    if (!ReadChunkLine(stream, &line)) return stream.timed_out() ? Unfinished(stream) : malformed;
+    size_t digits = 0;
+    uint64_t size = 0;
+    for (int v; digits < line.size() && (v = HexValue(line[digits])) >= 0; ++digits) {
+      size = std::min<uint64_t>(size * 16 + v,
+                                kMaxBodyBytes + 1);  // saturates: over the limit is over
+    }
+    bool rest_ok =
+        digits == line.size() || line[digits] == ';' || line[digits] == ' ' || line[digits] == '\t';
+    if (digits == 0 || !rest_ok) return malformed;
+    if (size > kMaxBodyBytes - body->size()) return TooLarge();
+    if (size == 0) break;
+    if (!ReadBytes(stream, size, body)) return Unfinished(stream);
+    if (!ReadChunkLine(stream, &line)) return stream.timed_out() ? Unfinished(stream) : malformed;
+    if (!line.empty()) return malformed;
+  }
+  for (size_t trailers = 0;; trailers += line.size() + 2) {
+    if (trailers > kMaxHeaderBlockBytes)
+      return Refusal{400, "Transfer-Encoding", "trailers over 64 KiB"};
+    if (!ReadChunkLine(stream, &line)) return stream.timed_out() ? Unfinished(stream) : malformed;
+    if (line.empty()) return std::nullopt;
+  }
+}
+
+// Called (as cpp-httplib's setup-request hook) once a request's line and
+// headers are in: reads its body, as FrameBody frames it, into req.body,
+// then leaves `req` without a length, so that cpp-httplib reads no more.
+// Answers Expect: 100-continue itself, and only for a body it will read.
+std::optional<Refusal> ReceiveBody(GuardedStream& stream, httplib::Request& req) {
+  bool invited = EqualsIgnoreCase(req.get_header_value("Expect"), "100-continue");
+  req.headers.erase("Expect");
+  BodyFraming framing;
+  if (auto refused = FrameBody(req, &framing)) return refused;
+  req.headers.erase("Content-Length");
+  req.headers.erase("Transfer-Encoding");
+  if (!framing.chunked && framing.length == 0) return std::nullopt;
+  if (invited) {
+    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    if (stream.write(kContinue.data(), kContinue.size()) !=
+        static_cast<ssize_t>(kContinue.size())) {
+      return Unfinished(stream);
+    }
+  }
+  if (framing.chunked) return ReadChunked(stream, &req.body);
+  req.body.reserve(framing.length);
+  if (!ReadBytes(stream, framing.length, &req.body)) return Unfinished(stream);
+  return std::nullopt;
+}
+
+// cpp-httplib's server, serving each connection through a GuardedStream
+// (the keep-alive loop cpp-httplib runs, on that stream), behind two
+// limits checked as each connection is accepted: connections per client
+// address, and the bounded queue of ConnectionThreads. A connection over
+// either is answered 503 with Retry-After and closed.
+class GuardedHttpServer final : public httplib::Server {
+ public:
+  GuardedHttpServer(const ServerOptions& options, Metrics* metrics)
+      : ready_threads_(std::max<size_t>(1, options.threads)),
+        max_threads_(std::max(ready_threads_, options.max_threads)),
+        max_per_address_(std::max<size_t>(1, options.max_connections_per_address)),
+        metrics_(metrics) {
+    new_task_queue = [this] {
+      threads_ = std::make_unique<ConnectionThreads>(ready_threads_, max_threads_,
+                                                     max_threads_ * kQueuedConnectionsPerThread);
+      return new AdmitOnAcceptingThread(threads_.get());
+    };
+  }
+  ~GuardedHttpServer() override {
+    if (threads_) threads_->Shutdown();
+  }
+
+ private:
+  // cpp-httplib hands each accepted socket to a TaskQueue; this one runs the
+  // hand-over at once, on the accepting thread (process_and_close_socket
+  // below admits the connection there), and at shutdown waits for the
+  // connections being served.
+  class AdmitOnAcceptingThread final : public httplib::TaskQueue {
+   public:
+    explicit AdmitOnAcceptingThread(ConnectionThreads* threads) : threads_(threads) {}
+    void enqueue(std::function<void()> fn) override { fn(); }
+    void shutdown() override { threads_->Shutdown(); }
+
+   private:
+    ConnectionThreads* threads_;
+  };
+
+  // On the accepting thread: admits `sock` to a worker thread, or refuses it.
+  bool process_and_close_socket(socket_t sock) override {
+    std::string address = PeerAddress(sock);
+    if (!TakeAddressSlot(address)) {
+      Refuse(sock, "per_address", "too many connections from this address; retry after one closes");
+      return false;
+    }
+    bool queued = threads_->Submit([this, sock, address] {
+      Serve(sock);
+      ReleaseAddressSlot(address);
+    });
+    if (!queued) {
+      ReleaseAddressSlot(address);
+      Refuse(sock, "threads_busy", "every worker thread is busy; retry shortly");
+    }
+    return queued;
+  }
+
+  // On a worker thread: the connection's requests, one after another.
+  void Serve(socket_t sock) {
+    GuardedStream stream(sock, write_timeout_sec_);
+    auto stopping = [this] { return svr_sock_ == INVALID_SOCKET; };
+    auto receive_body = [&stream](httplib::Request& req) {
+      std::optional<Refusal> refused = ReceiveBody(stream, req);
+      stream.EndRequest(refused.has_value());
+      if (refused) {
+        req.headers.erase("Connection");
+        req.set_header("Connection", "close");
+        req.set_header(kRefusedStatusHeader, std::to_string(refused->status));
+        req.set_header(kRefusedFieldHeader, refused->field);
+        req.set_header(kRefusedMessageHeader, refused->message);
+      }
+    };
+    for (size_t left = keep_alive_max_count_; left > 0; --left) {
+      if (!stream.WaitForRequest(std::chrono::seconds(keep_alive_timeout_sec_), stopping)) break;
+      bool closed = false;
+      bool ok = process_request(stream, /*close_connection=*/left == 1, closed, receive_body);
+      if (!ok || closed || !stream.reusable()) break;
+    }
+    if (stream.timed_out()) metrics_->RequestTimedOut();
+    if (stream.unread_input()) Linger(sock);
+    ::shutdown(sock, SHUT_RDWR);
+    ::close(sock);
+  }
+
+  // Stops sending (the answer is out) and reads away what the client still
+  // sends, for at most kLingerMillis.
+  static void Linger(socket_t sock) {
+    ::shutdown(sock, SHUT_WR);
+    auto until = SteadyClock::now() + std::chrono::milliseconds(kLingerMillis);
+    char buf[16384];
+    for (int left = MillisUntil(until); left > 0; left = MillisUntil(until)) {
+      pollfd p{sock, POLLIN, 0};
+      if (::poll(&p, 1, left) <= 0 || ::recv(sock, buf, sizeof buf, 0) <= 0) break;
+    }
+  }
+
+  // Answers 503 with Retry-After and closes, without waiting: this is the
+  // accepting thread. The answer fits an empty send buffer.
+  void Refuse(socket_t sock, const char* reason, const std::string& message) {
+    metrics_->ConnectionRefused(reason);
+    std::string body = Dump(ErrorBody("unavailable", message, ""));
+    char id[40];
+    std::snprintf(id, sizeof id, "conn-%012llx",
+                  static_cast<unsigned long long>(++refused_connections_));
+    std::string answer =
+        "HTTP/1.1 503 Service Unavailable\r\n"
+        "Retry-After: " +
+        std::to_string(kRetryAfterSeconds) +
+        "\r\n"
+        "Content-Type: application/json; charset=utf-8\r\n"
+        "Content-Length: " +
+        std::to_string(body.size()) +
+        "\r\n"
+        "Connection: close\r\n"
+        "Cache-Control: no-store\r\n"
+        "X-Content-Type-Options: nosniff\r\n"
+        "X-Request-Id: " +
+        id + "\r\n\r\n" + body;
+    ::send(sock, answer.data(), answer.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    // Reads away what already arrived (the request, usually): closing with
+    // unread bytes resets the connection, and the client could lose the answer.
+    char buf[16384];
+    for (int i = 0; i < 8 && ::recv(sock, buf, sizeof buf, MSG_DONTWAIT) > 0; ++i) {
+    }
+    ::shutdown(sock, SHUT_RDWR);
+    ::close(sock);
+  }
+
+  static std::string PeerAddress(socket_t sock) {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    std::string ip;
+    int port = 0;
+    if (::getpeername(sock, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
+      GuardedStream::Describe(addr, ip, port);
+    return ip;
+  }
+  bool TakeAddressSlot(const std::string& address) {
+    std::lock_guard<std::mutex> lock(addresses_mu_);
+    size_t& open = connections_per_address_[address];
+    if (open >= max_per_address_) return false;
+    ++open;
+    return true;
+  }
+  void ReleaseAddressSlot(const std::string& address) {
+    std::lock_guard<std::mutex> lock(addresses_mu_);
+    auto it = connections_per_address_.find(address);
+    assert(it != connections_per_address_.end() && it->second > 0);
+    if (--it->second == 0) connections_per_address_.erase(it);
+  }
+
+  const size_t ready_threads_, max_threads_, max_per_address_;
+  Metrics* metrics_;
+  std::unique_ptr<ConnectionThreads> threads_;  // made when serving starts (new_task_queue)
+  std::mutex addresses_mu_;
+  std::unordered_map<std::string, size_t> connections_per_address_;  // open (or queued) ones
+  std::atomic<uint64_t> refused_connections_{0};
+};
+
+}  // namespace
+
+std::unique_ptr<httplib::Server> MakeGuardedHttpServer(const ServerOptions& options,
+                                                       Metrics* metrics) {
+  assert(metrics != nullptr);
+  return std::make_unique<GuardedHttpServer>(options, metrics);
+}
+
+}  // namespace okr::api

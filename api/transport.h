@@ -1,0 +1,36 @@
+// okrd's HTTP transport: cpp-httplib's server behind the limits its own
+// connection handling lacks (SPEC §6 "Bounded requests"). Each connection
+// is admitted against a per-address cap and a bounded queue of worker
+// threads (503 with Retry-After beyond either); each request's line,
+// headers and body must arrive within kRequestReceiveSeconds; every body,
+// however it is framed, is read by okrd itself under kMaxBodyBytes.
+#pragma once
+
+#include <memory>
+
+#include "api/metrics.h"
+#include "api/server.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace okr::api {
+
+// A request the transport refused while receiving it (its body too large,
+// its framing ambiguous, its deadline passed) reaches cpp-httplib's
+// pre-routing handler with these headers set, which the server answers
+// from. No client can send them: a header's name ends at its first ':'.
+inline constexpr char kRefusedStatusHeader[] = "okrd:refused-status";
+inline constexpr char kRefusedFieldHeader[] = "okrd:refused-field";
+inline constexpr char kRefusedMessageHeader[] = "okrd:refused-message";
+
+// A cpp-httplib server serving through the guarded transport, sized by
+// `options` (threads, max_threads, max_connections_per_address). The
+// caller owns it and sets its routes and timeouts; `metrics` (borrowed,
+// thread-safe) must outlive it. Its worker threads stop when it is stopped
+// or destroyed.
+std::unique_ptr<httplib::Server> MakeGuardedHttpServer(const ServerOptions& options,
+                                                       Metrics* metrics);
+
+}  // namespace okr::api

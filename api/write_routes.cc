@@ -1,0 +1,200 @@
+// The write routes: every command (HandleWrite, through Projector::Write,
+// the one write path) and the admin's online backup.
+#include <algorithm>
+#include <cassert>
+
+#include "api/handler.h"
+#include "eventstore/base/time.h"
+
+namespace okr::api {
+
+using nlohmann::json;
+
+static bool CreatesSomething(WriteRoute r) {
+  switch (r) {
+    case WriteRoute::kCreateUnit:
+    case WriteRoute::kCreateCycle:
+    case WriteRoute::kCreateObjective:
+    case WriteRoute::kCreateKeyResult:
+    case WriteRoute::kCheckIn:
+    case WriteRoute::kCorrection:
+    case WriteRoute::kComment:
+    case WriteRoute::kReview:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Units and cycles are the organisation's frame: admins only.
+static bool AdminOnly(WriteRoute r) {
+  switch (r) {
+    case WriteRoute::kCreateUnit:
+    case WriteRoute::kUpdateUnit:
+    case WriteRoute::kRetireUnit:
+    case WriteRoute::kCreateCycle:
+    case WriteRoute::kUpdateCycle:
+    case WriteRoute::kCloseCycle:
+    case WriteRoute::kReopenCycle:
+      return true;
+    default:
+      return false;
+  }
+}
+
+static void FailBackup(Call& c, const Status& s) {
+  if (s.code() == Status::Code::kInvalid)
+    return c.Fail(ApiError{422, "invalid", s.message(), "to"});
+  c.Fail(s);
+}
+
+// POST /v1/admin/backup {"to": SUBDIR}: a backup of the live database
+// through okrd's own handle (EventStore::Backup), into SUBDIR of the
+// --backup-root fixed at start ("to" absent: the root itself).
+void Server::Routes::Backup(Call& c) {
+  if (c.principal->role != Role::kAdmin) return c.Fail(403, "backups need the admin role");
+  if (!options_.backup_root) {
+    return c.Fail(403, "backups through okrd are off: start okrd with --backup-root DIR");
+  }
+  ApiError e;
+  auto body = ParseBody(c.req.body, &e);
+  if (!body) return c.Fail(e);
+  for (auto it = body->begin(); it != body->end(); ++it) {
+    if (it.key() != "to")
+      return c.Fail(400, "unknown field " + it.key().substr(0, 64), it.key().substr(0, 64));
+  }
+  if (body->contains("to") && !(*body)["to"].is_string()) {
+    return c.Fail(400, "to (a directory under okrd's --backup-root) must be a string", "to");
+  }
+  const std::string to = body->value("to", "");
+  auto dir = options_.backup_root->OpenDir(to);
+  if (!dir.ok()) return FailBackup(c, dir.status());
+  auto backup = store_->Backup((*dir)->path());
+  if (!backup.ok()) return FailBackup(c, backup.status());
+  LogLine(*log_, options_.log_format, spdlog::level::info, "backup",
+          {{"backup_id", backup->backup_id}, {"head_seq", backup->head_seq}, {"to", to}});
+  c.Send(201, {{"backup_id", backup->backup_id},
+               {"to", to},
+               {"head_seq", backup->head_seq},
+               {"head_hash", ToHex(backup->head_hash)},
+               {"size_bytes", backup->size_bytes},
+               {"files", backup->files},
+               {"created_at", FormatTimeUs(backup->created_at_s * 1'000'000)}});
+}
+
+// --- writes ---
+
+namespace {
+
+// The If-Match header's version ("7" or "\"7\""): 400 when it is not one.
+bool ParseIfMatch(Call& c, WriteRequest* w) {
+  if (!c.req.has_header("If-Match")) return true;
+  std::string v = c.req.get_header_value("If-Match");
+  if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+  auto version = ParseUnsigned(v);
+  if (!version) {
+    c.Fail(ApiError{400, "malformed", "If-Match must be a version number", "If-Match"});
+    return false;
+  }
+  w->if_match = *version;
+  return true;
+}
+
+// The Idempotency-Key header, scoped to w->actor, and the fingerprint of
+// the request it keys: 400 when the key is empty, too long or unprintable.
+bool ParseIdempotencyKey(Call& c, WriteRequest* w) {
+  assert(!w->actor.empty());
+  if (!c.req.has_header("Idempotency-Key")) return true;
+  std::string key = c.req.get_header_value("Idempotency-Key");
+  bool printable =
+      std::all_of(key.begin(), key.end(), [](char ch) { return ch > 0x20 && ch < 0x7f; });
+  if (key.empty() || key.size() > kMaxIdempotencyKeyChars || !printable) {
+    c.Fail(ApiError{400, "malformed",
+                    "Idempotency-Key must be 1-" + std::to_string(kMaxIdempotencyKeyChars) +
+                        " printable characters",
+                    "Idempotency-Key"});
+    return false;
+  }
+  // Keys are per actor, so two people cannot collide or replay each other.
+  w->idempotency_key = w->actor + '\n' + key;
+  w->fingerprint = Sha256(c.req.method + ' ' + c.req.path + '\n' + c.req.body);
+  return true;
+}
+
+// What `principal` may change, checked by Projector::Write against the
+// state the command is decided on: admins anything; editors no units or
+// cycles, and only what units in their scope own.
+auto Authorizer(const Principal& principal, WriteRoute route) {
+  return [principal, route](const Projection& p, const Command& cmd,
+                            std::vector<std::string>* read) -> Status {
+    if (principal.role == Role::kAdmin) return Status::Ok();
+    if (AdminOnly(route)) return Status::PermissionDenied("only admins change units and cycles");
+    for (const std::string& unit : OwningUnits(p, cmd, read)) {
+      if (!InScope(p, principal.units, unit, read)) {
+        return Status::PermissionDenied(principal.actor + " may not change what " + unit + " owns");
+      }
+    }
+    return Status::Ok();
+  };
+}
+
+}  // namespace
+
+// Fills *w from the request: the path id, the body's command and reason,
+// If-Match and Idempotency-Key. On a refusal answers and returns false.
+bool Server::Routes::ParseWrite(Call& c, WriteRoute route, WriteRequest* w) {
+  assert(c.principal.has_value());  // Admit let only a writer through
+  std::string id;
+  if (c.req.matches.size() > 1) {
+    auto parsed = PathId(c);
+    if (!parsed) return false;
+    id = *parsed;
+  }
+  ApiError e;
+  auto body = ParseBody(c.req.body, &e);
+  if (!body) return c.Fail(e), false;
+  auto command = ParseCommand(route, id, *body, &w->reason, &e);
+  if (!command) return c.Fail(e), false;
+  w->command = std::move(*command);
+  w->actor = c.principal->actor;
+  return ParseIfMatch(c, w) && ParseIdempotencyKey(c, w);
+}
+
+void Server::Routes::HandleWrite(Call& c, WriteRoute route) {
+  WriteRequest w;
+  if (!ParseWrite(c, route, &w)) return;
+  w.authorize = Authorizer(*c.principal, route);
+  auto result = projector_->Write(w);
+  if (!result.ok()) return c.Fail(result.status());
+  AnswerWrite(c, route, *result);
+}
+
+// The written entity as it stands at the write's seq (a check-in's key
+// result with the check-in), the seq, and its version as ETag: 201 when
+// the write created something, 200 for a change or a replay.
+void Server::Routes::AnswerWrite(Call& c, WriteRoute route, const WriteResult& result) {
+  projector_->Read([&](const Projection& p) {
+    assert(result.seq <= p.seq());
+    View v(p, result.seq, INT64_MAX, projector_->NowUs());
+    json out;
+    if (const Unit* u = p.unit(result.entity))
+      out = v.UnitJson(*u);
+    else if (const Cycle* x = p.cycle(result.entity))
+      out = v.CycleJson(*x);
+    else if (const Objective* o = p.objective(result.entity))
+      out = v.ObjectiveJson(*o);
+    else if (const KeyResult* kr = p.key_result(result.entity)) {
+      out = v.KeyResultJson(*kr);
+      size_t known = kr->CheckInsKnownAt(result.seq);
+      if (known > 0 && kr->check_ins[known - 1].meta.seq == result.seq) {
+        out["check_in"] = v.CheckInJson(kr->check_ins[known - 1]);
+      }
+    }
+    out["seq"] = result.seq;
+    if (result.replayed) c.res.set_header("Idempotent-Replayed", "true");
+    c.res.set_header("ETag", "\"" + std::to_string(result.version) + "\"");
+    c.Send(CreatesSomething(route) && result.changed ? 201 : 200, out);
+  });
+}
+
+}  // namespace okr::api

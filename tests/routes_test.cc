@@ -1,0 +1,160 @@
+// The route table (api/routes/routes.h) against docs/openapi.json, and
+// RenderCommand against ParseCommand: every route okrd serves is documented
+// with its method and nothing else is, and every command kind renders to a
+// request that parses back into the same command.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <iterator>
+#include <regex>
+#include <set>
+
+#include "api/routes/routes.h"
+
+namespace okr::api {
+namespace {
+
+using nlohmann::json;
+
+std::string Lower(std::string s) {
+  for (char& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return s;
+}
+
+std::set<std::string> DocumentedOperations() {
+  std::ifstream in(OKR_OPENAPI_JSON_PATH);
+  EXPECT_TRUE(in) << "cannot read " << OKR_OPENAPI_JSON_PATH;
+  json doc = json::parse(std::string(std::istreambuf_iterator<char>(in), {}));
+  static const std::set<std::string> kMethods = {"get",     "put",  "post",  "delete",
+                                                 "options", "head", "patch", "trace"};
+  std::set<std::string> out;
+  for (const auto& [path, item] : doc.at("paths").items()) {
+    for (const auto& [method, operation] : item.items()) {
+      if (kMethods.count(method)) out.insert(method + " " + path);
+    }
+  }
+  return out;
+}
+
+TEST(RoutesTest, EveryRouteIsDocumentedAndNothingElse) {
+  std::set<std::string> served;
+  for (const Route& r : AllRoutes()) {
+    // The template is the regex with each capture written {id}.
+    std::string templated = std::regex_replace(r.pattern, std::regex(R"(\(\[\^/\]\+\))"), "{id}");
+    EXPECT_EQ(templated, r.openapi_path) << r.Name();
+    EXPECT_TRUE(served.insert(Lower(r.method) + " " + r.openapi_path).second)
+        << "twice: " << r.Name();
+  }
+  ASSERT_GE(served.size(), 10u);
+  std::set<std::string> documented = DocumentedOperations();
+  for (const std::string& op : served) {
+    EXPECT_TRUE(documented.count(op)) << "served but missing from docs/openapi.json: " << op;
+  }
+  for (const std::string& op : documented) {
+    EXPECT_TRUE(served.count(op)) << "in docs/openapi.json but not served: " << op;
+  }
+}
+
+TEST(RoutesTest, EveryWriteRouteIsInTheTable) {
+  std::set<WriteRoute> writes;
+  for (const Route& r : AllRoutes()) {
+    if (r.write) writes.insert(*r.write);
+  }
+  EXPECT_EQ(writes.size(), static_cast<size_t>(WriteRoute::kReview) + 1);
+}
+
+// Each command kind twice: every field set, and only what is required.
+std::vector<Command> SampleCommands() {
+  return {
+      CreateUnit{"eng", "team", "Engineering", "org", "eng@example.com"},
+      CreateUnit{"eng", "team", "Engineering", "", ""},
+      UpdateUnit{"eng", "Eng", "org", ""},
+      UpdateUnit{"eng", std::nullopt, std::nullopt, std::nullopt},
+      RetireUnit{"eng"},
+      CreateCycle{"q1", "Q1", "2026-01-01", "2026-03-31", "y2026"},
+      CreateCycle{"q1", "Q1", "2026-01-01", "2026-03-31", ""},
+      UpdateCycle{"q1", "Q1'", "2026-01-02", "2026-03-30", ""},
+      UpdateCycle{"q1", std::nullopt, std::nullopt, std::nullopt, std::nullopt},
+      CloseCycle{"q1"},
+      ReopenCycle{"q1"},
+      CreateObjective{"o1", "q1", "eng", "Ship", "Ship it", {"o0", "o00"}},
+      CreateObjective{"o1", "q1", "eng", "Ship", "", {}},
+      UpdateObjective{"o1", "Ship!", "more", "ops", std::vector<std::string>{"o0"}, true},
+      UpdateObjective{"o1", std::nullopt, std::nullopt, std::nullopt, std::vector<std::string>{},
+                      false},
+      UpdateObjective{"o1", std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt},
+      ArchiveObjective{"o1"},
+      CreateKeyResult{"k1", "o1", "Latency", "ops", "percent", 10, 99.5, "%", 2},
+      CreateKeyResult{"k1", "o1", "Latency", "", "number", 0, 5, "", 1},
+      UpdateKeyResult{"k1", "L", "eng", "boolean", "ms", 1, 2, 0.5},
+      UpdateKeyResult{"k1", std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt,
+                      std::nullopt, std::nullopt},
+      RemoveKeyResult{"k1"},
+      RecordCheckIn{"k1", "c1", 42.25, 0.75, "at_risk", "slow", int64_t{1767225600123456}},
+      RecordCheckIn{"k1", "", 3, std::nullopt, "", "", std::nullopt},
+      CorrectCheckIn{"k1", "c1", 40, "typo"},
+      CorrectCheckIn{"k1", "c1", 40, ""},
+      AddComment{"o1", "looks good"},
+      ReviewObjective{"o1", 0.7, "met", "went well", "start sooner"},
+      ReviewObjective{"o1", 0.7, "met", "", ""},
+  };
+}
+
+// The table's route for `rendered` and the path id it captures.
+const Route* Match(const RenderedCommand& rendered, std::string* id) {
+  for (const Route& r : AllRoutes()) {
+    std::smatch m;
+    if (r.method != rendered.method || !std::regex_match(rendered.path, m, std::regex(r.pattern)))
+      continue;
+    *id = m.size() > 1 ? m[1].str() : "";
+    return &r;
+  }
+  return nullptr;
+}
+
+TEST(RoutesTest, RenderCommandIsTheInverseOfParseCommand) {
+  for (const std::string reason : {"", "quarterly planning"}) {
+    for (const Command& command : SampleCommands()) {
+      RenderedCommand rendered = RenderCommand(command, reason);
+      SCOPED_TRACE(rendered.method + " " + rendered.path + " " + rendered.body.dump());
+      std::string id;
+      const Route* route = Match(rendered, &id);
+      ASSERT_NE(route, nullptr);
+      ASSERT_EQ(route->write, WriteRouteOf(command));
+      // The body as a client sends it: text, parsed the way okrd parses it.
+      ApiError error;
+      auto body = ParseBody(rendered.body.dump(), &error);
+      ASSERT_TRUE(body) << error.message;
+      std::string parsed_reason;
+      auto parsed = ParseCommand(*route->write, id, *body, &parsed_reason, &error);
+      ASSERT_TRUE(parsed) << error.message;
+      EXPECT_EQ(parsed->index(), command.index());
+      EXPECT_EQ(parsed_reason, reason);
+      RenderedCommand again = RenderCommand(*parsed, parsed_reason);
+      EXPECT_EQ(again.path, rendered.path);
+      EXPECT_EQ(again.body.dump(), rendered.body.dump());
+    }
+  }
+}
+
+// okrctl's importer sends these kinds; their requests must not change.
+TEST(RoutesTest, ImportedKindsRenderAsTheImporterSendsThem) {
+  auto unit = RenderCommand(CreateUnit{"eng", "team", "Engineering", "", ""}, "import");
+  EXPECT_EQ(unit.method, "POST");
+  EXPECT_EQ(unit.path, "/v1/units");
+  EXPECT_EQ(unit.body.dump(),
+            R"({"id":"eng","kind":"team","name":"Engineering","reason":"import"})");
+  auto close = RenderCommand(CloseCycle{"q1"}, "");
+  EXPECT_EQ(close.path, "/v1/cycles/q1/close");
+  EXPECT_EQ(close.body.dump(), "{}");
+  auto objective = RenderCommand(CreateObjective{"o1", "q1", "eng", "Ship", "", {}}, "");
+  EXPECT_EQ(
+      objective.body.dump(),
+      R"({"cycle":"q1","description":"","id":"o1","owner":"eng","parents":[],"title":"Ship"})");
+  auto check_in = RenderCommand(RecordCheckIn{"k1", "", 3, std::nullopt, "", "", std::nullopt}, "");
+  EXPECT_EQ(check_in.path, "/v1/key-results/k1/check-ins");
+  EXPECT_EQ(check_in.body.dump(), R"({"value":3.0})");
+}
+
+}  // namespace
+}  // namespace okr::api

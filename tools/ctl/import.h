@@ -146,11 +146,4 @@ bool WriteOnline(const ImportPlan& plan, const Validation& validation,
                  const std::function<void(size_t)>& progress, ImportWriteResult* result,
                  ImportError* error);
 
-// The route and body that carry `command` over the HTTP API.
-struct HttpCommand {
-  std::string path;
-  nlohmann::json body;
-};
-HttpCommand ToHttp(const Command& command, const std::string& reason);
-
 }  // namespace okr::ctl

@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "eventstore/base/time.h"
+#include "api/routes/routes.h"
 #include "tools/ctl/import_internal.h"
 
 namespace okr::ctl {
@@ -295,53 +296,6 @@ bool WriteOffline(const ImportPlan& plan, const Validation& validation, Projecto
   return true;
 }
 
-HttpCommand ToHttp(const Command& command, const std::string& reason) {
-  HttpCommand out;
-  json body = json::object();
-  std::visit(
-      [&](const auto& c) {
-        using T = std::decay_t<decltype(c)>;
-        if constexpr (std::is_same_v<T, CreateUnit>) {
-          out.path = "/v1/units";
-          body = {{"id", c.id}, {"kind", c.kind}, {"name", c.name}};
-          if (!c.parent.empty()) body["parent"] = c.parent;
-          if (!c.email.empty()) body["email"] = c.email;
-        } else if constexpr (std::is_same_v<T, CreateCycle>) {
-          out.path = "/v1/cycles";
-          body = {{"id", c.id}, {"name", c.name}, {"starts", c.starts}, {"ends", c.ends}};
-          if (!c.parent.empty()) body["parent"] = c.parent;
-        } else if constexpr (std::is_same_v<T, CloseCycle>) {
-          out.path = "/v1/cycles/" + c.id + "/close";
-        } else if constexpr (std::is_same_v<T, CreateObjective>) {
-          out.path = "/v1/objectives";
-          body = {{"id", c.id},
-                  {"cycle", c.cycle},
-                  {"owner", c.owner},
-                  {"title", c.title},
-                  {"description", c.description},
-                  {"parents", c.parents}};
-        } else if constexpr (std::is_same_v<T, CreateKeyResult>) {
-          out.path = "/v1/key-results";
-          body = {{"id", c.id},         {"objective", c.objective}, {"title", c.title},
-                  {"metric", c.metric}, {"start", c.start},         {"target", c.target},
-                  {"unit", c.unit},     {"weight", c.weight}};
-          if (!c.owner.empty()) body["owner"] = c.owner;
-        } else if constexpr (std::is_same_v<T, RecordCheckIn>) {
-          out.path = "/v1/key-results/" + c.key_result + "/check-ins";
-          body = {{"value", c.value}};
-          if (!c.id.empty()) body["id"] = c.id;
-          if (c.confidence) body["confidence"] = *c.confidence;
-          if (!c.status.empty()) body["status"] = c.status;
-          if (!c.note.empty()) body["note"] = c.note;
-          if (c.measured_at_us) body["measured_at"] = FormatTimeUs(*c.measured_at_us);
-        }
-      },
-      command);
-  if (!reason.empty()) body["reason"] = reason;
-  out.body = std::move(body);
-  return out;
-}
-
 bool WriteOnline(const ImportPlan& plan, const Validation& validation,
                  const std::function<Result<std::unique_ptr<Client>>()>& connect, size_t writers,
                  const std::function<void(size_t)>& progress, ImportWriteResult* result,
@@ -362,7 +316,9 @@ bool WriteOnline(const ImportPlan& plan, const Validation& validation,
             failures[i] = client.status().message();
             return false;
           }
-          HttpCommand h = ToHttp(plan.commands[i].command, plan.Reason(i));
+          api::RenderedCommand h = api::RenderCommand(plan.commands[i].command, plan.Reason(i));
+          // Every command an import plans is a create, a check-in or a close: all POSTs.
+          assert(h.method == "POST");
           HttpAnswer a = (*client)->Post(h.path, h.body, plan.IdempotencyKey(i));
           pool.Give(std::move(client.value()));
           if (!a.ok()) {

@@ -28,7 +28,8 @@
 #include "projections/service/projector.h"
 #include "projections/service/snapshot.h"
 #include "eventstore/base/time.h"
-#include "tools/ctl/chain.h"
+#include "eventstore/chain.h"
+#include "tools/ctl/raw_events.h"
 #include "tools/ctl/client.h"
 #include "tools/ctl/csv.h"
 #include "tools/ctl/export.h"
@@ -222,7 +223,7 @@ int VerifyServer(const std::string& url, bool json_out) {
     if (!health.ok()) return Fail("GET /healthz: " + health.Describe());
     up_to = health.json.value("head_seq", server_events);
   }
-  okr::ctl::ChainChecker chain;
+  okr::ChainChecker chain(okr::ChainSource::kServed);
   ProgressBar bar("verifying", up_to, Interactive(json_out), "events");
   okr::Status fetched = okr::ctl::FetchRawEvents(
       **client, up_to, [&](uint64_t seq, const std::string& bytes) { return chain.Add(seq, bytes); },
@@ -453,7 +454,7 @@ int Import(const ImportOptions& o) {
     if (!health.ok()) return Fail("GET /healthz: " + health.Describe());
     uint64_t head = health.json.value("head_seq", uint64_t{0});
     okr::Projection state;
-    okr::ctl::ChainChecker chain;
+    okr::ChainChecker chain(okr::ChainSource::kServed);
     okr::Status applied = okr::Status::Ok();
     {
       ProgressBar bar("reading okrd's log", head, tty, "events");

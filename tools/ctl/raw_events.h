@@ -16,6 +16,7 @@ namespace okr::ctl {
 // calls `fn` with each event's seq and its stored bytes (decoded from
 // base64) in order, until it returns false. `progress` gets the last seq
 // seen. Errors: the server's answer, or a page without raw values.
+// Blocks the calling thread; uses `client` only during the call.
 Status FetchRawEvents(Client& client, uint64_t up_to,
                       const std::function<bool(uint64_t seq, const std::string& bytes)>& fn,
                       const std::function<void(uint64_t)>& progress = {});

@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
+#include <cassert>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -230,7 +231,8 @@ void CheckEventFields(schema::Event::Reader event) {
 }
 
 Result<std::shared_ptr<const DecodedEvent>> DecodedEvent::Decode(std::string_view bytes) {
-  if (Status s = CheckSize(bytes); !s.ok()) return s;
+  OKR_RETURN_IF_ERROR(CheckSize(bytes));
+  assert(!bytes.empty() && bytes.size() % sizeof(capnp::word) == 0);
   std::shared_ptr<DecodedEvent> decoded(new DecodedEvent());
   decoded->words_ = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
   std::memcpy(decoded->words_.begin(), bytes.data(), bytes.size());
@@ -250,10 +252,11 @@ Result<std::shared_ptr<const DecodedEvent>> DecodedEvent::Decode(std::string_vie
 }
 
 Result<schema::Event::Reader> EventScratch::Read(std::string_view bytes, DecodeCheck check) {
-  if (Status s = CheckSize(bytes); !s.ok()) return s;
+  OKR_RETURN_IF_ERROR(CheckSize(bytes));
   size_t words = bytes.size() / sizeof(capnp::word);
   reader_.reset();  // it points into words_
   if (words_.size() < words) words_ = kj::heapArray<capnp::word>(std::max(words, words_.size() * 2));
+  assert(words > 0 && words_.size() >= words && "CheckSize admits only whole, non-empty words");
   std::memcpy(words_.begin(), bytes.data(), bytes.size());
   auto view = words_.slice(0, words);
   try {

@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "eventstore/chain.h"
 #include "eventstore/event_codec.h"
 #include "eventstore/base/status.h"
 #include "schemas/okr.capnp.h"
@@ -77,14 +78,6 @@ struct Head {
 struct StoredEvent {
   uint64_t seq = 0;
   std::string bytes;             // the exact stored value
-};
-
-struct VerifyReport {
-  bool ok = true;
-  uint64_t events = 0;           // events that passed, in order from seq 1
-  Hash head_hash{};              // hash of the last good event
-  uint64_t first_bad_seq = 0;    // 0 when ok
-  std::string problem;           // what is wrong at first_bad_seq
 };
 
 struct OpenOptions {
@@ -162,9 +155,9 @@ class EventStore {
   // The entity's current version, 0 when it has no events.
   Result<uint64_t> Version(std::string_view entity) const;
 
-  // Checks the whole chain from seq 1: dense keys, decodable values, seq and
-  // prevHash fields, recordedAt never decreasing, per-entity versions dense,
-  // and the head record. `progress` (optional) gets (checked, total).
+  // Checks the whole chain from seq 1 (ChainChecker's rules over the stored
+  // values, on one consistent snapshot of the log), then the head record.
+  // `progress` (optional) gets (checked, total).
   VerifyReport Verify(const std::function<void(uint64_t, uint64_t)>& progress = {}) const;
 
   // Blocks until the head passes after_seq or the timeout expires; returns

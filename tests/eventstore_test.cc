@@ -599,6 +599,60 @@ TEST_F(TamperTest, UndecodableValueIsFound) {
   ExpectBrokenAt(2);
 }
 
+// --- The chain checker Verify and okrctl share. ---
+
+TEST_F(EventStoreTest, ChainCheckerAgreesWithVerify) {
+  for (int i = 1; i <= 6; ++i) ASSERT_TRUE(CheckIn("kr-" + std::to_string(i % 2), i).ok());
+  auto events = store_->Read(0, 100);
+  ASSERT_TRUE(events.ok());
+  ChainChecker chain;
+  for (const auto& e : *events) ASSERT_TRUE(chain.Add(e.seq, e.bytes)) << chain.report().problem;
+  VerifyReport verified = store_->Verify();
+  ASSERT_TRUE(verified.ok) << verified.problem;
+  EXPECT_TRUE(chain.report().ok);
+  EXPECT_EQ(chain.report().events, verified.events);
+  EXPECT_EQ(chain.report().head_hash, verified.head_hash);
+  EXPECT_EQ(chain.report().head_hash, store_->head().hash);
+}
+
+// The rules are one; only the words differ, so okrctl's reports about what
+// okrd served read as they did before the checkers were merged.
+TEST_F(EventStoreTest, ChainCheckerNamesWhereTheValuesCameFrom) {
+  for (int i = 1; i <= 4; ++i) ASSERT_TRUE(CheckIn("kr-1", i).ok());
+  auto events = store_->Read(0, 100);
+  ASSERT_TRUE(events.ok());
+  ASSERT_EQ(events->size(), 4u);
+  const std::string& first = events->at(0).bytes;
+  struct Case {
+    ChainSource source;
+    const char* gap;
+    const char* misplaced;
+  };
+  for (const Case& c : {Case{ChainSource::kStored, "event missing (next stored seq is 4)",
+                             "stored under seq 2 but says seq 3"},
+                        Case{ChainSource::kServed, "event missing (the next one served is seq 4)",
+                             "served as seq 2 but says seq 3"}}) {
+    ChainChecker gap(c.source);
+    EXPECT_TRUE(gap.Add(1, first));
+    EXPECT_TRUE(gap.Add(2, events->at(1).bytes));
+    EXPECT_FALSE(gap.Add(4, events->at(3).bytes));
+    EXPECT_FALSE(gap.Add(3, events->at(2).bytes)) << "a broken chain stays broken";
+    EXPECT_EQ(gap.report().first_bad_seq, 3u);
+    EXPECT_EQ(gap.report().events, 2u);
+    EXPECT_EQ(gap.report().problem, c.gap);
+
+    ChainChecker misplaced(c.source);
+    EXPECT_TRUE(misplaced.Add(1, first));
+    EXPECT_FALSE(misplaced.Add(2, events->at(2).bytes));
+    EXPECT_EQ(misplaced.report().first_bad_seq, 2u);
+    EXPECT_EQ(misplaced.report().problem, c.misplaced);
+  }
+  ChainChecker repeated;
+  EXPECT_TRUE(repeated.Add(1, first));
+  EXPECT_FALSE(repeated.Add(1, first));
+  EXPECT_EQ(repeated.report().problem, "seq out of order");
+}
+
 // --- Hostile bytes: the decoder rejects or decodes, never crashes. ---
 
 TEST(DecoderTest, TenThousandRandomByteStringsNeverCrash) {

@@ -12,7 +12,8 @@
 #include "eventstore/event_codec.h"
 #include "projections/service/projector.h"
 #include "projections/service/snapshot.h"
-#include "tools/ctl/chain.h"
+#include "eventstore/chain.h"
+#include "tools/ctl/raw_events.h"
 #include "tools/ctl/cmd_common.h"
 #include "tools/ctl/import.h"
 #include "tools/ctl/progress.h"
@@ -154,7 +155,7 @@ bool Validate(const ImportPlan& plan, Projection state, const std::string& actor
 // anything is sent. Errors carry the whole message for the user.
 Result<Projection> FoldServerLog(Client& client, uint64_t head, bool tty) {
   Projection state;
-  ChainChecker chain;
+  okr::ChainChecker chain(okr::ChainSource::kServed);
   Status applied = Status::Ok();
   ProgressBar bar("reading okrd's log", head, tty, "events");
   Status s = FetchRawEvents(

@@ -4,7 +4,8 @@
 #include <iostream>
 #include <optional>
 
-#include "tools/ctl/chain.h"
+#include "eventstore/chain.h"
+#include "tools/ctl/raw_events.h"
 #include "tools/ctl/cmd_common.h"
 #include "tools/ctl/progress.h"
 #include "tools/ctl/snapshot_check.h"
@@ -118,7 +119,7 @@ std::optional<uint64_t> CheckUpTo(Client& client, const ServerClaim& claim, std:
 // The chain recomputed from the stored bytes okrd serves up to `up_to`:
 // every value is decoded and hashed here, never taken from okrd's JSON.
 Result<VerifyReport> CheckServedChain(Client& client, uint64_t up_to, bool json_out) {
-  ChainChecker chain;
+  okr::ChainChecker chain(okr::ChainSource::kServed);
   ProgressBar bar("verifying", up_to, Interactive(json_out), "events");
   Status fetched = FetchRawEvents(
       client, up_to, [&](uint64_t seq, const std::string& bytes) { return chain.Add(seq, bytes); },

@@ -1,0 +1,194 @@
+// Private to okr_eventstore: EventStore's implementation, shared by the
+// files that each hold one of its jobs —
+//   event_store.cc   opening, reading, streams, Verify, the public API
+//   writer.cc        the group-commit writer thread and its batches
+//   idempotency.cc   idempotency records: lookups, expiry, pruning
+//   ids_index.cc     the `ids` column family: ids taken, indexing at open
+//   snapshots.cc     the snapshots column family (a cache)
+//   backup.cc        RocksDB BackupEngine backups and restores
+// Nothing outside eventstore/ includes this header.
+#pragma once
+
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "eventstore/chain.h"
+#include "eventstore/event_store.h"
+
+namespace okr {
+
+// RocksDB's status as ours: NotFound, Corruption and InvalidArgument keep
+// their meaning; everything else is an I/O failure.
+Status FromRocks(const rocksdb::Status& s);
+
+inline std::string_view View(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
+
+// The writer drains at most this many appends into one batch and one sync.
+inline constexpr size_t kMaxAppendsPerBatch = 1024;
+
+// A live idempotency record: the request's fingerprint and its answer.
+struct IdempotencyRecord {
+  Hash fingerprint{};
+  AppendResult answer;
+};
+
+// idempotency.cc: a record's stored value (docs/FORMAT.md), and back;
+// Decode is false for a value of the wrong size.
+std::string EncodeIdempotency(const IdempotencyRecord& record);
+bool DecodeIdempotency(std::string_view value, IdempotencyRecord* record);
+
+// Idempotency keys written by a batch, with their records.
+using IdempotencyAnswers = std::unordered_map<std::string, IdempotencyRecord>;
+
+// Thread safety: the public methods (those EventStore forwards to) may be
+// called from any thread; members marked "writer thread only" are touched
+// by the writer thread alone once Open has started it.
+class EventStore::Impl {
+ public:
+  struct Pending {
+    AppendRequest request;
+    std::promise<Result<AppendResult>> done;
+  };
+
+  // Stops the writer after the queued appends, then closes the database.
+  ~Impl();
+
+  // event_store.cc
+  Status Open(const std::string& dir, const OpenOptions& options);
+  Head head() const;
+  Status Scan(uint64_t from_seq, uint64_t to_seq,
+              const std::function<bool(uint64_t, std::string_view)>& fn) const;
+  Result<std::vector<StoredEvent>> Read(uint64_t after_seq, size_t limit) const;
+  Result<std::vector<StoredEvent>> ReadStream(std::string_view entity, uint64_t after_version,
+                                              size_t limit) const;
+  Result<uint64_t> Version(std::string_view entity) const;
+  VerifyReport Verify(const std::function<void(uint64_t, uint64_t)>& progress) const;
+  uint64_t WaitForEvents(uint64_t after_seq, std::chrono::milliseconds timeout) const;
+
+  // writer.cc
+  Result<AppendResult> Append(AppendRequest request);
+
+  // idempotency.cc
+  Result<std::optional<AppendResult>> FindIdempotent(const std::string& key,
+                                                     const Hash& fingerprint) const;
+
+  // snapshots.cc
+  Status PutSnapshot(uint64_t seq, std::string_view bytes, size_t keep);
+  Result<StoredEvent> SnapshotAtOrBefore(uint64_t at_seq) const;
+  Status DeleteSnapshots();
+  uint64_t NewestSnapshotSeq() const { return newest_snapshot_seq_.load(); }
+
+  // backup.cc
+  Result<BackupSummary> Backup(const std::string& backup_dir,
+                               const std::function<void(uint64_t, uint64_t)>& progress);
+
+ private:
+  // What the writer has decided so far for the batch it is building.
+  struct BatchState {
+    rocksdb::WriteBatch wb;
+    Head head;  // the head once the batch is durable
+    // Entities' versions after the batch's appends so far.
+    std::unordered_map<std::string, uint64_t> overlay;
+    IdempotencyAnswers keys;              // keys the batch's appends write
+    std::unordered_set<std::string> ids;  // ids the batch's appends create
+  };
+  // One caller's answer; `needs_write`: valid only if the batch becomes durable.
+  struct Outcome {
+    Result<AppendResult> result = Status::IOError("not processed");
+    bool needs_write = false;
+  };
+
+  // event_store.cc: opening.
+  Status OpenDatabase(const std::string& dir, const OpenOptions& options);
+  Status CheckFormat();
+  Status RecoverHead();
+  Status VerifyOnOpen() const;
+  Result<uint64_t> StoredVersion(std::string_view entity, const rocksdb::ReadOptions& ro) const;
+  // Verify's last check: the head record against the chain checked.
+  static void CheckHeadRecord(const std::optional<Head>& stored, ChainChecker* chain);
+
+  // writer.cc: the writer thread.
+  void WriterLoop();
+  void ProcessBatch(const std::vector<Pending*>& batch);
+  Outcome ProcessAppend(AppendRequest& req, BatchState* state);
+  std::optional<Outcome> ReplayIdempotent(const AppendRequest& req, const BatchState& state) const;
+  Status CheckExpected(const std::vector<ExpectedVersion>& expected, const BatchState& state);
+  Result<std::vector<uint64_t>> AssignVersions(const std::vector<EventDraft>& drafts,
+                                               BatchState* state);
+  AppendResult StageEvents(AppendRequest& req, const std::vector<uint64_t>& versions,
+                           BatchState* state);
+  Status CommitBatch(BatchState* state, const std::vector<Outcome>& outcomes);
+  void ReportBatch(const BatchState& state, const std::vector<Outcome>& outcomes, int64_t write_us,
+                   const Status& written) const;
+  Result<uint64_t> CurrentVersion(const std::string& entity,
+                                  const std::unordered_map<std::string, uint64_t>& overlay);
+
+  // idempotency.cc
+  Result<std::optional<IdempotencyRecord>> LiveIdempotencyRecord(const std::string& key) const;
+  static Result<AppendResult> AnswerIdempotent(const IdempotencyRecord& record,
+                                               const Hash& fingerprint);
+  Result<int64_t> RecordedAt(uint64_t seq) const;
+  Result<bool> Expired(const AppendResult& record) const;
+  uint64_t PruneIdempotency(int64_t now, const IdempotencyAnswers& written,
+                            rocksdb::WriteBatch* wb);
+  void PruneIdempotencyAlone();
+  void PruneRecord(const std::string& key, uint64_t seq, rocksdb::WriteBatch* wb);
+  Status RecoverPrunePosition();
+
+  // ids_index.cc
+  static rocksdb::ColumnFamilyOptions IdsOptions();
+  Status IndexIds();
+  Status CheckNewIds(std::vector<EventDraft>& drafts,
+                     const std::unordered_set<std::string>& batch_ids,
+                     std::vector<std::string>* created);
+
+  // snapshots.cc
+  void RecoverNewestSnapshotSeq();
+
+  OpenOptions options_;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  rocksdb::ColumnFamilyHandle* events_ = nullptr;
+  rocksdb::ColumnFamilyHandle* streams_ = nullptr;
+  rocksdb::ColumnFamilyHandle* idempotency_ = nullptr;
+  rocksdb::ColumnFamilyHandle* meta_ = nullptr;
+  rocksdb::ColumnFamilyHandle* snapshots_ = nullptr;
+  rocksdb::ColumnFamilyHandle* ids_ = nullptr;
+
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::deque<Pending*> queue_;
+  bool stopping_ = false;
+  std::thread writer_;
+
+  // Writer thread only: the head as the writer has made it durable, and the
+  // committed version of every entity it has looked at.
+  Head writer_head_;
+  std::unordered_map<std::string, uint64_t> versions_;
+  uint64_t pruned_through_ = 0;      // meta/idempotency_pruned
+  int64_t prune_not_before_us_ = 0;  // no record expires before this
+
+  mutable std::mutex head_mu_;
+  mutable std::condition_variable head_cv_;
+  Head head_;  // guarded by head_mu_: the last durable event
+
+  std::atomic<uint64_t> newest_snapshot_seq_{0};  // 0: none
+
+  std::mutex backup_mu_;  // one backup at a time
+};
+
+}  // namespace okr

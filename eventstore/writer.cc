@@ -1,0 +1,263 @@
+// The writer: one thread drains every waiting append into one RocksDB
+// WriteBatch and one synced write (group commit), so callers share the
+// cost of the sync, and appends are decided in one order against one head.
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <cassert>
+#include <chrono>
+#include <cstring>
+
+#include "eventstore/format.h"
+#include "eventstore/store_impl.h"
+
+namespace okr {
+
+Result<AppendResult> EventStore::Impl::Append(AppendRequest request) {
+  if (options_.read_only) return Status::Invalid("the log is open read-only");
+  if (request.events.empty()) return Status::Invalid("an append needs at least one event");
+  if (request.events.size() > kMaxEventsPerAppend) {
+    return Status::Invalid("an append holds at most " + std::to_string(kMaxEventsPerAppend) +
+                           " events");
+  }
+  if (request.idempotency_key.size() > kMaxIdempotencyKeyBytes) {
+    return Status::Invalid(
+        "idempotency key longer than " + std::to_string(kMaxIdempotencyKeyBytes) + " bytes",
+        "Idempotency-Key");
+  }
+  for (auto& draft : request.events) {
+    if (draft.entity().empty()) return Status::Invalid("an event needs an entity", "entity");
+    if (draft.entity().find(format::kStreamSeparator) != std::string::npos) {
+      return Status::Invalid("entity id contains NUL", "entity");
+    }
+  }
+  Pending pending{std::move(request), {}};
+  auto future = pending.done.get_future();
+  {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    if (stopping_) return Status::IOError("the log is closing");
+    queue_.push_back(&pending);
+  }
+  queue_cv_.notify_one();
+  // `pending` lives on this stack until the writer has answered it.
+  return future.get();
+}
+
+void EventStore::Impl::WriterLoop() {
+  std::vector<Pending*> batch;
+  PruneIdempotencyAlone();
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(queue_mu_);
+      queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, and everything queued is done
+      while (!queue_.empty() && batch.size() < kMaxAppendsPerBatch) {
+        batch.push_back(queue_.front());
+        queue_.pop_front();
+      }
+    }
+    assert(!batch.empty() && batch.size() <= kMaxAppendsPerBatch);
+    ProcessBatch(batch);
+    batch.clear();
+  }
+}
+
+// Turns every acceptable append of `batch` into one WriteBatch and one
+// synced write, then answers each caller.
+void EventStore::Impl::ProcessBatch(const std::vector<Pending*>& batch) {
+  std::vector<Outcome> outcomes;
+  outcomes.reserve(batch.size());
+  BatchState state;
+  state.head = writer_head_;
+  for (Pending* pending : batch) outcomes.push_back(ProcessAppend(pending->request, &state));
+  assert(state.head.seq >= writer_head_.seq);
+  // Every staged append adds at least one event, so an unchanged head means
+  // nothing to write (replays of this batch's own keys need a staged append).
+  Status written = Status::Ok();
+  if (state.head.seq > writer_head_.seq) written = CommitBatch(&state, outcomes);
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (outcomes[i].needs_write && !written.ok()) outcomes[i].result = written;
+    batch[i]->done.set_value(std::move(outcomes[i].result));
+  }
+}
+
+// Decides one append of the batch: a replay of its idempotency key, a
+// refusal (versions, ids), or its events staged into `state`.
+EventStore::Impl::Outcome EventStore::Impl::ProcessAppend(AppendRequest& req, BatchState* state) {
+  if (auto replay = ReplayIdempotent(req, *state)) return *std::move(replay);
+  if (Status st = CheckExpected(req.expected, *state); !st.ok()) return {st, false};
+  // Every id the events create must be new: the fold refuses an id used
+  // twice, so the writer refuses it first (docs/DECISIONS.md, "A total
+  // projection").
+  std::vector<std::string> created;
+  if (Status st = CheckNewIds(req.events, state->ids, &created); !st.ok()) return {st, false};
+  auto versions = AssignVersions(req.events, state);
+  if (!versions.ok()) return {versions.status(), false};
+  AppendResult result = StageEvents(req, *versions, state);
+  for (std::string& id : created) state->ids.insert(std::move(id));
+  if (!req.idempotency_key.empty()) {
+    IdempotencyRecord record{req.fingerprint, result};
+    state->wb.Put(idempotency_, req.idempotency_key, EncodeIdempotency(record));
+    state->keys[req.idempotency_key] = record;
+  }
+  return {result, true};
+}
+
+// The answer to a retry: from an earlier append of this batch (valid only
+// once the batch is durable) or from a live record in the log. nullopt
+// when the key is new, unused, or its record has expired.
+std::optional<EventStore::Impl::Outcome> EventStore::Impl::ReplayIdempotent(
+    const AppendRequest& req, const BatchState& state) const {
+  if (req.idempotency_key.empty()) return std::nullopt;
+  if (auto it = state.keys.find(req.idempotency_key); it != state.keys.end()) {
+    return Outcome{AnswerIdempotent(it->second, req.fingerprint), true};
+  }
+  auto record = LiveIdempotencyRecord(req.idempotency_key);
+  if (!record.ok()) return Outcome{record.status(), false};
+  if (!*record) return std::nullopt;  // an expired record is a new request's to overwrite
+  return Outcome{AnswerIdempotent(**record, req.fingerprint), false};
+}
+
+Status EventStore::Impl::CheckExpected(const std::vector<ExpectedVersion>& expected,
+                                       const BatchState& state) {
+  for (const auto& exp : expected) {
+    OKR_ASSIGN_OR_RETURN(uint64_t current, CurrentVersion(exp.entity, state.overlay));
+    if (current != exp.version) {
+      return Status::Conflict(exp.entity + " is at version " + std::to_string(current) + ", not " +
+                                  std::to_string(exp.version),
+                              "version");
+    }
+  }
+  return Status::Ok();
+}
+
+// The version of each draft's event, in order, and the batch's overlay
+// moved past them. The versions go into a local map first, so a failed
+// lookup leaves the overlay as it was.
+Result<std::vector<uint64_t>> EventStore::Impl::AssignVersions(
+    const std::vector<EventDraft>& drafts, BatchState* state) {
+  std::unordered_map<std::string, uint64_t> assigned;
+  std::vector<uint64_t> versions;
+  versions.reserve(drafts.size());
+  for (const auto& draft : drafts) {
+    uint64_t current = 0;
+    if (auto it = assigned.find(draft.entity()); it != assigned.end()) {
+      current = it->second;
+    } else {
+      OKR_ASSIGN_OR_RETURN(current, CurrentVersion(draft.entity(), state->overlay));
+    }
+    assigned[draft.entity()] = current + 1;
+    versions.push_back(current + 1);
+  }
+  for (auto& [entity, version] : assigned) {
+    assert(version > 0);
+    state->overlay[entity] = version;
+  }
+  assert(versions.size() == drafts.size());
+  return versions;
+}
+
+// Fills in the store's fields of each event (seq, recordedAt, version,
+// idempotency key, prevHash) and puts it, its stream entry and the id it
+// creates into the batch, moving the batch's head past it.
+AppendResult EventStore::Impl::StageEvents(AppendRequest& req,
+                                           const std::vector<uint64_t>& versions,
+                                           BatchState* state) {
+  assert(versions.size() == req.events.size() && !req.events.empty());
+  Head& head = state->head;
+  AppendResult result;
+  result.first_seq = head.seq + 1;
+  for (size_t k = 0; k < req.events.size(); ++k) {
+    EventDraft& draft = req.events[k];
+    auto ev = draft.event();
+    head.seq += 1;
+    head.recorded_at_us = std::max(options_.clock_us(), head.recorded_at_us);
+    ev.setSeq(head.seq);
+    ev.setRecordedAt(head.recorded_at_us);
+    // Set a pointer field only when it changes: Cap'n Proto zeroes a
+    // replaced object but keeps its words in the message, and a null
+    // Text reads as "" (docs/FORMAT.md, "Worked example").
+    auto entity = ev.asReader().getEntity();
+    if (std::string_view(entity.begin(), entity.size()) != draft.entity()) {
+      ev.setEntity(draft.entity());
+    }
+    ev.setVersion(versions[k]);
+    if (!req.idempotency_key.empty()) {
+      ev.setIdempotencyKey(req.idempotency_key);
+    } else if (ev.hasIdempotencyKey()) {
+      ev.disownIdempotencyKey();  // null: reads as ""
+    }
+    auto prev = ev.getPrevHash();
+    if (prev.size() != format::kHashSize) prev = ev.initPrevHash(format::kHashSize);
+    assert(prev.size() == head.hash.size());
+    std::memcpy(prev.begin(), head.hash.data(), format::kHashSize);
+    std::string bytes = EncodeMessage(draft.message());
+    head.hash = Sha256(bytes);
+    std::string key = format::SeqKey(head.seq);
+    state->wb.Put(events_, key, bytes);
+    state->wb.Put(streams_, format::StreamKey(draft.entity(), versions[k]), key);
+    if (std::string_view id = CreatedId(ev.asReader()); !id.empty()) state->wb.Put(ids_, id, key);
+  }
+  result.last_seq = head.seq;
+  assert(result.last_seq - result.first_seq + 1 == req.events.size() && "seqs are dense");
+  return result;
+}
+
+// Writes the batch with the new head record in one synced write; only
+// once it is durable does the rest of the store (head, versions, prune
+// position) move on. On failure nothing is known to be durable: the
+// overlay is forgotten and the old head kept.
+Status EventStore::Impl::CommitBatch(BatchState* state, const std::vector<Outcome>& outcomes) {
+  const Head& head = state->head;
+  assert(head.seq > writer_head_.seq && head.recorded_at_us >= writer_head_.recorded_at_us);
+  // Expired idempotency records go with the batch.
+  uint64_t pruned = PruneIdempotency(head.recorded_at_us, state->keys, &state->wb);
+  state->wb.Put(meta_, format::kHeadKey,
+                format::EncodeHead(head.seq, head.hash, head.recorded_at_us));
+  state->wb.Put(meta_, format::kIdsThroughKey, format::SeqKey(head.seq));
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  auto started = std::chrono::steady_clock::now();
+  Status written = FromRocks(db_->Write(wo, &state->wb));
+  if (options_.on_batch) {
+    ReportBatch(*state, outcomes,
+                std::chrono::duration_cast<std::chrono::microseconds>(
+                    std::chrono::steady_clock::now() - started)
+                    .count(),
+                written);
+  }
+  if (!written.ok()) return Status::IOError("append not durable: " + written.message());
+  pruned_through_ = pruned;
+  for (auto& [entity, version] : state->overlay) versions_[entity] = version;
+  writer_head_ = head;
+  {
+    std::lock_guard<std::mutex> lock(head_mu_);
+    head_ = head;
+  }
+  head_cv_.notify_all();
+  return Status::Ok();
+}
+
+// Tells options_.on_batch about the write: called before the writer's head
+// moves, so `writer_head_` is still the head before the batch.
+void EventStore::Impl::ReportBatch(const BatchState& state, const std::vector<Outcome>& outcomes,
+                                   int64_t write_us, const Status& written) const {
+  assert(options_.on_batch);
+  size_t appends = 0;
+  for (const auto& o : outcomes) appends += o.needs_write && o.result.ok() && !o.result->replayed;
+  options_.on_batch(appends, state.head.seq - writer_head_.seq,
+                    written.ok() ? state.head.seq : writer_head_.seq, write_us, written);
+}
+
+// Writer thread only: the entity's version as this batch sees it — after
+// the batch's own appends (`overlay`), else as committed (cached).
+Result<uint64_t> EventStore::Impl::CurrentVersion(
+    const std::string& entity, const std::unordered_map<std::string, uint64_t>& overlay) {
+  if (auto it = overlay.find(entity); it != overlay.end()) return it->second;
+  if (auto it = versions_.find(entity); it != versions_.end()) return it->second;
+  auto stored = StoredVersion(entity, rocksdb::ReadOptions());
+  if (stored.ok()) versions_.emplace(entity, *stored);
+  return stored;
+}
+
+}  // namespace okr

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <iterator>
 
 #include "eventstore/base/time.h"
 
@@ -97,6 +98,7 @@ template <typename E>
 bool RevisionRows(const E& e, uint64_t seq, const char* kind, std::vector<DiffRow>* rows) {
   const auto* rev = AtSeq(e.revisions, seq);
   if (rev == nullptr) return false;
+  assert(rev->meta.seq == seq && rev >= &e.revisions.front());
   DiffRows d(rev->meta, e.id, rows);
   if (rev == &e.revisions.front()) {
     d.Row(DiffRow::List::kCreated, kind);
@@ -216,7 +218,11 @@ void AppendDiffRows(const Projection& p, uint64_t seq, const std::string& entity
 json RenderDiff(uint64_t from, uint64_t to, const std::vector<DiffRow>& rows) {
   json lists[6] = {json::array(), json::array(), json::array(),
                    json::array(), json::array(), json::array()};
-  for (const DiffRow& row : rows) lists[static_cast<int>(row.list)].push_back(RowJson(row));
+  for (const DiffRow& row : rows) {
+    const auto list = static_cast<size_t>(row.list);
+    assert(list < std::size(lists));
+    lists[list].push_back(RowJson(row));
+  }
   return {{"from", from},
           {"to", to},
           {"created", std::move(lists[0])},
@@ -240,6 +246,10 @@ json Diff(const Projection& p, uint64_t from, uint64_t to, const std::string& cy
   collect(p.objectives());
   collect(p.key_results());
   std::sort(events.begin(), events.end());
+  // Each event extends one entity's stream: no seq comes twice.
+  assert(std::adjacent_find(events.begin(), events.end(), [](const auto& a, const auto& b) {
+           return a.first == b.first;
+         }) == events.end());
   std::vector<DiffRow> rows;
   for (const auto& [seq, id] : events) AppendDiffRows(p, seq, *id, cycle, &rows);
   return RenderDiff(from, to, rows);

@@ -108,6 +108,7 @@ double View::KeyResultProgress(const KeyResult& kr) {
 }
 
 KeyResultRow View::KeyResultRowOf(const KeyResult& kr) {
+  assert(kr.FieldsAt(as_of_) != nullptr);  // callers pass key results that exist at as_of
   const KeyResultFields& f = *kr.FieldsAt(as_of_);
   CurrentValue current = ValueOf(kr, f, as_of_, at_us_);
   KeyResultRow row{kr.id,
@@ -118,7 +119,9 @@ KeyResultRow View::KeyResultRowOf(const KeyResult& kr) {
                    kr.CheckInsKnownAt(as_of_),
                    std::nullopt,
                    kr.VersionAt(as_of_)};
+  assert(row.check_in_count <= kr.check_ins.size());
   if (current.check_in) {
+    assert(current.check_in->meta.seq <= as_of_);  // ValueOf reads only what was known
     row.last_check_in = *current.check_in;
     row.last_check_in->value = current.value;  // as corrected
   }
@@ -222,18 +225,21 @@ double View::ObjectiveProgressGuarded(const Objective& objective, int depth) {
       progress = sum / static_cast<double>(children.size());
     }
   }
+  assert(std::isfinite(progress));  // WeightedMean and the clamp keep it finite
   objective_progress_[objective.id] = progress;
   return progress;
 }
 
 ObjectiveRow View::ObjectiveRowOf(const Objective& objective) {
+  assert(objective.FieldsAt(as_of_) != nullptr);  // callers pass objectives that exist at as_of
   ObjectiveRow row{objective.id,
                    *objective.FieldsAt(as_of_),
                    ObjectiveProgress(objective),
                    {},
                    objective.VersionAt(as_of_)};
-  for (const KeyResult* kr : KeyResultsOf(objective))
+  for (const KeyResult* kr : KeyResultsOf(objective)) {
     row.key_results.push_back(KeyResultRowOf(*kr));
+  }
   return row;
 }
 

@@ -60,6 +60,8 @@ struct CascadeNode {
   std::optional<double> progress;  // mean over the subtree; none without objectives
 };
 
+// Each row as the API answers it (GET /v1/units/{id} and so on). Pure:
+// they read only the row, so they run without the projection's lock.
 nlohmann::json RenderUnit(const UnitRow& row);
 nlohmann::json RenderCycle(const CycleRow& row);
 nlohmann::json RenderCheckIn(const CheckIn& check_in);

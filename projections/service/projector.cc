@@ -125,6 +125,8 @@ Status Projector::WaitProjected(uint64_t target) {
 Status Projector::FoldLocked(uint64_t up_to) {
   bool damaged = false;
   Status s = Replay(*store_, up_to, &projection_, &head_hash_, &damaged);
+  assert(!s.ok() || projection_.seq() >= up_to);              // Replay is Ok only at its end
+  assert(s.code() == Status::Code::kCorruption || !damaged);  // a throw is a corruption
   if (s.code() != Status::Code::kCorruption) return s;
   uint64_t good = projection_.seq();
   if (damaged) {
@@ -150,6 +152,7 @@ Status Projector::StuckStatus() const {
 }
 
 void Projector::MarkStuck(uint64_t seq, const Status& why) {
+  assert(seq > 0 && !why.ok());  // the first seq that could not be folded, and why
   {
     std::lock_guard<std::mutex> lock(stuck_mu_);
     if (stuck_) return;
@@ -187,9 +190,10 @@ Status Projector::CatchUpLocked(uint64_t up_to) {
     std::unique_lock lock(mu_);
     before = projection_.seq();
     if (up_to <= before || is_stuck_) return StuckStatus();
-    if (Status s = FoldLocked(up_to); !s.ok()) return s;
+    OKR_RETURN_IF_ERROR(FoldLocked(up_to));
     after = projection_.seq();
   }
+  assert(after >= up_to && after > before);  // FoldLocked was Ok
   MaybeSnapshot(before, after);
   return Status::Ok();
 }

@@ -43,14 +43,15 @@ std::vector<std::string> Strs(capnp::List<capnp::Text>::Reader list) {
   return out;
 }
 
-
-
-
-
-// Starts a new revision of `e` from its current fields; nullptr (and a
-// corruption) when the entity does not exist.
+// Starts a new revision of `e` from its current fields and returns them
+// for the event to change.
 template <typename E>
 auto* Revise(E* e, const Meta& meta) {
+  // Every entity is created with a revision (Decode checks snapshots for
+  // it), and the log is folded in seq order: a new event is newer than all
+  // the entity has.
+  assert(!e->revisions.empty());
+  assert(e->event_seqs.empty() || e->event_seqs.back() < meta.seq);
   auto rev = e->revisions.back();
   rev.meta = meta;
   e->revisions.push_back(std::move(rev));
@@ -58,16 +59,81 @@ auto* Revise(E* e, const Meta& meta) {
   return &e->revisions.back().fields;
 }
 
-template <typename E>
-E& Create(std::map<std::string, E>& m, const std::string& id, const Meta& meta) {
-  E& e = m[id];
-  e.id = id;
-  e.revisions.push_back({meta, {}});
-  e.event_seqs.push_back(meta.seq);
-  return e;
+// An event on an entity that is not there (or not of the kind the event is for).
+Status Missing(const Meta& meta, const std::string& id, const char* what) {
+  return Status::Corruption("seq " + std::to_string(meta.seq) + ": " + std::string(meta.type) +
+                            " on " + what + " " + id + " that does not exist");
+}
+
+// A cycle's shape, as created and as changed (both events carry all four).
+template <typename Reader>
+void SetCycleShape(CycleFields* f, Reader b) {
+  f->name = Str(b.getName());
+  f->starts = Str(b.getStarts());
+  f->ends = Str(b.getEnds());
+  f->parent = Str(b.getParent());
+}
+
+UnitFields CreatedUnit(schema::UnitCreated::Reader b) {
+  UnitFields f;
+  f.kind = Name(b.getKind());
+  f.name = Str(b.getName());
+  f.parent = Str(b.getParent());
+  f.email = Str(b.getEmail());
+  return f;
+}
+
+ObjectiveFields CreatedObjective(schema::ObjectiveCreated::Reader b) {
+  ObjectiveFields f;
+  f.cycle = Str(b.getCycle());
+  f.owner = Str(b.getOwner());
+  f.title = Str(b.getTitle());
+  f.description = Str(b.getDescription());
+  f.parents = Strs(b.getParents());
+  return f;
+}
+
+KeyResultFields AddedKeyResult(schema::KeyResultAdded::Reader b) {
+  KeyResultFields f;
+  f.objective = Str(b.getObjective());
+  f.title = Str(b.getTitle());
+  f.owner = Str(b.getOwner());
+  f.metric = Name(b.getMetric());
+  f.start = b.getStart();
+  f.target = b.getTarget();
+  f.unit = Str(b.getUnit());
+  f.weight = b.getWeight();
+  return f;
 }
 
 }  // namespace
+
+template <typename E>
+E* Projection::Existing(const std::string& id, EntityKind kind) const {
+  auto it = index_.find(id);
+  if (it == index_.end() || it->second.kind != kind) return nullptr;
+  return static_cast<E*>(it->second.entity);
+}
+
+Status Projection::CheckNewId(const Meta& meta, const std::string& id) const {
+  if (KindOf(id)) return Status::Corruption("seq " + std::to_string(meta.seq) + ": id reused");
+  return Status::Ok();
+}
+
+template <typename E, typename F>
+E& Projection::Insert(std::map<std::string, E>* entities, EntityKind kind, const std::string& id,
+                      const Meta& meta, F fields) {
+  auto [it, inserted] = entities->try_emplace(id);
+  assert(inserted);  // ids are unique across kinds, and CheckNewId passed
+  E& e = it->second;
+  e.id = id;
+  e.revisions.push_back({meta, std::move(fields)});
+  e.event_seqs.push_back(meta.seq);
+  const bool indexed = index_.emplace(id, IndexEntry{kind, &e}).second;
+  assert(indexed);
+  (void)indexed;
+  return e;
+}
 
 Status Projection::Apply(schema::Event::Reader ev) {
   if (ev.getSeq() != seq_ + 1) {
@@ -77,226 +143,58 @@ Status Projection::Apply(schema::Event::Reader ev) {
   Meta meta{ev.getSeq(), ev.getRecordedAt(), Str(ev.getActor()), Str(ev.getReason()),
             EventTypeName(ev.which())};
   const std::string id = Str(ev.getEntity());
-  auto missing = [&](const char* what) {
-    return Status::Corruption("seq " + std::to_string(meta.seq) + ": " + std::string(meta.type) + " on " +
-                              what + " " + id + " that does not exist");
-  };
   using W = schema::Event::Which;
-  Unit* unit = nullptr;
-  Cycle* cycle = nullptr;
-  Objective* objective = nullptr;
-  KeyResult* kr = nullptr;
-  if (auto it = index_.find(id); it != index_.end()) {
-    switch (it->second.kind) {
-      case EntityKind::kUnit: unit = static_cast<Unit*>(it->second.entity); break;
-      case EntityKind::kCycle: cycle = static_cast<Cycle*>(it->second.entity); break;
-      case EntityKind::kObjective: objective = static_cast<Objective*>(it->second.entity); break;
-      case EntityKind::kKeyResult: kr = static_cast<KeyResult*>(it->second.entity); break;
-      case EntityKind::kCheckIn: break;
-    }
-  }
-  auto created = [&](EntityKind kind, void* entity) {
-    index_.emplace(id, IndexEntry{kind, entity});
-  };
-
   switch (ev.which()) {
-    case W::UNIT_CREATED: {
-      if (KindOf(id)) return Status::Corruption("seq " + std::to_string(meta.seq) + ": id reused");
-      auto b = ev.getUnitCreated();
-      Unit& e = Create(units_, id, meta);
-      created(EntityKind::kUnit, &e);
-      auto& f = e.revisions.back().fields;
-      f.kind = Name(b.getKind());
-      f.name = Str(b.getName());
-      f.parent = Str(b.getParent());
-      f.email = Str(b.getEmail());
-      break;
-    }
+    case W::UNIT_CREATED:
     case W::UNIT_RENAMED:
-      if (!unit) return missing("unit");
-      Revise(unit, meta)->name = Str(ev.getUnitRenamed().getAfter());
-      break;
     case W::UNIT_MOVED:
-      if (!unit) return missing("unit");
-      Revise(unit, meta)->parent = Str(ev.getUnitMoved().getAfter());
-      break;
     case W::UNIT_EMAIL_CHANGED:
-      if (!unit) return missing("unit");
-      Revise(unit, meta)->email = Str(ev.getUnitEmailChanged().getAfter());
-      break;
     case W::UNIT_RETIRED:
-      if (!unit) return missing("unit");
-      Revise(unit, meta)->retired = true;
+      OKR_RETURN_IF_ERROR(ApplyUnit(ev, meta, id));
       break;
-
-    case W::CYCLE_CREATED: {
-      if (KindOf(id)) return Status::Corruption("seq " + std::to_string(meta.seq) + ": id reused");
-      auto b = ev.getCycleCreated();
-      Cycle& e = Create(cycles_, id, meta);
-      created(EntityKind::kCycle, &e);
-      auto& f = e.revisions.back().fields;
-      f.name = Str(b.getName());
-      f.starts = Str(b.getStarts());
-      f.ends = Str(b.getEnds());
-      f.parent = Str(b.getParent());
-      break;
-    }
-    case W::CYCLE_CHANGED: {
-      if (!cycle) return missing("cycle");
-      auto b = ev.getCycleChanged();
-      auto* f = Revise(cycle, meta);
-      f->name = Str(b.getName());
-      f->starts = Str(b.getStarts());
-      f->ends = Str(b.getEnds());
-      f->parent = Str(b.getParent());
-      break;
-    }
+    case W::CYCLE_CREATED:
+    case W::CYCLE_CHANGED:
     case W::CYCLE_CLOSED:
-      if (!cycle) return missing("cycle");
-      Revise(cycle, meta)->closed = true;
-      break;
     case W::CYCLE_REOPENED:
-      if (!cycle) return missing("cycle");
-      Revise(cycle, meta)->closed = false;
+      OKR_RETURN_IF_ERROR(ApplyCycle(ev, meta, id));
       break;
-
-    case W::OBJECTIVE_CREATED: {
-      if (KindOf(id)) return Status::Corruption("seq " + std::to_string(meta.seq) + ": id reused");
-      auto b = ev.getObjectiveCreated();
-      Objective& e = Create(objectives_, id, meta);
-      created(EntityKind::kObjective, &e);
-      auto& f = e.revisions.back().fields;
-      f.cycle = Str(b.getCycle());
-      f.owner = Str(b.getOwner());
-      f.title = Str(b.getTitle());
-      f.description = Str(b.getDescription());
-      f.parents = Strs(b.getParents());
-      break;
-    }
+    case W::OBJECTIVE_CREATED:
     case W::OBJECTIVE_RETITLED:
-      if (!objective) return missing("objective");
-      Revise(objective, meta)->title = Str(ev.getObjectiveRetitled().getAfter());
-      break;
     case W::OBJECTIVE_DESCRIBED:
-      if (!objective) return missing("objective");
-      Revise(objective, meta)->description = Str(ev.getObjectiveDescribed().getAfter());
-      break;
     case W::OBJECTIVE_OWNER_CHANGED:
-      if (!objective) return missing("objective");
-      Revise(objective, meta)->owner = Str(ev.getObjectiveOwnerChanged().getAfter());
-      break;
     case W::OBJECTIVE_ALIGNMENT_SET:
-      if (!objective) return missing("objective");
-      Revise(objective, meta)->parents = Strs(ev.getObjectiveAlignmentSet().getAfter());
-      break;
     case W::OBJECTIVE_ARCHIVED:
-      if (!objective) return missing("objective");
-      Revise(objective, meta)->archived = true;
-      break;
     case W::OBJECTIVE_RESTORED:
-      if (!objective) return missing("objective");
-      Revise(objective, meta)->archived = false;
+    case W::OBJECTIVE_REVIEWED:
+      OKR_RETURN_IF_ERROR(ApplyObjective(ev, meta, id));
       break;
-    case W::OBJECTIVE_REVIEWED: {
-      if (!objective) return missing("objective");
-      auto b = ev.getObjectiveReviewed();
-      Revise(objective, meta)->review =
-          ReviewFields{b.getScore(), OptionalName(b.getOutcome()), Str(b.getReflection()),
-                       Str(b.getLessons()), meta};
+    case W::KEY_RESULT_ADDED:
+      OKR_RETURN_IF_ERROR(ApplyKeyResultAdded(ev, meta, id));
       break;
-    }
-
-    case W::KEY_RESULT_ADDED: {
-      if (KindOf(id)) return Status::Corruption("seq " + std::to_string(meta.seq) + ": id reused");
-      auto b = ev.getKeyResultAdded();
-      std::string parent = Str(b.getObjective());
-      auto pit = objectives_.find(parent);
-      if (pit == objectives_.end()) {
-        return Status::Corruption("seq " + std::to_string(meta.seq) +
-                                  ": key result of unknown objective " + parent);
-      }
-      KeyResult& e = Create(key_results_, id, meta);
-      created(EntityKind::kKeyResult, &e);
-      auto& f = e.revisions.back().fields;
-      f.objective = parent;
-      f.title = Str(b.getTitle());
-      f.owner = Str(b.getOwner());
-      f.metric = Name(b.getMetric());
-      f.start = b.getStart();
-      f.target = b.getTarget();
-      f.unit = Str(b.getUnit());
-      f.weight = b.getWeight();
-      pit->second.key_results.push_back(id);
-      break;
-    }
     case W::KEY_RESULT_TITLE_CHANGED:
-      if (!kr) return missing("key result");
-      Revise(kr, meta)->title = Str(ev.getKeyResultTitleChanged().getAfter());
-      break;
     case W::KEY_RESULT_START_CHANGED:
-      if (!kr) return missing("key result");
-      Revise(kr, meta)->start = ev.getKeyResultStartChanged().getAfter();
-      break;
     case W::KEY_RESULT_TARGET_CHANGED:
-      if (!kr) return missing("key result");
-      Revise(kr, meta)->target = ev.getKeyResultTargetChanged().getAfter();
-      break;
     case W::KEY_RESULT_UNIT_CHANGED:
-      if (!kr) return missing("key result");
-      Revise(kr, meta)->unit = Str(ev.getKeyResultUnitChanged().getAfter());
-      break;
     case W::KEY_RESULT_WEIGHT_CHANGED:
-      if (!kr) return missing("key result");
-      Revise(kr, meta)->weight = ev.getKeyResultWeightChanged().getAfter();
-      break;
     case W::KEY_RESULT_OWNER_CHANGED:
-      if (!kr) return missing("key result");
-      Revise(kr, meta)->owner = Str(ev.getKeyResultOwnerChanged().getAfter());
-      break;
     case W::KEY_RESULT_METRIC_CHANGED:
-      if (!kr) return missing("key result");
-      Revise(kr, meta)->metric = Name(ev.getKeyResultMetricChanged().getAfter());
-      break;
     case W::KEY_RESULT_REMOVED:
-      if (!kr) return missing("key result");
-      Revise(kr, meta)->removed = true;
+      OKR_RETURN_IF_ERROR(ApplyKeyResult(ev, meta, id));
       break;
-
-    case W::CHECK_IN_RECORDED: {
-      if (!kr) return missing("key result");
-      auto b = ev.getCheckInRecorded();
-      std::string ci = Str(b.getCheckIn());
-      if (KindOf(ci)) return Status::Corruption("seq " + std::to_string(meta.seq) + ": id reused");
-      kr->check_ins.push_back(CheckIn{ci, meta, b.getValue(), b.getHasConfidence(),
-                                      b.getConfidence(), OptionalName(b.getStatus()),
-                                      Str(b.getNote()), b.getMeasuredAt()});
-      kr->AddToIndex();
-      kr->event_seqs.push_back(meta.seq);
-      index_.emplace(ci, IndexEntry{EntityKind::kCheckIn, kr});
+    case W::CHECK_IN_RECORDED:
+    case W::CHECK_IN_CORRECTED:
+      OKR_RETURN_IF_ERROR(ApplyCheckIn(ev, meta, id));
       break;
-    }
-    case W::CHECK_IN_CORRECTED: {
-      if (!kr) return missing("key result");
-      auto b = ev.getCheckInCorrected();
-      kr->corrections.push_back(Correction{meta, Str(b.getCheckIn()), b.getBefore(),
-                                           b.getValue(), Str(b.getNote())});
-      kr->event_seqs.push_back(meta.seq);
+    case W::COMMENT_ADDED:
+      OKR_RETURN_IF_ERROR(ApplyComment(ev, meta, id));
       break;
-    }
-    case W::COMMENT_ADDED: {
-      Comment c{meta, Str(ev.getCommentAdded().getText())};
-      if (objective) {
-        objective->comments.push_back(std::move(c));
-        objective->event_seqs.push_back(meta.seq);
-      } else if (kr) {
-        kr->comments.push_back(std::move(c));
-        kr->event_seqs.push_back(meta.seq);
-      } else {
-        return missing("objective or key result");
-      }
-      break;
-    }
   }
+  Advance(meta);
+  return Status::Ok();
+}
+
+void Projection::Advance(const Meta& meta) {
+  assert(meta.seq == seq_ + 1);  // Apply checked it; nothing since moved seq_
   seq_ = meta.seq;
   if (time_index_.empty() || meta.recorded_at_us > recorded_at_us_) {
     time_index_.emplace_back(meta.recorded_at_us, meta.seq);
@@ -304,7 +202,199 @@ Status Projection::Apply(schema::Event::Reader ev) {
     time_index_.back().second = meta.seq;
   }
   recorded_at_us_ = meta.recorded_at_us;
+  assert(time_index_.back().second == seq_);
+}
+
+Status Projection::ApplyUnit(schema::Event::Reader ev, const Meta& meta, const std::string& id) {
+  using W = schema::Event::Which;
+  if (ev.which() == W::UNIT_CREATED) {
+    OKR_RETURN_IF_ERROR(CheckNewId(meta, id));
+    Insert(&units_, EntityKind::kUnit, id, meta, CreatedUnit(ev.getUnitCreated()));
+    return Status::Ok();
+  }
+  Unit* unit = Existing<Unit>(id, EntityKind::kUnit);
+  if (!unit) return Missing(meta, id, "unit");
+  UnitFields* f = Revise(unit, meta);
+  switch (ev.which()) {
+    case W::UNIT_RENAMED:
+      f->name = Str(ev.getUnitRenamed().getAfter());
+      break;
+    case W::UNIT_MOVED:
+      f->parent = Str(ev.getUnitMoved().getAfter());
+      break;
+    case W::UNIT_EMAIL_CHANGED:
+      f->email = Str(ev.getUnitEmailChanged().getAfter());
+      break;
+    case W::UNIT_RETIRED:
+      f->retired = true;
+      break;
+    default:
+      assert(false && "Apply routes only unit events here");
+  }
   return Status::Ok();
+}
+
+Status Projection::ApplyCycle(schema::Event::Reader ev, const Meta& meta, const std::string& id) {
+  using W = schema::Event::Which;
+  if (ev.which() == W::CYCLE_CREATED) {
+    OKR_RETURN_IF_ERROR(CheckNewId(meta, id));
+    CycleFields fields;
+    SetCycleShape(&fields, ev.getCycleCreated());
+    Insert(&cycles_, EntityKind::kCycle, id, meta, std::move(fields));
+    return Status::Ok();
+  }
+  Cycle* cycle = Existing<Cycle>(id, EntityKind::kCycle);
+  if (!cycle) return Missing(meta, id, "cycle");
+  CycleFields* f = Revise(cycle, meta);
+  switch (ev.which()) {
+    case W::CYCLE_CHANGED:
+      SetCycleShape(f, ev.getCycleChanged());
+      break;
+    case W::CYCLE_CLOSED:
+      f->closed = true;
+      break;
+    case W::CYCLE_REOPENED:
+      f->closed = false;
+      break;
+    default:
+      assert(false && "Apply routes only cycle events here");
+  }
+  return Status::Ok();
+}
+
+Status Projection::ApplyObjective(schema::Event::Reader ev, const Meta& meta,
+                                  const std::string& id) {
+  using W = schema::Event::Which;
+  if (ev.which() == W::OBJECTIVE_CREATED) {
+    OKR_RETURN_IF_ERROR(CheckNewId(meta, id));
+    Insert(&objectives_, EntityKind::kObjective, id, meta,
+           CreatedObjective(ev.getObjectiveCreated()));
+    return Status::Ok();
+  }
+  Objective* objective = Existing<Objective>(id, EntityKind::kObjective);
+  if (!objective) return Missing(meta, id, "objective");
+  ObjectiveFields* f = Revise(objective, meta);
+  switch (ev.which()) {
+    case W::OBJECTIVE_RETITLED:
+      f->title = Str(ev.getObjectiveRetitled().getAfter());
+      break;
+    case W::OBJECTIVE_DESCRIBED:
+      f->description = Str(ev.getObjectiveDescribed().getAfter());
+      break;
+    case W::OBJECTIVE_OWNER_CHANGED:
+      f->owner = Str(ev.getObjectiveOwnerChanged().getAfter());
+      break;
+    case W::OBJECTIVE_ALIGNMENT_SET:
+      f->parents = Strs(ev.getObjectiveAlignmentSet().getAfter());
+      break;
+    case W::OBJECTIVE_ARCHIVED:
+      f->archived = true;
+      break;
+    case W::OBJECTIVE_RESTORED:
+      f->archived = false;
+      break;
+    case W::OBJECTIVE_REVIEWED: {
+      auto b = ev.getObjectiveReviewed();
+      f->review = ReviewFields{b.getScore(), OptionalName(b.getOutcome()), Str(b.getReflection()),
+                               Str(b.getLessons()), meta};
+      break;
+    }
+    default:
+      assert(false && "Apply routes only objective events here");
+  }
+  return Status::Ok();
+}
+
+Status Projection::ApplyKeyResultAdded(schema::Event::Reader ev, const Meta& meta,
+                                       const std::string& id) {
+  OKR_RETURN_IF_ERROR(CheckNewId(meta, id));
+  KeyResultFields fields = AddedKeyResult(ev.getKeyResultAdded());
+  auto parent = objectives_.find(fields.objective);
+  if (parent == objectives_.end()) {
+    return Status::Corruption("seq " + std::to_string(meta.seq) +
+                              ": key result of unknown objective " + fields.objective);
+  }
+  Insert(&key_results_, EntityKind::kKeyResult, id, meta, std::move(fields));
+  parent->second.key_results.push_back(id);
+  return Status::Ok();
+}
+
+Status Projection::ApplyKeyResult(schema::Event::Reader ev, const Meta& meta,
+                                  const std::string& id) {
+  using W = schema::Event::Which;
+  KeyResult* kr = Existing<KeyResult>(id, EntityKind::kKeyResult);
+  if (!kr) return Missing(meta, id, "key result");
+  KeyResultFields* f = Revise(kr, meta);
+  switch (ev.which()) {
+    case W::KEY_RESULT_TITLE_CHANGED:
+      f->title = Str(ev.getKeyResultTitleChanged().getAfter());
+      break;
+    case W::KEY_RESULT_START_CHANGED:
+      f->start = ev.getKeyResultStartChanged().getAfter();
+      break;
+    case W::KEY_RESULT_TARGET_CHANGED:
+      f->target = ev.getKeyResultTargetChanged().getAfter();
+      break;
+    case W::KEY_RESULT_UNIT_CHANGED:
+      f->unit = Str(ev.getKeyResultUnitChanged().getAfter());
+      break;
+    case W::KEY_RESULT_WEIGHT_CHANGED:
+      f->weight = ev.getKeyResultWeightChanged().getAfter();
+      break;
+    case W::KEY_RESULT_OWNER_CHANGED:
+      f->owner = Str(ev.getKeyResultOwnerChanged().getAfter());
+      break;
+    case W::KEY_RESULT_METRIC_CHANGED:
+      f->metric = Name(ev.getKeyResultMetricChanged().getAfter());
+      break;
+    case W::KEY_RESULT_REMOVED:
+      f->removed = true;
+      break;
+    default:
+      assert(false && "Apply routes only key result events here");
+  }
+  return Status::Ok();
+}
+
+// Check-ins and corrections are appended to their key result; they add no
+// revision (the key result's fields are unchanged) but count as its events.
+Status Projection::ApplyCheckIn(schema::Event::Reader ev, const Meta& meta, const std::string& id) {
+  KeyResult* kr = Existing<KeyResult>(id, EntityKind::kKeyResult);
+  if (!kr) return Missing(meta, id, "key result");
+  assert(kr->event_seqs.empty() || kr->event_seqs.back() < meta.seq);
+  if (ev.which() == schema::Event::Which::CHECK_IN_CORRECTED) {
+    auto b = ev.getCheckInCorrected();
+    kr->corrections.push_back(
+        Correction{meta, Str(b.getCheckIn()), b.getBefore(), b.getValue(), Str(b.getNote())});
+    kr->event_seqs.push_back(meta.seq);
+    return Status::Ok();
+  }
+  assert(ev.which() == schema::Event::Which::CHECK_IN_RECORDED);
+  auto b = ev.getCheckInRecorded();
+  std::string ci = Str(b.getCheckIn());
+  OKR_RETURN_IF_ERROR(CheckNewId(meta, ci));
+  kr->check_ins.push_back(CheckIn{ci, meta, b.getValue(), b.getHasConfidence(), b.getConfidence(),
+                                  OptionalName(b.getStatus()), Str(b.getNote()),
+                                  b.getMeasuredAt()});
+  kr->AddToIndex();
+  kr->event_seqs.push_back(meta.seq);
+  index_.emplace(std::move(ci), IndexEntry{EntityKind::kCheckIn, kr});
+  assert(kr->latest_prefix.size() == kr->check_ins.size());
+  return Status::Ok();
+}
+
+// A comment lands on an objective or a key result, whichever `id` names.
+Status Projection::ApplyComment(schema::Event::Reader ev, const Meta& meta, const std::string& id) {
+  Comment c{meta, Str(ev.getCommentAdded().getText())};
+  auto append = [&](auto* entity) {
+    assert(entity->event_seqs.empty() || entity->event_seqs.back() < meta.seq);
+    entity->comments.push_back(std::move(c));
+    entity->event_seqs.push_back(meta.seq);
+    return Status::Ok();
+  };
+  if (Objective* o = Existing<Objective>(id, EntityKind::kObjective)) return append(o);
+  if (KeyResult* kr = Existing<KeyResult>(id, EntityKind::kKeyResult)) return append(kr);
+  return Missing(meta, id, "objective or key result");
 }
 
 uint64_t Projection::SeqAtTime(int64_t us) const {
@@ -368,11 +458,16 @@ const std::vector<uint64_t>* Projection::EventSeqs(const std::string& id) const 
   auto it = index_.find(id);
   if (it == index_.end()) return nullptr;
   switch (it->second.kind) {
-    case EntityKind::kUnit: return &static_cast<const Unit*>(it->second.entity)->event_seqs;
-    case EntityKind::kCycle: return &static_cast<const Cycle*>(it->second.entity)->event_seqs;
-    case EntityKind::kObjective: return &static_cast<const Objective*>(it->second.entity)->event_seqs;
-    case EntityKind::kKeyResult: return &static_cast<const KeyResult*>(it->second.entity)->event_seqs;
-    case EntityKind::kCheckIn: return nullptr;  // check-ins are events of their key result
+    case EntityKind::kUnit:
+      return &static_cast<const Unit*>(it->second.entity)->event_seqs;
+    case EntityKind::kCycle:
+      return &static_cast<const Cycle*>(it->second.entity)->event_seqs;
+    case EntityKind::kObjective:
+      return &static_cast<const Objective*>(it->second.entity)->event_seqs;
+    case EntityKind::kKeyResult:
+      return &static_cast<const KeyResult*>(it->second.entity)->event_seqs;
+    case EntityKind::kCheckIn:
+      return nullptr;  // check-ins are events of their key result
   }
   return nullptr;
 }

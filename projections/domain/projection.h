@@ -17,8 +17,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "eventstore/event_codec.h"
 #include "eventstore/base/status.h"
+#include "eventstore/event_codec.h"
 
 namespace okr {
 
@@ -34,7 +34,7 @@ struct Meta {
 };
 
 struct UnitFields {
-  std::string kind;    // company, department, team, person
+  std::string kind;  // company, department, team, person
   std::string name;
   std::string parent;  // empty for the company
   std::string email;
@@ -156,8 +156,8 @@ struct Objective : Entity<ObjectiveFields> {
   bool operator==(const Objective&) const = default;
 };
 struct KeyResult : Entity<KeyResultFields> {
-  std::vector<CheckIn> check_ins;      // seq order
-  std::vector<Correction> corrections; // seq order
+  std::vector<CheckIn> check_ins;       // seq order
+  std::vector<Correction> corrections;  // seq order
   std::vector<Comment> comments;
   // latest_prefix[i]: index of the latest by (measured_at, seq) among
   // check_ins[0..i], so the value as of any seq needs no scan. Derived;
@@ -242,6 +242,26 @@ class Projection {
     bool operator==(const IndexEntry& o) const { return kind == o.kind; }
   };
   void RebuildIndex();
+  // The entity `id` names when it is of `kind`; nullptr otherwise.
+  template <typename E>
+  E* Existing(const std::string& id, EntityKind kind) const;
+  // Adds entity `id` with its first revision; `id` must be new (checked
+  // first with CheckNewId, so a failure leaves the projection unchanged).
+  template <typename E, typename F>
+  E& Insert(std::map<std::string, E>* entities, EntityKind kind, const std::string& id,
+            const Meta& meta, F fields);
+  Status CheckNewId(const Meta& meta, const std::string& id) const;
+  // Apply's parts, one per entity the event belongs to. Each either
+  // changes nothing and fails, or folds the whole event in.
+  Status ApplyUnit(schema::Event::Reader event, const Meta& meta, const std::string& id);
+  Status ApplyCycle(schema::Event::Reader event, const Meta& meta, const std::string& id);
+  Status ApplyObjective(schema::Event::Reader event, const Meta& meta, const std::string& id);
+  Status ApplyKeyResult(schema::Event::Reader event, const Meta& meta, const std::string& id);
+  Status ApplyKeyResultAdded(schema::Event::Reader event, const Meta& meta, const std::string& id);
+  Status ApplyCheckIn(schema::Event::Reader event, const Meta& meta, const std::string& id);
+  Status ApplyComment(schema::Event::Reader event, const Meta& meta, const std::string& id);
+  // Moves seq_, recorded_at_us_ and the time index past a folded event.
+  void Advance(const Meta& meta);
   std::unordered_map<std::string, IndexEntry> index_;
 };
 

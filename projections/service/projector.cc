@@ -36,15 +36,15 @@ Status Replay(const EventStore& store, uint64_t up_to, Projection* p, Hash* head
       failed = p->Apply(*event);
     } catch (const kj::Exception& e) {
       if (damaged != nullptr) *damaged = true;
-      failed = Status::Corruption("seq " + std::to_string(seq) + ": undecodable event: " +
-                                  e.getDescription().cStr());
+      failed = Status::Corruption("seq " + std::to_string(seq) +
+                                  ": undecodable event: " + e.getDescription().cStr());
     }
     if (!failed.ok()) return false;
     if (seq == up_to) *head_hash = Sha256(bytes);  // only the last one is kept
     return true;
   });
-  if (!s.ok()) return s;
-  if (!failed.ok()) return failed;
+  OKR_RETURN_IF_ERROR(s);
+  OKR_RETURN_IF_ERROR(failed);
   if (p->seq() != up_to) {
     return Status::Corruption("log ends at seq " + std::to_string(p->seq()) + ", expected " +
                               std::to_string(up_to));
@@ -125,6 +125,8 @@ Status Projector::WaitProjected(uint64_t target) {
 Status Projector::FoldLocked(uint64_t up_to) {
   bool damaged = false;
   Status s = Replay(*store_, up_to, &projection_, &head_hash_, &damaged);
+  assert(!s.ok() || projection_.seq() >= up_to);              // Replay is Ok only at its end
+  assert(s.code() == Status::Code::kCorruption || !damaged);  // a throw is a corruption
   if (s.code() != Status::Code::kCorruption) return s;
   uint64_t good = projection_.seq();
   if (damaged) {
@@ -150,6 +152,7 @@ Status Projector::StuckStatus() const {
 }
 
 void Projector::MarkStuck(uint64_t seq, const Status& why) {
+  assert(seq > 0 && !why.ok());  // the first seq that could not be folded, and why
   {
     std::lock_guard<std::mutex> lock(stuck_mu_);
     if (stuck_) return;
@@ -170,7 +173,7 @@ Result<Projection> Projector::Rebuild(const EventStore& store, uint64_t up_to, b
       hash = snap->second;
     }
   }
-  if (Status s = Replay(store, up_to, &p, &hash); !s.ok()) return s;
+  OKR_RETURN_IF_ERROR(Replay(store, up_to, &p, &hash));
   return p;
 }
 
@@ -187,9 +190,10 @@ Status Projector::CatchUpLocked(uint64_t up_to) {
     std::unique_lock lock(mu_);
     before = projection_.seq();
     if (up_to <= before || is_stuck_) return StuckStatus();
-    if (Status s = FoldLocked(up_to); !s.ok()) return s;
+    OKR_RETURN_IF_ERROR(FoldLocked(up_to));
     after = projection_.seq();
   }
+  assert(after >= up_to && after > before);  // FoldLocked was Ok
   MaybeSnapshot(before, after);
   return Status::Ok();
 }
@@ -247,32 +251,71 @@ void ExpectVersion(const Projection& p, const std::string& id, std::vector<Expec
 
 }  // namespace
 
+Result<WriteResult> Projector::Answer(const std::string& entity, uint64_t last_seq, bool replayed,
+                                      bool changed) {
+  OKR_RETURN_IF_ERROR(WaitProjected(last_seq));
+  std::shared_lock lock(mu_);
+  assert(projection_.seq() >= last_seq);  // WaitProjected returned Ok
+  WriteResult r{entity, 0, last_seq, replayed, changed};
+  if (const auto* seqs = projection_.EventSeqs(entity)) {
+    r.version = static_cast<uint64_t>(std::upper_bound(seqs->begin(), seqs->end(), last_seq) -
+                                      seqs->begin());
+  }
+  return r;
+}
+
+Result<std::optional<WriteResult>> Projector::ReplayedAnswer(const WriteRequest& request) {
+  if (request.idempotency_key.empty()) return std::optional<WriteResult>();
+  OKR_ASSIGN_OR_RETURN(auto seen,
+                       store_->FindIdempotent(request.idempotency_key, request.fingerprint));
+  if (!seen.has_value()) return std::optional<WriteResult>();
+  assert(seen->last_seq > 0);  // the store keeps keys of written events only
+  // The answer names the subject of the write's first event.
+  auto first = store_->Read(seen->last_seq - 1, 1);
+  if (!first.ok() || first->empty()) return Status::Corruption("idempotent answer missing");
+  OKR_ASSIGN_OR_RETURN(auto decoded, DecodedEvent::Decode(first->front().bytes));
+  OKR_ASSIGN_OR_RETURN(WriteResult r,
+                       Answer(decoded->event().getEntity().cStr(), seen->last_seq, true, true));
+  return std::optional<WriteResult>(std::move(r));
+}
+
+Result<Projector::Attempt> Projector::DecideOnce(const WriteRequest& request) {
+  std::shared_lock lock(mu_);
+  std::vector<std::string> read;
+  if (request.authorize)
+    OKR_RETURN_IF_ERROR(request.authorize(projection_, request.command, &read));
+  CommandContext ctx{request.actor, request.reason, options_.clock_us()};
+  OKR_ASSIGN_OR_RETURN(Decision decision, Decide(projection_, request.command, ctx));
+  Attempt a;
+  a.entity = decision.entity;
+  if (request.if_match && projection_.Version(a.entity) != *request.if_match) {
+    return Status::Conflict(a.entity + " is at version " +
+                                std::to_string(projection_.Version(a.entity)) + ", not " +
+                                std::to_string(*request.if_match),
+                            "If-Match");
+  }
+  if (decision.events.empty()) {
+    // Nothing changes: answer with the entity's own last event.
+    const auto* seqs = projection_.EventSeqs(a.entity);
+    a.unchanged_at = seqs && !seqs->empty() ? seqs->back() : projection_.seq();
+    return a;
+  }
+  a.append.events = std::move(decision.events);
+  a.append.expected = std::move(decision.expected);
+  for (const std::string& id : read) ExpectVersion(projection_, id, &a.append.expected);
+  auto subject = std::find_if(a.append.expected.begin(), a.append.expected.end(),
+                              [&](const ExpectedVersion& e) { return e.entity == a.entity; });
+  a.needs_turn = subject != a.append.expected.end();
+  // The store re-checks If-Match atomically with the append.
+  if (request.if_match && !a.needs_turn) a.append.expected.push_back({a.entity, *request.if_match});
+  assert(!a.append.events.empty());
+  return a;
+}
+
 Result<WriteResult> Projector::Write(const WriteRequest& request) {
   if (is_stuck_) return StuckStatus();
-  auto answer = [&](const std::string& entity, uint64_t last_seq, bool replayed,
-                    bool changed) -> Result<WriteResult> {
-    if (Status s = WaitProjected(last_seq); !s.ok()) return s;
-    std::shared_lock lock(mu_);
-    WriteResult r{entity, 0, last_seq, replayed, changed};
-    if (const auto* seqs = projection_.EventSeqs(entity)) {
-      r.version = static_cast<uint64_t>(std::upper_bound(seqs->begin(), seqs->end(), last_seq) -
-                                        seqs->begin());
-    }
-    return r;
-  };
-
-  if (!request.idempotency_key.empty()) {
-    auto seen = store_->FindIdempotent(request.idempotency_key, request.fingerprint);
-    if (!seen.ok()) return seen.status();
-    if (seen->has_value()) {
-      auto first = store_->Read((*seen)->last_seq - 1, 1);
-      if (!first.ok() || first->empty()) return Status::Corruption("idempotent answer missing");
-      auto decoded = DecodedEvent::Decode(first->front().bytes);
-      if (!decoded.ok()) return decoded.status();
-      return answer((*decoded)->event().getEntity().cStr(), (*seen)->last_seq, true, true);
-    }
-  }
-
+  OKR_ASSIGN_OR_RETURN(std::optional<WriteResult> replayed, ReplayedAnswer(request));
+  if (replayed) return std::move(*replayed);
   // Held while a change of one entity's fields is decided and appended, so
   // concurrent changes of the same entity take turns instead of conflicting.
   std::unique_lock<std::mutex> turn;
@@ -281,85 +324,31 @@ Result<WriteResult> Projector::Write(const WriteRequest& request) {
     // alone: with the projection at the head and no other writer, its
     // expectations hold and the append cannot conflict.
     const bool alone = attempt >= kSharedDecideAttempts;
-    gate_.Lock(alone);
-    bool gate_held = true;
-    auto release_gate = [&] {
-      if (gate_held) gate_.Unlock(alone);
-      gate_held = false;
-    };
-    if (alone) {
-      if (Status s = WaitProjected(store_->head().seq); !s.ok()) {
-        release_gate();
-        return s;
-      }
+    WriteGate::Hold gate(&gate_, alone);
+    if (alone) OKR_RETURN_IF_ERROR(WaitProjected(store_->head().seq));
+    OKR_ASSIGN_OR_RETURN(Attempt a, DecideOnce(request));
+    if (a.unchanged_at) {
+      gate.Release();
+      return Answer(a.entity, *a.unchanged_at, false, false);
     }
-    AppendRequest append;
-    std::string entity;
-    bool needs_turn = false;
-    {
-      std::shared_lock lock(mu_);
-      std::vector<std::string> read;
-      if (request.authorize) {
-        if (Status s = request.authorize(projection_, request.command, &read); !s.ok()) {
-          lock.unlock();
-          release_gate();
-          return s;
-        }
-      }
-      CommandContext ctx{request.actor, request.reason, options_.clock_us()};
-      auto decision = Decide(projection_, request.command, ctx);
-      if (!decision.ok()) {
-        lock.unlock();
-        release_gate();
-        return decision.status();
-      }
-      entity = decision->entity;
-      if (request.if_match && projection_.Version(entity) != *request.if_match) {
-        Status conflict = Status::Conflict(entity + " is at version " +
-                                               std::to_string(projection_.Version(entity)) +
-                                               ", not " + std::to_string(*request.if_match),
-                                           "If-Match");
-        lock.unlock();
-        release_gate();
-        return conflict;
-      }
-      if (decision->events.empty()) {
-        // Nothing changes: answer with the entity's own last event.
-        const auto* seqs = projection_.EventSeqs(entity);
-        uint64_t last = seqs && !seqs->empty() ? seqs->back() : projection_.seq();
-        lock.unlock();
-        release_gate();
-        return answer(entity, last, false, false);
-      }
-      append.events = std::move(decision->events);
-      append.expected = std::move(decision->expected);
-      for (const std::string& id : read) ExpectVersion(projection_, id, &append.expected);
-      needs_turn = std::any_of(append.expected.begin(), append.expected.end(),
-                               [&](const ExpectedVersion& e) { return e.entity == entity; });
-      if (request.if_match) {
-        // The store re-checks it atomically with the append.
-        auto it = std::find_if(append.expected.begin(), append.expected.end(),
-                               [&](const ExpectedVersion& e) { return e.entity == entity; });
-        if (it == append.expected.end()) append.expected.push_back({entity, *request.if_match});
-      }
-    }
-    if (needs_turn && !turn.owns_lock()) {
+    if (a.needs_turn && !turn.owns_lock()) {
       // Take the entity's turn (never while holding the gate), then decide
       // again on the state as it is now.
-      release_gate();
-      turn = std::unique_lock<std::mutex>(turns_[std::hash<std::string>{}(entity) % turns_.size()]);
-      if (Status s = WaitProjected(store_->head().seq); !s.ok()) return s;
+      gate.Release();
+      turn =
+          std::unique_lock<std::mutex>(turns_[std::hash<std::string>{}(a.entity) % turns_.size()]);
+      OKR_RETURN_IF_ERROR(WaitProjected(store_->head().seq));
       continue;
     }
-    append.idempotency_key = request.idempotency_key;
-    append.fingerprint = request.fingerprint;
-    auto appended = store_->Append(std::move(append));
-    release_gate();
-    if (appended.ok()) return answer(entity, appended->last_seq, appended->replayed, true);
+    a.append.idempotency_key = request.idempotency_key;
+    a.append.fingerprint = request.fingerprint;
+    auto appended = store_->Append(std::move(a.append));
+    gate.Release();
+    if (appended.ok()) return Answer(a.entity, appended->last_seq, appended->replayed, true);
     if (appended.status().code() != Status::Code::kConflict) return appended.status();
     // Someone changed what we decided on, or took an id we create: catch
     // up and decide again.
-    if (Status s = WaitProjected(store_->head().seq); !s.ok()) return s;
+    OKR_RETURN_IF_ERROR(WaitProjected(store_->head().seq));
   }
   // Unreachable while the gate works: a write alone at the head cannot
   // conflict. Kept so a bug cannot spin forever.

@@ -58,13 +58,14 @@ struct WriteRequest {
   // between it and the writer's scope); the append expects their versions,
   // so a change that would alter the verdict cannot land between the check
   // and the write (the command is then decided and checked again).
-  std::function<Status(const Projection&, const Command&, std::vector<std::string>* read)> authorize;
+  std::function<Status(const Projection&, const Command&, std::vector<std::string>* read)>
+      authorize;
 };
 
 struct WriteResult {
-  std::string entity;   // the command's subject
-  uint64_t version = 0; // its version after the write
-  uint64_t seq = 0;     // the write's last event (the entity's last event when nothing changed)
+  std::string entity;     // the command's subject
+  uint64_t version = 0;   // its version after the write
+  uint64_t seq = 0;       // the write's last event (the entity's last event when nothing changed)
   bool replayed = false;  // an idempotent retry: nothing was written now
   bool changed = true;    // false: the command changed nothing, no event
 };
@@ -123,6 +124,27 @@ class Projector {
     void Lock(bool exclusive);
     void Unlock(bool exclusive);
 
+    // Holds the gate from construction until Release() or destruction,
+    // so every way out of a write attempt lets go of it.
+    class Hold {
+     public:
+      Hold(WriteGate* gate, bool exclusive) : gate_(gate), exclusive_(exclusive) {
+        gate_->Lock(exclusive_);
+      }
+      ~Hold() { Release(); }
+      Hold(const Hold&) = delete;
+      Hold& operator=(const Hold&) = delete;
+      void Release() {
+        if (held_) gate_->Unlock(exclusive_);
+        held_ = false;
+      }
+
+     private:
+      WriteGate* gate_;
+      bool exclusive_;
+      bool held_ = true;
+    };
+
    private:
     std::mutex mu_;
     std::condition_variable cv_;
@@ -130,6 +152,23 @@ class Projector {
     int exclusive_waiting_ = 0;
     bool exclusive_ = false;
   };
+
+  // One decision of a write on the projection as it is now, under a
+  // shared lock: what to append, or that nothing changes.
+  struct Attempt {
+    std::string entity;  // the command's subject
+    AppendRequest append;
+    bool needs_turn = false;               // the append expects the subject's own version
+    std::optional<uint64_t> unchanged_at;  // set: nothing to append; the subject's last event
+  };
+  Result<Attempt> DecideOnce(const WriteRequest& request);
+  // The answer to a write once `last_seq` is folded in: the entity's
+  // version as of that seq.
+  Result<WriteResult> Answer(const std::string& entity, uint64_t last_seq, bool replayed,
+                             bool changed);
+  // The answer to a retry of an idempotent write already in the log;
+  // nullopt when the request's key is new (or it has none).
+  Result<std::optional<WriteResult>> ReplayedAnswer(const WriteRequest& request);
 
   Projector(EventStore* store, ProjectorOptions options);
   Status CatchUpLocked(uint64_t up_to);
@@ -149,15 +188,15 @@ class Projector {
   EventStore* store_;
   ProjectorOptions options_;
   mutable std::shared_mutex mu_;
-  Projection projection_;   // guarded by mu_
-  Hash head_hash_{};        // hash of the event at projection_.seq(); guarded by mu_
+  Projection projection_;  // guarded by mu_
+  Hash head_hash_{};       // hash of the event at projection_.seq(); guarded by mu_
 
   std::array<std::mutex, 64> turns_;  // by hash of the entity being changed
   WriteGate gate_;
   std::atomic<bool> is_stuck_{false};
   mutable std::mutex stuck_mu_;
   std::optional<StuckAt> stuck_;  // guarded by stuck_mu_; set once
-  std::mutex projected_mu_;  // only for projected_cv_
+  std::mutex projected_mu_;       // only for projected_cv_
   std::condition_variable projected_cv_;
   std::atomic<bool> stopping_{false};
   std::thread follower_;

@@ -6,6 +6,7 @@
 #include <kj/exception.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cstring>
 
 #include "schemas/snapshot.capnp.h"
@@ -21,7 +22,8 @@ namespace s = schema;
 // inside a snapshot's text means damage, and kept, it would not encode back
 // as it was read (two ids "\0a" and "\0b" would both be written as "").
 std::string Str(capnp::Text::Reader t) {
-  if (std::memchr(t.begin(), '\0', t.size()) != nullptr) KJ_FAIL_REQUIRE("snapshot text holds a NUL");
+  if (std::memchr(t.begin(), '\0', t.size()) != nullptr)
+    KJ_FAIL_REQUIRE("snapshot text holds a NUL");
   return std::string(t.begin(), t.size());
 }
 
@@ -72,10 +74,131 @@ std::vector<Comment> GetComments(capnp::List<s::Comment>::Reader r) {
   for (auto c : r) out.push_back({GetMeta(c.getMeta()), Str(c.getText())});
   return out;
 }
+// --- One revision's fields, each kind both ways ---
 
-// Copies one entity kind: `put` fills a revision builder from fields.
-template <typename E, typename ListB, typename PutRev>
-void PutEntities(ListB list, const std::map<std::string, E>& m, PutRev put_rev) {
+void PutFields(s::UnitRevision::Builder b, const UnitFields& f) {
+  b.setKind(f.kind);
+  b.setName(f.name);
+  b.setParent(f.parent);
+  b.setEmail(f.email);
+  b.setRetired(f.retired);
+}
+void GetFields(s::UnitRevision::Reader b, UnitFields* f) {
+  f->kind = Str(b.getKind());
+  f->name = Str(b.getName());
+  f->parent = Str(b.getParent());
+  f->email = Str(b.getEmail());
+  f->retired = b.getRetired();
+}
+
+void PutFields(s::CycleRevision::Builder b, const CycleFields& f) {
+  b.setName(f.name);
+  b.setStarts(f.starts);
+  b.setEnds(f.ends);
+  b.setParent(f.parent);
+  b.setClosed(f.closed);
+}
+void GetFields(s::CycleRevision::Reader b, CycleFields* f) {
+  f->name = Str(b.getName());
+  f->starts = Str(b.getStarts());
+  f->ends = Str(b.getEnds());
+  f->parent = Str(b.getParent());
+  f->closed = b.getClosed();
+}
+
+void PutFields(s::ObjectiveRevision::Builder b, const ObjectiveFields& f) {
+  b.setCycle(f.cycle);
+  b.setOwner(f.owner);
+  b.setTitle(f.title);
+  b.setDescription(f.description);
+  PutTexts(b.initParents(static_cast<unsigned>(f.parents.size())), f.parents);
+  b.setArchived(f.archived);
+  b.setHasReview(f.review.has_value());
+  if (f.review) {
+    auto r = b.initReview();
+    r.setScore(f.review->score);
+    r.setOutcome(f.review->outcome);
+    r.setReflection(f.review->reflection);
+    r.setLessons(f.review->lessons);
+    PutMeta(r.initMeta(), f.review->meta);
+  }
+}
+void GetFields(s::ObjectiveRevision::Reader b, ObjectiveFields* f) {
+  f->cycle = Str(b.getCycle());
+  f->owner = Str(b.getOwner());
+  f->title = Str(b.getTitle());
+  f->description = Str(b.getDescription());
+  f->parents = GetTexts(b.getParents());
+  f->archived = b.getArchived();
+  if (b.getHasReview()) {
+    auto rv = b.getReview();
+    f->review = ReviewFields{rv.getScore(), Str(rv.getOutcome()), Str(rv.getReflection()),
+                             Str(rv.getLessons()), GetMeta(rv.getMeta())};
+  }
+}
+
+void PutFields(s::KeyResultRevision::Builder b, const KeyResultFields& f) {
+  b.setObjective(f.objective);
+  b.setTitle(f.title);
+  b.setOwner(f.owner);
+  b.setMetric(f.metric);
+  b.setStart(f.start);
+  b.setTarget(f.target);
+  b.setUnit(f.unit);
+  b.setWeight(f.weight);
+  b.setRemoved(f.removed);
+}
+void GetFields(s::KeyResultRevision::Reader b, KeyResultFields* f) {
+  f->objective = Str(b.getObjective());
+  f->title = Str(b.getTitle());
+  f->owner = Str(b.getOwner());
+  f->metric = Str(b.getMetric());
+  f->start = b.getStart();
+  f->target = b.getTarget();
+  f->unit = Str(b.getUnit());
+  f->weight = b.getWeight();
+  f->removed = b.getRemoved();
+}
+
+// --- A key result's appended lists ---
+
+void PutCheckIns(capnp::List<s::CheckIn>::Builder list, const std::vector<CheckIn>& v) {
+  assert(list.size() == v.size());
+  for (size_t k = 0; k < v.size(); ++k) {
+    const CheckIn& ci = v[k];
+    auto cb = list[static_cast<unsigned>(k)];
+    cb.setId(ci.id);
+    PutMeta(cb.initMeta(), ci.meta);
+    cb.setValue(ci.value);
+    cb.setHasConfidence(ci.has_confidence);
+    cb.setConfidence(ci.confidence);
+    cb.setStatus(ci.status);
+    cb.setNote(ci.note);
+    cb.setMeasuredAt(ci.measured_at_us);
+  }
+}
+
+void PutCorrections(capnp::List<s::Correction>::Builder list, const std::vector<Correction>& v) {
+  assert(list.size() == v.size());
+  for (size_t k = 0; k < v.size(); ++k) {
+    const Correction& c = v[k];
+    auto cb = list[static_cast<unsigned>(k)];
+    PutMeta(cb.initMeta(), c.meta);
+    cb.setCheckIn(c.check_in);
+    cb.setBefore(c.before);
+    cb.setValue(c.value);
+    cb.setNote(c.note);
+  }
+}
+
+// --- Whole entities ---
+
+// Every entity of one kind: id, revisions and event seqs. The parts only
+// some kinds have are written after all of them (PutExtras), which fixes
+// the message's layout: a snapshot encodes to the same bytes every time.
+template <typename E, typename ListB>
+void PutEntities(ListB list, const std::map<std::string, E>& m) {
+  assert(list.size() == m.size());
   unsigned i = 0;
   for (const auto& [id, e] : m) {
     auto b = list[i++];
@@ -84,20 +207,49 @@ void PutEntities(ListB list, const std::map<std::string, E>& m, PutRev put_rev) 
     for (size_t k = 0; k < e.revisions.size(); ++k) {
       auto rb = revs[static_cast<unsigned>(k)];
       PutMeta(rb.initMeta(), e.revisions[k].meta);
-      put_rev(rb, e.revisions[k].fields);
+      PutFields(rb, e.revisions[k].fields);
     }
     PutSeqs(b.initEventSeqs(static_cast<unsigned>(e.event_seqs.size())), e.event_seqs);
   }
 }
 
-template <typename E, typename EntityR, typename GetRev>
-void GetEntity(E* e, EntityR r, GetRev get_rev) {
-  e->id = Str(r.getId());
-  for (auto rev : r.getRevisions()) {
-    e->revisions.push_back({GetMeta(rev.getMeta()), {}});
-    get_rev(rev, &e->revisions.back().fields);
+// `put(builder, entity)` for each entity of `m`, in map order.
+template <typename E, typename ListB, typename Put>
+void PutExtras(ListB list, const std::map<std::string, E>& m, Put put) {
+  assert(list.size() == m.size());
+  unsigned i = 0;
+  for (const auto& [id, e] : m) put(list[i++], e);
+}
+
+// Reads every entity of one kind into `m`; `get_extras(reader, entity)`
+// reads what only that kind has.
+template <typename E, typename ListR, typename GetExtras>
+void GetEntities(ListR list, std::map<std::string, E>* m, GetExtras get_extras) {
+  for (auto r : list) {
+    E* e = &(*m)[Str(r.getId())];
+    e->id = Str(r.getId());
+    for (auto rev : r.getRevisions()) {
+      e->revisions.push_back({GetMeta(rev.getMeta()), {}});
+      GetFields(rev, &e->revisions.back().fields);
+    }
+    e->event_seqs = GetSeqs(r.getEventSeqs());
+    get_extras(r, e);
   }
-  e->event_seqs = GetSeqs(r.getEventSeqs());
+}
+
+void GetKeyResultExtras(s::KeyResultEntity::Reader r, KeyResult* kr) {
+  for (auto c : r.getCheckIns()) {
+    kr->check_ins.push_back(CheckIn{Str(c.getId()), GetMeta(c.getMeta()), c.getValue(),
+                                    c.getHasConfidence(), c.getConfidence(), Str(c.getStatus()),
+                                    Str(c.getNote()), c.getMeasuredAt()});
+  }
+  for (auto c : r.getCorrections()) {
+    kr->corrections.push_back(Correction{GetMeta(c.getMeta()), Str(c.getCheckIn()), c.getBefore(),
+                                         c.getValue(), Str(c.getNote())});
+  }
+  kr->comments = GetComments(r.getComments());
+  kr->Reindex();
+  assert(kr->latest_prefix.size() == kr->check_ins.size());
 }
 
 }  // namespace
@@ -115,86 +267,21 @@ std::string SnapshotCodec::Encode(const Projection& p, const Hash& head_hash) {
     times[static_cast<unsigned>(i)].setRecordedAt(p.time_index_[i].first);
     times[static_cast<unsigned>(i)].setSeq(p.time_index_[i].second);
   }
-  PutEntities(snap.initUnits(static_cast<unsigned>(p.units_.size())), p.units_,
-              [](s::UnitRevision::Builder b, const UnitFields& f) {
-                b.setKind(f.kind);
-                b.setName(f.name);
-                b.setParent(f.parent);
-                b.setEmail(f.email);
-                b.setRetired(f.retired);
-              });
-  PutEntities(snap.initCycles(static_cast<unsigned>(p.cycles_.size())), p.cycles_,
-              [](s::CycleRevision::Builder b, const CycleFields& f) {
-                b.setName(f.name);
-                b.setStarts(f.starts);
-                b.setEnds(f.ends);
-                b.setParent(f.parent);
-                b.setClosed(f.closed);
-              });
+  PutEntities(snap.initUnits(static_cast<unsigned>(p.units_.size())), p.units_);
+  PutEntities(snap.initCycles(static_cast<unsigned>(p.cycles_.size())), p.cycles_);
   auto objectives = snap.initObjectives(static_cast<unsigned>(p.objectives_.size()));
-  PutEntities(objectives, p.objectives_, [](s::ObjectiveRevision::Builder b, const ObjectiveFields& f) {
-    b.setCycle(f.cycle);
-    b.setOwner(f.owner);
-    b.setTitle(f.title);
-    b.setDescription(f.description);
-    PutTexts(b.initParents(static_cast<unsigned>(f.parents.size())), f.parents);
-    b.setArchived(f.archived);
-    b.setHasReview(f.review.has_value());
-    if (f.review) {
-      auto r = b.initReview();
-      r.setScore(f.review->score);
-      r.setOutcome(f.review->outcome);
-      r.setReflection(f.review->reflection);
-      r.setLessons(f.review->lessons);
-      PutMeta(r.initMeta(), f.review->meta);
-    }
-  });
-  unsigned i = 0;
-  for (const auto& [id, o] : p.objectives_) {
-    auto b = objectives[i++];
+  PutEntities(objectives, p.objectives_);
+  PutExtras(objectives, p.objectives_, [](s::ObjectiveEntity::Builder b, const Objective& o) {
     PutTexts(b.initKeyResults(static_cast<unsigned>(o.key_results.size())), o.key_results);
     PutComments(b.initComments(static_cast<unsigned>(o.comments.size())), o.comments);
-  }
-  auto krs = snap.initKeyResults(static_cast<unsigned>(p.key_results_.size()));
-  PutEntities(krs, p.key_results_, [](s::KeyResultRevision::Builder b, const KeyResultFields& f) {
-    b.setObjective(f.objective);
-    b.setTitle(f.title);
-    b.setOwner(f.owner);
-    b.setMetric(f.metric);
-    b.setStart(f.start);
-    b.setTarget(f.target);
-    b.setUnit(f.unit);
-    b.setWeight(f.weight);
-    b.setRemoved(f.removed);
   });
-  i = 0;
-  for (const auto& [id, kr] : p.key_results_) {
-    auto b = krs[i++];
-    auto cis = b.initCheckIns(static_cast<unsigned>(kr.check_ins.size()));
-    for (size_t k = 0; k < kr.check_ins.size(); ++k) {
-      const CheckIn& ci = kr.check_ins[k];
-      auto cb = cis[static_cast<unsigned>(k)];
-      cb.setId(ci.id);
-      PutMeta(cb.initMeta(), ci.meta);
-      cb.setValue(ci.value);
-      cb.setHasConfidence(ci.has_confidence);
-      cb.setConfidence(ci.confidence);
-      cb.setStatus(ci.status);
-      cb.setNote(ci.note);
-      cb.setMeasuredAt(ci.measured_at_us);
-    }
-    auto cors = b.initCorrections(static_cast<unsigned>(kr.corrections.size()));
-    for (size_t k = 0; k < kr.corrections.size(); ++k) {
-      const Correction& c = kr.corrections[k];
-      auto cb = cors[static_cast<unsigned>(k)];
-      PutMeta(cb.initMeta(), c.meta);
-      cb.setCheckIn(c.check_in);
-      cb.setBefore(c.before);
-      cb.setValue(c.value);
-      cb.setNote(c.note);
-    }
+  auto krs = snap.initKeyResults(static_cast<unsigned>(p.key_results_.size()));
+  PutEntities(krs, p.key_results_);
+  PutExtras(krs, p.key_results_, [](s::KeyResultEntity::Builder b, const KeyResult& kr) {
+    PutCheckIns(b.initCheckIns(static_cast<unsigned>(kr.check_ins.size())), kr.check_ins);
+    PutCorrections(b.initCorrections(static_cast<unsigned>(kr.corrections.size())), kr.corrections);
     PutComments(b.initComments(static_cast<unsigned>(kr.comments.size())), kr.comments);
-  }
+  });
   return EncodeMessage(message);
 }
 
@@ -221,74 +308,23 @@ Result<Projection> SnapshotCodec::Decode(std::string_view bytes, Hash* head_hash
     p.seq_ = snap.getSeq();
     p.recorded_at_us_ = snap.getRecordedAt();
     for (auto t : snap.getTimeIndex()) p.time_index_.emplace_back(t.getRecordedAt(), t.getSeq());
-    for (auto r : snap.getUnits()) {
-      GetEntity(&p.units_[Str(r.getId())], r, [](s::UnitRevision::Reader b, UnitFields* f) {
-        f->kind = Str(b.getKind());
-        f->name = Str(b.getName());
-        f->parent = Str(b.getParent());
-        f->email = Str(b.getEmail());
-        f->retired = b.getRetired();
-      });
-    }
-    for (auto r : snap.getCycles()) {
-      GetEntity(&p.cycles_[Str(r.getId())], r, [](s::CycleRevision::Reader b, CycleFields* f) {
-        f->name = Str(b.getName());
-        f->starts = Str(b.getStarts());
-        f->ends = Str(b.getEnds());
-        f->parent = Str(b.getParent());
-        f->closed = b.getClosed();
-      });
-    }
-    for (auto r : snap.getObjectives()) {
-      Objective& o = p.objectives_[Str(r.getId())];
-      GetEntity(&o, r, [](s::ObjectiveRevision::Reader b, ObjectiveFields* f) {
-        f->cycle = Str(b.getCycle());
-        f->owner = Str(b.getOwner());
-        f->title = Str(b.getTitle());
-        f->description = Str(b.getDescription());
-        f->parents = GetTexts(b.getParents());
-        f->archived = b.getArchived();
-        if (b.getHasReview()) {
-          auto rv = b.getReview();
-          f->review = ReviewFields{rv.getScore(), Str(rv.getOutcome()), Str(rv.getReflection()),
-                                   Str(rv.getLessons()), GetMeta(rv.getMeta())};
-        }
-      });
-      o.key_results = GetTexts(r.getKeyResults());
-      o.comments = GetComments(r.getComments());
-    }
-    for (auto r : snap.getKeyResults()) {
-      KeyResult& kr = p.key_results_[Str(r.getId())];
-      GetEntity(&kr, r, [](s::KeyResultRevision::Reader b, KeyResultFields* f) {
-        f->objective = Str(b.getObjective());
-        f->title = Str(b.getTitle());
-        f->owner = Str(b.getOwner());
-        f->metric = Str(b.getMetric());
-        f->start = b.getStart();
-        f->target = b.getTarget();
-        f->unit = Str(b.getUnit());
-        f->weight = b.getWeight();
-        f->removed = b.getRemoved();
-      });
-      for (auto c : r.getCheckIns()) {
-        kr.check_ins.push_back(CheckIn{Str(c.getId()), GetMeta(c.getMeta()), c.getValue(),
-                                       c.getHasConfidence(), c.getConfidence(), Str(c.getStatus()),
-                                       Str(c.getNote()), c.getMeasuredAt()});
-      }
-      for (auto c : r.getCorrections()) {
-        kr.corrections.push_back(Correction{GetMeta(c.getMeta()), Str(c.getCheckIn()),
-                                            c.getBefore(), c.getValue(), Str(c.getNote())});
-      }
-      kr.comments = GetComments(r.getComments());
-      kr.Reindex();
-    }
+    auto nothing_more = [](auto, auto*) {};
+    GetEntities(snap.getUnits(), &p.units_, nothing_more);
+    GetEntities(snap.getCycles(), &p.cycles_, nothing_more);
+    GetEntities(snap.getObjectives(), &p.objectives_,
+                [](s::ObjectiveEntity::Reader r, Objective* o) {
+                  o->key_results = GetTexts(r.getKeyResults());
+                  o->comments = GetComments(r.getComments());
+                });
+    GetEntities(snap.getKeyResults(), &p.key_results_, GetKeyResultExtras);
   } catch (const kj::Exception& e) {
     return Status::Corruption(std::string("undecodable snapshot: ") + e.getDescription().cStr());
   }
   p.RebuildIndex();
   // Every entity's revisions()[0] is read unguarded elsewhere: check it here.
   auto empty = [](const auto& m) {
-    return std::any_of(m.begin(), m.end(), [](const auto& kv) { return kv.second.revisions.empty(); });
+    return std::any_of(m.begin(), m.end(),
+                       [](const auto& kv) { return kv.second.revisions.empty(); });
   };
   if (empty(p.units_) || empty(p.cycles_) || empty(p.objectives_) || empty(p.key_results_)) {
     return Status::Corruption("snapshot holds an entity without revisions");

@@ -13,6 +13,9 @@ namespace okr {
 
 inline constexpr uint32_t kSnapshotFormatVersion = 1;
 
+// Stateless; both functions are safe to call from any thread. Encode
+// reads the projection, which the caller keeps unchanged meanwhile; a
+// decoded projection is the caller's.
 class SnapshotCodec {
  public:
   // `head_hash` is the hash of the event at projection.seq(); it ties the

@@ -1,0 +1,161 @@
+// The View: the projection as the API shows it, as of any seq — rows of
+// units, cycles, objectives and key results, their progress, the cascade
+// (cascade.cc) and lint (lint.cc).
+//
+// A View answers every state read for one point of the log (`as_of`) and,
+// for key-result values, one valid time (`at`). It memoises progress, so
+// one View serves one request; it borrows the Projection, which must not
+// change while the View lives.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "projections/domain/projection.h"
+
+namespace okr {
+
+// --- Plain rows: what an answer needs, copied out of the projection ---
+//
+// A row borrows nothing, so a handler fills rows under the projection's
+// lock, releases it, and renders JSON (the Render* functions) without it.
+
+struct UnitRow {
+  std::string id;
+  UnitFields fields;
+  uint64_t version = 0;
+};
+struct CycleRow {
+  std::string id;
+  CycleFields fields;
+  uint64_t version = 0;
+};
+struct KeyResultRow {
+  std::string id;
+  KeyResultFields fields;
+  std::string owner;  // effective: the objective's when the key result has none
+  double current = 0;
+  double progress = 0;
+  size_t check_in_count = 0;
+  std::optional<CheckIn> last_check_in;  // value as corrected
+  uint64_t version = 0;
+};
+struct ObjectiveRow {
+  std::string id;
+  ObjectiveFields fields;
+  double progress = 0;
+  std::vector<KeyResultRow> key_results;  // active ones, creation order
+  uint64_t version = 0;
+};
+struct CascadeNode {
+  UnitRow unit;
+  std::vector<ObjectiveRow> objectives;
+  std::vector<CascadeNode> children;
+  size_t objective_count = 0;      // in the whole subtree
+  std::optional<double> progress;  // mean over the subtree; none without objectives
+};
+
+// Each row as the API answers it (GET /v1/units/{id} and so on). Pure:
+// they read only the row, so they run without the projection's lock.
+nlohmann::json RenderUnit(const UnitRow& row);
+nlohmann::json RenderCycle(const CycleRow& row);
+nlohmann::json RenderCheckIn(const CheckIn& check_in);
+nlohmann::json RenderKeyResult(const KeyResultRow& row);
+nlohmann::json RenderObjective(const ObjectiveRow& row);
+// {"nodes":[…]} as GET /v1/cascade answers.
+nlohmann::json RenderCascade(const std::vector<CascadeNode>& nodes);
+
+struct ObjectiveFilter {
+  std::string cycle;  // empty: every cycle
+  std::string owner;  // empty: every owner
+  bool include_archived = false;
+};
+
+class View {
+ public:
+  // `now_us` is the clock lint judges staleness by.
+  View(const Projection& projection, uint64_t as_of, int64_t at_us, int64_t now_us);
+
+  uint64_t as_of() const { return as_of_; }
+  const Projection& projection() const { return p_; }
+
+  // Entities as they stood at as_of; nullptr when they did not exist yet.
+  const UnitFields* UnitAt(const std::string& id) const;
+  const CycleFields* CycleAt(const std::string& id) const;
+  const ObjectiveFields* ObjectiveAt(const std::string& id) const;
+  const KeyResultFields* KeyResultAt(const std::string& id) const;
+
+  // Rows of entities that exist at as_of (FieldsAt non-null).
+  UnitRow UnitRowOf(const Unit& unit) const;
+  CycleRow CycleRowOf(const Cycle& cycle) const;
+  ObjectiveRow ObjectiveRowOf(const Objective& objective);
+  KeyResultRow KeyResultRowOf(const KeyResult& kr);
+
+  // The same, rendered (Render*(…RowOf(…))).
+  nlohmann::json UnitJson(const Unit& unit) const;
+  nlohmann::json CycleJson(const Cycle& cycle) const;
+  nlohmann::json ObjectiveJson(const Objective& objective);
+  nlohmann::json KeyResultJson(const KeyResult& kr);
+  nlohmann::json CheckInJson(const CheckIn& check_in) const;
+
+  // Objectives matching `filter`, by id.
+  std::vector<const Objective*> Objectives(const ObjectiveFilter& filter) const;
+  // Active key results of an objective, in creation order.
+  std::vector<const KeyResult*> KeyResultsOf(const Objective& objective) const;
+
+  double KeyResultProgress(const KeyResult& kr);
+  double ObjectiveProgress(const Objective& objective);
+  // The key result's owner, or its objective's when it has none.
+  std::string EffectiveOwner(const KeyResultFields& f) const;
+
+  // The cascade's nodes for `cycle`, from `root` (default: every top-level
+  // unit). kNotFound for an unknown cycle or root.
+  Result<std::vector<CascadeNode>> CascadeNodes(const std::string& cycle, const std::string& root);
+  // {"nodes":[{"unit","objectives","children","progress"}]}: RenderCascade
+  // of CascadeNodes.
+  Result<nlohmann::json> Cascade(const std::string& cycle, const std::string& root);
+
+  // {"findings":[{rule, entity, message}]} for `cycle` (empty: all cycles).
+  nlohmann::json Lint(const std::string& cycle);
+
+ private:
+  const std::vector<const Objective*>& AlignedChildren(const std::string& objective);
+  double ObjectiveProgressGuarded(const Objective& objective, int depth);
+
+  // cascade.cc: the units under each unit and the objectives each owns.
+  struct CascadeIndex;
+  // The node of `unit` and its subtree; adds the progress of every
+  // objective in the subtree to *subtree_sum. `depth` bounds a walk
+  // through a unit loop the log should not hold.
+  CascadeNode CascadeNodeOf(const Unit& unit, const CascadeIndex& index, int depth,
+                            double* subtree_sum);
+
+  // lint.cc: the findings on one objective (not the per-owner count) and
+  // on one of its key results in `cycle`.
+  void LintObjective(const Objective& objective, nlohmann::json* findings);
+  void LintKeyResult(const KeyResult& kr, const CycleFields& cycle, nlohmann::json* findings) const;
+
+  const Projection& p_;
+  uint64_t as_of_;
+  int64_t at_us_;
+  int64_t now_us_;
+  std::unordered_map<std::string, double> kr_progress_;
+  std::unordered_map<std::string, double> objective_progress_;
+  std::optional<std::unordered_map<std::string, std::vector<const Objective*>>> children_;
+};
+
+// The µs instant a cycle's date range begins, and the first instant after
+// its last day (cycles include their end date).
+int64_t CycleStartUs(const CycleFields& cycle);
+int64_t CycleEndUs(const CycleFields& cycle);
+
+// True for an event that moved a key result's target or start (what lint
+// and the review call moved goalposts once the cycle has started).
+bool IsGoalpostChange(const Meta& meta);
+
+}  // namespace okr

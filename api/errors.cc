@@ -12,11 +12,11 @@ int HttpStatus(const Status& s) {
       return 200;
     case Status::Code::kNotFound:
       return 404;
-    case Status::Code::kConflict:
+    case Status::Code::kVersionMismatch:
       return 412;
     case Status::Code::kAlreadyExists:
       return 409;
-    case Status::Code::kFailedPrecondition:
+    case Status::Code::kConflict:
       return 409;
     case Status::Code::kPermissionDenied:
       return 403;
@@ -36,11 +36,11 @@ const char* ErrorCode(const Status& s) {
       return "ok";
     case Status::Code::kNotFound:
       return "not_found";
-    case Status::Code::kConflict:
+    case Status::Code::kVersionMismatch:
       return "version_mismatch";
     case Status::Code::kAlreadyExists:
       return "already_exists";
-    case Status::Code::kFailedPrecondition:
+    case Status::Code::kConflict:
       return "conflict";
     case Status::Code::kPermissionDenied:
       return "forbidden";

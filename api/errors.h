@@ -15,7 +15,7 @@ namespace okr::api {
 // rather than thrown on.
 std::string Dump(const nlohmann::json& j);
 
-// The HTTP status a Status answers with (kConflict is a failed If-Match: 412).
+// The HTTP status a Status answers with (kVersionMismatch is a failed If-Match: 412).
 int HttpStatus(const Status& s);
 // The error body's "code" for a Status.
 const char* ErrorCode(const Status& s);

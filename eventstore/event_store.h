@@ -133,7 +133,7 @@ class EventStore {
 
   // Appends all events of `request` atomically, after checking expected
   // versions and the idempotency key; returns once they are durable.
-  // kConflict: a version did not match. kInvalid: bad request. In both,
+  // kVersionMismatch: a version did not match. kInvalid: bad request. In both,
   // nothing was written. kIOError: the storage failed; the append may or
   // may not be stored (a failed sync cannot take back bytes the disk may
   // already hold), never half of it: retry with the same idempotency key,

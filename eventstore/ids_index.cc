@@ -68,7 +68,7 @@ Status EventStore::Impl::IndexIds() {
   return FromRocks(db_->Write(wo, &wb));
 }
 
-// Writer thread only. kConflict when an id that `drafts` create is taken,
+// Writer thread only. kVersionMismatch when an id that `drafts` create is taken,
 // by the log or by an earlier append of this batch (`batch_ids`), or is
 // created twice by `drafts` itself. The Projector decides the command
 // again on the newer state, where it is refused as taken.
@@ -87,7 +87,7 @@ Status EventStore::Impl::CheckNewIds(std::vector<EventDraft>& drafts,
       if (!got.ok() && !got.IsNotFound()) return FromRocks(got);
       taken = got.ok();
     }
-    if (taken) return Status::Conflict("id " + id + " is already taken", "id");
+    if (taken) return Status::VersionMismatch("id " + id + " is already taken", "id");
     created->push_back(std::move(id));
   }
   assert(created->size() <= drafts.size());

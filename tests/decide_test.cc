@@ -87,27 +87,27 @@ TEST_F(DecideTest, ParentListedTwiceIsRefused) {
 
 TEST_F(DecideTest, ClosedCycleRefusesObjectiveChanges) {
   ASSERT_OK(Close("2026-q1"));
-  EXPECT_REFUSED(Retitle("hr-hiring", "Hire fewer people"), kFailedPrecondition, "cycle");
-  EXPECT_REFUSED(ChangeOwner("hr-hiring", "ta"), kFailedPrecondition, "cycle");
-  EXPECT_REFUSED(Archive("hr-hiring"), kFailedPrecondition, "cycle");
-  EXPECT_REFUSED(CreateObjective("hr-late", "2026-q1", "hr", "Too late"), kFailedPrecondition,
+  EXPECT_REFUSED(Retitle("hr-hiring", "Hire fewer people"), kConflict, "cycle");
+  EXPECT_REFUSED(ChangeOwner("hr-hiring", "ta"), kConflict, "cycle");
+  EXPECT_REFUSED(Archive("hr-hiring"), kConflict, "cycle");
+  EXPECT_REFUSED(CreateObjective("hr-late", "2026-q1", "hr", "Too late"), kConflict,
                  "cycle");
   EXPECT_EQ(state().objective("hr-hiring")->current().title, "Hire the people we need");
 }
 
 TEST_F(DecideTest, ClosedCycleRefusesNewKeyResult) {
   ASSERT_OK(Close("2026-q1"));
-  EXPECT_REFUSED(AddKeyResult("kr-late", "hr-hiring", "Late key result", 0, 1), kFailedPrecondition,
+  EXPECT_REFUSED(AddKeyResult("kr-late", "hr-hiring", "Late key result", 0, 1), kConflict,
                  "objective");
   EXPECT_EQ(state().key_result("kr-late"), nullptr);
 }
 
 TEST_F(DecideTest, ClosedCycleRefusesCheckInCorrectionAndTargetChange) {
   ASSERT_OK(Close("2026-q1"));
-  EXPECT_REFUSED(CheckIn("kr-hires", 9), kFailedPrecondition, "cycle");
-  EXPECT_REFUSED(Correct("kr-hires", "ci-first", 5), kFailedPrecondition, "cycle");
-  EXPECT_REFUSED(MoveTarget("kr-hires", 10, "too ambitious"), kFailedPrecondition, "cycle");
-  EXPECT_REFUSED(RemoveKeyResult("kr-hires"), kFailedPrecondition, "cycle");
+  EXPECT_REFUSED(CheckIn("kr-hires", 9), kConflict, "cycle");
+  EXPECT_REFUSED(Correct("kr-hires", "ci-first", 5), kConflict, "cycle");
+  EXPECT_REFUSED(MoveTarget("kr-hires", 10, "too ambitious"), kConflict, "cycle");
+  EXPECT_REFUSED(RemoveKeyResult("kr-hires"), kConflict, "cycle");
   EXPECT_EQ(state().key_result("kr-hires")->check_ins.size(), 1u);
   EXPECT_TRUE(state().key_result("kr-hires")->corrections.empty());
 }
@@ -132,7 +132,7 @@ TEST_F(DecideTest, ClosedCycleAcceptsCommentsAndReviews) {
 
 TEST_F(DecideTest, ReopenedCycleAcceptsChangesAgain) {
   ASSERT_OK(Close("2026-q1"));
-  EXPECT_REFUSED(CheckIn("kr-hires", 9), kFailedPrecondition, "cycle");
+  EXPECT_REFUSED(CheckIn("kr-hires", 9), kConflict, "cycle");
   ASSERT_OK(ReopenCycle("2026-q1"));
   EXPECT_OK(CheckIn("kr-hires", 9));
   EXPECT_OK(Retitle("hr-hiring", "Hire the right people"));
@@ -143,8 +143,8 @@ TEST_F(DecideTest, ReopenedCycleAcceptsChangesAgain) {
 
 TEST_F(DecideTest, ClosingAClosedCycleIsRefused) {
   ASSERT_OK(Close("2026-q1"));
-  EXPECT_REFUSED(Close("2026-q1"), kFailedPrecondition, "id");
-  EXPECT_REFUSED(ReopenCycle("2026-q2"), kFailedPrecondition, "id");
+  EXPECT_REFUSED(Close("2026-q1"), kConflict, "id");
+  EXPECT_REFUSED(ReopenCycle("2026-q2"), kConflict, "id");
 }
 
 // --- references ---
@@ -413,14 +413,14 @@ TEST_F(DecideTest, IfMatchMismatchIsAConflict) {
     request.if_match = if_match;
     return Write(request);
   };
-  EXPECT_REFUSED(retitle(version + 1), kConflict, "If-Match");
-  EXPECT_REFUSED(retitle(0), kConflict, "If-Match");
+  EXPECT_REFUSED(retitle(version + 1), kVersionMismatch, "If-Match");
+  EXPECT_REFUSED(retitle(0), kVersionMismatch, "If-Match");
   auto written = retitle(version);
   ASSERT_OK(written);
   EXPECT_EQ(written->version, 2u);
   EXPECT_EQ(written->seq, Head());
   // The version the writer saw is now stale.
-  EXPECT_REFUSED(retitle(version), kConflict, "If-Match");
+  EXPECT_REFUSED(retitle(version), kVersionMismatch, "If-Match");
 }
 
 TEST_F(DecideTest, PatchChangingNothingAppendsNothing) {

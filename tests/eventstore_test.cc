@@ -175,7 +175,7 @@ TEST_F(EventStoreTest, ExpectedVersionMismatchWritesNothing) {
   Head before = store_->head();
   auto stale = CheckIn("kr-1", 3, 1);
   ASSERT_FALSE(stale.ok());
-  EXPECT_EQ(stale.status().code(), Status::Code::kConflict);
+  EXPECT_EQ(stale.status().code(), Status::Code::kVersionMismatch);
   EXPECT_EQ(store_->head().seq, before.seq);
   EXPECT_EQ(store_->head().hash, before.hash);
   auto created_twice = store_->Append([&] {
@@ -183,7 +183,7 @@ TEST_F(EventStoreTest, ExpectedVersionMismatchWritesNothing) {
     r.expected.push_back({"kr-1", 0});
     return r;
   }());
-  EXPECT_EQ(created_twice.status().code(), Status::Code::kConflict);
+  EXPECT_EQ(created_twice.status().code(), Status::Code::kVersionMismatch);
   EXPECT_EQ(store_->head().seq, before.seq);
 }
 
@@ -194,10 +194,10 @@ TEST_F(EventStoreTest, AnIdIsCreatedOnceAcrossEveryKind) {
   Head before = store_->head();
   // A check-in naming an id a unit holds, on any key result.
   auto check_in = store_->Append(OneEvent(CheckInDraft("alice", "kr-1", "x", 1)));
-  EXPECT_EQ(check_in.status().code(), Status::Code::kConflict) << check_in.status().ToString();
+  EXPECT_EQ(check_in.status().code(), Status::Code::kVersionMismatch) << check_in.status().ToString();
   EXPECT_EQ(check_in.status().field(), "id");
   // A unit created again, without any expected version.
-  EXPECT_EQ(CreateUnit("x").status().code(), Status::Code::kConflict);
+  EXPECT_EQ(CreateUnit("x").status().code(), Status::Code::kVersionMismatch);
   EXPECT_EQ(store_->head().seq, before.seq);
   EXPECT_EQ(store_->head().hash, before.hash);
 
@@ -205,12 +205,12 @@ TEST_F(EventStoreTest, AnIdIsCreatedOnceAcrossEveryKind) {
   // The same check-in id on another key result: the race that once
   // stored an id twice.
   auto again = store_->Append(OneEvent(CheckInDraft("bob", "kr-2", "ci-7", 2)));
-  EXPECT_EQ(again.status().code(), Status::Code::kConflict);
+  EXPECT_EQ(again.status().code(), Status::Code::kVersionMismatch);
   // Twice within one append.
   AppendRequest twice;
   twice.events.push_back(CheckInDraft("alice", "kr-1", "ci-8", 1));
   twice.events.push_back(CheckInDraft("alice", "kr-2", "ci-8", 1));
-  EXPECT_EQ(store_->Append(std::move(twice)).status().code(), Status::Code::kConflict);
+  EXPECT_EQ(store_->Append(std::move(twice)).status().code(), Status::Code::kVersionMismatch);
   EXPECT_EQ(store_->head().seq, before.seq + 1);
 }
 
@@ -223,7 +223,7 @@ TEST_F(EventStoreTest, RacingCreatesOfOneIdLandOnce) {
       auto kr = "kr-" + std::to_string(t);
       auto r = store_->Append(OneEvent(CheckInDraft("alice", kr, "ci-same", t)));
       if (r.ok()) ++landed;
-      if (r.status().code() == Status::Code::kConflict) ++refused;
+      if (r.status().code() == Status::Code::kVersionMismatch) ++refused;
     });
   }
   for (auto& w : writers) w.join();
@@ -238,9 +238,9 @@ TEST_F(EventStoreTest, IdsOfALogWrittenBeforeTheIndexAreIndexedAtOpen) {
   // What a writer from before the `ids` column family leaves: no index.
   DropIdIndex();
   Open();
-  EXPECT_EQ(CreateUnit("acme").status().code(), Status::Code::kConflict);
+  EXPECT_EQ(CreateUnit("acme").status().code(), Status::Code::kVersionMismatch);
   EXPECT_EQ(store_->Append(OneEvent(CheckInDraft("bob", "kr-2", "ci-old", 2))).status().code(),
-            Status::Code::kConflict);
+            Status::Code::kVersionMismatch);
   EXPECT_TRUE(CreateUnit("sales").ok());
   EXPECT_EQ(store_->head().seq, 3u);
 }
@@ -252,7 +252,7 @@ TEST_F(EventStoreTest, MultiEntityAppendIsAllOrNothing) {
   request.events.push_back(UnitCreatedDraft("admin", "ta", "Talent", "hr"));
   request.expected.push_back({"hr", 0});
   request.expected.push_back({"acme", 7});  // wrong: acme is at 1
-  EXPECT_EQ(store_->Append(std::move(request)).status().code(), Status::Code::kConflict);
+  EXPECT_EQ(store_->Append(std::move(request)).status().code(), Status::Code::kVersionMismatch);
   EXPECT_EQ(store_->head().seq, 1u);
   EXPECT_EQ(*store_->Version("hr"), 0u);
 
@@ -423,7 +423,7 @@ TEST_F(EventStoreTest, ConcurrentAppendersGetDenseSeqsAndOneVersionEach) {
         uint64_t seen = *store_->Version("kr-shared");
         auto r = CheckIn("kr-shared", t * 1000 + i, seen);
         if (!r.ok()) {
-          ASSERT_EQ(r.status().code(), Status::Code::kConflict);
+          ASSERT_EQ(r.status().code(), Status::Code::kVersionMismatch);
           conflicts++;
         }
         ASSERT_TRUE(CheckIn("kr-" + std::to_string(t), i).ok());

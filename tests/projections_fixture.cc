@@ -98,9 +98,9 @@ const char* CodeName(Status::Code code) {
   switch (code) {
     case Status::Code::kOk: return "kOk";
     case Status::Code::kNotFound: return "kNotFound";
-    case Status::Code::kConflict: return "kConflict";
+    case Status::Code::kVersionMismatch: return "kVersionMismatch";
     case Status::Code::kAlreadyExists: return "kAlreadyExists";
-    case Status::Code::kFailedPrecondition: return "kFailedPrecondition";
+    case Status::Code::kConflict: return "kConflict";
     case Status::Code::kInvalid: return "kInvalid";
     case Status::Code::kCorruption: return "kCorruption";
     case Status::Code::kIOError: return "kIOError";

@@ -41,7 +41,7 @@ long="$(printf '%s\n' "${units[@]}" | xargs -P "$jobs" -n 4 clang-tidy -p "$buil
   -checks='-*,readability-function-size' \
   -config="{CheckOptions: [{key: readability-function-size.LineThreshold, value: $max_function_lines}]}" \
   -header-filter="^$(pwd)/(eventstore|projections|api|tools)/" 2>/dev/null |
-  grep -A1 'exceeds recommended size' | grep -E 'warning|note: [0-9]+ lines' | paste - - |
+  grep -E 'warning: function .* exceeds recommended size|note: [0-9]+ lines' | paste - - |
   sed -E 's/: warning: function (.*) exceeds.*note: ([0-9]+) lines.*/: \1, \2 lines/' | sort -u || true)"
 if [ -n "$long" ]; then
   echo "functions over $max_function_lines lines (name the steps as functions):"

@@ -3,8 +3,8 @@
 namespace okr {
 
 std::string Status::ToString() const {
-  static const char* const kNames[] = {"ok",      "not found",  "conflict", "already exists",
-                                       "failed precondition", "permission denied", "invalid",
+  static const char* const kNames[] = {"ok",      "not found",  "version mismatch", "already exists",
+                                       "conflict", "permission denied", "invalid",
                                        "corruption",
                                        "io error"};
   std::string out = kNames[static_cast<int>(code_)];

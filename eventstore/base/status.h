@@ -16,9 +16,9 @@ class Status {
   enum class Code {
     kOk = 0,
     kNotFound,     // the entity, event or file does not exist
-    kConflict,     // an expected version did not match; nothing was written
-    kAlreadyExists,       // the id is taken; nothing was written
-    kFailedPrecondition,  // the state forbids it now (a closed cycle); nothing was written
+    kVersionMismatch,  // an expected version did not match; nothing was written (412 version_mismatch)
+    kAlreadyExists,    // the id is taken; nothing was written (409 already_exists)
+    kConflict,         // the state forbids it now (a closed cycle); nothing was written (409 conflict)
     kPermissionDenied,    // the principal may not do this; nothing was written
     kInvalid,      // the request breaks a rule; nothing was written
     kCorruption,   // stored bytes fail a check (gap, hash, decode)
@@ -30,14 +30,14 @@ class Status {
   static Status NotFound(std::string msg, std::string field = "") {
     return Status(Code::kNotFound, std::move(msg), std::move(field));
   }
-  static Status Conflict(std::string msg, std::string field = "") {
-    return Status(Code::kConflict, std::move(msg), std::move(field));
+  static Status VersionMismatch(std::string msg, std::string field = "") {
+    return Status(Code::kVersionMismatch, std::move(msg), std::move(field));
   }
   static Status AlreadyExists(std::string msg, std::string field = "") {
     return Status(Code::kAlreadyExists, std::move(msg), std::move(field));
   }
-  static Status FailedPrecondition(std::string msg, std::string field = "") {
-    return Status(Code::kFailedPrecondition, std::move(msg), std::move(field));
+  static Status Conflict(std::string msg, std::string field = "") {
+    return Status(Code::kConflict, std::move(msg), std::move(field));
   }
   static Status PermissionDenied(std::string msg, std::string field = "") {
     return Status(Code::kPermissionDenied, std::move(msg), std::move(field));

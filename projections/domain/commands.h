@@ -137,7 +137,7 @@ struct Decision {
 // Checks `command` against `state` (the current projection) and turns it
 // into events. Errors name the field: kInvalid (422: a rule broken),
 // kNotFound (404: the subject does not exist), kAlreadyExists (409: id
-// taken), kFailedPrecondition (409: closed cycle).
+// taken), kConflict (409: closed cycle).
 Result<Decision> Decide(const Projection& state, const Command& command,
                         const CommandContext& context);
 

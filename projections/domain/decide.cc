@@ -118,7 +118,7 @@ void SetTexts(capnp::List<capnp::Text>::Builder list, const std::vector<std::str
 Status RefuseIf(bool in_state, const char* noun, const std::string& id, const char* state,
                 const char* field) {
   if (!in_state) return Status::Ok();
-  return Status::FailedPrecondition(std::string(noun) + " " + id + " " + state, field);
+  return Status::Conflict(std::string(noun) + " " + id + " " + state, field);
 }
 
 void Decider::Begin(const std::string& entity) {

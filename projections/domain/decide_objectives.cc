@@ -119,7 +119,7 @@ Status Decider::CheckOpenCycle(const std::string& cycle, const char* field, bool
     return Status::Invalid("no cycle " + cycle, field);
   }
   if (c->current().closed) {
-    return Status::FailedPrecondition("cycle " + cycle + " is closed", field);
+    return Status::Conflict("cycle " + cycle + " is closed", field);
   }
   Expect(cycle);
   return Status::Ok();

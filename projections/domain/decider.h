@@ -55,7 +55,7 @@ Result<const E*> Found(const E* entity, const char* noun, const std::string& id,
   return entity;
 }
 
-// kFailedPrecondition "<noun> <id> <state>" naming `field` when `in_state`
+// kConflict "<noun> <id> <state>" naming `field` when `in_state`
 // (a retired unit, a closed cycle, a removed key result…).
 Status RefuseIf(bool in_state, const char* noun, const std::string& id, const char* state,
                 const char* field);

@@ -289,7 +289,7 @@ Result<Projector::Attempt> Projector::DecideOnce(const WriteRequest& request) {
   Attempt a;
   a.entity = decision.entity;
   if (request.if_match && projection_.Version(a.entity) != *request.if_match) {
-    return Status::Conflict(a.entity + " is at version " +
+    return Status::VersionMismatch(a.entity + " is at version " +
                                 std::to_string(projection_.Version(a.entity)) + ", not " +
                                 std::to_string(*request.if_match),
                             "If-Match");
@@ -345,7 +345,7 @@ Result<WriteResult> Projector::Write(const WriteRequest& request) {
     auto appended = store_->Append(std::move(a.append));
     gate.Release();
     if (appended.ok()) return Answer(a.entity, appended->last_seq, appended->replayed, true);
-    if (appended.status().code() != Status::Code::kConflict) return appended.status();
+    if (appended.status().code() != Status::Code::kVersionMismatch) return appended.status();
     // Someone changed what we decided on, or took an id we create: catch
     // up and decide again.
     OKR_RETURN_IF_ERROR(WaitProjected(store_->head().seq));

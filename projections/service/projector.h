@@ -84,10 +84,10 @@ class Projector {
   // Stops following the log.
   ~Projector();
 
-  // Errors: those of Decide(), kConflict when if_match does not match,
+  // Errors: those of Decide(), kVersionMismatch when if_match does not match,
   // kInvalid for a reused Idempotency-Key, kIOError when the log cannot be
   // written or the projection is stuck. Without if_match, concurrent
-  // writers never get kConflict: changes of one entity's fields take
+  // writers never get kVersionMismatch: changes of one entity's fields take
   // turns, and a write that lost a race to an unrelated change is decided
   // again on the newer state — after kSharedDecideAttempts, with the write
   // gate to itself.

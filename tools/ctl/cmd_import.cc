@@ -168,7 +168,7 @@ Result<Projection> FoldServerLog(Client& client, uint64_t head, bool tty) {
       },
       [&](uint64_t seq) { bar.Update(seq); });
   if (!s.ok())
-    return Status::FailedPrecondition(s.message() +
+    return Status::Conflict(s.message() +
                                       " (importing through okrd needs an admin token)");
   if (!chain.report().ok) {
     return Status::Corruption("okrd's log is broken at seq " +

@@ -4,6 +4,8 @@
 // JSON after releasing it.
 #include <algorithm>
 #include <cassert>
+#include <functional>
+#include <type_traits>
 
 #include "api/handler.h"
 #include "eventstore/base/time.h"
@@ -113,7 +115,7 @@ void Server::Routes::Page(Call& c, const std::map<std::string, E>& (Projection::
                           Keep keep, RowOf row_of, Render render) {
   auto limit = LimitParam(c);
   if (!limit) return;
-  using Row = decltype(row_of(std::declval<View&>(), std::declval<const E&>()));
+  using Row = std::invoke_result_t<RowOf, View&, const E&>;
   std::vector<Row> rows;
   std::string last;
   bool more = false;
@@ -135,7 +137,7 @@ void Server::Routes::Page(Call& c, const std::map<std::string, E>& (Projection::
             more = true;
             break;
           }
-          rows.push_back(row_of(v, it->second));
+          rows.push_back(std::invoke(row_of, v, it->second));
           last = it->first;
         }
         assert(rows.size() <= *limit && point->as_of <= p.seq());
@@ -199,25 +201,22 @@ void Server::Routes::GetAsOf(Call& c, const char* kind,
     const E* e = (p.*find)(*id);
     if (!e || !e->At(point->as_of)) return c.Fail(404, std::string("no ") + kind + " " + *id, "id");
     View v(p, point->as_of, point->at, point->now);
-    SendEntity(c, render(v, *e), point->as_of);
+    SendEntity(c, std::invoke(render, v, *e), point->as_of);
   });
 }
 
+// Units and cycles list every one that exists at the page's as_of.
+static bool KeepAll(const auto&, uint64_t) { return true; }
+
 void Server::Routes::ListUnits(Call& c) {
-  Page(
-      c, &Projection::units, [](const Unit&, uint64_t) { return true; },
-      [](View& v, const Unit& u) { return v.UnitRowOf(u); }, RenderUnit);
-}
-void Server::Routes::GetUnit(Call& c) {
-  GetAsOf(c, "unit", &Projection::unit, [](View& v, const Unit& u) { return v.UnitJson(u); });
+  Page(c, &Projection::units, KeepAll<Unit>, &View::UnitRowOf, RenderUnit);
 }
 void Server::Routes::ListCycles(Call& c) {
-  Page(
-      c, &Projection::cycles, [](const Cycle&, uint64_t) { return true; },
-      [](View& v, const Cycle& x) { return v.CycleRowOf(x); }, RenderCycle);
+  Page(c, &Projection::cycles, KeepAll<Cycle>, &View::CycleRowOf, RenderCycle);
 }
+void Server::Routes::GetUnit(Call& c) { GetAsOf(c, "unit", &Projection::unit, &View::UnitJson); }
 void Server::Routes::GetCycle(Call& c) {
-  GetAsOf(c, "cycle", &Projection::cycle, [](View& v, const Cycle& x) { return v.CycleJson(x); });
+  GetAsOf(c, "cycle", &Projection::cycle, &View::CycleJson);
 }
 
 void Server::Routes::ListObjectives(Call& c) {
@@ -226,15 +225,11 @@ void Server::Routes::ListObjectives(Call& c) {
     return c.Fail(
         ApiError{400, "malformed", "include_archived is true or false", "include_archived"});
   }
-  std::string cycle = c.ParamOr("cycle"), owner = c.ParamOr("owner");
+  ObjectiveFilter filter{c.ParamOr("cycle"), c.ParamOr("owner"), include == "true"};
   Page(
       c, &Projection::objectives,
-      [&](const Objective& o, uint64_t as_of) {
-        const ObjectiveFields* f = o.FieldsAt(as_of);
-        return (include == "true" || !f->archived) && (cycle.empty() || f->cycle == cycle) &&
-               (owner.empty() || f->owner == owner);
-      },
-      [](View& v, const Objective& o) { return v.ObjectiveRowOf(o); }, RenderObjective);
+      [&](const Objective& o, uint64_t as_of) { return filter.Keeps(*o.FieldsAt(as_of)); },
+      &View::ObjectiveRowOf, RenderObjective);
 }
 
 static json CommentsJson(const std::vector<Comment>& comments, uint64_t as_of) {
@@ -249,20 +244,23 @@ static json CommentsJson(const std::vector<Comment>& comments, uint64_t as_of) {
   return out;
 }
 
+// The entity's JSON (View::ObjectiveJson or KeyResultJson) with its
+// comments known at the view's as_of.
+template <typename E>
+static json WithComments(View& v, const E& e, json (View::*render)(const E&)) {
+  json body = (v.*render)(e);
+  body["comments"] = CommentsJson(e.comments, v.as_of());
+  return body;
+}
+
 void Server::Routes::GetObjective(Call& c) {
-  GetAsOf(c, "objective", &Projection::objective, [](View& v, const Objective& o) {
-    json body = v.ObjectiveJson(o);
-    body["comments"] = CommentsJson(o.comments, v.as_of());
-    return body;
-  });
+  GetAsOf(c, "objective", &Projection::objective,
+          [](View& v, const Objective& o) { return WithComments(v, o, &View::ObjectiveJson); });
 }
 
 void Server::Routes::GetKeyResult(Call& c) {
-  GetAsOf(c, "key result", &Projection::key_result, [](View& v, const KeyResult& kr) {
-    json body = v.KeyResultJson(kr);
-    body["comments"] = CommentsJson(kr.comments, v.as_of());
-    return body;
-  });
+  GetAsOf(c, "key result", &Projection::key_result,
+          [](View& v, const KeyResult& kr) { return WithComments(v, kr, &View::KeyResultJson); });
 }
 
 // The series, oldest measurement first, paged by position in the series
@@ -314,23 +312,23 @@ void Server::Routes::ListCheckIns(Call& c) {
 
 // The cascade's rows are copied out under the lock; JSON is built after.
 void Server::Routes::GetCascade(Call& c) {
-  std::vector<CascadeNode> nodes;
+  CascadeAnswer cascade;
   std::optional<uint64_t> as_of =
       projector_->Read([&](const Projection& p) -> std::optional<uint64_t> {
         auto point = ParsePoint(c, p);
         if (!point) return std::nullopt;
         View v(p, point->as_of, point->at, point->now);
-        auto cascade = v.CascadeNodes(c.ParamOr("cycle"), c.ParamOr("root"));
-        if (!cascade.ok()) {
-          c.Fail(cascade.status());
+        auto answer = v.CascadeNodes(c.ParamOr("cycle"), c.ParamOr("root"));
+        if (!answer.ok()) {
+          c.Fail(answer.status());
           return std::nullopt;
         }
-        nodes = std::move(*cascade);
+        cascade = std::move(*answer);
         assert(point->as_of <= p.seq());
         return point->as_of;
       });
   if (!as_of) return;
-  json body = RenderCascade(nodes);
+  json body = RenderCascade(cascade);
   body["as_of_seq"] = *as_of;
   c.Send(200, body);
 }

@@ -45,16 +45,30 @@ void CopyFixture(const std::string& fixture, const std::string& data_dir) {
                         std::filesystem::copy_options::recursive);
 }
 
+// `doc` without the `pace` objects okrd added after the fixture was made:
+// the one additive change to these answers. They sit beside a `progress`
+// (objectives, key results, cascade nodes) and at a cascade's top level
+// (beside `nodes`); a `pace` anywhere else is left to fail the compare.
+json WithoutPace(json doc) {
+  if (doc.is_object() && (doc.contains("progress") || doc.contains("nodes"))) doc.erase("pace");
+  // Over an object this visits its values, over an array its items.
+  if (doc.is_structured()) {
+    for (json& child : doc) child = WithoutPace(std::move(child));
+  }
+  return doc;
+}
+
 // Same answer: the same status and, for JSON, the same document (field
-// order aside); other bodies (Markdown, CSV) byte for byte.
+// order aside, WithoutPace); other bodies (Markdown, CSV) byte for byte.
 ::testing::AssertionResult SameAnswer(const json& expected, const Reply& got) {
   if (got.status != expected["status"].get<int>()) {
     return ::testing::AssertionFailure()
-           << "status " << got.status << ", was " << expected["status"] << "\n" << got.body;
+           << "status " << got.status << ", was " << expected["status"] << "\n"
+           << got.body;
   }
   const std::string& before = expected["body"].get_ref<const std::string&>();
   json parsed = json::parse(before, nullptr, /*allow_exceptions=*/false);
-  if (parsed.is_discarded() ? got.body == before : got.json == parsed) {
+  if (parsed.is_discarded() ? got.body == before : WithoutPace(got.json) == parsed) {
     return ::testing::AssertionSuccess();
   }
   return ::testing::AssertionFailure() << "answer changed\nwas: " << before.substr(0, 2000)

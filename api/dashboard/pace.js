@@ -1,13 +1,11 @@
-// Pace: how far along progress should be by now, and the status that
-// compares progress with it (docs/DASHBOARD.md, "Status"). The only place in
-// the dashboard that works status out. okrd has the same rule
-// (projections/read/pace.h); once its answers carry `pace` ({expected,
-// status}) beside each progress, paceOf gives way to reading that field.
+// Pace: how each status okrd judges is shown, and the point the dashboard
+// asks it to judge at (docs/DASHBOARD.md, "Status"). okrd works the pace
+// out (projections/read/pace.h) and answers it as `pace` ({expected,
+// status}) beside each progress; the dashboard only shows it.
 
-import { cycleBounds } from './cycles.js';
-
-// Progress may fall this far behind the steady pace, in points of the way
-// from start to target, and still be on track, or at risk.
+// The rule okrd applies, for the legend's words only: progress may fall
+// this far behind the steady pace, in points of the way from start to
+// target, and still be on track, or at risk. okrd does not send them.
 export const ON_TRACK_GAP = 0.10;
 export const AT_RISK_GAP = 0.25;
 
@@ -20,26 +18,12 @@ export const STATUS = {
   off_track: { key: 'off-track', label: 'Off track' },
 };
 
-// The share of `cycle` that has elapsed at `now` (ms), in [0, 1]; a cycle of
-// no length expects everything.
-export function expectedShare(cycle, now) {
-  const { start, end } = cycleBounds(cycle);
-  if (!(end > start)) return 1;
-  return Math.min(1, Math.max(0, (now - start) / (end - start)));
-}
-
-// The status name of `progress` (null: nothing measured) against `expected`.
-function statusName(progress, expected) {
-  if (progress === null || progress === undefined) return 'none';
-  const gap = expected - progress;
-  if (gap <= ON_TRACK_GAP) return 'on_track';
-  if (gap <= AT_RISK_GAP) return 'at_risk';
-  return 'off_track';
-}
-
-// The pace of `progress` in `cycle` at `now` (ms), shaped as okrd will
-// answer it: {expected, status}, status one of STATUS's names.
-export function paceOf(cycle, now, progress) {
-  const expected = expectedShare(cycle, now);
-  return { expected, status: statusName(progress, expected) };
+// The `at` a read of the head passes so pace is judged "by now": the
+// present rounded up to the next whole minute, as RFC 3339. Rounding keeps
+// the URL, and so okrd's cached answer, the same for a minute; rounding up
+// (not down) keeps every check-in already measured inside `at`. A read of
+// a past seq passes no `at`: okrd then judges at that seq's recorded time.
+export function paceAtNow(now = Date.now()) {
+  const minute = 60 * 1000;
+  return new Date(Math.ceil(now / minute) * minute).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }

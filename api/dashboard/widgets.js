@@ -30,7 +30,7 @@ function progressBar(progress, expected, status, label) {
 }
 
 // Progress as a bar, a percentage and a status badge; a dash when there is
-// no progress. `pace` is {expected, status} (pace.js's paceOf).
+// no progress. `pace` is okrd's {expected, status} for that progress.
 export function measure(progress, pace, label, extraClass = '') {
   if (progress === null || progress === undefined) {
     return h('div', { class: `measure ${extraClass}` }, h('span', { class: 'pct muted' }, '–'));

@@ -29,21 +29,45 @@ bool IsGoalpostChange(const Meta& m) {
 View::View(const Projection& projection, uint64_t as_of, int64_t at_us, int64_t now_us)
     : p_(projection), as_of_(as_of), at_us_(at_us), now_us_(now_us) {}
 
+int64_t View::PaceAtUs() const {
+  assert(as_of_ <= p_.seq());  // TimeOfSeq knows only seqs the projection folded
+  // now_us_ is the wall clock at the head: judging by it would make two
+  // reads of one seq differ, so an answer could not be cached by its seq.
+  return at_us_ != INT64_MAX ? at_us_ : p_.TimeOfSeq(as_of_);
+}
+
+Pace View::PaceIn(const std::string& cycle_id, std::optional<double> progress) const {
+  const CycleFields* cycle = CycleAt(cycle_id);
+  // An objective names a cycle that existed when it was written; a log
+  // that breaks this still answers, with nothing judged.
+  if (!cycle) return Pace{};
+  Pace pace = PaceOf(*cycle, PaceAtUs(), progress);
+  assert(pace.expected >= 0 && pace.expected <= 1);
+  return pace;
+}
+
+namespace {
+
+// The fields of `entity` as they stood at `as_of`; null for no entity, or
+// one that did not exist yet.
+template <typename E>
+auto FieldsAtOrNull(const E* entity, uint64_t as_of) -> decltype(entity->FieldsAt(as_of)) {
+  return entity ? entity->FieldsAt(as_of) : nullptr;
+}
+
+}  // namespace
+
 const UnitFields* View::UnitAt(const std::string& id) const {
-  const Unit* u = p_.unit(id);
-  return u ? u->FieldsAt(as_of_) : nullptr;
+  return FieldsAtOrNull(p_.unit(id), as_of_);
 }
 const CycleFields* View::CycleAt(const std::string& id) const {
-  const Cycle* c = p_.cycle(id);
-  return c ? c->FieldsAt(as_of_) : nullptr;
+  return FieldsAtOrNull(p_.cycle(id), as_of_);
 }
 const ObjectiveFields* View::ObjectiveAt(const std::string& id) const {
-  const Objective* o = p_.objective(id);
-  return o ? o->FieldsAt(as_of_) : nullptr;
+  return FieldsAtOrNull(p_.objective(id), as_of_);
 }
 const KeyResultFields* View::KeyResultAt(const std::string& id) const {
-  const KeyResult* k = p_.key_result(id);
-  return k ? k->FieldsAt(as_of_) : nullptr;
+  return FieldsAtOrNull(p_.key_result(id), as_of_);
 }
 
 UnitRow View::UnitRowOf(const Unit& unit) const {
@@ -57,6 +81,28 @@ CycleRow View::CycleRowOf(const Cycle& cycle) const {
 json View::UnitJson(const Unit& unit) const { return RenderUnit(UnitRowOf(unit)); }
 json View::CycleJson(const Cycle& cycle) const { return RenderCycle(CycleRowOf(cycle)); }
 json View::CheckInJson(const CheckIn& ci) const { return RenderCheckIn(ci); }
+
+json RenderPace(const Pace& pace) {
+  return {{"expected", pace.expected}, {"status", PaceStatusName(pace.status)}};
+}
+
+namespace {
+
+// The fields an objective and a key result answer alike, with `own` (the
+// rest of the entity's fields) merged in. The keys are distinct, and
+// nlohmann::json sorts them, so the order written does not matter.
+json MeasuredEntity(const std::string& id, const char* state, double progress, const Pace& pace,
+                    uint64_t version, json own) {
+  assert(own.is_object() && !own.contains("id") && !own.contains("pace"));
+  own.update({{"id", id},
+              {"state", state},
+              {"progress", progress},
+              {"pace", RenderPace(pace)},
+              {"version", version}});
+  return own;
+}
+
+}  // namespace
 
 json RenderUnit(const UnitRow& row) {
   const UnitFields& f = row.fields;
@@ -118,8 +164,11 @@ KeyResultRow View::KeyResultRowOf(const KeyResult& kr) {
                    KeyResultProgress(kr),
                    kr.CheckInsKnownAt(as_of_),
                    std::nullopt,
-                   kr.VersionAt(as_of_)};
+                   kr.VersionAt(as_of_),
+                   {}};
   assert(row.check_in_count <= kr.check_ins.size());
+  const ObjectiveFields* objective = ObjectiveAt(f.objective);
+  row.pace = PaceIn(objective ? objective->cycle : "", row.progress);
   if (current.check_in) {
     assert(current.check_in->meta.seq <= as_of_);  // ValueOf reads only what was known
     row.last_check_in = *current.check_in;
@@ -132,21 +181,20 @@ json View::KeyResultJson(const KeyResult& kr) { return RenderKeyResult(KeyResult
 
 json RenderKeyResult(const KeyResultRow& row) {
   const KeyResultFields& f = row.fields;
-  return {{"id", row.id},
-          {"objective", f.objective},
-          {"title", f.title},
-          {"owner", row.owner},
-          {"metric", f.metric},
-          {"start", f.start},
-          {"target", f.target},
-          {"unit", f.unit},
-          {"weight", f.weight},
-          {"current", row.current},
-          {"progress", row.progress},
-          {"state", f.removed ? "removed" : "active"},
-          {"check_in_count", row.check_in_count},
-          {"last_check_in", row.last_check_in ? RenderCheckIn(*row.last_check_in) : json(nullptr)},
-          {"version", row.version}};
+  json last = row.last_check_in ? RenderCheckIn(*row.last_check_in) : json(nullptr);
+  return MeasuredEntity(row.id, f.removed ? "removed" : "active", row.progress, row.pace,
+                        row.version,
+                        {{"objective", f.objective},
+                         {"title", f.title},
+                         {"owner", row.owner},
+                         {"metric", f.metric},
+                         {"start", f.start},
+                         {"target", f.target},
+                         {"unit", f.unit},
+                         {"weight", f.weight},
+                         {"current", row.current},
+                         {"check_in_count", row.check_in_count},
+                         {"last_check_in", std::move(last)}});
 }
 
 std::vector<const KeyResult*> View::KeyResultsOf(const Objective& objective) const {
@@ -232,11 +280,9 @@ double View::ObjectiveProgressGuarded(const Objective& objective, int depth) {
 
 ObjectiveRow View::ObjectiveRowOf(const Objective& objective) {
   assert(objective.FieldsAt(as_of_) != nullptr);  // callers pass objectives that exist at as_of
-  ObjectiveRow row{objective.id,
-                   *objective.FieldsAt(as_of_),
-                   ObjectiveProgress(objective),
-                   {},
-                   objective.VersionAt(as_of_)};
+  ObjectiveRow row{objective.id, *objective.FieldsAt(as_of_), ObjectiveProgress(objective),
+                   {},           objective.VersionAt(as_of_), {}};
+  row.pace = PaceIn(row.fields.cycle, row.progress);
   for (const KeyResult* kr : KeyResultsOf(objective)) {
     row.key_results.push_back(KeyResultRowOf(*kr));
   }
@@ -260,29 +306,24 @@ json RenderObjective(const ObjectiveRow& row) {
               {"actor", f.review->meta.actor},
               {"recorded_at", FormatTimeUs(f.review->meta.recorded_at_us)}};
   }
-  return {{"id", row.id},
-          {"cycle", f.cycle},
-          {"owner", f.owner},
-          {"title", f.title},
-          {"description", f.description},
-          {"parents", f.parents},
-          {"state", f.archived ? "archived" : "active"},
-          {"progress", row.progress},
-          {"key_results", std::move(krs)},
-          {"review", std::move(review)},
-          {"version", row.version}};
+  return MeasuredEntity(row.id, f.archived ? "archived" : "active", row.progress, row.pace,
+                        row.version,
+                        {{"cycle", f.cycle},
+                         {"owner", f.owner},
+                         {"title", f.title},
+                         {"description", f.description},
+                         {"parents", f.parents},
+                         {"key_results", std::move(krs)},
+                         {"review", std::move(review)}});
 }
 
 std::vector<const Objective*> View::Objectives(const ObjectiveFilter& filter) const {
   std::vector<const Objective*> out;
   for (const auto& [id, o] : p_.objectives()) {
     const ObjectiveFields* f = o.FieldsAt(as_of_);
-    if (!f) continue;
-    if (f->archived && !filter.include_archived) continue;
-    if (!filter.cycle.empty() && f->cycle != filter.cycle) continue;
-    if (!filter.owner.empty() && f->owner != filter.owner) continue;
-    out.push_back(&o);
+    if (f && filter.Keeps(*f)) out.push_back(&o);
   }
+  assert(out.size() <= p_.objectives().size());
   return out;
 }
 

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "projections/domain/projection.h"
+#include "projections/read/pace.h"
 
 namespace okr {
 
@@ -44,6 +45,7 @@ struct KeyResultRow {
   size_t check_in_count = 0;
   std::optional<CheckIn> last_check_in;  // value as corrected
   uint64_t version = 0;
+  Pace pace;  // of `progress` in its objective's cycle, at View::PaceAtUs()
 };
 struct ObjectiveRow {
   std::string id;
@@ -51,6 +53,7 @@ struct ObjectiveRow {
   double progress = 0;
   std::vector<KeyResultRow> key_results;  // active ones, creation order
   uint64_t version = 0;
+  Pace pace;  // of `progress` in its cycle, at View::PaceAtUs()
 };
 struct CascadeNode {
   UnitRow unit;
@@ -58,6 +61,20 @@ struct CascadeNode {
   std::vector<CascadeNode> children;
   size_t objective_count = 0;      // in the whole subtree
   std::optional<double> progress;  // mean over the subtree; none without objectives
+  // Of `progress` in the cascade's cycle at View::PaceAtUs(); none for a
+  // cascade of every cycle, which has no one span to judge by.
+  std::optional<Pace> pace;
+};
+// Where the cascade's pace was judged: the instant, and the share of the
+// cycle expected by then (none for a cascade of every cycle).
+struct CascadePace {
+  int64_t at_us = 0;
+  std::optional<double> expected;
+};
+// The cascade's rows and the point its pace was judged at.
+struct CascadeAnswer {
+  std::vector<CascadeNode> nodes;
+  CascadePace pace;
 };
 
 // Each row as the API answers it (GET /v1/units/{id} and so on). Pure:
@@ -65,15 +82,22 @@ struct CascadeNode {
 nlohmann::json RenderUnit(const UnitRow& row);
 nlohmann::json RenderCycle(const CycleRow& row);
 nlohmann::json RenderCheckIn(const CheckIn& check_in);
+// {"expected": <0..1>, "status": "on_track"|"at_risk"|"off_track"|"none"}.
+nlohmann::json RenderPace(const Pace& pace);
 nlohmann::json RenderKeyResult(const KeyResultRow& row);
 nlohmann::json RenderObjective(const ObjectiveRow& row);
-// {"nodes":[…]} as GET /v1/cascade answers.
-nlohmann::json RenderCascade(const std::vector<CascadeNode>& nodes);
+// {"nodes":[…],"pace":{"at","expected"}} as GET /v1/cascade answers.
+nlohmann::json RenderCascade(const CascadeAnswer& cascade);
 
 struct ObjectiveFilter {
   std::string cycle;  // empty: every cycle
   std::string owner;  // empty: every owner
   bool include_archived = false;
+  // True for an objective with fields `f` that the filter lets through.
+  bool Keeps(const ObjectiveFields& f) const {
+    return (include_archived || !f.archived) && (cycle.empty() || f.cycle == cycle) &&
+           (owner.empty() || f.owner == owner);
+  }
 };
 
 class View {
@@ -83,6 +107,11 @@ class View {
 
   uint64_t as_of() const { return as_of_; }
   const Projection& projection() const { return p_; }
+  // The instant pace is judged at: `at_us` when the read gave one
+  // (INT64_MAX means it did not), else the recorded time of the as_of
+  // seq. Never the wall clock: a state read must be a function of its
+  // path, parameters and seq alone (the response cache relies on it).
+  int64_t PaceAtUs() const;
 
   // Entities as they stood at as_of; nullptr when they did not exist yet.
   const UnitFields* UnitAt(const std::string& id) const;
@@ -113,11 +142,12 @@ class View {
   // The key result's owner, or its objective's when it has none.
   std::string EffectiveOwner(const KeyResultFields& f) const;
 
-  // The cascade's nodes for `cycle`, from `root` (default: every top-level
-  // unit). kNotFound for an unknown cycle or root.
-  Result<std::vector<CascadeNode>> CascadeNodes(const std::string& cycle, const std::string& root);
-  // {"nodes":[{"unit","objectives","children","progress"}]}: RenderCascade
-  // of CascadeNodes.
+  // The cascade's nodes for `cycle` (empty: every cycle), from `root`
+  // (default: every top-level unit), with the point their pace was judged
+  // at. kNotFound for an unknown cycle or root.
+  Result<CascadeAnswer> CascadeNodes(const std::string& cycle, const std::string& root);
+  // {"nodes":[{"unit","objectives","children","progress","pace"}],"pace"}:
+  // RenderCascade of CascadeNodes.
   Result<nlohmann::json> Cascade(const std::string& cycle, const std::string& root);
 
   // {"findings":[{rule, entity, message}]} for `cycle` (empty: all cycles).
@@ -127,13 +157,17 @@ class View {
   const std::vector<const Objective*>& AlignedChildren(const std::string& objective);
   double ObjectiveProgressGuarded(const Objective& objective, int depth);
 
+  // The pace of `progress` in cycle `cycle_id` at PaceAtUs(); no pace
+  // (kNone, expected 0) when the cycle did not exist at as_of.
+  Pace PaceIn(const std::string& cycle_id, std::optional<double> progress) const;
+
   // cascade.cc: the units under each unit and the objectives each owns.
   struct CascadeIndex;
   // The node of `unit` and its subtree; adds the progress of every
   // objective in the subtree to *subtree_sum. `depth` bounds a walk
   // through a unit loop the log should not hold.
   CascadeNode CascadeNodeOf(const Unit& unit, const CascadeIndex& index, int depth,
-                            double* subtree_sum);
+                            const CycleFields* cycle, double* subtree_sum);
 
   // lint.cc: the findings on one objective (not the per-owner count) and
   // on one of its key results in `cycle`.

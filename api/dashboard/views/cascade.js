@@ -7,7 +7,7 @@ import { get, headSeq } from '../api.js';
 import { debounce, errorBox, h, main, setTitle } from '../dom.js';
 import { replaceHash } from '../links.js';
 import { cycleSelect, defaultCycle, loadCycles } from '../cycles.js';
-import { timeOfSeq } from '../event_log.js';
+import { paceAtNow } from '../pace.js';
 import { legend } from '../widgets.js';
 import { clampSeq, timeSlider } from './cascade_slider.js';
 import { diffPanel } from './cascade_diff.js';
@@ -113,12 +113,10 @@ async function loadCascade(state, tree, { alive, redraw, loadDiff }) {
       redraw();
       return;
     }
-    const [cascade, now] = await Promise.all([
-      get('v1/cascade', { cycle: state.cycle, as_of: seq }),
-      atHead ? Date.now() : timeOfSeq(seq),
-    ]);
+    // At the head pace is judged by now; in the past at that seq's time.
+    const cascade = await get('v1/cascade', { cycle: state.cycle, as_of: seq, at: atHead ? paceAtNow() : undefined });
     if (my !== state.load || !alive()) return;
-    state.data = { cascade, cycle, now: Number.isFinite(now) ? now : Date.now(), seq: cascade.as_of_seq, ...indexCascade(cascade) };
+    state.data = { cascade, cycle, seq: cascade.as_of_seq, ...indexCascade(cascade) };
     redraw();
     if (state.from !== null && state.to !== null && !state.diff) loadDiff();
   } catch (err) {

@@ -4,10 +4,10 @@
 
 import { formatNumber } from '../chart.js';
 import { announce, h, nextId } from '../dom.js';
-import { formatDate, percent, show } from '../format.js';
+import { formatDate, parseTime, percent, show } from '../format.js';
 import { hashFor } from '../links.js';
 import { cycleBounds } from '../cycles.js';
-import { expectedShare, paceOf, STATUS } from '../pace.js';
+import { STATUS } from '../pace.js';
 import { measure } from '../widgets.js';
 
 // Unit names, titles of objectives and key results, and the key results'
@@ -84,7 +84,8 @@ export function drawTree(tree, summary, state) {
   announce(`${ctx.shown} objectives shown at seq ${data.seq}`);
 }
 
-// What every row needs: the search, the changes, names and the pace.
+// What every row needs: the search, the changes and names (pace comes
+// with each row from okrd).
 function rowContext(state) {
   const { data } = state;
   const q = state.q.toLowerCase();
@@ -101,7 +102,6 @@ function rowContext(state) {
     changes: changesByEntity(state.diff),
     ownerName,
     matches,
-    paceOf: (progress) => paceOf(data.cycle, data.now, progress),
     shown: 0, // objectives drawn so far
   };
 }
@@ -124,7 +124,7 @@ function renderUnit(ctx, node, depth) {
     h('div', { class: 'unit-head' },
       h(`h${level}`, { class: 'unit-title' }, toggle),
       h('span', { class: 'count' }, `${node.objective_count} objective${node.objective_count === 1 ? '' : 's'}`),
-      measure(node.progress, ctx.paceOf(node.progress), `Progress of ${node.unit.name}`, 'rollup')),
+      measure(node.progress, node.pace, `Progress of ${node.unit.name}`, 'rollup')),
     h('div', { class: 'unit-body', id: bodyId, hidden: !open },
       objectives.length ? h('ul', { class: 'objectives' }, objectives.map((o) => renderObjective(ctx, o, level + 1))) : null,
       children.length ? h('ul', { class: 'units' }, children) : null));
@@ -136,7 +136,7 @@ function renderObjective(ctx, o, level) {
   const krsId = nextId('krs');
   const own = ctx.changes.get(o.id);
   const krChanged = o.key_results.some((k) => ctx.changes.has(k.id));
-  const pace = ctx.paceOf(o.progress);
+  const { pace } = o;
   const toggle = h('button', { type: 'button', class: 'toggle', 'aria-expanded': open, 'aria-controls': krsId, 'data-key': key },
     h('span', { class: 'chevron', 'aria-hidden': 'true' }),
     h('span', { class: 'objective-title' }, o.title));
@@ -170,20 +170,21 @@ function renderKr(ctx, k) {
       h('span', { class: 'muted' }, ' · target '),
       h('span', { class: 'target' }, formatNumber(k.target)),
       h('span', { class: 'checkins muted' }, ` · ${k.check_in_count} check-in${k.check_in_count === 1 ? '' : 's'}`)),
-    measure(k.progress, ctx.paceOf(k.progress), `Progress of key result ${k.title}`));
+    measure(k.progress, k.pace, `Progress of key result ${k.title}`));
 }
 
 // "Q3 (2026-07-01 – 2026-09-30, open): 7 objectives shown. 48% of the cycle
 // had passed on 2 Sept 2026."
 function drawSummary(summary, state, shown) {
   const { data } = state;
-  const expected = expectedShare(data.cycle, data.now);
+  const { expected } = data.cascade.pace;
+  const at = parseTime(data.cascade.pace.at);
   const { start, end } = cycleBounds(data.cycle);
   summary.replaceChildren(
     h('strong', {}, `${data.cycle.name}`),
     ` (${data.cycle.starts} – ${data.cycle.ends}, ${data.cycle.state}): ${shown} objective${shown === 1 ? '' : 's'} shown`,
     state.q ? ` matching “${state.q}”` : '',
-    `. ${percent(expected)} of the cycle had passed on ${formatDate(Math.min(Math.max(data.now, start), end - 1))}.`,
+    `. ${percent(expected)} of the cycle had passed on ${formatDate(Math.min(Math.max(at, start), end - 1))}.`,
   );
 }
 

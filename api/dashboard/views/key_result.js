@@ -9,7 +9,7 @@ import { hashFor } from '../links.js';
 import { cycleBounds } from '../cycles.js';
 import { loadNames } from '../names.js';
 import { eventsReadable, setEventsReadable, timeOfSeq } from '../event_log.js';
-import { paceOf } from '../pace.js';
+import { paceAtNow } from '../pace.js';
 import { measure } from '../widgets.js';
 
 // Draws the view for route `r`; `alive()` is false once the page moved on.
@@ -29,7 +29,7 @@ export async function keyResultView(r, alive) {
       h('a', { href: hashFor('cascade', '', { cycle: k.cycle.id, as_of: atHead ? null : k.kr.as_of_seq }) }, `Cascade of ${k.cycle.name}`), ' › ',
       h('span', {}, k.objective.title)),
     h('h1', {}, k.kr.title),
-    ...krHeader(k, now, atHead),
+    ...krHeader(k, atHead),
     h('div', { class: 'kr-detail' },
       chartPanel(k, chart),
       h('section', { class: 'side', 'aria-labelledby': 'checkins-heading' },
@@ -43,7 +43,9 @@ export async function keyResultView(r, alive) {
 // check-ins, cycle and goalpost changes, all at the key result's seq, and
 // nameOf(unit id) → display name.
 async function loadKeyResult(id, asOf) {
-  const kr = await get(`v1/key-results/${encodeURIComponent(id)}`, { as_of: asOf });
+  // At the head pace is judged by now; in the past at that seq's time.
+  const at = asOf === undefined ? paceAtNow() : undefined;
+  const kr = await get(`v1/key-results/${encodeURIComponent(id)}`, { as_of: asOf, at });
   const [objective, series] = await Promise.all([
     get(`v1/objectives/${encodeURIComponent(kr.objective)}`, { as_of: kr.as_of_seq }),
     getAll(`v1/key-results/${encodeURIComponent(id)}/check-ins`, { as_of: kr.as_of_seq }),
@@ -57,7 +59,7 @@ async function loadKeyResult(id, asOf) {
 }
 
 // The owner and metric line, then the value against the target with progress.
-function krHeader({ kr, objective, cycle, nameOf }, now, atHead) {
+function krHeader({ kr, objective, nameOf }, atHead) {
   return [
     h('p', { class: 'meta' },
       `Owner: ${nameOf(kr.owner)} · objective: ${objective.title} · ${kr.metric}${kr.unit ? ` in ${kr.unit}` : ''} · weight ${formatNumber(kr.weight)}`,
@@ -67,7 +69,7 @@ function krHeader({ kr, objective, cycle, nameOf }, now, atHead) {
         h('span', { class: 'current' }, formatNumber(kr.current)),
         h('span', { class: 'of' }, kr.unit ? ` ${kr.unit}` : ''),
         h('span', { class: 'muted' }, ` · target ${formatNumber(kr.target)} · started at ${formatNumber(kr.start)}`)),
-      measure(kr.progress, paceOf(cycle, now, kr.progress), `Progress of key result ${kr.title}`)),
+      measure(kr.progress, kr.pace, `Progress of key result ${kr.title}`)),
   ];
 }
 

@@ -1,92 +1,66 @@
 #include "api/errors.h"
 
+#include <cassert>
+#include <iterator>
+
 namespace okr::api {
 
 using nlohmann::json;
 
+namespace {
+
+// What a Status code becomes on the wire: one row per code, so the HTTP
+// status and the body's "code" cannot drift apart. Rows follow the enum.
+struct WireCode {
+  Status::Code code;
+  int http_status;
+  const char* name;
+};
+constexpr WireCode kWireCodes[] = {
+    {Status::Code::kOk, 200, "ok"},
+    {Status::Code::kNotFound, 404, "not_found"},
+    {Status::Code::kVersionMismatch, 412, "version_mismatch"},
+    {Status::Code::kAlreadyExists, 409, "already_exists"},
+    {Status::Code::kConflict, 409, "conflict"},
+    {Status::Code::kPermissionDenied, 403, "forbidden"},
+    {Status::Code::kInvalid, 422, "invalid"},
+    {Status::Code::kCorruption, 500, "internal"},
+    {Status::Code::kIOError, 503, "unavailable"},
+};
+
+const WireCode& Wire(const Status& s) {
+  const auto i = static_cast<size_t>(s.code());
+  assert(i < std::size(kWireCodes));
+  assert(kWireCodes[i].code == s.code());  // the table is indexed by the enum
+  return kWireCodes[i];
+}
+
+// The body's "code" for an HTTP status chosen without a Status.
+struct DefaultCode {
+  int http_status;
+  const char* name;
+};
+constexpr DefaultCode kDefaultCodes[] = {
+    {400, "malformed"},         {401, "unauthorized"},         {403, "forbidden"},
+    {404, "not_found"},         {405, "method_not_allowed"},   {408, "request_timeout"},
+    {409, "conflict"},          {412, "version_mismatch"},     {413, "too_large"},
+    {414, "uri_too_long"},      {415, "unsupported_encoding"}, {422, "invalid"},
+    {431, "headers_too_large"}, {503, "unavailable"},
+};
+
+}  // namespace
+
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-int HttpStatus(const Status& s) {
-  switch (s.code()) {
-    case Status::Code::kOk:
-      return 200;
-    case Status::Code::kNotFound:
-      return 404;
-    case Status::Code::kVersionMismatch:
-      return 412;
-    case Status::Code::kAlreadyExists:
-      return 409;
-    case Status::Code::kConflict:
-      return 409;
-    case Status::Code::kPermissionDenied:
-      return 403;
-    case Status::Code::kInvalid:
-      return 422;
-    case Status::Code::kCorruption:
-      return 500;
-    case Status::Code::kIOError:
-      return 503;
-  }
-  return 500;
-}
+int HttpStatus(const Status& s) { return Wire(s).http_status; }
 
-const char* ErrorCode(const Status& s) {
-  switch (s.code()) {
-    case Status::Code::kOk:
-      return "ok";
-    case Status::Code::kNotFound:
-      return "not_found";
-    case Status::Code::kVersionMismatch:
-      return "version_mismatch";
-    case Status::Code::kAlreadyExists:
-      return "already_exists";
-    case Status::Code::kConflict:
-      return "conflict";
-    case Status::Code::kPermissionDenied:
-      return "forbidden";
-    case Status::Code::kInvalid:
-      return "invalid";
-    case Status::Code::kCorruption:
-      return "internal";
-    case Status::Code::kIOError:
-      return "unavailable";
-  }
-  return "internal";
-}
+const char* ErrorCode(const Status& s) { return Wire(s).name; }
 
 const char* DefaultErrorCode(int status) {
-  switch (status) {
-    case 400:
-      return "malformed";
-    case 401:
-      return "unauthorized";
-    case 403:
-      return "forbidden";
-    case 404:
-      return "not_found";
-    case 405:
-      return "method_not_allowed";
-    case 408:
-      return "request_timeout";
-    case 409:
-      return "conflict";
-    case 412:
-      return "version_mismatch";
-    case 413:
-      return "too_large";
-    case 414:
-      return "uri_too_long";
-    case 415:
-      return "unsupported_encoding";
-    case 422:
-      return "invalid";
-    case 431:
-      return "headers_too_large";
-    case 503:
-      return "unavailable";
-    default:
-      return status >= 500 ? "internal" : "error";
+  for (const DefaultCode& d : kDefaultCodes) {
+    if (d.http_status == status) return d.name;
   }
+  return status >= 500 ? "internal" : "error";
 }
 
 json ErrorBody(const std::string& code, const std::string& message, const std::string& field) {

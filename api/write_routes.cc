@@ -2,6 +2,7 @@
 // the one write path) and the admin's online backup.
 #include <algorithm>
 #include <cassert>
+#include <initializer_list>
 
 #include "api/handler.h"
 #include "eventstore/base/time.h"
@@ -10,36 +11,23 @@ namespace okr::api {
 
 using nlohmann::json;
 
+static bool AnyOf(std::initializer_list<WriteRoute> routes, WriteRoute r) {
+  return std::find(routes.begin(), routes.end(), r) != routes.end();
+}
+
 static bool CreatesSomething(WriteRoute r) {
-  switch (r) {
-    case WriteRoute::kCreateUnit:
-    case WriteRoute::kCreateCycle:
-    case WriteRoute::kCreateObjective:
-    case WriteRoute::kCreateKeyResult:
-    case WriteRoute::kCheckIn:
-    case WriteRoute::kCorrection:
-    case WriteRoute::kComment:
-    case WriteRoute::kReview:
-      return true;
-    default:
-      return false;
-  }
+  using enum WriteRoute;
+  return AnyOf({kCreateUnit, kCreateCycle, kCreateObjective, kCreateKeyResult, kCheckIn,
+                kCorrection, kComment, kReview},
+               r);
 }
 
 // Units and cycles are the organisation's frame: admins only.
 static bool AdminOnly(WriteRoute r) {
-  switch (r) {
-    case WriteRoute::kCreateUnit:
-    case WriteRoute::kUpdateUnit:
-    case WriteRoute::kRetireUnit:
-    case WriteRoute::kCreateCycle:
-    case WriteRoute::kUpdateCycle:
-    case WriteRoute::kCloseCycle:
-    case WriteRoute::kReopenCycle:
-      return true;
-    default:
-      return false;
-  }
+  using enum WriteRoute;
+  return AnyOf({kCreateUnit, kUpdateUnit, kRetireUnit, kCreateCycle, kUpdateCycle, kCloseCycle,
+                kReopenCycle},
+               r);
 }
 
 static void FailBackup(Call& c, const Status& s) {

@@ -795,31 +795,26 @@ std::vector<DecodeCost> MeasureDecode(const std::vector<std::string>& values, ui
   auto fields = [](okr::schema::Event::Reader ev) -> uint64_t {
     return ev.getSeq() + ev.getEntity().size() + static_cast<uint64_t>(ev.which());
   };
+  // Copies v into the reused, word-aligned buffer and hands its root to `use`.
   std::vector<capnp::word> buf;
-  out.push_back({"minimal reader (reused buffer, no validation)",
-                 NsPerEvent(values, [&](const std::string& v) -> uint64_t {
-                   buf.resize(v.size() / 8);
-                   std::memcpy(buf.data(), v.data(), v.size());
-                   capnp::FlatArrayMessageReader r(kj::arrayPtr(buf.data(), buf.size()));
-                   return fields(r.getRoot<okr::schema::Event>());
-                 }, sink)});
+  auto minimal = [&](auto use) {
+    return NsPerEvent(values, [&buf, use](const std::string& v) -> uint64_t {
+      buf.resize(v.size() / 8);
+      std::memcpy(buf.data(), v.data(), v.size());
+      capnp::FlatArrayMessageReader r(kj::arrayPtr(buf.data(), buf.size()));
+      return use(r.getRoot<okr::schema::Event>());
+    }, sink);
+  };
+  out.push_back({"minimal reader (reused buffer, no validation)", minimal(fields)});
   out.push_back({"minimal reader + structure check (totalSize)",
-                 NsPerEvent(values, [&](const std::string& v) -> uint64_t {
-                   buf.resize(v.size() / 8);
-                   std::memcpy(buf.data(), v.data(), v.size());
-                   capnp::FlatArrayMessageReader r(kj::arrayPtr(buf.data(), buf.size()));
-                   auto ev = r.getRoot<okr::schema::Event>();
+                 minimal([&fields](okr::schema::Event::Reader ev) -> uint64_t {
                    return ev.totalSize().wordCount + fields(ev);
-                 }, sink)});
+                 })});
   out.push_back({"minimal reader + schema plan (no allocation)",
-                 NsPerEvent(values, [&](const std::string& v) -> uint64_t {
-                   buf.resize(v.size() / 8);
-                   std::memcpy(buf.data(), v.data(), v.size());
-                   capnp::FlatArrayMessageReader r(kj::arrayPtr(buf.data(), buf.size()));
-                   auto ev = r.getRoot<okr::schema::Event>();
+                 minimal([&fields](okr::schema::Event::Reader ev) -> uint64_t {
                    okr::CheckEventFields(ev);
                    return fields(ev);
-                 }, sink)});
+                 })});
   auto like = [&](Validation val) {
     return [&fields, val](const std::string& v) -> uint64_t {
       auto h = DecodeLike(v, val);

@@ -2,6 +2,7 @@
 
 #include <cassert>
 #include <charconv>
+#include <iterator>
 #include <set>
 #include <vector>
 
@@ -59,16 +60,16 @@ class Fields {
     *out = it->get<std::string>();
     return true;
   }
+  // Absent leaves *out unset; null sets "" (the update clears the field).
   bool OptStr(const char* name, std::optional<std::string>* out) {
-    seen_.insert(name);
-    auto it = body_.find(name);
-    if (it == body_.end()) return true;
-    if (it->is_null()) {
-      *out = "";
+    if (!body_.contains(name)) {
+      seen_.insert(name);
       return true;
     }
-    if (!it->is_string()) return Fail(std::string(name) + " must be a string", name);
-    *out = it->get<std::string>();
+    std::string v;  // Str reads null as absent: v stays ""
+    if (!Str(name, &v)) return false;
+    assert(seen_.count(name) == 1);
+    *out = std::move(v);
     return true;
   }
   bool Num(const char* name, double* out, bool required = false) {
@@ -175,193 +176,154 @@ class OverflowFinder : public nlohmann::json_sax<json> {
   bool overflow_ = false;
 };
 
-// The commands on units; nullopt (and *error set) on a refusal.
-std::optional<Command> ParseUnitCommand(WriteRoute route, const std::string& id, Fields& f,
-                                        ApiError* error) {
-  switch (route) {
-    case WriteRoute::kCreateUnit: {
-      CreateUnit c;
-      if (!f.Str("id", &c.id, true) || !f.Str("kind", &c.kind, true) ||
-          !f.Str("name", &c.name, true) || !f.Str("parent", &c.parent) ||
-          !f.Str("email", &c.email)) {
-        return std::nullopt;
-      }
-      return c;
-    }
-    case WriteRoute::kUpdateUnit: {
-      UpdateUnit c{id, {}, {}, {}};
-      if (!f.OptStr("name", &c.name) || !f.OptStr("parent", &c.parent) ||
-          !f.OptStr("email", &c.email)) {
-        return std::nullopt;
-      }
-      return c;
-    }
-    case WriteRoute::kRetireUnit:
-      return RetireUnit{id};
-    default:
-      break;
-  }
-  assert(false && "ParseUnitCommand takes only its own routes");
-  *error = Malformed("unknown route");
-  return std::nullopt;
+// One parser per write route: the command from the path's id and the body's
+// fields, or nullopt with *error set (by Fields, or here for a rule of the
+// route's own). Each reads its fields in the order the refusals name them.
+using Parser = std::optional<Command> (*)(const std::string& id, Fields& f, ApiError* error);
+
+// `c` once every field read into it (`read`), else nullopt (Fields set the error). Takes
+// `c` by reference so that the reads, evaluated first, fill the command that is returned.
+template <typename C>
+std::optional<Command> IfRead(bool read, C& c) {
+  if (!read) return std::nullopt;
+  return std::optional<Command>(std::move(c));
 }
 
-// The commands on cycles; nullopt (and *error set) on a refusal.
-std::optional<Command> ParseCycleCommand(WriteRoute route, const std::string& id, Fields& f,
-                                         ApiError* error) {
-  switch (route) {
-    case WriteRoute::kCreateCycle: {
-      CreateCycle c;
-      if (!f.Str("id", &c.id, true) || !f.Str("name", &c.name, true) ||
-          !f.Str("starts", &c.starts, true) || !f.Str("ends", &c.ends, true) ||
-          !f.Str("parent", &c.parent)) {
-        return std::nullopt;
-      }
-      return c;
-    }
-    case WriteRoute::kUpdateCycle: {
-      UpdateCycle c{id, {}, {}, {}, {}};
-      if (!f.OptStr("name", &c.name) || !f.OptStr("starts", &c.starts) ||
-          !f.OptStr("ends", &c.ends) || !f.OptStr("parent", &c.parent)) {
-        return std::nullopt;
-      }
-      return c;
-    }
-    case WriteRoute::kCloseCycle:
-      return CloseCycle{id};
-    case WriteRoute::kReopenCycle:
-      return ReopenCycle{id};
-    default:
-      break;
-  }
-  assert(false && "ParseCycleCommand takes only its own routes");
-  *error = Malformed("unknown route");
-  return std::nullopt;
+std::optional<Command> ParseCreateUnit(const std::string&, Fields& f, ApiError*) {
+  CreateUnit c;
+  return IfRead(f.Str("id", &c.id, true) && f.Str("kind", &c.kind, true) &&
+                    f.Str("name", &c.name, true) && f.Str("parent", &c.parent) &&
+                    f.Str("email", &c.email),
+                c);
 }
 
-// The commands on objectives; nullopt (and *error set) on a refusal.
-std::optional<Command> ParseObjectiveCommand(WriteRoute route, const std::string& id, Fields& f,
-                                             ApiError* error) {
-  switch (route) {
-    case WriteRoute::kCreateObjective: {
-      CreateObjective c;
-      std::optional<std::vector<std::string>> parents;
-      if (!f.Str("id", &c.id, true) || !f.Str("cycle", &c.cycle, true) ||
-          !f.Str("owner", &c.owner, true) || !f.Str("title", &c.title, true) ||
-          !f.Str("description", &c.description) || !f.StrList("parents", &parents)) {
-        return std::nullopt;
-      }
-      c.parents = parents.value_or(std::vector<std::string>{});
-      return c;
-    }
-    case WriteRoute::kUpdateObjective: {
-      UpdateObjective c{id, {}, {}, {}, {}, {}};
-      std::optional<std::string> state;
-      if (!f.OptStr("title", &c.title) || !f.OptStr("description", &c.description) ||
-          !f.OptStr("owner", &c.owner) || !f.StrList("parents", &c.parents) ||
-          !f.OptStr("state", &state)) {
-        return std::nullopt;
-      }
-      if (state) {
-        if (*state != "active" && *state != "archived") {
-          *error = ApiError{422, "invalid", "state must be active or archived", "state"};
-          return std::nullopt;
-        }
-        c.archived = *state == "archived";
-      }
-      return c;
-    }
-    case WriteRoute::kArchiveObjective:
-      return ArchiveObjective{id};
-    default:
-      break;
-  }
-  assert(false && "ParseObjectiveCommand takes only its own routes");
-  *error = Malformed("unknown route");
-  return std::nullopt;
+std::optional<Command> ParseUpdateUnit(const std::string& id, Fields& f, ApiError*) {
+  UpdateUnit c{id, {}, {}, {}};
+  return IfRead(
+      f.OptStr("name", &c.name) && f.OptStr("parent", &c.parent) && f.OptStr("email", &c.email), c);
 }
 
-// The commands on key results; nullopt (and *error set) on a refusal.
-std::optional<Command> ParseKeyResultCommand(WriteRoute route, const std::string& id, Fields& f,
-                                             ApiError* error) {
-  switch (route) {
-    case WriteRoute::kCreateKeyResult: {
-      CreateKeyResult c;
-      if (!f.Str("id", &c.id, true) || !f.Str("objective", &c.objective, true) ||
-          !f.Str("title", &c.title, true) || !f.Str("owner", &c.owner) ||
-          !f.Str("metric", &c.metric) || !f.Num("start", &c.start) ||
-          !f.Num("target", &c.target, true) || !f.Str("unit", &c.unit) ||
-          !f.Num("weight", &c.weight)) {
-        return std::nullopt;
-      }
-      if (c.metric.empty()) c.metric = "number";
-      return c;
-    }
-    case WriteRoute::kUpdateKeyResult: {
-      UpdateKeyResult c{id, {}, {}, {}, {}, {}, {}, {}};
-      if (!f.OptStr("title", &c.title) || !f.OptStr("owner", &c.owner) ||
-          !f.OptStr("metric", &c.metric) || !f.OptStr("unit", &c.unit) ||
-          !f.OptNum("start", &c.start) || !f.OptNum("target", &c.target) ||
-          !f.OptNum("weight", &c.weight)) {
-        return std::nullopt;
-      }
-      return c;
-    }
-    case WriteRoute::kRemoveKeyResult:
-      return RemoveKeyResult{id};
-    default:
-      break;
-  }
-  assert(false && "ParseKeyResultCommand takes only its own routes");
-  *error = Malformed("unknown route");
-  return std::nullopt;
+std::optional<Command> ParseCreateCycle(const std::string&, Fields& f, ApiError*) {
+  CreateCycle c;
+  return IfRead(f.Str("id", &c.id, true) && f.Str("name", &c.name, true) &&
+                    f.Str("starts", &c.starts, true) && f.Str("ends", &c.ends, true) &&
+                    f.Str("parent", &c.parent),
+                c);
 }
 
-// The commands on check-ins, corrections, comments and reviews; nullopt (and *error set) on a
-// refusal.
-std::optional<Command> ParseNoteCommand(WriteRoute route, const std::string& id, Fields& f,
-                                        ApiError* error) {
-  switch (route) {
-    case WriteRoute::kCheckIn: {
-      RecordCheckIn c;
-      c.key_result = id;
-      if (!f.Str("id", &c.id) || !f.Num("value", &c.value, true) ||
-          !f.OptNum("confidence", &c.confidence) || !f.Str("status", &c.status) ||
-          !f.Str("note", &c.note) || !f.Time("measured_at", &c.measured_at_us)) {
-        return std::nullopt;
-      }
-      return c;
-    }
-    case WriteRoute::kCorrection: {
-      CorrectCheckIn c;
-      c.key_result = id;
-      if (!f.Str("corrects", &c.corrects, true) || !f.Num("value", &c.value, true) ||
-          !f.Str("note", &c.note)) {
-        return std::nullopt;
-      }
-      return c;
-    }
-    case WriteRoute::kComment: {
-      AddComment c;
-      c.target = id;
-      if (!f.Str("text", &c.text, true)) return std::nullopt;
-      return c;
-    }
-    case WriteRoute::kReview: {
-      ReviewObjective c;
-      c.objective = id;
-      if (!f.Num("score", &c.score, true) || !f.Str("outcome", &c.outcome, true) ||
-          !f.Str("reflection", &c.reflection) || !f.Str("lessons", &c.lessons)) {
-        return std::nullopt;
-      }
-      return c;
-    }
-    default:
-      break;
+std::optional<Command> ParseUpdateCycle(const std::string& id, Fields& f, ApiError*) {
+  UpdateCycle c{id, {}, {}, {}, {}};
+  return IfRead(f.OptStr("name", &c.name) && f.OptStr("starts", &c.starts) &&
+                    f.OptStr("ends", &c.ends) && f.OptStr("parent", &c.parent),
+                c);
+}
+
+std::optional<Command> ParseCreateObjective(const std::string&, Fields& f, ApiError*) {
+  CreateObjective c;
+  std::optional<std::vector<std::string>> parents;
+  if (!f.Str("id", &c.id, true) || !f.Str("cycle", &c.cycle, true) ||
+      !f.Str("owner", &c.owner, true) || !f.Str("title", &c.title, true) ||
+      !f.Str("description", &c.description) || !f.StrList("parents", &parents)) {
+    return std::nullopt;
   }
-  assert(false && "ParseNoteCommand takes only its own routes");
-  *error = Malformed("unknown route");
-  return std::nullopt;
+  c.parents = parents.value_or(std::vector<std::string>{});
+  return c;
+}
+
+std::optional<Command> ParseUpdateObjective(const std::string& id, Fields& f, ApiError* error) {
+  UpdateObjective c{id, {}, {}, {}, {}, {}};
+  std::optional<std::string> state;
+  if (!f.OptStr("title", &c.title) || !f.OptStr("description", &c.description) ||
+      !f.OptStr("owner", &c.owner) || !f.StrList("parents", &c.parents) ||
+      !f.OptStr("state", &state)) {
+    return std::nullopt;
+  }
+  if (state) {
+    if (*state != "active" && *state != "archived") {
+      *error = ApiError{422, "invalid", "state must be active or archived", "state"};
+      return std::nullopt;
+    }
+    c.archived = *state == "archived";
+  }
+  return c;
+}
+
+std::optional<Command> ParseCreateKeyResult(const std::string&, Fields& f, ApiError*) {
+  CreateKeyResult c;
+  if (!f.Str("id", &c.id, true) || !f.Str("objective", &c.objective, true) ||
+      !f.Str("title", &c.title, true) || !f.Str("owner", &c.owner) || !f.Str("metric", &c.metric) ||
+      !f.Num("start", &c.start) || !f.Num("target", &c.target, true) || !f.Str("unit", &c.unit) ||
+      !f.Num("weight", &c.weight)) {
+    return std::nullopt;
+  }
+  if (c.metric.empty()) c.metric = "number";
+  return c;
+}
+
+std::optional<Command> ParseUpdateKeyResult(const std::string& id, Fields& f, ApiError*) {
+  UpdateKeyResult c{id, {}, {}, {}, {}, {}, {}, {}};
+  return IfRead(f.OptStr("title", &c.title) && f.OptStr("owner", &c.owner) &&
+                    f.OptStr("metric", &c.metric) && f.OptStr("unit", &c.unit) &&
+                    f.OptNum("start", &c.start) && f.OptNum("target", &c.target) &&
+                    f.OptNum("weight", &c.weight),
+                c);
+}
+
+std::optional<Command> ParseCheckIn(const std::string& id, Fields& f, ApiError*) {
+  RecordCheckIn c;
+  c.key_result = id;
+  return IfRead(f.Str("id", &c.id) && f.Num("value", &c.value, true) &&
+                    f.OptNum("confidence", &c.confidence) && f.Str("status", &c.status) &&
+                    f.Str("note", &c.note) && f.Time("measured_at", &c.measured_at_us),
+                c);
+}
+
+std::optional<Command> ParseCorrection(const std::string& id, Fields& f, ApiError*) {
+  CorrectCheckIn c;
+  c.key_result = id;
+  return IfRead(f.Str("corrects", &c.corrects, true) && f.Num("value", &c.value, true) &&
+                    f.Str("note", &c.note),
+                c);
+}
+
+std::optional<Command> ParseComment(const std::string& id, Fields& f, ApiError*) {
+  AddComment c;
+  c.target = id;
+  return IfRead(f.Str("text", &c.text, true), c);
+}
+
+std::optional<Command> ParseReview(const std::string& id, Fields& f, ApiError*) {
+  ReviewObjective c;
+  c.objective = id;
+  return IfRead(f.Num("score", &c.score, true) && f.Str("outcome", &c.outcome, true) &&
+                    f.Str("reflection", &c.reflection) && f.Str("lessons", &c.lessons),
+                c);
+}
+
+// The routes whose command is the path's id alone (the body has only "reason").
+template <typename C>
+std::optional<Command> ParseIdOnly(const std::string& id, Fields&, ApiError*) {
+  return C{id};
+}
+
+// Indexed by WriteRoute: rows in the enum's order, one line per entity as
+// request.h lists them.
+// clang-format off
+constexpr Parser kParsers[] = {
+    ParseCreateUnit, ParseUpdateUnit, ParseIdOnly<RetireUnit>,
+    ParseCreateCycle, ParseUpdateCycle, ParseIdOnly<CloseCycle>, ParseIdOnly<ReopenCycle>,
+    ParseCreateObjective, ParseUpdateObjective, ParseIdOnly<ArchiveObjective>,
+    ParseCreateKeyResult, ParseUpdateKeyResult, ParseIdOnly<RemoveKeyResult>,
+    ParseCheckIn, ParseCorrection, ParseComment, ParseReview,
+};
+// clang-format on
+// Every route has its row; kReview is the last enumerator.
+static_assert(std::size(kParsers) == static_cast<size_t>(WriteRoute::kReview) + 1);
+
+// The parser of `route`, or nullptr for a value outside WriteRoute.
+Parser ParserOf(WriteRoute route) {
+  const auto i = static_cast<size_t>(route);
+  return i < std::size(kParsers) ? kParsers[i] : nullptr;
 }
 
 }  // namespace
@@ -398,39 +360,13 @@ std::optional<Command> ParseCommand(WriteRoute route, const std::string& id, con
   assert(reason != nullptr && error != nullptr);
   Fields f(body, error);
   if (!f.Str("reason", reason)) return std::nullopt;
-  std::optional<Command> command;
-  switch (route) {
-    case WriteRoute::kCreateUnit:
-    case WriteRoute::kUpdateUnit:
-    case WriteRoute::kRetireUnit:
-      command = ParseUnitCommand(route, id, f, error);
-      break;
-    case WriteRoute::kCreateCycle:
-    case WriteRoute::kUpdateCycle:
-    case WriteRoute::kCloseCycle:
-    case WriteRoute::kReopenCycle:
-      command = ParseCycleCommand(route, id, f, error);
-      break;
-    case WriteRoute::kCreateObjective:
-    case WriteRoute::kUpdateObjective:
-    case WriteRoute::kArchiveObjective:
-      command = ParseObjectiveCommand(route, id, f, error);
-      break;
-    case WriteRoute::kCreateKeyResult:
-    case WriteRoute::kUpdateKeyResult:
-    case WriteRoute::kRemoveKeyResult:
-      command = ParseKeyResultCommand(route, id, f, error);
-      break;
-    case WriteRoute::kCheckIn:
-    case WriteRoute::kCorrection:
-    case WriteRoute::kComment:
-    case WriteRoute::kReview:
-      command = ParseNoteCommand(route, id, f, error);
-      break;
-    default:
-      *error = Malformed("unknown route");
-      return std::nullopt;
+  const Parser parse = ParserOf(route);
+  if (parse == nullptr) {
+    *error = Malformed("unknown route");
+    return std::nullopt;
   }
+  std::optional<Command> command = parse(id, f, error);
+  assert(command.has_value() || !error->message.empty());  // a refusal always says why
   // Any field the command's parser did not read is refused.
   if (!command || !f.Finish()) return std::nullopt;
   return command;

@@ -27,10 +27,14 @@ std::optional<Role> ParseRole(std::string_view role) {
 
 const char* RoleName(Role role) {
   switch (role) {
-    case Role::kViewer: return "viewer";
-    case Role::kEditor: return "editor";
-    case Role::kAuditor: return "auditor";
-    case Role::kAdmin: return "admin";
+    case Role::kViewer:
+      return "viewer";
+    case Role::kEditor:
+      return "editor";
+    case Role::kAuditor:
+      return "auditor";
+    case Role::kAdmin:
+      return "admin";
   }
   return "viewer";
 }
@@ -51,9 +55,11 @@ bool IsTokensGroup(gid_t gid) {
 
 // The checks SPEC §4 asks of the open tokens file.
 Status CheckTokensFile(const std::string& path, const struct stat& st) {
-  if (!S_ISREG(st.st_mode)) return Status::Invalid("tokens file " + path + " is not a regular file");
+  if (!S_ISREG(st.st_mode))
+    return Status::Invalid("tokens file " + path + " is not a regular file");
   if (st.st_uid != 0 && st.st_uid != geteuid()) {
-    return Status::Invalid("tokens file " + path + " must be owned by root or by okrd's user (uid " +
+    return Status::Invalid("tokens file " + path +
+                           " must be owned by root or by okrd's user (uid " +
                            std::to_string(geteuid()) + "), not uid " + std::to_string(st.st_uid));
   }
   const unsigned mode = st.st_mode & 07777;
@@ -78,10 +84,12 @@ Result<std::string> ReadAll(int fd, const std::string& path) {
   for (;;) {
     ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Status::IOError("cannot read tokens file " + path + ": " + std::strerror(errno));
+    if (n < 0)
+      return Status::IOError("cannot read tokens file " + path + ": " + std::strerror(errno));
     if (n == 0) return text;
     text.append(buf, static_cast<size_t>(n));
-    if (text.size() > kMaxTokensFileBytes) return Status::Invalid("tokens file " + path + " is too large");
+    if (text.size() > kMaxTokensFileBytes)
+      return Status::Invalid("tokens file " + path + " is too large");
   }
 }
 
@@ -90,13 +98,14 @@ Result<std::string> ReadAll(int fd, const std::string& path) {
 Result<TokenTable> TokenTable::Load(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
-    if (errno == ELOOP) return Status::Invalid("tokens file " + path + " is a symlink; name the file itself");
+    if (errno == ELOOP)
+      return Status::Invalid("tokens file " + path + " is a symlink; name the file itself");
     if (errno == ENOENT) return Status::NotFound("tokens file " + path + " not found");
     return Status::IOError("cannot open tokens file " + path + ": " + std::strerror(errno));
   }
   struct stat st {};
   Status checked = ::fstat(fd, &st) == 0 ? CheckTokensFile(path, st)
-                                        : Status::IOError("cannot stat tokens file " + path);
+                                         : Status::IOError("cannot stat tokens file " + path);
   Result<std::string> text = checked.ok() ? ReadAll(fd, path) : Result<std::string>(checked);
   ::close(fd);
   if (!text.ok()) return text.status();
@@ -108,7 +117,8 @@ namespace {
 // The optional fields of one entry: units (editor scope) and subject.
 Status ParseOptional(const nlohmann::json& item, Principal* p) {
   if (item.contains("units")) {
-    if (!item["units"].is_array()) return Status::Invalid("units of " + p->actor + " must be a list");
+    if (!item["units"].is_array())
+      return Status::Invalid("units of " + p->actor + " must be a list");
     for (const auto& u : item["units"]) {
       if (!u.is_string()) return Status::Invalid("units of " + p->actor + " must be strings");
       p->units.push_back(u.get<std::string>());
@@ -130,7 +140,8 @@ Status ParseOptional(const nlohmann::json& item, Principal* p) {
 Result<TokenTable> TokenTable::FromJson(const std::string& text) {
   nlohmann::json list = nlohmann::json::parse(text, nullptr, false);
   if (list.is_discarded() || !list.is_array()) {
-    return Status::Invalid("tokens file must be a JSON list of {actor, role, units, token_sha256, subject}");
+    return Status::Invalid(
+        "tokens file must be a JSON list of {actor, role, units, token_sha256, subject}");
   }
   TokenTable table;
   std::set<std::string> actors;

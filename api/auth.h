@@ -21,7 +21,7 @@ struct Principal {
   std::string actor;
   Role role = Role::kViewer;
   std::vector<std::string> units;  // editor scope: these units and everything under them
-  std::string subject;  // the person unit this principal is (SPEC §10); empty when none
+  std::string subject;             // the person unit this principal is (SPEC §10); empty when none
 };
 
 // The group that may read a tokens file of mode 0640 (SPEC §4).

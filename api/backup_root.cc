@@ -17,10 +17,12 @@ constexpr int kDirFlags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
 // A directory okrd may write backups into: its own, and nobody else's to change.
 Status CheckOwnDirectory(int fd, const std::string& name) {
   struct stat st {};
-  if (::fstat(fd, &st) != 0) return Status::IOError("cannot stat " + name + ": " + std::strerror(errno));
+  if (::fstat(fd, &st) != 0)
+    return Status::IOError("cannot stat " + name + ": " + std::strerror(errno));
   if (!S_ISDIR(st.st_mode)) return Status::Invalid(name + " is not a directory", "to");
   if (st.st_uid != ::geteuid()) {
-    return Status::Invalid(name + " belongs to uid " + std::to_string(st.st_uid) + ", not okrd's user", "to");
+    return Status::Invalid(
+        name + " belongs to uid " + std::to_string(st.st_uid) + ", not okrd's user", "to");
   }
   if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
     return Status::Invalid(name + " may be written by group or others; chmod 700 it", "to");
@@ -33,9 +35,11 @@ Result<std::vector<std::string>> SplitRelative(std::string_view relative) {
   std::vector<std::string> parts;
   if (relative.empty()) return parts;
   if (relative.size() > kMaxBackupPathChars) {
-    return Status::Invalid("to is longer than " + std::to_string(kMaxBackupPathChars) + " characters", "to");
+    return Status::Invalid(
+        "to is longer than " + std::to_string(kMaxBackupPathChars) + " characters", "to");
   }
-  if (relative.front() == '/') return Status::Invalid("to must be relative to okrd's --backup-root", "to");
+  if (relative.front() == '/')
+    return Status::Invalid("to must be relative to okrd's --backup-root", "to");
   size_t start = 0;
   while (start <= relative.size()) {
     size_t slash = relative.find('/', start);
@@ -48,7 +52,8 @@ Result<std::vector<std::string>> SplitRelative(std::string_view relative) {
     start = slash + 1;
   }
   if (parts.size() > kMaxBackupPathComponents) {
-    return Status::Invalid("to has more than " + std::to_string(kMaxBackupPathComponents) + " parts", "to");
+    return Status::Invalid(
+        "to has more than " + std::to_string(kMaxBackupPathComponents) + " parts", "to");
   }
   return parts;
 }
@@ -62,7 +67,8 @@ Result<int> OpenChild(int parent, const std::string& name) {
   int fd = ::openat(parent, name.c_str(), kDirFlags);
   if (fd < 0) {
     if (errno == ELOOP || errno == ENOTDIR) {
-      return Status::Invalid(name + " is a symlink or not a directory; backups never follow links", "to");
+      return Status::Invalid(name + " is a symlink or not a directory; backups never follow links",
+                             "to");
     }
     return Status::IOError("cannot open " + name + ": " + std::strerror(errno));
   }
@@ -87,7 +93,8 @@ Result<std::shared_ptr<const BackupRoot>> BackupRoot::Open(const std::string& pa
   // The root itself is the operator's choice and may be reached through a
   // symlink; it is resolved once, here.
   int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Status::Invalid("cannot open backup root " + path + ": " + std::strerror(errno));
+  if (fd < 0)
+    return Status::Invalid("cannot open backup root " + path + ": " + std::strerror(errno));
   if (Status s = CheckOwnDirectory(fd, "backup root " + path); !s.ok()) {
     ::close(fd);
     return Status::Invalid(s.message());
@@ -101,7 +108,8 @@ Result<std::unique_ptr<BackupDir>> BackupRoot::OpenDir(std::string_view relative
   auto parts = SplitRelative(relative);
   if (!parts.ok()) return parts.status();
   int fd = ::dup(fd_);  // `at` owns its descriptor; the root's stays open
-  if (fd < 0) return Status::IOError(std::string("cannot use the backup root: ") + std::strerror(errno));
+  if (fd < 0)
+    return Status::IOError(std::string("cannot use the backup root: ") + std::strerror(errno));
   for (const std::string& part : *parts) {
     auto child = OpenChild(fd, part);
     ::close(fd);

@@ -11,7 +11,8 @@
 namespace okr::api {
 
 std::shared_ptr<spdlog::logger> MakeLogger(LogFormat format) {
-  auto log = std::make_shared<spdlog::logger>("okrd", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  auto log =
+      std::make_shared<spdlog::logger>("okrd", std::make_shared<spdlog::sinks::stderr_sink_mt>());
   log->set_pattern(format == LogFormat::kJson ? "%v" : "%Y-%m-%dT%H:%M:%S.%fZ %l %v",
                    spdlog::pattern_time_type::utc);
   log->flush_on(spdlog::level::info);
@@ -35,7 +36,8 @@ void LogLine(spdlog::logger& log, LogFormat format, spdlog::level::level_enum le
     text += ' ';
     text += k;
     text += '=';
-    text += v.is_string() ? v.get<std::string>() : v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    text += v.is_string() ? v.get<std::string>()
+                          : v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
   log.log(level, "{}", text);
 }

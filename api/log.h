@@ -2,8 +2,8 @@
 // batch, start-up), as `key=value` text or as one JSON object per line.
 #pragma once
 
-#include <nlohmann/json.hpp>
 #include <spdlog/logger.h>
+#include <nlohmann/json.hpp>
 
 #include <memory>
 #include <string>

@@ -22,8 +22,8 @@
 namespace okr::api {
 
 inline constexpr size_t kMaxCachedAnswers = 512;
-inline constexpr size_t kMaxCachedBytes = 64u << 20;        // all bodies together
-inline constexpr size_t kMaxCachedAnswerBytes = 8u << 20;   // larger answers are not kept
+inline constexpr size_t kMaxCachedBytes = 64u << 20;       // all bodies together
+inline constexpr size_t kMaxCachedAnswerBytes = 8u << 20;  // larger answers are not kept
 
 struct CachedAnswer {
   int status = 200;

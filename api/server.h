@@ -31,9 +31,10 @@ namespace okr::api {
 // while the headers come, 408 during the body), whatever the body's framing.
 inline constexpr time_t kRequestReceiveSeconds = 10;
 inline constexpr size_t kMaxHeaderBlockBytes = 64 * 1024;  // a request's line and headers together
-inline constexpr size_t kMaxChunkLineBytes = 1024;  // a chunk-size line (with extensions) or a trailer line
+inline constexpr size_t kMaxChunkLineBytes =
+    1024;  // a chunk-size line (with extensions) or a trailer line
 inline constexpr time_t kWriteTimeoutSeconds = 10;
-inline constexpr time_t kIdleTimeoutSeconds = 5;    // keep-alive connections idle longer close
+inline constexpr time_t kIdleTimeoutSeconds = 5;  // keep-alive connections idle longer close
 inline constexpr size_t kMaxKeepAliveRequests = 10'000;
 inline constexpr size_t kMaxEventsScannedPerRequest = 100'000;
 inline constexpr int kListenBacklog = 1024;  // connections waiting to be accepted
@@ -57,10 +58,11 @@ struct ServerOptions {
   bool private_reads = false;  // every read needs a token
   bool refuse_writes = false;  // forensics: every write answers 403
   size_t threads = 16;         // worker threads kept ready
-  size_t max_threads = kMaxConnectionThreads;  // worker threads at most (connections served at once)
+  size_t max_threads =
+      kMaxConnectionThreads;  // worker threads at most (connections served at once)
   size_t max_connections_per_address = kDefaultMaxConnectionsPerAddress;  // beyond: 503
-  std::string openapi_json;    // served at /v1/openapi.json
-  std::string dashboard_dir;   // static files served at / (empty: none)
+  std::string openapi_json;   // served at /v1/openapi.json
+  std::string dashboard_dir;  // static files served at / (empty: none)
   LogFormat log_format = LogFormat::kText;
   // Where POST /v1/admin/backup may write (--backup-root); null: the route
   // answers 403 and says how to enable it.

@@ -174,13 +174,21 @@ void CheckPointers(const std::vector<PointerPlan>& fields,
     auto p = ptrs[f.index];
     if (p.isNull()) continue;
     switch (f.kind) {
-      case PointerPlan::kText: p.getAs<capnp::Text>(); break;
-      case PointerPlan::kData: p.getAs<capnp::Data>(); break;
-      case PointerPlan::kStruct: CheckStruct(*f.sub, p.getAs<capnp::AnyStruct>(), depth + 1); break;
+      case PointerPlan::kText:
+        p.getAs<capnp::Text>();
+        break;
+      case PointerPlan::kData:
+        p.getAs<capnp::Data>();
+        break;
+      case PointerPlan::kStruct:
+        CheckStruct(*f.sub, p.getAs<capnp::AnyStruct>(), depth + 1);
+        break;
       case PointerPlan::kTextList:
         for (auto t : p.getAs<capnp::List<capnp::Text>>()) (void)t;
         break;
-      case PointerPlan::kOtherList: p.targetSize(); break;
+      case PointerPlan::kOtherList:
+        p.targetSize();
+        break;
     }
   }
 }
@@ -243,7 +251,8 @@ Result<std::shared_ptr<const DecodedEvent>> DecodedEvent::Decode(std::string_vie
     // throwing mid-way.
     capnp::ReaderOptions options = BoundedOptions(decoded->words_.size());
     options.traversalLimitInWords *= 3;
-    decoded->reader_ = std::make_unique<capnp::FlatArrayMessageReader>(decoded->words_.asPtr(), options);
+    decoded->reader_ =
+        std::make_unique<capnp::FlatArrayMessageReader>(decoded->words_.asPtr(), options);
     decoded->root_ = CheckedRoot(*decoded->reader_, decoded->words_.end(), DecodeCheck::kFull);
   } catch (const kj::Exception& e) {
     return Undecodable(e);
@@ -255,7 +264,8 @@ Result<schema::Event::Reader> EventScratch::Read(std::string_view bytes, DecodeC
   OKR_RETURN_IF_ERROR(CheckSize(bytes));
   size_t words = bytes.size() / sizeof(capnp::word);
   reader_.reset();  // it points into words_
-  if (words_.size() < words) words_ = kj::heapArray<capnp::word>(std::max(words, words_.size() * 2));
+  if (words_.size() < words)
+    words_ = kj::heapArray<capnp::word>(std::max(words, words_.size() * 2));
   assert(words > 0 && words_.size() >= words && "CheckSize admits only whole, non-empty words");
   std::memcpy(words_.begin(), bytes.data(), bytes.size());
   auto view = words_.slice(0, words);
@@ -302,35 +312,64 @@ std::string_view CreatedId(schema::Event::Reader event) {
 const char* EventTypeName(schema::Event::Which which) {
   using W = schema::Event::Which;
   switch (which) {
-    case W::UNIT_CREATED: return "unit.created";
-    case W::UNIT_RENAMED: return "unit.renamed";
-    case W::UNIT_MOVED: return "unit.moved";
-    case W::UNIT_RETIRED: return "unit.retired";
-    case W::UNIT_EMAIL_CHANGED: return "unit.email_changed";
-    case W::CYCLE_CREATED: return "cycle.created";
-    case W::CYCLE_CHANGED: return "cycle.changed";
-    case W::CYCLE_CLOSED: return "cycle.closed";
-    case W::CYCLE_REOPENED: return "cycle.reopened";
-    case W::OBJECTIVE_CREATED: return "objective.created";
-    case W::OBJECTIVE_RETITLED: return "objective.retitled";
-    case W::OBJECTIVE_DESCRIBED: return "objective.described";
-    case W::OBJECTIVE_OWNER_CHANGED: return "objective.owner_changed";
-    case W::OBJECTIVE_ALIGNMENT_SET: return "objective.alignment_set";
-    case W::OBJECTIVE_ARCHIVED: return "objective.archived";
-    case W::OBJECTIVE_RESTORED: return "objective.restored";
-    case W::KEY_RESULT_ADDED: return "key_result.added";
-    case W::KEY_RESULT_TITLE_CHANGED: return "key_result.title_changed";
-    case W::KEY_RESULT_START_CHANGED: return "key_result.start_changed";
-    case W::KEY_RESULT_TARGET_CHANGED: return "key_result.target_changed";
-    case W::KEY_RESULT_UNIT_CHANGED: return "key_result.unit_changed";
-    case W::KEY_RESULT_WEIGHT_CHANGED: return "key_result.weight_changed";
-    case W::KEY_RESULT_OWNER_CHANGED: return "key_result.owner_changed";
-    case W::KEY_RESULT_METRIC_CHANGED: return "key_result.metric_changed";
-    case W::KEY_RESULT_REMOVED: return "key_result.removed";
-    case W::CHECK_IN_RECORDED: return "check_in.recorded";
-    case W::CHECK_IN_CORRECTED: return "check_in.corrected";
-    case W::COMMENT_ADDED: return "comment.added";
-    case W::OBJECTIVE_REVIEWED: return "objective.reviewed";
+    case W::UNIT_CREATED:
+      return "unit.created";
+    case W::UNIT_RENAMED:
+      return "unit.renamed";
+    case W::UNIT_MOVED:
+      return "unit.moved";
+    case W::UNIT_RETIRED:
+      return "unit.retired";
+    case W::UNIT_EMAIL_CHANGED:
+      return "unit.email_changed";
+    case W::CYCLE_CREATED:
+      return "cycle.created";
+    case W::CYCLE_CHANGED:
+      return "cycle.changed";
+    case W::CYCLE_CLOSED:
+      return "cycle.closed";
+    case W::CYCLE_REOPENED:
+      return "cycle.reopened";
+    case W::OBJECTIVE_CREATED:
+      return "objective.created";
+    case W::OBJECTIVE_RETITLED:
+      return "objective.retitled";
+    case W::OBJECTIVE_DESCRIBED:
+      return "objective.described";
+    case W::OBJECTIVE_OWNER_CHANGED:
+      return "objective.owner_changed";
+    case W::OBJECTIVE_ALIGNMENT_SET:
+      return "objective.alignment_set";
+    case W::OBJECTIVE_ARCHIVED:
+      return "objective.archived";
+    case W::OBJECTIVE_RESTORED:
+      return "objective.restored";
+    case W::KEY_RESULT_ADDED:
+      return "key_result.added";
+    case W::KEY_RESULT_TITLE_CHANGED:
+      return "key_result.title_changed";
+    case W::KEY_RESULT_START_CHANGED:
+      return "key_result.start_changed";
+    case W::KEY_RESULT_TARGET_CHANGED:
+      return "key_result.target_changed";
+    case W::KEY_RESULT_UNIT_CHANGED:
+      return "key_result.unit_changed";
+    case W::KEY_RESULT_WEIGHT_CHANGED:
+      return "key_result.weight_changed";
+    case W::KEY_RESULT_OWNER_CHANGED:
+      return "key_result.owner_changed";
+    case W::KEY_RESULT_METRIC_CHANGED:
+      return "key_result.metric_changed";
+    case W::KEY_RESULT_REMOVED:
+      return "key_result.removed";
+    case W::CHECK_IN_RECORDED:
+      return "check_in.recorded";
+    case W::CHECK_IN_CORRECTED:
+      return "check_in.corrected";
+    case W::COMMENT_ADDED:
+      return "comment.added";
+    case W::OBJECTIVE_REVIEWED:
+      return "objective.reviewed";
   }
   return "unknown";
 }

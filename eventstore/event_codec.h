@@ -9,8 +9,8 @@
 #include <string>
 #include <string_view>
 
-#include "eventstore/format.h"
 #include "eventstore/base/status.h"
+#include "eventstore/format.h"
 #include "schemas/okr.capnp.h"
 
 namespace okr {

@@ -36,7 +36,9 @@ nlohmann::json StructToJson(capnp::DynamicStruct::Reader s) {
     out[SnakeCase(name.cStr())] = ToJson(s.get(f), name);
   };
   for (auto f : s.getSchema().getNonUnionFields()) add(f);
-  KJ_IF_MAYBE(member, s.which()) { add(*member); }
+  KJ_IF_MAYBE (member, s.which()) {
+    add(*member);
+  }
   return out;
 }
 
@@ -74,7 +76,9 @@ nlohmann::json ToJson(capnp::DynamicValue::Reader v, kj::StringPtr field_name) {
     }
     case capnp::DynamicValue::ENUM: {
       auto e = v.as<capnp::DynamicEnum>();
-      KJ_IF_MAYBE(en, e.getEnumerant()) { return SnakeCase(en->getProto().getName().cStr()); }
+      KJ_IF_MAYBE (en, e.getEnumerant()) {
+        return SnakeCase(en->getProto().getName().cStr());
+      }
       return e.getRaw();
     }
     case capnp::DynamicValue::STRUCT:
@@ -98,7 +102,7 @@ nlohmann::json EventToJson(schema::Event::Reader event) {
   out["reason"] = std::string(event.getReason().cStr());
   capnp::DynamicStruct::Reader dyn(event);
   nlohmann::json data = nullptr;
-  KJ_IF_MAYBE(member, dyn.which()) {
+  KJ_IF_MAYBE (member, dyn.which()) {
     data = ToJson(dyn.get(*member), member->getProto().getName());
   }
   out["data"] = std::move(data);
@@ -119,8 +123,8 @@ std::string Base64Encode(std::string_view bytes) {
   out.reserve((bytes.size() + 2) / 3 * 4);
   size_t i = 0;
   for (; i + 3 <= bytes.size(); i += 3) {
-    uint32_t v = (static_cast<uint8_t>(bytes[i]) << 16) | (static_cast<uint8_t>(bytes[i + 1]) << 8) |
-                 static_cast<uint8_t>(bytes[i + 2]);
+    uint32_t v = (static_cast<uint8_t>(bytes[i]) << 16) |
+                 (static_cast<uint8_t>(bytes[i + 1]) << 8) | static_cast<uint8_t>(bytes[i + 2]);
     out.push_back(kBase64Alphabet[(v >> 18) & 63]);
     out.push_back(kBase64Alphabet[(v >> 12) & 63]);
     out.push_back(kBase64Alphabet[(v >> 6) & 63]);

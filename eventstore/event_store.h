@@ -20,9 +20,9 @@
 #include <string_view>
 #include <vector>
 
+#include "eventstore/base/status.h"
 #include "eventstore/chain.h"
 #include "eventstore/event_codec.h"
-#include "eventstore/base/status.h"
 #include "schemas/okr.capnp.h"
 
 namespace rocksdb {
@@ -52,8 +52,8 @@ struct ExpectedVersion {
 };
 
 struct AppendRequest {
-  std::vector<EventDraft> events;          // appended in this order, 1..kMaxEventsPerAppend
-  std::vector<ExpectedVersion> expected;   // checked before anything is written
+  std::vector<EventDraft> events;         // appended in this order, 1..kMaxEventsPerAppend
+  std::vector<ExpectedVersion> expected;  // checked before anything is written
   // With a key, the first successful append is remembered for
   // kIdempotencyRetentionUs: a later request with the same key and
   // fingerprint writes nothing and answers the same seqs; the same key with
@@ -70,14 +70,14 @@ struct AppendResult {
 };
 
 struct Head {
-  uint64_t seq = 0;              // 0 for an empty log
-  Hash hash{};                   // SHA-256 of the last stored value; zeros when empty
+  uint64_t seq = 0;  // 0 for an empty log
+  Hash hash{};       // SHA-256 of the last stored value; zeros when empty
   int64_t recorded_at_us = 0;
 };
 
 struct StoredEvent {
   uint64_t seq = 0;
-  std::string bytes;             // the exact stored value
+  std::string bytes;  // the exact stored value
 };
 
 struct OpenOptions {
@@ -88,14 +88,14 @@ struct OpenOptions {
   // Full chain check at open; a writer refuses a broken log (kCorruption,
   // naming the first bad seq). Turning it off only skips the check.
   bool verify_on_open = true;
-  rocksdb::Env* env = nullptr;             // tests inject faults here
+  rocksdb::Env* env = nullptr;  // tests inject faults here
   // Called by the writer thread after each batch write (durable or not):
   // appends and events in it, the head after it, how long the synced write
   // took, and its status. Must be quick and must not call the store.
   std::function<void(size_t appends, size_t events, uint64_t head_seq, int64_t write_us,
                      const Status& status)>
       on_batch;
-  std::function<int64_t()> clock_us;       // default: system clock, µs UTC
+  std::function<int64_t()> clock_us;  // default: system clock, µs UTC
 };
 
 // One backup of the database (RocksDB BackupEngine), docs/OPERATIONS.md.
@@ -104,7 +104,7 @@ struct BackupSummary {
   int64_t created_at_s = 0;  // when it was taken, seconds since the epoch (UTC)
   uint64_t size_bytes = 0;   // the backup's files, some shared with earlier backups
   uint32_t files = 0;
-  uint64_t head_seq = 0;     // the log inside the backup ends here
+  uint64_t head_seq = 0;  // the log inside the backup ends here
   Hash head_hash{};
 };
 
@@ -125,7 +125,7 @@ class EventStore {
  public:
   // Opens (or creates) the log in `dir`, recovering the head from the data.
   static Result<std::unique_ptr<EventStore>> Open(const std::string& dir,
-                                                 const OpenOptions& options = {});
+                                                  const OpenOptions& options = {});
   // Finishes the appends already queued, then closes.
   ~EventStore();
   EventStore(const EventStore&) = delete;
@@ -149,8 +149,7 @@ class EventStore {
   // Up to `limit` events with seq > after_seq.
   Result<std::vector<StoredEvent>> Read(uint64_t after_seq, size_t limit) const;
   // One entity's events with version > after_version, oldest first.
-  Result<std::vector<StoredEvent>> ReadStream(std::string_view entity,
-                                              uint64_t after_version = 0,
+  Result<std::vector<StoredEvent>> ReadStream(std::string_view entity, uint64_t after_version = 0,
                                               size_t limit = SIZE_MAX) const;
   // The entity's current version, 0 when it has no events.
   Result<uint64_t> Version(std::string_view entity) const;

@@ -51,8 +51,7 @@ std::string EncodeHead(uint64_t seq, const Hash& hash, int64_t recorded_at_us) {
   return v;
 }
 
-bool DecodeHead(std::string_view value, uint64_t* seq, Hash* hash,
-                int64_t* recorded_at_us) {
+bool DecodeHead(std::string_view value, uint64_t* seq, Hash* hash, int64_t* recorded_at_us) {
   if (value.size() != kHeadValueSize) return false;
   *seq = GetBigEndian64(value.data());
   std::memcpy(hash->data(), value.data() + 8, kHashSize);

@@ -32,8 +32,8 @@ inline constexpr uint32_t kFormatVersion = 1;
 // this seq that had expired has been deleted (docs/FORMAT.md).
 inline constexpr char kIdempotencyPrunedKey[] = "idempotency_pruned";
 
-inline constexpr size_t kSeqKeySize = 8;    // big-endian uint64
-inline constexpr size_t kHashSize = 32;     // SHA-256
+inline constexpr size_t kSeqKeySize = 8;        // big-endian uint64
+inline constexpr size_t kHashSize = 32;         // SHA-256
 inline constexpr char kStreamSeparator = '\0';  // ids never contain it
 // meta/head value: seq (8, BE) | hash of the last value (32) | recordedAt (8, BE)
 inline constexpr size_t kHeadValueSize = 8 + kHashSize + 8;
@@ -58,7 +58,6 @@ std::string StreamKey(std::string_view entity, uint64_t version);
 std::string StreamPrefix(std::string_view entity);
 
 std::string EncodeHead(uint64_t seq, const Hash& hash, int64_t recorded_at_us);
-bool DecodeHead(std::string_view value, uint64_t* seq, Hash* hash,
-                int64_t* recorded_at_us);
+bool DecodeHead(std::string_view value, uint64_t* seq, Hash* hash, int64_t* recorded_at_us);
 
 }  // namespace okr::format

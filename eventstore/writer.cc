@@ -123,9 +123,9 @@ Status EventStore::Impl::CheckExpected(const std::vector<ExpectedVersion>& expec
   for (const auto& exp : expected) {
     OKR_ASSIGN_OR_RETURN(uint64_t current, CurrentVersion(exp.entity, state.overlay));
     if (current != exp.version) {
-      return Status::VersionMismatch(exp.entity + " is at version " + std::to_string(current) + ", not " +
-                                  std::to_string(exp.version),
-                              "version");
+      return Status::VersionMismatch(exp.entity + " is at version " + std::to_string(current) +
+                                         ", not " + std::to_string(exp.version),
+                                     "version");
     }
   }
   return Status::Ok();

@@ -212,13 +212,20 @@ std::string FilesystemType(const std::string& path) {
   struct statfs st {};
   if (statfs(path.c_str(), &st) != 0) return "unknown";
   switch (static_cast<unsigned long>(st.f_type)) {
-    case 0xEF53: return "ext4";
-    case 0x58465342: return "xfs";
-    case 0x9123683E: return "btrfs";
-    case 0x01021994: return "tmpfs";
-    case 0x794C7630: return "overlayfs";
-    case 0x2FC12FC1: return "zfs";
-    case 0x6969: return "nfs";
+    case 0xEF53:
+      return "ext4";
+    case 0x58465342:
+      return "xfs";
+    case 0x9123683E:
+      return "btrfs";
+    case 0x01021994:
+      return "tmpfs";
+    case 0x794C7630:
+      return "overlayfs";
+    case 0x2FC12FC1:
+      return "zfs";
+    case 0x6969:
+      return "nfs";
     default: {
       char buf[32];
       std::snprintf(buf, sizeof buf, "0x%lx", static_cast<unsigned long>(st.f_type));
@@ -281,9 +288,8 @@ class CpuMeter {
 // (tests/test_support.cc), with fixed-width ids (key results "kr-0042",
 // check-ins "ci07-0000001234") so every event has the same size.
 
-okr::EventDraft CheckInDraft(std::string_view actor, std::string_view kr,
-                             std::string_view check_in, double value,
-                             std::string_view note = "weekly check-in") {
+okr::EventDraft CheckInDraft(std::string_view actor, std::string_view kr, std::string_view check_in,
+                             double value, std::string_view note = "weekly check-in") {
   okr::EventDraft draft(actor, kr);
   auto body = draft.event().initCheckInRecorded();
   body.setCheckIn(std::string(check_in));
@@ -321,12 +327,12 @@ okr::AppendRequest OneEvent(okr::EventDraft draft) {
 struct Row {
   std::string what;
   std::string threads;
-  double rate = 0;             // events/s
-  double ratio = NAN;          // to the raw figure named in `ratio_to`
+  double rate = 0;     // events/s
+  double ratio = NAN;  // to the raw figure named in `ratio_to`
   std::string ratio_to;
   double p50_ms = NAN, p99_ms = NAN;  // per call, when measured
-  std::string target;          // "", "met", "MISSED" with what
-  std::string spread;          // slowest .. fastest round
+  std::string target;                 // "", "met", "MISSED" with what
+  std::string spread;                 // slowest .. fastest round
 };
 
 std::vector<Row> g_rows;
@@ -346,9 +352,9 @@ void PrintRow(const Row& r, FILE* out) {
   if (!std::isnan(r.ratio)) std::snprintf(ratio, sizeof ratio, "%.2f", r.ratio);
   if (!std::isnan(r.p50_ms)) std::snprintf(p50, sizeof p50, "%.2f", r.p50_ms);
   if (!std::isnan(r.p99_ms)) std::snprintf(p99, sizeof p99, "%.2f", r.p99_ms);
-  std::fprintf(out, "| %-44s | %7s | %10s | %6s %-12s | %6s | %6s | %-19s | %s\n",
-               r.what.c_str(), r.threads.c_str(), Rate(r.rate).c_str(), ratio,
-               r.ratio_to.c_str(), p50, p99, r.spread.c_str(), r.target.c_str());
+  std::fprintf(out, "| %-44s | %7s | %10s | %6s %-12s | %6s | %6s | %-19s | %s\n", r.what.c_str(),
+               r.threads.c_str(), Rate(r.rate).c_str(), ratio, r.ratio_to.c_str(), p50, p99,
+               r.spread.c_str(), r.target.c_str());
 }
 
 void PrintHeader(FILE* out) {
@@ -437,8 +443,7 @@ RunResult RunFor(int threads, double seconds, const std::function<uint64_t(int)>
   if (!error.empty()) Fail(error);
   for (int t = 0; t < threads; ++t) {
     result.events += counts[t];
-    result.latencies_ms.insert(result.latencies_ms.end(), latencies[t].begin(),
-                               latencies[t].end());
+    result.latencies_ms.insert(result.latencies_ms.end(), latencies[t].begin(), latencies[t].end());
   }
   return result;
 }
@@ -716,7 +721,7 @@ void WalkStruct(capnp::DynamicStruct::Reader s, int depth) {
   for (auto field : s.getSchema().getNonUnionFields()) {
     if (s.has(field)) WalkValue(s.get(field), depth);
   }
-  KJ_IF_MAYBE(member, s.which()) {
+  KJ_IF_MAYBE (member, s.which()) {
     WalkValue(s.get(*member), depth);
   } else {
     KJ_REQUIRE(s.getSchema().getUnionFields().size() == 0, "unknown union member");
@@ -748,11 +753,18 @@ std::shared_ptr<const Holder> DecodeLike(std::string_view bytes, Validation vali
     if (h->reader->getEnd() != h->words.end()) return nullptr;
     auto root = h->reader->getRoot<okr::schema::Event>();
     switch (validation) {
-      case Validation::kNone: break;
+      case Validation::kNone:
+        break;
       // Every pointer of the message followed and bounds-checked, no schema.
-      case Validation::kStructure: root.totalSize(); break;
-      case Validation::kDynamicWalk: WalkStruct(capnp::DynamicStruct::Reader(root), 0); break;
-      case Validation::kPlan: okr::CheckEventFields(root); break;
+      case Validation::kStructure:
+        root.totalSize();
+        break;
+      case Validation::kDynamicWalk:
+        WalkStruct(capnp::DynamicStruct::Reader(root), 0);
+        break;
+      case Validation::kPlan:
+        okr::CheckEventFields(root);
+        break;
       case Validation::kPlanAndStructure:
         root.totalSize();
         okr::CheckEventFields(root);
@@ -798,12 +810,15 @@ std::vector<DecodeCost> MeasureDecode(const std::vector<std::string>& values, ui
   // Copies v into the reused, word-aligned buffer and hands its root to `use`.
   std::vector<capnp::word> buf;
   auto minimal = [&](auto use) {
-    return NsPerEvent(values, [&buf, use](const std::string& v) -> uint64_t {
-      buf.resize(v.size() / 8);
-      std::memcpy(buf.data(), v.data(), v.size());
-      capnp::FlatArrayMessageReader r(kj::arrayPtr(buf.data(), buf.size()));
-      return use(r.getRoot<okr::schema::Event>());
-    }, sink);
+    return NsPerEvent(
+        values,
+        [&buf, use](const std::string& v) -> uint64_t {
+          buf.resize(v.size() / 8);
+          std::memcpy(buf.data(), v.data(), v.size());
+          capnp::FlatArrayMessageReader r(kj::arrayPtr(buf.data(), buf.size()));
+          return use(r.getRoot<okr::schema::Event>());
+        },
+        sink);
   };
   out.push_back({"minimal reader (reused buffer, no validation)", minimal(fields)});
   out.push_back({"minimal reader + structure check (totalSize)",
@@ -832,31 +847,36 @@ std::vector<DecodeCost> MeasureDecode(const std::vector<std::string>& values, ui
                  NsPerEvent(values, like(Validation::kPlan), sink)});
   out.push_back({"Decode's steps + plan + structure check",
                  NsPerEvent(values, like(Validation::kPlanAndStructure), sink)});
-  out.push_back({"DecodedEvent::Decode itself",
-                 NsPerEvent(values, [&](const std::string& v) -> uint64_t {
-                   auto d = okr::DecodedEvent::Decode(v);
-                   if (!d.ok()) Fail("decode failed");
-                   return fields((*d)->event());
-                 }, sink)});
-  out.push_back({"okr::Sha256 (OpenSSL SHA256(), as Verify does)",
-                 NsPerEvent(values, [&](const std::string& v) -> uint64_t {
-                   return okr::Sha256(v)[0];
-                 }, sink)});
+  out.push_back({"DecodedEvent::Decode itself", NsPerEvent(
+                                                    values,
+                                                    [&](const std::string& v) -> uint64_t {
+                                                      auto d = okr::DecodedEvent::Decode(v);
+                                                      if (!d.ok()) Fail("decode failed");
+                                                      return fields((*d)->event());
+                                                    },
+                                                    sink)});
+  out.push_back(
+      {"okr::Sha256 (OpenSSL SHA256(), as Verify does)",
+       NsPerEvent(
+           values, [&](const std::string& v) -> uint64_t { return okr::Sha256(v)[0]; }, sink)});
   // OpenSSL 3's one-shot SHA256() looks the algorithm up on every call; a
   // digest fetched once and a reused context skip that.
   EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   out.push_back({"SHA-256, fetched EVP_MD + reused EVP_MD_CTX",
-                 NsPerEvent(values, [&](const std::string& v) -> uint64_t {
-                   unsigned char digest[EVP_MAX_MD_SIZE];
-                   unsigned int len = 0;
-                   if (EVP_DigestInit_ex2(ctx, md, nullptr) != 1 ||
-                       EVP_DigestUpdate(ctx, v.data(), v.size()) != 1 ||
-                       EVP_DigestFinal_ex(ctx, digest, &len) != 1) {
-                     Fail("sha256 failed");
-                   }
-                   return digest[0];
-                 }, sink)});
+                 NsPerEvent(
+                     values,
+                     [&](const std::string& v) -> uint64_t {
+                       unsigned char digest[EVP_MAX_MD_SIZE];
+                       unsigned int len = 0;
+                       if (EVP_DigestInit_ex2(ctx, md, nullptr) != 1 ||
+                           EVP_DigestUpdate(ctx, v.data(), v.size()) != 1 ||
+                           EVP_DigestFinal_ex(ctx, digest, &len) != 1) {
+                         Fail("sha256 failed");
+                       }
+                       return digest[0];
+                     },
+                     sink)});
   EVP_MD_CTX_free(ctx);
   EVP_MD_free(md);
   return out;
@@ -949,13 +969,14 @@ uint64_t WhatIfVerify(const RawReader& raw) {
 int Run(const Config& config) {
   ScratchDir scratch(config.parent);
   std::string fs = FilesystemType(scratch.path());
-  std::fprintf(stderr, "bench_eventstore: %u cores (%s), %s filesystem%s\n",
-               std::thread::hardware_concurrency(), CpuModel().c_str(), fs.c_str(),
-               fs == "tmpfs" ? " -- WARNING: sync is free on tmpfs, write figures mean little"
-                             : "");
+  std::fprintf(
+      stderr, "bench_eventstore: %u cores (%s), %s filesystem%s\n",
+      std::thread::hardware_concurrency(), CpuModel().c_str(), fs.c_str(),
+      fs == "tmpfs" ? " -- WARNING: sync is free on tmpfs, write figures mean little" : "");
 
   std::string event = ProbeStoredEvent(scratch);
-  std::fprintf(stderr, "event: checkInRecorded, %zu bytes stored (measured); %.1f s per write "
+  std::fprintf(stderr,
+               "event: checkInRecorded, %zu bytes stored (measured); %.1f s per write "
                "measurement; replay log of %llu events\n\n",
                event.size(), config.seconds, static_cast<unsigned long long>(config.events));
   PrintHeader(stderr);
@@ -981,9 +1002,9 @@ int Run(const Config& config) {
     Add({what, std::to_string(n), r.rate(), NAN, "", r.Percentile(50), r.Percentile(99), "",
          r.Spread()});
     double ratio = a.rate() / r.rate();
-    std::string target = n == 64 ? Target(ratio >= 0.5 && a.rate() >= 30000,
-                                          ">= 0.5x raw, >= 30000/s")
-                                 : Target(ratio >= 0.5, ">= 0.5x raw");
+    std::string target = n == 64
+                             ? Target(ratio >= 0.5 && a.rate() >= 30000, ">= 0.5x raw, >= 30000/s")
+                             : Target(ratio >= 0.5, ">= 0.5x raw");
     Add({"EventStore::Append, 1 event per append", std::to_string(n), a.rate(), ratio, "raw Put",
          a.Percentile(50), a.Percentile(99), target, a.Spread()});
   }
@@ -1013,7 +1034,8 @@ int Run(const Config& config) {
     raw.Scan(&sink);  // warm-up: page cache
     // Keep 50k values in memory for the decode breakdown.
     {
-      std::unique_ptr<rocksdb::Iterator> it(raw.db->NewIterator(rocksdb::ReadOptions(), raw.events));
+      std::unique_ptr<rocksdb::Iterator> it(
+          raw.db->NewIterator(rocksdb::ReadOptions(), raw.events));
       for (it->SeekToFirst(); it->Valid() && sample.size() < 50'000; it->Next()) {
         sample.emplace_back(it->value().data(), it->value().size());
       }
@@ -1054,47 +1076,46 @@ int Run(const Config& config) {
     reader("replay: raw iterator + capnp reader", [&] { return raw.Scan(&sink); });
     reader("replay: EventStore::Scan + Decode", [&] { return StoreScan(*store, &sink); });
     reader("EventStore::Verify", [&]() -> uint64_t {
-                         okr::VerifyReport report = store->Verify();
-                         if (!report.ok) {
-                           Fail("verify failed at seq " + std::to_string(report.first_bad_seq) +
-                                ": " + report.problem);
-                         }
-                         return report.events;
-                       });
+      okr::VerifyReport report = store->Verify();
+      if (!report.ok) {
+        Fail("verify failed at seq " + std::to_string(report.first_bad_seq) + ": " +
+             report.problem);
+      }
+      return report.events;
+    });
     // What-if readers: the suggested decode in the store's own Scan, the same
     // into one reused aligned buffer, and Verify's loop with it plus a
     // reused SHA-256 context.
     reader("what-if: Scan + Decode with schema plan", scan_with(Validation::kPlan));
     reader("what-if: Scan + plan, reused buffer", [&]() -> uint64_t {
-                         uint64_t n = 0, acc = 0;
-                         std::vector<capnp::word> buf;
-                         Check(store->Scan(1, UINT64_MAX,
-                                           [&](uint64_t, std::string_view bytes) {
-                                             if (bytes.empty() || bytes.size() % 8 != 0) {
-                                               Fail("bad size");
-                                             }
-                                             buf.resize(bytes.size() / 8);
-                                             std::memcpy(buf.data(), bytes.data(), bytes.size());
-                                             capnp::ReaderOptions options;
-                                             options.traversalLimitInWords = buf.size() * 2 + 64;
-                                             options.nestingLimit = 16;
-                                             capnp::FlatArrayMessageReader r(
-                                                 kj::arrayPtr(buf.data(), buf.size()), options);
-                                             if (r.getEnd() != buf.data() + buf.size()) {
-                                               Fail("trailing bytes");
-                                             }
-                                             auto ev = r.getRoot<okr::schema::Event>();
-                                             okr::CheckEventFields(ev);
-                                             acc += ev.getSeq() + ev.getEntity().size();
-                                             ++n;
-                                             return true;
-                                           }),
-                               "reuse scan");
-                         sink += acc;
-                         return n;
-                       });
-    reader("what-if: Verify with plan + reused SHA ctx",
-                       [&] { return WhatIfVerify(raw); });
+      uint64_t n = 0, acc = 0;
+      std::vector<capnp::word> buf;
+      Check(store->Scan(1, UINT64_MAX,
+                        [&](uint64_t, std::string_view bytes) {
+                          if (bytes.empty() || bytes.size() % 8 != 0) {
+                            Fail("bad size");
+                          }
+                          buf.resize(bytes.size() / 8);
+                          std::memcpy(buf.data(), bytes.data(), bytes.size());
+                          capnp::ReaderOptions options;
+                          options.traversalLimitInWords = buf.size() * 2 + 64;
+                          options.nestingLimit = 16;
+                          capnp::FlatArrayMessageReader r(kj::arrayPtr(buf.data(), buf.size()),
+                                                          options);
+                          if (r.getEnd() != buf.data() + buf.size()) {
+                            Fail("trailing bytes");
+                          }
+                          auto ev = r.getRoot<okr::schema::Event>();
+                          okr::CheckEventFields(ev);
+                          acc += ev.getSeq() + ev.getEntity().size();
+                          ++n;
+                          return true;
+                        }),
+            "reuse scan");
+      sink += acc;
+      return n;
+    });
+    reader("what-if: Verify with plan + reused SHA ctx", [&] { return WhatIfVerify(raw); });
     for (int round = 0; round < 3; ++round) {
       for (size_t k = 0; k < readers.size(); ++k) {
         Reader& r = readers[(k + round) % readers.size()];
@@ -1133,13 +1154,15 @@ int Run(const Config& config) {
   auto cross = CrossCheck(sample, 200'000);
 
   // The table, on stdout.
-  std::printf("bench_eventstore: %u cores, %s, %s; event %zu bytes stored; %.1f s per write "
-              "measurement; %llu-event log\n\n",
-              std::thread::hardware_concurrency(), CpuModel().c_str(), fs.c_str(), event.size(),
-              config.seconds, static_cast<unsigned long long>(config.events));
-  std::printf("other processes used %.0f%% of the machine's CPU during the write "
-              "measurements, %.0f%% during the reads (figures from a busy machine are noisy)\n\n",
-              write_others * 100, read_others * 100);
+  std::printf(
+      "bench_eventstore: %u cores, %s, %s; event %zu bytes stored; %.1f s per write "
+      "measurement; %llu-event log\n\n",
+      std::thread::hardware_concurrency(), CpuModel().c_str(), fs.c_str(), event.size(),
+      config.seconds, static_cast<unsigned long long>(config.events));
+  std::printf(
+      "other processes used %.0f%% of the machine's CPU during the write "
+      "measurements, %.0f%% during the reads (figures from a busy machine are noisy)\n\n",
+      write_others * 100, read_others * 100);
   PrintHeader(stdout);
   for (const auto& r : g_rows) PrintRow(r, stdout);
   std::printf("\ndecode cost per event (in memory, %zu stored events, best of 5):\n",
@@ -1154,12 +1177,13 @@ int Run(const Config& config) {
   }
   std::printf("  dynamic walk instead of structure check: +%.0f ns per event (%.1fx)\n",
               dynamic_ns - structure_ns, dynamic_ns / structure_ns);
-  std::printf("damaged events (1-3 random bytes each): %llu tried, Decode rejects %llu, "
-              "plan rejects %llu, disagreements %llu\n",
-              static_cast<unsigned long long>(cross.tried),
-              static_cast<unsigned long long>(cross.decode_rejects),
-              static_cast<unsigned long long>(cross.plan_rejects),
-              static_cast<unsigned long long>(cross.disagreements));
+  std::printf(
+      "damaged events (1-3 random bytes each): %llu tried, Decode rejects %llu, "
+      "plan rejects %llu, disagreements %llu\n",
+      static_cast<unsigned long long>(cross.tried),
+      static_cast<unsigned long long>(cross.decode_rejects),
+      static_cast<unsigned long long>(cross.plan_rejects),
+      static_cast<unsigned long long>(cross.disagreements));
   std::printf("(checksum %llu)\n", static_cast<unsigned long long>(sink & 0xff));
   return 0;
 }

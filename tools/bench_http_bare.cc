@@ -15,8 +15,10 @@ int main(int argc, char** argv) {
   size_t threads = 16;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
-    if (a == "--port") port = std::atoi(argv[i + 1]);
-    else if (a == "--threads") threads = static_cast<size_t>(std::atoi(argv[i + 1]));
+    if (a == "--port")
+      port = std::atoi(argv[i + 1]);
+    else if (a == "--threads")
+      threads = static_cast<size_t>(std::atoi(argv[i + 1]));
   }
   std::string body(1200, 'x');
   body = "{\"id\":\"bench\",\"pad\":\"" + body + "\"}";
@@ -30,7 +32,8 @@ int main(int argc, char** argv) {
     res.status = 201;
     res.set_content("{\"ok\":true}", "application/json");
   });
-  int bound = port == 0 ? http.bind_to_any_port("127.0.0.1") : (http.bind_to_port("127.0.0.1", port) ? port : -1);
+  int bound = port == 0 ? http.bind_to_any_port("127.0.0.1")
+                        : (http.bind_to_port("127.0.0.1", port) ? port : -1);
   if (bound < 0) return 1;
   std::printf("listening on %d\n", bound);
   std::fflush(stdout);

@@ -27,11 +27,11 @@
 #include <string>
 #include <vector>
 
+#include "eventstore/base/time.h"
 #include "eventstore/event_store.h"
+#include "projections/read/views.h"
 #include "projections/service/projector.h"
 #include "projections/service/snapshot.h"
-#include "eventstore/base/time.h"
-#include "projections/read/views.h"
 
 namespace {
 
@@ -64,7 +64,8 @@ struct Percentiles {
 Percentiles Summarise(std::vector<double> seconds) {
   std::sort(seconds.begin(), seconds.end());
   auto at = [&](double q) {
-    size_t i = std::min(seconds.size() - 1, static_cast<size_t>(q * static_cast<double>(seconds.size())));
+    size_t i =
+        std::min(seconds.size() - 1, static_cast<size_t>(q * static_cast<double>(seconds.size())));
     return seconds[i] * 1000;
   };
   return {at(0.5), at(0.99)};
@@ -183,10 +184,14 @@ int main(int argc, char** argv) {
   std::string parent = std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp";
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--quick") events = 100'000;
-    else if (a == "--events" && i + 1 < argc) events = std::strtoull(argv[++i], nullptr, 10);
-    else if (a == "--dir" && i + 1 < argc) parent = argv[++i];
-    else if (a == "--rebuild-only") rebuild_only = true;
+    if (a == "--quick")
+      events = 100'000;
+    else if (a == "--events" && i + 1 < argc)
+      events = std::strtoull(argv[++i], nullptr, 10);
+    else if (a == "--dir" && i + 1 < argc)
+      parent = argv[++i];
+    else if (a == "--rebuild-only")
+      rebuild_only = true;
     else {
       std::fprintf(stderr, "usage: bench_projections [--events N] [--quick] [--dir PARENT]\n");
       return 2;
@@ -201,16 +206,19 @@ int main(int argc, char** argv) {
     auto start = Clock::now();
     Org org = BuildLog(store->get(), events);
     uint64_t head = (*store)->head().seq;
-    std::printf("log: %llu events built in %.1f s\n", static_cast<unsigned long long>(head), Seconds(start));
+    std::printf("log: %llu events built in %.1f s\n", static_cast<unsigned long long>(head),
+                Seconds(start));
 
     // a) raw replay ceiling.
     start = Clock::now();
     uint64_t decoded = 0;
-    Check((*store)->Scan(1, head, [&](uint64_t, std::string_view bytes) {
-      auto d = okr::DecodedEvent::Decode(bytes);
-      decoded += d.ok();
-      return true;
-    }), "scan");
+    Check((*store)->Scan(1, head,
+                         [&](uint64_t, std::string_view bytes) {
+                           auto d = okr::DecodedEvent::Decode(bytes);
+                           decoded += d.ok();
+                           return true;
+                         }),
+          "scan");
     double raw = static_cast<double>(decoded) / Seconds(start);
 
     // b) full rebuild.
@@ -227,27 +235,33 @@ int main(int argc, char** argv) {
     }
     std::printf("\n%-52s %14s %8s\n", "measurement", "events/s", "ratio");
     std::printf("%-52s %14.0f %8s\n", "a) raw replay: scan + decode (ceiling)", raw, "1.00");
-    std::printf("%-52s %14.0f %8.2f\n", "b) full rebuild into a projection", rebuild, rebuild / raw);
-    std::printf("\nc) resident memory: %.0f MiB with the projection of %llu events "
-                "(%.0f MiB for the projection itself; %.0f MiB at start)\n",
-                rss_after / 1024.0, static_cast<unsigned long long>(head),
-                (rss_after - rss_before) / 1024.0, rss_start / 1024.0);
+    std::printf("%-52s %14.0f %8.2f\n", "b) full rebuild into a projection", rebuild,
+                rebuild / raw);
+    std::printf(
+        "\nc) resident memory: %.0f MiB with the projection of %llu events "
+        "(%.0f MiB for the projection itself; %.0f MiB at start)\n",
+        rss_after / 1024.0, static_cast<unsigned long long>(head),
+        (rss_after - rss_before) / 1024.0, rss_start / 1024.0);
 
     // Snapshots every 10,000 events, all kept, for the snapshot + tail path.
     start = Clock::now();
     okr::Projection p;
     okr::Hash hash{};
     size_t snapshots = 0;
-    Check((*store)->Scan(1, head, [&](uint64_t seq, std::string_view bytes) {
-      auto d = okr::DecodedEvent::Decode(bytes);
-      Check(p.Apply((*d)->event()), "apply");
-      hash = okr::Sha256(bytes);
-      if (seq % 10'000 == 0) {
-        Check((*store)->PutSnapshot(seq, okr::SnapshotCodec::Encode(p, hash), SIZE_MAX), "snapshot");
-        ++snapshots;
-      }
-      return true;
-    }), "snapshots");
+    Check((*store)->Scan(1, head,
+                         [&](uint64_t seq, std::string_view bytes) {
+                           auto d = okr::DecodedEvent::Decode(bytes);
+                           Check(p.Apply((*d)->event()), "apply");
+                           hash = okr::Sha256(bytes);
+                           if (seq % 10'000 == 0) {
+                             Check((*store)->PutSnapshot(seq, okr::SnapshotCodec::Encode(p, hash),
+                                                         SIZE_MAX),
+                                   "snapshot");
+                             ++snapshots;
+                           }
+                           return true;
+                         }),
+          "snapshots");
     std::printf("\n%zu snapshots written in %.1f s\n", snapshots, Seconds(start));
 
     // d) state at random seqs.

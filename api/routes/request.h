@@ -13,12 +13,12 @@
 namespace okr::api {
 
 // Limits on requests (each tested).
-inline constexpr size_t kMaxBodyBytes = 1u << 20;      // 1 MiB; larger answers 413
-inline constexpr int kMaxJsonDepth = 16;               // nesting of a request body
-inline constexpr size_t kDefaultPageSize = 1000;  // SPEC §6: default and maximum 1000
+inline constexpr size_t kMaxBodyBytes = 1u << 20;  // 1 MiB; larger answers 413
+inline constexpr int kMaxJsonDepth = 16;           // nesting of a request body
+inline constexpr size_t kDefaultPageSize = 1000;   // SPEC §6: default and maximum 1000
 inline constexpr size_t kMaxPageSize = 1000;
-inline constexpr size_t kMaxUriBytes = 8192;           // compiled into cpp-httplib
-inline constexpr size_t kMaxHeaderBytes = 8192;        // compiled into cpp-httplib
+inline constexpr size_t kMaxUriBytes = 8192;     // compiled into cpp-httplib
+inline constexpr size_t kMaxHeaderBytes = 8192;  // compiled into cpp-httplib
 inline constexpr size_t kMaxIdempotencyKeyChars = 200;
 
 // A refusal before any decision: HTTP status, error code, message, field.
@@ -37,11 +37,23 @@ std::optional<nlohmann::json> ParseBody(const std::string& body, ApiError* error
 
 // What a write route names, beside its body.
 enum class WriteRoute {
-  kCreateUnit, kUpdateUnit, kRetireUnit,
-  kCreateCycle, kUpdateCycle, kCloseCycle, kReopenCycle,
-  kCreateObjective, kUpdateObjective, kArchiveObjective,
-  kCreateKeyResult, kUpdateKeyResult, kRemoveKeyResult,
-  kCheckIn, kCorrection, kComment, kReview,
+  kCreateUnit,
+  kUpdateUnit,
+  kRetireUnit,
+  kCreateCycle,
+  kUpdateCycle,
+  kCloseCycle,
+  kReopenCycle,
+  kCreateObjective,
+  kUpdateObjective,
+  kArchiveObjective,
+  kCreateKeyResult,
+  kUpdateKeyResult,
+  kRemoveKeyResult,
+  kCheckIn,
+  kCorrection,
+  kComment,
+  kReview,
 };
 
 // Builds the command for `route` on path id `id` from `body`; sets *reason

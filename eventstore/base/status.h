@@ -15,14 +15,15 @@ class Status {
  public:
   enum class Code {
     kOk = 0,
-    kNotFound,     // the entity, event or file does not exist
-    kVersionMismatch,  // an expected version did not match; nothing was written (412 version_mismatch)
+    kNotFound,         // the entity, event or file does not exist
+    kVersionMismatch,  // an expected version did not match; nothing was written (412
+                       // version_mismatch)
     kAlreadyExists,    // the id is taken; nothing was written (409 already_exists)
-    kConflict,         // the state forbids it now (a closed cycle); nothing was written (409 conflict)
-    kPermissionDenied,    // the principal may not do this; nothing was written
-    kInvalid,      // the request breaks a rule; nothing was written
-    kCorruption,   // stored bytes fail a check (gap, hash, decode)
-    kIOError,      // the storage engine failed; the write may be retried
+    kConflict,  // the state forbids it now (a closed cycle); nothing was written (409 conflict)
+    kPermissionDenied,  // the principal may not do this; nothing was written
+    kInvalid,           // the request breaks a rule; nothing was written
+    kCorruption,        // stored bytes fail a check (gap, hash, decode)
+    kIOError,           // the storage engine failed; the write may be retried
   };
 
   Status() = default;
@@ -72,16 +73,25 @@ class Status {
 template <typename T>
 class Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}         // NOLINT: implicit by design
   Result(Status status) : status_(std::move(status)) {  // NOLINT
     assert(!status_.ok() && "a Result without a value needs a failed Status");
   }
 
   bool ok() const { return value_.has_value(); }
   const Status& status() const { return status_; }
-  T& value() & { assert(ok()); return *value_; }
-  const T& value() const& { assert(ok()); return *value_; }
-  T&& value() && { assert(ok()); return std::move(*value_); }
+  T& value() & {
+    assert(ok());
+    return *value_;
+  }
+  const T& value() const& {
+    assert(ok());
+    return *value_;
+  }
+  T&& value() && {
+    assert(ok());
+    return std::move(*value_);
+  }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
   T& operator*() & { return value(); }
@@ -97,10 +107,10 @@ class Result {
 // Returns from the calling function with the Status of `expr` when it
 // failed. `expr` is evaluated once. For functions returning Status or a
 // Result<T> (a failed Status converts to either).
-#define OKR_RETURN_IF_ERROR(expr)                            \
-  do {                                                       \
-    ::okr::Status okr_status_macro_ = (expr);                \
-    if (!okr_status_macro_.ok()) return okr_status_macro_;   \
+#define OKR_RETURN_IF_ERROR(expr)                          \
+  do {                                                     \
+    ::okr::Status okr_status_macro_ = (expr);              \
+    if (!okr_status_macro_.ok()) return okr_status_macro_; \
   } while (0)
 
 // `lhs = value of expr`, where expr is a Result<T>; returns its Status from

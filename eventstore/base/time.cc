@@ -28,7 +28,8 @@ std::optional<int64_t> ParseDate(std::string_view date) {
       !Digits(date, 5, 2, &m) || !Digits(date, 8, 2, &d)) {
     return std::nullopt;
   }
-  std::chrono::year_month_day ymd{std::chrono::year{y}, std::chrono::month{static_cast<unsigned>(m)},
+  std::chrono::year_month_day ymd{std::chrono::year{y},
+                                  std::chrono::month{static_cast<unsigned>(m)},
                                   std::chrono::day{static_cast<unsigned>(d)}};
   if (!ymd.ok() || y < 1970 || y > 9999) return std::nullopt;
   auto days = std::chrono::sys_days{ymd}.time_since_epoch().count();

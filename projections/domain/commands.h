@@ -17,10 +17,10 @@ namespace okr {
 
 // Limits on what one command may carry (SPEC §1; each is tested).
 inline constexpr size_t kMaxIdChars = 64;
-inline constexpr size_t kMaxTitleChars = 200;    // names and titles
-inline constexpr size_t kMaxTextChars = 10'000;  // descriptions, notes, comments, reflections
-inline constexpr size_t kMaxParents = 20;        // objectives one objective aligns to
-inline constexpr size_t kMaxUnitLabelChars = 32; // a key result's unit label
+inline constexpr size_t kMaxTitleChars = 200;     // names and titles
+inline constexpr size_t kMaxTextChars = 10'000;   // descriptions, notes, comments, reflections
+inline constexpr size_t kMaxParents = 20;         // objectives one objective aligns to
+inline constexpr size_t kMaxUnitLabelChars = 32;  // a key result's unit label
 // Numbers stay finite (SPEC §6): values, starts and targets lie within
 // ±kMaxAbsValue (a quadrillion: any headcount, percentage or currency
 // amount in cents), weights in (0, kMaxWeight]. Every difference, ratio
@@ -69,7 +69,7 @@ struct ArchiveObjective {
 
 struct CreateKeyResult {
   std::string id, objective, title;
-  std::string owner;             // empty: the objective's owner
+  std::string owner;  // empty: the objective's owner
   std::string metric = "number";
   double start = 0;
   double target = 0;
@@ -113,11 +113,10 @@ struct ReviewObjective {
   std::string reflection, lessons;
 };
 
-using Command =
-    std::variant<CreateUnit, UpdateUnit, RetireUnit, CreateCycle, UpdateCycle, CloseCycle,
-                 ReopenCycle, CreateObjective, UpdateObjective, ArchiveObjective, CreateKeyResult,
-                 UpdateKeyResult, RemoveKeyResult, RecordCheckIn, CorrectCheckIn, AddComment,
-                 ReviewObjective>;
+using Command = std::variant<CreateUnit, UpdateUnit, RetireUnit, CreateCycle, UpdateCycle,
+                             CloseCycle, ReopenCycle, CreateObjective, UpdateObjective,
+                             ArchiveObjective, CreateKeyResult, UpdateKeyResult, RemoveKeyResult,
+                             RecordCheckIn, CorrectCheckIn, AddComment, ReviewObjective>;
 
 struct CommandContext {
   std::string actor;  // the authenticated principal
@@ -129,7 +128,7 @@ struct CommandContext {
 // decided against (so a concurrent change makes the append conflict, and
 // the command is decided again on the newer state).
 struct Decision {
-  std::string entity;  // the entity the command is about (the answer's subject)
+  std::string entity;              // the entity the command is about (the answer's subject)
   std::vector<EventDraft> events;  // empty: nothing to change
   std::vector<ExpectedVersion> expected;
 };

@@ -290,9 +290,9 @@ Result<Projector::Attempt> Projector::DecideOnce(const WriteRequest& request) {
   a.entity = decision.entity;
   if (request.if_match && projection_.Version(a.entity) != *request.if_match) {
     return Status::VersionMismatch(a.entity + " is at version " +
-                                std::to_string(projection_.Version(a.entity)) + ", not " +
-                                std::to_string(*request.if_match),
-                            "If-Match");
+                                       std::to_string(projection_.Version(a.entity)) + ", not " +
+                                       std::to_string(*request.if_match),
+                                   "If-Match");
   }
   if (decision.events.empty()) {
     // Nothing changes: answer with the entity's own last event.

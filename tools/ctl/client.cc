@@ -14,8 +14,10 @@ std::string HttpAnswer::Describe() const {
   if (json.is_object() && json.contains("error") && json["error"].is_object()) {
     const auto& e = json["error"];
     if (e.contains("code") && e["code"].is_string()) out += " " + e["code"].get<std::string>();
-    if (e.contains("message") && e["message"].is_string()) out += ": " + e["message"].get<std::string>();
-    if (e.contains("field") && e["field"].is_string()) out += " (field " + e["field"].get<std::string>() + ")";
+    if (e.contains("message") && e["message"].is_string())
+      out += ": " + e["message"].get<std::string>();
+    if (e.contains("field") && e["field"].is_string())
+      out += " (field " + e["field"].get<std::string>() + ")";
   } else if (!body.empty()) {
     out += ": " + body.substr(0, 200);
   }
@@ -84,9 +86,9 @@ HttpAnswer Client::Send(const std::string& method, const std::string& path, cons
   HttpAnswer answer;
   for (int attempt = 0; attempt <= (retry ? kMaxTransportRetries : 0); ++attempt) {
     if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(200 * attempt));
-    httplib::Result res = method == "GET"
-                              ? http_->Get((prefix_ + path).c_str(), headers)
-                              : http_->Post((prefix_ + path).c_str(), headers, body, "application/json");
+    httplib::Result res =
+        method == "GET" ? http_->Get((prefix_ + path).c_str(), headers)
+                        : http_->Post((prefix_ + path).c_str(), headers, body, "application/json");
     if (!res) {
       answer.transport = httplib::to_string(res.error());
       continue;

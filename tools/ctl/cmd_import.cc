@@ -9,14 +9,14 @@
 #include <sstream>
 
 #include "eventstore/base/clock.h"
+#include "eventstore/chain.h"
 #include "eventstore/event_codec.h"
 #include "projections/service/projector.h"
 #include "projections/service/snapshot.h"
-#include "eventstore/chain.h"
-#include "tools/ctl/raw_events.h"
 #include "tools/ctl/cmd_common.h"
 #include "tools/ctl/import.h"
 #include "tools/ctl/progress.h"
+#include "tools/ctl/raw_events.h"
 
 namespace okr::ctl::cmd {
 namespace {
@@ -168,8 +168,7 @@ Result<Projection> FoldServerLog(Client& client, uint64_t head, bool tty) {
       },
       [&](uint64_t seq) { bar.Update(seq); });
   if (!s.ok())
-    return Status::Conflict(s.message() +
-                                      " (importing through okrd needs an admin token)");
+    return Status::Conflict(s.message() + " (importing through okrd needs an admin token)");
   if (!chain.report().ok) {
     return Status::Corruption("okrd's log is broken at seq " +
                               std::to_string(chain.report().first_bad_seq) + ": " +

@@ -5,9 +5,9 @@
 #include <optional>
 
 #include "eventstore/chain.h"
-#include "tools/ctl/raw_events.h"
 #include "tools/ctl/cmd_common.h"
 #include "tools/ctl/progress.h"
+#include "tools/ctl/raw_events.h"
 #include "tools/ctl/snapshot_check.h"
 
 namespace okr::ctl::cmd {

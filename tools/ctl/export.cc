@@ -28,8 +28,10 @@ std::vector<const json*> UnitsInTreeOrder(const json& units) {
   std::vector<const json*> roots;
   for (const auto& [id, u] : by_id) {
     std::string parent = Str((*u)["parent"]);
-    if (parent.empty() || !by_id.count(parent)) roots.push_back(u);
-    else children[parent].push_back(u);
+    if (parent.empty() || !by_id.count(parent))
+      roots.push_back(u);
+    else
+      children[parent].push_back(u);
   }
   std::vector<const json*> out;
   std::function<void(const json*)> walk = [&](const json* u) {
@@ -164,7 +166,8 @@ Result<ExportInput> CollectFromServer(Client& client, const std::string& cycle,
   for (const json& u : units) {
     if (Str(u["state"]) == "active") in.units.push_back(u);
   }
-  if (Status s = Paged(client, "/v1/objectives?cycle=" + QueryEncode(cycle) + "&" + pin, &in.objectives);
+  if (Status s =
+          Paged(client, "/v1/objectives?cycle=" + QueryEncode(cycle) + "&" + pin, &in.objectives);
       !s.ok()) {
     return s;
   }
@@ -176,7 +179,8 @@ Result<ExportInput> CollectFromServer(Client& client, const std::string& cycle,
         if (progress) progress(done++, total);
         std::string id = Str(kr["id"]);
         json series = json::array();
-        Status s = Paged(client, "/v1/key-results/" + QueryEncode(id) + "/check-ins?" + pin, &series);
+        Status s =
+            Paged(client, "/v1/key-results/" + QueryEncode(id) + "/check-ins?" + pin, &series);
         if (!s.ok()) return s;
         in.check_ins[id] = std::move(series);
       }
@@ -241,8 +245,10 @@ std::string RenderJson(const ExportInput& in) {
   ordered_json objectives = ordered_json::array();
   for (const json* op : ObjectivesInAlignmentOrder(in.objectives)) {
     const json& o = *op;
-    ordered_json objective = {{"id", Str(o["id"])},       {"cycle", Str(o["cycle"])},
-                              {"owner", Str(o["owner"])}, {"title", Str(o["title"])},
+    ordered_json objective = {{"id", Str(o["id"])},
+                              {"cycle", Str(o["cycle"])},
+                              {"owner", Str(o["owner"])},
+                              {"title", Str(o["title"])},
                               {"description", Str(o["description"])}};
     ordered_json parents = ordered_json::array();
     for (const json& p : o["parents"]) parents.push_back(Str(p));

@@ -33,7 +33,7 @@ namespace okr::ctl {
 
 // Limits on an import (each tested or documented).
 inline constexpr size_t kMaxImportFileBytes = 256u << 20;  // 256 MiB
-inline constexpr size_t kMaxCsvFields = 64;                 // columns in one row
+inline constexpr size_t kMaxCsvFields = 64;                // columns in one row
 // Commands written at once: enough for the store's group commit to share
 // each sync among many appends, few enough for a two-core machine.
 inline constexpr size_t kOfflineImportWriters = 32;
@@ -77,11 +77,11 @@ struct PlannedCommand {
 
 class ImportPlan {
  public:
-  std::string file;          // as given
-  std::string name;          // the file's base name, for reasons
+  std::string file;  // as given
+  std::string name;  // the file's base name, for reasons
   ImportFormat format = ImportFormat::kCsv;
-  Hash content_hash{};       // SHA-256 of the file's bytes
-  size_t records = 0;        // data rows (CSV) or objects (JSON)
+  Hash content_hash{};  // SHA-256 of the file's bytes
+  size_t records = 0;   // data rows (CSV) or objects (JSON)
   std::vector<PlannedCommand> commands;
 
   // Where field `field` (Decide's name for it) of command `index` lies.

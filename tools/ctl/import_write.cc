@@ -10,8 +10,8 @@
 #include <thread>
 #include <unordered_map>
 
-#include "eventstore/base/time.h"
 #include "api/routes/routes.h"
+#include "eventstore/base/time.h"
 #include "tools/ctl/import_internal.h"
 
 namespace okr::ctl {

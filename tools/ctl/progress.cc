@@ -51,8 +51,8 @@ void ProgressBar::Draw(uint64_t done) {
                  fraction * 100, static_cast<unsigned long long>(done),
                  static_cast<unsigned long long>(total_), unit.c_str(), secs);
   } else {
-    std::fprintf(stderr, "\r%s %llu%s %.1f s ", label_.c_str(), static_cast<unsigned long long>(done),
-                 unit.c_str(), secs);
+    std::fprintf(stderr, "\r%s %llu%s %.1f s ", label_.c_str(),
+                 static_cast<unsigned long long>(done), unit.c_str(), secs);
   }
   std::fflush(stderr);
 }

@@ -73,7 +73,8 @@ void Compare(Differ* d, const CycleFields& a, const CycleFields& b) {
   d->Field("parent", a.parent, b.parent);
   d->Field("closed", a.closed, b.closed);
 }
-void Compare(Differ* d, const std::optional<ReviewFields>& a, const std::optional<ReviewFields>& b) {
+void Compare(Differ* d, const std::optional<ReviewFields>& a,
+             const std::optional<ReviewFields>& b) {
   d->Field("reviewed", a.has_value(), b.has_value());
   if (!a || !b) return;
   d->Field("review.score", a->score, b->score);
@@ -145,8 +146,8 @@ std::string DiffLife(const Entity<Fields>& a, const Entity<Fields>& b) {
     Compare(&d, a.revisions[i].fields, b.revisions[i].fields);
     Compare(&d, a.revisions[i].meta, b.revisions[i].meta);
     if (d.found()) {
-      return "revision " + std::to_string(i + 1) + " (seq " + std::to_string(b.revisions[i].meta.seq) +
-             "), " + d.text();
+      return "revision " + std::to_string(i + 1) + " (seq " +
+             std::to_string(b.revisions[i].meta.seq) + "), " + d.text();
     }
   }
   Differ d;
@@ -232,7 +233,8 @@ Result<std::string> CheckOne(const EventStore& store, uint64_t seq) {
   if (!event.ok()) return event.status();
   if (event->size() != 1) return Status::Corruption("no event at seq " + std::to_string(seq));
   if (Sha256(event->front().bytes) != hash) {
-    return std::string("its head hash is not the hash of the event at its seq (another log's snapshot)");
+    return std::string(
+        "its head hash is not the hash of the event at its seq (another log's snapshot)");
   }
   auto replay = Projector::Rebuild(store, seq, /*use_snapshot=*/false);
   if (!replay.ok()) return replay.status();

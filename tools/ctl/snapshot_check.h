@@ -11,18 +11,18 @@
 #include <string>
 #include <vector>
 
-#include "eventstore/event_store.h"
 #include "eventstore/base/status.h"
+#include "eventstore/event_store.h"
 #include "projections/domain/projection.h"
 
 namespace okr::ctl {
 
 struct SnapshotCheckReport {
   bool ok = true;
-  std::vector<uint64_t> seqs;        // the stored snapshots' seqs, oldest first
-  size_t checked = 0;                // snapshots found equal to the replay
-  uint64_t first_bad_seq = 0;        // the oldest snapshot that differs; 0 when ok
-  std::string problem;               // what differs in it, entity and field named
+  std::vector<uint64_t> seqs;  // the stored snapshots' seqs, oldest first
+  size_t checked = 0;          // snapshots found equal to the replay
+  uint64_t first_bad_seq = 0;  // the oldest snapshot that differs; 0 when ok
+  std::string problem;         // what differs in it, entity and field named
 };
 
 // Texts longer than this are cut when a difference shows them.
@@ -36,8 +36,8 @@ inline constexpr size_t kMaxShownChars = 80;
 // (okrd keeps two). `progress` (optional) gets (snapshots checked, total).
 // Errors: only when the store cannot be read or the log does not replay
 // (which the chain check reports first).
-Result<SnapshotCheckReport> CheckSnapshots(const EventStore& store,
-                                           const std::function<void(size_t, size_t)>& progress = {});
+Result<SnapshotCheckReport> CheckSnapshots(
+    const EventStore& store, const std::function<void(size_t, size_t)>& progress = {});
 
 // The first difference between a snapshot's projection and the replayed
 // one, as "objective o-1, revision 2 (seq 9): title: snapshot \"A\", log

@@ -48,9 +48,6 @@
 namespace okr::testing {
 namespace {
 
-using nlohmann::json;
-using Clock = std::chrono::steady_clock;
-
 const Token kAdmin{"tok-sim-admin-5e0c2a9d", "sim-admin", "admin", {}};
 const Token kEditor{"tok-sim-editor-83b17f42", "sim-editor", "editor", {"ops"}};
 const Token kAuditor{"tok-sim-auditor-d4a96e10", "sim-auditor", "auditor", {}};

@@ -33,8 +33,6 @@
 namespace okr::testing {
 namespace {
 
-using nlohmann::json;
-
 const Token kAdmin{"tok-crash-admin-7c1e93", "root", "admin", {}};
 const Token kAuditor{"tok-crash-auditor-2b8d40", "audrey", "auditor", {}};
 

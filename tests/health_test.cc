@@ -12,10 +12,6 @@
 #include "eventstore/event_store.h"
 #include "tests/okrd_harness.h"
 
-#ifndef OKRD_PATH
-#error "OKRD_PATH must be defined"
-#endif
-
 namespace okr::testing {
 namespace {
 

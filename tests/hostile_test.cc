@@ -21,15 +21,8 @@
 #include "tests/okrd_harness.h"
 #include "tests/raw_http.h"
 
-#ifndef OKRD_PATH
-#error "OKRD_PATH must be defined"
-#endif
-
 namespace okr::testing {
 namespace {
-
-using nlohmann::json;
-using Clock = std::chrono::steady_clock;
 
 const Token kAdmin{"tok-hostile-admin-5e0c2f9b81", "root", "admin", {}};
 const Token kEditor{"tok-hostile-editor-a7d36c04e2", "eddie", "editor", {"hr"}};

@@ -22,10 +22,6 @@
 #include "tests/raw_http.h"
 #include "tools/ctl/client.h"
 
-#ifndef OKRD_PATH
-#error "OKRD_PATH (the okrd binary under test) must be defined"
-#endif
-
 extern char** environ;
 
 namespace okr::testing {
@@ -35,8 +31,6 @@ namespace {
 constexpr int kStartTimeoutMs = 120'000;  // the demo writes its story before listening
 constexpr int kStopTimeoutMs = 30'000;
 constexpr char kListening[] = "okrd listening on http://";
-
-using Clock = std::chrono::steady_clock;
 
 std::string Truncated(const std::string& s, size_t max) {
   return s.size() <= max ? s : s.substr(0, max) + "…(" + std::to_string(s.size()) + " bytes)";

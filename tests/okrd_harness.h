@@ -12,6 +12,7 @@
 #include <httplib.h>
 #include <sys/types.h>
 
+#include <chrono>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <ostream>
@@ -21,7 +22,18 @@
 
 #include "tests/test_support.h"
 
+// Every end-to-end test runs the okrd its build names (okr_okrd_test in
+// tests/CMakeLists.txt defines it); checked once here rather than in each test.
+#ifndef OKRD_PATH
+#error "OKRD_PATH (the okrd binary under test) must be defined"
+#endif
+
 namespace okr::testing {
+
+// The names every end-to-end test speaks in: answers are JSON, deadlines
+// are on the steady clock (never the wall clock, which tests may not trust).
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
 
 // One entry of the tokens file, with the token itself (the file gets only
 // its SHA-256).

@@ -19,7 +19,6 @@
 
 namespace okr::testing {
 
-using nlohmann::json;
 using Strings = std::vector<std::string>;
 
 // The people of the story: an admin, two editors with different scopes,

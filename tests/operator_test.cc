@@ -21,8 +21,6 @@
 namespace okr::testing {
 namespace {
 
-using nlohmann::json;
-
 const Token kAdmin{"tok-operator-admin-7c1d93e0aa", "root", "admin", {}};
 const Token kEditor{"tok-operator-editor-2b8e51f4c7", "eddie", "editor", {"hr"}};
 

@@ -18,8 +18,6 @@
 namespace okr::testing {
 namespace {
 
-using nlohmann::json;
-
 const Token kAdmin{"tok-admin-7c1e55aa", "root", "admin", {}};
 const Token kAuditor{"tok-auditor-40d2b9f3", "audrey", "auditor", {}};
 

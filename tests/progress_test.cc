@@ -28,6 +28,15 @@ class ProgressTest : public ProjectionsTest {
   }
   double KrProgress(const std::string& kr) { return KeyResultJson(kr)["progress"].get<double>(); }
   double Current(const std::string& kr) { return KeyResultJson(kr)["current"].get<double>(); }
+  // An objective of `owner` aligned to `parent` whose one key result `kr`
+  // (0 → target) stands at `value`: a child whose progress is value/target.
+  void MeasuredChild(const std::string& objective, const std::string& owner,
+                     const std::string& parent, const std::string& kr, double target,
+                     double value) {
+    ASSERT_OK(CreateObjective(objective, "2026-q1", owner, objective, {parent}));
+    ASSERT_OK(AddKeyResult(kr, objective, kr, 0, target));
+    ASSERT_OK(CheckIn(kr, value));
+  }
 };
 
 // --- one key result ---
@@ -110,15 +119,10 @@ TEST_F(ProgressTest, RemovedKeyResultIsExcludedFromTheObjective) {
 }
 
 TEST_F(ProgressTest, ObjectiveWithoutKeyResultsIsTheMeanOfItsActiveAlignedChildren) {
-  ASSERT_OK(CreateObjective("ta-pipeline", "2026-q1", "ta", "Pipeline", {"hr-hiring"}));
-  ASSERT_OK(CreateObjective("ops-onboarding", "2026-q1", "hr-ops", "Onboarding", {"hr-hiring"}));
-  ASSERT_OK(CreateObjective("ld-academy", "2026-q1", "l-and-d", "Academy", {"hr-hiring"}));
-  ASSERT_OK(AddKeyResult("kr-ta", "ta-pipeline", "Candidates", 0, 100));
-  ASSERT_OK(AddKeyResult("kr-ops", "ops-onboarding", "Onboarded", 0, 10));
-  ASSERT_OK(AddKeyResult("kr-ld", "ld-academy", "Courses", 0, 8));
-  ASSERT_OK(CheckIn("kr-ta", 50));  // 0.5
-  ASSERT_OK(CheckIn("kr-ops", 10)); // 1.0
-  ASSERT_OK(CheckIn("kr-ld", 2));   // 0.25
+  // Children at 0.5, 1.0 and 0.25.
+  ASSERT_NO_FATAL_FAILURE(MeasuredChild("ta-pipeline", "ta", "hr-hiring", "kr-ta", 100, 50));
+  ASSERT_NO_FATAL_FAILURE(MeasuredChild("ops-onboarding", "hr-ops", "hr-hiring", "kr-ops", 10, 10));
+  ASSERT_NO_FATAL_FAILURE(MeasuredChild("ld-academy", "l-and-d", "hr-hiring", "kr-ld", 8, 2));
   // (0.5 + 1.0 + 0.25) / 3
   EXPECT_DOUBLE_EQ(ObjectiveProgress("hr-hiring"), 1.75 / 3);
   ASSERT_OK(Archive("ld-academy"));
@@ -127,12 +131,10 @@ TEST_F(ProgressTest, ObjectiveWithoutKeyResultsIsTheMeanOfItsActiveAlignedChildr
 
 TEST_F(ProgressTest, ProgressRollsUpThroughSeveralLevels) {
   ASSERT_OK(CreateObjective("ta-pipeline", "2026-q1", "ta", "Pipeline", {"hr-hiring"}));
-  ASSERT_OK(CreateObjective("amara-sourcing", "2026-q1", "amara", "Sourcing", {"ta-pipeline"}));
-  ASSERT_OK(CreateObjective("amara-events", "2026-q1", "amara", "Events", {"ta-pipeline"}));
-  ASSERT_OK(AddKeyResult("kr-src", "amara-sourcing", "Sourced", 0, 40));
-  ASSERT_OK(AddKeyResult("kr-evt", "amara-events", "Events", 0, 4));
-  ASSERT_OK(CheckIn("kr-src", 10));  // 0.25
-  ASSERT_OK(CheckIn("kr-evt", 3));   // 0.75
+  // Grandchildren at 0.25 and 0.75.
+  ASSERT_NO_FATAL_FAILURE(
+      MeasuredChild("amara-sourcing", "amara", "ta-pipeline", "kr-src", 40, 10));
+  ASSERT_NO_FATAL_FAILURE(MeasuredChild("amara-events", "amara", "ta-pipeline", "kr-evt", 4, 3));
   EXPECT_EQ(ObjectiveProgress("ta-pipeline"), 0.5);
   EXPECT_EQ(ObjectiveProgress("hr-hiring"), 0.5);  // its only child, ta-pipeline
 }

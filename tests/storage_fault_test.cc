@@ -31,9 +31,6 @@
 namespace okr::testing {
 namespace {
 
-using nlohmann::json;
-using Clock = std::chrono::steady_clock;
-
 const Token kAdmin{"tok-fault-admin-41c8e2", "root", "admin", {}};
 const Token kAuditor{"tok-fault-auditor-9a03b7", "audrey", "auditor", {}};
 

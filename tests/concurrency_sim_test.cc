@@ -79,14 +79,14 @@ struct Op {
   int client = 0, step = 0;
   std::string method, path, body;
   const Token* token = &kAdmin;
-  std::string key;                    // Idempotency-Key, "" for none
-  std::optional<uint64_t> if_match;   // If-Match, when sent
+  std::string key;                   // Idempotency-Key, "" for none
+  std::optional<uint64_t> if_match;  // If-Match, when sent
   Intent intent = Intent::kWrite;
-  int refusal = 0;                    // kInvalid: the status expected
-  std::string entity, type;           // the event an append would store
-  std::string check_in;               // an explicit check-in id
-  bool may_be_noop = false;           // a restore of an active objective
-  int original = -1;                  // a retry: the index of the op it retries
+  int refusal = 0;           // kInvalid: the status expected
+  std::string entity, type;  // the event an append would store
+  std::string check_in;      // an explicit check-in id
+  bool may_be_noop = false;  // a restore of an active objective
+  int original = -1;         // a retry: the index of the op it retries
   Reply reply;
 
   bool acknowledged() const { return reply.status >= 200 && reply.status < 300; }
@@ -133,7 +133,9 @@ class Client {
   int Roll(int n) { return static_cast<int>(rng_() % static_cast<uint64_t>(n)); }
   bool Chance(int percent) { return Roll(100) < percent; }
   template <typename T>
-  const T& Pick(const std::vector<T>& v) { return v[rng_() % v.size()]; }
+  const T& Pick(const std::vector<T>& v) {
+    return v[rng_() % v.size()];
+  }
 
   std::string Contested(int generations_back = 0) {
     int gen = std::max(0, step_ / kStepsPerGeneration - generations_back);
@@ -211,14 +213,16 @@ class Client {
 
   Op CreateUnit() {
     std::string id = NewId();
-    return Write("POST", "/v1/units", {{"id", id}, {"kind", "team"}, {"name", "Team " + id}, {"parent", "ops"}},
-                 &kAdmin, id, "unit.created");
+    return Write("POST", "/v1/units",
+                 {{"id", id}, {"kind", "team"}, {"name", "Team " + id}, {"parent", "ops"}}, &kAdmin,
+                 id, "unit.created");
   }
   Op CreateCycle() {
     std::string id = NewId();
-    return Write("POST", "/v1/cycles",
-                 {{"id", id}, {"name", "Cycle " + id}, {"starts", DateIn(-10)}, {"ends", DateIn(80)}},
-                 &kAdmin, id, "cycle.created");
+    return Write(
+        "POST", "/v1/cycles",
+        {{"id", id}, {"name", "Cycle " + id}, {"starts", DateIn(-10)}, {"ends", DateIn(80)}},
+        &kAdmin, id, "cycle.created");
   }
   Op CreateObjective() {
     std::string id = NewId();
@@ -226,14 +230,20 @@ class Client {
     for (int n = Roll(3); n > 0; --n) parents.push_back(SomeObjective());
     std::string cycle = Chance(75) ? "c0" : Chance(70) ? "c1" : Contested(1);
     return Write("POST", "/v1/objectives",
-                 {{"id", id}, {"cycle", cycle}, {"owner", Chance(50) ? "ops" : "ops-a"},
-                  {"title", "Objective " + id}, {"parents", parents}},
+                 {{"id", id},
+                  {"cycle", cycle},
+                  {"owner", Chance(50) ? "ops" : "ops-a"},
+                  {"title", "Objective " + id},
+                  {"parents", parents}},
                  Writer(), id, "objective.created");
   }
   Op CreateKeyResult() {
     std::string id = NewId();
     return Write("POST", "/v1/key-results",
-                 {{"id", id}, {"objective", SomeObjective()}, {"title", "Result " + id}, {"start", 0},
+                 {{"id", id},
+                  {"objective", SomeObjective()},
+                  {"title", "Result " + id},
+                  {"start", 0},
                   {"target", 100}},
                  Writer(), id, "key_result.added");
   }
@@ -241,7 +251,8 @@ class Client {
     std::string kr = SomeKeyResult();
     json body = {{"value", Roll(1000) / 10.0}, {"note", "check-in " + Fresh()}};
     if (Chance(60)) body["id"] = Contested();
-    Op op = Write("POST", "/v1/key-results/" + kr + "/check-ins", body, Writer(), kr, "check_in.recorded");
+    Op op = Write("POST", "/v1/key-results/" + kr + "/check-ins", body, Writer(), kr,
+                  "check_in.recorded");
     op.check_in = body.value("id", "");
     return op;
   }
@@ -249,14 +260,16 @@ class Client {
     std::string kr = SomeKeyResult(), corrects = Contested(Roll(3));
     if (!own_check_ins_.empty() && Chance(70)) std::tie(kr, corrects) = Pick(own_check_ins_);
     return Write("POST", "/v1/key-results/" + kr + "/corrections",
-                 {{"corrects", corrects}, {"value", Roll(1000) / 10.0}, {"note", "fix " + Fresh()}}, Writer(),
-                 kr, "check_in.corrected");
+                 {{"corrects", corrects}, {"value", Roll(1000) / 10.0}, {"note", "fix " + Fresh()}},
+                 Writer(), kr, "check_in.corrected");
   }
   Op Comment() {
     bool on_objective = Chance(50);
     std::string target = on_objective ? SomeObjective() : SomeKeyResult();
-    return Write("POST", std::string(on_objective ? "/v1/objectives/" : "/v1/key-results/") + target + "/comments",
-                 {{"text", "comment " + Fresh()}}, Writer(), target, "comment.added");
+    return Write(
+        "POST",
+        std::string(on_objective ? "/v1/objectives/" : "/v1/key-results/") + target + "/comments",
+        {{"text", "comment " + Fresh()}}, Writer(), target, "comment.added");
   }
   Op Retitle() {
     std::string id = SomeObjective();
@@ -269,8 +282,8 @@ class Client {
     std::string id = SomeKeyResult();
     // Unique per request, so the write always changes something.
     double target = 1000.0 + id_ * 1000 + step_;
-    Op op = Write("PATCH", "/v1/key-results/" + id, {{"target", target}, {"reason", "rescoped"}}, Writer(), id,
-                  "key_result.target_changed");
+    Op op = Write("PATCH", "/v1/key-results/" + id, {{"target", target}, {"reason", "rescoped"}},
+                  Writer(), id, "key_result.target_changed");
     MaybeIfMatch(&op, "/v1/key-results/" + id);
     return op;
   }
@@ -282,15 +295,16 @@ class Client {
   }
   Op Restore() {
     std::string id = SomeObjective();
-    Op op = Write("PATCH", "/v1/objectives/" + id, {{"state", "active"}}, Writer(), id, "objective.restored");
+    Op op = Write("PATCH", "/v1/objectives/" + id, {{"state", "active"}}, Writer(), id,
+                  "objective.restored");
     op.may_be_noop = true;
     MaybeIfMatch(&op, "/v1/objectives/" + id);
     return op;
   }
   Op CloseOrReopen() {
     bool close = Chance(50);
-    Op op = Write("POST", std::string("/v1/cycles/c1/") + (close ? "close" : "reopen"), nullptr, &kAdmin, "c1",
-                  close ? "cycle.closed" : "cycle.reopened");
+    Op op = Write("POST", std::string("/v1/cycles/c1/") + (close ? "close" : "reopen"), nullptr,
+                  &kAdmin, "c1", close ? "cycle.closed" : "cycle.reopened");
     MaybeIfMatch(&op, "/v1/cycles/c1");
     return op;
   }
@@ -308,33 +322,37 @@ class Client {
     Op op;
     switch (Roll(6)) {
       case 0:
-        op = Write("POST", "/v1/key-results/" + kr + "/check-ins", {{"value", 1}, {"confidance", 0.5}}, &kAdmin,
-                   kr, "");
+        op = Write("POST", "/v1/key-results/" + kr + "/check-ins",
+                   {{"value", 1}, {"confidance", 0.5}}, &kAdmin, kr, "");
         op.refusal = 400;
         break;
       case 1:
-        op = Write("POST", "/v1/key-results/" + kr + "/check-ins", {{"value", "50"}}, &kAdmin, kr, "");
+        op = Write("POST", "/v1/key-results/" + kr + "/check-ins", {{"value", "50"}}, &kAdmin, kr,
+                   "");
         op.refusal = 400;
         break;
       case 2:
-        op = Write("POST", "/v1/key-results",
-                   {{"id", id}, {"objective", "o0"}, {"title", "Flat"}, {"start", 5}, {"target", 5}}, &kAdmin, id,
-                   "");
+        op =
+            Write("POST", "/v1/key-results",
+                  {{"id", id}, {"objective", "o0"}, {"title", "Flat"}, {"start", 5}, {"target", 5}},
+                  &kAdmin, id, "");
         op.refusal = 422;
         break;
       case 3:
-        op = Write("POST", "/v1/objectives", {{"id", "Not An Id!"}, {"cycle", "c0"}, {"owner", "ops"}, {"title", "T"}},
+        op = Write("POST", "/v1/objectives",
+                   {{"id", "Not An Id!"}, {"cycle", "c0"}, {"owner", "ops"}, {"title", "T"}},
                    &kAdmin, "", "");
         op.refusal = 422;
         break;
       case 4:
-        op = Write("POST", "/v1/units", {{"id", id}, {"kind", "team"}, {"name", "T"}, {"parent", "ops"}}, &kEditor,
-                   id, "");
+        op = Write("POST", "/v1/units",
+                   {{"id", id}, {"kind", "team"}, {"name", "T"}, {"parent", "ops"}}, &kEditor, id,
+                   "");
         op.refusal = 403;
         break;
       default:
-        op = Write("POST", "/v1/key-results/k0/check-ins", {{"value", 1}, {"measured_at", "2999-01-01T00:00:00Z"}},
-                   &kAdmin, "k0", "");
+        op = Write("POST", "/v1/key-results/k0/check-ins",
+                   {{"value", 1}, {"measured_at", "2999-01-01T00:00:00Z"}}, &kAdmin, "k0", "");
         op.refusal = 422;
         break;
     }
@@ -359,7 +377,9 @@ class Findings {
  public:
   explicit Findings(std::string what) : what_(std::move(what)) {}
   ~Findings() {
-    if (count_ > 0) ADD_FAILURE() << count_ << " " << what_ << "; the first " << std::min(count_, kShownProblems) << ":" << text_;
+    if (count_ > 0)
+      ADD_FAILURE() << count_ << " " << what_ << "; the first " << std::min(count_, kShownProblems)
+                    << ":" << text_;
   }
   Findings(const Findings&) = delete;
   Findings& operator=(const Findings&) = delete;
@@ -397,10 +417,12 @@ std::vector<json> Pages(const Okrd& s, const std::string& path, const std::strin
     if (!r.json.is_object() || !r.json.contains("next") || r.json["next"].is_null()) return pages;
     const json& next = r.json["next"];
     if (pages.size() > 1 && pages[pages.size() - 2] == r.json) {
-      ADD_FAILURE() << path << ": next " << next << " does not advance (the cursor is not taken as " << param << ")";
+      ADD_FAILURE() << path << ": next " << next << " does not advance (the cursor is not taken as "
+                    << param << ")";
       return pages;
     }
-    url = path + sep + param + "=" + UrlEncode(next.is_string() ? next.get<std::string>() : next.dump());
+    url = path + sep + param + "=" +
+          UrlEncode(next.is_string() ? next.get<std::string>() : next.dump());
   }
   ADD_FAILURE() << path << ": more than " << kMaxPages << " pages";
   return pages;
@@ -415,20 +437,25 @@ std::vector<json> Items(const Okrd& s, const std::string& path, const std::strin
 }
 
 LoggedEvent FromJson(const json& ev) {
-  return {ev["seq"].get<uint64_t>(), ev["version"].get<uint64_t>(), ev["type"].get<std::string>(),
-          ev["entity"].get<std::string>(), ev["idempotency_key"].get<std::string>(), ev["data"]};
+  return {ev["seq"].get<uint64_t>(),
+          ev["version"].get<uint64_t>(),
+          ev["type"].get<std::string>(),
+          ev["entity"].get<std::string>(),
+          ev["idempotency_key"].get<std::string>(),
+          ev["data"]};
 }
 
 std::map<uint64_t, LoggedEvent> ReadLog(const Okrd& s) {
   std::map<uint64_t, LoggedEvent> log;
-  for (const json& ev : Items(s, "/v1/events?limit=1000", "after")) log[ev["seq"].get<uint64_t>()] = FromJson(ev);
+  for (const json& ev : Items(s, "/v1/events?limit=1000", "after"))
+    log[ev["seq"].get<uint64_t>()] = FromJson(ev);
   return log;
 }
 
 // The id an event creates ("" when it creates none).
 std::string CreatedId(const LoggedEvent& ev) {
-  static const std::set<std::string> kCreates = {"unit.created", "cycle.created", "objective.created",
-                                                 "key_result.added"};
+  static const std::set<std::string> kCreates = {"unit.created", "cycle.created",
+                                                 "objective.created", "key_result.added"};
   if (kCreates.count(ev.type)) return ev.entity;
   if (ev.type == "check_in.recorded") return ev.data.value("check_in", "");
   return "";
@@ -436,12 +463,12 @@ std::string CreatedId(const LoggedEvent& ev) {
 
 // ---------------------------------------------------------------- the test
 
-
 class ConcurrencySim : public ::testing::TestWithParam<uint64_t> {
  protected:
   ConcurrencySim()
-      : okrd_(OkrdOptions{std::vector<Token>{kAdmin, kEditor, kAuditor},
-                          {"--snapshot-every", std::to_string(kSnapshotEvery), "--dashboard", ""}}) {}
+      : okrd_(
+            OkrdOptions{std::vector<Token>{kAdmin, kEditor, kAuditor},
+                        {"--snapshot-every", std::to_string(kSnapshotEvery), "--dashboard", ""}}) {}
 
   void SetUp() override {
     seed_ = GetParam();
@@ -456,16 +483,25 @@ class ConcurrencySim : public ::testing::TestWithParam<uint64_t> {
   void BuildOrganisation() {
     const std::string& t = kAdmin.token;
     Created(okrd_.Post("/v1/units", {{"id", "acme"}, {"kind", "company"}, {"name", "Acme"}}, t));
-    Created(okrd_.Post("/v1/units", {{"id", "ops"}, {"kind", "department"}, {"name", "Ops"}, {"parent", "acme"}}, t));
-    Created(okrd_.Post("/v1/units", {{"id", "ops-a"}, {"kind", "team"}, {"name", "Ops A"}, {"parent", "ops"}}, t));
+    Created(okrd_.Post("/v1/units",
+                       {{"id", "ops"}, {"kind", "department"}, {"name", "Ops"}, {"parent", "acme"}},
+                       t));
+    Created(okrd_.Post(
+        "/v1/units", {{"id", "ops-a"}, {"kind", "team"}, {"name", "Ops A"}, {"parent", "ops"}}, t));
     for (const char* c : {"c0", "c1"}) {
-      Created(okrd_.Post("/v1/cycles", {{"id", c}, {"name", c}, {"starts", DateIn(-20)}, {"ends", DateIn(70)}}, t));
+      Created(okrd_.Post("/v1/cycles",
+                         {{"id", c}, {"name", c}, {"starts", DateIn(-20)}, {"ends", DateIn(70)}},
+                         t));
     }
     for (int n = 0; n < 4; ++n) {
       std::string o = kBaseObjectives[n], k = kBaseKeyResults[n];
-      Created(okrd_.Post("/v1/objectives",
-                         {{"id", o}, {"cycle", n == 3 ? "c1" : "c0"}, {"owner", "ops"}, {"title", "Base " + o}}, t));
-      Created(okrd_.Post("/v1/key-results", {{"id", k}, {"objective", o}, {"title", "Base " + k}, {"target", 100}}, t));
+      Created(okrd_.Post(
+          "/v1/objectives",
+          {{"id", o}, {"cycle", n == 3 ? "c1" : "c0"}, {"owner", "ops"}, {"title", "Base " + o}},
+          t));
+      Created(okrd_.Post("/v1/key-results",
+                         {{"id", k}, {"objective", o}, {"title", "Base " + k}, {"target", 100}},
+                         t));
     }
     setup_head_ = okrd_.HeadSeq();
   }
@@ -479,10 +515,12 @@ class ConcurrencySim : public ::testing::TestWithParam<uint64_t> {
     std::vector<std::thread> threads;
     std::atomic<bool> failed{false};
     for (auto& c : clients) {
-      threads.emplace_back([&c, &failed, deadline = started + kWritePhaseLimit] { c->Run(deadline, &failed); });
+      threads.emplace_back(
+          [&c, &failed, deadline = started + kWritePhaseLimit] { c->Run(deadline, &failed); });
     }
     for (auto& t : threads) t.join();
-    write_phase_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
+    write_phase_ms_ =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
     for (auto& c : clients) {
       int base = static_cast<int>(ops_.size());
       for (Op op : c->ops()) {
@@ -507,21 +545,28 @@ class ConcurrencySim : public ::testing::TestWithParam<uint64_t> {
     if (r.status >= 500) return "okrd failed a request it should have decided";
     switch (op.intent) {
       case Intent::kInvalid:
-        return r.status == op.refusal ? "" : "a broken request is refused with " + std::to_string(op.refusal);
+        return r.status == op.refusal
+                   ? ""
+                   : "a broken request is refused with " + std::to_string(op.refusal);
       case Intent::kReplay: {
         const Op& first = ops_.at(op.original);
         if (!op.replayed()) return "a retry with the same key and body replays the first answer";
-        if (r.status != first.reply.status || r.json != first.reply.json) return "the replay differs from the first answer";
+        if (r.status != first.reply.status || r.json != first.reply.json)
+          return "the replay differs from the first answer";
         return "";
       }
       case Intent::kKeyReuse:
-        return r.status == 422 && r.field() == "Idempotency-Key" ? "" : "the same key with another body is 422";
+        return r.status == 422 && r.field() == "Idempotency-Key"
+                   ? ""
+                   : "the same key with another body is 422";
       case Intent::kWrite:
         break;
     }
-    if (r.status == 412 && !op.if_match) return "412 without If-Match: only the version a client named may refuse it";
+    if (r.status == 412 && !op.if_match)
+      return "412 without If-Match: only the version a client named may refuse it";
     if (r.status == 400) return "a well-formed request refused as malformed";
-    if (op.acknowledged() && op.replayed() && op.original < 0) return "a first request answered as a replay";
+    if (op.acknowledged() && op.replayed() && op.original < 0)
+      return "a first request answered as a replay";
     return "";
   }
 
@@ -531,8 +576,10 @@ class ConcurrencySim : public ::testing::TestWithParam<uint64_t> {
     int n = 0;
     for (const Op& op : ops_) {
       std::string check_in = ev.data.is_object() ? ev.data.value("check_in", "") : "";
-      bool same_check_in = op.check_in.empty() ? check_in.rfind("ci-", 0) == 0 || check_in.empty() : op.check_in == check_in;
-      if (op.entity != ev.entity || op.type != ev.type || op.key != ev.key || !same_check_in) continue;
+      bool same_check_in = op.check_in.empty() ? check_in.rfind("ci-", 0) == 0 || check_in.empty()
+                                               : op.check_in == check_in;
+      if (op.entity != ev.entity || op.type != ev.type || op.key != ev.key || !same_check_in)
+        continue;
       if (op.acknowledged() && op.reply.u("seq") != ev.seq) continue;
       if (n++ < 3) out += "\n    asked by " + op.Describe();
     }
@@ -562,14 +609,17 @@ class ConcurrencySim : public ::testing::TestWithParam<uint64_t> {
       }
       const LoggedEvent& ev = it->second;
       if (op.replayed()) {
-        if (ev.key != op.key || ev.entity != op.entity) f.Add("a replay names another write's seq: " + op.Describe());
+        if (ev.key != op.key || ev.entity != op.entity)
+          f.Add("a replay names another write's seq: " + op.Describe());
       } else if (op.may_be_noop) {
         noops.push_back(&op);
       } else if (ev.entity != op.entity || ev.type != op.type) {
         f.Add(Name(ev) + " is not what was acknowledged: " + op.Describe());
       } else if (claimed.count(seq)) {
-        f.Add(Name(ev) + " acknowledged to two writes: " + claimed[seq]->Describe() + "\n    and " + op.Describe());
-      } else if (ev.key != op.key || (!op.check_in.empty() && ev.data.value("check_in", "") != op.check_in)) {
+        f.Add(Name(ev) + " acknowledged to two writes: " + claimed[seq]->Describe() + "\n    and " +
+              op.Describe());
+      } else if (ev.key != op.key ||
+                 (!op.check_in.empty() && ev.data.value("check_in", "") != op.check_in)) {
         f.Add(Name(ev) + " carries another key or check-in id: " + op.Describe());
       } else {
         claimed[seq] = &op;
@@ -586,7 +636,8 @@ class ConcurrencySim : public ::testing::TestWithParam<uint64_t> {
     AccountForUnclaimed(log, claimed);
   }
 
-  void AccountForUnclaimed(const std::map<uint64_t, LoggedEvent>& log, const std::map<uint64_t, const Op*>& claimed) {
+  void AccountForUnclaimed(const std::map<uint64_t, LoggedEvent>& log,
+                           const std::map<uint64_t, const Op*>& claimed) {
     Findings f("events in the log that no client was told were written");
     std::vector<const Op*> unanswered;
     for (const Op& op : ops_) {
@@ -620,7 +671,8 @@ class ConcurrencySim : public ::testing::TestWithParam<uint64_t> {
   // Check 4, in the log: each id created once, versions 1, 2, 3 … per
   // entity, and /v1/history/{id} shows the same events.
   void CheckIdsAndVersionsInLog(const std::map<uint64_t, LoggedEvent>& log) {
-    Findings twice("ids the log creates twice"), versions("entities whose versions are not 1, 2, 3 …"),
+    Findings twice("ids the log creates twice"),
+        versions("entities whose versions are not 1, 2, 3 …"),
         history("entities whose /v1/history differs from the log");
     std::map<std::string, const LoggedEvent*> created;
     std::map<std::string, std::vector<const LoggedEvent*>> streams;
@@ -629,16 +681,21 @@ class ConcurrencySim : public ::testing::TestWithParam<uint64_t> {
       std::string id = CreatedId(ev);
       if (id.empty()) continue;
       auto [it, fresh] = created.emplace(id, &ev);
-      if (!fresh) twice.Add("id " + id + ": " + Name(*it->second) + Askers(*it->second) + "\n  and " + Name(ev) + Askers(ev));
+      if (!fresh)
+        twice.Add("id " + id + ": " + Name(*it->second) + Askers(*it->second) + "\n  and " +
+                  Name(ev) + Askers(ev));
     }
     for (const auto& [entity, events] : streams) {
       std::vector<uint64_t> seqs, shown;
       for (size_t v = 0; v < events.size(); ++v) {
         seqs.push_back(events[v]->seq);
-        if (events[v]->version != v + 1) versions.Add(Name(*events[v]) + " has version " + std::to_string(events[v]->version));
+        if (events[v]->version != v + 1)
+          versions.Add(Name(*events[v]) + " has version " + std::to_string(events[v]->version));
       }
-      for (const json& h : Items(okrd_, "/v1/history/" + entity + "?limit=1000", "after")) shown.push_back(h["seq"]);
-      if (shown != seqs) history.Add(entity + ": " + json(shown).dump() + " instead of " + json(seqs).dump());
+      for (const json& h : Items(okrd_, "/v1/history/" + entity + "?limit=1000", "after"))
+        shown.push_back(h["seq"]);
+      if (shown != seqs)
+        history.Add(entity + ": " + json(shown).dump() + " instead of " + json(seqs).dump());
     }
     for (const auto& [id, ev] : created) created_ids_[id] = ev->seq;
   }
@@ -646,7 +703,8 @@ class ConcurrencySim : public ::testing::TestWithParam<uint64_t> {
   // Check 4 through the read API, and check 1's "the entity shows it": every
   // id the log created is readable once, with its version and last change.
   void CheckIdsThroughApi(const std::map<uint64_t, LoggedEvent>& log) {
-    Findings twice("ids the read API shows held twice"), missing("ids the log created that no read shows");
+    Findings twice("ids the read API shows held twice"),
+        missing("ids the log created that no read shows");
     std::map<std::string, std::string> holder;  // id → kind
     auto hold = [&](const json& id, const std::string& kind) {
       auto [it, fresh] = holder.emplace(id.get<std::string>(), kind);
@@ -654,11 +712,13 @@ class ConcurrencySim : public ::testing::TestWithParam<uint64_t> {
     };
     for (const json& u : Items(okrd_, "/v1/units?limit=1000", "cursor")) hold(u["id"], "unit");
     for (const json& c : Items(okrd_, "/v1/cycles?limit=1000", "cursor")) hold(c["id"], "cycle");
-    for (const json& o : Items(okrd_, "/v1/objectives?include_archived=true&limit=1000", "cursor")) {
+    for (const json& o :
+         Items(okrd_, "/v1/objectives?include_archived=true&limit=1000", "cursor")) {
       hold(o["id"], "objective");
       for (const json& kr : o.value("key_results", json::array())) {
         hold(kr["id"], "key result");
-        std::string path = "/v1/key-results/" + kr["id"].get<std::string>() + "/check-ins?limit=1000";
+        std::string path =
+            "/v1/key-results/" + kr["id"].get<std::string>() + "/check-ins?limit=1000";
         for (const json& ci : Items(okrd_, path, "cursor")) hold(ci["id"], "check-in");
       }
     }
@@ -685,7 +745,8 @@ class ConcurrencySim : public ::testing::TestWithParam<uint64_t> {
       for (const auto& [field, value] : want.items()) {
         if (r.json.is_object() && r.json.value(field, json()) == value) continue;
         f.Add(path + " after " + Name(*ev) + ": " + field + " should be " + value.dump() + "; " +
-              (r.status == 200 ? r.json.value(field, json()).dump() : "answered " + std::to_string(r.status)));
+              (r.status == 200 ? r.json.value(field, json()).dump()
+                               : "answered " + std::to_string(r.status)));
       }
     }
   }
@@ -715,14 +776,16 @@ class ConcurrencySim : public ::testing::TestWithParam<uint64_t> {
   std::map<std::string, std::string> CaptureAnswers(uint64_t head) {
     std::string at = "as_of=" + std::to_string(head);
     std::vector<std::string> paths = {"/v1/units?limit=1000&" + at, "/v1/cycles?limit=1000&" + at,
-                                      "/v1/diff?from=0&to=" + std::to_string(head), "/v1/lint?" + at};
+                                      "/v1/diff?from=0&to=" + std::to_string(head),
+                                      "/v1/lint?" + at};
     for (const json& c : Items(okrd_, "/v1/cycles?limit=1000&" + at, "cursor")) {
       std::string id = c["id"];
       paths.push_back("/v1/objectives?include_archived=true&limit=1000&cycle=" + id + "&" + at);
       paths.push_back("/v1/cascade?cycle=" + id + "&" + at);
       paths.push_back("/v1/cycles/" + id + "/review?" + at);
     }
-    for (const json& o : Items(okrd_, "/v1/objectives?include_archived=true&limit=1000&" + at, "cursor")) {
+    for (const json& o :
+         Items(okrd_, "/v1/objectives?include_archived=true&limit=1000&" + at, "cursor")) {
       paths.push_back("/v1/objectives/" + o["id"].get<std::string>() + "?" + at);
       for (const json& kr : o.value("key_results", json::array())) {
         std::string id = kr["id"];
@@ -734,12 +797,14 @@ class ConcurrencySim : public ::testing::TestWithParam<uint64_t> {
     Findings failed("reads at the head that okrd does not answer");
     for (const std::string& path : paths) {
       std::vector<json> pages = Pages(okrd_, path, "cursor", &failed);
-      for (size_t n = 0; n < pages.size(); ++n) answers[path + " page " + std::to_string(n)] = pages[n].dump();
+      for (size_t n = 0; n < pages.size(); ++n)
+        answers[path + " page " + std::to_string(n)] = pages[n].dump();
     }
     return answers;
   }
 
-  void ExpectSameAnswers(const std::map<std::string, std::string>& before, uint64_t head, const char* how) {
+  void ExpectSameAnswers(const std::map<std::string, std::string>& before, uint64_t head,
+                         const char* how) {
     auto after = CaptureAnswers(head);
     EXPECT_EQ(after.size(), before.size()) << how;
     int differ = 0;
@@ -747,8 +812,9 @@ class ConcurrencySim : public ::testing::TestWithParam<uint64_t> {
       auto it = after.find(path);
       if (it != after.end() && it->second == body) continue;
       if (differ++ < kShownProblems) {
-        ADD_FAILURE() << how << ": " << path << " answers differently\n  before: " << body.substr(0, 600)
-                      << "\n  after:  " << (it == after.end() ? "(none)" : it->second.substr(0, 600));
+        ADD_FAILURE() << how << ": " << path
+                      << " answers differently\n  before: " << body.substr(0, 600) << "\n  after:  "
+                      << (it == after.end() ? "(none)" : it->second.substr(0, 600));
       }
     }
   }
@@ -757,14 +823,16 @@ class ConcurrencySim : public ::testing::TestWithParam<uint64_t> {
     OpenOptions options;
     auto store = EventStore::Open(okrd_.data_dir(), options);
     ASSERT_TRUE(store.ok()) << store.status().ToString();
-    ASSERT_TRUE((*store)->SnapshotAtOrBefore(UINT64_MAX).ok()) << "okrd wrote no snapshot to delete";
+    ASSERT_TRUE((*store)->SnapshotAtOrBefore(UINT64_MAX).ok())
+        << "okrd wrote no snapshot to delete";
     ASSERT_TRUE((*store)->DeleteSnapshots().ok());
     ASSERT_FALSE((*store)->SnapshotAtOrBefore(UINT64_MAX).ok());
   }
 
   void VerifyOffline() {
     std::string out;
-    int rc = RunCommand(std::string(OKRCTL_PATH) + " verify --data '" + okrd_.data_dir() + "' 2>&1", &out);
+    int rc = RunCommand(std::string(OKRCTL_PATH) + " verify --data '" + okrd_.data_dir() + "' 2>&1",
+                        &out);
     EXPECT_EQ(rc, 0) << "okrctl verify: " << out;
   }
 
@@ -776,12 +844,16 @@ class ConcurrencySim : public ::testing::TestWithParam<uint64_t> {
       ++by_intent[op.intent];
     }
     std::string statuses;
-    for (const auto& [status, n] : by_status) statuses += " " + std::to_string(status) + "×" + std::to_string(n);
-    std::printf("concurrency_sim: seed %llu: %zu requests (%d exact retries, %d keys reused with another body, "
-                "%d broken) in %lld ms, %d acknowledged, %zu events; statuses:%s\n",
-                static_cast<unsigned long long>(seed_), ops_.size(), by_intent[Intent::kReplay],
-                by_intent[Intent::kKeyReuse], by_intent[Intent::kInvalid], static_cast<long long>(write_phase_ms_),
-                acknowledged_, static_cast<size_t>(events), statuses.c_str());
+    for (const auto& [status, n] : by_status)
+      statuses += " " + std::to_string(status) + "×" + std::to_string(n);
+    std::printf(
+        "concurrency_sim: seed %llu: %zu requests (%d exact retries, %d keys reused with another "
+        "body, "
+        "%d broken) in %lld ms, %d acknowledged, %zu events; statuses:%s\n",
+        static_cast<unsigned long long>(seed_), ops_.size(), by_intent[Intent::kReplay],
+        by_intent[Intent::kKeyReuse], by_intent[Intent::kInvalid],
+        static_cast<long long>(write_phase_ms_), acknowledged_, static_cast<size_t>(events),
+        statuses.c_str());
   }
 
   Okrd okrd_;
@@ -822,9 +894,12 @@ TEST_P(ConcurrencySim, AcknowledgedWritesAndOnlyThoseSurviveAndEveryReplayAnswer
   ExpectSameAnswers(answers, head, "replayed from the log alone");
   EXPECT_EQ(okrd_.HeadSeq(), head);
   EXPECT_TRUE(okrd_.Stop());
-  std::printf("concurrency_sim: seed %llu: %zu answers at the head compared after two restarts; %lld ms in all\n",
-              static_cast<unsigned long long>(seed_), answers.size(),
-              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count()));
+  std::printf(
+      "concurrency_sim: seed %llu: %zu answers at the head compared after two restarts; %lld ms in "
+      "all\n",
+      static_cast<unsigned long long>(seed_), answers.size(),
+      static_cast<long long>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count()));
   if (HasFailure()) ADD_FAILURE() << "replay this run with OKR_SIM_SEED=" << seed_;
 }
 

@@ -81,8 +81,8 @@ std::map<std::string, std::vector<uint64_t>> SeqsByKey(const Okrd& s, uint64_t* 
 }
 
 // Answers of read routes, without the per-request id.
-std::map<std::string, std::pair<int, std::string>> CaptureReads(const Okrd& s,
-                                                                const std::vector<std::string>& paths) {
+std::map<std::string, std::pair<int, std::string>> CaptureReads(
+    const Okrd& s, const std::vector<std::string>& paths) {
   std::map<std::string, std::pair<int, std::string>> out;
   for (const std::string& path : paths) {
     Reply r = s.Get(path, kAuditor.token);
@@ -97,20 +97,25 @@ std::map<std::string, std::pair<int, std::string>> CaptureReads(const Okrd& s,
 void BuildOrg(const Okrd& s) {
   auto want = [&](const Reply& r) { ASSERT_TRUE(r.status == 201 || r.status == 200) << r; };
   want(s.Post("/v1/units", {{"id", "acme"}, {"kind", "company"}, {"name", "Acme"}}, kAdmin.token));
-  want(s.Post("/v1/units", {{"id", "hr"}, {"kind", "department"}, {"name", "HR"}, {"parent", "acme"}},
+  want(s.Post("/v1/units",
+              {{"id", "hr"}, {"kind", "department"}, {"name", "HR"}, {"parent", "acme"}},
               kAdmin.token));
   want(s.Post("/v1/cycles",
               {{"id", "q"}, {"name", "Quarter"}, {"starts", DateIn(-30)}, {"ends", DateIn(60)}},
               kAdmin.token));
-  want(s.Post("/v1/objectives", {{"id", "o-shared"}, {"cycle", "q"}, {"owner", "hr"}, {"title", "Shared"}},
+  want(s.Post("/v1/objectives",
+              {{"id", "o-shared"}, {"cycle", "q"}, {"owner", "hr"}, {"title", "Shared"}},
               kAdmin.token));
-  want(s.Post("/v1/key-results",
-              {{"id", "kr-shared"}, {"objective", "o-shared"}, {"title", "Shared"}, {"target", 1e9}},
-              kAdmin.token));
+  want(
+      s.Post("/v1/key-results",
+             {{"id", "kr-shared"}, {"objective", "o-shared"}, {"title", "Shared"}, {"target", 1e9}},
+             kAdmin.token));
   for (int t = 0; t < kWriters; ++t) {
     want(s.Post("/v1/key-results",
-                {{"id", "kr-w" + std::to_string(t)}, {"objective", "o-shared"},
-                 {"title", "Writer " + std::to_string(t)}, {"target", 1e9}},
+                {{"id", "kr-w" + std::to_string(t)},
+                 {"objective", "o-shared"},
+                 {"title", "Writer " + std::to_string(t)},
+                 {"target", 1e9}},
                 kAdmin.token));
   }
 }
@@ -137,13 +142,18 @@ Attempt NextWrite(int round, int t, int i, std::mt19937_64& rng) {
   } else if (pick < 88) {
     a.method = "POST";
     a.path = "/v1/objectives";
-    a.body = json{{"id", "o-" + tag}, {"cycle", "q"}, {"owner", "hr"}, {"title", "Objective " + tag},
+    a.body = json{{"id", "o-" + tag},
+                  {"cycle", "q"},
+                  {"owner", "hr"},
+                  {"title", "Objective " + tag},
                   {"parents", {"o-shared"}}}
                  .dump();
   } else if (pick < 95) {
     a.method = "POST";
     a.path = "/v1/key-results";
-    a.body = json{{"id", "kr-" + tag}, {"objective", "o-shared"}, {"title", "KR " + tag},
+    a.body = json{{"id", "kr-" + tag},
+                  {"objective", "o-shared"},
+                  {"title", "KR " + tag},
                   {"target", 10 + static_cast<double>(rng() % 90)}}
                  .dump();
   } else {
@@ -226,7 +236,8 @@ TEST(CrashHttp, AcknowledgedWritesSurviveSigkillRetriesApplyOnceProjectionEquals
     }
     for (const auto& [key, seq] : acked_seq) {
       auto it = by_key.find(key);
-      ASSERT_NE(it, by_key.end()) << "acknowledged write " << key << " (seq " << seq << ") is missing";
+      ASSERT_NE(it, by_key.end()) << "acknowledged write " << key << " (seq " << seq
+                                  << ") is missing";
       const auto& seqs = it->second;
       EXPECT_EQ(seqs.back(), seq) << key;
       EXPECT_EQ(seqs.back() - seqs.front() + 1, seqs.size()) << key << ": applied more than once";
@@ -273,7 +284,8 @@ TEST(CrashHttp, AcknowledgedWritesSurviveSigkillRetriesApplyOnceProjectionEquals
     for (const Attempt* a : all) {
       ASSERT_TRUE(by_key.count(a->key)) << a->key;
       const auto& seqs = by_key[a->key];
-      EXPECT_EQ(seqs.back() - seqs.front() + 1, seqs.size()) << a->key << ": applied more than once";
+      EXPECT_EQ(seqs.back() - seqs.front() + 1, seqs.size())
+          << a->key << ": applied more than once";
     }
     total_acked += acked;
     total_cut += cut;
@@ -287,21 +299,29 @@ TEST(CrashHttp, AcknowledgedWritesSurviveSigkillRetriesApplyOnceProjectionEquals
     // --- the live projection equals a rebuild from the log alone ---
     head = s.HeadSeq();
     std::vector<std::string> reads = {
-        "/v1/units", "/v1/cycles", "/v1/objectives?include_archived=true&limit=1000",
-        "/v1/objectives/o-shared", "/v1/key-results/kr-shared",
-        "/v1/key-results/kr-shared/check-ins?limit=1000", "/v1/cascade?cycle=q",
-        "/v1/cycles/q/review", "/v1/lint", "/v1/diff?from=" + std::to_string(head / 2),
+        "/v1/units",
+        "/v1/cycles",
+        "/v1/objectives?include_archived=true&limit=1000",
+        "/v1/objectives/o-shared",
+        "/v1/key-results/kr-shared",
+        "/v1/key-results/kr-shared/check-ins?limit=1000",
+        "/v1/cascade?cycle=q",
+        "/v1/cycles/q/review",
+        "/v1/lint",
+        "/v1/diff?from=" + std::to_string(head / 2),
         "/v1/objectives/o-shared?as_of=" + std::to_string(head / 3),
         "/v1/key-results/kr-shared?as_of=" + std::to_string(head / 2),
         "/v1/cascade?cycle=q&as_of=" + std::to_string(head - head % kSnapshotEvery),
     };
-    for (int t = 0; t < kWriters; t += 5) reads.push_back("/v1/key-results/kr-w" + std::to_string(t));
+    for (int t = 0; t < kWriters; t += 5)
+      reads.push_back("/v1/key-results/kr-w" + std::to_string(t));
     auto live = CaptureReads(s, reads);
     ASSERT_TRUE(s.Stop());
     {
-      Okrd rebuilt(OkrdOptions{std::vector<Token>{kAuditor},
-                               {"--snapshot-every", "0", "--dashboard", ""}});
-      std::filesystem::copy(s.data_dir(), rebuilt.data_dir(), std::filesystem::copy_options::recursive);
+      Okrd rebuilt(
+          OkrdOptions{std::vector<Token>{kAuditor}, {"--snapshot-every", "0", "--dashboard", ""}});
+      std::filesystem::copy(s.data_dir(), rebuilt.data_dir(),
+                            std::filesystem::copy_options::recursive);
       {
         OpenOptions options;
         auto store = EventStore::Open(rebuilt.data_dir(), options);
@@ -314,18 +334,21 @@ TEST(CrashHttp, AcknowledgedWritesSurviveSigkillRetriesApplyOnceProjectionEquals
       auto replayed = CaptureReads(rebuilt, reads);
       for (const auto& [path, answer] : live) {
         EXPECT_EQ(replayed[path].first, answer.first) << path;
-        EXPECT_EQ(replayed[path].second, answer.second) << path << ": the live projection differs from a rebuild";
+        EXPECT_EQ(replayed[path].second, answer.second)
+            << path << ": the live projection differs from a rebuild";
       }
       ASSERT_TRUE(rebuilt.Stop());
     }
     ASSERT_TRUE(s.Start());
-    std::printf("crash_http: round %d killed after %d ms: %d acknowledged, %d cut off, head %llu\n", round,
-                kill_after_ms, acked, cut, static_cast<unsigned long long>(s.HeadSeq()));
+    std::printf("crash_http: round %d killed after %d ms: %d acknowledged, %d cut off, head %llu\n",
+                round, kill_after_ms, acked, cut, static_cast<unsigned long long>(s.HeadSeq()));
   }
   EXPECT_GT(total_acked, 0u);
-  std::printf("crash_http: %llu acknowledged writes survived %d SIGKILLs; %llu cut-off writes applied once on retry\n",
-              static_cast<unsigned long long>(total_acked), rounds,
-              static_cast<unsigned long long>(total_cut));
+  std::printf(
+      "crash_http: %llu acknowledged writes survived %d SIGKILLs; %llu cut-off writes applied once "
+      "on retry\n",
+      static_cast<unsigned long long>(total_acked), rounds,
+      static_cast<unsigned long long>(total_cut));
   EXPECT_TRUE(s.Stop());
 }
 

@@ -48,8 +48,8 @@ TEST_F(DecideTest, CyclicAlignmentIsRefused) {
   // hr-hiring → ta-pipeline → hr-hiring would be a cycle.
   EXPECT_REFUSED(Align("hr-hiring", {"ta-pipeline"}), kInvalid, "parents");
   // A longer loop: hr-hiring → amara-sourcing → ta-pipeline → hr-hiring.
-  ASSERT_OK(CreateObjective("amara-sourcing", "2026-q1", "amara", "Source candidates",
-                            {"ta-pipeline"}));
+  ASSERT_OK(
+      CreateObjective("amara-sourcing", "2026-q1", "amara", "Source candidates", {"ta-pipeline"}));
   EXPECT_REFUSED(Align("hr-hiring", {"amara-sourcing"}), kInvalid, "parents");
   EXPECT_TRUE(state().objective("hr-hiring")->current().parents.empty());
 }
@@ -95,8 +95,7 @@ TEST_F(DecideTest, ClosedCycleRefusesObjectiveChanges) {
   EXPECT_REFUSED(Retitle("hr-hiring", "Hire fewer people"), kConflict, "cycle");
   EXPECT_REFUSED(ChangeOwner("hr-hiring", "ta"), kConflict, "cycle");
   EXPECT_REFUSED(Archive("hr-hiring"), kConflict, "cycle");
-  EXPECT_REFUSED(CreateObjective("hr-late", "2026-q1", "hr", "Too late"), kConflict,
-                 "cycle");
+  EXPECT_REFUSED(CreateObjective("hr-late", "2026-q1", "hr", "Too late"), kConflict, "cycle");
   EXPECT_EQ(state().objective("hr-hiring")->current().title, "Hire the people we need");
 }
 
@@ -224,8 +223,9 @@ TEST_F(DecideTest, BooleanCheckInOfHalfIsRefused) {
 TEST_F(DecideTest, BooleanTargetOfTwoIsRefused) {
   EXPECT_REFUSED(AddKeyResult("kr-policy", "hr-hiring", "Hiring policy published", 0, 2, "boolean"),
                  kInvalid, "target");
-  EXPECT_REFUSED(AddKeyResult("kr-policy", "hr-hiring", "Hiring policy published", 0.5, 1, "boolean"),
-                 kInvalid, "start");
+  EXPECT_REFUSED(
+      AddKeyResult("kr-policy", "hr-hiring", "Hiring policy published", 0.5, 1, "boolean"),
+      kInvalid, "start");
 }
 
 TEST_F(DecideTest, ConfidenceAboveOneIsRefused) {
@@ -266,7 +266,8 @@ TEST_F(DecideTest, IdReusedAcrossKindsIsRefused) {
 TEST_F(DecideTest, InvalidIdsAreRefused) {
   EXPECT_REFUSED(CreateObjective("Hr-Upper", "2026-q1", "hr", "Uppercase"), kInvalid, "id");
   EXPECT_REFUSED(CreateObjective("../x", "2026-q1", "hr", "Path"), kInvalid, "id");
-  EXPECT_REFUSED(CreateObjective(std::string(65, 'a'), "2026-q1", "hr", "Too long"), kInvalid, "id");
+  EXPECT_REFUSED(CreateObjective(std::string(65, 'a'), "2026-q1", "hr", "Too long"), kInvalid,
+                 "id");
   EXPECT_REFUSED(CreateObjective("", "2026-q1", "hr", "Empty"), kInvalid, "id");
   EXPECT_REFUSED(CreateObjective("has space", "2026-q1", "hr", "Space"), kInvalid, "id");
   EXPECT_REFUSED(CreateUnit("Sales", "team", "Sales", "acme"), kInvalid, "id");
@@ -275,7 +276,8 @@ TEST_F(DecideTest, InvalidIdsAreRefused) {
 }
 
 TEST_F(DecideTest, TitleOverTwoHundredCharactersIsRefused) {
-  EXPECT_REFUSED(CreateObjective("o-201", "2026-q1", "hr", std::string(201, 'a')), kInvalid, "title");
+  EXPECT_REFUSED(CreateObjective("o-201", "2026-q1", "hr", std::string(201, 'a')), kInvalid,
+                 "title");
   EXPECT_OK(CreateObjective("o-200", "2026-q1", "hr", std::string(200, 'a')));
   // Characters, not bytes: 200 × "é" is 400 bytes and still 200 characters.
   std::string e200;
@@ -296,8 +298,12 @@ TEST_F(DecideTest, ControlCharacterInTitleIsRefused) {
   EXPECT_REFUSED(CreateObjective("o-nul", "2026-q1", "hr", std::string("Hire\0people", 11)),
                  kInvalid, "title");
   // C1 controls (U+0080–U+009F) are control characters too: NEL, CSI.
-  EXPECT_REFUSED(CreateObjective("o-nel", "2026-q1", "hr", "Hire\xC2\x85people"), kInvalid, "title");
-  EXPECT_REFUSED(CreateObjective("o-csi", "2026-q1", "hr", "Hire\xC2\x9B" "31m"), kInvalid, "title");
+  EXPECT_REFUSED(CreateObjective("o-nel", "2026-q1", "hr", "Hire\xC2\x85people"), kInvalid,
+                 "title");
+  EXPECT_REFUSED(CreateObjective("o-csi", "2026-q1", "hr",
+                                 "Hire\xC2\x9B"
+                                 "31m"),
+                 kInvalid, "title");
   EXPECT_REFUSED(Comment("hr-hiring", "Hi\xC2\x80there"), kInvalid, "text");
   // A line break is fine in a comment, not in a title.
   EXPECT_OK(Comment("hr-hiring", "Line one\nLine two"));
@@ -308,13 +314,16 @@ TEST_F(DecideTest, InvalidUtf8TitleIsRefused) {
   EXPECT_REFUSED(CreateObjective("o-overlong", "2026-q1", "hr", "\xC0\xAF"), kInvalid, "title");
   // What RFC 3629 forbids and a JSON encoder refuses to write: overlong
   // three- and four-byte forms, UTF-16 surrogates, code points past U+10FFFF.
-  EXPECT_REFUSED(CreateObjective("o-overlong3", "2026-q1", "hr", "\xE0\x80\xAF"), kInvalid, "title");
+  EXPECT_REFUSED(CreateObjective("o-overlong3", "2026-q1", "hr", "\xE0\x80\xAF"), kInvalid,
+                 "title");
   EXPECT_REFUSED(CreateObjective("o-overlong4", "2026-q1", "hr", "\xF0\x80\x80\xAF"), kInvalid,
                  "title");
   EXPECT_REFUSED(CreateObjective("o-surrogate", "2026-q1", "hr", "Hire \xED\xA0\x80"), kInvalid,
                  "title");
-  EXPECT_REFUSED(CreateObjective("o-beyond", "2026-q1", "hr", "\xF4\x90\x80\x80"), kInvalid, "title");
-  EXPECT_REFUSED(CreateObjective("o-f8", "2026-q1", "hr", "\xF8\x88\x80\x80\x80"), kInvalid, "title");
+  EXPECT_REFUSED(CreateObjective("o-beyond", "2026-q1", "hr", "\xF4\x90\x80\x80"), kInvalid,
+                 "title");
+  EXPECT_REFUSED(CreateObjective("o-f8", "2026-q1", "hr", "\xF8\x88\x80\x80\x80"), kInvalid,
+                 "title");
   EXPECT_REFUSED(Comment("hr-hiring", "Nice \xED\xBF\xBF"), kInvalid, "text");
   // The largest code points of each length are fine, and every read can write them.
   const std::string edges = "\xC2\xA0 \xED\x9F\xBF \xEF\xBF\xBD \xF4\x8F\xBF\xBF";

@@ -79,8 +79,7 @@ json Everything(const Projection& p, uint64_t seq, int64_t now_us) {
 // measured_at (ties: the later seq) among those known at `as_of` and
 // measured at or before `at`, with its latest correction known at `as_of`;
 // the start when there is none.
-double ReferenceCurrent(const KeyResult& kr, const KeyResultFields& f, uint64_t as_of,
-                        int64_t at) {
+double ReferenceCurrent(const KeyResult& kr, const KeyResultFields& f, uint64_t as_of, int64_t at) {
   const CheckIn* best = nullptr;
   for (const CheckIn& ci : kr.check_ins) {
     if (ci.meta.seq > as_of || ci.measured_at_us > at) continue;
@@ -146,7 +145,8 @@ class HistoryWriter {
   // One random command; true when it appended.
   bool Step() {
     Command command = Next();
-    static const std::array<const char*, 5> kActors = {"admin", "amara", "jonas", "li", "auditor-bot"};
+    static const std::array<const char*, 5> kActors = {"admin", "amara", "jonas", "li",
+                                                       "auditor-bot"};
     std::string actor = kActors[Pick(kActors.size())];
     std::string reason = Chance(0.3) ? "reason " + std::to_string(Pick(50)) : "";
     const size_t kind = command.index();
@@ -168,9 +168,11 @@ class HistoryWriter {
   bool Chance(double p) { return std::uniform_real_distribution<double>(0, 1)(rng_) < p; }
   double Uniform(double a, double b) { return std::uniform_real_distribution<double>(a, b)(rng_); }
   template <typename V>
-  const auto& Any(const V& v) { return v[Pick(v.size())]; }
+  const auto& Any(const V& v) {
+    return v[Pick(v.size())];
+  }
   std::string Title() {
-    static const std::array<const char*, 8> kWords = {"Hire", "Grow", "Retain", "Launch",
+    static const std::array<const char*, 8> kWords = {"Hire",   "Grow",  "Retain",  "Launch",
                                                       "Reduce", "Train", "Improve", "Ship"};
     return std::string(kWords[Pick(kWords.size())]) + " " + kWords[Pick(kWords.size())] + " #" +
            std::to_string(Pick(1000));
@@ -208,7 +210,8 @@ class HistoryWriter {
       } else {
         c.metric = Chance(0.5) ? "number" : "percent";
         c.start = std::round(Uniform(0, 50));
-        c.target = Chance(0.3) ? c.start - std::round(Uniform(1, 40)) : c.start + std::round(Uniform(0, 100));
+        c.target = Chance(0.3) ? c.start - std::round(Uniform(1, 40))
+                               : c.start + std::round(Uniform(0, 100));
       }
       c.weight = Chance(0.3) ? std::round(Uniform(1, 5)) : 1;
       return c;
@@ -267,8 +270,9 @@ class HistoryWriter {
       const KeyResult* kr = s.key_result(c.key_result);
       c.corrects = kr->check_ins.empty() ? "ci-none" : Any(kr->check_ins).id;
       const KeyResultFields& f = kr->current();
-      c.value = f.metric == "boolean" ? static_cast<double>(Pick(2))
-                                      : std::round(f.start + (f.target - f.start) * Uniform(0, 1.2));
+      c.value = f.metric == "boolean"
+                    ? static_cast<double>(Pick(2))
+                    : std::round(f.start + (f.target - f.start) * Uniform(0, 1.2));
       c.note = "corrected";
       return c;
     }
@@ -298,7 +302,8 @@ class HistoryWriter {
     if (r < 89) return ArchiveObjective{Any(objectives_)};
     if (r < 91) return RemoveKeyResult{Any(key_results_)};
     if (r < 94) {
-      static const std::array<const char*, 4> kOutcomes = {"achieved", "partially", "missed", "won"};
+      static const std::array<const char*, 4> kOutcomes = {"achieved", "partially", "missed",
+                                                           "won"};
       return ReviewObjective{Any(objectives_), std::round(Uniform(0, 10)) / 10,
                              kOutcomes[Pick(kOutcomes.size())], "reflection", "lessons"};
     }

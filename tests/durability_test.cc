@@ -319,8 +319,11 @@ TEST(DurabilityTest, AcknowledgedAppendsSurviveSigkill) {
   EXPECT_GE(rounds_with_acks, rounds_counted_from_ack);
   EXPECT_GT(stats.multi_event_appends, 0u);
   EXPECT_GE(stats.events, acknowledged.size());
-  std::printf("durability sigkill: %d acknowledged appends (%zu events) survived %d SIGKILLs; log of %llu events\n",
-              acknowledged_appends, acknowledged.size(), kRounds, static_cast<unsigned long long>(stats.events));
+  std::printf(
+      "durability sigkill: %d acknowledged appends (%zu events) survived %d SIGKILLs; log of %llu "
+      "events\n",
+      acknowledged_appends, acknowledged.size(), kRounds,
+      static_cast<unsigned long long>(stats.events));
 }
 
 // --- Power loss: a file system that forgets what was never synced. ---
@@ -868,9 +871,11 @@ TEST(DurabilityTest, AcknowledgedAppendsSurvivePowerLoss) {
   }
   EXPECT_GT(acknowledged.size(), 0u);
   EXPECT_GT(unacknowledged_failures, 0u);
-  std::printf("durability power loss: %zu acknowledged events survived %d power cuts; %llu appends failed and "
-              "wrote nothing\n",
-              acknowledged.size(), kRounds, static_cast<unsigned long long>(unacknowledged_failures));
+  std::printf(
+      "durability power loss: %zu acknowledged events survived %d power cuts; %llu appends failed "
+      "and "
+      "wrote nothing\n",
+      acknowledged.size(), kRounds, static_cast<unsigned long long>(unacknowledged_failures));
 }
 
 }  // namespace

@@ -83,7 +83,8 @@ class EventStoreTest : public ::testing::Test {
   void DropIdIndex() {
     WithRawFamilies([](rocksdb::DB* db, const Families& f) {
       ASSERT_TRUE(db->DropColumnFamily(f.at(format::kIdsCf)).ok());
-      ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), f.at(format::kMetaCf), format::kIdsThroughKey).ok());
+      ASSERT_TRUE(
+          db->Delete(rocksdb::WriteOptions(), f.at(format::kMetaCf), format::kIdsThroughKey).ok());
     });
   }
 
@@ -194,7 +195,8 @@ TEST_F(EventStoreTest, AnIdIsCreatedOnceAcrossEveryKind) {
   Head before = store_->head();
   // A check-in naming an id a unit holds, on any key result.
   auto check_in = store_->Append(OneEvent(CheckInDraft("alice", "kr-1", "x", 1)));
-  EXPECT_EQ(check_in.status().code(), Status::Code::kVersionMismatch) << check_in.status().ToString();
+  EXPECT_EQ(check_in.status().code(), Status::Code::kVersionMismatch)
+      << check_in.status().ToString();
   EXPECT_EQ(check_in.status().field(), "id");
   // A unit created again, without any expected version.
   EXPECT_EQ(CreateUnit("x").status().code(), Status::Code::kVersionMismatch);
@@ -354,7 +356,8 @@ TEST_F(IdempotencyRetentionTest, ARetryWithinTheRetentionReplaysAndAfterItIsANew
 }
 
 TEST_F(IdempotencyRetentionTest, ExpiredRecordsAreDeletedFromDiskAndNoEventIsTouched) {
-  for (int i = 0; i < 20; ++i) ASSERT_TRUE(CheckIn("kr-" + std::to_string(i), i, std::nullopt, "k" + std::to_string(i)).ok());
+  for (int i = 0; i < 20; ++i)
+    ASSERT_TRUE(CheckIn("kr-" + std::to_string(i), i, std::nullopt, "k" + std::to_string(i)).ok());
   now_us_ = kStartUs + 3'600'000'000;  // an hour later: one more keyed append
   ASSERT_TRUE(CheckIn("kr-late", 1, std::nullopt, "k-late").ok());
   EXPECT_EQ(RecordsOnDisk(), 21u);
@@ -484,7 +487,8 @@ TEST_F(EventStoreTest, WaitForEventsWakesOnAppend) {
 TEST_F(EventStoreTest, RefusesEmptyAndOversizeAppends) {
   EXPECT_EQ(store_->Append(AppendRequest{}).status().code(), Status::Code::kInvalid);
   AppendRequest big;
-  for (size_t i = 0; i <= kMaxEventsPerAppend; ++i) big.events.push_back(CheckInDraft("a", "kr", "c", 1));
+  for (size_t i = 0; i <= kMaxEventsPerAppend; ++i)
+    big.events.push_back(CheckInDraft("a", "kr", "c", 1));
   EXPECT_EQ(store_->Append(std::move(big)).status().code(), Status::Code::kInvalid);
   AppendRequest long_key = OneEvent(CheckInDraft("a", "kr", "c", 1));
   long_key.idempotency_key.assign(kMaxIdempotencyKeyBytes + 1, 'k');

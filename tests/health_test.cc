@@ -58,9 +58,9 @@ TEST(HealthTest, AnUnfoldableLogIsServedStuckNotRefused) {
   EXPECT_EQ(units.json["items"][0]["id"], "acme");
 
   // Writes are refused with 503 and append nothing.
-  Reply write = okrd.Post("/v1/units", {{"id", "hr"}, {"kind", "department"}, {"name", "HR"},
-                                        {"parent", "acme"}},
-                          kAdmin.token);
+  Reply write = okrd.Post(
+      "/v1/units", {{"id", "hr"}, {"kind", "department"}, {"name", "HR"}, {"parent", "acme"}},
+      kAdmin.token);
   EXPECT_EQ(write.status, 503) << write;
   EXPECT_EQ(write.header("Okrd-Status"), "stuck");
   EXPECT_NE(write.json["error"]["message"].get<std::string>().find("stuck"), std::string::npos);

@@ -82,8 +82,10 @@ TEST(Hostile, HundredsOfIdleAndSlowConnectionsDoNotStopOtherClients) {
   // All from one address: lift its cap (256 by default) above the 350 here.
   Okrd s(WithTokens({"--dashboard", "", "--max-connections-per-address", "1000"}));
   ASSERT_TRUE(s.Start());
-  ASSERT_EQ(s.Post("/v1/units", {{"id", "acme"}, {"kind", "company"}, {"name", "Acme"}}, kAdmin.token).status,
-            201);
+  ASSERT_EQ(
+      s.Post("/v1/units", {{"id", "acme"}, {"kind", "company"}, {"name", "Acme"}}, kAdmin.token)
+          .status,
+      201);
 
   std::vector<int> idle;
   for (int i = 0; i < kIdle; ++i) {
@@ -117,11 +119,18 @@ TEST(Hostile, HundredsOfIdleAndSlowConnectionsDoNotStopOtherClients) {
     auto started = Clock::now();
     Reply r;
     switch (i % 3) {
-      case 0: r = s.Get("/healthz"); break;
-      case 1: r = s.Get("/v1/units"); break;
+      case 0:
+        r = s.Get("/healthz");
+        break;
+      case 1:
+        r = s.Get("/v1/units");
+        break;
       default:
         r = s.Post("/v1/units",
-                   {{"id", "team-" + std::to_string(i)}, {"kind", "team"}, {"name", "T"}, {"parent", "acme"}},
+                   {{"id", "team-" + std::to_string(i)},
+                    {"kind", "team"},
+                    {"name", "T"},
+                    {"parent", "acme"}},
                    kAdmin.token);
     }
     auto took = Clock::now() - started;
@@ -129,9 +138,10 @@ TEST(Hostile, HundredsOfIdleAndSlowConnectionsDoNotStopOtherClients) {
     EXPECT_EQ(r.status, i % 3 == 2 ? 201 : 200) << r;
     EXPECT_LT(took, kBound) << "request " << i << " waited behind idle and slow clients";
   }
-  std::printf("hostile: %d idle + %d slow connections: okrd threads %ld; slowest of 30 requests %lld ms\n", kIdle,
-              kSlow, threads_under_attack,
-              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(worst).count()));
+  std::printf(
+      "hostile: %d idle + %d slow connections: okrd threads %ld; slowest of 30 requests %lld ms\n",
+      kIdle, kSlow, threads_under_attack,
+      static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(worst).count()));
 
   // okrd closes the idle connections after kIdleTimeoutSeconds (5 s) and
   // cuts the slow ones off once a request has taken kRequestReceiveSeconds
@@ -147,7 +157,8 @@ TEST(Hostile, HundredsOfIdleAndSlowConnectionsDoNotStopOtherClients) {
     ::close(fd);
   }
   EXPECT_EQ(closed, kIdle) << "idle connections okrd left open";
-  while (slow_cut < kSlow && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  while (slow_cut < kSlow && Clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_EQ(slow_cut, kSlow) << "slow connections okrd still waits for";
   stop = true;
   for (auto& t : slow) t.join();
@@ -166,15 +177,20 @@ TEST(Hostile, OversizeRequestLinesHeadersAndHeaderBlocksAreRefused) {
     int status;
   };
   std::string many_headers;
-  for (int i = 0; i < 20'000; ++i) many_headers += "X-Flood-" + std::to_string(i) + ": " + std::string(100, 'f') + "\r\n";
+  for (int i = 0; i < 20'000; ++i)
+    many_headers += "X-Flood-" + std::to_string(i) + ": " + std::string(100, 'f') + "\r\n";
   std::string big_header_block;
-  for (int i = 0; i < 10; ++i) big_header_block += "X-Big-" + std::to_string(i) + ": " + std::string(8000, 'b') + "\r\n";
+  for (int i = 0; i < 10; ++i)
+    big_header_block += "X-Big-" + std::to_string(i) + ": " + std::string(8000, 'b') + "\r\n";
   const std::vector<Case> cases = {
-      {"URI of 9 000 bytes", "GET /v1/units?cursor=" + std::string(9000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n", 414},
-      {"one header of 9 000 bytes", "GET /v1/units HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(9000, 'h') + "\r\n\r\n",
+      {"URI of 9 000 bytes",
+       "GET /v1/units?cursor=" + std::string(9000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n", 414},
+      {"one header of 9 000 bytes",
+       "GET /v1/units HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(9000, 'h') + "\r\n\r\n", 400},
+      {"20 000 headers (2 MB)", "GET /v1/units HTTP/1.1\r\nHost: x\r\n" + many_headers + "\r\n",
        400},
-      {"20 000 headers (2 MB)", "GET /v1/units HTTP/1.1\r\nHost: x\r\n" + many_headers + "\r\n", 400},
-      {"ten 8 000-byte headers (80 KB)", "GET /v1/units HTTP/1.1\r\nHost: x\r\n" + big_header_block + "\r\n", 400},
+      {"ten 8 000-byte headers (80 KB)",
+       "GET /v1/units HTTP/1.1\r\nHost: x\r\n" + big_header_block + "\r\n", 400},
       {"malformed request line", "GARBAGE\r\n\r\n", 400},
   };
   for (const Case& c : cases) {
@@ -187,9 +203,12 @@ TEST(Hostile, OversizeRequestLinesHeadersAndHeaderBlocksAreRefused) {
   }
   // A header block just under the limit is served.
   std::string fine;
-  for (int i = 0; i < 7; ++i) fine += "X-Fine-" + std::to_string(i) + ": " + std::string(8000, 'f') + "\r\n";
-  EXPECT_EQ(StatusOf(RawExchange(s.port(), "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + fine + "\r\n")),
-            200);
+  for (int i = 0; i < 7; ++i)
+    fine += "X-Fine-" + std::to_string(i) + ": " + std::string(8000, 'f') + "\r\n";
+  EXPECT_EQ(
+      StatusOf(RawExchange(
+          s.port(), "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + fine + "\r\n")),
+      200);
 
   // Floods of headers cost okrd no memory: 50 clients sending 2 MB of
   // headers each leave its resident memory where it was.
@@ -204,16 +223,20 @@ TEST(Hostile, OversizeRequestLinesHeadersAndHeaderBlocksAreRefused) {
   long before = rss();
   std::vector<std::thread> flooders;
   for (int i = 0; i < 50; ++i) {
-    flooders.emplace_back([&] { RawExchange(s.port(), "GET /v1/units HTTP/1.1\r\nHost: x\r\n" + many_headers + "\r\n"); });
+    flooders.emplace_back([&] {
+      RawExchange(s.port(), "GET /v1/units HTTP/1.1\r\nHost: x\r\n" + many_headers + "\r\n");
+    });
   }
   for (auto& t : flooders) t.join();
   long after = rss();
-  std::printf("hostile: resident memory before and after 50 × 2 MB header floods: %ld kB, %ld kB\n", before, after);
+  std::printf("hostile: resident memory before and after 50 × 2 MB header floods: %ld kB, %ld kB\n",
+              before, after);
 #ifndef __SANITIZE_ADDRESS__
   // Judged in the plain build only: AddressSanitizer's allocator holds every
   // freed block in quarantine and gives each thread a fake stack, so there
   // resident memory grows with everything okrd allocated, freed or not.
-  EXPECT_LT(after - before, 64 * 1024) << "header floods grew okrd by " << (after - before) << " kB";
+  EXPECT_LT(after - before, 64 * 1024)
+      << "header floods grew okrd by " << (after - before) << " kB";
 #endif
   EXPECT_TRUE(s.Stop());
 }
@@ -225,15 +248,21 @@ TEST(Hostile, TokensNeverAppearInTheLog) {
     SCOPED_TRACE(format);
     Okrd s(WithTokens({"--log-format", format}));
     ASSERT_TRUE(s.Start());
-    const std::vector<std::string> tokens = {kAdmin.token, kEditor.token, kAuditor.token, kViewer.token,
-                                             kUnknownToken};
-    ASSERT_EQ(s.Post("/v1/units", {{"id", "hr"}, {"kind", "company"}, {"name", "HR"}}, kAdmin.token).status, 201);
+    const std::vector<std::string> tokens = {kAdmin.token, kEditor.token, kAuditor.token,
+                                             kViewer.token, kUnknownToken};
+    ASSERT_EQ(s.Post("/v1/units", {{"id", "hr"}, {"kind", "company"}, {"name", "HR"}}, kAdmin.token)
+                  .status,
+              201);
     for (const std::string& t : tokens) {
       // Where a token belongs, valid or not …
       s.Get("/v1/units", t);
       s.Get("/v1/events", t);
       s.Get("/v1/audit/verify", t);
-      s.Post("/v1/units", {{"id", "u-" + std::to_string(t.size())}, {"kind", "team"}, {"name", "U"}, {"parent", "hr"}},
+      s.Post("/v1/units",
+             {{"id", "u-" + std::to_string(t.size())},
+              {"kind", "team"},
+              {"name", "U"},
+              {"parent", "hr"}},
              t);
       s.Get("/v1/units", "", {{"Authorization", "Basic " + t}});
       s.Get("/v1/units", "", {{"Authorization", t}});
@@ -241,11 +270,12 @@ TEST(Hostile, TokensNeverAppearInTheLog) {
       s.Get("/v1/units?token=" + t + "&access_token=" + t);
       s.Get("/v1/units/" + t);
       s.Get("/" + t);
-      s.Post("/v1/units?token=" + t, {{"id", "x"}, {"kind", "team"}, {"name", t}, {"token", t}}, kAdmin.token);
+      s.Post("/v1/units?token=" + t, {{"id", "x"}, {"kind", "team"}, {"name", t}, {"token", t}},
+             kAdmin.token);
       s.Request("POST", "/v1/units", "{\"token\":\"" + t, kAdmin.token);  // malformed JSON
       s.Get("/v1/units", "", {{"X-Api-Key", t}, {"Cookie", "session=" + t}});
-      RawExchange(s.port(), "GET /v1/units?token=" + t + " HTTP/1.1\r\nAuthorization: Bearer " + t + "\r\nX-Big: " +
-                                std::string(9000, 'x') + "\r\n\r\n");
+      RawExchange(s.port(), "GET /v1/units?token=" + t + " HTTP/1.1\r\nAuthorization: Bearer " + t +
+                                "\r\nX-Big: " + std::string(9000, 'x') + "\r\n\r\n");
       RawExchange(s.port(), "GET /" + t + std::string(9000, 'u') + " HTTP/1.1\r\nHost: x\r\n\r\n");
       RawExchange(s.port(), t + "\r\n\r\n");
     }
@@ -260,7 +290,8 @@ TEST(Hostile, TokensNeverAppearInTheLog) {
     };
     for (const std::string& t : tokens) {
       size_t at = log.find(t);
-      EXPECT_EQ(at, std::string::npos) << "token " << t << " is in okrd's log: " << line_at(log, at);
+      EXPECT_EQ(at, std::string::npos)
+          << "token " << t << " is in okrd's log: " << line_at(log, at);
       EXPECT_EQ(rocksdb_log.find(t), std::string::npos) << "token " << t << " is in RocksDB's LOG";
     }
   }
@@ -280,7 +311,8 @@ TEST(Hostile, TokensFileOthersCanReadIsRefused) {
                             &out);
     EXPECT_EQ(status, 2) << "okrd's exit status for a refused set-up: " << out;
     EXPECT_EQ(out.find("listening"), std::string::npos) << out;
-    EXPECT_NE(out.find(s.tokens_path()), std::string::npos) << "the message names the file: " << out;
+    EXPECT_NE(out.find(s.tokens_path()), std::string::npos)
+        << "the message names the file: " << out;
     EXPECT_NE(out.find("chmod 600"), std::string::npos) << "the message says what to do: " << out;
   }
   // 0600 and 0400 are accepted.
@@ -315,21 +347,21 @@ TEST(Hostile, EveryAnswerCarriesNosniffAndARequestId) {
       {"GET", "/v1/units", "", "", {}},
       {"GET", "/v1/units/acme", "", "", {}},
       {"HEAD", "/v1/units", "", "", {}},
-      {"GET", "/v1/units/nope", "", "", {}},       // 404
-      {"GET", "/v1/units?limit=0", "", "", {}},    // 400
-      {"GET", "/v1/events", "", "", {}},           // 401
+      {"GET", "/v1/units/nope", "", "", {}},         // 404
+      {"GET", "/v1/units?limit=0", "", "", {}},      // 400
+      {"GET", "/v1/events", "", "", {}},             // 401
       {"GET", "/v1/events", "", kViewer.token, {}},  // 403
       {"GET", "/v1/events", "", kAuditor.token, {}},
       {"GET", "/v1/audit/verify", "", kAuditor.token, {}},
-      {"POST", "/v1/units", "{", admin, {}},       // 400
-      {"POST", "/v1/units", "", kUnknownToken, {}},  // 401
+      {"POST", "/v1/units", "{", admin, {}},                               // 400
+      {"POST", "/v1/units", "", kUnknownToken, {}},                        // 401
       {"POST", "/v1/units", std::string((1u << 20) + 1, ' '), admin, {}},  // 413
-      {"PUT", "/v1/units/acme", "{}", admin, {}},  // no such route
+      {"PUT", "/v1/units/acme", "{}", admin, {}},                          // no such route
       {"OPTIONS", "/v1/units", "", "", {}},
       {"DELETE", "/v1/units/acme", "", admin, {{"If-Match", "7"}}},  // 412
       {"GET", "/no/such/file.js", "", "", {}},
       {"GET", "/v1/units?cursor=" + std::string(9000, 'a'), "", "", {}},  // 414
-      {"GET", "/v1/units", "", "", {{"X-Big", std::string(9000, 'b')}}},   // 400
+      {"GET", "/v1/units", "", "", {{"X-Big", std::string(9000, 'b')}}},  // 400
   };
   std::set<int> statuses;
   std::set<std::string> ids;
@@ -345,7 +377,8 @@ TEST(Hostile, EveryAnswerCarriesNosniffAndARequestId) {
   EXPECT_EQ(ids.size(), calls.size()) << "request ids repeat";
   EXPECT_GE(statuses.size(), 9u);  // 200 201 400 401 403 404 409 412 413 414 …
   // A client's own well-formed request id is kept.
-  EXPECT_EQ(s.Get("/healthz", "", {{"X-Request-Id", "trace-abc.123"}}).header("X-Request-Id"), "trace-abc.123");
+  EXPECT_EQ(s.Get("/healthz", "", {{"X-Request-Id", "trace-abc.123"}}).header("X-Request-Id"),
+            "trace-abc.123");
   EXPECT_TRUE(s.Stop());
 }
 

@@ -6,8 +6,8 @@
 // OKR_CAPNP_PATH, OKR_SHA256SUM_PATH, OKR_PERL_PATH, OKRCTL_PATH, and the
 // schema directory OKR_SCHEMA_DIR.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <rocksdb/db.h>
+#include <nlohmann/json.hpp>
 
 #include <cctype>
 #include <fstream>
@@ -257,17 +257,19 @@ class InteropTest : public ::testing::Test {
 
 TEST_F(InteropTest, LdbListsTheColumnFamilies) {
   int rc = 0;
-  std::string out = Run(std::string(kLdb) + " --db=" + Quote(data()) + " list_column_families 2>&1", &rc);
+  std::string out =
+      Run(std::string(kLdb) + " --db=" + Quote(data()) + " list_column_families 2>&1", &rc);
   ASSERT_EQ(rc, 0) << out;
-  EXPECT_NE(out.find("{default, events, streams, idempotency, meta, snapshots, ids}"), std::string::npos)
+  EXPECT_NE(out.find("{default, events, streams, idempotency, meta, snapshots, ids}"),
+            std::string::npos)
       << out;
 }
 
 TEST_F(InteropTest, LdbSeesTheExactStoredBytesUnderBigEndianSeqKeys) {
   int rc = 0;
-  std::string out = Run(std::string(kLdb) + " --db=" + Quote(data()) +
-                            " --column_family=events --hex scan 2>&1",
-                        &rc);
+  std::string out =
+      Run(std::string(kLdb) + " --db=" + Quote(data()) + " --column_family=events --hex scan 2>&1",
+          &rc);
   ASSERT_EQ(rc, 0) << out;
   std::vector<std::string> lines = Lines(out);
   ASSERT_EQ(lines.size(), kEvents) << out;
@@ -363,24 +365,22 @@ TEST_F(InteropTest, Sha256sumOfEachValueIsTheNextPrevHash) {
 // The recipe of docs/FORMAT.md, literally: standard tools only, no okrd code.
 TEST_F(InteropTest, DocumentedShellRecipeChecksEveryLink) {
   const std::string db = std::string(kLdb) + " --db=" + Quote(data()) + " --column_family=events";
-  const std::string unhex =
-      std::string(kPerl) + " -ne 'chomp; s/^0x//; print pack \"H*\", $_'";
+  const std::string unhex = std::string(kPerl) + " -ne 'chomp; s/^0x//; print pack \"H*\", $_'";
   const std::string prev_hash_of = std::string(kCapnp) + " convert --short binary:json " +
                                    Quote(kSchema) +
                                    " Event | grep -o '\"prevHash\":\\[[0-9,]*\\]'"
                                    " | tr -dc '0-9,' | tr ',' ' ' | xargs printf '%02x'";
   int rc = 0;
   for (uint64_t seq = 1; seq <= kEvents; ++seq) {
-    std::string prev_hex = Run(db + " --hex get " + SeqKeyHex(seq) + " | " + unhex + " | " +
-                                   prev_hash_of,
-                               &rc);
+    std::string prev_hex =
+        Run(db + " --hex get " + SeqKeyHex(seq) + " | " + unhex + " | " + prev_hash_of, &rc);
     ASSERT_EQ(rc, 0) << prev_hex;
     std::string expected = seq == 1 ? std::string(64, '0') : ToHex(Sha256(stored_[seq - 2]));
     EXPECT_EQ(prev_hex, expected) << "prevHash of seq " << seq;
 
-    std::string sum = Run(db + " --hex get " + SeqKeyHex(seq) + " | " + unhex + " | " +
-                              kSha256sum + " | cut -c1-64",
-                          &rc);
+    std::string sum = Run(
+        db + " --hex get " + SeqKeyHex(seq) + " | " + unhex + " | " + kSha256sum + " | cut -c1-64",
+        &rc);
     ASSERT_EQ(rc, 0) << sum;
     EXPECT_EQ(sum, ToHex(Sha256(stored_[seq - 1])) + "\n") << "sha256sum of seq " << seq;
 
@@ -440,8 +440,7 @@ TEST_F(InteropTest, OkrctlVerifiesDumpsAndShowsTheHead) {
   EXPECT_EQ(rc, 0) << dump;
   std::vector<std::string> lines = Lines(dump);
   ASSERT_EQ(lines.size(), kEvents) << dump;
-  const char* types[] = {"unit.created", "check_in.recorded", "check_in.recorded",
-                         "unit.created"};
+  const char* types[] = {"unit.created", "check_in.recorded", "check_in.recorded", "unit.created"};
   const char* entities[] = {"acme", "kr-1", "kr-1", "sales"};
   std::string prev(64, '0');
   for (uint64_t seq = 1; seq <= kEvents; ++seq) {

@@ -6,14 +6,14 @@
 // stored bytes okrd serves, snapshots checked against the log (verify
 // --deep), formula cells neutralised and restored, the client commands
 // and the help.
-#include <gtest/gtest.h>
 #include <capnp/message.h>
 #include <capnp/serialize.h>
+#include <gtest/gtest.h>
 #include <rocksdb/db.h>
 #include <atomic>
 #include <chrono>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -80,7 +80,8 @@ struct CtlRun {
 };
 
 std::ostream& operator<<(std::ostream& os, const CtlRun& r) {
-  return os << "[rc " << r.rc << "] stdout: " << r.out.substr(0, 2000) << "\nstderr: " << r.err.substr(0, 2000);
+  return os << "[rc " << r.rc << "] stdout: " << r.out.substr(0, 2000)
+            << "\nstderr: " << r.err.substr(0, 2000);
 }
 
 class OkrctlTest : public ::testing::Test {
@@ -89,8 +90,8 @@ class OkrctlTest : public ::testing::Test {
   CtlRun Ctl(const std::string& args, const std::string& env = "") {
     std::string err_path = dir_.Sub("stderr.txt");
     CtlRun r;
-    r.rc = testing::RunCommand(env + (env.empty() ? "" : " ") + OKRCTL_PATH + " " + args + " 2>" + err_path,
-                               &r.out);
+    r.rc = testing::RunCommand(
+        env + (env.empty() ? "" : " ") + OKRCTL_PATH + " " + args + " 2>" + err_path, &r.out);
     r.err = ReadFile(err_path);
     return r;
   }
@@ -135,7 +136,8 @@ TEST_F(OkrctlTest, SampleImportsIntoAnEmptyStore) {
   EXPECT_EQ(okrs.Json()["records"], 12);
   EXPECT_EQ(okrs.Json()["written"], 28);  // 7 objectives, 11 key results, 10 check-ins
   EXPECT_EQ(okrs.Json()["actor"], "import:hr-okrs-2026-q4");
-  CtlRun week = Ctl("import " + Sample("hr-checkins-week-48.json") + " --data " + data + " --as weekly");
+  CtlRun week =
+      Ctl("import " + Sample("hr-checkins-week-48.json") + " --data " + data + " --as weekly");
   ASSERT_EQ(week.rc, 0) << week;
   EXPECT_EQ(HeadOf(data).seq, 44u);
   EXPECT_EQ(Ctl("verify --data " + data).rc, 0);
@@ -143,18 +145,21 @@ TEST_F(OkrctlTest, SampleImportsIntoAnEmptyStore) {
   // Who and why are on every event.
   CtlRun dump = Ctl("dump --data " + data);
   EXPECT_NE(dump.out.find("\"actor\":\"import:hr-okrs-2026-q4\""), std::string::npos);
-  EXPECT_NE(dump.out.find("\"reason\":\"imported from hr-okrs-2026-q4.csv line 3\""), std::string::npos);
+  EXPECT_NE(dump.out.find("\"reason\":\"imported from hr-okrs-2026-q4.csv line 3\""),
+            std::string::npos);
   EXPECT_NE(dump.out.find("\"actor\":\"import:weekly\""), std::string::npos);
 
   CtlRun csv = Ctl("export --cycle 2026-q4 --data " + data);
   ASSERT_EQ(csv.rc, 0) << csv;
   // The latest check-in (week 48) is the current value, with its date.
-  EXPECT_NE(csv.out.find(",kr-time-to-hire,Median days from opening to signed offer,number,45,30,days,36,"
-                         "2026-11-23,talent-acquisition,1,\r\n"),
-            std::string::npos)
+  EXPECT_NE(
+      csv.out.find(",kr-time-to-hire,Median days from opening to signed offer,number,45,30,days,36,"
+                   "2026-11-23,talent-acquisition,1,\r\n"),
+      std::string::npos)
       << csv.out;
   // Quotes, commas and line breaks survive.
-  EXPECT_NE(csv.out.find("\"Survey question \"\"I would recommend Fjord\"\" (eNPS)\""), std::string::npos);
+  EXPECT_NE(csv.out.find("\"Survey question \"\"I would recommend Fjord\"\" (eNPS)\""),
+            std::string::npos);
   EXPECT_NE(csv.out.find("\"Every people manager finishes the coaching programme.\nPilot with"),
             std::string::npos);
   CtlRun json_export = Ctl("export --cycle 2026-q4 --format json --data " + data);
@@ -172,9 +177,11 @@ TEST_F(OkrctlTest, CsvQuirksOfSpreadsheetsAreRead) {
   // Byte order mark, CRLF, a blank line, a row of empty cells, spaces
   // around cells, a quoted line break, commas and doubled quotes.
   std::string csv =
-      "\xEF\xBB\xBF" "Cycle,Owner,Objective ID,Objective Title,Parents,KR ID,KR Title,Metric,Start,Target,"
+      "\xEF\xBB\xBF"
+      "Cycle,Owner,Objective ID,Objective Title,Parents,KR ID,KR Title,Metric,Start,Target,"
       "Unit,Current,Checkin Date\r\n"
-      "2026-q4,people, o-a ,\"Hire well, fast\",,k-a,\"Say \"\"yes\"\" in a week\",percent,10,20,%,15,"
+      "2026-q4,people, o-a ,\"Hire well, fast\",,k-a,\"Say \"\"yes\"\" in a "
+      "week\",percent,10,20,%,15,"
       "2026-11-02\r\n"
       "\r\n"
       ",,,,,,,,,,,,\r\n"
@@ -185,7 +192,8 @@ TEST_F(OkrctlTest, CsvQuirksOfSpreadsheetsAreRead) {
   ASSERT_EQ(r.rc, 1) << r;
   EXPECT_EQ(r.Json()["error"]["line"], 5);
   EXPECT_EQ(r.Json()["error"]["field"], "objective_title");
-  EXPECT_NE(r.Json()["error"]["reason"].get<std::string>().find("control character"), std::string::npos);
+  EXPECT_NE(r.Json()["error"]["reason"].get<std::string>().find("control character"),
+            std::string::npos);
 
   csv.replace(csv.find("Two\nlines"), 9, "Two lines");
   WriteFile(dir_.Sub("quirks.csv"), csv);
@@ -204,7 +212,7 @@ struct BadCsv {
   const char* name;
   std::string text;
   int line;
-  const char* field;  // the column named, "" when none
+  const char* field;   // the column named, "" when none
   const char* reason;  // a part of the reason
 };
 
@@ -215,33 +223,37 @@ TEST_F(OkrctlTest, BadCsvIsRefusedWithLineColumnAndReasonAndNothingIsWritten) {
   const std::string ok = "2026-q4,people,o-new,New objective,,k-new,New KR,number,0,10,,,\n";
   const std::vector<BadCsv> cases = {
       {"missing column",
-       "cycle,owner,objective_id,objective_title,parents,kr_id,kr_title,metric,start,unit\n" + ok, 1,
-       "target", "missing column target"},
-      {"unknown column", "cycle,owner,objective_id,objective_title,kr_id,kr_title,start,tagret\n", 1, "",
-       "unknown column \"tagret\""},
-      {"duplicate column", h.substr(0, h.size() - 1) + ",start\n" + ok, 1, "start", "appears twice"},
+       "cycle,owner,objective_id,objective_title,parents,kr_id,kr_title,metric,start,unit\n" + ok,
+       1, "target", "missing column target"},
+      {"unknown column", "cycle,owner,objective_id,objective_title,kr_id,kr_title,start,tagret\n",
+       1, "", "unknown column \"tagret\""},
+      {"duplicate column", h.substr(0, h.size() - 1) + ",start\n" + ok, 1, "start",
+       "appears twice"},
       {"empty file", "", 1, "", "the file is empty"},
       {"header only", h, 1, "", "no data rows"},
-      {"unknown owner", h + ok + "2026-q4,nobody,o-x,X,,k-x,KR,number,0,1,,,\n", 3, "owner", "no unit nobody"},
-      {"unknown cycle", h + "2025-q4,people,o-x,X,,k-x,KR,number,0,1,,,\n", 2, "cycle", "no cycle 2025-q4"},
-      {"target equal to start", h + ok + ok.substr(0, 18) + "2,N2,,k-2,KR,number,5,5,,,\n", 3, "target",
-       "target must differ from start"},
+      {"unknown owner", h + ok + "2026-q4,nobody,o-x,X,,k-x,KR,number,0,1,,,\n", 3, "owner",
+       "no unit nobody"},
+      {"unknown cycle", h + "2025-q4,people,o-x,X,,k-x,KR,number,0,1,,,\n", 2, "cycle",
+       "no cycle 2025-q4"},
+      {"target equal to start", h + ok + ok.substr(0, 18) + "2,N2,,k-2,KR,number,5,5,,,\n", 3,
+       "target", "target must differ from start"},
       {"non-numeric start", h + "2026-q4,people,o-x,X,,k-x,KR,number,abc,1,,,\n", 2, "start",
        "start must be a number, not \"abc\""},
       {"decimal comma", h + "2026-q4,people,o-x,X,,k-x,KR,number,0,1,,\"12,5\",\n", 2, "current",
        "current must be a number, not \"12,5\""},
       {"bad date", h + "2026-q4,people,o-x,X,,k-x,KR,number,0,1,,1,31/10/2026\n", 2, "checkin_date",
        "checkin_date must be a date"},
-      {"impossible date", h + "2026-q4,people,o-x,X,,k-x,KR,number,0,1,,1,2026-02-30\n", 2, "checkin_date",
-       "checkin_date must be a date"},
+      {"impossible date", h + "2026-q4,people,o-x,X,,k-x,KR,number,0,1,,1,2026-02-30\n", 2,
+       "checkin_date", "checkin_date must be a date"},
       {"date in the future", h + "2026-q4,people,o-x,X,,k-x,KR,number,0,1,,1,2999-01-01\n", 2,
        "checkin_date", "measured_at is in the future"},
       {"date without value", h + "2026-q4,people,o-x,X,,k-x,KR,number,0,1,,,2026-11-01\n", 2,
        "checkin_date", "current is empty"},
-      {"duplicate id in the file", h + ok + "2026-q4,people,o-new,New objective,,k-new,Again,number,0,1,,,\n",
-       3, "kr_id", "duplicate key result id k-new (first on line 2)"},
-      {"id already in the store", h + "2026-q4,people,o-x,X,,kr-enps,KR,number,0,1,,,\n", 2, "kr_id",
-       "id kr-enps is already taken"},
+      {"duplicate id in the file",
+       h + ok + "2026-q4,people,o-new,New objective,,k-new,Again,number,0,1,,,\n", 3, "kr_id",
+       "duplicate key result id k-new (first on line 2)"},
+      {"id already in the store", h + "2026-q4,people,o-x,X,,kr-enps,KR,number,0,1,,,\n", 2,
+       "kr_id", "id kr-enps is already taken"},
       {"malformed id", h + "2026-q4,people,o-x,X,,KR 1,KR,number,0,1,,,\n", 2, "kr_id",
        "id must be 1-64 characters"},
       {"unbalanced quotes", h + ok + "2026-q4,people,o-x,\"X,,k-x,KR,number,0,1,,,\n" + ok, 3, "",
@@ -250,16 +262,19 @@ TEST_F(OkrctlTest, BadCsvIsRefusedWithLineColumnAndReasonAndNothingIsWritten) {
        "a quote inside an unquoted field"},
       {"text after a closing quote", h + "2026-q4,people,o-x,\"X\"Y,,k-x,KR,number,0,1,,,\n", 2, "",
        "text after a closing quote"},
-      {"row too short", h + "2026-q4,people,o-x,X,,k-x,KR,number,0\n", 2, "target", "the row has 9 fields"},
-      {"objective disagrees with itself", h + ok + "2026-q4,people,o-new,Renamed,,k-2,KR,number,0,1,,,\n", 3,
-       "objective_title", "objective o-new has another objective_title on line 2"},
+      {"row too short", h + "2026-q4,people,o-x,X,,k-x,KR,number,0\n", 2, "target",
+       "the row has 9 fields"},
+      {"objective disagrees with itself",
+       h + ok + "2026-q4,people,o-new,Renamed,,k-2,KR,number,0,1,,,\n", 3, "objective_title",
+       "objective o-new has another objective_title on line 2"},
       {"missing title", h + "2026-q4,people,o-x,,,k-x,KR,number,0,1,,,\n", 2, "objective_title",
        "objective_title is required"},
       {"unknown parent", h + "2026-q4,people,o-x,X,o-nowhere,k-x,KR,number,0,1,,,\n", 2, "parents",
        "no objective o-nowhere"},
       // Reported on the row whose parents close the loop.
-      {"alignment cycle", h + "2026-q4,people,o-a,A,o-b,,,,,,,,\n2026-q4,people,o-b,B,o-a,,,,,,,,\n", 3,
-       "parents", "alignment would form a cycle through o-a"},
+      {"alignment cycle",
+       h + "2026-q4,people,o-a,A,o-b,,,,,,,,\n2026-q4,people,o-b,B,o-a,,,,,,,,\n", 3, "parents",
+       "alignment would form a cycle through o-a"},
       {"boolean target", h + "2026-q4,people,o-x,X,,k-x,KR,boolean,0,2,,,\n", 2, "target",
        "a boolean targets 0 or 1"},
       {"unknown metric", h + "2026-q4,people,o-x,X,,k-x,KR,points,0,2,,,\n", 2, "metric",
@@ -271,8 +286,10 @@ TEST_F(OkrctlTest, BadCsvIsRefusedWithLineColumnAndReasonAndNothingIsWritten) {
            "2026-q4,people,o-b,B,,k-b,KR,number,1,1,,,,,,\n",
        4, "target", "target must differ from start"},
       {"CRLF and byte order mark",
-       "\xEF\xBB\xBF" + h.substr(0, h.size() - 1) + "\r\n2026-q4,people,o-a,A,,k-a,KR,number,0,1,,,\r\n"
-       "2026-q4,people,o-b,B,,k-b,KR,number,0,1,,x,\r\n", 3, "current", "current must be a number"},
+       "\xEF\xBB\xBF" + h.substr(0, h.size() - 1) +
+           "\r\n2026-q4,people,o-a,A,,k-a,KR,number,0,1,,,\r\n"
+           "2026-q4,people,o-b,B,,k-b,KR,number,0,1,,x,\r\n",
+       3, "current", "current must be a number"},
   };
   ASSERT_GE(cases.size(), 20u);
   const Head before = HeadOf(data);
@@ -305,14 +322,15 @@ TEST_F(OkrctlTest, HundredThousandRowsFailOnTheLastRowAndWriteNothing) {
   constexpr int kRows = 100'000;
   std::string csv = kHeader;
   csv.reserve(static_cast<size_t>(kRows) * 110);
-  const char* owners[] = {"people", "talent-acquisition", "people-operations", "learning-development"};
+  const char* owners[] = {"people", "talent-acquisition", "people-operations",
+                          "learning-development"};
   for (int r = 0; r < kRows; ++r) {
     int o = r / 4;
     bool last = r == kRows - 1;
     csv += "2026-q4," + std::string(owners[o % 4]) + ",obj-" + std::to_string(o) + ",Objective " +
            std::to_string(o) + ",,kr-" + std::to_string(r) + ",Key result " + std::to_string(r) +
-           ",number,0," + (last ? "0" : "100") + ",points," + std::to_string(r % 100) + ",2026-11-" +
-           std::to_string(10 + r % 10) + "\n";
+           ",number,0," + (last ? "0" : "100") + ",points," + std::to_string(r % 100) +
+           ",2026-11-" + std::to_string(10 + r % 10) + "\n";
   }
   WriteFile(dir_.Sub("big.csv"), csv);
   const Head before = HeadOf(data);
@@ -341,15 +359,16 @@ TEST_F(OkrctlTest, BadJsonIsRefusedWithLineColumnAndPointer) {
   } cases[] = {
       {"{\"objectives\": [\n  {\"id\": \"o\", \"cycle\": \"2026-q4\",\n   \"owner\": 3}]}", 3,
        "/objectives/0/owner", "owner must be a string"},
-      {"{\"objectives\": [{\"id\": \"o\", \"cycle\": \"2026-q4\", \"owner\": \"people\", \"title\": \"T\",\n"
+      {"{\"objectives\": [{\"id\": \"o\", \"cycle\": \"2026-q4\", \"owner\": \"people\", "
+       "\"title\": \"T\",\n"
        " \"key_results\": [{\"id\": \"k\", \"title\": \"K\",\n   \"start\": 1, \"target\": 1}]}]}",
        3, "/objectives/0/key_results/0/target", "target must differ from start"},
-      {"{\"units\": [{\"id\": \"x\", \"kind\": \"team\", \"name\": \"X\", \"parent\": \"nope\"}]}", 1,
-       "/units/0/parent", "no unit nope"},
+      {"{\"units\": [{\"id\": \"x\", \"kind\": \"team\", \"name\": \"X\", \"parent\": \"nope\"}]}",
+       1, "/units/0/parent", "no unit nope"},
       {"{\"objectives\": [\n", 2, "", "not valid JSON"},
       {"{\"okrs\": []}", 1, "/okrs", "unknown key"},
-      {"{\"check_ins\": [{\"key_result\": \"kr-nope\", \"value\": 1}]}", 1, "/check_ins/0/key_result",
-       "no key result kr-nope"},
+      {"{\"check_ins\": [{\"key_result\": \"kr-nope\", \"value\": 1}]}", 1,
+       "/check_ins/0/key_result", "no key result kr-nope"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.text);
@@ -381,7 +400,8 @@ TEST_F(OkrctlTest, ImportingTheSameFileAgainWritesNothing) {
   EXPECT_EQ(r.Json()["written"], 0);
   EXPECT_EQ(HeadOf(data).seq, seq);
   // A dry run of a new file decides everything and writes nothing.
-  WriteFile(dir_.Sub("new.csv"), std::string(kHeader) + "2026-q4,people,o-n,N,,k-n,KR,number,0,1,,,\n");
+  WriteFile(dir_.Sub("new.csv"),
+            std::string(kHeader) + "2026-q4,people,o-n,N,,k-n,KR,number,0,1,,,\n");
   r = Ctl("import " + dir_.Sub("new.csv") + " --data " + data + " --dry-run --json");
   ASSERT_EQ(r.rc, 0) << r;
   EXPECT_EQ(r.Json()["events"], 2);
@@ -396,7 +416,10 @@ TEST_F(OkrctlTest, ExportImportExportIsByteIdentical) {
   for (const char* format : {"csv", "json"}) {
     SCOPED_TRACE(format);
     std::string first = dir_.Sub(std::string("first.") + format);
-    ASSERT_EQ(Ctl("export --cycle 2026-q4 --format " + std::string(format) + " --data " + a + " -o " + first).rc, 0);
+    ASSERT_EQ(Ctl("export --cycle 2026-q4 --format " + std::string(format) + " --data " + a +
+                  " -o " + first)
+                  .rc,
+              0);
     std::string b = Data(std::string("b-") + format);
     // JSON carries its own frame; a CSV names units and cycles that exist.
     if (std::string(format) == "csv") Frame(b);
@@ -426,13 +449,15 @@ TEST_F(OkrctlTest, FormulaCellsAreNeutralisedOnExportAndRestoredOnImport) {
   const std::string csv =
       "cycle,owner,objective_id,objective_title,parents,kr_id,kr_title,metric,start,target,unit,"
       "current,checkin_date,objective_description\n"
-      "2026-q4,people,o-formula,\"'=HYPERLINK(\"\"http://x.example\"\")\",,k-plus,'+1 a week,number,"
+      "2026-q4,people,o-formula,\"'=HYPERLINK(\"\"http://x.example\"\")\",,k-plus,'+1 a "
+      "week,number,"
       "-5,-10,'-x,-7,2026-11-02,\"'\tTab\"\n"
       "2026-q4,people,o-formula,\"'=HYPERLINK(\"\"http://x.example\"\")\",,k-at,'@SUM(A1),number,"
       "0,1,,,,\"'\tTab\"\n"
       "2026-q4,people,o-formula,\"'=HYPERLINK(\"\"http://x.example\"\")\",,k-quote,''quoted,number,"
       "0,1,,,,\"'\tTab\"\n"
-      "2026-q4,people,o-formula,\"'=HYPERLINK(\"\"http://x.example\"\")\",,k-quotes,'''twice,number,"
+      "2026-q4,people,o-formula,\"'=HYPERLINK(\"\"http://"
+      "x.example\"\")\",,k-quotes,'''twice,number,"
       "0,1,,,,\"'\tTab\"\n";
   WriteFile(dir_.Sub("formulas.csv"), csv);
   CtlRun r = Ctl("import " + dir_.Sub("formulas.csv") + " --data " + a);
@@ -460,7 +485,8 @@ TEST_F(OkrctlTest, FormulaCellsAreNeutralisedOnExportAndRestoredOnImport) {
   EXPECT_NE(exported.find(",k-plus,'+1 a week,number,-5,-10,'-x,-7,2026-11-02,,1,'\tTab\r\n"),
             std::string::npos)
       << exported;
-  EXPECT_NE(exported.find(",\"'=HYPERLINK(\"\"http://x.example\"\")\","), std::string::npos) << exported;
+  EXPECT_NE(exported.find(",\"'=HYPERLINK(\"\"http://x.example\"\")\","), std::string::npos)
+      << exported;
   EXPECT_NE(exported.find(",k-quotes,'''twice,"), std::string::npos) << exported;
   // No text cell of the whole export (the sample's rows too) starts a formula.
   std::vector<ctl::CsvRecord> records;
@@ -489,11 +515,14 @@ TEST_F(OkrctlTest, FormulaCellsAreNeutralisedOnExportAndRestoredOnImport) {
 
 class OkrctlServerTest : public OkrctlTest {
  protected:
-  OkrctlServerTest() : okrd_(WithTokens({kAdmin, kEditor, kAuditor}, {"--backup-root", dir_.Sub("backups")})) {}
+  OkrctlServerTest()
+      : okrd_(WithTokens({kAdmin, kEditor, kAuditor}, {"--backup-root", dir_.Sub("backups")})) {}
   void SetUp() override { ASSERT_TRUE(okrd_.Start()); }
   std::string Url() const { return "http://127.0.0.1:" + std::to_string(okrd_.port()); }
   std::string As(const Token& t) const { return "OKR_TOKEN=" + t.token; }
-  CtlRun Server(const std::string& args, const Token& token) { return Ctl(args + " --server " + Url(), As(token)); }
+  CtlRun Server(const std::string& args, const Token& token) {
+    return Ctl(args + " --server " + Url(), As(token));
+  }
 
   Okrd okrd_;
 };
@@ -508,12 +537,14 @@ TEST_F(OkrctlServerTest, ImportThroughOkrdMatchesTheOfflineImport) {
   for (const char* format : {"csv", "json"}) {
     CtlRun online = Server("export --cycle 2026-q4 --format " + std::string(format), kAuditor);
     ASSERT_EQ(online.rc, 0) << online;
-    CtlRun local = Ctl("export --cycle 2026-q4 --format " + std::string(format) + " --data " + offline);
+    CtlRun local =
+        Ctl("export --cycle 2026-q4 --format " + std::string(format) + " --data " + offline);
     EXPECT_EQ(online.out, local.out) << format;
   }
   // Refused before anything is sent: the server's head does not move.
   uint64_t head = okrd_.HeadSeq();
-  WriteFile(dir_.Sub("bad.csv"), std::string(kHeader) + "2026-q4,people,o-z,Z,,k-z,KR,number,0,1,,,\n" +
+  WriteFile(dir_.Sub("bad.csv"), std::string(kHeader) +
+                                     "2026-q4,people,o-z,Z,,k-z,KR,number,0,1,,,\n" +
                                      "2026-q4,people,o-y,Y,,k-y,KR,number,3,3,,,\n");
   CtlRun bad = Server("import " + dir_.Sub("bad.csv") + " --json", kAdmin);
   EXPECT_EQ(bad.rc, 1) << bad;
@@ -521,18 +552,22 @@ TEST_F(OkrctlServerTest, ImportThroughOkrdMatchesTheOfflineImport) {
   EXPECT_EQ(okrd_.HeadSeq(), head);
   // An editor cannot read the log the rows are validated against.
   EXPECT_EQ(Server("import " + dir_.Sub("bad.csv"), kEditor).rc, 1);
-  EXPECT_EQ(Ctl("import " + dir_.Sub("bad.csv") + " --server " + Url() + " --as x", As(kAdmin)).rc, 2);
+  EXPECT_EQ(Ctl("import " + dir_.Sub("bad.csv") + " --server " + Url() + " --as x", As(kAdmin)).rc,
+            2);
 }
 
 TEST_F(OkrctlServerTest, ClientCommands) {
   ASSERT_EQ(Server("import " + Sample("hr-org.json"), kAdmin).rc, 0);
   ASSERT_EQ(Server("import " + Sample("hr-okrs-2026-q4.csv"), kAdmin).rc, 0);
 
-  CtlRun checkin = Server("checkin kr-records-migrated 70 --note 'Oslo done' --confidence 0.8 --status on_track "
-                       "--measured-at 2026-11-21",
-                       kEditor);
+  CtlRun checkin = Server(
+      "checkin kr-records-migrated 70 --note 'Oslo done' --confidence 0.8 --status on_track "
+      "--measured-at 2026-11-21",
+      kEditor);
   ASSERT_EQ(checkin.rc, 0) << checkin;
-  EXPECT_NE(checkin.out.find("on kr-records-migrated: 70 % of 100, progress 70%"), std::string::npos) << checkin;
+  EXPECT_NE(checkin.out.find("on kr-records-migrated: 70 % of 100, progress 70%"),
+            std::string::npos)
+      << checkin;
   CtlRun refused = Server("checkin kr-enps 20", kEditor);  // outside the editor's units
   EXPECT_EQ(refused.rc, 1);
   EXPECT_NE(refused.err.find("HTTP 403"), std::string::npos) << refused;
@@ -551,7 +586,8 @@ TEST_F(OkrctlServerTest, ClientCommands) {
   CtlRun cascade = Server("cascade --cycle 2026-q4", kAuditor);
   ASSERT_EQ(cascade.rc, 0) << cascade;
   EXPECT_NE(cascade.out.find("Fjord Logistics (fjord)"), std::string::npos) << cascade;
-  EXPECT_NE(cascade.out.find("    People Operations (people-operations)"), std::string::npos) << cascade;
+  EXPECT_NE(cascade.out.find("    People Operations (people-operations)"), std::string::npos)
+      << cascade;
   EXPECT_TRUE(Server("cascade --cycle 2026-q4 --json", kAuditor).Json().contains("nodes"));
 
   CtlRun review = Server("review 2026-q4 --format md", kAuditor);
@@ -572,8 +608,8 @@ TEST_F(OkrctlServerTest, ClientCommands) {
 TEST_F(OkrctlServerTest, BackupWhileWritingRestoresAConsistentLog) {
   ASSERT_EQ(Server("import " + Sample("hr-org.json"), kAdmin).rc, 0);
   ASSERT_EQ(Server("import " + Sample("hr-okrs-2026-q4.csv"), kAdmin).rc, 0);
-  const std::vector<std::string> krs = {"kr-records-migrated", "kr-time-to-hire", "kr-learning-hours",
-                                        "kr-referral-share"};
+  const std::vector<std::string> krs = {"kr-records-migrated", "kr-time-to-hire",
+                                        "kr-learning-hours", "kr-referral-share"};
   std::atomic<bool> stop{false};
   std::atomic<int> written{0};
   std::vector<std::thread> writers;
@@ -581,7 +617,8 @@ TEST_F(OkrctlServerTest, BackupWhileWritingRestoresAConsistentLog) {
     writers.emplace_back([&, t] {
       for (int i = 0; !stop; ++i) {
         Reply r = okrd_.Post("/v1/key-results/" + krs[t] + "/check-ins",
-                             {{"value", 10 + i % 50}, {"note", "writer " + std::to_string(t)}}, kAdmin.token);
+                             {{"value", 10 + i % 50}, {"note", "writer " + std::to_string(t)}},
+                             kAdmin.token);
         if (r.status == 201) ++written;
       }
     });
@@ -611,19 +648,22 @@ TEST_F(OkrctlServerTest, BackupWhileWritingRestoresAConsistentLog) {
     uint64_t seq;
     std::string hash;
   };
-  for (const Restored& b : {Restored{1, seq1, first.Json()["head_hash"]}, Restored{2, seq2, second.Json()["head_hash"]}}) {
+  for (const Restored& b : {Restored{1, seq1, first.Json()["head_hash"]},
+                            Restored{2, seq2, second.Json()["head_hash"]}}) {
     SCOPED_TRACE("backup " + std::to_string(b.id));
     Okrd restored(WithTokens({kAdmin, kAuditor}));
-    CtlRun r = Ctl("restore --from " + backups + " --data " + restored.data_dir() + " --backup-id " +
-                std::to_string(b.id) + " --json");
+    CtlRun r = Ctl("restore --from " + backups + " --data " + restored.data_dir() +
+                   " --backup-id " + std::to_string(b.id) + " --json");
     ASSERT_EQ(r.rc, 0) << r;
     EXPECT_EQ(r.Json()["ok"], true);
     EXPECT_EQ(r.Json()["events"], b.seq);
     EXPECT_EQ(r.Json()["head_hash"], b.hash);
     // The live log holds the same event at that seq.
-    Reply event = okrd_.Get("/v1/events?raw=true&limit=1&after=" + std::to_string(b.seq - 1), kAuditor.token);
+    Reply event =
+        okrd_.Get("/v1/events?raw=true&limit=1&after=" + std::to_string(b.seq - 1), kAuditor.token);
     ASSERT_EQ(event.status, 200) << event;
-    EXPECT_EQ(ToHex(Sha256(*Base64Decode(event.json["items"][0]["raw"].get<std::string>()))), b.hash);
+    EXPECT_EQ(ToHex(Sha256(*Base64Decode(event.json["items"][0]["raw"].get<std::string>()))),
+              b.hash);
     ASSERT_TRUE(restored.Start());
     EXPECT_EQ(restored.HeadSeq(), b.seq);
     const std::string query = "/v1/objectives?cycle=2026-q4&as_of=" + std::to_string(b.seq);
@@ -631,7 +671,8 @@ TEST_F(OkrctlServerTest, BackupWhileWritingRestoresAConsistentLog) {
     ASSERT_EQ(live.status, 200) << live;
     ASSERT_EQ(copy.status, 200) << copy;
     EXPECT_EQ(live.json, copy.json);
-    CtlRun verified = Ctl("verify --server http://127.0.0.1:" + std::to_string(restored.port()), As(kAuditor));
+    CtlRun verified =
+        Ctl("verify --server http://127.0.0.1:" + std::to_string(restored.port()), As(kAuditor));
     EXPECT_EQ(verified.rc, 0) << verified;
   }
   // A restore never overwrites, and a damaged backup is refused.
@@ -639,7 +680,8 @@ TEST_F(OkrctlServerTest, BackupWhileWritingRestoresAConsistentLog) {
   std::filesystem::create_directories(busy);
   WriteFile(busy + "/keep.txt", "x");
   EXPECT_EQ(Ctl("restore --from " + backups + " --data " + busy).rc, 1);
-  for (const auto& entry : std::filesystem::recursive_directory_iterator(backups + "/shared_checksum")) {
+  for (const auto& entry :
+       std::filesystem::recursive_directory_iterator(backups + "/shared_checksum")) {
     if (!entry.is_regular_file()) continue;
     std::fstream f(entry.path(), std::ios::in | std::ios::out | std::ios::binary);
     f.seekp(static_cast<std::streamoff>(entry.file_size() / 2));
@@ -666,7 +708,8 @@ TEST_F(OkrctlServerTest, BackupRouteIsForAdminsOnly) {
 // Changes one stored event of a stopped okrd's data directory in place,
 // bypassing the store, as someone with the files could: `edit` gets the
 // value and changes it.
-void TamperWithEvent(const std::string& data_dir, uint64_t seq, const std::function<void(std::string*)>& edit) {
+void TamperWithEvent(const std::string& data_dir, uint64_t seq,
+                     const std::function<void(std::string*)>& edit) {
   rocksdb::Options options;
   std::vector<std::string> names;
   ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(options, data_dir, &names).ok());
@@ -702,7 +745,8 @@ TEST_F(OkrctlServerTest, VerifyFromTheServedBytesCatchesATamperedLog) {
   ASSERT_TRUE(okrd_.Stop());
   const OkrdOptions forensics = WithTokens({kAdmin, kAuditor}, {"--read-only-forensics"});
   Okrd copy(forensics);
-  std::filesystem::copy(okrd_.data_dir(), copy.data_dir(), std::filesystem::copy_options::recursive);
+  std::filesystem::copy(okrd_.data_dir(), copy.data_dir(),
+                        std::filesystem::copy_options::recursive);
   TamperWithEvent(copy.data_dir(), 20, [](std::string* value) {
     size_t at = value->find("imported from");
     ASSERT_NE(at, std::string::npos);
@@ -710,7 +754,8 @@ TEST_F(OkrctlServerTest, VerifyFromTheServedBytesCatchesATamperedLog) {
   });
   // okrd refuses to serve a broken chain, but serves it read-only for forensics.
   Okrd normal(WithTokens({kAdmin}));
-  std::filesystem::copy(copy.data_dir(), normal.data_dir(), std::filesystem::copy_options::recursive);
+  std::filesystem::copy(copy.data_dir(), normal.data_dir(),
+                        std::filesystem::copy_options::recursive);
   EXPECT_FALSE(normal.Start());
   ASSERT_TRUE(copy.Start());
   const std::string url = "http://127.0.0.1:" + std::to_string(copy.port());
@@ -724,7 +769,8 @@ TEST_F(OkrctlServerTest, VerifyFromTheServedBytesCatchesATamperedLog) {
   CtlRun text = Ctl("verify --server " + url, As(kAuditor));
   EXPECT_NE(text.out.find("BROKEN at seq 21"), std::string::npos) << text;
   // Writes are refused; reads and audit reads answer.
-  EXPECT_EQ(copy.Post("/v1/key-results/kr-pay-gap/check-ins", {{"value", 3}}, kAdmin.token).status, 403);
+  EXPECT_EQ(copy.Post("/v1/key-results/kr-pay-gap/check-ins", {{"value", 3}}, kAdmin.token).status,
+            403);
   EXPECT_EQ(copy.Post("/v1/admin/backup", {{"to", dir_.Sub("b")}}, kAdmin.token).status, 403);
   EXPECT_EQ(copy.Get("/v1/objectives?cycle=2026-q4").status, 200);
   EXPECT_EQ(copy.Get("/v1/events?limit=1", kAuditor.token).status, 200);
@@ -783,7 +829,8 @@ TEST_F(OkrctlTest, VerifyDeepComparesEverySnapshotWithTheLogAndNamesATamperedOne
   const uint64_t newest = snapshots["seqs"][1].get<uint64_t>();
   CtlRun text = Ctl("verify --deep --data " + data);
   EXPECT_EQ(text.rc, 0) << text;
-  EXPECT_NE(text.out.find("snapshots: 2 agree with a full replay of the log"), std::string::npos) << text;
+  EXPECT_NE(text.out.find("snapshots: 2 agree with a full replay of the log"), std::string::npos)
+      << text;
 
   // The newest snapshot (the one okrd starts from) now holds another title.
   RetitleInSnapshot(data, newest, "obj-hire-well", "Hire nobody");
@@ -806,7 +853,8 @@ TEST_F(OkrctlTest, VerifyDeepComparesEverySnapshotWithTheLogAndNamesATamperedOne
       << problem;
   text = Ctl("verify --deep --data " + data);
   EXPECT_EQ(text.rc, 1);
-  EXPECT_NE(text.out.find("SNAPSHOT at seq " + std::to_string(newest) + " differs"), std::string::npos)
+  EXPECT_NE(text.out.find("SNAPSHOT at seq " + std::to_string(newest) + " differs"),
+            std::string::npos)
       << text;
 
   // Plain verify checks the chain only, as before: the log is intact.
@@ -822,8 +870,8 @@ TEST_F(OkrctlTest, VerifyDeepComparesEverySnapshotWithTheLogAndNamesATamperedOne
 TEST_F(OkrctlTest, HelpNamesEveryCommandAndUsageErrorsExitTwo) {
   CtlRun help = Ctl("--help");
   EXPECT_EQ(help.rc, 0);
-  for (const char* command : {"verify", "dump", "head", "import", "export", "backup", "restore", "backups",
-                              "checkin", "objectives", "cascade", "review", "history"}) {
+  for (const char* command : {"verify", "dump", "head", "import", "export", "backup", "restore",
+                              "backups", "checkin", "objectives", "cascade", "review", "history"}) {
     EXPECT_NE(help.out.find(std::string(command)), std::string::npos) << command;
     CtlRun sub = Ctl(std::string(command) + " --help");
     EXPECT_EQ(sub.rc, 0) << command;
@@ -832,9 +880,9 @@ TEST_F(OkrctlTest, HelpNamesEveryCommandAndUsageErrorsExitTwo) {
   EXPECT_NE(help.out.find("Exit codes"), std::string::npos);
   EXPECT_EQ(Ctl("").rc, 2);
   EXPECT_EQ(Ctl("frobnicate").rc, 2);
-  EXPECT_EQ(Ctl("import x.csv").rc, 2);                                   // neither --data nor --server
+  EXPECT_EQ(Ctl("import x.csv").rc, 2);  // neither --data nor --server
   EXPECT_EQ(Ctl("import x.csv --data a --server http://127.0.0.1:1").rc, 2);  // both
-  EXPECT_EQ(Ctl("export --data a").rc, 2);                                // no --cycle
+  EXPECT_EQ(Ctl("export --data a").rc, 2);                                    // no --cycle
   EXPECT_EQ(Ctl("export --cycle c --format xlsx --data a").rc, 2);
   EXPECT_EQ(Ctl("verify --server ftp://example").rc, 2);
   EXPECT_EQ(Ctl("verify --data " + dir_.Sub("missing")).rc, 1);
@@ -845,14 +893,16 @@ TEST_F(OkrctlTest, HelpNamesEveryCommandAndUsageErrorsExitTwo) {
 TEST(CsvTest, ReadsRfc4180AndWritesWhatItReads) {
   std::vector<ctl::CsvRecord> records;
   ctl::CsvError error;
-  ASSERT_TRUE(ctl::ParseCsv("a,\"b,c\",\"d \"\"e\"\"\"\r\n\"multi\r\nline\",,x\n", &records, &error));
+  ASSERT_TRUE(
+      ctl::ParseCsv("a,\"b,c\",\"d \"\"e\"\"\"\r\n\"multi\r\nline\",,x\n", &records, &error));
   ASSERT_EQ(records.size(), 2u);
   EXPECT_EQ(records[0].fields, (std::vector<std::string>{"a", "b,c", "d \"e\""}));
   EXPECT_EQ(records[1].fields, (std::vector<std::string>{"multi\nline", "", "x"}));
   EXPECT_EQ(records[1].line, 2u);
-  for (const std::string& field : {std::string("plain"), std::string("a,b"), std::string("say \"hi\""),
-                                   std::string("two\nlines"), std::string(" padded "),
-                                   std::string("\xEF\xBB\xBFstarts with a byte order mark")}) {
+  for (const std::string& field :
+       {std::string("plain"), std::string("a,b"), std::string("say \"hi\""),
+        std::string("two\nlines"), std::string(" padded "),
+        std::string("\xEF\xBB\xBFstarts with a byte order mark")}) {
     ASSERT_TRUE(ctl::ParseCsv(ctl::CsvField(field) + "\n", &records, &error));
     ASSERT_EQ(records.size(), 1u);
     EXPECT_EQ(records[0].fields[0], field);

@@ -12,8 +12,8 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <ctime>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -95,7 +95,8 @@ void Okrd::WriteTokens() const {
   std::string text = list.dump(2) + "\n";
   int fd = ::open(tokens_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0 || ::write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
-    ADD_FAILURE() << "cannot write the tokens file " << tokens_path_ << ": " << std::strerror(errno);
+    ADD_FAILURE() << "cannot write the tokens file " << tokens_path_ << ": "
+                  << std::strerror(errno);
   }
   if (fd >= 0) ::close(fd);
   ::chmod(tokens_path_.c_str(), 0600);
@@ -163,7 +164,8 @@ std::string Okrd::LogTail(size_t bytes) const {
     if (at != std::string::npos) {
       auto eol = stdout_text_.find('\n', at);
       if (eol != std::string::npos) {
-        std::string url = stdout_text_.substr(at + std::strlen(kListening), eol - at - std::strlen(kListening));
+        std::string url =
+            stdout_text_.substr(at + std::strlen(kListening), eol - at - std::strlen(kListening));
         auto colon = url.rfind(':');
         port_ = colon == std::string::npos ? 0 : std::atoi(url.c_str() + colon + 1);
         if (port_ <= 0) {
@@ -184,17 +186,18 @@ std::string Okrd::LogTail(size_t bytes) const {
     int ready = ::poll(&p, 1, MillisLeft(deadline));
     if (ready <= 0) {
       Kill();
-      return ::testing::AssertionFailure() << "okrd did not say it listens within "
-                                           << kStartTimeoutMs << " ms; log:\n" << LogTail();
+      return ::testing::AssertionFailure()
+             << "okrd did not say it listens within " << kStartTimeoutMs << " ms; log:\n"
+             << LogTail();
     }
     char buf[4096];
     ssize_t n = ::read(stdout_fd_, buf, sizeof buf);
     if (n <= 0) {
       int status = 0;
       WaitForExit(&status, kStopTimeoutMs);
-      return ::testing::AssertionFailure()
-             << "okrd exited before listening (status " << status << "); stdout: " << stdout_text_
-             << "\nlog:\n" << LogTail();
+      return ::testing::AssertionFailure() << "okrd exited before listening (status " << status
+                                           << "); stdout: " << stdout_text_ << "\nlog:\n"
+                                           << LogTail();
     }
     stdout_text_.append(buf, static_cast<size_t>(n));
   }
@@ -231,12 +234,14 @@ std::string Okrd::LogTail(size_t bytes) const {
   int status = 0;
   if (auto r = WaitForExit(&status, kStopTimeoutMs); !r) return r;
   if (!WIFEXITED(status)) {
-    return ::testing::AssertionFailure() << "okrd did not exit cleanly on SIGTERM (wait status "
-                                         << status << "); log:\n" << LogTail();
+    return ::testing::AssertionFailure()
+           << "okrd did not exit cleanly on SIGTERM (wait status " << status << "); log:\n"
+           << LogTail();
   }
   if (WEXITSTATUS(status) != 0) {
-    return ::testing::AssertionFailure() << "okrd exited with " << WEXITSTATUS(status)
-                                         << " on SIGTERM; log:\n" << LogTail();
+    return ::testing::AssertionFailure()
+           << "okrd exited with " << WEXITSTATUS(status) << " on SIGTERM; log:\n"
+           << LogTail();
   }
   return ::testing::AssertionSuccess();
 }
@@ -247,7 +252,8 @@ std::string Okrd::LogTail(size_t bytes) const {
   int status = 0;
   if (auto r = WaitForExit(&status, kStopTimeoutMs); !r) return r;
   if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL) {
-    return ::testing::AssertionFailure() << "okrd was not killed by SIGKILL (wait status " << status << ")";
+    return ::testing::AssertionFailure()
+           << "okrd was not killed by SIGKILL (wait status " << status << ")";
   }
   return ::testing::AssertionSuccess();
 }
@@ -295,7 +301,8 @@ Reply Okrd::Request(const std::string& method, const std::string& path, const st
   return reply;
 }
 
-Reply Okrd::Get(const std::string& path, const std::string& token, const httplib::Headers& headers) const {
+Reply Okrd::Get(const std::string& path, const std::string& token,
+                const httplib::Headers& headers) const {
   return Request("GET", path, "", token, headers);
 }
 
@@ -309,8 +316,8 @@ Reply Okrd::Patch(const std::string& path, const nlohmann::json& body, const std
   return Request("PATCH", path, body.dump(), token, headers);
 }
 
-Reply Okrd::Delete(const std::string& path, const std::string& token, const httplib::Headers& headers,
-                   const nlohmann::json& body) const {
+Reply Okrd::Delete(const std::string& path, const std::string& token,
+                   const httplib::Headers& headers, const nlohmann::json& body) const {
   return Request("DELETE", path, body.is_null() ? "" : body.dump(), token, headers);
 }
 

@@ -49,7 +49,7 @@ struct Reply {
   int status = 0;         // 0: no answer (connection refused, reset, timed out)
   std::string transport;  // what went wrong when status is 0
   std::string body;
-  nlohmann::json json;    // the body parsed; null when it is not JSON
+  nlohmann::json json;  // the body parsed; null when it is not JSON
   httplib::Headers headers;
 
   bool has_header(const std::string& name) const { return headers.find(name) != headers.end(); }
@@ -84,7 +84,8 @@ class Okrd {
   // SIGKILL, then reaps it.
   ::testing::AssertionResult Kill();
   // Stop() then Start(); `extra_args` replaces the extra flags when given.
-  ::testing::AssertionResult Restart(std::optional<std::vector<std::string>> extra_args = std::nullopt);
+  ::testing::AssertionResult Restart(
+      std::optional<std::vector<std::string>> extra_args = std::nullopt);
 
   bool running() const { return pid_ > 0; }
   int port() const { return port_; }
@@ -92,7 +93,9 @@ class Okrd {
   const std::string& tokens_path() const { return tokens_path_; }
   const std::string& log_path() const { return log_path_; }
   // Adds to okrd's environment from the next Start() on.
-  void AddEnv(std::string name, std::string value) { options_.env.emplace_back(std::move(name), std::move(value)); }
+  void AddEnv(std::string name, std::string value) {
+    options_.env.emplace_back(std::move(name), std::move(value));
+  }
   pid_t pid() const { return pid_; }
   // What okrd printed on stdout up to its listening line (and anything
   // after it that had already arrived).

@@ -56,7 +56,8 @@ class BackupRootTest : public ::testing::Test {
     ASSERT_EQ(::mkdir(root_.c_str(), 0700), 0);
     ASSERT_EQ(::mkdir(outside_.c_str(), 0700), 0);
     ASSERT_TRUE(okrd_.Start());
-    Reply unit = okrd_.Post("/v1/units", {{"id", "acme"}, {"kind", "company"}, {"name", "Acme"}}, kAdmin.token);
+    Reply unit = okrd_.Post("/v1/units", {{"id", "acme"}, {"kind", "company"}, {"name", "Acme"}},
+                            kAdmin.token);
     ASSERT_EQ(unit.status, 201) << unit;
   }
 
@@ -78,9 +79,9 @@ class BackupRootTest : public ::testing::Test {
 };
 
 TEST_F(BackupRootTest, PathsThatLeaveTheRootAreRefused) {
-  for (const std::string& to : {std::string("../x"), std::string("a/../../x"), std::string(".."),
-                                std::string("./x"), std::string("a//b"), std::string("a/"),
-                                outside_, dir_.Sub("x")}) {
+  for (const std::string& to :
+       {std::string("../x"), std::string("a/../../x"), std::string(".."), std::string("./x"),
+        std::string("a//b"), std::string("a/"), outside_, dir_.Sub("x")}) {
     ExpectRefused({{"to", to}});
   }
   // The limits: kMaxBackupPathComponents parts, kMaxBackupPathChars characters.
@@ -157,7 +158,10 @@ TEST(BackupRoot, ARootOthersMayWriteIntoRefusesToStart) {
 // --- the tokens file ---
 
 json Entry(const Token& t) {
-  return {{"actor", t.actor}, {"role", t.role}, {"units", t.units}, {"token_sha256", ToHex(Sha256(t.token))}};
+  return {{"actor", t.actor},
+          {"role", t.role},
+          {"units", t.units},
+          {"token_sha256", ToHex(Sha256(t.token))}};
 }
 
 void WriteTokensFile(const std::string& path, const json& list, mode_t mode = 0600) {
@@ -199,7 +203,8 @@ TEST(TokensFile, EachUnsafeFileRefusesToStartAndSaysWhy) {
       {"subject not an id", bad_subject, 0600, {}, "subject of eddie"},
       {"subject a number", number_subject, 0600, {}, "subject of eddie"},
       {"owned by another user", good, 0600,
-       [](const std::string& p) { ASSERT_EQ(::chown(p.c_str(), 65534, 65534), 0); }, "owned by root or by okrd's user"},
+       [](const std::string& p) { ASSERT_EQ(::chown(p.c_str(), 65534, 65534), 0); },
+       "owned by root or by okrd's user"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.what);
@@ -236,7 +241,8 @@ TEST(TokensFile, ASubjectIsAcceptedAndKeptWithThePrincipal) {
   WriteTokensFile(dir.Sub("tokens.json"), list);
   Okrd okrd(OkrdOptions{std::nullopt, {"--tokens", dir.Sub("tokens.json"), "--dashboard", ""}});
   ASSERT_TRUE(okrd.Start());
-  Reply r = okrd.Post("/v1/units", {{"id", "acme"}, {"kind", "company"}, {"name", "Acme"}}, kAdmin.token);
+  Reply r =
+      okrd.Post("/v1/units", {{"id", "acme"}, {"kind", "company"}, {"name", "Acme"}}, kAdmin.token);
   EXPECT_EQ(r.status, 201) << r;
 }
 
@@ -256,7 +262,9 @@ TEST(TokensFile, SighupReloadsAGoodFileAndKeepsTheOldTableForABadOne) {
   WriteTokensFile(path, json::array({Entry(kAdmin)}));
   Okrd okrd(OkrdOptions{std::nullopt, {"--tokens", path, "--dashboard", ""}});
   ASSERT_TRUE(okrd.Start());
-  auto can_read_audit = [&](const Token& t) { return okrd.Get("/v1/audit/verify", t.token).status == 200; };
+  auto can_read_audit = [&](const Token& t) {
+    return okrd.Get("/v1/audit/verify", t.token).status == 200;
+  };
   Token auditor{"tok-operator-auditor-90d4e2b1f3", "audrey", "auditor", {}};
   ASSERT_FALSE(can_read_audit(auditor));
 
@@ -269,8 +277,9 @@ TEST(TokensFile, SighupReloadsAGoodFileAndKeepsTheOldTableForABadOne) {
   // A bad file (others may read it): refused, logged, the table stays.
   WriteTokensFile(path, json::array({Entry(kAdmin)}), 0644);
   ASSERT_EQ(::kill(okrd.pid(), SIGHUP), 0);
-  EXPECT_TRUE(Eventually([&] { return okrd.LogTail().find("tokens_reload_refused") != std::string::npos; }))
-      << okrd.LogTail();
+  EXPECT_TRUE(Eventually([&] {
+    return okrd.LogTail().find("tokens_reload_refused") != std::string::npos;
+  })) << okrd.LogTail();
   EXPECT_TRUE(can_read_audit(auditor));
   EXPECT_FALSE(can_read_audit(kAdmin));
   EXPECT_TRUE(okrd.Stop());

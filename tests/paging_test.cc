@@ -22,7 +22,8 @@ const Token kAdmin{"tok-admin-7c1e55aa", "root", "admin", {}};
 const Token kAuditor{"tok-auditor-40d2b9f3", "audrey", "auditor", {}};
 
 constexpr int64_t kDayUs = 86'400'000'000LL;
-const char* const kDiffLists[] = {"created", "changed", "archived", "check_ins", "corrections", "comments"};
+const char* const kDiffLists[] = {"created",   "changed",     "archived",
+                                  "check_ins", "corrections", "comments"};
 
 Reply Want(const Reply& r, int status) {
   EXPECT_EQ(r.status, status) << r;
@@ -33,42 +34,52 @@ class PagingTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(s_.Start());
-    Want(s_.Post("/v1/units", {{"id", "acme"}, {"kind", "company"}, {"name", "Acme"}}, kAdmin.token), 201);
-    Want(s_.Post("/v1/cycles", {{"id", "q"}, {"name", "Q"}, {"starts", DateIn(-30)}, {"ends", DateIn(60)}},
+    Want(
+        s_.Post("/v1/units", {{"id", "acme"}, {"kind", "company"}, {"name", "Acme"}}, kAdmin.token),
+        201);
+    Want(s_.Post("/v1/cycles",
+                 {{"id", "q"}, {"name", "Q"}, {"starts", DateIn(-30)}, {"ends", DateIn(60)}},
                  kAdmin.token),
          201);
-    Want(s_.Post("/v1/cycles", {{"id", "q-next"}, {"name", "Next"}, {"starts", DateIn(61)}, {"ends", DateIn(150)}},
-                 kAdmin.token),
-         201);
+    Want(
+        s_.Post("/v1/cycles",
+                {{"id", "q-next"}, {"name", "Next"}, {"starts", DateIn(61)}, {"ends", DateIn(150)}},
+                kAdmin.token),
+        201);
     for (const char* team : {"t-a", "t-b", "t-c"}) {
-      Want(s_.Post("/v1/units", {{"id", team}, {"kind", "team"}, {"name", team}, {"parent", "acme"}}, kAdmin.token),
-           201);
+      Want(
+          s_.Post("/v1/units", {{"id", team}, {"kind", "team"}, {"name", team}, {"parent", "acme"}},
+                  kAdmin.token),
+          201);
     }
   }
 
   // An objective with one key result.
   void Plan(const std::string& objective, const std::string& kr) {
-    Want(s_.Post("/v1/objectives", {{"id", objective}, {"cycle", "q"}, {"owner", "acme"}, {"title", objective}},
+    Want(s_.Post("/v1/objectives",
+                 {{"id", objective}, {"cycle", "q"}, {"owner", "acme"}, {"title", objective}},
                  kAdmin.token),
          201);
-    Want(s_.Post("/v1/key-results",
-                 {{"id", kr}, {"objective", objective}, {"title", kr}, {"start", 0}, {"target", 100}},
-                 kAdmin.token),
+    Want(s_.Post(
+             "/v1/key-results",
+             {{"id", kr}, {"objective", objective}, {"title", kr}, {"start", 0}, {"target", 100}},
+             kAdmin.token),
          201);
   }
   // Changes that give diff rows of every list, some several rows to one event.
   void Churn(int round) {
     std::string o = "o-" + std::to_string(round), kr = "kr-" + std::to_string(round);
     Plan(o, kr);
-    Want(s_.Post("/v1/key-results/" + kr + "/check-ins", {{"value", round}, {"id", "ci-" + std::to_string(round)}},
-                 kAdmin.token),
+    Want(s_.Post("/v1/key-results/" + kr + "/check-ins",
+                 {{"value", round}, {"id", "ci-" + std::to_string(round)}}, kAdmin.token),
          201);
     Want(s_.Post("/v1/key-results/" + kr + "/corrections",
                  {{"corrects", "ci-" + std::to_string(round)}, {"value", round + 1}}, kAdmin.token),
          201);
     Want(s_.Patch("/v1/objectives/" + o, {{"title", o + " renamed"}}, kAdmin.token), 200);
     Want(s_.Post("/v1/objectives/" + o + "/comments", {{"text", "note " + o}}, kAdmin.token), 201);
-    if (round % 2 == 0) Want(s_.Delete("/v1/objectives/" + o, kAdmin.token), 200);  // state + archived: 2 rows
+    if (round % 2 == 0)
+      Want(s_.Delete("/v1/objectives/" + o, kAdmin.token), 200);  // state + archived: 2 rows
   }
 
   // Follows `next` from `first` (a path ending in a query) until it is
@@ -118,8 +129,9 @@ TEST_F(PagingTest, DiffPagesGiveEveryRowOnceInOrderWhileWritesContinue) {
     ASSERT_GT(whole.json["corrections"].size(), 0u);
     // Writes land between pages; the first page's cursor pins `to`.
     int extra = 0;
-    auto pages = FollowPages("/v1/diff?from=0&limit=" + std::to_string(limit), "",
-                             [&](int page) { if (page % 9 == 0) Churn(100 + limit * 100 + extra++); });
+    auto pages = FollowPages("/v1/diff?from=0&limit=" + std::to_string(limit), "", [&](int page) {
+      if (page % 9 == 0) Churn(100 + limit * 100 + extra++);
+    });
     EXPECT_GT(extra, 0);
     ASSERT_GE(pages.size(), rows / limit);
     for (const json& page : pages) {
@@ -157,9 +169,10 @@ TEST_F(PagingTest, ABareDiffOverTwentyThousandEventsAnswersOnePageOfAtMostTheLim
   auto started = std::chrono::steady_clock::now();
   Reply page = Want(s_.Get("/v1/diff"), 200);
   auto took = std::chrono::steady_clock::now() - started;
-  std::printf("bare /v1/diff over %llu events: %lld ms, %zu bytes\n", static_cast<unsigned long long>(head),
-              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()),
-              page.body.size());
+  std::printf(
+      "bare /v1/diff over %llu events: %lld ms, %zu bytes\n", static_cast<unsigned long long>(head),
+      static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()),
+      page.body.size());
   size_t n = 0;
   for (const char* list : kDiffLists) n += page.json[list].size();
   EXPECT_EQ(n, 1000u);  // the default limit, and the most a page holds
@@ -181,8 +194,11 @@ TEST_F(PagingTest, ListsEventsAndHistoryPageEveryItemOnceWhileWritesContinue) {
   int extra = 0;
   auto write_between = [&](int page) {
     if (page % 3 != 0) return;  // the log grows, slower than pages follow it
-    Want(s_.Post("/v1/units", {{"id", "a-new-" + std::to_string(extra)}, {"kind", "team"}, {"name", "New"},
-                               {"parent", "acme"}},
+    Want(s_.Post("/v1/units",
+                 {{"id", "a-new-" + std::to_string(extra)},
+                  {"kind", "team"},
+                  {"name", "New"},
+                  {"parent", "acme"}},
                  kAdmin.token),
          201);
     Want(s_.Post("/v1/key-results/kr-1/check-ins", {{"value", 50 + extra++}}, kAdmin.token), 201);
@@ -191,10 +207,11 @@ TEST_F(PagingTest, ListsEventsAndHistoryPageEveryItemOnceWhileWritesContinue) {
     std::string path;
     std::string token;
   };
-  for (const Case& c : {Case{"/v1/units?x=1", ""}, Case{"/v1/cycles?x=1", ""},
-                        Case{"/v1/objectives?include_archived=true", ""},
-                        Case{"/v1/key-results/kr-1/check-ins?x=1", ""},
-                        Case{"/v1/events?x=1", kAuditor.token}, Case{"/v1/history/kr-1?x=1", kAuditor.token}}) {
+  for (const Case& c :
+       {Case{"/v1/units?x=1", ""}, Case{"/v1/cycles?x=1", ""},
+        Case{"/v1/objectives?include_archived=true", ""},
+        Case{"/v1/key-results/kr-1/check-ins?x=1", ""}, Case{"/v1/events?x=1", kAuditor.token},
+        Case{"/v1/history/kr-1?x=1", kAuditor.token}}) {
     // The whole list as it stood at `head`, in one page.
     bool audit = !c.token.empty();
     const uint64_t head = s_.HeadSeq();
@@ -207,11 +224,14 @@ TEST_F(PagingTest, ListsEventsAndHistoryPageEveryItemOnceWhileWritesContinue) {
     // lists stay on the first page's state, audit lists on seq positions.
     auto pages = FollowPages(c.path + "&limit=2", c.token, write_between);
     json paged = Items(pages);
-    if (audit) paged.erase(paged.begin() + static_cast<long>(std::min(paged.size(), reference.size())), paged.end());
+    if (audit)
+      paged.erase(paged.begin() + static_cast<long>(std::min(paged.size(), reference.size())),
+                  paged.end());
     EXPECT_EQ(paged, reference) << c.path;
     for (const json& page : pages) EXPECT_LE(page["items"].size(), 2u) << c.path;
     if (!audit) {
-      for (const json& page : pages) EXPECT_EQ(page["as_of_seq"], pages.front()["as_of_seq"]) << c.path;
+      for (const json& page : pages)
+        EXPECT_EQ(page["as_of_seq"], pages.front()["as_of_seq"]) << c.path;
     }
   }
   EXPECT_GT(extra, 0);
@@ -227,8 +247,9 @@ TEST_F(PagingTest, LimitsAndCursorsOutOfBoundsAreRefusedAndAppendNothing) {
   Reply diff = Want(s_.Get("/v1/diff?limit=1"), 200);
   const std::string diff_cursor = diff.json["next"].get<std::string>();
   const uint64_t head = s_.HeadSeq();
-  for (std::string route : {"/v1/units", "/v1/cycles", "/v1/objectives", "/v1/key-results/kr-0/check-ins",
-                                   "/v1/diff", "/v1/events", "/v1/history/kr-0"}) {
+  for (std::string route :
+       {"/v1/units", "/v1/cycles", "/v1/objectives", "/v1/key-results/kr-0/check-ins", "/v1/diff",
+        "/v1/events", "/v1/history/kr-0"}) {
     for (const char* limit : {"0", "1001", "ten", "-1", "1e3", ""}) {
       Reply r = s_.Get(route + "?limit=" + limit, kAuditor.token);
       EXPECT_EQ(r.status, 400) << route << " limit=" << limit << ": " << r;
@@ -243,13 +264,15 @@ TEST_F(PagingTest, LimitsAndCursorsOutOfBoundsAreRefusedAndAppendNothing) {
   };
   for (const Bad& b : {
            Bad{"/v1/units?cursor=no-seq", "cursor"},
-           Bad{"/v1/units?cursor=" + std::to_string(head + 50) + ".acme", "cursor"},  // beyond the head
-           Bad{"/v1/units?as_of=1&cursor=" + units_cursor, "cursor"},                // another state
+           Bad{"/v1/units?cursor=" + std::to_string(head + 50) + ".acme",
+               "cursor"},                                              // beyond the head
+           Bad{"/v1/units?as_of=1&cursor=" + units_cursor, "cursor"},  // another state
            Bad{"/v1/key-results/kr-0/check-ins?cursor=" + std::to_string(head) + ".x", "cursor"},
-           Bad{"/v1/diff?cursor=" + std::to_string(head) + ".5", "cursor"},           // no row position
+           Bad{"/v1/diff?cursor=" + std::to_string(head) + ".5", "cursor"},  // no row position
            Bad{"/v1/diff?cursor=" + std::to_string(head) + ".x.0", "cursor"},
-           Bad{"/v1/diff?to=3&cursor=" + diff_cursor, "cursor"},                      // another `to`
-           Bad{"/v1/diff?from=" + std::to_string(head - 1) + "&cursor=" + diff_cursor, "cursor"},  // before from
+           Bad{"/v1/diff?to=3&cursor=" + diff_cursor, "cursor"},  // another `to`
+           Bad{"/v1/diff?from=" + std::to_string(head - 1) + "&cursor=" + diff_cursor,
+               "cursor"},  // before from
            Bad{"/v1/events?after=3&cursor=4", "cursor"},
        }) {
     Reply r = s_.Get(b.path, kAuditor.token);

@@ -52,7 +52,8 @@ TEST_F(ProgressTest, IncreasingTargetProgressIsTheShareOfTheWay) {
 }
 
 TEST_F(ProgressTest, DecreasingTargetWorksThroughTheSameFormula) {
-  ASSERT_OK(AddKeyResult("kr-time-to-hire", "hr-hiring", "Days to hire", 30, 10, "number", 1, "days"));
+  ASSERT_OK(
+      AddKeyResult("kr-time-to-hire", "hr-hiring", "Days to hire", 30, 10, "number", 1, "days"));
   ASSERT_OK(CheckIn("kr-time-to-hire", 20));
   EXPECT_EQ(KrProgress("kr-time-to-hire"), 0.5);  // (20 − 30) / (10 − 30)
   ASSERT_OK(CheckIn("kr-time-to-hire", 15));
@@ -244,11 +245,13 @@ TEST_F(ProgressTest, ManyCheckInsAndCorrectionsGiveTheReferenceSeriesAtEverySeq)
   for (int i = 0; i < 120; ++i) {
     // Backfills and same-instant measurements on purpose: ties go to seq.
     int64_t measured = base + static_cast<int64_t>(rng() % 40) * kDayUs;
-    auto w = CheckIn("kr-hires", static_cast<double>(rng() % 500), measured, "ci-" + std::to_string(i));
+    auto w =
+        CheckIn("kr-hires", static_cast<double>(rng() % 500), measured, "ci-" + std::to_string(i));
     ASSERT_OK(w);
     seqs.push_back(w->seq);
     for (int k = 0; k < 2; ++k) {  // two corrections per check-in, some of older ones
-      auto c = Correct("kr-hires", "ci-" + std::to_string(rng() % (i + 1)), static_cast<double>(rng() % 500));
+      auto c = Correct("kr-hires", "ci-" + std::to_string(rng() % (i + 1)),
+                       static_cast<double>(rng() % 500));
       ASSERT_OK(c);
       seqs.push_back(c->seq);
     }
@@ -257,7 +260,8 @@ TEST_F(ProgressTest, ManyCheckInsAndCorrectionsGiveTheReferenceSeriesAtEverySeq)
   ASSERT_EQ(kr.check_ins.size(), 120u);
   ASSERT_EQ(kr.corrections.size(), 240u);
   for (size_t i = 0; i < seqs.size(); i += 7) {
-    ASSERT_EQ(Pairs(CheckInSeries(kr, seqs[i])), ReferenceSeries(kr, seqs[i])) << "as of seq " << seqs[i];
+    ASSERT_EQ(Pairs(CheckInSeries(kr, seqs[i])), ReferenceSeries(kr, seqs[i]))
+        << "as of seq " << seqs[i];
   }
   EXPECT_EQ(Pairs(CheckInSeries(kr, Head())), ReferenceSeries(kr, Head()));
 }
@@ -288,13 +292,16 @@ TEST(CheckInSeriesCost, FiftyThousandCheckInsAndCorrectionsInWellUnderASecond) {
   auto started = std::chrono::steady_clock::now();
   auto series = CheckInSeries(kr, seq);
   auto took = std::chrono::steady_clock::now() - started;
-  std::printf("series of %zu check-ins and %zu corrections: %lld ms\n", kr.check_ins.size(), kr.corrections.size(),
-              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
+  std::printf(
+      "series of %zu check-ins and %zu corrections: %lld ms\n", kr.check_ins.size(),
+      kr.corrections.size(),
+      static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
   ASSERT_EQ(series.size(), kCheckIns);
   EXPECT_EQ(series.front().id, "ci-" + std::to_string(kCheckIns - 1));  // measured earliest
   EXPECT_EQ(series.front().value, static_cast<double>(kCheckIns - 1));  // as corrected
   EXPECT_EQ(series.back().value, 0.0);
-  EXPECT_LT(took, std::chrono::seconds(1)) << "the series costs the product of check-ins and corrections";
+  EXPECT_LT(took, std::chrono::seconds(1))
+      << "the series costs the product of check-ins and corrections";
 }
 
 TEST_F(ProgressTest, ValueAtAPastDateIsTheLatestMeasurementUpToThen) {
@@ -343,7 +350,7 @@ TEST_F(ProgressTest, AsOfAnOlderSeqShowsTheOldTargetTitleAndProgress) {
   EXPECT_EQ(then["key_results"][0]["current"], 10.0);
   EXPECT_EQ(then["key_results"][0]["check_in_count"], 1);
   EXPECT_EQ(then["key_results"][0]["version"], 2);  // added, one check-in
-  EXPECT_EQ(then["progress"], 0.5);  // 10 / 20
+  EXPECT_EQ(then["progress"], 0.5);                 // 10 / 20
   EXPECT_EQ(then["version"], 1);
 
   // Between the two: the target moved, the value not yet.
@@ -365,7 +372,8 @@ TEST_F(ProgressTest, AsOfATimeIsTheLastEventRecordedByThen) {
   EXPECT_EQ(state().SeqAtTime(At("2026-01-10T12:00:00Z")), jan10);  // recorded exactly then
   EXPECT_EQ(state().SeqAtTime(At("2026-01-10T11:59:59Z")), jan10 - 1);
   EXPECT_EQ(state().SeqAtTime(At("2025-12-31T00:00:00Z")), 0u);
-  EXPECT_EQ(KeyResultJson("kr-hires", state().SeqAtTime(At("2026-01-11T00:00:00Z")))["current"], 5.0);
+  EXPECT_EQ(KeyResultJson("kr-hires", state().SeqAtTime(At("2026-01-11T00:00:00Z")))["current"],
+            5.0);
   EXPECT_EQ(KeyResultJson("kr-hires")["current"], 8.0);
 }
 
@@ -376,9 +384,9 @@ TEST_F(ProgressTest, CascadeRollsProgressUpThroughTheOrganisation) {
   ASSERT_OK(CreateObjective("amara-sourcing", "2026-q1", "amara", "Sourcing", {"ta-pipeline"}));
   ASSERT_OK(AddKeyResult("kr-amara", "amara-sourcing", "Sourced", 0, 40));
   ASSERT_OK(CreateObjective("ta-q2", "2026-q2", "ta", "Next quarter", {"hr-hiring"}));
-  ASSERT_OK(CheckIn("kr-hr", 5));     // 0.5
-  ASSERT_OK(CheckIn("kr-ta", 10));    // 1.0
-  ASSERT_OK(CheckIn("kr-amara", 10)); // 0.25
+  ASSERT_OK(CheckIn("kr-hr", 5));      // 0.5
+  ASSERT_OK(CheckIn("kr-ta", 10));     // 1.0
+  ASSERT_OK(CheckIn("kr-amara", 10));  // 0.25
   auto cascade = ViewAt().Cascade("2026-q1", "");
   ASSERT_TRUE(cascade.ok());
   const json& nodes = (*cascade)["nodes"];

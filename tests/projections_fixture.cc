@@ -96,23 +96,32 @@ int64_t At(std::string_view when) {
 
 const char* CodeName(Status::Code code) {
   switch (code) {
-    case Status::Code::kOk: return "kOk";
-    case Status::Code::kNotFound: return "kNotFound";
-    case Status::Code::kVersionMismatch: return "kVersionMismatch";
-    case Status::Code::kAlreadyExists: return "kAlreadyExists";
-    case Status::Code::kConflict: return "kConflict";
-    case Status::Code::kInvalid: return "kInvalid";
-    case Status::Code::kCorruption: return "kCorruption";
-    case Status::Code::kIOError: return "kIOError";
-    default: break;
+    case Status::Code::kOk:
+      return "kOk";
+    case Status::Code::kNotFound:
+      return "kNotFound";
+    case Status::Code::kVersionMismatch:
+      return "kVersionMismatch";
+    case Status::Code::kAlreadyExists:
+      return "kAlreadyExists";
+    case Status::Code::kConflict:
+      return "kConflict";
+    case Status::Code::kInvalid:
+      return "kInvalid";
+    case Status::Code::kCorruption:
+      return "kCorruption";
+    case Status::Code::kIOError:
+      return "kIOError";
+    default:
+      break;
   }
   return "another code";
 }
 
 ::testing::AssertionResult IsOk(const Status& status) {
   if (status.ok()) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << CodeName(status.code()) << " (field '" << status.field()
-                                       << "'): " << status.message();
+  return ::testing::AssertionFailure()
+         << CodeName(status.code()) << " (field '" << status.field() << "'): " << status.message();
 }
 
 void ProjectionsTest::SetUp() {
@@ -232,7 +241,8 @@ Result<WriteResult> ProjectionsTest::ChangeOwner(std::string objective, std::str
   return Run(std::move(c), "admin", std::move(reason));
 }
 
-Result<WriteResult> ProjectionsTest::Align(std::string objective, std::vector<std::string> parents) {
+Result<WriteResult> ProjectionsTest::Align(std::string objective,
+                                           std::vector<std::string> parents) {
   okr::UpdateObjective c;
   c.id = std::move(objective);
   c.parents = std::move(parents);
@@ -346,9 +356,9 @@ nlohmann::json ProjectionsTest::LintFindings(const std::string& cycle, const std
   Result<WriteResult> result = write();
   const uint64_t head_after = Head();
   if (result.ok()) {
-    return ::testing::AssertionFailure()
-           << "expected " << CodeName(code) << " on '" << field << "', but the write succeeded (seq "
-           << result->seq << ", changed " << result->changed << ")";
+    return ::testing::AssertionFailure() << "expected " << CodeName(code) << " on '" << field
+                                         << "', but the write succeeded (seq " << result->seq
+                                         << ", changed " << result->changed << ")";
   }
   const Status& s = result.status();
   if (s.code() != code || s.field() != field) {
@@ -357,8 +367,8 @@ nlohmann::json ProjectionsTest::LintFindings(const std::string& cycle, const std
            << " on '" << s.field() << "': " << s.message();
   }
   if (head_after != head_before || projector_->seq() != projected_before) {
-    return ::testing::AssertionFailure() << "refused, but the log moved from seq " << head_before
-                                         << " to " << head_after;
+    return ::testing::AssertionFailure()
+           << "refused, but the log moved from seq " << head_before << " to " << head_after;
   }
   return ::testing::AssertionSuccess() << s.message();
 }

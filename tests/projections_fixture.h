@@ -33,8 +33,8 @@
 #include "eventstore/event_store.h"
 #include "projections/domain/commands.h"
 #include "projections/domain/projection.h"
-#include "projections/service/projector.h"
 #include "projections/read/views.h"
+#include "projections/service/projector.h"
 #include "tests/test_support.h"
 
 namespace okr::testing {
@@ -64,10 +64,10 @@ const char* CodeName(Status::Code code);
 
 // The write is refused with `code` naming `field`, and neither the log nor
 // the projection moved.
-#define EXPECT_REFUSED(write, code, field)                                       \
-  EXPECT_TRUE(RefusedWithoutWriting(                                             \
-      [&]() -> ::okr::Result<::okr::WriteResult> { return (write); },            \
-      ::okr::Status::Code::code, field))
+#define EXPECT_REFUSED(write, code, field)                                                  \
+  EXPECT_TRUE(                                                                              \
+      RefusedWithoutWriting([&]() -> ::okr::Result<::okr::WriteResult> { return (write); }, \
+                            ::okr::Status::Code::code, field))
 
 class ProjectionsTest : public ::testing::Test {
  protected:
@@ -107,7 +107,8 @@ class ProjectionsTest : public ::testing::Test {
   Result<WriteResult> CreateObjective(std::string id, std::string cycle, std::string owner,
                                       std::string title, std::vector<std::string> parents = {});
   Result<WriteResult> Retitle(std::string objective, std::string title, std::string reason = "");
-  Result<WriteResult> ChangeOwner(std::string objective, std::string owner, std::string reason = "");
+  Result<WriteResult> ChangeOwner(std::string objective, std::string owner,
+                                  std::string reason = "");
   Result<WriteResult> Align(std::string objective, std::vector<std::string> parents);
   Result<WriteResult> Archive(std::string objective, std::string reason = "");
 
@@ -131,8 +132,7 @@ class ProjectionsTest : public ::testing::Test {
   // --- reads ---
 
   // A view as of `seq` (default: the head) judged at the current clock.
-  View ViewAt(std::optional<uint64_t> seq = std::nullopt,
-              int64_t at_us = INT64_MAX) const;
+  View ViewAt(std::optional<uint64_t> seq = std::nullopt, int64_t at_us = INT64_MAX) const;
   nlohmann::json ObjectiveJson(const std::string& id, std::optional<uint64_t> seq = std::nullopt);
   nlohmann::json KeyResultJson(const std::string& id, std::optional<uint64_t> seq = std::nullopt,
                                int64_t at_us = INT64_MAX);

@@ -96,10 +96,18 @@ TEST_F(ProjectorTest, OneIdRacedForByEveryKindLandsOnce) {
     Together(4, [&](int t) {
       Result<WriteResult> r = Status::Ok();
       switch (t) {
-        case 0: r = CreateUnit(id, "team", "Team", "hr"); break;
-        case 1: r = CreateObjective(id, "2026-q1", "hr", "Objective"); break;
-        case 2: r = AddKeyResult(id, "hr-hiring", "Key result", 0, 1); break;
-        default: r = CheckInWithId("kr-hires", id, 1); break;
+        case 0:
+          r = CreateUnit(id, "team", "Team", "hr");
+          break;
+        case 1:
+          r = CreateObjective(id, "2026-q1", "hr", "Objective");
+          break;
+        case 2:
+          r = AddKeyResult(id, "hr-hiring", "Key result", 0, 1);
+          break;
+        default:
+          r = CheckInWithId("kr-hires", id, 1);
+          break;
       }
       if (r.ok()) ++landed;
       if (!r.ok() && r.status().code() == Status::Code::kAlreadyExists) ++taken;
@@ -126,8 +134,8 @@ TEST_F(ProjectorTest, AnAlignedCreateLandsWhileItsParentKeepsChanging) {
   int landed = 0;
   std::string failures;
   for (int i = 0; i < 20; ++i) {
-    auto r = CreateObjective("ta-child-" + std::to_string(i), "2026-q1", "ta", "Child",
-                             {"hr-hiring"});
+    auto r =
+        CreateObjective("ta-child-" + std::to_string(i), "2026-q1", "ta", "Child", {"hr-hiring"});
     if (r.ok()) {
       ++landed;
     } else {

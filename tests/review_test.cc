@@ -42,11 +42,11 @@ class QuarterReviewTest : public ProjectionsTest {
     ASSERT_NO_FATAL_FAILURE(ProjectionsTest::SetUp());
     // Planning, on Monday Jan 5.
     ASSERT_OK(CreateObjective("acme-grow", "2026-q1", "acme", "Grow to 250 people"));
-    ASSERT_OK(CreateObjective("hr-hiring", "2026-q1", "hr", "Hire the people Acme needs",
-                              {"acme-grow"}));
+    ASSERT_OK(
+        CreateObjective("hr-hiring", "2026-q1", "hr", "Hire the people Acme needs", {"acme-grow"}));
     ASSERT_OK(AddKeyResult("kr-hires", "hr-hiring", "Hires made", 0, 20, "number", 2, "hires"));
-    ASSERT_OK(AddKeyResult("kr-time-to-hire", "hr-hiring", "Days to hire", 45, 30, "number", 1,
-                           "days"));
+    ASSERT_OK(
+        AddKeyResult("kr-time-to-hire", "hr-hiring", "Days to hire", 45, 30, "number", 1, "days"));
     ASSERT_OK(CreateObjective("ta-pipeline", "2026-q1", "ta", kPipelineTitle, {"hr-hiring"}));
     ASSERT_OK(AddKeyResult("kr-candidates", "ta-pipeline", "Qualified candidates", 0, 200));
     ASSERT_OK(CreateObjective("ops-onboarding", "2026-q1", "hr-ops", "Onboard every hire smoothly",
@@ -57,10 +57,9 @@ class QuarterReviewTest : public ProjectionsTest {
                               {"acme-grow"}));
     ASSERT_OK(AddKeyResult("kr-courses", "ld-academy", "Courses live", 0, 10));
 
-    const std::vector<std::string> mondays = {"2026-01-12", "2026-01-19", "2026-01-26",
-                                              "2026-02-02", "2026-02-09", "2026-02-16",
-                                              "2026-02-23", "2026-03-02", "2026-03-09",
-                                              "2026-03-16", "2026-03-23", "2026-03-30"};
+    const std::vector<std::string> mondays = {
+        "2026-01-12", "2026-01-19", "2026-01-26", "2026-02-02", "2026-02-09", "2026-02-16",
+        "2026-02-23", "2026-03-02", "2026-03-09", "2026-03-16", "2026-03-23", "2026-03-30"};
     const double hires[] = {1, 2, 4, 5, 6, 8, 9, 11, 12, 14, 15, 16};
     const double candidates[] = {10, 22, 35, 41, 50, 58, 70, 81, 95, 104, 113, 120};
     const double time_to_hire[] = {43, 41, 40, 39, 37, 36};  // weeks 1, 3, 5, 7, 9, 11
@@ -141,13 +140,15 @@ TEST_F(QuarterReviewTest, ReviewListsEveryActiveObjectiveWithItsVerdict) {
   EXPECT_EQ(r["cycle"]["version"], 2);  // created, closed
   std::vector<std::string> ids;
   for (const json& o : r["objectives"]) ids.push_back(o["id"]);
-  EXPECT_EQ(ids, (std::vector<std::string>{"acme-grow", "hr-hiring", "ops-onboarding", "ta-pipeline"}));
+  EXPECT_EQ(ids,
+            (std::vector<std::string>{"acme-grow", "hr-hiring", "ops-onboarding", "ta-pipeline"}));
   EXPECT_EQ(r["achieved"], json({"ta-pipeline"}));
   EXPECT_EQ(r["partially"], json({"hr-hiring"}));
   EXPECT_EQ(r["missed"], json({"ops-onboarding"}));
   EXPECT_EQ(r["unreviewed"], json({"acme-grow"}));
-  EXPECT_EQ(r["archived"],
-            json::parse(R"([{"id":"ld-academy","title":"Launch the Acme Academy","owner":"l-and-d"}])"));
+  EXPECT_EQ(
+      r["archived"],
+      json::parse(R"([{"id":"ld-academy","title":"Launch the Acme Academy","owner":"l-and-d"}])"));
   // 12 (hires) + 6 (time to hire) + 12 (candidates) + 6 (NPS) + 2 (handbook);
   // the archived objective's 2 and the late check-in of Apr 1 do not count.
   EXPECT_EQ(r["check_ins"], 38);
@@ -225,7 +226,8 @@ TEST_F(QuarterReviewTest, TargetMovedMidCycleIsFlagged) {
       "key_result": "kr-candidates", "objective": "ta-pipeline", "field": "target",
       "before": 200, "after": 150, "actor": "maria",
       "recorded_at": "2026-02-16T12:00:00.000000Z", "reason": "Engineering hiring freeze",
-      "seq": )" + std::to_string(seq_target_moved_) + "}]"));
+      "seq": )" + std::to_string(seq_target_moved_) +
+                                              "}]"));
 }
 
 TEST_F(QuarterReviewTest, ReviewAsOfBeforeTheCloseShowsAnOpenUnreviewedCycle) {
@@ -265,7 +267,8 @@ TEST_F(QuarterReviewTest, MarkdownShowsTheMovedTarget) {
                     "Engineering hiring freeze |"),
             std::string::npos)
       << md;
-  EXPECT_NE(md.find("| Qualified candidates | 0 | 200 | 150 | 120  | 80% | 12 |"), std::string::npos)
+  EXPECT_NE(md.find("| Qualified candidates | 0 | 200 | 150 | 120  | 80% | 12 |"),
+            std::string::npos)
       << md;
   EXPECT_NE(md.find("## Fill the pipeline, with \"quality\", not just volume (ta-pipeline)"),
             std::string::npos)
@@ -322,10 +325,10 @@ TEST_F(QuarterReviewTest, CsvHasOneRowPerKeyResultAndQuotesLikeRfc4180) {
   for (size_t i = 1; i < rows.size(); ++i) krs.push_back(rows[i][7]);
   EXPECT_EQ(krs, (std::vector<std::string>{"kr-hires", "kr-time-to-hire", "kr-onboarding-nps",
                                            "kr-handbook", "kr-candidates"}));
-  EXPECT_EQ(rows[5], (std::vector<std::string>{"2026-q1", "ta-pipeline", kPipelineTitle, "ta", "0.8",
-                                               "0.8", "achieved", "kr-candidates",
-                                               "Qualified candidates", "0", "200", "150", "120",
-                                               "0.8", "12"}));
+  EXPECT_EQ(rows[5],
+            (std::vector<std::string>{"2026-q1", "ta-pipeline", kPipelineTitle, "ta", "0.8", "0.8",
+                                      "achieved", "kr-candidates", "Qualified candidates", "0",
+                                      "200", "150", "120", "0.8", "12"}));
   // The raw text: the title quoted, its quotes doubled.
   EXPECT_NE(csv.find(",\"Fill the pipeline, with \"\"quality\"\", not just volume\","),
             std::string::npos)
@@ -338,9 +341,11 @@ TEST_F(QuarterReviewTest, CsvNumbersRoundTripToTheJsonValues) {
   ASSERT_EQ(rows.size(), 6u);
   // hr-hiring's computed score 0.7333… is written with every digit it has.
   EXPECT_EQ(rows[1][1], "hr-hiring");
-  EXPECT_EQ(std::stod(rows[1][4]), Find(r["objectives"], "hr-hiring")["computed_score"].get<double>())
+  EXPECT_EQ(std::stod(rows[1][4]),
+            Find(r["objectives"], "hr-hiring")["computed_score"].get<double>())
       << rows[1][4];
-  EXPECT_EQ(std::stod(rows[3][4]), Find(r["objectives"], "ops-onboarding")["computed_score"].get<double>())
+  EXPECT_EQ(std::stod(rows[3][4]),
+            Find(r["objectives"], "ops-onboarding")["computed_score"].get<double>())
       << rows[3][4];
 }
 
@@ -357,10 +362,10 @@ TEST_F(LargeValuesTest, ReviewKeepsEveryDigitOfLargeValues) {
   ASSERT_EQ(rows.size(), 2u);
   const auto& row = rows[1];
   EXPECT_EQ(row[7], "kr-bonus");
-  EXPECT_EQ(row[9], "0");           // start
-  EXPECT_EQ(row[10], "1250000");    // original target, not 1.25e+06
-  EXPECT_EQ(row[11], "1250000");    // target
-  EXPECT_EQ(row[12], "1234567.5");  // final, not 1.23457e+06
+  EXPECT_EQ(row[9], "0");                                  // start
+  EXPECT_EQ(row[10], "1250000");                           // original target, not 1.25e+06
+  EXPECT_EQ(row[11], "1250000");                           // target
+  EXPECT_EQ(row[12], "1234567.5");                         // final, not 1.23457e+06
   EXPECT_EQ(std::stod(row[13]), 1'234'567.5 / 1'250'000);  // progress, every digit
   const std::string md = ReviewMarkdown(*review);
   EXPECT_NE(md.find("| Referral bonuses paid | 0 | 1250000 | 1250000 | 1234567.5 EUR | 99% | 1 |"),
@@ -378,7 +383,8 @@ bool RunsAsFormula(const std::string& cell) {
 }
 
 TEST_F(SpreadsheetSafetyTest, ReviewCsvNeutralisesFormulaTextsButNotNegativeNumbers) {
-  ASSERT_OK(CreateObjective("ta-formula", "2026-q1", "ta", "=HYPERLINK(\"http://x.example\",\"open\")"));
+  ASSERT_OK(
+      CreateObjective("ta-formula", "2026-q1", "ta", "=HYPERLINK(\"http://x.example\",\"open\")"));
   ASSERT_OK(AddKeyResult("kr-plus", "ta-formula", "+1 referral a week", -5, -10));
   ASSERT_OK(AddKeyResult("kr-at", "ta-formula", "@SUM(A1)", 0, 1));
   ASSERT_OK(AddKeyResult("kr-minus", "ta-formula", "-x", 0, 1));
@@ -412,8 +418,10 @@ TEST_F(SpreadsheetSafetyTest, ReviewCsvNeutralisesFormulaTextsButNotNegativeNumb
 size_t TableCells(const std::string& line) {
   size_t pipes = 0;
   for (size_t i = 0; i < line.size(); ++i) {
-    if (line[i] == '\\') ++i;
-    else if (line[i] == '|') ++pipes;
+    if (line[i] == '\\')
+      ++i;
+    else if (line[i] == '|')
+      ++pipes;
   }
   return pipes - 1;
 }
@@ -438,7 +446,8 @@ TEST_F(SpreadsheetSafetyTest, MarkdownKeepsUserTextInsideItsCellAndOnItsLine) {
     }
   }
   EXPECT_TRUE(found_row) << md;
-  EXPECT_NE(md.find("Reflection: first line \\| x \\| y \\| # not a heading"), std::string::npos) << md;
+  EXPECT_NE(md.find("Reflection: first line \\| x \\| y \\| # not a heading"), std::string::npos)
+      << md;
 }
 
 // --- Diff ---
@@ -495,9 +504,10 @@ TEST_F(QuarterReviewTest, DiffOfOneCycleLeavesOutUnits) {
   EXPECT_EQ(rest["comments"][0]["actor"], "amara");
   EXPECT_EQ(rest["comments"][0]["text"], "Referrals are paying off");
   std::vector<std::string> fields;
-  for (const json& c : rest["changed"]) fields.push_back(c["entity"].get<std::string>() + "." + c["field"].get<std::string>());
-  EXPECT_EQ(fields, (std::vector<std::string>{"2026-q1.state", "hr-hiring.review", "ta-pipeline.review",
-                                              "ops-onboarding.review"}));
+  for (const json& c : rest["changed"])
+    fields.push_back(c["entity"].get<std::string>() + "." + c["field"].get<std::string>());
+  EXPECT_EQ(fields, (std::vector<std::string>{"2026-q1.state", "hr-hiring.review",
+                                              "ta-pipeline.review", "ops-onboarding.review"}));
 }
 
 // --- Lint, one rule at a time ---
@@ -512,15 +522,15 @@ class LintTest : public ProjectionsTest {
 
 TEST_F(LintTest, SixObjectivesForOneOwnerAreTooMany) {
   for (int i = 1; i <= 5; ++i) {
-    ASSERT_OK(CreateObjective("ta-" + std::to_string(i), "2026-q1", "ta", "Objective", {"acme-grow"}));
+    ASSERT_OK(
+        CreateObjective("ta-" + std::to_string(i), "2026-q1", "ta", "Objective", {"acme-grow"}));
   }
   EXPECT_TRUE(LintFindings("2026-q1", "too_many_objectives").empty());
   ASSERT_OK(CreateObjective("ta-6", "2026-q1", "ta", "One too many", {"acme-grow"}));
   json findings = LintFindings("2026-q1", "too_many_objectives");
   ASSERT_EQ(findings.size(), 1u);
   EXPECT_EQ(findings[0]["entity"], "ta");
-  EXPECT_EQ(findings[0]["message"],
-            "ta has 6 active objectives in 2026-q1; keep it to 5 or fewer");
+  EXPECT_EQ(findings[0]["message"], "ta has 6 active objectives in 2026-q1; keep it to 5 or fewer");
   // Another cycle counts on its own; archived objectives do not count.
   EXPECT_TRUE(LintFindings("2026-q2", "too_many_objectives").empty());
   ASSERT_OK(Archive("ta-6"));
@@ -598,8 +608,9 @@ TEST_F(LintTest, TargetMovedAfterTheCycleStartedIsFlagged) {
   json findings = LintFindings("2026-q1", "moved_goalposts");
   ASSERT_EQ(findings.size(), 1u);
   EXPECT_EQ(findings[0]["entity"], "kr-hires");
-  EXPECT_EQ(findings[0]["message"],
-            "target changed on 2026-02-16 by maria, after the cycle started (Engineering hiring freeze)");
+  EXPECT_EQ(
+      findings[0]["message"],
+      "target changed on 2026-02-16 by maria, after the cycle started (Engineering hiring freeze)");
   // A start moved later is flagged too; a new title is not a goalpost.
   okr::UpdateKeyResult start;
   start.id = "kr-hires";

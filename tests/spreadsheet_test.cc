@@ -31,8 +31,8 @@ TEST(SpreadsheetTest, TextsASpreadsheetWouldRunGetOneQuoteInFront) {
 }
 
 TEST(SpreadsheetTest, OtherTextsAreWrittenAsTheyAre) {
-  for (const std::string text : {"", "Hire well", "1-2 hires", " =not first", "a=b", "\nline",
-                                 "\xEF\xBB\xBF=bom first"}) {
+  for (const std::string text :
+       {"", "Hire well", "1-2 hires", " =not first", "a=b", "\nline", "\xEF\xBB\xBF=bom first"}) {
     EXPECT_EQ(NeutraliseFormula(text), text) << text;
     EXPECT_EQ(RestoreFormula(text), text) << text;
   }

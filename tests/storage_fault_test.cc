@@ -65,15 +65,13 @@ class StorageFault : public ::testing::TestWithParam<Mode> {
              {"ASAN_OPTIONS", asan + (asan.empty() ? "" : ":") + "verify_asan_link_order=0"}};
     return o;
   }
-  void FaultOn(const std::string& mode) {
-    std::ofstream(control_) << mode << "\n";
-  }
+  void FaultOn(const std::string& mode) { std::ofstream(control_) << mode << "\n"; }
   void FaultOff() { std::remove(control_.c_str()); }
   std::string Hits() { return ReadFile(control_ + ".hits"); }
 
   Reply Write(const std::string& key, int value) {
-    return okrd_.Request("POST", "/v1/key-results/kr/check-ins", json{{"value", value}}.dump(), kAdmin.token,
-                         {{"Idempotency-Key", key}});
+    return okrd_.Request("POST", "/v1/key-results/kr/check-ins", json{{"value", value}}.dump(),
+                         kAdmin.token, {{"Idempotency-Key", key}});
   }
 
   TempDir dir_;
@@ -86,12 +84,17 @@ TEST_P(StorageFault, WritesRefusedReadsServedCauseLoggedOnceNothingLost) {
   Okrd& s = okrd_;
   ASSERT_TRUE(s.Start());
   auto ok = [](const Reply& r) { return r.status == 200 || r.status == 201; };
-  ASSERT_TRUE(ok(s.Post("/v1/units", {{"id", "acme"}, {"kind", "company"}, {"name", "Acme"}}, kAdmin.token)));
-  ASSERT_TRUE(ok(s.Post("/v1/cycles", {{"id", "y"}, {"name", "Year"}, {"starts", "2020-01-01"}, {"ends", "2099-12-31"}},
-                        kAdmin.token)));
-  ASSERT_TRUE(ok(s.Post("/v1/objectives", {{"id", "o"}, {"cycle", "y"}, {"owner", "acme"}, {"title", "O"}},
-                        kAdmin.token)));
-  ASSERT_TRUE(ok(s.Post("/v1/key-results", {{"id", "kr"}, {"objective", "o"}, {"title", "K"}, {"target", 100}},
+  ASSERT_TRUE(ok(
+      s.Post("/v1/units", {{"id", "acme"}, {"kind", "company"}, {"name", "Acme"}}, kAdmin.token)));
+  ASSERT_TRUE(
+      ok(s.Post("/v1/cycles",
+                {{"id", "y"}, {"name", "Year"}, {"starts", "2020-01-01"}, {"ends", "2099-12-31"}},
+                kAdmin.token)));
+  ASSERT_TRUE(
+      ok(s.Post("/v1/objectives", {{"id", "o"}, {"cycle", "y"}, {"owner", "acme"}, {"title", "O"}},
+                kAdmin.token)));
+  ASSERT_TRUE(ok(s.Post("/v1/key-results",
+                        {{"id", "kr"}, {"objective", "o"}, {"title", "K"}, {"target", 100}},
                         kAdmin.token)));
   std::map<std::string, uint64_t> acked;  // key → seq of every acknowledged write
   for (int i = 0; i < 5; ++i) {
@@ -100,9 +103,9 @@ TEST_P(StorageFault, WritesRefusedReadsServedCauseLoggedOnceNothingLost) {
     acked["before-" + std::to_string(i)] = r.u("seq");
   }
   const uint64_t head = s.HeadSeq();
-  const std::vector<std::string> reads = {"/v1/units", "/v1/objectives/o", "/v1/key-results/kr",
-                                          "/v1/key-results/kr/check-ins", "/v1/cascade?cycle=y",
-                                          "/v1/events?limit=1000"};
+  const std::vector<std::string> reads = {"/v1/units",           "/v1/objectives/o",
+                                          "/v1/key-results/kr",  "/v1/key-results/kr/check-ins",
+                                          "/v1/cascade?cycle=y", "/v1/events?limit=1000"};
   std::map<std::string, std::string> before;
   for (const auto& path : reads) before[path] = s.Get(path, kAuditor.token).body;
 
@@ -114,7 +117,8 @@ TEST_P(StorageFault, WritesRefusedReadsServedCauseLoggedOnceNothingLost) {
     std::vector<std::thread> writers;
     for (int t = 0; t < 4; ++t) {
       writers.emplace_back([&, t] {
-        for (int i = t; i < kRefused; i += 4) refused[i] = Write("during-" + std::to_string(i), 100 + i);
+        for (int i = t; i < kRefused; i += 4)
+          refused[i] = Write("during-" + std::to_string(i), 100 + i);
       });
     }
     for (auto& w : writers) w.join();
@@ -139,8 +143,10 @@ TEST_P(StorageFault, WritesRefusedReadsServedCauseLoggedOnceNothingLost) {
 
   // The cause, once.
   std::string log = s.LogTail(SIZE_MAX);
-  EXPECT_EQ(Count(log, "append_failed"), 1u) << log.substr(log.size() > 4000 ? log.size() - 4000 : 0);
-  const char* cause = std::string(mode.name).rfind("eio", 0) == 0 ? "Input/output error" : "No space left on device";
+  EXPECT_EQ(Count(log, "append_failed"), 1u)
+      << log.substr(log.size() > 4000 ? log.size() - 4000 : 0);
+  const char* cause = std::string(mode.name).rfind("eio", 0) == 0 ? "Input/output error"
+                                                                  : "No space left on device";
   size_t line = log.find("append_failed");
   ASSERT_NE(line, std::string::npos);
   EXPECT_NE(log.substr(line, log.find('\n', line) - line).find(cause), std::string::npos)
@@ -156,13 +162,15 @@ TEST_P(StorageFault, WritesRefusedReadsServedCauseLoggedOnceNothingLost) {
       if (r.status != 503) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
-    ASSERT_EQ(r.status, 201) << "writes still refused " << kRecoveryBound.count() << " s after the fault cleared: "
-                             << r;
-    std::printf("storage_fault %s: writes accepted again %lld ms after the fault cleared\n", mode.name,
-                static_cast<long long>(
-                    std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - cleared).count()));
+    ASSERT_EQ(r.status, 201) << "writes still refused " << kRecoveryBound.count()
+                             << " s after the fault cleared: " << r;
+    std::printf(
+        "storage_fault %s: writes accepted again %lld ms after the fault cleared\n", mode.name,
+        static_cast<long long>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - cleared).count()));
   } else {
-    std::this_thread::sleep_for(std::chrono::seconds(6));  // longer than RocksDB's own recovery interval
+    std::this_thread::sleep_for(
+        std::chrono::seconds(6));  // longer than RocksDB's own recovery interval
     Reply r = Write("during-0", 100);
     std::printf("storage_fault %s: without a restart a write answers %d\n", mode.name, r.status);
     EXPECT_TRUE(r.status == 503 || r.status == 201) << r;
@@ -180,8 +188,10 @@ TEST_P(StorageFault, WritesRefusedReadsServedCauseLoggedOnceNothingLost) {
     acked[key] = r.u("seq");
   }
   uint64_t head_after = s.HeadSeq();
-  std::printf("storage_fault %s: of %d refused writes, %llu were stored anyway (their retry answered as a replay)\n",
-              mode.name, kRefused, static_cast<unsigned long long>(kRefused - applied_now));
+  std::printf(
+      "storage_fault %s: of %d refused writes, %llu were stored anyway (their retry answered as a "
+      "replay)\n",
+      mode.name, kRefused, static_cast<unsigned long long>(kRefused - applied_now));
   EXPECT_EQ(head_after, head_before_retries + applied_now) << "a retry applied a write twice";
   EXPECT_LE(head_after, head + kRefused);
   EXPECT_EQ(Count(s.LogTail(SIZE_MAX), "append_failed"), 1u);

@@ -24,8 +24,8 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
-EventDraft UnitCreatedDraft(std::string_view actor, std::string_view entity,
-                            std::string_view name, std::string_view parent) {
+EventDraft UnitCreatedDraft(std::string_view actor, std::string_view entity, std::string_view name,
+                            std::string_view parent) {
   EventDraft draft(actor, entity);
   auto body = draft.event().initUnitCreated();
   body.setKind(parent.empty() ? schema::UnitKind::COMPANY : schema::UnitKind::TEAM);

@@ -24,8 +24,8 @@ class TempDir {
 };
 
 // A unitCreated draft for `entity`: the smallest realistic event.
-EventDraft UnitCreatedDraft(std::string_view actor, std::string_view entity,
-                            std::string_view name, std::string_view parent = "");
+EventDraft UnitCreatedDraft(std::string_view actor, std::string_view entity, std::string_view name,
+                            std::string_view parent = "");
 // A checkInRecorded draft on key result `kr`, about 200 bytes stored.
 EventDraft CheckInDraft(std::string_view actor, std::string_view kr, std::string_view check_in,
                         double value, std::string_view note = "weekly check-in");

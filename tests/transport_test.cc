@@ -36,7 +36,9 @@ OkrdOptions WithAdmin(std::vector<std::string> extra = {}) {
   return OkrdOptions{std::vector<Token>{kAdmin}, std::move(extra)};
 }
 
-double SecondsSince(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
 
 // One raw connection to okrd: bytes out exactly as written, answers read
 // back as they come.
@@ -126,7 +128,8 @@ long ProcStatusKb(pid_t pid, const std::string& field) {
 }
 
 std::string Head(const std::string& request_line, const std::vector<std::string>& headers) {
-  std::string out = request_line + "\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + kAdmin.token + "\r\n";
+  std::string out =
+      request_line + "\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + kAdmin.token + "\r\n";
   for (const std::string& h : headers) out += h + "\r\n";
   return out + "\r\n";
 }
@@ -173,8 +176,8 @@ TEST(Transport, ChunkedBodyOverTheLimitIsRefusedWithoutGrowingOkrd) {
 
   Raw c(s.port());
   ASSERT_TRUE(c.connected());
-  ASSERT_TRUE(
-      c.Send(Head("POST /v1/units HTTP/1.1", {"Content-Type: application/json", "Transfer-Encoding: chunked"})));
+  ASSERT_TRUE(c.Send(Head("POST /v1/units HTTP/1.1",
+                          {"Content-Type: application/json", "Transfer-Encoding: chunked"})));
   const std::string chunk = Hex(64 * 1024) + "\r\n" + std::string(64 * 1024, ' ') + "\r\n";
   size_t sent = 0;
   auto started = Clock::now();
@@ -193,11 +196,12 @@ TEST(Transport, ChunkedBodyOverTheLimitIsRefusedWithoutGrowingOkrd) {
   EXPECT_TRUE(c.ClosedWithin(5000)) << "okrd kept the connection open";
 
   long rss_after = ProcStatusKb(s.pid(), "VmRSS"), peak_after = ProcStatusKb(s.pid(), "VmHWM");
-  std::printf("transport: okrd resident before and after: %ld kB, %ld kB (peak %ld kB, %ld kB)\n", rss_before,
-              rss_after, peak_before, peak_after);
+  std::printf("transport: okrd resident before and after: %ld kB, %ld kB (peak %ld kB, %ld kB)\n",
+              rss_before, rss_after, peak_before, peak_after);
 #ifndef __SANITIZE_ADDRESS__
   // The plain build only (see hostile_test.cc): ASan's allocator keeps freed memory.
-  EXPECT_LT(rss_after - rss_before, 16 * 1024) << "okrd grew by " << (rss_after - rss_before) << " kB";
+  EXPECT_LT(rss_after - rss_before, 16 * 1024)
+      << "okrd grew by " << (rss_after - rss_before) << " kB";
   EXPECT_LT(peak_after - rss_before, 16 * 1024) << "okrd's peak grew to " << peak_after << " kB";
 #endif
   EXPECT_EQ(s.HeadSeq(), head) << "the refused request appended";
@@ -235,7 +239,8 @@ TEST(Transport, ContentLengthOverTheLimitIsRefusedBeforeTheBody) {
 TEST(Transport, RequestWithoutLengthOrChunkingHasNoBody) {
   Okrd s(WithAdmin());
   ASSERT_TRUE(s.Start());
-  ASSERT_EQ(s.Post("/v1/cycles", {{"id", "q1"}, {"name", "Q1"}, {"starts", "2024-01-01"}, {"ends", "2024-03-31"}},
+  ASSERT_EQ(s.Post("/v1/cycles",
+                   {{"id", "q1"}, {"name", "Q1"}, {"starts", "2024-01-01"}, {"ends", "2024-03-31"}},
                    kAdmin.token)
                 .status,
             201);
@@ -276,9 +281,10 @@ TEST(Transport, ChunkedBodyWithinTheLimitIsServed) {
   ASSERT_TRUE(s.Start());
   const std::string body = R"({"id":"acme","kind":"company","name":"Acme"})";
   Raw c(s.port());
-  ASSERT_TRUE(c.Send(Head("POST /v1/units HTTP/1.1", {"Content-Type: application/json", "Transfer-Encoding: chunked"}) +
-                     "a;note=first\r\n" + body.substr(0, 10) + "\r\n" + Hex(body.size() - 10) + "\r\n" +
-                     body.substr(10) + "\r\n0\r\nX-Trailer: yes\r\n\r\n"));
+  ASSERT_TRUE(c.Send(Head("POST /v1/units HTTP/1.1",
+                          {"Content-Type: application/json", "Transfer-Encoding: chunked"}) +
+                     "a;note=first\r\n" + body.substr(0, 10) + "\r\n" + Hex(body.size() - 10) +
+                     "\r\n" + body.substr(10) + "\r\n0\r\nX-Trailer: yes\r\n\r\n"));
   std::string answer = c.ReadAnswer(3000);
   EXPECT_EQ(StatusOf(answer), 201) << answer.substr(0, 400);
   ASSERT_TRUE(c.Send(Head("GET /v1/units/acme HTTP/1.1", {})));
@@ -288,8 +294,9 @@ TEST(Transport, ChunkedBodyWithinTheLimitIsServed) {
   // With Expect: 100-continue okrd invites the body first.
   Raw e(s.port());
   const std::string team = R"({"id":"team","kind":"team","name":"Team","parent":"acme"})";
-  ASSERT_TRUE(e.Send(Head("POST /v1/units HTTP/1.1", {"Content-Type: application/json", "Expect: 100-continue",
-                                                      "Content-Length: " + std::to_string(team.size())})));
+  ASSERT_TRUE(e.Send(
+      Head("POST /v1/units HTTP/1.1", {"Content-Type: application/json", "Expect: 100-continue",
+                                       "Content-Length: " + std::to_string(team.size())})));
   answer = e.ReadAnswer(3000);
   EXPECT_EQ(StatusOf(answer), 100) << answer.substr(0, 400);
   ASSERT_TRUE(e.Send(team));
@@ -373,7 +380,8 @@ TEST(Transport, TricklingClientsAreCutOffAtTheReceiveDeadline) {
             {"Content-Type: application/json", "Content-Length: " + std::to_string(body.size())}),
        body},
       {"chunked body",
-       Head("POST /v1/units HTTP/1.1", {"Content-Type: application/json", "Transfer-Encoding: chunked"}),
+       Head("POST /v1/units HTTP/1.1",
+            {"Content-Type: application/json", "Transfer-Encoding: chunked"}),
        Hex(body.size()) + "\r\n" + body + "\r\n0\r\n\r\n"},
   };
   constexpr double kMargin = 3.0;
@@ -405,8 +413,8 @@ TEST(Transport, TricklingClientsAreCutOffAtTheReceiveDeadline) {
   for (auto& t : clients) t.join();
   for (size_t i = 0; i < trickles.size(); ++i) {
     SCOPED_TRACE(trickles[i].name);
-    std::printf("transport: trickled %s: cut off after %.1f s (%s)\n", trickles[i].name, cut_after[i],
-                answers[i].substr(0, answers[i].find("\r\n")).c_str());
+    std::printf("transport: trickled %s: cut off after %.1f s (%s)\n", trickles[i].name,
+                cut_after[i], answers[i].substr(0, answers[i].find("\r\n")).c_str());
     EXPECT_GE(cut_after[i], kRequestReceiveSeconds - 1.0) << "cut off before the deadline";
     EXPECT_LE(cut_after[i], kRequestReceiveSeconds + kMargin) << "not cut off at the deadline";
   }
@@ -441,7 +449,9 @@ TEST(Transport, ConnectionsBeyondTheThreadsAndTheQueueAreRefused) {
   EXPECT_EQ(StatusOf(answer), 200) << answer;
   held.clear();
   Reply r = MetricsOnceServed(s);
-  EXPECT_NE(r.body.find("okrd_connections_refused_total{reason=\"threads_busy\"} 1"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("okrd_connections_refused_total{reason=\"threads_busy\"} 1"),
+            std::string::npos)
+      << r.body;
   EXPECT_TRUE(s.Stop());
 }
 
@@ -484,20 +494,25 @@ TEST(Transport, ConnectionsPerAddressAreCapped) {
 TEST(Transport, CachedAnswersAreKeptApartWhateverTheParametersHold) {
   Okrd s(WithAdmin());
   ASSERT_TRUE(s.Start());
-  for (json unit : {json{{"id", "acme"}, {"kind", "company"}, {"name", "Acme"}},
-                    json{{"id", "hr"}, {"kind", "department"}, {"name", "HR"}, {"parent", "acme"}}}) {
+  for (json unit :
+       {json{{"id", "acme"}, {"kind", "company"}, {"name", "Acme"}},
+        json{{"id", "hr"}, {"kind", "department"}, {"name", "HR"}, {"parent", "acme"}}}) {
     ASSERT_EQ(s.Post("/v1/units", unit, kAdmin.token).status, 201);
   }
-  ASSERT_EQ(s.Post("/v1/cycles", {{"id", "q1"}, {"name", "Q1"}, {"starts", "2024-01-01"}, {"ends", "2024-03-31"}},
+  ASSERT_EQ(s.Post("/v1/cycles",
+                   {{"id", "q1"}, {"name", "Q1"}, {"starts", "2024-01-01"}, {"ends", "2024-03-31"}},
                    kAdmin.token)
                 .status,
             201);
   for (const char* owner : {"acme", "hr"}) {
-    ASSERT_EQ(
-        s.Post("/v1/objectives",
-               {{"id", std::string("o-") + owner}, {"cycle", "q1"}, {"owner", owner}, {"title", "Goal"}}, kAdmin.token)
-            .status,
-        201);
+    ASSERT_EQ(s.Post("/v1/objectives",
+                     {{"id", std::string("o-") + owner},
+                      {"cycle", "q1"},
+                      {"owner", owner},
+                      {"title", "Goal"}},
+                     kAdmin.token)
+                  .status,
+              201);
   }
   auto ids = [&](const std::string& path) {
     Reply r = s.Get(path);
@@ -515,7 +530,10 @@ TEST(Transport, CachedAnswersAreKeptApartWhateverTheParametersHold) {
   const std::vector<Pair> pairs = {
       {"/v1/objectives?cycle=q1&owner=hr", "/v1/objectives?cycle=q1%0Aowner%3Dhr", {"o-hr"}, {}},
       {"/v1/objectives?cycle%3Dq1=", "/v1/objectives?cycle=q1%3D", {"o-acme", "o-hr"}, {}},
-      {"/v1/objectives?cycle=q1&owner%26=hr", "/v1/objectives?cycle=q1%0Aowner%26%3Dhr", {"o-acme", "o-hr"}, {}},
+      {"/v1/objectives?cycle=q1&owner%26=hr",
+       "/v1/objectives?cycle=q1%0Aowner%26%3Dhr",
+       {"o-acme", "o-hr"},
+       {}},
       {"/v1/objectives?include_archived=false&owner=acme",
        "/v1/objectives?include_archived=false%0Aowner%3Dacme",
        {"o-acme"},
@@ -524,7 +542,10 @@ TEST(Transport, CachedAnswersAreKeptApartWhateverTheParametersHold) {
   int writes = 0;
   auto move_the_log = [&] {  // a new seq: the cache starts afresh
     ASSERT_EQ(s.Post("/v1/units",
-                     {{"id", "t-" + std::to_string(++writes)}, {"kind", "team"}, {"name", "T"}, {"parent", "hr"}},
+                     {{"id", "t-" + std::to_string(++writes)},
+                      {"kind", "team"},
+                      {"name", "T"},
+                      {"parent", "hr"}},
                      kAdmin.token)
                   .status,
               201);
@@ -562,8 +583,10 @@ TEST(Transport, EveryCachedReadNamesTheParametersItReads) {
   };
   post("/v1/units", {{"id", "acme"}, {"kind", "company"}, {"name", "Acme"}});
   post("/v1/units", {{"id", "hr"}, {"kind", "department"}, {"name", "HR"}, {"parent", "acme"}});
-  post("/v1/cycles", {{"id", "q1"}, {"name", "Q1"}, {"starts", "2024-01-01"}, {"ends", "2024-03-31"}});
-  post("/v1/cycles", {{"id", "q2"}, {"name", "Q2"}, {"starts", "2024-04-01"}, {"ends", "2024-06-30"}});
+  post("/v1/cycles",
+       {{"id", "q1"}, {"name", "Q1"}, {"starts", "2024-01-01"}, {"ends", "2024-03-31"}});
+  post("/v1/cycles",
+       {{"id", "q2"}, {"name", "Q2"}, {"starts", "2024-04-01"}, {"ends", "2024-06-30"}});
   for (const char* id : {"o-1", "o-2"}) {
     post("/v1/objectives", {{"id", id}, {"cycle", "q1"}, {"owner", "hr"}, {"title", "Goal"}});
   }
@@ -571,10 +594,18 @@ TEST(Transport, EveryCachedReadNamesTheParametersItReads) {
   for (int v : {3, 5}) post("/v1/key-results/kr-1/check-ins", {{"value", v}});
 
   const std::vector<std::string> reads = {
-      "/v1/units?limit=1", "/v1/units/acme?as_of=1", "/v1/cycles?limit=1", "/v1/cycles/q1",
-      "/v1/cycles/q1/review", "/v1/cycles/q1/review?format=md", "/v1/cycles/q1/review?format=csv",
-      "/v1/objectives?limit=1&cycle=q1&owner=hr&include_archived=true", "/v1/objectives/o-1",
-      "/v1/key-results/kr-1", "/v1/key-results/kr-1/check-ins?limit=1", "/v1/cascade?cycle=q1&root=hr",
+      "/v1/units?limit=1",
+      "/v1/units/acme?as_of=1",
+      "/v1/cycles?limit=1",
+      "/v1/cycles/q1",
+      "/v1/cycles/q1/review",
+      "/v1/cycles/q1/review?format=md",
+      "/v1/cycles/q1/review?format=csv",
+      "/v1/objectives?limit=1&cycle=q1&owner=hr&include_archived=true",
+      "/v1/objectives/o-1",
+      "/v1/key-results/kr-1",
+      "/v1/key-results/kr-1/check-ins?limit=1",
+      "/v1/cascade?cycle=q1&root=hr",
       "/v1/diff?from=1&limit=1&cycle=q1"};
   for (const std::string& path : reads) {
     SCOPED_TRACE(path);

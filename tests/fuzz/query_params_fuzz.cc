@@ -10,9 +10,9 @@
 #include <string>
 
 #include "api/routes/request.h"
+#include "eventstore/base/time.h"
 #include "eventstore/event_json.h"
 #include "projections/domain/commands.h"
-#include "eventstore/base/time.h"
 #include "tests/fuzz/fuzz_check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -24,7 +24,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(!error.code.empty() && !error.message.empty());
     FUZZ_CHECK(error.field.size() <= 64);
     // As the server answers it: field names come from the body.
-    nlohmann::json answer = {{"error", {{"code", error.code}, {"message", error.message}, {"field", error.field}}}};
+    nlohmann::json answer = {
+        {"error", {{"code", error.code}, {"message", error.message}, {"field", error.field}}}};
     (void)answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   };
   if (!parsed) {

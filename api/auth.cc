@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cassert>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -13,30 +14,29 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "eventstore/base/named.h"
 #include "projections/domain/commands.h"
 
 namespace okr::api {
 
-std::optional<Role> ParseRole(std::string_view role) {
-  if (role == "viewer") return Role::kViewer;
-  if (role == "editor") return Role::kEditor;
-  if (role == "auditor") return Role::kAuditor;
-  if (role == "admin") return Role::kAdmin;
-  return std::nullopt;
-}
+namespace {
+
+// The roles as tokens files and answers spell them.
+constexpr Named<Role> kRoleNames[] = {
+    {Role::kViewer, "viewer"},
+    {Role::kEditor, "editor"},
+    {Role::kAuditor, "auditor"},
+    {Role::kAdmin, "admin"},
+};
+
+}  // namespace
+
+std::optional<Role> ParseRole(std::string_view role) { return ValueNamed(kRoleNames, role); }
 
 const char* RoleName(Role role) {
-  switch (role) {
-    case Role::kViewer:
-      return "viewer";
-    case Role::kEditor:
-      return "editor";
-    case Role::kAuditor:
-      return "auditor";
-    case Role::kAdmin:
-      return "admin";
-  }
-  return "viewer";
+  // Every Role has a row; the fallback only guards a corrupted value.
+  assert(NameIn(kRoleNames, role, nullptr) != nullptr);
+  return NameIn(kRoleNames, role, "viewer");
 }
 
 namespace {

@@ -9,8 +9,11 @@
 
 #include <cassert>
 #include <cstring>
+#include <iterator>
 #include <memory>
 #include <vector>
+
+#include "eventstore/base/named.h"
 
 namespace okr {
 
@@ -284,13 +287,61 @@ std::string EncodeMessage(capnp::MessageBuilder& message) {
   return std::string(bytes.begin(), bytes.size());
 }
 
-const char* CanonicalEventTypeName(std::string_view name) {
-  // Every union member's discriminant, in ordinal order (schemas/okr.capnp).
-  for (uint16_t w = 0; w <= static_cast<uint16_t>(schema::Event::Which::UNIT_EMAIL_CHANGED); ++w) {
-    const char* candidate = EventTypeName(static_cast<schema::Event::Which>(w));
-    if (name == candidate) return candidate;
+namespace {
+
+using W = schema::Event::Which;
+
+// Every union member of schema::Event and its type name as the log and the
+// API write it (docs/FORMAT.md); grouped by entity, not by ordinal.
+constexpr Named<W> kEventTypeNames[] = {
+    {W::UNIT_CREATED, "unit.created"},
+    {W::UNIT_RENAMED, "unit.renamed"},
+    {W::UNIT_MOVED, "unit.moved"},
+    {W::UNIT_RETIRED, "unit.retired"},
+    {W::UNIT_EMAIL_CHANGED, "unit.email_changed"},
+    {W::CYCLE_CREATED, "cycle.created"},
+    {W::CYCLE_CHANGED, "cycle.changed"},
+    {W::CYCLE_CLOSED, "cycle.closed"},
+    {W::CYCLE_REOPENED, "cycle.reopened"},
+    {W::OBJECTIVE_CREATED, "objective.created"},
+    {W::OBJECTIVE_RETITLED, "objective.retitled"},
+    {W::OBJECTIVE_DESCRIBED, "objective.described"},
+    {W::OBJECTIVE_OWNER_CHANGED, "objective.owner_changed"},
+    {W::OBJECTIVE_ALIGNMENT_SET, "objective.alignment_set"},
+    {W::OBJECTIVE_ARCHIVED, "objective.archived"},
+    {W::OBJECTIVE_RESTORED, "objective.restored"},
+    {W::KEY_RESULT_ADDED, "key_result.added"},
+    {W::KEY_RESULT_TITLE_CHANGED, "key_result.title_changed"},
+    {W::KEY_RESULT_START_CHANGED, "key_result.start_changed"},
+    {W::KEY_RESULT_TARGET_CHANGED, "key_result.target_changed"},
+    {W::KEY_RESULT_UNIT_CHANGED, "key_result.unit_changed"},
+    {W::KEY_RESULT_WEIGHT_CHANGED, "key_result.weight_changed"},
+    {W::KEY_RESULT_OWNER_CHANGED, "key_result.owner_changed"},
+    {W::KEY_RESULT_METRIC_CHANGED, "key_result.metric_changed"},
+    {W::KEY_RESULT_REMOVED, "key_result.removed"},
+    {W::CHECK_IN_RECORDED, "check_in.recorded"},
+    {W::CHECK_IN_CORRECTED, "check_in.corrected"},
+    {W::COMMENT_ADDED, "comment.added"},
+    {W::OBJECTIVE_REVIEWED, "objective.reviewed"},
+};
+
+// A row for every discriminant from 0 to unitEmailChanged, the last today;
+// a new union member must extend kLast and this table together.
+constexpr bool NamesEveryEventType() {
+  constexpr auto kLast = static_cast<uint16_t>(W::UNIT_EMAIL_CHANGED);
+  if (std::size(kEventTypeNames) != kLast + 1u) return false;
+  for (uint16_t w = 0; w <= kLast; ++w) {
+    if (NameIn(kEventTypeNames, static_cast<W>(w), nullptr) == nullptr) return false;
   }
-  return nullptr;
+  return true;
+}
+static_assert(NamesEveryEventType());
+
+}  // namespace
+
+const char* CanonicalEventTypeName(std::string_view name) {
+  const Named<schema::Event::Which>* row = RowNamed(kEventTypeNames, name);
+  return row != nullptr ? row->name : nullptr;
 }
 
 std::string_view CreatedId(schema::Event::Reader event) {
@@ -310,68 +361,7 @@ std::string_view CreatedId(schema::Event::Reader event) {
 }
 
 const char* EventTypeName(schema::Event::Which which) {
-  using W = schema::Event::Which;
-  switch (which) {
-    case W::UNIT_CREATED:
-      return "unit.created";
-    case W::UNIT_RENAMED:
-      return "unit.renamed";
-    case W::UNIT_MOVED:
-      return "unit.moved";
-    case W::UNIT_RETIRED:
-      return "unit.retired";
-    case W::UNIT_EMAIL_CHANGED:
-      return "unit.email_changed";
-    case W::CYCLE_CREATED:
-      return "cycle.created";
-    case W::CYCLE_CHANGED:
-      return "cycle.changed";
-    case W::CYCLE_CLOSED:
-      return "cycle.closed";
-    case W::CYCLE_REOPENED:
-      return "cycle.reopened";
-    case W::OBJECTIVE_CREATED:
-      return "objective.created";
-    case W::OBJECTIVE_RETITLED:
-      return "objective.retitled";
-    case W::OBJECTIVE_DESCRIBED:
-      return "objective.described";
-    case W::OBJECTIVE_OWNER_CHANGED:
-      return "objective.owner_changed";
-    case W::OBJECTIVE_ALIGNMENT_SET:
-      return "objective.alignment_set";
-    case W::OBJECTIVE_ARCHIVED:
-      return "objective.archived";
-    case W::OBJECTIVE_RESTORED:
-      return "objective.restored";
-    case W::KEY_RESULT_ADDED:
-      return "key_result.added";
-    case W::KEY_RESULT_TITLE_CHANGED:
-      return "key_result.title_changed";
-    case W::KEY_RESULT_START_CHANGED:
-      return "key_result.start_changed";
-    case W::KEY_RESULT_TARGET_CHANGED:
-      return "key_result.target_changed";
-    case W::KEY_RESULT_UNIT_CHANGED:
-      return "key_result.unit_changed";
-    case W::KEY_RESULT_WEIGHT_CHANGED:
-      return "key_result.weight_changed";
-    case W::KEY_RESULT_OWNER_CHANGED:
-      return "key_result.owner_changed";
-    case W::KEY_RESULT_METRIC_CHANGED:
-      return "key_result.metric_changed";
-    case W::KEY_RESULT_REMOVED:
-      return "key_result.removed";
-    case W::CHECK_IN_RECORDED:
-      return "check_in.recorded";
-    case W::CHECK_IN_CORRECTED:
-      return "check_in.corrected";
-    case W::COMMENT_ADDED:
-      return "comment.added";
-    case W::OBJECTIVE_REVIEWED:
-      return "objective.reviewed";
-  }
-  return "unknown";
+  return NameIn(kEventTypeNames, which, "unknown");
 }
 
 }  // namespace okr

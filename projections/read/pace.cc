@@ -4,6 +4,7 @@
 #include <cassert>
 #include <cmath>
 
+#include "eventstore/base/named.h"
 #include "eventstore/base/time.h"
 #include "projections/read/views.h"
 
@@ -42,18 +43,15 @@ CycleSpan CycleSpanOf(const CycleFields& cycle) {
 }
 
 std::string_view PaceStatusName(PaceStatus status) {
-  switch (status) {
-    case PaceStatus::kNone:
-      return "none";
-    case PaceStatus::kOnTrack:
-      return "on_track";
-    case PaceStatus::kAtRisk:
-      return "at_risk";
-    case PaceStatus::kOffTrack:
-      return "off_track";
-  }
-  assert(false && "every PaceStatus has a name");
-  return "none";
+  static constexpr Named<PaceStatus> kNames[] = {
+      {PaceStatus::kNone, "none"},
+      {PaceStatus::kOnTrack, "on_track"},
+      {PaceStatus::kAtRisk, "at_risk"},
+      {PaceStatus::kOffTrack, "off_track"},
+  };
+  const char* name = NameIn(kNames, status, nullptr);
+  assert(name != nullptr && "every PaceStatus has a name");
+  return name != nullptr ? name : "none";
 }
 
 Pace PaceOf(int64_t cycle_starts_us, int64_t cycle_ends_us_exclusive, int64_t at_us,

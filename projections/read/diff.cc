@@ -40,6 +40,11 @@ class DiffRows {
   void Archived(const char* kind, bool before, bool after) {
     if (!before && after) Row(DiffRow::List::kArchived, kind);
   }
+  // The "state" field, named `set` while the entity's flag is up and `unset` otherwise.
+  void State(bool before, bool after, const char* set, const char* unset) {
+    assert(set != nullptr && unset != nullptr);
+    Change("state", std::string(before ? set : unset), std::string(after ? set : unset));
+  }
   DiffRow& last() { return rows_->back(); }
 
   void Compare(const UnitFields& a, const UnitFields& b) {
@@ -53,16 +58,14 @@ class DiffRows {
     Change("starts", a.starts, b.starts);
     Change("ends", a.ends, b.ends);
     Change("parent", a.parent, b.parent);
-    Change("state", std::string(a.closed ? "closed" : "open"),
-           std::string(b.closed ? "closed" : "open"));
+    State(a.closed, b.closed, "closed", "open");
   }
   void Compare(const ObjectiveFields& a, const ObjectiveFields& b) {
     Change("title", a.title, b.title);
     Change("description", a.description, b.description);
     Change("owner", a.owner, b.owner);
     Change("parents", a.parents, b.parents);
-    Change("state", std::string(a.archived ? "archived" : "active"),
-           std::string(b.archived ? "archived" : "active"));
+    State(a.archived, b.archived, "archived", "active");
     Change("review", ReviewValue(a.review), ReviewValue(b.review));
     Archived("objective", a.archived, b.archived);
   }
@@ -74,8 +77,7 @@ class DiffRows {
     Change("target", a.target, b.target);
     Change("unit", a.unit, b.unit);
     Change("weight", a.weight, b.weight);
-    Change("state", std::string(a.removed ? "removed" : "active"),
-           std::string(b.removed ? "removed" : "active"));
+    State(a.removed, b.removed, "removed", "active");
     Archived("key_result", a.removed, b.removed);
   }
 

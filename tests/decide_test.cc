@@ -14,19 +14,18 @@
 namespace okr {
 namespace {
 
+using testing::HrHiringTest;
 using testing::kDayUs;
-using testing::ProjectionsTest;
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
 // Acme plus one Q1 objective of HR with one key result and one check-in:
 //   hr-hiring "Hire the people we need"  ── kr-hires 0 → 20 hires (ci-first: 4)
-class DecideTest : public ProjectionsTest {
+class DecideTest : public HrHiringTest {
  protected:
   void SetUp() override {
-    ASSERT_NO_FATAL_FAILURE(ProjectionsTest::SetUp());
-    ASSERT_OK(CreateObjective("hr-hiring", "2026-q1", "hr", "Hire the people we need"));
+    ASSERT_NO_FATAL_FAILURE(HrHiringTest::SetUp());
     ASSERT_OK(AddKeyResult("kr-hires", "hr-hiring", "Hires made", 0, 20, "number", 1, "hires"));
     ASSERT_OK(CheckIn("kr-hires", 4, std::nullopt, "ci-first"));
   }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -228,11 +229,16 @@ std::string Okrd::LogTail(size_t bytes) const {
   return ::testing::AssertionSuccess();
 }
 
-::testing::AssertionResult Okrd::Stop() {
+::testing::AssertionResult Okrd::SignalAndWait(int signal, int* status) {
+  assert(signal == SIGTERM || signal == SIGKILL);  // the only two ways a test ends okrd
   if (pid_ <= 0) return ::testing::AssertionFailure() << "okrd is not running";
-  ::kill(pid_, SIGTERM);
+  ::kill(pid_, signal);
+  return WaitForExit(status, kStopTimeoutMs);
+}
+
+::testing::AssertionResult Okrd::Stop() {
   int status = 0;
-  if (auto r = WaitForExit(&status, kStopTimeoutMs); !r) return r;
+  if (auto r = SignalAndWait(SIGTERM, &status); !r) return r;
   if (!WIFEXITED(status)) {
     return ::testing::AssertionFailure()
            << "okrd did not exit cleanly on SIGTERM (wait status " << status << "); log:\n"
@@ -247,10 +253,8 @@ std::string Okrd::LogTail(size_t bytes) const {
 }
 
 ::testing::AssertionResult Okrd::Kill() {
-  if (pid_ <= 0) return ::testing::AssertionFailure() << "okrd is not running";
-  ::kill(pid_, SIGKILL);
   int status = 0;
-  if (auto r = WaitForExit(&status, kStopTimeoutMs); !r) return r;
+  if (auto r = SignalAndWait(SIGKILL, &status); !r) return r;
   if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL) {
     return ::testing::AssertionFailure()
            << "okrd was not killed by SIGKILL (wait status " << status << ")";
@@ -338,6 +342,25 @@ std::string DateIn(int days) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
   return buf;
+}
+
+Reply Want(const Reply& r, int status) {
+  EXPECT_EQ(r.status, status) << r;
+  return r;
+}
+
+void PlanAcmeAndCycle(const Okrd& s, const std::string& admin_token, int cycle_ends_in_days) {
+  assert(s.running());
+  assert(cycle_ends_in_days > 0);  // the cycle must hold today, or check-ins are refused
+  Want(s.Post("/v1/units", {{"id", "acme"}, {"kind", "company"}, {"name", "Acme"}}, admin_token),
+       201);
+  Want(s.Post("/v1/cycles",
+              {{"id", "q"},
+               {"name", "Q"},
+               {"starts", DateIn(-30)},
+               {"ends", DateIn(cycle_ends_in_days)}},
+              admin_token),
+       201);
 }
 
 }  // namespace okr::testing

@@ -123,6 +123,9 @@ class Okrd {
 
  private:
   ::testing::AssertionResult WaitForExit(int* status, int timeout_ms);
+  // Sends `signal` to the running okrd and reaps it into `*status`; fails
+  // when okrd is not running or outlives the stop timeout.
+  ::testing::AssertionResult SignalAndWait(int signal, int* status);
   void WriteTokens() const;
 
   OkrdOptions options_;
@@ -136,6 +139,17 @@ class Okrd {
 
 // Today ± `days`, as a cycle date YYYY-MM-DD (UTC).
 std::string DateIn(int days);
+
+// Checks the status and hands the reply on, so a read can be checked and
+// used in one expression. Records a test failure on a mismatch.
+Reply Want(const Reply& r, int status);
+
+// What the plan-level end-to-end tests start from, written with `admin_token`
+// on the running `s`: the company unit "acme" and the cycle "q" that began 30
+// days ago and ends `cycle_ends_in_days` from today (dates around today, so
+// check-ins can be measured in the past). Records a test failure for any
+// write okrd refuses.
+void PlanAcmeAndCycle(const Okrd& s, const std::string& admin_token, int cycle_ends_in_days);
 
 // Percent-encodes a query value or path segment (everything but A-Z a-z 0-9 - . _ ~).
 std::string UrlEncode(const std::string& s);

@@ -41,11 +41,6 @@ std::string FormatUs(int64_t us) {
 
 std::string TimeIn(double days) { return FormatUs(NowUs() + static_cast<int64_t>(days * kDayUs)); }
 
-Reply Want(const Reply& r, int status) {
-  EXPECT_EQ(r.status, status) << r;
-  return r;
-}
-
 Strings Ids(const json& items, const char* key) {
   Strings out;
   if (!items.is_array()) return out;

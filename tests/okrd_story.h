@@ -39,9 +39,6 @@ std::string FormatUs(int64_t us);
 // Now ± `days`, as an RFC 3339 date-time.
 std::string TimeIn(double days);
 
-// Checks the status and hands the reply on, so a read can be checked and
-// used in one expression.
-Reply Want(const Reply& r, int status);
 // items[i][key] for every item of a JSON array ("?" where it is missing).
 Strings Ids(const json& items, const char* key = "id");
 

@@ -19,24 +19,13 @@ using nlohmann::json;
 
 const Token kAdmin{"tok-admin-5e1d0c7a", "root", "admin", {}};
 
-Reply Want(const Reply& r, int status) {
-  EXPECT_EQ(r.status, status) << r;
-  return r;
-}
-
 // A cycle of 90 days that began 30 days ago, one objective, and a key result
 // from 0 to 100: a third of the way in, progress 0 is off track.
 class PaceHttpTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(s_.Start());
-    Want(
-        s_.Post("/v1/units", {{"id", "acme"}, {"kind", "company"}, {"name", "Acme"}}, kAdmin.token),
-        201);
-    Want(s_.Post("/v1/cycles",
-                 {{"id", "q"}, {"name", "Q"}, {"starts", DateIn(-30)}, {"ends", DateIn(59)}},
-                 kAdmin.token),
-         201);
+    PlanAcmeAndCycle(s_, kAdmin.token, 59);
     Want(s_.Post("/v1/objectives", {{"id", "o"}, {"cycle", "q"}, {"owner", "acme"}, {"title", "O"}},
                  kAdmin.token),
          201);

@@ -25,22 +25,11 @@ constexpr int64_t kDayUs = 86'400'000'000LL;
 const char* const kDiffLists[] = {"created",   "changed",     "archived",
                                   "check_ins", "corrections", "comments"};
 
-Reply Want(const Reply& r, int status) {
-  EXPECT_EQ(r.status, status) << r;
-  return r;
-}
-
 class PagingTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(s_.Start());
-    Want(
-        s_.Post("/v1/units", {{"id", "acme"}, {"kind", "company"}, {"name", "Acme"}}, kAdmin.token),
-        201);
-    Want(s_.Post("/v1/cycles",
-                 {{"id", "q"}, {"name", "Q"}, {"starts", DateIn(-30)}, {"ends", DateIn(60)}},
-                 kAdmin.token),
-         201);
+    PlanAcmeAndCycle(s_, kAdmin.token, 60);
     Want(
         s_.Post("/v1/cycles",
                 {{"id", "q-next"}, {"name", "Next"}, {"starts", DateIn(61)}, {"ends", DateIn(150)}},

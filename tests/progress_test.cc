@@ -17,15 +17,11 @@ namespace {
 
 using nlohmann::json;
 using testing::At;
+using testing::HrHiringTest;
 using testing::kDayUs;
-using testing::ProjectionsTest;
 
-class ProgressTest : public ProjectionsTest {
+class ProgressTest : public HrHiringTest {
  protected:
-  void SetUp() override {
-    ASSERT_NO_FATAL_FAILURE(ProjectionsTest::SetUp());
-    ASSERT_OK(CreateObjective("hr-hiring", "2026-q1", "hr", "Hire the people we need"));
-  }
   double KrProgress(const std::string& kr) { return KeyResultJson(kr)["progress"].get<double>(); }
   double Current(const std::string& kr) { return KeyResultJson(kr)["current"].get<double>(); }
   // An objective of `owner` aligned to `parent` whose one key result `kr`

@@ -153,4 +153,11 @@ class ProjectionsTest : public ::testing::Test {
   uint64_t acme_seq_ = 0;  // the head once the organisation and cycles exist
 };
 
+// ProjectionsTest plus the objective most projection scenarios start from:
+// HR's Q1 objective "hr-hiring" ("Hire the people we need"), no key results.
+class HrHiringTest : public ProjectionsTest {
+ protected:
+  void SetUp() override;
+};
+
 }  // namespace okr::testing

@@ -13,15 +13,14 @@ namespace okr {
 namespace {
 
 using testing::CheckInDraft;
+using testing::HrHiringTest;
 using testing::OneEvent;
-using testing::ProjectionsTest;
 
 // Acme, a Q1 objective of HR with two key results.
-class ProjectorTest : public ProjectionsTest {
+class ProjectorTest : public HrHiringTest {
  protected:
   void SetUp() override {
-    ASSERT_NO_FATAL_FAILURE(ProjectionsTest::SetUp());
-    ASSERT_OK(CreateObjective("hr-hiring", "2026-q1", "hr", "Hire the people we need"));
+    ASSERT_NO_FATAL_FAILURE(HrHiringTest::SetUp());
     ASSERT_OK(AddKeyResult("kr-hires", "hr-hiring", "Hires made", 0, 20));
     ASSERT_OK(AddKeyResult("kr-offers", "hr-hiring", "Offers accepted", 0, 30));
   }

@@ -4,8 +4,9 @@
 #   tools/test.sh STAGE...     only these stages, e.g. `tools/test.sh release`
 # Stages:
 #   release    build into BUILD_DIR (Release) and run the whole suite
-#   sanitize   build into build-asan/ with AddressSanitizer and
-#              UndefinedBehaviorSanitizer and run the whole suite again
+#   sanitize   build into build-asan/ with AddressSanitizer,
+#              UndefinedBehaviorSanitizer and every assert compiled in, and
+#              run the whole suite again
 #              (the docs checks, which run no compiled code, run once, above)
 #   fuzz       build the libFuzzer targets with clang into build-fuzz/ and
 #              run each for OKR_FUZZ_SECONDS (default 60) from its corpus

@@ -93,21 +93,19 @@ TEST_F(ProjectorTest, OneIdRacedForByEveryKindLandsOnce) {
     const std::string id = "shared-" + std::to_string(round);
     std::atomic<int> landed{0}, taken{0};
     Together(4, [&](int t) {
-      Result<WriteResult> r = Status::Ok();
-      switch (t) {
-        case 0:
-          r = CreateUnit(id, "team", "Team", "hr");
-          break;
-        case 1:
-          r = CreateObjective(id, "2026-q1", "hr", "Objective");
-          break;
-        case 2:
-          r = AddKeyResult(id, "hr-hiring", "Key result", 0, 1);
-          break;
-        default:
-          r = CheckInWithId("kr-hires", id, 1);
-          break;
-      }
+      auto write = [&]() -> Result<WriteResult> {
+        switch (t) {
+          case 0:
+            return CreateUnit(id, "team", "Team", "hr");
+          case 1:
+            return CreateObjective(id, "2026-q1", "hr", "Objective");
+          case 2:
+            return AddKeyResult(id, "hr-hiring", "Key result", 0, 1);
+          default:
+            return CheckInWithId("kr-hires", id, 1);
+        }
+      };
+      Result<WriteResult> r = write();
       if (r.ok()) ++landed;
       if (!r.ok() && r.status().code() == Status::Code::kAlreadyExists) ++taken;
     });

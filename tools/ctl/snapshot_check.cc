@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <tuple>
 
 #include "projections/service/projector.h"
 #include "projections/service/snapshot.h"
@@ -52,77 +53,96 @@ class Differ {
 
 // --- The fields of each kind, in declaration order ---
 
-void Compare(Differ* d, const Meta& a, const Meta& b, const std::string& prefix = "") {
-  d->Field(prefix + "seq", a.seq, b.seq);
-  d->Field(prefix + "recorded_at", a.recorded_at_us, b.recorded_at_us);
-  d->Field(prefix + "actor", a.actor, b.actor);
-  d->Field(prefix + "reason", a.reason, b.reason);
-  d->Field(prefix + "type", std::string(a.type), std::string(b.type));
+// One field of a struct: its name in a difference, and where it lives.
+template <typename T, typename V>
+struct Member {
+  const char* name;
+  V T::*ptr;
+};
+template <typename T, typename V>
+constexpr Member<T, V> F(const char* name, V T::*ptr) {
+  return {name, ptr};
 }
-void Compare(Differ* d, const UnitFields& a, const UnitFields& b) {
-  d->Field("kind", a.kind, b.kind);
-  d->Field("name", a.name, b.name);
-  d->Field("parent", a.parent, b.parent);
-  d->Field("email", a.email, b.email);
-  d->Field("retired", a.retired, b.retired);
+
+// A nested struct whose fields read as the outer one's (a check-in's meta:
+// "seq", not "meta.seq").
+constexpr const char* kFlat = "";
+
+constexpr auto FieldsOf(const Meta*) {
+  return std::tuple(F("seq", &Meta::seq), F("recorded_at", &Meta::recorded_at_us),
+                    F("actor", &Meta::actor), F("reason", &Meta::reason), F("type", &Meta::type));
 }
-void Compare(Differ* d, const CycleFields& a, const CycleFields& b) {
-  d->Field("name", a.name, b.name);
-  d->Field("starts", a.starts, b.starts);
-  d->Field("ends", a.ends, b.ends);
-  d->Field("parent", a.parent, b.parent);
-  d->Field("closed", a.closed, b.closed);
+constexpr auto FieldsOf(const UnitFields*) {
+  using U = UnitFields;
+  return std::tuple(F("kind", &U::kind), F("name", &U::name), F("parent", &U::parent),
+                    F("email", &U::email), F("retired", &U::retired));
 }
-void Compare(Differ* d, const std::optional<ReviewFields>& a,
-             const std::optional<ReviewFields>& b) {
-  d->Field("reviewed", a.has_value(), b.has_value());
-  if (!a || !b) return;
-  d->Field("review.score", a->score, b->score);
-  d->Field("review.outcome", a->outcome, b->outcome);
-  d->Field("review.reflection", a->reflection, b->reflection);
-  d->Field("review.lessons", a->lessons, b->lessons);
-  Compare(d, a->meta, b->meta, "review.");
+constexpr auto FieldsOf(const CycleFields*) {
+  using C = CycleFields;
+  return std::tuple(F("name", &C::name), F("starts", &C::starts), F("ends", &C::ends),
+                    F("parent", &C::parent), F("closed", &C::closed));
 }
-void Compare(Differ* d, const ObjectiveFields& a, const ObjectiveFields& b) {
-  d->Field("cycle", a.cycle, b.cycle);
-  d->Field("owner", a.owner, b.owner);
-  d->Field("title", a.title, b.title);
-  d->Field("description", a.description, b.description);
-  d->Field("parents", a.parents, b.parents);
-  d->Field("archived", a.archived, b.archived);
-  Compare(d, a.review, b.review);
+constexpr auto FieldsOf(const ReviewFields*) {
+  using R = ReviewFields;
+  return std::tuple(F("score", &R::score), F("outcome", &R::outcome),
+                    F("reflection", &R::reflection), F("lessons", &R::lessons), F(kFlat, &R::meta));
 }
-void Compare(Differ* d, const KeyResultFields& a, const KeyResultFields& b) {
-  d->Field("objective", a.objective, b.objective);
-  d->Field("title", a.title, b.title);
-  d->Field("owner", a.owner, b.owner);
-  d->Field("metric", a.metric, b.metric);
-  d->Field("start", a.start, b.start);
-  d->Field("target", a.target, b.target);
-  d->Field("unit", a.unit, b.unit);
-  d->Field("weight", a.weight, b.weight);
-  d->Field("removed", a.removed, b.removed);
+constexpr auto FieldsOf(const ObjectiveFields*) {
+  using O = ObjectiveFields;
+  return std::tuple(F("cycle", &O::cycle), F("owner", &O::owner), F("title", &O::title),
+                    F("description", &O::description), F("parents", &O::parents),
+                    F("archived", &O::archived), F("review", &O::review));
 }
-void Compare(Differ* d, const CheckIn& a, const CheckIn& b) {
-  d->Field("id", a.id, b.id);
-  Compare(d, a.meta, b.meta);
-  d->Field("value", a.value, b.value);
-  d->Field("has_confidence", a.has_confidence, b.has_confidence);
-  d->Field("confidence", a.confidence, b.confidence);
-  d->Field("status", a.status, b.status);
-  d->Field("note", a.note, b.note);
-  d->Field("measured_at", a.measured_at_us, b.measured_at_us);
+constexpr auto FieldsOf(const KeyResultFields*) {
+  using K = KeyResultFields;
+  return std::tuple(F("objective", &K::objective), F("title", &K::title), F("owner", &K::owner),
+                    F("metric", &K::metric), F("start", &K::start), F("target", &K::target),
+                    F("unit", &K::unit), F("weight", &K::weight), F("removed", &K::removed));
 }
-void Compare(Differ* d, const Correction& a, const Correction& b) {
-  Compare(d, a.meta, b.meta);
-  d->Field("check_in", a.check_in, b.check_in);
-  d->Field("before", a.before, b.before);
-  d->Field("value", a.value, b.value);
-  d->Field("note", a.note, b.note);
+constexpr auto FieldsOf(const CheckIn*) {
+  return std::tuple(F("id", &CheckIn::id), F(kFlat, &CheckIn::meta), F("value", &CheckIn::value),
+                    F("has_confidence", &CheckIn::has_confidence),
+                    F("confidence", &CheckIn::confidence), F("status", &CheckIn::status),
+                    F("note", &CheckIn::note), F("measured_at", &CheckIn::measured_at_us));
 }
-void Compare(Differ* d, const Comment& a, const Comment& b) {
-  Compare(d, a.meta, b.meta);
-  d->Field("text", a.text, b.text);
+constexpr auto FieldsOf(const Correction*) {
+  using C = Correction;
+  return std::tuple(F(kFlat, &C::meta), F("check_in", &C::check_in), F("before", &C::before),
+                    F("value", &C::value), F("note", &C::note));
+}
+constexpr auto FieldsOf(const Comment*) {
+  return std::tuple(F(kFlat, &Comment::meta), F("text", &Comment::text));
+}
+
+template <typename T>
+concept HasFields = requires(const T* t) {
+  FieldsOf(t);
+};
+
+template <HasFields T>
+void Compare(Differ* d, const T& a, const T& b, const std::string& prefix = "");
+
+// One field: a value, a nested struct (its fields under "name."), or the
+// optional review ("reviewed", then its fields under "review.").
+template <typename V>
+void CompareField(Differ* d, const std::string& prefix, const char* name, const V& a, const V& b) {
+  if constexpr (HasFields<V>) {
+    Compare(d, a, b, *name == '\0' ? prefix : prefix + name + ".");
+  } else {
+    d->Field(prefix + name, a, b);
+  }
+}
+void CompareField(Differ* d, const std::string& prefix, const char* name,
+                  const std::optional<ReviewFields>& a, const std::optional<ReviewFields>& b) {
+  d->Field(prefix + "reviewed", a.has_value(), b.has_value());
+  if (a && b) Compare(d, *a, *b, prefix + name + ".");
+}
+
+// Every field of two structs in declaration order; the Differ keeps the first difference.
+template <HasFields T>
+void Compare(Differ* d, const T& a, const T& b, const std::string& prefix) {
+  std::apply([&](const auto&... m) { (CompareField(d, prefix, m.name, a.*m.ptr, b.*m.ptr), ...); },
+             FieldsOf(static_cast<const T*>(nullptr)));
 }
 
 // "what N: field: ..." for the first differing element of two lists.

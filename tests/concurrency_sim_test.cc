@@ -182,20 +182,24 @@ class Client {
     }
   }
 
+  // The mix of operations: each is picked in its share of 100 draws, and
+  // the rest (11) are invalid requests.
+  struct Share {
+    int percent;
+    Op (Client::*make)();
+  };
   Op Next() {
+    static constexpr Share kMix[] = {
+        {6, &Client::CreateUnit},       {4, &Client::CreateCycle}, {12, &Client::CreateObjective},
+        {10, &Client::CreateKeyResult}, {25, &Client::CheckIn},    {5, &Client::Correct},
+        {3, &Client::Comment},          {8, &Client::Retitle},     {4, &Client::MoveTarget},
+        {4, &Client::Archive},          {4, &Client::Restore},     {4, &Client::CloseOrReopen},
+    };
     int pick = Roll(100);
-    if (pick < 6) return CreateUnit();
-    if (pick < 10) return CreateCycle();
-    if (pick < 22) return CreateObjective();
-    if (pick < 32) return CreateKeyResult();
-    if (pick < 57) return CheckIn();
-    if (pick < 62) return Correct();
-    if (pick < 65) return Comment();
-    if (pick < 73) return Retitle();
-    if (pick < 77) return MoveTarget();
-    if (pick < 81) return Archive();
-    if (pick < 85) return Restore();
-    if (pick < 89) return CloseOrReopen();
+    for (const Share& share : kMix) {
+      if (pick < share.percent) return (this->*share.make)();
+      pick -= share.percent;
+    }
     return Invalid();
   }
 

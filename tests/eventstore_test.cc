@@ -527,6 +527,26 @@ TEST_F(EventStoreTest, SnapshotsAreFoundAtOrBeforeASeqAndCanBeDeleted) {
 
 class TamperTest : public EventStoreTest {
  protected:
+  // The log's events, read and written by seq behind the store's back.
+  struct RawEvents {
+    rocksdb::DB* db;
+    rocksdb::ColumnFamilyHandle* events;
+
+    std::string Get(uint64_t seq) const {
+      std::string value;
+      EXPECT_TRUE(db->Get({}, events, format::SeqKey(seq), &value).ok()) << "seq " << seq;
+      return value;
+    }
+    void Put(uint64_t seq, const std::string& value) const {
+      EXPECT_TRUE(db->Put({}, events, format::SeqKey(seq), value).ok()) << "seq " << seq;
+    }
+    void Delete(uint64_t seq) const {
+      EXPECT_TRUE(db->Delete({}, events, format::SeqKey(seq)).ok()) << "seq " << seq;
+    }
+  };
+  void Tamper(const std::function<void(const RawEvents&)>& fn) {
+    WithRawDb([&](rocksdb::DB* db, rocksdb::ColumnFamilyHandle* events) { fn({db, events}); });
+  }
   void SetUp() override {
     EventStoreTest::SetUp();
     for (int i = 1; i <= 10; ++i) ASSERT_TRUE(CheckIn("kr-" + std::to_string(i % 2), i).ok());
@@ -545,61 +565,51 @@ class TamperTest : public EventStoreTest {
 };
 
 TEST_F(TamperTest, OneChangedByteIsFound) {
-  WithRawDb([](rocksdb::DB* db, rocksdb::ColumnFamilyHandle* events) {
-    std::string value;
-    ASSERT_TRUE(db->Get({}, events, format::SeqKey(6), &value).ok());
+  Tamper([](const RawEvents& raw) {
+    std::string value = raw.Get(6);
     size_t note = value.find("weekly check-in");
     ASSERT_NE(note, std::string::npos);
     value[note + 2] ^= 0x01;  // "weekly" becomes "wdekly": still decodes
-    ASSERT_TRUE(db->Put({}, events, format::SeqKey(6), value).ok());
+    raw.Put(6, value);
   });
   // Seq 6 itself still decodes; its successor's prevHash no longer matches.
   ExpectBrokenAt(7);
 }
 
 TEST_F(TamperTest, ChangedValueNumberIsFound) {
-  WithRawDb([](rocksdb::DB* db, rocksdb::ColumnFamilyHandle* events) {
-    std::string value;
-    ASSERT_TRUE(db->Get({}, events, format::SeqKey(3), &value).ok());
+  Tamper([](const RawEvents& raw) {
+    const std::string value = raw.Get(3);
     auto decoded = DecodedEvent::Decode(value);
     ASSERT_TRUE(decoded.ok());
     capnp::MallocMessageBuilder copy;
     copy.setRoot((*decoded)->event());
     copy.getRoot<schema::Event>().getCheckInRecorded().setValue(99);
-    ASSERT_TRUE(db->Put({}, events, format::SeqKey(3), EncodeMessage(copy)).ok());
+    raw.Put(3, EncodeMessage(copy));
   });
   ExpectBrokenAt(4);
 }
 
 TEST_F(TamperTest, DeletedEventIsFound) {
-  WithRawDb([](rocksdb::DB* db, rocksdb::ColumnFamilyHandle* events) {
-    ASSERT_TRUE(db->Delete({}, events, format::SeqKey(4)).ok());
-  });
+  Tamper([](const RawEvents& raw) { raw.Delete(4); });
   ExpectBrokenAt(4);
 }
 
 TEST_F(TamperTest, SwappedEventsAreFound) {
-  WithRawDb([](rocksdb::DB* db, rocksdb::ColumnFamilyHandle* events) {
-    std::string a, b;
-    ASSERT_TRUE(db->Get({}, events, format::SeqKey(5), &a).ok());
-    ASSERT_TRUE(db->Get({}, events, format::SeqKey(8), &b).ok());
-    ASSERT_TRUE(db->Put({}, events, format::SeqKey(5), b).ok());
-    ASSERT_TRUE(db->Put({}, events, format::SeqKey(8), a).ok());
+  Tamper([](const RawEvents& raw) {
+    const std::string fifth = raw.Get(5), eighth = raw.Get(8);
+    raw.Put(5, eighth);
+    raw.Put(8, fifth);
   });
   ExpectBrokenAt(5);
 }
 
 TEST_F(TamperTest, TruncatedTailIsFound) {
-  WithRawDb([](rocksdb::DB* db, rocksdb::ColumnFamilyHandle* events) {
-    ASSERT_TRUE(db->Delete({}, events, format::SeqKey(10)).ok());
-  });
+  Tamper([](const RawEvents& raw) { raw.Delete(10); });
   ExpectBrokenAt(10);
 }
 
 TEST_F(TamperTest, UndecodableValueIsFound) {
-  WithRawDb([](rocksdb::DB* db, rocksdb::ColumnFamilyHandle* events) {
-    ASSERT_TRUE(db->Put({}, events, format::SeqKey(2), std::string(24, '\xff')).ok());
-  });
+  Tamper([](const RawEvents& raw) { raw.Put(2, std::string(24, '\xff')); });
   ExpectBrokenAt(2);
 }
 

@@ -10,6 +10,7 @@
 #include <capnp/serialize.h>
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -56,6 +57,27 @@ constexpr char kHeader[] =
     "cycle,owner,objective_id,objective_title,parents,kr_id,kr_title,metric,start,target,unit,"
     "current,checkin_date\n";
 
+// A data row under kHeader: objective o-x of people in 2026-q4 with a key
+// result k-x from 0 to 1, but for `changes` (a column and its text as it
+// stands in the file).
+std::string Row(const std::vector<std::pair<std::string, std::string>>& changes) {
+  std::vector<std::pair<std::string, std::string>> row = {
+      {"cycle", "2026-q4"},     {"owner", "people"},  {"objective_id", "o-x"},
+      {"objective_title", "X"}, {"parents", ""},      {"kr_id", "k-x"},
+      {"kr_title", "KR"},       {"metric", "number"}, {"start", "0"},
+      {"target", "1"},          {"unit", ""},         {"current", ""},
+      {"checkin_date", ""}};
+  for (const auto& [column, text] : changes) {
+    auto it =
+        std::find_if(row.begin(), row.end(), [&](const auto& c) { return c.first == column; });
+    EXPECT_NE(it, row.end()) << "no column " << column;
+    if (it != row.end()) it->second = text;
+  }
+  std::string line;
+  for (const auto& [column, text] : row) line += (line.empty() ? "" : ",") + text;
+  return line + "\n";
+}
+
 OkrdOptions WithTokens(std::vector<Token> tokens, std::vector<std::string> extra_args = {}) {
   OkrdOptions options;
   options.tokens = std::move(tokens);
@@ -97,6 +119,22 @@ class OkrctlTest : public ::testing::Test {
   }
 
   std::string Data(const std::string& name = "data") { return dir_.Sub(name); }
+
+  // Imports `text`, written to the file `name`, into `data`: okrctl must
+  // refuse it with a JSON error naming `line`, `field` and `reason` (a part
+  // of it). Answers the run.
+  CtlRun ImportRefused(const std::string& name, const std::string& text, const std::string& data,
+                       int line, const std::string& field, const std::string& reason) {
+    WriteFile(dir_.Sub(name), text);
+    CtlRun r = Ctl("import " + dir_.Sub(name) + " --data " + data + " --json");
+    EXPECT_EQ(r.rc, 1) << r;
+    json e = r.Json()["error"];
+    EXPECT_TRUE(e.is_object()) << r;
+    EXPECT_EQ(e["line"], line) << r;
+    EXPECT_EQ(e["field"], field) << r;
+    EXPECT_NE(e.value("reason", std::string()).find(reason), std::string::npos) << r;
+    return r;
+  }
 
   // The hr-org.json frame (units, cycles) imported into `data`.
   void Frame(const std::string& data) {
@@ -231,55 +269,56 @@ TEST_F(OkrctlTest, BadCsvIsRefusedWithLineColumnAndReasonAndNothingIsWritten) {
        "appears twice"},
       {"empty file", "", 1, "", "the file is empty"},
       {"header only", h, 1, "", "no data rows"},
-      {"unknown owner", h + ok + "2026-q4,nobody,o-x,X,,k-x,KR,number,0,1,,,\n", 3, "owner",
-       "no unit nobody"},
-      {"unknown cycle", h + "2025-q4,people,o-x,X,,k-x,KR,number,0,1,,,\n", 2, "cycle",
-       "no cycle 2025-q4"},
+      {"unknown owner", h + ok + Row({{"owner", "nobody"}}), 3, "owner", "no unit nobody"},
+      {"unknown cycle", h + Row({{"cycle", "2025-q4"}}), 2, "cycle", "no cycle 2025-q4"},
       {"target equal to start", h + ok + ok.substr(0, 18) + "2,N2,,k-2,KR,number,5,5,,,\n", 3,
        "target", "target must differ from start"},
-      {"non-numeric start", h + "2026-q4,people,o-x,X,,k-x,KR,number,abc,1,,,\n", 2, "start",
+      {"non-numeric start", h + Row({{"start", "abc"}}), 2, "start",
        "start must be a number, not \"abc\""},
-      {"decimal comma", h + "2026-q4,people,o-x,X,,k-x,KR,number,0,1,,\"12,5\",\n", 2, "current",
+      {"decimal comma", h + Row({{"current", "\"12,5\""}}), 2, "current",
        "current must be a number, not \"12,5\""},
-      {"bad date", h + "2026-q4,people,o-x,X,,k-x,KR,number,0,1,,1,31/10/2026\n", 2, "checkin_date",
+      {"bad date", h + Row({{"current", "1"}, {"checkin_date", "31/10/2026"}}), 2, "checkin_date",
        "checkin_date must be a date"},
-      {"impossible date", h + "2026-q4,people,o-x,X,,k-x,KR,number,0,1,,1,2026-02-30\n", 2,
+      {"impossible date", h + Row({{"current", "1"}, {"checkin_date", "2026-02-30"}}), 2,
        "checkin_date", "checkin_date must be a date"},
-      {"date in the future", h + "2026-q4,people,o-x,X,,k-x,KR,number,0,1,,1,2999-01-01\n", 2,
+      {"date in the future", h + Row({{"current", "1"}, {"checkin_date", "2999-01-01"}}), 2,
        "checkin_date", "measured_at is in the future"},
-      {"date without value", h + "2026-q4,people,o-x,X,,k-x,KR,number,0,1,,,2026-11-01\n", 2,
-       "checkin_date", "current is empty"},
+      {"date without value", h + Row({{"checkin_date", "2026-11-01"}}), 2, "checkin_date",
+       "current is empty"},
       {"duplicate id in the file",
-       h + ok + "2026-q4,people,o-new,New objective,,k-new,Again,number,0,1,,,\n", 3, "kr_id",
-       "duplicate key result id k-new (first on line 2)"},
-      {"id already in the store", h + "2026-q4,people,o-x,X,,kr-enps,KR,number,0,1,,,\n", 2,
-       "kr_id", "id kr-enps is already taken"},
-      {"malformed id", h + "2026-q4,people,o-x,X,,KR 1,KR,number,0,1,,,\n", 2, "kr_id",
-       "id must be 1-64 characters"},
-      {"unbalanced quotes", h + ok + "2026-q4,people,o-x,\"X,,k-x,KR,number,0,1,,,\n" + ok, 3, "",
+       h + ok +
+           Row({{"objective_id", "o-new"},
+                {"objective_title", "New objective"},
+                {"kr_id", "k-new"},
+                {"kr_title", "Again"}}),
+       3, "kr_id", "duplicate key result id k-new (first on line 2)"},
+      {"id already in the store", h + Row({{"kr_id", "kr-enps"}}), 2, "kr_id",
+       "id kr-enps is already taken"},
+      {"malformed id", h + Row({{"kr_id", "KR 1"}}), 2, "kr_id", "id must be 1-64 characters"},
+      {"unbalanced quotes", h + ok + Row({{"objective_title", "\"X"}}) + ok, 3, "",
        "unbalanced quotes"},
-      {"quote inside a field", h + "2026-q4,people,o-x,Say \"hi\",,k-x,KR,number,0,1,,,\n", 2, "",
+      {"quote inside a field", h + Row({{"objective_title", "Say \"hi\""}}), 2, "",
        "a quote inside an unquoted field"},
-      {"text after a closing quote", h + "2026-q4,people,o-x,\"X\"Y,,k-x,KR,number,0,1,,,\n", 2, "",
+      {"text after a closing quote", h + Row({{"objective_title", "\"X\"Y"}}), 2, "",
        "text after a closing quote"},
       {"row too short", h + "2026-q4,people,o-x,X,,k-x,KR,number,0\n", 2, "target",
        "the row has 9 fields"},
       {"objective disagrees with itself",
-       h + ok + "2026-q4,people,o-new,Renamed,,k-2,KR,number,0,1,,,\n", 3, "objective_title",
-       "objective o-new has another objective_title on line 2"},
-      {"missing title", h + "2026-q4,people,o-x,,,k-x,KR,number,0,1,,,\n", 2, "objective_title",
+       h + ok + Row({{"objective_id", "o-new"}, {"objective_title", "Renamed"}, {"kr_id", "k-2"}}),
+       3, "objective_title", "objective o-new has another objective_title on line 2"},
+      {"missing title", h + Row({{"objective_title", ""}}), 2, "objective_title",
        "objective_title is required"},
-      {"unknown parent", h + "2026-q4,people,o-x,X,o-nowhere,k-x,KR,number,0,1,,,\n", 2, "parents",
+      {"unknown parent", h + Row({{"parents", "o-nowhere"}}), 2, "parents",
        "no objective o-nowhere"},
       // Reported on the row whose parents close the loop.
       {"alignment cycle",
        h + "2026-q4,people,o-a,A,o-b,,,,,,,,\n2026-q4,people,o-b,B,o-a,,,,,,,,\n", 3, "parents",
        "alignment would form a cycle through o-a"},
-      {"boolean target", h + "2026-q4,people,o-x,X,,k-x,KR,boolean,0,2,,,\n", 2, "target",
+      {"boolean target", h + Row({{"metric", "boolean"}, {"target", "2"}}), 2, "target",
        "a boolean targets 0 or 1"},
-      {"unknown metric", h + "2026-q4,people,o-x,X,,k-x,KR,points,0,2,,,\n", 2, "metric",
+      {"unknown metric", h + Row({{"metric", "points"}, {"target", "2"}}), 2, "metric",
        "metric must be number, percent, currency or boolean"},
-      {"not UTF-8", h + "2026-q4,people,o-x,Caf\xE9,,k-x,KR,number,0,1,,,\n", 2, "", "not UTF-8"},
+      {"not UTF-8", h + Row({{"objective_title", "Caf\xE9"}}), 2, "", "not UTF-8"},
       {"line counted across a quoted line break",
        h.substr(0, h.size() - 1) + ",kr_owner,weight,objective_description\n" +
            "2026-q4,people,o-a,A,,k-a,KR,number,0,1,,,,,,\"two\nlines\"\n" +
@@ -295,14 +334,7 @@ TEST_F(OkrctlTest, BadCsvIsRefusedWithLineColumnAndReasonAndNothingIsWritten) {
   const Head before = HeadOf(data);
   for (const BadCsv& c : cases) {
     SCOPED_TRACE(c.name);
-    WriteFile(dir_.Sub("bad.csv"), c.text);
-    CtlRun r = Ctl("import " + dir_.Sub("bad.csv") + " --data " + data + " --json");
-    EXPECT_EQ(r.rc, 1) << r;
-    json e = r.Json()["error"];
-    ASSERT_TRUE(e.is_object()) << r;
-    EXPECT_EQ(e["line"], c.line) << r;
-    EXPECT_EQ(e["field"], c.field) << r;
-    EXPECT_NE(e["reason"].get<std::string>().find(c.reason), std::string::npos) << r;
+    CtlRun r = ImportRefused("bad.csv", c.text, data, c.line, c.field, c.reason);
     EXPECT_NE(r.err.find("nothing was written"), std::string::npos) << r;
     // The human form: file:line:column (column name): reason.
     EXPECT_NE(r.err.find("bad.csv:" + std::to_string(c.line) + ":"), std::string::npos) << r;
@@ -311,7 +343,7 @@ TEST_F(OkrctlTest, BadCsvIsRefusedWithLineColumnAndReasonAndNothingIsWritten) {
     EXPECT_EQ(after.hash, before.hash);
   }
   // The column number names the column in the header.
-  WriteFile(dir_.Sub("bad.csv"), h + "2026-q4,people,o-x,X,,k-x,KR,number,0,0,,,\n");
+  WriteFile(dir_.Sub("bad.csv"), h + Row({{"target", "0"}}));
   json e = Ctl("import " + dir_.Sub("bad.csv") + " --data " + data + " --json").Json()["error"];
   EXPECT_EQ(e["column"], 10);  // target is the 10th column
 }
@@ -372,13 +404,7 @@ TEST_F(OkrctlTest, BadJsonIsRefusedWithLineColumnAndPointer) {
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.text);
-    WriteFile(dir_.Sub("bad.json"), c.text);
-    CtlRun r = Ctl("import " + dir_.Sub("bad.json") + " --data " + data + " --json");
-    EXPECT_EQ(r.rc, 1) << r;
-    json e = r.Json()["error"];
-    EXPECT_EQ(e["line"], c.line) << r;
-    EXPECT_EQ(e["field"], c.field) << r;
-    EXPECT_NE(e["reason"].get<std::string>().find(c.reason), std::string::npos) << r;
+    ImportRefused("bad.json", c.text, data, c.line, c.field, c.reason);
   }
   EXPECT_EQ(HeadOf(data).seq, before.seq);
 }

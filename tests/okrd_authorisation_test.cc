@@ -3,9 +3,7 @@
 // ownership.
 #include <gtest/gtest.h>
 
-#include <functional>
 #include <string>
-#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -20,153 +18,122 @@ struct Caller {
   httplib::Headers headers;  // e.g. a malformed Authorization
 };
 
+// A request; "{n}" in its path and body stands for a number fresh to each
+// request, so that every caller meets a subject of its own.
+struct Step {
+  std::string method, path, body;
+};
+
 struct WriteRoute {
   const char* name;
   bool admin_only;  // units and cycles
   int success;      // 200 or 201
-  // Makes a fresh request (preparing its subject as the admin when needed).
-  std::function<std::tuple<std::string, std::string, json>(const Okrd&, int)> make;
+  Step write;
+  // What the admin writes first to make the subject (each answered 201
+  // unless it closes a cycle).
+  std::vector<Step> prepare = {};
 };
 
-TEST(OkrdAuthorisation, EveryWriteRouteAgainstEveryRole) {
-  Okrd s(WithTokens());
-  ASSERT_TRUE(s.Start());
-  BuildOrg(s);
-  const std::string& admin = kAdmin.token;
-  // The subjects: owned in HR (Maya's scope), never in Ana's.
-  Want(s.Post("/v1/objectives",
-              {{"id", "hr-obj"}, {"cycle", "q-now"}, {"owner", "hr-ops"}, {"title", "HR"}}, admin),
-       201);
-  Want(s.Post("/v1/key-results",
-              {{"id", "hr-kr"}, {"objective", "hr-obj"}, {"title", "KR"}, {"target", 10}}, admin),
-       201);
-  auto fresh_objective = [&](const Okrd& o, int n) {
-    std::string id = "obj-" + std::to_string(n);
-    Want(o.Post("/v1/objectives",
-                {{"id", id}, {"cycle", "q-now"}, {"owner", "hr-ops"}, {"title", "Fresh"}}, admin),
-         201);
-    return id;
+std::string Fill(std::string text, int n) {
+  const std::string number = std::to_string(n);
+  for (size_t at = text.find("{n}"); at != std::string::npos; at = text.find("{n}", at)) {
+    text.replace(at, 3, number);
+  }
+  return text;
+}
+
+// The subjects of the write routes: owned in HR (Maya's scope), never in Ana's.
+class OkrdAuthorisation : public OkrdWithOrg {
+ protected:
+  void SetUp() override {
+    OkrdWithOrg::SetUp();
+    if (HasFatalFailure()) return;
+    AsAdmin(s, "/v1/objectives",
+            {{"id", "hr-obj"}, {"cycle", "q-now"}, {"owner", "hr-ops"}, {"title", "HR"}});
+    AsAdmin(s, "/v1/key-results",
+            {{"id", "hr-kr"}, {"objective", "hr-obj"}, {"title", "KR"}, {"target", 10}});
+  }
+};
+
+std::vector<WriteRoute> WriteRoutes() {
+  const Step fresh_cycle{
+      "POST", "/v1/cycles",
+      json{{"id", "cy-{n}"}, {"name", "Cycle"}, {"starts", DateIn(-5)}, {"ends", DateIn(5)}}
+          .dump()};
+  const Step close_it{"POST", "/v1/cycles/cy-{n}/close", "{}"};
+  return {
+      {"create unit",
+       true,
+       201,
+       {"POST", "/v1/units", R"({"id":"u-{n}","kind":"team","name":"Team","parent":"hr"})"}},
+      {"update unit", true, 200, {"PATCH", "/v1/units/ta", R"({"name":"Talent {n}"})"}},
+      {"retire unit",
+       true,
+       200,
+       {"DELETE", "/v1/units/leaf-{n}", ""},
+       {{"POST", "/v1/units", R"({"id":"leaf-{n}","kind":"team","name":"Leaf","parent":"hr"})"}}},
+      {"create cycle",
+       true,
+       201,
+       {"POST", "/v1/cycles",
+        json{{"id", "new-{n}"}, {"name", "N"}, {"starts", DateIn(1)}, {"ends", DateIn(9)}}.dump()}},
+      {"update cycle", true, 200, {"PATCH", "/v1/cycles/fy", R"({"name":"FY {n}"})"}},
+      {"close cycle", true, 200, close_it, {fresh_cycle}},
+      {"reopen cycle",
+       true,
+       200,
+       {"POST", "/v1/cycles/cy-{n}/reopen", "{}"},
+       {fresh_cycle, close_it}},
+      {"create objective",
+       false,
+       201,
+       {"POST", "/v1/objectives",
+        R"({"id":"o-{n}","cycle":"q-now","owner":"hr-ops","title":"New","parents":["hr-obj"]})"}},
+      {"update objective", false, 200, {"PATCH", "/v1/objectives/hr-obj", R"({"title":"HR {n}"})"}},
+      {"archive objective",
+       false,
+       200,
+       {"DELETE", "/v1/objectives/obj-{n}", ""},
+       {{"POST", "/v1/objectives",
+         R"({"id":"obj-{n}","cycle":"q-now","owner":"hr-ops","title":"Fresh"})"}}},
+      {"comment on objective",
+       false,
+       201,
+       {"POST", "/v1/objectives/hr-obj/comments", R"({"text":"Note {n}"})"}},
+      {"review objective",
+       false,
+       201,
+       {"POST", "/v1/objectives/hr-obj/review", R"({"score":0.5,"outcome":"partially"})"}},
+      {"create key result",
+       false,
+       201,
+       {"POST", "/v1/key-results",
+        R"({"id":"k-{n}","objective":"hr-obj","title":"K","target":5})"}},
+      {"update key result",
+       false,
+       200,
+       {"PATCH", "/v1/key-results/hr-kr", R"({"title":"KR {n}"})"}},
+      {"remove key result",
+       false,
+       200,
+       {"DELETE", "/v1/key-results/gone-{n}", ""},
+       {{"POST", "/v1/key-results",
+         R"({"id":"gone-{n}","objective":"hr-obj","title":"K","target":5})"}}},
+      {"check in", false, 201, {"POST", "/v1/key-results/hr-kr/check-ins", R"({"value":{n}})"}},
+      {"correct a check-in",
+       false,
+       201,
+       {"POST", "/v1/key-results/hr-kr/corrections", R"({"corrects":"ci-{n}","value":2})"},
+       {{"POST", "/v1/key-results/hr-kr/check-ins", R"({"id":"ci-{n}","value":1})"}}},
+      {"comment on key result",
+       false,
+       201,
+       {"POST", "/v1/key-results/hr-kr/comments", R"({"text":"Note {n}"})"}},
   };
-  auto fresh_cycle = [&](const Okrd& o, int n) {
-    std::string id = "cy-" + std::to_string(n);
-    Want(
-        o.Post("/v1/cycles",
-               {{"id", id}, {"name", "Cycle"}, {"starts", DateIn(-5)}, {"ends", DateIn(5)}}, admin),
-        201);
-    return id;
-  };
-  using T = std::tuple<std::string, std::string, json>;
-  std::vector<WriteRoute> routes = {
-      {"create unit", true, 201,
-       [](const Okrd&, int n) {
-         return T{"POST",
-                  "/v1/units",
-                  {{"id", "u-" + std::to_string(n)},
-                   {"kind", "team"},
-                   {"name", "Team"},
-                   {"parent", "hr"}}};
-       }},
-      {"update unit", true, 200,
-       [](const Okrd&, int n) {
-         return T{"PATCH", "/v1/units/ta", {{"name", "Talent " + std::to_string(n)}}};
-       }},
-      {"retire unit", true, 200,
-       [&](const Okrd& o, int n) {
-         std::string id = "leaf-" + std::to_string(n);
-         Want(o.Post("/v1/units",
-                     {{"id", id}, {"kind", "team"}, {"name", "Leaf"}, {"parent", "hr"}}, admin),
-              201);
-         return T{"DELETE", "/v1/units/" + id, nullptr};
-       }},
-      {"create cycle", true, 201,
-       [](const Okrd&, int n) {
-         return T{"POST",
-                  "/v1/cycles",
-                  {{"id", "new-" + std::to_string(n)},
-                   {"name", "N"},
-                   {"starts", DateIn(1)},
-                   {"ends", DateIn(9)}}};
-       }},
-      {"update cycle", true, 200,
-       [](const Okrd&, int n) {
-         return T{"PATCH", "/v1/cycles/fy", {{"name", "FY " + std::to_string(n)}}};
-       }},
-      {"close cycle", true, 200,
-       [&](const Okrd& o, int n) {
-         return T{"POST", "/v1/cycles/" + fresh_cycle(o, n) + "/close", json::object()};
-       }},
-      {"reopen cycle", true, 200,
-       [&](const Okrd& o, int n) {
-         std::string id = fresh_cycle(o, n);
-         Want(o.Post("/v1/cycles/" + id + "/close", json::object(), admin), 200);
-         return T{"POST", "/v1/cycles/" + id + "/reopen", json::object()};
-       }},
-      {"create objective", false, 201,
-       [](const Okrd&, int n) {
-         return T{"POST",
-                  "/v1/objectives",
-                  {{"id", "o-" + std::to_string(n)},
-                   {"cycle", "q-now"},
-                   {"owner", "hr-ops"},
-                   {"title", "New"},
-                   {"parents", {"hr-obj"}}}};
-       }},
-      {"update objective", false, 200,
-       [](const Okrd&, int n) {
-         return T{"PATCH", "/v1/objectives/hr-obj", {{"title", "HR " + std::to_string(n)}}};
-       }},
-      {"archive objective", false, 200,
-       [&](const Okrd& o, int n) {
-         return T{"DELETE", "/v1/objectives/" + fresh_objective(o, n), nullptr};
-       }},
-      {"comment on objective", false, 201,
-       [](const Okrd&, int n) {
-         return T{
-             "POST", "/v1/objectives/hr-obj/comments", {{"text", "Note " + std::to_string(n)}}};
-       }},
-      {"review objective", false, 201,
-       [](const Okrd&, int) {
-         return T{
-             "POST", "/v1/objectives/hr-obj/review", {{"score", 0.5}, {"outcome", "partially"}}};
-       }},
-      {"create key result", false, 201,
-       [](const Okrd&, int n) {
-         return T{"POST",
-                  "/v1/key-results",
-                  {{"id", "k-" + std::to_string(n)},
-                   {"objective", "hr-obj"},
-                   {"title", "K"},
-                   {"target", 5}}};
-       }},
-      {"update key result", false, 200,
-       [](const Okrd&, int n) {
-         return T{"PATCH", "/v1/key-results/hr-kr", {{"title", "KR " + std::to_string(n)}}};
-       }},
-      {"remove key result", false, 200,
-       [&](const Okrd& o, int n) {
-         std::string id = "gone-" + std::to_string(n);
-         Want(o.Post("/v1/key-results",
-                     {{"id", id}, {"objective", "hr-obj"}, {"title", "K"}, {"target", 5}}, admin),
-              201);
-         return T{"DELETE", "/v1/key-results/" + id, nullptr};
-       }},
-      {"check in", false, 201,
-       [](const Okrd&, int n) {
-         return T{"POST", "/v1/key-results/hr-kr/check-ins", {{"value", n % 10}}};
-       }},
-      {"correct a check-in", false, 201,
-       [&](const Okrd& o, int n) {
-         std::string id = "ci-" + std::to_string(n);
-         Want(o.Post("/v1/key-results/hr-kr/check-ins", {{"id", id}, {"value", 1}}, admin), 201);
-         return T{"POST", "/v1/key-results/hr-kr/corrections", {{"corrects", id}, {"value", 2}}};
-       }},
-      {"comment on key result", false, 201,
-       [](const Okrd&, int n) {
-         return T{
-             "POST", "/v1/key-results/hr-kr/comments", {{"text", "Note " + std::to_string(n)}}};
-       }},
-  };
-  const std::vector<Caller> callers = {
+}
+
+const std::vector<Caller>& Callers() {
+  static const std::vector<Caller> callers = {
       {"no token", "", {}},
       {"wrong token", "tok-nobody-000000", {}},
       {"not a bearer", "", {{"Authorization", "Basic cm9vdDpyb290"}}},
@@ -176,14 +143,22 @@ TEST(OkrdAuthorisation, EveryWriteRouteAgainstEveryRole) {
       {"editor in scope", kMaya.token, {}},
       {"admin", kAdmin.token, {}},
   };
+  return callers;
+}
+
+TEST_F(OkrdAuthorisation, EveryWriteRouteAgainstEveryRole) {
   int n = 0, refusals = 0, successes = 0;
-  for (const WriteRoute& route : routes) {
-    for (const Caller& caller : callers) {
+  for (const WriteRoute& route : WriteRoutes()) {
+    for (const Caller& caller : Callers()) {
       SCOPED_TRACE(std::string(route.name) + " as " + caller.name);
-      auto [method, path, body] = route.make(s, ++n);
+      ++n;
+      for (const Step& step : route.prepare) {
+        const int status = step.path.ends_with("/close") ? 200 : 201;
+        AsAdmin(s, Fill(step.path, n), json::parse(Fill(step.body, n)), status);
+      }
+      const std::string method = route.write.method, path = Fill(route.write.path, n);
       uint64_t head = s.HeadSeq();
-      Reply r =
-          s.Request(method, path, body.is_null() ? "" : body.dump(), caller.token, caller.headers);
+      Reply r = s.Request(method, path, Fill(route.write.body, n), caller.token, caller.headers);
       std::string who = caller.name;
       int want;
       std::string code;
@@ -213,8 +188,15 @@ TEST(OkrdAuthorisation, EveryWriteRouteAgainstEveryRole) {
   EXPECT_EQ(refusals, 18 * 6 + 7);
   EXPECT_EQ(successes, 18 + 11);
 
-  // Scope follows ownership both ways: an editor cannot hand an objective
-  // out of its scope, nor attach a key result owned outside it.
+  // The actor is the token's principal, never anything a body could say.
+  Reply by_maya = Want(s.Get("/v1/events?entity=hr-kr&type=comment.added", kAuditor.token), 200);
+  ASSERT_FALSE(by_maya.json["items"].empty());
+  EXPECT_EQ(by_maya.json["items"][0]["actor"], "maya");
+}
+
+// Scope follows ownership both ways: an editor cannot hand an objective
+// out of its scope, nor attach a key result owned outside it.
+TEST_F(OkrdAuthorisation, ScopeFollowsOwnership) {
   uint64_t head = s.HeadSeq();
   EXPECT_EQ(s.Patch("/v1/objectives/hr-obj", {{"owner", "platform"}}, kMaya.token).status, 403);
   EXPECT_EQ(s.Post("/v1/key-results",
@@ -232,13 +214,9 @@ TEST(OkrdAuthorisation, EveryWriteRouteAgainstEveryRole) {
                 .status,
             403);
   EXPECT_EQ(s.HeadSeq(), head);
+}
 
-  // The actor is the token's principal, never anything a body could say.
-  Reply by_maya = Want(s.Get("/v1/events?entity=hr-kr&type=comment.added", kAuditor.token), 200);
-  ASSERT_FALSE(by_maya.json["items"].empty());
-  EXPECT_EQ(by_maya.json["items"][0]["actor"], "maya");
-
-  // Audit reads: auditor and admin only.
+TEST_F(OkrdAuthorisation, AuditReadsAreForAuditorsAndAdminsOnly) {
   for (const char* path : {"/v1/events", "/v1/history/hr-obj", "/v1/audit/verify"}) {
     SCOPED_TRACE(path);
     EXPECT_EQ(s.Get(path).status, 401);
@@ -250,10 +228,9 @@ TEST(OkrdAuthorisation, EveryWriteRouteAgainstEveryRole) {
   }
   // State reads are anonymous without --private.
   EXPECT_EQ(s.Get("/v1/objectives").status, 200);
-  EXPECT_TRUE(s.Stop());
 }
 
-TEST(OkrdAuthorisation, WithoutTokensFileEveryWriteIsForbidden) {
+TEST(OkrdAccess, WithoutTokensFileEveryWriteIsForbidden) {
   Okrd s(OkrdOptions{std::nullopt, {}});
   ASSERT_TRUE(s.Start());
   for (auto [method, path] :
@@ -276,7 +253,7 @@ TEST(OkrdAuthorisation, WithoutTokensFileEveryWriteIsForbidden) {
   EXPECT_TRUE(s.Stop());
 }
 
-TEST(OkrdAuthorisation, PrivateReadsNeedAToken) {
+TEST(OkrdAccess, PrivateReadsNeedAToken) {
   Okrd s(WithTokens({"--private"}));
   ASSERT_TRUE(s.Start());
   BuildOrg(s);
@@ -300,26 +277,21 @@ TEST(OkrdAuthorisation, PrivateReadsNeedAToken) {
 
 // ---------------------------------------------------------------------------
 
+using OkrdScope = OkrdWithOrg;
+
 // An editor cannot move what it changes out of its scope by clearing a
 // field: a key result whose owner is cleared falls back to its
 // objective's owner, which must be in the editor's scope too.
-TEST(OkrdScope, ClearingAnOwnerCannotMoveAKeyResultOutOfScope) {
-  Okrd s(WithTokens());
-  ASSERT_TRUE(s.Start()) << s.LogTail();
-  BuildOrg(s);
-  Want(s.Post("/v1/objectives",
-              {{"id", "eng-ship"}, {"cycle", "q-now"}, {"owner", "eng"}, {"title", "Ship it"}},
-              kAdmin.token),
-       201);
-  Want(s.Post("/v1/key-results",
-              {{"id", "kr-referrals"},
-               {"objective", "eng-ship"},
-               {"title", "Referrals hired"},
-               {"owner", "hr"},
-               {"start", 0},
-               {"target", 5}},
-              kAdmin.token),
-       201);
+TEST_F(OkrdScope, ClearingAnOwnerCannotMoveAKeyResultOutOfScope) {
+  AsAdmin(s, "/v1/objectives",
+          {{"id", "eng-ship"}, {"cycle", "q-now"}, {"owner", "eng"}, {"title", "Ship it"}});
+  AsAdmin(s, "/v1/key-results",
+          {{"id", "kr-referrals"},
+           {"objective", "eng-ship"},
+           {"title", "Referrals hired"},
+           {"owner", "hr"},
+           {"start", 0},
+           {"target", 5}});
   const uint64_t head = s.HeadSeq();
   // Maya may change what HR owns, but clearing the owner hands the key
   // result to Engineering's objective: refused, and nothing is written.

@@ -143,6 +143,10 @@ Reply ReviewObjective(const Okrd& s, const Token& who, const std::string& object
   return Want(s.Post("/v1/objectives/" + objective + "/review", review, who.token), 201);
 }
 
+Reply AsAdmin(const Okrd& s, const std::string& path, const json& body, int status) {
+  return Want(s.Post(path, body, kAdmin.token), status);
+}
+
 // --- the story ---
 
 void BuildOrg(const Okrd& s) {
@@ -156,6 +160,17 @@ void BuildOrg(const Okrd& s) {
   CreateUnit(s, "sam", "person", "Sam Okafor", "ta", "sam@acme.example");
   CreateCycle(s, "fy", "Fiscal year", -180, 180);
   CreateCycle(s, "q-now", "This quarter", -60, 30, "fy");
+}
+
+void OkrdWithOrg::SetUp() {
+  ASSERT_TRUE(s.Start()) << s.LogTail();
+  BuildOrg(s);
+}
+
+void OkrdWithOrg::TearDown() {
+  if (s.running()) {
+    EXPECT_TRUE(s.Stop());
+  }
 }
 
 namespace {
@@ -174,6 +189,36 @@ class DenseLog {
   uint64_t seq_;
 };
 
+// A key result of the plan; "" and 0 leave a field out (okrd's default).
+struct PlannedKeyResult {
+  const Token* by;
+  const char *id, *objective, *title, *metric;
+  int start, target;
+  const char* unit;
+  int weight;
+
+  json Body() const {
+    json body = {{"id", id}, {"objective", objective}, {"title", title}};
+    if (*metric != '\0') body["metric"] = metric;
+    body["start"] = start;
+    body["target"] = target;
+    if (*unit != '\0') body["unit"] = unit;
+    if (weight != 0) body["weight"] = weight;
+    return body;
+  }
+};
+
+const PlannedKeyResult kPlannedKeyResults[] = {
+    {&kMaya, "kr-hires", "hr-hiring", "Engineers hired", "number", 0, 10, "people", 2},
+    {&kMaya, "kr-time-to-hire", "hr-hiring", "Median time to hire", "", 45, 30, "days", 0},
+    {&kMaya, "kr-onboarding", "ops-onboarding", "Onboarding satisfaction", "percent", 20, 60, "%",
+     0},
+    {&kAna, "kr-mentor-programme", "eng-mentoring", "Mentor programme launched", "boolean", 0, 1,
+     "", 0},
+    {&kAna, "kr-mentored", "eng-mentoring", "Engineers with a mentor", "", 0, 8, "", 0},
+    {&kMaya, "kr-campus-events", "ta-campus", "Campus events run", "", 0, 4, "", 0},
+};
+
 // Five objectives (one of them Engineering's, aligned across) and six key results.
 void Plan(const Okrd& s, DenseLog& w) {
   w(CreateObjective(s, kAdmin, "acme-retain", "acme", "Keep the people we hire"));
@@ -185,49 +230,7 @@ void Plan(const Okrd& s, DenseLog& w) {
   w(CreateObjective(s, kAna, "eng-mentoring", "eng", "Mentor every new engineer",
                     {"hr-hiring", "acme-retain"}));
   w(CreateObjective(s, kMaya, "ta-campus", "ta", "Run campus recruiting events", {"hr-hiring"}));
-  w(AddKeyResult(s, kMaya,
-                 {{"id", "kr-hires"},
-                  {"objective", "hr-hiring"},
-                  {"title", "Engineers hired"},
-                  {"metric", "number"},
-                  {"start", 0},
-                  {"target", 10},
-                  {"unit", "people"},
-                  {"weight", 2}}));
-  w(AddKeyResult(s, kMaya,
-                 {{"id", "kr-time-to-hire"},
-                  {"objective", "hr-hiring"},
-                  {"title", "Median time to hire"},
-                  {"start", 45},
-                  {"target", 30},
-                  {"unit", "days"}}));
-  w(AddKeyResult(s, kMaya,
-                 {{"id", "kr-onboarding"},
-                  {"objective", "ops-onboarding"},
-                  {"title", "Onboarding satisfaction"},
-                  {"metric", "percent"},
-                  {"start", 20},
-                  {"target", 60},
-                  {"unit", "%"}}));
-  w(AddKeyResult(s, kAna,
-                 {{"id", "kr-mentor-programme"},
-                  {"objective", "eng-mentoring"},
-                  {"title", "Mentor programme launched"},
-                  {"metric", "boolean"},
-                  {"start", 0},
-                  {"target", 1}}));
-  w(AddKeyResult(s, kAna,
-                 {{"id", "kr-mentored"},
-                  {"objective", "eng-mentoring"},
-                  {"title", "Engineers with a mentor"},
-                  {"start", 0},
-                  {"target", 8}}));
-  w(AddKeyResult(s, kMaya,
-                 {{"id", "kr-campus-events"},
-                  {"objective", "ta-campus"},
-                  {"title", "Campus events run"},
-                  {"start", 0},
-                  {"target", 4}}));
+  for (const PlannedKeyResult& kr : kPlannedKeyResults) w(AddKeyResult(s, *kr.by, kr.Body()));
 }
 
 // Weekly check-ins, measured in the past. Answers the id of the last

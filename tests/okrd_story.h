@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tests/okrd_harness.h"
@@ -74,12 +75,27 @@ Reply CloseCycle(const Okrd& s, const Token& who, const std::string& cycle,
 Reply ReviewObjective(const Okrd& s, const Token& who, const std::string& objective,
                       const json& review);
 
+// A write by the admin that must be answered `status`: how a test lays out
+// its subjects before the writes it checks.
+Reply AsAdmin(const Okrd& s, const std::string& path, const json& body, int status = 201);
+
 // --- the story ---
 
 // Acme's units and cycles (10 events), all by the admin: acme → hr, eng;
 // hr → hr-ops, ta; eng → platform; lena (hr-ops), sam (ta); cycles fy and
 // q-now (inside fy).
 void BuildOrg(const Okrd& s);
+
+// okrd with the story's tokens (and `extra` flags) and the story's org
+// (BuildOrg), stopped cleanly after the test.
+class OkrdWithOrg : public ::testing::Test {
+ protected:
+  explicit OkrdWithOrg(Strings extra = {}) : s(WithTokens(std::move(extra))) {}
+  void SetUp() override;
+  void TearDown() override;
+
+  Okrd s;
+};
 
 // Where the story's events fell in the log.
 struct Story {

@@ -44,6 +44,9 @@ struct Call {
     const std::string* p = Param(name);
     return p ? *p : fallback;
   }
+  // Set when the answer streams: no body to keep in the answer cache.
+  bool streamed = false;
+
   // Answers `body` as JSON with `status`.
   void Send(int status, const nlohmann::json& body) {
     res.status = status;
@@ -58,6 +61,12 @@ struct Call {
     Send(status, ErrorBody(DefaultErrorCode(status), message, field));
   }
 };
+
+// Answers with `status` the JSON `write` produces: whole, or when `stream`
+// is set, sent in pieces as it is written (chunked), so the answer is never
+// in memory at once. `write` must own what it reads: it runs after the
+// handler returns, on the same thread, outside any lock.
+void SendJson(Call& c, int status, bool stream, std::function<void(JsonOut&)> write);
 
 // The page size a list asks for (`limit=`, ParseLimit); answers 400 and
 // returns nullopt when it is out of range.

@@ -310,27 +310,91 @@ void Server::Routes::ListCheckIns(Call& c) {
                {"as_of_seq", *as_of}});
 }
 
-// The cascade's rows are copied out under the lock; JSON is built after.
+namespace {
+
+// Thrown by a streamed answer's sink when the client has gone: the rest
+// of the answer is not written.
+struct ClientGone {};
+
+}  // namespace
+
+void SendJson(Call& c, int status, bool stream, std::function<void(JsonOut&)> write) {
+  static constexpr const char* kType = "application/json; charset=utf-8";
+  c.res.status = status;
+  if (!stream) {
+    JsonOut out;
+    write(out);
+    c.res.set_content(out.Take(), kType);
+    return;
+  }
+  c.streamed = true;
+  c.res.set_chunked_content_provider(kType,
+                                     [write = std::move(write)](size_t, httplib::DataSink& sink) {
+                                       JsonOut out([&](std::string_view piece) {
+                                         if (!sink.write(piece.data(), piece.size()))
+                                           throw ClientGone{};
+                                       });
+                                       try {
+                                         write(out);
+                                         out.Flush();
+                                       } catch (const ClientGone&) {
+                                         return false;
+                                       }
+                                       sink.done();
+                                       return true;
+                                     });
+}
+
+namespace {
+
+// `depth`: absent → the whole tree; 0..kMaxCascadeDepth levels below the
+// roots, else 400.
+constexpr uint64_t kMaxCascadeDepth = 1000;
+// A cascade showing more objectives than this streams (chunked, never
+// whole in memory, not kept by the answer cache); a smaller one is sent
+// whole and cached.
+constexpr size_t kStreamedCascadeObjectives = 1000;
+
+size_t ShownObjectives(const std::vector<CascadeNode>& nodes) {
+  size_t n = 0;
+  for (const CascadeNode& node : nodes)
+    n += node.objectives.size() + ShownObjectives(node.children);
+  return n;
+}
+
+}  // namespace
+
+// The cascade's rows are copied out under the lock; the JSON is written
+// after, straight to the socket when the answer is big.
 void Server::Routes::GetCascade(Call& c) {
-  CascadeAnswer cascade;
+  std::optional<int> depth;
+  if (const std::string* text = c.Param("depth")) {
+    auto v = ParseUnsigned(*text);
+    if (!v || *v > kMaxCascadeDepth) {
+      return c.Fail(ApiError{
+          400, "malformed",
+          "depth must be a whole number from 0 to " + std::to_string(kMaxCascadeDepth), "depth"});
+    }
+    depth = static_cast<int>(*v);
+  }
+  auto cascade = std::make_shared<CascadeAnswer>();
   std::optional<uint64_t> as_of =
       projector_->Read([&](const Projection& p) -> std::optional<uint64_t> {
         auto point = ParsePoint(c, p);
         if (!point) return std::nullopt;
         View v(p, point->as_of, point->at, point->now);
-        auto answer = v.CascadeNodes(c.ParamOr("cycle"), c.ParamOr("root"));
+        auto answer = v.CascadeNodes(c.ParamOr("cycle"), c.ParamOr("root"), depth);
         if (!answer.ok()) {
           c.Fail(answer.status());
           return std::nullopt;
         }
-        cascade = std::move(*answer);
+        *cascade = std::move(*answer);
         assert(point->as_of <= p.seq());
         return point->as_of;
       });
   if (!as_of) return;
-  json body = RenderCascade(cascade);
-  body["as_of_seq"] = *as_of;
-  c.Send(200, body);
+  SendJson(c, 200, ShownObjectives(cascade->nodes) > kStreamedCascadeObjectives,
+           [cascade, seq = *as_of](JsonOut& out) { WriteCascade(out, *cascade, seq); });
 }
 
 void Server::Routes::GetReview(Call& c) {

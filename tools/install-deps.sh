@@ -16,7 +16,7 @@ packages=(
   capnproto libcapnp-dev
   libcpp-httplib-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev
-  nlohmann-json3-dev libssl-dev libcli11-dev
+  nlohmann-json3-dev rapidjson-dev libssl-dev libcli11-dev
 )
 if [ "${1:-}" = "--test" ]; then
   packages+=(clang-14 libclang-rt-14-dev wrk curl chromium clang-format clang-tidy)

@@ -62,7 +62,7 @@ std::vector<Route> ReadRoutes() {
       Cached("/v1/key-results/" + id, "/v1/key-results/{id}", K::kGetKeyResult, {"as_of", "at"}),
       Cached("/v1/key-results/" + id + "/check-ins", "/v1/key-results/{id}/check-ins",
              K::kListCheckIns, {"limit", "cursor", "as_of", "at"}),
-      Cached("/v1/cascade", "/v1/cascade", K::kCascade, {"as_of", "at", "cycle", "root"}),
+      Cached("/v1/cascade", "/v1/cascade", K::kCascade, {"as_of", "at", "cycle", "depth", "root"}),
       Cached("/v1/diff", "/v1/diff", K::kDiff, {"as_of", "from", "to", "cycle", "limit", "cursor"}),
       Read("/v1/lint", "/v1/lint", Access::kStateRead, K::kLint),
       Read("/v1/events", "/v1/events", Access::kAuditRead, K::kEvents),

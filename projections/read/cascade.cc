@@ -1,6 +1,8 @@
 // The cascade: the unit tree with the objectives each unit owns and the
 // mean progress of every subtree, each judged against the cycle's pace.
+#include <algorithm>
 #include <cassert>
+#include <climits>
 #include <map>
 
 #include "eventstore/base/time.h"
@@ -15,7 +17,9 @@ struct View::CascadeIndex {
   std::map<std::string, std::vector<const Objective*>> owned;  // the cycle's objectives by owner
 };
 
-Result<CascadeAnswer> View::CascadeNodes(const std::string& cycle, const std::string& root) {
+Result<CascadeAnswer> View::CascadeNodes(const std::string& cycle, const std::string& root,
+                                         std::optional<int> depth) {
+  assert(!depth || *depth >= 0);
   const CycleFields* cycle_fields = cycle.empty() ? nullptr : CycleAt(cycle);
   if (!cycle.empty() && !cycle_fields) return Status::NotFound("no cycle " + cycle, "cycle");
   if (!root.empty() && !UnitAt(root)) return Status::NotFound("no unit " + root, "root");
@@ -33,7 +37,8 @@ Result<CascadeAnswer> View::CascadeNodes(const std::string& cycle, const std::st
   CascadeAnswer answer;
   for (const Unit* r : roots) {
     double sum = 0;
-    answer.nodes.push_back(CascadeNodeOf(*r, index, 0, cycle_fields, &sum));
+    answer.nodes.push_back(
+        CascadeNodeOf(*r, index, 0, depth.value_or(INT_MAX), cycle_fields, &sum));
   }
   answer.pace.at_us = PaceAtUs();
   if (cycle_fields) answer.pace.expected = PaceOf(*cycle_fields, answer.pace.at_us, 0).expected;
@@ -41,10 +46,11 @@ Result<CascadeAnswer> View::CascadeNodes(const std::string& cycle, const std::st
   return answer;
 }
 
-CascadeNode View::CascadeNodeOf(const Unit& u, const CascadeIndex& index, int depth,
+CascadeNode View::CascadeNodeOf(const Unit& u, const CascadeIndex& index, int depth, int shown,
                                 const CycleFields* cycle, double* subtree_sum) {
   assert(u.FieldsAt(as_of_) != nullptr);  // only units that exist at as_of are indexed
-  CascadeNode node{UnitRowOf(u), {}, {}, 0, std::nullopt, std::nullopt};
+  assert(shown >= 0);
+  CascadeNode node{UnitRowOf(u), {}, {}, true, 0, std::nullopt, std::nullopt};
   // Summed in this order (own objectives, then each child's subtree) so
   // the mean is the same double however the tree is walked.
   double sum = 0;
@@ -57,9 +63,13 @@ CascadeNode View::CascadeNodeOf(const Unit& u, const CascadeIndex& index, int de
   }
   auto kids = index.children.find(u.id);
   if (depth < static_cast<int>(p_.units().size()) && kids != index.children.end()) {
+    node.expanded = shown > 0;
     for (const Unit* child : kids->second) {
-      node.children.push_back(CascadeNodeOf(*child, index, depth + 1, cycle, &sum));
-      node.objective_count += node.children.back().objective_count;
+      // Below the depth asked for, a subtree still counts in the roll-up.
+      CascadeNode kid =
+          CascadeNodeOf(*child, index, depth + 1, std::max(shown - 1, 0), cycle, &sum);
+      node.objective_count += kid.objective_count;
+      if (node.expanded) node.children.push_back(std::move(kid));
     }
   }
   if (node.objective_count) node.progress = sum / static_cast<double>(node.objective_count);
@@ -75,28 +85,44 @@ Result<json> View::Cascade(const std::string& cycle, const std::string& root) {
 
 namespace {
 
-json RenderCascadeNode(const CascadeNode& node) {
-  json objectives = json::array(), kids = json::array();
-  for (const ObjectiveRow& o : node.objectives) objectives.push_back(RenderObjective(o));
-  for (const CascadeNode& child : node.children) kids.push_back(RenderCascadeNode(child));
-  return {{"unit", RenderUnit(node.unit)},
-          {"objectives", std::move(objectives)},
-          {"children", std::move(kids)},
-          {"objective_count", node.objective_count},
-          {"progress", node.progress ? json(*node.progress) : json(nullptr)},
-          {"pace", node.pace ? RenderPace(*node.pace) : json(nullptr)}};
+// Keys in ascending order (JsonOut): the children come first, so a node's
+// subtree is written before its own rows.
+void WriteCascadeNode(JsonOut& out, const CascadeNode& node) {
+  out.StartObject().Key("children");
+  if (node.expanded) {
+    out.StartArray();
+    for (const CascadeNode& child : node.children) WriteCascadeNode(out, child);
+    out.EndArray();
+  } else {
+    assert(node.children.empty());
+    out.Null();
+  }
+  out.Key("objective_count").Uint(node.objective_count).Key("objectives").StartArray();
+  for (const ObjectiveRow& o : node.objectives) WriteObjective(out, o);
+  out.EndArray().Key("pace");
+  if (node.pace) {
+    WritePace(out, *node.pace);
+  } else {
+    out.Null();
+  }
+  out.Key("progress").NumberOrNull(node.progress).Key("unit");
+  WriteUnit(out, node.unit);
+  out.EndObject();
 }
 
 }  // namespace
 
+void WriteCascade(JsonOut& out, const CascadeAnswer& cascade, std::optional<uint64_t> as_of_seq) {
+  out.StartObject();
+  if (as_of_seq) out.Key("as_of_seq").Uint(*as_of_seq);
+  out.Key("nodes").StartArray();
+  for (const CascadeNode& node : cascade.nodes) WriteCascadeNode(out, node);
+  out.EndArray().Key("pace").StartObject().Key("at").String(FormatTimeUs(cascade.pace.at_us));
+  out.Key("expected").NumberOrNull(cascade.pace.expected).EndObject().EndObject();
+}
+
 json RenderCascade(const CascadeAnswer& cascade) {
-  json out = json::array();
-  for (const CascadeNode& node : cascade.nodes) out.push_back(RenderCascadeNode(node));
-  const CascadePace& pace = cascade.pace;
-  return {{"nodes", std::move(out)},
-          {"pace",
-           {{"at", FormatTimeUs(pace.at_us)},
-            {"expected", pace.expected ? json(*pace.expected) : json(nullptr)}}}};
+  return WriteJsonDocument([&](JsonOut& out) { WriteCascade(out, cascade, std::nullopt); });
 }
 
 }  // namespace okr

@@ -13,8 +13,6 @@ using nlohmann::json;
 
 namespace {
 
-json NullIfEmpty(const std::string& s) { return s.empty() ? json(nullptr) : json(s); }
-
 constexpr int kMaxAlignmentDepth = 64;  // alignment is acyclic; this only bounds a bug
 
 }  // namespace
@@ -82,61 +80,51 @@ json View::UnitJson(const Unit& unit) const { return RenderUnit(UnitRowOf(unit))
 json View::CycleJson(const Cycle& cycle) const { return RenderCycle(CycleRowOf(cycle)); }
 json View::CheckInJson(const CheckIn& ci) const { return RenderCheckIn(ci); }
 
+void WritePace(JsonOut& out, const Pace& pace) {
+  out.StartObject().Key("expected").Number(pace.expected);
+  out.Key("status").String(PaceStatusName(pace.status)).EndObject();
+}
 json RenderPace(const Pace& pace) {
-  return {{"expected", pace.expected}, {"status", PaceStatusName(pace.status)}};
+  return WriteJsonDocument([&](JsonOut& out) { WritePace(out, pace); });
 }
 
-namespace {
+// Every row below writes its keys in ascending order (JsonOut's contract:
+// the order nlohmann::json, which rendered them before, sorts into).
 
-// The fields an objective and a key result answer alike, with `own` (the
-// rest of the entity's fields) merged in. The keys are distinct, and
-// nlohmann::json sorts them, so the order written does not matter.
-json MeasuredEntity(const std::string& id, const char* state, double progress, const Pace& pace,
-                    uint64_t version, json own) {
-  assert(own.is_object() && !own.contains("id") && !own.contains("pace"));
-  own.update({{"id", id},
-              {"state", state},
-              {"progress", progress},
-              {"pace", RenderPace(pace)},
-              {"version", version}});
-  return own;
-}
-
-}  // namespace
-
-json RenderUnit(const UnitRow& row) {
+void WriteUnit(JsonOut& out, const UnitRow& row) {
   const UnitFields& f = row.fields;
-  json out = {{"id", row.id},
-              {"kind", f.kind},
-              {"name", f.name},
-              {"parent", NullIfEmpty(f.parent)},
-              {"state", f.retired ? "retired" : "active"},
-              {"version", row.version}};
-  if (f.kind == "person") out["email"] = NullIfEmpty(f.email);
-  return out;
+  out.StartObject();
+  if (f.kind == "person") out.Key("email").StringOrNull(f.email);
+  out.Key("id").String(row.id).Key("kind").String(f.kind).Key("name").String(f.name);
+  out.Key("parent").StringOrNull(f.parent).Key("state").String(f.retired ? "retired" : "active");
+  out.Key("version").Uint(row.version).EndObject();
+}
+json RenderUnit(const UnitRow& row) {
+  return WriteJsonDocument([&](JsonOut& out) { WriteUnit(out, row); });
 }
 
-json RenderCycle(const CycleRow& row) {
+void WriteCycle(JsonOut& out, const CycleRow& row) {
   const CycleFields& f = row.fields;
-  return {{"id", row.id},
-          {"name", f.name},
-          {"starts", f.starts},
-          {"ends", f.ends},
-          {"parent", NullIfEmpty(f.parent)},
-          {"state", f.closed ? "closed" : "open"},
-          {"version", row.version}};
+  out.StartObject().Key("ends").String(f.ends).Key("id").String(row.id);
+  out.Key("name").String(f.name).Key("parent").StringOrNull(f.parent);
+  out.Key("starts").String(f.starts).Key("state").String(f.closed ? "closed" : "open");
+  out.Key("version").Uint(row.version).EndObject();
+}
+json RenderCycle(const CycleRow& row) {
+  return WriteJsonDocument([&](JsonOut& out) { WriteCycle(out, row); });
 }
 
+void WriteCheckIn(JsonOut& out, const CheckIn& ci) {
+  out.StartObject().Key("actor").String(ci.meta.actor);
+  out.Key("confidence")
+      .NumberOrNull(ci.has_confidence ? std::optional(ci.confidence) : std::nullopt);
+  out.Key("id").String(ci.id).Key("measured_at").String(FormatTimeUs(ci.measured_at_us));
+  out.Key("note").String(ci.note).Key("recorded_at").String(FormatTimeUs(ci.meta.recorded_at_us));
+  out.Key("seq").Uint(ci.meta.seq).Key("status").StringOrNull(ci.status);
+  out.Key("value").Number(ci.value).EndObject();
+}
 json RenderCheckIn(const CheckIn& ci) {
-  return {{"id", ci.id},
-          {"value", ci.value},
-          {"confidence", ci.has_confidence ? json(ci.confidence) : json(nullptr)},
-          {"status", NullIfEmpty(ci.status)},
-          {"note", ci.note},
-          {"measured_at", FormatTimeUs(ci.measured_at_us)},
-          {"recorded_at", FormatTimeUs(ci.meta.recorded_at_us)},
-          {"actor", ci.meta.actor},
-          {"seq", ci.meta.seq}};
+  return WriteJsonDocument([&](JsonOut& out) { WriteCheckIn(out, ci); });
 }
 
 std::string View::EffectiveOwner(const KeyResultFields& f) const {
@@ -179,22 +167,25 @@ KeyResultRow View::KeyResultRowOf(const KeyResult& kr) {
 
 json View::KeyResultJson(const KeyResult& kr) { return RenderKeyResult(KeyResultRowOf(kr)); }
 
-json RenderKeyResult(const KeyResultRow& row) {
+void WriteKeyResult(JsonOut& out, const KeyResultRow& row) {
   const KeyResultFields& f = row.fields;
-  json last = row.last_check_in ? RenderCheckIn(*row.last_check_in) : json(nullptr);
-  return MeasuredEntity(row.id, f.removed ? "removed" : "active", row.progress, row.pace,
-                        row.version,
-                        {{"objective", f.objective},
-                         {"title", f.title},
-                         {"owner", row.owner},
-                         {"metric", f.metric},
-                         {"start", f.start},
-                         {"target", f.target},
-                         {"unit", f.unit},
-                         {"weight", f.weight},
-                         {"current", row.current},
-                         {"check_in_count", row.check_in_count},
-                         {"last_check_in", std::move(last)}});
+  out.StartObject().Key("check_in_count").Uint(row.check_in_count);
+  out.Key("current").Number(row.current).Key("id").String(row.id).Key("last_check_in");
+  if (row.last_check_in) {
+    WriteCheckIn(out, *row.last_check_in);
+  } else {
+    out.Null();
+  }
+  out.Key("metric").String(f.metric).Key("objective").String(f.objective);
+  out.Key("owner").String(row.owner).Key("pace");
+  WritePace(out, row.pace);
+  out.Key("progress").Number(row.progress).Key("start").Number(f.start);
+  out.Key("state").String(f.removed ? "removed" : "active").Key("target").Number(f.target);
+  out.Key("title").String(f.title).Key("unit").String(f.unit);
+  out.Key("version").Uint(row.version).Key("weight").Number(f.weight).EndObject();
+}
+json RenderKeyResult(const KeyResultRow& row) {
+  return WriteJsonDocument([&](JsonOut& out) { WriteKeyResult(out, row); });
 }
 
 std::vector<const KeyResult*> View::KeyResultsOf(const Objective& objective) const {
@@ -293,28 +284,38 @@ json View::ObjectiveJson(const Objective& objective) {
   return RenderObjective(ObjectiveRowOf(objective));
 }
 
-json RenderObjective(const ObjectiveRow& row) {
-  const ObjectiveFields& f = row.fields;
-  json krs = json::array();
-  for (const KeyResultRow& kr : row.key_results) krs.push_back(RenderKeyResult(kr));
-  json review = nullptr;
-  if (f.review) {
-    review = {{"score", f.review->score},
-              {"outcome", f.review->outcome},
-              {"reflection", f.review->reflection},
-              {"lessons", f.review->lessons},
-              {"actor", f.review->meta.actor},
-              {"recorded_at", FormatTimeUs(f.review->meta.recorded_at_us)}};
+namespace {
+
+void WriteReview(JsonOut& out, const std::optional<ReviewFields>& review) {
+  if (!review) {
+    out.Null();
+    return;
   }
-  return MeasuredEntity(row.id, f.archived ? "archived" : "active", row.progress, row.pace,
-                        row.version,
-                        {{"cycle", f.cycle},
-                         {"owner", f.owner},
-                         {"title", f.title},
-                         {"description", f.description},
-                         {"parents", f.parents},
-                         {"key_results", std::move(krs)},
-                         {"review", std::move(review)}});
+  out.StartObject().Key("actor").String(review->meta.actor);
+  out.Key("lessons").String(review->lessons).Key("outcome").String(review->outcome);
+  out.Key("recorded_at").String(FormatTimeUs(review->meta.recorded_at_us));
+  out.Key("reflection").String(review->reflection).Key("score").Number(review->score);
+  out.EndObject();
+}
+
+}  // namespace
+
+void WriteObjective(JsonOut& out, const ObjectiveRow& row) {
+  const ObjectiveFields& f = row.fields;
+  out.StartObject().Key("cycle").String(f.cycle).Key("description").String(f.description);
+  out.Key("id").String(row.id).Key("key_results").StartArray();
+  for (const KeyResultRow& kr : row.key_results) WriteKeyResult(out, kr);
+  out.EndArray().Key("owner").String(f.owner).Key("pace");
+  WritePace(out, row.pace);
+  out.Key("parents").StartArray();
+  for (const std::string& parent : f.parents) out.String(parent);
+  out.EndArray().Key("progress").Number(row.progress).Key("review");
+  WriteReview(out, f.review);
+  out.Key("state").String(f.archived ? "archived" : "active").Key("title").String(f.title);
+  out.Key("version").Uint(row.version).EndObject();
+}
+json RenderObjective(const ObjectiveRow& row) {
+  return WriteJsonDocument([&](JsonOut& out) { WriteObjective(out, row); });
 }
 
 std::vector<const Objective*> View::Objectives(const ObjectiveFilter& filter) const {

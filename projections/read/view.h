@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "projections/domain/projection.h"
+#include "projections/read/json_out.h"
 #include "projections/read/pace.h"
 
 namespace okr {
@@ -59,6 +60,9 @@ struct CascadeNode {
   UnitRow unit;
   std::vector<ObjectiveRow> objectives;
   std::vector<CascadeNode> children;
+  // False below the depth asked for, where a unit has units under it that
+  // the answer leaves out (its `children` is null, its roll-up still whole).
+  bool expanded = true;
   size_t objective_count = 0;      // in the whole subtree
   std::optional<double> progress;  // mean over the subtree; none without objectives
   // Of `progress` in the cascade's cycle at View::PaceAtUs(); none for a
@@ -77,16 +81,25 @@ struct CascadeAnswer {
   CascadePace pace;
 };
 
-// Each row as the API answers it (GET /v1/units/{id} and so on). Pure:
-// they read only the row, so they run without the projection's lock.
+// Each row as the API answers it (GET /v1/units/{id} and so on), written
+// to a JsonOut; Render* gives the same as a document. Pure: they read only
+// the row, so they run without the projection's lock.
+void WriteUnit(JsonOut& out, const UnitRow& row);
+void WriteCycle(JsonOut& out, const CycleRow& row);
+void WriteCheckIn(JsonOut& out, const CheckIn& check_in);
+// {"expected": <0..1>, "status": "on_track"|"at_risk"|"off_track"|"none"}.
+void WritePace(JsonOut& out, const Pace& pace);
+void WriteKeyResult(JsonOut& out, const KeyResultRow& row);
+void WriteObjective(JsonOut& out, const ObjectiveRow& row);
 nlohmann::json RenderUnit(const UnitRow& row);
 nlohmann::json RenderCycle(const CycleRow& row);
 nlohmann::json RenderCheckIn(const CheckIn& check_in);
-// {"expected": <0..1>, "status": "on_track"|"at_risk"|"off_track"|"none"}.
 nlohmann::json RenderPace(const Pace& pace);
 nlohmann::json RenderKeyResult(const KeyResultRow& row);
 nlohmann::json RenderObjective(const ObjectiveRow& row);
-// {"nodes":[…],"pace":{"at","expected"}} as GET /v1/cascade answers.
+// {"nodes":[…],"pace":{"at","expected"}} as GET /v1/cascade answers, with
+// "as_of_seq" first when given.
+void WriteCascade(JsonOut& out, const CascadeAnswer& cascade, std::optional<uint64_t> as_of_seq);
 nlohmann::json RenderCascade(const CascadeAnswer& cascade);
 
 struct ObjectiveFilter {
@@ -143,9 +156,11 @@ class View {
   std::string EffectiveOwner(const KeyResultFields& f) const;
 
   // The cascade's nodes for `cycle` (empty: every cycle), from `root`
-  // (default: every top-level unit), with the point their pace was judged
-  // at. kNotFound for an unknown cycle or root.
-  Result<CascadeAnswer> CascadeNodes(const std::string& cycle, const std::string& root);
+  // (default: every top-level unit) down to `depth` levels below it (none:
+  // all), with the point their pace was judged at. kNotFound for an
+  // unknown cycle or root.
+  Result<CascadeAnswer> CascadeNodes(const std::string& cycle, const std::string& root,
+                                     std::optional<int> depth = std::nullopt);
   // {"nodes":[{"unit","objectives","children","progress","pace"}],"pace"}:
   // RenderCascade of CascadeNodes.
   Result<nlohmann::json> Cascade(const std::string& cycle, const std::string& root);
@@ -163,10 +178,11 @@ class View {
 
   // cascade.cc: the units under each unit and the objectives each owns.
   struct CascadeIndex;
-  // The node of `unit` and its subtree; adds the progress of every
-  // objective in the subtree to *subtree_sum. `depth` bounds a walk
-  // through a unit loop the log should not hold.
-  CascadeNode CascadeNodeOf(const Unit& unit, const CascadeIndex& index, int depth,
+  // The node of `unit` and its subtree, its children kept down to
+  // `shown` levels below it; adds the progress of every objective in the
+  // subtree to *subtree_sum. `depth` bounds a walk through a unit loop the
+  // log should not hold.
+  CascadeNode CascadeNodeOf(const Unit& unit, const CascadeIndex& index, int depth, int shown,
                             const CycleFields* cycle, double* subtree_sum);
 
   // lint.cc: the findings on one objective (not the per-owner count) and

@@ -140,6 +140,7 @@ void Server::Routes::GetDiff(Call& c) {
           ? json(PageCursorText(q->to, std::to_string(q->seq) + "." + std::to_string(q->skip)))
           : json(nullptr);
   c.Send(200, body);
+  c.TagState(q->to);
 }
 
 // An event as the audit routes show it; the idempotency key without the

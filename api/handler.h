@@ -64,11 +64,13 @@ struct Call {
   }
 };
 
-// The page size a list asks for (`limit=`, ParseLimit); answers 400 and
-// returns nullopt when it is out of range.
-inline std::optional<size_t> LimitParam(Call& c) {
+// The page size a list asks for (`limit=`, ParseLimit: `fallback` when
+// absent, at most `max`); answers 400 and returns nullopt when it is out
+// of range.
+inline std::optional<size_t> LimitParam(Call& c, size_t fallback = kDefaultPageSize,
+                                        size_t max = kMaxPageSize) {
   ApiError e;
-  auto limit = ParseLimit(c.Param("limit"), &e);
+  auto limit = ParseLimit(c.Param("limit"), &e, fallback, max);
   if (!limit) c.Fail(e);
   return limit;
 }
@@ -174,6 +176,7 @@ class Server::Routes {
   void GetDiff(Call& c);
   std::optional<uint64_t> ParseAfter(Call& c, const char* what);
   void ListEvents(Call& c);
+  void ListRawEvents(Call& c);
   void GetHistory(Call& c);
   void Verify(Call& c);
 

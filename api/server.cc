@@ -82,6 +82,7 @@ Server::Routes::Handler Server::Routes::HandlerFor(const Route& route) {
       {RouteKind::kDiff, &Routes::GetDiff},
       {RouteKind::kLint, &Routes::GetLint},
       {RouteKind::kEvents, &Routes::ListEvents},
+      {RouteKind::kRawEvents, &Routes::ListRawEvents},
       {RouteKind::kHistory, &Routes::GetHistory},
       {RouteKind::kVerify, &Routes::Verify},
       {RouteKind::kBackup, &Routes::Backup},

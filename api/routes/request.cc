@@ -380,12 +380,13 @@ std::optional<uint64_t> ParseUnsigned(std::string_view text) {
   return v;
 }
 
-std::optional<size_t> ParseLimit(const std::string* text, ApiError* error) {
-  if (text == nullptr) return kDefaultPageSize;
+std::optional<size_t> ParseLimit(const std::string* text, ApiError* error, size_t fallback,
+                                 size_t max) {
+  assert(fallback >= 1 && fallback <= max);
+  if (text == nullptr) return fallback;
   auto v = ParseUnsigned(*text);
-  if (!v || *v == 0 || *v > kMaxPageSize) {
-    *error = Malformed("limit must be a whole number from 1 to " + std::to_string(kMaxPageSize),
-                       "limit");
+  if (!v || *v == 0 || *v > max) {
+    *error = Malformed("limit must be a whole number from 1 to " + std::to_string(max), "limit");
     return std::nullopt;
   }
   return static_cast<size_t>(*v);

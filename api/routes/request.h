@@ -18,6 +18,9 @@ inline constexpr size_t kMaxBodyBytes = 1u << 20;  // 1 MiB; larger answers 413
 inline constexpr int kMaxJsonDepth = 16;           // nesting of a request body
 inline constexpr size_t kDefaultPageSize = 1000;   // SPEC §6: default and maximum 1000
 inline constexpr size_t kMaxPageSize = 1000;
+// GET /v1/events/raw (SPEC §8): frames of stored bytes for bulk readers.
+inline constexpr size_t kDefaultRawEvents = 10'000;
+inline constexpr size_t kMaxRawEvents = 100'000;
 inline constexpr size_t kMaxUriBytes = 8192;     // compiled into cpp-httplib
 inline constexpr size_t kMaxHeaderBytes = 8192;  // compiled into cpp-httplib
 inline constexpr size_t kMaxIdempotencyKeyChars = 200;
@@ -63,8 +66,9 @@ std::optional<Command> ParseCommand(WriteRoute route, const std::string& id,
                                     const nlohmann::json& body, std::string* reason,
                                     ApiError* error);
 
-// `limit`: absent → kDefaultPageSize; 1..kMaxPageSize, else 400.
-std::optional<size_t> ParseLimit(const std::string* text, ApiError* error);
+// `limit`: absent → `fallback`; 1..`max`, else 400.
+std::optional<size_t> ParseLimit(const std::string* text, ApiError* error,
+                                 size_t fallback = kDefaultPageSize, size_t max = kMaxPageSize);
 // An unsigned decimal (a seq or a version); nullopt on anything else.
 std::optional<uint64_t> ParseUnsigned(std::string_view text);
 

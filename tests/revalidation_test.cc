@@ -26,7 +26,9 @@ class Revalidation : public ::testing::Test {
     ASSERT_EQ(s.HeadSeq(), kStoryEvents);
   }
   void TearDown() override {
-    if (s.running()) EXPECT_TRUE(s.Stop());
+    if (s.running()) {
+      EXPECT_TRUE(s.Stop());
+    }
   }
   // A GET the viewer may make.
   Reply Read(const std::string& path, const httplib::Headers& headers = {}) const {
@@ -188,7 +190,9 @@ TEST_F(Revalidation, HostileIfNoneMatchGetsAnAnswerNeverAFailure) {
     Reply r = Read(cascade, {{"If-None-Match", value}});
     EXPECT_TRUE(r.status == 200 || r.status == 304 || r.status == 400 || r.status == 431)
         << value.substr(0, 60) << ": " << r;
-    if (r.status == 200) EXPECT_EQ(r.header("ETag"), tag);
+    if (r.status == 200) {
+      EXPECT_EQ(r.header("ETag"), tag);
+    }
   }
   EXPECT_EQ(Read(cascade, {{"If-None-Match", many + tag}}).status, 200);  // bounded: not read
   // A refused query is refused, whatever its If-None-Match says.

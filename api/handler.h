@@ -52,6 +52,11 @@ struct Call {
     res.status = status;
     res.set_content(Dump(body), "application/json; charset=utf-8");
   }
+  // Gives the answer the ETag of a state read at `seq` (StateTag); every
+  // 200 of a cached state read carries one.
+  void TagState(uint64_t seq, std::optional<uint64_t> version = std::nullopt) {
+    res.set_header("ETag", StateTag(seq, version));
+  }
   // Answers the error body of a refusal.
   void Fail(const ApiError& e) { Send(e.status, ErrorBody(e.code, e.message, e.field)); }
   void Fail(const Status& s) {
@@ -68,11 +73,13 @@ struct Call {
 // handler returns, on the same thread, outside any lock.
 void SendJson(Call& c, int status, bool stream, std::function<void(JsonOut&)> write);
 
-// The page size a list asks for (`limit=`, ParseLimit); answers 400 and
-// returns nullopt when it is out of range.
-inline std::optional<size_t> LimitParam(Call& c) {
+// The page size a list asks for (`limit=`, ParseLimit: `fallback` when
+// absent, at most `max`); answers 400 and returns nullopt when it is out
+// of range.
+inline std::optional<size_t> LimitParam(Call& c, size_t fallback = kDefaultPageSize,
+                                        size_t max = kMaxPageSize) {
   ApiError e;
-  auto limit = ParseLimit(c.Param("limit"), &e);
+  auto limit = ParseLimit(c.Param("limit"), &e, fallback, max);
   if (!limit) c.Fail(e);
   return limit;
 }
@@ -135,17 +142,20 @@ class Server::Routes {
   std::string NextRequestId(const httplib::Request& req);
   void Finish(const httplib::Request& req, httplib::Response& res, const std::string& route,
               const std::string& request_id, const std::string& actor,
-              std::chrono::steady_clock::time_point started, bool no_store = true);
+              std::chrono::steady_clock::time_point started,
+              const char* cache_control = "no-store");
   bool Admit(Call& c, Access access);
   bool Authenticate(Call& c, const TokenTable* tokens);
   bool AdmitWrite(Call& c, const TokenTable* tokens);
   httplib::Server::Handler Wrap(const Route& route, Handler fn);
   void Cached(Call& c, const Route& route, const Handler& fn);
+  void ServeStateRead(Call& c, const Route& route, const Handler& fn);
 
   // --- state reads (read_routes.cc) ---
   std::optional<Point> ParsePoint(Call& c, const Projection& p, const char* as_of_name = "as_of");
   std::optional<uint64_t> ResolvePoint(Call& c, const Projection& p, const std::string& text,
                                        const char* name);
+  std::optional<uint64_t> AnswerSeq(const Call& c, const Route& route);
   std::optional<std::string> PathId(Call& c);
   std::optional<Point> ParsePagedPoint(Call& c, const Projection& p,
                                        std::optional<PageCursor>* cursor);
@@ -175,6 +185,7 @@ class Server::Routes {
   void GetDiff(Call& c);
   std::optional<uint64_t> ParseAfter(Call& c, const char* what);
   void ListEvents(Call& c);
+  void ListRawEvents(Call& c);
   void GetHistory(Call& c);
   void Verify(Call& c);
 

@@ -8,6 +8,7 @@
 #include "api/handler.h"
 #include "eventstore/base/time.h"
 #include "eventstore/event_json.h"
+#include "eventstore/format.h"
 
 namespace okr::api {
 
@@ -140,6 +141,7 @@ void Server::Routes::GetDiff(Call& c) {
           ? json(PageCursorText(q->to, std::to_string(q->seq) + "." + std::to_string(q->skip)))
           : json(nullptr);
   c.Send(200, body);
+  c.TagState(q->to);
 }
 
 // An event as the audit routes show it; the idempotency key without the
@@ -256,6 +258,93 @@ void Server::Routes::ListEvents(Call& c) {
   c.Send(200, {{"items", std::move(items)},
                {"next", more ? json(std::to_string(scanned_to)) : json(nullptr)},
                {"as_of_seq", head}});
+}
+
+namespace {
+
+// GET /v1/events/raw frames this many bytes (or one event more) per read
+// of the store: a request holds one batch whatever its limit. Each read
+// opens an iterator (with RocksDB's 2 MiB readahead), so batches much
+// smaller than that cost more in reads than they save in memory.
+constexpr size_t kRawBatchBytes = 2u << 20;
+// ... and hands a batch to the socket in writes of this size: cpp-httplib
+// copies each write twice, and copies this small reuse the heap instead
+// of mapping fresh pages every time.
+constexpr size_t kRawWriteBytes = 16u << 10;
+
+// One frame (SPEC §8): the seq as 8 bytes and the length as 4 bytes, both
+// big-endian, then the stored bytes exactly.
+void AppendFrame(uint64_t seq, std::string_view bytes, std::string* out) {
+  assert(bytes.size() <= format::kMaxEventBytes);
+  format::PutBigEndian64(out, seq);
+  const uint32_t n = static_cast<uint32_t>(bytes.size());
+  for (int shift = 24; shift >= 0; shift -= 8) out->push_back(static_cast<char>(n >> shift));
+  out->append(bytes);
+}
+
+// The frames of seqs [next, last] as cpp-httplib pulls them, a batch a
+// call, read from the store (never the projection, never under its lock).
+// A store error or a hole in the log aborts the answer: the client sees
+// it cut short (no final chunk), never a page that skips an event.
+class RawFrames {
+ public:
+  using OnFailure = std::function<void(uint64_t seq, const std::string& why)>;
+  RawFrames(const EventStore* store, uint64_t first, uint64_t last, OnFailure on_failure)
+      : store_(store), next_(first), last_(last), on_failure_(std::move(on_failure)) {
+    assert(first >= 1 && first <= last);
+  }
+
+  bool operator()(size_t /*offset*/, httplib::DataSink& sink) {
+    assert(next_ <= last_);
+    buffer_.clear();
+    uint64_t expected = next_;
+    Status s = store_->Scan(next_, last_, [&](uint64_t seq, std::string_view bytes) {
+      if (seq != expected) return false;
+      AppendFrame(seq, bytes, &buffer_);
+      ++expected;
+      return buffer_.size() < kRawBatchBytes;
+    });
+    if (!s.ok() || expected == next_) {
+      on_failure_(expected, s.ok() ? "the log has no event at this seq" : s.ToString());
+      return false;
+    }
+    next_ = expected;
+    for (size_t at = 0; at < buffer_.size(); at += kRawWriteBytes) {
+      size_t n = std::min(kRawWriteBytes, buffer_.size() - at);
+      if (!sink.write(buffer_.data() + at, n)) return false;  // the client went away
+    }
+    if (next_ > last_) sink.done();
+    return true;
+  }
+
+ private:
+  const EventStore* store_;
+  uint64_t next_, last_;
+  OnFailure on_failure_;
+  std::string buffer_;  // the chunk being framed
+};
+
+}  // namespace
+
+// GET /v1/events/raw: up to `limit` frames after `after`, streamed in
+// chunks (RawFrames); Okrd-Head-Seq is the head when the answer began,
+// and no frame goes past it.
+void Server::Routes::ListRawEvents(Call& c) {
+  auto limit = LimitParam(c, kDefaultRawEvents, kMaxRawEvents);
+  if (!limit) return;
+  auto after = ParseAfter(c, "seq");
+  if (!after) return;
+  const uint64_t head = store_->head().seq;
+  c.res.status = 200;
+  c.res.set_header("Okrd-Head-Seq", std::to_string(head));
+  if (*after >= head) return c.res.set_content("", "application/octet-stream");
+  const uint64_t last = std::min<uint64_t>(head, *after + *limit);
+  auto on_failure = [this, request_id = c.request_id](uint64_t seq, const std::string& why) {
+    LogLine(*log_, options_.log_format, spdlog::level::err, "raw_events_cut_short",
+            {{"id", request_id}, {"seq", seq}, {"problem", why}});
+  };
+  c.res.set_chunked_content_provider("application/octet-stream",
+                                     RawFrames(store_, *after + 1, last, std::move(on_failure)));
 }
 
 // One entity's events, oldest first, paged by version (`after`).

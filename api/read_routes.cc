@@ -6,6 +6,7 @@
 #include <cassert>
 #include <functional>
 #include <type_traits>
+#include <variant>
 
 #include "api/handler.h"
 #include "eventstore/base/time.h"
@@ -48,28 +49,60 @@ std::optional<Point> Server::Routes::ParsePoint(Call& c, const Projection& p,
   return point;
 }
 
-std::optional<uint64_t> Server::Routes::ResolvePoint(Call& c, const Projection& p,
-                                                     const std::string& text, const char* name) {
+// The seq `text` (a seq, or an RFC 3339 time not after `now_us`) names
+// in `p`, or why it names none.
+static std::variant<uint64_t, ApiError> PointSeq(const Projection& p, const std::string& text,
+                                                 const char* name, int64_t now_us) {
   if (auto seq = ParseUnsigned(text)) {
-    if (*seq > p.seq()) {
-      c.Fail(ApiError{422, "invalid",
-                      std::string(name) + " is beyond the head seq " + std::to_string(p.seq()),
-                      name});
-      return std::nullopt;
-    }
-    return *seq;
+    if (*seq <= p.seq()) return *seq;
+    return ApiError{422, "invalid",
+                    std::string(name) + " is beyond the head seq " + std::to_string(p.seq()), name};
   }
   auto us = ParseRfc3339(text);
   if (!us) {
-    c.Fail(ApiError{400, "malformed", std::string(name) + " must be a seq or an RFC 3339 date-time",
-                    name});
-    return std::nullopt;
+    return ApiError{400, "malformed", std::string(name) + " must be a seq or an RFC 3339 date-time",
+                    name};
   }
-  if (*us > projector_->NowUs()) {
-    c.Fail(ApiError{422, "invalid", std::string(name) + " is in the future", name});
-    return std::nullopt;
-  }
+  if (*us > now_us) return ApiError{422, "invalid", std::string(name) + " is in the future", name};
   return p.SeqAtTime(*us);
+}
+
+std::optional<uint64_t> Server::Routes::ResolvePoint(Call& c, const Projection& p,
+                                                     const std::string& text, const char* name) {
+  auto seq = PointSeq(p, text, name, projector_->NowUs());
+  if (const ApiError* e = std::get_if<ApiError>(&seq)) {
+    c.Fail(*e);
+    return std::nullopt;
+  }
+  return std::get<uint64_t>(seq);
+}
+
+// The seq a state read's answer reflects, from its query alone, before
+// anything is built — what ParsePagedPoint and ParseDiffQuery settle on:
+// a cursor's as_of; else `to` (the diff), else `as_of`, resolved; else the
+// head. Only parameters the route reads count. nullopt when one of them
+// is refused: the handler then answers the refusal.
+std::optional<uint64_t> Server::Routes::AnswerSeq(const Call& c, const Route& route) {
+  assert(route.access == Access::kCachedStateRead);
+  auto param = [&](const char* name) -> const std::string* {
+    const auto& keyed = route.cache_by;
+    if (std::find(keyed.begin(), keyed.end(), name) == keyed.end()) return nullptr;
+    auto it = c.req.params.find(name);
+    return it == c.req.params.end() ? nullptr : &it->second;
+  };
+  if (const std::string* text = param("cursor")) {
+    auto cursor = ParsePageCursor(*text);
+    if (!cursor || cursor->as_of > projector_->seq()) return std::nullopt;
+    return cursor->as_of;
+  }
+  const std::string* pin = param("to");
+  if (!pin) pin = param("as_of");
+  if (!pin) return projector_->seq();
+  return projector_->Read([&](const Projection& p) -> std::optional<uint64_t> {
+    auto seq = PointSeq(p, *pin, "as_of", projector_->NowUs());
+    const uint64_t* resolved = std::get_if<uint64_t>(&seq);
+    return resolved ? std::optional<uint64_t>(*resolved) : std::nullopt;
+  });
 }
 
 std::optional<std::string> Server::Routes::PathId(Call& c) {
@@ -149,10 +182,11 @@ void Server::Routes::Page(Call& c, const std::map<std::string, E>& (Projection::
   c.Send(200, {{"items", std::move(items)},
                {"next", more ? json(PageCursorText(*as_of, last)) : json(nullptr)},
                {"as_of_seq", *as_of}});
+  c.TagState(*as_of);
 }
 
 static void SendEntity(Call& c, json body, uint64_t as_of) {
-  c.res.set_header("ETag", "\"" + std::to_string(body.value("version", uint64_t{0})) + "\"");
+  c.TagState(as_of, body.value("version", uint64_t{0}));
   body["as_of_seq"] = as_of;
   c.Send(200, body);
 }
@@ -188,7 +222,7 @@ void Server::Routes::MetricsText(Call& c) {
                     "text/plain; version=0.0.4");
 }
 
-// One entity as it stood at as_of, with its version as ETag.
+// One entity as it stood at as_of, its version and as_of in its ETag.
 template <typename E, typename Render>
 void Server::Routes::GetAsOf(Call& c, const char* kind,
                              const E* (Projection::*find)(const std::string&) const,
@@ -308,6 +342,7 @@ void Server::Routes::ListCheckIns(Call& c) {
   c.Send(200, {{"items", std::move(items)},
                {"next", more ? json(PageCursorText(*as_of, std::to_string(next))) : json(nullptr)},
                {"as_of_seq", *as_of}});
+  c.TagState(*as_of);
 }
 
 namespace {
@@ -315,6 +350,26 @@ namespace {
 // Thrown by a streamed answer's sink when the client has gone: the rest
 // of the answer is not written.
 struct ClientGone {};
+
+}  // namespace
+
+namespace {
+
+// Writes the answer `write` produces to `sink` as it is made; false when
+// the client went away before the end.
+bool StreamJson(const std::function<void(JsonOut&)>& write, httplib::DataSink& sink) {
+  JsonOut out([&](std::string_view piece) {
+    if (!sink.write(piece.data(), piece.size())) throw ClientGone{};
+  });
+  try {
+    write(out);
+    out.Flush();
+  } catch (const ClientGone&) {
+    return false;
+  }
+  sink.done();
+  return true;
+}
 
 }  // namespace
 
@@ -330,18 +385,7 @@ void SendJson(Call& c, int status, bool stream, std::function<void(JsonOut&)> wr
   c.streamed = true;
   c.res.set_chunked_content_provider(kType,
                                      [write = std::move(write)](size_t, httplib::DataSink& sink) {
-                                       JsonOut out([&](std::string_view piece) {
-                                         if (!sink.write(piece.data(), piece.size()))
-                                           throw ClientGone{};
-                                       });
-                                       try {
-                                         write(out);
-                                         out.Flush();
-                                       } catch (const ClientGone&) {
-                                         return false;
-                                       }
-                                       sink.done();
-                                       return true;
+                                       return StreamJson(write, sink);
                                      });
 }
 
@@ -357,8 +401,9 @@ constexpr size_t kStreamedCascadeObjectives = 1000;
 
 size_t ShownObjectives(const std::vector<CascadeNode>& nodes) {
   size_t n = 0;
-  for (const CascadeNode& node : nodes)
+  for (const CascadeNode& node : nodes) {
     n += node.objectives.size() + ShownObjectives(node.children);
+  }
   return n;
 }
 
@@ -395,6 +440,7 @@ void Server::Routes::GetCascade(Call& c) {
   if (!as_of) return;
   SendJson(c, 200, ShownObjectives(cascade->nodes) > kStreamedCascadeObjectives,
            [cascade, seq = *as_of](JsonOut& out) { WriteCascade(out, *cascade, seq); });
+  c.TagState(*as_of);
 }
 
 void Server::Routes::GetReview(Call& c) {
@@ -418,6 +464,7 @@ void Server::Routes::GetReview(Call& c) {
   });
   if (!review) return;
   c.res.status = 200;
+  c.TagState(review->at("as_of_seq").get<uint64_t>());
   if (format == "md") {
     c.res.set_content(ReviewMarkdown(*review), "text/markdown; charset=utf-8");
   } else if (format == "csv") {

@@ -82,6 +82,7 @@ Server::Routes::Handler Server::Routes::HandlerFor(const Route& route) {
       {RouteKind::kDiff, &Routes::GetDiff},
       {RouteKind::kLint, &Routes::GetLint},
       {RouteKind::kEvents, &Routes::ListEvents},
+      {RouteKind::kRawEvents, &Routes::ListRawEvents},
       {RouteKind::kHistory, &Routes::GetHistory},
       {RouteKind::kVerify, &Routes::Verify},
       {RouteKind::kBackup, &Routes::Backup},
@@ -105,7 +106,7 @@ void Server::Routes::InstallHooks(httplib::Server& http) {
   http.set_post_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     if (res.has_header("X-Request-Id")) return;
     Finish(req, res, "static", NextRequestId(req), "", std::chrono::steady_clock::now(),
-           /*no_store=*/false);
+           /*cache_control=*/nullptr);
   });
 
   // A request the transport refused while receiving it (ReceiveBody:
@@ -167,13 +168,13 @@ std::string Server::Routes::NextRequestId(const httplib::Request& req) {
 void Server::Routes::Finish(const httplib::Request& req, httplib::Response& res,
                             const std::string& route, const std::string& request_id,
                             const std::string& actor, std::chrono::steady_clock::time_point started,
-                            bool no_store) {
+                            const char* cache_control) {
   assert(!request_id.empty());
   res.set_header("X-Content-Type-Options", "nosniff");
   res.set_header("X-Request-Id", request_id);
   // Every answer says when okrd is not healthy (SPEC §6).
   if (projector_->is_stuck()) res.set_header("Okrd-Status", "stuck");
-  if (no_store) res.set_header("Cache-Control", "no-store");
+  if (cache_control) res.set_header("Cache-Control", cache_control);
   int64_t micros = std::chrono::duration_cast<std::chrono::microseconds>(
                        std::chrono::steady_clock::now() - started)
                        .count();
@@ -271,15 +272,54 @@ httplib::Server::Handler Server::Routes::Wrap(const Route& route, Handler fn) {
                                                     httplib::Response& res) {
     auto started = std::chrono::steady_clock::now();
     Call c{req, res, std::nullopt, NextRequestId(req)};
+    const bool state_read = route->access == Access::kCachedStateRead;
     if (Admit(c, route->access)) {
-      if (route->access == Access::kCachedStateRead) {
-        Cached(c, *route, fn);
+      if (state_read) {
+        ServeStateRead(c, *route, fn);
       } else {
         fn(c);
       }
     }
-    Finish(req, res, route->Name(), c.request_id, c.principal ? c.principal->actor : "", started);
+    // A state read's answer may be kept if revalidated (its ETag); every
+    // other answer, refusals included, is not to be kept at all.
+    const bool revalidate = state_read && (res.status == 200 || res.status == 304);
+    Finish(req, res, route->Name(), c.request_id, c.principal ? c.principal->actor : "", started,
+           revalidate ? "no-cache" : "no-store");
   };
+}
+
+// Routes answering one entity: their ETags carry its version (StateTag).
+static bool AnswersVersion(RouteKind kind) {
+  return kind == RouteKind::kGetUnit || kind == RouteKind::kGetCycle ||
+         kind == RouteKind::kGetObjective || kind == RouteKind::kGetKeyResult;
+}
+
+// Answers 304 Not Modified with `tag` (quoted) and no body.
+static void NotModified(Call& c, const std::string& tag) {
+  c.res = httplib::Response{};
+  c.res.status = 304;
+  c.res.set_header("ETag", tag);
+}
+
+// A state read: 304 when If-None-Match names the answer's seq — decided
+// from the seq alone (AnswerSeq), before the answer is looked up or
+// built; else the answer, from the cache or built. "*" matches any
+// answer, so it is known only once built.
+void Server::Routes::ServeStateRead(Call& c, const Route& route, const Handler& fn) {
+  assert(route.access == Access::kCachedStateRead);
+  const std::string if_none_match = c.req.get_header_value("If-None-Match");
+  if (!if_none_match.empty()) {
+    if (auto seq = AnswerSeq(c, route)) {
+      if (auto tag = MatchingTag(if_none_match, *seq, AnswersVersion(route.kind))) {
+        return NotModified(c, *tag);
+      }
+    }
+  }
+  Cached(c, route, fn);
+  assert(c.res.status != 200 || c.res.has_header("ETag"));
+  if (c.res.status == 200 && IfNoneMatchAny(if_none_match)) {
+    NotModified(c, c.res.get_header_value("ETag"));
+  }
 }
 
 namespace {

@@ -74,14 +74,13 @@ void Server::Routes::Backup(Call& c) {
 
 namespace {
 
-// The If-Match header's version ("7" or "\"7\""): 400 when it is not one.
-bool ParseIfMatch(Call& c, WriteRequest* w) {
+// The If-Match header's version (ParseIfMatch): 400 when it names none.
+bool ReadIfMatch(Call& c, WriteRequest* w) {
   if (!c.req.has_header("If-Match")) return true;
-  std::string v = c.req.get_header_value("If-Match");
-  if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
-  auto version = ParseUnsigned(v);
+  auto version = ParseIfMatch(c.req.get_header_value("If-Match"));
   if (!version) {
-    c.Fail(ApiError{400, "malformed", "If-Match must be a version number", "If-Match"});
+    c.Fail(ApiError{400, "malformed",
+                    "If-Match must be a version number or an ETag this server gave", "If-Match"});
     return false;
   }
   w->if_match = *version;
@@ -145,7 +144,7 @@ bool Server::Routes::ParseWrite(Call& c, WriteRoute route, WriteRequest* w) {
   if (!command) return c.Fail(e), false;
   w->command = std::move(*command);
   w->actor = c.principal->actor;
-  return ParseIfMatch(c, w) && ParseIdempotencyKey(c, w);
+  return ReadIfMatch(c, w) && ParseIdempotencyKey(c, w);
 }
 
 void Server::Routes::HandleWrite(Call& c, WriteRoute route) {

@@ -68,7 +68,7 @@ TEST_F(OkrdUserStory, UnitsListInIdOrderAndPagesPinnedToOneState) {
   EXPECT_EQ(lena.json["parent"], "hr-ops");
   EXPECT_EQ(lena.json["email"], "lena@acme.example");
   EXPECT_EQ(lena.json["version"], 1);
-  EXPECT_EQ(lena.header("ETag"), "\"1\"");
+  EXPECT_EQ(lena.header("ETag"), "\"1." + std::to_string(st.head) + "\"");  // version.seq
   EXPECT_EQ(lena.u("as_of_seq"), st.head);
   EXPECT_TRUE(Want(s.Get("/v1/units/acme"), 200).json["parent"].is_null());
 }
@@ -112,12 +112,12 @@ TEST_F(OkrdUserStory, ObjectivesFilterByCycleOwnerAndArchived) {
             (Strings{"ta-campus"}));
 }
 
-// One objective: progress by hand, ETag = version.
+// One objective: progress by hand, ETag = "<version>.<seq>".
 TEST_F(OkrdUserStory, ObjectiveProgressMatchesTheHandComputation) {
   Reply hiring = Want(s.Get("/v1/objectives/hr-hiring"), 200);
   EXPECT_DOUBLE_EQ(hiring.json["progress"].get<double>(), e.hr_hiring);
   EXPECT_EQ(hiring.json["version"], 3);  // created, commented, reviewed
-  EXPECT_EQ(hiring.header("ETag"), "\"" + std::to_string(hiring.u("version")) + "\"");
+  EXPECT_EQ(hiring.header("ETag"), "\"3." + std::to_string(st.head) + "\"");
   EXPECT_EQ(hiring.json["parents"], json::array({"acme-retain"}));
   EXPECT_EQ(hiring.json["review"]["outcome"], "partially");
   EXPECT_EQ(hiring.json["review"]["actor"], "maya");
@@ -148,7 +148,7 @@ TEST_F(OkrdUserStory, KeyResultShowsLatestValueAndMovedTarget) {
   EXPECT_EQ(hires.json["owner"], "hr");
   EXPECT_EQ(hires.json["check_in_count"], 5);
   EXPECT_EQ(hires.json["version"], 7);  // added, five check-ins, target moved
-  EXPECT_EQ(hires.header("ETag"), "\"7\"");
+  EXPECT_EQ(hires.header("ETag"), "\"7." + std::to_string(st.head) + "\"");
   Reply tth = Want(s.Get("/v1/key-results/kr-time-to-hire"), 200);
   EXPECT_EQ(tth.json["current"], 37);  // as corrected
   EXPECT_DOUBLE_EQ(tth.json["progress"].get<double>(), e.time_to_hire);

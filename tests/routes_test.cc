@@ -156,5 +156,36 @@ TEST(RoutesTest, ImportedKindsRenderAsTheImporterSendsThem) {
   EXPECT_EQ(check_in.body.dump(), R"({"value":3.0})");
 }
 
+// The validators of state reads (api/routes/request.h): an If-Match names a
+// version however a client quotes it, and If-None-Match matches by seq
+// only in the tag form of its route.
+TEST(Validators, IfMatchNamesTheVersionOfABareNumberOrAnEntityTag) {
+  EXPECT_EQ(StateTag(120), "\"120\"");
+  EXPECT_EQ(StateTag(120, 7), "\"7.120\"");
+  EXPECT_EQ(ParseIfMatch("7"), 7u);
+  EXPECT_EQ(ParseIfMatch("\"7\""), 7u);
+  EXPECT_EQ(ParseIfMatch(" \"7.120\" "), 7u);
+  for (const char* bad : {"", "\"\"", "W/\"7\"", "*", "\"7.\"", "\".7\"", "\"7.1.2\"", "-7", "\"7",
+                          "99999999999999999999999"}) {
+    EXPECT_EQ(ParseIfMatch(bad), std::nullopt) << bad;
+  }
+}
+
+TEST(Validators, IfNoneMatchMatchesTheSeqInItsRoutesTagForm) {
+  EXPECT_EQ(MatchingTag("\"120\"", 120, false), "\"120\"");
+  EXPECT_EQ(MatchingTag("\"1\", W/\"120\"", 120, false), "\"120\"");
+  EXPECT_EQ(MatchingTag("W/\"7.120\",\"8.121\"", 120, true), "\"7.120\"");
+  EXPECT_EQ(MatchingTag("\"120\"", 120, true), std::nullopt);     // a write's bare version
+  EXPECT_EQ(MatchingTag("\"7.120\"", 120, false), std::nullopt);  // not this route's form
+  EXPECT_EQ(MatchingTag("\"121\"", 120, false), std::nullopt);
+  EXPECT_EQ(MatchingTag("\"120", 120, false), std::nullopt);
+  EXPECT_EQ(MatchingTag("garbage, \"120\"", 120, false), std::nullopt);  // malformed: no match
+  std::string beyond;
+  for (size_t i = 0; i < kMaxIfNoneMatchTags; ++i) beyond += "\"1\", ";
+  EXPECT_EQ(MatchingTag(beyond + "\"120\"", 120, false), std::nullopt);  // read no further
+  EXPECT_TRUE(IfNoneMatchAny(" * "));
+  EXPECT_FALSE(IfNoneMatchAny("\"*\""));
+}
+
 }  // namespace
 }  // namespace okr::api

@@ -78,6 +78,10 @@ printf '%-52s %12s %10s %10s %8s\n' "bare cpp-httplib GET (ceiling)" $bare_get "
 row "GET /v1/objectives/hr-reduce-attrition" "$(run "http://127.0.0.1:$okrd_port/v1/objectives/hr-reduce-attrition")" "$bare_get"
 cycle=$(curl -s "http://127.0.0.1:$okrd_port/v1/cycles" | grep -oE '"id":"[0-9]{4}-q[1-4]"' | tail -1 | cut -d'"' -f4)
 row "GET /v1/cascade?cycle=$cycle" "$(run "http://127.0.0.1:$okrd_port/v1/cascade?cycle=$cycle")" "$bare_get"
+# A poller revalidating the unchanged cascade: its ETag as If-None-Match, 304 each time.
+tag=$(curl -si "http://127.0.0.1:$okrd_port/v1/cascade?cycle=$cycle" | tr -d '\r' | sed -n 's/^[Ee][Tt][Aa][Gg]: //p')
+printf 'wrk.headers["If-None-Match"] = %s\n' "'$tag'" >"$work/revalidate.lua"
+row "GET /v1/cascade?cycle=$cycle If-None-Match (304)" "$(run "http://127.0.0.1:$okrd_port/v1/cascade?cycle=$cycle" "$work/revalidate.lua")" "$bare_get"
 row "GET /v1/objectives/hr-hire-engineers?as_of=$old_seq" "$(run "http://127.0.0.1:$okrd_port/v1/objectives/hr-hire-engineers?as_of=$old_seq")" "$bare_get"
 bare_post=$(run "http://127.0.0.1:$bare_port/v1/key-results/x/check-ins" "$work/post.lua")
 printf '%-52s %12s %10s %10s %8s\n' "bare cpp-httplib POST (ceiling)" $bare_post "1.00"

@@ -5,11 +5,13 @@
 #   2. a 444 440-row CSV imported the same way, which makes a log of
 #      1 000 003 events;
 #   3. verify of that log: offline (okrctl verify --data) and through okrd
-#      from the stored bytes it serves (okrctl verify --server).
+#      from the stored bytes it serves (okrctl verify --server, which reads
+#      GET /v1/events/raw), each as seconds and events/s.
 # Run it on a terminal to see the progress bars. Everything happens in a
 # fresh directory under $TMPDIR (or /tmp) that is removed afterwards.
 #   tools/bench_okrctl.sh [BUILD_DIR]        (default build)
 #   ROWS=1000 BIG_ROWS=4444 tools/bench_okrctl.sh   (a quick smoke run)
+#   ROWS=1000 BIG_ROWS=44444 tools/bench_okrctl.sh  (verify on a 100 003-event log)
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -57,11 +59,14 @@ echo "import of $rows rows ($(wc -c < "$work/rows.csv") bytes): $(echo "$result"
 generate "$big_rows" "$work/big.csv"
 "$okrctl" import "$root/tools/samples/hr-org.json" --data "$work/b" > /dev/null
 result="$("$okrctl" import "$work/big.csv" --data "$work/b" --json)"
-echo "import of $big_rows rows: $(echo "$result" | seconds) s, head seq $(echo "$result" | sed -n 's/.*"last_seq":\([0-9]*\).*/\1/p')"
+events="$(echo "$result" | sed -n 's/.*"last_seq":\([0-9]*\).*/\1/p')"
+echo "import of $big_rows rows: $(echo "$result" | seconds) s, head seq $events"
+rate() { awk -v n="$events" -v s="$1" 'BEGIN { printf "%.0f", n / s }'; }
 
 start=$(date +%s.%N)
 "$okrctl" verify --data "$work/b"
-echo "verify --data: $(since "$start") s wall"
+took="$(since "$start")"
+echo "verify --data: $took s wall, $(rate "$took") events/s"
 
 token="bench-auditor-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 hash="$(printf '%s' "$token" | sha256sum | cut -d' ' -f1)"
@@ -76,4 +81,5 @@ done
 url="$(grep -o 'http://[0-9.:]*' "$work/okrd.out")"
 start=$(date +%s.%N)
 OKR_TOKEN="$token" "$okrctl" verify --server "$url"
-echo "verify --server: $(since "$start") s wall"
+took="$(since "$start")"
+echo "verify --server: $took s wall, $(rate "$took") events/s"

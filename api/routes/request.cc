@@ -380,15 +380,81 @@ std::optional<uint64_t> ParseUnsigned(std::string_view text) {
   return v;
 }
 
-std::optional<size_t> ParseLimit(const std::string* text, ApiError* error) {
-  if (text == nullptr) return kDefaultPageSize;
+std::optional<size_t> ParseLimit(const std::string* text, ApiError* error, size_t fallback,
+                                 size_t max) {
+  assert(fallback >= 1 && fallback <= max);
+  if (text == nullptr) return fallback;
   auto v = ParseUnsigned(*text);
-  if (!v || *v == 0 || *v > kMaxPageSize) {
-    *error = Malformed("limit must be a whole number from 1 to " + std::to_string(kMaxPageSize),
-                       "limit");
+  if (!v || *v == 0 || *v > max) {
+    *error = Malformed("limit must be a whole number from 1 to " + std::to_string(max), "limit");
     return std::nullopt;
   }
   return static_cast<size_t>(*v);
+}
+
+std::string StateTag(uint64_t seq, std::optional<uint64_t> version) {
+  std::string tag = "\"";
+  if (version) tag += std::to_string(*version) + ".";
+  return tag + std::to_string(seq) + "\"";
+}
+
+namespace {
+
+// The version and seq of an opaque tag "<version>.<seq>", or the seq of "<seq>".
+struct TagParts {
+  std::optional<uint64_t> version;
+  uint64_t seq = 0;
+};
+std::optional<TagParts> ParseTagParts(std::string_view opaque) {
+  auto dot = opaque.find('.');
+  if (dot == std::string_view::npos) {
+    auto seq = ParseUnsigned(opaque);
+    if (!seq) return std::nullopt;
+    return TagParts{std::nullopt, *seq};
+  }
+  auto version = ParseUnsigned(opaque.substr(0, dot));
+  auto seq = ParseUnsigned(opaque.substr(dot + 1));
+  if (!version || !seq) return std::nullopt;
+  return TagParts{version, *seq};
+}
+
+std::string_view TrimOws(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace
+
+std::optional<uint64_t> ParseIfMatch(std::string_view header) {
+  std::string_view v = TrimOws(header);
+  if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+  auto parts = ParseTagParts(v);
+  if (!parts) return std::nullopt;
+  // A bare number is the version; in "<version>.<seq>" the version is the first part.
+  return parts->version ? *parts->version : parts->seq;
+}
+
+bool IfNoneMatchAny(std::string_view header) { return TrimOws(header) == "*"; }
+
+std::optional<std::string> MatchingTag(std::string_view header, uint64_t seq, bool versioned) {
+  std::string_view rest = header;
+  for (size_t tags = 0; tags < kMaxIfNoneMatchTags; ++tags) {
+    rest = TrimOws(rest);
+    while (!rest.empty() && rest.front() == ',') rest = TrimOws(rest.substr(1));
+    if (rest.empty()) return std::nullopt;
+    if (rest.substr(0, 2) == "W/") rest.remove_prefix(2);
+    if (rest.empty() || rest.front() != '"') return std::nullopt;  // malformed: no match
+    auto close = rest.find('"', 1);
+    if (close == std::string_view::npos) return std::nullopt;
+    std::string_view opaque = rest.substr(1, close - 1);
+    rest.remove_prefix(close + 1);
+    auto parts = ParseTagParts(opaque);
+    if (parts && parts->seq == seq && parts->version.has_value() == versioned) {
+      return "\"" + std::string(opaque) + "\"";
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace okr::api

@@ -7,6 +7,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "projections/domain/commands.h"
 
@@ -17,6 +18,9 @@ inline constexpr size_t kMaxBodyBytes = 1u << 20;  // 1 MiB; larger answers 413
 inline constexpr int kMaxJsonDepth = 16;           // nesting of a request body
 inline constexpr size_t kDefaultPageSize = 1000;   // SPEC §6: default and maximum 1000
 inline constexpr size_t kMaxPageSize = 1000;
+// GET /v1/events/raw (SPEC §8): frames of stored bytes for bulk readers.
+inline constexpr size_t kDefaultRawEvents = 10'000;
+inline constexpr size_t kMaxRawEvents = 100'000;
 inline constexpr size_t kMaxUriBytes = 8192;     // compiled into cpp-httplib
 inline constexpr size_t kMaxHeaderBytes = 8192;  // compiled into cpp-httplib
 inline constexpr size_t kMaxIdempotencyKeyChars = 200;
@@ -62,9 +66,34 @@ std::optional<Command> ParseCommand(WriteRoute route, const std::string& id,
                                     const nlohmann::json& body, std::string* reason,
                                     ApiError* error);
 
-// `limit`: absent → kDefaultPageSize; 1..kMaxPageSize, else 400.
-std::optional<size_t> ParseLimit(const std::string* text, ApiError* error);
+// `limit`: absent → `fallback`; 1..`max`, else 400.
+std::optional<size_t> ParseLimit(const std::string* text, ApiError* error,
+                                 size_t fallback = kDefaultPageSize, size_t max = kMaxPageSize);
 // An unsigned decimal (a seq or a version); nullopt on anything else.
 std::optional<uint64_t> ParseUnsigned(std::string_view text);
+
+// --- validators (docs/DECISIONS.md, "Revalidation") ---
+//
+// A state read is a pure function of its URL and the seq its answer
+// reflects, so that seq is its validator. The ETag of a state read at
+// `seq`: "<seq>", or "<version>.<seq>" for a read of one entity, whose
+// version stays readable for If-Match.
+std::string StateTag(uint64_t seq, std::optional<uint64_t> version = std::nullopt);
+
+// The version an If-Match header names: 7, "7", or an entity read's ETag
+// "7.120" (its seq part is not compared: other entities' events move it).
+// nullopt on anything else, weak tags included (If-Match compares strongly).
+std::optional<uint64_t> ParseIfMatch(std::string_view header);
+
+// Whether If-None-Match is "*" (any current answer).
+bool IfNoneMatchAny(std::string_view header);
+
+// The tag of an If-None-Match list (RFC 9110 §13.1.2, weak comparison:
+// W/ is ignored) that names the answer at `seq`, strong and quoted, as the
+// 304 repeats it; nullopt when none does or the list is malformed. For a
+// read of one entity (`versioned`) a tag is "<version>.<seq>"; else "<seq>".
+// Reads at most kMaxIfNoneMatchTags tags.
+inline constexpr size_t kMaxIfNoneMatchTags = 64;
+std::optional<std::string> MatchingTag(std::string_view header, uint64_t seq, bool versioned);
 
 }  // namespace okr::api

@@ -44,6 +44,7 @@ enum class RouteKind {
   kDiff,
   kLint,
   kEvents,
+  kRawEvents,
   kHistory,
   kVerify,
   kBackup,

@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <thread>
@@ -70,6 +71,37 @@ Result<std::unique_ptr<Client>> Client::Connect(const std::string& url, std::str
 void Client::set_read_timeout_seconds(int seconds) { http_->set_read_timeout(seconds, 0); }
 
 HttpAnswer Client::Get(const std::string& path) { return Send("GET", path, "", {}, true); }
+
+HttpAnswer Client::GetStreamed(const std::string& path,
+                               const std::function<bool(const char*, size_t)>& receive) {
+  httplib::Headers headers;
+  if (!token_.empty()) headers.emplace("Authorization", "Bearer " + token_);
+  HttpAnswer answer;
+  httplib::Result res =
+      http_->Get((prefix_ + path).c_str(), headers,
+                 [&](const httplib::Response& r) {
+                   answer.status = r.status;
+                   return true;
+                 },
+                 [&](const char* data, size_t n) {
+                   if (answer.ok()) return receive(data, n);
+                   // An error's JSON: kept up to a bound, whatever the server sends.
+                   static constexpr size_t kMaxErrorBodyBytes = 64u << 10;
+                   answer.body.append(data, std::min(n, kMaxErrorBodyBytes - answer.body.size()));
+                   return answer.body.size() < kMaxErrorBodyBytes;
+                 });
+  if (!res) {
+    answer.transport =
+        (answer.status != 0 ? "the answer was cut short: " : "") + httplib::to_string(res.error());
+    answer.status = 0;
+    return answer;
+  }
+  if (!answer.ok()) {
+    answer.json = nlohmann::json::parse(answer.body, nullptr, false);
+    if (answer.json.is_discarded()) answer.json = nullptr;
+  }
+  return answer;
+}
 
 HttpAnswer Client::Post(const std::string& path, const nlohmann::json& body,
                         const std::string& idempotency_key) {

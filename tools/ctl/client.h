@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -45,6 +46,12 @@ class Client {
   // GET `path` (with its query) under the prefix. Retried on transport
   // failures: reads change nothing.
   HttpAnswer Get(const std::string& path);
+  // GET `path` and hand a 2xx answer's body to `receive` as it arrives
+  // (false stops the transfer); any other answer's body lands in the
+  // HttpAnswer as Get's does. Never retried: the bytes may have been
+  // taken. An answer cut short is a transport failure (status 0).
+  HttpAnswer GetStreamed(const std::string& path,
+                         const std::function<bool(const char* data, size_t n)>& receive);
   // POST a JSON body. With `idempotency_key`, transport failures are
   // retried with the same key, so a retry never writes twice.
   HttpAnswer Post(const std::string& path, const nlohmann::json& body,

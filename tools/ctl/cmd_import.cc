@@ -160,7 +160,7 @@ Result<Projection> FoldServerLog(Client& client, uint64_t head, bool tty) {
   ProgressBar bar("reading okrd's log", head, tty, "events");
   Status s = FetchRawEvents(
       client, head,
-      [&](uint64_t seq, const std::string& bytes) {
+      [&](uint64_t seq, std::string_view bytes) {
         if (!chain.Add(seq, bytes)) return false;
         auto decoded = DecodedEvent::Decode(bytes);
         applied = decoded.ok() ? state.Apply((*decoded)->event()) : decoded.status();

@@ -122,7 +122,7 @@ Result<VerifyReport> CheckServedChain(Client& client, uint64_t up_to, bool json_
   okr::ChainChecker chain(okr::ChainSource::kServed);
   ProgressBar bar("verifying", up_to, Interactive(json_out), "events");
   Status fetched = FetchRawEvents(
-      client, up_to, [&](uint64_t seq, const std::string& bytes) { return chain.Add(seq, bytes); },
+      client, up_to, [&](uint64_t seq, std::string_view bytes) { return chain.Add(seq, bytes); },
       [&](uint64_t seq) { bar.Update(seq); });
   bar.Finish();
   if (!fetched.ok()) return fetched;

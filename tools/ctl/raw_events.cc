@@ -1,41 +1,101 @@
 #include "tools/ctl/raw_events.h"
 
 #include <algorithm>
+#include <cassert>
 
-#include "eventstore/event_json.h"
+#include "api/routes/request.h"
+#include "eventstore/format.h"
 
 namespace okr::ctl {
 
-Status FetchRawEvents(Client& client, uint64_t up_to,
-                      const std::function<bool(uint64_t, const std::string&)>& fn,
+namespace {
+
+constexpr size_t kFrameHeaderBytes = 12;  // seq (8) and length (4)
+
+uint32_t GetBigEndian32(const char* p) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+
+}  // namespace
+
+RawFrameReader::RawFrameReader(uint64_t first, uint64_t last) : next_(first), last_(last) {
+  assert(first >= 1);
+}
+
+// Takes whole frames off the front of *data; leaves a partial one there.
+Status RawFrameReader::TakeFrames(std::string_view* data, const RawEventFn& fn) {
+  while (!stopped_ && data->size() >= kFrameHeaderBytes) {
+    const uint64_t seq = format::GetBigEndian64(data->data());
+    const uint32_t length = GetBigEndian32(data->data() + 8);
+    if (seq != next_) {
+      return Status::Corruption("okrd served seq " + std::to_string(seq) + " where seq " +
+                                std::to_string(next_) + " was due");
+    }
+    if (seq > last_) {
+      return Status::Corruption("okrd served seq " + std::to_string(seq) +
+                                ", past the last one asked for (" + std::to_string(last_) + ")");
+    }
+    if (length > format::kMaxEventBytes) {
+      return Status::Corruption("the frame of seq " + std::to_string(seq) + " claims " +
+                                std::to_string(length) + " bytes, more than an event may hold");
+    }
+    if (data->size() - kFrameHeaderBytes < length) break;
+    ++next_;
+    stopped_ = !fn(seq, data->substr(kFrameHeaderBytes, length));
+    data->remove_prefix(kFrameHeaderBytes + length);
+  }
+  return Status::Ok();
+}
+
+Status RawFrameReader::Feed(std::string_view data, const RawEventFn& fn) {
+  if (stopped_) return Status::Ok();
+  if (!pending_.empty()) {
+    // Complete the pending frame from the new bytes, then go on in place.
+    pending_.append(data);
+    std::string_view rest(pending_);
+    OKR_RETURN_IF_ERROR(TakeFrames(&rest, fn));
+    pending_.erase(0, pending_.size() - rest.size());
+    return Status::Ok();
+  }
+  OKR_RETURN_IF_ERROR(TakeFrames(&data, fn));
+  if (!stopped_) pending_.assign(data);
+  return Status::Ok();
+}
+
+Status RawFrameReader::Finish() const {
+  if (stopped_ || pending_.empty()) return Status::Ok();
+  if (pending_.size() < kFrameHeaderBytes) {
+    return Status::Corruption("okrd's answer ends inside the header of the frame of seq " +
+                              std::to_string(next_));
+  }
+  return Status::Corruption("okrd's answer ends inside the frame of seq " + std::to_string(next_) +
+                            ": " + std::to_string(pending_.size() - kFrameHeaderBytes) +
+                            " of its " + std::to_string(GetBigEndian32(pending_.data() + 8)) +
+                            " bytes arrived");
+}
+
+Status FetchRawEvents(Client& client, uint64_t up_to, const RawEventFn& fn,
                       const std::function<void(uint64_t)>& progress) {
   uint64_t after = 0;
   while (after < up_to) {
-    size_t limit = static_cast<size_t>(std::min<uint64_t>(kEventsPageSize, up_to - after));
-    HttpAnswer a = client.Get("/v1/events?raw=true&after=" + std::to_string(after) +
-                              "&limit=" + std::to_string(limit));
-    if (!a.ok()) return Status::IOError("GET /v1/events: " + a.Describe());
-    if (!a.json.is_object() || !a.json["items"].is_array()) {
-      return Status::IOError("GET /v1/events answered no items");
-    }
-    const auto& items = a.json["items"];
-    if (items.empty()) break;
-    for (const auto& item : items) {
-      if (!item.contains("raw") || !item["raw"].is_string() || !item.contains("seq") ||
-          !item["seq"].is_number_unsigned()) {
-        return Status::IOError(
-            "GET /v1/events?raw=true answered an event without its stored bytes: this okrd is "
-            "older than the raw parameter");
-      }
-      uint64_t seq = item["seq"].get<uint64_t>();
-      auto bytes = Base64Decode(item["raw"].get<std::string>());
-      if (!bytes) return Status::Corruption("seq " + std::to_string(seq) + ": raw is not base64");
-      if (seq > up_to) return Status::Ok();
-      if (!fn(seq, *bytes)) return Status::Ok();
-      after = seq;
-    }
-    if (progress) progress(after);
-    if (a.json["next"].is_null()) break;
+    const uint64_t limit = std::min<uint64_t>(api::kMaxRawEvents, up_to - after);
+    RawFrameReader reader(after + 1, after + limit);
+    Status bad = Status::Ok();
+    HttpAnswer a = client.GetStreamed(
+        "/v1/events/raw?after=" + std::to_string(after) + "&limit=" + std::to_string(limit),
+        [&](const char* data, size_t n) {
+          bad = reader.Feed(std::string_view(data, n), fn);
+          if (progress && reader.next_seq() > after + 1) progress(reader.next_seq() - 1);
+          return bad.ok() && !reader.stopped();
+        });
+    OKR_RETURN_IF_ERROR(bad);
+    if (reader.stopped()) return Status::Ok();
+    if (!a.ok()) return Status::IOError("GET /v1/events/raw: " + a.Describe());
+    OKR_RETURN_IF_ERROR(reader.Finish());
+    if (reader.next_seq() == after + 1) break;  // okrd has no more: its head is below up_to
+    after = reader.next_seq() - 1;
   }
   return Status::Ok();
 }

@@ -1,0 +1,138 @@
+// JsonOut writes what nlohmann::json::dump() wrote before answers streamed:
+// the same numbers, the same escapes, keys in the same (sorted) order, in
+// pieces no larger than asked for plus one value. And every row the API
+// renders through it is in that canonical form.
+#include "projections/read/json_out.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "tests/projections_fixture.h"
+
+namespace okr::testing {
+namespace {
+
+using nlohmann::json;
+
+TEST(JsonOut, NumbersAreWrittenAsNlohmannDumpsThem) {
+  const double kCases[] = {0.1,
+                           20.0,
+                           1e15,
+                           1e16,
+                           1e21,
+                           1e-5,
+                           1e-7,
+                           1.0 / 3,
+                           5e-324,
+                           -0.0,
+                           1e308,
+                           -3.0,
+                           0.0,
+                           2.5e-5,
+                           1234567.125,
+                           std::numeric_limits<double>::max(),
+                           std::numeric_limits<double>::lowest()};
+  for (double v : kCases) {
+    SCOPED_TRACE(v);
+    EXPECT_EQ(WriteJson([&](JsonOut& out) { out.Number(v); }), json(v).dump());
+  }
+  // Not finite: null, as nlohmann dumps them (okrd's answers never hold one).
+  for (double v : {std::nan(""), double{INFINITY}, -double{INFINITY}}) {
+    EXPECT_EQ(WriteJson([&](JsonOut& out) { out.Number(v); }), "null");
+  }
+  EXPECT_EQ(WriteJson([](JsonOut& out) { out.Uint(UINT64_MAX); }), json(UINT64_MAX).dump());
+  EXPECT_EQ(WriteJson([](JsonOut& out) { out.Int(INT64_MIN); }), json(INT64_MIN).dump());
+}
+
+TEST(JsonOut, StringsAreEscapedAsNlohmannEscapesThem) {
+  // Text okrd stores is valid UTF-8 with no control characters but tab and
+  // line breaks (the writer refuses the rest).
+  for (const char* s : {"plain", "tab\there", "lines\nand\r\n", "quote \" and \\", "é€😀",
+                        "</script>", "=1+2", "", "\x7f"}) {
+    SCOPED_TRACE(s);
+    EXPECT_EQ(WriteJson([&](JsonOut& out) { out.String(s); }), json(s).dump());
+  }
+  EXPECT_EQ(WriteJson([](JsonOut& out) { out.StringOrNull(""); }), "null");
+  EXPECT_EQ(WriteJson([](JsonOut& out) { out.NumberOrNull(std::nullopt); }), "null");
+}
+
+TEST(JsonOut, ADocumentIsTheSameTextAsItsDump) {
+  const json doc = {{"a", {1, 2.5, "x", nullptr, true}}, {"b", {{"c", json::object()}}}};
+  const std::string text = WriteJson([&](JsonOut& out) {
+    out.StartObject().Key("a").StartArray().Uint(1).Number(2.5).String("x").Null().Bool(true);
+    out.EndArray().Key("b").StartObject().Key("c").Json(json::object()).EndObject().EndObject();
+  });
+  EXPECT_EQ(text, doc.dump());
+}
+
+TEST(JsonOut, ASinkReceivesTheTextInBoundedPieces) {
+  std::vector<std::string> pieces;
+  constexpr size_t kFlushAt = 256;
+  JsonOut out([&](std::string_view piece) { pieces.emplace_back(piece); }, kFlushAt);
+  out.StartArray();
+  for (int i = 0; i < 1000; ++i) out.String("item number " + std::to_string(i));
+  out.EndArray();
+  out.Flush();
+  ASSERT_GT(pieces.size(), 10u);
+  std::string whole;
+  for (const std::string& p : pieces) {
+    EXPECT_LT(p.size(), kFlushAt + 32) << "a piece is at most the threshold plus one value";
+    whole += p;
+  }
+  EXPECT_EQ(out.bytes(), whole.size());
+  json expected = json::array();
+  for (int i = 0; i < 1000; ++i) expected.push_back("item number " + std::to_string(i));
+  EXPECT_EQ(whole, expected.dump());
+}
+
+// Every kind of row, with the optional parts both present and absent.
+class RenderedRowsTest : public HrHiringTest {
+ protected:
+  // True when `text` is nlohmann's own dump of what it parses to: keys
+  // sorted, numbers and escapes in its form.
+  static ::testing::AssertionResult Canonical(const std::string& text) {
+    const std::string again = json::parse(text).dump();
+    if (again == text) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << "written: " << text << "\ncanonical: " << again;
+  }
+};
+
+TEST_F(RenderedRowsTest, EveryRowIsWrittenInCanonicalForm) {
+  ASSERT_OK(AddKeyResult("kr-hires", "hr-hiring", "Hires \"made\" \\ now", 0, 20, "number", 2.5));
+  ASSERT_OK(AddKeyResult("kr-quiet", "hr-hiring", "No check-ins yet", 0, 1e15));
+  ASSERT_OK(CheckIn("kr-hires", 4, std::nullopt, "ci-1", "amara"));
+  ASSERT_OK(Review("hr-hiring", 0.7, "partially", "Slow\nhiring", "Start earlier"));
+  View v = ViewAt();
+  const Projection& p = v.projection();
+  for (const auto& [id, unit] : p.units()) {
+    SCOPED_TRACE(id);
+    EXPECT_TRUE(Canonical(WriteJson([&](JsonOut& o) { WriteUnit(o, v.UnitRowOf(unit)); })));
+  }
+  for (const auto& [id, cycle] : p.cycles()) {
+    SCOPED_TRACE(id);
+    EXPECT_TRUE(Canonical(WriteJson([&](JsonOut& o) { WriteCycle(o, v.CycleRowOf(cycle)); })));
+  }
+  for (const auto& [id, kr] : p.key_results()) {
+    SCOPED_TRACE(id);
+    EXPECT_TRUE(Canonical(WriteJson([&](JsonOut& o) { WriteKeyResult(o, v.KeyResultRowOf(kr)); })));
+  }
+  const Objective* objective = p.objective("hr-hiring");
+  ASSERT_NE(objective, nullptr);
+  const std::string text =
+      WriteJson([&](JsonOut& o) { WriteObjective(o, v.ObjectiveRowOf(*objective)); });
+  EXPECT_TRUE(Canonical(text));
+  EXPECT_NE(text.find("\"review\":{"), std::string::npos) << "the review is written";
+  auto cascade = v.CascadeNodes("2026-q1", "");
+  ASSERT_OK(cascade);
+  EXPECT_TRUE(Canonical(WriteJson([&](JsonOut& o) { WriteCascade(o, *cascade, 7); })));
+  auto top = v.CascadeNodes("2026-q1", "", 0);
+  ASSERT_OK(top);
+  EXPECT_TRUE(Canonical(WriteJson([&](JsonOut& o) { WriteCascade(o, *top, std::nullopt); })));
+}
+
+}  // namespace
+}  // namespace okr::testing

@@ -222,14 +222,18 @@ Result<WriteResult> ProjectionsTest::CreateObjective(std::string id, std::string
 
 Result<WriteResult> ProjectionsTest::Retitle(std::string objective, std::string title,
                                              std::string reason) {
-  return Run(okr::UpdateObjective{.id = std::move(objective), .title = std::move(title)}, "admin",
-             std::move(reason));
+  okr::UpdateObjective c;
+  c.id = std::move(objective);
+  c.title = std::move(title);
+  return Run(std::move(c), "admin", std::move(reason));
 }
 
 Result<WriteResult> ProjectionsTest::ChangeOwner(std::string objective, std::string owner,
                                                  std::string reason) {
-  return Run(okr::UpdateObjective{.id = std::move(objective), .owner = std::move(owner)}, "admin",
-             std::move(reason));
+  okr::UpdateObjective c;
+  c.id = std::move(objective);
+  c.owner = std::move(owner);
+  return Run(std::move(c), "admin", std::move(reason));
 }
 
 Result<WriteResult> ProjectionsTest::Align(std::string objective,

@@ -238,7 +238,10 @@ Result<WriteResult> ProjectionsTest::ChangeOwner(std::string objective, std::str
 
 Result<WriteResult> ProjectionsTest::Align(std::string objective,
                                            std::vector<std::string> parents) {
-  return Run(okr::UpdateObjective{.id = std::move(objective), .parents = std::move(parents)});
+  okr::UpdateObjective c;
+  c.id = std::move(objective);
+  c.parents = std::move(parents);
+  return Run(std::move(c));
 }
 
 Result<WriteResult> ProjectionsTest::Archive(std::string objective, std::string reason) {

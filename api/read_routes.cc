@@ -351,10 +351,6 @@ namespace {
 // of the answer is not written.
 struct ClientGone {};
 
-}  // namespace
-
-namespace {
-
 // Writes the answer `write` produces to `sink` as it is made; false when
 // the client went away before the end.
 bool StreamJson(const std::function<void(JsonOut&)>& write, httplib::DataSink& sink) {
@@ -383,10 +379,10 @@ void SendJson(Call& c, int status, bool stream, std::function<void(JsonOut&)> wr
     return;
   }
   c.streamed = true;
-  c.res.set_chunked_content_provider(kType,
-                                     [write = std::move(write)](size_t, httplib::DataSink& sink) {
-                                       return StreamJson(write, sink);
-                                     });
+  auto provider = [write = std::move(write)](size_t, httplib::DataSink& sink) {
+    return StreamJson(write, sink);
+  };
+  c.res.set_chunked_content_provider(kType, std::move(provider));
 }
 
 namespace {
@@ -407,21 +403,28 @@ size_t ShownObjectives(const std::vector<CascadeNode>& nodes) {
   return n;
 }
 
+// `depth=`: nullopt and true when absent; false after answering 400.
+bool ParseDepth(Call& c, std::optional<int>* depth) {
+  const std::string* text = c.Param("depth");
+  if (!text) return true;
+  auto v = ParseUnsigned(*text);
+  if (!v || *v > kMaxCascadeDepth) {
+    c.Fail(ApiError{400, "malformed",
+                    "depth must be a whole number from 0 to " + std::to_string(kMaxCascadeDepth),
+                    "depth"});
+    return false;
+  }
+  *depth = static_cast<int>(*v);
+  return true;
+}
+
 }  // namespace
 
 // The cascade's rows are copied out under the lock; the JSON is written
 // after, straight to the socket when the answer is big.
 void Server::Routes::GetCascade(Call& c) {
   std::optional<int> depth;
-  if (const std::string* text = c.Param("depth")) {
-    auto v = ParseUnsigned(*text);
-    if (!v || *v > kMaxCascadeDepth) {
-      return c.Fail(ApiError{
-          400, "malformed",
-          "depth must be a whole number from 0 to " + std::to_string(kMaxCascadeDepth), "depth"});
-    }
-    depth = static_cast<int>(*v);
-  }
+  if (!ParseDepth(c, &depth)) return;
   auto cascade = std::make_shared<CascadeAnswer>();
   std::optional<uint64_t> as_of =
       projector_->Read([&](const Projection& p) -> std::optional<uint64_t> {

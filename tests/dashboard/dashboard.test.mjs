@@ -3,7 +3,8 @@
 // Starts okrd (OKRD_BINARY) with --demo on a fresh data directory and lets
 // it serve its default dashboard, then drives Debian's Chromium through
 // playwright-core. Screenshots of every view go to
-// DASHBOARD_OUT/dashboard-screenshots/.
+// DASHBOARD_OUT/dashboard-screenshots/. The run at size starts a second
+// okrd on a 20,000-objective log that okrctl imports (big_org.sh).
 //
 //   OKRD_BINARY=… DASHBOARD_OUT=… node --test dashboard.test.mjs
 import { after, before, test } from 'node:test';

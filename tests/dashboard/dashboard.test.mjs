@@ -329,6 +329,15 @@ async function apiText(at, pathAndQuery, token) {
   return res.text();
 }
 
+// Closes page `p` and stops the okrd `own` (from startOkrd) a test started
+// for itself, removing its data.
+async function closeOwn(p, own) {
+  await p.close();
+  own.proc.removeAllListeners('exit');
+  own.proc.kill('SIGKILL');
+  rmSync(own.dir, { recursive: true, force: true });
+}
+
 test('under --private the review downloads carry the token', { timeout: 120_000 }, async () => {
   const own = {};
   const privateBase = await startOkrd(['--private'], own);
@@ -351,10 +360,7 @@ test('under --private the review downloads carry the token', { timeout: 120_000 
     }
     assert.deepEqual(errors, []);
   } finally {
-    await p.close();
-    own.proc.removeAllListeners('exit');
-    own.proc.kill('SIGKILL');
-    rmSync(own.dir, { recursive: true, force: true });
+    await closeOwn(p, own);
   }
 });
 
@@ -423,13 +429,14 @@ test('at size: the top of a 20,000-objective organisation draws within 3 s, and 
     assert.equal(await p.locator('[data-unit-id]').count(), 11, 'only the top is drawn');
     await shot('cascade-at-size');
     await openUnits(p, bigBase, asOf, reads);
+    // Another seq reads the top again, then the units opened before.
+    await p.locator('#as-of').fill(String(asOf - 1));
+    await p.waitForSelector(`#cascade-tree[data-as-of="${asOf - 1}"] [data-unit-id="d3"] [data-unit-id="d3-t9"]`);
+    assert.ok(reads.some((q) => q.get('root') === 'd3' && Number(q.get('as_of')) === asOf - 1));
     await expandAllBounded(p);
     assert.deepEqual(errors, []);
   } finally {
-    await p.close();
-    own.proc.removeAllListeners('exit');
-    own.proc.kill('SIGKILL');
-    rmSync(own.dir, { recursive: true, force: true });
+    await closeOwn(p, own);
   }
 });
 

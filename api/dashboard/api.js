@@ -40,11 +40,14 @@ export function apiUrl(path, params = {}) {
 }
 
 // Sends a GET with the bearer token (when there is one); throws ApiError
-// when okrd does not answer at all.
+// when okrd does not answer at all. `no-cache` keeps answers but asks okrd
+// each time: a state read whose ETag still holds comes back as a 304, with
+// no body (docs/API.md, "Revalidation"); answers okrd marks `no-store`
+// (audit reads, health) are never kept.
 async function send(path, params, token, headers = {}) {
   if (token) headers.Authorization = `Bearer ${token}`;
   try {
-    return await fetch(apiUrl(path, params), { headers, cache: 'no-store' });
+    return await fetch(apiUrl(path, params), { headers, cache: 'no-cache' });
   } catch (e) {
     throw new ApiError(0, 'unreachable', `okrd did not answer (${e.message})`, null);
   }

@@ -3,13 +3,14 @@
 // Starts okrd (OKRD_BINARY) with --demo on a fresh data directory and lets
 // it serve its default dashboard, then drives Debian's Chromium through
 // playwright-core. Screenshots of every view go to
-// DASHBOARD_OUT/dashboard-screenshots/.
+// DASHBOARD_OUT/dashboard-screenshots/. The run at size starts a second
+// okrd on a 20,000-objective log that okrctl imports (big_org.sh).
 //
 //   OKRD_BINARY=… DASHBOARD_OUT=… node --test dashboard.test.mjs
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
@@ -27,11 +28,12 @@ let context;
 let page;
 const problems = []; // console errors, page errors, failed or foreign requests
 
-// Starts okrd with the demo (and `extra` flags) on a fresh directory; sets
-// okrd and dataDir unless `own` is given, which then gets them instead.
-async function startOkrd(extra = [], own = null) {
-  const dir = mkdtempSync(path.join(tmpdir(), 'okrd-dashboard-data-'));
-  const args = ['--data', dir, '--listen', '127.0.0.1:0', '--demo', ...extra];
+// Starts okrd with the demo (and `extra` flags) on a fresh directory, or
+// without the demo on `data` when given; sets okrd and dataDir unless `own`
+// is given, which then gets them instead.
+async function startOkrd(extra = [], own = null, data = null) {
+  const dir = data || mkdtempSync(path.join(tmpdir(), 'okrd-dashboard-data-'));
+  const args = ['--data', dir, '--listen', '127.0.0.1:0', ...(data ? [] : ['--demo']), ...extra];
   if (process.env.DASHBOARD_DIR) args.push('--dashboard', process.env.DASHBOARD_DIR);
   const proc = spawn(okrdBinary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   if (own) Object.assign(own, { proc, dir });
@@ -327,6 +329,15 @@ async function apiText(at, pathAndQuery, token) {
   return res.text();
 }
 
+// Closes page `p` and stops the okrd `own` (from startOkrd) a test started
+// for itself, removing its data.
+async function closeOwn(p, own) {
+  await p.close();
+  own.proc.removeAllListeners('exit');
+  own.proc.kill('SIGKILL');
+  rmSync(own.dir, { recursive: true, force: true });
+}
+
 test('under --private the review downloads carry the token', { timeout: 120_000 }, async () => {
   const own = {};
   const privateBase = await startOkrd(['--private'], own);
@@ -349,9 +360,120 @@ test('under --private the review downloads carry the token', { timeout: 120_000 
     }
     assert.deepEqual(errors, []);
   } finally {
-    await p.close();
-    own.proc.removeAllListeners('exit');
-    own.proc.kill('SIGKILL');
-    rmSync(own.dir, { recursive: true, force: true });
+    await closeOwn(p, own);
   }
 });
+
+// The organisation tests/dashboard/big_org.sh imports: 10 departments of 10
+// teams of 20 people, OBJECTIVES objectives in cycle "big".
+const BIG_OBJECTIVES = 20_000;
+// The dashboard's cap on what "Expand all" loads (views/cascade_load.js),
+// and how far past it the reads already under way may take it: four teams
+// of 20 people with 10 objectives each, and the team's own.
+const EXPAND_CAP = 2000;
+const EXPAND_SLACK = 4 * (20 + 10 * 20);
+
+// Makes the large organisation in a fresh directory with okrctl (beside
+// okrd in the build, or OKRCTL_BINARY); returns the directory.
+function bigOrganisation() {
+  const okrctl = process.env.OKRCTL_BINARY || path.join(path.dirname(okrdBinary), '..', 'tools', 'okrctl');
+  assert.ok(existsSync(okrctl), `okrctl is needed to make the large log: build it, or set OKRCTL_BINARY (${okrctl})`);
+  const dir = mkdtempSync(path.join(tmpdir(), 'okrd-dashboard-big-'));
+  const script = path.join(path.dirname(new URL(import.meta.url).pathname), 'big_org.sh');
+  execFileSync('bash', [script, okrctl, dir, String(BIG_OBJECTIVES)], { stdio: ['ignore', 'ignore', 'inherit'] });
+  return dir;
+}
+
+// Delays (or, with `status`, answers with that error) the reads of unit
+// `unit`'s sub-units on page `p`.
+async function holdSubtree(p, unit, { ms = 0, status = 0 } = {}) {
+  await p.route((url) => url.pathname.endsWith('/v1/cascade') && url.searchParams.get('root') === unit, async (route) => {
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    if (!status) return route.continue();
+    return route.fulfill({
+      status, contentType: 'application/json',
+      body: JSON.stringify({ error: { code: 'unavailable', message: 'held by the test' } }),
+    });
+  });
+}
+
+test('at size: the top of a 20,000-objective organisation draws within 3 s, and units load as they open', { timeout: 150_000 }, async () => {
+  const own = {};
+  const bigBase = await startOkrd([], own, bigOrganisation());
+  const p = await context.newPage();
+  const errors = [];
+  const reads = [];
+  p.on('pageerror', (e) => errors.push(e.message));
+  p.on('request', (r) => {
+    const url = new URL(r.url());
+    if (url.pathname.endsWith('/v1/cascade')) reads.push(url.searchParams);
+  });
+  try {
+    const started = Date.now();
+    await p.goto(`${bigBase}/#/cascade?cycle=big`);
+    await p.waitForSelector('#cascade-tree[data-as-of] [data-unit-id="d9"] .unit-head .pct');
+    const firstRender = Date.now() - started;
+    console.log(`first render of the ${BIG_OBJECTIVES}-objective cascade: ${firstRender} ms`);
+    assert.ok(firstRender < 3000, `the top units drew in ${firstRender} ms`);
+    assert.ok(reads.every((q) => q.has('depth')), 'the whole tree is never read');
+
+    // The top: the company and its departments, with their subtrees' roll-ups.
+    const asOf = Number(await p.getAttribute('#cascade-tree', 'data-as-of'));
+    const top = JSON.parse(await apiText(bigBase, `/v1/cascade?cycle=big&depth=1&as_of=${asOf}`));
+    assert.equal(top.nodes[0].objective_count, BIG_OBJECTIVES);
+    for (const node of [top.nodes[0], ...top.nodes[0].children]) {
+      const head = p.locator(`[data-unit-id="${node.unit.id}"] > .unit-head`);
+      assert.equal(await head.locator('.count').innerText(), `${node.objective_count} objectives`);
+      assert.equal(await head.locator('.pct').innerText(), `${Math.round(node.progress * 100)}%`, `roll-up of ${node.unit.id}`);
+    }
+    assert.equal(await p.locator('[data-unit-id]').count(), 11, 'only the top is drawn');
+    await shot('cascade-at-size');
+    await openUnits(p, bigBase, asOf, reads);
+    // Another seq reads the top again, then the units opened before.
+    await p.locator('#as-of').fill(String(asOf - 1));
+    await p.waitForSelector(`#cascade-tree[data-as-of="${asOf - 1}"] [data-unit-id="d3"] [data-unit-id="d3-t9"]`);
+    assert.ok(reads.some((q) => q.get('root') === 'd3' && Number(q.get('as_of')) === asOf - 1));
+    await expandAllBounded(p);
+    assert.deepEqual(errors, []);
+  } finally {
+    await closeOwn(p, own);
+  }
+});
+
+// Opening a department shows a loading note, then its teams, read at the
+// tree's seq; a read that fails says so in the unit and is tried again
+// when the unit is opened again.
+async function openUnits(p, bigBase, asOf, reads) {
+  await holdSubtree(p, 'd3', { ms: 400 });
+  await p.click('[data-unit-id="d3"] > .unit-head button.toggle');
+  await p.waitForSelector('[data-unit-id="d3"] > .unit-body .loading');
+  await p.waitForSelector('[data-unit-id="d3"] [data-unit-id="d3-t9"]');
+  const d3 = JSON.parse(await apiText(bigBase, `/v1/cascade?cycle=big&root=d3&depth=1&as_of=${asOf}`)).nodes[0];
+  const teams = await p.locator('[data-unit-id="d3"] > .unit-body > ul.units > li').evaluateAll((ls) => ls.map((l) => l.dataset.unitId));
+  assert.deepEqual(teams, d3.children.map((c) => c.unit.id));
+  const read = reads.find((q) => q.get('root') === 'd3');
+  assert.equal(read.get('depth'), '1');
+  assert.equal(Number(read.get('as_of')), asOf, 'a subtree is read at the seq the tree shows');
+  assert.equal(await p.locator('[data-unit-id="d3"] > .unit-head button.toggle').getAttribute('aria-expanded'), 'true');
+
+  await holdSubtree(p, 'd4', { status: 503 });
+  const d4 = p.locator('[data-unit-id="d4"] > .unit-head button.toggle');
+  await d4.click();
+  await p.waitForSelector('[data-unit-id="d4"] > .unit-body .error:has-text("held by the test")');
+  await p.unrouteAll();
+  await d4.click();
+  await d4.click();
+  await p.waitForSelector('[data-unit-id="d4"] [data-unit-id="d4-t0"]');
+  assert.equal(await p.locator('[data-unit-id="d4"] .error').count(), 0);
+}
+
+// "Expand all" loads level by level and stops near the cap, saying so.
+async function expandAllBounded(p) {
+  const started = Date.now();
+  await p.click('#expand-all');
+  await p.waitForSelector('#cascade-status:has-text("Stopped loading")', { timeout: 60_000 });
+  console.log(`expand all up to the cap: ${Date.now() - started} ms`);
+  const rows = await p.locator('[data-unit-id], [data-objective-id]').count();
+  assert.ok(rows >= EXPAND_CAP && rows <= EXPAND_CAP + EXPAND_SLACK, `${rows} rows drawn`);
+  assert.ok(await p.locator('button.toggle[data-load]').count() > 0, 'units past the cap stay to be opened');
+}

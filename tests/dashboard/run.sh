@@ -5,6 +5,8 @@
 # Installs what is missing first (tools/install-deps.sh --test: Debian's
 # chromium, Node.js and npm), then `npm ci` here when node_modules is missing.
 # Screenshots of every view land in OUTPUT_DIR/dashboard-screenshots/.
+# The run at size needs okrctl beside okrd in the build (or OKRCTL_BINARY)
+# to import its generated organisation (big_org.sh).
 set -euo pipefail
 if [ $# -ne 2 ]; then
   echo "usage: $0 OKRD_BINARY OUTPUT_DIR" >&2

@@ -1,9 +1,10 @@
 // The cascade view (#/cascade?cycle=&as_of=&from=&to=&q=): a cycle's units,
 // objectives and key results as of any seq, with search, the time slider
 // (views/cascade_slider.js), the changes between two marks
-// (views/cascade_diff.js) and the tree itself (views/cascade_tree.js).
+// (views/cascade_diff.js) and the tree itself (views/cascade_tree.js), read
+// a part at a time (views/cascade_load.js).
 
-import { get, headSeq } from '../api.js';
+import { headSeq } from '../api.js';
 import { debounce, errorBox, h, main, setTitle } from '../dom.js';
 import { replaceHash } from '../links.js';
 import { cycleSelect, defaultCycle, loadCycles } from '../cycles.js';
@@ -11,7 +12,8 @@ import { paceAtNow } from '../pace.js';
 import { legend } from '../widgets.js';
 import { clampSeq, timeSlider } from './cascade_slider.js';
 import { diffPanel } from './cascade_diff.js';
-import { drawTree, expandAll, indexCascade, toggleOnClick } from './cascade_tree.js';
+import { drawTree, expandAll, toggleOnClick } from './cascade_tree.js';
+import { EXPAND_CAP, loadLevels, loadUnit, readCascade, unloadedUnits } from './cascade_load.js';
 
 // Draws the view for route `r`; `alive()` is false once the page moved on.
 export async function cascadeView(r, alive) {
@@ -21,6 +23,7 @@ export async function cascadeView(r, alive) {
   setTitle('Cascade');
   const tree = h('div', { id: 'cascade-tree', class: 'cascade' });
   const summary = h('p', { id: 'cascade-summary', class: 'summary' });
+  const status = h('p', { id: 'cascade-status', class: 'hint', role: 'status' });
   const syncHash = () => replaceHash('cascade', '', {
     cycle: state.cycle,
     as_of: state.asOf === state.head ? null : state.asOf,
@@ -34,7 +37,11 @@ export async function cascadeView(r, alive) {
     drawTree(tree, summary, state);
   };
   const diff = diffPanel(state, { alive, redraw });
-  const reload = () => loadCascade(state, tree, { alive, redraw, loadDiff: diff.load });
+  const reload = () => {
+    status.textContent = ''; // it spoke of the tree read before
+    return loadCascade(state, tree, { alive, redraw, loadDiff: diff.load });
+  };
+  const onExpandAll = () => expandEverything(state, { tree, status, alive, redraw });
   const slider = timeSlider(state, { onSeq: reload, onMarks: diff.load, syncHash, diffBox: diff.box });
   const onCycle = (id) => {
     state.cycle = id;
@@ -49,13 +56,14 @@ export async function cascadeView(r, alive) {
   };
   main().replaceChildren(
     h('h1', {}, 'Cascade'),
-    controls(state, tree, { onCycle, onSearch }),
+    controls(state, tree, { onCycle, onSearch, onExpandAll }),
     slider.section,
     legend(),
     summary,
+    status,
     tree,
   );
-  toggleOnClick(tree, state.collapsed);
+  toggleOnClick(tree, state.collapsed, (id) => openUnit(state, id, { alive, redraw }));
   slider.start();
   await reload();
   if (state.from !== null && state.to !== null) await diff.load();
@@ -72,14 +80,15 @@ function initialState(cycles, head, p) {
     to: p.has('to') ? clampSeq(Number(p.get('to')), head) : null,
     q: p.get('q') || '',
     collapsed: new Set(), // keys of the units and objectives shown closed
-    data: null, // the last answer: {cascade, cycle, now, seq, names, titles, krIds} or {missing, seq}
+    opened: new Set(), // ids of the units whose sub-units were loaded: read again with the tree
+    data: null, // the last read (views/cascade_load.js readCascade) with its cycle, or {missing, seq}
     diff: null, // the marks' diff, with t0 and t1 their recorded times
     load: 0, // counts cascade reads: only the latest one draws
   };
 }
 
 // The cycle picker, the search and "Expand all" / "Collapse all".
-function controls(state, tree, { onCycle, onSearch }) {
+function controls(state, tree, { onCycle, onSearch, onExpandAll }) {
   const search = h('input', {
     id: 'search', type: 'search', value: state.q, autocomplete: 'off', placeholder: 'title or owner',
     'aria-describedby': 'search-hint',
@@ -90,9 +99,9 @@ function controls(state, tree, { onCycle, onSearch }) {
     h('div', { class: 'field grow' },
       h('label', { for: 'search' }, 'Search'),
       search,
-      h('span', { id: 'search-hint', class: 'hint' }, 'Objective or key result title, or owner')),
+      h('span', { id: 'search-hint', class: 'hint' }, 'Objective or key result title, or owner, in the units loaded')),
     h('div', { class: 'field buttons' },
-      h('button', { type: 'button', onclick: () => expandAll(tree, state.collapsed, true) }, 'Expand all'),
+      h('button', { type: 'button', id: 'expand-all', onclick: onExpandAll }, 'Expand all'),
       h('button', { type: 'button', onclick: () => expandAll(tree, state.collapsed, false) }, 'Collapse all')));
 }
 
@@ -114,9 +123,10 @@ async function loadCascade(state, tree, { alive, redraw, loadDiff }) {
       return;
     }
     // At the head pace is judged by now; in the past at that seq's time.
-    const cascade = await get('v1/cascade', { cycle: state.cycle, as_of: seq, at: atHead ? paceAtNow() : undefined });
+    const at = atHead ? paceAtNow() : undefined;
+    const data = await readCascade({ cycle: state.cycle, seq, at }, state.opened);
     if (my !== state.load || !alive()) return;
-    state.data = { cascade, cycle, seq: cascade.as_of_seq, ...indexCascade(cascade) };
+    state.data = { ...data, cycle };
     redraw();
     if (state.from !== null && state.to !== null && !state.diff) loadDiff();
   } catch (err) {
@@ -125,4 +135,51 @@ async function loadCascade(state, tree, { alive, redraw, loadDiff }) {
   } finally {
     if (my === state.load) tree.removeAttribute('aria-busy');
   }
+}
+
+// Opens unit `id`, whose sub-units are not loaded: reads them (at the seq
+// the tree shows), saying so in the unit meanwhile, and draws them in; an
+// error stays in the unit until it is opened again.
+async function openUnit(state, id, { alive, redraw }) {
+  const { data } = state;
+  const node = data && data.units && data.units.get(id);
+  if (!node || node.children !== null || node.loading) return;
+  node.loading = true;
+  node.error = null;
+  redraw();
+  try {
+    await loadUnit(data, node);
+    state.opened.add(id);
+  } catch (err) {
+    node.error = err;
+  } finally {
+    node.loading = false;
+  }
+  if (alive() && state.data === data) redraw();
+}
+
+// "Expand all": loads the units not loaded yet, a level at a time, until
+// EXPAND_CAP rows are loaded (saying so when it stops there), then opens
+// every row loaded.
+async function expandEverything(state, { tree, status, alive, redraw }) {
+  const { data } = state;
+  if (!data || data.missing) return;
+  state.collapsed.clear();
+  const current = () => alive() && state.data === data;
+  if (unloadedUnits(data).length) {
+    status.textContent = 'Loading the units below…';
+    try {
+      const capped = await loadLevels(data, {
+        want: () => true, cap: EXPAND_CAP, opened: state.opened, onLevel: () => current() && redraw(),
+      });
+      if (!current()) return;
+      status.textContent = capped
+        ? `Stopped loading at ${data.rows} units and objectives (the cap is ${EXPAND_CAP}), so the page stays quick: `
+          + `${unloadedUnits(data).length} units are not loaded yet; open them one at a time.`
+        : '';
+    } catch (err) {
+      if (current()) status.replaceChildren(errorBox(err, 'Loading the units below failed'));
+    }
+  }
+  if (current()) expandAll(tree, state.collapsed, true);
 }

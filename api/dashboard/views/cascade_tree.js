@@ -3,33 +3,13 @@
 // Drawn from the cascade view's state (views/cascade.js).
 
 import { formatNumber } from '../chart.js';
-import { announce, h, nextId } from '../dom.js';
+import { announce, errorBox, h, nextId } from '../dom.js';
 import { formatDate, parseTime, percent, show } from '../format.js';
 import { hashFor } from '../links.js';
 import { cycleBounds } from '../cycles.js';
 import { STATUS } from '../pace.js';
 import { measure } from '../widgets.js';
-
-// Unit names, titles of objectives and key results, and the key results'
-// ids, of one answer of GET /v1/cascade.
-export function indexCascade(cascade) {
-  const names = new Map();
-  const titles = new Map();
-  const krIds = new Set();
-  const walk = (node) => {
-    names.set(node.unit.id, node.unit.name);
-    for (const o of node.objectives) {
-      titles.set(o.id, o.title);
-      for (const k of o.key_results) {
-        titles.set(k.id, k.title);
-        krIds.add(k.id);
-      }
-    }
-    node.children.forEach(walk);
-  };
-  cascade.nodes.forEach(walk);
-  return { names, titles, krIds };
-}
+import { totalObjectives, unloadedUnits } from './cascade_load.js';
 
 // The title of an objective or key result in the shown cascade, else its id.
 export function titleOf(data, id) {
@@ -73,6 +53,8 @@ export function drawTree(tree, summary, state) {
     return;
   }
   console.assert(data.names && data.titles, 'a cascade is indexed when it is read');
+  // Drawing replaces every row: the focused toggle is focused again after.
+  const focused = tree.contains(document.activeElement) ? document.activeElement.dataset.key : null;
   const ctx = rowContext(state);
   const top = data.cascade.nodes.map((n) => renderUnit(ctx, n, 0)).filter(Boolean);
   if (!top.length) {
@@ -80,6 +62,7 @@ export function drawTree(tree, summary, state) {
   } else {
     tree.replaceChildren(h('ul', { class: 'units root' }, top));
   }
+  if (focused) tree.querySelector(`button.toggle[data-key="${CSS.escape(focused)}"]`)?.focus();
   drawSummary(summary, state, ctx.shown);
   announce(`${ctx.shown} objectives shown at seq ${data.seq}`);
 }
@@ -106,28 +89,45 @@ function rowContext(state) {
   };
 }
 
-// A unit with its matching objectives and its sub-units; null when none match.
+// A unit with its matching objectives and its sub-units; null when none
+// match. A unit whose sub-units are not loaded yet (`children: null`) is
+// drawn closed, and shown while there is no search when its subtree has
+// objectives: opening it loads them (views/cascade_load.js).
 function renderUnit(ctx, node, depth) {
   const objectives = node.objectives.filter(ctx.matches);
-  const children = node.children.map((c) => renderUnit(ctx, c, depth + 1)).filter(Boolean);
-  if (!objectives.length && !children.length) return null;
+  const loaded = node.children !== null;
+  const children = loaded ? node.children.map((c) => renderUnit(ctx, c, depth + 1)).filter(Boolean) : [];
+  const waiting = !loaded && !ctx.q && node.objective_count > 0;
+  if (!objectives.length && !children.length && !waiting) return null;
   ctx.shown += objectives.length;
   const key = `unit:${node.unit.id}`;
   const bodyId = nextId('unit-body');
-  const open = !ctx.state.collapsed.has(key);
+  // Not loaded: open only while its sub-units come, or to show why not.
+  const open = !ctx.state.collapsed.has(key) && (loaded || Boolean(node.loading || node.error));
   const level = Math.min(6, 2 + depth);
-  const toggle = h('button', { type: 'button', class: 'toggle', 'aria-expanded': open, 'aria-controls': bodyId, 'data-key': key },
+  const toggle = h('button', {
+    type: 'button', class: 'toggle', 'aria-expanded': open, 'aria-controls': bodyId, 'data-key': key,
+    'data-load': loaded ? null : node.unit.id,
+  },
     h('span', { class: 'chevron', 'aria-hidden': 'true' }),
     h('span', { class: 'unit-name' }, node.unit.name),
     h('span', { class: 'kind' }, ` ${node.unit.kind}`));
-  return h('li', { class: `unit depth-${Math.min(depth, 4)}`, 'data-unit-id': node.unit.id },
+  return h('li', { class: `unit depth-${Math.min(depth, 4)}`, 'data-unit-id': node.unit.id, 'data-loaded': loaded },
     h('div', { class: 'unit-head' },
       h(`h${level}`, { class: 'unit-title' }, toggle),
       h('span', { class: 'count' }, `${node.objective_count} objective${node.objective_count === 1 ? '' : 's'}`),
       measure(node.progress, node.pace, `Progress of ${node.unit.name}`, 'rollup')),
-    h('div', { class: 'unit-body', id: bodyId, hidden: !open },
+    h('div', { class: 'unit-body', id: bodyId, hidden: !open, 'aria-busy': node.loading ? 'true' : null },
       objectives.length ? h('ul', { class: 'objectives' }, objectives.map((o) => renderObjective(ctx, o, level + 1))) : null,
-      children.length ? h('ul', { class: 'units' }, children) : null));
+      children.length ? h('ul', { class: 'units' }, children) : null,
+      loaded ? null : pendingNote(node)));
+}
+
+// What stands for a unit's sub-units before they are loaded.
+function pendingNote(node) {
+  if (node.loading) return h('p', { class: 'loading', role: 'status' }, `Loading the units under ${node.unit.name}…`);
+  if (node.error) return errorBox(node.error, `Reading the units under ${node.unit.name} failed (close and open it to try again)`);
+  return null;
 }
 
 function renderObjective(ctx, o, level) {
@@ -185,7 +185,20 @@ function drawSummary(summary, state, shown) {
     ` (${data.cycle.starts} – ${data.cycle.ends}, ${data.cycle.state}): ${shown} objective${shown === 1 ? '' : 's'} shown`,
     state.q ? ` matching “${state.q}”` : '',
     `. ${percent(expected)} of the cycle had passed on ${formatDate(Math.min(Math.max(at, start), end - 1))}.`,
+    partialNote(state),
   );
+}
+
+// Says the tree is not all loaded, when it is not, and that the search
+// only looks through what is (searching the server is a later step).
+function partialNote(state) {
+  const { data } = state;
+  const waiting = unloadedUnits(data).length;
+  if (!waiting) return '';
+  const total = totalObjectives(data.cascade);
+  return h('span', { class: 'partial', 'data-unloaded': waiting },
+    ` ${total} objective${total === 1 ? '' : 's'} in all; units are loaded as you open them`,
+    state.q ? ', and the search looks through the units loaded so far.' : '.');
 }
 
 // Opens or closes the body a toggle button controls.
@@ -196,17 +209,20 @@ export function setExpanded(button, open) {
 }
 
 // Opens (or closes) every unit and objective in `tree`, remembering it in
-// `collapsed` (keys of closed rows) for the next drawing.
+// `collapsed` (keys of closed rows) for the next drawing. Units whose
+// sub-units are not loaded stay closed: opening them is a read.
 export function expandAll(tree, collapsed, open) {
   if (open) collapsed.clear();
   for (const button of tree.querySelectorAll('button.toggle')) {
+    if (open && button.dataset.load) continue;
     if (!open) collapsed.add(button.dataset.key);
     setExpanded(button, open);
   }
 }
 
-// One listener on `tree` for every toggle, present and future.
-export function toggleOnClick(tree, collapsed) {
+// One listener on `tree` for every toggle, present and future; opening a
+// unit whose sub-units are not loaded yet calls onLoad(unit id).
+export function toggleOnClick(tree, collapsed, onLoad) {
   tree.addEventListener('click', (e) => {
     const button = e.target.closest('button.toggle');
     if (!button) return;
@@ -214,5 +230,6 @@ export function toggleOnClick(tree, collapsed) {
     if (open) collapsed.delete(button.dataset.key);
     else collapsed.add(button.dataset.key);
     setExpanded(button, open);
+    if (open && button.dataset.load) onLoad(button.dataset.load);
   });
 }

@@ -362,6 +362,12 @@ bool StreamJson(const std::function<void(JsonOut&)>& write, httplib::DataSink& s
     out.Flush();
   } catch (const ClientGone&) {
     return false;
+  } catch (...) {
+    // Headers are gone already: the answer can only be cut short (no final
+    // chunk, so the client sees a broken answer, never a complete one).
+    // The provider runs outside cpp-httplib's handler guard, so nothing
+    // may escape it.
+    return false;
   }
   sink.done();
   return true;

@@ -301,24 +301,28 @@ static void NotModified(Call& c, const std::string& tag) {
   c.res.set_header("ETag", tag);
 }
 
-// A state read: 304 when If-None-Match names the answer's seq — decided
-// from the seq alone (AnswerSeq), before the answer is looked up or
-// built; else the answer, from the cache or built. "*" matches any
-// answer, so it is known only once built.
+// A state read: 304 when If-None-Match names the answer's tag. For most
+// reads the tag is the seq alone, so it is decided before the answer is
+// looked up or built (AnswerSeq). A read of one entity also carries its
+// version, known only under the lock: it is compared once the answer is
+// found (usually in the cache). "*" matches any answer, so it too waits
+// for the answer.
 void Server::Routes::ServeStateRead(Call& c, const Route& route, const Handler& fn) {
   assert(route.access == Access::kCachedStateRead);
   const std::string if_none_match = c.req.get_header_value("If-None-Match");
-  if (!if_none_match.empty()) {
+  const bool versioned = AnswersVersion(route.kind);
+  if (!if_none_match.empty() && !versioned) {
     if (auto seq = AnswerSeq(c, route)) {
-      if (auto tag = MatchingTag(if_none_match, *seq, AnswersVersion(route.kind))) {
-        return NotModified(c, *tag);
-      }
+      const std::string tag = StateTag(*seq, std::nullopt);
+      if (IfNoneMatchNames(if_none_match, tag)) return NotModified(c, tag);
     }
   }
   Cached(c, route, fn);
   assert(c.res.status != 200 || c.res.has_header("ETag"));
-  if (c.res.status == 200 && IfNoneMatchAny(if_none_match)) {
-    NotModified(c, c.res.get_header_value("ETag"));
+  if (c.res.status != 200 || if_none_match.empty()) return;
+  const std::string tag = c.res.get_header_value("ETag");
+  if (IfNoneMatchAny(if_none_match) || (versioned && IfNoneMatchNames(if_none_match, tag))) {
+    NotModified(c, tag);
   }
 }
 

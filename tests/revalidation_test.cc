@@ -115,6 +115,13 @@ TEST_F(Revalidation, AWriteElsewhereRetagsTheCascadeAndTheOldTagGetsTheNewAnswer
   Reply retagged = Read("/v1/objectives/hr-hiring", {{"If-None-Match", objective.header("ETag")}});
   ASSERT_EQ(retagged.status, 200) << retagged;
   EXPECT_EQ(retagged.header("ETag"), "\"3." + std::to_string(st.head + 1) + "\"");
+  // A tag with the right seq but another version names another answer.
+  const std::string forged = "\"999." + std::to_string(st.head + 1) + "\"";
+  Reply other = Read("/v1/objectives/hr-hiring", {{"If-None-Match", forged}});
+  ASSERT_EQ(other.status, 200) << other;
+  EXPECT_EQ(other.header("ETag"), retagged.header("ETag"));
+  ExpectNotModified(Read("/v1/objectives/hr-hiring", {{"If-None-Match", retagged.header("ETag")}}),
+                    retagged.header("ETag"), "the entity's own tag");
 }
 
 TEST_F(Revalidation, AnAsOfReadRevalidatesAfterWrites) {

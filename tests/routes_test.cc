@@ -171,18 +171,20 @@ TEST(Validators, IfMatchNamesTheVersionOfABareNumberOrAnEntityTag) {
   }
 }
 
-TEST(Validators, IfNoneMatchMatchesTheSeqInItsRoutesTagForm) {
-  EXPECT_EQ(MatchingTag("\"120\"", 120, false), "\"120\"");
-  EXPECT_EQ(MatchingTag("\"1\", W/\"120\"", 120, false), "\"120\"");
-  EXPECT_EQ(MatchingTag("W/\"7.120\",\"8.121\"", 120, true), "\"7.120\"");
-  EXPECT_EQ(MatchingTag("\"120\"", 120, true), std::nullopt);     // a write's bare version
-  EXPECT_EQ(MatchingTag("\"7.120\"", 120, false), std::nullopt);  // not this route's form
-  EXPECT_EQ(MatchingTag("\"121\"", 120, false), std::nullopt);
-  EXPECT_EQ(MatchingTag("\"120", 120, false), std::nullopt);
-  EXPECT_EQ(MatchingTag("garbage, \"120\"", 120, false), std::nullopt);  // malformed: no match
+TEST(Validators, IfNoneMatchNamesATagOnlyByItsWholeOpaqueText) {
+  EXPECT_TRUE(IfNoneMatchNames("\"120\"", "\"120\""));
+  EXPECT_TRUE(IfNoneMatchNames("\"1\", W/\"120\"", "\"120\""));
+  EXPECT_TRUE(IfNoneMatchNames("W/\"7.120\",\"8.121\"", "\"7.120\""));
+  EXPECT_FALSE(IfNoneMatchNames("\"999.120\"", "\"7.120\""));  // another version, same seq
+  EXPECT_FALSE(IfNoneMatchNames("\"120\"", "\"7.120\""));      // a write's bare version
+  EXPECT_FALSE(IfNoneMatchNames("\"7.120\"", "\"120\""));      // not this route's form
+  EXPECT_FALSE(IfNoneMatchNames("\"0120\"", "\"120\""));       // opaque: not a number
+  EXPECT_FALSE(IfNoneMatchNames("\"121\"", "\"120\""));
+  EXPECT_FALSE(IfNoneMatchNames("\"120", "\"120\""));
+  EXPECT_FALSE(IfNoneMatchNames("garbage, \"120\"", "\"120\""));  // malformed: no match
   std::string beyond;
   for (size_t i = 0; i < kMaxIfNoneMatchTags; ++i) beyond += "\"1\", ";
-  EXPECT_EQ(MatchingTag(beyond + "\"120\"", 120, false), std::nullopt);  // read no further
+  EXPECT_FALSE(IfNoneMatchNames(beyond + "\"120\"", "\"120\""));  // read no further
   EXPECT_TRUE(IfNoneMatchAny(" * "));
   EXPECT_FALSE(IfNoneMatchAny("\"*\""));
 }

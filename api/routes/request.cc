@@ -437,24 +437,21 @@ std::optional<uint64_t> ParseIfMatch(std::string_view header) {
 
 bool IfNoneMatchAny(std::string_view header) { return TrimOws(header) == "*"; }
 
-std::optional<std::string> MatchingTag(std::string_view header, uint64_t seq, bool versioned) {
+bool IfNoneMatchNames(std::string_view header, std::string_view tag) {
+  assert(tag.size() >= 2 && tag.front() == '"' && tag.back() == '"');
   std::string_view rest = header;
   for (size_t tags = 0; tags < kMaxIfNoneMatchTags; ++tags) {
     rest = TrimOws(rest);
     while (!rest.empty() && rest.front() == ',') rest = TrimOws(rest.substr(1));
-    if (rest.empty()) return std::nullopt;
+    if (rest.empty()) return false;
     if (rest.substr(0, 2) == "W/") rest.remove_prefix(2);
-    if (rest.empty() || rest.front() != '"') return std::nullopt;  // malformed: no match
+    if (rest.empty() || rest.front() != '"') return false;  // malformed: no match
     auto close = rest.find('"', 1);
-    if (close == std::string_view::npos) return std::nullopt;
-    std::string_view opaque = rest.substr(1, close - 1);
+    if (close == std::string_view::npos) return false;
+    if (rest.substr(0, close + 1) == tag) return true;
     rest.remove_prefix(close + 1);
-    auto parts = ParseTagParts(opaque);
-    if (parts && parts->seq == seq && parts->version.has_value() == versioned) {
-      return "\"" + std::string(opaque) + "\"";
-    }
   }
-  return std::nullopt;
+  return false;
 }
 
 }  // namespace okr::api

@@ -88,12 +88,11 @@ std::optional<uint64_t> ParseIfMatch(std::string_view header);
 // Whether If-None-Match is "*" (any current answer).
 bool IfNoneMatchAny(std::string_view header);
 
-// The tag of an If-None-Match list (RFC 9110 §13.1.2, weak comparison:
-// W/ is ignored) that names the answer at `seq`, strong and quoted, as the
-// 304 repeats it; nullopt when none does or the list is malformed. For a
-// read of one entity (`versioned`) a tag is "<version>.<seq>"; else "<seq>".
+// Whether an If-None-Match list names `tag` (quoted, as StateTag makes
+// it), by weak comparison (RFC 9110 §13.1.2: W/ is ignored, the opaque
+// text must be the same). False when the list is malformed before it.
 // Reads at most kMaxIfNoneMatchTags tags.
 inline constexpr size_t kMaxIfNoneMatchTags = 64;
-std::optional<std::string> MatchingTag(std::string_view header, uint64_t seq, bool versioned);
+bool IfNoneMatchNames(std::string_view header, std::string_view tag);
 
 }  // namespace okr::api

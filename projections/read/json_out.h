@@ -7,6 +7,10 @@
 // nlohmann's shortest round-trip form, non-finite numbers as null, and
 // each object's keys in ascending byte order — the writer must give them
 // in that order (asserted), because a stream cannot sort what it has sent.
+// Strings are written as given: they must be valid UTF-8 (okrd refuses
+// other text when it is written). A control character other than tab and
+// line breaks, which okrd also refuses, would come out as \u001B where
+// nlohmann writes \u001b: the same JSON, not the same bytes.
 #pragma once
 
 #include <rapidjson/stringbuffer.h>

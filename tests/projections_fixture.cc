@@ -220,28 +220,35 @@ Result<WriteResult> ProjectionsTest::CreateObjective(std::string id, std::string
   return Run(std::move(c));
 }
 
-Result<WriteResult> ProjectionsTest::Retitle(std::string objective, std::string title,
-                                             std::string reason) {
+namespace {
+
+// An update of `objective` that changes only what `set` sets.
+okr::UpdateObjective ObjectiveUpdate(std::string objective,
+                                     const std::function<void(okr::UpdateObjective&)>& set) {
   okr::UpdateObjective c;
   c.id = std::move(objective);
-  c.title = std::move(title);
-  return Run(std::move(c), "admin", std::move(reason));
+  set(c);
+  return c;
+}
+
+}  // namespace
+
+Result<WriteResult> ProjectionsTest::Retitle(std::string objective, std::string title,
+                                             std::string reason) {
+  auto set = [&](okr::UpdateObjective& c) { c.title = std::move(title); };
+  return Run(ObjectiveUpdate(std::move(objective), set), "admin", std::move(reason));
 }
 
 Result<WriteResult> ProjectionsTest::ChangeOwner(std::string objective, std::string owner,
                                                  std::string reason) {
-  okr::UpdateObjective c;
-  c.id = std::move(objective);
-  c.owner = std::move(owner);
-  return Run(std::move(c), "admin", std::move(reason));
+  auto set = [&](okr::UpdateObjective& c) { c.owner = std::move(owner); };
+  return Run(ObjectiveUpdate(std::move(objective), set), "admin", std::move(reason));
 }
 
 Result<WriteResult> ProjectionsTest::Align(std::string objective,
                                            std::vector<std::string> parents) {
-  okr::UpdateObjective c;
-  c.id = std::move(objective);
-  c.parents = std::move(parents);
-  return Run(std::move(c));
+  auto set = [&](okr::UpdateObjective& c) { c.parents = std::move(parents); };
+  return Run(ObjectiveUpdate(std::move(objective), set));
 }
 
 Result<WriteResult> ProjectionsTest::Archive(std::string objective, std::string reason) {

@@ -1,6 +1,5 @@
 // The cascade: the unit tree with the objectives each unit owns and the
 // mean progress of every subtree, each judged against the cycle's pace.
-#include <algorithm>
 #include <cassert>
 #include <climits>
 #include <map>
@@ -49,15 +48,20 @@ Result<CascadeAnswer> View::CascadeNodes(const std::string& cycle, const std::st
 CascadeNode View::CascadeNodeOf(const Unit& u, const CascadeIndex& index, int depth, int shown,
                                 const CycleFields* cycle, double* subtree_sum) {
   assert(u.FieldsAt(as_of_) != nullptr);  // only units that exist at as_of are indexed
-  assert(shown >= 0);
+  assert(shown >= kNotShown);
   CascadeNode node{UnitRowOf(u), {}, {}, true, 0, std::nullopt, std::nullopt};
   // Summed in this order (own objectives, then each child's subtree) so
-  // the mean is the same double however the tree is walked.
+  // the mean is the same double however the tree is walked. A node the
+  // answer leaves out only counts: its rows are never copied.
   double sum = 0;
   if (auto it = index.owned.find(u.id); it != index.owned.end()) {
     for (const Objective* o : it->second) {
-      node.objectives.push_back(ObjectiveRowOf(*o));
-      sum += node.objectives.back().progress;
+      if (shown == kNotShown) {
+        sum += ObjectiveProgress(*o);
+      } else {
+        node.objectives.push_back(ObjectiveRowOf(*o));
+        sum += node.objectives.back().progress;
+      }
       ++node.objective_count;
     }
   }
@@ -66,8 +70,8 @@ CascadeNode View::CascadeNodeOf(const Unit& u, const CascadeIndex& index, int de
     node.expanded = shown > 0;
     for (const Unit* child : kids->second) {
       // Below the depth asked for, a subtree still counts in the roll-up.
-      CascadeNode kid =
-          CascadeNodeOf(*child, index, depth + 1, std::max(shown - 1, 0), cycle, &sum);
+      CascadeNode kid = CascadeNodeOf(*child, index, depth + 1,
+                                      node.expanded ? shown - 1 : kNotShown, cycle, &sum);
       node.objective_count += kid.objective_count;
       if (node.expanded) node.children.push_back(std::move(kid));
     }

@@ -178,8 +178,10 @@ class View {
 
   // cascade.cc: the units under each unit and the objectives each owns.
   struct CascadeIndex;
+  static constexpr int kNotShown = -1;
   // The node of `unit` and its subtree, its children kept down to
-  // `shown` levels below it; adds the progress of every objective in the
+  // `shown` levels below it (kNotShown: a node the answer leaves out, whose
+  // counts alone are needed); adds the progress of every objective in the
   // subtree to *subtree_sum. `depth` bounds a walk through a unit loop the
   // log should not hold.
   CascadeNode CascadeNodeOf(const Unit& unit, const CascadeIndex& index, int depth, int shown,

@@ -277,8 +277,7 @@ constexpr size_t kRawWriteBytes = 16u << 10;
 void AppendFrame(uint64_t seq, std::string_view bytes, std::string* out) {
   assert(bytes.size() <= format::kMaxEventBytes);
   format::PutBigEndian64(out, seq);
-  const uint32_t n = static_cast<uint32_t>(bytes.size());
-  for (int shift = 24; shift >= 0; shift -= 8) out->push_back(static_cast<char>(n >> shift));
+  format::PutBigEndian32(out, static_cast<uint32_t>(bytes.size()));
   out->append(bytes);
 }
 

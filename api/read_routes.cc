@@ -413,11 +413,10 @@ size_t ShownObjectives(const std::vector<CascadeNode>& nodes) {
 bool ParseDepth(Call& c, std::optional<int>* depth) {
   const std::string* text = c.Param("depth");
   if (!text) return true;
-  auto v = ParseUnsigned(*text);
-  if (!v || *v > kMaxCascadeDepth) {
-    c.Fail(ApiError{400, "malformed",
-                    "depth must be a whole number from 0 to " + std::to_string(kMaxCascadeDepth),
-                    "depth"});
+  ApiError e;
+  auto v = ParseWholeInRange(*text, "depth", 0, kMaxCascadeDepth, &e);
+  if (!v) {
+    c.Fail(e);
     return false;
   }
   *depth = static_cast<int>(*v);

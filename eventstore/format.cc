@@ -4,20 +4,31 @@
 
 namespace okr::format {
 
-void PutBigEndian64(std::string* out, uint64_t v) {
-  char buf[8];
-  for (int i = 7; i >= 0; --i) {
+namespace {
+
+template <typename T>
+void PutBigEndian(std::string* out, T v) {
+  char buf[sizeof(T)];
+  for (int i = sizeof(T) - 1; i >= 0; --i) {
     buf[i] = static_cast<char>(v & 0xff);
     v >>= 8;
   }
-  out->append(buf, 8);
+  out->append(buf, sizeof(T));
 }
 
-uint64_t GetBigEndian64(const char* p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+template <typename T>
+T GetBigEndian(const char* p) {
+  T v = 0;
+  for (size_t i = 0; i < sizeof(T); ++i) v = static_cast<T>((v << 8) | static_cast<uint8_t>(p[i]));
   return v;
 }
+
+}  // namespace
+
+void PutBigEndian64(std::string* out, uint64_t v) { PutBigEndian(out, v); }
+uint64_t GetBigEndian64(const char* p) { return GetBigEndian<uint64_t>(p); }
+void PutBigEndian32(std::string* out, uint32_t v) { PutBigEndian(out, v); }
+uint32_t GetBigEndian32(const char* p) { return GetBigEndian<uint32_t>(p); }
 
 std::string SeqKey(uint64_t seq) {
   std::string key;

@@ -48,6 +48,9 @@ using Hash = std::array<uint8_t, kHashSize>;
 
 void PutBigEndian64(std::string* out, uint64_t v);
 uint64_t GetBigEndian64(const char* p);
+// The same in 4 bytes (the length in a raw-event frame, SPEC §8).
+void PutBigEndian32(std::string* out, uint32_t v);
+uint32_t GetBigEndian32(const char* p);
 
 std::string SeqKey(uint64_t seq);
 // False when the key is not exactly kSeqKeySize bytes.

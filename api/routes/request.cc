@@ -380,16 +380,24 @@ std::optional<uint64_t> ParseUnsigned(std::string_view text) {
   return v;
 }
 
+std::optional<uint64_t> ParseWholeInRange(std::string_view text, const std::string& name,
+                                          uint64_t min, uint64_t max, ApiError* error) {
+  assert(min <= max);
+  auto v = ParseUnsigned(text);
+  if (!v || *v < min || *v > max) {
+    *error = Malformed(
+        name + " must be a whole number from " + std::to_string(min) + " to " + std::to_string(max),
+        name);
+    return std::nullopt;
+  }
+  return v;
+}
+
 std::optional<size_t> ParseLimit(const std::string* text, ApiError* error, size_t fallback,
                                  size_t max) {
   assert(fallback >= 1 && fallback <= max);
   if (text == nullptr) return fallback;
-  auto v = ParseUnsigned(*text);
-  if (!v || *v == 0 || *v > max) {
-    *error = Malformed("limit must be a whole number from 1 to " + std::to_string(max), "limit");
-    return std::nullopt;
-  }
-  return static_cast<size_t>(*v);
+  return ParseWholeInRange(*text, "limit", 1, max, error);
 }
 
 std::string StateTag(uint64_t seq, std::optional<uint64_t> version) {

@@ -69,6 +69,10 @@ std::optional<Command> ParseCommand(WriteRoute route, const std::string& id,
 // `limit`: absent → `fallback`; 1..`max`, else 400.
 std::optional<size_t> ParseLimit(const std::string* text, ApiError* error,
                                  size_t fallback = kDefaultPageSize, size_t max = kMaxPageSize);
+// A parameter `name` that must be a whole number from `min` to `max`;
+// nullopt, with *error a 400 naming it, on anything else.
+std::optional<uint64_t> ParseWholeInRange(std::string_view text, const std::string& name,
+                                          uint64_t min, uint64_t max, ApiError* error);
 // An unsigned decimal (a seq or a version); nullopt on anything else.
 std::optional<uint64_t> ParseUnsigned(std::string_view text);
 

@@ -12,12 +12,6 @@ namespace {
 
 constexpr size_t kFrameHeaderBytes = 12;  // seq (8) and length (4)
 
-uint32_t GetBigEndian32(const char* p) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
-  return v;
-}
-
 }  // namespace
 
 RawFrameReader::RawFrameReader(uint64_t first, uint64_t last) : next_(first), last_(last) {
@@ -28,7 +22,7 @@ RawFrameReader::RawFrameReader(uint64_t first, uint64_t last) : next_(first), la
 Status RawFrameReader::TakeFrames(std::string_view* data, const RawEventFn& fn) {
   while (!stopped_ && data->size() >= kFrameHeaderBytes) {
     const uint64_t seq = format::GetBigEndian64(data->data());
-    const uint32_t length = GetBigEndian32(data->data() + 8);
+    const uint32_t length = format::GetBigEndian32(data->data() + 8);
     if (seq != next_) {
       return Status::Corruption("okrd served seq " + std::to_string(seq) + " where seq " +
                                 std::to_string(next_) + " was due");
@@ -70,10 +64,10 @@ Status RawFrameReader::Finish() const {
     return Status::Corruption("okrd's answer ends inside the header of the frame of seq " +
                               std::to_string(next_));
   }
-  return Status::Corruption("okrd's answer ends inside the frame of seq " + std::to_string(next_) +
-                            ": " + std::to_string(pending_.size() - kFrameHeaderBytes) +
-                            " of its " + std::to_string(GetBigEndian32(pending_.data() + 8)) +
-                            " bytes arrived");
+  return Status::Corruption(
+      "okrd's answer ends inside the frame of seq " + std::to_string(next_) + ": " +
+      std::to_string(pending_.size() - kFrameHeaderBytes) + " of its " +
+      std::to_string(format::GetBigEndian32(pending_.data() + 8)) + " bytes arrived");
 }
 
 Status FetchRawEvents(Client& client, uint64_t up_to, const RawEventFn& fn,

@@ -48,9 +48,11 @@ struct Call {
   bool streamed = false;
 
   // Answers `body` as JSON with `status`.
-  void Send(int status, const nlohmann::json& body) {
+  void Send(int status, const nlohmann::json& body) { SendJsonText(status, Dump(body)); }
+  // Answers `text`, which is JSON, with `status`.
+  void SendJsonText(int status, std::string text) {
     res.status = status;
-    res.set_content(Dump(body), "application/json; charset=utf-8");
+    res.set_content(std::move(text), "application/json; charset=utf-8");
   }
   // Gives the answer the ETag of a state read at `seq` (StateTag); every
   // 200 of a cached state read carries one.
@@ -67,11 +69,13 @@ struct Call {
   }
 };
 
-// Answers with `status` the JSON `write` produces: whole, or when `stream`
-// is set, sent in pieces as it is written (chunked), so the answer is never
-// in memory at once. `write` must own what it reads: it runs after the
-// handler returns, on the same thread, outside any lock.
-void SendJson(Call& c, int status, bool stream, std::function<void(JsonOut&)> write);
+// Answers with `status` the JSON `write` produces, sent (chunked) a piece
+// each time `write` flushes its JsonOut, so the answer is never in memory
+// at once; what is left is sent at the end. `write` must own what it
+// reads: it runs after the handler returns, on the same thread. It may
+// take locks, but must not hold one while it flushes (a slow client would
+// hold it too). The answer is not kept by the answer cache.
+void StreamJson(Call& c, int status, std::function<void(JsonOut&)> write);
 
 // The page size a list asks for (`limit=`, ParseLimit: `fallback` when
 // absent, at most `max`); answers 400 and returns nullopt when it is out

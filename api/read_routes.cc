@@ -351,12 +351,16 @@ namespace {
 // of the answer is not written.
 struct ClientGone {};
 
-// Writes the answer `write` produces to `sink` as it is made; false when
-// the client went away before the end.
-bool StreamJson(const std::function<void(JsonOut&)>& write, httplib::DataSink& sink) {
-  JsonOut out([&](std::string_view piece) {
-    if (!sink.write(piece.data(), piece.size())) throw ClientGone{};
-  });
+// Writes the answer `write` produces to `sink`, a piece each time `write`
+// flushes; false when the client went away before the end.
+bool WriteToSink(const std::function<void(JsonOut&)>& write, httplib::DataSink& sink) {
+  // Nothing is handed on but by `write`'s own flushes: it may hold the
+  // projection's lock between them, and a slow client must not hold it.
+  JsonOut out(
+      [&](std::string_view piece) {
+        if (!sink.write(piece.data(), piece.size())) throw ClientGone{};
+      },
+      SIZE_MAX);
   try {
     write(out);
     out.Flush();
@@ -375,20 +379,13 @@ bool StreamJson(const std::function<void(JsonOut&)>& write, httplib::DataSink& s
 
 }  // namespace
 
-void SendJson(Call& c, int status, bool stream, std::function<void(JsonOut&)> write) {
-  static constexpr const char* kType = "application/json; charset=utf-8";
+void StreamJson(Call& c, int status, std::function<void(JsonOut&)> write) {
   c.res.status = status;
-  if (!stream) {
-    JsonOut out;
-    write(out);
-    c.res.set_content(out.Take(), kType);
-    return;
-  }
   c.streamed = true;
   auto provider = [write = std::move(write)](size_t, httplib::DataSink& sink) {
-    return StreamJson(write, sink);
+    return WriteToSink(write, sink);
   };
-  c.res.set_chunked_content_provider(kType, std::move(provider));
+  c.res.set_chunked_content_provider("application/json; charset=utf-8", std::move(provider));
 }
 
 namespace {
@@ -401,13 +398,9 @@ constexpr uint64_t kMaxCascadeDepth = 1000;
 // whole and cached.
 constexpr size_t kStreamedCascadeObjectives = 1000;
 
-size_t ShownObjectives(const std::vector<CascadeNode>& nodes) {
-  size_t n = 0;
-  for (const CascadeNode& node : nodes) {
-    n += node.objectives.size() + ShownObjectives(node.children);
-  }
-  return n;
-}
+// A streamed cascade hands its text on in pieces of about this size, with
+// the projection let go meanwhile.
+constexpr size_t kCascadePiece = 64 * 1024;
 
 // `depth=`: nullopt and true when absent; false after answering 400.
 bool ParseDepth(Call& c, std::optional<int>* depth) {
@@ -425,30 +418,46 @@ bool ParseDepth(Call& c, std::optional<int>* depth) {
 
 }  // namespace
 
-// The cascade's rows are copied out under the lock; the JSON is written
-// after, straight to the socket when the answer is big.
+// A small cascade is written whole under the lock (and cached); a big one
+// is written again as it is sent, the lock let go between pieces, so its
+// size costs neither memory nor other requests' waiting.
 void Server::Routes::GetCascade(Call& c) {
   std::optional<int> depth;
   if (!ParseDepth(c, &depth)) return;
-  auto cascade = std::make_shared<CascadeAnswer>();
-  std::optional<uint64_t> as_of =
-      projector_->Read([&](const Projection& p) -> std::optional<uint64_t> {
-        auto point = ParsePoint(c, p);
-        if (!point) return std::nullopt;
-        View v(p, point->as_of, point->at, point->now);
-        auto answer = v.CascadeNodes(c.ParamOr("cycle"), c.ParamOr("root"), depth);
-        if (!answer.ok()) {
-          c.Fail(answer.status());
-          return std::nullopt;
-        }
-        *cascade = std::move(*answer);
-        assert(point->as_of <= p.seq());
-        return point->as_of;
-      });
-  if (!as_of) return;
-  SendJson(c, 200, ShownObjectives(cascade->nodes) > kStreamedCascadeObjectives,
-           [cascade, seq = *as_of](JsonOut& out) { WriteCascade(out, *cascade, seq); });
-  c.TagState(*as_of);
+  std::optional<Point> point;
+  std::string whole;
+  bool big = false;
+  projector_->Read([&](const Projection& p) {
+    point = ParsePoint(c, p);
+    if (!point) return;
+    View v(p, point->as_of, point->at, point->now);
+    auto plan = CascadePlan::Make(v, c.ParamOr("cycle"), c.ParamOr("root"), depth);
+    if (!plan.ok()) {
+      point.reset();
+      return c.Fail(plan.status());
+    }
+    assert(point->as_of <= p.seq());
+    big = plan->shown_objectives() > kStreamedCascadeObjectives;
+    if (!big) whole = WriteJson([&](JsonOut& out) { plan->Write(v, out, point->as_of); });
+  });
+  if (!point) return;
+  if (!big) {
+    c.SendJsonText(200, std::move(whole));
+  } else {
+    StreamJson(c, 200,
+               [projector = projector_, at = *point, cycle = c.ParamOr("cycle"),
+                root = c.ParamOr("root"), depth](JsonOut& out) {
+                 projector->ReadPaused([&](const Projection& p, const Projector::Pause& pause) {
+                   View v(p, at.as_of, at.at, at.now);
+                   auto plan = CascadePlan::Make(v, cycle, root, depth);
+                   if (!plan.ok()) throw std::runtime_error(plan.status().message());
+                   plan->Write(v, out, at.as_of, [&] {
+                     if (out.waiting() >= kCascadePiece) pause([&] { out.Flush(); });
+                   });
+                 });
+               });
+  }
+  c.TagState(point->as_of);
 }
 
 void Server::Routes::GetReview(Call& c) {

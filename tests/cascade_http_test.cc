@@ -5,7 +5,10 @@
 // subtrees say when asked for one by one.
 #include <gtest/gtest.h>
 
+#include <sys/socket.h>
+
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <thread>
@@ -157,6 +160,51 @@ TEST_F(CascadeHttpTest, ABigCascadeStreamsAndSaysWhatItsSubtreesSay) {
   // when asked again at the same seq.
   const Reply again = s_->Get("/v1/cascade?cycle=q");
   EXPECT_EQ(again.body, whole.body);
+}
+
+// A streamed cascade is written while the projection moves on: it lets go
+// of the lock between pieces, so writes land meanwhile, and still says
+// exactly the state of the seq it names.
+TEST_F(CascadeHttpTest, AStreamedCascadeSaysItsSeqWhileWritesLand) {
+  httplib::Client client("127.0.0.1", s_->port());
+  // A small receive window keeps okrd's writes waiting on this client.
+  client.set_socket_options([](socket_t sock) {
+    int bytes = 4096;
+    setsockopt(sock, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+  });
+  client.set_read_timeout(60, 0);
+  std::string body;
+  std::atomic<bool> first_piece{false};
+  std::atomic<int> writes_done{0};
+  int writes_done_at_end = -1;
+  constexpr int kWrites = 20;
+  std::thread writer([&] {
+    while (!first_piece) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    for (int i = 0; i < kWrites; ++i) {
+      Want(s_->Post("/v1/key-results/kr-" + std::to_string(10 * i) + "/check-ins",
+                    {{"value", 100 - i}}, kAdmin.token),
+           201);
+      ++writes_done;
+    }
+  });
+  auto res = client.Get("/v1/cascade?cycle=q", [&](const char* data, size_t n) {
+    body.append(data, n);
+    first_piece = true;
+    // A slow reader: the answer takes longer than the writes.
+    if (writes_done < kWrites) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    writes_done_at_end = writes_done;
+    return true;
+  });
+  writer.join();
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  ASSERT_EQ(res->status, 200);
+  EXPECT_EQ(writes_done_at_end, kWrites) << "writes waited for a streamed answer's reader";
+  const json streamed = json::parse(body);
+  const uint64_t seq = streamed["as_of_seq"].get<uint64_t>();
+  EXPECT_GE(s_->HeadSeq(), seq + kWrites) << "every write landed after the answer's seq";
+  const Reply then = s_->Get("/v1/cascade?cycle=q&as_of=" + std::to_string(seq));
+  ASSERT_EQ(then.status, 200) << then;
+  EXPECT_EQ(then.body, body) << "the streamed answer is the state at its seq";
 }
 
 TEST_F(CascadeHttpTest, AMalformedDepthIsRefusedAndChangesNothing) {

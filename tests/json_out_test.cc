@@ -126,12 +126,12 @@ TEST_F(RenderedRowsTest, EveryRowIsWrittenInCanonicalForm) {
       WriteJson([&](JsonOut& o) { WriteObjective(o, v.ObjectiveRowOf(*objective)); });
   EXPECT_TRUE(Canonical(text));
   EXPECT_NE(text.find("\"review\":{"), std::string::npos) << "the review is written";
-  auto cascade = v.CascadeNodes("2026-q1", "");
+  auto cascade = CascadePlan::Make(v, "2026-q1", "", std::nullopt);
   ASSERT_OK(cascade);
-  EXPECT_TRUE(Canonical(WriteJson([&](JsonOut& o) { WriteCascade(o, *cascade, 7); })));
-  auto top = v.CascadeNodes("2026-q1", "", 0);
+  EXPECT_TRUE(Canonical(WriteJson([&](JsonOut& o) { cascade->Write(v, o, 7); })));
+  auto top = CascadePlan::Make(v, "2026-q1", "", 0);
   ASSERT_OK(top);
-  EXPECT_TRUE(Canonical(WriteJson([&](JsonOut& o) { WriteCascade(o, *top, std::nullopt); })));
+  EXPECT_TRUE(Canonical(WriteJson([&](JsonOut& o) { top->Write(v, o, std::nullopt); })));
 }
 
 }  // namespace

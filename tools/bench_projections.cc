@@ -178,15 +178,15 @@ Org BuildLog(okr::EventStore* store, uint64_t total_events) {
 
 }  // namespace
 
-// The cascade of cycle 2026 as GET /v1/cascade serves it: the rows, then
-// the JSON streamed to a sink; the bytes written (0 at a seq before the
+// The cascade of cycle 2026 as GET /v1/cascade serves it: planned, then
+// written in pieces to a sink; the bytes written (0 at a seq before the
 // cycle existed, which okrd answers 404).
 size_t ServedCascade(okr::View view) {
-  auto rows = view.CascadeNodes("2026", "");
-  if (!rows.ok()) return 0;
+  auto plan = okr::CascadePlan::Make(view, "2026", "", std::nullopt);
+  if (!plan.ok()) return 0;
   size_t bytes = 0;
   okr::JsonOut out([&](std::string_view piece) { bytes += piece.size(); });
-  okr::WriteCascade(out, *rows, view.as_of());
+  plan->Write(view, out, view.as_of());
   out.Flush();
   return bytes;
 }

@@ -1,8 +1,8 @@
 // The cascade: the unit tree with the objectives each unit owns and the
-// mean progress of every subtree, each judged against the cycle's pace.
+// mean progress of every subtree, each judged against the cycle's pace,
+// written from the projection as it is walked.
 #include <cassert>
 #include <climits>
-#include <map>
 
 #include "eventstore/base/time.h"
 #include "projections/read/view.h"
@@ -11,122 +11,132 @@ namespace okr {
 
 using nlohmann::json;
 
-struct View::CascadeIndex {
-  std::map<std::string, std::vector<const Unit*>> children;    // active units under each unit
-  std::map<std::string, std::vector<const Objective*>> owned;  // the cycle's objectives by owner
-};
-
-Result<CascadeAnswer> View::CascadeNodes(const std::string& cycle, const std::string& root,
-                                         std::optional<int> depth) {
+Result<CascadePlan> CascadePlan::Make(const View& v, const std::string& cycle,
+                                      const std::string& root, std::optional<int> depth) {
   assert(!depth || *depth >= 0);
-  const CycleFields* cycle_fields = cycle.empty() ? nullptr : CycleAt(cycle);
-  if (!cycle.empty() && !cycle_fields) return Status::NotFound("no cycle " + cycle, "cycle");
-  if (!root.empty() && !UnitAt(root)) return Status::NotFound("no unit " + root, "root");
-  CascadeIndex index;
-  std::vector<const Unit*> roots;
-  for (const auto& [id, u] : p_.units()) {
-    const UnitFields* f = u.FieldsAt(as_of_);
+  const Projection& p = v.projection();
+  CascadePlan plan;
+  plan.cycle_ = cycle.empty() ? nullptr : p.cycle(cycle);
+  if (!cycle.empty() && !v.CycleAt(cycle)) return Status::NotFound("no cycle " + cycle, "cycle");
+  if (!root.empty() && !v.UnitAt(root)) return Status::NotFound("no unit " + root, "root");
+  plan.depth_ = depth.value_or(INT_MAX);
+  plan.unit_count_ = p.units().size();
+  for (const auto& [id, u] : p.units()) {
+    const UnitFields* f = u.FieldsAt(v.as_of());
     if (!f || f->retired) continue;
-    if (root.empty() ? f->parent.empty() : id == root) roots.push_back(&u);
-    if (!f->parent.empty()) index.children[f->parent].push_back(&u);
+    if (root.empty() ? f->parent.empty() : id == root) plan.roots_.push_back(&u);
+    if (!f->parent.empty()) plan.children_[f->parent].push_back(&u);
   }
-  for (const Objective* o : Objectives({cycle, "", false})) {
-    index.owned[o->FieldsAt(as_of_)->owner].push_back(o);
+  for (const Objective* o : v.Objectives({cycle, "", false})) {
+    plan.owned_[o->FieldsAt(v.as_of())->owner].push_back(o);
   }
-  CascadeAnswer answer;
-  for (const Unit* r : roots) {
-    double sum = 0;
-    answer.nodes.push_back(
-        CascadeNodeOf(*r, index, 0, depth.value_or(INT_MAX), cycle_fields, &sum));
-  }
-  answer.pace.at_us = PaceAtUs();
-  if (cycle_fields) answer.pace.expected = PaceOf(*cycle_fields, answer.pace.at_us, 0).expected;
-  assert(root.empty() || answer.nodes.size() == 1);  // the root is an active unit at as_of
-  return answer;
+  for (const Unit* r : plan.roots_) plan.shown_ += plan.ShownUnder(*r, 0, plan.depth_);
+  assert(root.empty() || plan.roots_.size() == 1);  // the root is an active unit at as_of
+  return plan;
 }
 
-CascadeNode View::CascadeNodeOf(const Unit& u, const CascadeIndex& index, int depth, int shown,
-                                const CycleFields* cycle, double* subtree_sum) {
-  assert(u.FieldsAt(as_of_) != nullptr);  // only units that exist at as_of are indexed
-  assert(shown >= kNotShown);
-  CascadeNode node{UnitRowOf(u), {}, {}, true, 0, std::nullopt, std::nullopt};
-  // Summed in this order (own objectives, then each child's subtree) so
-  // the mean is the same double however the tree is walked. A node the
-  // answer leaves out only counts: its rows are never copied.
-  double sum = 0;
-  if (auto it = index.owned.find(u.id); it != index.owned.end()) {
-    for (const Objective* o : it->second) {
-      if (shown == kNotShown) {
-        sum += ObjectiveProgress(*o);
-      } else {
-        node.objectives.push_back(ObjectiveRowOf(*o));
-        sum += node.objectives.back().progress;
-      }
-      ++node.objective_count;
+const std::vector<const Unit*>* CascadePlan::ChildrenOf(const Unit& u, int depth) const {
+  // `depth` bounds a walk through a unit loop the log should not hold.
+  if (depth >= static_cast<int>(unit_count_)) return nullptr;
+  auto it = children_.find(u.id);
+  return it == children_.end() ? nullptr : &it->second;
+}
+
+const std::vector<const Objective*>& CascadePlan::OwnedBy(const Unit& u) const {
+  static const std::vector<const Objective*> kNone;
+  auto it = owned_.find(u.id);
+  return it == owned_.end() ? kNone : it->second;
+}
+
+size_t CascadePlan::ShownUnder(const Unit& u, int depth, int shown) const {
+  size_t n = OwnedBy(u).size();
+  const auto* kids = ChildrenOf(u, depth);
+  if (kids && shown > 0) {
+    for (const Unit* child : *kids) n += ShownUnder(*child, depth + 1, shown - 1);
+  }
+  return n;
+}
+
+CascadePlan::Counted CascadePlan::Count(View& v, const Unit& u, int depth) const {
+  // Own objectives first, then each child's subtree: the order Write sums
+  // in, so a node's mean is the same double whether it is shown or not.
+  Counted c;
+  for (const Objective* o : OwnedBy(u)) c.sum += v.ObjectiveProgress(*o);
+  c.objectives = OwnedBy(u).size();
+  if (const auto* kids = ChildrenOf(u, depth)) {
+    for (const Unit* child : *kids) {
+      Counted k = Count(v, *child, depth + 1);
+      c.sum += k.sum;
+      c.objectives += k.objectives;
     }
   }
-  auto kids = index.children.find(u.id);
-  if (depth < static_cast<int>(p_.units().size()) && kids != index.children.end()) {
-    node.expanded = shown > 0;
-    for (const Unit* child : kids->second) {
-      // Below the depth asked for, a subtree still counts in the roll-up.
-      CascadeNode kid = CascadeNodeOf(*child, index, depth + 1,
-                                      node.expanded ? shown - 1 : kNotShown, cycle, &sum);
-      node.objective_count += kid.objective_count;
-      if (node.expanded) node.children.push_back(std::move(kid));
-    }
-  }
-  if (node.objective_count) node.progress = sum / static_cast<double>(node.objective_count);
-  if (cycle) node.pace = PaceOf(*cycle, PaceAtUs(), node.progress);
-  *subtree_sum += sum;
-  return node;
+  return c;
 }
-
-Result<json> View::Cascade(const std::string& cycle, const std::string& root) {
-  OKR_ASSIGN_OR_RETURN(CascadeAnswer answer, CascadeNodes(cycle, root));
-  return RenderCascade(answer);
-}
-
-namespace {
 
 // Keys in ascending order (JsonOut): the children come first, so a node's
 // subtree is written before its own rows.
-void WriteCascadeNode(JsonOut& out, const CascadeNode& node) {
+CascadePlan::Counted CascadePlan::WriteNode(View& v, JsonOut& out, const Unit& u, int depth,
+                                            int shown, const std::function<void()>& pause) const {
+  assert(u.FieldsAt(v.as_of()) != nullptr);  // only units that exist at as_of are planned
+  Counted c;
+  for (const Objective* o : OwnedBy(u)) c.sum += v.ObjectiveProgress(*o);
+  c.objectives = OwnedBy(u).size();
   out.StartObject().Key("children");
-  if (node.expanded) {
+  // Below the depth asked for, a unit's subtree only counts in the
+  // roll-up and its `children` is null; a unit without any shows [].
+  const auto* kids = ChildrenOf(u, depth);
+  const bool expanded = !kids || shown > 0;
+  if (expanded) {
     out.StartArray();
-    for (const CascadeNode& child : node.children) WriteCascadeNode(out, child);
-    out.EndArray();
   } else {
-    assert(node.children.empty());
     out.Null();
   }
-  out.Key("objective_count").Uint(node.objective_count).Key("objectives").StartArray();
-  for (const ObjectiveRow& o : node.objectives) WriteObjective(out, o);
+  for (size_t i = 0; kids && i < kids->size(); ++i) {
+    const Unit& child = *(*kids)[i];
+    Counted k = expanded ? WriteNode(v, out, child, depth + 1, shown - 1, pause)
+                         : Count(v, child, depth + 1);
+    c.sum += k.sum;
+    c.objectives += k.objectives;
+  }
+  if (expanded) out.EndArray();
+  out.Key("objective_count").Uint(c.objectives).Key("objectives").StartArray();
+  for (const Objective* o : OwnedBy(u)) {
+    WriteObjective(out, v.ObjectiveRowOf(*o));
+    if (pause) pause();
+  }
   out.EndArray().Key("pace");
-  if (node.pace) {
-    WritePace(out, *node.pace);
+  std::optional<double> progress;
+  if (c.objectives) progress = c.sum / static_cast<double>(c.objectives);
+  const CycleFields* cycle = cycle_ ? cycle_->FieldsAt(v.as_of()) : nullptr;
+  if (cycle) {
+    WritePace(out, PaceOf(*cycle, v.PaceAtUs(), progress));
   } else {
     out.Null();
   }
-  out.Key("progress").NumberOrNull(node.progress).Key("unit");
-  WriteUnit(out, node.unit);
+  out.Key("progress").NumberOrNull(progress).Key("unit");
+  WriteUnit(out, v.UnitRowOf(u));
   out.EndObject();
+  if (pause) pause();
+  return c;
 }
 
-}  // namespace
-
-void WriteCascade(JsonOut& out, const CascadeAnswer& cascade, std::optional<uint64_t> as_of_seq) {
+void CascadePlan::Write(View& v, JsonOut& out, std::optional<uint64_t> as_of_seq,
+                        const std::function<void()>& pause) const {
   out.StartObject();
   if (as_of_seq) out.Key("as_of_seq").Uint(*as_of_seq);
   out.Key("nodes").StartArray();
-  for (const CascadeNode& node : cascade.nodes) WriteCascadeNode(out, node);
-  out.EndArray().Key("pace").StartObject().Key("at").String(FormatTimeUs(cascade.pace.at_us));
-  out.Key("expected").NumberOrNull(cascade.pace.expected).EndObject().EndObject();
+  for (const Unit* r : roots_) WriteNode(v, out, *r, 0, depth_, pause);
+  const int64_t at_us = v.PaceAtUs();
+  const CycleFields* cycle = cycle_ ? cycle_->FieldsAt(v.as_of()) : nullptr;
+  std::optional<double> expected;
+  if (cycle) expected = PaceOf(*cycle, at_us, 0).expected;
+  out.EndArray().Key("pace").StartObject().Key("at").String(FormatTimeUs(at_us));
+  out.Key("expected").NumberOrNull(expected).EndObject().EndObject();
 }
 
-json RenderCascade(const CascadeAnswer& cascade) {
-  return WriteJsonDocument([&](JsonOut& out) { WriteCascade(out, cascade, std::nullopt); });
+Result<json> View::Cascade(const std::string& cycle, const std::string& root) {
+  OKR_ASSIGN_OR_RETURN(CascadePlan plan, CascadePlan::Make(*this, cycle, root, std::nullopt));
+  return WriteJsonDocument([&](JsonOut& out) { plan.Write(*this, out, std::nullopt); });
 }
 
 }  // namespace okr

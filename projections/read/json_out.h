@@ -60,6 +60,8 @@ class JsonOut {
   void Flush();
   // The text written so far (without a sink); the writer starts afresh.
   std::string Take();
+  // Bytes written and not yet handed on.
+  size_t waiting() const { return buffer_.GetSize(); }
   // Bytes written so far, whether handed on or waiting.
   size_t bytes() const { return handed_ + buffer_.GetSize(); }
 

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -56,31 +57,6 @@ struct ObjectiveRow {
   uint64_t version = 0;
   Pace pace;  // of `progress` in its cycle, at View::PaceAtUs()
 };
-struct CascadeNode {
-  UnitRow unit;
-  std::vector<ObjectiveRow> objectives;
-  std::vector<CascadeNode> children;
-  // False below the depth asked for, where a unit has units under it that
-  // the answer leaves out (its `children` is null, its roll-up still whole).
-  bool expanded = true;
-  size_t objective_count = 0;      // in the whole subtree
-  std::optional<double> progress;  // mean over the subtree; none without objectives
-  // Of `progress` in the cascade's cycle at View::PaceAtUs(); none for a
-  // cascade of every cycle, which has no one span to judge by.
-  std::optional<Pace> pace;
-};
-// Where the cascade's pace was judged: the instant, and the share of the
-// cycle expected by then (none for a cascade of every cycle).
-struct CascadePace {
-  int64_t at_us = 0;
-  std::optional<double> expected;
-};
-// The cascade's rows and the point its pace was judged at.
-struct CascadeAnswer {
-  std::vector<CascadeNode> nodes;
-  CascadePace pace;
-};
-
 // Each row as the API answers it (GET /v1/units/{id} and so on), written
 // to a JsonOut; Render* gives the same as a document. Pure: they read only
 // the row, so they run without the projection's lock.
@@ -97,10 +73,6 @@ nlohmann::json RenderCheckIn(const CheckIn& check_in);
 nlohmann::json RenderPace(const Pace& pace);
 nlohmann::json RenderKeyResult(const KeyResultRow& row);
 nlohmann::json RenderObjective(const ObjectiveRow& row);
-// {"nodes":[…],"pace":{"at","expected"}} as GET /v1/cascade answers, with
-// "as_of_seq" first when given.
-void WriteCascade(JsonOut& out, const CascadeAnswer& cascade, std::optional<uint64_t> as_of_seq);
-nlohmann::json RenderCascade(const CascadeAnswer& cascade);
 
 struct ObjectiveFilter {
   std::string cycle;  // empty: every cycle
@@ -155,16 +127,10 @@ class View {
   // The key result's owner, or its objective's when it has none.
   std::string EffectiveOwner(const KeyResultFields& f) const;
 
-  // The cascade's nodes for `cycle` (empty: every cycle), from `root`
-  // (default: every top-level unit) down to `depth` levels below it (none:
-  // all), with the point their pace was judged at. kNotFound for an
-  // unknown cycle or root.
-  Result<CascadeAnswer> CascadeNodes(const std::string& cycle, const std::string& root,
-                                     std::optional<int> depth = std::nullopt);
-  // {"nodes":[{"unit","objectives","children","progress","pace"}],"pace"}:
-  // RenderCascade of CascadeNodes.
+  // {"nodes":[{"unit","objectives","children","progress","pace"}],"pace"}
+  // for `cycle` (empty: every cycle) from `root` (empty: every top-level
+  // unit): CascadePlan's answer, as a document.
   Result<nlohmann::json> Cascade(const std::string& cycle, const std::string& root);
-
   // {"findings":[{rule, entity, message}]} for `cycle` (empty: all cycles).
   nlohmann::json Lint(const std::string& cycle);
 
@@ -175,17 +141,6 @@ class View {
   // The pace of `progress` in cycle `cycle_id` at PaceAtUs(); no pace
   // (kNone, expected 0) when the cycle did not exist at as_of.
   Pace PaceIn(const std::string& cycle_id, std::optional<double> progress) const;
-
-  // cascade.cc: the units under each unit and the objectives each owns.
-  struct CascadeIndex;
-  static constexpr int kNotShown = -1;
-  // The node of `unit` and its subtree, its children kept down to
-  // `shown` levels below it (kNotShown: a node the answer leaves out, whose
-  // counts alone are needed); adds the progress of every objective in the
-  // subtree to *subtree_sum. `depth` bounds a walk through a unit loop the
-  // log should not hold.
-  CascadeNode CascadeNodeOf(const Unit& unit, const CascadeIndex& index, int depth, int shown,
-                            const CycleFields* cycle, double* subtree_sum);
 
   // lint.cc: the findings on one objective (not the per-owner count) and
   // on one of its key results in `cycle`.
@@ -199,6 +154,49 @@ class View {
   std::unordered_map<std::string, double> kr_progress_;
   std::unordered_map<std::string, double> objective_progress_;
   std::optional<std::unordered_map<std::string, std::vector<const Objective*>>> children_;
+};
+
+// The cascade (GET /v1/cascade): which units and objectives an answer
+// shows, found once, then written from the projection as it is walked —
+// no row of it is kept, so a whole organisation costs what one row does.
+class CascadePlan {
+ public:
+  // For `cycle` (empty: every cycle), from `root` (empty: every top-level
+  // unit), down to `depth` levels below it (none: all). kNotFound for a
+  // cycle or root that did not exist at the View's as_of.
+  static Result<CascadePlan> Make(const View& v, const std::string& cycle, const std::string& root,
+                                  std::optional<int> depth);
+  // How many objectives the answer shows (those below `depth` only count).
+  size_t shown_objectives() const { return shown_; }
+  // Writes {"as_of_seq"?, "nodes": [...], "pace": {"at", "expected"}}
+  // with `v`, a View at the same point as Make's. Calls `pause` (when
+  // given) after each objective and each unit written: the caller may let
+  // go of the projection there and take it back, provided entities keep
+  // their addresses meanwhile (the plan holds pointers to them, and reads
+  // their fields again each time).
+  void Write(View& v, JsonOut& out, std::optional<uint64_t> as_of_seq,
+             const std::function<void()>& pause = nullptr) const;
+
+ private:
+  struct Counted {
+    double sum = 0;         // of the objectives' progress, own first, then each child's
+    size_t objectives = 0;  // in the subtree
+  };
+  // The active units under `u`; nullptr for none, or past a unit loop.
+  const std::vector<const Unit*>* ChildrenOf(const Unit& u, int depth) const;
+  const std::vector<const Objective*>& OwnedBy(const Unit& u) const;
+  size_t ShownUnder(const Unit& u, int depth, int shown) const;
+  Counted Count(View& v, const Unit& u, int depth) const;
+  Counted WriteNode(View& v, JsonOut& out, const Unit& u, int depth, int shown,
+                    const std::function<void()>& pause) const;
+
+  const Cycle* cycle_ = nullptr;  // none: every cycle
+  int depth_ = 0;
+  size_t unit_count_ = 0;  // bounds a walk through a unit loop
+  std::vector<const Unit*> roots_;
+  std::unordered_map<std::string, std::vector<const Unit*>> children_;    // by parent
+  std::unordered_map<std::string, std::vector<const Objective*>> owned_;  // the cycle's, by owner
+  size_t shown_ = 0;
 };
 
 // The µs instant a cycle's date range begins, and the first instant after

@@ -132,7 +132,10 @@ Status Projector::FoldLocked(uint64_t up_to) {
   if (damaged) {
     // Apply threw half-way: rebuild the state after the last good event.
     auto rebuilt = Rebuild(*store_, good, options_.load_snapshot);
-    if (rebuilt.ok()) projection_ = std::move(rebuilt.value());
+    if (rebuilt.ok()) {
+      projection_ = std::move(rebuilt.value());
+      ++generation_;  // ReadPaused's readers hold pointers into the old one
+    }
   }
   MarkStuck(good + 1, s);
   return StuckStatus();

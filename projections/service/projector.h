@@ -100,6 +100,31 @@ class Projector {
     return fn(projection_);
   }
 
+  // Thrown by a pause of ReadPaused when the projection was rebuilt while
+  // it was let go (after a damaged event): no entity the reader held is
+  // there any more, so its read must stop.
+  struct ProjectionReplaced {};
+  // Lets a long read go of the lock: pause(during) releases it, runs
+  // `during` (a socket write, say) and takes it back.
+  using Pause = std::function<void(const std::function<void()>& during)>;
+  // Runs `fn(projection, pause)` under a shared lock, like Read, for reads
+  // too long to hold it throughout. Entities keep their addresses while
+  // the projection grows, so `fn` may keep pointers to them across a
+  // pause, but must read their fields again after it (their histories may
+  // have grown); `pause` throws ProjectionReplaced when even that is void.
+  template <typename Fn>
+  auto ReadPaused(Fn&& fn) const {
+    std::shared_lock lock(mu_);
+    const uint64_t generation = generation_;
+    Pause pause = [&](const std::function<void()>& during) {
+      lock.unlock();
+      during();
+      lock.lock();
+      if (generation_ != generation) throw ProjectionReplaced{};
+    };
+    return fn(projection_, pause);
+  }
+
   // Folds in every event the log has beyond the projection.
   Status CatchUp();
   uint64_t seq() const;
@@ -188,8 +213,9 @@ class Projector {
   EventStore* store_;
   ProjectorOptions options_;
   mutable std::shared_mutex mu_;
-  Projection projection_;  // guarded by mu_
-  Hash head_hash_{};       // hash of the event at projection_.seq(); guarded by mu_
+  Projection projection_;    // guarded by mu_
+  uint64_t generation_ = 0;  // guarded by mu_; counts replacements of projection_
+  Hash head_hash_{};         // hash of the event at projection_.seq(); guarded by mu_
 
   std::array<std::mutex, 64> turns_;  // by hash of the entity being changed
   WriteGate gate_;

@@ -7,6 +7,7 @@
 #     (e.g. one made with okrctl import), posting check-ins to key result ID
 #     (default kr-records-migrated, the demo's); okrd makes demo tokens there.
 #   ONLY_POST=1 ...                    only the POST rows
+#   OKRD=BINARY ...                    another okrd build (e.g. before a change)
 # Installs wrk (Debian) when missing; builds okrd and bench_http_bare.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +31,7 @@ trap cleanup EXIT
 # Waits for a server's "listening on" line and prints its port.
 port_of() {  # name
   local port
-  for _ in $(seq 600); do
+  for _ in $(seq 3000); do
     port=$(grep -oE 'listening on (http://127.0.0.1:)?[0-9]+' "$work/$1.out" | grep -oE '[0-9]+$' || true)
     [ -n "$port" ] && { echo "$port"; return; }
     sleep 0.1
@@ -40,7 +41,7 @@ port_of() {  # name
 
 if [ -n "${DATA:-}" ]; then cp -a "$DATA" "$work/data"; fi
 kr="${KR:-kr-records-migrated}"
-"$build_dir/api/okrd" --data "$work/data" --listen 127.0.0.1:0 --demo --log-format json \
+"${OKRD:-$build_dir/api/okrd}" --data "$work/data" --listen 127.0.0.1:0 --demo --log-format json \
   >"$work/okrd.out" 2>"$work/okrd.err" &
 pids+=($!)
 "$build_dir/tools/bench_http_bare" --threads 16 >"$work/bare.out" 2>"$work/bare.err" &
@@ -70,6 +71,8 @@ run() {  # url [lua]
     out=$(wrk -t2 -c$connections -d"${seconds}s" --latency "$1")
   fi
   if echo "$out" | grep -q "Non-2xx"; then echo "$out" >&2; fi
+  # wrk leaves requests that time out (2 s) out of its latencies: say so.
+  echo "$out" | grep "Socket errors" | sed "s|^ *|  $1: |" >&2 || true
   local rps p50 p99
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   p50=$(echo "$out" | awk '$1=="50%" {print $2}')

@@ -5,6 +5,10 @@
 #include <chrono>
 #include <mutex>
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <kj/exception.h>
 
 #include "eventstore/base/clock.h"
@@ -88,12 +92,21 @@ Result<std::unique_ptr<Projector>> Projector::Open(EventStore* store, ProjectorO
   // Only a log that cannot be read at all refuses.
   if (Status s = p->FoldLocked(head); !s.ok() && !p->stuck()) return s;
   p->follower_ = std::thread([raw = p.get()] { raw->FollowLoop(); });
+  if (p->options_.snapshot_every_events > 0) {
+    p->snapshotter_ = std::thread([raw = p.get()] { raw->SnapshotLoop(); });
+  }
   return p;
 }
 
 Projector::~Projector() {
-  stopping_ = true;
+  {
+    // Under snapshot_mu_, so the snapshot thread cannot miss the wake-up.
+    std::lock_guard<std::mutex> lock(snapshot_mu_);
+    stopping_ = true;
+  }
+  snapshot_cv_.notify_all();
   if (follower_.joinable()) follower_.join();
+  if (snapshotter_.joinable()) snapshotter_.join();
 }
 
 void Projector::FollowLoop() {
@@ -204,15 +217,54 @@ Status Projector::CatchUpLocked(uint64_t up_to) {
 void Projector::MaybeSnapshot(uint64_t before, uint64_t after) {
   uint64_t every = options_.snapshot_every_events;
   if (every == 0 || before / every == after / every) return;
-  std::string bytes;
-  uint64_t seq;
   {
-    std::shared_lock lock(mu_);
-    seq = projection_.seq();
-    bytes = SnapshotCodec::Encode(projection_, head_hash_);
+    std::lock_guard<std::mutex> lock(snapshot_mu_);
+    snapshot_owed_ = std::max(snapshot_owed_, after);
   }
-  // A failed snapshot costs only start-up time; the log is untouched.
-  (void)store_->PutSnapshot(seq, bytes);
+  snapshot_cv_.notify_all();
+}
+
+void Projector::WaitForSnapshots() {
+  std::unique_lock<std::mutex> lock(snapshot_mu_);
+  snapshot_cv_.wait(lock, [&] { return stopping_ || (snapshot_owed_ == 0 && !snapshot_busy_); });
+}
+
+void Projector::SnapshotLoop() {
+  // Behind request threads and the follower: a snapshot only saves
+  // start-up time, so it may take the CPU they leave.
+  (void)setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 10);
+  std::chrono::steady_clock::duration last{0};
+  std::unique_lock<std::mutex> lock(snapshot_mu_);
+  while (!stopping_) {
+    snapshot_cv_.wait(lock, [&] { return stopping_ || snapshot_owed_ != 0; });
+    // Spaced by time as well as by count: what was owed meanwhile is
+    // written once, at the seq reached by then.
+    snapshot_cv_.wait_for(lock, last * kSnapshotIdleFactor, [&] { return stopping_.load(); });
+    if (stopping_) break;
+    snapshot_owed_ = 0;
+    snapshot_busy_ = true;
+    lock.unlock();
+    auto started = std::chrono::steady_clock::now();
+    WriteSnapshot(seq());
+    last = std::chrono::steady_clock::now() - started;
+    lock.lock();
+    snapshot_busy_ = false;
+    snapshot_cv_.notify_all();
+  }
+  snapshot_busy_ = false;
+  snapshot_cv_.notify_all();
+}
+
+void Projector::WriteSnapshot(uint64_t seq) {
+  assert(seq > 0);  // a snapshot is owed only once the projection has moved
+  // Rebuilt from the log, which the live projection is a fold of: the same
+  // state (the determinism test holds the two equal), and no lock shared
+  // with the writers while it is encoded. A failure costs only start-up
+  // time; the log is untouched.
+  auto projection = Rebuild(*store_, seq, /*use_snapshot=*/true);
+  auto last = store_->Read(seq - 1, 1);
+  if (!projection.ok() || !last.ok() || last->size() != 1) return;
+  (void)store_->PutSnapshot(seq, SnapshotCodec::Encode(*projection, Sha256(last->front().bytes)));
 }
 
 void Projector::WriteGate::Lock(bool exclusive) {

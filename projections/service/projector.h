@@ -9,6 +9,9 @@
 //   Follow: one thread folds new events into the projection as the log
 //           grows, once per append batch, and wakes the writers waiting
 //           for their events to be visible.
+//   Snapshot: another thread, at low priority, writes snapshots from its
+//           own rebuilt copy of the projection, so encoding one never holds
+//           the live projection's lock (writes would wait behind it).
 //
 // Thread-safe. Owns the projection; borrows the store, which must outlive it.
 #pragma once
@@ -30,9 +33,12 @@
 namespace okr {
 
 struct ProjectorOptions {
-  uint64_t snapshot_every_events = 10'000;  // 0: never write snapshots
-  bool load_snapshot = true;                // start from the newest snapshot
-  std::function<int64_t()> clock_us;        // default: system clock
+  // A snapshot is owed each time the projection passes a multiple of this
+  // (0: never write snapshots); it is written in the background, no
+  // sooner than kSnapshotIdleFactor times the last one's duration after it.
+  uint64_t snapshot_every_events = 10'000;
+  bool load_snapshot = true;          // start from the newest snapshot
+  std::function<int64_t()> clock_us;  // default: system clock
   // Called once, from the thread that found it, when a stored event cannot
   // be folded (the projection stops there; see Projector::stuck()). Must
   // be quick and must not call the projector.
@@ -75,6 +81,10 @@ struct WriteResult {
 inline constexpr int kSharedDecideAttempts = 3;
 // A bound that the gate makes unreachable, kept as a last guard.
 inline constexpr int kMaxDecideAttempts = 16;
+// After a snapshot that took d, the next one starts no sooner than this
+// many d later: snapshots take at most a tenth of one core, however large
+// the projection grows (at 1M events one takes seconds).
+inline constexpr int kSnapshotIdleFactor = 9;
 
 class Projector {
  public:
@@ -127,6 +137,10 @@ class Projector {
 
   // Folds in every event the log has beyond the projection.
   Status CatchUp();
+  // Returns once no snapshot is owed or being written: the snapshots the
+  // projection's seq so far calls for are stored (or failed, which costs
+  // only start-up time).
+  void WaitForSnapshots();
   uint64_t seq() const;
   // Set once a stored event could not be folded; nullopt while healthy.
   // Reads keep answering the last good state; writes answer kIOError.
@@ -204,7 +218,13 @@ class Projector {
   // Records the first fold failure (once) and tells options_.on_stuck.
   void MarkStuck(uint64_t seq, const Status& why);
   Status StuckStatus() const;
+  // Owes a snapshot when (before, after] passes a multiple of
+  // snapshot_every_events; the snapshot thread writes it.
   void MaybeSnapshot(uint64_t before, uint64_t after);
+  void SnapshotLoop();
+  // Writes the snapshot at `seq` from a projection rebuilt for it (the
+  // newest stored snapshot plus the log after it), never touching mu_.
+  void WriteSnapshot(uint64_t seq);
   void FollowLoop();
   // Returns once the projection has folded in `seq` (the follower does it;
   // after a grace period the caller does it itself).
@@ -226,6 +246,12 @@ class Projector {
   std::condition_variable projected_cv_;
   std::atomic<bool> stopping_{false};
   std::thread follower_;
+
+  std::mutex snapshot_mu_;  // guards the three below
+  std::condition_variable snapshot_cv_;
+  uint64_t snapshot_owed_ = 0;  // the seq a snapshot is owed at; 0: none
+  bool snapshot_busy_ = false;  // the snapshot thread is writing one
+  std::thread snapshotter_;
 };
 
 }  // namespace okr

@@ -262,10 +262,9 @@ void Server::Routes::ListEvents(Call& c) {
 
 namespace {
 
-// GET /v1/events/raw frames this many bytes (or one event more) per read
-// of the store: a request holds one batch whatever its limit. Each read
-// opens an iterator (with RocksDB's 2 MiB readahead), so batches much
-// smaller than that cost more in reads than they save in memory.
+// GET /v1/events/raw frames this many bytes (or one event more) per call
+// of cpp-httplib's provider: a request holds one batch whatever its
+// limit. Every batch of a request reads through the same EventCursor.
 constexpr size_t kRawBatchBytes = 2u << 20;
 // ... and hands a batch to the socket in writes of this size: cpp-httplib
 // copies each write twice, and copies this small reuse the heap instead
@@ -297,7 +296,9 @@ class RawFrames {
     assert(next_ <= last_);
     buffer_.clear();
     uint64_t expected = next_;
-    Status s = store_->Scan(next_, last_, [&](uint64_t seq, std::string_view bytes) {
+    // Opened on the first call, so an answer not yet sent holds no files.
+    if (!cursor_) cursor_ = std::shared_ptr<EventCursor>(store_->OpenCursor(next_, last_));
+    Status s = cursor_->Next([&](uint64_t seq, std::string_view bytes) {
       if (seq != expected) return false;
       AppendFrame(seq, bytes, &buffer_);
       ++expected;
@@ -320,6 +321,8 @@ class RawFrames {
   const EventStore* store_;
   uint64_t next_, last_;
   OnFailure on_failure_;
+  // Shared: cpp-httplib copies the provider; only one copy ever reads.
+  std::shared_ptr<EventCursor> cursor_;
   std::string buffer_;  // the chunk being framed
 };
 

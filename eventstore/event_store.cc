@@ -280,26 +280,55 @@ Result<uint64_t> EventStore::Impl::Version(std::string_view entity) const {
   return StoredVersion(entity, rocksdb::ReadOptions());
 }
 
-Status EventStore::Impl::Scan(uint64_t from_seq, uint64_t to_seq,
-                              const std::function<bool(uint64_t, std::string_view)>& fn) const {
-  rocksdb::ReadOptions ro;
-  std::string upper;
+struct EventCursor::State {
+  std::string upper;  // the key after to_seq; upper_slice points into it
   rocksdb::Slice upper_slice;
-  if (to_seq < UINT64_MAX) {
-    upper = format::SeqKey(to_seq + 1);
-    upper_slice = upper;
-    ro.iterate_upper_bound = &upper_slice;
+  std::string first;  // the key of from_seq, sought on the first Next
+  std::unique_ptr<rocksdb::Iterator> it;
+  bool started = false;
+};
+
+EventCursor::EventCursor(std::unique_ptr<State> state) : state_(std::move(state)) {
+  assert(state_ && state_->it);
+}
+EventCursor::~EventCursor() = default;
+
+Status EventCursor::Next(const std::function<bool(uint64_t, std::string_view)>& fn) {
+  rocksdb::Iterator* it = state_->it.get();
+  if (!state_->started) {
+    it->Seek(state_->first);
+    state_->started = true;
   }
-  ro.readahead_size = 2 << 20;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, events_));
-  for (it->Seek(format::SeqKey(from_seq)); it->Valid(); it->Next()) {
+  for (; it->Valid();) {
     uint64_t seq = 0;
     if (!format::ParseSeqKey(View(it->key()), &seq)) {
       return Status::Corruption("malformed key in the events column family");
     }
-    if (!fn(seq, View(it->value()))) return Status::Ok();
+    const bool more = fn(seq, View(it->value()));
+    it->Next();  // the event is taken whatever fn answered
+    if (!more) return Status::Ok();
   }
   return FromRocks(it->status());
+}
+
+std::unique_ptr<EventCursor> EventStore::Impl::OpenCursor(uint64_t from_seq,
+                                                          uint64_t to_seq) const {
+  auto state = std::make_unique<EventCursor::State>();
+  rocksdb::ReadOptions ro;
+  if (to_seq < UINT64_MAX) {
+    state->upper = format::SeqKey(to_seq + 1);
+    state->upper_slice = state->upper;
+    ro.iterate_upper_bound = &state->upper_slice;  // lives as long as the iterator
+  }
+  ro.readahead_size = 2 << 20;
+  state->first = format::SeqKey(from_seq);
+  state->it.reset(db_->NewIterator(ro, events_));
+  return std::make_unique<EventCursor>(std::move(state));
+}
+
+Status EventStore::Impl::Scan(uint64_t from_seq, uint64_t to_seq,
+                              const std::function<bool(uint64_t, std::string_view)>& fn) const {
+  return OpenCursor(from_seq, to_seq)->Next(fn);
 }
 
 Result<std::vector<StoredEvent>> EventStore::Impl::Read(uint64_t after_seq, size_t limit) const {
@@ -373,6 +402,9 @@ Head EventStore::head() const { return impl_->head(); }
 Status EventStore::Scan(uint64_t from_seq, uint64_t to_seq,
                         const std::function<bool(uint64_t, std::string_view)>& fn) const {
   return impl_->Scan(from_seq, to_seq, fn);
+}
+std::unique_ptr<EventCursor> EventStore::OpenCursor(uint64_t from_seq, uint64_t to_seq) const {
+  return impl_->OpenCursor(from_seq, to_seq);
 }
 Result<std::vector<StoredEvent>> EventStore::Read(uint64_t after_seq, size_t limit) const {
   return impl_->Read(after_seq, limit);

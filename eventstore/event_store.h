@@ -121,6 +121,32 @@ inline constexpr int64_t kIdempotencyRetentionUs = int64_t{24} * 3600 * 1'000'00
 // never holds appends up for long; it catches up over later batches.
 inline constexpr size_t kMaxEventsPrunedPerPass = 10'000;
 
+// A reader's place in the log: one RocksDB iterator over seqs
+// [from_seq, to_seq], kept between calls, so a reader that takes the log
+// a batch at a time (GET /v1/events/raw) pays for one iterator and its
+// readahead buffers, not one per batch. Holds the files it reads from
+// until it is destroyed; not thread-safe; must not outlive its store.
+class EventCursor {
+ public:
+  ~EventCursor();
+  EventCursor(const EventCursor&) = delete;
+  EventCursor& operator=(const EventCursor&) = delete;
+
+  // Calls `fn` for each stored event from the cursor's place on, in
+  // order, until it returns false or the range ends. The event `fn`
+  // returned false for is taken all the same: the next call starts after
+  // it. The view is valid only during the call.
+  Status Next(const std::function<bool(uint64_t seq, std::string_view bytes)>& fn);
+
+  // The iterator and its bounds, opaque outside eventstore/ (which makes
+  // them: EventStore::OpenCursor).
+  struct State;
+  explicit EventCursor(std::unique_ptr<State> state);
+
+ private:
+  std::unique_ptr<State> state_;
+};
+
 class EventStore {
  public:
   // Opens (or creates) the log in `dir`, recovering the head from the data.
@@ -146,6 +172,9 @@ class EventStore {
   // order, until it returns false. The view is valid only during the call.
   Status Scan(uint64_t from_seq, uint64_t to_seq,
               const std::function<bool(uint64_t seq, std::string_view bytes)>& fn) const;
+  // The events with from_seq <= seq <= to_seq, read a batch at a time
+  // through one iterator (EventCursor); Scan is one call of it.
+  std::unique_ptr<EventCursor> OpenCursor(uint64_t from_seq, uint64_t to_seq) const;
   // Up to `limit` events with seq > after_seq.
   Result<std::vector<StoredEvent>> Read(uint64_t after_seq, size_t limit) const;
   // One entity's events with version > after_version, oldest first.

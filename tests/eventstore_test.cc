@@ -154,6 +154,41 @@ TEST_F(EventStoreTest, ReadPagesThroughTheLog) {
   EXPECT_EQ(store_->Read(25, 10)->size(), 0u);
 }
 
+// A bulk reader (GET /v1/events/raw) takes the log a batch at a time
+// through one cursor: each batch starts right after the event the last
+// one stopped at, nothing is skipped or repeated, nothing past to_seq.
+TEST_F(EventStoreTest, ACursorContinuesWhereItsLastBatchStopped) {
+  for (int i = 0; i < 25; ++i) ASSERT_TRUE(CheckIn("kr-" + std::to_string(i % 3), i).ok());
+  auto all = store_->Read(0, 100);
+  ASSERT_TRUE(all.ok());
+  std::unique_ptr<EventCursor> cursor = store_->OpenCursor(4, 21);
+  std::vector<StoredEvent> taken;
+  for (int batch = 0; batch < 10; ++batch) {
+    size_t in_batch = 0;
+    ASSERT_TRUE(cursor
+                    ->Next([&](uint64_t seq, std::string_view bytes) {
+                      taken.push_back({seq, std::string(bytes)});
+                      return ++in_batch < 4;  // stops on the 4th, which is taken
+                    })
+                    .ok());
+    if (in_batch == 0) break;
+  }
+  ASSERT_EQ(taken.size(), 18u);
+  for (size_t i = 0; i < taken.size(); ++i) {
+    EXPECT_EQ(taken[i].seq, 4 + i);
+    EXPECT_EQ(taken[i].bytes, (*all)[3 + i].bytes) << "seq " << taken[i].seq;
+  }
+  // Events appended after the cursor opened lie past its range anyway;
+  // an exhausted cursor keeps answering nothing.
+  ASSERT_TRUE(CheckIn("kr-0", 99).ok());
+  EXPECT_TRUE(cursor
+                  ->Next([](uint64_t, std::string_view) {
+                    ADD_FAILURE() << "read past to_seq";
+                    return true;
+                  })
+                  .ok());
+}
+
 TEST_F(EventStoreTest, StreamHoldsOneEntitysEventsInVersionOrder) {
   for (int i = 0; i < 9; ++i) ASSERT_TRUE(CheckIn(i % 3 == 0 ? "kr-a" : "kr-b", i).ok());
   auto stream = store_->ReadStream("kr-a");

@@ -1,14 +1,17 @@
 // okrctl's reader of GET /v1/events/raw answers (tools/ctl/raw_events.h):
 // frames are taken whole however the bytes are split on arrival, and a
 // server that sends anything but consecutive whole frames is refused with
-// the seq named — verify --server must never pass a log it did not see.
+// the seq named — verify --server must never pass a log it did not see;
+// and FetchRawEvents, against the real okrd, pages from any seq.
 #include <gtest/gtest.h>
 
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "eventstore/event_json.h"
 #include "eventstore/format.h"
+#include "tests/okrd_harness.h"
 #include "tools/ctl/raw_events.h"
 
 namespace okr::ctl {
@@ -86,6 +89,47 @@ TEST(RawFrameReader, StopsWhenTheCallerHasEnough) {
   EXPECT_TRUE(reader.stopped());
   EXPECT_EQ(calls, 2);
   EXPECT_TRUE(reader.Finish().ok());
+}
+
+// FetchRawEvents against the real okrd from a seq inside the log, as
+// verify --server fetches the events okrd's claim covers beyond the head
+// it started from: exactly the seqs after `after` up to `up_to`, each one
+// the bytes /v1/events?raw=true shows.
+TEST(FetchRawEvents, FromInsideTheLogTakesExactlyTheSeqsAsked) {
+  const testing::Token admin{"admin-token-frames", "hr.admin", "admin", {}};
+  testing::OkrdOptions options;
+  options.tokens = std::vector<testing::Token>{admin};
+  testing::Okrd okrd(options);
+  ASSERT_TRUE(okrd.Start());
+  const nlohmann::json company = {{"id", "acme"}, {"kind", "company"}, {"name", "Acme"}};
+  ASSERT_EQ(okrd.Post("/v1/units", company, admin.token).status, 201);
+  for (int i = 0; i < 9; ++i) {
+    const nlohmann::json team = {
+        {"id", "team-" + std::to_string(i)}, {"kind", "team"}, {"name", "T"}, {"parent", "acme"}};
+    ASSERT_EQ(okrd.Post("/v1/units", team, admin.token).status, 201);
+  }
+  const uint64_t head = okrd.HeadSeq();
+  ASSERT_GE(head, 10u);
+  testing::Reply stored = okrd.Get("/v1/events?raw=true", admin.token);
+  ASSERT_EQ(stored.status, 200) << stored.body;
+  auto client = Client::Connect("http://127.0.0.1:" + std::to_string(okrd.port()), admin.token);
+  ASSERT_TRUE(client.ok());
+  Frames got;
+  Status s = FetchRawEvents(
+      **client, head - 2,
+      [&](uint64_t seq, std::string_view bytes) {
+        got.emplace_back(seq, std::string(bytes));
+        return true;
+      },
+      {}, 3);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  ASSERT_EQ(got.size(), head - 5);
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].first, 4 + i);
+    const nlohmann::json& item = stored.json["items"][3 + i];
+    EXPECT_EQ(item["seq"], got[i].first);
+    EXPECT_EQ(Base64Decode(item["raw"].get<std::string>()), got[i].second) << got[i].first;
+  }
 }
 
 }  // namespace

@@ -71,8 +71,7 @@ Status RawFrameReader::Finish() const {
 }
 
 Status FetchRawEvents(Client& client, uint64_t up_to, const RawEventFn& fn,
-                      const std::function<void(uint64_t)>& progress) {
-  uint64_t after = 0;
+                      const std::function<void(uint64_t)>& progress, uint64_t after) {
   while (after < up_to) {
     const uint64_t limit = std::min<uint64_t>(api::kMaxRawEvents, up_to - after);
     RawFrameReader reader(after + 1, after + limit);

@@ -45,12 +45,12 @@ class RawFrameReader {
 };
 
 // Pages through GET /v1/events/raw?after=…&limit=… (kMaxRawEvents a page)
-// up to `up_to` and calls `fn` with each event's seq and its stored bytes,
-// in order, until it returns false. `progress` gets the last seq seen.
-// Errors: the server's answer, a transport failure or a malformed frame
-// (RawFrameReader). Blocks the calling thread; uses `client` only during
-// the call.
+// from seq `after` + 1 up to `up_to` and calls `fn` with each event's seq
+// and its stored bytes, in order, until it returns false. `progress` gets
+// the last seq seen. Errors: the server's answer, a transport failure or
+// a malformed frame (RawFrameReader). Blocks the calling thread; uses
+// `client` only during the call.
 Status FetchRawEvents(Client& client, uint64_t up_to, const RawEventFn& fn,
-                      const std::function<void(uint64_t)>& progress = {});
+                      const std::function<void(uint64_t)>& progress = {}, uint64_t after = 0);
 
 }  // namespace okr::ctl

@@ -165,7 +165,7 @@ void Server::Routes::Page(Call& c, const std::map<std::string, E>& (Projection::
         const auto& map = (p.*all)();
         for (auto it = cursor ? map.upper_bound(cursor->position) : map.begin(); it != map.end();
              ++it) {
-          if (!it->second.At(point->as_of) || !keep(it->second, point->as_of)) continue;
+          if (!it->second.At(point->as_of) || !keep(v, it->second)) continue;
           if (rows.size() == *limit) {
             more = true;
             break;
@@ -240,7 +240,7 @@ void Server::Routes::GetAsOf(Call& c, const char* kind,
 }
 
 // Units and cycles list every one that exists at the page's as_of.
-static bool KeepAll(const auto&, uint64_t) { return true; }
+static bool KeepAll(const View&, const auto&) { return true; }
 
 void Server::Routes::ListUnits(Call& c) {
   Page(c, &Projection::units, KeepAll<Unit>, &View::UnitRowOf, RenderUnit);
@@ -260,9 +260,15 @@ void Server::Routes::ListObjectives(Call& c) {
         ApiError{400, "malformed", "include_archived is true or false", "include_archived"});
   }
   ObjectiveFilter filter{c.ParamOr("cycle"), c.ParamOr("owner"), include == "true"};
+  auto query = TextQuery::Parse(c.ParamOr("q"));
+  if (!query.ok()) {
+    return c.Fail(ApiError{400, "malformed", query.status().message(), "q"});
+  }
   Page(
       c, &Projection::objectives,
-      [&](const Objective& o, uint64_t as_of) { return filter.Keeps(*o.FieldsAt(as_of)); },
+      [&](const View& v, const Objective& o) {
+        return filter.Keeps(*o.FieldsAt(v.as_of())) && query->Matches(v, o);
+      },
       &View::ObjectiveRowOf, RenderObjective);
 }
 

@@ -75,10 +75,16 @@ bool TextQuery::Matches(const View& view, const Objective& objective) const {
   assert(f != nullptr);
   // One text of every field, a line each: a word (never a line break)
   // matches within one field.
-  std::string hay = objective.id + '\n' + f->title + '\n' + f->owner;
-  if (const UnitFields* owner = view.UnitAt(f->owner)) hay += '\n' + owner->name;
+  std::string hay = objective.id + '\n' + f->title;
+  auto add_owner = [&](const std::string& unit) {
+    hay += '\n' + unit;
+    if (const UnitFields* owner = view.UnitAt(unit)) hay += '\n' + owner->name;
+  };
+  add_owner(f->owner);
   for (const KeyResult* kr : view.KeyResultsOf(objective)) {
-    hay += '\n' + kr->FieldsAt(view.as_of())->title;
+    const KeyResultFields* k = kr->FieldsAt(view.as_of());
+    hay += '\n' + k->title;
+    if (!k->owner.empty() && k->owner != f->owner) add_owner(k->owner);
   }
   hay = FoldCase(hay);
   return std::all_of(words_.begin(), words_.end(),

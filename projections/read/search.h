@@ -1,7 +1,8 @@
 // Finding objectives by the words a person types (GET /v1/objectives?q=):
 // each word, case folded, must occur in the objective's id, title, owner
-// (id or name) or one of its key results' titles. A linear scan, cheap per
-// objective: folding a few short strings and a substring search per word.
+// (id or name) or one of its key results' titles or owners. A linear
+// scan, cheap per objective: folding a few short strings and a substring
+// search per word.
 #pragma once
 
 #include <string>
@@ -29,7 +30,8 @@ class TextQuery {
 
   bool empty() const { return words_.empty(); }
   // True when every word occurs in one of the fields of `objective` as it
-  // stood at the view's as_of (which must exist then).
+  // stood at the view's as_of (which must exist then): id, title, owner
+  // (id and name), its active key results' titles and owners.
   bool Matches(const View& view, const Objective& objective) const;
 
  private:

@@ -29,10 +29,9 @@ char32_t FoldCodePoint(char32_t cp) {
 
 bool IsContinuation(char c) { return (static_cast<unsigned char>(c) & 0xc0) == 0x80; }
 
-}  // namespace
-
-std::string FoldCase(std::string_view text) {
-  std::string out(text);
+// FoldCase, in place: the length of `*text` does not change.
+void FoldInPlace(std::string* text) {
+  std::string& out = *text;
   for (size_t i = 0; i < out.size(); ++i) {
     const unsigned char c = static_cast<unsigned char>(out[i]);
     if (c >= 'A' && c <= 'Z') {
@@ -42,11 +41,19 @@ std::string FoldCase(std::string_view text) {
     if ((c & 0xe0) != 0xc0 || i + 1 == out.size() || !IsContinuation(out[i + 1])) continue;
     char32_t cp = (char32_t{c} & 0x1f) << 6 | (static_cast<unsigned char>(out[i + 1]) & 0x3f);
     char32_t folded = FoldCodePoint(cp);
-    assert(folded >= 0x80 && folded < 0x800);  // two bytes, like every capital folded
-    out[i] = static_cast<char>(0xc0 | (folded >> 6));
-    out[i + 1] = static_cast<char>(0x80 | (folded & 0x3f));
     ++i;
+    if (folded == cp) continue;
+    assert(folded >= 0x80 && folded < 0x800);  // two bytes, like every capital folded
+    out[i - 1] = static_cast<char>(0xc0 | (folded >> 6));
+    out[i] = static_cast<char>(0x80 | (folded & 0x3f));
   }
+}
+
+}  // namespace
+
+std::string FoldCase(std::string_view text) {
+  std::string out(text);
+  FoldInPlace(&out);
   assert(out.size() == text.size());
   return out;
 }
@@ -75,18 +82,20 @@ bool TextQuery::Matches(const View& view, const Objective& objective) const {
   assert(f != nullptr);
   // One text of every field, a line each: a word (never a line break)
   // matches within one field.
-  std::string hay = objective.id + '\n' + f->title;
+  // Kept between calls: a search calls this for every objective.
+  thread_local std::string hay;
+  hay.assign(objective.id).append(1, '\n').append(f->title);
   auto add_owner = [&](const std::string& unit) {
-    hay += '\n' + unit;
-    if (const UnitFields* owner = view.UnitAt(unit)) hay += '\n' + owner->name;
+    hay.append(1, '\n').append(unit);
+    if (const UnitFields* owner = view.UnitAt(unit)) hay.append(1, '\n').append(owner->name);
   };
   add_owner(f->owner);
   for (const KeyResult* kr : view.KeyResultsOf(objective)) {
     const KeyResultFields* k = kr->FieldsAt(view.as_of());
-    hay += '\n' + k->title;
+    hay.append(1, '\n').append(k->title);
     if (!k->owner.empty() && k->owner != f->owner) add_owner(k->owner);
   }
-  hay = FoldCase(hay);
+  FoldInPlace(&hay);
   return std::all_of(words_.begin(), words_.end(),
                      [&](const std::string& w) { return hay.find(w) != std::string::npos; });
 }

@@ -25,20 +25,27 @@ export function runSearch(state, redraw) {
   readPage(state, state.search, null, redraw);
 }
 
-// Reads the page after `cursor` into `search` (the state's current one),
-// with the names of the owners it shows.
+// Reads the SEARCH_PAGE matches after `cursor` into `search` (the state's
+// current one), with the names of the owners they show. okrd looks at a
+// bounded number of objectives per request, so one page of matches may
+// take a few requests, each a short page with a `next`.
 async function readPage(state, search, cursor, redraw) {
   const { data } = state;
-  // The cursor pins the same seq as the tree's as_of, which it agrees with.
-  const params = { ...data.pin, q: search.q, limit: SEARCH_PAGE, cursor };
   search.loading = true;
   search.error = null;
   try {
-    const page = await get('v1/objectives', params);
-    console.assert(page.as_of_seq === search.seq, 'search pages are read at the tree\'s seq');
-    await nameOwners(state, page.items, search.seq);
-    search.items = search.items.concat(page.items);
-    search.next = page.next;
+    let items = [];
+    let next = cursor;
+    do {
+      // The cursor pins the same seq as the tree's as_of, which it agrees with.
+      const page = await get('v1/objectives', { ...data.pin, q: search.q, limit: SEARCH_PAGE - items.length, cursor: next });
+      console.assert(page.as_of_seq === search.seq, 'search pages are read at the tree\'s seq');
+      items = items.concat(page.items);
+      next = page.next;
+    } while (next && items.length < SEARCH_PAGE && state.search === search);
+    await nameOwners(state, items, search.seq);
+    search.items = search.items.concat(items);
+    search.next = next;
   } catch (err) {
     search.error = err;
   } finally {

@@ -14,12 +14,13 @@
 namespace okr::testing {
 namespace {
 
-using nlohmann::json;
-
-const Token kAdmin{"tok-admin-5ea7c4ed", "root", "admin", {}};
-
+// An organisation of a person and a team whose objectives differ in
+// title, owner and key results, so each field a word can match shows.
 class SearchHttpTest : public ::testing::Test {
  protected:
+  using json = nlohmann::json;
+  static inline const Token kAdmin{"tok-admin-5ea7c4ed", "root", "admin", {}};
+
   void SetUp() override {
     ASSERT_TRUE(s_.Start());
     PlanAcmeAndCycle(s_, kAdmin.token, 60);
@@ -64,6 +65,7 @@ class SearchHttpTest : public ::testing::Test {
 };
 
 using Ids = std::vector<std::string>;
+using nlohmann::json;
 
 TEST_F(SearchHttpTest, EveryWordMatchesSomeFieldWhateverItsCase) {
   EXPECT_EQ(Search("ENGINEER"), (Ids{"o-hire", "o-retain"}));             // titles

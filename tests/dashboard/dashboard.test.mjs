@@ -71,8 +71,9 @@ async function api(pathAndQuery, token) {
   return res.json();
 }
 
-async function shot(name) {
-  await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
+// Saves a screenshot of `target` (default: the shared page) as `name`.png.
+async function shot(name, target = page) {
+  await target.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
 }
 
 function assertNoProblems(where) {
@@ -436,7 +437,7 @@ test('at size: the top of a 50,000-objective organisation draws at once, okrd se
       assert.equal(await head.locator('.pct').innerText(), `${Math.round(node.progress * 100)}%`, `roll-up of ${node.unit.id}`);
     }
     assert.equal(await p.locator('[data-unit-id]').count(), 11, 'only the top is drawn');
-    await shot('cascade-at-size');
+    await shot('cascade-at-size', p);
     await searchBig(p, bigBase, asOf);
     await openUnits(p, bigBase, asOf, reads);
     // Another seq reads the top again, then the units opened before.
@@ -483,7 +484,8 @@ async function searchBig(p, bigBase, asOf) {
   const owners = await p.locator('.search-results .objective-head .owner').allInnerTexts();
   assert.ok(owners.every((o) => o.startsWith('Owner: Person 3.4.')), owners.join(', '));
   assert.equal(await p.locator('#search-more').count(), 1, 'still more to show');
-  await shot('cascade-at-size-search');
+  assert.doesNotMatch(await p.locator('#cascade-tree').innerText(), /\bnull\b|undefined/);
+  await shot('cascade-at-size-search', p);
 
   await p.fill('#search', '');
   await p.waitForSelector('#cascade-tree > ul.units [data-unit-id="d9"]');

@@ -80,14 +80,15 @@ export function drawResults(tree, summary, state, redraw) {
   const more = search.next && !search.loading
     ? h('button', { type: 'button', id: 'search-more', onclick: () => readPage(state, search, search.next, redraw) }, 'More results')
     : null;
-  tree.replaceChildren(
+  tree.replaceChildren(...[
     search.items.length
       ? h('ul', { class: 'objectives search-results', 'data-q': search.q }, search.items.map((o) => renderObjective(ctx, o, 2)))
       : null,
     !search.items.length && !search.loading && !search.error ? h('p', { class: 'empty' }, `No objective matches “${search.q}”.`) : null,
     search.loading ? h('p', { class: 'loading', role: 'status' }, 'Searching…') : null,
     search.error ? errorBox(search.error, 'Searching failed') : null,
-    more);
+    more,
+  ].filter(Boolean)); // replaceChildren would write a null out as text
   const n = search.items.length;
   summary.textContent = `${n}${search.next ? '+' : ''} objective${n === 1 ? '' : 's'} in ${data.cycle.name} `
     + `match “${search.q}” at seq ${data.seq}${search.next ? ' (more below)' : ''}.`;

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -165,7 +166,7 @@ class Server::Routes {
                                        std::optional<PageCursor>* cursor);
   template <typename E, typename Keep, typename RowOf, typename Render>
   void Page(Call& c, const std::map<std::string, E>& (Projection::*all)() const, Keep keep,
-            RowOf row_of, Render render);
+            RowOf row_of, Render render, size_t max_scan = SIZE_MAX);
   template <typename E, typename Render>
   void GetAsOf(Call& c, const char* kind, const E* (Projection::*find)(const std::string&) const,
                Render render);

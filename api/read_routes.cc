@@ -142,10 +142,12 @@ std::optional<Point> Server::Routes::ParsePagedPoint(Call& c, const Projection& 
 
 // A page of a sorted id-keyed map as it stood at the page's as_of: rows
 // of the kept entities after the cursor's id, at most `limit`, copied
-// out under the projection's lock and rendered after it is released.
+// out under the projection's lock and rendered after it is released. At
+// most `max_scan` entities are looked at: a page that stops there has a
+// `next` however few rows it holds.
 template <typename E, typename Keep, typename RowOf, typename Render>
 void Server::Routes::Page(Call& c, const std::map<std::string, E>& (Projection::*all)() const,
-                          Keep keep, RowOf row_of, Render render) {
+                          Keep keep, RowOf row_of, Render render, size_t max_scan) {
   auto limit = LimitParam(c);
   if (!limit) return;
   using Row = std::invoke_result_t<RowOf, View&, const E&>;
@@ -163,17 +165,20 @@ void Server::Routes::Page(Call& c, const std::map<std::string, E>& (Projection::
         }
         View v(p, point->as_of, point->at, point->now);
         const auto& map = (p.*all)();
+        size_t scanned = 0;
         for (auto it = cursor ? map.upper_bound(cursor->position) : map.begin(); it != map.end();
              ++it) {
-          if (!it->second.At(point->as_of) || !keep(it->second, point->as_of)) continue;
-          if (rows.size() == *limit) {
-            more = true;
-            break;
+          // Out of budget, or a row past the page: the next page starts here.
+          more = scanned++ == max_scan;
+          if (more) break;
+          if (it->second.At(point->as_of) && keep(v, it->second)) {
+            more = rows.size() == *limit;
+            if (more) break;
+            rows.push_back(std::invoke(row_of, v, it->second));
           }
-          rows.push_back(std::invoke(row_of, v, it->second));
-          last = it->first;
+          last = it->first;  // answered up to here: a row, or left out
         }
-        assert(rows.size() <= *limit && point->as_of <= p.seq());
+        assert(rows.size() <= *limit && point->as_of <= p.seq() && (!more || !last.empty()));
         return point->as_of;
       });
   if (!as_of) return;
@@ -240,7 +245,7 @@ void Server::Routes::GetAsOf(Call& c, const char* kind,
 }
 
 // Units and cycles list every one that exists at the page's as_of.
-static bool KeepAll(const auto&, uint64_t) { return true; }
+static bool KeepAll(const View&, const auto&) { return true; }
 
 void Server::Routes::ListUnits(Call& c) {
   Page(c, &Projection::units, KeepAll<Unit>, &View::UnitRowOf, RenderUnit);
@@ -260,10 +265,19 @@ void Server::Routes::ListObjectives(Call& c) {
         ApiError{400, "malformed", "include_archived is true or false", "include_archived"});
   }
   ObjectiveFilter filter{c.ParamOr("cycle"), c.ParamOr("owner"), include == "true"};
+  auto query = TextQuery::Parse(c.ParamOr("q"));
+  if (!query.ok()) {
+    return c.Fail(ApiError{400, "malformed", query.status().message(), "q"});
+  }
+  // A search costs about a microsecond per objective, under the lock the
+  // follower needs: a page looks at a bounded number of them.
+  constexpr size_t kSearchScanPerPage = 10'000;
   Page(
       c, &Projection::objectives,
-      [&](const Objective& o, uint64_t as_of) { return filter.Keeps(*o.FieldsAt(as_of)); },
-      &View::ObjectiveRowOf, RenderObjective);
+      [&](const View& v, const Objective& o) {
+        return filter.Keeps(*o.FieldsAt(v.as_of())) && query->Matches(v, o);
+      },
+      &View::ObjectiveRowOf, RenderObjective, query->empty() ? SIZE_MAX : kSearchScanPerPage);
 }
 
 static json CommentsJson(const std::vector<Comment>& comments, uint64_t as_of) {

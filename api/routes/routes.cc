@@ -57,7 +57,7 @@ std::vector<Route> ReadRoutes() {
       Cached("/v1/cycles/" + id + "/review", "/v1/cycles/{id}/review", K::kGetReview,
              {"format", "as_of", "at"}),
       Cached("/v1/objectives", "/v1/objectives", K::kListObjectives,
-             {"include_archived", "as_of", "at", "cycle", "owner", "limit", "cursor"}),
+             {"include_archived", "as_of", "at", "cycle", "owner", "limit", "cursor", "q"}),
       Cached("/v1/objectives/" + id, "/v1/objectives/{id}", K::kGetObjective, {"as_of", "at"}),
       Cached("/v1/key-results/" + id, "/v1/key-results/{id}", K::kGetKeyResult, {"as_of", "at"}),
       Cached("/v1/key-results/" + id + "/check-ins", "/v1/key-results/{id}/check-ins",

@@ -1,8 +1,9 @@
 // The cascade view (#/cascade?cycle=&as_of=&from=&to=&q=): a cycle's units,
-// objectives and key results as of any seq, with search, the time slider
+// objectives and key results as of any seq, with the time slider
 // (views/cascade_slider.js), the changes between two marks
-// (views/cascade_diff.js) and the tree itself (views/cascade_tree.js), read
-// a part at a time (views/cascade_load.js).
+// (views/cascade_diff.js), the tree itself (views/cascade_tree.js), read
+// a part at a time (views/cascade_load.js), and okrd's search
+// (views/cascade_search.js).
 
 import { headSeq } from '../api.js';
 import { debounce, errorBox, h, main, setTitle } from '../dom.js';
@@ -14,6 +15,7 @@ import { clampSeq, timeSlider } from './cascade_slider.js';
 import { diffPanel } from './cascade_diff.js';
 import { drawTree, expandAll, toggleOnClick } from './cascade_tree.js';
 import { EXPAND_CAP, loadLevels, loadUnit, readCascade, unloadedUnits } from './cascade_load.js';
+import { drawResults, runSearch } from './cascade_search.js';
 
 // Draws the view for route `r`; `alive()` is false once the page moved on.
 export async function cascadeView(r, alive) {
@@ -32,14 +34,16 @@ export async function cascadeView(r, alive) {
     q: state.q,
   });
   // The diff is drawn again with the tree: its titles are the cascade's.
+  // While a search is on, its matches stand in for the tree.
   const redraw = () => {
     if (state.data && !state.data.missing && state.diff) diff.draw();
-    drawTree(tree, summary, state);
+    if (state.search) drawResults(tree, summary, state, redraw);
+    else drawTree(tree, summary, state);
   };
   const diff = diffPanel(state, { alive, redraw });
   const reload = () => {
     status.textContent = ''; // it spoke of the tree read before
-    return loadCascade(state, tree, { alive, redraw, loadDiff: diff.load });
+    return loadCascade(state, tree, { alive, redraw, loadDiff: diff.load, search: () => runSearch(state, redraw) });
   };
   const onExpandAll = () => expandEverything(state, { tree, status, alive, redraw });
   const slider = timeSlider(state, { onSeq: reload, onMarks: diff.load, syncHash, diffBox: diff.box });
@@ -52,7 +56,8 @@ export async function cascadeView(r, alive) {
   const onSearch = (q) => {
     state.q = q;
     syncHash();
-    redraw();
+    runSearch(state, redraw);
+    if (state.data) redraw();
   };
   main().replaceChildren(
     h('h1', {}, 'Cascade'),
@@ -82,6 +87,8 @@ function initialState(cycles, head, p) {
     collapsed: new Set(), // keys of the units and objectives shown closed
     opened: new Set(), // ids of the units whose sub-units were loaded: read again with the tree
     data: null, // the last read (views/cascade_load.js readCascade) with its cycle, or {missing, seq}
+    search: null, // okrd's matches for q at data's seq (views/cascade_search.js), while q is set
+    ownerNames: new Map(), // names of owners the search showed outside the loaded units
     diff: null, // the marks' diff, with t0 and t1 their recorded times
     load: 0, // counts cascade reads: only the latest one draws
   };
@@ -91,15 +98,16 @@ function initialState(cycles, head, p) {
 function controls(state, tree, { onCycle, onSearch, onExpandAll }) {
   const search = h('input', {
     id: 'search', type: 'search', value: state.q, autocomplete: 'off', placeholder: 'title or owner',
-    'aria-describedby': 'search-hint',
+    'aria-describedby': 'search-hint', maxlength: 200,
   });
-  search.addEventListener('input', debounce(() => onSearch(search.value.trim()), 120));
+  // Each pause asks okrd: typing a word is one search, not one per key.
+  search.addEventListener('input', debounce(() => onSearch(search.value.trim()), 250));
   return h('form', { class: 'controls', role: 'search', onsubmit: (e) => e.preventDefault() },
     cycleSelect(state.cycles, state.cycle, onCycle, 'cycle'),
     h('div', { class: 'field grow' },
       h('label', { for: 'search' }, 'Search'),
       search,
-      h('span', { id: 'search-hint', class: 'hint' }, 'Objective or key result title, or owner, in the units loaded')),
+      h('span', { id: 'search-hint', class: 'hint' }, 'Words of an objective\'s or key result\'s title, or of its owner, in the whole cycle')),
     h('div', { class: 'field buttons' },
       h('button', { type: 'button', id: 'expand-all', onclick: onExpandAll }, 'Expand all'),
       h('button', { type: 'button', onclick: () => expandAll(tree, state.collapsed, false) }, 'Collapse all')));
@@ -108,7 +116,7 @@ function controls(state, tree, { onCycle, onSearch, onExpandAll }) {
 // Reads the cascade of state.cycle as of state.asOf into state.data and
 // redraws; says so when the cycle did not exist yet at that seq. Only the
 // latest of overlapping reads draws.
-async function loadCascade(state, tree, { alive, redraw, loadDiff }) {
+async function loadCascade(state, tree, { alive, redraw, loadDiff, search }) {
   const my = ++state.load;
   const seq = state.asOf;
   tree.setAttribute('aria-busy', 'true');
@@ -119,6 +127,7 @@ async function loadCascade(state, tree, { alive, redraw, loadDiff }) {
     if (!cycle) {
       if (my !== state.load || !alive()) return;
       state.data = { missing: true, seq };
+      state.search = null;
       redraw();
       return;
     }
@@ -127,6 +136,7 @@ async function loadCascade(state, tree, { alive, redraw, loadDiff }) {
     const data = await readCascade({ cycle: state.cycle, seq, at }, state.opened);
     if (my !== state.load || !alive()) return;
     state.data = { ...data, cycle };
+    search(); // at the new seq
     redraw();
     if (state.from !== null && state.to !== null && !state.diff) loadDiff();
   } catch (err) {

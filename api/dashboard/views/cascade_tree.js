@@ -1,6 +1,7 @@
 // The cascade's tree: units, each unit's objectives, each objective's key
-// results, with progress, status, search and the changes between the marks.
-// Drawn from the cascade view's state (views/cascade.js).
+// results, with progress, status and the changes between the marks. Drawn
+// from the cascade view's state (views/cascade.js); the search's matches
+// (views/cascade_search.js) are drawn with the same rows.
 
 import { formatNumber } from '../chart.js';
 import { announce, errorBox, h, nextId } from '../dom.js';
@@ -58,7 +59,7 @@ export function drawTree(tree, summary, state) {
   const ctx = rowContext(state);
   const top = data.cascade.nodes.map((n) => renderUnit(ctx, n, 0)).filter(Boolean);
   if (!top.length) {
-    tree.replaceChildren(h('p', { class: 'empty' }, ctx.q ? `No objective matches “${state.q}”.` : 'No objectives in this cycle at this point.'));
+    tree.replaceChildren(h('p', { class: 'empty' }, 'No objectives in this cycle at this point.'));
   } else {
     tree.replaceChildren(h('ul', { class: 'units root' }, top));
   }
@@ -67,37 +68,27 @@ export function drawTree(tree, summary, state) {
   announce(`${ctx.shown} objectives shown at seq ${data.seq}`);
 }
 
-// What every row needs: the search, the changes and names (pace comes
+// What every row needs: the changes and the owners' names (pace comes
 // with each row from okrd).
-function rowContext(state) {
+export function rowContext(state) {
   const { data } = state;
-  const q = state.q.toLowerCase();
-  const ownerName = (id) => data.names.get(id) || id;
-  const matches = (o) => {
-    if (!q) return true;
-    const hay = [o.title, o.owner, ownerName(o.owner)];
-    for (const k of o.key_results) hay.push(k.title, k.owner, ownerName(k.owner));
-    return hay.join('\n').toLowerCase().includes(q);
-  };
+  const ownerName = (id) => data.names.get(id) || state.ownerNames.get(id) || id;
   return {
     state,
-    q,
     changes: changesByEntity(state.diff),
     ownerName,
-    matches,
     shown: 0, // objectives drawn so far
   };
 }
 
-// A unit with its matching objectives and its sub-units; null when none
-// match. A unit whose sub-units are not loaded yet (`children: null`) is
-// drawn closed, and shown while there is no search when its subtree has
-// objectives: opening it loads them (views/cascade_load.js).
+// A unit with its objectives and its sub-units; null when its subtree has
+// none. A unit whose sub-units are not loaded yet (`children: null`) is
+// drawn closed: opening it loads them (views/cascade_load.js).
 function renderUnit(ctx, node, depth) {
-  const objectives = node.objectives.filter(ctx.matches);
+  const { objectives } = node;
   const loaded = node.children !== null;
   const children = loaded ? node.children.map((c) => renderUnit(ctx, c, depth + 1)).filter(Boolean) : [];
-  const waiting = !loaded && !ctx.q && node.objective_count > 0;
+  const waiting = !loaded && node.objective_count > 0;
   if (!objectives.length && !children.length && !waiting) return null;
   ctx.shown += objectives.length;
   const key = `unit:${node.unit.id}`;
@@ -130,7 +121,8 @@ function pendingNote(node) {
   return null;
 }
 
-function renderObjective(ctx, o, level) {
+// An objective with its key results, a heading of `level`.
+export function renderObjective(ctx, o, level) {
   const key = `objective:${o.id}`;
   const open = !ctx.state.collapsed.has(key);
   const krsId = nextId('krs');
@@ -183,22 +175,19 @@ function drawSummary(summary, state, shown) {
   summary.replaceChildren(
     h('strong', {}, `${data.cycle.name}`),
     ` (${data.cycle.starts} – ${data.cycle.ends}, ${data.cycle.state}): ${shown} objective${shown === 1 ? '' : 's'} shown`,
-    state.q ? ` matching “${state.q}”` : '',
     `. ${percent(expected)} of the cycle had passed on ${formatDate(Math.min(Math.max(at, start), end - 1))}.`,
     partialNote(state),
   );
 }
 
-// Says the tree is not all loaded, when it is not, and that the search
-// only looks through what is (searching the server is a later step).
+// Says the tree is not all loaded, when it is not.
 function partialNote(state) {
   const { data } = state;
   const waiting = unloadedUnits(data).length;
   if (!waiting) return '';
   const total = totalObjectives(data.cascade);
   return h('span', { class: 'partial', 'data-unloaded': waiting },
-    ` ${total} objective${total === 1 ? '' : 's'} in all; units are loaded as you open them`,
-    state.q ? ', and the search looks through the units loaded so far.' : '.');
+    ` ${total} objective${total === 1 ? '' : 's'} in all; units are loaded as you open them.`);
 }
 
 // Opens or closes the body a toggle button controls.

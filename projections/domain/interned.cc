@@ -54,7 +54,7 @@ class InternTable {
       (void)Probe(text, hash, &slot);
     }
     const uint32_t h = Append(text);
-    slots_[slot] = (hash & ~kHandleMask) | h;
+    slots_[slot] = (hash << 32) | h;
     return Interned(h);
   }
 
@@ -79,8 +79,9 @@ class InternTable {
   }
 
  private:
-  // A slot holds the hash's high half and a handle; 0 is free (the empty
-  // text, handle 0, is never stored in a slot).
+  // A slot holds the hash's low half (which also places it, so growing
+  // reads no text) and a handle; 0 is free (the empty text, handle 0, is
+  // never stored in a slot).
   static constexpr uint64_t kHandleMask = 0xffffffffULL;
 
   InternTable() : slots_(1024, 0) {}
@@ -88,26 +89,25 @@ class InternTable {
   // The handle of `text` (0 when absent); *free_slot gets where it would go.
   uint32_t Probe(std::string_view text, uint64_t hash, size_t* free_slot) const {
     const size_t mask = slots_.size() - 1;
-    for (size_t i = hash & mask;; i = (i + 1) & mask) {
+    for (size_t i = hash & kHandleMask & mask;; i = (i + 1) & mask) {
       const uint64_t s = slots_[i];
       if (s == 0) {
         if (free_slot != nullptr) *free_slot = i;
         return 0;
       }
       const uint32_t h = static_cast<uint32_t>(s & kHandleMask);
-      if ((s & ~kHandleMask) == (hash & ~kHandleMask) && View(h) == text) return h;
+      if ((s >> 32) == (hash & kHandleMask) && View(h) == text) return h;
     }
   }
 
-  // Doubles the slots; texts are rehashed from their stored bytes.
+  // Doubles the slots, each placed again by the hash half it holds.
   void Grow() {
     std::vector<uint64_t> old = std::move(slots_);
     slots_.assign(old.size() * 2, 0);
     const size_t mask = slots_.size() - 1;
     for (uint64_t s : old) {
       if (s == 0) continue;
-      const uint64_t hash = HashText(View(static_cast<uint32_t>(s & kHandleMask)));
-      size_t i = hash & mask;
+      size_t i = (s >> 32) & mask;
       while (slots_[i] != 0) i = (i + 1) & mask;
       slots_[i] = s;
     }

@@ -268,7 +268,7 @@ class HistoryWriter {
       CorrectCheckIn c;
       c.key_result = Any(key_results_);
       const KeyResult* kr = s.key_result(c.key_result);
-      c.corrects = kr->check_ins.empty() ? "ci-none" : Any(kr->check_ins).id;
+      c.corrects = kr->check_ins.empty() ? "ci-none" : Any(kr->check_ins).id.str();
       const KeyResultFields& f = kr->current();
       c.value = f.metric == "boolean"
                     ? static_cast<double>(Pick(2))

@@ -271,7 +271,7 @@ TEST(CheckInSeriesCost, FiftyThousandCheckInsAndCorrectionsInWellUnderASecond) {
   uint64_t seq = 1;
   for (size_t i = 0; i < kCheckIns; ++i) {
     okr::CheckIn ci;
-    ci.id = "ci-" + std::to_string(i);
+    ci.id = Interned::Of("ci-" + std::to_string(i));
     ci.meta.seq = ++seq;
     ci.value = 1;
     ci.measured_at_us = static_cast<int64_t>(kCheckIns - i);  // newest measured first
@@ -280,7 +280,7 @@ TEST(CheckInSeriesCost, FiftyThousandCheckInsAndCorrectionsInWellUnderASecond) {
   for (size_t i = 0; i < kCheckIns; ++i) {
     Correction c;
     c.meta.seq = ++seq;
-    c.check_in = "ci-" + std::to_string(i);
+    c.check_in = Interned::Of("ci-" + std::to_string(i));
     c.value = static_cast<double>(i);
     kr.corrections.push_back(std::move(c));
   }

@@ -31,11 +31,16 @@ template struct Entity<KeyResultFields>;
 namespace {
 
 std::string Str(capnp::Text::Reader t) { return std::string(t.begin(), t.size()); }
+std::string_view View(capnp::Text::Reader t) { return std::string_view(t.begin(), t.size()); }
+Interned Intern(capnp::Text::Reader t) { return Interned::Of(View(t)); }
 
 std::string Name(auto e) { return std::string(EnumName(e)); }
 
 // Unset optional enums read as "" (no status, not reviewed).
 std::string OptionalName(auto e) { return e == decltype(e)::UNSET ? std::string() : Name(e); }
+Interned InternedName(auto e) {
+  return e == decltype(e)::UNSET ? Interned() : Interned::Of(EnumName(e));
+}
 
 std::vector<std::string> Strs(capnp::List<capnp::Text>::Reader list) {
   std::vector<std::string> out;
@@ -60,9 +65,9 @@ auto* Revise(E* e, const Meta& meta) {
 }
 
 // An event on an entity that is not there (or not of the kind the event is for).
-Status Missing(const Meta& meta, const std::string& id, const char* what) {
+Status Missing(const Meta& meta, std::string_view id, const char* what) {
   return Status::Corruption("seq " + std::to_string(meta.seq) + ": " + std::string(meta.type) +
-                            " on " + what + " " + id + " that does not exist");
+                            " on " + what + " " + std::string(id) + " that does not exist");
 }
 
 // A cycle's shape, as created and as changed (both events carry all four).
@@ -109,29 +114,27 @@ KeyResultFields AddedKeyResult(schema::KeyResultAdded::Reader b) {
 }  // namespace
 
 template <typename E>
-E* Projection::Existing(const std::string& id, EntityKind kind) const {
-  auto it = index_.find(id);
-  if (it == index_.end() || it->second.kind != kind) return nullptr;
-  return static_cast<E*>(it->second.entity);
+E* Projection::Existing(std::string_view id, EntityKind kind) const {
+  const IdIndex::Slot* slot = index_.Find(id);
+  if (slot == nullptr || slot->kind() != kind) return nullptr;
+  return static_cast<E*>(slot->entity);
 }
 
-Status Projection::CheckNewId(const Meta& meta, const std::string& id) const {
+Status Projection::CheckNewId(const Meta& meta, std::string_view id) const {
   if (KindOf(id)) return Status::Corruption("seq " + std::to_string(meta.seq) + ": id reused");
   return Status::Ok();
 }
 
 template <typename E, typename F>
-E& Projection::Insert(std::map<std::string, E>* entities, EntityKind kind, const std::string& id,
+E& Projection::Insert(std::map<std::string, E>* entities, EntityKind kind, std::string_view id,
                       const Meta& meta, F fields) {
-  auto [it, inserted] = entities->try_emplace(id);
+  auto [it, inserted] = entities->try_emplace(std::string(id));
   assert(inserted);  // ids are unique across kinds, and CheckNewId passed
   E& e = it->second;
-  e.id = id;
+  e.id = it->first;
   e.revisions.push_back({meta, std::move(fields)});
   e.event_seqs.push_back(meta.seq);
-  const bool indexed = index_.emplace(id, IndexEntry{kind, &e}).second;
-  assert(indexed);
-  (void)indexed;
+  index_.Insert(Interned::Of(id), kind, &e);
   return e;
 }
 
@@ -140,9 +143,9 @@ Status Projection::Apply(schema::Event::Reader ev) {
     return Status::Corruption("event seq " + std::to_string(ev.getSeq()) + " applied after " +
                               std::to_string(seq_));
   }
-  Meta meta{ev.getSeq(), ev.getRecordedAt(), Str(ev.getActor()), Str(ev.getReason()),
+  Meta meta{ev.getSeq(), ev.getRecordedAt(), Intern(ev.getActor()), Intern(ev.getReason()),
             EventTypeName(ev.which())};
-  const std::string id = Str(ev.getEntity());
+  const std::string_view id = View(ev.getEntity());
   using W = schema::Event::Which;
   switch (ev.which()) {
     case W::UNIT_CREATED:
@@ -205,7 +208,7 @@ void Projection::Advance(const Meta& meta) {
   assert(time_index_.back().second == seq_);
 }
 
-Status Projection::ApplyUnit(schema::Event::Reader ev, const Meta& meta, const std::string& id) {
+Status Projection::ApplyUnit(schema::Event::Reader ev, const Meta& meta, std::string_view id) {
   using W = schema::Event::Which;
   if (ev.which() == W::UNIT_CREATED) {
     OKR_RETURN_IF_ERROR(CheckNewId(meta, id));
@@ -234,7 +237,7 @@ Status Projection::ApplyUnit(schema::Event::Reader ev, const Meta& meta, const s
   return Status::Ok();
 }
 
-Status Projection::ApplyCycle(schema::Event::Reader ev, const Meta& meta, const std::string& id) {
+Status Projection::ApplyCycle(schema::Event::Reader ev, const Meta& meta, std::string_view id) {
   using W = schema::Event::Which;
   if (ev.which() == W::CYCLE_CREATED) {
     OKR_RETURN_IF_ERROR(CheckNewId(meta, id));
@@ -262,8 +265,7 @@ Status Projection::ApplyCycle(schema::Event::Reader ev, const Meta& meta, const 
   return Status::Ok();
 }
 
-Status Projection::ApplyObjective(schema::Event::Reader ev, const Meta& meta,
-                                  const std::string& id) {
+Status Projection::ApplyObjective(schema::Event::Reader ev, const Meta& meta, std::string_view id) {
   using W = schema::Event::Which;
   if (ev.which() == W::OBJECTIVE_CREATED) {
     OKR_RETURN_IF_ERROR(CheckNewId(meta, id));
@@ -306,7 +308,7 @@ Status Projection::ApplyObjective(schema::Event::Reader ev, const Meta& meta,
 }
 
 Status Projection::ApplyKeyResultAdded(schema::Event::Reader ev, const Meta& meta,
-                                       const std::string& id) {
+                                       std::string_view id) {
   OKR_RETURN_IF_ERROR(CheckNewId(meta, id));
   KeyResultFields fields = AddedKeyResult(ev.getKeyResultAdded());
   auto parent = objectives_.find(fields.objective);
@@ -315,12 +317,11 @@ Status Projection::ApplyKeyResultAdded(schema::Event::Reader ev, const Meta& met
                               ": key result of unknown objective " + fields.objective);
   }
   Insert(&key_results_, EntityKind::kKeyResult, id, meta, std::move(fields));
-  parent->second.key_results.push_back(id);
+  parent->second.key_results.emplace_back(id);
   return Status::Ok();
 }
 
-Status Projection::ApplyKeyResult(schema::Event::Reader ev, const Meta& meta,
-                                  const std::string& id) {
+Status Projection::ApplyKeyResult(schema::Event::Reader ev, const Meta& meta, std::string_view id) {
   using W = schema::Event::Which;
   KeyResult* kr = Existing<KeyResult>(id, EntityKind::kKeyResult);
   if (!kr) return Missing(meta, id, "key result");
@@ -358,33 +359,39 @@ Status Projection::ApplyKeyResult(schema::Event::Reader ev, const Meta& meta,
 
 // Check-ins and corrections are appended to their key result; they add no
 // revision (the key result's fields are unchanged) but count as its events.
-Status Projection::ApplyCheckIn(schema::Event::Reader ev, const Meta& meta, const std::string& id) {
+Status Projection::ApplyCheckIn(schema::Event::Reader ev, const Meta& meta, std::string_view id) {
   KeyResult* kr = Existing<KeyResult>(id, EntityKind::kKeyResult);
   if (!kr) return Missing(meta, id, "key result");
   assert(kr->event_seqs.empty() || kr->event_seqs.back() < meta.seq);
   if (ev.which() == schema::Event::Which::CHECK_IN_CORRECTED) {
     auto b = ev.getCheckInCorrected();
     kr->corrections.push_back(
-        Correction{meta, Str(b.getCheckIn()), b.getBefore(), b.getValue(), Str(b.getNote())});
+        Correction{meta, Intern(b.getCheckIn()), b.getBefore(), b.getValue(), Intern(b.getNote())});
     kr->event_seqs.push_back(meta.seq);
     return Status::Ok();
   }
   assert(ev.which() == schema::Event::Which::CHECK_IN_RECORDED);
   auto b = ev.getCheckInRecorded();
-  std::string ci = Str(b.getCheckIn());
+  const std::string_view ci = View(b.getCheckIn());
   OKR_RETURN_IF_ERROR(CheckNewId(meta, ci));
-  kr->check_ins.push_back(CheckIn{ci, meta, b.getValue(), b.getHasConfidence(), b.getConfidence(),
-                                  OptionalName(b.getStatus()), Str(b.getNote()),
-                                  b.getMeasuredAt()});
+  const Interned ci_id = Interned::Of(ci);
+  kr->check_ins.push_back(CheckIn{.meta = meta,
+                                  .value = b.getValue(),
+                                  .confidence = b.getConfidence(),
+                                  .measured_at_us = b.getMeasuredAt(),
+                                  .id = ci_id,
+                                  .status = InternedName(b.getStatus()),
+                                  .note = Intern(b.getNote()),
+                                  .has_confidence = b.getHasConfidence()});
   kr->AddToIndex();
   kr->event_seqs.push_back(meta.seq);
-  index_.emplace(std::move(ci), IndexEntry{EntityKind::kCheckIn, kr});
+  index_.Insert(ci_id, EntityKind::kCheckIn, kr);
   assert(kr->latest_prefix.size() == kr->check_ins.size());
   return Status::Ok();
 }
 
 // A comment lands on an objective or a key result, whichever `id` names.
-Status Projection::ApplyComment(schema::Event::Reader ev, const Meta& meta, const std::string& id) {
+Status Projection::ApplyComment(schema::Event::Reader ev, const Meta& meta, std::string_view id) {
   Comment c{meta, Str(ev.getCommentAdded().getText())};
   auto append = [&](auto* entity) {
     assert(entity->event_seqs.empty() || entity->event_seqs.back() < meta.seq);
@@ -413,16 +420,14 @@ int64_t Projection::TimeOfSeq(uint64_t seq) const {
   return it == time_index_.end() ? recorded_at_us_ : it->first;
 }
 
-std::optional<EntityKind> Projection::KindOf(const std::string& id) const {
-  auto it = index_.find(id);
-  if (it == index_.end()) return std::nullopt;
-  return it->second.kind;
+std::optional<EntityKind> Projection::KindOf(std::string_view id) const {
+  const IdIndex::Slot* slot = index_.Find(id);
+  if (slot == nullptr) return std::nullopt;
+  return slot->kind();
 }
 
-const KeyResult* Projection::KeyResultOfCheckIn(const std::string& check_in) const {
-  auto it = index_.find(check_in);
-  if (it == index_.end() || it->second.kind != EntityKind::kCheckIn) return nullptr;
-  return static_cast<const KeyResult*>(it->second.entity);
+const KeyResult* Projection::KeyResultOfCheckIn(std::string_view check_in) const {
+  return Existing<const KeyResult>(check_in, EntityKind::kCheckIn);
 }
 
 Projection::Projection(const Projection& other)
@@ -441,38 +446,38 @@ Projection& Projection::operator=(const Projection& other) {
   return *this;
 }
 
+// Ids are unique across kinds (the writer refuses a reused one), so no
+// Insert below finds its id already there.
 void Projection::RebuildIndex() {
   index_.clear();
-  for (auto& [id, e] : units_) index_.emplace(id, IndexEntry{EntityKind::kUnit, &e});
-  for (auto& [id, e] : cycles_) index_.emplace(id, IndexEntry{EntityKind::kCycle, &e});
-  for (auto& [id, e] : objectives_) index_.emplace(id, IndexEntry{EntityKind::kObjective, &e});
+  for (auto& [id, e] : units_) index_.Insert(Interned::Of(id), EntityKind::kUnit, &e);
+  for (auto& [id, e] : cycles_) index_.Insert(Interned::Of(id), EntityKind::kCycle, &e);
+  for (auto& [id, e] : objectives_) index_.Insert(Interned::Of(id), EntityKind::kObjective, &e);
   for (auto& [id, kr] : key_results_) {
-    index_.emplace(id, IndexEntry{EntityKind::kKeyResult, &kr});
-    for (const CheckIn& ci : kr.check_ins) {
-      index_.emplace(ci.id, IndexEntry{EntityKind::kCheckIn, &kr});
-    }
+    index_.Insert(Interned::Of(id), EntityKind::kKeyResult, &kr);
+    for (const CheckIn& ci : kr.check_ins) index_.Insert(ci.id, EntityKind::kCheckIn, &kr);
   }
 }
 
-const std::vector<uint64_t>* Projection::EventSeqs(const std::string& id) const {
-  auto it = index_.find(id);
-  if (it == index_.end()) return nullptr;
-  switch (it->second.kind) {
+const std::vector<uint64_t>* Projection::EventSeqs(std::string_view id) const {
+  const IdIndex::Slot* slot = index_.Find(id);
+  if (slot == nullptr) return nullptr;
+  switch (slot->kind()) {
     case EntityKind::kUnit:
-      return &static_cast<const Unit*>(it->second.entity)->event_seqs;
+      return &static_cast<const Unit*>(slot->entity)->event_seqs;
     case EntityKind::kCycle:
-      return &static_cast<const Cycle*>(it->second.entity)->event_seqs;
+      return &static_cast<const Cycle*>(slot->entity)->event_seqs;
     case EntityKind::kObjective:
-      return &static_cast<const Objective*>(it->second.entity)->event_seqs;
+      return &static_cast<const Objective*>(slot->entity)->event_seqs;
     case EntityKind::kKeyResult:
-      return &static_cast<const KeyResult*>(it->second.entity)->event_seqs;
+      return &static_cast<const KeyResult*>(slot->entity)->event_seqs;
     case EntityKind::kCheckIn:
       return nullptr;  // check-ins are events of their key result
   }
   return nullptr;
 }
 
-uint64_t Projection::Version(const std::string& id) const {
+uint64_t Projection::Version(std::string_view id) const {
   const auto* seqs = EventSeqs(id);
   return seqs ? seqs->size() : 0;
 }
@@ -548,15 +553,15 @@ std::vector<SeriesPoint> CheckInOrder(const KeyResult& kr, uint64_t as_of) {
   // One pass over the corrections, each found by id: O(check-ins +
   // corrections), not their product. Corrections come in seq order, so
   // the last one known for a check-in is the value it ends with.
-  std::unordered_map<std::string_view, size_t> position;
+  std::unordered_map<uint32_t, size_t> position;  // by the check-in id's handle
   position.reserve(known);
   for (size_t i = 0; i < known; ++i) {
     out[i] = {i, kr.check_ins[i].value};
-    position.emplace(kr.check_ins[i].id, i);
+    position.emplace(kr.check_ins[i].id.handle(), i);
   }
   for (const Correction& c : kr.corrections) {
     if (c.meta.seq > as_of) break;
-    auto it = position.find(c.check_in);
+    auto it = position.find(c.check_in.handle());
     if (it != position.end()) out[it->second].value = c.value;
   }
   assert(position.size() == known);  // check-in ids are unique

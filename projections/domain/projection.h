@@ -19,15 +19,18 @@
 
 #include "eventstore/base/status.h"
 #include "eventstore/event_codec.h"
+#include "projections/domain/id_index.h"
+#include "projections/domain/interned.h"
 
 namespace okr {
 
-// Who and when of one event.
+// Who and when of one event. Texts that repeat from event to event are
+// interned (projections/domain/interned.h): 40 bytes, no allocation.
 struct Meta {
   uint64_t seq = 0;
   int64_t recorded_at_us = 0;
-  std::string actor;
-  std::string reason;
+  Interned actor;
+  Interned reason;
   std::string_view type;  // "key_result.target_changed", static storage (EventTypeName)
 
   bool operator==(const Meta&) const = default;
@@ -114,25 +117,27 @@ struct Entity {
   bool operator==(const Entity&) const = default;
 };
 
+// Most events of a big log are check-ins: 80 bytes each, every text
+// interned, so a check-in owns no heap memory and copies cheaply.
 struct CheckIn {
-  std::string id;
   Meta meta;
   double value = 0;
-  bool has_confidence = false;
   double confidence = 0;
-  std::string status;  // on_track, at_risk, off_track, or empty
-  std::string note;
   int64_t measured_at_us = 0;
+  Interned id;
+  Interned status;  // on_track, at_risk, off_track, or empty
+  Interned note;
+  bool has_confidence = false;
 
   bool operator==(const CheckIn&) const = default;
 };
 
 struct Correction {
   Meta meta;
-  std::string check_in;
+  Interned check_in;
   double before = 0;
   double value = 0;
-  std::string note;
+  Interned note;
 
   bool operator==(const Correction&) const = default;
 };
@@ -170,8 +175,6 @@ struct KeyResult : Entity<KeyResultFields> {
   bool operator==(const KeyResult&) const = default;
 };
 
-enum class EntityKind { kUnit, kCycle, kObjective, kKeyResult, kCheckIn };
-
 class Projection {
  public:
   Projection() = default;
@@ -205,17 +208,23 @@ class Projection {
   const Objective* objective(const std::string& id) const { return Find(objectives_, id); }
   const KeyResult* key_result(const std::string& id) const { return Find(key_results_, id); }
   // What kind of entity `id` names (ids are unique across kinds), as of now.
-  std::optional<EntityKind> KindOf(const std::string& id) const;
+  std::optional<EntityKind> KindOf(std::string_view id) const;
   // The key result a check-in belongs to.
-  const KeyResult* KeyResultOfCheckIn(const std::string& check_in) const;
+  const KeyResult* KeyResultOfCheckIn(std::string_view check_in) const;
   // The entity's current version (0 when unknown).
-  uint64_t Version(const std::string& id) const;
+  uint64_t Version(std::string_view id) const;
   // The seqs of every event of a unit, cycle, objective or key result, in
   // order (its version at seq s is how many are <= s); nullptr otherwise.
-  const std::vector<uint64_t>* EventSeqs(const std::string& id) const;
+  const std::vector<uint64_t>* EventSeqs(std::string_view id) const;
 
-  // Deep equality, for determinism tests.
-  bool operator==(const Projection& other) const = default;
+  // Deep equality, for determinism tests. The id index is derived from
+  // the entity maps (its pointers differ between equal projections).
+  bool operator==(const Projection& other) const {
+    return seq_ == other.seq_ && recorded_at_us_ == other.recorded_at_us_ &&
+           time_index_ == other.time_index_ && units_ == other.units_ && cycles_ == other.cycles_ &&
+           objectives_ == other.objectives_ && key_results_ == other.key_results_ &&
+           index_.size() == other.index_.size();
+  }
 
  private:
   friend class SnapshotCodec;
@@ -232,37 +241,30 @@ class Projection {
   std::map<std::string, Cycle> cycles_;
   std::map<std::string, Objective> objectives_;
   std::map<std::string, KeyResult> key_results_;
-  // Every id ever used (ids are unique across kinds and never reused), with
-  // its kind and, for a check-in, its key result: one hash lookup per event.
-  struct IndexEntry {
-    EntityKind kind;
-    void* entity = nullptr;  // the Unit/Cycle/Objective/KeyResult (for a check-in: its key result)
-    // Pointers differ between equal projections; what they point at is
-    // compared through the entity maps.
-    bool operator==(const IndexEntry& o) const { return kind == o.kind; }
-  };
   void RebuildIndex();
   // The entity `id` names when it is of `kind`; nullptr otherwise.
   template <typename E>
-  E* Existing(const std::string& id, EntityKind kind) const;
+  E* Existing(std::string_view id, EntityKind kind) const;
   // Adds entity `id` with its first revision; `id` must be new (checked
   // first with CheckNewId, so a failure leaves the projection unchanged).
   template <typename E, typename F>
-  E& Insert(std::map<std::string, E>* entities, EntityKind kind, const std::string& id,
+  E& Insert(std::map<std::string, E>* entities, EntityKind kind, std::string_view id,
             const Meta& meta, F fields);
-  Status CheckNewId(const Meta& meta, const std::string& id) const;
+  Status CheckNewId(const Meta& meta, std::string_view id) const;
   // Apply's parts, one per entity the event belongs to. Each either
   // changes nothing and fails, or folds the whole event in.
-  Status ApplyUnit(schema::Event::Reader event, const Meta& meta, const std::string& id);
-  Status ApplyCycle(schema::Event::Reader event, const Meta& meta, const std::string& id);
-  Status ApplyObjective(schema::Event::Reader event, const Meta& meta, const std::string& id);
-  Status ApplyKeyResult(schema::Event::Reader event, const Meta& meta, const std::string& id);
-  Status ApplyKeyResultAdded(schema::Event::Reader event, const Meta& meta, const std::string& id);
-  Status ApplyCheckIn(schema::Event::Reader event, const Meta& meta, const std::string& id);
-  Status ApplyComment(schema::Event::Reader event, const Meta& meta, const std::string& id);
+  Status ApplyUnit(schema::Event::Reader event, const Meta& meta, std::string_view id);
+  Status ApplyCycle(schema::Event::Reader event, const Meta& meta, std::string_view id);
+  Status ApplyObjective(schema::Event::Reader event, const Meta& meta, std::string_view id);
+  Status ApplyKeyResult(schema::Event::Reader event, const Meta& meta, std::string_view id);
+  Status ApplyKeyResultAdded(schema::Event::Reader event, const Meta& meta, std::string_view id);
+  Status ApplyCheckIn(schema::Event::Reader event, const Meta& meta, std::string_view id);
+  Status ApplyComment(schema::Event::Reader event, const Meta& meta, std::string_view id);
   // Moves seq_, recorded_at_us_ and the time index past a folded event.
   void Advance(const Meta& meta);
-  std::unordered_map<std::string, IndexEntry> index_;
+  // Every id ever used (ids are unique across kinds and never reused), with
+  // its kind and entity (for a check-in: its key result): one probe per event.
+  IdIndex index_;
 };
 
 // --- Progress (SPEC §1) ---

@@ -123,11 +123,11 @@ void KeyResultRows(const KeyResult& kr, uint64_t seq, std::vector<DiffRow>* rows
   if (RevisionRows(kr, seq, "key_result", rows)) return;
   if (const CheckIn* ci = AtSeq(kr.check_ins, seq)) {
     DiffRows d(ci->meta, kr.id, rows);
-    d.Row(DiffRow::List::kCheckIns, ci->id, {}, ci->value);
+    d.Row(DiffRow::List::kCheckIns, ci->id.str(), {}, ci->value);
     d.last().measured_at_us = ci->measured_at_us;
   } else if (const Correction* c = AtSeq(kr.corrections, seq)) {
     DiffRows(c->meta, kr.id, rows)
-        .Row(DiffRow::List::kCorrections, c->check_in, c->before, c->value);
+        .Row(DiffRow::List::kCorrections, c->check_in.str(), c->before, c->value);
   } else {
     CommentRows(kr.comments, kr.id, seq, rows);
   }

@@ -91,8 +91,8 @@ void View::LintKeyResult(const KeyResult& kr, const CycleFields& cycle, json* fi
     AddFinding(findings, "moved_goalposts", kr.id,
                (rev.meta.type == "key_result.target_changed" ? "target" : "start") +
                    std::string(" changed on ") + FormatDate(rev.meta.recorded_at_us) + " by " +
-                   rev.meta.actor + ", after the cycle started" +
-                   (rev.meta.reason.empty() ? "" : " (" + rev.meta.reason + ")"));
+                   rev.meta.actor.str() + ", after the cycle started" +
+                   (rev.meta.reason.empty() ? "" : " (" + rev.meta.reason.str() + ")"));
   }
 }
 

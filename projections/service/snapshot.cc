@@ -21,17 +21,19 @@ namespace s = schema;
 // characters, and a Cap'n Proto text setter stops at the first NUL: a NUL
 // inside a snapshot's text means damage, and kept, it would not encode back
 // as it was read (two ids "\0a" and "\0b" would both be written as "").
-std::string Str(capnp::Text::Reader t) {
+std::string_view View(capnp::Text::Reader t) {
   if (std::memchr(t.begin(), '\0', t.size()) != nullptr)
     KJ_FAIL_REQUIRE("snapshot text holds a NUL");
-  return std::string(t.begin(), t.size());
+  return std::string_view(t.begin(), t.size());
 }
+std::string Str(capnp::Text::Reader t) { return std::string(View(t)); }
+Interned Intern(capnp::Text::Reader t) { return Interned::Of(View(t)); }
 
 void PutMeta(s::Meta::Builder b, const Meta& m) {
   b.setSeq(m.seq);
   b.setRecordedAt(m.recorded_at_us);
-  b.setActor(m.actor);
-  b.setReason(m.reason);
+  b.setActor(m.actor.c_str());
+  b.setReason(m.reason.c_str());
   b.setType(std::string(m.type));
 }
 Meta GetMeta(s::Meta::Reader r) {
@@ -39,7 +41,7 @@ Meta GetMeta(s::Meta::Reader r) {
   const char* canonical = CanonicalEventTypeName(std::string_view(type.begin(), type.size()));
   // Not KJ_REQUIRE(canonical != nullptr): it would print the null char*.
   if (canonical == nullptr) KJ_FAIL_REQUIRE("snapshot names an unknown event type");
-  return {r.getSeq(), r.getRecordedAt(), Str(r.getActor()), Str(r.getReason()), canonical};
+  return {r.getSeq(), r.getRecordedAt(), Intern(r.getActor()), Intern(r.getReason()), canonical};
 }
 
 template <typename List>
@@ -167,13 +169,13 @@ void PutCheckIns(capnp::List<s::CheckIn>::Builder list, const std::vector<CheckI
   for (size_t k = 0; k < v.size(); ++k) {
     const CheckIn& ci = v[k];
     auto cb = list[static_cast<unsigned>(k)];
-    cb.setId(ci.id);
+    cb.setId(ci.id.c_str());
     PutMeta(cb.initMeta(), ci.meta);
     cb.setValue(ci.value);
     cb.setHasConfidence(ci.has_confidence);
     cb.setConfidence(ci.confidence);
-    cb.setStatus(ci.status);
-    cb.setNote(ci.note);
+    cb.setStatus(ci.status.c_str());
+    cb.setNote(ci.note.c_str());
     cb.setMeasuredAt(ci.measured_at_us);
   }
 }
@@ -184,10 +186,10 @@ void PutCorrections(capnp::List<s::Correction>::Builder list, const std::vector<
     const Correction& c = v[k];
     auto cb = list[static_cast<unsigned>(k)];
     PutMeta(cb.initMeta(), c.meta);
-    cb.setCheckIn(c.check_in);
+    cb.setCheckIn(c.check_in.c_str());
     cb.setBefore(c.before);
     cb.setValue(c.value);
-    cb.setNote(c.note);
+    cb.setNote(c.note.c_str());
   }
 }
 
@@ -239,13 +241,18 @@ void GetEntities(ListR list, std::map<std::string, E>* m, GetExtras get_extras) 
 
 void GetKeyResultExtras(s::KeyResultEntity::Reader r, KeyResult* kr) {
   for (auto c : r.getCheckIns()) {
-    kr->check_ins.push_back(CheckIn{Str(c.getId()), GetMeta(c.getMeta()), c.getValue(),
-                                    c.getHasConfidence(), c.getConfidence(), Str(c.getStatus()),
-                                    Str(c.getNote()), c.getMeasuredAt()});
+    kr->check_ins.push_back(CheckIn{.meta = GetMeta(c.getMeta()),
+                                    .value = c.getValue(),
+                                    .confidence = c.getConfidence(),
+                                    .measured_at_us = c.getMeasuredAt(),
+                                    .id = Intern(c.getId()),
+                                    .status = Intern(c.getStatus()),
+                                    .note = Intern(c.getNote()),
+                                    .has_confidence = c.getHasConfidence()});
   }
   for (auto c : r.getCorrections()) {
-    kr->corrections.push_back(Correction{GetMeta(c.getMeta()), Str(c.getCheckIn()), c.getBefore(),
-                                         c.getValue(), Str(c.getNote())});
+    kr->corrections.push_back(Correction{GetMeta(c.getMeta()), Intern(c.getCheckIn()),
+                                         c.getBefore(), c.getValue(), Intern(c.getNote())});
   }
   kr->comments = GetComments(r.getComments());
   kr->Reindex();

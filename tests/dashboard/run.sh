@@ -28,4 +28,6 @@ fi
 
 mkdir -p "$out"
 export OKRD_BINARY="$okrd" DASHBOARD_OUT="$out"
-exec node --test --test-concurrency=1 dashboard.test.mjs </dev/null
+# DASHBOARD_TESTS: a pattern of the test names to run (default: all).
+exec node --test --test-concurrency=1 ${DASHBOARD_TESTS:+--test-name-pattern="$DASHBOARD_TESTS"} \
+  dashboard.test.mjs </dev/null

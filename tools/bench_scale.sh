@@ -110,9 +110,13 @@ LUA
 cat > "$work/as_of.lua" <<'LUA'
 local objectives = tonumber(os.getenv("OBJECTIVES"))
 local head = tonumber(os.getenv("HEAD"))
+local frame = tonumber(os.getenv("FRAME"))
+-- Objective o is created by the import's row 4o, after the frame's events
+-- and 9 events per earlier objective: a seq from then on finds it.
 request = function()
-  return wrk.format("GET", string.format("/v1/objectives/obj-%06d?as_of=%d",
-    math.random(0, objectives - 1), math.random(1, head)))
+  local o = math.random(0, objectives - 1)
+  return wrk.format("GET", string.format("/v1/objectives/obj-%06d?as_of=%d", o,
+    math.random(math.min(frame + 9 * o + 1, head), head)))
 end
 LUA
 
@@ -150,7 +154,8 @@ for size in $sizes; do
   cascade_mb=$(awk -v b="$(wc -c < "$work/cascade.json")" 'BEGIN { printf "%.1f", b / 1e6 }')
   rss_growth=$(( ($(cat "$work/peak") - rss_before) / 1024 ))
 
-  as_of=$(OBJECTIVES=$(( rows / 4 )) HEAD="$head" wrk_run "$work/as_of.lua" "$url")
+  as_of=$(OBJECTIVES=$(( rows / 4 )) HEAD="$head" FRAME="$(( head - rows * 9 / 4 ))" \
+    wrk_run "$work/as_of.lua" "$url")
 
   # Durable writes: the bare synced-Put handler and okrd, alternating.
   read -r bare_pid bare_port <<<"$(start_server bare "$bare" --threads 16 --durable "$work/bare-db")"

@@ -32,19 +32,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# One row per key result, four key results per objective, a check-in on
-# each: 2.25 events per row.
-generate() {
-  awk -v rows="$1" 'BEGIN {
-    split("people talent-acquisition people-operations learning-development total-rewards operations", owners, " ")
-    print "cycle,owner,objective_id,objective_title,parents,kr_id,kr_title,metric,start,target,unit,current,checkin_date"
-    for (r = 0; r < rows; r++) {
-      o = int(r / 4)
-      printf "2026-q4,%s,obj-%06d,Objective number %d,,kr-%06d,Key result %d,number,0,100,points,%d,2026-11-%02d\n",
-             owners[o % 6 + 1], o, o, r, r, r % 100, r % 20 + 1
-    }
-  }' > "$2"
-}
+# One row per key result, four per objective, a check-in on each.
+generate() { bash "$root/tools/bench_rows.sh" "$@"; }
 
 seconds() { sed -n 's/.*"seconds":\([0-9.]*\).*/\1/p'; }
 since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }'; }

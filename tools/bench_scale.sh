@@ -46,17 +46,7 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 
 # Rows for a log of about $1 events: 9 events per 4 rows (an objective, four
 # key results, four check-ins).
-generate() {  # events file
-  awk -v rows="$(( $1 * 4 / 9 ))" 'BEGIN {
-    split("people talent-acquisition people-operations learning-development total-rewards operations", owners, " ")
-    print "cycle,owner,objective_id,objective_title,parents,kr_id,kr_title,metric,start,target,unit,current,checkin_date"
-    for (r = 0; r < rows; r++) {
-      o = int(r / 4)
-      printf "2026-q4,%s,obj-%06d,Objective number %d,,kr-%06d,Key result %d,number,0,100,points,%d,2026-11-%02d\n",
-             owners[o % 6 + 1], o, o, r, r, r % 100, r % 20 + 1
-    }
-  }' > "$2"
-}
+generate() { bash "$root/tools/bench_rows.sh" "$(( $1 * 4 / 9 ))" "$2"; }
 
 # A tokens file with an admin and an auditor; prints the two tokens.
 tokens() {  # file

@@ -3,6 +3,7 @@
 // an entity's history, the hash chain's verification.
 #include <algorithm>
 #include <cassert>
+#include <chrono>
 #include <iterator>
 
 #include "api/handler.h"
@@ -264,12 +265,17 @@ namespace {
 
 // GET /v1/events/raw frames this many bytes (or one event more) per call
 // of cpp-httplib's provider: a request holds one batch whatever its
-// limit. Every batch of a request reads through the same EventCursor.
+// limit. A request's batches read through one EventCursor while its client
+// keeps up (RawFrames).
 constexpr size_t kRawBatchBytes = 2u << 20;
 // ... and hands a batch to the socket in writes of this size: cpp-httplib
 // copies each write twice, and copies this small reuse the heap instead
 // of mapping fresh pages every time.
 constexpr size_t kRawWriteBytes = 16u << 10;
+// How long a raw answer keeps one RocksDB iterator, and how long sending a
+// batch may take before its client counts as slow (RawFrames).
+constexpr auto kRawCursorLifetime = std::chrono::seconds(1);
+constexpr auto kRawSlowWrite = std::chrono::milliseconds(100);
 
 // One frame (SPEC §8): the seq as 8 bytes and the length as 4 bytes, both
 // big-endian, then the stored bytes exactly.
@@ -297,7 +303,10 @@ class RawFrames {
     buffer_.clear();
     uint64_t expected = next_;
     // Opened on the first call, so an answer not yet sent holds no files.
-    if (!cursor_) cursor_ = std::shared_ptr<EventCursor>(store_->OpenCursor(next_, last_));
+    if (!cursor_) {
+      cursor_ = std::shared_ptr<EventCursor>(store_->OpenCursor(next_, last_));
+      opened_ = std::chrono::steady_clock::now();
+    }
     Status s = cursor_->Next([&](uint64_t seq, std::string_view bytes) {
       if (seq != expected) return false;
       AppendFrame(seq, bytes, &buffer_);
@@ -309,10 +318,17 @@ class RawFrames {
       return false;
     }
     next_ = expected;
+    // An open iterator pins the memtables and files it reads: it is kept
+    // between batches only for a client that keeps up, and at most
+    // kRawCursorLifetime; a slow client's answer opens one per batch and
+    // holds none while it writes to it.
+    const auto now = std::chrono::steady_clock::now();
+    if (slow_client_ || now - opened_ > kRawCursorLifetime) cursor_.reset();
     for (size_t at = 0; at < buffer_.size(); at += kRawWriteBytes) {
       size_t n = std::min(kRawWriteBytes, buffer_.size() - at);
       if (!sink.write(buffer_.data() + at, n)) return false;  // the client went away
     }
+    slow_client_ = std::chrono::steady_clock::now() - now > kRawSlowWrite;
     if (next_ > last_) sink.done();
     return true;
   }
@@ -323,7 +339,9 @@ class RawFrames {
   OnFailure on_failure_;
   // Shared: cpp-httplib copies the provider; only one copy ever reads.
   std::shared_ptr<EventCursor> cursor_;
-  std::string buffer_;  // the chunk being framed
+  std::chrono::steady_clock::time_point opened_;  // of cursor_
+  bool slow_client_ = false;  // the last batch took longer than kRawSlowWrite to send
+  std::string buffer_;        // the chunk being framed
 };
 
 }  // namespace

@@ -5,10 +5,6 @@
 #include <chrono>
 #include <mutex>
 
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <kj/exception.h>
 
 #include "eventstore/base/clock.h"
@@ -208,9 +204,12 @@ Status Projector::CatchUpLocked(uint64_t up_to) {
     if (up_to <= before || is_stuck_) return StuckStatus();
     OKR_RETURN_IF_ERROR(FoldLocked(up_to));
     after = projection_.seq();
+    assert(after >= up_to && after > before);  // FoldLocked was Ok
+    // Owed before the fold is visible, so a caller that sees the new seq
+    // (WaitForSnapshots after a write) also sees the snapshot owed. The
+    // snapshot thread never takes mu_ while it holds snapshot_mu_.
+    MaybeSnapshot(before, after);
   }
-  assert(after >= up_to && after > before);  // FoldLocked was Ok
-  MaybeSnapshot(before, after);
   return Status::Ok();
 }
 
@@ -230,9 +229,10 @@ void Projector::WaitForSnapshots() {
 }
 
 void Projector::SnapshotLoop() {
-  // Behind request threads and the follower: a snapshot only saves
-  // start-up time, so it may take the CPU they leave.
-  (void)setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 10);
+  // At the process's own priority: the fold waits on locks this thread
+  // takes (the text interner's, RocksDB's write queue), so a lower one
+  // would stall every request behind a preempted snapshot. Spacing by time
+  // (below) is what bounds its share of the CPU.
   std::chrono::steady_clock::duration last{0};
   std::unique_lock<std::mutex> lock(snapshot_mu_);
   while (!stopping_) {
@@ -261,7 +261,7 @@ void Projector::WriteSnapshot(uint64_t seq) {
   // state (the determinism test holds the two equal), and no lock shared
   // with the writers while it is encoded. A failure costs only start-up
   // time; the log is untouched.
-  auto projection = Rebuild(*store_, seq, /*use_snapshot=*/true);
+  auto projection = Rebuild(*store_, seq, options_.load_snapshot);
   auto last = store_->Read(seq - 1, 1);
   if (!projection.ok() || !last.ok() || last->size() != 1) return;
   (void)store_->PutSnapshot(seq, SnapshotCodec::Encode(*projection, Sha256(last->front().bytes)));

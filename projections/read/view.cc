@@ -134,10 +134,10 @@ std::string View::EffectiveOwner(const KeyResultFields& f) const {
 }
 
 double View::KeyResultProgress(const KeyResult& kr) {
-  if (auto it = kr_progress_.find(kr.id); it != kr_progress_.end()) return it->second;
+  if (auto it = kr_progress_.find(&kr); it != kr_progress_.end()) return it->second;
   const KeyResultFields* f = kr.FieldsAt(as_of_);
   double p = f ? okr::KeyResultProgress(*f, ValueOf(kr, *f, as_of_, at_us_).value) : 0;
-  kr_progress_[kr.id] = p;
+  kr_progress_[&kr] = p;
   return p;
 }
 
@@ -247,7 +247,7 @@ double View::ObjectiveProgress(const Objective& objective) {
 }
 
 double View::ObjectiveProgressGuarded(const Objective& objective, int depth) {
-  if (auto it = objective_progress_.find(objective.id); it != objective_progress_.end()) {
+  if (auto it = objective_progress_.find(&objective); it != objective_progress_.end()) {
     return it->second;
   }
   double progress = 0;
@@ -265,7 +265,7 @@ double View::ObjectiveProgressGuarded(const Objective& objective, int depth) {
     }
   }
   assert(std::isfinite(progress));  // WeightedMean and the clamp keep it finite
-  objective_progress_[objective.id] = progress;
+  objective_progress_[&objective] = progress;
   return progress;
 }
 

@@ -87,7 +87,9 @@ struct ObjectiveFilter {
 
 class View {
  public:
-  // `now_us` is the clock lint judges staleness by.
+  // `now_us` is the clock lint judges staleness by. Every entity passed to
+  // the View's functions must be one of `projection`'s (progress is
+  // memoised by its address).
   View(const Projection& projection, uint64_t as_of, int64_t at_us, int64_t now_us);
 
   uint64_t as_of() const { return as_of_; }
@@ -151,8 +153,11 @@ class View {
   uint64_t as_of_;
   int64_t at_us_;
   int64_t now_us_;
-  std::unordered_map<std::string, double> kr_progress_;
-  std::unordered_map<std::string, double> objective_progress_;
+  // Memoised progress, by entity: callers pass entities of p_, whose
+  // addresses are stable and unique (a pointer hashes and compares in one
+  // step, and keeps no copy of the id).
+  std::unordered_map<const KeyResult*, double> kr_progress_;
+  std::unordered_map<const Objective*, double> objective_progress_;
   std::optional<std::unordered_map<std::string, std::vector<const Objective*>>> children_;
 };
 

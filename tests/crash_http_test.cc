@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <climits>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -316,6 +317,9 @@ TEST(CrashHttp, AcknowledgedWritesSurviveSigkillRetriesApplyOnceProjectionEquals
     for (int t = 0; t < kWriters; t += 5)
       reads.push_back("/v1/key-results/kr-w" + std::to_string(t));
     auto live = CaptureReads(s, reads);
+    // Written in the background, and an owed one is dropped at shutdown:
+    // wait for the live okrd's first (under a sanitizer it takes a while).
+    ASSERT_GE(s.WaitForSnapshot(LONG_MAX, 60'000), 0) << "the live okrd wrote no snapshot";
     ASSERT_TRUE(s.Stop());
     {
       Okrd rebuilt(

@@ -334,6 +334,23 @@ uint64_t Okrd::HeadSeq() const {
   return r.json["head_seq"].get<uint64_t>();
 }
 
+long Okrd::WaitForSnapshot(long max_age, int timeout_ms) const {
+  static constexpr std::string_view kName = "\nokrd_snapshot_age_events ";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  long age = -1;
+  while (true) {
+    Reply metrics = Get("/metrics");
+    auto at = metrics.body.find(kName);
+    if (metrics.status != 200 || at == std::string::npos) {
+      ADD_FAILURE() << "GET /metrics has no okrd_snapshot_age_events: " << metrics;
+      return -1;
+    }
+    age = std::stol(metrics.body.substr(at + kName.size()));
+    if ((age >= 0 && age <= max_age) || std::chrono::steady_clock::now() >= deadline) return age;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
 std::string DateIn(int days) {
   std::time_t secs = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now()) +
                      static_cast<std::time_t>(days) * 86'400;

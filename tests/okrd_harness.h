@@ -120,6 +120,10 @@ class Okrd {
   // GET /healthz → head_seq. Records a test failure (and answers
   // UINT64_MAX) when okrd does not answer.
   uint64_t HeadSeq() const;
+  // Snapshots are written in the background: polls GET /metrics until
+  // okrd reports one at most `max_age` events behind its head, for up to
+  // `timeout_ms`; answers the last age it read (-1: no snapshot yet).
+  long WaitForSnapshot(long max_age, int timeout_ms) const;
 
  private:
   ::testing::AssertionResult WaitForExit(int* status, int timeout_ms);

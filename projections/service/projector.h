@@ -9,9 +9,9 @@
 //   Follow: one thread folds new events into the projection as the log
 //           grows, once per append batch, and wakes the writers waiting
 //           for their events to be visible.
-//   Snapshot: another thread, at low priority, writes snapshots from its
-//           own rebuilt copy of the projection, so encoding one never holds
-//           the live projection's lock (writes would wait behind it).
+//   Snapshot: another thread writes snapshots from its own rebuilt copy
+//           of the projection, so encoding one never holds the live
+//           projection's lock (writes would wait behind it).
 //
 // Thread-safe. Owns the projection; borrows the store, which must outlive it.
 #pragma once

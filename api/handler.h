@@ -1,7 +1,8 @@
 // Private to the API library: what a route handler is handed (Call) and
 // the class that holds every handler (Server::Routes). Its members are
 // defined by job: the wiring in server.cc, state reads in read_routes.cc,
-// reads that walk the log in log_routes.cc, writes in write_routes.cc.
+// reads that walk the log in log_routes.cc, writes in write_routes.cc;
+// answers sent as they are written (StreamText) in streamed.cc.
 #pragma once
 
 #include <httplib.h>
@@ -77,6 +78,12 @@ struct Call {
 // take locks, but must not hold one while it flushes (a slow client would
 // hold it too). The answer is not kept by the answer cache.
 void StreamJson(Call& c, int status, std::function<void(JsonOut&)> write);
+// Receives an answer's text in order, a piece at a time.
+using TextSink = JsonOut::Sink;
+// The same for any text: `write` hands the answer to its TextSink in
+// pieces, under the same terms.
+void StreamText(Call& c, int status, const std::string& content_type,
+                std::function<void(const TextSink&)> write);
 
 // The page size a list asks for (`limit=`, ParseLimit: `fallback` when
 // absent, at most `max`); answers 400 and returns nullopt when it is out

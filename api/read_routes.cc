@@ -361,60 +361,61 @@ void Server::Routes::ListCheckIns(Call& c) {
 
 namespace {
 
-// Thrown by a streamed answer's sink when the client has gone: the rest
-// of the answer is not written.
-struct ClientGone {};
-
-// Writes the answer `write` produces to `sink`, a piece each time `write`
-// flushes; false when the client went away before the end.
-bool WriteToSink(const std::function<void(JsonOut&)>& write, httplib::DataSink& sink) {
-  // Nothing is handed on but by `write`'s own flushes: it may hold the
-  // projection's lock between them, and a slow client must not hold it.
-  JsonOut out(
-      [&](std::string_view piece) {
-        if (!sink.write(piece.data(), piece.size())) throw ClientGone{};
-      },
-      SIZE_MAX);
-  try {
-    write(out);
-    out.Flush();
-  } catch (const ClientGone&) {
-    return false;
-  } catch (...) {
-    // Headers are gone already: the answer can only be cut short (no final
-    // chunk, so the client sees a broken answer, never a complete one).
-    // The provider runs outside cpp-httplib's handler guard, so nothing
-    // may escape it.
-    return false;
-  }
-  sink.done();
-  return true;
-}
-
-}  // namespace
-
-void StreamJson(Call& c, int status, std::function<void(JsonOut&)> write) {
-  c.res.status = status;
-  c.streamed = true;
-  auto provider = [write = std::move(write)](size_t, httplib::DataSink& sink) {
-    return WriteToSink(write, sink);
-  };
-  c.res.set_chunked_content_provider("application/json; charset=utf-8", std::move(provider));
-}
-
-namespace {
-
 // `depth`: absent → the whole tree; 0..kMaxCascadeDepth levels below the
 // roots, else 400.
 constexpr uint64_t kMaxCascadeDepth = 1000;
-// A cascade showing more objectives than this streams (chunked, never
-// whole in memory, not kept by the answer cache); a smaller one is sent
-// whole and cached.
-constexpr size_t kStreamedCascadeObjectives = 1000;
+// A cascade, review or lint showing more objectives than this streams
+// (chunked, never whole in memory, not kept by the answer cache); a
+// smaller one is sent whole (and cached, but the lint).
+constexpr size_t kStreamedObjectives = 1000;
 
-// A streamed cascade hands its text on in pieces of about this size, with
+// A streamed answer hands its text on in pieces of about this size, with
 // the projection let go meanwhile.
-constexpr size_t kCascadePiece = 64 * 1024;
+constexpr size_t kStreamedPiece = 64 * 1024;
+
+// What a streamed JSON answer's writer calls between its parts: when a
+// piece is waiting, hands it on with the projection let go.
+std::function<void()> FlushPieces(JsonOut& out, const Projector::Pause& pause) {
+  return [&out, &pause] {
+    if (out.waiting() >= kStreamedPiece) pause([&] { out.Flush(); });
+  };
+}
+
+// For an answer written whole under the lock: nothing to let go.
+const Projector::Pause kNoPause = [](const std::function<void()>& during) { during(); };
+
+// Writes `plan` as `format` to `hand` in pieces of about kStreamedPiece,
+// each handed on with the projection let go (`pause`).
+void WriteReviewPieces(ReviewPlan& plan, ReviewFormat format, uint64_t as_of, const TextSink& hand,
+                       const Projector::Pause& pause) {
+  if (format == ReviewFormat::kJson) {
+    JsonOut out(hand, SIZE_MAX);
+    plan.WriteJson(out, as_of, FlushPieces(out, pause));
+    out.Flush();
+    return;
+  }
+  std::string text;
+  auto flush = [&] {
+    if (!text.empty()) hand(text);
+    text.clear();
+  };
+  plan.WriteText(format, &text, [&] {
+    if (text.size() >= kStreamedPiece) pause(flush);
+  });
+  flush();
+}
+
+// The review's forms (format=).
+struct ReviewForm {
+  const char* name;
+  ReviewFormat format;
+  const char* content_type;
+};
+constexpr ReviewForm kReviewForms[] = {
+    {"json", ReviewFormat::kJson, "application/json; charset=utf-8"},
+    {"md", ReviewFormat::kMarkdown, "text/markdown; charset=utf-8"},
+    {"csv", ReviewFormat::kCsv, "text/csv; charset=utf-8"},
+};
 
 // `depth=`: nullopt and true when absent; false after answering 400.
 bool ParseDepth(Call& c, std::optional<int>* depth) {
@@ -451,7 +452,7 @@ void Server::Routes::GetCascade(Call& c) {
       return c.Fail(plan.status());
     }
     assert(point->as_of <= p.seq());
-    big = plan->shown_objectives() > kStreamedCascadeObjectives;
+    big = plan->shown_objectives() > kStreamedObjectives;
     if (!big) whole = WriteJson([&](JsonOut& out) { plan->Write(v, out, point->as_of); });
   });
   if (!point) return;
@@ -465,59 +466,85 @@ void Server::Routes::GetCascade(Call& c) {
                    View v(p, at.as_of, at.at, at.now);
                    auto plan = CascadePlan::Make(v, cycle, root, depth);
                    if (!plan.ok()) throw std::runtime_error(plan.status().message());
-                   plan->Write(v, out, at.as_of, [&] {
-                     if (out.waiting() >= kCascadePiece) pause([&] { out.Flush(); });
-                   });
+                   plan->Write(v, out, at.as_of, FlushPieces(out, pause));
                  });
                });
   }
   c.TagState(point->as_of);
 }
 
+// Like the cascade: a small review (or lint) is written whole under the
+// lock; a big one is written again as it is sent, the lock let go between
+// pieces.
 void Server::Routes::GetReview(Call& c) {
   auto id = PathId(c);
   if (!id) return;
-  std::string format = c.ParamOr("format", "json");
-  if (format != "json" && format != "md" && format != "csv") {
-    return c.Fail(ApiError{400, "malformed", "format is json, md or csv", "format"});
+  const std::string format = c.ParamOr("format", "json");
+  const ReviewForm* form = nullptr;
+  for (const ReviewForm& f : kReviewForms) {
+    if (format == f.name) form = &f;
   }
-  // Gathered under the lock; Markdown, CSV and JSON text are made after.
-  std::optional<json> review = projector_->Read([&](const Projection& p) -> std::optional<json> {
+  if (!form) return c.Fail(ApiError{400, "malformed", "format is json, md or csv", "format"});
+  std::optional<uint64_t> as_of;
+  std::string whole;
+  bool big = false;
+  projector_->Read([&](const Projection& p) {
     auto point = ParsePoint(c, p);
-    if (!point) return std::nullopt;
-    auto r = Review(p, *id, point->as_of);
-    if (!r.ok()) {
-      c.Fail(r.status());
-      return std::nullopt;
+    if (!point) return;
+    auto plan = ReviewPlan::Make(p, *id, point->as_of);
+    if (!plan.ok()) return c.Fail(plan.status());
+    as_of = point->as_of;
+    big = plan->objectives() > kStreamedObjectives;
+    if (!big) {
+      WriteReviewPieces(
+          *plan, form->format, *as_of, [&](std::string_view piece) { whole += piece; }, kNoPause);
     }
-    (*r)["as_of_seq"] = point->as_of;
-    return std::move(*r);
   });
-  if (!review) return;
-  c.res.status = 200;
-  c.TagState(review->at("as_of_seq").get<uint64_t>());
-  if (format == "md") {
-    c.res.set_content(ReviewMarkdown(*review), "text/markdown; charset=utf-8");
-  } else if (format == "csv") {
-    c.res.set_content(ReviewCsv(*review), "text/csv; charset=utf-8");
+  if (!as_of) return;
+  c.TagState(*as_of);
+  if (form->format == ReviewFormat::kCsv) {
     c.res.set_header("Content-Disposition", "attachment; filename=\"review-" + *id + ".csv\"");
-  } else {
-    c.Send(200, *review);
   }
+  if (!big) {
+    c.res.status = 200;
+    c.res.set_content(std::move(whole), form->content_type);
+    return;
+  }
+  StreamText(c, 200, form->content_type,
+             [projector = projector_, cycle = *id, as_of = *as_of,
+              format = form->format](const TextSink& hand) {
+               projector->ReadPaused([&](const Projection& p, const Projector::Pause& pause) {
+                 auto plan = ReviewPlan::Make(p, cycle, as_of);
+                 if (!plan.ok()) throw std::runtime_error(plan.status().message());
+                 WriteReviewPieces(*plan, format, as_of, hand, pause);
+               });
+             });
 }
 
 void Server::Routes::GetLint(Call& c) {
-  std::optional<json> lint = projector_->Read([&](const Projection& p) -> std::optional<json> {
-    auto point = ParsePoint(c, p);
-    if (!point) return std::nullopt;
-    std::string cycle = c.ParamOr("cycle");
-    if (!cycle.empty() && !p.cycle(cycle))
-      return c.Fail(404, "no cycle " + cycle, "cycle"), std::nullopt;
-    json out = View(p, point->as_of, point->at, point->now).Lint(cycle);
-    out["as_of_seq"] = point->as_of;
-    return out;
+  const std::string cycle = c.ParamOr("cycle");
+  std::optional<Point> point;
+  std::string whole;
+  bool big = false;
+  projector_->Read([&](const Projection& p) {
+    point = ParsePoint(c, p);
+    if (!point) return;
+    if (!cycle.empty() && !p.cycle(cycle)) {
+      point.reset();
+      return c.Fail(404, "no cycle " + cycle, "cycle");
+    }
+    View v(p, point->as_of, point->at, point->now);
+    big = v.Objectives({cycle, "", false}).size() > kStreamedObjectives;
+    if (!big) whole = WriteJson([&](JsonOut& out) { v.WriteLint(out, cycle, point->as_of); });
   });
-  if (lint) c.Send(200, *lint);  // serialised outside the lock
+  if (!point) return;
+  if (!big) return c.SendJsonText(200, std::move(whole));
+  StreamJson(c, 200, [projector = projector_, at = *point, cycle](JsonOut& out) {
+    projector->ReadPaused([&](const Projection& p, const Projector::Pause& pause) {
+      View v(p, at.as_of, at.at, at.now);
+      v.WriteLint(out, cycle, at.as_of, FlushPieces(out, pause));
+    });
+  });
 }
 
 void Server::Routes::OpenApi(Call& c) {

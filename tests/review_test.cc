@@ -256,7 +256,7 @@ TEST_F(QuarterReviewTest, ReviewOfAnUnknownCycleIsNotFound) {
 }
 
 TEST_F(QuarterReviewTest, MarkdownShowsTheMovedTarget) {
-  const std::string md = ReviewMarkdown(ReviewJson());
+  const std::string md = ReviewText(state(), "2026-q1", Head(), ReviewFormat::kMarkdown).value();
   for (const char* line : {
            "# Review of Q1 2026 (2026-q1, 2026-01-01 to 2026-03-31, closed)",
            "Achieved: 1 · partially: 1 · missed: 1 · not reviewed: 1 · check-ins: 38",
@@ -309,7 +309,7 @@ std::vector<std::vector<std::string>> ParseCsv(const std::string& text) {
 }
 
 TEST_F(QuarterReviewTest, CsvHasOneRowPerKeyResultAndQuotesLikeRfc4180) {
-  const std::string csv = ReviewCsv(ReviewJson());
+  const std::string csv = ReviewText(state(), "2026-q1", Head(), ReviewFormat::kCsv).value();
   auto rows = ParseCsv(csv);
   // The header and the 5 key results of the 4 active objectives (acme-grow has none).
   ASSERT_EQ(rows.size(), 6u) << csv;
@@ -331,7 +331,7 @@ TEST_F(QuarterReviewTest, CsvHasOneRowPerKeyResultAndQuotesLikeRfc4180) {
 
 TEST_F(QuarterReviewTest, CsvNumbersRoundTripToTheJsonValues) {
   json r = ReviewJson();
-  auto rows = ParseCsv(ReviewCsv(r));
+  auto rows = ParseCsv(ReviewText(state(), "2026-q1", Head(), ReviewFormat::kCsv).value());
   ASSERT_EQ(rows.size(), 6u);
   // hr-hiring's computed score 0.7333… is written with every digit it has.
   EXPECT_EQ(rows[1][1], "hr-hiring");
@@ -352,7 +352,7 @@ TEST_F(LargeValuesTest, ReviewKeepsEveryDigitOfLargeValues) {
   ASSERT_OK(CheckIn("kr-bonus", 1'234'567.5));
   auto review = okr::Review(state(), "2026-q1", Head());
   ASSERT_TRUE(review.ok());
-  auto rows = ParseCsv(ReviewCsv(*review));
+  auto rows = ParseCsv(ReviewText(state(), "2026-q1", Head(), ReviewFormat::kCsv).value());
   ASSERT_EQ(rows.size(), 2u);
   const auto& row = rows[1];
   EXPECT_EQ(row[7], "kr-bonus");
@@ -361,7 +361,7 @@ TEST_F(LargeValuesTest, ReviewKeepsEveryDigitOfLargeValues) {
   EXPECT_EQ(row[11], "1250000");                           // target
   EXPECT_EQ(row[12], "1234567.5");                         // final, not 1.23457e+06
   EXPECT_EQ(std::stod(row[13]), 1'234'567.5 / 1'250'000);  // progress, every digit
-  const std::string md = ReviewMarkdown(*review);
+  const std::string md = ReviewText(state(), "2026-q1", Head(), ReviewFormat::kMarkdown).value();
   EXPECT_NE(md.find("| Referral bonuses paid | 0 | 1250000 | 1250000 | 1234567.5 EUR | 99% | 1 |"),
             std::string::npos)
       << md;
@@ -387,7 +387,7 @@ TEST_F(SpreadsheetSafetyTest, ReviewCsvNeutralisesFormulaTextsButNotNegativeNumb
   ASSERT_OK(CheckIn("kr-plus", -7));
   auto review = okr::Review(state(), "2026-q1", Head());
   ASSERT_TRUE(review.ok());
-  const std::string csv = ReviewCsv(*review);
+  const std::string csv = ReviewText(state(), "2026-q1", Head(), ReviewFormat::kCsv).value();
   auto rows = ParseCsv(csv);
   ASSERT_EQ(rows.size(), 6u) << csv;
   // Text cells carry one ' in front; numbers, negative ones too, stay numbers.
@@ -427,7 +427,7 @@ TEST_F(SpreadsheetSafetyTest, MarkdownKeepsUserTextInsideItsCellAndOnItsLine) {
                    "one\r\n## nor this"));
   auto review = okr::Review(state(), "2026-q1", Head());
   ASSERT_TRUE(review.ok());
-  const std::string md = ReviewMarkdown(*review);
+  const std::string md = ReviewText(state(), "2026-q1", Head(), ReviewFormat::kMarkdown).value();
   std::istringstream lines(md);
   bool found_row = false;
   for (std::string line; std::getline(lines, line);) {

@@ -18,8 +18,10 @@ constexpr int64_t kStaleAfterUs = 14 * kMicrosPerDay;
 constexpr size_t kLintMaxObjectives = 5;
 constexpr size_t kLintMaxKeyResults = 5;
 
-void AddFinding(json* findings, const char* rule, const std::string& entity, std::string message) {
-  findings->push_back({{"rule", rule}, {"entity", entity}, {"message", std::move(message)}});
+void AddFinding(JsonOut& findings, const char* rule, const std::string& entity,
+                const std::string& message) {
+  findings.StartObject().Key("entity").String(entity).Key("message").String(message);
+  findings.Key("rule").String(rule).EndObject();
 }
 
 // When `kr` was last measured, known at `as_of`; its creation while it has
@@ -36,26 +38,34 @@ int64_t LastMeasuredUs(const KeyResult& kr, uint64_t as_of, int64_t cycle_start)
 
 }  // namespace
 
-json View::Lint(const std::string& cycle) {
-  json findings = json::array();
+void View::WriteLint(JsonOut& out, const std::string& cycle, std::optional<uint64_t> as_of_seq,
+                     const std::function<void()>& pause) {
+  out.StartObject();
+  if (as_of_seq) out.Key("as_of_seq").Uint(*as_of_seq);
+  out.Key("findings").StartArray();
   std::map<std::pair<std::string, std::string>, size_t> per_owner;  // (cycle, owner) → count
   for (const Objective* o : Objectives({cycle, "", false})) {
     const ObjectiveFields& f = *o->FieldsAt(as_of_);
     per_owner[{f.cycle, f.owner}]++;
-    LintObjective(*o, &findings);
+    LintObjective(*o, out);
+    if (pause) pause();
   }
   for (const auto& [key, count] : per_owner) {
     if (count > kLintMaxObjectives) {
-      AddFinding(&findings, "too_many_objectives", key.second,
+      AddFinding(out, "too_many_objectives", key.second,
                  key.second + " has " + std::to_string(count) + " active objectives in " +
                      key.first + "; keep it to " + std::to_string(kLintMaxObjectives) +
                      " or fewer");
     }
   }
-  return {{"findings", std::move(findings)}};
+  out.EndArray().EndObject();
 }
 
-void View::LintObjective(const Objective& o, json* findings) {
+json View::Lint(const std::string& cycle) {
+  return WriteJsonDocument([&](JsonOut& out) { WriteLint(out, cycle, std::nullopt); });
+}
+
+void View::LintObjective(const Objective& o, JsonOut& findings) {
   const ObjectiveFields* f = o.FieldsAt(as_of_);
   assert(f != nullptr && !f->archived);  // Lint passes only active objectives
   auto krs = KeyResultsOf(o);
@@ -74,7 +84,7 @@ void View::LintObjective(const Objective& o, json* findings) {
   for (const KeyResult* kr : krs) LintKeyResult(*kr, *cy, findings);
 }
 
-void View::LintKeyResult(const KeyResult& kr, const CycleFields& cycle, json* findings) const {
+void View::LintKeyResult(const KeyResult& kr, const CycleFields& cycle, JsonOut& findings) const {
   assert(!kr.revisions.empty());
   const int64_t cycle_start = CycleStartUs(cycle);
   if (!cycle.closed) {

@@ -1,14 +1,13 @@
 // The end-of-cycle review: each objective's computed and reviewed score,
 // its key results from original to final target, and the goalposts moved
-// after the cycle started.
+// after the cycle started — as JSON here, as Markdown and CSV in
+// review_render.cc.
 #include "projections/read/review.h"
 
 #include <algorithm>
 #include <cassert>
-#include <map>
 
 #include "eventstore/base/time.h"
-#include "projections/read/view.h"
 
 namespace okr {
 
@@ -16,140 +15,196 @@ using nlohmann::json;
 
 namespace {
 
-// One review's fixed points: the cycle's range and the View at its end.
-struct ReviewScope {
-  const Projection& p;
-  uint64_t as_of;
-  int64_t start_us;       // the cycle's first instant
-  int64_t end_us;         // the first instant after the cycle
-  uint64_t seq_at_start;  // the last seq recorded before the cycle started
-  // Scores at the cycle's end: values measured before it ends, as known at as_of.
-  View at_end;
-};
+// The outcomes the review groups active objectives by, in its order; any
+// outcome other than achieved or partially counts as missed.
+constexpr std::array<const char*, 4> kOutcomes = {"achieved", "partially", "missed", "unreviewed"};
 
-// Appends every target or start of `o`'s key results moved after the cycle
-// started — also of key results removed since and of objectives archived since.
-void AppendGoalposts(const ReviewScope& r, const Objective& o, json* goalposts) {
-  for (const std::string& kr_id : o.key_results) {
-    const KeyResult* kr = r.p.key_result(kr_id);
-    if (kr == nullptr) continue;
-    for (const auto& rev : kr->revisions) {
-      if (rev.meta.seq > r.as_of) break;
-      if (!IsGoalpostChange(rev.meta) || rev.meta.recorded_at_us < r.start_us) continue;
-      assert(rev.meta.seq > 0 && &rev != &kr->revisions.front());  // a change, not the creation
-      const KeyResultFields* before = kr->FieldsAt(rev.meta.seq - 1);
-      bool target = rev.meta.type == "key_result.target_changed";
-      goalposts->push_back({{"key_result", kr->id},
-                            {"objective", o.id},
-                            {"field", target ? "target" : "start"},
-                            {"before", before ? (target ? before->target : before->start) : 0.0},
-                            {"after", target ? rev.fields.target : rev.fields.start},
-                            {"actor", rev.meta.actor},
-                            {"recorded_at", FormatTimeUs(rev.meta.recorded_at_us)},
-                            {"reason", rev.meta.reason},
-                            {"seq", rev.meta.seq}});
-    }
-  }
-}
-
-// One key result's line of the review; adds its check-ins before the
-// cycle's end to *check_ins.
-json KeyResultReview(ReviewScope& r, const KeyResult& kr, size_t* check_ins) {
-  const KeyResultFields& kf = *kr.FieldsAt(r.as_of);
-  const KeyResultFields* at_start = kr.FieldsAt(r.seq_at_start);
-  double original_target = at_start ? at_start->target : kr.revisions.front().fields.target;
-  CurrentValue final_value = ValueOf(kr, kf, r.as_of, r.end_us - 1);
-  size_t count = 0;
-  const CheckIn* last = nullptr;
-  for (const CheckIn& ci : kr.check_ins) {
-    if (ci.meta.seq > r.as_of) break;
-    if (ci.measured_at_us >= r.end_us) continue;
-    ++count;
-    if (!last || ci.measured_at_us >= last->measured_at_us) last = &ci;
-  }
-  assert(count <= kr.check_ins.size());
-  *check_ins += count;
-  return {{"id", kr.id},
-          {"title", kf.title},
-          {"owner", r.at_end.EffectiveOwner(kf)},
-          {"metric", kf.metric},
-          {"unit", kf.unit},
-          {"weight", kf.weight},
-          {"start", kf.start},
-          {"original_target", original_target},
-          {"target", kf.target},
-          {"final", final_value.value},
-          {"progress", r.at_end.KeyResultProgress(kr)},
-          {"check_ins", count},
-          {"last_check_in", last ? json(FormatTimeUs(last->measured_at_us)) : json(nullptr)}};
-}
-
-// One active objective's entry: scores, the review written, key results.
-json ObjectiveReview(ReviewScope& r, const Objective& o, size_t* check_ins) {
-  const ObjectiveFields& f = *o.FieldsAt(r.as_of);
-  assert(!f.archived);  // archived objectives are listed apart
-  json krs = json::array();
-  for (const KeyResult* kr : r.at_end.KeyResultsOf(o)) {
-    krs.push_back(KeyResultReview(r, *kr, check_ins));
-  }
-  auto reviewed = [&](auto field) { return f.review ? json(field(*f.review)) : json(nullptr); };
-  return {{"id", o.id},
-          {"title", f.title},
-          {"owner", f.owner},
-          {"parents", f.parents},
-          {"computed_score", r.at_end.ObjectiveProgress(o)},
-          {"score", reviewed([](const ReviewFields& v) { return v.score; })},
-          {"outcome", reviewed([](const ReviewFields& v) { return v.outcome; })},
-          {"reflection", reviewed([](const ReviewFields& v) { return v.reflection; })},
-          {"lessons", reviewed([](const ReviewFields& v) { return v.lessons; })},
-          {"reviewed_by", reviewed([](const ReviewFields& v) { return v.meta.actor; })},
-          {"key_results", std::move(krs)}};
+size_t OutcomeOf(const ObjectiveFields& f) {
+  if (!f.review) return 3;
+  if (f.review->outcome == kOutcomes[0]) return 0;
+  return f.review->outcome == kOutcomes[1] ? 1 : 2;
 }
 
 }  // namespace
 
-Result<json> Review(const Projection& p, const std::string& cycle_id, uint64_t as_of) {
+ReviewPlan::ReviewPlan(const Projection& p, const Cycle& cycle, uint64_t as_of, int64_t start_us,
+                       int64_t end_us)
+    : p_(p),
+      cycle_(cycle),
+      as_of_(as_of),
+      start_us_(start_us),
+      end_us_(end_us),
+      seq_at_start_(std::min(as_of, p.SeqAtTime(start_us - 1))),
+      at_end_(p, as_of, end_us - 1, end_us) {}
+
+Result<ReviewPlan> ReviewPlan::Make(const Projection& p, const std::string& cycle_id,
+                                    uint64_t as_of) {
   const Cycle* cycle = p.cycle(cycle_id);
   const CycleFields* cf = cycle ? cycle->FieldsAt(as_of) : nullptr;
   if (!cf) return Status::NotFound("no cycle " + cycle_id, "cycle");
-  const int64_t start_us = CycleStartUs(*cf), end_us = CycleEndUs(*cf);
-  ReviewScope r{p,
-                as_of,
-                start_us,
-                end_us,
-                std::min(as_of, p.SeqAtTime(start_us - 1)),
-                View(p, as_of, end_us - 1, end_us)};
-  json objectives = json::array(), goalposts = json::array(), archived = json::array();
-  // The objectives by outcome: achieved, partially, missed, not reviewed.
-  std::map<std::string, json> by_outcome = {{"achieved", json::array()},
-                                            {"partially", json::array()},
-                                            {"missed", json::array()},
-                                            {"unreviewed", json::array()}};
-  size_t total_check_ins = 0;
-  for (const Objective* o : r.at_end.Objectives({cycle_id, "", true})) {
+  ReviewPlan plan(p, *cycle, as_of, CycleStartUs(*cf), CycleEndUs(*cf));
+  plan.objectives_ = plan.at_end_.Objectives({cycle_id, "", true});
+  for (const Objective* o : plan.objectives_) {
     const ObjectiveFields& f = *o->FieldsAt(as_of);
-    AppendGoalposts(r, *o, &goalposts);
-    if (f.archived) {
-      archived.push_back({{"id", o->id}, {"title", f.title}, {"owner", f.owner}});
-      continue;
+    if (f.archived) continue;
+    ++plan.by_outcome_[OutcomeOf(f)];
+    for (const KeyResult* kr : plan.at_end_.KeyResultsOf(*o)) {
+      plan.check_ins_ += plan.CheckInsOf(*kr);
     }
-    objectives.push_back(ObjectiveReview(r, *o, &total_check_ins));
-    // Any outcome other than achieved or partially counts as missed.
-    const std::string outcome =
-        !f.review                                                             ? "unreviewed"
-        : f.review->outcome == "achieved" || f.review->outcome == "partially" ? f.review->outcome
-                                                                              : "missed";
-    by_outcome[outcome].push_back(o->id);
   }
-  return json{{"cycle", r.at_end.CycleJson(*cycle)},
-              {"objectives", std::move(objectives)},
-              {"moved_goalposts", std::move(goalposts)},
-              {"achieved", std::move(by_outcome["achieved"])},
-              {"partially", std::move(by_outcome["partially"])},
-              {"missed", std::move(by_outcome["missed"])},
-              {"unreviewed", std::move(by_outcome["unreviewed"])},
-              {"archived", std::move(archived)},
-              {"check_ins", total_check_ins}};
+  return plan;
+}
+
+size_t ReviewPlan::CheckInsOf(const KeyResult& kr, const CheckIn** last) const {
+  size_t count = 0;
+  const CheckIn* latest = nullptr;
+  for (const CheckIn& ci : kr.check_ins) {
+    if (ci.meta.seq > as_of_) break;
+    if (ci.measured_at_us >= end_us_) continue;
+    ++count;
+    if (!latest || ci.measured_at_us >= latest->measured_at_us) latest = &ci;
+  }
+  assert(count <= kr.check_ins.size());
+  if (last) *last = latest;
+  return count;
+}
+
+ReviewPlan::KeyResultLine ReviewPlan::LineOf(const KeyResult& kr) {
+  const KeyResultFields& kf = *kr.FieldsAt(as_of_);
+  const KeyResultFields* at_start = kr.FieldsAt(seq_at_start_);
+  const CheckIn* last = nullptr;
+  const size_t count = CheckInsOf(kr, &last);
+  return {kf,
+          at_start ? at_start->target : kr.revisions.front().fields.target,
+          ValueOf(kr, kf, as_of_, end_us_ - 1).value,
+          at_end_.KeyResultProgress(kr),
+          count,
+          last};
+}
+
+void ReviewPlan::ForEachGoalpost(const Objective& o,
+                                 const std::function<void(const Goalpost&)>& fn) const {
+  for (const std::string& kr_id : o.key_results) {
+    const KeyResult* kr = p_.key_result(kr_id);
+    if (kr == nullptr) continue;
+    for (const auto& rev : kr->revisions) {
+      if (rev.meta.seq > as_of_) break;
+      if (!IsGoalpostChange(rev.meta) || rev.meta.recorded_at_us < start_us_) continue;
+      assert(rev.meta.seq > 0 && &rev != &kr->revisions.front());  // a change, not the creation
+      const KeyResultFields* before = kr->FieldsAt(rev.meta.seq - 1);
+      const bool target = rev.meta.type == "key_result.target_changed";
+      fn({*kr, rev.meta, target, before ? (target ? before->target : before->start) : 0.0,
+          target ? rev.fields.target : rev.fields.start});
+    }
+  }
+}
+
+// One key result's line of the review.
+void ReviewPlan::WriteKeyResult(JsonOut& out, const KeyResult& kr) {
+  const KeyResultLine line = LineOf(kr);
+  const KeyResultFields& kf = line.fields;
+  out.StartObject().Key("check_ins").Uint(line.check_ins).Key("final").Number(line.final_value);
+  out.Key("id").String(kr.id).Key("last_check_in");
+  if (line.last) {
+    out.String(FormatTimeUs(line.last->measured_at_us));
+  } else {
+    out.Null();
+  }
+  out.Key("metric").String(kf.metric).Key("original_target").Number(line.original_target);
+  out.Key("owner").String(at_end_.EffectiveOwner(kf)).Key("progress").Number(line.progress);
+  out.Key("start").Number(kf.start).Key("target").Number(kf.target);
+  out.Key("title").String(kf.title).Key("unit").String(kf.unit);
+  out.Key("weight").Number(kf.weight).EndObject();
+}
+
+// One active objective's entry: scores, the review written, key results.
+void ReviewPlan::WriteObjective(JsonOut& out, const Objective& o) {
+  const ObjectiveFields& f = *o.FieldsAt(as_of_);
+  assert(!f.archived);  // archived objectives are listed apart
+  out.StartObject().Key("computed_score").Number(at_end_.ObjectiveProgress(o));
+  out.Key("id").String(o.id).Key("key_results").StartArray();
+  for (const KeyResult* kr : at_end_.KeyResultsOf(o)) WriteKeyResult(out, *kr);
+  out.EndArray();
+  const ReviewFields* review = f.review ? &*f.review : nullptr;
+  auto text = [&](const char* key, const std::string& value) {
+    out.Key(key);
+    review ? out.String(value) : out.Null();
+  };
+  text("lessons", review ? review->lessons : "");
+  text("outcome", review ? review->outcome : "");
+  out.Key("owner").String(f.owner).Key("parents").StartArray();
+  for (const std::string& parent : f.parents) out.String(parent);
+  out.EndArray();
+  text("reflection", review ? review->reflection : "");
+  text("reviewed_by", review ? review->meta.actor.str() : "");
+  out.Key("score").NumberOrNull(review ? std::optional<double>(review->score) : std::nullopt);
+  out.Key("title").String(f.title).EndObject();
+}
+
+void ReviewPlan::WriteJson(JsonOut& out, std::optional<uint64_t> as_of_seq,
+                           const std::function<void()>& pause) {
+  auto each = [&](auto write) {
+    for (const Objective* o : objectives_) {
+      write(*o, *o->FieldsAt(as_of_));
+      if (pause) pause();
+    }
+  };
+  // The ids of the active objectives with outcome `i`.
+  auto ids_with = [&](size_t i) {
+    out.StartArray();
+    each([&](const Objective& o, const ObjectiveFields& f) {
+      if (!f.archived && OutcomeOf(f) == i) out.String(o.id);
+    });
+    out.EndArray();
+  };
+  out.StartObject().Key("achieved");
+  ids_with(0);
+  out.Key("archived").StartArray();
+  each([&](const Objective& o, const ObjectiveFields& f) {
+    if (!f.archived) return;
+    out.StartObject().Key("id").String(o.id).Key("owner").String(f.owner);
+    out.Key("title").String(f.title).EndObject();
+  });
+  out.EndArray();
+  if (as_of_seq) out.Key("as_of_seq").Uint(*as_of_seq);
+  out.Key("check_ins").Uint(check_ins_).Key("cycle").Json(at_end_.CycleJson(cycle_));
+  out.Key("missed");
+  ids_with(2);
+  out.Key("moved_goalposts").StartArray();
+  each([&](const Objective& o, const ObjectiveFields&) {
+    ForEachGoalpost(o, [&](const Goalpost& g) {
+      out.StartObject().Key("actor").String(g.meta.actor).Key("after").Number(g.after);
+      out.Key("before").Number(g.before).Key("field").String(g.target ? "target" : "start");
+      out.Key("key_result").String(g.kr.id).Key("objective").String(o.id);
+      out.Key("reason").String(g.meta.reason);
+      out.Key("recorded_at").String(FormatTimeUs(g.meta.recorded_at_us));
+      out.Key("seq").Uint(g.meta.seq).EndObject();
+    });
+  });
+  out.EndArray().Key("objectives").StartArray();
+  each([&](const Objective& o, const ObjectiveFields& f) {
+    if (!f.archived) WriteObjective(out, o);
+  });
+  out.EndArray().Key("partially");
+  ids_with(1);
+  out.Key("unreviewed");
+  ids_with(3);
+  out.EndObject();
+}
+
+Result<json> Review(const Projection& p, const std::string& cycle, uint64_t as_of) {
+  auto plan = ReviewPlan::Make(p, cycle, as_of);
+  if (!plan.ok()) return plan.status();
+  return WriteJsonDocument([&](JsonOut& out) { plan->WriteJson(out, std::nullopt); });
+}
+
+Result<std::string> ReviewText(const Projection& p, const std::string& cycle, uint64_t as_of,
+                               ReviewFormat format) {
+  auto plan = ReviewPlan::Make(p, cycle, as_of);
+  if (!plan.ok()) return plan.status();
+  std::string text;
+  plan->WriteText(format, &text);
+  return text;
 }
 
 }  // namespace okr

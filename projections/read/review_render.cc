@@ -1,10 +1,12 @@
-// The review rendered for people (Markdown) and spreadsheets (CSV), from
-// the JSON Review() answers.
+// The review rendered for people (Markdown) and spreadsheets (CSV), an
+// objective at a time, with the same numbers its JSON has.
+#include <cassert>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <sstream>
 
+#include "eventstore/base/time.h"
 #include "projections/read/review.h"
 #include "projections/read/spreadsheet.h"
 
@@ -14,29 +16,26 @@ using nlohmann::json;
 
 namespace {
 
-std::string Num(const json& v) {
-  if (v.is_null()) return "";
-  if (v.is_number()) {
-    // Every digit the JSON has (a stream's default 6 would turn 1234567
-    // into 1.23457e+06), and whole numbers without an exponent.
-    const double d = v.get<double>();
-    char buf[64];
-    if (std::isfinite(d) && d == std::trunc(d) && std::fabs(d) < 1e15) {
-      std::snprintf(buf, sizeof buf, "%.0f", d);
-      return buf;
-    }
-    auto end = std::to_chars(buf, buf + sizeof buf, d).ptr;
-    return std::string(buf, end);
+// Every digit the JSON has (a stream's default 6 would turn 1234567 into
+// 1.23457e+06), and whole numbers without an exponent; none: empty.
+std::string Num(std::optional<double> v) {
+  if (!v) return "";
+  const double d = *v;
+  char buf[64];
+  if (std::isfinite(d) && d == std::trunc(d) && std::fabs(d) < 1e15) {
+    std::snprintf(buf, sizeof buf, "%.0f", d);
+    return buf;
   }
-  return v.is_string() ? v.get<std::string>() : v.dump();
+  auto end = std::to_chars(buf, buf + sizeof buf, d).ptr;
+  return std::string(buf, end);
 }
 
-std::string Percent(const json& v) {
-  if (!v.is_number()) return "–";
+std::string Percent(std::optional<double> v) {
+  if (!v) return "–";
   std::ostringstream os;
   os.setf(std::ios::fixed);
   os.precision(0);
-  os << v.get<double>() * 100 << "%";
+  os << *v * 100 << "%";
   return os.str();
 }
 
@@ -45,7 +44,7 @@ std::string Str(const json& v) { return v.is_string() ? v.get<std::string>() : "
 // User text inside Markdown, on one line: a pipe would end a table cell
 // and a line break would start a new block, so neither gets through as
 // itself; a backslash is escaped too, or "\\|" would unescape the pipe.
-std::string Cell(std::string s) {
+std::string Cell(std::string_view s) {
   std::string out;
   for (char c : s) {
     if (c == '|')
@@ -62,65 +61,100 @@ std::string Cell(std::string s) {
 
 }  // namespace
 
-std::string ReviewMarkdown(const json& r) {
+void ReviewPlan::WriteText(ReviewFormat format, std::string* text,
+                           const std::function<void()>& pause) {
+  assert(format != ReviewFormat::kJson);
+  if (format == ReviewFormat::kMarkdown) {
+    WriteMarkdown(text, pause);
+  } else {
+    WriteCsv(text, pause);
+  }
+}
+
+void ReviewPlan::WriteMarkdown(std::string* text, const std::function<void()>& pause) {
   std::ostringstream md;
-  const json& c = r["cycle"];
+  auto hand_on = [&] {  // what is written so far, to *text
+    *text += std::move(md).str();
+    md.str("");
+    if (pause) pause();
+  };
+  const json c = at_end_.CycleJson(cycle_);
   md << "# Review of " << Cell(Str(c["name"])) << " (" << Str(c["id"]) << ", " << Str(c["starts"])
      << " to " << Str(c["ends"]) << ", " << Str(c["state"]) << ")\n\n";
-  md << "Achieved: " << r["achieved"].size() << " · partially: " << r["partially"].size()
-     << " · missed: " << r["missed"].size() << " · not reviewed: " << r["unreviewed"].size()
-     << " · check-ins: " << r["check_ins"].get<size_t>() << "\n";
-  for (const json& o : r["objectives"]) {
-    md << "\n## " << Cell(Str(o["title"])) << " (" << Str(o["id"]) << ")\n\n";
-    md << "Owner: " << Str(o["owner"]) << " · computed score " << Percent(o["computed_score"])
-       << " · reviewed score " << Percent(o["score"]) << " · outcome "
-       << (o["outcome"].is_null() ? "not reviewed" : Str(o["outcome"])) << "\n\n";
-    if (!Str(o["reflection"]).empty()) md << "Reflection: " << Cell(Str(o["reflection"])) << "\n\n";
-    if (!Str(o["lessons"]).empty()) md << "Lessons: " << Cell(Str(o["lessons"])) << "\n\n";
-    if (o["key_results"].empty()) {
+  md << "Achieved: " << by_outcome_[0] << " · partially: " << by_outcome_[1]
+     << " · missed: " << by_outcome_[2] << " · not reviewed: " << by_outcome_[3]
+     << " · check-ins: " << check_ins_ << "\n";
+  for (const Objective* o : objectives_) {
+    const ObjectiveFields& f = *o->FieldsAt(as_of_);
+    if (f.archived) continue;
+    const ReviewFields* review = f.review ? &*f.review : nullptr;
+    md << "\n## " << Cell(f.title) << " (" << o->id << ")\n\n";
+    md << "Owner: " << f.owner << " · computed score " << Percent(at_end_.ObjectiveProgress(*o))
+       << " · reviewed score " << Percent(review ? std::optional(review->score) : std::nullopt)
+       << " · outcome " << (review ? review->outcome : "not reviewed") << "\n\n";
+    if (review && !review->reflection.empty()) {
+      md << "Reflection: " << Cell(review->reflection) << "\n\n";
+    }
+    if (review && !review->lessons.empty()) md << "Lessons: " << Cell(review->lessons) << "\n\n";
+    const auto krs = at_end_.KeyResultsOf(*o);
+    if (krs.empty()) {
       md << "No key results of its own: its score rolls up from the objectives aligned to it.\n";
+      hand_on();
       continue;
     }
     md << "| key result | start | original target | target | final | progress | check-ins |\n"
        << "|---|---|---|---|---|---|---|\n";
-    for (const json& k : o["key_results"]) {
-      md << "| " << Cell(Str(k["title"])) << " | " << Num(k["start"]) << " | "
-         << Num(k["original_target"]) << " | " << Num(k["target"]) << " | " << Num(k["final"])
-         << " " << Cell(Str(k["unit"])) << " | " << Percent(k["progress"]) << " | "
-         << k["check_ins"].get<size_t>() << " |\n";
+    for (const KeyResult* kr : krs) {
+      const KeyResultLine line = LineOf(*kr);
+      md << "| " << Cell(line.fields.title) << " | " << Num(line.fields.start) << " | "
+         << Num(line.original_target) << " | " << Num(line.fields.target) << " | "
+         << Num(line.final_value) << " " << Cell(line.fields.unit) << " | "
+         << Percent(line.progress) << " | " << line.check_ins << " |\n";
     }
+    hand_on();
   }
   md << "\n## Moved goalposts\n\n";
-  if (r["moved_goalposts"].empty()) {
-    md << "None.\n";
-  } else {
-    md << "| key result | field | before | after | by | when | reason |\n"
-       << "|---|---|---|---|---|---|---|\n";
-    for (const json& g : r["moved_goalposts"]) {
-      md << "| " << Str(g["key_result"]) << " | " << Str(g["field"]) << " | " << Num(g["before"])
-         << " | " << Num(g["after"]) << " | " << Cell(Str(g["actor"])) << " | "
-         << Str(g["recorded_at"]) << " | " << Cell(Str(g["reason"])) << " |\n";
-    }
+  bool any = false;
+  for (const Objective* o : objectives_) {
+    ForEachGoalpost(*o, [&](const Goalpost& g) {
+      if (!any) {
+        md << "| key result | field | before | after | by | when | reason |\n"
+           << "|---|---|---|---|---|---|---|\n";
+        any = true;
+      }
+      md << "| " << g.kr.id << " | " << (g.target ? "target" : "start") << " | " << Num(g.before)
+         << " | " << Num(g.after) << " | " << Cell(g.meta.actor) << " | "
+         << FormatTimeUs(g.meta.recorded_at_us) << " | " << Cell(g.meta.reason) << " |\n";
+    });
+    hand_on();
   }
-  return md.str();
+  if (!any) md << "None.\n";
+  *text += std::move(md).str();
 }
 
-std::string ReviewCsv(const json& r) {
-  std::ostringstream csv;
-  csv << "cycle,objective,objective_title,owner,computed_score,score,outcome,key_result,"
-         "key_result_title,start,original_target,target,final,progress,check_ins\r\n";
-  std::string cycle = Str(r["cycle"]["id"]);
-  for (const json& o : r["objectives"]) {
-    for (const json& k : o["key_results"]) {
-      csv << CsvText(cycle) << ',' << CsvText(Str(o["id"])) << ',' << CsvText(Str(o["title"]))
-          << ',' << CsvText(Str(o["owner"])) << ',' << Num(o["computed_score"]) << ','
-          << Num(o["score"]) << ',' << CsvText(Str(o["outcome"])) << ',' << CsvText(Str(k["id"]))
-          << ',' << CsvText(Str(k["title"])) << ',' << Num(k["start"]) << ','
-          << Num(k["original_target"]) << ',' << Num(k["target"]) << ',' << Num(k["final"]) << ','
-          << Num(k["progress"]) << ',' << Num(k["check_ins"]) << "\r\n";
+void ReviewPlan::WriteCsv(std::string* text, const std::function<void()>& pause) {
+  *text +=
+      "cycle,objective,objective_title,owner,computed_score,score,outcome,key_result,"
+      "key_result_title,start,original_target,target,final,progress,check_ins\r\n";
+  const std::string cycle = CsvText(cycle_.id);
+  for (const Objective* o : objectives_) {
+    const ObjectiveFields& f = *o->FieldsAt(as_of_);
+    if (f.archived) continue;
+    const ReviewFields* review = f.review ? &*f.review : nullptr;
+    // The objective's cells, the same on each of its key results' rows.
+    const std::string objective = cycle + ',' + CsvText(o->id) + ',' + CsvText(f.title) + ',' +
+                                  CsvText(f.owner) + ',' + Num(at_end_.ObjectiveProgress(*o)) +
+                                  ',' + Num(review ? std::optional(review->score) : std::nullopt) +
+                                  ',' + CsvText(review ? review->outcome : "") + ',';
+    for (const KeyResult* kr : at_end_.KeyResultsOf(*o)) {
+      const KeyResultLine line = LineOf(*kr);
+      *text += objective + CsvText(kr->id) + ',' + CsvText(line.fields.title) + ',' +
+               Num(line.fields.start) + ',' + Num(line.original_target) + ',' +
+               Num(line.fields.target) + ',' + Num(line.final_value) + ',' + Num(line.progress) +
+               ',' + std::to_string(line.check_ins) + "\r\n";
     }
+    if (pause) pause();
   }
-  return csv.str();
 }
 
 }  // namespace okr

@@ -133,7 +133,13 @@ class View {
   // for `cycle` (empty: every cycle) from `root` (empty: every top-level
   // unit): CascadePlan's answer, as a document.
   Result<nlohmann::json> Cascade(const std::string& cycle, const std::string& root);
-  // {"findings":[{rule, entity, message}]} for `cycle` (empty: all cycles).
+  // {"as_of_seq"?, "findings":[{entity, message, rule}]} for `cycle`
+  // (empty: all cycles), written as the objectives are walked. Calls
+  // `pause` (when given) after each objective's findings, where the caller
+  // may let go of the projection as CascadePlan::Write allows.
+  void WriteLint(JsonOut& out, const std::string& cycle, std::optional<uint64_t> as_of_seq,
+                 const std::function<void()>& pause = nullptr);
+  // The same, without as_of_seq, as a document.
   nlohmann::json Lint(const std::string& cycle);
 
  private:
@@ -146,8 +152,8 @@ class View {
 
   // lint.cc: the findings on one objective (not the per-owner count) and
   // on one of its key results in `cycle`.
-  void LintObjective(const Objective& objective, nlohmann::json* findings);
-  void LintKeyResult(const KeyResult& kr, const CycleFields& cycle, nlohmann::json* findings) const;
+  void LintObjective(const Objective& objective, JsonOut& findings);
+  void LintKeyResult(const KeyResult& kr, const CycleFields& cycle, JsonOut& findings) const;
 
   const Projection& p_;
   uint64_t as_of_;

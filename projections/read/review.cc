@@ -38,7 +38,7 @@ void AppendGoalposts(const ReviewScope& r, const Objective& o, json* goalposts) 
       if (!IsGoalpostChange(rev.meta) || rev.meta.recorded_at_us < r.start_us) continue;
       assert(rev.meta.seq > 0 && &rev != &kr->revisions.front());  // a change, not the creation
       const KeyResultFields* before = kr->FieldsAt(rev.meta.seq - 1);
-      bool target = rev.meta.type == "key_result.target_changed";
+      bool target = rev.meta.which == schema::Event::Which::KEY_RESULT_TARGET_CHANGED;
       goalposts->push_back({{"key_result", kr->id},
                             {"objective", o.id},
                             {"field", target ? "target" : "start"},

@@ -339,9 +339,10 @@ static_assert(NamesEveryEventType());
 
 }  // namespace
 
-const char* CanonicalEventTypeName(std::string_view name) {
+std::optional<schema::Event::Which> EventTypeNamed(std::string_view name) {
   const Named<schema::Event::Which>* row = RowNamed(kEventTypeNames, name);
-  return row != nullptr ? row->name : nullptr;
+  if (row == nullptr) return std::nullopt;
+  return row->value;
 }
 
 std::string_view CreatedId(schema::Event::Reader event) {

@@ -77,8 +77,8 @@ class EventScratch {
 // The event type's name as the API shows it: "objective.created",
 // "key_result.target_changed", "check_in.recorded". Static storage.
 const char* EventTypeName(schema::Event::Which which);
-// The same static string for a name EventTypeName gives; nullptr otherwise.
-const char* CanonicalEventTypeName(std::string_view name);
+// The event type EventTypeName names `name`; nullopt for any other text.
+std::optional<schema::Event::Which> EventTypeNamed(std::string_view name);
 
 // The id `event` creates — the entity of unit.created, cycle.created,
 // objective.created and key_result.added, the check-in id of

@@ -1,8 +1,9 @@
-// The compact fold's two parts: the process-wide text table (Interned) and
-// the projection's flat id index (IdIndex). Equal texts share a handle, a
-// handle's text survives whatever made it, a lookup never grows the table,
-// readers need no lock while a writer interns, and the index finds every id
-// it holds and no other, through its growth.
+// The compact fold's parts: the process-wide text table (Interned) and the
+// projection's id indexes (IdIndex for entities, CheckInIndex for check-ins
+// by handle). Equal texts share a handle, a handle's text survives whatever
+// made it, a lookup never grows the table, readers need no lock while a
+// writer interns, and each index finds every id it holds and no other,
+// through its growth.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -104,6 +105,30 @@ TEST(IdIndexTest, FindsEveryIdItHoldsAndNoOther) {
   index.clear();
   EXPECT_EQ(index.Find("id-1"), nullptr);
   EXPECT_EQ(index.size(), 0u);
+}
+
+TEST(CheckInIndexTest, FindsEveryCheckInItHoldsAndNoOther) {
+  CheckInIndex index;
+  int key_results[3];
+  std::vector<Interned> ids;
+  // Enough handles to span several chunks, with texts of other kinds
+  // interned in between (a check-in's note), which the index never holds.
+  for (int i = 0; i < 100'000; ++i) {
+    ids.push_back(Interned::Of("index-ci-" + std::to_string(i)));
+    (void)Interned::Of("index-note-" + std::to_string(i));
+  }
+  const Interned other = Interned::Of("index-note-7");
+  EXPECT_EQ(index.Find(ids[0]), nullptr);
+  for (size_t i = 0; i < ids.size(); ++i) index.Insert(ids[i], &key_results[i % 3]);
+  EXPECT_EQ(index.size(), ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) ASSERT_EQ(index.Find(ids[i]), &key_results[i % 3]) << i;
+  EXPECT_EQ(index.Find(other), nullptr);
+  EXPECT_EQ(index.Find(Interned()), nullptr);
+  CheckInIndex moved = std::move(index);
+  EXPECT_EQ(moved.Find(ids[99'999]), &key_results[99'999 % 3]);
+  moved.clear();
+  EXPECT_EQ(moved.Find(ids[1]), nullptr);
+  EXPECT_EQ(moved.size(), 0u);
 }
 
 }  // namespace

@@ -1,11 +1,17 @@
-// IdIndex: every id a projection knows, with its kind and entity, in one
-// flat open-addressing table — 16 bytes a slot and no allocation per id,
-// because a big log holds one check-in id per event (docs/DECISIONS.md,
-// "A compact fold").
+// The ids a projection knows, in two indexes (docs/DECISIONS.md, "A compact
+// fold" and "Check-ins by handle"):
+//  - IdIndex: units, cycles, objectives and key results, with their kind and
+//    entity, in one flat open-addressing table — 16 bytes a slot, no
+//    allocation per id, and small enough to stay in cache while the fold
+//    looks up every event's entity;
+//  - CheckInIndex: the key result of each check-in id, by the id's interned
+//    handle, because a big log holds one check-in id per event and the
+//    intern table already hashes it.
 #pragma once
 
 #include <cassert>
 #include <cstdint>
+#include <memory>
 #include <string_view>
 #include <vector>
 
@@ -71,6 +77,50 @@ class IdIndex {
   }
 
   std::vector<Slot> slots_;  // a power of two long
+  size_t size_ = 0;
+};
+
+// CheckInIndex: a check-in id's owner (its key result), found by the id's
+// interned handle: a flat array beside the process-wide intern table, which
+// already found the handle by hashing the text. 8 bytes a handle, in fixed
+// chunks allocated when a handle of theirs is inserted, so growing copies
+// and re-hashes nothing. Handles are dense in the order texts were first
+// interned, so the chunks of a projection's check-ins are mostly full.
+class CheckInIndex {
+ public:
+  CheckInIndex() = default;
+  CheckInIndex(CheckInIndex&&) = default;
+  CheckInIndex& operator=(CheckInIndex&&) = default;
+
+  // The owner of check-in `id`, or nullptr when the index does not hold it.
+  void* Find(Interned id) const {
+    const size_t chunk = id.handle() >> kChunkBits;
+    if (chunk >= chunks_.size() || chunks_[chunk] == nullptr) return nullptr;
+    return chunks_[chunk][id.handle() & kChunkMask];
+  }
+
+  // Adds check-in `id` (not empty), which the index must not hold yet.
+  void Insert(Interned id, void* owner) {
+    assert(!id.empty() && owner != nullptr && Find(id) == nullptr);
+    const size_t chunk = id.handle() >> kChunkBits;
+    if (chunk >= chunks_.size()) chunks_.resize(chunk + 1);
+    if (chunks_[chunk] == nullptr) chunks_[chunk] = std::make_unique<void*[]>(kChunkSize);
+    chunks_[chunk][id.handle() & kChunkMask] = owner;
+    ++size_;
+  }
+
+  size_t size() const { return size_; }
+  void clear() {
+    chunks_.clear();
+    size_ = 0;
+  }
+
+ private:
+  static constexpr unsigned kChunkBits = 14;  // 128 KiB a chunk
+  static constexpr size_t kChunkSize = size_t{1} << kChunkBits;
+  static constexpr uint32_t kChunkMask = kChunkSize - 1;
+
+  std::vector<std::unique_ptr<void*[]>> chunks_;  // by handle >> kChunkBits; null: none there
   size_t size_ = 0;
 };
 

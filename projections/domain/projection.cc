@@ -38,8 +38,15 @@ std::string Name(auto e) { return std::string(EnumName(e)); }
 
 // Unset optional enums read as "" (no status, not reviewed).
 std::string OptionalName(auto e) { return e == decltype(e)::UNSET ? std::string() : Name(e); }
-Interned InternedName(auto e) {
-  return e == decltype(e)::UNSET ? Interned() : Interned::Of(EnumName(e));
+// A check-in's status, interned once per value rather than once per check-in.
+Interned StatusName(schema::CheckInStatus status) {
+  using S = schema::CheckInStatus;
+  static const Interned kNames[] = {Interned(), Interned::Of(EnumName(S::ON_TRACK)),
+                                    Interned::Of(EnumName(S::AT_RISK)),
+                                    Interned::Of(EnumName(S::OFF_TRACK))};
+  static_assert(static_cast<size_t>(S::OFF_TRACK) + 1 == std::size(kNames));
+  const auto i = static_cast<size_t>(status);
+  return i < std::size(kNames) ? kNames[i] : Interned::Of(EnumName(status));
 }
 
 std::vector<std::string> Strs(capnp::List<capnp::Text>::Reader list) {
@@ -66,7 +73,7 @@ auto* Revise(E* e, const Meta& meta) {
 
 // An event on an entity that is not there (or not of the kind the event is for).
 Status Missing(const Meta& meta, std::string_view id, const char* what) {
-  return Status::Corruption("seq " + std::to_string(meta.seq) + ": " + std::string(meta.type) +
+  return Status::Corruption("seq " + std::to_string(meta.seq) + ": " + std::string(meta.type()) +
                             " on " + what + " " + std::string(id) + " that does not exist");
 }
 
@@ -120,8 +127,10 @@ E* Projection::Existing(std::string_view id, EntityKind kind) const {
   return static_cast<E*>(slot->entity);
 }
 
-Status Projection::CheckNewId(const Meta& meta, std::string_view id) const {
-  if (KindOf(id)) return Status::Corruption("seq " + std::to_string(meta.seq) + ": id reused");
+Status Projection::CheckNewId(const Meta& meta, Interned id) const {
+  if (index_.Find(id) != nullptr || check_in_index_.Find(id) != nullptr) {
+    return Status::Corruption("seq " + std::to_string(meta.seq) + ": id reused");
+  }
   return Status::Ok();
 }
 
@@ -144,7 +153,7 @@ Status Projection::Apply(schema::Event::Reader ev) {
                               std::to_string(seq_));
   }
   Meta meta{ev.getSeq(), ev.getRecordedAt(), Intern(ev.getActor()), Intern(ev.getReason()),
-            EventTypeName(ev.which())};
+            ev.which()};
   const std::string_view id = View(ev.getEntity());
   using W = schema::Event::Which;
   switch (ev.which()) {
@@ -211,7 +220,7 @@ void Projection::Advance(const Meta& meta) {
 Status Projection::ApplyUnit(schema::Event::Reader ev, const Meta& meta, std::string_view id) {
   using W = schema::Event::Which;
   if (ev.which() == W::UNIT_CREATED) {
-    OKR_RETURN_IF_ERROR(CheckNewId(meta, id));
+    OKR_RETURN_IF_ERROR(CheckNewId(meta, Interned::Of(id)));
     Insert(&units_, EntityKind::kUnit, id, meta, CreatedUnit(ev.getUnitCreated()));
     return Status::Ok();
   }
@@ -240,7 +249,7 @@ Status Projection::ApplyUnit(schema::Event::Reader ev, const Meta& meta, std::st
 Status Projection::ApplyCycle(schema::Event::Reader ev, const Meta& meta, std::string_view id) {
   using W = schema::Event::Which;
   if (ev.which() == W::CYCLE_CREATED) {
-    OKR_RETURN_IF_ERROR(CheckNewId(meta, id));
+    OKR_RETURN_IF_ERROR(CheckNewId(meta, Interned::Of(id)));
     CycleFields fields;
     SetCycleShape(&fields, ev.getCycleCreated());
     Insert(&cycles_, EntityKind::kCycle, id, meta, std::move(fields));
@@ -268,7 +277,7 @@ Status Projection::ApplyCycle(schema::Event::Reader ev, const Meta& meta, std::s
 Status Projection::ApplyObjective(schema::Event::Reader ev, const Meta& meta, std::string_view id) {
   using W = schema::Event::Which;
   if (ev.which() == W::OBJECTIVE_CREATED) {
-    OKR_RETURN_IF_ERROR(CheckNewId(meta, id));
+    OKR_RETURN_IF_ERROR(CheckNewId(meta, Interned::Of(id)));
     Insert(&objectives_, EntityKind::kObjective, id, meta,
            CreatedObjective(ev.getObjectiveCreated()));
     return Status::Ok();
@@ -309,7 +318,7 @@ Status Projection::ApplyObjective(schema::Event::Reader ev, const Meta& meta, st
 
 Status Projection::ApplyKeyResultAdded(schema::Event::Reader ev, const Meta& meta,
                                        std::string_view id) {
-  OKR_RETURN_IF_ERROR(CheckNewId(meta, id));
+  OKR_RETURN_IF_ERROR(CheckNewId(meta, Interned::Of(id)));
   KeyResultFields fields = AddedKeyResult(ev.getKeyResultAdded());
   auto parent = objectives_.find(fields.objective);
   if (parent == objectives_.end()) {
@@ -372,20 +381,19 @@ Status Projection::ApplyCheckIn(schema::Event::Reader ev, const Meta& meta, std:
   }
   assert(ev.which() == schema::Event::Which::CHECK_IN_RECORDED);
   auto b = ev.getCheckInRecorded();
-  const std::string_view ci = View(b.getCheckIn());
-  OKR_RETURN_IF_ERROR(CheckNewId(meta, ci));
-  const Interned ci_id = Interned::Of(ci);
+  const Interned ci_id = Intern(b.getCheckIn());
+  OKR_RETURN_IF_ERROR(CheckNewId(meta, ci_id));
   kr->check_ins.push_back(CheckIn{.meta = meta,
                                   .value = b.getValue(),
                                   .confidence = b.getConfidence(),
                                   .measured_at_us = b.getMeasuredAt(),
                                   .id = ci_id,
-                                  .status = InternedName(b.getStatus()),
+                                  .status = StatusName(b.getStatus()),
                                   .note = Intern(b.getNote()),
                                   .has_confidence = b.getHasConfidence()});
   kr->AddToIndex();
   kr->event_seqs.push_back(meta.seq);
-  index_.Insert(ci_id, EntityKind::kCheckIn, kr);
+  check_in_index_.Insert(ci_id, kr);
   assert(kr->latest_prefix.size() == kr->check_ins.size());
   return Status::Ok();
 }
@@ -421,13 +429,17 @@ int64_t Projection::TimeOfSeq(uint64_t seq) const {
 }
 
 std::optional<EntityKind> Projection::KindOf(std::string_view id) const {
-  const IdIndex::Slot* slot = index_.Find(id);
-  if (slot == nullptr) return std::nullopt;
-  return slot->kind();
+  if (const IdIndex::Slot* slot = index_.Find(id)) return slot->kind();
+  if (KeyResultOfCheckIn(id) != nullptr) return EntityKind::kCheckIn;
+  return std::nullopt;
 }
 
 const KeyResult* Projection::KeyResultOfCheckIn(std::string_view check_in) const {
-  return Existing<const KeyResult>(check_in, EntityKind::kCheckIn);
+  // Find interns nothing: an id a client made up was never interned, so
+  // it is no check-in's.
+  const std::optional<Interned> id = Interned::Find(check_in);
+  if (!id) return nullptr;
+  return static_cast<const KeyResult*>(check_in_index_.Find(*id));
 }
 
 Projection::Projection(const Projection& other)
@@ -450,12 +462,13 @@ Projection& Projection::operator=(const Projection& other) {
 // Insert below finds its id already there.
 void Projection::RebuildIndex() {
   index_.clear();
+  check_in_index_.clear();
   for (auto& [id, e] : units_) index_.Insert(Interned::Of(id), EntityKind::kUnit, &e);
   for (auto& [id, e] : cycles_) index_.Insert(Interned::Of(id), EntityKind::kCycle, &e);
   for (auto& [id, e] : objectives_) index_.Insert(Interned::Of(id), EntityKind::kObjective, &e);
   for (auto& [id, kr] : key_results_) {
     index_.Insert(Interned::Of(id), EntityKind::kKeyResult, &kr);
-    for (const CheckIn& ci : kr.check_ins) index_.Insert(ci.id, EntityKind::kCheckIn, &kr);
+    for (const CheckIn& ci : kr.check_ins) check_in_index_.Insert(ci.id, &kr);
   }
 }
 
@@ -472,7 +485,8 @@ const std::vector<uint64_t>* Projection::EventSeqs(std::string_view id) const {
     case EntityKind::kKeyResult:
       return &static_cast<const KeyResult*>(slot->entity)->event_seqs;
     case EntityKind::kCheckIn:
-      return nullptr;  // check-ins are events of their key result
+      assert(false && "check-ins are in check_in_index_, not index_");
+      break;
   }
   return nullptr;
 }

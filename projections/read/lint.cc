@@ -98,11 +98,12 @@ void View::LintKeyResult(const KeyResult& kr, const CycleFields& cycle, JsonOut&
   for (const auto& rev : kr.revisions) {
     if (rev.meta.seq > as_of_) break;
     if (!IsGoalpostChange(rev.meta) || rev.meta.recorded_at_us < cycle_start) continue;
-    AddFinding(findings, "moved_goalposts", kr.id,
-               (rev.meta.type == "key_result.target_changed" ? "target" : "start") +
-                   std::string(" changed on ") + FormatDate(rev.meta.recorded_at_us) + " by " +
-                   rev.meta.actor.str() + ", after the cycle started" +
-                   (rev.meta.reason.empty() ? "" : " (" + rev.meta.reason.str() + ")"));
+    AddFinding(
+        findings, "moved_goalposts", kr.id,
+        (rev.meta.which == schema::Event::Which::KEY_RESULT_TARGET_CHANGED ? "target" : "start") +
+            std::string(" changed on ") + FormatDate(rev.meta.recorded_at_us) + " by " +
+            rev.meta.actor.str() + ", after the cycle started" +
+            (rev.meta.reason.empty() ? "" : " (" + rev.meta.reason.str() + ")"));
   }
 }
 

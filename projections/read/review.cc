@@ -92,7 +92,7 @@ void ReviewPlan::ForEachGoalpost(const Objective& o,
       if (!IsGoalpostChange(rev.meta) || rev.meta.recorded_at_us < start_us_) continue;
       assert(rev.meta.seq > 0 && &rev != &kr->revisions.front());  // a change, not the creation
       const KeyResultFields* before = kr->FieldsAt(rev.meta.seq - 1);
-      const bool target = rev.meta.type == "key_result.target_changed";
+      const bool target = rev.meta.which == schema::Event::Which::KEY_RESULT_TARGET_CHANGED;
       fn({*kr, rev.meta, target, before ? (target ? before->target : before->start) : 0.0,
           target ? rev.fields.target : rev.fields.start});
     }

@@ -21,7 +21,8 @@ int64_t CycleStartUs(const CycleFields& c) { return ParseDate(c.starts).value_or
 int64_t CycleEndUs(const CycleFields& c) { return ParseDate(c.ends).value_or(0) + kMicrosPerDay; }
 
 bool IsGoalpostChange(const Meta& m) {
-  return m.type == "key_result.target_changed" || m.type == "key_result.start_changed";
+  return m.which == schema::Event::Which::KEY_RESULT_TARGET_CHANGED ||
+         m.which == schema::Event::Which::KEY_RESULT_START_CHANGED;
 }
 
 View::View(const Projection& projection, uint64_t as_of, int64_t at_us, int64_t now_us)

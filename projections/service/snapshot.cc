@@ -34,14 +34,13 @@ void PutMeta(s::Meta::Builder b, const Meta& m) {
   b.setRecordedAt(m.recorded_at_us);
   b.setActor(m.actor.c_str());
   b.setReason(m.reason.c_str());
-  b.setType(std::string(m.type));
+  b.setType(EventTypeName(m.which));
 }
 Meta GetMeta(s::Meta::Reader r) {
   auto type = r.getType();
-  const char* canonical = CanonicalEventTypeName(std::string_view(type.begin(), type.size()));
-  // Not KJ_REQUIRE(canonical != nullptr): it would print the null char*.
-  if (canonical == nullptr) KJ_FAIL_REQUIRE("snapshot names an unknown event type");
-  return {r.getSeq(), r.getRecordedAt(), Intern(r.getActor()), Intern(r.getReason()), canonical};
+  const auto which = EventTypeNamed(std::string_view(type.begin(), type.size()));
+  if (!which) KJ_FAIL_REQUIRE("snapshot names an unknown event type");
+  return {r.getSeq(), r.getRecordedAt(), Intern(r.getActor()), Intern(r.getReason()), *which};
 }
 
 template <typename List>

@@ -26,6 +26,7 @@ std::string Show(double v) { return FormatNumber(v); }
 std::string Show(bool v) { return v ? "true" : "false"; }
 std::string Show(int64_t v) { return std::to_string(v); }
 std::string Show(uint64_t v) { return std::to_string(v); }
+std::string Show(schema::Event::Which type) { return Show(std::string_view(EventTypeName(type))); }
 template <typename T>
 std::string Show(const std::vector<T>& list) {
   std::string out = "[";
@@ -70,7 +71,7 @@ constexpr const char* kFlat = "";
 
 constexpr auto FieldsOf(const Meta*) {
   return std::tuple(F("seq", &Meta::seq), F("recorded_at", &Meta::recorded_at_us),
-                    F("actor", &Meta::actor), F("reason", &Meta::reason), F("type", &Meta::type));
+                    F("actor", &Meta::actor), F("reason", &Meta::reason), F("type", &Meta::which));
 }
 constexpr auto FieldsOf(const UnitFields*) {
   using U = UnitFields;

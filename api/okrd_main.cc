@@ -434,6 +434,13 @@ int main(int argc, char** argv) {
   // this threshold after the first such free and keeps later ones in the
   // heap: resident memory then steps up with every snapshot, for good.
   mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+  // A thread's heap gives its free top back to the system (madvise) once
+  // 128 KiB are free, and a streamed answer frees a piece of 64 KiB or
+  // more for each one it sends (cpp-httplib copies every chunk): each
+  // piece then cost a madvise and a TLB flush on every core, which made
+  // the whole-organisation cascade 2-5 times slower. Up to 16 MiB of free
+  // top stays with each heap instead.
+  mallopt(M_TRIM_THRESHOLD, 16 * 1024 * 1024);
   Flags flags;
   if (auto rc = ParseFlags(argc, argv, &flags)) return *rc;
   const sigset_t signals = BlockSignals();

@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <limits>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,52 @@ TEST(JsonOut, NumbersAreWrittenAsNlohmannDumpsThem) {
   }
   EXPECT_EQ(WriteJson([](JsonOut& out) { out.Uint(UINT64_MAX); }), json(UINT64_MAX).dump());
   EXPECT_EQ(WriteJson([](JsonOut& out) { out.Int(INT64_MIN); }), json(INT64_MIN).dump());
+}
+
+TEST(JsonOut, WholeNumbersTakeTheShortPathToTheSameText) {
+  // Whole numbers below 1e15 are written from the integer; the rest, and
+  // every number at the boundary, as nlohmann writes them.
+  std::vector<double> cases = {1,     -1,       100,       -0.0,       0.0,
+                               1e14,  -1e14,    1e15 - 1,  -1e15 + 1,  1e15,
+                               -1e15, 1e15 + 2, 4096,      1e6,        123456789,
+                               0.5,   -0.5,     99.999999, 1e15 - 0.5, 9007199254740993.0};
+  std::mt19937_64 rng(12);
+  for (int i = 0; i < 2000; ++i) {
+    const int digits = 1 + static_cast<int>(rng() % 15);
+    double v = static_cast<double>(rng() % static_cast<uint64_t>(std::pow(10, digits)));
+    cases.push_back(i % 2 ? v : -v);
+  }
+  for (double v : cases) {
+    SCOPED_TRACE(v);
+    EXPECT_EQ(WriteJson([&](JsonOut& out) { out.Number(v); }), json(v).dump());
+  }
+}
+
+TEST(JsonOut, TextNeedingAnEscapeIsFoundAtAnyPosition) {
+  // Plain text is copied as it is, eight bytes checked at a time: an
+  // escape must be seen at every position of the word and in the tail.
+  // (Other control characters, which okrd refuses, are escaped too, in
+  // upper-case hex where nlohmann writes lower case: the same text back.)
+  for (std::string special : {"\"", "\\", "\n", "\t", "\r", "\b", "\x01", "\x1f"}) {
+    for (size_t at = 0; at < 19; ++at) {
+      std::string s(19, 'a');
+      s.replace(at, 1, special);
+      SCOPED_TRACE(s);
+      const std::string text = WriteJson([&](JsonOut& out) { out.String(s); });
+      const std::string key =
+          WriteJson([&](JsonOut& out) { out.StartObject().Key(s).Null().EndObject(); });
+      if (static_cast<unsigned char>(special[0]) >= 0x20 || special == "\n" || special == "\t" ||
+          special == "\r" || special == "\b") {
+        EXPECT_EQ(text, json(s).dump());
+        EXPECT_EQ(key, json({{s, nullptr}}).dump());
+      }
+      EXPECT_EQ(json::parse(text), json(s));
+      EXPECT_EQ(json::parse(key), json({{s, nullptr}}));
+    }
+  }
+  // Bytes either side of the escaped ranges stay as they are.
+  const std::string plain = "\x20!#[]~\x7f\u00e9\u20ac: 0123456789 abc";
+  EXPECT_EQ(WriteJson([&](JsonOut& out) { out.String(plain); }), json(plain).dump());
 }
 
 TEST(JsonOut, StringsAreEscapedAsNlohmannEscapesThem) {

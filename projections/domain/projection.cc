@@ -434,6 +434,19 @@ std::optional<EntityKind> Projection::KindOf(std::string_view id) const {
   return std::nullopt;
 }
 
+const Unit* Projection::unit(const std::string& id) const {
+  return Existing<const Unit>(id, EntityKind::kUnit);
+}
+const Cycle* Projection::cycle(const std::string& id) const {
+  return Existing<const Cycle>(id, EntityKind::kCycle);
+}
+const Objective* Projection::objective(const std::string& id) const {
+  return Existing<const Objective>(id, EntityKind::kObjective);
+}
+const KeyResult* Projection::key_result(const std::string& id) const {
+  return Existing<const KeyResult>(id, EntityKind::kKeyResult);
+}
+
 const KeyResult* Projection::KeyResultOfCheckIn(std::string_view check_in) const {
   // Find interns nothing: an id a client made up was never interned, so
   // it is no check-in's.

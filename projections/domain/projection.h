@@ -206,10 +206,12 @@ class Projection {
   const std::map<std::string, Objective>& objectives() const { return objectives_; }
   const std::map<std::string, KeyResult>& key_results() const { return key_results_; }
 
-  const Unit* unit(const std::string& id) const { return Find(units_, id); }
-  const Cycle* cycle(const std::string& id) const { return Find(cycles_, id); }
-  const Objective* objective(const std::string& id) const { return Find(objectives_, id); }
-  const KeyResult* key_result(const std::string& id) const { return Find(key_results_, id); }
+  // One probe of the id index each, not a walk down the entity map: a big
+  // answer looks up an entity per row.
+  const Unit* unit(const std::string& id) const;
+  const Cycle* cycle(const std::string& id) const;
+  const Objective* objective(const std::string& id) const;
+  const KeyResult* key_result(const std::string& id) const;
   // What kind of entity `id` names (ids are unique across kinds), as of now.
   std::optional<EntityKind> KindOf(std::string_view id) const;
   // The key result a check-in belongs to.
@@ -232,12 +234,6 @@ class Projection {
 
  private:
   friend class SnapshotCodec;
-  template <typename M>
-  static const typename M::mapped_type* Find(const M& m, const std::string& id) {
-    auto it = m.find(id);
-    return it == m.end() ? nullptr : &it->second;
-  }
-
   uint64_t seq_ = 0;
   int64_t recorded_at_us_ = 0;
   std::vector<std::pair<int64_t, uint64_t>> time_index_;  // (recorded_at, seq) when it grows

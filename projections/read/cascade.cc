@@ -21,51 +21,59 @@ Result<CascadePlan> CascadePlan::Make(const View& v, const std::string& cycle,
   if (!root.empty() && !v.UnitAt(root)) return Status::NotFound("no unit " + root, "root");
   plan.depth_ = depth.value_or(INT_MAX);
   plan.unit_count_ = p.units().size();
+  // Every unit active at as_of gets a node (in id order, so children are
+  // too); the walks then follow indices, with no lookup per unit.
+  std::unordered_map<const Unit*, uint32_t> node_of;
   for (const auto& [id, u] : p.units()) {
     const UnitFields* f = u.FieldsAt(v.as_of());
     if (!f || f->retired) continue;
-    if (root.empty() ? f->parent.empty() : id == root) plan.roots_.push_back(&u);
-    if (!f->parent.empty()) plan.children_[f->parent].push_back(&u);
+    const auto n = static_cast<uint32_t>(plan.nodes_.size());
+    if (root.empty() ? f->parent.empty() : id == root) plan.roots_.push_back(n);
+    node_of.emplace(&u, n);
+    plan.nodes_.push_back(Node{&u, {}, {}});
+  }
+  auto node = [&](const std::string& unit) -> Node* {
+    auto it = node_of.find(p.unit(unit));
+    return it == node_of.end() ? nullptr : &plan.nodes_[it->second];
+  };
+  for (size_t n = 0; n < plan.nodes_.size(); ++n) {
+    const std::string& parent = plan.nodes_[n].unit->FieldsAt(v.as_of())->parent;
+    if (Node* up = parent.empty() ? nullptr : node(parent)) {
+      up->children.push_back(static_cast<uint32_t>(n));
+    }
   }
   for (const Objective* o : v.Objectives({cycle, "", false})) {
-    plan.owned_[o->FieldsAt(v.as_of())->owner].push_back(o);
+    if (Node* owner = node(o->FieldsAt(v.as_of())->owner)) owner->owned.push_back(o);
   }
-  for (const Unit* r : plan.roots_) plan.shown_ += plan.ShownUnder(*r, 0, plan.depth_);
+  for (uint32_t r : plan.roots_) plan.shown_ += plan.ShownUnder(r, 0, plan.depth_);
   assert(root.empty() || plan.roots_.size() == 1);  // the root is an active unit at as_of
   return plan;
 }
 
-const std::vector<const Unit*>* CascadePlan::ChildrenOf(const Unit& u, int depth) const {
+const std::vector<uint32_t>* CascadePlan::ChildrenOf(uint32_t n, int depth) const {
   // `depth` bounds a walk through a unit loop the log should not hold.
   if (depth >= static_cast<int>(unit_count_)) return nullptr;
-  auto it = children_.find(u.id);
-  return it == children_.end() ? nullptr : &it->second;
+  return nodes_[n].children.empty() ? nullptr : &nodes_[n].children;
 }
 
-const std::vector<const Objective*>& CascadePlan::OwnedBy(const Unit& u) const {
-  static const std::vector<const Objective*> kNone;
-  auto it = owned_.find(u.id);
-  return it == owned_.end() ? kNone : it->second;
-}
-
-size_t CascadePlan::ShownUnder(const Unit& u, int depth, int shown) const {
-  size_t n = OwnedBy(u).size();
-  const auto* kids = ChildrenOf(u, depth);
+size_t CascadePlan::ShownUnder(uint32_t n, int depth, int shown) const {
+  size_t count = nodes_[n].owned.size();
+  const auto* kids = ChildrenOf(n, depth);
   if (kids && shown > 0) {
-    for (const Unit* child : *kids) n += ShownUnder(*child, depth + 1, shown - 1);
+    for (uint32_t child : *kids) count += ShownUnder(child, depth + 1, shown - 1);
   }
-  return n;
+  return count;
 }
 
-CascadePlan::Counted CascadePlan::Count(View& v, const Unit& u, int depth) const {
+CascadePlan::Counted CascadePlan::Count(View& v, uint32_t n, int depth) const {
   // Own objectives first, then each child's subtree: the order Write sums
   // in, so a node's mean is the same double whether it is shown or not.
   Counted c;
-  for (const Objective* o : OwnedBy(u)) c.sum += v.ObjectiveProgress(*o);
-  c.objectives = OwnedBy(u).size();
-  if (const auto* kids = ChildrenOf(u, depth)) {
-    for (const Unit* child : *kids) {
-      Counted k = Count(v, *child, depth + 1);
+  for (const Objective* o : nodes_[n].owned) c.sum += v.ObjectiveProgress(*o);
+  c.objectives = nodes_[n].owned.size();
+  if (const auto* kids = ChildrenOf(n, depth)) {
+    for (uint32_t child : *kids) {
+      Counted k = Count(v, child, depth + 1);
       c.sum += k.sum;
       c.objectives += k.objectives;
     }
@@ -75,16 +83,17 @@ CascadePlan::Counted CascadePlan::Count(View& v, const Unit& u, int depth) const
 
 // Keys in ascending order (JsonOut): the children come first, so a node's
 // subtree is written before its own rows.
-CascadePlan::Counted CascadePlan::WriteNode(View& v, JsonOut& out, const Unit& u, int depth,
-                                            int shown, const std::function<void()>& pause) const {
-  assert(u.FieldsAt(v.as_of()) != nullptr);  // only units that exist at as_of are planned
+CascadePlan::Counted CascadePlan::WriteNode(View& v, JsonOut& out, uint32_t n, int depth, int shown,
+                                            const std::function<void()>& pause) const {
+  const Node& node = nodes_[n];
+  assert(node.unit->FieldsAt(v.as_of()) != nullptr);  // only units that exist at as_of are planned
   Counted c;
-  for (const Objective* o : OwnedBy(u)) c.sum += v.ObjectiveProgress(*o);
-  c.objectives = OwnedBy(u).size();
+  for (const Objective* o : node.owned) c.sum += v.ObjectiveProgress(*o);
+  c.objectives = node.owned.size();
   out.StartObject().Key("children");
   // Below the depth asked for, a unit's subtree only counts in the
   // roll-up and its `children` is null; a unit without any shows [].
-  const auto* kids = ChildrenOf(u, depth);
+  const auto* kids = ChildrenOf(n, depth);
   const bool expanded = !kids || shown > 0;
   if (expanded) {
     out.StartArray();
@@ -92,7 +101,7 @@ CascadePlan::Counted CascadePlan::WriteNode(View& v, JsonOut& out, const Unit& u
     out.Null();
   }
   for (size_t i = 0; kids && i < kids->size(); ++i) {
-    const Unit& child = *(*kids)[i];
+    const uint32_t child = (*kids)[i];
     Counted k = expanded ? WriteNode(v, out, child, depth + 1, shown - 1, pause)
                          : Count(v, child, depth + 1);
     c.sum += k.sum;
@@ -100,7 +109,7 @@ CascadePlan::Counted CascadePlan::WriteNode(View& v, JsonOut& out, const Unit& u
   }
   if (expanded) out.EndArray();
   out.Key("objective_count").Uint(c.objectives).Key("objectives").StartArray();
-  for (const Objective* o : OwnedBy(u)) {
+  for (const Objective* o : node.owned) {
     WriteObjective(out, v.ObjectiveRowOf(*o));
     if (pause) pause();
   }
@@ -114,7 +123,7 @@ CascadePlan::Counted CascadePlan::WriteNode(View& v, JsonOut& out, const Unit& u
     out.Null();
   }
   out.Key("progress").NumberOrNull(progress).Key("unit");
-  WriteUnit(out, v.UnitRowOf(u));
+  WriteUnit(out, v.UnitRowOf(*node.unit));
   out.EndObject();
   if (pause) pause();
   return c;
@@ -125,7 +134,7 @@ void CascadePlan::Write(View& v, JsonOut& out, std::optional<uint64_t> as_of_seq
   out.StartObject();
   if (as_of_seq) out.Key("as_of_seq").Uint(*as_of_seq);
   out.Key("nodes").StartArray();
-  for (const Unit* r : roots_) WriteNode(v, out, *r, 0, depth_, pause);
+  for (uint32_t r : roots_) WriteNode(v, out, r, 0, depth_, pause);
   const int64_t at_us = v.PaceAtUs();
   const CycleFields* cycle = cycle_ ? cycle_->FieldsAt(v.as_of()) : nullptr;
   std::optional<double> expected;

@@ -2,10 +2,48 @@
 
 #include <array>
 #include <cassert>
+#include <charconv>
 #include <cmath>
+#include <cstring>
 #include <utility>
 
 namespace okr {
+
+namespace {
+
+// True when `text` holds no byte JSON must escape (a control character, a
+// quote, a backslash): ids, dates, names, most titles. Eight bytes at a
+// time; a false alarm only costs the escaping path.
+bool NeedsNoEscape(std::string_view text) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL, kHighs = 0x8080808080808080ULL;
+  auto any_zero = [](uint64_t w) { return (w - kOnes) & ~w & kHighs; };
+  size_t i = 0;
+  for (; i + 8 <= text.size(); i += 8) {
+    uint64_t w;
+    std::memcpy(&w, text.data() + i, 8);
+    const uint64_t below_space = (w - kOnes * 0x20) & ~w & kHighs;
+    if (below_space | any_zero(w ^ (kOnes * '"')) | any_zero(w ^ (kOnes * '\\'))) return false;
+  }
+  for (; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x20 || c == '"' || c == '\\') return false;
+  }
+  return true;
+}
+
+// nlohmann writes a whole number below 1e15 as its digits and ".0" (its
+// shortest form has at most 15 digits, which it writes in full); the
+// digits come faster from the integer. Returns the end of the text.
+char* WholeNumber(char* first, char* last, double value) {
+  assert(std::trunc(value) == value && std::fabs(value) < 1e15);
+  if (std::signbit(value)) *first++ = '-';  // -0.0 too, as nlohmann does
+  first = std::to_chars(first, last, static_cast<uint64_t>(std::fabs(value))).ptr;
+  *first++ = '.';
+  *first++ = '0';
+  return first;
+}
+
+}  // namespace
 
 JsonOut::JsonOut(Sink sink, size_t flush_at)
     : writer_(buffer_), sink_(std::move(sink)), flush_at_(flush_at) {}
@@ -47,14 +85,33 @@ JsonOut& JsonOut::Key(std::string_view key) {
   assert(last_key_.back().empty() || key > last_key_.back());
   last_key_.back().assign(key);
 #endif
-  writer_.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
+  Text(key);
   return *this;
 }
 
 JsonOut& JsonOut::String(std::string_view value) {
-  writer_.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+  Text(value);
   Wrote();
   return *this;
+}
+
+void JsonOut::Text(std::string_view text) {
+  if (!NeedsNoEscape(text)) {
+    writer_.String(text.data(), static_cast<rapidjson::SizeType>(text.size()));
+    return;
+  }
+  char* quoted = Raw(rapidjson::kStringType, text.size() + 2);
+  quoted[0] = '"';
+  std::memcpy(quoted + 1, text.data(), text.size());
+  quoted[text.size() + 1] = '"';
+}
+
+char* JsonOut::Raw(rapidjson::Type type, size_t size) {
+  // The writer puts the separator before the value (",", or ":" after a
+  // key) and counts it; the value's bytes go straight into the buffer it
+  // writes to, the caller's to fill.
+  writer_.RawValue("", 0, type);
+  return buffer_.Push(size);
 }
 
 JsonOut& JsonOut::StringOrNull(std::string_view value) {
@@ -65,9 +122,12 @@ JsonOut& JsonOut::Number(double value) {
   if (!std::isfinite(value)) return Null();  // as nlohmann::json dumps them
   // nlohmann's shortest round-trip form ("20.0", "1e+21"), not rapidjson's
   // ("20.0", "1e21"): the same numbers, and the same bytes as before.
-  std::array<char, 64> text{};
-  char* end = nlohmann::detail::to_chars(text.data(), text.data() + text.size(), value);
-  writer_.RawValue(text.data(), static_cast<size_t>(end - text.data()), rapidjson::kNumberType);
+  std::array<char, 64> text;
+  char* end = std::trunc(value) == value && std::fabs(value) < 1e15
+                  ? WholeNumber(text.data(), text.data() + text.size(), value)
+                  : nlohmann::detail::to_chars(text.data(), text.data() + text.size(), value);
+  const auto size = static_cast<size_t>(end - text.data());
+  std::memcpy(Raw(rapidjson::kNumberType, size), text.data(), size);
   Wrote();
   return *this;
 }

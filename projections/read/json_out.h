@@ -67,6 +67,11 @@ class JsonOut {
 
  private:
   void Wrote();  // after each value: flush when enough is waiting
+  // A key or string value, escaped only where it holds a byte that needs it.
+  void Text(std::string_view text);
+  // Room for `size` bytes of a value of `type`, after the separator the
+  // writer puts before it.
+  char* Raw(rapidjson::Type type, size_t size);
 
   rapidjson::StringBuffer buffer_;
   rapidjson::Writer<rapidjson::StringBuffer> writer_;

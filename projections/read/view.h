@@ -193,20 +193,25 @@ class CascadePlan {
     double sum = 0;         // of the objectives' progress, own first, then each child's
     size_t objectives = 0;  // in the subtree
   };
-  // The active units under `u`; nullptr for none, or past a unit loop.
-  const std::vector<const Unit*>* ChildrenOf(const Unit& u, int depth) const;
-  const std::vector<const Objective*>& OwnedBy(const Unit& u) const;
-  size_t ShownUnder(const Unit& u, int depth, int shown) const;
-  Counted Count(View& v, const Unit& u, int depth) const;
-  Counted WriteNode(View& v, JsonOut& out, const Unit& u, int depth, int shown,
+  // A unit active at as_of, with what the walks need of it (no fields:
+  // they are read again after each pause).
+  struct Node {
+    const Unit* unit;
+    std::vector<uint32_t> children;       // its active units, indices into nodes_, by id
+    std::vector<const Objective*> owned;  // the cycle's objectives it owns, by id
+  };
+  // The children of node `n`; nullptr for none, or past a unit loop.
+  const std::vector<uint32_t>* ChildrenOf(uint32_t n, int depth) const;
+  size_t ShownUnder(uint32_t n, int depth, int shown) const;
+  Counted Count(View& v, uint32_t n, int depth) const;
+  Counted WriteNode(View& v, JsonOut& out, uint32_t n, int depth, int shown,
                     const std::function<void()>& pause) const;
 
   const Cycle* cycle_ = nullptr;  // none: every cycle
   int depth_ = 0;
-  size_t unit_count_ = 0;  // bounds a walk through a unit loop
-  std::vector<const Unit*> roots_;
-  std::unordered_map<std::string, std::vector<const Unit*>> children_;    // by parent
-  std::unordered_map<std::string, std::vector<const Objective*>> owned_;  // the cycle's, by owner
+  size_t unit_count_ = 0;        // bounds a walk through a unit loop
+  std::vector<Node> nodes_;      // the units active at as_of, by id
+  std::vector<uint32_t> roots_;  // indices into nodes_
   size_t shown_ = 0;
 };
 

@@ -423,6 +423,9 @@ VerifyReport EventStore::Verify(const std::function<void(uint64_t, uint64_t)>& p
 uint64_t EventStore::WaitForEvents(uint64_t after_seq, std::chrono::milliseconds timeout) const {
   return impl_->WaitForEvents(after_seq, timeout);
 }
+void EventStore::SetDurableListener(DurableListener listener) {
+  impl_->SetDurableListener(std::move(listener));
+}
 Status EventStore::PutSnapshot(uint64_t seq, std::string_view bytes, size_t keep) {
   return impl_->PutSnapshot(seq, bytes, keep);
 }

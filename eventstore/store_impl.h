@@ -82,6 +82,7 @@ class EventStore::Impl {
 
   // writer.cc
   Result<AppendResult> Append(AppendRequest request);
+  void SetDurableListener(DurableListener listener);
 
   // idempotency.cc
   Result<std::optional<AppendResult>> FindIdempotent(const std::string& key,
@@ -106,6 +107,7 @@ class EventStore::Impl {
     std::unordered_map<std::string, uint64_t> overlay;
     IdempotencyAnswers keys;              // keys the batch's appends write
     std::unordered_set<std::string> ids;  // ids the batch's appends create
+    std::vector<StoredEvent> events;      // the staged events, for the listener
   };
   // One caller's answer; `needs_write`: valid only if the batch becomes durable.
   struct Outcome {
@@ -188,6 +190,9 @@ class EventStore::Impl {
   Head head_;  // guarded by head_mu_: the last durable event
 
   std::atomic<uint64_t> newest_snapshot_seq_{0};  // 0: none
+
+  std::mutex listener_mu_;    // held while the listener runs
+  DurableListener listener_;  // guarded by listener_mu_
 
   std::mutex backup_mu_;  // one backup at a time
 };

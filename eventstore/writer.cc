@@ -197,6 +197,7 @@ AppendResult EventStore::Impl::StageEvents(AppendRequest& req,
     state->wb.Put(events_, key, bytes);
     state->wb.Put(streams_, format::StreamKey(draft.entity(), versions[k]), key);
     if (std::string_view id = CreatedId(ev.asReader()); !id.empty()) state->wb.Put(ids_, id, key);
+    state->events.push_back({head.seq, std::move(bytes)});
   }
   result.last_seq = head.seq;
   assert(result.last_seq - result.first_seq + 1 == req.events.size() && "seqs are dense");
@@ -235,7 +236,15 @@ Status EventStore::Impl::CommitBatch(BatchState* state, const std::vector<Outcom
     head_ = head;
   }
   head_cv_.notify_all();
+  assert(state->events.size() == head.seq - state->events.front().seq + 1);  // dense, to the head
+  std::lock_guard<std::mutex> lock(listener_mu_);
+  if (listener_) listener_(state->events);
   return Status::Ok();
+}
+
+void EventStore::Impl::SetDurableListener(DurableListener listener) {
+  std::lock_guard<std::mutex> lock(listener_mu_);
+  listener_ = std::move(listener);
 }
 
 // Tells options_.on_batch about the write: called before the writer's head

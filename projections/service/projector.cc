@@ -14,34 +14,36 @@ namespace okr {
 
 namespace {
 
-// Folds events (from, up_to] of `store` into `p`; *head_hash follows.
-// A fold failure is kCorruption naming the seq; the projection then holds
-// the state after the last event it folded, unless *damaged is set (a
-// malformed field threw half-way through Apply): then it must be rebuilt.
-Status Replay(const EventStore& store, uint64_t up_to, Projection* p, Hash* head_hash,
-              bool* damaged = nullptr) {
+// Folds one stored event into `p`. A fold failure is kCorruption naming
+// the seq; the projection then holds the state before it, unless *damaged
+// is set (a malformed field threw half-way through Apply): then it must be
+// rebuilt.
+Status FoldEvent(EventScratch* scratch, uint64_t seq, std::string_view bytes, Projection* p,
+                 bool* damaged) {
+  // Framing only: Apply reads each field once, and a malformed one throws
+  // here, where it becomes a corruption status, instead of being walked
+  // twice.
+  auto event = scratch->Read(bytes, DecodeCheck::kFramingOnly);
+  if (!event.ok()) {
+    return Status::Corruption("seq " + std::to_string(seq) + ": " + event.status().message());
+  }
+  try {
+    return p->Apply(*event);
+  } catch (const kj::Exception& e) {
+    if (damaged != nullptr) *damaged = true;
+    return Status::Corruption("seq " + std::to_string(seq) +
+                              ": undecodable event: " + e.getDescription().cStr());
+  }
+}
+
+// Folds events (p->seq(), up_to] of `store` into `p`, as FoldEvent does.
+Status Replay(const EventStore& store, uint64_t up_to, Projection* p, bool* damaged = nullptr) {
   if (up_to <= p->seq()) return Status::Ok();
   Status failed = Status::Ok();
   EventScratch scratch;
   Status s = store.Scan(p->seq() + 1, up_to, [&](uint64_t seq, std::string_view bytes) {
-    // Framing only: Apply reads each field once, and a malformed one throws
-    // here, where it becomes a corruption status, instead of being walked
-    // twice.
-    auto event = scratch.Read(bytes, DecodeCheck::kFramingOnly);
-    if (!event.ok()) {
-      failed = Status::Corruption("seq " + std::to_string(seq) + ": " + event.status().message());
-      return false;
-    }
-    try {
-      failed = p->Apply(*event);
-    } catch (const kj::Exception& e) {
-      if (damaged != nullptr) *damaged = true;
-      failed = Status::Corruption("seq " + std::to_string(seq) +
-                                  ": undecodable event: " + e.getDescription().cStr());
-    }
-    if (!failed.ok()) return false;
-    if (seq == up_to) *head_hash = Sha256(bytes);  // only the last one is kept
-    return true;
+    failed = FoldEvent(&scratch, seq, bytes, p, damaged);
+    return failed.ok();
   });
   OKR_RETURN_IF_ERROR(s);
   OKR_RETURN_IF_ERROR(failed);
@@ -52,9 +54,10 @@ Status Replay(const EventStore& store, uint64_t up_to, Projection* p, Hash* head
   return Status::Ok();
 }
 
-// The newest snapshot at or before `up_to` that belongs to this log
-// (its head hash matches the stored event); nullopt when none is usable.
-std::optional<std::pair<Projection, Hash>> LoadSnapshot(const EventStore& store, uint64_t up_to) {
+// The newest snapshot at or before `up_to` that belongs to this log (the
+// head hash it carries matches the stored event); nullopt when none is
+// usable.
+std::optional<Projection> LoadSnapshot(const EventStore& store, uint64_t up_to) {
   auto stored = store.SnapshotAtOrBefore(up_to);
   if (!stored.ok()) return std::nullopt;
   Hash hash{};
@@ -64,7 +67,7 @@ std::optional<std::pair<Projection, Hash>> LoadSnapshot(const EventStore& store,
   if (!event.ok() || event->size() != 1 || Sha256(event->front().bytes) != hash) {
     return std::nullopt;
   }
-  return std::make_pair(std::move(projection.value()), hash);
+  return std::move(projection.value());
 }
 
 }  // namespace
@@ -78,15 +81,17 @@ Result<std::unique_ptr<Projector>> Projector::Open(EventStore* store, ProjectorO
   std::unique_ptr<Projector> p(new Projector(store, std::move(options)));
   uint64_t head = store->head().seq;
   if (p->options_.load_snapshot) {
-    if (auto snap = LoadSnapshot(*store, head)) {
-      p->projection_ = std::move(snap->first);
-      p->head_hash_ = snap->second;
-    }
+    if (auto snap = LoadSnapshot(*store, head)) p->projection_ = std::move(*snap);
   }
   // A log the projection cannot fold to its end is still served: reads
   // answer the last good state and health says why (SPEC §6, "stuck").
   // Only a log that cannot be read at all refuses.
   if (Status s = p->FoldLocked(head); !s.ok() && !p->stuck()) return s;
+  // From here every durable batch is folded by the writer's thread before
+  // its appends are answered; what was appended since `head` is folded
+  // from the log by the first batch that finds the gap.
+  store->SetDurableListener(
+      [raw = p.get()](const std::vector<StoredEvent>& events) { raw->FoldDurable(events); });
   p->follower_ = std::thread([raw = p.get()] { raw->FollowLoop(); });
   if (p->options_.snapshot_every_events > 0) {
     p->snapshotter_ = std::thread([raw = p.get()] { raw->SnapshotLoop(); });
@@ -95,27 +100,75 @@ Result<std::unique_ptr<Projector>> Projector::Open(EventStore* store, ProjectorO
 }
 
 Projector::~Projector() {
+  store_->SetDurableListener({});  // returns once a fold under way is done
   {
     // Under snapshot_mu_, so the snapshot thread cannot miss the wake-up.
     std::lock_guard<std::mutex> lock(snapshot_mu_);
     stopping_ = true;
   }
   snapshot_cv_.notify_all();
+  follow_cv_.notify_all();
   if (follower_.joinable()) follower_.join();
   if (snapshotter_.joinable()) snapshotter_.join();
 }
 
 void Projector::FollowLoop() {
+  std::unique_lock<std::mutex> lock(follow_mu_);
   while (!stopping_) {
-    uint64_t head = store_->WaitForEvents(seq(), std::chrono::milliseconds(100));
+    // Woken when the writer's thread left a batch to it; the timeout only
+    // bounds how long an event the listener never saw could wait.
+    follow_cv_.wait_for(lock, std::chrono::milliseconds(100),
+                        [&] { return stopping_ || follow_owed_; });
+    follow_owed_ = false;
+    lock.unlock();
+    uint64_t head = store_->head().seq;
     if (head > seq() && !is_stuck_) {
       // A fold failure marks the projection stuck (CatchUpLocked); it then
       // stays at its last good state and this loop only idles.
       (void)CatchUpLocked(head);
-      { std::lock_guard<std::mutex> lock(projected_mu_); }
+      { std::lock_guard<std::mutex> projected(projected_mu_); }
       projected_cv_.notify_all();
     }
+    lock.lock();
   }
+}
+
+void Projector::FoldDurable(const std::vector<StoredEvent>& events) {
+  assert(!events.empty());  // a batch stores at least one event
+  uint64_t before, after;
+  {
+    // Readers hold mu_ only briefly, but one may be waiting for this very
+    // batch (an append made under Read); the writer then leaves the batch
+    // to the follower rather than wait for it.
+    std::unique_lock lock(mu_, kFoldWaitForReaders);
+    if (!lock.owns_lock()) {
+      {
+        std::lock_guard<std::mutex> follow(follow_mu_);
+        follow_owed_ = true;
+      }
+      follow_cv_.notify_one();
+      return;
+    }
+    before = projection_.seq();
+    if (is_stuck_ || events.back().seq <= before) return;
+    // Events appended before this projector listened come from the log.
+    if (events.front().seq > before + 1 && !FoldLocked(events.front().seq - 1).ok()) return;
+    EventScratch scratch;
+    for (const StoredEvent& e : events) {
+      if (e.seq <= projection_.seq()) continue;
+      assert(e.seq == projection_.seq() + 1);  // the batch is dense and follows the projection
+      bool damaged = false;
+      if (Status s = FoldEvent(&scratch, e.seq, e.bytes, &projection_, &damaged); !s.ok()) {
+        if (s.code() == Status::Code::kCorruption) (void)FoldFailed(s, damaged);
+        break;  // otherwise a waiting writer folds from the log (WaitProjected)
+      }
+    }
+    after = projection_.seq();
+    // Owed before the fold is visible, as in CatchUpLocked.
+    MaybeSnapshot(before, after);
+  }
+  { std::lock_guard<std::mutex> lock(projected_mu_); }
+  projected_cv_.notify_all();
 }
 
 Status Projector::WaitProjected(uint64_t target) {
@@ -133,10 +186,15 @@ Status Projector::WaitProjected(uint64_t target) {
 
 Status Projector::FoldLocked(uint64_t up_to) {
   bool damaged = false;
-  Status s = Replay(*store_, up_to, &projection_, &head_hash_, &damaged);
-  assert(!s.ok() || projection_.seq() >= up_to);              // Replay is Ok only at its end
-  assert(s.code() == Status::Code::kCorruption || !damaged);  // a throw is a corruption
+  Status s = Replay(*store_, up_to, &projection_, &damaged);
+  assert(!s.ok() || projection_.seq() >= up_to);  // Replay is Ok only at its end
   if (s.code() != Status::Code::kCorruption) return s;
+  return FoldFailed(s, damaged);
+}
+
+Status Projector::FoldFailed(const Status& s, bool damaged) {
+  assert(s.code() == Status::Code::kCorruption || !damaged);  // a throw is a corruption
+  assert(!s.ok());
   uint64_t good = projection_.seq();
   if (damaged) {
     // Apply threw half-way: rebuild the state after the last good event.
@@ -178,14 +236,10 @@ void Projector::MarkStuck(uint64_t seq, const Status& why) {
 
 Result<Projection> Projector::Rebuild(const EventStore& store, uint64_t up_to, bool use_snapshot) {
   Projection p;
-  Hash hash{};
   if (use_snapshot) {
-    if (auto snap = LoadSnapshot(store, up_to)) {
-      p = std::move(snap->first);
-      hash = snap->second;
-    }
+    if (auto snap = LoadSnapshot(store, up_to)) p = std::move(*snap);
   }
-  OKR_RETURN_IF_ERROR(Replay(store, up_to, &p, &hash));
+  OKR_RETURN_IF_ERROR(Replay(store, up_to, &p));
   return p;
 }
 

@@ -1,14 +1,17 @@
 // Projector: the one write path and the live projection okrd serves.
 //
 //   Write:  idempotency check → decide against the current projection →
-//           durable append with the versions decided against → fold the
-//           new events in → answer. A concurrent change to any entity the
-//           decision read makes the append conflict; the command is then
-//           decided again on the newer state (bounded retries).
+//           durable append with the versions decided against → answer.
+//           The store's writer thread folds each durable batch into the
+//           projection (from the bytes it just stored) before it answers
+//           the batch's appends, so a write is woken once, with its events
+//           visible. A concurrent change to any entity the decision read
+//           makes the append conflict; the command is then decided again
+//           on the newer state (bounded retries).
 //   Read:   Read(fn) runs fn on the projection under a shared lock.
-//   Follow: one thread folds new events into the projection as the log
-//           grows, once per append batch, and wakes the writers waiting
-//           for their events to be visible.
+//   Follow: when the writer's thread cannot take the projection's lock
+//           within kFoldWaitForReaders, one thread folds that batch from
+//           the log instead and wakes the writers waiting for it.
 //   Snapshot: another thread writes snapshots from its own rebuilt copy
 //           of the projection, so encoding one never holds the live
 //           projection's lock (writes would wait behind it).
@@ -18,6 +21,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -81,6 +85,10 @@ struct WriteResult {
 inline constexpr int kSharedDecideAttempts = 3;
 // A bound that the gate makes unreachable, kept as a last guard.
 inline constexpr int kMaxDecideAttempts = 16;
+// How long the store's writer thread waits for the projection's lock to
+// fold a batch it made durable before it leaves the batch to the follower
+// (and goes on to the next batch): the fold itself takes microseconds.
+inline constexpr std::chrono::milliseconds kFoldWaitForReaders{2};
 // After a snapshot that took d, the next one starts no sooner than this
 // many d later: snapshots take at most a tenth of one core, however large
 // the projection grows (at 1M events one takes seconds).
@@ -89,9 +97,10 @@ inline constexpr int kSnapshotIdleFactor = 9;
 class Projector {
  public:
   // Loads the newest usable snapshot (if any) and replays the rest of the
-  // log, then starts following it.
+  // log, then folds every batch the store makes durable (its durable
+  // listener, which this projector owns while it lives).
   static Result<std::unique_ptr<Projector>> Open(EventStore* store, ProjectorOptions options = {});
-  // Stops following the log.
+  // Stops folding the log's new batches.
   ~Projector();
 
   // Errors: those of Decide(), kVersionMismatch when if_match does not match,
@@ -215,6 +224,16 @@ class Projector {
   // exclusively (or is Open, alone). A fold failure marks the projector
   // stuck and answers StuckStatus().
   Status FoldLocked(uint64_t up_to);
+  // After fold failure `s` (a corruption) under mu_: rebuilds the state
+  // before the failed event when Apply threw half-way (`damaged`), marks
+  // the projector stuck and answers StuckStatus().
+  Status FoldFailed(const Status& s, bool damaged);
+  // The store's durable listener: folds a batch the writer thread has just
+  // made durable, under mu_, then wakes writers waiting in WaitProjected.
+  void FoldDurable(const std::vector<StoredEvent>& events);
+  // Folds what the writer's thread left (and, every 100 ms, anything the
+  // log has beyond the projection).
+  void FollowLoop();
   // Records the first fold failure (once) and tells options_.on_stuck.
   void MarkStuck(uint64_t seq, const Status& why);
   Status StuckStatus() const;
@@ -225,17 +244,15 @@ class Projector {
   // Writes the snapshot at `seq` from a projection rebuilt for it (the
   // newest stored snapshot plus the log after it), never touching mu_.
   void WriteSnapshot(uint64_t seq);
-  void FollowLoop();
-  // Returns once the projection has folded in `seq` (the follower does it;
-  // after a grace period the caller does it itself).
+  // Returns once the projection has folded in `seq` (the writer's thread
+  // does it; after a grace period the caller does it itself).
   Status WaitProjected(uint64_t seq);
 
   EventStore* store_;
   ProjectorOptions options_;
-  mutable std::shared_mutex mu_;
+  mutable std::shared_timed_mutex mu_;
   Projection projection_;    // guarded by mu_
   uint64_t generation_ = 0;  // guarded by mu_; counts replacements of projection_
-  Hash head_hash_{};         // hash of the event at projection_.seq(); guarded by mu_
 
   std::array<std::mutex, 64> turns_;  // by hash of the entity being changed
   WriteGate gate_;
@@ -245,6 +262,9 @@ class Projector {
   std::mutex projected_mu_;       // only for projected_cv_
   std::condition_variable projected_cv_;
   std::atomic<bool> stopping_{false};
+  std::mutex follow_mu_;  // guards follow_owed_
+  std::condition_variable follow_cv_;
+  bool follow_owed_ = false;  // the writer's thread left a batch unfolded
   std::thread follower_;
 
   std::mutex snapshot_mu_;  // guards the three below

@@ -14,9 +14,55 @@ bool ChainChecker::Fail(uint64_t seq, std::string problem) {
   return false;
 }
 
-uint64_t& ChainChecker::VersionOf(std::string_view entity) {
-  if (auto it = versions_.find(entity); it != versions_.end()) return it->second;
-  return versions_.emplace(std::string(entity), 0).first->second;
+namespace {
+
+// Never 0, which marks a free slot.
+uint32_t TagOf(uint64_t hash) { return static_cast<uint32_t>(hash >> 32) | 1; }
+
+}  // namespace
+
+std::string_view ChainChecker::EntityVersions::IdOf(const Slot& s) const {
+  if (s.length <= kInlineBytes) return std::string_view(s.id, s.length);
+  uint64_t offset = 0;
+  std::memcpy(&offset, s.id, sizeof(offset));
+  return std::string_view(long_ids_).substr(offset, s.length);
+}
+
+uint64_t& ChainChecker::EntityVersions::Of(std::string_view entity) {
+  if ((size_ + 1) * 4 > slots_.size() * 3) Grow();
+  const uint64_t hash = std::hash<std::string_view>{}(entity);
+  const uint32_t tag = TagOf(hash);
+  const size_t mask = slots_.size() - 1;
+  size_t i = hash & mask;
+  for (; slots_[i].tag != 0; i = (i + 1) & mask) {
+    const Slot& s = slots_[i];
+    if (s.tag == tag && s.length == entity.size() && IdOf(s) == entity) return slots_[i].version;
+  }
+  Slot& s = slots_[i];
+  s.tag = tag;
+  s.length = static_cast<uint32_t>(entity.size());
+  if (entity.size() <= kInlineBytes) {
+    std::memcpy(s.id, entity.data(), entity.size());
+  } else {
+    const uint64_t offset = long_ids_.size();
+    std::memcpy(s.id, &offset, sizeof(offset));
+    long_ids_.append(entity);
+  }
+  ++size_;
+  return s.version;
+}
+
+// Doubles the slots, placing every entity again by its id's hash.
+void ChainChecker::EntityVersions::Grow() {
+  std::vector<Slot> old = std::move(slots_);
+  slots_.assign(old.empty() ? 1024 : old.size() * 2, Slot{});
+  const size_t mask = slots_.size() - 1;
+  for (const Slot& s : old) {
+    if (s.tag == 0) continue;
+    size_t i = std::hash<std::string_view>{}(IdOf(s)) & mask;
+    while (slots_[i].tag != 0) i = (i + 1) & mask;
+    slots_[i] = s;
+  }
 }
 
 bool ChainChecker::Add(uint64_t seq, std::string_view bytes) {
@@ -43,7 +89,7 @@ bool ChainChecker::Add(uint64_t seq, std::string_view bytes) {
   }
   if (ev.getRecordedAt() < last_time_) return Fail(seq, "recordedAt goes back in time");
   auto entity = ev.getEntity();
-  uint64_t& version = VersionOf(std::string_view(entity.begin(), entity.size()));
+  uint64_t& version = versions_.Of(std::string_view(entity.begin(), entity.size()));
   if (ev.getVersion() != version + 1) {
     return Fail(seq, "entity version " + std::to_string(ev.getVersion()) + " follows " +
                          std::to_string(version));

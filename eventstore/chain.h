@@ -9,7 +9,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
+#include <vector>
 
 #include "eventstore/event_codec.h"
 
@@ -33,10 +33,10 @@ enum class ChainSource { kStored, kServed };
 // is the SHA-256 of the previous value, recordedAt never goes back, and
 // per-entity versions are dense from 1. Stops at the first problem.
 //
-// Cost per value: one decode into a reused buffer, one SHA-256, one map
-// lookup by entity; memory grows only with the number of entities (an
-// entity's id is copied once, when first seen), so it suits a start-up
-// check over millions of events. Not thread-safe: one per check.
+// Cost per value: one decode into a reused buffer, one SHA-256, one
+// lookup by entity in a flat table (EntityVersions); memory grows only
+// with the number of entities, so it suits a start-up check over millions
+// of events. Not thread-safe: one per check.
 class ChainChecker {
  public:
   explicit ChainChecker(ChainSource source = ChainSource::kStored) : source_(source) {}
@@ -58,19 +58,39 @@ class ChainChecker {
   const VerifyReport& report() const { return report_; }
 
  private:
-  // Looks an entity's id up by view: an id already seen costs no copy.
-  struct IdHash {
-    using is_transparent = void;
-    size_t operator()(std::string_view id) const { return std::hash<std::string_view>{}(id); }
+  // Each entity's last version seen, in one open-addressing table of
+  // 32-byte slots: an id of up to 16 bytes (every id okrd makes) is kept in
+  // its slot, so a lookup costs one cache miss and no allocation; a longer
+  // id is kept once in `long_ids_`. A std::unordered_map of strings cost
+  // three misses a lookup, a sixth of a verify (docs/DECISIONS.md).
+  class EntityVersions {
+   public:
+    // The entity's last version seen, inserting 0 for a new one; the
+    // reference lives until the next call.
+    uint64_t& Of(std::string_view entity);
+
+   private:
+    static constexpr size_t kInlineBytes = 16;
+    struct Slot {
+      uint64_t version = 0;
+      uint32_t length = 0;
+      uint32_t tag = 0;            // the hash's high bits; 0: a free slot
+      char id[kInlineBytes] = {};  // the id, or its offset in long_ids_
+    };
+    static_assert(sizeof(Slot) == 32);
+    std::string_view IdOf(const Slot& s) const;
+    void Grow();
+
+    std::vector<Slot> slots_;  // a power of two long, at most three quarters full
+    size_t size_ = 0;
+    std::string long_ids_;  // ids longer than kInlineBytes, one after another
   };
-  // The entity's last version seen, inserting 0 for a new one.
-  uint64_t& VersionOf(std::string_view entity);
 
   ChainSource source_;
   VerifyReport report_;
   Hash prev_ = kZeroHash;
   int64_t last_time_ = INT64_MIN;
-  std::unordered_map<std::string, uint64_t, IdHash, std::equal_to<>> versions_;
+  EntityVersions versions_;
   EventScratch scratch_;
 };
 

@@ -311,10 +311,11 @@ Status EventCursor::Next(const std::function<bool(uint64_t, std::string_view)>& 
   return FromRocks(it->status());
 }
 
-std::unique_ptr<EventCursor> EventStore::Impl::OpenCursor(uint64_t from_seq,
-                                                          uint64_t to_seq) const {
+std::unique_ptr<EventCursor> EventStore::Impl::OpenCursor(uint64_t from_seq, uint64_t to_seq,
+                                                          bool fill_cache) const {
   auto state = std::make_unique<EventCursor::State>();
   rocksdb::ReadOptions ro;
+  ro.fill_cache = fill_cache;
   if (to_seq < UINT64_MAX) {
     state->upper = format::SeqKey(to_seq + 1);
     state->upper_slice = state->upper;
@@ -328,7 +329,7 @@ std::unique_ptr<EventCursor> EventStore::Impl::OpenCursor(uint64_t from_seq,
 
 Status EventStore::Impl::Scan(uint64_t from_seq, uint64_t to_seq,
                               const std::function<bool(uint64_t, std::string_view)>& fn) const {
-  return OpenCursor(from_seq, to_seq)->Next(fn);
+  return OpenCursor(from_seq, to_seq, /*fill_cache=*/true)->Next(fn);
 }
 
 Result<std::vector<StoredEvent>> EventStore::Impl::Read(uint64_t after_seq, size_t limit) const {
@@ -403,8 +404,11 @@ Status EventStore::Scan(uint64_t from_seq, uint64_t to_seq,
                         const std::function<bool(uint64_t, std::string_view)>& fn) const {
   return impl_->Scan(from_seq, to_seq, fn);
 }
+// A cursor serves bulk readers (GET /v1/events/raw, up to 100,000 events
+// an answer): the blocks it reads once are kept out of the block cache,
+// where they would evict what the other requests read.
 std::unique_ptr<EventCursor> EventStore::OpenCursor(uint64_t from_seq, uint64_t to_seq) const {
-  return impl_->OpenCursor(from_seq, to_seq);
+  return impl_->OpenCursor(from_seq, to_seq, /*fill_cache=*/false);
 }
 Result<std::vector<StoredEvent>> EventStore::Read(uint64_t after_seq, size_t limit) const {
   return impl_->Read(after_seq, limit);

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <random>
@@ -661,6 +662,33 @@ TEST_F(EventStoreTest, ChainCheckerAgreesWithVerify) {
   EXPECT_TRUE(chain.report().ok);
   EXPECT_EQ(chain.report().events, verified.events);
   EXPECT_EQ(chain.report().head_hash, verified.head_hash);
+  EXPECT_EQ(chain.report().head_hash, store_->head().hash);
+}
+
+// The checker's table of versions grows past its first size and keeps ids
+// longer than a slot holds apart from short ones: every entity's second
+// event must follow its own first, none lost or taken for another.
+TEST_F(EventStoreTest, ChainCheckerFollowsManyEntitiesAndLongIds) {
+  constexpr int kEntities = 1500;
+  for (int round = 1; round <= 2; ++round) {
+    for (int first = 0; first < kEntities; first += static_cast<int>(kMaxEventsPerAppend)) {
+      AppendRequest request;
+      for (int i = first; i < std::min(kEntities, first + static_cast<int>(kMaxEventsPerAppend));
+           ++i) {
+        std::string kr =
+            (i % 3 == 0 ? "a-key-result-id-longer-than-a-slot-" : "kr-") + std::to_string(i);
+        request.events.push_back(
+            CheckInDraft("alice", kr, kr + "-ci-" + std::to_string(round), round));
+      }
+      ASSERT_TRUE(store_->Append(std::move(request)).ok());
+    }
+  }
+  auto events = store_->Read(0, 2 * kEntities);
+  ASSERT_TRUE(events.ok());
+  ASSERT_EQ(events->size(), 2u * kEntities);
+  ChainChecker chain;
+  for (const auto& e : *events) ASSERT_TRUE(chain.Add(e.seq, e.bytes)) << chain.report().problem;
+  EXPECT_EQ(chain.report().events, 2u * kEntities);
   EXPECT_EQ(chain.report().head_hash, store_->head().hash);
 }
 

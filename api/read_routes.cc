@@ -381,6 +381,24 @@ std::function<void()> FlushPieces(JsonOut& out, const Projector::Pause& pause) {
   };
 }
 
+// What a cascade or lint writes into `out` with the view at its point,
+// calling `flush` between its parts.
+using ViewAnswer = std::function<void(View& v, JsonOut& out, const std::function<void()>& flush)>;
+
+// Sends `whole`, the answer written under the lock, unless it was `big`:
+// then streams `write`'s answer at `at`, written again as it is sent, the
+// projection let go between pieces.
+void SendWholeOrStream(Call& c, const Projector* projector, const Point& at, std::string whole,
+                       bool big, ViewAnswer write) {
+  if (!big) return c.SendJsonText(200, std::move(whole));
+  StreamJson(c, 200, [projector, at, write = std::move(write)](JsonOut& out) {
+    projector->ReadPaused([&](const Projection& p, const Projector::Pause& pause) {
+      View v(p, at.as_of, at.at, at.now);
+      write(v, out, FlushPieces(out, pause));
+    });
+  });
+}
+
 // For an answer written whole under the lock: nothing to let go.
 const Projector::Pause kNoPause = [](const std::function<void()>& during) { during(); };
 
@@ -456,21 +474,14 @@ void Server::Routes::GetCascade(Call& c) {
     if (!big) whole = WriteJson([&](JsonOut& out) { plan->Write(v, out, point->as_of); });
   });
   if (!point) return;
-  if (!big) {
-    c.SendJsonText(200, std::move(whole));
-  } else {
-    StreamJson(c, 200,
-               [projector = projector_, at = *point, cycle = c.ParamOr("cycle"),
-                root = c.ParamOr("root"), depth](JsonOut& out) {
-                 projector->ReadPaused([&](const Projection& p, const Projector::Pause& pause) {
-                   View v(p, at.as_of, at.at, at.now);
-                   auto plan = CascadePlan::Make(v, cycle, root, depth);
-                   if (!plan.ok()) throw std::runtime_error(plan.status().message());
-                   plan->Write(v, out, at.as_of, FlushPieces(out, pause));
-                 });
-               });
-  }
   c.TagState(point->as_of);
+  SendWholeOrStream(c, projector_, *point, std::move(whole), big,
+                    [cycle = c.ParamOr("cycle"), root = c.ParamOr("root"), depth](
+                        View& v, JsonOut& out, const std::function<void()>& flush) {
+                      auto plan = CascadePlan::Make(v, cycle, root, depth);
+                      if (!plan.ok()) throw std::runtime_error(plan.status().message());
+                      plan->Write(v, out, v.as_of(), flush);
+                    });
 }
 
 // Like the cascade: a small review (or lint) is written whole under the
@@ -538,13 +549,10 @@ void Server::Routes::GetLint(Call& c) {
     if (!big) whole = WriteJson([&](JsonOut& out) { v.WriteLint(out, cycle, point->as_of); });
   });
   if (!point) return;
-  if (!big) return c.SendJsonText(200, std::move(whole));
-  StreamJson(c, 200, [projector = projector_, at = *point, cycle](JsonOut& out) {
-    projector->ReadPaused([&](const Projection& p, const Projector::Pause& pause) {
-      View v(p, at.as_of, at.at, at.now);
-      v.WriteLint(out, cycle, at.as_of, FlushPieces(out, pause));
-    });
-  });
+  SendWholeOrStream(c, projector_, *point, std::move(whole), big,
+                    [cycle](View& v, JsonOut& out, const std::function<void()>& flush) {
+                      v.WriteLint(out, cycle, v.as_of(), flush);
+                    });
 }
 
 void Server::Routes::OpenApi(Call& c) {

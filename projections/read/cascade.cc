@@ -116,9 +116,8 @@ CascadePlan::Counted CascadePlan::WriteNode(View& v, JsonOut& out, uint32_t n, i
   out.EndArray().Key("pace");
   std::optional<double> progress;
   if (c.objectives) progress = c.sum / static_cast<double>(c.objectives);
-  const CycleFields* cycle = cycle_ ? cycle_->FieldsAt(v.as_of()) : nullptr;
-  if (cycle) {
-    WritePace(out, PaceOf(*cycle, v.PaceAtUs(), progress));
+  if (cycle_ && cycle_->FieldsAt(v.as_of())) {
+    WritePace(out, v.PaceIn(cycle_->id, progress));
   } else {
     out.Null();
   }

@@ -32,15 +32,21 @@ int64_t View::PaceAtUs() const {
   assert(as_of_ <= p_.seq());  // TimeOfSeq knows only seqs the projection folded
   // now_us_ is the wall clock at the head: judging by it would make two
   // reads of one seq differ, so an answer could not be cached by its seq.
-  return at_us_ != INT64_MAX ? at_us_ : p_.TimeOfSeq(as_of_);
+  if (!pace_at_us_) pace_at_us_ = at_us_ != INT64_MAX ? at_us_ : p_.TimeOfSeq(as_of_);
+  return *pace_at_us_;
 }
 
 Pace View::PaceIn(const std::string& cycle_id, std::optional<double> progress) const {
-  const CycleFields* cycle = CycleAt(cycle_id);
+  if (!pace_span_ || pace_cycle_id_ != cycle_id) {
+    const CycleFields* cycle = CycleAt(cycle_id);
+    pace_cycle_id_ = cycle_id;
+    pace_span_.emplace(cycle ? std::optional(CycleSpanOf(*cycle)) : std::nullopt);
+  }
   // An objective names a cycle that existed when it was written; a log
   // that breaks this still answers, with nothing judged.
-  if (!cycle) return Pace{};
-  Pace pace = PaceOf(*cycle, PaceAtUs(), progress);
+  if (!*pace_span_) return Pace{};
+  const CycleSpan& span = **pace_span_;
+  Pace pace = PaceOf(span.starts_us, span.ends_us_exclusive, PaceAtUs(), progress);
   assert(pace.expected >= 0 && pace.expected <= 1);
   return pace;
 }
@@ -128,39 +134,61 @@ json RenderCheckIn(const CheckIn& ci) {
   return WriteJsonDocument([&](JsonOut& out) { WriteCheckIn(out, ci); });
 }
 
-std::string View::EffectiveOwner(const KeyResultFields& f) const {
+namespace {
+
+// The key result's owner, or its objective's (`o`, null for none).
+const std::string& OwnerIn(const KeyResultFields& f, const ObjectiveFields* o) {
+  static const std::string kNone;
   if (!f.owner.empty()) return f.owner;
-  const ObjectiveFields* o = ObjectiveAt(f.objective);
-  return o ? o->owner : "";
+  return o ? o->owner : kNone;
 }
 
-double View::KeyResultProgress(const KeyResult& kr) {
-  if (auto it = kr_progress_.find(&kr); it != kr_progress_.end()) return it->second;
-  const KeyResultFields* f = kr.FieldsAt(as_of_);
-  double p = f ? okr::KeyResultProgress(*f, ValueOf(kr, *f, as_of_, at_us_).value) : 0;
-  kr_progress_[&kr] = p;
-  return p;
+}  // namespace
+
+std::string View::EffectiveOwner(const KeyResultFields& f) const {
+  return OwnerIn(f, f.owner.empty() ? ObjectiveAt(f.objective) : nullptr);
 }
+
+const View::KeyResultValue& View::KeyResultValueOf(const KeyResult& kr) {
+  auto [it, added] = kr_values_.try_emplace(&kr);
+  if (!added) return it->second;
+  if (const KeyResultFields* f = kr.FieldsAt(as_of_)) {
+    CurrentValue current = ValueOf(kr, *f, as_of_, at_us_);
+    it->second.value = current.value;
+    it->second.progress = okr::KeyResultProgress(*f, current.value);
+    if (current.check_in) {
+      it->second.check_in = static_cast<size_t>(current.check_in - kr.check_ins.data());
+    }
+  }
+  return it->second;
+}
+
+double View::KeyResultProgress(const KeyResult& kr) { return KeyResultValueOf(kr).progress; }
 
 KeyResultRow View::KeyResultRowOf(const KeyResult& kr) {
   assert(kr.FieldsAt(as_of_) != nullptr);  // callers pass key results that exist at as_of
+  return KeyResultRowIn(kr, ObjectiveAt(kr.FieldsAt(as_of_)->objective));
+}
+
+KeyResultRow View::KeyResultRowIn(const KeyResult& kr, const ObjectiveFields* objective) {
   const KeyResultFields& f = *kr.FieldsAt(as_of_);
-  CurrentValue current = ValueOf(kr, f, as_of_, at_us_);
+  const KeyResultValue current = KeyResultValueOf(kr);
   KeyResultRow row{kr.id,
                    f,
-                   EffectiveOwner(f),
+                   OwnerIn(f, objective),
                    current.value,
-                   KeyResultProgress(kr),
+                   current.progress,
                    kr.CheckInsKnownAt(as_of_),
                    std::nullopt,
                    kr.VersionAt(as_of_),
                    {}};
   assert(row.check_in_count <= kr.check_ins.size());
-  const ObjectiveFields* objective = ObjectiveAt(f.objective);
   row.pace = PaceIn(objective ? objective->cycle : "", row.progress);
   if (current.check_in) {
-    assert(current.check_in->meta.seq <= as_of_);  // ValueOf reads only what was known
-    row.last_check_in = *current.check_in;
+    assert(*current.check_in < kr.check_ins.size());
+    const CheckIn& check_in = kr.check_ins[*current.check_in];
+    assert(check_in.meta.seq <= as_of_);  // ValueOf reads only what was known
+    row.last_check_in = check_in;
     row.last_check_in->value = current.value;  // as corrected
   }
   return row;
@@ -276,7 +304,10 @@ ObjectiveRow View::ObjectiveRowOf(const Objective& objective) {
                    {},           objective.VersionAt(as_of_), {}};
   row.pace = PaceIn(row.fields.cycle, row.progress);
   for (const KeyResult* kr : KeyResultsOf(objective)) {
-    row.key_results.push_back(KeyResultRowOf(*kr));
+    // Its objective is this one, already at hand, unless the log says otherwise.
+    row.key_results.push_back(kr->FieldsAt(as_of_)->objective == objective.id
+                                  ? KeyResultRowIn(*kr, &row.fields)
+                                  : KeyResultRowOf(*kr));
   }
   return row;
 }

@@ -126,6 +126,10 @@ class View {
 
   double KeyResultProgress(const KeyResult& kr);
   double ObjectiveProgress(const Objective& objective);
+  // The pace of `progress` in cycle `cycle_id` at PaceAtUs(); no pace
+  // (kNone, expected 0) when the cycle did not exist at as_of. The last
+  // cycle's span is kept, so rows of one cycle parse its dates once.
+  Pace PaceIn(const std::string& cycle_id, std::optional<double> progress) const;
   // The key result's owner, or its objective's when it has none.
   std::string EffectiveOwner(const KeyResultFields& f) const;
 
@@ -144,11 +148,10 @@ class View {
 
  private:
   const std::vector<const Objective*>& AlignedChildren(const std::string& objective);
+  // KeyResultRowOf with the fields of the key result's objective at as_of
+  // (null: it did not exist), which its owner and pace are read from.
+  KeyResultRow KeyResultRowIn(const KeyResult& kr, const ObjectiveFields* objective);
   double ObjectiveProgressGuarded(const Objective& objective, int depth);
-
-  // The pace of `progress` in cycle `cycle_id` at PaceAtUs(); no pace
-  // (kNone, expected 0) when the cycle did not exist at as_of.
-  Pace PaceIn(const std::string& cycle_id, std::optional<double> progress) const;
 
   // lint.cc: the findings on one objective (not the per-owner count) and
   // on one of its key results in `cycle`.
@@ -162,9 +165,25 @@ class View {
   // Memoised progress, by entity: callers pass entities of p_, whose
   // addresses are stable and unique (a pointer hashes and compares in one
   // step, and keeps no copy of the id).
-  std::unordered_map<const KeyResult*, double> kr_progress_;
+  // A key result's is kept with the value it came from and the check-in
+  // that gave it (an index into check_ins, which only grow: it holds
+  // across a pause where a pointer might not), so its row reads the value
+  // once.
+  struct KeyResultValue {
+    double value = 0;
+    double progress = 0;
+    std::optional<size_t> check_in;  // none: no check-in, value is start
+  };
+  const KeyResultValue& KeyResultValueOf(const KeyResult& kr);
+  std::unordered_map<const KeyResult*, KeyResultValue> kr_values_;
   std::unordered_map<const Objective*, double> objective_progress_;
   std::optional<std::unordered_map<std::string, std::vector<const Objective*>>> children_;
+  // PaceIn's inputs, found once: the instant (PaceAtUs) and the span of
+  // the cycle last asked for (none: it did not exist at as_of). Values,
+  // not pointers, so they hold across a paused reader's pauses.
+  mutable std::optional<int64_t> pace_at_us_;
+  mutable std::string pace_cycle_id_;
+  mutable std::optional<std::optional<CycleSpan>> pace_span_;
 };
 
 // The cascade (GET /v1/cascade): which units and objectives an answer

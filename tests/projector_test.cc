@@ -223,5 +223,19 @@ TEST_F(ProjectorTest, StuckIsReportedOnceToItsListener) {
   EXPECT_EQ(told_seq.load(), Head());
 }
 
+// A snapshot owed when the last process stopped is owed again by the next
+// start: a process killed before its snapshot thread wrote one (or a log
+// restored without one) must not start from further back every time.
+TEST_F(ProjectorTest, ASnapshotOwedAtStopIsWrittenAfterTheNextStart) {
+  options_.snapshot_every_events = 0;  // none written, as if each was cut off
+  ASSERT_NO_FATAL_FAILURE(ReopenStore());
+  for (int i = 0; Head() < 25; ++i) ASSERT_OK(CheckIn("kr-hires", i));
+  ASSERT_EQ(store().NewestSnapshotSeq(), 0u);
+  options_.snapshot_every_events = 10;
+  ASSERT_NO_FATAL_FAILURE(ReopenStore());
+  projector().WaitForSnapshots();
+  EXPECT_EQ(store().NewestSnapshotSeq(), Head());
+}
+
 }  // namespace
 }  // namespace okr

@@ -93,7 +93,12 @@ Result<std::unique_ptr<Projector>> Projector::Open(EventStore* store, ProjectorO
   store->SetDurableListener(
       [raw = p.get()](const std::vector<StoredEvent>& events) { raw->FoldDurable(events); });
   p->follower_ = std::thread([raw = p.get()] { raw->FollowLoop(); });
-  if (p->options_.snapshot_every_events > 0) {
+  if (const uint64_t every = p->options_.snapshot_every_events; every > 0) {
+    // A snapshot owed when the last process stopped (killed before its
+    // snapshot thread got to it, or a log restored without one) is owed
+    // again, so start-up stays a snapshot load plus a short tail.
+    const uint64_t newest = std::min(store->NewestSnapshotSeq(), head);
+    if (!p->is_stuck_ && head - newest >= every) p->snapshot_owed_ = head;
     p->snapshotter_ = std::thread([raw = p.get()] { raw->SnapshotLoop(); });
   }
   return p;

@@ -196,8 +196,10 @@ TEST_F(CascadeHttpTest, AStreamedCascadeSaysItsSeqWhileWritesLand) {
   auto res = client.Get("/v1/cascade?cycle=q", [&](const char* data, size_t n) {
     body.append(data, n);
     first_piece = true;
-    // A slow reader: the answer takes longer than the writes.
-    if (writes_done < kWrites) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    // A slow reader: the answer takes longer than the writes (under a
+    // sanitizer a write takes milliseconds, so the reader waits 10 ms a
+    // piece while any is left, not less).
+    if (writes_done < kWrites) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     writes_done_at_end = writes_done;
     return true;
   });

@@ -73,7 +73,8 @@ void WriteScalar(std::ostream& out, const char* name, const char* type, const ch
 }  // namespace
 
 std::string Metrics::Render(uint64_t head_seq, uint64_t projected_seq, int64_t snapshot_age_events,
-                            const std::string& status, uint64_t stuck_seq) const {
+                            uint64_t batches_left_to_follower, const std::string& status,
+                            uint64_t stuck_seq) const {
   std::ostringstream out;
   std::lock_guard<std::mutex> lock(mu_);
   assert(batch_failures_ <= batches_);
@@ -117,6 +118,10 @@ std::string Metrics::Render(uint64_t head_seq, uint64_t projected_seq, int64_t s
   WriteScalar(out, "okrd_head_seq", "gauge", "Seq of the last durable event.", head_seq);
   WriteScalar(out, "okrd_projected_seq", "gauge",
               "Seq of the last event folded into the served state.", projected_seq);
+  WriteScalar(out, "okrd_fold_batches_left_to_follower_total", "counter",
+              "Durable batches the writer's thread could not fold (readers held the lock) and "
+              "left to the follower thread.",
+              batches_left_to_follower);
   WriteScalar(out, "okrd_snapshot_age_events", "gauge",
               "Events since the newest snapshot (-1: none).", snapshot_age_events);
   return out.str();

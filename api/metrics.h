@@ -23,11 +23,13 @@ class Metrics {
   // A request that did not arrive within kRequestReceiveSeconds; its
   // connection was closed.
   void RequestTimedOut();
-  // The text exposition format, with the gauges given: `status` is what
-  // /healthz says ("ok", "stuck"), `stuck_seq` the event folding stopped
-  // at (0 while it has not).
+  // The text exposition format, with the gauges given and the projector's
+  // count of batches its writer thread left to the follower: `status` is
+  // what /healthz says ("ok", "stuck"), `stuck_seq` the event folding
+  // stopped at (0 while it has not).
   std::string Render(uint64_t head_seq, uint64_t projected_seq, int64_t snapshot_age_events,
-                     const std::string& status = "ok", uint64_t stuck_seq = 0) const;
+                     uint64_t batches_left_to_follower, const std::string& status = "ok",
+                     uint64_t stuck_seq = 0) const;
 
  private:
   static constexpr std::array<double, 12> kLatencyBucketsSeconds = {

@@ -136,7 +136,9 @@ void AddOptions(CLI::App& app, Flags& f) {
                  "Directory POST /v1/admin/backup writes under (created 0700 when missing). "
                  "Without it that route answers 403");
   app.add_flag("--private", f.private_reads, "Every read needs a token too");
-  app.add_option("--snapshot-every", f.snapshot_every, "Write a snapshot every N events (0: never)")
+  app.add_option("--snapshot-every", f.snapshot_every,
+                 "Write a snapshot every N events, or every quarter of the log when that is more "
+                 "(0: never)")
       ->capture_default_str();
   app.add_option("--threads", f.threads, "Worker threads serving connections")
       ->check(CLI::Range(1, 1024))

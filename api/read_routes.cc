@@ -222,9 +222,10 @@ void Server::Routes::MetricsText(Call& c) {
   int64_t age = snapshot_seq > 0 ? static_cast<int64_t>(head - snapshot_seq) : -1;
   c.res.status = 200;
   auto stuck = projector_->stuck();
-  c.res.set_content(metrics_->Render(head, projector_->seq(), age, stuck ? "stuck" : "ok",
-                                     stuck ? stuck->seq : 0),
-                    "text/plain; version=0.0.4");
+  c.res.set_content(
+      metrics_->Render(head, projector_->seq(), age, projector_->batches_left_to_follower(),
+                       stuck ? "stuck" : "ok", stuck ? stuck->seq : 0),
+      "text/plain; version=0.0.4");
 }
 
 // One entity as it stood at as_of, its version and as_of in its ETag.

@@ -158,30 +158,36 @@ void Server::Routes::HandleWrite(Call& c, WriteRoute route) {
 
 // The written entity as it stands at the write's seq (a check-in's key
 // result with the check-in), the seq, and its version as ETag: 201 when
-// the write created something, 200 for a change or a replay.
+// the write created something, 200 for a change or a replay. A key result
+// (every check-in) is copied out under the lock and written as text
+// outside it; the others are small documents.
 void Server::Routes::AnswerWrite(Call& c, WriteRoute route, const WriteResult& result) {
-  projector_->Read([&](const Projection& p) {
+  std::optional<KeyResultRow> kr_row;
+  KeyResultWrite kr_write{std::nullopt, result.seq};
+  json out = projector_->Read([&](const Projection& p) -> json {
     assert(result.seq <= p.seq());
     View v(p, result.seq, INT64_MAX, projector_->NowUs());
-    json out;
-    if (const Unit* u = p.unit(result.entity))
-      out = v.UnitJson(*u);
-    else if (const Cycle* x = p.cycle(result.entity))
-      out = v.CycleJson(*x);
-    else if (const Objective* o = p.objective(result.entity))
-      out = v.ObjectiveJson(*o);
-    else if (const KeyResult* kr = p.key_result(result.entity)) {
-      out = v.KeyResultJson(*kr);
+    if (const Unit* u = p.unit(result.entity)) return v.UnitJson(*u);
+    if (const Cycle* x = p.cycle(result.entity)) return v.CycleJson(*x);
+    if (const Objective* o = p.objective(result.entity)) return v.ObjectiveJson(*o);
+    if (const KeyResult* kr = p.key_result(result.entity)) {
+      kr_row = v.KeyResultRowOf(*kr);
       size_t known = kr->CheckInsKnownAt(result.seq);
       if (known > 0 && kr->check_ins[known - 1].meta.seq == result.seq) {
-        out["check_in"] = v.CheckInJson(kr->check_ins[known - 1]);
+        kr_write.check_in = kr->check_ins[known - 1];
       }
     }
-    out["seq"] = result.seq;
-    if (result.replayed) c.res.set_header("Idempotent-Replayed", "true");
-    c.res.set_header("ETag", "\"" + std::to_string(result.version) + "\"");
-    c.Send(CreatesSomething(route) && result.changed ? 201 : 200, out);
+    return json();
   });
+  if (result.replayed) c.res.set_header("Idempotent-Replayed", "true");
+  c.res.set_header("ETag", "\"" + std::to_string(result.version) + "\"");
+  const int status = CreatesSomething(route) && result.changed ? 201 : 200;
+  if (kr_row) {
+    return c.SendJsonText(status,
+                          WriteJson([&](JsonOut& o) { WriteKeyResult(o, *kr_row, &kr_write); }));
+  }
+  out["seq"] = result.seq;
+  c.Send(status, out);
 }
 
 }  // namespace okr::api

@@ -81,15 +81,16 @@ TEST(OkrdRestart, AnswersSurviveCleanRestartsSnapshotsAndSigkill) {
   EXPECT_EQ(s.HeadSeq(), st.head);
   ExpectSameAnswers(before, CaptureReads(s, kStoryReads));
 
-  // Snapshots every 5 events: write enough to produce some, then restart
-  // from the newest snapshot plus the tail.
+  // Snapshots every 5 events, or a quarter of the log (one is owed at the
+  // start, at 43, and the next at 58): write enough to produce them, then
+  // restart from the newest snapshot plus the tail.
   ASSERT_TRUE(s.Restart(Strings{"--snapshot-every", "5"}));
-  for (int i = 0; i < 12; ++i) {
+  for (int i = 0; i < 15; ++i) {
     Want(s.Post("/v1/objectives/acme-retain/comments",
                 {{"text", "Retro note " + std::to_string(i)}}, kAdmin.token),
          201);
   }
-  ASSERT_EQ(s.HeadSeq(), st.head + 12);
+  ASSERT_EQ(s.HeadSeq(), st.head + 15);
   // The newest owed snapshot lands soon (longer under a sanitizer).
   long age = s.WaitForSnapshot(4, 60'000);
   EXPECT_GE(age, 0) << "no snapshot was written";
@@ -98,7 +99,7 @@ TEST(OkrdRestart, AnswersSurviveCleanRestartsSnapshotsAndSigkill) {
   reads.push_back("/v1/objectives/acme-retain");
   auto with_snapshots = CaptureReads(s, reads);
   ASSERT_TRUE(s.Restart());
-  EXPECT_EQ(s.HeadSeq(), st.head + 12);
+  EXPECT_EQ(s.HeadSeq(), st.head + 15);
   ExpectSameAnswers(with_snapshots, CaptureReads(s, reads));
   ASSERT_TRUE(s.Restart(Strings{}));
   ExpectSameAnswers(with_snapshots, CaptureReads(s, reads));

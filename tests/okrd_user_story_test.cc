@@ -448,6 +448,8 @@ TEST_F(OkrdUserStory, LivenessMetricsAndTheApiDescriptionReadBack) {
   EXPECT_EQ(metrics.header("Content-Type").rfind("text/plain", 0), 0u)
       << metrics.header("Content-Type");
   EXPECT_NE(metrics.body.find("okrd_requests_total{"), std::string::npos);
+  EXPECT_NE(metrics.body.find("\nokrd_fold_batches_left_to_follower_total "), std::string::npos)
+      << metrics.body;
   EXPECT_NE(metrics.body.find("\nokrd_head_seq " + std::to_string(st.head) + "\n"),
             std::string::npos)
       << metrics.body;

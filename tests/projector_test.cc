@@ -237,5 +237,49 @@ TEST_F(ProjectorTest, ASnapshotOwedAtStopIsWrittenAfterTheNextStart) {
   EXPECT_EQ(store().NewestSnapshotSeq(), Head());
 }
 
+// A reader holding the projection longer than kFoldWaitForReaders makes
+// the writer's thread leave the batch to the follower: the write still
+// lands, folded, and the projector counts the batch (okrd's /metrics).
+TEST_F(ProjectorTest, ABatchLeftToTheFollowerIsFoldedAndCounted) {
+  const uint64_t left_before = projector().batches_left_to_follower();
+  std::atomic<bool> reading{false};
+  std::thread reader([&] {
+    projector().Read([&](const Projection&) {
+      reading = true;
+      std::this_thread::sleep_for(kFoldWaitForReaders * 10);
+      return 0;
+    });
+  });
+  while (!reading) std::this_thread::yield();
+  auto written = CheckIn("kr-hires", 7);
+  reader.join();
+  ASSERT_OK(written.status());
+  EXPECT_EQ(projector().seq(), Head());
+  EXPECT_EQ(projector().batches_left_to_follower(), left_before + 1);
+  ExpectFullReplayEqualsLive();
+}
+
+// Snapshots are spaced by a fraction of the log as well as by count, so
+// their cost per event does not grow with the log.
+TEST_F(ProjectorTest, SnapshotsAreSpacedByAFractionOfTheLog) {
+  options_.snapshot_every_events = 0;
+  ASSERT_NO_FATAL_FAILURE(ReopenStore());
+  for (int i = 0; Head() < 80; ++i) ASSERT_OK(CheckIn("kr-hires", i));
+  options_.snapshot_every_events = 5;
+  ASSERT_NO_FATAL_FAILURE(ReopenStore());  // owed at 80 (none stored)
+  projector().WaitForSnapshots();
+  const uint64_t first = store().NewestSnapshotSeq();
+  ASSERT_EQ(first, Head());
+  // Every 5 events on a short log; here a quarter of the log: the next is
+  // owed once the head is a quarter past `first` (4/3 of it), not before.
+  static_assert(kSnapshotLogFraction == 4);
+  while (Head() < first + first / 5) ASSERT_OK(CheckIn("kr-hires", 1));
+  projector().WaitForSnapshots();
+  EXPECT_EQ(store().NewestSnapshotSeq(), first);
+  while (Head() * 3 < first * 4) ASSERT_OK(CheckIn("kr-hires", 2));
+  projector().WaitForSnapshots();
+  EXPECT_GT(store().NewestSnapshotSeq(), first);
+}
+
 }  // namespace
 }  // namespace okr

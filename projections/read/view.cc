@@ -196,9 +196,14 @@ KeyResultRow View::KeyResultRowIn(const KeyResult& kr, const ObjectiveFields* ob
 
 json View::KeyResultJson(const KeyResult& kr) { return RenderKeyResult(KeyResultRowOf(kr)); }
 
-void WriteKeyResult(JsonOut& out, const KeyResultRow& row) {
+void WriteKeyResult(JsonOut& out, const KeyResultRow& row, const KeyResultWrite* write) {
   const KeyResultFields& f = row.fields;
-  out.StartObject().Key("check_in_count").Uint(row.check_in_count);
+  out.StartObject();
+  if (write && write->check_in) {
+    out.Key("check_in");
+    WriteCheckIn(out, *write->check_in);
+  }
+  out.Key("check_in_count").Uint(row.check_in_count);
   out.Key("current").Number(row.current).Key("id").String(row.id).Key("last_check_in");
   if (row.last_check_in) {
     WriteCheckIn(out, *row.last_check_in);
@@ -208,7 +213,9 @@ void WriteKeyResult(JsonOut& out, const KeyResultRow& row) {
   out.Key("metric").String(f.metric).Key("objective").String(f.objective);
   out.Key("owner").String(row.owner).Key("pace");
   WritePace(out, row.pace);
-  out.Key("progress").Number(row.progress).Key("start").Number(f.start);
+  out.Key("progress").Number(row.progress);
+  if (write) out.Key("seq").Uint(write->seq);
+  out.Key("start").Number(f.start);
   out.Key("state").String(f.removed ? "removed" : "active").Key("target").Number(f.target);
   out.Key("title").String(f.title).Key("unit").String(f.unit);
   out.Key("version").Uint(row.version).Key("weight").Number(f.weight).EndObject();

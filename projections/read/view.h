@@ -65,7 +65,14 @@ void WriteCycle(JsonOut& out, const CycleRow& row);
 void WriteCheckIn(JsonOut& out, const CheckIn& check_in);
 // {"expected": <0..1>, "status": "on_track"|"at_risk"|"off_track"|"none"}.
 void WritePace(JsonOut& out, const Pace& pace);
-void WriteKeyResult(JsonOut& out, const KeyResultRow& row);
+// What a write's answer adds to the key result it wrote (POST
+// /v1/key-results/{id}/check-ins and the other writes of key results):
+// the check-in recorded, if it recorded one, and the write's seq.
+struct KeyResultWrite {
+  std::optional<CheckIn> check_in;
+  uint64_t seq = 0;
+};
+void WriteKeyResult(JsonOut& out, const KeyResultRow& row, const KeyResultWrite* write = nullptr);
 void WriteObjective(JsonOut& out, const ObjectiveRow& row);
 nlohmann::json RenderUnit(const UnitRow& row);
 nlohmann::json RenderCycle(const CycleRow& row);

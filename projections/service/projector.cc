@@ -98,7 +98,11 @@ Result<std::unique_ptr<Projector>> Projector::Open(EventStore* store, ProjectorO
     // snapshot thread got to it, or a log restored without one) is owed
     // again, so start-up stays a snapshot load plus a short tail.
     const uint64_t newest = std::min(store->NewestSnapshotSeq(), head);
-    if (!p->is_stuck_ && head - newest >= every) p->snapshot_owed_ = head;
+    p->snapshot_base_ = newest;
+    if (!p->is_stuck_ && head - newest >= p->SnapshotSpacing(head)) {
+      p->snapshot_owed_ = head;
+      p->snapshot_base_ = head;
+    }
     p->snapshotter_ = std::thread([raw = p.get()] { raw->SnapshotLoop(); });
   }
   return p;
@@ -147,6 +151,7 @@ void Projector::FoldDurable(const std::vector<StoredEvent>& events) {
     // to the follower rather than wait for it.
     std::unique_lock lock(mu_, kFoldWaitForReaders);
     if (!lock.owns_lock()) {
+      batches_left_to_follower_.fetch_add(1, std::memory_order_relaxed);
       {
         std::lock_guard<std::mutex> follow(follow_mu_);
         follow_owed_ = true;
@@ -170,7 +175,7 @@ void Projector::FoldDurable(const std::vector<StoredEvent>& events) {
     }
     after = projection_.seq();
     // Owed before the fold is visible, as in CatchUpLocked.
-    MaybeSnapshot(before, after);
+    MaybeSnapshot(after);
   }
   { std::lock_guard<std::mutex> lock(projected_mu_); }
   projected_cv_.notify_all();
@@ -267,16 +272,18 @@ Status Projector::CatchUpLocked(uint64_t up_to) {
     // Owed before the fold is visible, so a caller that sees the new seq
     // (WaitForSnapshots after a write) also sees the snapshot owed. The
     // snapshot thread never takes mu_ while it holds snapshot_mu_.
-    MaybeSnapshot(before, after);
+    MaybeSnapshot(after);
   }
   return Status::Ok();
 }
 
-void Projector::MaybeSnapshot(uint64_t before, uint64_t after) {
-  uint64_t every = options_.snapshot_every_events;
-  if (every == 0 || before / every == after / every) return;
+void Projector::MaybeSnapshot(uint64_t after) {
+  if (options_.snapshot_every_events == 0) return;
   {
     std::lock_guard<std::mutex> lock(snapshot_mu_);
+    // A rebuilt projection (FoldFailed) may stand before the last owed.
+    if (after <= snapshot_base_ || after - snapshot_base_ < SnapshotSpacing(after)) return;
+    snapshot_base_ = after;
     snapshot_owed_ = std::max(snapshot_owed_, after);
   }
   snapshot_cv_.notify_all();

@@ -19,6 +19,7 @@
 // Thread-safe. Owns the projection; borrows the store, which must outlive it.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -37,8 +38,9 @@
 namespace okr {
 
 struct ProjectorOptions {
-  // A snapshot is owed each time the projection passes a multiple of this
-  // (0: never write snapshots); it is written in the background, no
+  // A snapshot is owed once the projection is this many events past the
+  // last one owed, or a kSnapshotLogFraction-th of the log when that is
+  // more (0: never write snapshots); it is written in the background, no
   // sooner than kSnapshotIdleFactor times the last one's duration after it.
   uint64_t snapshot_every_events = 10'000;
   bool load_snapshot = true;          // start from the newest snapshot
@@ -93,6 +95,11 @@ inline constexpr std::chrono::milliseconds kFoldWaitForReaders{2};
 // many d later: snapshots take at most a tenth of one core, however large
 // the projection grows (at 1M events one takes seconds).
 inline constexpr int kSnapshotIdleFactor = 9;
+// A snapshot costs in proportion to the state, which grows with the log:
+// spaced by at least this fraction of the log, its cost per event stays
+// the same at any size, and a start-up replays at most about this
+// fraction of the log after the snapshot it loads.
+inline constexpr uint64_t kSnapshotLogFraction = 4;
 
 class Projector {
  public:
@@ -155,6 +162,10 @@ class Projector {
   // Reads keep answering the last good state; writes answer kIOError.
   std::optional<StuckAt> stuck() const;
   bool is_stuck() const { return is_stuck_; }  // lock-free, for every answer
+  // Durable batches the writer's thread left to the follower since Open
+  // (readers held the lock beyond kFoldWaitForReaders): each cost its
+  // writers a thread hand-off and a re-read of the log.
+  uint64_t batches_left_to_follower() const { return batches_left_to_follower_; }
   // The wall clock writes are judged by.
   int64_t NowUs() const { return options_.clock_us(); }
 
@@ -237,9 +248,12 @@ class Projector {
   // Records the first fold failure (once) and tells options_.on_stuck.
   void MarkStuck(uint64_t seq, const Status& why);
   Status StuckStatus() const;
-  // Owes a snapshot when (before, after] passes a multiple of
-  // snapshot_every_events; the snapshot thread writes it.
-  void MaybeSnapshot(uint64_t before, uint64_t after);
+  // Owes a snapshot at `after` when it is SnapshotSpacing(after) or more
+  // past the last one owed; the snapshot thread writes it.
+  void MaybeSnapshot(uint64_t after);
+  uint64_t SnapshotSpacing(uint64_t seq) const {
+    return std::max(options_.snapshot_every_events, seq / kSnapshotLogFraction);
+  }
   void SnapshotLoop();
   // Writes the snapshot at `seq` from a projection rebuilt for it (the
   // newest stored snapshot plus the log after it), never touching mu_.
@@ -265,11 +279,13 @@ class Projector {
   std::mutex follow_mu_;  // guards follow_owed_
   std::condition_variable follow_cv_;
   bool follow_owed_ = false;  // the writer's thread left a batch unfolded
+  std::atomic<uint64_t> batches_left_to_follower_{0};
   std::thread follower_;
 
   std::mutex snapshot_mu_;  // guards the three below
   std::condition_variable snapshot_cv_;
   uint64_t snapshot_owed_ = 0;  // the seq a snapshot is owed at; 0: none
+  uint64_t snapshot_base_ = 0;  // the last seq a snapshot was owed at (or stored, at Open)
   bool snapshot_busy_ = false;  // the snapshot thread is writing one
   std::thread snapshotter_;
 };

@@ -1,9 +1,10 @@
-// The compact fold's parts: the process-wide text table (Interned) and the
+// The compact fold's parts: the process-wide text table (Interned), the
 // projection's id indexes (IdIndex for entities, CheckInIndex for check-ins
-// by handle). Equal texts share a handle, a handle's text survives whatever
-// made it, a lookup never grows the table, readers need no lock while a
-// writer interns, and each index finds every id it holds and no other,
-// through its growth.
+// by handle) and its check-in arena. Equal texts share a handle, a handle's
+// text survives whatever made it, a lookup never grows the table, readers
+// need no lock while a writer interns, each index finds every id it holds
+// and no other, through its growth, and each key result reads its own
+// check-ins from the arena, whatever else it holds, in a copy as well.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -14,6 +15,7 @@
 
 #include "projections/domain/id_index.h"
 #include "projections/domain/interned.h"
+#include "projections/domain/projection.h"
 
 namespace okr {
 namespace {
@@ -39,6 +41,18 @@ TEST(InternedTest, TheEmptyTextIsTheDefaultHandle) {
   EXPECT_STREQ(none.c_str(), "");
   EXPECT_EQ(Interned::Of("").handle(), none.handle());
   EXPECT_FALSE(Interned::Of("x").empty());
+}
+
+TEST(InternedTest, OfSaysWhetherItAddedTheText) {
+  bool added = false;
+  const Interned first = Interned::Of("said-to-be-new", &added);
+  EXPECT_TRUE(added);
+  const Interned again = Interned::Of("said-to-be-new", &added);
+  EXPECT_FALSE(added);
+  EXPECT_EQ(first.handle(), again.handle());
+  added = true;
+  EXPECT_TRUE(Interned::Of("", &added).empty());
+  EXPECT_FALSE(added);  // the empty text is always there
 }
 
 TEST(InternedTest, FindInternsNothing) {
@@ -129,6 +143,65 @@ TEST(CheckInIndexTest, FindsEveryCheckInItHoldsAndNoOther) {
   moved.clear();
   EXPECT_EQ(moved.Find(ids[1]), nullptr);
   EXPECT_EQ(moved.size(), 0u);
+}
+
+// Check-in `n` of a key result measured at `measured`, folded at `seq`.
+CheckIn ArenaCheckIn(uint64_t seq, int64_t measured, int n) {
+  CheckIn ci;
+  ci.meta.seq = seq;
+  ci.measured_at_us = measured;
+  ci.value = n;
+  ci.id = Interned::Of("arena-ci-" + std::to_string(n));
+  return ci;
+}
+
+TEST(CheckInArenaTest, KeyResultsReadTheirOwnCheckInsAcrossChunks) {
+  CheckInArena arena;
+  CheckIns a, b;
+  // Interleaved, as a log folds them, over several 16,384-check-in chunks;
+  // b's are backfilled now and then (an older measurement, a tie).
+  for (int n = 0; n < 50'000; ++n) {
+    const auto seq = static_cast<uint64_t>(n) + 1;
+    if (n % 3 == 0) {
+      a.Append(&arena, ArenaCheckIn(seq, n, n));
+    } else {
+      const int64_t measured = n % 5 == 0 ? n - 100 : n % 7 == 0 ? b.back().measured_at_us : n;
+      b.Append(&arena, ArenaCheckIn(seq, measured, n));
+    }
+  }
+  EXPECT_EQ(arena.size(), 50'000u);
+  ASSERT_EQ(a.size(), 16'667u);
+  for (size_t i = 0; i < a.size(); ++i) {
+    ASSERT_EQ(a[i].value, static_cast<double>(3 * i)) << i;
+    ASSERT_EQ(a.LatestUpTo(i), i);  // measured in seq order: the newest is the latest
+  }
+  // The latest by (measured_at, seq), against a scan of the first i + 1.
+  size_t latest = 0;
+  for (size_t i = 0; i < b.size(); ++i) {
+    if (b[i].measured_at_us >= b[latest].measured_at_us) latest = i;
+    ASSERT_EQ(b.LatestUpTo(i), latest) << i;
+  }
+  size_t walked = 0;
+  for (const CheckIn& ci : b) ASSERT_EQ(&ci, &b[walked++]);
+  EXPECT_EQ(walked, b.size());
+  EXPECT_EQ(b.end() - b.begin(), static_cast<std::ptrdiff_t>(b.size()));
+}
+
+TEST(CheckInArenaTest, ACopyReadsItsOwnArenaWhileTheOriginalGrows) {
+  auto arena = std::make_unique<CheckInArena>();
+  CheckIns original;
+  for (int n = 0; n < 20'000; ++n) original.Append(arena.get(), ArenaCheckIn(n + 1, n, n));
+  CheckInArena copied_arena(*arena);
+  CheckIns copy = original;
+  copy.Rebind(&copied_arena);
+  EXPECT_TRUE(copy == original);  // by content, wherever stored
+  EXPECT_NE(&copy[0], &original[0]);
+  original.Append(arena.get(), ArenaCheckIn(20'001, 0, 20'000));  // a backfill
+  arena.reset();                                                  // the original's arena is gone
+  ASSERT_EQ(copy.size(), 20'000u);
+  EXPECT_EQ(copy.back().value, 19'999.0);
+  EXPECT_EQ(copy.LatestUpTo(19'999), 19'999u);
+  EXPECT_EQ(copied_arena.size(), 20'000u);
 }
 
 }  // namespace

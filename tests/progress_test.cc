@@ -67,6 +67,23 @@ TEST_F(ProgressTest, BooleanKeyResultIsAllOrNothing) {
   EXPECT_EQ(KeyResultJson("kr-policy")["metric"], "boolean");
 }
 
+// A copy's key results read the copy's check-ins, not the arena of the
+// projection it was copied from, which goes on folding.
+TEST_F(ProgressTest, ACopyOfTheProjectionKeepsItsCheckInsWhileTheOriginalFolds) {
+  ASSERT_OK(AddKeyResult("kr-hires", "hr-hiring", "Hires made", 0, 10));
+  ASSERT_OK(CheckIn("kr-hires", 3));
+  ASSERT_OK(CheckIn("kr-hires", 4));
+  Projection copy = state();
+  EXPECT_TRUE(copy == state());
+  ASSERT_OK(CheckIn("kr-hires", 9));
+  const KeyResult& kr = *copy.key_result("kr-hires");
+  ASSERT_EQ(kr.check_ins.size(), 2u);
+  EXPECT_EQ(ValueOf(kr, kr.current(), copy.seq()).value, 4);
+  EXPECT_EQ(Current("kr-hires"), 9);
+  const Projection moved = std::move(copy);
+  EXPECT_EQ(moved.key_result("kr-hires")->check_ins.back().value, 4);
+}
+
 TEST_F(ProgressTest, ProgressAboveTheTargetIsClampedToOne) {
   ASSERT_OK(AddKeyResult("kr-hires", "hr-hiring", "Hires made", 0, 10));
   ASSERT_OK(CheckIn("kr-hires", 15));
@@ -266,6 +283,7 @@ TEST_F(ProgressTest, ManyCheckInsAndCorrectionsGiveTheReferenceSeriesAtEverySeq)
 // (seconds); the series costs O(check-ins + corrections) (milliseconds).
 TEST(CheckInSeriesCost, FiftyThousandCheckInsAndCorrectionsInWellUnderASecond) {
   constexpr size_t kCheckIns = 50'000;
+  CheckInArena arena;
   KeyResult kr;
   kr.id = "kr-big";
   uint64_t seq = 1;
@@ -275,7 +293,7 @@ TEST(CheckInSeriesCost, FiftyThousandCheckInsAndCorrectionsInWellUnderASecond) {
     ci.meta.seq = ++seq;
     ci.value = 1;
     ci.measured_at_us = static_cast<int64_t>(kCheckIns - i);  // newest measured first
-    kr.check_ins.push_back(std::move(ci));
+    kr.check_ins.Append(&arena, ci);
   }
   for (size_t i = 0; i < kCheckIns; ++i) {
     Correction c;
@@ -284,7 +302,6 @@ TEST(CheckInSeriesCost, FiftyThousandCheckInsAndCorrectionsInWellUnderASecond) {
     c.value = static_cast<double>(i);
     kr.corrections.push_back(std::move(c));
   }
-  kr.Reindex();
   auto started = std::chrono::steady_clock::now();
   auto series = CheckInSeries(kr, seq);
   auto took = std::chrono::steady_clock::now() - started;

@@ -1,32 +1,59 @@
-// A key result's check-ins: the index of its latest measurement, its value
-// and progress at a point, and the series as corrected.
+// A key result's check-ins: the arena that holds them, the index of its
+// latest measurement, its value and progress at a point, and the series as
+// corrected.
 #include "projections/domain/projection.h"
 
 #include <algorithm>
 #include <cassert>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
 #include <unordered_map>
 
 namespace okr {
 
-void KeyResult::AddToIndex() {
-  uint32_t newest = static_cast<uint32_t>(check_ins.size() - 1);
-  // Seqs only grow, so on a tie in measured_at the newcomer wins.
-  if (!latest_prefix.empty() &&
-      check_ins[newest].measured_at_us < check_ins[latest_prefix.back()].measured_at_us) {
-    newest = latest_prefix.back();
+CheckInArena::CheckInArena(const CheckInArena& other) : size_(other.size_) {
+  for (size_t chunk = 0; chunk < other.chunks_.size(); ++chunk) {
+    chunks_.push_back(std::make_unique_for_overwrite<CheckIn[]>(kChunkSize));
+    const size_t used = std::min(kChunkSize, size_ - chunk * kChunkSize);
+    std::copy_n(other.chunks_[chunk].get(), used, chunks_.back().get());
   }
-  latest_prefix.push_back(newest);
 }
 
-void KeyResult::Reindex() {
-  std::vector<CheckIn> all = std::move(check_ins);
-  check_ins.clear();
-  latest_prefix.clear();
-  for (auto& ci : all) {
-    check_ins.push_back(std::move(ci));
-    AddToIndex();
+uint32_t CheckInArena::Append(const CheckIn& ci) {
+  if (size_ == UINT32_MAX) {
+    std::fputs("okrd: more than 4 billion check-ins in one projection\n", stderr);
+    std::abort();  // beyond any log okrd is built for; a position would wrap
   }
+  if ((size_ & kChunkMask) == 0) {
+    assert(chunks_.size() == size_ >> kChunkBits);  // every chunk before is full
+    chunks_.push_back(std::make_unique_for_overwrite<CheckIn[]>(kChunkSize));
+  }
+  chunks_.back()[size_ & kChunkMask] = ci;
+  return size_++;
+}
+
+void CheckIns::Append(CheckInArena* arena, const CheckIn& ci) {
+  assert(arena_ == nullptr || arena_ == arena);  // one key result, one arena
+  arena_ = arena;
+  auto newest = static_cast<uint32_t>(entries_.size());
+  // Seqs only grow, so on a tie in measured_at the newcomer wins.
+  if (!entries_.empty() && ci.measured_at_us < latest_measured_at_us_) {
+    newest = entries_.back().latest;
+  } else {
+    latest_measured_at_us_ = ci.measured_at_us;
+  }
+  entries_.push_back({arena->Append(ci), newest});
+  assert((*this)[LatestUpTo(size() - 1)].measured_at_us == latest_measured_at_us_);
+}
+
+bool CheckIns::operator==(const CheckIns& other) const {
+  if (size() != other.size()) return false;
+  for (size_t i = 0; i < size(); ++i) {
+    if (LatestUpTo(i) != other.LatestUpTo(i) || (*this)[i] != other[i]) return false;
+  }
+  return true;
 }
 
 size_t KeyResult::CheckInsKnownAt(uint64_t as_of) const {
@@ -40,27 +67,29 @@ size_t KeyResult::CheckInsKnownAt(uint64_t as_of) const {
 
 CurrentValue ValueOf(const KeyResult& kr, const KeyResultFields& fields, uint64_t as_of,
                      int64_t at_us) {
-  CurrentValue out{fields.start, nullptr};
-  size_t known = kr.CheckInsKnownAt(as_of);
-  if (known > 0 && at_us >= kr.check_ins[kr.latest_prefix[known - 1]].measured_at_us) {
+  CurrentValue out{fields.start, std::nullopt};
+  const size_t known = kr.CheckInsKnownAt(as_of);
+  const CheckIn* found = nullptr;
+  if (known > 0 && at_us >= kr.check_ins[kr.check_ins.LatestUpTo(known - 1)].measured_at_us) {
     // The latest known check-in was measured by `at`: it is the answer.
-    out.check_in = &kr.check_ins[kr.latest_prefix[known - 1]];
-  } else if (known > 0) {
-    for (const CheckIn& ci : kr.check_ins) {
-      if (ci.meta.seq > as_of) break;  // seq order: nothing later is known
+    out.check_in = kr.check_ins.LatestUpTo(known - 1);
+    found = &kr.check_ins[*out.check_in];
+  } else {
+    // Seq order: nothing after the first `known` is known.
+    for (size_t i = 0; i < known; ++i) {
+      const CheckIn& ci = kr.check_ins[i];
       if (ci.measured_at_us > at_us) continue;
-      if (out.check_in == nullptr || ci.measured_at_us > out.check_in->measured_at_us ||
-          (ci.measured_at_us == out.check_in->measured_at_us &&
-           ci.meta.seq > out.check_in->meta.seq)) {
-        out.check_in = &ci;
+      if (found == nullptr || ci.measured_at_us >= found->measured_at_us) {  // ties: later seq
+        out.check_in = i;
+        found = &ci;
       }
     }
   }
-  if (out.check_in != nullptr) {
-    out.value = out.check_in->value;
+  if (found != nullptr) {
+    out.value = found->value;
     for (const Correction& c : kr.corrections) {
       if (c.meta.seq > as_of) break;
-      if (c.check_in == out.check_in->id) out.value = c.value;
+      if (c.check_in == found->id) out.value = c.value;
     }
   }
   return out;

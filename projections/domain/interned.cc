@@ -39,7 +39,8 @@ class InternTable {
     return *table;
   }
 
-  Interned Of(std::string_view text) {
+  Interned Of(std::string_view text, bool* added) {
+    if (added != nullptr) *added = false;
     if (text.empty()) return Interned();
     const uint64_t hash = HashText(text);
     {
@@ -55,6 +56,7 @@ class InternTable {
     }
     const uint32_t h = Append(text);
     slots_[slot] = (hash << 32) | h;
+    if (added != nullptr) *added = true;
     return Interned(h);
   }
 
@@ -163,7 +165,9 @@ class InternTable {
   size_t block_left_ = 0;
 };
 
-Interned Interned::Of(std::string_view text) { return InternTable::Get().Of(text); }
+Interned Interned::Of(std::string_view text, bool* added) {
+  return InternTable::Get().Of(text, added);
+}
 
 std::optional<Interned> Interned::Find(std::string_view text) {
   return InternTable::Get().Find(text);

@@ -29,8 +29,10 @@ class Interned {
   // The empty text.
   constexpr Interned() = default;
 
-  // The handle of `text`, interned now if it is new.
-  static Interned Of(std::string_view text);
+  // The handle of `text`, interned now if it is new. With `added`, says
+  // whether it was: a text new to the process is in no projection's index
+  // yet, so the fold need not look a new check-in's id up there.
+  static Interned Of(std::string_view text, bool* added = nullptr);
   // The handle of `text` if it was ever interned; nullopt otherwise
   // (interns nothing, so a lookup of a hostile id never grows the table).
   static std::optional<Interned> Find(std::string_view text);

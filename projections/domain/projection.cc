@@ -380,20 +380,22 @@ Status Projection::ApplyCheckIn(schema::Event::Reader ev, const Meta& meta, std:
   }
   assert(ev.which() == schema::Event::Which::CHECK_IN_RECORDED);
   auto b = ev.getCheckInRecorded();
-  const Interned ci_id = Intern(b.getCheckIn());
-  OKR_RETURN_IF_ERROR(CheckNewId(meta, ci_id));
-  kr->check_ins.push_back(CheckIn{.meta = meta,
-                                  .value = b.getValue(),
-                                  .confidence = b.getConfidence(),
-                                  .measured_at_us = b.getMeasuredAt(),
-                                  .id = ci_id,
-                                  .status = StatusName(b.getStatus()),
-                                  .note = Intern(b.getNote()),
-                                  .has_confidence = b.getHasConfidence()});
-  kr->AddToIndex();
+  bool added = false;
+  const Interned ci_id = Interned::Of(View(b.getCheckIn()), &added);
+  // A text the process had never seen is no entity's and no check-in's:
+  // the probes are for logs folded again (a rebuild, the snapshot's fold).
+  if (!added) OKR_RETURN_IF_ERROR(CheckNewId(meta, ci_id));
+  assert(!added || CheckNewId(meta, ci_id).ok());
+  kr->check_ins.Append(check_in_arena_.get(), CheckIn{.meta = meta,
+                                                      .value = b.getValue(),
+                                                      .confidence = b.getConfidence(),
+                                                      .measured_at_us = b.getMeasuredAt(),
+                                                      .id = ci_id,
+                                                      .status = StatusName(b.getStatus()),
+                                                      .note = Intern(b.getNote()),
+                                                      .has_confidence = b.getHasConfidence()});
   kr->event_seqs.push_back(meta.seq);
   check_in_index_.Insert(ci_id, kr);
-  assert(kr->latest_prefix.size() == kr->check_ins.size());
   return Status::Ok();
 }
 
@@ -461,7 +463,8 @@ Projection::Projection(const Projection& other)
       units_(other.units_),
       cycles_(other.cycles_),
       objectives_(other.objectives_),
-      key_results_(other.key_results_) {
+      key_results_(other.key_results_),
+      check_in_arena_(std::make_unique<CheckInArena>(*other.check_in_arena_)) {
   RebuildIndex();
 }
 
@@ -471,7 +474,8 @@ Projection& Projection::operator=(const Projection& other) {
 }
 
 // Ids are unique across kinds (the writer refuses a reused one), so no
-// Insert below finds its id already there.
+// Insert below finds its id already there. The key results' check-ins are
+// pointed at this projection's arena (a copy's are at the original's).
 void Projection::RebuildIndex() {
   index_.clear();
   check_in_index_.clear();
@@ -480,6 +484,7 @@ void Projection::RebuildIndex() {
   for (auto& [id, e] : objectives_) index_.Insert(Interned::Of(id), EntityKind::kObjective, &e);
   for (auto& [id, kr] : key_results_) {
     index_.Insert(Interned::Of(id), EntityKind::kKeyResult, &kr);
+    kr.check_ins.Rebind(check_in_arena_.get());
     for (const CheckIn& ci : kr.check_ins) check_in_index_.Insert(ci.id, &kr);
   }
 }

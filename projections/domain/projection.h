@@ -10,11 +10,17 @@
 // serialises Apply() against readers.
 #pragma once
 
+#include <cassert>
+#include <compare>
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "eventstore/base/status.h"
@@ -135,6 +141,112 @@ struct CheckIn {
   bool operator==(const CheckIn&) const = default;
 };
 
+// Every check-in of one projection, in the order folded (seq order for a
+// log; key result by key result after a snapshot is decoded), in fixed
+// chunks that never move. Folding a check-in appends to this one array
+// instead of to one vector among thousands spread over the heap, and a key
+// result names its check-ins by 4-byte positions here (docs/DECISIONS.md,
+// "An arena for check-ins"). Not thread-safe, like its projection.
+class CheckInArena {
+ public:
+  CheckInArena() = default;
+  CheckInArena(const CheckInArena& other);  // copies every chunk
+  CheckInArena& operator=(const CheckInArena&) = delete;
+
+  // Stores `ci`; returns its position.
+  uint32_t Append(const CheckIn& ci);
+  const CheckIn& operator[](uint32_t position) const {
+    assert(position < size_);
+    return chunks_[position >> kChunkBits][position & kChunkMask];
+  }
+  size_t size() const { return size_; }
+
+ private:
+  static constexpr unsigned kChunkBits = 14;  // 16,384 check-ins, 1.1 MiB a chunk
+  static constexpr size_t kChunkSize = size_t{1} << kChunkBits;
+  static constexpr uint32_t kChunkMask = kChunkSize - 1;
+
+  std::vector<std::unique_ptr<CheckIn[]>> chunks_;
+  uint32_t size_ = 0;
+};
+
+// One key result's check-ins in seq order, read like a vector of CheckIn:
+// positions in its projection's arena, each with the index of the latest
+// by (measured_at, seq) among the check-ins up to it, so the value as of
+// any seq needs no scan. Copies read the same arena until Rebind.
+class CheckIns {
+  struct Entry {
+    uint32_t position;  // in the arena
+    uint32_t latest;    // index here of the latest among [0, this one]
+  };
+
+ public:
+  class Iterator {
+   public:
+    using iterator_category = std::random_access_iterator_tag;
+    using value_type = CheckIn;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const CheckIn*;
+    using reference = const CheckIn&;
+    Iterator() = default;
+    Iterator(const CheckInArena* arena, const Entry* entry) : arena_(arena), entry_(entry) {}
+    reference operator*() const { return (*arena_)[entry_->position]; }
+    pointer operator->() const { return &**this; }
+    reference operator[](difference_type n) const { return *(*this + n); }
+    Iterator& operator++() { return *this += 1; }
+    Iterator operator++(int) { return std::exchange(*this, *this + 1); }
+    Iterator& operator--() { return *this += -1; }
+    Iterator operator--(int) { return std::exchange(*this, *this + -1); }
+    Iterator& operator+=(difference_type n) {
+      entry_ += n;
+      return *this;
+    }
+    Iterator& operator-=(difference_type n) { return *this += -n; }
+    friend Iterator operator+(Iterator i, difference_type n) { return i += n; }
+    friend Iterator operator+(difference_type n, Iterator i) { return i += n; }
+    friend Iterator operator-(Iterator i, difference_type n) { return i += -n; }
+    friend difference_type operator-(Iterator a, Iterator b) { return a.entry_ - b.entry_; }
+    friend bool operator==(Iterator a, Iterator b) { return a.entry_ == b.entry_; }
+    friend auto operator<=>(Iterator a, Iterator b) { return a.entry_ <=> b.entry_; }
+
+   private:
+    const CheckInArena* arena_ = nullptr;
+    const Entry* entry_ = nullptr;
+  };
+
+  size_t size() const { return entries_.size(); }
+  bool empty() const { return entries_.empty(); }
+  const CheckIn& operator[](size_t i) const {
+    assert(i < entries_.size());
+    return (*arena_)[entries_[i].position];
+  }
+  const CheckIn& back() const { return (*this)[size() - 1]; }
+  Iterator begin() const { return Iterator(arena_, entries_.data()); }
+  Iterator end() const { return Iterator(arena_, entries_.data() + entries_.size()); }
+  // The index of the latest by (measured_at, seq) among [0, i].
+  size_t LatestUpTo(size_t i) const {
+    assert(i < entries_.size() && entries_[i].latest <= i);
+    return entries_[i].latest;
+  }
+
+  // Stores `ci`, newer by seq than every check-in here, in `arena` (the
+  // one the others are in) and appends it.
+  void Append(CheckInArena* arena, const CheckIn& ci);
+  // Reads from `arena` from now on: a copy of the arena the positions are in.
+  void Rebind(const CheckInArena* arena) { arena_ = arena; }
+
+  // The same check-ins (by content, wherever they are stored) and the
+  // same latest ones.
+  bool operator==(const CheckIns& other) const;
+
+ private:
+  const CheckInArena* arena_ = nullptr;
+  std::vector<Entry> entries_;
+  // measured_at of the latest: a fold compares the newcomer with it
+  // without reading the arena far behind its end.
+  int64_t latest_measured_at_us_ = 0;
+};
+
 struct Correction {
   Meta meta;
   Interned check_in;
@@ -164,15 +276,9 @@ struct Objective : Entity<ObjectiveFields> {
   bool operator==(const Objective&) const = default;
 };
 struct KeyResult : Entity<KeyResultFields> {
-  std::vector<CheckIn> check_ins;       // seq order
+  CheckIns check_ins;                   // seq order, in the projection's arena
   std::vector<Correction> corrections;  // seq order
   std::vector<Comment> comments;
-  // latest_prefix[i]: index of the latest by (measured_at, seq) among
-  // check_ins[0..i], so the value as of any seq needs no scan. Derived;
-  // kept by Apply and rebuilt after snapshot decoding (Reindex).
-  std::vector<uint32_t> latest_prefix;
-  void AddToIndex();  // after check_ins grew by one
-  void Reindex();
   // How many check-ins are known at `as_of`.
   size_t CheckInsKnownAt(uint64_t as_of) const;
   bool operator==(const KeyResult&) const = default;
@@ -268,6 +374,9 @@ class Projection {
   // (one probe per event), check-ins with their key result.
   IdIndex index_;
   CheckInIndex check_in_index_;
+  // Where the key results' check-ins are; on the heap, so a moved
+  // projection's key results still read it.
+  std::unique_ptr<CheckInArena> check_in_arena_ = std::make_unique<CheckInArena>();
 };
 
 // --- Progress (SPEC §1) ---
@@ -277,7 +386,7 @@ class Projection {
 // applied), or its start when there is none.
 struct CurrentValue {
   double value = 0;
-  const CheckIn* check_in = nullptr;  // nullptr: no check-in, value is start
+  std::optional<size_t> check_in;  // its index in kr.check_ins; none: value is start
 };
 CurrentValue ValueOf(const KeyResult& kr, const KeyResultFields& fields, uint64_t as_of,
                      int64_t at_us = INT64_MAX);

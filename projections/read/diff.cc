@@ -88,10 +88,10 @@ class DiffRows {
 };
 
 // The element of a seq-ordered list whose meta.seq is `seq`, or nullptr.
-template <typename T>
-const T* AtSeq(const std::vector<T>& list, uint64_t seq) {
+template <typename List>
+const auto* AtSeq(const List& list, uint64_t seq) {
   auto it = std::lower_bound(list.begin(), list.end(), seq,
-                             [](const T& item, uint64_t s) { return item.meta.seq < s; });
+                             [](const auto& item, uint64_t s) { return item.meta.seq < s; });
   return it != list.end() && it->meta.seq == seq ? &*it : nullptr;
 }
 

@@ -156,9 +156,7 @@ const View::KeyResultValue& View::KeyResultValueOf(const KeyResult& kr) {
     CurrentValue current = ValueOf(kr, *f, as_of_, at_us_);
     it->second.value = current.value;
     it->second.progress = okr::KeyResultProgress(*f, current.value);
-    if (current.check_in) {
-      it->second.check_in = static_cast<size_t>(current.check_in - kr.check_ins.data());
-    }
+    it->second.check_in = current.check_in;
   }
   return it->second;
 }

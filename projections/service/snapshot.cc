@@ -163,7 +163,7 @@ void GetFields(s::KeyResultRevision::Reader b, KeyResultFields* f) {
 
 // --- A key result's appended lists ---
 
-void PutCheckIns(capnp::List<s::CheckIn>::Builder list, const std::vector<CheckIn>& v) {
+void PutCheckIns(capnp::List<s::CheckIn>::Builder list, const CheckIns& v) {
   assert(list.size() == v.size());
   for (size_t k = 0; k < v.size(); ++k) {
     const CheckIn& ci = v[k];
@@ -238,24 +238,23 @@ void GetEntities(ListR list, std::map<std::string, E>* m, GetExtras get_extras) 
   }
 }
 
-void GetKeyResultExtras(s::KeyResultEntity::Reader r, KeyResult* kr) {
+// A key result's check-ins go to `arena`, its projection's.
+void GetKeyResultExtras(s::KeyResultEntity::Reader r, KeyResult* kr, CheckInArena* arena) {
   for (auto c : r.getCheckIns()) {
-    kr->check_ins.push_back(CheckIn{.meta = GetMeta(c.getMeta()),
-                                    .value = c.getValue(),
-                                    .confidence = c.getConfidence(),
-                                    .measured_at_us = c.getMeasuredAt(),
-                                    .id = Intern(c.getId()),
-                                    .status = Intern(c.getStatus()),
-                                    .note = Intern(c.getNote()),
-                                    .has_confidence = c.getHasConfidence()});
+    kr->check_ins.Append(arena, CheckIn{.meta = GetMeta(c.getMeta()),
+                                        .value = c.getValue(),
+                                        .confidence = c.getConfidence(),
+                                        .measured_at_us = c.getMeasuredAt(),
+                                        .id = Intern(c.getId()),
+                                        .status = Intern(c.getStatus()),
+                                        .note = Intern(c.getNote()),
+                                        .has_confidence = c.getHasConfidence()});
   }
   for (auto c : r.getCorrections()) {
     kr->corrections.push_back(Correction{GetMeta(c.getMeta()), Intern(c.getCheckIn()),
                                          c.getBefore(), c.getValue(), Intern(c.getNote())});
   }
   kr->comments = GetComments(r.getComments());
-  kr->Reindex();
-  assert(kr->latest_prefix.size() == kr->check_ins.size());
 }
 
 }  // namespace
@@ -322,7 +321,10 @@ Result<Projection> SnapshotCodec::Decode(std::string_view bytes, Hash* head_hash
                   o->key_results = GetTexts(r.getKeyResults());
                   o->comments = GetComments(r.getComments());
                 });
-    GetEntities(snap.getKeyResults(), &p.key_results_, GetKeyResultExtras);
+    GetEntities(snap.getKeyResults(), &p.key_results_,
+                [&p](s::KeyResultEntity::Reader r, KeyResult* kr) {
+                  GetKeyResultExtras(r, kr, p.check_in_arena_.get());
+                });
   } catch (const kj::Exception& e) {
     return Status::Corruption(std::string("undecodable snapshot: ") + e.getDescription().cStr());
   }

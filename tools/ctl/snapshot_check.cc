@@ -147,8 +147,8 @@ void Compare(Differ* d, const T& a, const T& b, const std::string& prefix) {
 }
 
 // "what N: field: ..." for the first differing element of two lists.
-template <typename T>
-std::string DiffList(const std::string& what, const std::vector<T>& a, const std::vector<T>& b) {
+template <typename List>
+std::string DiffList(const std::string& what, const List& a, const List& b) {
   for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
     Differ d;
     Compare(&d, a[i], b[i]);
@@ -194,7 +194,8 @@ std::string DiffEntity(const KeyResult& a, const KeyResult& b) {
   if (d.empty()) d = DiffList("check-in", a.check_ins, b.check_ins);
   if (d.empty()) d = DiffList("correction", a.corrections, b.corrections);
   if (d.empty()) d = DiffList("comment", a.comments, b.comments);
-  return d.empty() && a.latest_prefix != b.latest_prefix ? "the index of latest check-ins" : d;
+  // The same check-ins with other latest ones: the derived index differs.
+  return d.empty() && a.check_ins != b.check_ins ? "the index of latest check-ins" : d;
 }
 
 // The first entity of one kind that differs, by id.

@@ -256,8 +256,7 @@ void CascadeSection(const okr::Projection& full, const Org& org, Percentiles as_
     CascadeUpTo(full, CascadeStep::kRows);
     rows.push_back(Seconds(t));
   }
-  auto cn = Summarise(served), pl = Summarise(plan), ru = Summarise(roll_ups),
-       rw = Summarise(rows);
+  auto cn = Summarise(served), pl = Summarise(plan), ru = Summarise(roll_ups), rw = Summarise(rows);
   std::printf("\ne) cascade: %zu people, %zu objectives, %zu key results (%.1f MB of JSON)\n",
               size_t{5000}, org.objectives.size(), org.key_results.size(), bytes / 1e6);
   std::printf("   current, served                     %10.3f %10.3f\n", cn.p50_ms, cn.p99_ms);

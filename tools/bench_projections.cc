@@ -231,10 +231,12 @@ void CascadeUpTo(const okr::Projection& full, CascadeStep last) {
   for (const okr::Objective* o : objectives) sum += view.ObjectiveProgress(*o);
   if (!(sum >= 0)) std::abort();  // progress is never negative
   if (last == CascadeStep::kRollUps) return;
-  // The rows the answer writes, built and dropped.
+  // The rows the answer writes (borrowed, as it writes them), built and dropped.
   size_t rows = 0;
-  for (const okr::Objective* o : objectives) rows += view.ObjectiveRowOf(*o).key_results.size();
-  for (const auto& [id, unit] : full.units()) rows += !view.UnitRowOf(unit).id.empty();
+  for (const okr::Objective* o : objectives)
+    rows += view.ObjectiveRowOf<okr::Hold::kBorrowed>(*o).key_results.size();
+  for (const auto& [id, unit] : full.units())
+    rows += !view.UnitRowOf<okr::Hold::kBorrowed>(unit).id.empty();
   if (rows == 0) std::abort();
 }
 

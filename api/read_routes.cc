@@ -249,10 +249,10 @@ void Server::Routes::GetAsOf(Call& c, const char* kind,
 static bool KeepAll(const View&, const auto&) { return true; }
 
 void Server::Routes::ListUnits(Call& c) {
-  Page(c, &Projection::units, KeepAll<Unit>, &View::UnitRowOf, RenderUnit);
+  Page(c, &Projection::units, KeepAll<Unit>, &View::UnitRowOf<>, RenderUnit);
 }
 void Server::Routes::ListCycles(Call& c) {
-  Page(c, &Projection::cycles, KeepAll<Cycle>, &View::CycleRowOf, RenderCycle);
+  Page(c, &Projection::cycles, KeepAll<Cycle>, &View::CycleRowOf<>, RenderCycle);
 }
 void Server::Routes::GetUnit(Call& c) { GetAsOf(c, "unit", &Projection::unit, &View::UnitJson); }
 void Server::Routes::GetCycle(Call& c) {
@@ -278,7 +278,7 @@ void Server::Routes::ListObjectives(Call& c) {
       [&](const View& v, const Objective& o) {
         return filter.Keeps(*o.FieldsAt(v.as_of())) && query->Matches(v, o);
       },
-      &View::ObjectiveRowOf, RenderObjective, query->empty() ? SIZE_MAX : kSearchScanPerPage);
+      &View::ObjectiveRowOf<>, RenderObjective, query->empty() ? SIZE_MAX : kSearchScanPerPage);
 }
 
 static json CommentsJson(const std::vector<Comment>& comments, uint64_t as_of) {

@@ -1,7 +1,7 @@
 // bench_projections: how fast the log folds into state, and how fast that
 // state answers, side by side with the raw replay ceiling in one run.
 //
-//   bench_projections [--events N] [--quick] [--dir PARENT]
+//   bench_projections [--events N] [--quick] [--dir PARENT] [--rebuild-only | --cascade-only]
 //
 // Builds a log of N events (default 1,000,000) for an organisation of 5,000
 // people in 200 teams and 10 departments, 2,000 objectives with 3 key
@@ -13,7 +13,10 @@
 //      okrd serves: one objective and its key results as of the seq), and
 //      through the newest snapshot at or before the seq plus a replay of the
 //      tail (what a restart does), with snapshots every 10,000 events;
-//   e) the cascade of the whole organisation (current, and as of random seqs).
+//   e) the cascade of the whole organisation (current, and as of random seqs),
+//      and, of the current one, what its plan, its roll-ups and its rows
+//      cost before any JSON is written.
+// --rebuild-only and --cascade-only measure b) or e) alone, for profiling.
 // A program, not a test: it prints figures (docs/BENCHMARKS.md).
 #include <unistd.h>
 
@@ -200,8 +203,6 @@ Percentiles LiveAsOf(const okr::Projection& full, const Org& org, uint64_t head)
   return Summarise(live);
 }
 
-}  // namespace
-
 // The cascade of cycle 2026 as GET /v1/cascade serves it: planned, then
 // written in pieces to a sink; the bytes written (0 at a seq before the
 // cycle existed, which okrd answers 404).
@@ -215,9 +216,66 @@ size_t ServedCascade(okr::View view) {
   return bytes;
 }
 
+// What the served cascade costs before its JSON: each step also does the
+// ones before it, on a fresh View, so the differences of their times are
+// the costs of the steps.
+enum class CascadeStep { kPlan, kRollUps, kRows };
+void CascadeUpTo(const okr::Projection& full, CascadeStep last) {
+  okr::View view(full, full.seq(), INT64_MAX, 0);
+  auto plan = okr::CascadePlan::Make(view, "2026", "", std::nullopt);
+  Check(plan.status(), "plan");
+  if (last == CascadeStep::kPlan) return;
+  // The roll-ups: every objective's progress (a unit's is a sum of them).
+  const auto objectives = view.Objectives({"2026", "", false});
+  double sum = 0;
+  for (const okr::Objective* o : objectives) sum += view.ObjectiveProgress(*o);
+  if (!(sum >= 0)) std::abort();  // progress is never negative
+  if (last == CascadeStep::kRollUps) return;
+  // The rows the answer writes (borrowed, as it writes them), built and dropped.
+  size_t rows = 0;
+  for (const okr::Objective* o : objectives)
+    rows += view.ObjectiveRowOf<okr::Hold::kBorrowed>(*o).key_results.size();
+  for (const auto& [id, unit] : full.units())
+    rows += !view.UnitRowOf<okr::Hold::kBorrowed>(unit).id.empty();
+  if (rows == 0) std::abort();
+}
+
+// Section e: the served cascade (current, 30 times) and its steps.
+void CascadeSection(const okr::Projection& full, const Org& org, Percentiles as_of) {
+  std::vector<double> served, plan, roll_ups, rows;
+  size_t bytes = 0;
+  for (int i = 0; i < 30; ++i) {
+    auto t = Clock::now();
+    bytes = ServedCascade(okr::View(full, full.seq(), INT64_MAX, 0));
+    served.push_back(Seconds(t));
+    t = Clock::now();
+    CascadeUpTo(full, CascadeStep::kPlan);
+    plan.push_back(Seconds(t));
+    t = Clock::now();
+    CascadeUpTo(full, CascadeStep::kRollUps);
+    roll_ups.push_back(Seconds(t));
+    t = Clock::now();
+    CascadeUpTo(full, CascadeStep::kRows);
+    rows.push_back(Seconds(t));
+  }
+  auto cn = Summarise(served), pl = Summarise(plan), ru = Summarise(roll_ups), rw = Summarise(rows);
+  std::printf("\ne) cascade: %zu people, %zu objectives, %zu key results (%.1f MB of JSON)\n",
+              size_t{5000}, org.objectives.size(), org.key_results.size(), bytes / 1e6);
+  std::printf("   current, served                     %10.3f %10.3f\n", cn.p50_ms, cn.p99_ms);
+  if (as_of.p50_ms >= 0) {
+    std::printf("   as of random seqs, served           %10.3f %10.3f\n", as_of.p50_ms,
+                as_of.p99_ms);
+  }
+  std::printf("   of the current one, p50 ms: plan %.3f, roll-ups %.3f, rows %.3f, JSON %.3f\n",
+              pl.p50_ms, ru.p50_ms - pl.p50_ms, rw.p50_ms - ru.p50_ms, cn.p50_ms - rw.p50_ms);
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   uint64_t events = 1'000'000;
   bool rebuild_only = false;  // for profiling the fold alone
+  bool cascade_only = false;  // for profiling the cascade alone
   std::string parent = std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp";
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -229,8 +287,12 @@ int main(int argc, char** argv) {
       parent = argv[++i];
     else if (a == "--rebuild-only")
       rebuild_only = true;
+    else if (a == "--cascade-only")
+      cascade_only = true;
     else {
-      std::fprintf(stderr, "usage: bench_projections [--events N] [--quick] [--dir PARENT]\n");
+      std::fprintf(stderr,
+                   "usage: bench_projections [--events N] [--quick] [--dir PARENT]"
+                   " [--rebuild-only | --cascade-only]\n");
       return 2;
     }
   }
@@ -272,6 +334,11 @@ int main(int argc, char** argv) {
       auto live = LiveAsOf(*rebuilt, org, head);
       std::printf("objective as of a random seq: p50 %.3f ms, p99 %.3f ms\n", live.p50_ms,
                   live.p99_ms);
+      std::filesystem::remove_all(dir);
+      return 0;
+    }
+    if (cascade_only) {
+      CascadeSection(*rebuilt, org, {-1, -1});
       std::filesystem::remove_all(dir);
       return 0;
     }
@@ -329,20 +396,9 @@ int main(int argc, char** argv) {
     std::printf("   objective as of seq (live temporal) %10.3f %10.3f\n", l.p50_ms, l.p99_ms);
     std::printf("   snapshot + tail replay to seq       %10.3f %10.3f\n", r.p50_ms, r.p99_ms);
 
-    // e) cascade of the whole org, as okrd serves it: rows, then JSON
+    // e) cascade of the whole org, as okrd serves it: planned, then JSON
     // written in pieces (here to a sink that only counts them).
-    std::vector<double> now;
-    size_t bytes = 0;
-    for (int i = 0; i < 30; ++i) {
-      auto t = Clock::now();
-      bytes = ServedCascade(okr::View(full, head, INT64_MAX, 0));
-      now.push_back(Seconds(t));
-    }
-    auto cn = Summarise(now);
-    std::printf("\ne) cascade: %zu people, %zu objectives, %zu key results (%.1f MB of JSON)\n",
-                size_t{5000}, org.objectives.size(), org.key_results.size(), bytes / 1e6);
-    std::printf("   current                             %10.3f %10.3f\n", cn.p50_ms, cn.p99_ms);
-    std::printf("   as of random seqs                   %10.3f %10.3f\n", cp.p50_ms, cp.p99_ms);
+    CascadeSection(full, org, cp);
   }
   std::filesystem::remove_all(dir);
   return 0;

@@ -1,5 +1,6 @@
 #include "eventstore/base/time.h"
 
+#include <cassert>
 #include <cctype>
 #include <chrono>
 #include <cstdio>
@@ -91,21 +92,65 @@ std::optional<int64_t> ParseRfc3339(std::string_view text) {
   return us;
 }
 
-std::string FormatTimeUs(int64_t us) {
+namespace {
+
+// Writes `value` as `width` digits at `out` (value < 10^width).
+char* Fixed(char* out, unsigned value, int width) {
+  for (int i = width - 1; i >= 0; --i) {
+    out[i] = static_cast<char>('0' + value % 10);
+    value /= 10;
+  }
+  return out + width;
+}
+
+}  // namespace
+
+TimeText FormatTimeText(int64_t us) {
+  TimeText t;
+  // Times okrd keeps (1970..9999) are written digit by digit; the rest
+  // (none a written event holds) through the C library, which the fast
+  // path writes the same text as.
+  static const int64_t kEnd = *ParseDate("9999-12-31") + kMicrosPerDay;
+  if (us >= 0 && us < kEnd) {
+    const int64_t days = us / kMicrosPerDay;
+    const int64_t in_day = us % kMicrosPerDay;
+    const std::chrono::year_month_day ymd{std::chrono::sys_days{std::chrono::days{days}}};
+    const auto secs = static_cast<unsigned>(in_day / 1'000'000);
+    char* out = Fixed(t.text, static_cast<unsigned>(static_cast<int>(ymd.year())), 4);
+    *out++ = '-';
+    out = Fixed(out, static_cast<unsigned>(ymd.month()), 2);
+    *out++ = '-';
+    out = Fixed(out, static_cast<unsigned>(ymd.day()), 2);
+    *out++ = 'T';
+    out = Fixed(out, secs / 3600, 2);
+    *out++ = ':';
+    out = Fixed(out, secs / 60 % 60, 2);
+    *out++ = ':';
+    out = Fixed(out, secs % 60, 2);
+    *out++ = '.';
+    out = Fixed(out, static_cast<unsigned>(in_day % 1'000'000), 6);
+    *out++ = 'Z';
+    t.size = static_cast<size_t>(out - t.text);
+    assert(t.size == 27);
+    return t;
+  }
   int64_t secs = us / 1000000;
   int64_t frac = us % 1000000;
   if (frac < 0) {
     frac += 1000000;
     secs -= 1;
   }
-  std::time_t t = static_cast<std::time_t>(secs);
+  std::time_t tt = static_cast<std::time_t>(secs);
   std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<long long>(frac));
-  return buf;
+  gmtime_r(&tt, &tm);
+  const int n = std::snprintf(t.text, sizeof t.text, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ",
+                              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                              tm.tm_sec, static_cast<long long>(frac));
+  assert(n > 0 && static_cast<size_t>(n) < sizeof t.text);
+  t.size = static_cast<size_t>(n);
+  return t;
 }
+
+std::string FormatTimeUs(int64_t us) { return std::string(FormatTimeText(us).view()); }
 
 }  // namespace okr

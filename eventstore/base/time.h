@@ -19,5 +19,13 @@ std::string FormatDate(int64_t us);
 std::optional<int64_t> ParseRfc3339(std::string_view text);
 // µs UTC → RFC 3339 with six fractional digits ("2026-07-01T09:30:00.000000Z").
 std::string FormatTimeUs(int64_t us);
+// The same text, held in place: a big answer writes two times per
+// check-in, and the text is longer than a short string keeps inline.
+struct TimeText {
+  char text[64];
+  size_t size = 0;
+  std::string_view view() const { return {text, size}; }
+};
+TimeText FormatTimeText(int64_t us);
 
 }  // namespace okr

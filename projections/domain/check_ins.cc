@@ -57,6 +57,7 @@ bool CheckIns::operator==(const CheckIns& other) const {
 }
 
 size_t KeyResult::CheckInsKnownAt(uint64_t as_of) const {
+  if (check_ins.empty() || as_of >= check_ins.back().meta.seq) return check_ins.size();
   return static_cast<size_t>(
       std::upper_bound(check_ins.begin(), check_ins.end(), as_of,
                        [](uint64_t s, const CheckIn& ci) { return s < ci.meta.seq; }) -

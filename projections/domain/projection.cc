@@ -10,6 +10,8 @@ namespace okr {
 
 template <typename Fields>
 const Revision<Fields>* Entity<Fields>::At(uint64_t seq) const {
+  // Most reads are of the current state: no search for them.
+  if (!revisions.empty() && seq >= revisions.back().meta.seq) return &revisions.back();
   auto it = std::upper_bound(revisions.begin(), revisions.end(), seq,
                              [](uint64_t s, const Revision<Fields>& r) { return s < r.meta.seq; });
   if (it == revisions.begin()) return nullptr;
@@ -18,6 +20,7 @@ const Revision<Fields>* Entity<Fields>::At(uint64_t seq) const {
 
 template <typename Fields>
 uint64_t Entity<Fields>::VersionAt(uint64_t seq) const {
+  if (!event_seqs.empty() && seq >= event_seqs.back()) return event_seqs.size();
   return static_cast<uint64_t>(std::upper_bound(event_seqs.begin(), event_seqs.end(), seq) -
                                event_seqs.begin());
 }

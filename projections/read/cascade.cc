@@ -23,18 +23,19 @@ Result<CascadePlan> CascadePlan::Make(const View& v, const std::string& cycle,
   plan.unit_count_ = p.units().size();
   // Every unit active at as_of gets a node (in id order, so children are
   // too); the walks then follow indices, with no lookup per unit.
-  std::unordered_map<const Unit*, uint32_t> node_of;
+  ByAddress<uint32_t> node_of;
   for (const auto& [id, u] : p.units()) {
     const UnitFields* f = u.FieldsAt(v.as_of());
     if (!f || f->retired) continue;
     const auto n = static_cast<uint32_t>(plan.nodes_.size());
     if (root.empty() ? f->parent.empty() : id == root) plan.roots_.push_back(n);
-    node_of.emplace(&u, n);
+    *node_of.TryEmplace(&u).first = n;
     plan.nodes_.push_back(Node{&u, {}, {}});
   }
   auto node = [&](const std::string& unit) -> Node* {
-    auto it = node_of.find(p.unit(unit));
-    return it == node_of.end() ? nullptr : &plan.nodes_[it->second];
+    const Unit* u = p.unit(unit);
+    const uint32_t* n = u ? node_of.Find(u) : nullptr;
+    return n ? &plan.nodes_[*n] : nullptr;
   };
   for (size_t n = 0; n < plan.nodes_.size(); ++n) {
     const std::string& parent = plan.nodes_[n].unit->FieldsAt(v.as_of())->parent;
@@ -110,7 +111,8 @@ CascadePlan::Counted CascadePlan::WriteNode(View& v, JsonOut& out, uint32_t n, i
   if (expanded) out.EndArray();
   out.Key("objective_count").Uint(c.objectives).Key("objectives").StartArray();
   for (const Objective* o : node.owned) {
-    WriteObjective(out, v.ObjectiveRowOf(*o));
+    // Borrowed: the row is written before the pause lets the lock go.
+    WriteObjective(out, v.ObjectiveRowOf<Hold::kBorrowed>(*o));
     if (pause) pause();
   }
   out.EndArray().Key("pace");
@@ -122,7 +124,7 @@ CascadePlan::Counted CascadePlan::WriteNode(View& v, JsonOut& out, uint32_t n, i
     out.Null();
   }
   out.Key("progress").NumberOrNull(progress).Key("unit");
-  WriteUnit(out, v.UnitRowOf(*node.unit));
+  WriteUnit(out, v.UnitRowOf<Hold::kBorrowed>(*node.unit));
   out.EndObject();
   if (pause) pause();
   return c;
@@ -138,7 +140,7 @@ void CascadePlan::Write(View& v, JsonOut& out, std::optional<uint64_t> as_of_seq
   const CycleFields* cycle = cycle_ ? cycle_->FieldsAt(v.as_of()) : nullptr;
   std::optional<double> expected;
   if (cycle) expected = PaceOf(*cycle, at_us, 0).expected;
-  out.EndArray().Key("pace").StartObject().Key("at").String(FormatTimeUs(at_us));
+  out.EndArray().Key("pace").StartObject().Key("at").String(FormatTimeText(at_us).view());
   out.Key("expected").NumberOrNull(expected).EndObject().EndObject();
 }
 

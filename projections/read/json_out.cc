@@ -77,7 +77,7 @@ JsonOut& JsonOut::EndArray() {
   return *this;
 }
 
-JsonOut& JsonOut::Key(std::string_view key) {
+void JsonOut::CheckKeyOrder([[maybe_unused]] std::string_view key) {
 #ifndef NDEBUG
   // nlohmann::json sorts keys; the first key of an object is compared
   // with "", which every non-empty key follows.
@@ -85,7 +85,18 @@ JsonOut& JsonOut::Key(std::string_view key) {
   assert(last_key_.back().empty() || key > last_key_.back());
   last_key_.back().assign(key);
 #endif
+}
+
+JsonOut& JsonOut::Key(std::string_view key) {
+  CheckKeyOrder(key);
   Text(key);
+  return *this;
+}
+
+JsonOut& JsonOut::KeyAsIs(std::string_view key) {
+  CheckKeyOrder(key);
+  assert(NeedsNoEscape(key));
+  Quoted(key);
   return *this;
 }
 
@@ -100,6 +111,10 @@ void JsonOut::Text(std::string_view text) {
     writer_.String(text.data(), static_cast<rapidjson::SizeType>(text.size()));
     return;
   }
+  Quoted(text);
+}
+
+void JsonOut::Quoted(std::string_view text) {
   char* quoted = Raw(rapidjson::kStringType, text.size() + 2);
   quoted[0] = '"';
   std::memcpy(quoted + 1, text.data(), text.size());

@@ -43,6 +43,12 @@ class JsonOut {
   JsonOut& EndArray();
   // An object's key: greater than the previous key of the same object.
   JsonOut& Key(std::string_view key);
+  // The same for a key spelled out in the source: the answers' own keys
+  // hold no byte that needs an escape (asserted), so it is copied as it is.
+  template <size_t N>
+  JsonOut& Key(const char (&key)[N]) {
+    return KeyAsIs(std::string_view(key, N - 1));
+  }
   JsonOut& String(std::string_view value);
   // The string, or null when it is empty.
   JsonOut& StringOrNull(std::string_view value);
@@ -67,6 +73,10 @@ class JsonOut {
 
  private:
   void Wrote();  // after each value: flush when enough is waiting
+  JsonOut& KeyAsIs(std::string_view key);
+  void CheckKeyOrder(std::string_view key);  // where asserts are on
+  // A key or string value that needs no escape, quoted.
+  void Quoted(std::string_view text);
   // A key or string value, escaped only where it holds a byte that needs it.
   void Text(std::string_view text);
   // Room for `size` bytes of a value of `type`, after the separator the

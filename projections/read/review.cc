@@ -106,7 +106,7 @@ void ReviewPlan::WriteKeyResult(JsonOut& out, const KeyResult& kr) {
   out.StartObject().Key("check_ins").Uint(line.check_ins).Key("final").Number(line.final_value);
   out.Key("id").String(kr.id).Key("last_check_in");
   if (line.last) {
-    out.String(FormatTimeUs(line.last->measured_at_us));
+    out.String(FormatTimeText(line.last->measured_at_us).view());
   } else {
     out.Null();
   }
@@ -177,7 +177,7 @@ void ReviewPlan::WriteJson(JsonOut& out, std::optional<uint64_t> as_of_seq,
       out.Key("before").Number(g.before).Key("field").String(g.target ? "target" : "start");
       out.Key("key_result").String(g.kr.id).Key("objective").String(o.id);
       out.Key("reason").String(g.meta.reason);
-      out.Key("recorded_at").String(FormatTimeUs(g.meta.recorded_at_us));
+      out.Key("recorded_at").String(FormatTimeText(g.meta.recorded_at_us).view());
       out.Key("seq").Uint(g.meta.seq).EndObject();
     });
   });

@@ -75,11 +75,13 @@ const KeyResultFields* View::KeyResultAt(const std::string& id) const {
   return FieldsAtOrNull(p_.key_result(id), as_of_);
 }
 
-UnitRow View::UnitRowOf(const Unit& unit) const {
+template <Hold H>
+BasicUnitRow<H> View::UnitRowOf(const Unit& unit) const {
   return {unit.id, *unit.FieldsAt(as_of_), unit.VersionAt(as_of_)};
 }
 
-CycleRow View::CycleRowOf(const Cycle& cycle) const {
+template <Hold H>
+BasicCycleRow<H> View::CycleRowOf(const Cycle& cycle) const {
   return {cycle.id, *cycle.FieldsAt(as_of_), cycle.VersionAt(as_of_)};
 }
 
@@ -98,7 +100,8 @@ json RenderPace(const Pace& pace) {
 // Every row below writes its keys in ascending order (JsonOut's contract:
 // the order nlohmann::json, which rendered them before, sorts into).
 
-void WriteUnit(JsonOut& out, const UnitRow& row) {
+template <Hold H>
+void WriteUnit(JsonOut& out, const BasicUnitRow<H>& row) {
   const UnitFields& f = row.fields;
   out.StartObject();
   if (f.kind == "person") out.Key("email").StringOrNull(f.email);
@@ -110,7 +113,8 @@ json RenderUnit(const UnitRow& row) {
   return WriteJsonDocument([&](JsonOut& out) { WriteUnit(out, row); });
 }
 
-void WriteCycle(JsonOut& out, const CycleRow& row) {
+template <Hold H>
+void WriteCycle(JsonOut& out, const BasicCycleRow<H>& row) {
   const CycleFields& f = row.fields;
   out.StartObject().Key("ends").String(f.ends).Key("id").String(row.id);
   out.Key("name").String(f.name).Key("parent").StringOrNull(f.parent);
@@ -125,8 +129,11 @@ void WriteCheckIn(JsonOut& out, const CheckIn& ci) {
   out.StartObject().Key("actor").String(ci.meta.actor);
   out.Key("confidence")
       .NumberOrNull(ci.has_confidence ? std::optional(ci.confidence) : std::nullopt);
-  out.Key("id").String(ci.id).Key("measured_at").String(FormatTimeUs(ci.measured_at_us));
-  out.Key("note").String(ci.note).Key("recorded_at").String(FormatTimeUs(ci.meta.recorded_at_us));
+  out.Key("id").String(ci.id).Key("measured_at").String(FormatTimeText(ci.measured_at_us).view());
+  out.Key("note")
+      .String(ci.note)
+      .Key("recorded_at")
+      .String(FormatTimeText(ci.meta.recorded_at_us).view());
   out.Key("seq").Uint(ci.meta.seq).Key("status").StringOrNull(ci.status);
   out.Key("value").Number(ci.value).EndObject();
 }
@@ -149,37 +156,39 @@ std::string View::EffectiveOwner(const KeyResultFields& f) const {
   return OwnerIn(f, f.owner.empty() ? ObjectiveAt(f.objective) : nullptr);
 }
 
-const View::KeyResultValue& View::KeyResultValueOf(const KeyResult& kr) {
-  auto [it, added] = kr_values_.try_emplace(&kr);
-  if (!added) return it->second;
+View::KeyResultValue View::KeyResultValueOf(const KeyResult& kr) {
+  auto [kept, added] = kr_values_.TryEmplace(&kr);
+  if (!added) return *kept;
   if (const KeyResultFields* f = kr.FieldsAt(as_of_)) {
     CurrentValue current = ValueOf(kr, *f, as_of_, at_us_);
-    it->second.value = current.value;
-    it->second.progress = okr::KeyResultProgress(*f, current.value);
-    it->second.check_in = current.check_in;
+    kept->value = current.value;
+    kept->progress = okr::KeyResultProgress(*f, current.value);
+    kept->check_in = current.check_in;
   }
-  return it->second;
+  return *kept;
 }
 
 double View::KeyResultProgress(const KeyResult& kr) { return KeyResultValueOf(kr).progress; }
 
-KeyResultRow View::KeyResultRowOf(const KeyResult& kr) {
+template <Hold H>
+BasicKeyResultRow<H> View::KeyResultRowOf(const KeyResult& kr) {
   assert(kr.FieldsAt(as_of_) != nullptr);  // callers pass key results that exist at as_of
-  return KeyResultRowIn(kr, ObjectiveAt(kr.FieldsAt(as_of_)->objective));
+  return KeyResultRowIn<H>(kr, ObjectiveAt(kr.FieldsAt(as_of_)->objective));
 }
 
-KeyResultRow View::KeyResultRowIn(const KeyResult& kr, const ObjectiveFields* objective) {
+template <Hold H>
+BasicKeyResultRow<H> View::KeyResultRowIn(const KeyResult& kr, const ObjectiveFields* objective) {
   const KeyResultFields& f = *kr.FieldsAt(as_of_);
   const KeyResultValue current = KeyResultValueOf(kr);
-  KeyResultRow row{kr.id,
-                   f,
-                   OwnerIn(f, objective),
-                   current.value,
-                   current.progress,
-                   kr.CheckInsKnownAt(as_of_),
-                   std::nullopt,
-                   kr.VersionAt(as_of_),
-                   {}};
+  BasicKeyResultRow<H> row{kr.id,
+                           f,
+                           OwnerIn(f, objective),
+                           current.value,
+                           current.progress,
+                           kr.CheckInsKnownAt(as_of_),
+                           std::nullopt,
+                           kr.VersionAt(as_of_),
+                           {}};
   assert(row.check_in_count <= kr.check_ins.size());
   row.pace = PaceIn(objective ? objective->cycle : "", row.progress);
   if (current.check_in) {
@@ -194,7 +203,8 @@ KeyResultRow View::KeyResultRowIn(const KeyResult& kr, const ObjectiveFields* ob
 
 json View::KeyResultJson(const KeyResult& kr) { return RenderKeyResult(KeyResultRowOf(kr)); }
 
-void WriteKeyResult(JsonOut& out, const KeyResultRow& row, const KeyResultWrite* write) {
+template <Hold H>
+void WriteKeyResult(JsonOut& out, const BasicKeyResultRow<H>& row, const KeyResultWrite* write) {
   const KeyResultFields& f = row.fields;
   out.StartObject();
   if (write && write->check_in) {
@@ -281,9 +291,7 @@ double View::ObjectiveProgress(const Objective& objective) {
 }
 
 double View::ObjectiveProgressGuarded(const Objective& objective, int depth) {
-  if (auto it = objective_progress_.find(&objective); it != objective_progress_.end()) {
-    return it->second;
-  }
+  if (const double* kept = objective_progress_.Find(&objective)) return *kept;
   double progress = 0;
   auto krs = KeyResultsOf(objective);
   if (!krs.empty()) {
@@ -299,20 +307,21 @@ double View::ObjectiveProgressGuarded(const Objective& objective, int depth) {
     }
   }
   assert(std::isfinite(progress));  // WeightedMean and the clamp keep it finite
-  objective_progress_[&objective] = progress;
+  *objective_progress_.TryEmplace(&objective).first = progress;
   return progress;
 }
 
-ObjectiveRow View::ObjectiveRowOf(const Objective& objective) {
+template <Hold H>
+BasicObjectiveRow<H> View::ObjectiveRowOf(const Objective& objective) {
   assert(objective.FieldsAt(as_of_) != nullptr);  // callers pass objectives that exist at as_of
-  ObjectiveRow row{objective.id, *objective.FieldsAt(as_of_), ObjectiveProgress(objective),
-                   {},           objective.VersionAt(as_of_), {}};
+  BasicObjectiveRow<H> row{objective.id, *objective.FieldsAt(as_of_), ObjectiveProgress(objective),
+                           {},           objective.VersionAt(as_of_), {}};
   row.pace = PaceIn(row.fields.cycle, row.progress);
   for (const KeyResult* kr : KeyResultsOf(objective)) {
     // Its objective is this one, already at hand, unless the log says otherwise.
     row.key_results.push_back(kr->FieldsAt(as_of_)->objective == objective.id
-                                  ? KeyResultRowIn(*kr, &row.fields)
-                                  : KeyResultRowOf(*kr));
+                                  ? KeyResultRowIn<H>(*kr, &row.fields)
+                                  : KeyResultRowOf<H>(*kr));
   }
   return row;
 }
@@ -330,18 +339,19 @@ void WriteReview(JsonOut& out, const std::optional<ReviewFields>& review) {
   }
   out.StartObject().Key("actor").String(review->meta.actor);
   out.Key("lessons").String(review->lessons).Key("outcome").String(review->outcome);
-  out.Key("recorded_at").String(FormatTimeUs(review->meta.recorded_at_us));
+  out.Key("recorded_at").String(FormatTimeText(review->meta.recorded_at_us).view());
   out.Key("reflection").String(review->reflection).Key("score").Number(review->score);
   out.EndObject();
 }
 
 }  // namespace
 
-void WriteObjective(JsonOut& out, const ObjectiveRow& row) {
+template <Hold H>
+void WriteObjective(JsonOut& out, const BasicObjectiveRow<H>& row) {
   const ObjectiveFields& f = row.fields;
   out.StartObject().Key("cycle").String(f.cycle).Key("description").String(f.description);
   out.Key("id").String(row.id).Key("key_results").StartArray();
-  for (const KeyResultRow& kr : row.key_results) WriteKeyResult(out, kr);
+  for (const BasicKeyResultRow<H>& kr : row.key_results) WriteKeyResult(out, kr);
   out.EndArray().Key("owner").String(f.owner).Key("pace");
   WritePace(out, row.pace);
   out.Key("parents").StartArray();
@@ -364,5 +374,21 @@ std::vector<const Objective*> View::Objectives(const ObjectiveFilter& filter) co
   assert(out.size() <= p_.objectives().size());
   return out;
 }
+
+// Rows of both holds: copied for pages and single entities, borrowed for
+// the cascade.
+template BasicUnitRow<Hold::kCopied> View::UnitRowOf(const Unit&) const;
+template BasicUnitRow<Hold::kBorrowed> View::UnitRowOf(const Unit&) const;
+template BasicCycleRow<Hold::kCopied> View::CycleRowOf(const Cycle&) const;
+template BasicObjectiveRow<Hold::kCopied> View::ObjectiveRowOf(const Objective&);
+template BasicObjectiveRow<Hold::kBorrowed> View::ObjectiveRowOf(const Objective&);
+template BasicKeyResultRow<Hold::kCopied> View::KeyResultRowOf(const KeyResult&);
+template void WriteUnit(JsonOut&, const BasicUnitRow<Hold::kCopied>&);
+template void WriteUnit(JsonOut&, const BasicUnitRow<Hold::kBorrowed>&);
+template void WriteCycle(JsonOut&, const BasicCycleRow<Hold::kCopied>&);
+template void WriteKeyResult(JsonOut&, const BasicKeyResultRow<Hold::kCopied>&,
+                             const KeyResultWrite*);
+template void WriteObjective(JsonOut&, const BasicObjectiveRow<Hold::kCopied>&);
+template void WriteObjective(JsonOut&, const BasicObjectiveRow<Hold::kBorrowed>&);
 
 }  // namespace okr

@@ -10,11 +10,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cassert>
 #include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <type_traits>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "projections/domain/projection.h"
@@ -23,45 +27,66 @@
 
 namespace okr {
 
-// --- Plain rows: what an answer needs, copied out of the projection ---
+// --- Rows: what an answer shows of one entity at a point ---
 //
-// A row borrows nothing, so a handler fills rows under the projection's
-// lock, releases it, and renders JSON (the Render* functions) without it.
+// A row either copies what it shows out of the projection (Hold::kCopied),
+// so a handler fills rows under the projection's lock, releases it, and
+// renders JSON (the Write* and Render* functions) without it; or borrows
+// the projection's fields and texts (Hold::kBorrowed), for a row written
+// at once while the lock is held — the cascade writes each row before it
+// may pause (CascadePlan::Write), so nothing borrowed outlives the lock.
+// Both are built by the same View function and written by the same Write*.
+enum class Hold { kCopied, kBorrowed };
+template <typename T, Hold H>
+using Held = std::conditional_t<H == Hold::kCopied, T, const T&>;
+template <Hold H>
+using HeldText = std::conditional_t<H == Hold::kCopied, std::string, std::string_view>;
 
-struct UnitRow {
-  std::string id;
-  UnitFields fields;
+template <Hold H = Hold::kCopied>
+struct BasicUnitRow {
+  HeldText<H> id;
+  Held<UnitFields, H> fields;
   uint64_t version = 0;
 };
-struct CycleRow {
-  std::string id;
-  CycleFields fields;
+template <Hold H = Hold::kCopied>
+struct BasicCycleRow {
+  HeldText<H> id;
+  Held<CycleFields, H> fields;
   uint64_t version = 0;
 };
-struct KeyResultRow {
-  std::string id;
-  KeyResultFields fields;
-  std::string owner;  // effective: the objective's when the key result has none
+template <Hold H = Hold::kCopied>
+struct BasicKeyResultRow {
+  HeldText<H> id;
+  Held<KeyResultFields, H> fields;
+  HeldText<H> owner;  // effective: the objective's when the key result has none
   double current = 0;
   double progress = 0;
   size_t check_in_count = 0;
-  std::optional<CheckIn> last_check_in;  // value as corrected
+  std::optional<CheckIn> last_check_in;  // value as corrected (its texts are interned)
   uint64_t version = 0;
   Pace pace;  // of `progress` in its objective's cycle, at View::PaceAtUs()
 };
-struct ObjectiveRow {
-  std::string id;
-  ObjectiveFields fields;
+template <Hold H = Hold::kCopied>
+struct BasicObjectiveRow {
+  HeldText<H> id;
+  Held<ObjectiveFields, H> fields;
   double progress = 0;
-  std::vector<KeyResultRow> key_results;  // active ones, creation order
+  std::vector<BasicKeyResultRow<H>> key_results;  // active ones, creation order
   uint64_t version = 0;
   Pace pace;  // of `progress` in its cycle, at View::PaceAtUs()
 };
+using UnitRow = BasicUnitRow<>;
+using CycleRow = BasicCycleRow<>;
+using KeyResultRow = BasicKeyResultRow<>;
+using ObjectiveRow = BasicObjectiveRow<>;
+
 // Each row as the API answers it (GET /v1/units/{id} and so on), written
 // to a JsonOut; Render* gives the same as a document. Pure: they read only
-// the row, so they run without the projection's lock.
-void WriteUnit(JsonOut& out, const UnitRow& row);
-void WriteCycle(JsonOut& out, const CycleRow& row);
+// the row, so a copied row is written without the projection's lock.
+template <Hold H>
+void WriteUnit(JsonOut& out, const BasicUnitRow<H>& row);
+template <Hold H>
+void WriteCycle(JsonOut& out, const BasicCycleRow<H>& row);
 void WriteCheckIn(JsonOut& out, const CheckIn& check_in);
 // {"expected": <0..1>, "status": "on_track"|"at_risk"|"off_track"|"none"}.
 void WritePace(JsonOut& out, const Pace& pace);
@@ -72,8 +97,11 @@ struct KeyResultWrite {
   std::optional<CheckIn> check_in;
   uint64_t seq = 0;
 };
-void WriteKeyResult(JsonOut& out, const KeyResultRow& row, const KeyResultWrite* write = nullptr);
-void WriteObjective(JsonOut& out, const ObjectiveRow& row);
+template <Hold H>
+void WriteKeyResult(JsonOut& out, const BasicKeyResultRow<H>& row,
+                    const KeyResultWrite* write = nullptr);
+template <Hold H>
+void WriteObjective(JsonOut& out, const BasicObjectiveRow<H>& row);
 nlohmann::json RenderUnit(const UnitRow& row);
 nlohmann::json RenderCycle(const CycleRow& row);
 nlohmann::json RenderCheckIn(const CheckIn& check_in);
@@ -90,6 +118,57 @@ struct ObjectiveFilter {
     return (include_archived || !f.archived) && (cycle.empty() || f.cycle == cycle) &&
            (owner.empty() || f.owner == owner);
   }
+};
+
+// A table keyed by an entity's address, for what a View or a plan works
+// out per request about thousands of entities: open addressing in one
+// array (no allocation per entry; at most half full, so a lookup is
+// mostly one probe), where std::unordered_map allocated a node for each.
+// A pointer returned stays valid until the next TryEmplace.
+template <typename V>
+class ByAddress {
+ public:
+  // The value kept for `key` (not null), and true when it was added now
+  // (value-initialised).
+  std::pair<V*, bool> TryEmplace(const void* key) {
+    assert(key != nullptr);
+    if ((size_ + 1) * 2 > slots_.size()) Grow();
+    Slot& s = slots_[Probe(key)];
+    if (s.key == key) return {&s.value, false};
+    s.key = key;
+    ++size_;
+    return {&s.value, true};
+  }
+  // The value kept for `key`; nullptr when none is.
+  const V* Find(const void* key) const {
+    if (slots_.empty()) return nullptr;
+    const Slot& s = slots_[Probe(key)];
+    return s.key == key ? &s.value : nullptr;
+  }
+
+ private:
+  struct Slot {
+    const void* key = nullptr;  // nullptr: free
+    V value{};
+  };
+  // The slot holding `key`, or the free one where it would go.
+  size_t Probe(const void* key) const {
+    const size_t mask = slots_.size() - 1;
+    // Entities are at least 16 bytes apart: the low bits say little.
+    size_t i = (reinterpret_cast<uintptr_t>(key) >> 4) * 0x9E3779B97F4A7C15ULL >> 20 & mask;
+    while (slots_[i].key != nullptr && slots_[i].key != key) i = (i + 1) & mask;
+    return i;
+  }
+  void Grow() {
+    std::vector<Slot> old = std::move(slots_);
+    slots_.assign(old.empty() ? 64 : old.size() * 2, Slot{});
+    for (Slot& s : old) {
+      if (s.key != nullptr) slots_[Probe(s.key)] = std::move(s);
+    }
+  }
+
+  std::vector<Slot> slots_;  // a power of two long
+  size_t size_ = 0;
 };
 
 class View {
@@ -113,11 +192,16 @@ class View {
   const ObjectiveFields* ObjectiveAt(const std::string& id) const;
   const KeyResultFields* KeyResultAt(const std::string& id) const;
 
-  // Rows of entities that exist at as_of (FieldsAt non-null).
-  UnitRow UnitRowOf(const Unit& unit) const;
-  CycleRow CycleRowOf(const Cycle& cycle) const;
-  ObjectiveRow ObjectiveRowOf(const Objective& objective);
-  KeyResultRow KeyResultRowOf(const KeyResult& kr);
+  // Rows of entities that exist at as_of (FieldsAt non-null); a borrowed
+  // one lives no longer than the projection's lock the caller holds.
+  template <Hold H = Hold::kCopied>
+  BasicUnitRow<H> UnitRowOf(const Unit& unit) const;
+  template <Hold H = Hold::kCopied>
+  BasicCycleRow<H> CycleRowOf(const Cycle& cycle) const;
+  template <Hold H = Hold::kCopied>
+  BasicObjectiveRow<H> ObjectiveRowOf(const Objective& objective);
+  template <Hold H = Hold::kCopied>
+  BasicKeyResultRow<H> KeyResultRowOf(const KeyResult& kr);
 
   // The same, rendered (Render*(…RowOf(…))).
   nlohmann::json UnitJson(const Unit& unit) const;
@@ -157,7 +241,8 @@ class View {
   const std::vector<const Objective*>& AlignedChildren(const std::string& objective);
   // KeyResultRowOf with the fields of the key result's objective at as_of
   // (null: it did not exist), which its owner and pace are read from.
-  KeyResultRow KeyResultRowIn(const KeyResult& kr, const ObjectiveFields* objective);
+  template <Hold H>
+  BasicKeyResultRow<H> KeyResultRowIn(const KeyResult& kr, const ObjectiveFields* objective);
   double ObjectiveProgressGuarded(const Objective& objective, int depth);
 
   // lint.cc: the findings on one objective (not the per-owner count) and
@@ -171,7 +256,8 @@ class View {
   int64_t now_us_;
   // Memoised progress, by entity: callers pass entities of p_, whose
   // addresses are stable and unique (a pointer hashes and compares in one
-  // step, and keeps no copy of the id).
+  // step, and keeps no copy of the id; the projection numbers no entity
+  // densely, so the memo is a table by address, not a vector by number).
   // A key result's is kept with the value it came from and the check-in
   // that gave it (an index into check_ins, which only grow: it holds
   // across a pause where a pointer might not), so its row reads the value
@@ -181,9 +267,9 @@ class View {
     double progress = 0;
     std::optional<size_t> check_in;  // none: no check-in, value is start
   };
-  const KeyResultValue& KeyResultValueOf(const KeyResult& kr);
-  std::unordered_map<const KeyResult*, KeyResultValue> kr_values_;
-  std::unordered_map<const Objective*, double> objective_progress_;
+  KeyResultValue KeyResultValueOf(const KeyResult& kr);
+  ByAddress<KeyResultValue> kr_values_;
+  ByAddress<double> objective_progress_;
   std::optional<std::unordered_map<std::string, std::vector<const Objective*>>> children_;
   // PaceIn's inputs, found once: the instant (PaceAtUs) and the span of
   // the cycle last asked for (none: it did not exist at as_of). Values,

@@ -16,8 +16,11 @@ bool ChainChecker::Fail(uint64_t seq, std::string problem) {
 
 namespace {
 
-// Never 0, which marks a free slot.
-uint32_t TagOf(uint64_t hash) { return static_cast<uint32_t>(hash >> 32) | 1; }
+// The id's hash folded to 32 bits, odd: never 0, which marks a free slot.
+uint32_t TagOf(std::string_view entity) {
+  const uint64_t hash = std::hash<std::string_view>{}(entity);
+  return static_cast<uint32_t>(hash ^ (hash >> 32)) | 1;
+}
 
 }  // namespace
 
@@ -28,12 +31,17 @@ std::string_view ChainChecker::EntityVersions::IdOf(const Slot& s) const {
   return std::string_view(long_ids_).substr(offset, s.length);
 }
 
-uint64_t& ChainChecker::EntityVersions::Of(std::string_view entity) {
+uint32_t ChainChecker::EntityVersions::Prepare(std::string_view entity) {
   if ((size_ + 1) * 4 > slots_.size() * 3) Grow();
-  const uint64_t hash = std::hash<std::string_view>{}(entity);
-  const uint32_t tag = TagOf(hash);
+  const uint32_t tag = TagOf(entity);
+  __builtin_prefetch(&slots_[HomeOf(tag)]);
+  return tag;
+}
+
+uint64_t& ChainChecker::EntityVersions::Of(std::string_view entity, uint32_t tag) {
+  assert(tag == TagOf(entity) && (size_ + 1) * 4 <= slots_.size() * 3 && "Prepare came first");
   const size_t mask = slots_.size() - 1;
-  size_t i = hash & mask;
+  size_t i = HomeOf(tag);
   for (; slots_[i].tag != 0; i = (i + 1) & mask) {
     const Slot& s = slots_[i];
     if (s.tag == tag && s.length == entity.size() && IdOf(s) == entity) return slots_[i].version;
@@ -52,14 +60,14 @@ uint64_t& ChainChecker::EntityVersions::Of(std::string_view entity) {
   return s.version;
 }
 
-// Doubles the slots, placing every entity again by its id's hash.
+// Doubles the slots, placing every entity again by its tag.
 void ChainChecker::EntityVersions::Grow() {
   std::vector<Slot> old = std::move(slots_);
   slots_.assign(old.empty() ? 1024 : old.size() * 2, Slot{});
   const size_t mask = slots_.size() - 1;
   for (const Slot& s : old) {
     if (s.tag == 0) continue;
-    size_t i = std::hash<std::string_view>{}(IdOf(s)) & mask;
+    size_t i = HomeOf(s.tag);
     while (slots_[i].tag != 0) i = (i + 1) & mask;
     slots_[i] = s;
   }
@@ -88,15 +96,19 @@ bool ChainChecker::Add(uint64_t seq, std::string_view bytes) {
     return Fail(seq, "prevHash does not match the previous event");
   }
   if (ev.getRecordedAt() < last_time_) return Fail(seq, "recordedAt goes back in time");
-  auto entity = ev.getEntity();
-  uint64_t& version = versions_.Of(std::string_view(entity.begin(), entity.size()));
+  const auto entity_text = ev.getEntity();
+  const std::string_view entity(entity_text.begin(), entity_text.size());
+  // The entity's slot is fetched while the value is hashed.
+  const uint32_t tag = versions_.Prepare(entity);
+  const Hash hash = Sha256(bytes);
+  uint64_t& version = versions_.Of(entity, tag);
   if (ev.getVersion() != version + 1) {
     return Fail(seq, "entity version " + std::to_string(ev.getVersion()) + " follows " +
                          std::to_string(version));
   }
   version = ev.getVersion();
   last_time_ = ev.getRecordedAt();
-  prev_ = Sha256(bytes);
+  prev_ = hash;
   report_.events = seq;
   report_.head_hash = prev_;
   assert(report_.ok && next_seq() == seq + 1);

@@ -34,9 +34,10 @@ enum class ChainSource { kStored, kServed };
 // per-entity versions are dense from 1. Stops at the first problem.
 //
 // Cost per value: one decode into a reused buffer, one SHA-256, one
-// lookup by entity in a flat table (EntityVersions); memory grows only
-// with the number of entities, so it suits a start-up check over millions
-// of events. Not thread-safe: one per check.
+// lookup by entity in a flat table (EntityVersions) whose cache miss is
+// started before the SHA-256 and so overlaps it; memory grows only with
+// the number of entities, so it suits a start-up check over millions of
+// events. Not thread-safe: one per check.
 class ChainChecker {
  public:
   explicit ChainChecker(ChainSource source = ChainSource::kStored) : source_(source) {}
@@ -62,23 +63,32 @@ class ChainChecker {
   // 32-byte slots: an id of up to 16 bytes (every id okrd makes) is kept in
   // its slot, so a lookup costs one cache miss and no allocation; a longer
   // id is kept once in `long_ids_`. A std::unordered_map of strings cost
-  // three misses a lookup, a sixth of a verify (docs/DECISIONS.md).
+  // three misses a lookup, a sixth of a verify (docs/DECISIONS.md). At a
+  // million events the table outgrows every cache, so a lookup comes in two
+  // steps: Prepare starts fetching the slot, Of reads it after other work.
   class EntityVersions {
    public:
-    // The entity's last version seen, inserting 0 for a new one; the
+    // Makes room for one more entity and starts fetching `entity`'s first
+    // slot into the cache; returns its tag, for Of. Changes no version.
+    uint32_t Prepare(std::string_view entity);
+    // The entity's last version seen, inserting 0 for a new one; `tag` is
+    // Prepare's answer for the same entity, with no call between them. The
     // reference lives until the next call.
-    uint64_t& Of(std::string_view entity);
+    uint64_t& Of(std::string_view entity, uint32_t tag);
 
    private:
     static constexpr size_t kInlineBytes = 16;
     struct Slot {
       uint64_t version = 0;
       uint32_t length = 0;
-      uint32_t tag = 0;            // the hash's high bits; 0: a free slot
+      uint32_t tag = 0;            // the id's hash, odd; 0: a free slot
       char id[kInlineBytes] = {};  // the id, or its offset in long_ids_
     };
     static_assert(sizeof(Slot) == 32);
     std::string_view IdOf(const Slot& s) const;
+    // Where a tag's probe starts: from the tag alone, so Grow moves slots
+    // without hashing their ids again.
+    size_t HomeOf(uint32_t tag) const { return (tag >> 1) & (slots_.size() - 1); }
     void Grow();
 
     std::vector<Slot> slots_;  // a power of two long, at most three quarters full

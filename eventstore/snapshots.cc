@@ -27,6 +27,7 @@ Status EventStore::Impl::PutSnapshot(uint64_t seq, std::string_view bytes, size_
   // sync, and every append in that batch would wait for them.
   rocksdb::WriteOptions wo;
   wo.disableWAL = true;
+  TakeOpenedSnapshot();  // no longer the newest
   OKR_RETURN_IF_ERROR(FromRocks(db_->Write(wo, &batch)));
   uint64_t newest = newest_snapshot_seq_.load();
   while (seq > newest && !newest_snapshot_seq_.compare_exchange_weak(newest, seq)) {
@@ -35,6 +36,10 @@ Status EventStore::Impl::PutSnapshot(uint64_t seq, std::string_view bytes, size_
 }
 
 Result<StoredEvent> EventStore::Impl::SnapshotAtOrBefore(uint64_t at_seq) const {
+  // The newest snapshot is the answer for any seq at or after its own.
+  if (std::optional<StoredEvent> opened = TakeOpenedSnapshot(); opened && opened->seq <= at_seq) {
+    return std::move(*opened);
+  }
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), snapshots_));
   it->SeekForPrev(format::SeqKey(at_seq));
   if (!it->Valid()) {
@@ -58,20 +63,33 @@ Status EventStore::Impl::DeleteSnapshots() {
   if (!it->status().ok()) return FromRocks(it->status());
   rocksdb::WriteOptions wo;
   wo.sync = true;
+  TakeOpenedSnapshot();
   OKR_RETURN_IF_ERROR(FromRocks(db_->Write(wo, &batch)));
   newest_snapshot_seq_ = 0;
   return Status::Ok();
 }
 
 // Once, at open: the newest snapshot's key (its value, often many MB, is
-// read along with it, which is why this is remembered, not looked up).
+// read along with it, which is why this is remembered, not looked up, and
+// why a writable open keeps the value for the projection's load).
 // Snapshots are a cache: one that cannot be read counts as none, and
 // never stops the log from opening.
 void EventStore::Impl::RecoverNewestSnapshotSeq() {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), snapshots_));
   it->SeekToLast();
   uint64_t seq = 0;
-  if (it->Valid() && format::ParseSeqKey(View(it->key()), &seq)) newest_snapshot_seq_ = seq;
+  if (!it->Valid() || !format::ParseSeqKey(View(it->key()), &seq)) return;
+  newest_snapshot_seq_ = seq;
+  if (options_.read_only) return;  // forensics and okrctl: seldom loaded
+  std::lock_guard<std::mutex> lock(opened_snapshot_mu_);
+  opened_snapshot_ = StoredEvent{seq, std::string(it->value().data(), it->value().size())};
+}
+
+std::optional<StoredEvent> EventStore::Impl::TakeOpenedSnapshot() const {
+  std::lock_guard<std::mutex> lock(opened_snapshot_mu_);
+  std::optional<StoredEvent> out = std::move(opened_snapshot_);
+  opened_snapshot_.reset();
+  return out;
 }
 
 }  // namespace okr

@@ -163,6 +163,7 @@ class EventStore::Impl {
 
   // snapshots.cc
   void RecoverNewestSnapshotSeq();
+  std::optional<StoredEvent> TakeOpenedSnapshot() const;
 
   OpenOptions options_;
   std::unique_ptr<rocksdb::DB> db_;
@@ -192,6 +193,12 @@ class EventStore::Impl {
   Head head_;  // guarded by head_mu_: the last durable event
 
   std::atomic<uint64_t> newest_snapshot_seq_{0};  // 0: none
+  // The newest snapshot as RecoverNewestSnapshotSeq read it at a writable
+  // open, handed to the first SnapshotAtOrBefore (the projection's load)
+  // so its value, tens of MB at a million events, is read once; dropped by
+  // that call, or by the first PutSnapshot or DeleteSnapshots.
+  mutable std::mutex opened_snapshot_mu_;
+  mutable std::optional<StoredEvent> opened_snapshot_;  // guarded by opened_snapshot_mu_
 
   std::mutex listener_mu_;    // held while the listener runs
   DurableListener listener_;  // guarded by listener_mu_

@@ -559,6 +559,22 @@ TEST_F(EventStoreTest, SnapshotsAreFoundAtOrBeforeASeqAndCanBeDeleted) {
   EXPECT_EQ(store_->NewestSnapshotSeq(), 0u);
 }
 
+// The newest snapshot read at open is handed to the first load, and only
+// where it is the right answer: an earlier seq or a newer snapshot wins.
+TEST_F(EventStoreTest, TheSnapshotReadAtOpenAnswersOnlyWhereItIsTheNewest) {
+  ASSERT_TRUE(store_->PutSnapshot(100, "s100").ok());
+  ASSERT_TRUE(store_->PutSnapshot(200, "s200").ok());
+  Open();
+  EXPECT_EQ(store_->SnapshotAtOrBefore(150)->bytes, "s100");
+  EXPECT_EQ(store_->SnapshotAtOrBefore(250)->bytes, "s200");
+  Open();
+  EXPECT_EQ(store_->SnapshotAtOrBefore(200)->bytes, "s200");
+  EXPECT_EQ(store_->SnapshotAtOrBefore(200)->bytes, "s200");  // read again from the store
+  Open();
+  ASSERT_TRUE(store_->PutSnapshot(300, "s300").ok());
+  EXPECT_EQ(store_->SnapshotAtOrBefore(1000)->bytes, "s300");
+}
+
 // --- Tampering: verify names the first bad seq, a writer refuses to open. ---
 
 class TamperTest : public EventStoreTest {

@@ -237,6 +237,21 @@ TEST_F(ProjectorTest, ASnapshotOwedAtStopIsWrittenAfterTheNextStart) {
   EXPECT_EQ(store().NewestSnapshotSeq(), Head());
 }
 
+// A stored snapshot the start refuses (here one that does not decode) is
+// not one it stands on: the start replays the log and owes a new one.
+TEST_F(ProjectorTest, ASnapshotRefusedAtStartIsWrittenAgain) {
+  options_.snapshot_every_events = 0;
+  ASSERT_NO_FATAL_FAILURE(ReopenStore());
+  for (int i = 0; Head() < 25; ++i) ASSERT_OK(CheckIn("kr-hires", i));
+  ASSERT_OK(store().PutSnapshot(Head(), std::string(64, '\x7f')));
+  ASSERT_OK(CheckIn("kr-hires", 99));
+  options_.snapshot_every_events = 10;
+  ASSERT_NO_FATAL_FAILURE(ReopenStore());
+  projector().WaitForSnapshots();
+  EXPECT_EQ(store().NewestSnapshotSeq(), Head());
+  ExpectFullReplayEqualsLive();
+}
+
 // A reader holding the projection longer than kFoldWaitForReaders makes
 // the writer's thread leave the batch to the follower: the write still
 // lands, folded, and the projector counts the batch (okrd's /metrics).

@@ -141,6 +141,7 @@ class ByAddress {
   }
   // The value kept for `key`; nullptr when none is.
   const V* Find(const void* key) const {
+    assert(key != nullptr);  // a free slot's key
     if (slots_.empty()) return nullptr;
     const Slot& s = slots_[Probe(key)];
     return s.key == key ? &s.value : nullptr;

@@ -83,28 +83,34 @@ Result<std::unique_ptr<Projector>> Projector::Open(EventStore* store, ProjectorO
   if (p->options_.load_snapshot) {
     if (auto snap = LoadSnapshot(*store, head)) p->projection_ = std::move(*snap);
   }
+  // Snapshots are spaced from the one this start stands on: the one loaded
+  // (none, if the newest stored was refused), else the newest stored.
+  const uint64_t stands_on =
+      p->options_.load_snapshot ? p->projection_.seq() : std::min(store->NewestSnapshotSeq(), head);
   // A log the projection cannot fold to its end is still served: reads
   // answer the last good state and health says why (SPEC §6, "stuck").
   // Only a log that cannot be read at all refuses.
   if (Status s = p->FoldLocked(head); !s.ok() && !p->stuck()) return s;
+  const uint64_t every = p->options_.snapshot_every_events;
+  if (every > 0) {
+    // Set before the writer's thread can fold (and owe) anything. A
+    // snapshot owed when the last process stopped (killed before its
+    // snapshot thread got to it, or a log restored without one) is owed
+    // again, so start-up stays a snapshot load plus a short tail.
+    std::lock_guard<std::mutex> lock(p->snapshot_mu_);
+    p->snapshot_base_ = stands_on;
+    if (!p->is_stuck_ && head - stands_on >= p->SnapshotSpacing(head)) {
+      p->snapshot_owed_ = head;
+      p->snapshot_base_ = head;
+    }
+  }
   // From here every durable batch is folded by the writer's thread before
   // its appends are answered; what was appended since `head` is folded
   // from the log by the first batch that finds the gap.
   store->SetDurableListener(
       [raw = p.get()](const std::vector<StoredEvent>& events) { raw->FoldDurable(events); });
   p->follower_ = std::thread([raw = p.get()] { raw->FollowLoop(); });
-  if (const uint64_t every = p->options_.snapshot_every_events; every > 0) {
-    // A snapshot owed when the last process stopped (killed before its
-    // snapshot thread got to it, or a log restored without one) is owed
-    // again, so start-up stays a snapshot load plus a short tail.
-    const uint64_t newest = std::min(store->NewestSnapshotSeq(), head);
-    p->snapshot_base_ = newest;
-    if (!p->is_stuck_ && head - newest >= p->SnapshotSpacing(head)) {
-      p->snapshot_owed_ = head;
-      p->snapshot_base_ = head;
-    }
-    p->snapshotter_ = std::thread([raw = p.get()] { raw->SnapshotLoop(); });
-  }
+  if (every > 0) p->snapshotter_ = std::thread([raw = p.get()] { raw->SnapshotLoop(); });
   return p;
 }
 
@@ -311,9 +317,12 @@ void Projector::SnapshotLoop() {
     snapshot_busy_ = true;
     lock.unlock();
     auto started = std::chrono::steady_clock::now();
-    WriteSnapshot(seq());
+    const bool stored = WriteSnapshot(seq());
     last = std::chrono::steady_clock::now() - started;
     lock.lock();
+    // Not stored: the spacing counts again from the newest one that was,
+    // so the next fold past it owes one (no sooner than the idle wait).
+    if (!stored) snapshot_base_ = std::min(snapshot_base_, store_->NewestSnapshotSeq());
     snapshot_busy_ = false;
     snapshot_cv_.notify_all();
   }
@@ -321,7 +330,7 @@ void Projector::SnapshotLoop() {
   snapshot_cv_.notify_all();
 }
 
-void Projector::WriteSnapshot(uint64_t seq) {
+bool Projector::WriteSnapshot(uint64_t seq) {
   assert(seq > 0);  // a snapshot is owed only once the projection has moved
   // Rebuilt from the log, which the live projection is a fold of: the same
   // state (the determinism test holds the two equal), and no lock shared
@@ -329,8 +338,9 @@ void Projector::WriteSnapshot(uint64_t seq) {
   // time; the log is untouched.
   auto projection = Rebuild(*store_, seq, options_.load_snapshot);
   auto last = store_->Read(seq - 1, 1);
-  if (!projection.ok() || !last.ok() || last->size() != 1) return;
-  (void)store_->PutSnapshot(seq, SnapshotCodec::Encode(*projection, Sha256(last->front().bytes)));
+  if (!projection.ok() || !last.ok() || last->size() != 1) return false;
+  return store_->PutSnapshot(seq, SnapshotCodec::Encode(*projection, Sha256(last->front().bytes)))
+      .ok();
 }
 
 void Projector::WriteGate::Lock(bool exclusive) {

@@ -256,8 +256,9 @@ class Projector {
   }
   void SnapshotLoop();
   // Writes the snapshot at `seq` from a projection rebuilt for it (the
-  // newest stored snapshot plus the log after it), never touching mu_.
-  void WriteSnapshot(uint64_t seq);
+  // newest stored snapshot plus the log after it), never touching mu_;
+  // whether it was stored.
+  bool WriteSnapshot(uint64_t seq);
   // Returns once the projection has folded in `seq` (the writer's thread
   // does it; after a grace period the caller does it itself).
   Status WaitProjected(uint64_t seq);

@@ -5,6 +5,13 @@
 
 namespace okr {
 
+ChainChecker::ChainChecker(ChainSource source, const ChainResume& resume)
+    : source_(source), prev_(resume.prev_hash), last_time_(resume.recorded_at_us) {
+  report_.events = resume.after_seq;
+  report_.head_hash = resume.prev_hash;
+  versions_.first_version = EntityVersions::kUnknown;
+}
+
 bool ChainChecker::Fail(uint64_t seq, std::string problem) {
   assert(seq > 0 && "seqs start at 1");
   if (!report_.ok) return false;  // the first problem stands
@@ -47,6 +54,7 @@ uint64_t& ChainChecker::EntityVersions::Of(std::string_view entity, uint32_t tag
     if (s.tag == tag && s.length == entity.size() && IdOf(s) == entity) return slots_[i].version;
   }
   Slot& s = slots_[i];
+  s.version = first_version;
   s.tag = tag;
   s.length = static_cast<uint32_t>(entity.size());
   if (entity.size() <= kInlineBytes) {
@@ -102,7 +110,9 @@ bool ChainChecker::Add(uint64_t seq, std::string_view bytes) {
   const uint32_t tag = versions_.Prepare(entity);
   const Hash hash = Sha256(bytes);
   uint64_t& version = versions_.Of(entity, tag);
-  if (ev.getVersion() != version + 1) {
+  if (version == EntityVersions::kUnknown) {
+    if (ev.getVersion() == 0) return Fail(seq, "entity version 0");
+  } else if (ev.getVersion() != version + 1) {
     return Fail(seq, "entity version " + std::to_string(ev.getVersion()) + " follows " +
                          std::to_string(version));
   }

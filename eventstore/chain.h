@@ -5,6 +5,7 @@
 // okrd serves, so neither trusts anything but the bytes themselves.
 #pragma once
 
+#include <climits>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -14,6 +15,17 @@
 #include "eventstore/event_codec.h"
 
 namespace okr {
+
+// Where a check resumes: after event `after_seq`, whose stored value
+// hashed to `prev_hash` and was recorded at `recorded_at_us`, all three
+// trusted by the caller (a checkpoint it verified, an auditor's saved
+// state). Versions of entities before it are unknown, so an entity's
+// versions are checked to be dense from the first event of it seen.
+struct ChainResume {
+  uint64_t after_seq = 0;
+  Hash prev_hash{};
+  int64_t recorded_at_us = INT64_MIN;
+};
 
 // What a chain check found.
 struct VerifyReport {
@@ -41,6 +53,7 @@ enum class ChainSource { kStored, kServed };
 class ChainChecker {
  public:
   explicit ChainChecker(ChainSource source = ChainSource::kStored) : source_(source) {}
+  ChainChecker(ChainSource source, const ChainResume& resume);
   ChainChecker(const ChainChecker&) = delete;
   ChainChecker& operator=(const ChainChecker&) = delete;
 
@@ -75,6 +88,10 @@ class ChainChecker {
     // Prepare's answer for the same entity, with no call between them. The
     // reference lives until the next call.
     uint64_t& Of(std::string_view entity, uint32_t tag);
+    // What Of inserts for an entity not seen before: 0, or kUnknown when
+    // the check resumed after events this checker did not see.
+    static constexpr uint64_t kUnknown = UINT64_MAX;
+    uint64_t first_version = 0;
 
    private:
     static constexpr size_t kInlineBytes = 16;

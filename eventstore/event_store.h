@@ -73,6 +73,9 @@ struct Head {
   uint64_t seq = 0;  // 0 for an empty log
   Hash hash{};       // SHA-256 of the last stored value; zeros when empty
   int64_t recorded_at_us = 0;
+  // The Merkle tree root of events 1..seq (SPEC §7; merkle::EmptyRoot()
+  // when empty). Kept in memory by the writer, not in the meta/head record.
+  Hash root{};
 };
 
 struct StoredEvent {
@@ -210,6 +213,18 @@ class EventStore {
   // checks again atomically, so this is only a fast path.
   Result<std::optional<AppendResult>> FindIdempotent(const std::string& key,
                                                      const Hash& fingerprint) const;
+
+  // The log's Merkle tree (SPEC §7, eventstore/merkle.h), from the nodes
+  // stored in the `tree` column family with their events. Every size and
+  // seq is at most the head's: kInvalid (naming the parameter) beyond it,
+  // or for a seq or size of 0 where a proof needs one. O(log n) reads.
+  Result<Hash> TreeRoot(uint64_t size) const;
+  // SHA-256(0x00 || stored value) of event `seq`, as stored in the tree.
+  Result<Hash> LeafHash(uint64_t seq) const;
+  // Event seq's audit path in the tree of `size` events (seq <= size).
+  Result<std::vector<Hash>> InclusionProof(uint64_t seq, uint64_t size) const;
+  // From the tree of `from` events to that of `to` (1 <= from <= to).
+  Result<std::vector<Hash>> ConsistencyProof(uint64_t from, uint64_t to) const;
 
   // Snapshots: a cache of projected state keyed by the seq it reflects.
   // Deleting them changes no answer. Keeps the newest `keep` snapshots.

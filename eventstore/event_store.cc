@@ -505,6 +505,9 @@ Status EventStore::SetSigningKey(std::shared_ptr<const SigningKey> key, std::str
 Result<std::optional<std::string>> EventStore::StoredCheckpoint() const {
   return impl_->StoredCheckpoint();
 }
+VerifyReport EventStore::VerifyTree(const std::function<void(uint64_t, uint64_t)>& progress) const {
+  return impl_->VerifyTree(progress);
+}
 LogCheck EventStore::BackgroundCheck() const { return impl_->CurrentCheck(); }
 Status EventStore::DeleteSnapshots() { return impl_->DeleteSnapshots(); }
 uint64_t EventStore::NewestSnapshotSeq() const { return impl_->NewestSnapshotSeq(); }

@@ -221,6 +221,11 @@ class EventStore {
   // values, on one consistent snapshot of the log), then the head record.
   // `progress` (optional) gets (checked, total).
   VerifyReport Verify(const std::function<void(uint64_t, uint64_t)>& progress = {}) const;
+  // Verify's checks and the stored tree's (docs/FORMAT.md, "What a verifier
+  // checks"): every leaf against its event, every inner node against its
+  // children, the root of the head from them. A bad node is reported at the
+  // seq that completed it. Open for writing once to have a tree.
+  VerifyReport VerifyTree(const std::function<void(uint64_t, uint64_t)>& progress = {}) const;
 
   // Blocks until the head passes after_seq or the timeout expires; returns
   // the head seq then.

@@ -224,4 +224,78 @@ Status EventStore::Impl::RefuseIfDamaged() const {
                             ": " + check_.problem);
 }
 
+// Every inner node of level `level` (1..) of the tree of `size` leaves
+// against the hash of its two children, one sequential pass over each.
+void EventStore::Impl::CheckTreeLevel(const rocksdb::ReadOptions& ro, uint8_t level, uint64_t size,
+                                      ChainChecker* chain) const {
+  std::unique_ptr<rocksdb::Iterator> parents(db_->NewIterator(ro, tree_));
+  std::unique_ptr<rocksdb::Iterator> children(db_->NewIterator(ro, tree_));
+  parents->Seek(format::TreeKey(level, 0));
+  children->Seek(format::TreeKey(level - 1, 0));
+  const uint64_t count = size >> level;
+  auto hash_at = [](rocksdb::Iterator* it, uint8_t l, uint64_t i, Hash* out) {
+    uint8_t got_level = 0;
+    uint64_t got_index = 0;
+    if (!it->Valid() || !format::ParseTreeKey(View(it->key()), &got_level, &got_index) ||
+        got_level != l || got_index != i || it->value().size() != format::kHashSize) {
+      return false;
+    }
+    std::memcpy(out->data(), it->value().data(), format::kHashSize);
+    it->Next();
+    return true;
+  };
+  for (uint64_t i = 0; i < count; ++i) {
+    Hash parent{}, left{}, right{};
+    const std::string node = "tree node (" + std::to_string(level) + ", " + std::to_string(i) + ")";
+    // The node was written with the event that completed it: the last it covers.
+    const uint64_t seq = (i + 1) << level;
+    if (!hash_at(children.get(), level - 1, 2 * i, &left) ||
+        !hash_at(children.get(), level - 1, 2 * i + 1, &right)) {
+      chain->Fail(seq, "a child of " + node + " is missing or malformed");
+      return;
+    }
+    if (!hash_at(parents.get(), level, i, &parent)) {
+      chain->Fail(seq, node + " is missing or malformed");
+      return;
+    }
+    if (parent != merkle::NodeHash(left, right)) {
+      chain->Fail(seq, node + " does not equal the hash of its children");
+      return;
+    }
+  }
+}
+
+// The chain and the whole stored tree, on one snapshot: every leaf against
+// its event, every inner node against its children, and the root.
+VerifyReport EventStore::Impl::VerifyTree(
+    const std::function<void(uint64_t, uint64_t)>& progress) const {
+  const rocksdb::Snapshot* snapshot = db_->GetSnapshot();
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot;
+  ro.fill_cache = false;
+  ro.readahead_size = 4 << 20;
+  const std::optional<Head> stored_head = ReadHeadRecord(ro);
+  const uint64_t total = stored_head ? stored_head->seq : 0;
+  TreeWalk walk(ChainResume{}, merkle::Frontier());
+  if (tree_ == nullptr) {
+    walk.chain.Fail(1, "the log has no tree");
+  } else {
+    WalkEvents(
+        ro,
+        [&](uint64_t seq) {
+          if (progress) progress(seq, std::max(seq, total));
+          return true;
+        },
+        &walk);
+    for (uint8_t level = 1; walk.chain.report().ok && (walk.frontier.size() >> level) > 0;
+         ++level) {
+      CheckTreeLevel(ro, level, walk.frontier.size(), &walk.chain);
+    }
+    FinishWalk(stored_head, snapshot, &walk);
+  }
+  db_->ReleaseSnapshot(snapshot);
+  if (progress) progress(walk.chain.report().events, total);
+  return walk.chain.report();
+}
+
 }  // namespace okr

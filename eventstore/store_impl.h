@@ -111,6 +111,7 @@ class EventStore::Impl {
 
   // log_check.cc
   LogCheck CurrentCheck() const;
+  VerifyReport VerifyTree(const std::function<void(uint64_t, uint64_t)>& progress) const;
 
   // backup.cc
   Result<BackupSummary> Backup(const std::string& backup_dir,
@@ -218,6 +219,8 @@ class EventStore::Impl {
   void BackgroundCheck();
   void StopBackgroundCheck();
   Status RefuseIfDamaged() const;
+  void CheckTreeLevel(const rocksdb::ReadOptions& ro, uint8_t level, uint64_t size,
+                      ChainChecker* chain) const;
 
   // snapshots.cc
   void RecoverNewestSnapshotSeq();

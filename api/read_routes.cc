@@ -84,6 +84,10 @@ std::optional<uint64_t> Server::Routes::ResolvePoint(Call& c, const Projection& 
 // is refused: the handler then answers the refusal.
 std::optional<uint64_t> Server::Routes::AnswerSeq(const Call& c, const Route& route) {
   assert(route.access == Access::kCachedStateRead);
+  if (route.kind == RouteKind::kCheckpoint || route.kind == RouteKind::kInclusionProof ||
+      route.kind == RouteKind::kConsistencyProof) {
+    return PinnedTreeSize(c, route);
+  }
   auto param = [&](const char* name) -> const std::string* {
     const auto& keyed = route.cache_by;
     if (std::find(keyed.begin(), keyed.end(), name) == keyed.end()) return nullptr;
@@ -426,11 +430,12 @@ const Projector::Pause kNoPause = [](const std::function<void()>& during) { duri
 
 // Writes `plan` as `format` to `hand` in pieces of about kStreamedPiece,
 // each handed on with the projection let go (`pause`).
-void WriteReviewPieces(ReviewPlan& plan, ReviewFormat format, uint64_t as_of, const TextSink& hand,
+void WriteReviewPieces(ReviewPlan& plan, ReviewFormat format, uint64_t as_of,
+                       const json& checkpoint, const TextSink& hand,
                        const Projector::Pause& pause) {
   if (format == ReviewFormat::kJson) {
     JsonOut out(hand, SIZE_MAX);
-    plan.WriteJson(out, as_of, FlushPieces(out, pause));
+    plan.WriteJson(out, as_of, &checkpoint, FlushPieces(out, pause));
     out.Flush();
     return;
   }
@@ -521,16 +526,23 @@ void Server::Routes::GetReview(Call& c) {
   std::optional<uint64_t> as_of;
   std::string whole;
   bool big = false;
+  json checkpoint;
   projector_->Read([&](const Projection& p) {
     auto point = ParsePoint(c, p);
     if (!point) return;
     auto plan = ReviewPlan::Make(p, *id, point->as_of);
     if (!plan.ok()) return c.Fail(plan.status());
+    // The log's checkpoint at as_of (SPEC §7): the review can be proved
+    // against the log later. O(log n) tree reads and one signature.
+    auto signed_at = CheckpointJson(point->as_of);
+    if (!signed_at.ok()) return c.Fail(signed_at.status());
+    checkpoint = std::move(signed_at.value());
     as_of = point->as_of;
     big = plan->objectives() > kStreamedObjectives;
     if (!big) {
       WriteReviewPieces(
-          *plan, form->format, *as_of, [&](std::string_view piece) { whole += piece; }, kNoPause);
+          *plan, form->format, *as_of, checkpoint, [&](std::string_view piece) { whole += piece; },
+          kNoPause);
     }
   });
   if (!as_of) return;
@@ -544,12 +556,12 @@ void Server::Routes::GetReview(Call& c) {
     return;
   }
   StreamText(c, 200, form->content_type,
-             [projector = projector_, cycle = *id, as_of = *as_of,
-              format = form->format](const TextSink& hand) {
+             [projector = projector_, cycle = *id, as_of = *as_of, format = form->format,
+              checkpoint = std::move(checkpoint)](const TextSink& hand) {
                projector->ReadPaused([&](const Projection& p, const Projector::Pause& pause) {
                  auto plan = ReviewPlan::Make(p, cycle, as_of);
                  if (!plan.ok()) throw std::runtime_error(plan.status().message());
-                 WriteReviewPieces(*plan, format, as_of, hand, pause);
+                 WriteReviewPieces(*plan, format, as_of, checkpoint, hand, pause);
                });
              });
 }

@@ -85,6 +85,10 @@ Server::Routes::Handler Server::Routes::HandlerFor(const Route& route) {
       {RouteKind::kRawEvents, &Routes::ListRawEvents},
       {RouteKind::kHistory, &Routes::GetHistory},
       {RouteKind::kVerify, &Routes::Verify},
+      {RouteKind::kLogKey, &Routes::GetLogKey},
+      {RouteKind::kCheckpoint, &Routes::GetCheckpoint},
+      {RouteKind::kInclusionProof, &Routes::GetInclusionProof},
+      {RouteKind::kConsistencyProof, &Routes::GetConsistencyProof},
       {RouteKind::kBackup, &Routes::Backup},
   };
   if (route.kind == RouteKind::kCommand) {

@@ -23,7 +23,8 @@ class Revalidation : public ::testing::Test {
   void SetUp() override {
     ASSERT_TRUE(s.Start());
     st = BuildStory(s);
-    ASSERT_EQ(s.HeadSeq(), kStoryEvents);
+    ASSERT_EQ(st.head - st.start, kStoryEvents);
+    ASSERT_EQ(s.HeadSeq(), st.head);
   }
   void TearDown() override {
     if (s.running()) {

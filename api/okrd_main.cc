@@ -300,6 +300,8 @@ std::unique_ptr<okr::EventStore> OpenStore(const Flags& f, Runtime& rt) {
          f.forensics ? "opened_read_only_unverified" : "chain_verified",
          {{"events", (*store)->head().seq},
           {"head_hash", okr::ToHex((*store)->head().hash)},
+          // All of them, or only those after the stored checkpoint.
+          {"events_checked", (*store)->BackgroundCheck().open_checked},
           {"us", MicrosSince(started)}});
   return std::move(store.value());
 }

@@ -202,14 +202,29 @@ static void SendEntity(Call& c, json body, uint64_t as_of) {
 
 // --- reads ---
 
+// The log's check (SPEC §7) as /healthz shows it.
+static json LogCheckJson(const LogCheck& check) {
+  json j = {{"state", LogCheckStateName(check.state)},
+            {"checked", check.checked},
+            {"total", check.total}};
+  if (check.state == LogCheck::State::kVerified) j["took_us"] = check.took_us;
+  if (check.state == LogCheck::State::kDamaged) {
+    j["first_bad_seq"] = check.first_bad_seq;
+    j["problem"] = check.problem;
+  }
+  return j;
+}
+
 // Liveness stays open for probes; under --private only a token holder
 // learns anything about the log.
 // 200 "ok", or 503 with the status and why (SPEC §6), so a load
 // balancer stops routing to an okrd that cannot take writes.
 void Server::Routes::Health(Call& c) {
   auto stuck = projector_->stuck();
-  int status = stuck ? 503 : 200;
-  json body = {{"status", stuck ? "stuck" : "ok"}};
+  const LogCheck check = store_->BackgroundCheck();
+  const bool corrupt = check.state == LogCheck::State::kDamaged;
+  int status = stuck || corrupt ? 503 : 200;
+  json body = {{"status", corrupt ? "corrupt" : stuck ? "stuck" : "ok"}};
   if (options_.private_reads && !c.principal) return c.Send(status, body);
   body["head_seq"] = store_->head().seq;
   body["projected_seq"] = projector_->seq();
@@ -217,6 +232,7 @@ void Server::Routes::Health(Call& c) {
     body["stuck_seq"] = stuck->seq;
     body["reason"] = stuck->reason;
   }
+  body["log_check"] = LogCheckJson(check);
   c.Send(status, body);
 }
 
@@ -226,9 +242,14 @@ void Server::Routes::MetricsText(Call& c) {
   int64_t age = snapshot_seq > 0 ? static_cast<int64_t>(head - snapshot_seq) : -1;
   c.res.status = 200;
   auto stuck = projector_->stuck();
+  const LogCheck check = store_->BackgroundCheck();
+  const bool corrupt = check.state == LogCheck::State::kDamaged;
   c.res.set_content(
       metrics_->Render(head, projector_->seq(), age, projector_->batches_left_to_follower(),
-                       stuck ? "stuck" : "ok", stuck ? stuck->seq : 0),
+                       corrupt ? "corrupt"
+                       : stuck ? "stuck"
+                               : "ok",
+                       stuck ? stuck->seq : 0, check),
       "text/plain; version=0.0.4");
 }
 

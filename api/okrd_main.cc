@@ -264,7 +264,8 @@ int64_t MicrosSince(std::chrono::steady_clock::time_point started) {
 }
 
 // Opens (and, unless forensics, verifies) the log; null after logging why not.
-std::unique_ptr<okr::EventStore> OpenStore(const Flags& f, Runtime& rt) {
+std::unique_ptr<okr::EventStore> OpenStore(const Flags& f, Runtime& rt,
+                                           std::shared_ptr<const okr::SigningKey> key) {
   std::error_code ec;
   if (!f.forensics) std::filesystem::create_directories(f.data_dir, ec);
   okr::OpenOptions options;
@@ -272,6 +273,9 @@ std::unique_ptr<okr::EventStore> OpenStore(const Flags& f, Runtime& rt) {
   // Forensics: whatever is there, unverified, never written to.
   options.read_only = f.forensics;
   options.create_if_missing = !f.forensics;
+  // The stored checkpoint is checked with it: the open then re-reads only
+  // the events after it.
+  options.signing_key = key;
   options.on_batch = [&rt](size_t appends, size_t events, uint64_t head, int64_t write_us,
                            const okr::Status& status) {
     rt.metrics.Batch(appends, events, write_us, status.ok());
@@ -292,8 +296,14 @@ std::unique_ptr<okr::EventStore> OpenStore(const Flags& f, Runtime& rt) {
   auto started = std::chrono::steady_clock::now();
   auto store = okr::EventStore::Open(f.data_dir, options);
   if (!store.ok()) {
+    // A stored checkpoint another key signed: say which key the log records.
+    okr::Status why = store.status();
+    if (key != nullptr && !f.forensics) {
+      okr::Status key_check = okr::api::CheckKeyAgainstLog(f.data_dir, *key, f.signing_key_path);
+      if (!key_check.ok()) why = key_check;
+    }
     rt.Log(spdlog::level::critical, "refusing_to_start",
-           {{"data", f.data_dir}, {"error", store.status().ToString()}});
+           {{"data", f.data_dir}, {"error", why.ToString()}});
     return nullptr;
   }
   rt.Log(f.forensics ? spdlog::level::warn : spdlog::level::info,
@@ -332,6 +342,10 @@ std::optional<int> BindKey(const Flags& f, Runtime& rt, okr::EventStore* store,
     return kExitFailed;
   }
   *bound = std::move(result.value());
+  if (okr::Status s = store->SetSigningKey(bound->key, bound->origin); !s.ok()) {
+    rt.Log(spdlog::level::critical, "refusing_to_start", {{"error", s.ToString()}});
+    return kExitFailed;
+  }
   rt.Log(spdlog::level::info, bound->recorded_now ? "signing_key_recorded" : "signing_key_checked",
          {{"vkey", bound->key->Verifier(bound->origin).vkey()},
           {"seq", bound->recorded_seq},
@@ -516,7 +530,7 @@ int main(int argc, char** argv) {
     return kExitFailed;
   }
   std::shared_ptr<const okr::SigningKey> loaded_key = key.ok() ? *key : nullptr;
-  std::unique_ptr<okr::EventStore> store = OpenStore(flags, rt);
+  std::unique_ptr<okr::EventStore> store = OpenStore(flags, rt, loaded_key);
   if (!store) return kExitFailed;
   okr::api::LogKey log_key;
   if (auto rc = BindKey(flags, rt, store.get(), std::move(loaded_key), &log_key)) return *rc;

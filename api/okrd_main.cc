@@ -264,9 +264,6 @@ int64_t MicrosSince(std::chrono::steady_clock::time_point started) {
 }
 
 // Opens (and, unless forensics, verifies) the log; null after logging why not.
-// With the signing key (when its file exists) the open verifies the stored
-// checkpoint and checks only the events after it; the rest is re-hashed
-// in the background (SPEC §7).
 std::unique_ptr<okr::EventStore> OpenStore(const Flags& f, Runtime& rt,
                                            std::shared_ptr<const okr::SigningKey> key) {
   std::error_code ec;
@@ -276,7 +273,9 @@ std::unique_ptr<okr::EventStore> OpenStore(const Flags& f, Runtime& rt,
   // Forensics: whatever is there, unverified, never written to.
   options.read_only = f.forensics;
   options.create_if_missing = !f.forensics;
-  options.signing_key = std::move(key);
+  // The stored checkpoint is checked with it: the open then re-reads only
+  // the events after it.
+  options.signing_key = key;
   options.on_batch = [&rt](size_t appends, size_t events, uint64_t head, int64_t write_us,
                            const okr::Status& status) {
     rt.metrics.Batch(appends, events, write_us, status.ok());
@@ -297,8 +296,14 @@ std::unique_ptr<okr::EventStore> OpenStore(const Flags& f, Runtime& rt,
   auto started = std::chrono::steady_clock::now();
   auto store = okr::EventStore::Open(f.data_dir, options);
   if (!store.ok()) {
+    // A stored checkpoint another key signed: say which key the log records.
+    okr::Status why = store.status();
+    if (key != nullptr && !f.forensics) {
+      okr::Status key_check = okr::api::CheckKeyAgainstLog(f.data_dir, *key, f.signing_key_path);
+      if (!key_check.ok()) why = key_check;
+    }
     rt.Log(spdlog::level::critical, "refusing_to_start",
-           {{"data", f.data_dir}, {"error", store.status().ToString()}});
+           {{"data", f.data_dir}, {"error", why.ToString()}});
     return nullptr;
   }
   rt.Log(f.forensics ? spdlog::level::warn : spdlog::level::info,
@@ -337,16 +342,14 @@ std::optional<int> BindKey(const Flags& f, Runtime& rt, okr::EventStore* store,
     return kExitFailed;
   }
   *bound = std::move(result.value());
-  rt.Log(spdlog::level::info, bound->recorded_now ? "signing_key_recorded" : "signing_key_checked",
-         {{"vkey", bound->key->Verifier(bound->origin).vkey()},
-          {"seq", bound->recorded_seq},
-          {"key_file", f.signing_key_path}});
-  // The writer stores signed checkpoints from now on: the next start
-  // checks only the events after the newest.
   if (okr::Status s = store->SetSigningKey(bound->key, bound->origin); !s.ok()) {
     rt.Log(spdlog::level::critical, "refusing_to_start", {{"error", s.ToString()}});
     return kExitFailed;
   }
+  rt.Log(spdlog::level::info, bound->recorded_now ? "signing_key_recorded" : "signing_key_checked",
+         {{"vkey", bound->key->Verifier(bound->origin).vkey()},
+          {"seq", bound->recorded_seq},
+          {"key_file", f.signing_key_path}});
   return std::nullopt;
 }
 

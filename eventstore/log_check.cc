@@ -53,6 +53,22 @@ bool HasLineByKey(std::string_view note, const NoteVerifier& verifier) {
   return false;
 }
 
+// What is wrong with the stored leaf of event `seq` under `leaves`
+// (level 0, index seq - 1, the leaf hash of its value); null when nothing.
+const char* LeafProblem(rocksdb::Iterator* leaves, uint64_t seq, const Hash& leaf) {
+  uint8_t level = 0;
+  uint64_t index = 0;
+  if (!leaves->Valid() || !format::ParseTreeKey(View(leaves->key()), &level, &index) ||
+      level != 0 || index != seq - 1) {
+    return "its leaf is missing from the tree";
+  }
+  if (leaves->value().size() != leaf.size() ||
+      std::memcmp(leaves->value().data(), leaf.data(), leaf.size()) != 0) {
+    return "its leaf in the tree does not match the event";
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 // One pass over the events after `resume.after_seq` (to the end of what
@@ -68,26 +84,23 @@ void EventStore::Impl::WalkEvents(const rocksdb::ReadOptions& ro, const WalkProg
   std::unique_ptr<rocksdb::Iterator> events(db_->NewIterator(ro, events_));
   std::unique_ptr<rocksdb::Iterator> leaves(db_->NewIterator(ro, tree_));
   leaves->Seek(first_leaf);
-  for (events->Seek(first); events->Valid(); events->Next(), leaves->Next()) {
+  for (events->Seek(first); events->Valid(); events->Next()) {
     uint64_t seq = 0;
     if (!format::ParseSeqKey(View(events->key()), &seq)) {
       chain.Fail(chain.next_seq(), "malformed key");
       break;
     }
-    if (!chain.Add(seq, View(events->value()))) break;
+    // The leaf first, so a changed event is reported at its own seq with
+    // the events before it counted as sound; a gap is the chain's to name.
     const Hash leaf = merkle::LeafHash(View(events->value()));
-    uint8_t level = 0;
-    uint64_t index = 0;
-    if (!leaves->Valid() || !format::ParseTreeKey(View(leaves->key()), &level, &index) ||
-        level != 0 || index != seq - 1) {
-      chain.Fail(seq, "its leaf is missing from the tree");
-      break;
+    if (seq == chain.next_seq()) {
+      if (const char* problem = LeafProblem(leaves.get(), seq, leaf)) {
+        chain.Fail(seq, problem);
+        break;
+      }
+      leaves->Next();
     }
-    if (leaves->value().size() != leaf.size() ||
-        std::memcmp(leaves->value().data(), leaf.data(), leaf.size()) != 0) {
-      chain.Fail(seq, "its leaf in the tree does not match the event");
-      break;
-    }
+    if (!chain.Add(seq, View(events->value()))) break;
     walk->frontier.Append(leaf, nullptr);
     if (seq % kCheckProgressEvents == 0 && progress && !progress(seq)) {
       walk->stopped = true;

@@ -259,7 +259,7 @@ Status EventStore::Impl::VerifyOnOpen() {
     std::lock_guard<std::mutex> lock(check_mu_);
     check_.state = LogCheck::State::kVerified;
     check_.checked = check_.total = check_.open_checked = report.events;
-    check_.took_us = check_.open_us = MicrosSince(started);
+    check_.took_us = MicrosSince(started);
     return Status::Ok();
   }
   return Status::Corruption("log is broken at seq " + std::to_string(report.first_bad_seq) + ": " +

@@ -129,7 +129,6 @@ struct LogCheck {
   std::string problem;         // what is wrong at first_bad_seq
   int64_t took_us = 0;         // how long the whole check took, once done
   uint64_t open_checked = 0;   // events the open itself checked (the tail, or all)
-  int64_t open_us = 0;         // how long the open's own check took
 };
 
 // One backup of the database (RocksDB BackupEngine), docs/OPERATIONS.md.

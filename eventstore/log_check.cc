@@ -184,7 +184,6 @@ bool EventStore::Impl::CheckpointByOurKey(const std::string& note) const {
 }
 
 Status EventStore::Impl::CheckTailOnOpen(const std::string& note) {
-  auto started = std::chrono::steady_clock::now();
   OKR_ASSIGN_OR_RETURN(uint64_t size, CheckStoredCheckpoint(note));
   OKR_ASSIGN_OR_RETURN(ChainResume resume, ResumeAfter(size));
   OKR_ASSIGN_OR_RETURN(merkle::Frontier frontier,
@@ -200,7 +199,6 @@ Status EventStore::Impl::CheckTailOnOpen(const std::string& note) {
   }
   std::lock_guard<std::mutex> lock(check_mu_);
   check_.open_checked = head_.seq - size;
-  check_.open_us = MicrosSince(started);
   return Status::Ok();
 }
 

@@ -4,10 +4,15 @@
 // the store then re-hashes everything, and damage it finds stops appends.
 #include <rocksdb/write_batch.h>
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <cassert>
 #include <chrono>
 #include <cstring>
 
+#include "eventstore/event_json.h"
 #include "eventstore/format.h"
 #include "eventstore/store_impl.h"
 
@@ -18,11 +23,50 @@ namespace {
 // The background check publishes its progress after each this many events
 // and looks at the stop flag as often.
 constexpr uint64_t kCheckProgressEvents = 4096;
+// The background check's nice value (0 is the default, 19 the lowest).
+constexpr int kCheckNice = 10;
 
 int64_t MicrosSince(std::chrono::steady_clock::time_point started) {
   return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
                                                                started)
       .count();
+}
+
+// Whether `note` has a signature line by `verifier`'s name and key id,
+// whatever its signature: a note by another key says nothing about the
+// log, only that the key file is not the one that signed it.
+bool HasLineByKey(std::string_view note, const NoteVerifier& verifier) {
+  const std::string prefix = "\xE2\x80\x94 " + verifier.name + " ";
+  const size_t blank = note.find("\n\n");
+  if (blank == std::string_view::npos) return false;
+  std::string_view rest = note.substr(blank + 2);
+  while (!rest.empty()) {
+    const size_t end = rest.find('\n');
+    const std::string_view line = rest.substr(0, end);
+    rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
+    if (!line.starts_with(prefix)) continue;
+    auto blob = Base64Decode(line.substr(prefix.size()));
+    if (blob && blob->size() >= 4 && format::GetBigEndian32(blob->data()) == verifier.key_id()) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// What is wrong with the stored leaf of event `seq` under `leaves`
+// (level 0, index seq - 1, the leaf hash of its value); null when nothing.
+const char* LeafProblem(rocksdb::Iterator* leaves, uint64_t seq, const Hash& leaf) {
+  uint8_t level = 0;
+  uint64_t index = 0;
+  if (!leaves->Valid() || !format::ParseTreeKey(View(leaves->key()), &level, &index) ||
+      level != 0 || index != seq - 1) {
+    return "its leaf is missing from the tree";
+  }
+  if (leaves->value().size() != leaf.size() ||
+      std::memcmp(leaves->value().data(), leaf.data(), leaf.size()) != 0) {
+    return "its leaf in the tree does not match the event";
+  }
+  return nullptr;
 }
 
 }  // namespace
@@ -40,26 +84,23 @@ void EventStore::Impl::WalkEvents(const rocksdb::ReadOptions& ro, const WalkProg
   std::unique_ptr<rocksdb::Iterator> events(db_->NewIterator(ro, events_));
   std::unique_ptr<rocksdb::Iterator> leaves(db_->NewIterator(ro, tree_));
   leaves->Seek(first_leaf);
-  for (events->Seek(first); events->Valid(); events->Next(), leaves->Next()) {
+  for (events->Seek(first); events->Valid(); events->Next()) {
     uint64_t seq = 0;
     if (!format::ParseSeqKey(View(events->key()), &seq)) {
       chain.Fail(chain.next_seq(), "malformed key");
       break;
     }
-    if (!chain.Add(seq, View(events->value()))) break;
+    // The leaf first, so a changed event is reported at its own seq with
+    // the events before it counted as sound; a gap is the chain's to name.
     const Hash leaf = merkle::LeafHash(View(events->value()));
-    uint8_t level = 0;
-    uint64_t index = 0;
-    if (!leaves->Valid() || !format::ParseTreeKey(View(leaves->key()), &level, &index) ||
-        level != 0 || index != seq - 1) {
-      chain.Fail(seq, "its leaf is missing from the tree");
-      break;
+    if (seq == chain.next_seq()) {
+      if (const char* problem = LeafProblem(leaves.get(), seq, leaf)) {
+        chain.Fail(seq, problem);
+        break;
+      }
+      leaves->Next();
     }
-    if (leaves->value().size() != leaf.size() ||
-        std::memcmp(leaves->value().data(), leaf.data(), leaf.size()) != 0) {
-      chain.Fail(seq, "its leaf in the tree does not match the event");
-      break;
-    }
+    if (!chain.Add(seq, View(events->value()))) break;
     walk->frontier.Append(leaf, nullptr);
     if (seq % kCheckProgressEvents == 0 && progress && !progress(seq)) {
       walk->stopped = true;
@@ -134,6 +175,14 @@ Result<uint64_t> EventStore::Impl::CheckStoredCheckpoint(const std::string& note
 
 // A writable open with a signing key and a stored checkpoint: the
 // checkpoint's signature and root, then only the events after it.
+// Whether the stored checkpoint was signed by the key the open was given
+// (by key id): else the open checks the whole log instead, and okrd's
+// check of its key file refuses the start, saying which key it wants.
+bool EventStore::Impl::CheckpointByOurKey(const std::string& note) const {
+  const std::string origin = note.substr(0, note.find('\n'));
+  return HasLineByKey(note, options_.signing_key->Verifier(origin));
+}
+
 Status EventStore::Impl::CheckTailOnOpen(const std::string& note) {
   auto started = std::chrono::steady_clock::now();
   OKR_ASSIGN_OR_RETURN(uint64_t size, CheckStoredCheckpoint(note));
@@ -165,6 +214,9 @@ void EventStore::Impl::StartBackgroundCheck() {
 
 // The whole log from seq 1, on one snapshot, so appends go on meanwhile.
 void EventStore::Impl::BackgroundCheck() {
+  // Below the threads that serve and write (Linux nices threads one by
+  // one): on a busy machine the check takes longer, not the requests.
+  setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), kCheckNice);
   auto started = std::chrono::steady_clock::now();
   const rocksdb::Snapshot* snapshot = db_->GetSnapshot();
   rocksdb::ReadOptions ro;

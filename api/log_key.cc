@@ -85,22 +85,6 @@ Status CheckRecorded(const RecordedKey& recorded, const SigningKey* key, const s
   return Status::Ok();
 }
 
-}  // namespace
-
-Status CheckKeyAgainstLog(const std::string& data_dir, const SigningKey& key,
-                          const std::string& path) {
-  OpenOptions options;
-  options.read_only = true;
-  options.create_if_missing = false;
-  auto store = EventStore::Open(data_dir, options);
-  if (!store.ok()) return Status::Ok();  // not the key's doing
-  auto recorded = FindRecordedKey(**store);
-  if (!recorded.ok() || !*recorded) return Status::Ok();
-  return CheckRecorded(**recorded, &key, path, "");
-}
-
-namespace {
-
 Result<uint64_t> AppendKeyEvent(EventStore* store, const SigningKey& key,
                                 const std::string& origin) {
   AppendRequest request;

@@ -42,12 +42,6 @@ struct RecordedKey {
 // kCorruption when the okrd:log stream holds something else.
 Result<std::optional<RecordedKey>> FindRecordedKey(const EventStore& store);
 
-// Why the log in `data_dir` would not open with `key` (the file at
-// `path`), when the key is the reason: kInvalid, as BindSigningKey says it,
-// when the log (opened read-only) records another key. Ok otherwise.
-Status CheckKeyAgainstLog(const std::string& data_dir, const SigningKey& key,
-                          const std::string& path);
-
 // The key and origin a log's checkpoints are signed with.
 struct LogKey {
   std::shared_ptr<const SigningKey> key;

@@ -275,7 +275,7 @@ std::unique_ptr<okr::EventStore> OpenStore(const Flags& f, Runtime& rt,
   options.create_if_missing = !f.forensics;
   // The stored checkpoint is checked with it: the open then re-reads only
   // the events after it.
-  options.signing_key = key;
+  options.signing_key = std::move(key);
   options.on_batch = [&rt](size_t appends, size_t events, uint64_t head, int64_t write_us,
                            const okr::Status& status) {
     rt.metrics.Batch(appends, events, write_us, status.ok());
@@ -296,14 +296,8 @@ std::unique_ptr<okr::EventStore> OpenStore(const Flags& f, Runtime& rt,
   auto started = std::chrono::steady_clock::now();
   auto store = okr::EventStore::Open(f.data_dir, options);
   if (!store.ok()) {
-    // A stored checkpoint another key signed: say which key the log records.
-    okr::Status why = store.status();
-    if (key != nullptr && !f.forensics) {
-      okr::Status key_check = okr::api::CheckKeyAgainstLog(f.data_dir, *key, f.signing_key_path);
-      if (!key_check.ok()) why = key_check;
-    }
     rt.Log(spdlog::level::critical, "refusing_to_start",
-           {{"data", f.data_dir}, {"error", why.ToString()}});
+           {{"data", f.data_dir}, {"error", store.status().ToString()}});
     return nullptr;
   }
   rt.Log(f.forensics ? spdlog::level::warn : spdlog::level::info,

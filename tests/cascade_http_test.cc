@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "eventstore/base/clock.h"
+#include "eventstore/event_json.h"
 #include "eventstore/event_store.h"
 #include "projections/read/views.h"
 #include "projections/service/projector.h"
@@ -240,7 +241,16 @@ TEST_F(CascadeHttpTest, ABigReviewAndLintStreamWhatTheyWouldWriteWhole) {
     ASSERT_TRUE(p.ok()) << p.status().ToString();
     auto plan = ReviewPlan::Make(*p, "q", seq);
     ASSERT_TRUE(plan.ok()) << plan.status().ToString();
-    const std::string json_text = WriteJson([&](JsonOut& out) { plan->WriteJson(out, seq); });
+    // The streamed review carries the log's checkpoint at its seq: the
+    // signed root of the log read back.
+    const json checkpoint = json::parse(streamed[review])["checkpoint"];
+    EXPECT_EQ(checkpoint["size"], seq);
+    auto root = (*store)->TreeRoot(seq);
+    ASSERT_TRUE(root.ok()) << root.status().ToString();
+    EXPECT_EQ(checkpoint["root"],
+              Base64Encode(std::string_view(reinterpret_cast<const char*>(root->data()), 32)));
+    const std::string json_text =
+        WriteJson([&](JsonOut& out) { plan->WriteJson(out, seq, &checkpoint); });
     EXPECT_EQ(streamed[review], json_text);
     EXPECT_EQ(json::parse(json_text)["objectives"].size(), static_cast<size_t>(kObjectives));
     EXPECT_EQ(json::parse(json_text).dump(), json_text) << "nlohmann's bytes, keys sorted";

@@ -322,8 +322,10 @@ TEST(CrashHttp, AcknowledgedWritesSurviveSigkillRetriesApplyOnceProjectionEquals
     ASSERT_GE(s.WaitForSnapshot(LONG_MAX, 60'000), 0) << "the live okrd wrote no snapshot";
     ASSERT_TRUE(s.Stop());
     {
-      Okrd rebuilt(
-          OkrdOptions{std::vector<Token>{kAuditor}, {"--snapshot-every", "0", "--dashboard", ""}});
+      // The copy signs with the key its log records, beside the original.
+      Okrd rebuilt(OkrdOptions{std::vector<Token>{kAuditor},
+                               {"--snapshot-every", "0", "--dashboard", "", "--signing-key",
+                                s.data_dir() + ".signing.key"}});
       std::filesystem::copy(s.data_dir(), rebuilt.data_dir(),
                             std::filesystem::copy_options::recursive);
       {

@@ -581,6 +581,7 @@ TEST(Transport, EveryCachedReadNamesTheParametersItReads) {
     Reply r = s.Post(path, body, kAdmin.token);
     ASSERT_EQ(r.status, 201) << path << " " << r;
   };
+  const uint64_t acme_seq = s.HeadSeq() + 1;  // after the log's key event
   post("/v1/units", {{"id", "acme"}, {"kind", "company"}, {"name", "Acme"}});
   post("/v1/units", {{"id", "hr"}, {"kind", "department"}, {"name", "HR"}, {"parent", "acme"}});
   post("/v1/cycles",
@@ -595,7 +596,7 @@ TEST(Transport, EveryCachedReadNamesTheParametersItReads) {
 
   const std::vector<std::string> reads = {
       "/v1/units?limit=1",
-      "/v1/units/acme?as_of=1",
+      "/v1/units/acme?as_of=" + std::to_string(acme_seq),
       "/v1/cycles?limit=1",
       "/v1/cycles/q1",
       "/v1/cycles/q1/review",
@@ -606,7 +607,10 @@ TEST(Transport, EveryCachedReadNamesTheParametersItReads) {
       "/v1/key-results/kr-1",
       "/v1/key-results/kr-1/check-ins?limit=1",
       "/v1/cascade?cycle=q1&root=hr",
-      "/v1/diff?from=1&limit=1&cycle=q1"};
+      "/v1/diff?from=1&limit=1&cycle=q1",
+      "/v1/log/checkpoint?size=2",
+      "/v1/log/proof/inclusion?seq=1&size=2",
+      "/v1/log/proof/consistency?from=1&to=2"};
   for (const std::string& path : reads) {
     SCOPED_TRACE(path);
     Reply r = s.Get(path);

@@ -46,9 +46,10 @@ Result<NoteVerifier> ParseVkey(std::string_view vkey);
 
 // Verifies `note` against `verifier`: a signature line by its name and key
 // id whose Ed25519 signature over the body verifies; lines by other keys
-// are ignored. Then parses the body as a checkpoint. kInvalid naming the
-// problem (malformed note, no signature by this key, bad signature,
-// malformed body); the text is an auditor's evidence, so it says which.
+// are ignored. Then parses the body as a checkpoint whose origin is the
+// verifier's name. kInvalid naming the problem (malformed note, no
+// signature by this key, bad signature, malformed body, another origin);
+// the text is an auditor's evidence, so it says which.
 Result<Checkpoint> VerifyCheckpoint(std::string_view note, const NoteVerifier& verifier);
 
 // The Ed25519 private key that signs a log's checkpoints, kept in a PKCS#8

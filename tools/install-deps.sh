@@ -17,6 +17,7 @@ packages=(
   libcpp-httplib-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev
   nlohmann-json3-dev rapidjson-dev libssl-dev libcli11-dev
+  openssl  # checkpoint_test checks signatures with it; operators make keys with it
 )
 if [ "${1:-}" = "--test" ]; then
   packages+=(clang-14 libclang-rt-14-dev wrk curl chromium clang-format clang-tidy)

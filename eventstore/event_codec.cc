@@ -323,12 +323,13 @@ constexpr Named<W> kEventTypeNames[] = {
     {W::CHECK_IN_CORRECTED, "check_in.corrected"},
     {W::COMMENT_ADDED, "comment.added"},
     {W::OBJECTIVE_REVIEWED, "objective.reviewed"},
+    {W::LOG_SIGNING_KEY, "log.signing_key"},
 };
 
-// A row for every discriminant from 0 to unitEmailChanged, the last today;
+// A row for every discriminant from 0 to logSigningKey, the last today;
 // a new union member must extend kLast and this table together.
 constexpr bool NamesEveryEventType() {
-  constexpr auto kLast = static_cast<uint16_t>(W::UNIT_EMAIL_CHANGED);
+  constexpr auto kLast = static_cast<uint16_t>(W::LOG_SIGNING_KEY);
   if (std::size(kEventTypeNames) != kLast + 1u) return false;
   for (uint16_t w = 0; w <= kLast; ++w) {
     if (NameIn(kEventTypeNames, static_cast<W>(w), nullptr) == nullptr) return false;

@@ -59,15 +59,9 @@ nlohmann::json ToJson(capnp::DynamicValue::Reader v, kj::StringPtr field_name) {
       auto t = v.as<capnp::Text>();
       return std::string(t.begin(), t.size());
     }
-    case capnp::DynamicValue::DATA: {
+    case capnp::DynamicValue::DATA: {  // bytes in a payload: a key (log.signing_key)
       auto d = v.as<capnp::Data>();
-      std::string hex;
-      static constexpr char kDigits[] = "0123456789abcdef";
-      for (uint8_t b : d) {
-        hex.push_back(kDigits[b >> 4]);
-        hex.push_back(kDigits[b & 0xf]);
-      }
-      return hex;
+      return Base64Encode(std::string_view(reinterpret_cast<const char*>(d.begin()), d.size()));
     }
     case capnp::DynamicValue::LIST: {
       nlohmann::json arr = nlohmann::json::array();

@@ -15,7 +15,8 @@ namespace okr {
 
 // {seq, recorded_at, actor, type, entity, version, idempotency_key, reason,
 //  data, prev_hash}: `data` is the union member with snake_case field names,
-// enums as snake_case names and *At fields as RFC 3339 times.
+// enums as snake_case names, *At fields as RFC 3339 times and bytes (a
+// log.signing_key's public_key) as base64.
 nlohmann::json EventToJson(schema::Event::Reader event);
 
 // Standard base64 (RFC 4648, with padding): how the audit API carries an

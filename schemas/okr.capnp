@@ -6,7 +6,7 @@
 # `obsoleteXxx`. New fields and union members take the next free ordinal.
 # Old logs must stay readable forever: this is an audit log.
 #
-# Next free ordinal in Event: @37.
+# Next free ordinal in Event: @38.
 
 @0x9dce4d3653e76c8b;
 
@@ -86,6 +86,8 @@ struct Event {
     objectiveReviewed @35 :ObjectiveReviewed;
 
     unitEmailChanged @36 :TextChange;
+
+    logSigningKey @37 :LogSigningKey;        # entity = okrd:log, actor = system:okrd
   }
 }
 
@@ -198,4 +200,12 @@ struct ObjectiveReviewed {
   outcome @1 :Outcome;
   reflection @2 :Text;
   lessons @3 :Text;
+}
+
+struct LogSigningKey {
+  # The key that signs this log's checkpoints (docs/FORMAT.md). okrd writes
+  # it once, when the log gets its tree; it creates no id and changes no
+  # OKR state. Auditors pin the key from here.
+  origin @0 :Text;            # the log's origin: the checkpoints' first line and the key's name
+  publicKey @1 :Data;         # 32-byte Ed25519 public key
 }

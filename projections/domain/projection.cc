@@ -202,6 +202,8 @@ Status Projection::Apply(schema::Event::Reader ev) {
     case W::COMMENT_ADDED:
       OKR_RETURN_IF_ERROR(ApplyComment(ev, meta, id));
       break;
+    case W::LOG_SIGNING_KEY:  // the log's own record: no OKR state, only the seq
+      break;
   }
   Advance(meta);
   return Status::Ok();

@@ -16,7 +16,7 @@ const EVENT_TYPES = [
   'key_result.added', 'key_result.title_changed', 'key_result.start_changed',
   'key_result.target_changed', 'key_result.unit_changed', 'key_result.weight_changed',
   'key_result.owner_changed', 'key_result.metric_changed', 'key_result.removed',
-  'check_in.recorded', 'check_in.corrected', 'comment.added',
+  'check_in.recorded', 'check_in.corrected', 'comment.added', 'log.signing_key',
 ];
 
 // Draws the view for route `r`; `alive()` is false once the page moved on;

@@ -17,7 +17,9 @@
 
 namespace okr {
 
-Hash Sha256(std::string_view bytes) {
+Hash Sha256(std::string_view bytes) { return Sha256Concat({bytes}); }
+
+Hash Sha256Concat(std::initializer_list<std::string_view> parts) {
   // OpenSSL 3's one-shot SHA256() looks the algorithm up on every call; a
   // fetched digest and a context per thread halve the cost per event.
   struct Context {
@@ -31,11 +33,15 @@ Hash Sha256(std::string_view bytes) {
   thread_local Context c;
   Hash out;
   unsigned int len = 0;
-  bool ok = c.md != nullptr && c.ctx != nullptr && EVP_DigestInit_ex(c.ctx, c.md, nullptr) == 1 &&
-            EVP_DigestUpdate(c.ctx, bytes.data(), bytes.size()) == 1 &&
-            EVP_DigestFinal_ex(c.ctx, out.data(), &len) == 1 && len == out.size();
-  if (!ok) {  // not expected; the one-shot call needs no state
-    SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), out.data());
+  bool ok = c.md != nullptr && c.ctx != nullptr && EVP_DigestInit_ex(c.ctx, c.md, nullptr) == 1;
+  for (std::string_view part : parts) {
+    ok = ok && EVP_DigestUpdate(c.ctx, part.data(), part.size()) == 1;
+  }
+  ok = ok && EVP_DigestFinal_ex(c.ctx, out.data(), &len) == 1 && len == out.size();
+  if (!ok) {  // not expected; the one-shot call needs no state, only the joined bytes
+    std::string joined;
+    for (std::string_view part : parts) joined.append(part);
+    SHA256(reinterpret_cast<const unsigned char*>(joined.data()), joined.size(), out.data());
   }
   return out;
 }

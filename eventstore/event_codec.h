@@ -4,6 +4,7 @@
 #include <capnp/message.h>
 #include <capnp/serialize.h>
 
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -19,6 +20,9 @@ using format::Hash;
 
 // SHA-256 of `bytes` (OpenSSL).
 Hash Sha256(std::string_view bytes);
+// SHA-256 of the parts one after another, without joining them first (a
+// Merkle leaf: a prefix byte, then the stored value).
+Hash Sha256Concat(std::initializer_list<std::string_view> parts);
 std::string ToHex(const Hash& hash);
 // Parses 64 hex digits; false otherwise.
 bool FromHex(std::string_view hex, Hash* hash);

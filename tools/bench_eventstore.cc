@@ -2,6 +2,7 @@
 // plain RocksDB doing the same work, in one run.
 //
 //   bench_eventstore [--seconds S] [--events N] [--threads 1,16,64] [--dir PARENT] [--quick]
+//                    [--merkle-only]
 //
 // Measures, on real RocksDB on disk:
 //   a) raw RocksDB: N threads each Put one stored-event-sized value with
@@ -17,7 +18,9 @@
 //   e) EventStore::Verify over the same log;
 // then "what-if" rows (the replay and the verify loop with a cheaper but
 // equally strict decode check, see below) and, in memory, the cost per event
-// of each step of decoding and hashing.
+// of each step of decoding and hashing, and of the Merkle tree: LeafHash +
+// Frontier::Append per event, proofs and their verification at N leaves
+// (nodes in memory: the math, without RocksDB's reads).
 //
 // The raw writes store the very bytes of a stored check-in event, so both
 // sides move the same number of bytes per event. The output says how much
@@ -53,6 +56,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -63,6 +67,7 @@
 #include "eventstore/event_codec.h"
 #include "eventstore/event_store.h"
 #include "eventstore/format.h"
+#include "eventstore/merkle.h"
 
 namespace {
 
@@ -91,17 +96,19 @@ struct Config {
   std::vector<int> threads = {1, 16, 64};
   std::string parent;
   bool quick = false;
+  bool merkle_only = false;
 };
 
 void Usage(FILE* out) {
   std::fprintf(out,
                "usage: bench_eventstore [--seconds S] [--events N] [--threads 1,16,64]\n"
-               "                        [--dir PARENT] [--quick]\n"
+               "                        [--dir PARENT] [--quick] [--merkle-only]\n"
                "  --seconds S   duration of each write measurement (default 3)\n"
                "  --events N    events in the replay/verify log (default 1000000)\n"
                "  --threads L   writer concurrencies, comma-separated (default 1,16,64)\n"
                "  --dir PARENT  where the scratch directory goes (default $TMPDIR or /tmp)\n"
-               "  --quick       smoke run: 0.5 s per measurement, 50000 events\n");
+               "  --quick       smoke run: 0.5 s per measurement, 50000 events\n"
+               "  --merkle-only only the Merkle tree figures (in memory, N leaves)\n");
 }
 
 Config ParseArgs(int argc, char** argv) {
@@ -147,6 +154,8 @@ Config ParseArgs(int argc, char** argv) {
         config.parent = next();
       } else if (arg == "--quick") {
         config.quick = true;
+      } else if (arg == "--merkle-only") {
+        config.merkle_only = true;
       } else if (arg == "--help" || arg == "-h") {
         Usage(stdout);
         std::exit(0);
@@ -966,6 +975,104 @@ uint64_t WhatIfVerify(const RawReader& raw) {
 
 // ---------------------------------------------------------------------------
 
+// ---------------------------------------------------------------------------
+// The Merkle tree, in memory: what a writer adds per event, and what a proof
+// costs to make (from a vector of nodes per level, as the tree column family
+// keys them) and to check.
+
+struct MerkleCost {
+  std::string what;
+  double per_second;
+};
+
+// Calls op() (one unit of work, returning something to keep) for about
+// 0.5 s; the rate per second.
+double PerSecond(const std::function<uint64_t()>& op, uint64_t* sink) {
+  auto start = Clock::now();
+  uint64_t n = 0;
+  double secs = 0;
+  do {
+    for (int i = 0; i < 64; ++i, ++n) *sink += op();
+    secs = SecondsSince(start);
+  } while (secs < 0.5);
+  return static_cast<double>(n) / secs;
+}
+
+std::vector<MerkleCost> MeasureMerkle(const std::string& event, uint64_t leaves, uint64_t* sink) {
+  namespace merkle = okr::merkle;
+  std::vector<MerkleCost> out;
+  std::vector<std::vector<merkle::Hash>> levels(64);
+  std::vector<std::pair<merkle::NodeId, merkle::Hash>> completed;
+  double best = 0;
+  for (int round = 0; round < 3; ++round) {
+    merkle::Frontier frontier;
+    auto start = Clock::now();
+    for (uint64_t i = 0; i < leaves; ++i) {
+      completed.clear();
+      frontier.Append(merkle::LeafHash(event), &completed);
+      if (round > 0) continue;
+      for (const auto& [id, hash] : completed) levels[id.level].push_back(hash);
+    }
+    best = std::max(best, static_cast<double>(leaves) / SecondsSince(start));
+    *sink += frontier.Root()[0];
+  }
+  out.push_back({"LeafHash of a stored event + Frontier::Append", best});
+
+  merkle::NodeReader read =
+      [&levels](const std::vector<merkle::NodeId>& ids) -> okr::Result<std::vector<merkle::Hash>> {
+    std::vector<merkle::Hash> hashes;
+    hashes.reserve(ids.size());
+    for (const auto& id : ids) {
+      if (id.index >= levels[id.level].size()) return okr::Status::NotFound("no node");
+      hashes.push_back(levels[id.level][id.index]);
+    }
+    return hashes;
+  };
+  auto value = [](auto result) {
+    if (!result.ok()) Fail("merkle: " + result.status().ToString());
+    return std::move(result).value();
+  };
+  std::mt19937_64 rng(13);
+  merkle::Hash root = value(merkle::RootAt(leaves, read));
+  merkle::Hash leaf = merkle::LeafHash(event);
+  auto below = [&rng](uint64_t n) { return rng() % n; };
+  std::string at = " (" + std::to_string(leaves) + " leaves)";
+  out.push_back(
+      {"RootAt" + at, PerSecond([&] { return value(merkle::RootAt(leaves, read))[0]; }, sink)});
+  out.push_back(
+      {"InclusionProof, random leaf" + at,
+       PerSecond([&] { return value(merkle::InclusionProof(below(leaves), leaves, read)).size(); },
+                 sink)});
+  std::vector<merkle::Hash> path = value(merkle::InclusionProof(leaves / 3, leaves, read));
+  if (!merkle::VerifyInclusion(leaves / 3, leaves, leaf, path, root)) Fail("inclusion rejected");
+  out.push_back(
+      {"VerifyInclusion" + at,
+       PerSecond([&] { return merkle::VerifyInclusion(leaves / 3, leaves, leaf, path, root); },
+                 sink)});
+  out.push_back(
+      {"ConsistencyProof, random from, to = all" + at,
+       PerSecond(
+           [&] { return value(merkle::ConsistencyProof(1 + below(leaves), leaves, read)).size(); },
+           sink)});
+  uint64_t from = leaves / 3 + 1;
+  merkle::Hash from_root = value(merkle::RootAt(from, read));
+  std::vector<merkle::Hash> proof = value(merkle::ConsistencyProof(from, leaves, read));
+  if (!merkle::VerifyConsistency(from, leaves, from_root, root, proof))
+    Fail("consistency rejected");
+  out.push_back(
+      {"VerifyConsistency" + at,
+       PerSecond([&] { return merkle::VerifyConsistency(from, leaves, from_root, root, proof); },
+                 sink)});
+  return out;
+}
+
+void PrintMerkle(const std::vector<MerkleCost>& costs, FILE* out) {
+  std::fprintf(out, "\nMerkle tree (in memory; Append: best of 3 passes, the rest: 0.5 s each):\n");
+  for (const auto& c : costs) {
+    std::fprintf(out, "  %-58s %10s /s\n", c.what.c_str(), Rate(c.per_second).c_str());
+  }
+}
+
 int Run(const Config& config) {
   ScratchDir scratch(config.parent);
   std::string fs = FilesystemType(scratch.path());
@@ -975,6 +1082,14 @@ int Run(const Config& config) {
       fs == "tmpfs" ? " -- WARNING: sync is free on tmpfs, write figures mean little" : "");
 
   std::string event = ProbeStoredEvent(scratch);
+  if (config.merkle_only) {
+    uint64_t sink = 0;
+    std::printf("bench_eventstore: %u cores, %s; event %zu bytes stored\n",
+                std::thread::hardware_concurrency(), CpuModel().c_str(), event.size());
+    PrintMerkle(MeasureMerkle(event, config.events, &sink), stdout);
+    std::printf("(checksum %llu)\n", static_cast<unsigned long long>(sink & 0xff));
+    return 0;
+  }
   std::fprintf(stderr,
                "event: checkInRecorded, %zu bytes stored (measured); %.1f s per write "
                "measurement; replay log of %llu events\n\n",
@@ -1184,6 +1299,7 @@ int Run(const Config& config) {
       static_cast<unsigned long long>(cross.decode_rejects),
       static_cast<unsigned long long>(cross.plan_rejects),
       static_cast<unsigned long long>(cross.disagreements));
+  PrintMerkle(MeasureMerkle(event, config.events, &sink), stdout);
   std::printf("(checksum %llu)\n", static_cast<unsigned long long>(sink & 0xff));
   return 0;
 }

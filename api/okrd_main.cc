@@ -267,6 +267,10 @@ std::unique_ptr<okr::EventStore> OpenStore(const Flags& f, Runtime& rt) {
       rt.Log(spdlog::level::err, "append_failed", {{"error", status.ToString()}});
     }
   };
+  // Once per log written before the tree existed (docs/OPERATIONS.md).
+  options.on_tree_progress = [&rt](uint64_t done, uint64_t total) {
+    rt.Log(spdlog::level::info, "tree_building", {{"events_done", done}, {"events", total}});
+  };
   auto started = std::chrono::steady_clock::now();
   auto store = okr::EventStore::Open(f.data_dir, options);
   if (!store.ok()) {

@@ -83,6 +83,13 @@ class InfoLog : public rocksdb::Logger {
   FILE* f_;
 };
 
+bool HasColumnFamily(const rocksdb::Options& options, const std::string& dir,
+                     const std::string& name) {
+  std::vector<std::string> names;
+  if (!rocksdb::DB::ListColumnFamilies(options, dir, &names).ok()) return false;
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
 // Verify reports progress after each this many events.
 constexpr uint64_t kVerifyProgressEvents = 65536;
 
@@ -125,6 +132,9 @@ Status EventStore::Impl::Open(const std::string& dir, const OpenOptions& options
   if (!options.read_only) {
     if (options.verify_on_open) OKR_RETURN_IF_ERROR(VerifyOnOpen());
     OKR_RETURN_IF_ERROR(IndexIds());
+    OKR_RETURN_IF_ERROR(BuildTree());
+  } else {
+    RecoverRootReadOnly();
   }
   writer_head_ = head_;
   if (!options.read_only) writer_ = std::thread([this] { WriterLoop(); });
@@ -151,7 +161,10 @@ Status EventStore::Impl::OpenDatabase(const std::string& dir, const OpenOptions&
       {format::kMetaCf, rocksdb::ColumnFamilyOptions()},
       {format::kSnapshotsCf, rocksdb::ColumnFamilyOptions()},
       {format::kIdsCf, IdsOptions()},
+      {format::kTreeCf, rocksdb::ColumnFamilyOptions()},
   };
+  // A read-only open cannot create the `tree` of a log written before it.
+  if (options.read_only && !HasColumnFamily(db_options, dir, format::kTreeCf)) cfs.pop_back();
   rocksdb::DB* db = nullptr;
   rocksdb::Status s = options.read_only
                           ? rocksdb::DB::OpenForReadOnly(db_options, dir, cfs, &handles_, &db)
@@ -165,6 +178,7 @@ Status EventStore::Impl::OpenDatabase(const std::string& dir, const OpenOptions&
   meta_ = handles_[4];
   snapshots_ = handles_[5];
   ids_ = handles_[6];
+  tree_ = handles_.size() > 7 ? handles_[7] : nullptr;
   return Status::Ok();
 }
 
@@ -439,6 +453,14 @@ Result<std::optional<AppendResult>> EventStore::FindIdempotent(const std::string
 }
 Result<StoredEvent> EventStore::SnapshotAtOrBefore(uint64_t at_seq) const {
   return impl_->SnapshotAtOrBefore(at_seq);
+}
+Result<Hash> EventStore::TreeRoot(uint64_t size) const { return impl_->TreeRoot(size); }
+Result<Hash> EventStore::LeafHash(uint64_t seq) const { return impl_->LeafHash(seq); }
+Result<std::vector<Hash>> EventStore::InclusionProof(uint64_t seq, uint64_t size) const {
+  return impl_->InclusionProof(seq, size);
+}
+Result<std::vector<Hash>> EventStore::ConsistencyProof(uint64_t from, uint64_t to) const {
+  return impl_->ConsistencyProof(from, to);
 }
 Status EventStore::DeleteSnapshots() { return impl_->DeleteSnapshots(); }
 uint64_t EventStore::NewestSnapshotSeq() const { return impl_->NewestSnapshotSeq(); }

@@ -99,6 +99,10 @@ struct OpenOptions {
                      const Status& status)>
       on_batch;
   std::function<int64_t()> clock_us;  // default: system clock, µs UTC
+  // Called during a writable open that builds the missing part of the
+  // tree (a log written before it existed): (events done, events to do),
+  // before each synced part and once at the end.
+  std::function<void(uint64_t done, uint64_t total)> on_tree_progress;
 };
 
 // One backup of the database (RocksDB BackupEngine), docs/OPERATIONS.md.

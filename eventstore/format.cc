@@ -54,6 +54,19 @@ std::string StreamKey(std::string_view entity, uint64_t version) {
   return key;
 }
 
+std::string TreeKey(uint8_t level, uint64_t index) {
+  std::string key(1, static_cast<char>(level));
+  PutBigEndian64(&key, index);
+  return key;
+}
+
+bool ParseTreeKey(std::string_view key, uint8_t* level, uint64_t* index) {
+  if (key.size() != kTreeKeySize) return false;
+  *level = static_cast<uint8_t>(key[0]);
+  *index = GetBigEndian64(key.data() + 1);
+  return true;
+}
+
 std::string EncodeHead(uint64_t seq, const Hash& hash, int64_t recorded_at_us) {
   std::string v;
   PutBigEndian64(&v, seq);

@@ -32,6 +32,16 @@ inline constexpr uint32_t kFormatVersion = 1;
 // this seq that had expired has been deleted (docs/FORMAT.md).
 inline constexpr char kIdempotencyPrunedKey[] = "idempotency_pruned";
 
+// The log's Merkle tree (SPEC §7): level (1) | index (8, BE) -> the 32-byte
+// root of the perfect subtree of 2^level leaves from leaf index * 2^level.
+inline constexpr char kTreeCf[] = "tree";
+inline constexpr size_t kTreeKeySize = 1 + 8;
+// Value: seq (8, BE). The tree holds every node of the events up to it;
+// logs written before it existed get their tree built once at open.
+inline constexpr char kTreeThroughKey[] = "tree_through";
+// Value: the newest signed checkpoint note the writer stored (SPEC §7).
+inline constexpr char kCheckpointKey[] = "checkpoint";
+
 inline constexpr size_t kSeqKeySize = 8;        // big-endian uint64
 inline constexpr size_t kHashSize = 32;         // SHA-256
 inline constexpr char kStreamSeparator = '\0';  // ids never contain it
@@ -59,6 +69,10 @@ bool ParseSeqKey(std::string_view key, uint64_t* seq);
 // entity | 0x00 | version (8, BE): one entity's events sort together, by version.
 std::string StreamKey(std::string_view entity, uint64_t version);
 std::string StreamPrefix(std::string_view entity);
+
+std::string TreeKey(uint8_t level, uint64_t index);
+// False when the key is not exactly kTreeKeySize bytes.
+bool ParseTreeKey(std::string_view key, uint8_t* level, uint64_t* index);
 
 std::string EncodeHead(uint64_t seq, const Hash& hash, int64_t recorded_at_us);
 bool DecodeHead(std::string_view value, uint64_t* seq, Hash* hash, int64_t* recorded_at_us);

@@ -5,6 +5,7 @@
 //   idempotency.cc   idempotency records: lookups, expiry, pruning
 //   ids_index.cc     the `ids` column family: ids taken, indexing at open
 //   snapshots.cc     the snapshots column family (a cache)
+//   tree_store.cc    the `tree` column family: nodes, roots, proofs
 //   backup.cc        RocksDB BackupEngine backups and restores
 // Nothing outside eventstore/ includes this header.
 #pragma once
@@ -28,6 +29,7 @@
 
 #include "eventstore/chain.h"
 #include "eventstore/event_store.h"
+#include "eventstore/merkle.h"
 
 namespace okr {
 
@@ -96,6 +98,12 @@ class EventStore::Impl {
   Status DeleteSnapshots();
   uint64_t NewestSnapshotSeq() const { return newest_snapshot_seq_.load(); }
 
+  // tree_store.cc
+  Result<Hash> TreeRoot(uint64_t size) const;
+  Result<Hash> LeafHash(uint64_t seq) const;
+  Result<std::vector<Hash>> InclusionProof(uint64_t seq, uint64_t size) const;
+  Result<std::vector<Hash>> ConsistencyProof(uint64_t from, uint64_t to) const;
+
   // backup.cc
   Result<BackupSummary> Backup(const std::string& backup_dir,
                                const std::function<void(uint64_t, uint64_t)>& progress);
@@ -110,6 +118,7 @@ class EventStore::Impl {
     IdempotencyAnswers keys;              // keys the batch's appends write
     std::unordered_set<std::string> ids;  // ids the batch's appends create
     std::vector<StoredEvent> events;      // the staged events, for the listener
+    merkle::Frontier frontier;            // the tree's right edge after the staged events
   };
   // One caller's answer; `needs_write`: valid only if the batch becomes durable.
   struct Outcome {
@@ -161,6 +170,17 @@ class EventStore::Impl {
                      const std::unordered_set<std::string>& batch_ids,
                      std::vector<std::string>* created);
 
+  // tree_store.cc
+  // The stored nodes `ids`, in order, in one MultiGet (at `snapshot`, or
+  // the latest when null); kNotFound naming a missing node.
+  Result<std::vector<Hash>> ReadNodes(const std::vector<merkle::NodeId>& ids,
+                                      const rocksdb::Snapshot* snapshot) const;
+  merkle::NodeReader NodeReaderAt(const rocksdb::Snapshot* snapshot) const;
+  Result<uint64_t> TreeThrough() const;  // meta/tree_through, 0 when absent
+  Status BuildTree();
+  void RecoverRootReadOnly();
+  void PutNode(rocksdb::WriteBatch* wb, const merkle::NodeId& id, const Hash& hash) const;
+
   // snapshots.cc
   void RecoverNewestSnapshotSeq();
   std::optional<StoredEvent> TakeOpenedSnapshot() const;
@@ -174,6 +194,7 @@ class EventStore::Impl {
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;
   rocksdb::ColumnFamilyHandle* snapshots_ = nullptr;
   rocksdb::ColumnFamilyHandle* ids_ = nullptr;
+  rocksdb::ColumnFamilyHandle* tree_ = nullptr;  // null: a read-only open of a log without one
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
@@ -184,6 +205,7 @@ class EventStore::Impl {
   // Writer thread only: the head as the writer has made it durable, and the
   // committed version of every entity it has looked at.
   Head writer_head_;
+  merkle::Frontier frontier_;  // the right edge of the tree of writer_head_
   std::unordered_map<std::string, uint64_t> versions_;
   uint64_t pruned_through_ = 0;      // meta/idempotency_pruned
   int64_t prune_not_before_us_ = 0;  // no record expires before this

@@ -69,6 +69,7 @@ void EventStore::Impl::ProcessBatch(const std::vector<Pending*>& batch) {
   outcomes.reserve(batch.size());
   BatchState state;
   state.head = writer_head_;
+  state.frontier = frontier_;
   for (Pending* pending : batch) outcomes.push_back(ProcessAppend(pending->request, &state));
   assert(state.head.seq >= writer_head_.seq);
   // Every staged append adds at least one event, so an unchanged head means
@@ -158,8 +159,9 @@ Result<std::vector<uint64_t>> EventStore::Impl::AssignVersions(
 }
 
 // Fills in the store's fields of each event (seq, recordedAt, version,
-// idempotency key, prevHash) and puts it, its stream entry and the id it
-// creates into the batch, moving the batch's head past it.
+// idempotency key, prevHash) and puts it, its stream entry, the id it
+// creates and the tree nodes it completes into the batch, moving the
+// batch's head and frontier past it.
 AppendResult EventStore::Impl::StageEvents(AppendRequest& req,
                                            const std::vector<uint64_t>& versions,
                                            BatchState* state) {
@@ -167,6 +169,7 @@ AppendResult EventStore::Impl::StageEvents(AppendRequest& req,
   Head& head = state->head;
   AppendResult result;
   result.first_seq = head.seq + 1;
+  std::vector<std::pair<merkle::NodeId, Hash>> completed;
   for (size_t k = 0; k < req.events.size(); ++k) {
     EventDraft& draft = req.events[k];
     auto ev = draft.event();
@@ -197,18 +200,23 @@ AppendResult EventStore::Impl::StageEvents(AppendRequest& req,
     state->wb.Put(events_, key, bytes);
     state->wb.Put(streams_, format::StreamKey(draft.entity(), versions[k]), key);
     if (std::string_view id = CreatedId(ev.asReader()); !id.empty()) state->wb.Put(ids_, id, key);
+    completed.clear();
+    state->frontier.Append(merkle::LeafHash(bytes), &completed);
+    for (const auto& [node, hash] : completed) PutNode(&state->wb, node, hash);
     state->events.push_back({head.seq, std::move(bytes)});
   }
   result.last_seq = head.seq;
+  assert(state->frontier.size() == head.seq);
   assert(result.last_seq - result.first_seq + 1 == req.events.size() && "seqs are dense");
   return result;
 }
 
 // Writes the batch with the new head record in one synced write; only
 // once it is durable does the rest of the store (head, versions, prune
-// position) move on. On failure nothing is known to be durable: the
+// position, tree frontier) move on. On failure nothing is known to be durable: the
 // overlay is forgotten and the old head kept.
 Status EventStore::Impl::CommitBatch(BatchState* state, const std::vector<Outcome>& outcomes) {
+  state->head.root = state->frontier.Root();
   const Head& head = state->head;
   assert(head.seq > writer_head_.seq && head.recorded_at_us >= writer_head_.recorded_at_us);
   // Expired idempotency records go with the batch.
@@ -216,6 +224,7 @@ Status EventStore::Impl::CommitBatch(BatchState* state, const std::vector<Outcom
   state->wb.Put(meta_, format::kHeadKey,
                 format::EncodeHead(head.seq, head.hash, head.recorded_at_us));
   state->wb.Put(meta_, format::kIdsThroughKey, format::SeqKey(head.seq));
+  state->wb.Put(meta_, format::kTreeThroughKey, format::SeqKey(head.seq));
   rocksdb::WriteOptions wo;
   wo.sync = true;
   auto started = std::chrono::steady_clock::now();
@@ -229,6 +238,7 @@ Status EventStore::Impl::CommitBatch(BatchState* state, const std::vector<Outcom
   }
   if (!written.ok()) return Status::IOError("append not durable: " + written.message());
   pruned_through_ = pruned;
+  frontier_ = std::move(state->frontier);
   for (auto& [entity, version] : state->overlay) versions_[entity] = version;
   writer_head_ = head;
   {

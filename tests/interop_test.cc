@@ -260,7 +260,7 @@ TEST_F(InteropTest, LdbListsTheColumnFamilies) {
   std::string out =
       Run(std::string(kLdb) + " --db=" + Quote(data()) + " list_column_families 2>&1", &rc);
   ASSERT_EQ(rc, 0) << out;
-  EXPECT_NE(out.find("{default, events, streams, idempotency, meta, snapshots, ids}"),
+  EXPECT_NE(out.find("{default, events, streams, idempotency, meta, snapshots, ids, tree}"),
             std::string::npos)
       << out;
 }

@@ -10,6 +10,8 @@
 #include <sstream>
 #include <string>
 
+#include "eventstore/event_store.h"
+#include "eventstore/merkle.h"
 #include "tests/okrd_harness.h"
 
 #ifndef OKRD_PATH
@@ -75,6 +77,25 @@ json WithoutPace(json doc) {
                                        << "\nnow: " << got.body.substr(0, 2000);
 }
 
+// The fixture predates the Merkle tree: okrd built it at its first open,
+// and every root stored equals the one recomputed from the events.
+void ExpectTreeOfTheEvents(const std::string& data_dir) {
+  OpenOptions options;
+  options.read_only = true;
+  auto store = EventStore::Open(data_dir, options);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  merkle::Frontier frontier;
+  Status scanned = (*store)->Scan(1, UINT64_MAX, [&](uint64_t seq, std::string_view bytes) {
+    frontier.Append(merkle::LeafHash(bytes), nullptr);
+    auto root = (*store)->TreeRoot(seq);
+    EXPECT_TRUE(root.ok() && *root == frontier.Root()) << "size " << seq;
+    return true;
+  });
+  ASSERT_TRUE(scanned.ok()) << scanned.ToString();
+  EXPECT_EQ(frontier.size(), (*store)->head().seq);
+  EXPECT_EQ((*store)->head().root, frontier.Root());
+}
+
 TEST(UpgradeTest, TheFirstFormatsLogIsServedWithTheSameAnswers) {
   Okrd okrd(OkrdOptions{std::vector<Token>{kAuditor, kAdmin}, {}});
   CopyFixture("wave1", okrd.data_dir());
@@ -109,6 +130,8 @@ TEST(UpgradeTest, TheFirstFormatsLogIsServedWithTheSameAnswers) {
   EXPECT_EQ(fresh.status, 201) << fresh;
   EXPECT_EQ(okrd.HeadSeq(), 222u);
   ASSERT_TRUE(okrd.Stop()) << okrd.LogTail();
+  EXPECT_NE(okrd.LogTail(1 << 20).find("tree_building"), std::string::npos) << okrd.LogTail();
+  ExpectTreeOfTheEvents(okrd.data_dir());
 
   // The chain, and the fixture's snapshots against a full replay.
   std::string out;

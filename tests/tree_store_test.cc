@@ -1,0 +1,286 @@
+// The log's Merkle tree as the store keeps it (the `tree` column family,
+// docs/FORMAT.md): roots equal to ones recomputed from the raw values,
+// proofs that verify, nothing left behind by a failed batch, and a lost
+// tree built again at open.
+#include <gtest/gtest.h>
+#include <rocksdb/db.h>
+#include <rocksdb/env.h>
+#include <rocksdb/file_system.h>
+
+#include <atomic>
+#include <map>
+#include <thread>
+
+#include "eventstore/event_store.h"
+#include "eventstore/format.h"
+#include "eventstore/merkle.h"
+#include "tests/test_support.h"
+
+namespace okr {
+namespace {
+
+using testing::CheckInDraft;
+using testing::OneEvent;
+using testing::TempDir;
+
+// The roots of every prefix of the log, recomputed from its raw values.
+std::vector<Hash> RecomputedRoots(const EventStore& store) {
+  std::vector<Hash> roots{merkle::EmptyRoot()};
+  merkle::Frontier frontier;
+  Status st = store.Scan(1, UINT64_MAX, [&](uint64_t seq, std::string_view bytes) {
+    EXPECT_EQ(seq, frontier.size() + 1);
+    frontier.Append(merkle::LeafHash(bytes), nullptr);
+    roots.push_back(frontier.Root());
+    return true;
+  });
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  return roots;
+}
+
+// The RocksDB files behind a closed store, every column family by name.
+using Families = std::map<std::string, rocksdb::ColumnFamilyHandle*>;
+void WithRawFamilies(const std::string& dir,
+                     const std::function<void(rocksdb::DB*, const Families&)>& fn) {
+  rocksdb::Options options;
+  std::vector<std::string> names;
+  ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(options, dir, &names).ok());
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+  for (auto& n : names) cfs.push_back({n, rocksdb::ColumnFamilyOptions()});
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* db = nullptr;
+  ASSERT_TRUE(rocksdb::DB::Open(options, dir, cfs, &handles, &db).ok());
+  Families families;
+  for (size_t i = 0; i < names.size(); ++i) families[names[i]] = handles[i];
+  fn(db, families);
+  for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+  delete db;
+}
+
+// Every key of the `tree` column family (none when it is missing).
+std::vector<std::string> TreeKeys(const std::string& dir) {
+  std::vector<std::string> keys;
+  WithRawFamilies(dir, [&](rocksdb::DB* db, const Families& f) {
+    if (!f.contains(format::kTreeCf)) return;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator({}, f.at(format::kTreeCf)));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) keys.push_back(it->key().ToString());
+  });
+  return keys;
+}
+
+class TreeStoreTest : public ::testing::Test {
+ protected:
+  void Open(OpenOptions options = {}) {
+    store_.reset();
+    auto opened = EventStore::Open(dir_.path(), options);
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    store_ = std::move(opened.value());
+  }
+  void SetUp() override { Open(); }
+  // `n` events in appends of 1, 2, 3... events each.
+  void AppendEvents(uint64_t n) {
+    uint64_t done = 0;
+    for (size_t size = 1; done < n; ++size) {
+      AppendRequest request;
+      for (size_t i = 0; i < size && done < n; ++i, ++done) {
+        std::string id = "ci-" + std::to_string(store_->head().seq + request.events.size() + 1);
+        request.events.push_back(CheckInDraft("alice", "kr-" + std::to_string(done % 3), id, 1));
+      }
+      ASSERT_TRUE(store_->Append(std::move(request)).ok());
+    }
+  }
+
+  TempDir dir_;
+  std::unique_ptr<EventStore> store_;
+};
+
+TEST_F(TreeStoreTest, EmptyLogHasTheEmptyRoot) {
+  EXPECT_EQ(store_->head().root, merkle::EmptyRoot());
+  EXPECT_EQ(*store_->TreeRoot(0), merkle::EmptyRoot());
+  EXPECT_EQ(store_->TreeRoot(1).status().code(), Status::Code::kInvalid);
+}
+
+TEST_F(TreeStoreTest, RootsEqualRootsRecomputedFromTheValues) {
+  AppendEvents(70);
+  std::vector<Hash> roots = RecomputedRoots(*store_);
+  ASSERT_EQ(roots.size(), 71u);
+  EXPECT_EQ(store_->head().root, roots.back());
+  for (uint64_t size = 0; size <= 70; ++size) {
+    auto root = store_->TreeRoot(size);
+    ASSERT_TRUE(root.ok()) << root.status().ToString();
+    EXPECT_EQ(*root, roots[size]) << "size " << size;
+  }
+  Open();  // the head's root comes back from the stored nodes
+  EXPECT_EQ(store_->head().root, roots.back());
+  AppendEvents(5);
+  EXPECT_EQ(store_->head().root, RecomputedRoots(*store_).back());
+}
+
+TEST_F(TreeStoreTest, ProofsFromTheStoreVerify) {
+  AppendEvents(37);
+  std::vector<Hash> roots = RecomputedRoots(*store_);
+  for (uint64_t size : {1, 2, 7, 16, 31, 37}) {
+    for (uint64_t seq = 1; seq <= size; ++seq) {
+      auto proof = store_->InclusionProof(seq, size);
+      ASSERT_TRUE(proof.ok()) << proof.status().ToString();
+      auto leaf = store_->LeafHash(seq);
+      ASSERT_TRUE(leaf.ok());
+      EXPECT_TRUE(merkle::VerifyInclusion(seq - 1, size, *leaf, *proof, roots[size]))
+          << "seq " << seq << " size " << size;
+    }
+    for (uint64_t from = 1; from <= size; ++from) {
+      auto proof = store_->ConsistencyProof(from, size);
+      ASSERT_TRUE(proof.ok()) << proof.status().ToString();
+      EXPECT_TRUE(merkle::VerifyConsistency(from, size, roots[from], roots[size], *proof))
+          << "from " << from << " to " << size;
+    }
+  }
+  std::string first;
+  ASSERT_TRUE(store_
+                  ->Scan(1, 1,
+                         [&](uint64_t, std::string_view b) {
+                           first = b;
+                           return false;
+                         })
+                  .ok());
+  EXPECT_EQ(*store_->LeafHash(1), merkle::LeafHash(first));
+}
+
+TEST_F(TreeStoreTest, ParametersOutOfRangeAreRefused) {
+  AppendEvents(4);
+  const auto code = Status::Code::kInvalid;
+  EXPECT_EQ(store_->TreeRoot(5).status().code(), code);
+  EXPECT_EQ(store_->LeafHash(0).status().code(), code);
+  EXPECT_EQ(store_->LeafHash(5).status().code(), code);
+  EXPECT_EQ(store_->InclusionProof(0, 4).status().code(), code);
+  EXPECT_EQ(store_->InclusionProof(3, 2).status().code(), code);
+  EXPECT_EQ(store_->InclusionProof(1, 5).status().code(), code);
+  EXPECT_EQ(store_->ConsistencyProof(0, 4).status().code(), code);
+  EXPECT_EQ(store_->ConsistencyProof(3, 2).status().code(), code);
+  EXPECT_EQ(store_->ConsistencyProof(1, 5).status().code(), code);
+  EXPECT_TRUE(store_->ConsistencyProof(4, 4)->empty());
+}
+
+// A file system whose appends to write-ahead logs fail while `failing`:
+// a batch that never reaches the log.
+class FailingWalFs : public rocksdb::FileSystemWrapper {
+ public:
+  explicit FailingWalFs(const std::shared_ptr<rocksdb::FileSystem>& base)
+      : rocksdb::FileSystemWrapper(base) {}
+  const char* Name() const override { return "FailingWalFs"; }
+  rocksdb::IOStatus NewWritableFile(const std::string& name, const rocksdb::FileOptions& options,
+                                    std::unique_ptr<rocksdb::FSWritableFile>* result,
+                                    rocksdb::IODebugContext* dbg) override {
+    auto s = target()->NewWritableFile(name, options, result, dbg);
+    if (s.ok() && name.ends_with(".log")) {
+      *result = std::make_unique<File>(std::move(*result), &failing);
+    }
+    return s;
+  }
+  std::atomic<bool> failing{false};
+
+ private:
+  class File : public rocksdb::FSWritableFileOwnerWrapper {
+   public:
+    File(std::unique_ptr<rocksdb::FSWritableFile> f, std::atomic<bool>* failing)
+        : rocksdb::FSWritableFileOwnerWrapper(std::move(f)), failing_(failing) {}
+    rocksdb::IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& options,
+                             rocksdb::IODebugContext* dbg) override {
+      if (*failing_) return rocksdb::IOStatus::IOError("injected");
+      return target()->Append(data, options, dbg);
+    }
+    rocksdb::IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& options,
+                             const rocksdb::DataVerificationInfo& info,
+                             rocksdb::IODebugContext* dbg) override {
+      if (*failing_) return rocksdb::IOStatus::IOError("injected");
+      return target()->Append(data, options, info, dbg);
+    }
+
+   private:
+    std::atomic<bool>* failing_;
+  };
+};
+
+TEST_F(TreeStoreTest, AFailedBatchLeavesNoNodeAndTheRootUnchanged) {
+  auto fs = std::make_shared<FailingWalFs>(rocksdb::FileSystem::Default());
+  std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
+  OpenOptions options;
+  options.env = env.get();
+  Open(options);
+  AppendEvents(6);
+  const Head before = store_->head();
+  const size_t nodes_before = 6 + 3 + 1;  // 6 leaves, 3 pairs, one of 4
+  fs->failing = true;
+  AppendRequest request;
+  request.events.push_back(CheckInDraft("alice", "kr-0", "ci-failed-1", 1));
+  request.events.push_back(CheckInDraft("alice", "kr-0", "ci-failed-2", 2));
+  auto failed = store_->Append(std::move(request));
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.status().code(), Status::Code::kIOError);
+  EXPECT_EQ(store_->head().seq, before.seq);
+  EXPECT_EQ(store_->head().root, before.root);
+  EXPECT_EQ(store_->TreeRoot(before.seq).value(), before.root);
+  EXPECT_EQ(store_->TreeRoot(7).status().code(), Status::Code::kInvalid);
+  store_.reset();
+  EXPECT_EQ(TreeKeys(dir_.path()).size(), nodes_before);
+  Open();
+  EXPECT_EQ(store_->head().root, before.root);
+  AppendEvents(3);
+  EXPECT_EQ(store_->head().root, RecomputedRoots(*store_).back());
+  store_.reset();
+  EXPECT_EQ(TreeKeys(dir_.path()).size(), 9u + 4 + 2 + 1);
+}
+
+// The tree's nodes and tree_through gone, as in a log written before the
+// tree existed: its column family emptied, or missing altogether.
+class LostTreeTest : public TreeStoreTest, public ::testing::WithParamInterface<bool> {
+ protected:
+  void LoseTree(bool drop_family) {
+    store_.reset();
+    WithRawFamilies(dir_.path(), [&](rocksdb::DB* db, const Families& f) {
+      rocksdb::ColumnFamilyHandle* tree = f.at(format::kTreeCf);
+      if (drop_family) {
+        ASSERT_TRUE(db->DropColumnFamily(tree).ok());
+      } else {
+        const std::string end(format::kTreeKeySize + 1, '\xff');
+        ASSERT_TRUE(db->DeleteRange({}, tree, "", end).ok());
+      }
+      ASSERT_TRUE(db->Delete({}, f.at(format::kMetaCf), format::kTreeThroughKey).ok());
+    });
+  }
+};
+
+TEST_P(LostTreeTest, ALostTreeIsBuiltAgainAtOpen) {
+  AppendEvents(100);
+  const Head before = store_->head();
+  store_.reset();
+  const std::vector<std::string> stored = TreeKeys(dir_.path());
+  ASSERT_EQ(stored.size(), 100u + 50 + 25 + 12 + 6 + 3 + 1);
+  LoseTree(GetParam());
+  ASSERT_TRUE(TreeKeys(dir_.path()).empty());
+  // A forensics open serves what is stored: no tree.
+  OpenOptions read_only;
+  read_only.read_only = true;
+  Open(read_only);
+  EXPECT_EQ(store_->TreeRoot(1).status().code(), Status::Code::kNotFound);
+  std::vector<std::pair<uint64_t, uint64_t>> progress;
+  OpenOptions options;
+  options.on_tree_progress = [&](uint64_t done, uint64_t total) {
+    progress.emplace_back(done, total);
+  };
+  Open(options);
+  EXPECT_EQ(store_->head().root, before.root);
+  ASSERT_FALSE(progress.empty());
+  EXPECT_EQ(progress.front(), std::make_pair(uint64_t{0}, uint64_t{100}));
+  EXPECT_EQ(progress.back(), std::make_pair(uint64_t{100}, uint64_t{100}));
+  store_.reset();
+  EXPECT_EQ(TreeKeys(dir_.path()), stored);
+  progress.clear();
+  Open(options);  // built once: the next open has nothing to build
+  EXPECT_TRUE(progress.empty());
+  EXPECT_EQ(store_->head().root, before.root);
+}
+
+INSTANTIATE_TEST_SUITE_P(EmptiedOrDropped, LostTreeTest, ::testing::Bool());
+
+}  // namespace
+}  // namespace okr

@@ -129,8 +129,8 @@ class DemoStory {
   }
 
   Status Write() {
-    const int64_t prev_start = *ParseDate(prev.starts), cur_start = *ParseDate(cur.starts);
-    At(prev_start - 3 * kMicrosPerDay);
+    const int64_t cur_start = *ParseDate(cur.starts);
+    At(DemoStartUs(now_us_));
     Organisation();
     Cycles();
     PreviousObjectives();
@@ -364,10 +364,22 @@ DemoIds DemoCycles(int64_t now_us) {
           QuarterId(cur.year, cur.q)};
 }
 
+int64_t DemoStartUs(int64_t now_us) {
+  return *ParseDate(Quarters(now_us).first.starts) - 3 * kMicrosPerDay;
+}
+
+Result<bool> DemoFills(const EventStore& store) {
+  const uint64_t head = store.head().seq;
+  OKR_ASSIGN_OR_RETURN(uint64_t own, store.Version(kLogEntity));
+  assert(own <= head);
+  return head == own;  // every event so far is the log's own (its key)
+}
+
 Status FillDemo(Projector* projector, EventStore* store, int64_t now_us,
                 const std::function<void(int64_t)>& set_clock) {
   assert(projector != nullptr && store != nullptr);
-  if (store->head().seq != 0) return Status::Invalid("the demo fills only an empty data directory");
+  OKR_ASSIGN_OR_RETURN(bool fills, DemoFills(*store));
+  if (!fills) return Status::Invalid("the demo fills only a new data directory");
   return DemoStory(projector, now_us, set_clock).Write();
 }
 

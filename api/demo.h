@@ -21,7 +21,15 @@ struct DemoIds {
 // calendar quarter inside a fiscal year that starts with the previous one.
 DemoIds DemoCycles(int64_t now_us);
 
-// Fills an empty log. kInvalid when the log is not empty. `set_clock`
+// The moment the demo's story starts: a new log's log.signing_key event is
+// recorded then, before the story's events (recordedAt never decreases).
+int64_t DemoStartUs(int64_t now_us);
+
+// Whether the demo fills `store`: a new log, empty or holding nothing but
+// its log.signing_key event.
+Result<bool> DemoFills(const EventStore& store);
+
+// Fills a new log (DemoFills). kInvalid when it is not one. `set_clock`
 // moves the clock the store and projector record by, so each event is
 // recorded at the moment its story happens (always in the past of now_us);
 // the caller returns the clock to real time afterwards.

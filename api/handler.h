@@ -201,6 +201,15 @@ class Server::Routes {
   void GetHistory(Call& c);
   void Verify(Call& c);
 
+  // --- the log's Merkle tree: key, checkpoints, proofs (tree_routes.cc) ---
+  std::optional<uint64_t> PinnedTreeSize(const Call& c, const Route& route);
+  Result<std::string> SignedNote(uint64_t size, Hash* root);
+  Result<nlohmann::json> CheckpointJson(uint64_t size);
+  void GetLogKey(Call& c);
+  void GetCheckpoint(Call& c);
+  void GetInclusionProof(Call& c);
+  void GetConsistencyProof(Call& c);
+
   // --- writes (write_routes.cc) ---
   void Backup(Call& c);
   void HandleWrite(Call& c, WriteRoute route);

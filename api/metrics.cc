@@ -72,19 +72,55 @@ void WriteScalar(std::ostream& out, const char* name, const char* type, const ch
 
 }  // namespace
 
+const char* LogCheckStateName(LogCheck::State state) {
+  switch (state) {
+    case LogCheck::State::kNotChecked:
+      return "not_checked";
+    case LogCheck::State::kChecking:
+      return "checking";
+    case LogCheck::State::kVerified:
+      return "verified";
+    case LogCheck::State::kDamaged:
+      return "damaged";
+  }
+  return "not_checked";
+}
+
+namespace {
+
+// The log's check (SPEC §7): its state, one series per state, and progress.
+void WriteLogCheck(std::ostream& out, const LogCheck& check) {
+  out << "# HELP okrd_log_check_state 1 for the state of the log's check, 0 for the others.\n"
+      << "# TYPE okrd_log_check_state gauge\n";
+  for (auto state : {LogCheck::State::kNotChecked, LogCheck::State::kChecking,
+                     LogCheck::State::kVerified, LogCheck::State::kDamaged}) {
+    out << "okrd_log_check_state{state=\"" << LogCheckStateName(state) << "\"} "
+        << (check.state == state ? 1 : 0) << "\n";
+  }
+  WriteScalar(out, "okrd_log_check_checked_events", "gauge",
+              "Events the log's check has found sound, from seq 1.", check.checked);
+  WriteScalar(out, "okrd_log_check_total_events", "gauge",
+              "Events the log's check covers: the head when it began.", check.total);
+  WriteScalar(out, "okrd_log_check_first_bad_seq", "gauge",
+              "The first damaged event the check found (0: none).", check.first_bad_seq);
+}
+
+}  // namespace
+
 std::string Metrics::Render(uint64_t head_seq, uint64_t projected_seq, int64_t snapshot_age_events,
                             uint64_t batches_left_to_follower, const std::string& status,
-                            uint64_t stuck_seq) const {
+                            uint64_t stuck_seq, const LogCheck& check) const {
   std::ostringstream out;
   std::lock_guard<std::mutex> lock(mu_);
   assert(batch_failures_ <= batches_);
   out << "# HELP okrd_status 1 for the status /healthz reports, 0 for the others.\n"
       << "# TYPE okrd_status gauge\n";
-  for (const char* name : {"ok", "stuck"}) {
+  for (const char* name : {"ok", "stuck", "corrupt"}) {
     out << "okrd_status{status=\"" << name << "\"} " << (status == name ? 1 : 0) << "\n";
   }
   WriteScalar(out, "okrd_stuck_seq", "gauge", "The event the projection could not fold (0: none).",
               stuck_seq);
+  WriteLogCheck(out, check);
   out << "# HELP okrd_requests_total HTTP requests answered, by route and status.\n"
       << "# TYPE okrd_requests_total counter\n";
   for (const auto& [key, count] : requests_) {

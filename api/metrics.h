@@ -7,7 +7,13 @@
 #include <mutex>
 #include <string>
 
+#include "eventstore/event_store.h"
+
 namespace okr::api {
+
+// The log check's state as /healthz and /metrics name it: "not_checked",
+// "checking", "verified", "damaged".
+const char* LogCheckStateName(LogCheck::State state);
 
 class Metrics {
  public:
@@ -25,11 +31,11 @@ class Metrics {
   void RequestTimedOut();
   // The text exposition format, with the gauges given and the projector's
   // count of batches its writer thread left to the follower: `status` is
-  // what /healthz says ("ok", "stuck"), `stuck_seq` the event folding
-  // stopped at (0 while it has not).
+  // what /healthz says ("ok", "stuck", "corrupt"), `stuck_seq` the event
+  // folding stopped at (0 while it has not), `check` the log's check.
   std::string Render(uint64_t head_seq, uint64_t projected_seq, int64_t snapshot_age_events,
                      uint64_t batches_left_to_follower, const std::string& status = "ok",
-                     uint64_t stuck_seq = 0) const;
+                     uint64_t stuck_seq = 0, const LogCheck& check = {}) const;
 
  private:
   static constexpr std::array<double, 12> kLatencyBucketsSeconds = {

@@ -17,6 +17,7 @@
 
 #include "api/demo.h"
 #include "api/log.h"
+#include "api/log_key.h"
 #include "api/server.h"
 #include "eventstore/base/clock.h"
 #include "eventstore/event_store.h"
@@ -113,6 +114,8 @@ struct Flags {
   std::string backup_root;
   std::string log_format = "text";
   std::string dashboard_dir = DefaultDashboardDir();
+  std::string signing_key_path;  // empty: DefaultSigningKeyPath(data_dir)
+  std::string origin;            // empty: the recorded one, or NewOrigin() for a new log
   bool private_reads = false;
   bool demo = false;
   bool forensics = false;
@@ -159,6 +162,13 @@ void AddOptions(CLI::App& app, Flags& f) {
   app.add_flag("--read-only-forensics", f.forensics,
                "Serve DIR as it is, opened read-only and not verified (a copy of a broken log): "
                "reads and audit reads answer, writes answer 403, nothing in DIR is written");
+  app.add_option("--signing-key", f.signing_key_path,
+                 "Ed25519 private key (PKCS#8 PEM, mode 0600 or 0640) that signs the log's "
+                 "checkpoints; created with a new log. Default: the data directory's path plus "
+                 "'.signing.key'. Once the log records its key, another key or none refuses start");
+  app.add_option("--origin", f.origin,
+                 "The log's name in its checkpoints, fixed when the log records its key "
+                 "(default: okrd/<16 random hex digits>); a different one later refuses start");
   app.add_option("--log-format", f.log_format, "text or json")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
@@ -199,6 +209,14 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags* f) {
     return kExitUsage;
   }
   f->host = f->listen.substr(0, colon);
+  if (!f->origin.empty() && !okr::api::ValidOrigin(f->origin)) {
+    std::cerr << "okrd: --origin must be 1 to " << okr::api::kMaxOriginBytes
+              << " printable ASCII characters without spaces or '+'\n";
+    return kExitUsage;
+  }
+  if (f->signing_key_path.empty()) {
+    f->signing_key_path = okr::api::DefaultSigningKeyPath(f->data_dir);
+  }
   return std::nullopt;
 }
 
@@ -282,8 +300,43 @@ std::unique_ptr<okr::EventStore> OpenStore(const Flags& f, Runtime& rt) {
          f.forensics ? "opened_read_only_unverified" : "chain_verified",
          {{"events", (*store)->head().seq},
           {"head_hash", okr::ToHex((*store)->head().hash)},
+          // All of them, or only those after the stored checkpoint.
+          {"events_checked", (*store)->BackgroundCheck().open_checked},
           {"us", MicrosSince(started)}});
   return std::move(store.value());
+}
+
+// Ties the signing key to the log (SPEC §7) and hands it to the store: the
+// key file must be the one the log.signing_key event records, or, when the
+// log records none yet, is created (if missing) and recorded now. A new
+// demo log records its key at the story's start, so the story's events
+// keep their past times (recordedAt never decreases). Forensics neither
+// needs the key nor writes: it uses the key only when it is the recorded
+// one. An exit code when okrd must not go on.
+std::optional<int> BindKey(const Flags& f, Runtime& rt, okr::EventStore* store,
+                           std::shared_ptr<const okr::SigningKey> key, okr::api::LogKey* bound) {
+  if (f.forensics) {
+    auto recorded = okr::api::FindRecordedKey(*store);
+    if (key && recorded.ok() && *recorded &&
+        key->public_key() == (*recorded)->verifier.public_key) {
+      *bound = {std::move(key), (*recorded)->verifier.name, (*recorded)->seq, false};
+    }
+    return std::nullopt;
+  }
+  auto fills = okr::api::DemoFills(*store);
+  if (f.demo && fills.ok() && *fills) rt.story_clock_us = okr::api::DemoStartUs(rt.NowUs());
+  auto result = okr::api::BindSigningKey(store, std::move(key), f.signing_key_path, f.origin);
+  rt.story_clock_us = 0;
+  if (!result.ok()) {
+    rt.Log(spdlog::level::critical, "refusing_to_start", {{"error", result.status().ToString()}});
+    return kExitFailed;
+  }
+  *bound = std::move(result.value());
+  rt.Log(spdlog::level::info, bound->recorded_now ? "signing_key_recorded" : "signing_key_checked",
+         {{"vkey", bound->key->Verifier(bound->origin).vkey()},
+          {"seq", bound->recorded_seq},
+          {"key_file", f.signing_key_path}});
+  return std::nullopt;
 }
 
 // Loads the projection (from a snapshot and the log after it); null after
@@ -322,7 +375,12 @@ struct DemoTokensText {
 std::optional<int> PrepareDemo(Flags* f, Runtime& rt, okr::EventStore* store,
                                okr::Projector* projector, DemoTokensText* tokens) {
   assert(f->demo && !f->forensics);
-  if (store->head().seq == 0) {
+  auto fills = okr::api::DemoFills(*store);
+  if (!fills.ok()) {
+    rt.Log(spdlog::level::critical, "demo_failed", {{"error", fills.status().ToString()}});
+    return kExitFailed;
+  }
+  if (*fills) {
     okr::Status s = okr::api::FillDemo(projector, store, projector->NowUs(),
                                        [&rt](int64_t us) { rt.story_clock_us = us; });
     rt.story_clock_us = 0;
@@ -452,8 +510,16 @@ int main(int argc, char** argv) {
   const sigset_t signals = BlockSignals();
   Runtime rt(flags.log_format == "json" ? okr::api::LogFormat::kJson : okr::api::LogFormat::kText);
 
+  auto key = okr::api::LoadSigningKey(flags.signing_key_path);
+  if (!key.ok() && !flags.forensics) {
+    rt.Log(spdlog::level::critical, "refusing_to_start", {{"error", key.status().ToString()}});
+    return kExitFailed;
+  }
+  std::shared_ptr<const okr::SigningKey> loaded_key = key.ok() ? *key : nullptr;
   std::unique_ptr<okr::EventStore> store = OpenStore(flags, rt);
   if (!store) return kExitFailed;
+  okr::api::LogKey log_key;
+  if (auto rc = BindKey(flags, rt, store.get(), std::move(loaded_key), &log_key)) return *rc;
   std::unique_ptr<okr::Projector> projector = OpenProjector(store.get(), flags, rt);
   if (!projector) return kExitFailed;
   DemoTokensText demo_tokens;
@@ -463,6 +529,8 @@ int main(int argc, char** argv) {
   std::optional<okr::api::TokenTable> tokens;
   okr::api::ServerOptions server_options;
   if (auto rc = MakeServerOptions(flags, rt.format, &tokens, &server_options)) return *rc;
+  server_options.signing_key = log_key.key;
+  server_options.origin = log_key.origin;
 
   okr::api::Server server(store.get(), projector.get(), std::move(tokens), server_options,
                           &rt.metrics, rt.logger);

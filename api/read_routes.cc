@@ -84,6 +84,10 @@ std::optional<uint64_t> Server::Routes::ResolvePoint(Call& c, const Projection& 
 // is refused: the handler then answers the refusal.
 std::optional<uint64_t> Server::Routes::AnswerSeq(const Call& c, const Route& route) {
   assert(route.access == Access::kCachedStateRead);
+  if (route.kind == RouteKind::kCheckpoint || route.kind == RouteKind::kInclusionProof ||
+      route.kind == RouteKind::kConsistencyProof) {
+    return PinnedTreeSize(c, route);
+  }
   auto param = [&](const char* name) -> const std::string* {
     const auto& keyed = route.cache_by;
     if (std::find(keyed.begin(), keyed.end(), name) == keyed.end()) return nullptr;
@@ -198,14 +202,29 @@ static void SendEntity(Call& c, json body, uint64_t as_of) {
 
 // --- reads ---
 
+// The log's check (SPEC §7) as /healthz shows it.
+static json LogCheckJson(const LogCheck& check) {
+  json j = {{"state", LogCheckStateName(check.state)},
+            {"checked", check.checked},
+            {"total", check.total}};
+  if (check.state == LogCheck::State::kVerified) j["took_us"] = check.took_us;
+  if (check.state == LogCheck::State::kDamaged) {
+    j["first_bad_seq"] = check.first_bad_seq;
+    j["problem"] = check.problem;
+  }
+  return j;
+}
+
 // Liveness stays open for probes; under --private only a token holder
 // learns anything about the log.
 // 200 "ok", or 503 with the status and why (SPEC §6), so a load
 // balancer stops routing to an okrd that cannot take writes.
 void Server::Routes::Health(Call& c) {
   auto stuck = projector_->stuck();
-  int status = stuck ? 503 : 200;
-  json body = {{"status", stuck ? "stuck" : "ok"}};
+  const LogCheck check = store_->BackgroundCheck();
+  const bool corrupt = check.state == LogCheck::State::kDamaged;
+  int status = stuck || corrupt ? 503 : 200;
+  json body = {{"status", corrupt ? "corrupt" : stuck ? "stuck" : "ok"}};
   if (options_.private_reads && !c.principal) return c.Send(status, body);
   body["head_seq"] = store_->head().seq;
   body["projected_seq"] = projector_->seq();
@@ -213,6 +232,7 @@ void Server::Routes::Health(Call& c) {
     body["stuck_seq"] = stuck->seq;
     body["reason"] = stuck->reason;
   }
+  body["log_check"] = LogCheckJson(check);
   c.Send(status, body);
 }
 
@@ -222,9 +242,14 @@ void Server::Routes::MetricsText(Call& c) {
   int64_t age = snapshot_seq > 0 ? static_cast<int64_t>(head - snapshot_seq) : -1;
   c.res.status = 200;
   auto stuck = projector_->stuck();
+  const LogCheck check = store_->BackgroundCheck();
+  const bool corrupt = check.state == LogCheck::State::kDamaged;
   c.res.set_content(
       metrics_->Render(head, projector_->seq(), age, projector_->batches_left_to_follower(),
-                       stuck ? "stuck" : "ok", stuck ? stuck->seq : 0),
+                       corrupt ? "corrupt"
+                       : stuck ? "stuck"
+                               : "ok",
+                       stuck ? stuck->seq : 0, check),
       "text/plain; version=0.0.4");
 }
 
@@ -405,11 +430,12 @@ const Projector::Pause kNoPause = [](const std::function<void()>& during) { duri
 
 // Writes `plan` as `format` to `hand` in pieces of about kStreamedPiece,
 // each handed on with the projection let go (`pause`).
-void WriteReviewPieces(ReviewPlan& plan, ReviewFormat format, uint64_t as_of, const TextSink& hand,
+void WriteReviewPieces(ReviewPlan& plan, ReviewFormat format, uint64_t as_of,
+                       const json& checkpoint, const TextSink& hand,
                        const Projector::Pause& pause) {
   if (format == ReviewFormat::kJson) {
     JsonOut out(hand, SIZE_MAX);
-    plan.WriteJson(out, as_of, FlushPieces(out, pause));
+    plan.WriteJson(out, as_of, &checkpoint, FlushPieces(out, pause));
     out.Flush();
     return;
   }
@@ -500,16 +526,23 @@ void Server::Routes::GetReview(Call& c) {
   std::optional<uint64_t> as_of;
   std::string whole;
   bool big = false;
+  json checkpoint;
   projector_->Read([&](const Projection& p) {
     auto point = ParsePoint(c, p);
     if (!point) return;
     auto plan = ReviewPlan::Make(p, *id, point->as_of);
     if (!plan.ok()) return c.Fail(plan.status());
+    // The log's checkpoint at as_of (SPEC §7): the review can be proved
+    // against the log later. O(log n) tree reads and one signature.
+    auto signed_at = CheckpointJson(point->as_of);
+    if (!signed_at.ok()) return c.Fail(signed_at.status());
+    checkpoint = std::move(signed_at.value());
     as_of = point->as_of;
     big = plan->objectives() > kStreamedObjectives;
     if (!big) {
       WriteReviewPieces(
-          *plan, form->format, *as_of, [&](std::string_view piece) { whole += piece; }, kNoPause);
+          *plan, form->format, *as_of, checkpoint, [&](std::string_view piece) { whole += piece; },
+          kNoPause);
     }
   });
   if (!as_of) return;
@@ -523,12 +556,12 @@ void Server::Routes::GetReview(Call& c) {
     return;
   }
   StreamText(c, 200, form->content_type,
-             [projector = projector_, cycle = *id, as_of = *as_of,
-              format = form->format](const TextSink& hand) {
+             [projector = projector_, cycle = *id, as_of = *as_of, format = form->format,
+              checkpoint = std::move(checkpoint)](const TextSink& hand) {
                projector->ReadPaused([&](const Projection& p, const Projector::Pause& pause) {
                  auto plan = ReviewPlan::Make(p, cycle, as_of);
                  if (!plan.ok()) throw std::runtime_error(plan.status().message());
-                 WriteReviewPieces(*plan, format, as_of, hand, pause);
+                 WriteReviewPieces(*plan, format, as_of, checkpoint, hand, pause);
                });
              });
 }

@@ -85,6 +85,10 @@ Server::Routes::Handler Server::Routes::HandlerFor(const Route& route) {
       {RouteKind::kRawEvents, &Routes::ListRawEvents},
       {RouteKind::kHistory, &Routes::GetHistory},
       {RouteKind::kVerify, &Routes::Verify},
+      {RouteKind::kLogKey, &Routes::GetLogKey},
+      {RouteKind::kCheckpoint, &Routes::GetCheckpoint},
+      {RouteKind::kInclusionProof, &Routes::GetInclusionProof},
+      {RouteKind::kConsistencyProof, &Routes::GetConsistencyProof},
       {RouteKind::kBackup, &Routes::Backup},
   };
   if (route.kind == RouteKind::kCommand) {
@@ -173,7 +177,11 @@ void Server::Routes::Finish(const httplib::Request& req, httplib::Response& res,
   res.set_header("X-Content-Type-Options", "nosniff");
   res.set_header("X-Request-Id", request_id);
   // Every answer says when okrd is not healthy (SPEC §6).
-  if (projector_->is_stuck()) res.set_header("Okrd-Status", "stuck");
+  if (store_->BackgroundCheck().state == LogCheck::State::kDamaged) {
+    res.set_header("Okrd-Status", "corrupt");
+  } else if (projector_->is_stuck()) {
+    res.set_header("Okrd-Status", "stuck");
+  }
   if (cache_control) res.set_header("Cache-Control", cache_control);
   int64_t micros = std::chrono::duration_cast<std::chrono::microseconds>(
                        std::chrono::steady_clock::now() - started)

@@ -16,6 +16,7 @@
 #include "api/backup_root.h"
 #include "api/log.h"
 #include "api/metrics.h"
+#include "eventstore/checkpoint.h"
 #include "eventstore/event_store.h"
 #include "projections/service/projector.h"
 
@@ -67,6 +68,12 @@ struct ServerOptions {
   // Where POST /v1/admin/backup may write (--backup-root); null: the route
   // answers 403 and says how to enable it.
   std::shared_ptr<const BackupRoot> backup_root;
+  // The key that signs checkpoints and the log's origin (the one its
+  // log.signing_key event records). Null only under --read-only-forensics
+  // without the log's key file: then the key and checkpoint routes answer
+  // 503, a review carries no checkpoint, and proofs are served as ever.
+  std::shared_ptr<const SigningKey> signing_key;
+  std::string origin;
 };
 
 class Server {

@@ -28,6 +28,11 @@ std::string ToHex(const Hash& hash);
 bool FromHex(std::string_view hex, Hash* hash);
 inline constexpr Hash kZeroHash{};
 
+// The log's own events (log.signing_key, SPEC §7): their entity and actor.
+// No user id contains ':', so neither can be taken by a user.
+inline constexpr char kLogEntity[] = "okrd:log";
+inline constexpr char kSystemActor[] = "system:okrd";
+
 // How much of a message Decode checks before handing it out.
 enum class DecodeCheck {
   kFull,         // every field a reader could touch: reading it never throws

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <chrono>
 #include <cstdarg>
 #include <cstdio>
 #include <filesystem>
@@ -93,26 +94,35 @@ bool HasColumnFamily(const rocksdb::Options& options, const std::string& dir,
 // Verify reports progress after each this many events.
 constexpr uint64_t kVerifyProgressEvents = 65536;
 
-// The meta/head record as stored; nullopt when it is missing or malformed
-// (Verify reports either as a problem when the log is not empty).
-std::optional<Head> ReadHeadRecord(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* meta,
-                                   const rocksdb::ReadOptions& ro) {
-  std::string value;
-  Head head;
-  if (!db->Get(ro, meta, format::kHeadKey, &value).ok()) return std::nullopt;
-  if (!format::DecodeHead(value, &head.seq, &head.hash, &head.recorded_at_us)) return std::nullopt;
-  return head;
+int64_t MicrosSince(std::chrono::steady_clock::time_point started) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
+                                                               started)
+      .count();
 }
 
 }  // namespace
 
+// The meta/head record as stored; nullopt when it is missing or malformed
+// (Verify reports either as a problem when the log is not empty).
+std::optional<Head> EventStore::Impl::ReadHeadRecord(const rocksdb::ReadOptions& ro) const {
+  std::string value;
+  Head head;
+  if (!db_->Get(ro, meta_, format::kHeadKey, &value).ok()) return std::nullopt;
+  if (!format::DecodeHead(value, &head.seq, &head.hash, &head.recorded_at_us)) return std::nullopt;
+  return head;
+}
+
 EventStore::Impl::~Impl() {
+  StopBackgroundCheck();
   {
     std::lock_guard<std::mutex> lock(queue_mu_);
     stopping_ = true;
   }
   queue_cv_.notify_all();
-  if (writer_.joinable()) writer_.join();
+  if (writer_.joinable()) {
+    writer_.join();
+    StoreFinalCheckpoint();
+  }
   assert(queue_.empty() && "the writer answers every queued append before it stops");
   for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
   handles_.clear();
@@ -130,15 +140,35 @@ Status EventStore::Impl::Open(const std::string& dir, const OpenOptions& options
   RecoverNewestSnapshotSeq();
   if (Status st = RecoverPrunePosition(); !st.ok() && !options.read_only) return st;
   if (!options.read_only) {
-    if (options.verify_on_open) OKR_RETURN_IF_ERROR(VerifyOnOpen());
+    OKR_RETURN_IF_ERROR(CheckOnOpen());
     OKR_RETURN_IF_ERROR(IndexIds());
-    OKR_RETURN_IF_ERROR(BuildTree());
   } else {
     RecoverRootReadOnly();
   }
   writer_head_ = head_;
   if (!options.read_only) writer_ = std::thread([this] { WriterLoop(); });
+  if (CurrentCheck().state == LogCheck::State::kChecking) StartBackgroundCheck();
   return Status::Ok();
+}
+
+// A writer checks the log before it appends to it: with a signing key and
+// a stored checkpoint only the events after the checkpoint now, and the
+// whole log in the background; else the whole chain now. The tree is
+// built (once, for an older log) from events the check covers.
+Status EventStore::Impl::CheckOnOpen() {
+  std::optional<std::string> note;
+  if (options_.signing_key && options_.verify_on_open) {
+    OKR_ASSIGN_OR_RETURN(note, StoredCheckpoint());
+  }
+  if (note) {
+    OKR_RETURN_IF_ERROR(BuildTree());
+    OKR_RETURN_IF_ERROR(CheckTailOnOpen(*note));
+    std::lock_guard<std::mutex> lock(check_mu_);
+    check_.state = LogCheck::State::kChecking;
+    return Status::Ok();
+  }
+  if (options_.verify_on_open) OKR_RETURN_IF_ERROR(VerifyOnOpen());
+  return BuildTree();
 }
 
 Status EventStore::Impl::OpenDatabase(const std::string& dir, const OpenOptions& options) {
@@ -222,9 +252,16 @@ Status EventStore::Impl::RecoverHead() {
 
 // A writer refuses a broken log: appending to it would chain new events to
 // a head that is not what the log says it is.
-Status EventStore::Impl::VerifyOnOpen() const {
+Status EventStore::Impl::VerifyOnOpen() {
+  auto started = std::chrono::steady_clock::now();
   VerifyReport report = Verify({});
-  if (report.ok) return Status::Ok();
+  if (report.ok) {
+    std::lock_guard<std::mutex> lock(check_mu_);
+    check_.state = LogCheck::State::kVerified;
+    check_.checked = check_.total = check_.open_checked = report.events;
+    check_.took_us = check_.open_us = MicrosSince(started);
+    return Status::Ok();
+  }
   return Status::Corruption("log is broken at seq " + std::to_string(report.first_bad_seq) + ": " +
                             report.problem);
 }
@@ -238,7 +275,7 @@ VerifyReport EventStore::Impl::Verify(
   ro.snapshot = snapshot;
   ro.fill_cache = false;
   ro.readahead_size = 4 << 20;
-  const std::optional<Head> stored_head = ReadHeadRecord(db_.get(), meta_, ro);
+  const std::optional<Head> stored_head = ReadHeadRecord(ro);
   const uint64_t total = stored_head ? stored_head->seq : 0;
   ChainChecker chain(ChainSource::kStored);
   {
@@ -462,6 +499,16 @@ Result<std::vector<Hash>> EventStore::InclusionProof(uint64_t seq, uint64_t size
 Result<std::vector<Hash>> EventStore::ConsistencyProof(uint64_t from, uint64_t to) const {
   return impl_->ConsistencyProof(from, to);
 }
+Status EventStore::SetSigningKey(std::shared_ptr<const SigningKey> key, std::string origin) {
+  return impl_->SetSigningKey(std::move(key), std::move(origin));
+}
+Result<std::optional<std::string>> EventStore::StoredCheckpoint() const {
+  return impl_->StoredCheckpoint();
+}
+VerifyReport EventStore::VerifyTree(const std::function<void(uint64_t, uint64_t)>& progress) const {
+  return impl_->VerifyTree(progress);
+}
+LogCheck EventStore::BackgroundCheck() const { return impl_->CurrentCheck(); }
 Status EventStore::DeleteSnapshots() { return impl_->DeleteSnapshots(); }
 uint64_t EventStore::NewestSnapshotSeq() const { return impl_->NewestSnapshotSeq(); }
 

@@ -31,6 +31,8 @@ class Env;
 
 namespace okr {
 
+class SigningKey;  // eventstore/checkpoint.h
+
 // An event about to be appended. The caller sets actor, entity, reason and
 // exactly one union member on event(); the store sets seq, recordedAt,
 // version, idempotencyKey and prevHash, overwriting whatever is there.
@@ -103,6 +105,31 @@ struct OpenOptions {
   // tree (a log written before it existed): (events done, events to do),
   // before each synced part and once at the end.
   std::function<void(uint64_t done, uint64_t total)> on_tree_progress;
+  // The key that signed the stored checkpoint (meta/checkpoint). With it, a
+  // writable open verifies that checkpoint and checks only the events after
+  // it, and a thread of the store re-hashes the whole log afterwards
+  // (BackgroundCheck); without it, or without a checkpoint, the open checks
+  // the whole chain itself (verify_on_open).
+  std::shared_ptr<const SigningKey> signing_key;
+};
+
+// The state of the log's check (SPEC §7): done by the open itself, or by
+// the store's thread afterwards over a snapshot of the log.
+struct LogCheck {
+  enum class State {
+    kNotChecked,  // read-only, or verify_on_open off: nothing checks the log
+    kChecking,    // the background check is under way
+    kVerified,    // the chain, every leaf and the root of `total` events are right
+    kDamaged,     // first_bad_seq is wrong; appends are refused
+  };
+  State state = State::kNotChecked;
+  uint64_t checked = 0;        // events checked so far, from seq 1
+  uint64_t total = 0;          // events to check: the head when the check began
+  uint64_t first_bad_seq = 0;  // 0 unless damaged
+  std::string problem;         // what is wrong at first_bad_seq
+  int64_t took_us = 0;         // how long the whole check took, once done
+  uint64_t open_checked = 0;   // events the open itself checked (the tail, or all)
+  int64_t open_us = 0;         // how long the open's own check took
 };
 
 // One backup of the database (RocksDB BackupEngine), docs/OPERATIONS.md.
@@ -194,6 +221,11 @@ class EventStore {
   // values, on one consistent snapshot of the log), then the head record.
   // `progress` (optional) gets (checked, total).
   VerifyReport Verify(const std::function<void(uint64_t, uint64_t)>& progress = {}) const;
+  // Verify's checks and the stored tree's (docs/FORMAT.md, "What a verifier
+  // checks"): every leaf against its event, every inner node against its
+  // children, the root of the head from them. A bad node is reported at the
+  // seq that completed it. Open for writing once to have a tree.
+  VerifyReport VerifyTree(const std::function<void(uint64_t, uint64_t)>& progress = {}) const;
 
   // Blocks until the head passes after_seq or the timeout expires; returns
   // the head seq then.
@@ -229,6 +261,17 @@ class EventStore {
   Result<std::vector<Hash>> InclusionProof(uint64_t seq, uint64_t size) const;
   // From the tree of `from` events to that of `to` (1 <= from <= to).
   Result<std::vector<Hash>> ConsistencyProof(uint64_t from, uint64_t to) const;
+
+  // From now on the writer stores the signed checkpoint of its head in
+  // meta/checkpoint: now, then in the batch of a write at most once a
+  // second, and at close. `origin` names the log (SPEC §7). kInvalid when
+  // the store is read-only; a storage error when the first one fails.
+  Status SetSigningKey(std::shared_ptr<const SigningKey> key, std::string origin);
+  // The newest checkpoint note stored (meta/checkpoint); nullopt when none.
+  Result<std::optional<std::string>> StoredCheckpoint() const;
+  // The state of the log's check; damage found makes every later Append
+  // answer kCorruption naming the first bad seq. Thread-safe, cheap.
+  LogCheck BackgroundCheck() const;
 
   // Snapshots: a cache of projected state keyed by the seq it reflects.
   // Deleting them changes no answer. Keeps the newest `keep` snapshots.

@@ -14,8 +14,10 @@
 #include <rocksdb/write_batch.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <optional>
@@ -28,6 +30,7 @@
 #include <vector>
 
 #include "eventstore/chain.h"
+#include "eventstore/checkpoint.h"
 #include "eventstore/event_store.h"
 #include "eventstore/merkle.h"
 
@@ -99,10 +102,16 @@ class EventStore::Impl {
   uint64_t NewestSnapshotSeq() const { return newest_snapshot_seq_.load(); }
 
   // tree_store.cc
+  Status SetSigningKey(std::shared_ptr<const SigningKey> key, std::string origin);
+  Result<std::optional<std::string>> StoredCheckpoint() const;
   Result<Hash> TreeRoot(uint64_t size) const;
   Result<Hash> LeafHash(uint64_t seq) const;
   Result<std::vector<Hash>> InclusionProof(uint64_t seq, uint64_t size) const;
   Result<std::vector<Hash>> ConsistencyProof(uint64_t from, uint64_t to) const;
+
+  // log_check.cc
+  LogCheck CurrentCheck() const;
+  VerifyReport VerifyTree(const std::function<void(uint64_t, uint64_t)>& progress) const;
 
   // backup.cc
   Result<BackupSummary> Backup(const std::string& backup_dir,
@@ -130,7 +139,9 @@ class EventStore::Impl {
   Status OpenDatabase(const std::string& dir, const OpenOptions& options);
   Status CheckFormat();
   Status RecoverHead();
-  Status VerifyOnOpen() const;
+  Status CheckOnOpen();
+  Status VerifyOnOpen();
+  std::optional<Head> ReadHeadRecord(const rocksdb::ReadOptions& ro) const;
   Result<uint64_t> StoredVersion(std::string_view entity, const rocksdb::ReadOptions& ro) const;
   // Verify's last check: the head record against the chain checked.
   static void CheckHeadRecord(const std::optional<Head>& stored, ChainChecker* chain);
@@ -180,6 +191,36 @@ class EventStore::Impl {
   Status BuildTree();
   void RecoverRootReadOnly();
   void PutNode(rocksdb::WriteBatch* wb, const merkle::NodeId& id, const Hash& hash) const;
+  // With commit_mu_ held: the signed note of `head`, and whether one is due.
+  std::string CheckpointNote(const Head& head) const;
+  bool CheckpointDue(const Head& head) const;
+  void CheckpointStored(const Head& head);
+  void StoreFinalCheckpoint();
+
+  // log_check.cc
+  struct TreeWalk {
+    TreeWalk(const ChainResume& resume, merkle::Frontier edge)
+        : chain(resume.after_seq == 0 ? ChainChecker(ChainSource::kStored)
+                                      : ChainChecker(ChainSource::kStored, resume)),
+          frontier(std::move(edge)) {}
+    ChainChecker chain;
+    merkle::Frontier frontier;
+    bool stopped = false;
+  };
+  using WalkProgress = std::function<bool(uint64_t seq)>;  // false: stop
+  void WalkEvents(const rocksdb::ReadOptions& ro, const WalkProgress& progress,
+                  TreeWalk* walk) const;
+  void FinishWalk(const std::optional<Head>& stored_head, const rocksdb::Snapshot* snapshot,
+                  TreeWalk* walk) const;
+  Result<ChainResume> ResumeAfter(uint64_t size) const;
+  Result<uint64_t> CheckStoredCheckpoint(const std::string& note) const;
+  Status CheckTailOnOpen(const std::string& note);
+  void StartBackgroundCheck();
+  void BackgroundCheck();
+  void StopBackgroundCheck();
+  Status RefuseIfDamaged() const;
+  void CheckTreeLevel(const rocksdb::ReadOptions& ro, uint8_t level, uint64_t size,
+                      ChainChecker* chain) const;
 
   // snapshots.cc
   void RecoverNewestSnapshotSeq();
@@ -226,6 +267,20 @@ class EventStore::Impl {
   DurableListener listener_;  // guarded by listener_mu_
 
   std::mutex backup_mu_;  // one backup at a time
+
+  // Held by the writer from a batch's write until the head has moved, and
+  // by SetSigningKey: checkpoints are stored in the order of their heads.
+  std::mutex commit_mu_;
+  std::shared_ptr<const SigningKey> signing_key_;          // guarded by commit_mu_; null: none
+  std::string origin_;                                     // guarded by commit_mu_
+  std::chrono::steady_clock::time_point checkpoint_at_{};  // guarded by commit_mu_
+  uint64_t checkpoint_size_ = UINT64_MAX;  // guarded by commit_mu_: the stored one's
+
+  mutable std::mutex check_mu_;
+  LogCheck check_;           // guarded by check_mu_
+  bool stop_check_ = false;  // guarded by check_mu_: the store is closing
+  std::atomic<bool> damaged_{false};
+  std::thread checker_;  // the background check, when one runs
 };
 
 }  // namespace okr

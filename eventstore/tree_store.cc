@@ -111,6 +111,55 @@ void EventStore::Impl::RecoverRootReadOnly() {
   if (root.ok()) head_.root = *root;
 }
 
+Status EventStore::Impl::SetSigningKey(std::shared_ptr<const SigningKey> key, std::string origin) {
+  if (options_.read_only) return Status::Invalid("the log is open read-only");
+  if (key == nullptr) return Status::Invalid("no signing key");
+  std::lock_guard<std::mutex> lock(commit_mu_);
+  signing_key_ = std::move(key);
+  origin_ = std::move(origin);
+  const Head now = head();  // the writer's head: it cannot move while commit_mu_ is held
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  OKR_RETURN_IF_ERROR(FromRocks(db_->Put(wo, meta_, format::kCheckpointKey, CheckpointNote(now))));
+  CheckpointStored(now);
+  return Status::Ok();
+}
+
+Result<std::optional<std::string>> EventStore::Impl::StoredCheckpoint() const {
+  std::string note;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_, format::kCheckpointKey, &note);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  OKR_RETURN_IF_ERROR(FromRocks(s));
+  return std::optional<std::string>(std::move(note));
+}
+
+std::string EventStore::Impl::CheckpointNote(const Head& head) const {
+  assert(signing_key_ != nullptr);
+  return signing_key_->Sign(Checkpoint{origin_, head.seq, head.root});
+}
+
+// A checkpoint goes with a write at most once a second: signing costs
+// about 50 µs, and start-up checks at most a second's events more.
+bool EventStore::Impl::CheckpointDue(const Head& head) const {
+  return signing_key_ != nullptr && head.seq != checkpoint_size_ &&
+         std::chrono::steady_clock::now() - checkpoint_at_ >= std::chrono::seconds(1);
+}
+
+void EventStore::Impl::CheckpointStored(const Head& head) {
+  checkpoint_size_ = head.seq;
+  checkpoint_at_ = std::chrono::steady_clock::now();
+}
+
+// At close, once the writer has stopped: the head's checkpoint, so the
+// next start checks no tail. A failure only makes that start check more.
+void EventStore::Impl::StoreFinalCheckpoint() {
+  std::lock_guard<std::mutex> lock(commit_mu_);
+  if (signing_key_ == nullptr || checkpoint_size_ == writer_head_.seq || damaged_) return;
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  db_->Put(wo, meta_, format::kCheckpointKey, CheckpointNote(writer_head_)).PermitUncheckedError();
+}
+
 Result<Hash> EventStore::Impl::TreeRoot(uint64_t size) const {
   if (size > head().seq) return Status::Invalid("size is beyond the head of the log", "size");
   return merkle::RootAt(size, NodeReaderAt(nullptr));

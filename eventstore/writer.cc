@@ -15,6 +15,7 @@ namespace okr {
 
 Result<AppendResult> EventStore::Impl::Append(AppendRequest request) {
   if (options_.read_only) return Status::Invalid("the log is open read-only");
+  OKR_RETURN_IF_ERROR(RefuseIfDamaged());
   if (request.events.empty()) return Status::Invalid("an append needs at least one event");
   if (request.events.size() > kMaxEventsPerAppend) {
     return Status::Invalid("an append holds at most " + std::to_string(kMaxEventsPerAppend) +
@@ -225,6 +226,9 @@ Status EventStore::Impl::CommitBatch(BatchState* state, const std::vector<Outcom
                 format::EncodeHead(head.seq, head.hash, head.recorded_at_us));
   state->wb.Put(meta_, format::kIdsThroughKey, format::SeqKey(head.seq));
   state->wb.Put(meta_, format::kTreeThroughKey, format::SeqKey(head.seq));
+  std::unique_lock<std::mutex> commit(commit_mu_);
+  const bool checkpoint = CheckpointDue(head);
+  if (checkpoint) state->wb.Put(meta_, format::kCheckpointKey, CheckpointNote(head));
   rocksdb::WriteOptions wo;
   wo.sync = true;
   auto started = std::chrono::steady_clock::now();
@@ -237,6 +241,7 @@ Status EventStore::Impl::CommitBatch(BatchState* state, const std::vector<Outcom
                 written);
   }
   if (!written.ok()) return Status::IOError("append not durable: " + written.message());
+  if (checkpoint) CheckpointStored(head);
   pruned_through_ = pruned;
   frontier_ = std::move(state->frontier);
   for (auto& [entity, version] : state->overlay) versions_[entity] = version;
@@ -246,6 +251,7 @@ Status EventStore::Impl::CommitBatch(BatchState* state, const std::vector<Outcom
     head_ = head;
   }
   head_cv_.notify_all();
+  commit.unlock();
   assert(state->events.size() == head.seq - state->events.front().seq + 1);  // dense, to the head
   std::lock_guard<std::mutex> lock(listener_mu_);
   if (listener_) listener_(state->events);

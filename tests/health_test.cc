@@ -40,13 +40,16 @@ TEST(HealthTest, AnUnfoldableLogIsServedStuckNotRefused) {
   const uint64_t head = WriteUnfoldableLog(okrd.data_dir());
   ASSERT_EQ(head, 2u);
   ASSERT_TRUE(okrd.Start()) << okrd.LogTail();
+  // A log from before the tree gets its signing key recorded after its
+  // events, at its first start: a store operation, folded or not.
+  const uint64_t served_head = head + 1;
 
   Reply health = okrd.Get("/healthz");
   EXPECT_EQ(health.status, 503) << health;
   EXPECT_EQ(health.json["status"], "stuck");
   EXPECT_EQ(health.json["stuck_seq"], 2);
   EXPECT_EQ(health.json["projected_seq"], 1);
-  EXPECT_EQ(health.json["head_seq"], 2);
+  EXPECT_EQ(health.json["head_seq"], served_head);
   EXPECT_NE(health.json["reason"].get<std::string>().find("kr-ghost"), std::string::npos) << health;
 
   // Reads answer the state before the bad event, and say okrd is stuck.
@@ -75,7 +78,7 @@ TEST(HealthTest, AnUnfoldableLogIsServedStuckNotRefused) {
   // The refused write moved nothing.
   auto store = EventStore::Open(okrd.data_dir());
   ASSERT_TRUE(store.ok()) << store.status().ToString();
-  EXPECT_EQ((*store)->head().seq, head);
+  EXPECT_EQ((*store)->head().seq, served_head);
 }
 
 TEST(HealthTest, AHealthyOkrdSaysOk) {

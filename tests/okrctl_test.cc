@@ -677,7 +677,9 @@ TEST_F(OkrctlServerTest, BackupWhileWritingRestoresAConsistentLog) {
   for (const Restored& b : {Restored{1, seq1, first.Json()["head_hash"]},
                             Restored{2, seq2, second.Json()["head_hash"]}}) {
     SCOPED_TRACE("backup " + std::to_string(b.id));
-    Okrd restored(WithTokens({kAdmin, kAuditor}));
+    // A restored log needs the key file its log records (docs/OPERATIONS.md).
+    Okrd restored(
+        WithTokens({kAdmin, kAuditor}, {"--signing-key", okrd_.data_dir() + ".signing.key"}));
     CtlRun r = Ctl("restore --from " + backups + " --data " + restored.data_dir() +
                    " --backup-id " + std::to_string(b.id) + " --json");
     ASSERT_EQ(r.rc, 0) << r;
@@ -757,12 +759,13 @@ void TamperWithEvent(const std::string& data_dir, uint64_t seq,
 }
 
 TEST_F(OkrctlServerTest, VerifyFromTheServedBytesCatchesATamperedLog) {
+  const uint64_t start = okrd_.HeadSeq();  // the log's own key event
   ASSERT_EQ(Server("import " + Sample("hr-org.json"), kAdmin).rc, 0);
   ASSERT_EQ(Server("import " + Sample("hr-okrs-2026-q4.csv"), kAdmin).rc, 0);
   ASSERT_EQ(Server("import " + Sample("hr-checkins-week-48.json"), kAdmin).rc, 0);
   CtlRun healthy = Server("verify --json", kAuditor);
   ASSERT_EQ(healthy.rc, 0) << healthy;
-  EXPECT_EQ(healthy.Json()["events"], 44);
+  EXPECT_EQ(healthy.Json()["events"], start + 44);
   EXPECT_EQ(healthy.Json()["head_hash"], healthy.Json()["server"]["head_hash"]);
   EXPECT_EQ(Server("verify", kEditor).rc, 1);  // audit reads only
 
@@ -801,8 +804,12 @@ TEST_F(OkrctlServerTest, VerifyFromTheServedBytesCatchesATamperedLog) {
   EXPECT_EQ(copy.Get("/v1/objectives?cycle=2026-q4").status, 200);
   EXPECT_EQ(copy.Get("/v1/events?limit=1", kAuditor.token).status, 200);
   ASSERT_TRUE(copy.Stop());
-  // Nothing in the copy was written: it is still broken at the same place.
-  EXPECT_EQ(Ctl("verify --json --data " + copy.data_dir()).Json()["first_bad_seq"], 21);
+  // Nothing in the copy was written: it is still broken at the same place,
+  // which the stored tree pins down one seq earlier: seq 20's leaf hash
+  // no longer matches its value.
+  json offline = Ctl("verify --json --data " + copy.data_dir()).Json();
+  EXPECT_EQ(offline["first_bad_seq"], 20) << offline;
+  EXPECT_EQ(offline["problem"], "its leaf in the tree does not match the event");
 }
 
 // --- verify --deep: snapshots against the log ---

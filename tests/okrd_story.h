@@ -99,6 +99,7 @@ class OkrdWithOrg : public ::testing::Test {
 
 // Where the story's events fell in the log.
 struct Story {
+  uint64_t start = 0;            // the head before the story: the log's key event
   uint64_t after_org = 0;        // units and cycles
   uint64_t after_plan = 0;       // objectives and key results
   uint64_t before_move = 0;      // the last event before kr-hires' target moved
@@ -109,7 +110,7 @@ struct Story {
   uint64_t before_close = 0;
   uint64_t head = 0;
 };
-inline constexpr uint64_t kStoryEvents = 43;
+inline constexpr uint64_t kStoryEvents = 43;  // from start to head
 
 // The quarter from plan to review: the org, five objectives, six key
 // results, twelve check-ins, the moved target, an owner change, an

@@ -8,9 +8,11 @@
 #include <rocksdb/file_system.h>
 
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <thread>
 
+#include "eventstore/checkpoint.h"
 #include "eventstore/event_store.h"
 #include "eventstore/format.h"
 #include "eventstore/merkle.h"
@@ -281,6 +283,221 @@ TEST_P(LostTreeTest, ALostTreeIsBuiltAgainAtOpen) {
 }
 
 INSTANTIATE_TEST_SUITE_P(EmptiedOrDropped, LostTreeTest, ::testing::Bool());
+
+// --- Checkpoints stored, start-up in O(tail), the background check. ---
+
+class CheckpointTest : public TreeStoreTest {
+ protected:
+  void SetUp() override {
+    auto key = SigningKey::Create(dir_.Sub("signing.key"));
+    ASSERT_TRUE(key.ok()) << key.status().ToString();
+    key_ = std::move(key.value());
+    TreeStoreTest::SetUp();
+  }
+  // Opens with the signing key, as okrd does.
+  Status OpenSigned() {
+    store_.reset();
+    OpenOptions options;
+    options.signing_key = key_;
+    auto opened = EventStore::Open(dir_.path(), options);
+    if (!opened.ok()) return opened.status();
+    store_ = std::move(opened.value());
+    return store_->SetSigningKey(key_, kOrigin);
+  }
+  Checkpoint Stored() {
+    auto note = store_->StoredCheckpoint();
+    EXPECT_TRUE(note.ok() && note->has_value());
+    auto checkpoint = VerifyCheckpoint(note->value_or(""), key_->Verifier(kOrigin));
+    EXPECT_TRUE(checkpoint.ok()) << checkpoint.status().ToString();
+    return checkpoint.ok() ? *checkpoint : Checkpoint{};
+  }
+  LogCheck WaitForCheck() {
+    for (int i = 0; i < 1000; ++i) {
+      LogCheck check = store_->BackgroundCheck();
+      if (check.state != LogCheck::State::kChecking) return check;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ADD_FAILURE() << "the background check did not end";
+    return store_->BackgroundCheck();
+  }
+  // A log of 50 events whose checkpoint is at 50, then 10 more appended
+  // by a writer without the key: the checkpoint stays at 50.
+  void CheckpointAt50Then60() {
+    AppendEvents(50);
+    ASSERT_TRUE(OpenSigned().ok());
+    EXPECT_EQ(Stored().size, 50u);
+    Open();
+    AppendEvents(10);
+    store_.reset();
+  }
+  void WithRaw(const std::function<void(rocksdb::DB*, const Families&)>& fn) {
+    store_.reset();
+    WithRawFamilies(dir_.path(), fn);
+  }
+
+  static constexpr char kOrigin[] = "okrd/0123456789abcdef";
+  std::shared_ptr<const SigningKey> key_;
+};
+
+TEST_F(CheckpointTest, TheWriterStoresTheHeadsCheckpoint) {
+  AppendEvents(5);
+  EXPECT_FALSE(store_->StoredCheckpoint()->has_value());  // no key yet
+  ASSERT_TRUE(store_->SetSigningKey(key_, kOrigin).ok());
+  Checkpoint stored = Stored();
+  EXPECT_EQ(stored, (Checkpoint{kOrigin, 5, store_->head().root}));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  AppendEvents(3);  // a second later: the first write (of 1) stores it, not the next (of 2)
+  EXPECT_EQ(Stored().size, 6u);
+  AppendEvents(2);
+  EXPECT_EQ(Stored().size, 6u);
+  const Hash root = store_->head().root;
+  store_.reset();  // at close, the head's
+  Open();
+  EXPECT_EQ(Stored(), (Checkpoint{kOrigin, 10, root}));
+  OpenOptions read_only;
+  read_only.read_only = true;
+  Open(read_only);
+  EXPECT_EQ(store_->SetSigningKey(key_, kOrigin).code(), Status::Code::kInvalid);
+}
+
+TEST_F(CheckpointTest, StartUpChecksOnlyTheEventsAfterTheCheckpoint) {
+  CheckpointAt50Then60();
+  ASSERT_TRUE(OpenSigned().ok());
+  LogCheck check = store_->BackgroundCheck();
+  EXPECT_EQ(check.open_checked, 10u);
+  check = WaitForCheck();
+  EXPECT_EQ(check.state, LogCheck::State::kVerified) << check.problem;
+  EXPECT_EQ(check.checked, 60u);
+  EXPECT_EQ(check.total, 60u);
+  EXPECT_EQ(check.first_bad_seq, 0u);
+  AppendEvents(1);
+  // Without the key the open checks the whole chain itself.
+  Open();
+  check = store_->BackgroundCheck();
+  EXPECT_EQ(check.state, LogCheck::State::kVerified);
+  EXPECT_EQ(check.open_checked, 61u);
+}
+
+TEST_F(CheckpointTest, AnEventChangedBeforeTheCheckpointIsFoundInTheBackground) {
+  CheckpointAt50Then60();
+  WithRaw([](rocksdb::DB* db, const Families& f) {
+    std::string value;
+    ASSERT_TRUE(db->Get({}, f.at(format::kEventsCf), format::SeqKey(20), &value).ok());
+    size_t note = value.find("weekly check-in");
+    ASSERT_NE(note, std::string::npos);
+    value[note + 2] ^= 0x01;  // still decodes
+    ASSERT_TRUE(db->Put({}, f.at(format::kEventsCf), format::SeqKey(20), value).ok());
+  });
+  ASSERT_TRUE(OpenSigned().ok());  // the tail after 50 is sound
+  LogCheck check = WaitForCheck();
+  EXPECT_EQ(check.state, LogCheck::State::kDamaged);
+  EXPECT_EQ(check.first_bad_seq, 20u) << check.problem;
+  EXPECT_EQ(check.checked, 19u);
+  const uint64_t head = store_->head().seq;
+  auto refused = store_->Append(OneEvent(CheckInDraft("alice", "kr-0", "ci-after-damage", 1)));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), Status::Code::kCorruption);
+  EXPECT_NE(refused.status().message().find("the log is damaged at seq 20"), std::string::npos)
+      << refused.status().message();
+  EXPECT_EQ(store_->head().seq, head);
+  EXPECT_TRUE(store_->Read(0, 100).ok());  // reads go on
+}
+
+TEST_F(CheckpointTest, AChangedTreeNodeRefusesTheOpen) {
+  CheckpointAt50Then60();
+  WithRaw([](rocksdb::DB* db, const Families& f) {
+    std::string node;
+    // 50 = 32 + 16 + 2: the root of size 50 is made of (5, 0), (4, 2), (1, 24).
+    ASSERT_TRUE(db->Get({}, f.at(format::kTreeCf), format::TreeKey(4, 2), &node).ok());
+    node[0] ^= 0x01;
+    ASSERT_TRUE(db->Put({}, f.at(format::kTreeCf), format::TreeKey(4, 2), node).ok());
+  });
+  Status opened = OpenSigned();
+  EXPECT_EQ(opened.code(), Status::Code::kCorruption);
+  EXPECT_NE(
+      opened.message().find("the stored tree does not match the signed checkpoint at size 50"),
+      std::string::npos)
+      << opened.message();
+}
+
+TEST_F(CheckpointTest, AChangedTailLeafRefusesTheOpen) {
+  CheckpointAt50Then60();
+  WithRaw([](rocksdb::DB* db, const Families& f) {
+    ASSERT_TRUE(
+        db->Put({}, f.at(format::kTreeCf), format::TreeKey(0, 54), std::string(32, 'x')).ok());
+  });
+  Status opened = OpenSigned();
+  EXPECT_EQ(opened.code(), Status::Code::kCorruption);
+  EXPECT_NE(opened.message().find("seq 55"), std::string::npos) << opened.message();
+}
+
+TEST_F(CheckpointTest, AFlippedSignatureByteRefusesTheOpen) {
+  CheckpointAt50Then60();
+  WithRaw([](rocksdb::DB* db, const Families& f) {
+    std::string note;
+    ASSERT_TRUE(db->Get({}, f.at(format::kMetaCf), format::kCheckpointKey, &note).ok());
+    // The signature's base64 ends the note: change a character in its middle.
+    const size_t at = note.size() - 20;
+    note[at] = note[at] == 'A' ? 'B' : 'A';
+    ASSERT_TRUE(db->Put({}, f.at(format::kMetaCf), format::kCheckpointKey, note).ok());
+  });
+  Status opened = OpenSigned();
+  EXPECT_EQ(opened.code(), Status::Code::kCorruption);
+  EXPECT_NE(opened.message().find("the stored checkpoint (meta/checkpoint) does not verify"),
+            std::string::npos)
+      << opened.message();
+}
+
+// --- The verifier's check of the stored tree (okrctl verify --data). ---
+
+TEST_F(TreeStoreTest, VerifyTreePassesOnASoundLog) {
+  AppendEvents(77);
+  VerifyReport report = store_->VerifyTree();
+  EXPECT_TRUE(report.ok) << report.problem;
+  EXPECT_EQ(report.events, 77u);
+}
+
+TEST_F(TreeStoreTest, VerifyTreeNamesTheSeqThatWroteABadNode) {
+  AppendEvents(40);
+  struct Case {
+    uint8_t level;
+    uint64_t index;
+    uint64_t seq;  // the event whose append completed the node
+  };
+  for (const Case& c : {Case{0, 12, 13}, Case{1, 3, 8}, Case{3, 2, 24}, Case{5, 0, 32}}) {
+    SCOPED_TRACE("node (" + std::to_string(c.level) + ", " + std::to_string(c.index) + ")");
+    std::string original;
+    auto flip = [&](bool restore) {
+      store_.reset();
+      WithRawFamilies(dir_.path(), [&](rocksdb::DB* db, const Families& f) {
+        const std::string key = format::TreeKey(c.level, c.index);
+        if (!restore) {
+          ASSERT_TRUE(db->Get({}, f.at(format::kTreeCf), key, &original).ok());
+        }
+        std::string value = original;
+        if (!restore) value[5] ^= 0x40;
+        ASSERT_TRUE(db->Put({}, f.at(format::kTreeCf), key, value).ok());
+      });
+      OpenOptions read_only;
+      read_only.read_only = true;
+      Open(read_only);
+    };
+    flip(false);
+    VerifyReport report = store_->VerifyTree();
+    EXPECT_FALSE(report.ok);
+    EXPECT_EQ(report.first_bad_seq, c.seq) << report.problem;
+    EXPECT_TRUE(store_->Verify().ok);  // the chain itself is sound
+    std::string out;
+    EXPECT_EQ(testing::RunCommand(testing::BinaryDir() + "/tools/okrctl verify --json --data " +
+                                      dir_.path() + " 2>&1",
+                                  &out),
+              1)
+        << out;
+    EXPECT_NE(out.find("\"first_bad_seq\":" + std::to_string(c.seq)), std::string::npos) << out;
+    flip(true);
+    EXPECT_TRUE(store_->VerifyTree().ok);
+  }
+}
 
 }  // namespace
 }  // namespace okr

@@ -69,6 +69,14 @@ std::vector<Route> ReadRoutes() {
       Read("/v1/events/raw", "/v1/events/raw", Access::kAuditRead, K::kRawEvents),
       Read("/v1/history/" + id, "/v1/history/{id}", Access::kAuditRead, K::kHistory),
       Read("/v1/audit/verify", "/v1/audit/verify", Access::kAuditRead, K::kVerify),
+      // The log's Merkle tree (SPEC §7): hashes only, so readers may ask.
+      // An answer for a given size never changes; without one it is the head's.
+      Read("/v1/log/key", "/v1/log/key", Access::kStateRead, K::kLogKey),
+      Cached("/v1/log/checkpoint", "/v1/log/checkpoint", K::kCheckpoint, {"size"}),
+      Cached("/v1/log/proof/inclusion", "/v1/log/proof/inclusion", K::kInclusionProof,
+             {"seq", "size"}),
+      Cached("/v1/log/proof/consistency", "/v1/log/proof/consistency", K::kConsistencyProof,
+             {"from", "to"}),
   };
 }
 

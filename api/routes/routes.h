@@ -47,6 +47,10 @@ enum class RouteKind {
   kRawEvents,
   kHistory,
   kVerify,
+  kLogKey,
+  kCheckpoint,
+  kInclusionProof,
+  kConsistencyProof,
   kBackup,
   kCommand,
 };

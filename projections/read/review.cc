@@ -142,7 +142,7 @@ void ReviewPlan::WriteObjective(JsonOut& out, const Objective& o) {
 }
 
 void ReviewPlan::WriteJson(JsonOut& out, std::optional<uint64_t> as_of_seq,
-                           const std::function<void()>& pause) {
+                           const nlohmann::json* checkpoint, const std::function<void()>& pause) {
   auto each = [&](auto write) {
     for (const Objective* o : objectives_) {
       write(*o, *o->FieldsAt(as_of_));
@@ -167,7 +167,9 @@ void ReviewPlan::WriteJson(JsonOut& out, std::optional<uint64_t> as_of_seq,
   });
   out.EndArray();
   if (as_of_seq) out.Key("as_of_seq").Uint(*as_of_seq);
-  out.Key("check_ins").Uint(check_ins_).Key("cycle").Json(at_end_.CycleJson(cycle_));
+  out.Key("check_ins").Uint(check_ins_);
+  if (checkpoint) out.Key("checkpoint").Json(*checkpoint);
+  out.Key("cycle").Json(at_end_.CycleJson(cycle_));
   out.Key("missed");
   ids_with(2);
   out.Key("moved_goalposts").StartArray();

@@ -40,12 +40,15 @@ class ReviewPlan {
   size_t objectives() const { return objectives_.size(); }
 
   // Writes the review as JSON ({"achieved", "archived", "as_of_seq"?,
-  // "check_ins", "cycle", "missed", "moved_goalposts", "objectives",
-  // "partially", "unreviewed"}). Calls `pause` (when given) after each
+  // "check_ins", "checkpoint"?, "cycle", "missed", "moved_goalposts",
+  // "objectives", "partially", "unreviewed"}); "checkpoint" is
+  // `checkpoint` when not null (the log's signed checkpoint at
+  // as_of_seq, which the caller makes). Calls `pause` (when given) after each
   // objective written: the caller may let go of the projection there and
   // take it back, provided entities keep their addresses meanwhile (the
   // plan holds pointers to them, and reads their fields again each time).
   void WriteJson(JsonOut& out, std::optional<uint64_t> as_of_seq,
+                 const nlohmann::json* checkpoint = nullptr,
                  const std::function<void()>& pause = nullptr);
   // Appends the review as Markdown or CSV (not kJson) to *text, calling
   // `pause` as WriteJson does; the caller may take the text meanwhile.

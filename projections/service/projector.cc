@@ -476,6 +476,11 @@ Result<WriteResult> Projector::Write(const WriteRequest& request) {
     auto appended = store_->Append(std::move(a.append));
     gate.Release();
     if (appended.ok()) return Answer(a.entity, appended->last_seq, appended->replayed, true);
+    // A log found damaged refuses writes (kCorruption): to a client okrd
+    // is unavailable, as when stuck (SPEC §6), and the message says why.
+    if (appended.status().code() == Status::Code::kCorruption) {
+      return Status::IOError(appended.status().message());
+    }
     if (appended.status().code() != Status::Code::kVersionMismatch) return appended.status();
     // Someone changed what we decided on, or took an id we create: catch
     // up and decide again.

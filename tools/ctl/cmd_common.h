@@ -38,7 +38,8 @@ Result<std::unique_ptr<EventStore>> OpenForReading(const std::string& dir);
 
 // Whether to draw progress bars: on a terminal, and never under --json.
 bool Interactive(bool json_out);
-// store.Verify() with a "verifying" bar.
+// store.Verify() with a "verifying" bar; store.VerifyTree() instead when
+// the log has its tree, so a bad tree node is reported as well.
 VerifyReport VerifyWithProgress(const EventStore& store, bool json_out);
 
 // Formatting a value of okrd's JSON for a table: "42%" (or "-"), the

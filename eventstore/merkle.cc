@@ -54,7 +54,9 @@ struct Span {
 };
 
 // Collects the NodeIds of every run a root or proof needs, then reads them
-// in one call and folds each run into its hash.
+// in one call and folds each run into its hash. A proof's walk adds at most
+// one run that is not a perfect subtree (after it, every range is perfect),
+// so a read holds at most about 2 log2(n) ids.
 class Plan {
  public:
   void Add(uint64_t begin, uint64_t end) {
@@ -65,7 +67,7 @@ class Plan {
 
   // The hash of each span, in the order they were added.
   Result<std::vector<Hash>> Resolve(const NodeReader& read) const {
-    if (ids_.empty()) return std::vector<Hash>();  // from == to: nothing to read
+    if (ids_.empty()) return std::vector<Hash>();  // one leaf, or from == to: no hash
     OKR_ASSIGN_OR_RETURN(std::vector<Hash> nodes, read(ids_));
     if (nodes.size() != ids_.size()) {
       return Status::Corruption("tree: the node reader answered " + std::to_string(nodes.size()) +
@@ -80,6 +82,7 @@ class Plan {
     return out;
   }
 
+  // The walks add runs root first; proofs list them deepest first.
   void Reverse() { std::reverse(spans_.begin(), spans_.end()); }
 
  private:

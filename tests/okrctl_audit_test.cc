@@ -3,8 +3,10 @@
 // in place with ldb, the log truncated and regrown (a fork), an old copy
 // served again (a rollback), a proof with one hash flipped and a checkpoint
 // signed by another key (through an intercepting proxy here: the attacker
-// is the test's, okrd stays real) — each exit 1 naming it, the trusted
-// state untouched; and the honest runs, each exit 0 moving the state on.
+// is the test's, okrd stays real), and a key handed out by a man in the
+// middle that the log itself does not record — each exit 1 naming it, the
+// trusted state untouched; and the honest runs, each exit 0 moving the
+// state on.
 #include <gtest/gtest.h>
 #include <httplib.h>
 
@@ -357,6 +359,26 @@ TEST_F(AuditTest, CatchesACheckpointSignedByAnotherKey) {
   CtlRun wrong = Audit(Url(), (*other)->Verifier(key.name).vkey());
   EXPECT_EQ(wrong.rc, 1) << wrong;
   EXPECT_NE(wrong.err.find("bad signature"), std::string::npos) << wrong;
+  EXPECT_FALSE(fs::exists(State()));
+}
+
+// A man in the middle of the first audit who hands out his own key and
+// signs okrd's true checkpoints with it: every note verifies with the key
+// the auditor was given, but the log itself records another.
+TEST_F(AuditTest, CatchesAKeyTheLogDoesNotRecord) {
+  auto other = SigningKey::Create(dir_.Sub("other.key"));
+  ASSERT_TRUE(other.ok()) << other.status().ToString();
+  const NoteVerifier real = ParseVkey(vkey_).value();
+  Proxy proxy(okrd_.port(), [&](const std::string& path, std::string* body) {
+    if (path != "/v1/log/checkpoint") return;
+    auto checkpoint = VerifyCheckpoint(*body, real);
+    ASSERT_TRUE(checkpoint.ok()) << *body;
+    *body = (*other)->Sign(*checkpoint);
+  });
+  CtlRun r = Audit(proxy.Url(), (*other)->Verifier(real.name).vkey());
+  EXPECT_EQ(r.rc, 1) << r;
+  EXPECT_NE(r.err.find("bad key: event 1 (log.signing_key) records another key"), std::string::npos)
+      << r;
   EXPECT_FALSE(fs::exists(State()));
 }
 

@@ -264,7 +264,11 @@ int64_t MicrosSince(std::chrono::steady_clock::time_point started) {
 }
 
 // Opens (and, unless forensics, verifies) the log; null after logging why not.
-std::unique_ptr<okr::EventStore> OpenStore(const Flags& f, Runtime& rt) {
+// With the signing key (when its file exists) the open verifies the stored
+// checkpoint and checks only the events after it; the rest is re-hashed
+// in the background (SPEC §7).
+std::unique_ptr<okr::EventStore> OpenStore(const Flags& f, Runtime& rt,
+                                           std::shared_ptr<const okr::SigningKey> key) {
   std::error_code ec;
   if (!f.forensics) std::filesystem::create_directories(f.data_dir, ec);
   okr::OpenOptions options;
@@ -272,6 +276,7 @@ std::unique_ptr<okr::EventStore> OpenStore(const Flags& f, Runtime& rt) {
   // Forensics: whatever is there, unverified, never written to.
   options.read_only = f.forensics;
   options.create_if_missing = !f.forensics;
+  options.signing_key = std::move(key);
   options.on_batch = [&rt](size_t appends, size_t events, uint64_t head, int64_t write_us,
                            const okr::Status& status) {
     rt.metrics.Batch(appends, events, write_us, status.ok());
@@ -336,6 +341,12 @@ std::optional<int> BindKey(const Flags& f, Runtime& rt, okr::EventStore* store,
          {{"vkey", bound->key->Verifier(bound->origin).vkey()},
           {"seq", bound->recorded_seq},
           {"key_file", f.signing_key_path}});
+  // The writer stores signed checkpoints from now on: the next start
+  // checks only the events after the newest.
+  if (okr::Status s = store->SetSigningKey(bound->key, bound->origin); !s.ok()) {
+    rt.Log(spdlog::level::critical, "refusing_to_start", {{"error", s.ToString()}});
+    return kExitFailed;
+  }
   return std::nullopt;
 }
 
@@ -516,7 +527,7 @@ int main(int argc, char** argv) {
     return kExitFailed;
   }
   std::shared_ptr<const okr::SigningKey> loaded_key = key.ok() ? *key : nullptr;
-  std::unique_ptr<okr::EventStore> store = OpenStore(flags, rt);
+  std::unique_ptr<okr::EventStore> store = OpenStore(flags, rt, loaded_key);
   if (!store) return kExitFailed;
   okr::api::LogKey log_key;
   if (auto rc = BindKey(flags, rt, store.get(), std::move(loaded_key), &log_key)) return *rc;

@@ -160,7 +160,7 @@ Status EventStore::Impl::CheckOnOpen() {
   if (options_.signing_key && options_.verify_on_open) {
     OKR_ASSIGN_OR_RETURN(note, StoredCheckpoint());
   }
-  if (note) {
+  if (note && CheckpointByOurKey(*note)) {
     OKR_RETURN_IF_ERROR(BuildTree());
     OKR_RETURN_IF_ERROR(CheckTailOnOpen(*note));
     std::lock_guard<std::mutex> lock(check_mu_);

@@ -4,10 +4,15 @@
 // the store then re-hashes everything, and damage it finds stops appends.
 #include <rocksdb/write_batch.h>
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <cassert>
 #include <chrono>
 #include <cstring>
 
+#include "eventstore/event_json.h"
 #include "eventstore/format.h"
 #include "eventstore/store_impl.h"
 
@@ -18,11 +23,34 @@ namespace {
 // The background check publishes its progress after each this many events
 // and looks at the stop flag as often.
 constexpr uint64_t kCheckProgressEvents = 4096;
+// The background check's nice value (0 is the default, 19 the lowest).
+constexpr int kCheckNice = 10;
 
 int64_t MicrosSince(std::chrono::steady_clock::time_point started) {
   return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
                                                                started)
       .count();
+}
+
+// Whether `note` has a signature line by `verifier`'s name and key id,
+// whatever its signature: a note by another key says nothing about the
+// log, only that the key file is not the one that signed it.
+bool HasLineByKey(std::string_view note, const NoteVerifier& verifier) {
+  const std::string prefix = "\xE2\x80\x94 " + verifier.name + " ";
+  const size_t blank = note.find("\n\n");
+  if (blank == std::string_view::npos) return false;
+  std::string_view rest = note.substr(blank + 2);
+  while (!rest.empty()) {
+    const size_t end = rest.find('\n');
+    const std::string_view line = rest.substr(0, end);
+    rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
+    if (!line.starts_with(prefix)) continue;
+    auto blob = Base64Decode(line.substr(prefix.size()));
+    if (blob && blob->size() >= 4 && format::GetBigEndian32(blob->data()) == verifier.key_id()) {
+      return true;
+    }
+  }
+  return false;
 }
 
 }  // namespace
@@ -134,6 +162,14 @@ Result<uint64_t> EventStore::Impl::CheckStoredCheckpoint(const std::string& note
 
 // A writable open with a signing key and a stored checkpoint: the
 // checkpoint's signature and root, then only the events after it.
+// Whether the stored checkpoint was signed by the key the open was given
+// (by key id): else the open checks the whole log instead, and okrd's
+// check of its key file refuses the start, saying which key it wants.
+bool EventStore::Impl::CheckpointByOurKey(const std::string& note) const {
+  const std::string origin = note.substr(0, note.find('\n'));
+  return HasLineByKey(note, options_.signing_key->Verifier(origin));
+}
+
 Status EventStore::Impl::CheckTailOnOpen(const std::string& note) {
   auto started = std::chrono::steady_clock::now();
   OKR_ASSIGN_OR_RETURN(uint64_t size, CheckStoredCheckpoint(note));
@@ -165,6 +201,9 @@ void EventStore::Impl::StartBackgroundCheck() {
 
 // The whole log from seq 1, on one snapshot, so appends go on meanwhile.
 void EventStore::Impl::BackgroundCheck() {
+  // Below the threads that serve and write (Linux nices threads one by
+  // one): on a busy machine the check takes longer, not the requests.
+  setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), kCheckNice);
   auto started = std::chrono::steady_clock::now();
   const rocksdb::Snapshot* snapshot = db_->GetSnapshot();
   rocksdb::ReadOptions ro;

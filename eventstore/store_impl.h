@@ -214,6 +214,7 @@ class EventStore::Impl {
                   TreeWalk* walk) const;
   Result<ChainResume> ResumeAfter(uint64_t size) const;
   Result<uint64_t> CheckStoredCheckpoint(const std::string& note) const;
+  bool CheckpointByOurKey(const std::string& note) const;
   Status CheckTailOnOpen(const std::string& note);
   void StartBackgroundCheck();
   void BackgroundCheck();

@@ -448,6 +448,20 @@ TEST_F(CheckpointTest, AFlippedSignatureByteRefusesTheOpen) {
       << opened.message();
 }
 
+TEST_F(CheckpointTest, ACheckpointByAnotherKeyIsNotTrustedAndTheOpenChecksEverything) {
+  CheckpointAt50Then60();
+  auto other = SigningKey::Create(dir_.Sub("other.key"));
+  ASSERT_TRUE(other.ok());
+  key_ = std::move(other.value());
+  store_.reset();
+  OpenOptions options;
+  options.signing_key = key_;
+  Open(options);  // okrd then refuses the key file itself, naming the recorded key
+  LogCheck check = store_->BackgroundCheck();
+  EXPECT_EQ(check.state, LogCheck::State::kVerified);
+  EXPECT_EQ(check.open_checked, 60u);
+}
+
 // --- The verifier's check of the stored tree (okrctl verify --data). ---
 
 TEST_F(TreeStoreTest, VerifyTreePassesOnASoundLog) {

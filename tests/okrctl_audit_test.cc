@@ -1,11 +1,11 @@
 // okrctl audit end to end (SPEC §7): the binary run as an auditor runs it
 // against the real okrd, and the attacks it must catch — an event changed
 // in place with ldb, the log truncated and regrown (a fork), an old copy
-// served again (a rollback), a proof with one hash flipped and a checkpoint
-// signed by another key (through an intercepting proxy here: the attacker
-// is the test's, okrd stays real), and a key handed out by a man in the
-// middle that the log itself does not record — each exit 1 naming it, the
-// trusted state untouched; and the honest runs, each exit 0 moving the
+// served again (a rollback); through an intercepting proxy (the attacker is
+// the test's, okrd stays real) a consistency or inclusion proof with one
+// hash flipped, a checkpoint signed by another key, and a key handed out at
+// first use that the log itself does not record — each exit 1 naming it,
+// the trusted state untouched; and the honest runs, each exit 0 moving the
 // state on.
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -314,27 +314,44 @@ TEST_F(AuditTest, CatchesARollback) {
                 state_before);
 }
 
-TEST_F(AuditTest, CatchesAConsistencyProofWithOneHashFlipped) {
-  TrustNow();
-  AddUnits("later", 5);
-  const std::string state_before = ReadFile(State());
-  std::atomic<int> flipped{0};
-  Proxy proxy(okrd_.port(), [&](const std::string& path, std::string* body) {
-    if (path != "/v1/log/proof/consistency") return;
+// Flips one bit of the first hash of every answer of `route` that passes
+// through the proxy, counting them in `flipped`.
+Proxy::Rewrite FlipFirstHash(const std::string& route, std::atomic<int>* flipped) {
+  return [route, flipped](const std::string& path, std::string* body) {
+    if (path != route) return;
     json proof = json::parse(*body);
     ASSERT_FALSE(proof["hashes"].empty()) << *body;
     std::string hash = Base64Decode(proof["hashes"][0].get<std::string>()).value();
     hash[7] ^= 0x01;
     proof["hashes"][0] = Base64Encode(hash);
     *body = proof.dump();
-    ++flipped;
-  });
+    ++*flipped;
+  };
+}
+
+TEST_F(AuditTest, CatchesAConsistencyProofWithOneHashFlipped) {
+  TrustNow();
+  AddUnits("later", 5);
+  const std::string state_before = ReadFile(State());
+  std::atomic<int> flipped{0};
+  Proxy proxy(okrd_.port(), FlipFirstHash("/v1/log/proof/consistency", &flipped));
   ExpectRefused(Audit(proxy.Url()), "bad consistency proof", state_before);
   EXPECT_EQ(flipped, 1);
   EXPECT_FALSE(fs::exists(State() + ".fork-evidence")) << "a bad proof is not a fork";
   // The same log without the man in the middle passes.
   CtlRun honest = Audit();
   EXPECT_EQ(honest.rc, 0) << honest;
+}
+
+TEST_F(AuditTest, CatchesAnInclusionProofWithOneHashFlipped) {
+  TrustNow();
+  AddUnits("later", 3);
+  const std::string state_before = ReadFile(State());
+  std::atomic<int> flipped{0};
+  Proxy proxy(okrd_.port(), FlipFirstHash("/v1/log/proof/inclusion", &flipped));
+  ExpectRefused(Audit(proxy.Url()), "bad inclusion proof: seq " + std::to_string(okrd_.HeadSeq()),
+                state_before);
+  EXPECT_EQ(flipped, 1);
 }
 
 TEST_F(AuditTest, CatchesACheckpointSignedByAnotherKey) {

@@ -746,6 +746,83 @@ TEST_F(EventStoreTest, ChainCheckerNamesWhereTheValuesCameFrom) {
   EXPECT_EQ(repeated.report().problem, "seq out of order");
 }
 
+// --- A chain check resumed after a trusted seq (okrctl audit, start-up). ---
+
+class ChainResumeTest : public EventStoreTest {
+ protected:
+  void SetUp() override {
+    EventStoreTest::SetUp();
+    for (int i = 1; i <= 6; ++i) ASSERT_TRUE(CheckIn("kr-" + std::to_string(i % 2), i).ok());
+    auto events = store_->Read(0, 100);
+    ASSERT_TRUE(events.ok());
+    ASSERT_EQ(events->size(), 6u);
+    events_ = std::move(*events);
+  }
+  // What an auditor who checked events 1..3 saved of them.
+  ChainResume AfterThird() {
+    return {3, Sha256(events_[2].bytes), EventAt(3)->event().getRecordedAt()};
+  }
+  // Event `seq` re-encoded with another version (its prevHash unchanged).
+  std::string WithVersion(uint64_t seq, uint64_t version) {
+    capnp::MallocMessageBuilder copy;
+    copy.setRoot(EventAt(seq)->event());
+    copy.getRoot<schema::Event>().setVersion(version);
+    return EncodeMessage(copy);
+  }
+  std::vector<StoredEvent> events_;
+};
+
+TEST_F(ChainResumeTest, AcceptsTheTrueContinuation) {
+  ChainChecker chain(ChainSource::kServed, AfterThird());
+  EXPECT_EQ(chain.next_seq(), 4u);
+  // kr-1 and kr-0 were last seen before the resumed seq: their versions
+  // 2 and 3 are taken as they come, then must be dense again.
+  for (uint64_t seq = 4; seq <= 6; ++seq) {
+    ASSERT_TRUE(chain.Add(seq, events_[seq - 1].bytes)) << chain.report().problem;
+  }
+  EXPECT_TRUE(chain.report().ok);
+  EXPECT_EQ(chain.report().events, 6u);
+  EXPECT_EQ(chain.report().head_hash, store_->head().hash);
+}
+
+TEST_F(ChainResumeTest, RejectsAnotherPrevHash) {
+  ChainResume resume = AfterThird();
+  resume.prev_hash = Sha256(events_[1].bytes);  // trusts seq 2's hash as seq 3's
+  ChainChecker chain(ChainSource::kServed, resume);
+  EXPECT_FALSE(chain.Add(4, events_[3].bytes));
+  EXPECT_EQ(chain.report().first_bad_seq, 4u);
+  EXPECT_EQ(chain.report().events, 3u);
+  EXPECT_EQ(chain.report().problem, "prevHash does not match the previous event");
+}
+
+TEST_F(ChainResumeTest, RejectsTimeGoingBack) {
+  ChainResume resume = AfterThird();
+  resume.recorded_at_us = EventAt(4)->event().getRecordedAt() + 1;
+  ChainChecker chain(ChainSource::kServed, resume);
+  EXPECT_FALSE(chain.Add(4, events_[3].bytes));
+  EXPECT_EQ(chain.report().first_bad_seq, 4u);
+  EXPECT_EQ(chain.report().problem, "recordedAt goes back in time");
+}
+
+TEST_F(ChainResumeTest, RejectsVersionZero) {
+  // An entity first seen after the resumed seq may start at any version
+  // but 0, which no event carries.
+  ChainChecker chain(ChainSource::kServed, AfterThird());
+  EXPECT_FALSE(chain.Add(4, WithVersion(4, 0)));
+  EXPECT_EQ(chain.report().first_bad_seq, 4u);
+  EXPECT_EQ(chain.report().problem, "entity version 0");
+}
+
+TEST_F(ChainResumeTest, VersionsAreDenseOnceSeen) {
+  // kr-0 is first seen at seq 4 (version 2); its next event must be 3.
+  ChainChecker chain(ChainSource::kServed, AfterThird());
+  EXPECT_TRUE(chain.Add(4, events_[3].bytes));
+  EXPECT_TRUE(chain.Add(5, events_[4].bytes));
+  EXPECT_FALSE(chain.Add(6, WithVersion(6, 4)));
+  EXPECT_EQ(chain.report().first_bad_seq, 6u);
+  EXPECT_EQ(chain.report().problem, "entity version 4 follows 2");
+}
+
 // --- Hostile bytes: the decoder rejects or decodes, never crashes. ---
 
 TEST(DecoderTest, TenThousandRandomByteStringsNeverCrash) {

@@ -907,8 +907,9 @@ TEST_F(OkrctlTest, VerifyDeepComparesEverySnapshotWithTheLogAndNamesATamperedOne
 TEST_F(OkrctlTest, HelpNamesEveryCommandAndUsageErrorsExitTwo) {
   CtlRun help = Ctl("--help");
   EXPECT_EQ(help.rc, 0);
-  for (const char* command : {"verify", "dump", "head", "import", "export", "backup", "restore",
-                              "backups", "checkin", "objectives", "cascade", "review", "history"}) {
+  for (const char* command :
+       {"verify", "audit", "dump", "head", "import", "export", "backup", "restore", "backups",
+        "checkin", "objectives", "cascade", "review", "history"}) {
     EXPECT_NE(help.out.find(std::string(command)), std::string::npos) << command;
     CtlRun sub = Ctl(std::string(command) + " --help");
     EXPECT_EQ(sub.rc, 0) << command;
@@ -920,6 +921,8 @@ TEST_F(OkrctlTest, HelpNamesEveryCommandAndUsageErrorsExitTwo) {
   EXPECT_EQ(Ctl("import x.csv").rc, 2);  // neither --data nor --server
   EXPECT_EQ(Ctl("import x.csv --data a --server http://127.0.0.1:1").rc, 2);  // both
   EXPECT_EQ(Ctl("export --data a").rc, 2);                                    // no --cycle
+  EXPECT_EQ(Ctl("audit --server http://127.0.0.1:1 --state s.json").rc, 2);   // no --key
+  EXPECT_EQ(Ctl("audit --server http://127.0.0.1:1 --key not-a-vkey --state s.json").rc, 2);
   EXPECT_EQ(Ctl("export --cycle c --format xlsx --data a").rc, 2);
   EXPECT_EQ(Ctl("verify --server ftp://example").rc, 2);
   EXPECT_EQ(Ctl("verify --data " + dir_.Sub("missing")).rc, 1);

@@ -4,8 +4,8 @@
 // log read-only, so they also read a broken log):
 //   verify, dump, head, import, export, backup, restore, backups
 // Against a running okrd (--server URL, token from $OKR_TOKEN):
-//   verify, import, export, backup, checkin, objectives, cascade, review,
-//   history
+//   verify, audit, import, export, backup, checkin, objectives, cascade,
+//   review, history
 //
 // Exit codes: 0 ok, 1 a check failed or the work was refused (nothing
 // written), 2 usage. docs/IMPORT.md and docs/OPERATIONS.md describe each
@@ -37,6 +37,7 @@ struct Args {
   ImportOptions import;
   ExportOptions exp;
   uint64_t export_as_of = 0;
+  std::string audit_key, audit_state;
   std::string backup_to, restore_from;
   uint32_t backup_id = 0;
   // The client commands' --server, defaulting to $OKR_SERVER.
@@ -50,7 +51,7 @@ struct Args {
 
 // The parsed subcommands, and the options whose presence matters.
 struct Commands {
-  CLI::App *verify, *dump, *head, *import, *exp, *backup, *restore, *backups;
+  CLI::App *verify, *audit, *dump, *head, *import, *exp, *backup, *restore, *backups;
   CLI::App *checkin, *objectives, *cascade, *review, *history;
   CLI::Option *export_as_of, *confidence, *objectives_as_of, *cascade_as_of, *review_as_of;
 };
@@ -68,6 +69,23 @@ void AddVerify(CLI::App& app, Args& a, Commands* c) {
       "--deep", a.deep,
       "with --data: also compare every stored snapshot with a full replay of the log "
       "(one replay per snapshot), naming the first difference");
+
+  c->audit = app.add_subcommand(
+      "audit",
+      "Check the log a running okrd signs against what this auditor trusted before: signature, "
+      "no rollback or fork, consistency, the chain and tree of every new event; then trust it");
+  c->audit
+      ->add_option("--server", a.server, "okrd URL; needs an auditor or admin token in OKR_TOKEN")
+      ->required();
+  c->audit
+      ->add_option("--key", a.audit_key,
+                   "the log's verifier key (GET /v1/log/key, name+id+key), or @FILE holding it")
+      ->required();
+  c->audit
+      ->add_option("--state", a.audit_state,
+                   "the trusted state (JSON; created on first use, replaced after each audit "
+                   "that passes; a fork's evidence goes beside it)")
+      ->required();
 
   c->dump = app.add_subcommand("dump", "Print events as NDJSON, one readable event per line");
   c->dump->add_option("--data", a.dir, "okrd data directory")->required();
@@ -212,6 +230,7 @@ std::optional<int> RunOffline(const Commands& c, Args& a) {
     return a.server.empty() ? VerifyOffline(a.dir, a.json_out, a.deep)
                             : VerifyServer(a.server, a.json_out);
   }
+  if (*c.audit) return Audit(a.server, a.audit_key, a.audit_state);
   if (*c.dump) return Dump(a.dir, a.after, a.limit);
   if (*c.head) return PrintHead(a.dir);
   if (*c.import) {
@@ -270,7 +289,8 @@ int main(int argc, char** argv) {
       "2 usage (unknown option, missing argument, conflicting options)."};
   app.require_subcommand(1);
   app.footer(
-      "docs/IMPORT.md: import and export formats. docs/OPERATIONS.md: backup, restore, verify.");
+      "docs/IMPORT.md: import and export formats. docs/OPERATIONS.md: backup, restore, verify, "
+      "audit.");
   Args args;
   Commands commands{};
   AddVerify(app, args, &commands);

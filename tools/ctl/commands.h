@@ -38,6 +38,13 @@ int VerifyOffline(const std::string& dir, bool json_out, bool deep);
 // The chain of the okrd at `url`, checked here from the stored bytes it
 // serves, compared with what okrd claims of itself.
 int VerifyServer(const std::string& url, bool json_out);
+// The log okrd at `url` signs, against what the auditor trusted before
+// (state file `state_path`; none: trust on first use): the checkpoint's
+// signature by `key` (a vkey, or @FILE holding one), no rollback, no
+// fork, the consistency proof, the chain and tree of every new event and
+// an inclusion proof; then the new trusted state, written atomically.
+// Exit 1 naming what failed; a fork's two notes are kept beside the state.
+int Audit(const std::string& url, const std::string& key, const std::string& state_path);
 // Events after seq `after` as NDJSON, at most `limit` of them.
 int Dump(const std::string& dir, uint64_t after, uint64_t limit);
 // The head seq, hash and time as one JSON object.

@@ -270,11 +270,8 @@ VerifyReport EventStore::Impl::Verify(
     const std::function<void(uint64_t, uint64_t)>& progress) const {
   // One snapshot for the head record and every event: appends made during
   // the check are neither half seen nor compared with a newer head.
-  const rocksdb::Snapshot* snapshot = db_->GetSnapshot();
-  rocksdb::ReadOptions ro;
-  ro.snapshot = snapshot;
-  ro.fill_cache = false;
-  ro.readahead_size = 4 << 20;
+  const BulkRead bulk(db_.get());
+  const rocksdb::ReadOptions& ro = bulk.options();
   const std::optional<Head> stored_head = ReadHeadRecord(ro);
   const uint64_t total = stored_head ? stored_head->seq : 0;
   ChainChecker chain(ChainSource::kStored);
@@ -297,7 +294,6 @@ VerifyReport EventStore::Impl::Verify(
   const VerifyReport& report = chain.report();
   assert(report.ok == (report.first_bad_seq == 0));
   if (progress) progress(report.events, std::max(total, report.events));
-  db_->ReleaseSnapshot(snapshot);
   return report;
 }
 

@@ -216,11 +216,8 @@ void EventStore::Impl::BackgroundCheck() {
   // one): on a busy machine the check takes longer, not the requests.
   setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), kCheckNice);
   auto started = std::chrono::steady_clock::now();
-  const rocksdb::Snapshot* snapshot = db_->GetSnapshot();
-  rocksdb::ReadOptions ro;
-  ro.snapshot = snapshot;
-  ro.fill_cache = false;
-  ro.readahead_size = 4 << 20;
+  const BulkRead bulk(db_.get());
+  const rocksdb::ReadOptions& ro = bulk.options();
   const std::optional<Head> stored_head = ReadHeadRecord(ro);
   {
     std::lock_guard<std::mutex> lock(check_mu_);
@@ -235,8 +232,7 @@ void EventStore::Impl::BackgroundCheck() {
         return !stop_check_;
       },
       &walk);
-  if (!walk.stopped) FinishWalk(stored_head, snapshot, &walk);
-  db_->ReleaseSnapshot(snapshot);
+  if (!walk.stopped) FinishWalk(stored_head, bulk.snapshot(), &walk);
   if (walk.stopped) return;  // closing: the state stays kChecking
   const VerifyReport& report = walk.chain.report();
   std::lock_guard<std::mutex> lock(check_mu_);
@@ -319,11 +315,8 @@ void EventStore::Impl::CheckTreeLevel(const rocksdb::ReadOptions& ro, uint8_t le
 // its event, every inner node against its children, and the root.
 VerifyReport EventStore::Impl::VerifyTree(
     const std::function<void(uint64_t, uint64_t)>& progress) const {
-  const rocksdb::Snapshot* snapshot = db_->GetSnapshot();
-  rocksdb::ReadOptions ro;
-  ro.snapshot = snapshot;
-  ro.fill_cache = false;
-  ro.readahead_size = 4 << 20;
+  const BulkRead bulk(db_.get());
+  const rocksdb::ReadOptions& ro = bulk.options();
   const std::optional<Head> stored_head = ReadHeadRecord(ro);
   const uint64_t total = stored_head ? stored_head->seq : 0;
   TreeWalk walk(ChainResume{}, merkle::Frontier());
@@ -341,9 +334,8 @@ VerifyReport EventStore::Impl::VerifyTree(
          ++level) {
       CheckTreeLevel(ro, level, walk.frontier.size(), &walk.chain);
     }
-    FinishWalk(stored_head, snapshot, &walk);
+    FinishWalk(stored_head, bulk.snapshot(), &walk);
   }
-  db_->ReleaseSnapshot(snapshot);
   if (progress) progress(walk.chain.report().events, total);
   return walk.chain.report();
 }

@@ -45,6 +45,29 @@ inline std::string_view View(const rocksdb::Slice& s) { return {s.data(), s.size
 // The writer drains at most this many appends into one batch and one sync.
 inline constexpr size_t kMaxAppendsPerBatch = 1024;
 
+// One consistent read through the whole log (a check, a verify): a RocksDB
+// snapshot, so appends made meanwhile are neither half seen nor compared
+// with a newer head, and block reads that skip the cache (each block is
+// read once) with a large readahead. Released when it goes.
+class BulkRead {
+ public:
+  explicit BulkRead(rocksdb::DB* db) : db_(db), snapshot_(db->GetSnapshot()) {
+    options_.snapshot = snapshot_;
+    options_.fill_cache = false;
+    options_.readahead_size = 4 << 20;
+  }
+  ~BulkRead() { db_->ReleaseSnapshot(snapshot_); }
+  BulkRead(const BulkRead&) = delete;
+  BulkRead& operator=(const BulkRead&) = delete;
+  const rocksdb::ReadOptions& options() const { return options_; }
+  const rocksdb::Snapshot* snapshot() const { return snapshot_; }
+
+ private:
+  rocksdb::DB* db_;
+  const rocksdb::Snapshot* snapshot_;
+  rocksdb::ReadOptions options_;
+};
+
 // A live idempotency record: the request's fingerprint and its answer.
 struct IdempotencyRecord {
   Hash fingerprint{};

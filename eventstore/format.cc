@@ -60,6 +60,10 @@ std::string TreeKey(uint8_t level, uint64_t index) {
   return key;
 }
 
+std::string TreeNodeName(uint8_t level, uint64_t index) {
+  return "tree node (" + std::to_string(level) + ", " + std::to_string(index) + ")";
+}
+
 bool ParseTreeKey(std::string_view key, uint8_t* level, uint64_t* index) {
   if (key.size() != kTreeKeySize) return false;
   *level = static_cast<uint8_t>(key[0]);

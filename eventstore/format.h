@@ -36,6 +36,9 @@ inline constexpr char kIdempotencyPrunedKey[] = "idempotency_pruned";
 // root of the perfect subtree of 2^level leaves from leaf index * 2^level.
 inline constexpr char kTreeCf[] = "tree";
 inline constexpr size_t kTreeKeySize = 1 + 8;
+// Only nodes of this level and above are stored; a lower one is computed
+// from its 2^level (at most 8) events when a root or proof needs it.
+inline constexpr uint8_t kTreeLowestStoredLevel = 4;
 // Value: seq (8, BE). The tree holds every node of the events up to it;
 // logs written before it existed get their tree built once at open.
 inline constexpr char kTreeThroughKey[] = "tree_through";
@@ -71,6 +74,8 @@ std::string StreamKey(std::string_view entity, uint64_t version);
 std::string StreamPrefix(std::string_view entity);
 
 std::string TreeKey(uint8_t level, uint64_t index);
+// "tree node (level, index)", as messages name it.
+std::string TreeNodeName(uint8_t level, uint64_t index);
 // False when the key is not exactly kTreeKeySize bytes.
 bool ParseTreeKey(std::string_view key, uint8_t* level, uint64_t* index);
 

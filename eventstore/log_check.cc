@@ -53,18 +53,19 @@ bool HasLineByKey(std::string_view note, const NoteVerifier& verifier) {
   return false;
 }
 
-// What is wrong with the stored leaf of event `seq` under `leaves`
-// (level 0, index seq - 1, the leaf hash of its value); null when nothing.
-const char* LeafProblem(rocksdb::Iterator* leaves, uint64_t seq, const Hash& leaf) {
+// What is wrong with the stored node `id` under `nodes` (the lowest
+// stored level, in order), against `hash` computed from the events; null
+// when nothing.
+const char* NodeProblem(rocksdb::Iterator* nodes, const merkle::NodeId& id, const Hash& hash) {
   uint8_t level = 0;
   uint64_t index = 0;
-  if (!leaves->Valid() || !format::ParseTreeKey(View(leaves->key()), &level, &index) ||
-      level != 0 || index != seq - 1) {
-    return "its leaf is missing from the tree";
+  if (!nodes->Valid() || !format::ParseTreeKey(View(nodes->key()), &level, &index) ||
+      level != id.level || index != id.index) {
+    return "is missing";
   }
-  if (leaves->value().size() != leaf.size() ||
-      std::memcmp(leaves->value().data(), leaf.data(), leaf.size()) != 0) {
-    return "its leaf in the tree does not match the event";
+  if (nodes->value().size() != hash.size() ||
+      std::memcmp(nodes->value().data(), hash.data(), hash.size()) != 0) {
+    return "does not match the events it covers";
   }
   return nullptr;
 }
@@ -72,36 +73,43 @@ const char* LeafProblem(rocksdb::Iterator* leaves, uint64_t seq, const Hash& lea
 }  // namespace
 
 // One pass over the events after `resume.after_seq` (to the end of what
-// `ro` sees): the chain, each event's stored leaf against its value, and
-// the tree's edge moved past it. Stops at the first problem, or when
-// `stop` says so (then the report is still ok but short of the end).
+// `ro` sees): the chain, the tree's edge moved past each event, and each
+// node of the lowest stored level against the one its events make. Stops
+// at the first problem, or when `progress` says so (then the report is
+// still ok but short of the end).
 void EventStore::Impl::WalkEvents(const rocksdb::ReadOptions& ro, const WalkProgress& progress,
                                   TreeWalk* walk) const {
   ChainChecker& chain = walk->chain;
   const uint64_t after = chain.next_seq() - 1;
+  constexpr uint8_t kLowest = format::kTreeLowestStoredLevel;
   const std::string first = format::SeqKey(after + 1);
-  const std::string first_leaf = format::TreeKey(0, after);
   std::unique_ptr<rocksdb::Iterator> events(db_->NewIterator(ro, events_));
-  std::unique_ptr<rocksdb::Iterator> leaves(db_->NewIterator(ro, tree_));
-  leaves->Seek(first_leaf);
+  std::unique_ptr<rocksdb::Iterator> nodes(db_->NewIterator(ro, tree_));
+  // The first node of that level the walk completes.
+  nodes->Seek(format::TreeKey(kLowest, after >> kLowest));
+  std::vector<std::pair<merkle::NodeId, Hash>> completed;
   for (events->Seek(first); events->Valid(); events->Next()) {
     uint64_t seq = 0;
     if (!format::ParseSeqKey(View(events->key()), &seq)) {
       chain.Fail(chain.next_seq(), "malformed key");
       break;
     }
-    // The leaf first, so a changed event is reported at its own seq with
-    // the events before it counted as sound; a gap is the chain's to name.
-    const Hash leaf = merkle::LeafHash(View(events->value()));
+    // A gap is the chain's to name. Else the tree first: a node that does
+    // not match is reported at the event that completed it, with the
+    // events before it counted as sound.
     if (seq == chain.next_seq()) {
-      if (const char* problem = LeafProblem(leaves.get(), seq, leaf)) {
-        chain.Fail(seq, problem);
-        break;
+      completed.clear();
+      walk->frontier.Append(merkle::LeafHash(View(events->value())), &completed);
+      if (completed.size() > kLowest) {
+        const auto& [id, hash] = completed[kLowest];
+        if (const char* problem = NodeProblem(nodes.get(), id, hash)) {
+          chain.Fail(seq, format::TreeNodeName(id.level, id.index) + " " + problem);
+          break;
+        }
+        nodes->Next();
       }
-      leaves->Next();
     }
     if (!chain.Add(seq, View(events->value()))) break;
-    walk->frontier.Append(leaf, nullptr);
     if (seq % kCheckProgressEvents == 0 && progress && !progress(seq)) {
       walk->stopped = true;
       return;
@@ -270,8 +278,9 @@ Status EventStore::Impl::RefuseIfDamaged() const {
                             ": " + check_.problem);
 }
 
-// Every inner node of level `level` (1..) of the tree of `size` leaves
-// against the hash of its two children, one sequential pass over each.
+// Every node of level `level` (above the lowest stored) of the tree of
+// `size` leaves against the hash of its two children, one sequential pass
+// over each.
 void EventStore::Impl::CheckTreeLevel(const rocksdb::ReadOptions& ro, uint8_t level, uint64_t size,
                                       ChainChecker* chain) const {
   std::unique_ptr<rocksdb::Iterator> parents(db_->NewIterator(ro, tree_));
@@ -292,7 +301,7 @@ void EventStore::Impl::CheckTreeLevel(const rocksdb::ReadOptions& ro, uint8_t le
   };
   for (uint64_t i = 0; i < count; ++i) {
     Hash parent{}, left{}, right{};
-    const std::string node = "tree node (" + std::to_string(level) + ", " + std::to_string(i) + ")";
+    const std::string node = format::TreeNodeName(level, i);
     // The node was written with the event that completed it: the last it covers.
     const uint64_t seq = (i + 1) << level;
     if (!hash_at(children.get(), level - 1, 2 * i, &left) ||
@@ -311,8 +320,9 @@ void EventStore::Impl::CheckTreeLevel(const rocksdb::ReadOptions& ro, uint8_t le
   }
 }
 
-// The chain and the whole stored tree, on one snapshot: every leaf against
-// its event, every inner node against its children, and the root.
+// The chain and the whole stored tree, on one snapshot: every node of the
+// lowest stored level against its events, every node above against its
+// children, and the root.
 VerifyReport EventStore::Impl::VerifyTree(
     const std::function<void(uint64_t, uint64_t)>& progress) const {
   const BulkRead bulk(db_.get());
@@ -330,8 +340,8 @@ VerifyReport EventStore::Impl::VerifyTree(
           return true;
         },
         &walk);
-    for (uint8_t level = 1; walk.chain.report().ok && (walk.frontier.size() >> level) > 0;
-         ++level) {
+    for (uint8_t level = format::kTreeLowestStoredLevel + 1;
+         walk.chain.report().ok && (walk.frontier.size() >> level) > 0; ++level) {
       CheckTreeLevel(ro, level, walk.frontier.size(), &walk.chain);
     }
     FinishWalk(stored_head, bulk.snapshot(), &walk);

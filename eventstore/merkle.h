@@ -38,8 +38,9 @@ struct NodeId {
   bool operator==(const NodeId&) const = default;
 };
 
-// Reads stored perfect nodes, all of `ids` at once (one MultiGet), in
-// their order. kNotFound or kCorruption when one is missing or malformed.
+// Reads perfect nodes, all of `ids` at once (the store: one MultiGet of
+// the stored ones, one of the events under the lower ones), in their
+// order. kNotFound or kCorruption when one is missing or malformed.
 using NodeReader = std::function<Result<std::vector<Hash>>(const std::vector<NodeId>& ids)>;
 
 // The root of the first `size` leaves (size 0: EmptyRoot()).

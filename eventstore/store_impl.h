@@ -213,7 +213,13 @@ class EventStore::Impl {
   Result<uint64_t> TreeThrough() const;  // meta/tree_through, 0 when absent
   Status BuildTree();
   void RecoverRootReadOnly();
-  void PutNode(rocksdb::WriteBatch* wb, const merkle::NodeId& id, const Hash& hash) const;
+  Status DropUnstoredLevels();
+  void PutNodes(rocksdb::WriteBatch* wb,
+                const std::vector<std::pair<merkle::NodeId, Hash>>& nodes) const;
+  Result<std::vector<std::string>> MultiRead(rocksdb::ColumnFamilyHandle* cf,
+                                             const std::vector<std::string>& keys,
+                                             const rocksdb::Snapshot* snapshot,
+                                             const std::function<std::string(size_t)>& what) const;
   // With commit_mu_ held: the signed note of `head`, and whether one is due.
   std::string CheckpointNote(const Head& head) const;
   bool CheckpointDue(const Head& head) const;

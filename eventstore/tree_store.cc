@@ -17,32 +17,71 @@ namespace {
 // one synced batch, so a large log's build survives being stopped midway.
 constexpr uint64_t kTreeBuildEvents = 65536;
 
-std::string NodeName(const merkle::NodeId& id) {
-  return "tree node (" + std::to_string(id.level) + ", " + std::to_string(id.index) + ")";
-}
+std::string NodeName(const merkle::NodeId& id) { return format::TreeNodeName(id.level, id.index); }
 
 }  // namespace
 
+// The values of `keys` in `cf`, all in one MultiGet; `what(i)` names key
+// i in the error when one is missing.
+Result<std::vector<std::string>> EventStore::Impl::MultiRead(
+    rocksdb::ColumnFamilyHandle* cf, const std::vector<std::string>& keys,
+    const rocksdb::Snapshot* snapshot, const std::function<std::string(size_t)>& what) const {
+  if (keys.empty()) return std::vector<std::string>();
+  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+  std::vector<rocksdb::PinnableSlice> values(keys.size());
+  std::vector<rocksdb::Status> statuses(keys.size());
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot;
+  db_->MultiGet(ro, cf, slices.size(), slices.data(), values.data(), statuses.data());
+  std::vector<std::string> out(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (statuses[i].IsNotFound()) return Status::NotFound(what(i) + " is missing");
+    if (!statuses[i].ok()) return FromRocks(statuses[i]);
+    out[i] = values[i].ToString();
+  }
+  return out;
+}
+
+// Nodes at or above format::kTreeLowestStoredLevel come from `tree`; the
+// ones below it are computed from their 2^level (at most 8) events.
 Result<std::vector<Hash>> EventStore::Impl::ReadNodes(const std::vector<merkle::NodeId>& ids,
                                                       const rocksdb::Snapshot* snapshot) const {
   if (tree_ == nullptr) return Status::NotFound("the log has no tree");
-  std::vector<std::string> keys;
-  keys.reserve(ids.size());
-  for (const auto& id : ids) keys.push_back(format::TreeKey(id.level, id.index));
-  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
-  std::vector<rocksdb::PinnableSlice> values(ids.size());
-  std::vector<rocksdb::Status> statuses(ids.size());
-  rocksdb::ReadOptions ro;
-  ro.snapshot = snapshot;
-  db_->MultiGet(ro, tree_, slices.size(), slices.data(), values.data(), statuses.data());
-  std::vector<Hash> out(ids.size());
+  std::vector<size_t> stored, computed;  // positions in `ids`
+  std::vector<std::string> node_keys, event_keys;
   for (size_t i = 0; i < ids.size(); ++i) {
-    if (statuses[i].IsNotFound()) return Status::NotFound(NodeName(ids[i]) + " is missing");
-    if (!statuses[i].ok()) return FromRocks(statuses[i]);
-    if (values[i].size() != format::kHashSize) {
-      return Status::Corruption(NodeName(ids[i]) + " is not 32 bytes");
+    if (ids[i].level >= format::kTreeLowestStoredLevel) {
+      stored.push_back(i);
+      node_keys.push_back(format::TreeKey(ids[i].level, ids[i].index));
+      continue;
     }
-    std::memcpy(out[i].data(), values[i].data(), format::kHashSize);
+    computed.push_back(i);
+    const uint64_t first = ids[i].index << ids[i].level;
+    for (uint64_t leaf = first; leaf < first + (uint64_t{1} << ids[i].level); ++leaf) {
+      event_keys.push_back(format::SeqKey(leaf + 1));
+    }
+  }
+  OKR_ASSIGN_OR_RETURN(auto nodes, MultiRead(tree_, node_keys, snapshot,
+                                             [&](size_t k) { return NodeName(ids[stored[k]]); }));
+  OKR_ASSIGN_OR_RETURN(auto events, MultiRead(events_, event_keys, snapshot, [&](size_t k) {
+                         uint64_t seq = 0;
+                         format::ParseSeqKey(event_keys[k], &seq);
+                         return "event seq " + std::to_string(seq) + " (a leaf of the tree)";
+                       }));
+  std::vector<Hash> out(ids.size());
+  for (size_t k = 0; k < stored.size(); ++k) {
+    if (nodes[k].size() != format::kHashSize) {
+      return Status::Corruption(NodeName(ids[stored[k]]) + " is not 32 bytes");
+    }
+    std::memcpy(out[stored[k]].data(), nodes[k].data(), format::kHashSize);
+  }
+  auto event = events.begin();
+  for (size_t i : computed) {
+    merkle::Frontier subtree;
+    while (subtree.size() < (uint64_t{1} << ids[i].level)) {
+      subtree.Append(merkle::LeafHash(*event++), nullptr);
+    }
+    out[i] = subtree.Root();
   }
   return out;
 }
@@ -66,6 +105,7 @@ Result<uint64_t> EventStore::Impl::TreeThrough() const {
 // existed (or whose tree was lost), in synced parts, reporting progress.
 // The frontier ends as the head's, and the head gets its root.
 Status EventStore::Impl::BuildTree() {
+  OKR_RETURN_IF_ERROR(DropUnstoredLevels());
   OKR_ASSIGN_OR_RETURN(uint64_t through, TreeThrough());
   through = std::min(through, head_.seq);
   OKR_ASSIGN_OR_RETURN(frontier_, merkle::Frontier::Load(through, NodeReaderAt(nullptr)));
@@ -81,7 +121,7 @@ Status EventStore::Impl::BuildTree() {
       if (seq != part.size() + 1) return false;  // a gap: reported below
       completed.clear();
       part.Append(merkle::LeafHash(bytes), &completed);
-      for (const auto& [id, hash] : completed) PutNode(&wb, id, hash);
+      PutNodes(&wb, completed);
       return seq < part_end;
     }));
     if (part.size() != part_end) {
@@ -98,10 +138,38 @@ Status EventStore::Impl::BuildTree() {
   return Status::Ok();
 }
 
-void EventStore::Impl::PutNode(rocksdb::WriteBatch* wb, const merkle::NodeId& id,
-                               const Hash& hash) const {
-  wb->Put(tree_, format::TreeKey(id.level, id.index),
-          rocksdb::Slice(reinterpret_cast<const char*>(hash.data()), hash.size()));
+// Only the nodes at or above format::kTreeLowestStoredLevel are stored:
+// one Put per 8 events instead of two per event (docs/DECISIONS.md, "Tree
+// nodes from level 4 up").
+// A tree written when every level was stored keeps its nodes below
+// format::kTreeLowestStoredLevel until its first writable open drops them:
+// one range deletion, then a compaction of that range, so later opens'
+// first key is not behind two million deleted ones. Nothing reads them.
+Status EventStore::Impl::DropUnstoredLevels() {
+  std::unique_ptr<rocksdb::Iterator> first(db_->NewIterator(rocksdb::ReadOptions(), tree_));
+  first->SeekToFirst();
+  OKR_RETURN_IF_ERROR(FromRocks(first->status()));
+  if (!first->Valid() || static_cast<uint8_t>(first->key()[0]) >= format::kTreeLowestStoredLevel) {
+    return Status::Ok();
+  }
+  const std::string begin = format::TreeKey(0, 0);
+  const std::string end = format::TreeKey(format::kTreeLowestStoredLevel, 0);
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  OKR_RETURN_IF_ERROR(FromRocks(db_->DeleteRange(wo, tree_, begin, end)));
+  rocksdb::CompactRangeOptions compact;
+  compact.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForceOptimized;
+  const rocksdb::Slice from(begin), to(end);
+  return FromRocks(db_->CompactRange(compact, tree_, &from, &to));
+}
+
+void EventStore::Impl::PutNodes(rocksdb::WriteBatch* wb,
+                                const std::vector<std::pair<merkle::NodeId, Hash>>& nodes) const {
+  for (const auto& [id, hash] : nodes) {
+    if (id.level < format::kTreeLowestStoredLevel) continue;
+    wb->Put(tree_, format::TreeKey(id.level, id.index),
+            rocksdb::Slice(reinterpret_cast<const char*>(hash.data()), hash.size()));
+  }
 }
 
 // A read-only open serves whatever tree is stored: the head's root when

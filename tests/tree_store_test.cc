@@ -208,11 +208,12 @@ TEST_F(TreeStoreTest, AFailedBatchLeavesNoNodeAndTheRootUnchanged) {
   OpenOptions options;
   options.env = env.get();
   Open(options);
-  AppendEvents(6);
+  AppendEvents(30);
   const Head before = store_->head();
-  const size_t nodes_before = 6 + 3 + 1;  // 6 leaves, 3 pairs, one of 4
+  const size_t nodes_before = 1;  // the first 16 leaves' node: lower levels are not stored
   fs->failing = true;
   AppendRequest request;
+  // Seqs 31 and 32 would complete the nodes (4, 1) and (5, 0).
   request.events.push_back(CheckInDraft("alice", "kr-0", "ci-failed-1", 1));
   request.events.push_back(CheckInDraft("alice", "kr-0", "ci-failed-2", 2));
   auto failed = store_->Append(std::move(request));
@@ -221,7 +222,7 @@ TEST_F(TreeStoreTest, AFailedBatchLeavesNoNodeAndTheRootUnchanged) {
   EXPECT_EQ(store_->head().seq, before.seq);
   EXPECT_EQ(store_->head().root, before.root);
   EXPECT_EQ(store_->TreeRoot(before.seq).value(), before.root);
-  EXPECT_EQ(store_->TreeRoot(7).status().code(), Status::Code::kInvalid);
+  EXPECT_EQ(store_->TreeRoot(31).status().code(), Status::Code::kInvalid);
   store_.reset();
   EXPECT_EQ(TreeKeys(dir_.path()).size(), nodes_before);
   Open();
@@ -229,7 +230,58 @@ TEST_F(TreeStoreTest, AFailedBatchLeavesNoNodeAndTheRootUnchanged) {
   AppendEvents(3);
   EXPECT_EQ(store_->head().root, RecomputedRoots(*store_).back());
   store_.reset();
-  EXPECT_EQ(TreeKeys(dir_.path()).size(), 9u + 4 + 2 + 1);
+  EXPECT_EQ(TreeKeys(dir_.path()).size(), 2u + 1);  // (4, 0), (4, 1), (5, 0)
+}
+
+TEST_F(TreeStoreTest, NodesBelowLevelFourAreComputedFromTheEvents) {
+  AppendEvents(40);
+  const Head head = store_->head();
+  store_.reset();
+  const std::vector<std::string> stored = TreeKeys(dir_.path());
+  ASSERT_EQ(stored.size(), 2u + 1);  // (4, 0), (4, 1), (5, 0)
+  // A tree written when every level was stored: the leaves, pairs, fours
+  // and eights of the 40 events added beside the nodes above them.
+  std::vector<std::pair<merkle::NodeId, Hash>> lower;
+  Open();
+  merkle::Frontier frontier;
+  ASSERT_TRUE(store_
+                  ->Scan(1, UINT64_MAX,
+                         [&](uint64_t, std::string_view bytes) {
+                           std::vector<std::pair<merkle::NodeId, Hash>> completed;
+                           frontier.Append(merkle::LeafHash(bytes), &completed);
+                           for (auto& node : completed) {
+                             if (node.first.level < 4) lower.push_back(node);
+                           }
+                           return true;
+                         })
+                  .ok());
+  store_.reset();
+  ASSERT_EQ(lower.size(), 40u + 20 + 10 + 5);
+  WithRawFamilies(dir_.path(), [&](rocksdb::DB* db, const Families& f) {
+    for (const auto& [id, hash] : lower) {
+      const std::string value(reinterpret_cast<const char*>(hash.data()), hash.size());
+      ASSERT_TRUE(
+          db->Put({}, f.at(format::kTreeCf), format::TreeKey(id.level, id.index), value).ok());
+    }
+  });
+  ASSERT_EQ(TreeKeys(dir_.path()).size(), stored.size() + lower.size());
+  Open();  // a writable open drops them: nothing reads them
+  EXPECT_EQ(store_->head().root, head.root);
+  EXPECT_TRUE(store_->VerifyTree().ok);
+  store_.reset();
+  EXPECT_EQ(TreeKeys(dir_.path()), stored);
+  // A node below level 4 is as good as the events under it.
+  WithRawFamilies(dir_.path(), [&](rocksdb::DB* db, const Families& f) {
+    ASSERT_TRUE(db->Delete({}, f.at(format::kEventsCf), format::SeqKey(38)).ok());
+  });
+  OpenOptions read_only;
+  read_only.read_only = true;
+  Open(read_only);
+  EXPECT_TRUE(store_->TreeRoot(32).ok());
+  auto root = store_->TreeRoot(40);  // (5, 0), (3, 4): seqs 33 to 40
+  EXPECT_EQ(root.status().code(), Status::Code::kNotFound);
+  EXPECT_NE(root.status().message().find("event seq 38"), std::string::npos)
+      << root.status().ToString();
 }
 
 // The tree's nodes and tree_through gone, as in a log written before the
@@ -256,14 +308,14 @@ TEST_P(LostTreeTest, ALostTreeIsBuiltAgainAtOpen) {
   const Head before = store_->head();
   store_.reset();
   const std::vector<std::string> stored = TreeKeys(dir_.path());
-  ASSERT_EQ(stored.size(), 100u + 50 + 25 + 12 + 6 + 3 + 1);
+  ASSERT_EQ(stored.size(), 6u + 3 + 1);  // levels 4, 5 and 6
   LoseTree(GetParam());
   ASSERT_TRUE(TreeKeys(dir_.path()).empty());
   // A forensics open serves what is stored: no tree.
   OpenOptions read_only;
   read_only.read_only = true;
   Open(read_only);
-  EXPECT_EQ(store_->TreeRoot(1).status().code(), Status::Code::kNotFound);
+  EXPECT_EQ(store_->TreeRoot(100).status().code(), Status::Code::kNotFound);
   std::vector<std::pair<uint64_t, uint64_t>> progress;
   OpenOptions options;
   options.on_tree_progress = [&](uint64_t done, uint64_t total) {
@@ -320,14 +372,15 @@ class CheckpointTest : public TreeStoreTest {
     ADD_FAILURE() << "the background check did not end";
     return store_->BackgroundCheck();
   }
-  // A log of 50 events whose checkpoint is at 50, then 10 more appended
-  // by a writer without the key: the checkpoint stays at 50.
-  void CheckpointAt50Then60() {
+  // A log of 50 events whose checkpoint is at 50, then 20 more appended
+  // by a writer without the key: the checkpoint stays at 50, and the
+  // tail completes the tree node (4, 3) at seq 64.
+  void CheckpointAt50Then70() {
     AppendEvents(50);
     ASSERT_TRUE(OpenSigned().ok());
     EXPECT_EQ(Stored().size, 50u);
     Open();
-    AppendEvents(10);
+    AppendEvents(20);
     store_.reset();
   }
   void WithRaw(const std::function<void(rocksdb::DB*, const Families&)>& fn) {
@@ -361,25 +414,25 @@ TEST_F(CheckpointTest, TheWriterStoresTheHeadsCheckpoint) {
 }
 
 TEST_F(CheckpointTest, StartUpChecksOnlyTheEventsAfterTheCheckpoint) {
-  CheckpointAt50Then60();
+  CheckpointAt50Then70();
   ASSERT_TRUE(OpenSigned().ok());
   LogCheck check = store_->BackgroundCheck();
-  EXPECT_EQ(check.open_checked, 10u);
+  EXPECT_EQ(check.open_checked, 20u);
   check = WaitForCheck();
   EXPECT_EQ(check.state, LogCheck::State::kVerified) << check.problem;
-  EXPECT_EQ(check.checked, 60u);
-  EXPECT_EQ(check.total, 60u);
+  EXPECT_EQ(check.checked, 70u);
+  EXPECT_EQ(check.total, 70u);
   EXPECT_EQ(check.first_bad_seq, 0u);
   AppendEvents(1);
   // Without the key the open checks the whole chain itself.
   Open();
   check = store_->BackgroundCheck();
   EXPECT_EQ(check.state, LogCheck::State::kVerified);
-  EXPECT_EQ(check.open_checked, 61u);
+  EXPECT_EQ(check.open_checked, 71u);
 }
 
 TEST_F(CheckpointTest, AnEventChangedBeforeTheCheckpointIsFoundInTheBackground) {
-  CheckpointAt50Then60();
+  CheckpointAt50Then70();
   WithRaw([](rocksdb::DB* db, const Families& f) {
     std::string value;
     ASSERT_TRUE(db->Get({}, f.at(format::kEventsCf), format::SeqKey(20), &value).ok());
@@ -391,20 +444,22 @@ TEST_F(CheckpointTest, AnEventChangedBeforeTheCheckpointIsFoundInTheBackground) 
   ASSERT_TRUE(OpenSigned().ok());  // the tail after 50 is sound
   LogCheck check = WaitForCheck();
   EXPECT_EQ(check.state, LogCheck::State::kDamaged);
-  EXPECT_EQ(check.first_bad_seq, 20u) << check.problem;
-  EXPECT_EQ(check.checked, 19u);
+  // The chain names the event after the changed one: its prevHash no
+  // longer matches (docs/FORMAT.md, "What a verifier checks").
+  EXPECT_EQ(check.first_bad_seq, 21u) << check.problem;
+  EXPECT_EQ(check.checked, 20u);
   const uint64_t head = store_->head().seq;
   auto refused = store_->Append(OneEvent(CheckInDraft("alice", "kr-0", "ci-after-damage", 1)));
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), Status::Code::kCorruption);
-  EXPECT_NE(refused.status().message().find("the log is damaged at seq 20"), std::string::npos)
+  EXPECT_NE(refused.status().message().find("the log is damaged at seq 21"), std::string::npos)
       << refused.status().message();
   EXPECT_EQ(store_->head().seq, head);
   EXPECT_TRUE(store_->Read(0, 100).ok());  // reads go on
 }
 
 TEST_F(CheckpointTest, AChangedTreeNodeRefusesTheOpen) {
-  CheckpointAt50Then60();
+  CheckpointAt50Then70();
   WithRaw([](rocksdb::DB* db, const Families& f) {
     std::string node;
     // 50 = 32 + 16 + 2: the root of size 50 is made of (5, 0), (4, 2), (1, 24).
@@ -420,19 +475,21 @@ TEST_F(CheckpointTest, AChangedTreeNodeRefusesTheOpen) {
       << opened.message();
 }
 
-TEST_F(CheckpointTest, AChangedTailLeafRefusesTheOpen) {
-  CheckpointAt50Then60();
+TEST_F(CheckpointTest, AChangedTailNodeRefusesTheOpen) {
+  CheckpointAt50Then70();
   WithRaw([](rocksdb::DB* db, const Families& f) {
     ASSERT_TRUE(
-        db->Put({}, f.at(format::kTreeCf), format::TreeKey(0, 54), std::string(32, 'x')).ok());
+        db->Put({}, f.at(format::kTreeCf), format::TreeKey(4, 3), std::string(32, 'x')).ok());
   });
   Status opened = OpenSigned();
   EXPECT_EQ(opened.code(), Status::Code::kCorruption);
-  EXPECT_NE(opened.message().find("seq 55"), std::string::npos) << opened.message();
+  EXPECT_NE(opened.message().find("seq 64: tree node (4, 3) does not match the events it covers"),
+            std::string::npos)
+      << opened.message();
 }
 
 TEST_F(CheckpointTest, AFlippedSignatureByteRefusesTheOpen) {
-  CheckpointAt50Then60();
+  CheckpointAt50Then70();
   WithRaw([](rocksdb::DB* db, const Families& f) {
     std::string note;
     ASSERT_TRUE(db->Get({}, f.at(format::kMetaCf), format::kCheckpointKey, &note).ok());
@@ -449,7 +506,7 @@ TEST_F(CheckpointTest, AFlippedSignatureByteRefusesTheOpen) {
 }
 
 TEST_F(CheckpointTest, ACheckpointByAnotherKeyIsNotTrustedAndTheOpenChecksEverything) {
-  CheckpointAt50Then60();
+  CheckpointAt50Then70();
   auto other = SigningKey::Create(dir_.Sub("other.key"));
   ASSERT_TRUE(other.ok());
   key_ = std::move(other.value());
@@ -459,7 +516,7 @@ TEST_F(CheckpointTest, ACheckpointByAnotherKeyIsNotTrustedAndTheOpenChecksEveryt
   Open(options);  // okrd then refuses the key file itself, naming the recorded key
   LogCheck check = store_->BackgroundCheck();
   EXPECT_EQ(check.state, LogCheck::State::kVerified);
-  EXPECT_EQ(check.open_checked, 60u);
+  EXPECT_EQ(check.open_checked, 70u);
 }
 
 // --- The verifier's check of the stored tree (okrctl verify --data). ---
@@ -472,13 +529,13 @@ TEST_F(TreeStoreTest, VerifyTreePassesOnASoundLog) {
 }
 
 TEST_F(TreeStoreTest, VerifyTreeNamesTheSeqThatWroteABadNode) {
-  AppendEvents(40);
+  AppendEvents(100);
   struct Case {
     uint8_t level;
     uint64_t index;
     uint64_t seq;  // the event whose append completed the node
   };
-  for (const Case& c : {Case{0, 12, 13}, Case{1, 3, 8}, Case{3, 2, 24}, Case{5, 0, 32}}) {
+  for (const Case& c : {Case{4, 1, 32}, Case{4, 5, 96}, Case{5, 2, 96}, Case{6, 0, 64}}) {
     SCOPED_TRACE("node (" + std::to_string(c.level) + ", " + std::to_string(c.index) + ")");
     std::string original;
     auto flip = [&](bool restore) {

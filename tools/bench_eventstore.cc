@@ -2,7 +2,7 @@
 // plain RocksDB doing the same work, in one run.
 //
 //   bench_eventstore [--seconds S] [--events N] [--threads 1,16,64] [--dir PARENT] [--quick]
-//                    [--merkle-only]
+//                    [--merkle-only] [--tree-model]
 //
 // Measures, on real RocksDB on disk:
 //   a) raw RocksDB: N threads each Put one stored-event-sized value with
@@ -38,6 +38,7 @@
 #include <openssl/evp.h>
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
+#include <rocksdb/slice_transform.h>
 #include <rocksdb/statistics.h>
 #include <rocksdb/write_batch.h>
 #include <sys/resource.h>
@@ -97,18 +98,21 @@ struct Config {
   std::string parent;
   bool quick = false;
   bool merkle_only = false;
+  bool tree_model = false;
 };
 
 void Usage(FILE* out) {
   std::fprintf(out,
                "usage: bench_eventstore [--seconds S] [--events N] [--threads 1,16,64]\n"
-               "                        [--dir PARENT] [--quick] [--merkle-only]\n"
+               "                        [--dir PARENT] [--quick] [--merkle-only] [--tree-model]\n"
                "  --seconds S   duration of each write measurement (default 3)\n"
                "  --events N    events in the replay/verify log (default 1000000)\n"
                "  --threads L   writer concurrencies, comma-separated (default 1,16,64)\n"
                "  --dir PARENT  where the scratch directory goes (default $TMPDIR or /tmp)\n"
                "  --quick       smoke run: 0.5 s per measurement, 50000 events\n"
-               "  --merkle-only only the Merkle tree figures (in memory, N leaves)\n");
+               "  --merkle-only only the Merkle tree figures (in memory, N leaves)\n"
+               "  --tree-model  only the RocksDB-only model of the writer's batch, with\n"
+               "                the tree's nodes stored from each lowest level (N events)\n");
 }
 
 Config ParseArgs(int argc, char** argv) {
@@ -156,6 +160,8 @@ Config ParseArgs(int argc, char** argv) {
         config.quick = true;
       } else if (arg == "--merkle-only") {
         config.merkle_only = true;
+      } else if (arg == "--tree-model") {
+        config.tree_model = true;
       } else if (arg == "--help" || arg == "-h") {
         Usage(stdout);
         std::exit(0);
@@ -268,6 +274,9 @@ class CpuMeter {
     double busy = (now.busy - start_.busy) - (now.self - start_.self);
     return std::clamp(busy / total, 0.0, 1.0);
   }
+  // CPU seconds this process (every thread: callers, the store's writer,
+  // RocksDB's flushes) used since construction.
+  double SelfSeconds() const { return Sample().self - start_.self; }
 
  private:
   struct Point {
@@ -342,6 +351,7 @@ struct Row {
   double p50_ms = NAN, p99_ms = NAN;  // per call, when measured
   std::string target;                 // "", "met", "MISSED" with what
   std::string spread;                 // slowest .. fastest round
+  double cpu_us = NAN;                // CPU of the whole process per event
 };
 
 std::vector<Row> g_rows;
@@ -357,19 +367,20 @@ std::string Rate(double r) {
 }
 
 void PrintRow(const Row& r, FILE* out) {
-  char ratio[32] = "", p50[32] = "", p99[32] = "";
+  char ratio[32] = "", p50[32] = "", p99[32] = "", cpu[32] = "";
   if (!std::isnan(r.ratio)) std::snprintf(ratio, sizeof ratio, "%.2f", r.ratio);
+  if (!std::isnan(r.cpu_us)) std::snprintf(cpu, sizeof cpu, "%.2f", r.cpu_us);
   if (!std::isnan(r.p50_ms)) std::snprintf(p50, sizeof p50, "%.2f", r.p50_ms);
   if (!std::isnan(r.p99_ms)) std::snprintf(p99, sizeof p99, "%.2f", r.p99_ms);
-  std::fprintf(out, "| %-44s | %7s | %10s | %6s %-12s | %6s | %6s | %-19s | %s\n", r.what.c_str(),
-               r.threads.c_str(), Rate(r.rate).c_str(), ratio, r.ratio_to.c_str(), p50, p99,
-               r.spread.c_str(), r.target.c_str());
+  std::fprintf(out, "| %-44s | %7s | %10s | %6s %-12s | %6s | %6s | %7s | %-19s | %s\n",
+               r.what.c_str(), r.threads.c_str(), Rate(r.rate).c_str(), ratio, r.ratio_to.c_str(),
+               p50, p99, cpu, r.spread.c_str(), r.target.c_str());
 }
 
 void PrintHeader(FILE* out) {
-  std::fprintf(out, "| %-44s | %7s | %10s | %-19s | %6s | %6s | %-19s | %s\n", "measurement",
-               "threads", "events/s", "ratio (to)", "p50 ms", "p99 ms", "rounds (min .. max)",
-               "target");
+  std::fprintf(out, "| %-44s | %7s | %10s | %-19s | %6s | %6s | %7s | %-19s | %s\n", "measurement",
+               "threads", "events/s", "ratio (to)", "p50 ms", "p99 ms", "CPU us",
+               "rounds (min .. max)", "target");
 }
 
 void Add(Row row) {
@@ -389,10 +400,13 @@ struct RunResult {
   double seconds = 0;
   std::vector<float> latencies_ms;  // per call
   std::vector<double> round_rates;  // events/s of each round
+  double cpu_seconds = 0;           // of the whole process
   double rate() const { return static_cast<double>(events) / seconds; }
+  double CpuUsPerEvent() const { return cpu_seconds * 1e6 / static_cast<double>(events); }
   void Merge(RunResult other) {
     events += other.events;
     seconds += other.seconds;
+    cpu_seconds += other.cpu_seconds;
     latencies_ms.insert(latencies_ms.end(), other.latencies_ms.begin(), other.latencies_ms.end());
     round_rates.push_back(other.rate());
   }
@@ -441,6 +455,7 @@ RunResult RunFor(int threads, double seconds, const std::function<uint64_t(int)>
   }
   while (ready.load() < threads) std::this_thread::yield();
   auto start = Clock::now();
+  const CpuMeter cpu;
   go.store(true);
   while (!stop.load() && SecondsSince(start) < seconds) {
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
@@ -449,6 +464,7 @@ RunResult RunFor(int threads, double seconds, const std::function<uint64_t(int)>
   for (auto& w : workers) w.join();
   RunResult result;
   result.seconds = SecondsSince(start);
+  result.cpu_seconds = cpu.SelfSeconds();
   if (!error.empty()) Fail(error);
   for (int t = 0; t < threads; ++t) {
     result.events += counts[t];
@@ -594,8 +610,12 @@ class StoreWriter {
 };
 
 // Builds an `events`-event log with appends of kMaxEventsPerAppend events,
-// spread over 1000 key results, from two threads. Returns events/s.
-double BuildLog(const std::string& path, uint64_t events) {
+// spread over 1000 key results, from two threads.
+struct BuildResult {
+  double rate = 0;    // events/s
+  double cpu_us = 0;  // of the whole process, per event
+};
+BuildResult BuildLog(const std::string& path, uint64_t events) {
   auto store = OpenStore(path);
   constexpr uint64_t kEntities = 1000;
   const uint64_t per_append = okr::kMaxEventsPerAppend;
@@ -603,6 +623,7 @@ double BuildLog(const std::string& path, uint64_t events) {
   std::mutex error_mu;
   std::string error;
   auto start = Clock::now();
+  const CpuMeter cpu;
   auto worker = [&](uint64_t t) {
     try {
       for (;;) {
@@ -628,7 +649,107 @@ double BuildLog(const std::string& path, uint64_t events) {
   double secs = SecondsSince(start);
   if (!error.empty()) Fail(error);
   if (store->head().seq != events) Fail("built log has the wrong length");
-  return static_cast<double>(events) / secs;
+  const double n = static_cast<double>(events);
+  return {n / secs, cpu.SelfSeconds() * 1e6 / n};
+}
+
+// Proofs from the stored tree of the built log, as the proof routes ask
+// for them: a random event's inclusion in the head's tree, and the head's
+// consistency with a random earlier size. Figures are proofs per second.
+void MeasureProofs(const okr::EventStore& store, double seconds) {
+  const uint64_t head = store.head().seq;
+  std::mt19937_64 random(42);
+  auto pick = [&] { return std::uniform_int_distribution<uint64_t>(1, head)(random); };
+  auto inclusion = Rounds(1, seconds, [&](int) -> uint64_t {
+    Check(store.InclusionProof(pick(), head).status(), "inclusion proof");
+    return 1;
+  });
+  Add({"EventStore::InclusionProof, random seq, head", "1", inclusion.rate(), NAN, "",
+       inclusion.Percentile(50), inclusion.Percentile(99), "(proofs/s)", inclusion.Spread()});
+  auto consistency = Rounds(1, seconds, [&](int) -> uint64_t {
+    Check(store.ConsistencyProof(pick(), head).status(), "consistency proof");
+    return 1;
+  });
+  Add({"EventStore::ConsistencyProof, random from, head", "1", consistency.rate(), NAN, "",
+       consistency.Percentile(50), consistency.Percentile(99), "(proofs/s)", consistency.Spread()});
+}
+
+// The writer's batch as RocksDB alone sees it, without the store's own
+// work (decisions, encoding): per event a Put to `events` (the stored
+// value), `streams` and `ids`, its leaf hash, and the tree's nodes it
+// completes from `lowest` up (none when lowest < 0); 32 events per batch,
+// not synced, one thread. The figure is that thread's CPU per event: what
+// storing the tree's levels costs the writer, with and without the
+// memtable's insert hint for the append-ordered families.
+double TreeModelCpuUs(const std::string& dir, const std::string& event, uint64_t events, int lowest,
+                      bool hint) {
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  options.create_missing_column_families = true;
+  rocksdb::ColumnFamilyOptions ordered;
+  if (hint) {
+    ordered.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(1));
+  }
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {{rocksdb::kDefaultColumnFamilyName, {}},
+                                                      {"events", ordered},
+                                                      {"streams", {}},
+                                                      {"ids", {}},
+                                                      {"tree", ordered},
+                                                      {"meta", {}}};
+  std::vector<rocksdb::ColumnFamilyHandle*> h;
+  rocksdb::DB* raw = nullptr;
+  Check(rocksdb::DB::Open(options, dir, cfs, &h, &raw), "open model");
+  std::unique_ptr<rocksdb::DB> db(raw);
+  std::string value = event;
+  okr::merkle::Frontier frontier;
+  std::vector<std::pair<okr::merkle::NodeId, okr::Hash>> completed;
+  timespec t0{}, t1{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+  for (uint64_t seq = 1; seq <= events;) {
+    rocksdb::WriteBatch wb;
+    for (int k = 0; k < 32 && seq <= events; ++k, ++seq) {
+      const std::string key = okr::format::SeqKey(seq);
+      std::memcpy(value.data() + value.size() - 8, key.data(), 8);  // distinct values
+      wb.Put(h[1], key, value);
+      wb.Put(h[2], okr::format::StreamKey(KrId(seq % 1000), seq / 1000 + 1), key);
+      wb.Put(h[3], CheckInId(0, seq), key);
+      completed.clear();
+      frontier.Append(okr::merkle::LeafHash(value), &completed);
+      for (const auto& [id, hash] : completed) {
+        if (lowest < 0 || id.level < lowest) continue;
+        wb.Put(h[4], okr::format::TreeKey(id.level, id.index),
+               rocksdb::Slice(reinterpret_cast<const char*>(hash.data()), hash.size()));
+      }
+    }
+    wb.Put(h[5], "head", okr::format::SeqKey(seq - 1));
+    Check(db->Write(rocksdb::WriteOptions(), &wb), "model write");
+  }
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
+  for (auto* handle : h) db->DestroyColumnFamilyHandle(handle);
+  const double cpu = static_cast<double>(t1.tv_sec - t0.tv_sec) +
+                     static_cast<double>(t1.tv_nsec - t0.tv_nsec) / 1e9;
+  return cpu * 1e6 / static_cast<double>(events);
+}
+
+void TreeModel(const ScratchDir& scratch, const std::string& event, uint64_t events) {
+  std::printf(
+      "bench_eventstore --tree-model: %u cores, %s; %llu events of %zu bytes, 32 per "
+      "batch; writer thread CPU, us per event, best of 3\n\n",
+      std::thread::hardware_concurrency(), CpuModel().c_str(),
+      static_cast<unsigned long long>(events), event.size());
+  std::printf("| tree nodes stored | no hint | with hint |\n|---|---:|---:|\n");
+  for (int lowest : {-1, 0, 1, 2, 4}) {
+    double best[2] = {INFINITY, INFINITY};
+    for (int round = 0; round < 3; ++round) {
+      for (int hint = 0; hint < 2; ++hint) {
+        const std::string dir = scratch.Fresh("model");
+        best[hint] = std::min(best[hint], TreeModelCpuUs(dir, event, events, lowest, hint == 1));
+        scratch.Remove(dir);
+      }
+    }
+    const std::string what = lowest < 0 ? "none" : "from level " + std::to_string(lowest);
+    std::printf("| %s | %.2f | %.2f |\n", what.c_str(), best[0], best[1]);
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -1082,6 +1203,10 @@ int Run(const Config& config) {
       fs == "tmpfs" ? " -- WARNING: sync is free on tmpfs, write figures mean little" : "");
 
   std::string event = ProbeStoredEvent(scratch);
+  if (config.tree_model) {
+    TreeModel(scratch, event, config.events);
+    return 0;
+  }
   if (config.merkle_only) {
     uint64_t sink = 0;
     std::printf("bench_eventstore: %u cores, %s; event %zu bytes stored\n",
@@ -1115,13 +1240,13 @@ int Run(const Config& config) {
     std::snprintf(what, sizeof what, "raw RocksDB Put, sync (%.1f events/sync)",
                   raw.EventsPerSync());
     Add({what, std::to_string(n), r.rate(), NAN, "", r.Percentile(50), r.Percentile(99), "",
-         r.Spread()});
+         r.Spread(), r.CpuUsPerEvent()});
     double ratio = a.rate() / r.rate();
     std::string target = n == 64
                              ? Target(ratio >= 0.5 && a.rate() >= 30000, ">= 0.5x raw, >= 30000/s")
                              : Target(ratio >= 0.5, ">= 0.5x raw");
     Add({"EventStore::Append, 1 event per append", std::to_string(n), a.rate(), ratio, "raw Put",
-         a.Percentile(50), a.Percentile(99), target, a.Spread()});
+         a.Percentile(50), a.Percentile(99), target, a.Spread(), a.CpuUsPerEvent()});
   }
 
   // c) raw synced batches of 128, one thread.
@@ -1136,9 +1261,9 @@ int Run(const Config& config) {
 
   // d) replay.
   std::string log = scratch.Fresh("log");
-  double build_rate = BuildLog(log, config.events);
-  Add({"EventStore::Append, 1000 events per append", "2", build_rate, NAN, "", NAN, NAN,
-       "(builds the log)", ""});
+  const BuildResult build = BuildLog(log, config.events);
+  Add({"EventStore::Append, 1000 events per append", "2", build.rate, NAN, "", NAN, NAN,
+       "(builds the log)", "", build.cpu_us});
 
   uint64_t sink = 0;
   double raw_scan = 0, store_scan = 0;
@@ -1261,6 +1386,7 @@ int Run(const Config& config) {
     for (size_t k = 3; k < readers.size(); ++k) {
       add(readers[k], readers[k].best / raw_scan, "raw replay", "(suggestion)");
     }
+    MeasureProofs(*store, config.seconds);
   }
   scratch.Remove(log);
 

@@ -444,7 +444,7 @@ void WriteReviewPieces(ReviewPlan& plan, ReviewFormat format, uint64_t as_of,
     if (!text.empty()) hand(text);
     text.clear();
   };
-  plan.WriteText(format, &text, [&] {
+  plan.WriteText(format, &text, &checkpoint, [&] {
     if (text.size() >= kStreamedPiece) pause(flush);
   });
   flush();

@@ -257,7 +257,7 @@ TEST_F(CascadeHttpTest, ABigReviewAndLintStreamWhatTheyWouldWriteWhole) {
     for (auto [format, name] :
          {std::pair{ReviewFormat::kMarkdown, "md"}, std::pair{ReviewFormat::kCsv, "csv"}}) {
       std::string text;
-      plan->WriteText(format, &text);
+      plan->WriteText(format, &text, &checkpoint);  // printed forms end with it too
       EXPECT_EQ(streamed[review + "&format=" + name], text) << name;
     }
     // The objectives of the cycle's 30 days so far are not stale, so the

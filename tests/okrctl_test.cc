@@ -619,8 +619,11 @@ TEST_F(OkrctlServerTest, ClientCommands) {
   CtlRun review = Server("review 2026-q4 --format md", kAuditor);
   ASSERT_EQ(review.rc, 0) << review;
   EXPECT_EQ(review.out.rfind("# Review of Q4 2026", 0), 0u) << review.out;
+  // Printed as okrd wrote it, with the log's signed checkpoint at its end.
+  EXPECT_NE(review.out.find("\n## Checkpoint\n"), std::string::npos) << review.out;
   CtlRun review_csv = Server("review 2026-q4 --format csv", kAuditor);
   EXPECT_EQ(review_csv.out.rfind("cycle,objective,", 0), 0u);
+  EXPECT_NE(review_csv.out.find("\r\n#checkpoint,note,"), std::string::npos) << review_csv.out;
   EXPECT_TRUE(Server("review 2026-q4 --format json", kAuditor).Json().contains("objectives"));
 
   CtlRun history = Server("history kr-records-migrated", kAuditor);

@@ -4,7 +4,7 @@
 // computes itself from the stored bytes; inclusion and consistency proofs
 // verify (RFC 9162); bad parameters are refused and change nothing; the
 // key and origin survive restarts and another key file refuses start; a
-// review carries the checkpoint of its as_of_seq.
+// review carries the checkpoint of its as_of_seq, printed ones too.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -16,6 +16,7 @@
 #include "eventstore/event_json.h"
 #include "eventstore/merkle.h"
 #include "tests/okrd_story.h"
+#include "tests/printed_checkpoint.h"
 #include "tools/ctl/raw_events.h"
 
 namespace okr::testing {
@@ -301,6 +302,57 @@ TEST_F(OkrdTree, AReviewCarriesTheCheckpointOfItsAsOfSeq) {
     EXPECT_EQ(verified->root, HashOf(checkpoint["root"]));
     EXPECT_EQ(verified->root, RootOf(values, verified->size));
     EXPECT_TRUE(OpensslVerifies(checkpoint["note"].get<std::string>(), verifier, dir_));
+  }
+}
+
+// A printed review (Markdown, CSV) ends with the checkpoint of its as_of:
+// the note verifies with the log's key, signs the root of the first
+// as_of events, and is the very note /v1/log/checkpoint?size=as_of serves.
+TEST_F(OkrdTree, APrintedReviewCarriesTheCheckpointOfItsAsOf) {
+  const NoteVerifier verifier = Verifier();
+  const std::vector<std::string> values = StoredValues(okrd_);
+  const uint64_t head = values.size();
+  for (uint64_t as_of : {head, head - 3}) {
+    const std::string query = as_of == head ? "" : "&as_of=" + std::to_string(as_of);
+    const std::string served =
+        Want(okrd_.Get("/v1/log/checkpoint?size=" + std::to_string(as_of)), 200).body;
+    for (const std::string format : {"md", "csv"}) {
+      Reply r = Want(okrd_.Get("/v1/cycles/q-now/review?format=" + format + query), 200);
+      auto printed = ReadPrintedCheckpoint(r.body, format);
+      ASSERT_TRUE(printed) << format << query;
+      EXPECT_EQ(printed->size, as_of) << format << query;
+      auto verified = VerifyCheckpoint(printed->note, verifier);
+      ASSERT_TRUE(verified.ok()) << verified.status().ToString();
+      EXPECT_EQ(verified->size, as_of);
+      EXPECT_EQ(verified->root, HashOf(printed->root));
+      EXPECT_EQ(verified->root, RootOf(values, as_of));
+      EXPECT_EQ(printed->note, served) << format << query;
+      // The review itself is the one printed without a checkpoint.
+      EXPECT_EQ(printed->review.find("checkpoint"), std::string::npos) << r.body;
+      EXPECT_NE(printed->review.find("hr-hiring"), std::string::npos) << r.body;
+    }
+  }
+}
+
+// An origin may be backticks alone or start like a formula: the Markdown
+// fence outgrows the backticks, the CSV cell takes the formula escape,
+// and either way the note read back is the note signed.
+TEST(OkrdTreeNewLog, APrintedNoteSurvivesAnOriginOfBackticksOrAFormulaSign) {
+  for (const std::string origin : {"````", "=okr/log"}) {
+    Okrd s(WithTokens({"--origin", origin}));
+    ASSERT_TRUE(s.Start());
+    Reply key = Want(s.Get("/v1/log/key"), 200);
+    auto verifier = ParseVkey(key.body.substr(0, key.body.size() - 1));
+    ASSERT_TRUE(verifier.ok()) << key;
+    CreateCycle(s, "q-now", "This quarter", -60, 30);
+    const std::string served = Want(s.Get("/v1/log/checkpoint?size=2"), 200).body;
+    for (const std::string format : {"md", "csv"}) {
+      Reply r = Want(s.Get("/v1/cycles/q-now/review?format=" + format), 200);
+      auto printed = ReadPrintedCheckpoint(r.body, format);
+      ASSERT_TRUE(printed) << r.body;
+      EXPECT_EQ(printed->note, served) << r.body;
+      EXPECT_TRUE(VerifyCheckpoint(printed->note, *verifier).ok()) << r.body;
+    }
   }
 }
 

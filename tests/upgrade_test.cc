@@ -10,9 +10,12 @@
 #include <sstream>
 #include <string>
 
+#include "eventstore/checkpoint.h"
+#include "eventstore/event_json.h"
 #include "eventstore/event_store.h"
 #include "eventstore/merkle.h"
 #include "tests/okrd_harness.h"
+#include "tests/printed_checkpoint.h"
 
 #ifndef OKRD_PATH
 #error "OKRD_PATH must be defined"
@@ -77,6 +80,30 @@ json WithoutPace(json doc) {
                                        << "\nnow: " << got.body.substr(0, 2000);
 }
 
+// Checks the checkpoint a review answer `got` to `path` carries — a JSON
+// review's "checkpoint", a printed one's closing part — against `verifier`
+// and the review's seq `as_of`, then takes it out of `got`, leaving the
+// answer an okrd without the tree gave.
+void ExpectCheckpointAt(Reply* got, const std::string& path, const NoteVerifier& verifier,
+                        uint64_t as_of) {
+  std::string note;
+  if (got->json.is_object()) {
+    EXPECT_EQ(got->json["checkpoint"]["size"], as_of) << path;
+    note = got->json["checkpoint"]["note"];
+    got->json.erase("checkpoint");
+  } else {
+    auto printed = ReadPrintedCheckpoint(
+        got->body, path.find("format=md") != std::string::npos ? "md" : "csv");
+    ASSERT_TRUE(printed) << path;
+    EXPECT_EQ(printed->size, as_of) << path;
+    note = printed->note;
+    got->body = printed->review;
+  }
+  auto verified = VerifyCheckpoint(note, verifier);
+  ASSERT_TRUE(verified.ok()) << path << ": " << verified.status().ToString();
+  EXPECT_EQ(verified->size, as_of) << path;
+}
+
 // The fixture predates the Merkle tree: okrd built it at its first open,
 // and every root stored equals the one recomputed from the events.
 void ExpectTreeOfTheEvents(const std::string& data_dir) {
@@ -110,6 +137,16 @@ TEST(UpgradeTest, TheFirstFormatsLogIsServedWithTheSameAnswers) {
   ASSERT_EQ(key_event.json["items"].size(), 1u) << key_event;
   EXPECT_EQ(key_event.json["items"][0]["type"], "log.signing_key");
   EXPECT_EQ(key_event.json["items"][0]["actor"], "system:okrd");
+  // The key the event records, which a review's checkpoint must verify with.
+  Reply vkey = okrd.Get("/v1/log/key");
+  ASSERT_EQ(vkey.status, 200) << vkey;
+  auto verifier = ParseVkey(vkey.body.substr(0, vkey.body.size() - 1));
+  ASSERT_TRUE(verifier.ok()) << vkey;
+  EXPECT_EQ(key_event.json["items"][0]["data"]["origin"], verifier->name);
+  EXPECT_EQ(
+      key_event.json["items"][0]["data"]["public_key"],
+      Base64Encode(std::string_view(reinterpret_cast<const char*>(verifier->public_key.data()),
+                                    verifier->public_key.size())));
 
   // Every answer the fixture's okrd gave, as of its head: the same. The
   // audit reads cover the whole log and see the key's event besides.
@@ -143,10 +180,11 @@ TEST(UpgradeTest, TheFirstFormatsLogIsServedWithTheSameAnswers) {
       EXPECT_EQ(got.json["as_of_seq"], kFixtureHead + 1) << path;
       got.json["as_of_seq"] = kFixtureHead;
     }
-    // A review carries the checkpoint of its as_of_seq now (SPEC §7).
-    if (path.find("/review") != std::string::npos && got.json.is_object()) {
-      EXPECT_EQ(got.json["checkpoint"]["size"], got.json["as_of_seq"]) << path;
-      got.json.erase("checkpoint");
+    // A review carries the checkpoint of its as_of_seq now (SPEC §7), in
+    // each of its forms: it verifies with the log's key, and the review
+    // besides it is the one the fixture's okrd gave, byte for byte.
+    if (path.find("/review") != std::string::npos && got.status == 200) {
+      ExpectCheckpointAt(&got, path, *verifier, kFixtureHead);
     }
     EXPECT_TRUE(SameAnswer(a, got)) << path;
   }

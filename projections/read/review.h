@@ -52,7 +52,10 @@ class ReviewPlan {
                  const std::function<void()>& pause = nullptr);
   // Appends the review as Markdown or CSV (not kJson) to *text, calling
   // `pause` as WriteJson does; the caller may take the text meanwhile.
-  void WriteText(ReviewFormat format, std::string* text,
+  // A `checkpoint` that is an object ({"size", "root", "note"}, as in the
+  // JSON) ends the text: a Markdown section with the note verbatim in a
+  // fenced block, or CSV rows marked "#checkpoint" in the first column.
+  void WriteText(ReviewFormat format, std::string* text, const nlohmann::json* checkpoint = nullptr,
                  const std::function<void()>& pause = nullptr);
 
  private:
@@ -105,7 +108,7 @@ class ReviewPlan {
 // The review's JSON as a document (ReviewPlan::WriteJson, without as_of_seq).
 Result<nlohmann::json> Review(const Projection& projection, const std::string& cycle,
                               uint64_t as_of);
-// The review's Markdown or CSV text (ReviewPlan::WriteText).
+// The review's Markdown or CSV text (ReviewPlan::WriteText, without a checkpoint).
 Result<std::string> ReviewText(const Projection& projection, const std::string& cycle,
                                uint64_t as_of, ReviewFormat format);
 

@@ -1,10 +1,12 @@
 // The review rendered for people (Markdown) and spreadsheets (CSV), an
 // objective at a time, with the same numbers its JSON has.
+#include <algorithm>
 #include <cassert>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <sstream>
+#include <string_view>
 
 #include "eventstore/base/time.h"
 #include "projections/read/review.h"
@@ -59,15 +61,60 @@ std::string Cell(std::string_view s) {
   return out;
 }
 
+// The CSV review's header row: its columns, every row has as many.
+constexpr std::string_view kCsvHeader =
+    "cycle,objective,objective_title,owner,computed_score,score,outcome,key_result,"
+    "key_result_title,start,original_target,target,final,progress,check_ins\r\n";
+
+// The section that ends a Markdown review: the log's signed checkpoint at
+// its as_of, the note verbatim in a fenced block whose fence is longer than
+// any run of backticks in it (an origin may hold some), so no line of the
+// note closes the block; and how a reader proves it.
+std::string MarkdownCheckpoint(const json& checkpoint) {
+  const std::string& note = checkpoint["note"].get_ref<const std::string&>();
+  assert(!note.empty() && note.back() == '\n');
+  size_t longest = 0;
+  size_t run = 0;
+  for (char c : note) {
+    run = c == '`' ? run + 1 : 0;
+    longest = std::max(longest, run);
+  }
+  const std::string fence(std::max<size_t>(3, longest + 1), '`');
+  const std::string size = std::to_string(checkpoint["size"].get<uint64_t>());
+  return "\n## Checkpoint\n\nThe log's signed checkpoint at this review's as_of: size " + size +
+         ", root `" + Str(checkpoint["root"]) + "` (base64).\n\n" + fence + "\n" + note + fence +
+         "\n\nTo prove it: verify the note with the log's key (GET /v1/log/key, recorded by its "
+         "log.signing_key event), then this root with GET "
+         "/v1/log/proof/consistency?from=" +
+         size +
+         "&to=N against a checkpoint of size N you trust, such as the one okrctl audit keeps.\n";
+}
+
+// The rows that end a CSV review: "#checkpoint", the field's name (size,
+// root, note) and its value, then empty cells to the header's width, so
+// the file stays one table. Text cells are written as every text cell is
+// (CsvText): a note or root starting with a formula's character gets the
+// escape in front.
+std::string CsvCheckpoint(const json& checkpoint) {
+  const std::string pad(std::count(kCsvHeader.begin(), kCsvHeader.end(), ',') - 2, ',');
+  return "#checkpoint,size," + std::to_string(checkpoint["size"].get<uint64_t>()) + pad +
+         "\r\n#checkpoint,root," + CsvText(Str(checkpoint["root"])) + pad +
+         "\r\n#checkpoint,note," + CsvText(Str(checkpoint["note"])) + pad + "\r\n";
+}
+
 }  // namespace
 
-void ReviewPlan::WriteText(ReviewFormat format, std::string* text,
+void ReviewPlan::WriteText(ReviewFormat format, std::string* text, const json* checkpoint,
                            const std::function<void()>& pause) {
   assert(format != ReviewFormat::kJson);
+  // Without a signing key okrd signs nothing: the JSON's checkpoint is null.
+  const bool with_checkpoint = checkpoint != nullptr && checkpoint->is_object();
   if (format == ReviewFormat::kMarkdown) {
     WriteMarkdown(text, pause);
+    if (with_checkpoint) *text += MarkdownCheckpoint(*checkpoint);
   } else {
     WriteCsv(text, pause);
+    if (with_checkpoint) *text += CsvCheckpoint(*checkpoint);
   }
 }
 
@@ -133,9 +180,7 @@ void ReviewPlan::WriteMarkdown(std::string* text, const std::function<void()>& p
 }
 
 void ReviewPlan::WriteCsv(std::string* text, const std::function<void()>& pause) {
-  *text +=
-      "cycle,objective,objective_title,owner,computed_score,score,outcome,key_result,"
-      "key_result_title,start,original_target,target,final,progress,check_ins\r\n";
+  *text += kCsvHeader;
   const std::string cycle = CsvText(cycle_.id);
   for (const Objective* o : objectives_) {
     const ObjectiveFields& f = *o->FieldsAt(as_of_);

@@ -10,6 +10,7 @@
 #include <cassert>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -498,9 +499,32 @@ bool ServeUntilSignalled(okr::api::Server& server, const sigset_t& signals,
   return served;
 }
 
+// Backs okrd's large allocations with transparent huge pages, where the
+// system offers them on request (THP "madvise" or "always"): glibc asks
+// for them only when its tunable says so at process start, so okrd runs
+// itself again once with the tunable added. Loading a large snapshot
+// otherwise spends most of its time faulting in 4 KiB pages, one at a
+// time (docs/DECISIONS.md, "Huge pages for the heap"). When the exec
+// fails, okrd goes on with the environment it was given.
+void ExecWithHugePages(char** argv) {
+  constexpr const char kTunable[] = "glibc.malloc.hugetlb";
+  const char* given = std::getenv("GLIBC_TUNABLES");
+  const std::string before = given != nullptr ? given : "";
+  if (before.find(kTunable) != std::string::npos) return;  // set already, or by the operator
+  const std::string with = (before.empty() ? "" : before + ":") + kTunable + "=1";
+  if (::setenv("GLIBC_TUNABLES", with.c_str(), 1) != 0) return;
+  ::execv("/proc/self/exe", argv);
+  if (given != nullptr) {
+    ::setenv("GLIBC_TUNABLES", before.c_str(), 1);
+  } else {
+    ::unsetenv("GLIBC_TUNABLES");
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  ExecWithHugePages(argv);
   // Buffers above 256 KiB (a snapshot being encoded, a large answer) are
   // mapped and go back to the system when freed. glibc otherwise raises
   // this threshold after the first such free and keeps later ones in the

@@ -138,9 +138,6 @@ Status EventStore::Impl::BuildTree() {
   return Status::Ok();
 }
 
-// Only the nodes at or above format::kTreeLowestStoredLevel are stored:
-// one Put per 8 events instead of two per event (docs/DECISIONS.md, "Tree
-// nodes from level 4 up").
 // A tree written when every level was stored keeps its nodes below
 // format::kTreeLowestStoredLevel until its first writable open drops them:
 // one range deletion, then a compaction of that range, so later opens'
@@ -163,6 +160,9 @@ Status EventStore::Impl::DropUnstoredLevels() {
   return FromRocks(db_->CompactRange(compact, tree_, &from, &to));
 }
 
+// Only the nodes at or above format::kTreeLowestStoredLevel are stored:
+// one Put per 8 events instead of two per event (docs/DECISIONS.md, "Tree
+// nodes from level 4 up").
 void EventStore::Impl::PutNodes(rocksdb::WriteBatch* wb,
                                 const std::vector<std::pair<merkle::NodeId, Hash>>& nodes) const {
   for (const auto& [id, hash] : nodes) {

@@ -105,8 +105,8 @@ TEST_F(OkrdRawEvents, PagingWithAfterCoversTheLogExactlyOnce) {
   }
   EXPECT_EQ(paged, whole);
   // At or beyond the head: no frames, still the head.
-  for (const std::string beyond : {std::to_string(head_), std::to_string(head_ + 1),
-                                   std::string("1000000"), std::string("18446744073709551615")}) {
+  for (const std::string& beyond : {std::to_string(head_), std::to_string(head_ + 1),
+                                    std::string("1000000"), std::string("18446744073709551615")}) {
     Reply r = Raw("?after=" + beyond + "&limit=100000");
     EXPECT_EQ(r.status, 200) << beyond << r;
     EXPECT_TRUE(r.body.empty()) << beyond;

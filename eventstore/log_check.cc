@@ -53,21 +53,19 @@ bool HasLineByKey(std::string_view note, const NoteVerifier& verifier) {
   return false;
 }
 
-// What is wrong with the stored node `id` under `nodes` (the lowest
-// stored level, in order), against `hash` computed from the events; null
-// when nothing.
-const char* NodeProblem(rocksdb::Iterator* nodes, const merkle::NodeId& id, const Hash& hash) {
-  uint8_t level = 0;
-  uint64_t index = 0;
-  if (!nodes->Valid() || !format::ParseTreeKey(View(nodes->key()), &level, &index) ||
-      level != id.level || index != id.index) {
-    return "is missing";
+// The stored node (level, index) under `it`, which walks one level in
+// order, into *out, and `it` moved past it; false when the entry there is
+// another node or not a 32-byte hash.
+bool NextNode(rocksdb::Iterator* it, uint8_t level, uint64_t index, Hash* out) {
+  uint8_t got_level = 0;
+  uint64_t got_index = 0;
+  if (!it->Valid() || !format::ParseTreeKey(View(it->key()), &got_level, &got_index) ||
+      got_level != level || got_index != index || it->value().size() != format::kHashSize) {
+    return false;
   }
-  if (nodes->value().size() != hash.size() ||
-      std::memcmp(nodes->value().data(), hash.data(), hash.size()) != 0) {
-    return "does not match the events it covers";
-  }
-  return nullptr;
+  std::memcpy(out->data(), it->value().data(), format::kHashSize);
+  it->Next();
+  return true;
 }
 
 }  // namespace
@@ -102,11 +100,16 @@ void EventStore::Impl::WalkEvents(const rocksdb::ReadOptions& ro, const WalkProg
       walk->frontier.Append(merkle::LeafHash(View(events->value())), &completed);
       if (completed.size() > kLowest) {
         const auto& [id, hash] = completed[kLowest];
-        if (const char* problem = NodeProblem(nodes.get(), id, hash)) {
-          chain.Fail(seq, format::TreeNodeName(id.level, id.index) + " " + problem);
+        Hash stored{};
+        if (!NextNode(nodes.get(), id.level, id.index, &stored)) {
+          chain.Fail(seq, format::TreeNodeName(id.level, id.index) + " is missing or malformed");
           break;
         }
-        nodes->Next();
+        if (stored != hash) {
+          chain.Fail(seq, format::TreeNodeName(id.level, id.index) +
+                              " does not match the events it covers");
+          break;
+        }
       }
     }
     if (!chain.Add(seq, View(events->value()))) break;
@@ -288,28 +291,17 @@ void EventStore::Impl::CheckTreeLevel(const rocksdb::ReadOptions& ro, uint8_t le
   parents->Seek(format::TreeKey(level, 0));
   children->Seek(format::TreeKey(level - 1, 0));
   const uint64_t count = size >> level;
-  auto hash_at = [](rocksdb::Iterator* it, uint8_t l, uint64_t i, Hash* out) {
-    uint8_t got_level = 0;
-    uint64_t got_index = 0;
-    if (!it->Valid() || !format::ParseTreeKey(View(it->key()), &got_level, &got_index) ||
-        got_level != l || got_index != i || it->value().size() != format::kHashSize) {
-      return false;
-    }
-    std::memcpy(out->data(), it->value().data(), format::kHashSize);
-    it->Next();
-    return true;
-  };
   for (uint64_t i = 0; i < count; ++i) {
     Hash parent{}, left{}, right{};
     const std::string node = format::TreeNodeName(level, i);
     // The node was written with the event that completed it: the last it covers.
     const uint64_t seq = (i + 1) << level;
-    if (!hash_at(children.get(), level - 1, 2 * i, &left) ||
-        !hash_at(children.get(), level - 1, 2 * i + 1, &right)) {
+    if (!NextNode(children.get(), level - 1, 2 * i, &left) ||
+        !NextNode(children.get(), level - 1, 2 * i + 1, &right)) {
       chain->Fail(seq, "a child of " + node + " is missing or malformed");
       return;
     }
-    if (!hash_at(parents.get(), level, i, &parent)) {
+    if (!NextNode(parents.get(), level, i, &parent)) {
       chain->Fail(seq, node + " is missing or malformed");
       return;
     }

@@ -1,6 +1,5 @@
 // okrd: the OKR server. See README.md and docs/API.md.
 #include <fcntl.h>
-#include <malloc.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -17,6 +16,7 @@
 #include <thread>
 
 #include "api/demo.h"
+#include "api/heap.h"
 #include "api/log.h"
 #include "api/log_key.h"
 #include "api/server.h"
@@ -499,44 +499,11 @@ bool ServeUntilSignalled(okr::api::Server& server, const sigset_t& signals,
   return served;
 }
 
-// Backs okrd's large allocations with transparent huge pages, where the
-// system offers them on request (THP "madvise" or "always"): glibc asks
-// for them only when its tunable says so at process start, so okrd runs
-// itself again once with the tunable added. Loading a large snapshot
-// otherwise spends most of its time faulting in 4 KiB pages, one at a
-// time (docs/DECISIONS.md, "Huge pages for the heap"). When the exec
-// fails, okrd goes on with the environment it was given.
-void ExecWithHugePages(char** argv) {
-  constexpr const char kTunable[] = "glibc.malloc.hugetlb";
-  const char* given = std::getenv("GLIBC_TUNABLES");
-  const std::string before = given != nullptr ? given : "";
-  if (before.find(kTunable) != std::string::npos) return;  // set already, or by the operator
-  const std::string with = (before.empty() ? "" : before + ":") + kTunable + "=1";
-  if (::setenv("GLIBC_TUNABLES", with.c_str(), 1) != 0) return;
-  ::execv("/proc/self/exe", argv);
-  if (given != nullptr) {
-    ::setenv("GLIBC_TUNABLES", before.c_str(), 1);
-  } else {
-    ::unsetenv("GLIBC_TUNABLES");
-  }
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  ExecWithHugePages(argv);
-  // Buffers above 256 KiB (a snapshot being encoded, a large answer) are
-  // mapped and go back to the system when freed. glibc otherwise raises
-  // this threshold after the first such free and keeps later ones in the
-  // heap: resident memory then steps up with every snapshot, for good.
-  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
-  // A thread's heap gives its free top back to the system (madvise) once
-  // 128 KiB are free, and a streamed answer frees a piece of 64 KiB or
-  // more for each one it sends (cpp-httplib copies every chunk): each
-  // piece then cost a madvise and a TLB flush on every core, which made
-  // the whole-organisation cascade 2-5 times slower. Up to 16 MiB of free
-  // top stays with each heap instead.
-  mallopt(M_TRIM_THRESHOLD, 16 * 1024 * 1024);
+  okr::api::ExecWithHugePages(argv);
+  okr::api::SetHeapPolicy();
   Flags flags;
   if (auto rc = ParseFlags(argc, argv, &flags)) return *rc;
   const sigset_t signals = BlockSignals();
@@ -552,7 +519,11 @@ int main(int argc, char** argv) {
   if (!store) return kExitFailed;
   okr::api::LogKey log_key;
   if (auto rc = BindKey(flags, rt, store.get(), std::move(loaded_key), &log_key)) return *rc;
-  std::unique_ptr<okr::Projector> projector = OpenProjector(store.get(), flags, rt);
+  std::unique_ptr<okr::Projector> projector;
+  {
+    okr::api::HeapForLoad heap(store->head().seq);
+    projector = OpenProjector(store.get(), flags, rt);
+  }
   if (!projector) return kExitFailed;
   DemoTokensText demo_tokens;
   if (flags.demo) {

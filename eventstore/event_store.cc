@@ -495,15 +495,24 @@ uint64_t EventStore::WaitForEvents(uint64_t after_seq, std::chrono::milliseconds
 void EventStore::SetDurableListener(DurableListener listener) {
   impl_->SetDurableListener(std::move(listener));
 }
-Status EventStore::PutSnapshot(uint64_t seq, std::string_view bytes, size_t keep) {
-  return impl_->PutSnapshot(seq, bytes, keep);
+Status EventStore::PutSnapshot(uint64_t seq, const std::vector<std::string>& parts, size_t keep) {
+  return impl_->PutSnapshot(seq, parts, keep);
 }
 Result<std::optional<AppendResult>> EventStore::FindIdempotent(const std::string& key,
                                                                const Hash& fingerprint) const {
   return impl_->FindIdempotent(key, fingerprint);
 }
-Result<StoredEvent> EventStore::SnapshotAtOrBefore(uint64_t at_seq) const {
-  return impl_->SnapshotAtOrBefore(at_seq);
+Result<uint64_t> EventStore::ReadSnapshot(
+    uint64_t at_seq, const std::function<bool(std::string_view part)>& part) const {
+  return impl_->ReadSnapshot(at_seq, part);
+}
+Result<StoredSnapshot> EventStore::SnapshotAtOrBefore(uint64_t at_seq) const {
+  StoredSnapshot out;
+  OKR_ASSIGN_OR_RETURN(out.seq, impl_->ReadSnapshot(at_seq, [&out](std::string_view part) {
+    out.parts.emplace_back(part);
+    return true;
+  }));
+  return out;
 }
 Result<Hash> EventStore::TreeRoot(uint64_t size) const { return impl_->TreeRoot(size); }
 Result<Hash> EventStore::LeafHash(uint64_t seq) const { return impl_->LeafHash(seq); }

@@ -85,6 +85,12 @@ struct StoredEvent {
   std::string bytes;  // the exact stored value
 };
 
+// A snapshot as stored: the seq it reflects and its parts, in order.
+struct StoredSnapshot {
+  uint64_t seq = 0;
+  std::vector<std::string> parts;
+};
+
 struct OpenOptions {
   bool create_if_missing = true;
   // Forensics: opens whatever is there without refusing a broken chain and
@@ -273,10 +279,17 @@ class EventStore {
   LogCheck BackgroundCheck() const;
 
   // Snapshots: a cache of projected state keyed by the seq it reflects.
-  // Deleting them changes no answer. Keeps the newest `keep` snapshots.
-  Status PutSnapshot(uint64_t seq, std::string_view bytes, size_t keep = 2);
-  // The newest snapshot with seq <= at_seq; kNotFound when none.
-  Result<StoredEvent> SnapshotAtOrBefore(uint64_t at_seq) const;
+  // Deleting them changes no answer. A snapshot is stored in parts, each
+  // its own value, so a reader need not hold all of a large one at once.
+  // Keeps the newest `keep` snapshots.
+  Status PutSnapshot(uint64_t seq, const std::vector<std::string>& parts, size_t keep = 2);
+  // Hands the parts of the newest snapshot with seq <= at_seq to `part`,
+  // in order, until it returns false; answers that snapshot's seq.
+  // kNotFound when there is none.
+  Result<uint64_t> ReadSnapshot(uint64_t at_seq,
+                                const std::function<bool(std::string_view part)>& part) const;
+  // The same snapshot with all its parts.
+  Result<StoredSnapshot> SnapshotAtOrBefore(uint64_t at_seq) const;
   Status DeleteSnapshots();
   // The seq of the newest snapshot, 0 when there is none. Kept in memory:
   // cheap enough for every metrics scrape. Thread-safe.

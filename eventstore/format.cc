@@ -42,6 +42,18 @@ bool ParseSeqKey(std::string_view key, uint64_t* seq) {
   return true;
 }
 
+std::string SnapshotKey(uint64_t seq, uint32_t part) {
+  std::string key = SeqKey(seq);
+  PutBigEndian32(&key, part);
+  return key;
+}
+
+bool ParseSnapshotKey(std::string_view key, uint64_t* seq) {
+  if (key.size() != kSeqKeySize && key.size() != kSeqKeySize + 4) return false;
+  *seq = GetBigEndian64(key.data());
+  return true;
+}
+
 std::string StreamPrefix(std::string_view entity) {
   std::string key(entity);
   key.push_back(kStreamSeparator);

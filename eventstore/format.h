@@ -69,6 +69,12 @@ std::string SeqKey(uint64_t seq);
 // False when the key is not exactly kSeqKeySize bytes.
 bool ParseSeqKey(std::string_view key, uint64_t* seq);
 
+// A snapshot's part: seq (8, BE) | part (4, BE). A snapshot written before
+// snapshots had parts is one value under the bare seq key.
+std::string SnapshotKey(uint64_t seq, uint32_t part);
+// The seq of either form; false for any other key.
+bool ParseSnapshotKey(std::string_view key, uint64_t* seq);
+
 // entity | 0x00 | version (8, BE): one entity's events sort together, by version.
 std::string StreamKey(std::string_view entity, uint64_t version);
 std::string StreamPrefix(std::string_view entity);

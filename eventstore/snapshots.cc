@@ -9,17 +9,32 @@
 
 namespace okr {
 
-Status EventStore::Impl::PutSnapshot(uint64_t seq, std::string_view bytes, size_t keep) {
+Status EventStore::Impl::PutSnapshot(uint64_t seq, const std::vector<std::string>& parts,
+                                     size_t keep) {
   if (options_.read_only) return Status::Invalid("the log is open read-only");
+  if (parts.empty() || parts.size() > UINT32_MAX) return Status::Invalid("a snapshot needs parts");
   rocksdb::WriteBatch batch;
-  const std::string key = format::SeqKey(seq);
-  batch.Put(snapshots_, key, rocksdb::Slice(bytes.data(), bytes.size()));
-  // Older snapshots only cost space: keep the newest `keep`.
+  for (size_t i = 0; i < parts.size(); ++i) {
+    batch.Put(snapshots_, format::SnapshotKey(seq, static_cast<uint32_t>(i)),
+              rocksdb::Slice(parts[i].data(), parts[i].size()));
+  }
+  // Parts a snapshot stored earlier under this seq had beyond these go.
+  batch.Delete(snapshots_, format::SeqKey(seq));
+  batch.DeleteRange(snapshots_, format::SnapshotKey(seq, static_cast<uint32_t>(parts.size())),
+                    format::SeqKey(seq + 1));
+  // Older snapshots only cost space: keep the newest `keep`, counting this
+  // one. Each step back reads one part, not every part of every snapshot.
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), snapshots_));
-  size_t kept = 1;  // the one being put
-  for (it->SeekForPrev(key); it->Valid(); it->Prev()) {
-    if (it->key() == rocksdb::Slice(key)) continue;
-    if (kept++ >= keep) batch.Delete(snapshots_, it->key());
+  uint64_t oldest_kept = seq;
+  for (size_t kept = 1; oldest_kept > 0; ++kept) {
+    it->SeekForPrev(format::SnapshotKey(oldest_kept - 1, UINT32_MAX));
+    uint64_t before = 0;
+    if (!it->Valid() || !format::ParseSnapshotKey(View(it->key()), &before)) break;
+    if (kept >= keep) {
+      batch.DeleteRange(snapshots_, format::SeqKey(0), format::SeqKey(oldest_kept));
+      break;
+    }
+    oldest_kept = before;
   }
   if (!it->status().ok()) return FromRocks(it->status());
   // Not logged: a snapshot lost in a crash is rebuilt from the log. Through
@@ -27,7 +42,6 @@ Status EventStore::Impl::PutSnapshot(uint64_t seq, std::string_view bytes, size_
   // sync, and every append in that batch would wait for them.
   rocksdb::WriteOptions wo;
   wo.disableWAL = true;
-  TakeOpenedSnapshot();  // no longer the newest
   OKR_RETURN_IF_ERROR(FromRocks(db_->Write(wo, &batch)));
   uint64_t newest = newest_snapshot_seq_.load();
   while (seq > newest && !newest_snapshot_seq_.compare_exchange_weak(newest, seq)) {
@@ -35,24 +49,29 @@ Status EventStore::Impl::PutSnapshot(uint64_t seq, std::string_view bytes, size_
   return Status::Ok();
 }
 
-Result<StoredEvent> EventStore::Impl::SnapshotAtOrBefore(uint64_t at_seq) const {
-  // The newest snapshot is the answer for any seq at or after its own.
-  if (std::optional<StoredEvent> opened = TakeOpenedSnapshot(); opened && opened->seq <= at_seq) {
-    return std::move(*opened);
-  }
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), snapshots_));
-  it->SeekForPrev(format::SeqKey(at_seq));
+Result<uint64_t> EventStore::Impl::ReadSnapshot(
+    uint64_t at_seq, const std::function<bool(std::string_view part)>& part) const {
+  // Each part is read, handed over and dropped: tens of MB at a million
+  // events pass through without being held, or cached, at once.
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, snapshots_));
+  it->SeekForPrev(format::SnapshotKey(at_seq, UINT32_MAX));
+  uint64_t seq = 0;
   if (!it->Valid()) {
     if (!it->status().ok()) return FromRocks(it->status());
     return Status::NotFound("no snapshot at or before seq " + std::to_string(at_seq));
   }
-  StoredEvent out;
-  if (!format::ParseSeqKey(View(it->key()), &out.seq)) {
+  if (!format::ParseSnapshotKey(View(it->key()), &seq)) {
     return Status::Corruption("malformed snapshot key");
   }
-  assert(out.seq <= at_seq);
-  out.bytes.assign(it->value().data(), it->value().size());
-  return out;
+  assert(seq <= at_seq);
+  const std::string prefix = format::SeqKey(seq);
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    if (!part(View(it->value()))) break;
+  }
+  if (!it->status().ok()) return FromRocks(it->status());
+  return seq;
 }
 
 Status EventStore::Impl::DeleteSnapshots() {
@@ -63,33 +82,18 @@ Status EventStore::Impl::DeleteSnapshots() {
   if (!it->status().ok()) return FromRocks(it->status());
   rocksdb::WriteOptions wo;
   wo.sync = true;
-  TakeOpenedSnapshot();
   OKR_RETURN_IF_ERROR(FromRocks(db_->Write(wo, &batch)));
   newest_snapshot_seq_ = 0;
   return Status::Ok();
 }
 
-// Once, at open: the newest snapshot's key (its value, often many MB, is
-// read along with it, which is why this is remembered, not looked up, and
-// why a writable open keeps the value for the projection's load).
-// Snapshots are a cache: one that cannot be read counts as none, and
-// never stops the log from opening.
+// Once, at open. Snapshots are a cache: one that cannot be read counts as
+// none, and never stops the log from opening.
 void EventStore::Impl::RecoverNewestSnapshotSeq() {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), snapshots_));
   it->SeekToLast();
   uint64_t seq = 0;
-  if (!it->Valid() || !format::ParseSeqKey(View(it->key()), &seq)) return;
-  newest_snapshot_seq_ = seq;
-  if (options_.read_only) return;  // forensics and okrctl: seldom loaded
-  std::lock_guard<std::mutex> lock(opened_snapshot_mu_);
-  opened_snapshot_ = StoredEvent{seq, std::string(it->value().data(), it->value().size())};
-}
-
-std::optional<StoredEvent> EventStore::Impl::TakeOpenedSnapshot() const {
-  std::lock_guard<std::mutex> lock(opened_snapshot_mu_);
-  std::optional<StoredEvent> out = std::move(opened_snapshot_);
-  opened_snapshot_.reset();
-  return out;
+  if (it->Valid() && format::ParseSnapshotKey(View(it->key()), &seq)) newest_snapshot_seq_ = seq;
 }
 
 }  // namespace okr

@@ -119,8 +119,9 @@ class EventStore::Impl {
                                                      const Hash& fingerprint) const;
 
   // snapshots.cc
-  Status PutSnapshot(uint64_t seq, std::string_view bytes, size_t keep);
-  Result<StoredEvent> SnapshotAtOrBefore(uint64_t at_seq) const;
+  Status PutSnapshot(uint64_t seq, const std::vector<std::string>& parts, size_t keep);
+  Result<uint64_t> ReadSnapshot(uint64_t at_seq,
+                                const std::function<bool(std::string_view part)>& part) const;
   Status DeleteSnapshots();
   uint64_t NewestSnapshotSeq() const { return newest_snapshot_seq_.load(); }
 
@@ -254,7 +255,6 @@ class EventStore::Impl {
 
   // snapshots.cc
   void RecoverNewestSnapshotSeq();
-  std::optional<StoredEvent> TakeOpenedSnapshot() const;
 
   OpenOptions options_;
   std::unique_ptr<rocksdb::DB> db_;
@@ -286,12 +286,6 @@ class EventStore::Impl {
   Head head_;  // guarded by head_mu_: the last durable event
 
   std::atomic<uint64_t> newest_snapshot_seq_{0};  // 0: none
-  // The newest snapshot as RecoverNewestSnapshotSeq read it at a writable
-  // open, handed to the first SnapshotAtOrBefore (the projection's load)
-  // so its value, tens of MB at a million events, is read once; dropped by
-  // that call, or by the first PutSnapshot or DeleteSnapshots.
-  mutable std::mutex opened_snapshot_mu_;
-  mutable std::optional<StoredEvent> opened_snapshot_;  // guarded by opened_snapshot_mu_
 
   std::mutex listener_mu_;    // held while the listener runs
   DurableListener listener_;  // guarded by listener_mu_

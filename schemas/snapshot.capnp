@@ -11,8 +11,15 @@
 using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("okr::schema");
 
+# One part of a snapshot (format 2): a snapshot is stored as parts, each
+# its own message and value, so it is read, and decoded on several
+# threads, a part at a time. Every part carries formatVersion, seq and
+# part; part 0 also headHash, recordedAt, timeIndex and parts, and no
+# entities; each later part holds a run of entities of one kind, in id
+# order. Format 1 was the whole snapshot in one message (part 0 with
+# every field set and parts 0), and is still read.
 struct Snapshot {
-  formatVersion @0 :UInt32;     # 1
+  formatVersion @0 :UInt32;     # 2 (1: the whole snapshot in one message)
   seq @1 :UInt64;               # the last event folded in
   headHash @2 :Data;            # SHA-256 of that event's stored bytes
   recordedAt @3 :Int64;
@@ -21,6 +28,8 @@ struct Snapshot {
   cycles @6 :List(CycleEntity);
   objectives @7 :List(ObjectiveEntity);
   keyResults @8 :List(KeyResultEntity);
+  part @9 :UInt32;              # this part's place, from 0
+  parts @10 :UInt32;            # in part 0: how many parts there are
 }
 
 struct TimePoint {

@@ -387,7 +387,7 @@ TEST_P(DeterminismTest, SnapshotsReplayAndTimeTravelAgree) {
       [this]() -> const Projection& { return state(); }, [this] { return Now(); }, seed);
   const uint64_t target = acme_seq_ + kEventsPerSeed;
   const uint64_t snapshot_every = kEventsPerSeed / kLiveSnapshots;
-  std::vector<std::pair<uint64_t, std::string>> live_snapshots;
+  std::vector<std::pair<uint64_t, std::vector<std::string>>> live_snapshots;
   uint64_t next_snapshot = acme_seq_ + 1 + pick() % snapshot_every;
   size_t writes = 0;
   while (Head() < target) {
@@ -396,14 +396,14 @@ TEST_P(DeterminismTest, SnapshotsReplayAndTimeTravelAgree) {
     ASSERT_EQ(projector().seq(), Head()) << "the projector fell behind the log";
     if (Head() >= next_snapshot) {
       const Hash head_hash = store().head().hash;
-      std::string bytes = SnapshotCodec::Encode(state(), head_hash);
+      std::vector<std::string> parts = SnapshotCodec::Encode(state(), head_hash);
       // A snapshot round-trips to the same projection.
       Hash decoded_hash{};
-      auto decoded = SnapshotCodec::Decode(bytes, &decoded_hash);
+      auto decoded = SnapshotCodec::Decode(parts, &decoded_hash);
       ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
       ASSERT_TRUE(*decoded == state()) << "Decode(Encode(p)) != p at seq " << Head();
       ASSERT_EQ(decoded_hash, head_hash);
-      live_snapshots.emplace_back(Head(), std::move(bytes));
+      live_snapshots.emplace_back(Head(), std::move(parts));
       next_snapshot = Head() + 1 + pick() % snapshot_every;
     }
     ASSERT_LT(writes, 4 * kEventsPerSeed) << "too few writes append anything";
@@ -430,8 +430,8 @@ TEST_P(DeterminismTest, SnapshotsReplayAndTimeTravelAgree) {
   auto own = store().SnapshotAtOrBefore(head);
   ASSERT_TRUE(own.ok()) << own.status().ToString();
   EXPECT_GT(own->seq + std::max<uint64_t>(1000, head / kSnapshotLogFraction), head);
-  for (const auto& [seq, bytes] : live_snapshots) {
-    ASSERT_OK(store().PutSnapshot(seq, bytes, SIZE_MAX));
+  for (const auto& [seq, parts] : live_snapshots) {
+    ASSERT_OK(store().PutSnapshot(seq, parts, SIZE_MAX));
   }
 
   // 2. At seqs a little after each snapshot: snapshot + tail == full replay,

@@ -545,34 +545,47 @@ TEST_F(EventStoreTest, ReadOnlyStoreRefusesAppends) {
 }
 
 TEST_F(EventStoreTest, SnapshotsAreFoundAtOrBeforeASeqAndCanBeDeleted) {
+  using Parts = std::vector<std::string>;
   EXPECT_EQ(store_->NewestSnapshotSeq(), 0u);
-  ASSERT_TRUE(store_->PutSnapshot(100, "s100").ok());
-  ASSERT_TRUE(store_->PutSnapshot(200, "s200").ok());
+  ASSERT_TRUE(store_->PutSnapshot(100, Parts{"s100"}).ok());
+  ASSERT_TRUE(store_->PutSnapshot(200, Parts{"s200"}).ok());
   EXPECT_EQ(store_->SnapshotAtOrBefore(50).status().code(), Status::Code::kNotFound);
-  EXPECT_EQ(store_->SnapshotAtOrBefore(150)->bytes, "s100");
+  EXPECT_EQ(store_->SnapshotAtOrBefore(150)->parts, Parts{"s100"});
   EXPECT_EQ(store_->SnapshotAtOrBefore(200)->seq, 200u);
   EXPECT_EQ(store_->NewestSnapshotSeq(), 200u);
   Open();  // remembered across a restart
   EXPECT_EQ(store_->NewestSnapshotSeq(), 200u);
+  EXPECT_EQ(store_->SnapshotAtOrBefore(250)->parts, Parts{"s200"});
   ASSERT_TRUE(store_->DeleteSnapshots().ok());
   EXPECT_EQ(store_->SnapshotAtOrBefore(1000).status().code(), Status::Code::kNotFound);
   EXPECT_EQ(store_->NewestSnapshotSeq(), 0u);
 }
 
-// The newest snapshot read at open is handed to the first load, and only
-// where it is the right answer: an earlier seq or a newer snapshot wins.
-TEST_F(EventStoreTest, TheSnapshotReadAtOpenAnswersOnlyWhereItIsTheNewest) {
-  ASSERT_TRUE(store_->PutSnapshot(100, "s100").ok());
-  ASSERT_TRUE(store_->PutSnapshot(200, "s200").ok());
-  Open();
-  EXPECT_EQ(store_->SnapshotAtOrBefore(150)->bytes, "s100");
-  EXPECT_EQ(store_->SnapshotAtOrBefore(250)->bytes, "s200");
-  Open();
-  EXPECT_EQ(store_->SnapshotAtOrBefore(200)->bytes, "s200");
-  EXPECT_EQ(store_->SnapshotAtOrBefore(200)->bytes, "s200");  // read again from the store
-  Open();
-  ASSERT_TRUE(store_->PutSnapshot(300, "s300").ok());
-  EXPECT_EQ(store_->SnapshotAtOrBefore(1000)->bytes, "s300");
+// A snapshot's parts come back in order and only its own; the newest two
+// snapshots are kept; one stored again under its seq replaces every part.
+TEST_F(EventStoreTest, ASnapshotsPartsComeBackInOrderAndTheNewestTwoAreKept) {
+  using Parts = std::vector<std::string>;
+  ASSERT_TRUE(store_->PutSnapshot(100, Parts{"a", "b", "c"}).ok());
+  ASSERT_TRUE(store_->PutSnapshot(200, Parts{"d"}).ok());
+  EXPECT_EQ(store_->SnapshotAtOrBefore(199)->parts, (Parts{"a", "b", "c"}));
+  ASSERT_TRUE(store_->PutSnapshot(300, Parts{"e", "f"}).ok());
+  EXPECT_EQ(store_->SnapshotAtOrBefore(199).status().code(), Status::Code::kNotFound);
+  EXPECT_EQ(store_->SnapshotAtOrBefore(299)->parts, Parts{"d"});
+  EXPECT_EQ(store_->SnapshotAtOrBefore(1000)->parts, (Parts{"e", "f"}));
+  ASSERT_TRUE(store_->PutSnapshot(300, Parts{"g"}).ok());
+  EXPECT_EQ(store_->SnapshotAtOrBefore(1000)->parts, Parts{"g"});
+  EXPECT_EQ(store_->SnapshotAtOrBefore(299)->parts, Parts{"d"});
+  // A reader may stop after any part.
+  ASSERT_TRUE(store_->PutSnapshot(400, Parts{"h", "i"}).ok());
+  Parts read;
+  auto seq = store_->ReadSnapshot(UINT64_MAX, [&read](std::string_view part) {
+    read.emplace_back(part);
+    return false;
+  });
+  ASSERT_TRUE(seq.ok());
+  EXPECT_EQ(*seq, 400u);
+  EXPECT_EQ(read, Parts{"h"});
+  EXPECT_EQ(store_->PutSnapshot(500, Parts{}).code(), Status::Code::kInvalid);
 }
 
 // --- Tampering: verify names the first bad seq, a writer refuses to open. ---

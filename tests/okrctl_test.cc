@@ -825,22 +825,25 @@ void RetitleInSnapshot(const std::string& data, uint64_t seq, const std::string&
   auto stored = (*store)->SnapshotAtOrBefore(seq);
   ASSERT_TRUE(stored.ok()) << stored.status().ToString();
   ASSERT_EQ(stored->seq, seq);
-  auto words = kj::heapArray<capnp::word>(stored->bytes.size() / sizeof(capnp::word));
-  std::memcpy(words.begin(), stored->bytes.data(), stored->bytes.size());
-  capnp::FlatArrayMessageReader reader(words.asPtr());
-  capnp::MallocMessageBuilder builder;
-  builder.setRoot(reader.getRoot<schema::Snapshot>());
   bool found = false;
-  for (auto o : builder.getRoot<schema::Snapshot>().getObjectives()) {
-    if (std::string(o.getId().cStr()) != objective) continue;
-    auto revisions = o.getRevisions();
-    revisions[revisions.size() - 1].setTitle(title);
-    found = true;
+  for (std::string& part : stored->parts) {
+    auto words = kj::heapArray<capnp::word>(part.size() / sizeof(capnp::word));
+    std::memcpy(words.begin(), part.data(), part.size());
+    capnp::FlatArrayMessageReader reader(words.asPtr());
+    capnp::MallocMessageBuilder builder;
+    builder.setRoot(reader.getRoot<schema::Snapshot>());
+    for (auto o : builder.getRoot<schema::Snapshot>().getObjectives()) {
+      if (std::string(o.getId().cStr()) != objective) continue;
+      auto revisions = o.getRevisions();
+      revisions[revisions.size() - 1].setTitle(title);
+      found = true;
+    }
+    auto flat = capnp::messageToFlatArray(builder);
+    auto bytes = flat.asBytes();
+    part.assign(bytes.begin(), bytes.end());
   }
   ASSERT_TRUE(found) << objective << " is not in the snapshot at seq " << seq;
-  auto flat = capnp::messageToFlatArray(builder);
-  auto bytes = flat.asBytes();
-  ASSERT_TRUE((*store)->PutSnapshot(seq, std::string(bytes.begin(), bytes.end())).ok());
+  ASSERT_TRUE((*store)->PutSnapshot(seq, stored->parts).ok());
 }
 
 TEST_F(OkrctlTest, VerifyDeepComparesEverySnapshotWithTheLogAndNamesATamperedOne) {

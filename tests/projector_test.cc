@@ -243,7 +243,7 @@ TEST_F(ProjectorTest, ASnapshotRefusedAtStartIsWrittenAgain) {
   options_.snapshot_every_events = 0;
   ASSERT_NO_FATAL_FAILURE(ReopenStore());
   for (int i = 0; Head() < 25; ++i) ASSERT_OK(CheckIn("kr-hires", i));
-  ASSERT_OK(store().PutSnapshot(Head(), std::string(64, '\x7f')));
+  ASSERT_OK(store().PutSnapshot(Head(), {std::string(64, '\x7f')}));
   ASSERT_OK(CheckIn("kr-hires", 99));
   options_.snapshot_every_events = 10;
   ASSERT_NO_FATAL_FAILURE(ReopenStore());

@@ -1,13 +1,16 @@
 // okrctl verify --deep compares each stored snapshot with a replay of the
 // log and names the first field that differs. These tests damage one field
 // of an encoded snapshot at a time and check the operator is told which
-// entity, which record and which field, in the words of the API.
+// entity, which record and which field, in the words of the API. The last
+// test checks that a snapshot's parts are taken only whole and in order.
 #include <capnp/message.h>
 #include <capnp/serialize.h>
 #include <gtest/gtest.h>
 
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "projections/service/snapshot.h"
 #include "schemas/snapshot.capnp.h"
@@ -33,21 +36,22 @@ class SnapshotCheckTest : public HrHiringTest {
   }
 
   // The head's projection through the snapshot encoding, with `edit`
-  // applied to the encoded message: a snapshot that disagrees with the log
-  // in exactly what `edit` changed.
+  // applied to each encoded part: a snapshot that disagrees with the log in
+  // exactly what `edit` changed.
   Projection Damaged(const std::function<void(schema::Snapshot::Builder)>& edit) const {
-    const std::string bytes = SnapshotCodec::Encode(Head(), Hash{});
-    kj::ArrayPtr<const capnp::word> words(reinterpret_cast<const capnp::word*>(bytes.data()),
-                                          bytes.size() / sizeof(capnp::word));
-    capnp::FlatArrayMessageReader reader(words);
-    capnp::MallocMessageBuilder message;
-    message.setRoot(reader.getRoot<schema::Snapshot>());
-    edit(message.getRoot<schema::Snapshot>());
-    kj::Array<capnp::word> flat = capnp::messageToFlatArray(message);
+    std::vector<std::string> parts = SnapshotCodec::Encode(Head(), Hash{});
+    for (std::string& bytes : parts) {
+      kj::ArrayPtr<const capnp::word> words(reinterpret_cast<const capnp::word*>(bytes.data()),
+                                            bytes.size() / sizeof(capnp::word));
+      capnp::FlatArrayMessageReader reader(words);
+      capnp::MallocMessageBuilder message;
+      message.setRoot(reader.getRoot<schema::Snapshot>());
+      edit(message.getRoot<schema::Snapshot>());
+      kj::Array<capnp::word> flat = capnp::messageToFlatArray(message);
+      bytes.assign(reinterpret_cast<const char*>(flat.begin()), flat.asBytes().size());
+    }
     Hash hash{};
-    auto decoded = SnapshotCodec::Decode(
-        std::string_view(reinterpret_cast<const char*>(flat.begin()), flat.asBytes().size()),
-        &hash);
+    auto decoded = SnapshotCodec::Decode(parts, &hash);
     EXPECT_OK(decoded);
     return decoded.ok() ? std::move(*decoded) : Head();
   }
@@ -59,8 +63,9 @@ TEST_F(SnapshotCheckTest, AnUndamagedSnapshotHasNoDifference) {
 
 TEST_F(SnapshotCheckTest, AKeyResultFieldIsNamedWithItsRevision) {
   const Projection damaged = Damaged([](schema::Snapshot::Builder s) {
-    ASSERT_EQ(s.getKeyResults().size(), 1u);
-    s.getKeyResults()[0].getRevisions()[0].setTarget(99);
+    for (auto kr : s.getKeyResults()) {
+      if (kr.getId() == "kr-hires") kr.getRevisions()[0].setTarget(99);
+    }
   });
   const uint64_t created = Head().key_result("kr-hires")->revisions[0].meta.seq;
   EXPECT_EQ(FirstDifference(damaged, Head()), "key result kr-hires: revision 1 (seq " +
@@ -70,7 +75,9 @@ TEST_F(SnapshotCheckTest, AKeyResultFieldIsNamedWithItsRevision) {
 
 TEST_F(SnapshotCheckTest, ACheckInsRecordedFieldsReadAsItsOwn) {
   const Projection damaged = Damaged([](schema::Snapshot::Builder s) {
-    s.getKeyResults()[0].getCheckIns()[0].getMeta().setActor("mallory");
+    for (auto kr : s.getKeyResults()) {
+      if (kr.getId() == "kr-hires") kr.getCheckIns()[0].getMeta().setActor("mallory");
+    }
   });
   EXPECT_EQ(FirstDifference(damaged, Head()),
             "key result kr-hires: check-in 1, actor: snapshot \"mallory\", log \"amara\"");
@@ -103,6 +110,35 @@ TEST_F(SnapshotCheckTest, AMissingReviewIsNamedBeforeItsFields) {
   EXPECT_NE(FirstDifference(damaged, head).find("reviewed: snapshot false, log true"),
             std::string::npos)
       << FirstDifference(damaged, head);
+}
+
+// A snapshot is a header and runs of entities, one part each; a part
+// missing, out of order or of another snapshot is refused, not folded in.
+TEST_F(SnapshotCheckTest, APartMissingOutOfOrderOrOfAnotherSnapshotIsRefused) {
+  const std::vector<std::string> parts = SnapshotCodec::Encode(Head(), Hash{});
+  ASSERT_GE(parts.size(), 4u);  // the header, then units, cycles, objectives, key results
+  Hash hash{};
+  ASSERT_OK(SnapshotCodec::Decode(parts, &hash));
+  auto refused = [](std::vector<std::string> damaged) {
+    Hash hash{};
+    auto decoded = SnapshotCodec::Decode(damaged, &hash);
+    return decoded.ok() ? "decoded" : decoded.status().ToString();
+  };
+  std::vector<std::string> missing = parts;
+  missing.pop_back();
+  EXPECT_NE(refused(missing).find("parts of"), std::string::npos) << refused(missing);
+  std::vector<std::string> swapped = parts;
+  std::swap(swapped[1], swapped[2]);
+  EXPECT_NE(refused(swapped).find("not of this snapshot"), std::string::npos) << refused(swapped);
+  std::vector<std::string> extra = parts;
+  extra.push_back(parts.back());
+  EXPECT_NE(refused(extra).find("not of this snapshot"), std::string::npos) << refused(extra);
+  // The same part from a snapshot of a later seq.
+  ASSERT_OK(CheckIn("kr-hires", 12, std::nullopt, "ci-later", "amara"));
+  std::vector<std::string> mixed = parts;
+  mixed[1] = SnapshotCodec::Encode(Head(), Hash{})[1];
+  EXPECT_NE(refused(mixed).find("not of this snapshot"), std::string::npos) << refused(mixed);
+  EXPECT_NE(refused({}).find("parts of"), std::string::npos) << refused({});
 }
 
 }  // namespace

@@ -340,6 +340,7 @@ class Projection {
 
  private:
   friend class SnapshotCodec;
+  friend class SnapshotDecoder;
   uint64_t seq_ = 0;
   int64_t recorded_at_us_ = 0;
   std::vector<std::pair<int64_t, uint64_t>> time_index_;  // (recorded_at, seq) when it grows

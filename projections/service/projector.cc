@@ -58,12 +58,14 @@ Status Replay(const EventStore& store, uint64_t up_to, Projection* p, bool* dama
 // head hash it carries matches the stored event); nullopt when none is
 // usable.
 std::optional<Projection> LoadSnapshot(const EventStore& store, uint64_t up_to) {
-  auto stored = store.SnapshotAtOrBefore(up_to);
-  if (!stored.ok()) return std::nullopt;
+  // Decoded while it is read, a part at a time.
+  SnapshotDecoder decoder;
+  auto seq =
+      store.ReadSnapshot(up_to, [&decoder](std::string_view part) { return decoder.Add(part); });
   Hash hash{};
-  auto projection = SnapshotCodec::Decode(stored->bytes, &hash);
-  if (!projection.ok() || projection->seq() != stored->seq || stored->seq == 0) return std::nullopt;
-  auto event = store.Read(stored->seq - 1, 1);
+  auto projection = decoder.Finish(&hash);
+  if (!seq.ok() || !projection.ok() || projection->seq() != *seq || *seq == 0) return std::nullopt;
+  auto event = store.Read(*seq - 1, 1);
   if (!event.ok() || event->size() != 1 || Sha256(event->front().bytes) != hash) {
     return std::nullopt;
   }

@@ -9,6 +9,7 @@
 #include <cassert>
 #include <cstdint>
 #include <cstring>
+#include <map>
 
 #include "schemas/snapshot.capnp.h"
 
@@ -195,16 +196,17 @@ void PutCorrections(capnp::List<s::Correction>::Builder list, const std::vector<
 
 // --- Whole entities ---
 
-// Every entity of one kind: id, revisions and event seqs. The parts only
-// some kinds have are written after all of them (PutExtras), which fixes
-// the message's layout: a snapshot encodes to the same bytes every time.
-template <typename E, typename ListB>
-void PutEntities(ListB list, const std::map<std::string, E>& m) {
-  assert(list.size() == m.size());
+// The entities [begin, end) of one kind: id, revisions and event seqs. The
+// parts only some kinds have are written after all of them (PutExtras),
+// which fixes the message's layout: a snapshot encodes to the same bytes
+// every time.
+template <typename It, typename ListB>
+void PutEntities(ListB list, It begin, It end) {
   unsigned i = 0;
-  for (const auto& [id, e] : m) {
+  for (It at = begin; at != end; ++at) {
+    const auto& e = at->second;
     auto b = list[i++];
-    b.setId(id);
+    b.setId(at->first);
     auto revs = b.initRevisions(static_cast<unsigned>(e.revisions.size()));
     for (size_t k = 0; k < e.revisions.size(); ++k) {
       auto rb = revs[static_cast<unsigned>(k)];
@@ -213,18 +215,64 @@ void PutEntities(ListB list, const std::map<std::string, E>& m) {
     }
     PutSeqs(b.initEventSeqs(static_cast<unsigned>(e.event_seqs.size())), e.event_seqs);
   }
+  assert(i == list.size());
 }
 
-// `put(builder, entity)` for each entity of `m`, in map order.
-template <typename E, typename ListB, typename Put>
-void PutExtras(ListB list, const std::map<std::string, E>& m, Put put) {
-  assert(list.size() == m.size());
-  unsigned i = 0;
-  for (const auto& [id, e] : m) put(list[i++], e);
+// What only objectives and key results have, and how much of a part each
+// entity takes.
+void PutExtras(s::ObjectiveEntity::Builder b, const Objective& o) {
+  PutTexts(b.initKeyResults(static_cast<unsigned>(o.key_results.size())), o.key_results);
+  PutComments(b.initComments(static_cast<unsigned>(o.comments.size())), o.comments);
+}
+void PutExtras(s::KeyResultEntity::Builder b, const KeyResult& kr) {
+  PutCheckIns(b.initCheckIns(static_cast<unsigned>(kr.check_ins.size())), kr.check_ins);
+  PutCorrections(b.initCorrections(static_cast<unsigned>(kr.corrections.size())), kr.corrections);
+  PutComments(b.initComments(static_cast<unsigned>(kr.comments.size())), kr.comments);
+}
+template <typename B, typename E>
+void PutExtras(B, const E&) {}
+size_t Items(const Objective& o) { return o.key_results.size() + o.comments.size(); }
+size_t Items(const KeyResult& kr) {
+  return kr.check_ins.size() + kr.corrections.size() + kr.comments.size();
+}
+template <typename E>
+size_t Items(const E&) {
+  return 0;
 }
 
-// Reads every entity of one kind into `m`; `get_extras(reader, entity)`
-// reads what only that kind has.
+// A part's message, with what every part carries.
+s::Snapshot::Builder StartPart(capnp::MessageBuilder* message, uint64_t seq, size_t part) {
+  auto snap = message->initRoot<s::Snapshot>();
+  snap.setFormatVersion(kSnapshotFormatVersion);
+  snap.setSeq(seq);
+  snap.setPart(static_cast<uint32_t>(part));
+  return snap;
+}
+
+// Appends the entities of `m` to `parts`, in runs of about
+// kSnapshotPartItems items; `init(snapshot, n)` makes a part's list of n.
+template <typename E, typename Init>
+void PutRuns(const std::map<std::string, E>& m, uint64_t seq, Init init,
+             std::vector<std::string>* parts) {
+  for (auto begin = m.begin(); begin != m.end();) {
+    auto end = begin;
+    unsigned count = 0;
+    for (size_t items = 0; end != m.end() && (count == 0 || items < kSnapshotPartItems); ++end) {
+      items += 1 + end->second.revisions.size() + Items(end->second);
+      ++count;
+    }
+    capnp::MallocMessageBuilder message;
+    auto list = init(StartPart(&message, seq, parts->size()), count);
+    PutEntities(list, begin, end);
+    unsigned i = 0;
+    for (auto at = begin; at != end; ++at) PutExtras(list[i++], at->second);
+    parts->push_back(EncodeMessage(message));
+    begin = end;
+  }
+}
+
+// Reads every entity of `list` into `m`, after those already there;
+// `get_extras(reader, entity)` reads what only that kind has.
 template <typename E, typename ListR, typename GetExtras>
 void GetEntities(ListR list, std::map<std::string, E>* m, GetExtras get_extras) {
   for (auto r : list) {
@@ -262,11 +310,22 @@ void GetKeyResultExtras(s::KeyResultEntity::Reader r, KeyResult* kr, CheckInAren
 
 }  // namespace
 
-std::string SnapshotCodec::Encode(const Projection& p, const Hash& head_hash) {
+std::vector<std::string> SnapshotCodec::Encode(const Projection& p, const Hash& head_hash) {
+  std::vector<std::string> parts(1);  // the header, written last: it counts the parts
+  PutRuns(
+      p.units_, p.seq_, [](s::Snapshot::Builder b, unsigned n) { return b.initUnits(n); }, &parts);
+  PutRuns(
+      p.cycles_, p.seq_, [](s::Snapshot::Builder b, unsigned n) { return b.initCycles(n); },
+      &parts);
+  PutRuns(
+      p.objectives_, p.seq_, [](s::Snapshot::Builder b, unsigned n) { return b.initObjectives(n); },
+      &parts);
+  PutRuns(
+      p.key_results_, p.seq_,
+      [](s::Snapshot::Builder b, unsigned n) { return b.initKeyResults(n); }, &parts);
   capnp::MallocMessageBuilder message;
-  auto snap = message.initRoot<s::Snapshot>();
-  snap.setFormatVersion(kSnapshotFormatVersion);
-  snap.setSeq(p.seq_);
+  auto snap = StartPart(&message, p.seq_, 0);
+  snap.setParts(static_cast<uint32_t>(parts.size()));
   snap.setRecordedAt(p.recorded_at_us_);
   auto hash = snap.initHeadHash(static_cast<unsigned>(head_hash.size()));
   std::memcpy(hash.begin(), head_hash.data(), head_hash.size());
@@ -275,58 +334,65 @@ std::string SnapshotCodec::Encode(const Projection& p, const Hash& head_hash) {
     times[static_cast<unsigned>(i)].setRecordedAt(p.time_index_[i].first);
     times[static_cast<unsigned>(i)].setSeq(p.time_index_[i].second);
   }
-  PutEntities(snap.initUnits(static_cast<unsigned>(p.units_.size())), p.units_);
-  PutEntities(snap.initCycles(static_cast<unsigned>(p.cycles_.size())), p.cycles_);
-  auto objectives = snap.initObjectives(static_cast<unsigned>(p.objectives_.size()));
-  PutEntities(objectives, p.objectives_);
-  PutExtras(objectives, p.objectives_, [](s::ObjectiveEntity::Builder b, const Objective& o) {
-    PutTexts(b.initKeyResults(static_cast<unsigned>(o.key_results.size())), o.key_results);
-    PutComments(b.initComments(static_cast<unsigned>(o.comments.size())), o.comments);
-  });
-  auto krs = snap.initKeyResults(static_cast<unsigned>(p.key_results_.size()));
-  PutEntities(krs, p.key_results_);
-  PutExtras(krs, p.key_results_, [](s::KeyResultEntity::Builder b, const KeyResult& kr) {
-    PutCheckIns(b.initCheckIns(static_cast<unsigned>(kr.check_ins.size())), kr.check_ins);
-    PutCorrections(b.initCorrections(static_cast<unsigned>(kr.corrections.size())), kr.corrections);
-    PutComments(b.initComments(static_cast<unsigned>(kr.comments.size())), kr.comments);
-  });
-  return EncodeMessage(message);
+  parts[0] = EncodeMessage(message);
+  return parts;
 }
 
-Result<Projection> SnapshotCodec::Decode(std::string_view bytes, Hash* head_hash) {
+Result<Projection> SnapshotCodec::Decode(const std::vector<std::string>& parts, Hash* head_hash) {
+  SnapshotDecoder decoder;
+  for (const std::string& part : parts) {
+    if (!decoder.Add(part)) break;
+  }
+  return decoder.Finish(head_hash);
+}
+
+bool SnapshotDecoder::Add(std::string_view bytes) {
+  if (!status_.ok()) return false;
+  status_ = AddPart(bytes);
+  ++added_;
+  return status_.ok();
+}
+
+Status SnapshotDecoder::AddPart(std::string_view bytes) {
   if (bytes.empty() || bytes.size() % sizeof(capnp::word) != 0) {
-    return Status::Corruption("snapshot is not a whole number of words");
+    return Status::Corruption("snapshot part is not a whole number of words");
   }
   // Read in place when the bytes are word-aligned (a std::string's buffer
-  // is): a snapshot of a million events is ≈ 220 MB, and a copy of it cost
-  // a fifth of okrd's start-up in memmove and page faults.
-  kj::Array<capnp::word> copy;
+  // is); else through a copy kept for the next part.
   kj::ArrayPtr<const capnp::word> words;
   if (reinterpret_cast<uintptr_t>(bytes.data()) % alignof(capnp::word) == 0) {
     words = kj::arrayPtr(reinterpret_cast<const capnp::word*>(bytes.data()),
                          bytes.size() / sizeof(capnp::word));
   } else {
-    copy = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
-    std::memcpy(copy.begin(), bytes.data(), bytes.size());
-    words = copy.asPtr();
+    aligned_.resize(bytes.size() / sizeof(capnp::word));
+    std::memcpy(aligned_.data(), bytes.data(), bytes.size());
+    words = kj::arrayPtr(aligned_.data(), aligned_.size());
   }
   capnp::ReaderOptions options;
   options.traversalLimitInWords = words.size() * 4 + 1024;
   options.nestingLimit = 16;
-  Projection p;
+  Projection& p = projection_;
   try {
     capnp::FlatArrayMessageReader reader(words, options);
     auto snap = reader.getRoot<s::Snapshot>();
-    if (snap.getFormatVersion() != kSnapshotFormatVersion) {
-      return Status::Corruption("snapshot format " + std::to_string(snap.getFormatVersion()) +
-                                " is not known");
+    if (added_ == 0) {
+      // The header: format 1 is one message holding everything.
+      format_ = snap.getFormatVersion();
+      if (format_ != kSnapshotFormatVersion && format_ != 1) {
+        return Status::Corruption("snapshot format " + std::to_string(format_) + " is not known");
+      }
+      parts_ = format_ == 1 ? 1 : snap.getParts();
+      auto hash = snap.getHeadHash();
+      head_hash_.assign(hash.begin(), hash.end());
+      p.seq_ = snap.getSeq();
+      p.recorded_at_us_ = snap.getRecordedAt();
+      for (auto t : snap.getTimeIndex()) p.time_index_.emplace_back(t.getRecordedAt(), t.getSeq());
     }
-    auto hash = snap.getHeadHash();
-    if (hash.size() != head_hash->size()) return Status::Corruption("snapshot head hash size");
-    std::memcpy(head_hash->data(), hash.begin(), hash.size());
-    p.seq_ = snap.getSeq();
-    p.recorded_at_us_ = snap.getRecordedAt();
-    for (auto t : snap.getTimeIndex()) p.time_index_.emplace_back(t.getRecordedAt(), t.getSeq());
+    if (added_ >= parts_ || snap.getFormatVersion() != format_ || snap.getSeq() != p.seq_ ||
+        snap.getPart() != added_) {
+      return Status::Corruption("snapshot part " + std::to_string(added_) +
+                                " is not of this snapshot");
+    }
     auto nothing_more = [](auto, auto*) {};
     GetEntities(snap.getUnits(), &p.units_, nothing_more);
     GetEntities(snap.getCycles(), &p.cycles_, nothing_more);
@@ -342,6 +408,20 @@ Result<Projection> SnapshotCodec::Decode(std::string_view bytes, Hash* head_hash
   } catch (const kj::Exception& e) {
     return Status::Corruption(std::string("undecodable snapshot: ") + e.getDescription().cStr());
   }
+  return Status::Ok();
+}
+
+Result<Projection> SnapshotDecoder::Finish(Hash* head_hash) {
+  OKR_RETURN_IF_ERROR(status_);
+  if (added_ == 0 || added_ != parts_) {
+    return Status::Corruption("snapshot has " + std::to_string(added_) + " parts of " +
+                              std::to_string(parts_));
+  }
+  if (head_hash_.size() != head_hash->size()) {
+    return Status::Corruption("snapshot head hash size");
+  }
+  std::memcpy(head_hash->data(), head_hash_.data(), head_hash_.size());
+  Projection p = std::move(projection_);
   p.RebuildIndex();
   // Every entity's revisions()[0] is read unguarded elsewhere: check it here.
   auto empty = [](const auto& m) {

@@ -23,7 +23,7 @@ Projection SnapshotFor(const EventStore& store, uint64_t as_of) {
   auto snap = store.SnapshotAtOrBefore(as_of);
   if (!snap.ok() || snap->seq == 0) return Projection();
   Hash hash{};
-  auto decoded = SnapshotCodec::Decode(snap->bytes, &hash);
+  auto decoded = SnapshotCodec::Decode(snap->parts, &hash);
   auto event = store.Read(snap->seq - 1, 1);
   if (decoded.ok() && decoded->seq() == snap->seq && event.ok() && event->size() == 1 &&
       Sha256(event->front().bytes) == hash) {

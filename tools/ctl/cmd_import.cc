@@ -256,7 +256,7 @@ int OpenTarget(const std::string& dir, Target* t) {
 // hash of its last event (as okrd's own snapshots are).
 Status SnapshotAtHead(EventStore* store, Projector* projector) {
   OKR_RETURN_IF_ERROR(projector->CatchUp());
-  std::string bytes;
+  std::vector<std::string> parts;
   uint64_t seq = 0;
   Status failed = Status::Ok();
   projector->Read([&](const Projection& p) {
@@ -268,10 +268,10 @@ Status SnapshotAtHead(EventStore* store, Projector* projector) {
           last.ok() ? Status::NotFound("no event at seq " + std::to_string(seq)) : last.status();
       return;
     }
-    bytes = SnapshotCodec::Encode(p, Sha256(last->front().bytes));
+    parts = SnapshotCodec::Encode(p, Sha256(last->front().bytes));
   });
   OKR_RETURN_IF_ERROR(failed);
-  return store->PutSnapshot(seq, bytes);
+  return store->PutSnapshot(seq, parts);
 }
 
 // Writes what validation kept, then the snapshot okrd will start from.

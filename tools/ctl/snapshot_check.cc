@@ -248,7 +248,7 @@ Result<std::string> CheckOne(const EventStore& store, uint64_t seq) {
   auto stored = store.SnapshotAtOrBefore(seq);
   if (!stored.ok()) return stored.status();
   Hash hash{};
-  auto snapshot = SnapshotCodec::Decode(stored->bytes, &hash);
+  auto snapshot = SnapshotCodec::Decode(stored->parts, &hash);
   if (!snapshot.ok()) return "it does not decode: " + snapshot.status().message();
   if (snapshot->seq() != seq) return "it says it reflects seq " + std::to_string(snapshot->seq());
   auto event = store.Read(seq - 1, 1);

@@ -1,0 +1,52 @@
+// okrd's use of glibc's heap: huge pages, when large buffers go back to
+// the system, and a heap grown at once for the projection's load
+// (docs/DECISIONS.md, "Huge pages for the heap" and "A heap grown at once
+// for the load").
+#pragma once
+
+#include <cstdint>
+#include <thread>
+
+namespace okr::api {
+
+// Backs okrd's large allocations with transparent huge pages, where the
+// system offers them on request (THP "madvise" or "always"): glibc asks
+// for them only when its tunable says so at process start, so okrd runs
+// itself again once with the tunable added. Loading a large snapshot
+// otherwise spends most of its time faulting in 4 KiB pages, one at a
+// time. When the exec fails, okrd goes on with the environment it was
+// given.
+void ExecWithHugePages(char** argv);
+
+// Buffers above 256 KiB (a snapshot being encoded, a large answer) are
+// mapped and go back to the system when freed. glibc otherwise raises
+// this threshold after the first such free and keeps later ones in the
+// heap: resident memory then steps up with every snapshot, for good.
+// A thread's heap gives its free top back to the system (madvise) once
+// 128 KiB are free, and a streamed answer frees a piece of 64 KiB or more
+// for each one it sends (cpp-httplib copies every chunk): each piece then
+// cost a madvise and a TLB flush on every core, which made the
+// whole-organisation cascade 2-5 times slower. Up to 16 MiB of free top
+// stays with each heap instead.
+void SetHeapPolicy();
+
+// While it lives, the heap is grown at once by about what the projection
+// of a log of `events` takes (none for a small log), and faulted in on a
+// second thread (MADV_POPULATE_WRITE, huge pages). Grown a little at a
+// time by the load itself, the heap is faulted in 2 MiB at a time as the
+// load writes to it, which made most of the load's time at a million
+// events. Faulting in changes no byte, so the load may already use the
+// memory. What the load left unused goes back to the system afterwards,
+// as any free top of the heap does. Construct on the thread that loads.
+class HeapForLoad {
+ public:
+  explicit HeapForLoad(uint64_t events);
+  ~HeapForLoad();
+  HeapForLoad(const HeapForLoad&) = delete;
+  HeapForLoad& operator=(const HeapForLoad&) = delete;
+
+ private:
+  std::thread faulting_;
+};
+
+}  // namespace okr::api

@@ -8,6 +8,7 @@
 #include <climits>
 #include <cstdlib>
 #include <string>
+#include <system_error>
 
 namespace okr::api {
 
@@ -51,23 +52,30 @@ HeapForLoad::HeapForLoad(uint64_t events) {
       kProjectionBytesPerEvent;
   if (bytes < kLeastHeapForLoad) return;
   // One block from the heap (not a mapping of its own: the threshold is
-  // above the block with its header), kept there once freed.
+  // above the block with its header), kept there once freed. A glibc that
+  // caps the threshold lower is left as it is.
+  if (mallopt(M_MMAP_THRESHOLD, static_cast<int>(bytes + (size_t{1} << 20))) == 0) return;
   mallopt(M_TRIM_THRESHOLD, INT_MAX);
-  mallopt(M_MMAP_THRESHOLD, static_cast<int>(bytes + (size_t{1} << 20)));
   void* block = std::malloc(bytes);
   mallopt(M_MMAP_THRESHOLD, kMmapThreshold);
-  if (block == nullptr) return;
   const auto at = reinterpret_cast<uintptr_t>(block);
   std::free(block);
   const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
   const uintptr_t begin = (at + page - 1) & ~(page - 1);
   const uintptr_t end = (at + bytes) & ~(page - 1);
-  if (end <= begin) return;
-  faulting_ = std::thread([begin, end] {
-    // Best effort: a kernel before 5.14 answers EINVAL, and the load
-    // faults the pages in itself.
-    (void)madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_WRITE);
-  });
+  if (block == nullptr || end <= begin) {
+    mallopt(M_TRIM_THRESHOLD, kTrimThreshold);
+    return;
+  }
+  try {
+    faulting_ = std::thread([begin, end] {
+      // Best effort: a kernel before 5.14 answers EINVAL, and the load
+      // faults the pages in itself.
+      (void)madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_WRITE);
+    });
+  } catch (const std::system_error&) {
+    mallopt(M_TRIM_THRESHOLD, kTrimThreshold);  // no thread: the load faults them in
+  }
 }
 
 HeapForLoad::~HeapForLoad() {

@@ -68,7 +68,9 @@ Result<uint64_t> EventStore::Impl::ReadSnapshot(
   assert(seq <= at_seq);
   const std::string prefix = format::SeqKey(seq);
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    if (!part(View(it->value()))) break;
+    // A snapshot in one value is the whole snapshot, even beside parts of
+    // the same seq (only an older okrd run in between writes both).
+    if (!part(View(it->value())) || it->key().size() == format::kSeqKeySize) break;
   }
   if (!it->status().ok()) return FromRocks(it->status());
   return seq;

@@ -18,7 +18,7 @@ namespace okr {
 
 inline constexpr uint32_t kSnapshotFormatVersion = 2;
 // About how many revisions, check-ins, corrections, comments and entities
-// one part holds: a part of a large snapshot is about a megabyte.
+// one part holds: a part of a large snapshot is about 180 KB.
 inline constexpr size_t kSnapshotPartItems = 1024;
 
 // Stateless; both functions are safe to call from any thread. Encode

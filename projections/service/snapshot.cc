@@ -364,9 +364,10 @@ Status SnapshotDecoder::AddPart(std::string_view bytes) {
     words = kj::arrayPtr(reinterpret_cast<const capnp::word*>(bytes.data()),
                          bytes.size() / sizeof(capnp::word));
   } else {
-    aligned_.resize(bytes.size() / sizeof(capnp::word));
-    std::memcpy(aligned_.data(), bytes.data(), bytes.size());
-    words = kj::arrayPtr(aligned_.data(), aligned_.size());
+    const size_t size = bytes.size() / sizeof(capnp::word);
+    if (aligned_.size() < size) aligned_ = kj::heapArray<capnp::word>(size);
+    std::memcpy(aligned_.begin(), bytes.data(), bytes.size());
+    words = aligned_.slice(0, size);
   }
   capnp::ReaderOptions options;
   options.traversalLimitInWords = words.size() * 4 + 1024;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <capnp/common.h>
+#include <kj/array.h>
 
 #include <cstdint>
 #include <string>
@@ -52,7 +53,7 @@ class SnapshotDecoder {
   uint32_t parts_ = 0;  // as the header says
   std::vector<uint8_t> head_hash_;
   Projection projection_;
-  std::vector<capnp::word> aligned_;  // a part that was not word-aligned
+  kj::Array<capnp::word> aligned_;  // a part that was not word-aligned
 };
 
 }  // namespace okr

@@ -26,10 +26,9 @@ std::vector<std::string> Parts(const uint8_t* data, size_t size) {
     const size_t left = size - at;
     size_t take = left;
     if (left >= sizeof(capnp::word)) {
-      std::vector<capnp::word> words(left / sizeof(capnp::word));
-      std::memcpy(words.data(), data + at, words.size() * sizeof(capnp::word));
-      const size_t expected =
-          capnp::expectedSizeInWordsFromPrefix(kj::arrayPtr(words.data(), words.size()));
+      auto words = kj::heapArray<capnp::word>(left / sizeof(capnp::word));
+      std::memcpy(words.begin(), data + at, words.size() * sizeof(capnp::word));
+      const size_t expected = capnp::expectedSizeInWordsFromPrefix(words.asPtr());
       take = std::clamp<size_t>(expected * sizeof(capnp::word), sizeof(capnp::word), left);
     }
     parts.emplace_back(reinterpret_cast<const char*>(data + at), take);

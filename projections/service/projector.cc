@@ -54,24 +54,6 @@ Status Replay(const EventStore& store, uint64_t up_to, Projection* p, bool* dama
   return Status::Ok();
 }
 
-// The newest snapshot at or before `up_to` that belongs to this log (the
-// head hash it carries matches the stored event); nullopt when none is
-// usable.
-std::optional<Projection> LoadSnapshot(const EventStore& store, uint64_t up_to) {
-  // Decoded while it is read, a part at a time.
-  SnapshotDecoder decoder;
-  auto seq =
-      store.ReadSnapshot(up_to, [&decoder](std::string_view part) { return decoder.Add(part); });
-  Hash hash{};
-  auto projection = decoder.Finish(&hash);
-  if (!seq.ok() || !projection.ok() || projection->seq() != *seq || *seq == 0) return std::nullopt;
-  auto event = store.Read(*seq - 1, 1);
-  if (!event.ok() || event->size() != 1 || Sha256(event->front().bytes) != hash) {
-    return std::nullopt;
-  }
-  return std::move(projection.value());
-}
-
 }  // namespace
 
 Projector::Projector(EventStore* store, ProjectorOptions options)
@@ -250,6 +232,21 @@ void Projector::MarkStuck(uint64_t seq, const Status& why) {
   if (options_.on_stuck) options_.on_stuck(seq, why);
   { std::lock_guard<std::mutex> lock(projected_mu_); }
   projected_cv_.notify_all();
+}
+
+std::optional<Projection> Projector::LoadSnapshot(const EventStore& store, uint64_t up_to) {
+  // Decoded while it is read, a part at a time.
+  SnapshotDecoder decoder;
+  auto seq =
+      store.ReadSnapshot(up_to, [&decoder](std::string_view part) { return decoder.Add(part); });
+  Hash hash{};
+  auto projection = decoder.Finish(&hash);
+  if (!seq.ok() || !projection.ok() || projection->seq() != *seq || *seq == 0) return std::nullopt;
+  auto event = store.Read(*seq - 1, 1);
+  if (!event.ok() || event->size() != 1 || Sha256(event->front().bytes) != hash) {
+    return std::nullopt;
+  }
+  return std::move(projection.value());
 }
 
 Result<Projection> Projector::Rebuild(const EventStore& store, uint64_t up_to, bool use_snapshot) {

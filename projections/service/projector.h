@@ -173,6 +173,10 @@ class Projector {
   // snapshot at or before it (when use_snapshot) plus the tail, else by a
   // full replay. Used to check the live projection and snapshots agree.
   static Result<Projection> Rebuild(const EventStore& store, uint64_t up_to, bool use_snapshot);
+  // The newest snapshot at or before `up_to` that belongs to this log (the
+  // head hash it carries is the hash of the stored event at its seq),
+  // decoded as its parts are read; nullopt when none is usable.
+  static std::optional<Projection> LoadSnapshot(const EventStore& store, uint64_t up_to);
 
  private:
   // Many writers decide and append at once (shared); one that keeps losing

@@ -5,7 +5,7 @@
 #include <iostream>
 
 #include "eventstore/event_codec.h"
-#include "projections/service/snapshot.h"
+#include "projections/service/projector.h"
 #include "tools/ctl/cmd_common.h"
 #include "tools/ctl/export.h"
 #include "tools/ctl/progress.h"
@@ -16,27 +16,10 @@ namespace {
 // How often the scan redraws its bar: per event would cost more than the fold.
 constexpr uint64_t kProgressEveryEvents = 4096;
 
-// The newest snapshot at or before `as_of` that belongs to this log, or
-// an empty projection: a snapshot counts only when its head hash is the
-// hash of this log's event at its seq.
-Projection SnapshotFor(const EventStore& store, uint64_t as_of) {
-  auto snap = store.SnapshotAtOrBefore(as_of);
-  if (!snap.ok() || snap->seq == 0) return Projection();
-  Hash hash{};
-  auto decoded = SnapshotCodec::Decode(snap->parts, &hash);
-  auto event = store.Read(snap->seq - 1, 1);
-  if (decoded.ok() && decoded->seq() == snap->seq && event.ok() && event->size() == 1 &&
-      Sha256(event->front().bytes) == hash) {
-    assert(decoded->seq() <= as_of);
-    return std::move(decoded.value());
-  }
-  return Projection();
-}
-
 // The projection as of `as_of` (≤ the head): the snapshot, then the events
 // after it, with progress.
 Result<Projection> LoadProjection(const EventStore& store, uint64_t as_of, bool tty) {
-  Projection p = SnapshotFor(store, as_of);
+  Projection p = Projector::LoadSnapshot(store, as_of).value_or(Projection());
   ProgressBar bar("reading the log", as_of, tty, "events");
   Status failed = Status::Ok();
   Status s = store.Scan(p.seq() + 1, as_of, [&](uint64_t seq, std::string_view bytes) {

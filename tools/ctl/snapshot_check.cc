@@ -226,14 +226,15 @@ std::string DiffKind(const std::string& kind, const std::map<std::string, E>& a,
 Result<std::vector<uint64_t>> SnapshotSeqs(const EventStore& store) {
   std::vector<uint64_t> seqs;
   for (uint64_t at = UINT64_MAX;;) {
-    auto stored = store.SnapshotAtOrBefore(at);
-    if (!stored.ok()) {
-      if (stored.status().code() == Status::Code::kNotFound) break;
-      return stored.status();
+    // Its seq only: no part needs reading beyond the first.
+    auto seq = store.ReadSnapshot(at, [](std::string_view) { return false; });
+    if (!seq.ok()) {
+      if (seq.status().code() == Status::Code::kNotFound) break;
+      return seq.status();
     }
-    seqs.push_back(stored->seq);
-    if (stored->seq == 0) break;
-    at = stored->seq - 1;
+    seqs.push_back(*seq);
+    if (*seq == 0) break;
+    at = *seq - 1;
   }
   std::reverse(seqs.begin(), seqs.end());
   return seqs;

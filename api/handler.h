@@ -23,6 +23,7 @@
 #include "api/routes/request.h"
 #include "api/routes/routes.h"
 #include "api/server.h"
+#include "api/streams.h"
 #include "projections/read/views.h"
 
 namespace okr::api {
@@ -144,6 +145,8 @@ class Server::Routes {
   // Binds every route of AllRoutes() to its handler on `http`, and the
   // hooks that answer what no route does. Once, before serving.
   void Install(httplib::Server& http);
+  // Ends every stream; later stream requests answer 503. Idempotent.
+  void StopStreams() { streams_.Stop(); }
 
  private:
   using Handler = std::function<void(Call&)>;
@@ -152,6 +155,8 @@ class Server::Routes {
   Handler HandlerFor(const Route& route);
   void InstallHooks(httplib::Server& http);
   std::string NextRequestId(const httplib::Request& req);
+  // "corrupt" or "stuck" (SPEC §6), or null when okrd is healthy.
+  const char* UnhealthyStatus() const;
   void Finish(const httplib::Request& req, httplib::Response& res, const std::string& route,
               const std::string& request_id, const std::string& actor,
               std::chrono::steady_clock::time_point started,
@@ -198,6 +203,12 @@ class Server::Routes {
   std::optional<uint64_t> ParseAfter(Call& c, const char* what);
   void ListEvents(Call& c);
   void ListRawEvents(Call& c);
+
+  // --- live feeds (stream_routes.cc) ---
+  void EventStream(Call& c);
+  void ChangeStream(Call& c);
+  std::optional<uint64_t> StreamAfter(Call& c);
+  void OpenStream(Call& c, StreamRequest request);
   void GetHistory(Call& c);
   void Verify(Call& c);
 
@@ -225,6 +236,7 @@ class Server::Routes {
   std::shared_ptr<spdlog::logger> log_;
   std::atomic<uint64_t> request_counter_{0};
   ResponseCache cache_;
+  StreamHub streams_;
 };
 
 }  // namespace okr::api

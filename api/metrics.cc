@@ -43,6 +43,17 @@ void Metrics::RequestTimedOut() {
   requests_timed_out_++;
 }
 
+void Metrics::StreamOpened() {
+  std::lock_guard<std::mutex> lock(mu_);
+  streams_open_++;
+}
+
+void Metrics::StreamClosed(const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  streams_open_--;
+  streams_closed_[reason]++;
+}
+
 namespace {
 
 // A histogram's bucket lines (cumulative, as Prometheus reads them), then
@@ -141,6 +152,13 @@ std::string Metrics::Render(uint64_t head_seq, uint64_t projected_seq, int64_t s
   }
   WriteScalar(out, "okrd_requests_timed_out_total", "counter",
               "Requests that did not arrive within the receive deadline.", requests_timed_out_);
+  WriteScalar(out, "okrd_streams_open", "gauge", "Event and change streams open.", streams_open_);
+  out << "# HELP okrd_streams_closed_total Streams closed: by their client (client_closed), for "
+         "reading nothing while okrd had events for them (slow), or as okrd stopped (stopping).\n"
+      << "# TYPE okrd_streams_closed_total counter\n";
+  for (const auto& [reason, count] : streams_closed_) {
+    out << "okrd_streams_closed_total{reason=\"" << reason << "\"} " << count << "\n";
+  }
   out << "# HELP okrd_append_batch_events Events per durable append batch (one WAL sync).\n"
       << "# TYPE okrd_append_batch_events histogram\n";
   WriteHistogram(out, "okrd_append_batch_events", kBatchBuckets, batch_events_, appended_events_,

@@ -29,6 +29,10 @@ class Metrics {
   // A request that did not arrive within kRequestReceiveSeconds; its
   // connection was closed.
   void RequestTimedOut();
+  // A stream (SPEC §8) opened; one closed, and why: "client_closed",
+  // "slow" (its client read nothing for the stall time), "stopping".
+  void StreamOpened();
+  void StreamClosed(const std::string& reason);
   // The text exposition format, with the gauges given and the projector's
   // count of batches its writer thread left to the follower: `status` is
   // what /healthz says ("ok", "stuck", "corrupt"), `stuck_seq` the event
@@ -54,6 +58,9 @@ class Metrics {
   double batch_write_seconds_ = 0;
   std::map<std::string, uint64_t> connections_refused_ = {{"per_address", 0}, {"threads_busy", 0}};
   uint64_t requests_timed_out_ = 0;
+  uint64_t streams_open_ = 0;
+  std::map<std::string, uint64_t> streams_closed_ = {
+      {"client_closed", 0}, {"slow", 0}, {"stopping", 0}};
 };
 
 }  // namespace okr::api

@@ -27,6 +27,11 @@ const std::string* Call::Param(const char* name) const {
   return it == req.params.end() ? nullptr : &it->second;
 }
 
+static StreamOptions WithLogFormat(StreamOptions options, LogFormat format) {
+  options.log_format = format;
+  return options;
+}
+
 Server::Routes::Routes(EventStore* store, Projector* projector, std::optional<TokenTable> tokens,
                        ServerOptions options, Metrics* metrics, std::shared_ptr<spdlog::logger> log)
     : store_(store),
@@ -34,7 +39,9 @@ Server::Routes::Routes(EventStore* store, Projector* projector, std::optional<To
       tokens_(tokens ? std::make_shared<const TokenTable>(std::move(*tokens)) : nullptr),
       options_(std::move(options)),
       metrics_(metrics),
-      log_(std::move(log)) {
+      log_(std::move(log)),
+      streams_(store, projector, WithLogFormat(options_.streams, options_.log_format), metrics,
+               log_) {
   assert(store_ != nullptr && projector_ != nullptr);
   assert(metrics_ != nullptr && log_ != nullptr);
 }
@@ -83,6 +90,8 @@ Server::Routes::Handler Server::Routes::HandlerFor(const Route& route) {
       {RouteKind::kLint, &Routes::GetLint},
       {RouteKind::kEvents, &Routes::ListEvents},
       {RouteKind::kRawEvents, &Routes::ListRawEvents},
+      {RouteKind::kEventStream, &Routes::EventStream},
+      {RouteKind::kChangeStream, &Routes::ChangeStream},
       {RouteKind::kHistory, &Routes::GetHistory},
       {RouteKind::kVerify, &Routes::Verify},
       {RouteKind::kLogKey, &Routes::GetLogKey},
@@ -169,6 +178,12 @@ std::string Server::Routes::NextRequestId(const httplib::Request& req) {
   return buf;
 }
 
+const char* Server::Routes::UnhealthyStatus() const {
+  if (store_->BackgroundCheck().state == LogCheck::State::kDamaged) return "corrupt";
+  if (projector_->is_stuck()) return "stuck";
+  return nullptr;
+}
+
 void Server::Routes::Finish(const httplib::Request& req, httplib::Response& res,
                             const std::string& route, const std::string& request_id,
                             const std::string& actor, std::chrono::steady_clock::time_point started,
@@ -177,11 +192,7 @@ void Server::Routes::Finish(const httplib::Request& req, httplib::Response& res,
   res.set_header("X-Content-Type-Options", "nosniff");
   res.set_header("X-Request-Id", request_id);
   // Every answer says when okrd is not healthy (SPEC §6).
-  if (store_->BackgroundCheck().state == LogCheck::State::kDamaged) {
-    res.set_header("Okrd-Status", "corrupt");
-  } else if (projector_->is_stuck()) {
-    res.set_header("Okrd-Status", "stuck");
-  }
+  if (const char* status = UnhealthyStatus()) res.set_header("Okrd-Status", status);
   if (cache_control) res.set_header("Cache-Control", cache_control);
   int64_t micros = std::chrono::duration_cast<std::chrono::microseconds>(
                        std::chrono::steady_clock::now() - started)
@@ -428,6 +439,7 @@ bool Server::Serve() {
 // be lost and okrd would serve on: wait for Serve() to run or to end.
 void Server::Stop() {
   stop_requested_ = true;
+  routes_->StopStreams();
   while (!http_->is_running() && !serve_done_)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   http_->stop();

@@ -16,6 +16,7 @@
 #include "api/backup_root.h"
 #include "api/log.h"
 #include "api/metrics.h"
+#include "api/streams.h"
 #include "eventstore/checkpoint.h"
 #include "eventstore/event_store.h"
 #include "projections/service/projector.h"
@@ -74,6 +75,8 @@ struct ServerOptions {
   // 503, a review carries no checkpoint, and proofs are served as ever.
   std::shared_ptr<const SigningKey> signing_key;
   std::string origin;
+  // The live feeds (SPEC §8); their log_format is log_format's.
+  StreamOptions streams;
 };
 
 class Server {

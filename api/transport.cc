@@ -136,7 +136,12 @@ class GuardedStream final : public httplib::Stream {
     return static_cast<ssize_t>(n);
   }
 
+  // What cpp-httplib writes from now on is dropped: the connection was
+  // taken (TakeConnection) and its new owner writes the answer.
+  void DiscardWrites() { discarding_ = true; }
+
   ssize_t write(const char* ptr, size_t size) override {
+    if (discarding_) return static_cast<ssize_t>(size);
     if (!is_writable()) return -1;
     ssize_t n;
     do {
@@ -200,10 +205,19 @@ class GuardedStream final : public httplib::Stream {
   bool broken_ = false;       // a limit broken, or the peer gone: the connection closes
   bool timed_out_ = false;    // the receive deadline passed
   bool peer_closed_ = false;  // the peer closed or reset the connection
+  bool discarding_ = false;   // taken: writes are dropped (DiscardWrites)
   size_t header_bytes_ = 0;
   uint32_t tail_ = 0;
   SteadyClock::time_point deadline_{};
 };
+
+// The request a worker thread serves, while cpp-httplib handles it: where
+// TakeConnection leaves the connection's new owner.
+struct Serving {
+  GuardedStream* stream;
+  ConnectionAdopter adopt;  // set once the connection is taken
+};
+thread_local Serving* t_serving = nullptr;
 
 // --- request bodies ---
 //
@@ -423,8 +437,9 @@ class GuardedHttpServer final : public httplib::Server {
       return false;
     }
     bool queued = threads_->Submit([this, sock, address] {
-      Serve(sock);
-      ReleaseAddressSlot(address);
+      ConnectionAdopter taken = Serve(sock);
+      if (!taken) return ReleaseAddressSlot(address);
+      taken(sock, [this, address] { ReleaseAddressSlot(address); });
     });
     if (!queued) {
       ReleaseAddressSlot(address);
@@ -433,9 +448,12 @@ class GuardedHttpServer final : public httplib::Server {
     return queued;
   }
 
-  // On a worker thread: the connection's requests, one after another.
-  void Serve(socket_t sock) {
+  // On a worker thread: the connection's requests, one after another,
+  // until it closes (then returns null) or a handler takes it
+  // (TakeConnection: then returns the taker, and the socket is open).
+  ConnectionAdopter Serve(socket_t sock) {
     GuardedStream stream(sock, write_timeout_sec_);
+    Serving serving{&stream, nullptr};
     auto stopping = [this] { return svr_sock_ == INVALID_SOCKET; };
     auto receive_body = [&stream](httplib::Request& req) {
       std::optional<Refusal> refused = ReceiveBody(stream, req);
@@ -451,13 +469,17 @@ class GuardedHttpServer final : public httplib::Server {
     for (size_t left = keep_alive_max_count_; left > 0; --left) {
       if (!stream.WaitForRequest(std::chrono::seconds(keep_alive_timeout_sec_), stopping)) break;
       bool closed = false;
+      t_serving = &serving;
       bool ok = process_request(stream, /*close_connection=*/left == 1, closed, receive_body);
+      t_serving = nullptr;
+      if (serving.adopt) return std::move(serving.adopt);
       if (!ok || closed || !stream.reusable()) break;
     }
     if (stream.timed_out()) metrics_->RequestTimedOut();
     if (stream.unread_input()) Linger(sock);
     ::shutdown(sock, SHUT_RDWR);
     ::close(sock);
+    return nullptr;
   }
 
   // Stops sending (the answer is out) and reads away what the client still
@@ -536,6 +558,13 @@ class GuardedHttpServer final : public httplib::Server {
 };
 
 }  // namespace
+
+void TakeConnection(ConnectionAdopter adopt) {
+  assert(t_serving != nullptr && "TakeConnection is for route handlers");
+  assert(!t_serving->adopt && adopt);
+  t_serving->adopt = std::move(adopt);
+  t_serving->stream->DiscardWrites();
+}
 
 std::unique_ptr<httplib::Server> MakeGuardedHttpServer(const ServerOptions& options,
                                                        Metrics* metrics) {

@@ -6,6 +6,7 @@
 // however it is framed, is read by okrd itself under kMaxBodyBytes.
 #pragma once
 
+#include <functional>
 #include <memory>
 
 #include "api/metrics.h"
@@ -24,6 +25,19 @@ namespace okr::api {
 inline constexpr char kRefusedStatusHeader[] = "okrd:refused-status";
 inline constexpr char kRefusedFieldHeader[] = "okrd:refused-field";
 inline constexpr char kRefusedMessageHeader[] = "okrd:refused-message";
+
+// Takes the connection a route handler's request came on away from
+// cpp-httplib, for an answer that outlives the request (a stream, SPEC
+// §8) and must not hold a worker thread. Once the handler returns, what
+// cpp-httplib writes as the answer is discarded, and instead of reading
+// another request or closing the connection the worker thread hands its
+// socket to `adopt` and goes back to serving others. `adopt` owns the
+// socket from then on; it must call `release` once, from any thread,
+// after closing it: until then the connection counts against its client
+// address's cap. Only from a route handler, on the thread serving the
+// request, and at most once per request.
+using ConnectionAdopter = std::function<void(int sock, std::function<void()> release)>;
+void TakeConnection(ConnectionAdopter adopt);
 
 // A cpp-httplib server serving through the guarded transport, sized by
 // `options` (threads, max_threads, max_connections_per_address). The

@@ -45,6 +45,8 @@ enum class RouteKind {
   kLint,
   kEvents,
   kRawEvents,
+  kEventStream,
+  kChangeStream,
   kHistory,
   kVerify,
   kLogKey,

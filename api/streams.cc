@@ -1,0 +1,513 @@
+#include "api/streams.h"
+
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cerrno>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "api/errors.h"
+#include "eventstore/event_json.h"
+#include "projections/read/changes.h"
+
+namespace okr::api {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A stream reads the log behind the ring this many events at a time.
+constexpr uint64_t kBacklogEvents = 512;
+// While a change waits for the projection to fold its event (a few
+// hundred µs after the head moves), the hub looks again this often.
+constexpr std::chrono::milliseconds kFoldPoll{2};
+// How long the watcher waits on the store's head before it looks whether
+// the hub is stopping.
+constexpr std::chrono::milliseconds kWatchSlice{200};
+
+// One SSE event: `id:` the seq, `event:` the type, `data:` one line of JSON
+// (Dump escapes every control character, so the JSON holds no newline).
+void AppendFrame(uint64_t seq, const std::string& type, const std::string& data,
+                 std::string* out) {
+  out->append("id: ").append(std::to_string(seq));
+  out->append("\nevent: ").append(type);
+  out->append("\ndata: ").append(data).append("\n\n");
+}
+
+// The events stream's data: the event as /v1/events shows it.
+std::string EventData(schema::Event::Reader ev, std::string_view raw_bytes, bool raw) {
+  nlohmann::json j = AuditEventJson(ev);
+  if (raw) j["raw"] = Base64Encode(raw_bytes);
+  return Dump(j);
+}
+
+std::string ChangeData(uint64_t seq, const std::string& type, const std::string& entity,
+                       const std::string& cycle) {
+  return Dump({{"seq", seq},
+               {"type", type},
+               {"entity", entity},
+               {"cycle", cycle.empty() ? nlohmann::json(nullptr) : nlohmann::json(cycle)}});
+}
+
+// A recent event, encoded once for every stream at the live edge.
+struct Recent {
+  uint64_t seq = 0;
+  std::string type, entity;
+  std::string bytes;      // as stored
+  std::string frame;      // the events stream's frame
+  std::string raw_frame;  // the same with raw=true; made when a stream first needs it
+  std::string cycle;      // known once the projection has folded the event
+  bool cycle_known = false;
+};
+
+struct Stream {
+  int fd = -1;
+  std::function<void()> release;
+  StreamRequest req;
+  uint64_t next = 1;  // the next seq to consider
+  std::string out;    // bytes waiting for the client, from `sent_off`
+  size_t sent_off = 0;
+  bool blocked = false;  // the socket took no more; waits for EPOLLOUT
+  bool broken = false;   // a send failed: the connection is gone
+  Clock::time_point waiting_since{};  // when `out` last went from empty to not
+  Clock::time_point last_queued{};    // for heartbeats
+  uint64_t events = 0;                // events sent
+
+  bool pending() const { return sent_off < out.size(); }
+  void Queue(std::string_view bytes, Clock::time_point now) {
+    if (!pending()) {
+      out.clear();
+      sent_off = 0;
+      waiting_since = now;
+    }
+    out.append(bytes);
+    last_queued = now;
+  }
+};
+
+}  // namespace
+
+class StreamHub::Loop {
+ public:
+  Loop(EventStore* store, Projector* projector, StreamOptions options, Metrics* metrics,
+       std::shared_ptr<spdlog::logger> log)
+      : store_(store),
+        projector_(projector),
+        options_(options),
+        metrics_(metrics),
+        log_(std::move(log)) {
+    epoll_ = ::epoll_create1(EPOLL_CLOEXEC);
+    wake_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    assert(epoll_ >= 0 && wake_ >= 0);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = wake_;
+    ::epoll_ctl(epoll_, EPOLL_CTL_ADD, wake_, &ev);
+    ring_through_ = store_->head().seq;
+    io_ = std::thread([this] { Run(); });
+    watcher_ = std::thread([this] { Watch(); });
+  }
+  ~Loop() {
+    Stop();
+    ::close(wake_);
+    ::close(epoll_);
+  }
+
+  bool Reserve() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_ || held_ >= options_.max_streams) return false;
+    ++held_;
+    return true;
+  }
+
+  void Adopt(int sock, std::function<void()> release, StreamRequest request) {
+    auto s = std::make_unique<Stream>();
+    s->fd = sock;
+    s->release = std::move(release);
+    s->next = request.after + 1;
+    s->req = std::move(request);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) {  // the loop has ended, or ends without taking it
+        ::shutdown(sock, SHUT_RDWR);
+        ::close(sock);
+        s->release();
+        --held_;
+        return;
+      }
+      adopted_.push_back(std::move(s));
+    }
+    metrics_->StreamOpened();
+    Wake();
+  }
+
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_ && !io_.joinable()) return;
+      stopping_ = true;
+    }
+    Wake();
+    if (watcher_.joinable()) watcher_.join();
+    if (io_.joinable()) io_.join();
+  }
+
+ private:
+  void Wake() {
+    uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = ::write(wake_, &one, sizeof one);
+  }
+
+  bool stopping() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stopping_;
+  }
+
+  // Wakes the loop whenever the log's head moves.
+  void Watch() {
+    uint64_t seen = store_->head().seq;
+    while (!stopping()) {
+      uint64_t head = store_->WaitForEvents(seen, kWatchSlice);
+      if (head != seen) {
+        seen = head;
+        Wake();
+      }
+    }
+  }
+
+  void Run();
+  int WaitMillis(Clock::time_point now) const;
+  void OnReady(const epoll_event& ev);
+  void TakeAdopted(Clock::time_point now);
+  void Advance();
+  void ResolveCycles();
+  void Pump(Stream& s, Clock::time_point now);
+  bool Fill(Stream& s, Clock::time_point now);
+  bool FillFromRing(Stream& s, Clock::time_point now);
+  bool FillFromStore(Stream& s, Clock::time_point now);
+  void Tend(Clock::time_point now);
+  void Close(int fd, const char* reason);
+  void CloseAll();
+
+  EventStore* store_;
+  Projector* projector_;
+  const StreamOptions options_;
+  Metrics* metrics_;
+  std::shared_ptr<spdlog::logger> log_;
+  int epoll_ = -1, wake_ = -1;
+  std::thread io_, watcher_;
+
+  std::mutex mu_;  // guards the three below
+  bool stopping_ = false;
+  size_t held_ = 0;  // places held: streams open or about to be
+  std::vector<std::unique_ptr<Stream>> adopted_;
+
+  // The I/O thread's own.
+  std::unordered_map<int, std::unique_ptr<Stream>> streams_;
+  std::deque<Recent> ring_;  // consecutive seqs, ending at ring_through_
+  uint64_t ring_through_ = 0;
+};
+
+void StreamHub::Loop::Run() {
+  std::vector<epoll_event> ready(64);
+  while (true) {
+    int n = ::epoll_wait(epoll_, ready.data(), static_cast<int>(ready.size()),
+                         WaitMillis(Clock::now()));
+    for (int i = 0; i < n; ++i) OnReady(ready[i]);
+    if (stopping()) break;
+    const auto now = Clock::now();
+    TakeAdopted(now);
+    Advance();
+    ResolveCycles();
+    for (auto& [fd, s] : streams_) Pump(*s, now);
+    Tend(now);
+  }
+  CloseAll();
+}
+
+// Until the next heartbeat or stall is due; briefly while a change waits
+// for its event to be folded.
+int StreamHub::Loop::WaitMillis(Clock::time_point now) const {
+  if (!ring_.empty() && !ring_.back().cycle_known && !projector_->is_stuck())
+    return static_cast<int>(kFoldPoll.count());
+  auto step = std::min(options_.heartbeat, options_.stall);
+  auto due = now + std::min<Clock::duration>(step, std::chrono::seconds(1));
+  return static_cast<int>(
+      std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::milliseconds>(due - now).count()));
+}
+
+void StreamHub::Loop::OnReady(const epoll_event& ev) {
+  if (ev.data.fd == wake_) {
+    uint64_t count;
+    [[maybe_unused]] ssize_t n = ::read(wake_, &count, sizeof count);
+    return;
+  }
+  auto it = streams_.find(ev.data.fd);
+  if (it == streams_.end()) return;
+  if (ev.events & EPOLLOUT) it->second->blocked = false;
+  if (ev.events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+    // A stream's client has nothing to say: what it sends is read away (a
+    // bounded amount per wake); its end, or an error, closes the stream.
+    char buf[4096];
+    for (int i = 0; i < 16; ++i) {
+      ssize_t got = ::recv(ev.data.fd, buf, sizeof buf, MSG_DONTWAIT);
+      if (got > 0) continue;
+      if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+      if (got < 0 && errno == EINTR) continue;
+      return Close(ev.data.fd, "client_closed");
+    }
+  }
+}
+
+void StreamHub::Loop::TakeAdopted(Clock::time_point now) {
+  std::vector<std::unique_ptr<Stream>> adopted;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    adopted.swap(adopted_);
+  }
+  for (auto& s : adopted) {
+    int fd = s->fd;
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &kStreamSendBufferBytes, sizeof kStreamSendBufferBytes);
+    s->Queue(s->req.head, now);
+    s->Queue("retry: 1000\n\n", now);
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    ev.data.fd = fd;
+    streams_.emplace(fd, std::move(s));
+    if (::epoll_ctl(epoll_, EPOLL_CTL_ADD, fd, &ev) != 0) Close(fd, "client_closed");
+  }
+}
+
+// Encodes the events the head has moved past into the ring, once for
+// every stream; keeps the newest kStreamRingEvents.
+void StreamHub::Loop::Advance() {
+  const uint64_t head = store_->head().seq;
+  if (head <= ring_through_) return;
+  uint64_t from = ring_through_ + 1;
+  if (head - ring_through_ > kStreamRingEvents) {
+    ring_.clear();  // a burst: streams read what is skipped from the store
+    from = head - kStreamRingEvents + 1;
+  }
+  uint64_t expected = from;
+  store_->Scan(from, head, [&](uint64_t seq, std::string_view bytes) {
+    auto decoded = DecodedEvent::Decode(bytes);
+    if (seq != expected || !decoded.ok()) return false;
+    auto ev = (*decoded)->event();
+    Recent r;
+    r.seq = seq;
+    r.type = EventTypeName(ev.which());
+    r.entity = ev.getEntity().cStr();
+    r.bytes.assign(bytes);
+    AppendFrame(seq, r.type, EventData(ev, bytes, false), &r.frame);
+    ring_.push_back(std::move(r));
+    ++expected;
+    return true;
+  });
+  if (expected == from) {
+    // Nothing readable there (the store failed or an event would not
+    // decode): the ring starts after the head, and streams read from the
+    // store, where they stop at that event too.
+    ring_.clear();
+    ring_through_ = head;
+    return;
+  }
+  if (expected <= head) ring_.clear();  // a hole: keep the ring consecutive
+  ring_through_ = expected - 1;
+  while (ring_.size() > kStreamRingEvents) ring_.pop_front();
+}
+
+// Gives the ring's events their cycles once the projection has folded them.
+void StreamHub::Loop::ResolveCycles() {
+  auto first = std::find_if(ring_.begin(), ring_.end(), [](const Recent& r) {
+    return !r.cycle_known;
+  });
+  if (first == ring_.end()) return;
+  projector_->Read([&](const Projection& p) {
+    for (auto it = first; it != ring_.end() && it->seq <= p.seq(); ++it) {
+      it->cycle = CycleOfEntity(p, it->entity);
+      it->cycle_known = true;
+    }
+  });
+}
+
+void StreamHub::Loop::Pump(Stream& s, Clock::time_point now) {
+  while (!s.blocked) {
+    if (!s.pending() && !Fill(s, now)) return;
+    ssize_t n = ::send(s.fd, s.out.data() + s.sent_off, s.out.size() - s.sent_off,
+                       MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      s.sent_off += static_cast<size_t>(n);
+      s.waiting_since = now;
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      s.blocked = true;
+      return;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    s.blocked = s.broken = true;  // Tend closes it
+    return;
+  }
+}
+
+// Queues the stream's next events, up to about kStreamBufferBytes; false
+// when it has none to send yet.
+bool StreamHub::Loop::Fill(Stream& s, Clock::time_point now) {
+  if (s.next > ring_through_) return false;
+  if (!ring_.empty() && s.next >= ring_.front().seq) return FillFromRing(s, now);
+  return FillFromStore(s, now);
+}
+
+bool StreamHub::Loop::FillFromRing(Stream& s, Clock::time_point now) {
+  const size_t before = s.out.size() - s.sent_off;
+  for (size_t i = s.next - ring_.front().seq; i < ring_.size(); ++i) {
+    if (s.out.size() - s.sent_off >= kStreamBufferBytes) break;
+    Recent& r = ring_[i];
+    if (s.req.kind == StreamKind::kEvents) {
+      if (s.req.raw && r.raw_frame.empty()) {
+        auto decoded = DecodedEvent::Decode(r.bytes);
+        if (!decoded.ok()) break;
+        AppendFrame(r.seq, r.type, EventData((*decoded)->event(), r.bytes, true), &r.raw_frame);
+      }
+      s.Queue(s.req.raw ? r.raw_frame : r.frame, now);
+      ++s.events;
+    } else {
+      if (!r.cycle_known) break;
+      if (FollowsCycle(s.req.cycle, r.cycle)) {
+        std::string frame;
+        AppendFrame(r.seq, r.type, ChangeData(r.seq, r.type, r.entity, r.cycle), &frame);
+        s.Queue(frame, now);
+        ++s.events;
+      }
+    }
+    s.next = r.seq + 1;
+  }
+  return s.out.size() - s.sent_off > before;
+}
+
+// Behind the ring: reads up to kBacklogEvents from the store. A change
+// waits for its event to be folded (its cycle comes from the projection).
+bool StreamHub::Loop::FillFromStore(Stream& s, Clock::time_point now) {
+  uint64_t last = ring_.empty() ? ring_through_ : ring_.front().seq - 1;
+  last = std::min(last, s.next + kBacklogEvents - 1);
+  const bool changes = s.req.kind == StreamKind::kChanges;
+  if (changes) last = std::min(last, projector_->seq());
+  if (last < s.next) return false;
+  struct Change {
+    uint64_t seq;
+    std::string type, entity;
+  };
+  std::vector<Change> read;
+  const size_t before = s.out.size() - s.sent_off;
+  uint64_t expected = s.next;
+  store_->Scan(s.next, last, [&](uint64_t seq, std::string_view bytes) {
+    auto decoded = DecodedEvent::Decode(bytes);
+    if (seq != expected || !decoded.ok()) return false;  // a damaged log: the stream stops here
+    auto ev = (*decoded)->event();
+    ++expected;
+    if (changes) {
+      read.push_back({seq, EventTypeName(ev.which()), ev.getEntity().cStr()});
+      return true;
+    }
+    std::string frame;
+    AppendFrame(seq, EventTypeName(ev.which()), EventData(ev, bytes, s.req.raw), &frame);
+    s.Queue(frame, now);
+    ++s.events;
+    return s.out.size() - s.sent_off < kStreamBufferBytes;
+  });
+  if (changes && !read.empty()) {
+    std::vector<std::string> cycles(read.size());
+    projector_->Read([&](const Projection& p) {
+      for (size_t i = 0; i < read.size(); ++i) cycles[i] = CycleOfEntity(p, read[i].entity);
+    });
+    for (size_t i = 0; i < read.size(); ++i) {
+      if (!FollowsCycle(s.req.cycle, cycles[i])) continue;
+      std::string frame;
+      AppendFrame(read[i].seq, read[i].type,
+                  ChangeData(read[i].seq, read[i].type, read[i].entity, cycles[i]), &frame);
+      s.Queue(frame, now);
+      ++s.events;
+    }
+  }
+  s.next = expected;
+  return s.out.size() - s.sent_off > before;
+}
+
+// Heartbeats for idle streams; closes those whose client stopped reading.
+void StreamHub::Loop::Tend(Clock::time_point now) {
+  std::vector<int> slow, gone;
+  for (auto& [fd, s] : streams_) {
+    if (s->broken) {
+      gone.push_back(fd);
+    } else if (s->pending() && now - s->waiting_since >= options_.stall) {
+      slow.push_back(fd);
+    } else if (!s->pending() && now - s->last_queued >= options_.heartbeat) {
+      s->Queue(": head " + std::to_string(store_->head().seq) + "\n\n", now);
+      Pump(*s, now);
+    }
+  }
+  for (int fd : slow) Close(fd, "slow");
+  for (int fd : gone) Close(fd, "client_closed");
+}
+
+void StreamHub::Loop::Close(int fd, const char* reason) {
+  auto it = streams_.find(fd);
+  assert(it != streams_.end());
+  std::unique_ptr<Stream> s = std::move(it->second);
+  streams_.erase(it);
+  ::epoll_ctl(epoll_, EPOLL_CTL_DEL, fd, nullptr);
+  ::shutdown(fd, SHUT_RDWR);
+  ::close(fd);
+  s->release();
+  metrics_->StreamClosed(reason);
+  LogLine(*log_, options_.log_format, spdlog::level::info, "stream_closed",
+          {{"id", s->req.request_id},
+           {"reason", reason},
+           {"events", s->events},
+           {"next_seq", s->next}});
+  std::lock_guard<std::mutex> lock(mu_);
+  --held_;
+}
+
+// As okrd stops: each stream gets what it has waiting (as much as its
+// socket takes now) and a last comment, and closes; so does a stream
+// adopted after.
+void StreamHub::Loop::CloseAll() {
+  const auto now = Clock::now();
+  TakeAdopted(now);
+  std::vector<int> fds;
+  for (auto& [fd, s] : streams_) {
+    s->Queue(": okrd is stopping\n\n", now);
+    s->blocked = false;
+    ::send(fd, s->out.data() + s->sent_off, s->out.size() - s->sent_off,
+           MSG_NOSIGNAL | MSG_DONTWAIT);
+    fds.push_back(fd);
+  }
+  for (int fd : fds) Close(fd, "stopping");
+}
+
+StreamHub::StreamHub(EventStore* store, Projector* projector, StreamOptions options,
+                     Metrics* metrics, std::shared_ptr<spdlog::logger> log)
+    : loop_(std::make_unique<Loop>(store, projector, options, metrics, std::move(log))) {}
+
+StreamHub::~StreamHub() = default;
+
+bool StreamHub::Reserve() { return loop_->Reserve(); }
+
+void StreamHub::Adopt(int sock, std::function<void()> release, StreamRequest request) {
+  loop_->Adopt(sock, std::move(release), std::move(request));
+}
+
+void StreamHub::Stop() { loop_->Stop(); }
+
+}  // namespace okr::api

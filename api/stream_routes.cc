@@ -17,8 +17,8 @@ std::optional<uint64_t> Server::Routes::StreamAfter(Call& c) {
     field = "Last-Event-ID";
     after = ParseUnsigned(c.req.get_header_value("Last-Event-ID"));
     if (!after) {
-      c.Fail(ApiError{400, "malformed", "Last-Event-ID must be a seq (an id: of this stream)",
-                      field});
+      c.Fail(
+          ApiError{400, "malformed", "Last-Event-ID must be a seq (an id: of this stream)", field});
       return std::nullopt;
     }
   } else {
@@ -56,8 +56,8 @@ void Server::Routes::ChangeStream(Call& c) {
   request.kind = StreamKind::kChanges;
   request.cycle = c.ParamOr("cycle");
   if (!request.cycle.empty()) {
-    bool known = projector_->Read(
-        [&](const Projection& p) { return p.cycle(request.cycle) != nullptr; });
+    bool known =
+        projector_->Read([&](const Projection& p) { return p.cycle(request.cycle) != nullptr; });
     if (!known) return c.Fail(ApiError{404, "not_found", "no such cycle", "cycle"});
   }
   auto after = StreamAfter(c);
@@ -82,14 +82,16 @@ void Server::Routes::OpenStream(Call& c, StreamRequest request) {
       "X-Accel-Buffering: no\r\n"
       "X-Request-Id: " +
       c.request_id + "\r\nOkrd-Head-Seq: " + std::to_string(store_->head().seq) + "\r\n";
-  if (const char* status = UnhealthyStatus()) head += std::string("Okrd-Status: ") + status + "\r\n";
+  if (const char* status = UnhealthyStatus())
+    head += std::string("Okrd-Status: ") + status + "\r\n";
   request.head = head + "\r\n";
   request.request_id = c.request_id;
   c.res.status = 200;  // for the request's log line and metrics; the hub answers
   c.streamed = true;
-  TakeConnection([this, request = std::move(request)](int sock, std::function<void()> release) mutable {
-    streams_.Adopt(sock, std::move(release), std::move(request));
-  });
+  TakeConnection(
+      [this, request = std::move(request)](int sock, std::function<void()> release) mutable {
+        streams_.Adopt(sock, std::move(release), std::move(request));
+      });
 }
 
 }  // namespace okr::api

@@ -36,8 +36,7 @@ constexpr std::chrono::milliseconds kWatchSlice{200};
 
 // One SSE event: `id:` the seq, `event:` the type, `data:` one line of JSON
 // (Dump escapes every control character, so the JSON holds no newline).
-void AppendFrame(uint64_t seq, const std::string& type, const std::string& data,
-                 std::string* out) {
+void AppendFrame(uint64_t seq, const std::string& type, const std::string& data, std::string* out) {
   out->append("id: ").append(std::to_string(seq));
   out->append("\nevent: ").append(type);
   out->append("\ndata: ").append(data).append("\n\n");
@@ -76,8 +75,8 @@ struct Stream {
   uint64_t next = 1;  // the next seq to consider
   std::string out;    // bytes waiting for the client, from `sent_off`
   size_t sent_off = 0;
-  bool blocked = false;  // the socket took no more; waits for EPOLLOUT
-  bool broken = false;   // a send failed: the connection is gone
+  bool blocked = false;               // the socket took no more; waits for EPOLLOUT
+  bool broken = false;                // a send failed: the connection is gone
   Clock::time_point waiting_since{};  // when `out` last went from empty to not
   Clock::time_point last_queued{};    // for heartbeats
   uint64_t events = 0;                // events sent
@@ -241,8 +240,8 @@ int StreamHub::Loop::WaitMillis(Clock::time_point now) const {
     return static_cast<int>(kFoldPoll.count());
   auto step = std::min(options_.heartbeat, options_.stall);
   auto due = now + std::min<Clock::duration>(step, std::chrono::seconds(1));
-  return static_cast<int>(
-      std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::milliseconds>(due - now).count()));
+  return static_cast<int>(std::max<int64_t>(
+      1, std::chrono::duration_cast<std::chrono::milliseconds>(due - now).count()));
 }
 
 void StreamHub::Loop::OnReady(const epoll_event& ev) {
@@ -328,9 +327,8 @@ void StreamHub::Loop::Advance() {
 
 // Gives the ring's events their cycles once the projection has folded them.
 void StreamHub::Loop::ResolveCycles() {
-  auto first = std::find_if(ring_.begin(), ring_.end(), [](const Recent& r) {
-    return !r.cycle_known;
-  });
+  auto first =
+      std::find_if(ring_.begin(), ring_.end(), [](const Recent& r) { return !r.cycle_known; });
   if (first == ring_.end()) return;
   projector_->Read([&](const Projection& p) {
     for (auto it = first; it != ring_.end() && it->seq <= p.seq(); ++it) {

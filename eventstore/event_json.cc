@@ -168,7 +168,8 @@ std::optional<std::string> Base64Decode(std::string_view text) {
 nlohmann::json AuditEventJson(schema::Event::Reader event) {
   nlohmann::json out = EventToJson(event);
   std::string key = out["idempotency_key"].get<std::string>();
-  if (auto nl = key.find('\n'); nl != std::string::npos) out["idempotency_key"] = key.substr(nl + 1);
+  if (auto nl = key.find('\n'); nl != std::string::npos)
+    out["idempotency_key"] = key.substr(nl + 1);
   return out;
 }
 

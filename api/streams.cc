@@ -25,8 +25,13 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// A stream reads the log behind the ring this many events at a time.
+// A stream reads the log behind the ring this many events at a time,
+// through a cursor of its own that it keeps for at most
+// kCursorLifetime (an open iterator pins the files it reads) and that
+// reads kCursorReadahead ahead: every stream may hold one.
 constexpr uint64_t kBacklogEvents = 512;
+constexpr auto kCursorLifetime = std::chrono::seconds(1);
+constexpr size_t kCursorReadahead = 256u << 10;
 // While a change waits for the projection to fold its event (a few
 // hundred µs after the head moves), the hub looks again this often.
 constexpr std::chrono::milliseconds kFoldPoll{2};
@@ -80,6 +85,10 @@ struct Stream {
   Clock::time_point waiting_since{};  // when `out` last went from empty to not
   Clock::time_point last_queued{};    // for heartbeats
   uint64_t events = 0;                // events sent
+  // Behind the ring: where it reads the store, up to cursor_last.
+  std::unique_ptr<EventCursor> cursor;
+  uint64_t cursor_next = 0, cursor_last = 0;
+  Clock::time_point cursor_opened{};
 
   bool pending() const { return sent_off < out.size(); }
   void Queue(std::string_view bytes, Clock::time_point now) {
@@ -396,11 +405,20 @@ bool StreamHub::Loop::FillFromRing(Stream& s, Clock::time_point now) {
 // Behind the ring: reads up to kBacklogEvents from the store. A change
 // waits for its event to be folded (its cycle comes from the projection).
 bool StreamHub::Loop::FillFromStore(Stream& s, Clock::time_point now) {
-  uint64_t last = ring_.empty() ? ring_through_ : ring_.front().seq - 1;
-  last = std::min(last, s.next + kBacklogEvents - 1);
+  const uint64_t behind = ring_.empty() ? ring_through_ : ring_.front().seq - 1;
   const bool changes = s.req.kind == StreamKind::kChanges;
-  if (changes) last = std::min(last, projector_->seq());
+  uint64_t last = changes ? std::min(behind, projector_->seq()) : behind;
   if (last < s.next) return false;
+  if (s.cursor && (s.cursor_next != s.next || s.next > s.cursor_last ||
+                   now - s.cursor_opened > kCursorLifetime)) {
+    s.cursor.reset();
+  }
+  if (!s.cursor) {
+    s.cursor = store_->OpenCursor(s.next, behind, kCursorReadahead);
+    s.cursor_last = behind;
+    s.cursor_opened = now;
+  }
+  last = std::min({last, s.cursor_last, s.next + kBacklogEvents - 1});
   struct Change {
     uint64_t seq;
     std::string type, entity;
@@ -408,21 +426,27 @@ bool StreamHub::Loop::FillFromStore(Stream& s, Clock::time_point now) {
   std::vector<Change> read;
   const size_t before = s.out.size() - s.sent_off;
   uint64_t expected = s.next;
-  store_->Scan(s.next, last, [&](uint64_t seq, std::string_view bytes) {
+  bool damaged = false;
+  // Every event the cursor hands over is taken (EventCursor::Next): the
+  // callback stops after one, never before it.
+  s.cursor->Next([&](uint64_t seq, std::string_view bytes) {
     auto decoded = DecodedEvent::Decode(bytes);
-    if (seq != expected || !decoded.ok()) return false;  // a damaged log: the stream stops here
+    damaged = seq != expected || !decoded.ok();
+    if (damaged) return false;  // a hole or a bad event: the stream stops before it
     auto ev = (*decoded)->event();
     ++expected;
     if (changes) {
       read.push_back({seq, EventTypeName(ev.which()), ev.getEntity().cStr()});
-      return true;
+      return seq < last;
     }
     std::string frame;
     AppendFrame(seq, EventTypeName(ev.which()), EventData(ev, bytes, s.req.raw), &frame);
     s.Queue(frame, now);
     ++s.events;
-    return s.out.size() - s.sent_off < kStreamBufferBytes;
+    return seq < last && s.out.size() - s.sent_off < kStreamBufferBytes;
   });
+  if (damaged || expected == s.next) s.cursor.reset();  // look afresh next time
+  s.cursor_next = expected;
   if (changes && !read.empty()) {
     std::vector<std::string> cycles(read.size());
     projector_->Read([&](const Projection& p) {
@@ -445,6 +469,7 @@ bool StreamHub::Loop::FillFromStore(Stream& s, Clock::time_point now) {
 void StreamHub::Loop::Tend(Clock::time_point now) {
   std::vector<int> slow, gone;
   for (auto& [fd, s] : streams_) {
+    if (s->cursor && now - s->cursor_opened > kCursorLifetime) s->cursor.reset();
     if (s->broken) {
       gone.push_back(fd);
     } else if (s->pending() && now - s->waiting_since >= options_.stall) {

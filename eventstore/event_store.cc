@@ -377,7 +377,7 @@ Status EventCursor::Next(const std::function<bool(uint64_t, std::string_view)>& 
 }
 
 std::unique_ptr<EventCursor> EventStore::Impl::OpenCursor(uint64_t from_seq, uint64_t to_seq,
-                                                          bool fill_cache) const {
+                                                          bool fill_cache, size_t readahead) const {
   auto state = std::make_unique<EventCursor::State>();
   rocksdb::ReadOptions ro;
   ro.fill_cache = fill_cache;
@@ -386,7 +386,7 @@ std::unique_ptr<EventCursor> EventStore::Impl::OpenCursor(uint64_t from_seq, uin
     state->upper_slice = state->upper;
     ro.iterate_upper_bound = &state->upper_slice;  // lives as long as the iterator
   }
-  ro.readahead_size = 2 << 20;
+  ro.readahead_size = readahead;
   state->first = format::SeqKey(from_seq);
   state->it.reset(db_->NewIterator(ro, events_));
   return std::make_unique<EventCursor>(std::move(state));
@@ -472,8 +472,9 @@ Status EventStore::Scan(uint64_t from_seq, uint64_t to_seq,
 // A cursor serves bulk readers (GET /v1/events/raw, up to 100,000 events
 // an answer): the blocks it reads once are kept out of the block cache,
 // where they would evict what the other requests read.
-std::unique_ptr<EventCursor> EventStore::OpenCursor(uint64_t from_seq, uint64_t to_seq) const {
-  return impl_->OpenCursor(from_seq, to_seq, /*fill_cache=*/false);
+std::unique_ptr<EventCursor> EventStore::OpenCursor(uint64_t from_seq, uint64_t to_seq,
+                                                    size_t readahead) const {
+  return impl_->OpenCursor(from_seq, to_seq, /*fill_cache=*/false, readahead);
 }
 Result<std::vector<StoredEvent>> EventStore::Read(uint64_t after_seq, size_t limit) const {
   return impl_->Read(after_seq, limit);

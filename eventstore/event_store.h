@@ -160,6 +160,9 @@ inline constexpr int64_t kIdempotencyRetentionUs = int64_t{24} * 3600 * 1'000'00
 // never holds appends up for long; it catches up over later batches.
 inline constexpr size_t kMaxEventsPrunedPerPass = 10'000;
 
+// How far a bulk reader's iterator reads ahead in a file.
+inline constexpr size_t kCursorReadahead = 2u << 20;
+
 // A reader's place in the log: one RocksDB iterator over seqs
 // [from_seq, to_seq], kept between calls, so a reader that takes the log
 // a batch at a time (GET /v1/events/raw) pays for one iterator and its
@@ -212,8 +215,12 @@ class EventStore {
   Status Scan(uint64_t from_seq, uint64_t to_seq,
               const std::function<bool(uint64_t seq, std::string_view bytes)>& fn) const;
   // The events with from_seq <= seq <= to_seq, read a batch at a time
-  // through one iterator (EventCursor); Scan is one call of it.
-  std::unique_ptr<EventCursor> OpenCursor(uint64_t from_seq, uint64_t to_seq) const;
+  // through one iterator (EventCursor); Scan is one call of it. The
+  // iterator reads `readahead` bytes of a file ahead of it: a reader that
+  // takes a little at a time and keeps many cursors open (the live
+  // feeds) asks for less than a bulk reader.
+  std::unique_ptr<EventCursor> OpenCursor(uint64_t from_seq, uint64_t to_seq,
+                                          size_t readahead = kCursorReadahead) const;
   // Up to `limit` events with seq > after_seq.
   Result<std::vector<StoredEvent>> Read(uint64_t after_seq, size_t limit) const;
   // One entity's events with version > after_version, oldest first.

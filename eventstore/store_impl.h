@@ -101,8 +101,8 @@ class EventStore::Impl {
   Status Scan(uint64_t from_seq, uint64_t to_seq,
               const std::function<bool(uint64_t, std::string_view)>& fn) const;
   // `fill_cache` false for a bulk reader, which reads each block once.
-  std::unique_ptr<EventCursor> OpenCursor(uint64_t from_seq, uint64_t to_seq,
-                                          bool fill_cache) const;
+  std::unique_ptr<EventCursor> OpenCursor(uint64_t from_seq, uint64_t to_seq, bool fill_cache,
+                                          size_t readahead = kCursorReadahead) const;
   Result<std::vector<StoredEvent>> Read(uint64_t after_seq, size_t limit) const;
   Result<std::vector<StoredEvent>> ReadStream(std::string_view entity, uint64_t after_version,
                                               size_t limit) const;

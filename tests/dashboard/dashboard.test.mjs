@@ -31,10 +31,11 @@ const problems = []; // console errors, page errors, failed or foreign requests
 // Starts okrd with the demo (and `extra` flags) on a fresh directory, or
 // without the demo on `data` when given; sets okrd and dataDir unless `own`
 // is given, which then gets them instead. An okrd not listening within
-// `startMs` is killed, so a failed start leaves nothing running.
-async function startOkrd(extra = [], own = null, data = null, startMs = 30_000) {
+// `startMs` is killed, so a failed start leaves nothing running. It
+// listens on `listen` (default: any free port of 127.0.0.1).
+async function startOkrd(extra = [], own = null, data = null, startMs = 30_000, listen = '127.0.0.1:0') {
   const dir = data || mkdtempSync(path.join(tmpdir(), 'okrd-dashboard-data-'));
-  const args = ['--data', dir, '--listen', '127.0.0.1:0', ...(data ? [] : ['--demo']), ...extra];
+  const args = ['--data', dir, '--listen', listen, ...(data ? [] : ['--demo']), ...extra];
   if (process.env.DASHBOARD_DIR) args.push('--dashboard', process.env.DASHBOARD_DIR);
   const proc = spawn(okrdBinary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   if (own) Object.assign(own, { proc, dir });
@@ -511,6 +512,48 @@ test('under --private the cascade follows changes with the tab\'s token', { time
     assert.ok(await sameDocument(p), 'the page was neither reloaded nor left');
     assert.deepEqual(errors, []);
   } finally {
+    await closeOwn(p, own);
+  }
+});
+
+test('live: when okrd restarts the cascade reconnects and catches up', { timeout: 120_000 }, async () => {
+  const own = {};
+  const again = {};
+  const ownBase = await startOkrd([], own);
+  const p = await context.newPage();
+  const errors = [];
+  p.on('pageerror', (e) => errors.push(e.message));
+  try {
+    const creds = JSON.parse(readFileSync(path.join(own.dir, 'demo-credentials.json'), 'utf8'));
+    const kr = JSON.parse(await apiText(ownBase, `/v1/key-results/${LIVE_KR}`));
+    const { cycle } = JSON.parse(await apiText(ownBase, `/v1/objectives/${kr.objective}`));
+    await p.goto(`${ownBase}/#/cascade?cycle=${cycle}`);
+    await waitForCurrent(p, LIVE_KR, kr.current);
+    await p.waitForSelector('#live-status[data-state="live"]', { timeout: 20_000 });
+    await markDocument(p);
+
+    // okrd stops, ending the stream: the indicator says so in words.
+    own.proc.removeAllListeners('exit');
+    const exited = new Promise((resolve) => own.proc.once('exit', resolve));
+    own.proc.kill('SIGTERM');
+    await exited;
+    await p.waitForSelector('#live-status[data-state="reconnecting"]', { timeout: 20_000 });
+    assert.match(await p.locator('#live-status').innerText(), /reconnecting/);
+
+    // The same okrd again, on the same address and data; a check-in there
+    // reaches the page once the stream resumes after the last seq it saw.
+    await startOkrd(['--demo'], again, own.dir, 30_000, new URL(ownBase).host);
+    const recorded = await recordCheckIn(ownBase, creds.editor, LIVE_KR, kr.current + 3);
+    await waitForCurrent(p, LIVE_KR, recorded.current, 60_000);
+    await p.waitForSelector('#live-status[data-state="live"]');
+    assert.equal(Number(await p.getAttribute('#cascade-tree', 'data-as-of')), recorded.seq);
+    assert.ok(await sameDocument(p), 'the page was neither reloaded nor left');
+    assert.deepEqual(errors, []);
+  } finally {
+    if (again.proc) {
+      again.proc.removeAllListeners('exit');
+      again.proc.kill('SIGKILL');
+    }
     await closeOwn(p, own);
   }
 });

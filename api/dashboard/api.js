@@ -112,6 +112,21 @@ export async function getAll(path, params = {}) {
   return { items, as_of_seq: asOf };
 }
 
+// Opens a streamed GET (a text/event-stream) with the tab's token, which
+// EventSource could not send; `signal` (an AbortController's) ends it.
+// Returns the Response, whatever its status: the caller reads its body as
+// it arrives (live.js). Throws ApiError when okrd does not answer.
+export async function openStream(path, params, { signal, token = getToken() } = {}) {
+  const headers = { Accept: 'text/event-stream' };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  try {
+    return await fetch(apiUrl(path, params), { headers, cache: 'no-store', signal });
+  } catch (e) {
+    if (e.name === 'AbortError') throw e;
+    throw new ApiError(0, 'unreachable', `okrd did not answer (${e.message})`, null);
+  }
+}
+
 export async function headSeq() {
   const health = await get('healthz');
   return health.head_seq;

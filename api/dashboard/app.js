@@ -12,6 +12,7 @@
 import { ApiError } from './api.js';
 import { errorBox, h, main } from './dom.js';
 import { parseHash } from './links.js';
+import { stopFollowing } from './live.js';
 import { auditView } from './views/audit.js';
 import { cascadeView } from './views/cascade.js';
 import { keyResultView } from './views/key_result.js';
@@ -40,6 +41,7 @@ async function route() {
   const r = parseHash();
   if (!r) return;
   const my = ++generation;
+  stopFollowing(); // a view follows changes only while it is on screen
   markCurrentNav(r.view);
   const root = main();
   root.setAttribute('aria-busy', 'true');

@@ -31,10 +31,11 @@ const problems = []; // console errors, page errors, failed or foreign requests
 // Starts okrd with the demo (and `extra` flags) on a fresh directory, or
 // without the demo on `data` when given; sets okrd and dataDir unless `own`
 // is given, which then gets them instead. An okrd not listening within
-// `startMs` is killed, so a failed start leaves nothing running.
-async function startOkrd(extra = [], own = null, data = null, startMs = 30_000) {
+// `startMs` is killed, so a failed start leaves nothing running. It
+// listens on `listen` (default: any free port of 127.0.0.1).
+async function startOkrd(extra = [], own = null, data = null, startMs = 30_000, listen = '127.0.0.1:0') {
   const dir = data || mkdtempSync(path.join(tmpdir(), 'okrd-dashboard-data-'));
-  const args = ['--data', dir, '--listen', '127.0.0.1:0', ...(data ? [] : ['--demo']), ...extra];
+  const args = ['--data', dir, '--listen', listen, ...(data ? [] : ['--demo']), ...extra];
   if (process.env.DASHBOARD_DIR) args.push('--dashboard', process.env.DASHBOARD_DIR);
   const proc = spawn(okrdBinary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   if (own) Object.assign(own, { proc, dir });
@@ -106,7 +107,12 @@ before(async () => {
     if (m.type() === 'error') problems.push(`console.${m.type()}: ${m.text()}`);
   });
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
+  page.on('requestfailed', (r) => {
+    // The dashboard ends (aborts) the changes stream it follows whenever
+    // the view or the cycle changes (live.js): that is no failure.
+    if (r.failure()?.errorText === 'net::ERR_ABORTED' && new URL(r.url()).pathname === '/v1/changes/stream') return;
+    problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`);
+  });
   page.on('request', (r) => {
     const url = r.url();
     if (!url.startsWith(base) && !url.startsWith('data:') && !url.startsWith(`blob:${base}`)) problems.push(`request off okrd: ${url}`);
@@ -228,6 +234,118 @@ test('the time slider shows the target before it was moved, and the change betwe
   await page.keyboard.press('End');
   await page.waitForSelector(`#cascade-tree[data-as-of="${diff.as_of_seq}"]`);
   assertNoProblems('time travel');
+});
+
+// The demo's editor (lena.fischer, HR Operations) may record check-ins of
+// this key result.
+const LIVE_KR = 'kr-records-migrated';
+
+// Records a check-in of `kr` with `value` on the okrd at `at`, as a client
+// other than the dashboard would; okrd's answer ({seq, current, …}).
+async function recordCheckIn(at, token, kr, value) {
+  const res = await fetch(`${at}/v1/key-results/${kr}/check-ins`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ value, note: 'recorded by the dashboard test' }),
+  });
+  const text = await res.text();
+  assert.equal(res.status, 201, `POST check-in of ${kr}: ${text}`);
+  return JSON.parse(text);
+}
+
+// Waits until `p` shows key result `kr` with current value `value`.
+async function waitForCurrent(p, kr, value, timeout = 20_000) {
+  await p.waitForFunction(([id, v]) => {
+    const row = document.querySelector(`[data-kr-id="${id}"]`);
+    return row && Number(row.dataset.current) === v;
+  }, [kr, value], { timeout });
+}
+
+// Marks the document, so that a reload or a navigation (which would drop
+// the mark) shows; the mark's presence later.
+const markDocument = (p) => p.evaluate(() => {
+  window.okrdTestSameDocument = true;
+});
+const sameDocument = (p) => p.evaluate(() => window.okrdTestSameDocument === true);
+
+test('live: a check-in recorded elsewhere appears in the open cascade without a reload', { timeout: 60_000 }, async () => {
+  const creds = JSON.parse(readFileSync(path.join(dataDir, 'demo-credentials.json'), 'utf8'));
+  const kr = await api(`/v1/key-results/${LIVE_KR}`);
+  const { cycle } = await api(`/v1/objectives/${kr.objective}`);
+  await go(`#/cascade?cycle=${cycle}`);
+  await page.waitForSelector(`#cascade-tree[data-cycle="${cycle}"][data-as-of] [data-kr-id="${LIVE_KR}"]`);
+  assert.equal(Number(await page.getAttribute(`[data-kr-id="${LIVE_KR}"]`, 'data-current')), kr.current);
+  await page.waitForSelector('#live-status[data-state="live"]', { timeout: 20_000 });
+  assert.match(await page.locator('#live-status').innerText(), /^Live: /, 'the state is written, not only coloured');
+  await markDocument(page);
+
+  const value = kr.current + 2.5;
+  const recorded = await recordCheckIn(base, creds.editor, LIVE_KR, value);
+  await waitForCurrent(page, LIVE_KR, value);
+  assert.ok(await sameDocument(page), 'the page was neither reloaded nor left');
+  assert.equal(Number(await page.getAttribute('#cascade-tree', 'data-as-of')), recorded.seq, 'the cascade is read at the new head');
+  assert.equal(await page.locator(`[data-kr-id="${LIVE_KR}"] .pct`).innerText(), `${Math.round(recorded.progress * 100)}%`);
+  assert.equal(await page.getAttribute('#as-of', 'max'), String(recorded.seq));
+  assert.doesNotMatch(page.url(), /as_of=/, 'the view still follows the latest state');
+  await shot('cascade-live');
+  assertNoProblems('live updates at the latest state');
+});
+
+test('live: in the past the view stays, and the slider reaches the newer head', { timeout: 60_000 }, async () => {
+  const creds = JSON.parse(readFileSync(path.join(dataDir, 'demo-credentials.json'), 'utf8'));
+  await page.waitForSelector('#live-status[data-state="live"]', { timeout: 20_000 });
+  const head = Number(await page.getAttribute('#cascade-tree', 'data-as-of'));
+  const past = head - 3;
+  await page.locator('#as-of').fill(String(past));
+  await page.waitForSelector(`#cascade-tree[data-as-of="${past}"] [data-kr-id="${LIVE_KR}"]`);
+  await page.waitForSelector(`#as-of-time[data-seq="${past}"]`);
+  const shownThen = await page.getAttribute(`[data-kr-id="${LIVE_KR}"]`, 'data-current');
+  const treeThen = await page.locator('#cascade-tree').innerHTML();
+  assert.equal(await page.locator('#live-new').isVisible(), false);
+  await markDocument(page);
+
+  const kr = await api(`/v1/key-results/${LIVE_KR}`);
+  const recorded = await recordCheckIn(base, creds.editor, LIVE_KR, kr.current + 1.25);
+  // The slider's range grows to the new head, and a note says so.
+  await page.waitForFunction((seq) => Number(document.getElementById('as-of').max) === seq, recorded.seq, { timeout: 20_000 });
+  await page.waitForSelector('#live-new:not([hidden])');
+  assert.match(await page.locator('#live-new').innerText(), /^1 new change/);
+  assert.equal(await page.getAttribute('#live-new', 'data-count'), '1');
+  assert.match(await page.locator('#as-of-readout').innerText(), new RegExp(`seq ${past} of ${recorded.seq}\\b`));
+  // The view itself stays in the past.
+  assert.equal(Number(await page.getAttribute('#cascade-tree', 'data-as-of')), past);
+  assert.equal(await page.getAttribute(`[data-kr-id="${LIVE_KR}"]`, 'data-current'), shownThen);
+  assert.equal(await page.locator('#cascade-tree').innerHTML(), treeThen, 'the tree was not redrawn');
+  assert.equal(await page.inputValue('#as-of'), String(past));
+  assert.match(page.url(), new RegExp(`as_of=${past}\\b`));
+  await shot('cascade-live-past');
+
+  // The new head is within the slider's reach.
+  await page.focus('#as-of');
+  await page.keyboard.press('End');
+  await page.waitForSelector(`#cascade-tree[data-as-of="${recorded.seq}"]`);
+  await waitForCurrent(page, LIVE_KR, recorded.current);
+  await page.waitForSelector('#live-new', { state: 'hidden' });
+  assert.ok(await sameDocument(page), 'the page was neither reloaded nor left');
+  assertNoProblems('live updates in the past');
+});
+
+test('live: the key result view draws a check-in as it is recorded', { timeout: 60_000 }, async () => {
+  const creds = JSON.parse(readFileSync(path.join(dataDir, 'demo-credentials.json'), 'utf8'));
+  const kr = await api(`/v1/key-results/${LIVE_KR}`);
+  await go(`#/kr/${LIVE_KR}`);
+  await page.waitForSelector(`h1:text-is("${kr.title}")`);
+  await page.waitForSelector('svg.chart');
+  await page.waitForSelector('#live-status[data-state="live"]', { timeout: 20_000 });
+  const before = await page.locator('svg.chart circle[data-check-in]').count();
+  await markDocument(page);
+  const recorded = await recordCheckIn(base, creds.editor, LIVE_KR, kr.current + 0.5);
+  await page.waitForSelector(`svg.chart circle[data-check-in="${recorded.check_in.id}"]`, { timeout: 20_000 });
+  assert.equal(await page.locator('svg.chart circle[data-check-in]').count(), before + 1);
+  assert.equal(Number(await page.getAttribute(`svg.chart circle[data-check-in="${recorded.check_in.id}"]`, 'data-value')), recorded.current);
+  assert.equal(await page.locator('.checkin-list li').count(), before + 1);
+  assert.ok(await sameDocument(page), 'the page was neither reloaded nor left');
+  assertNoProblems('live updates of a key result');
 });
 
 test('a key result chart draws one point per check-in, the target line and the moved target', { timeout: 60_000 }, async () => {
@@ -366,6 +484,76 @@ test('under --private the review downloads carry the token', { timeout: 120_000 
     }
     assert.deepEqual(errors, []);
   } finally {
+    await closeOwn(p, own);
+  }
+});
+
+test('under --private the cascade follows changes with the tab\'s token', { timeout: 120_000 }, async () => {
+  const own = {};
+  const privateBase = await startOkrd(['--private'], own);
+  const p = await context.newPage();
+  const errors = [];
+  p.on('pageerror', (e) => errors.push(e.message));
+  try {
+    const creds = JSON.parse(readFileSync(path.join(own.dir, 'demo-credentials.json'), 'utf8'));
+    const plain = await fetch(`${privateBase}/v1/changes/stream`);
+    assert.equal(plain.status, 401, 'the stream needs a token too');
+    const kr = JSON.parse(await apiText(privateBase, `/v1/key-results/${LIVE_KR}`, creds.auditor));
+    const { cycle } = JSON.parse(await apiText(privateBase, `/v1/objectives/${kr.objective}`, creds.auditor));
+    await p.goto(`${privateBase}/`);
+    await p.evaluate((t) => sessionStorage.setItem('okrd-dashboard-token', t), creds.auditor);
+    await p.goto(`${privateBase}/#/cascade?cycle=${cycle}`);
+    await waitForCurrent(p, LIVE_KR, kr.current);
+    await p.waitForSelector('#live-status[data-state="live"]', { timeout: 20_000 });
+    await markDocument(p);
+    const recorded = await recordCheckIn(privateBase, creds.editor, LIVE_KR, kr.current + 2);
+    await waitForCurrent(p, LIVE_KR, recorded.current);
+    assert.equal(Number(await p.getAttribute('#cascade-tree', 'data-as-of')), recorded.seq);
+    assert.ok(await sameDocument(p), 'the page was neither reloaded nor left');
+    assert.deepEqual(errors, []);
+  } finally {
+    await closeOwn(p, own);
+  }
+});
+
+test('live: when okrd restarts the cascade reconnects and catches up', { timeout: 120_000 }, async () => {
+  const own = {};
+  const again = {};
+  const ownBase = await startOkrd([], own);
+  const p = await context.newPage();
+  const errors = [];
+  p.on('pageerror', (e) => errors.push(e.message));
+  try {
+    const creds = JSON.parse(readFileSync(path.join(own.dir, 'demo-credentials.json'), 'utf8'));
+    const kr = JSON.parse(await apiText(ownBase, `/v1/key-results/${LIVE_KR}`));
+    const { cycle } = JSON.parse(await apiText(ownBase, `/v1/objectives/${kr.objective}`));
+    await p.goto(`${ownBase}/#/cascade?cycle=${cycle}`);
+    await waitForCurrent(p, LIVE_KR, kr.current);
+    await p.waitForSelector('#live-status[data-state="live"]', { timeout: 20_000 });
+    await markDocument(p);
+
+    // okrd stops, ending the stream: the indicator says so in words.
+    own.proc.removeAllListeners('exit');
+    const exited = new Promise((resolve) => own.proc.once('exit', resolve));
+    own.proc.kill('SIGTERM');
+    await exited;
+    await p.waitForSelector('#live-status[data-state="reconnecting"]', { timeout: 20_000 });
+    assert.match(await p.locator('#live-status').innerText(), /reconnecting/);
+
+    // The same okrd again, on the same address and data; a check-in there
+    // reaches the page once the stream resumes after the last seq it saw.
+    await startOkrd(['--demo'], again, own.dir, 30_000, new URL(ownBase).host);
+    const recorded = await recordCheckIn(ownBase, creds.editor, LIVE_KR, kr.current + 3);
+    await waitForCurrent(p, LIVE_KR, recorded.current, 60_000);
+    await p.waitForSelector('#live-status[data-state="live"]');
+    assert.equal(Number(await p.getAttribute('#cascade-tree', 'data-as-of')), recorded.seq);
+    assert.ok(await sameDocument(p), 'the page was neither reloaded nor left');
+    assert.deepEqual(errors, []);
+  } finally {
+    if (again.proc) {
+      again.proc.removeAllListeners('exit');
+      again.proc.kill('SIGKILL');
+    }
     await closeOwn(p, own);
   }
 });

@@ -3,7 +3,9 @@
 // (views/cascade_slider.js), the changes between two marks
 // (views/cascade_diff.js), the tree itself (views/cascade_tree.js), read
 // a part at a time (views/cascade_load.js), and okrd's search
-// (views/cascade_search.js).
+// (views/cascade_search.js). It follows the cycle's changes (live.js): at
+// the latest state it reads again as they come; in the past it stays put
+// and the slider reaches the new head.
 
 import { headSeq } from '../api.js';
 import { debounce, errorBox, h, main, setTitle } from '../dom.js';
@@ -11,6 +13,7 @@ import { replaceHash } from '../links.js';
 import { cycleSelect, defaultCycle, loadCycles } from '../cycles.js';
 import { paceAtNow } from '../pace.js';
 import { legend } from '../widgets.js';
+import { followChanges, liveIndicator, throttle } from '../live.js';
 import { clampSeq, timeSlider } from './cascade_slider.js';
 import { diffPanel } from './cascade_diff.js';
 import { drawTree, expandAll, toggleOnClick } from './cascade_tree.js';
@@ -41,17 +44,21 @@ export async function cascadeView(r, alive) {
     else drawTree(tree, summary, state);
   };
   const diff = diffPanel(state, { alive, redraw });
+  const live = liveFeed(state, alive);
   const reload = () => {
     status.textContent = ''; // it spoke of the tree read before
+    live.shown();
     return loadCascade(state, tree, { alive, redraw, loadDiff: diff.load, search: () => runSearch(state, redraw) });
   };
   const onExpandAll = () => expandEverything(state, { tree, status, alive, redraw });
-  const slider = timeSlider(state, { onSeq: reload, onMarks: diff.load, syncHash, diffBox: diff.box });
+  const slider = timeSlider(state, { onSeq: reload, onMarks: diff.load, syncHash, diffBox: diff.box, note: live.note });
+  live.slider = slider;
   const onCycle = (id) => {
     state.cycle = id;
     state.diff = null;
     syncHash();
     reload();
+    live.follow();
   };
   const onSearch = (q) => {
     state.q = q;
@@ -61,6 +68,7 @@ export async function cascadeView(r, alive) {
   };
   main().replaceChildren(
     h('h1', {}, 'Cascade'),
+    live.indicator,
     controls(state, tree, { onCycle, onSearch, onExpandAll }),
     slider.section,
     legend(),
@@ -71,7 +79,58 @@ export async function cascadeView(r, alive) {
   toggleOnClick(tree, state.collapsed, (id) => openUnit(state, id, { alive, redraw }));
   slider.start();
   await reload();
+  if (alive()) live.follow();
   if (state.from !== null && state.to !== null) await diff.load();
+}
+
+// Follows the changes of the cycle shown (live.js) after the head the view
+// knows. At the latest state a change reads the cascade again, at most
+// every 500 ms, by the slider's own "Latest"; in the past the view stays
+// and the slider's range grows to the new head, with a note counting the
+// changes recorded since. `slider` is set once the slider exists.
+function liveFeed(state, alive) {
+  const indicator = liveIndicator();
+  const note = h('p', { id: 'live-new', class: 'hint live-new', hidden: true });
+  let newest = state.head; // the latest seq okrd told of
+  let unseen = 0; // changes recorded while the view showed the past
+  const feed = { indicator: indicator.element, note, slider: null };
+  const showUnseen = () => {
+    note.hidden = unseen === 0;
+    note.dataset.count = String(unseen);
+    note.textContent = unseen === 1
+      ? '1 new change recorded since; “Latest” shows it.'
+      : `${unseen} new changes recorded since; “Latest” shows them.`;
+  };
+  const refresh = throttle(() => {
+    if (!alive() || !feed.slider) return;
+    if (state.asOf === state.head) feed.slider.latest();
+    else {
+      feed.slider.grow(newest);
+      showUnseen();
+    }
+  }, 500);
+  feed.follow = () => {
+    newest = Math.max(newest, state.head);
+    followChanges({
+      cycle: state.cycle || undefined,
+      after: newest,
+      onState: indicator.set,
+      onChange: (change) => {
+        if (!alive() || !(change.seq > newest)) return;
+        newest = change.seq;
+        if (state.asOf !== state.head) unseen++;
+        refresh();
+      },
+    });
+  };
+  // The view read again: at the latest state nothing is unseen any more.
+  feed.shown = () => {
+    if (state.asOf === state.head && unseen) {
+      unseen = 0;
+      showUnseen();
+    }
+  };
+  return feed;
 }
 
 // The view's state from the address's parameters.

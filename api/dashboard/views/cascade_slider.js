@@ -15,9 +15,12 @@ export function clampSeq(n, max) {
 
 // The slider for the cascade view's `state` (asOf, from, to, head, cycles).
 // It calls onSeq() when asOf moved, onMarks() when the marks did, and
-// syncHash() after either; `diffBox` is placed under it. Returns the
-// `section` to place and `start()`, to call once it is in the page.
-export function timeSlider(state, { onSeq, onMarks, syncHash, diffBox }) {
+// syncHash() after either; `note` (optional) goes under the readout and
+// `diffBox` under it all. Returns the `section` to place, `start()`, to call
+// once it is in the page, `latest()`, which goes to the head as the
+// "Latest" button does, and `grow(head)`, which lets the slider reach a
+// newer head without moving it.
+export function timeSlider(state, { onSeq, onMarks, syncHash, diffBox, note = null }) {
   const s = { state, onSeq, onMarks, syncHash, ...sliderInputs(state) };
   // While the slider is dragged only the seq updates at once; the time of
   // the seq and the cascade load when it rests for a moment.
@@ -30,11 +33,13 @@ export function timeSlider(state, { onSeq, onMarks, syncHash, diffBox }) {
   s.fromInput.addEventListener('change', () => setMarks(s, s.fromInput.value, state.to));
   s.toInput.addEventListener('change', () => setMarks(s, state.from, s.toInput.value));
   return {
-    section: sliderSection(s, diffBox),
+    section: sliderSection(s, diffBox, note),
     start: () => {
       drawMarks(s);
       updateReadout(s);
     },
+    latest: () => latest(s),
+    grow: (head) => grow(s, head),
   };
 }
 
@@ -54,7 +59,7 @@ function sliderInputs(state) {
   };
 }
 
-function sliderSection(s, diffBox) {
+function sliderSection(s, diffBox, note) {
   const { state } = s;
   return h('section', { class: 'timeline', 'aria-labelledby': 'timeline-heading' },
     h('h2', { id: 'timeline-heading' }, 'Time travel'),
@@ -63,6 +68,7 @@ function sliderSection(s, diffBox) {
       h('label', { for: 'as-of', class: 'sr-only' }, 'Point in the log (event seq)'),
       s.slider, s.marks),
     s.readout,
+    note,
     h('div', { class: 'slider-controls' },
       h('div', { class: 'group' },
         h('div', { class: 'field small' }, h('label', { for: 'as-of-seq' }, 'Seq'), s.seqInput),
@@ -148,14 +154,28 @@ async function latest(s) {
   const { state } = s;
   try {
     const [head, cyclesNow] = await Promise.all([headSeq(), loadCycles()]);
-    state.head = head;
     state.cycles = cyclesNow;
-    for (const input of [s.slider, s.seqInput, s.fromInput, s.toInput]) input.max = String(head);
-    drawMarks(s);
+    setHead(s, head);
   } catch {
     // keep the head we know
   }
   setAsOf(s, state.head);
+}
+
+// The slider's range up to `head`, the point shown staying where it is.
+function setHead(s, head) {
+  s.state.head = head;
+  for (const input of [s.slider, s.seqInput, s.fromInput, s.toInput]) input.max = String(head);
+  drawMarks(s);
+}
+
+// A newer head (a change recorded since) within reach, the view kept.
+function grow(s, head) {
+  if (!(head > s.state.head)) return;
+  setHead(s, head);
+  // The range input keeps its value when its max grows.
+  s.slider.value = String(s.state.asOf);
+  updateReadout(s);
 }
 
 // Sets the marks (null or '' for none) and reads their changes.

@@ -11,16 +11,47 @@ import { loadNames } from '../names.js';
 import { eventsReadable, setEventsReadable, timeOfSeq } from '../event_log.js';
 import { paceAtNow } from '../pace.js';
 import { measure } from '../widgets.js';
+import { followChanges, liveIndicator, throttle } from '../live.js';
 
 // Draws the view for route `r`; `alive()` is false once the page moved on.
+// At the latest state it follows the cycle's changes (live.js) and draws
+// again, at most every 500 ms, when one touches this key result, its
+// objective or its cycle.
 export async function keyResultView(r, alive) {
   const asOfParam = r.params.get('as_of');
   const asOf = asOfParam !== null && asOfParam !== '' ? Number(asOfParam) : undefined;
-  const k = await loadKeyResult(r.arg, asOf);
-  if (!alive()) return;
+  const live = asOf === undefined ? liveIndicator() : null;
+  const k = await drawKeyResult(r.arg, asOf, alive, live);
+  if (!k || !live) return;
+  const refresh = throttle(async () => {
+    if (!alive()) return;
+    try {
+      await drawKeyResult(r.arg, asOf, alive, live);
+    } catch {
+      // keep what is shown; the next change tries again
+    }
+  }, 500);
+  const touched = new Set([k.kr.id, k.objective.id, k.cycle.id]);
+  followChanges({
+    cycle: k.cycle.id,
+    after: k.kr.as_of_seq,
+    onState: live.set,
+    onChange: (change) => {
+      if (alive() && touched.has(change.entity)) refresh();
+    },
+  });
+}
+
+// Reads key result `id` as of `asOf` and draws it, with the live indicator
+// `live` (at the latest state) under its heading; returns what it read, or
+// null when the page moved on meanwhile.
+async function drawKeyResult(id, asOf, alive, live) {
+  const k = await loadKeyResult(id, asOf);
+  if (!alive()) return null;
   setTitle(k.kr.title);
   const atHead = asOf === undefined;
   const then = atHead ? Date.now() : await timeOfSeq(k.kr.as_of_seq);
+  if (!alive()) return null;
   const now = Number.isFinite(then) ? then : Date.now();
   const chart = krChart(k, now);
   const checkIns = k.series.items;
@@ -29,6 +60,7 @@ export async function keyResultView(r, alive) {
       h('a', { href: hashFor('cascade', '', { cycle: k.cycle.id, as_of: atHead ? null : k.kr.as_of_seq }) }, `Cascade of ${k.cycle.name}`), ' › ',
       h('span', {}, k.objective.title)),
     h('h1', {}, k.kr.title),
+    live && live.element,
     ...krHeader(k, atHead),
     h('div', { class: 'kr-detail' },
       chartPanel(k, chart),
@@ -37,6 +69,7 @@ export async function keyResultView(r, alive) {
         checkIns.length ? checkInList(k, chart) : h('p', { class: 'muted' }, 'No check-ins yet.'))),
     comments(k),
   );
+  return k;
 }
 
 // The key result `id` as of `asOf` (undefined: the latest), its objective,

@@ -28,6 +28,7 @@ fi
 
 mkdir -p "$out"
 export OKRD_BINARY="$okrd" DASHBOARD_OUT="$out"
-# DASHBOARD_TESTS: a pattern of the test names to run (default: all).
+# DASHBOARD_PART: "browser" or "at size" (dashboard.test.mjs says which tests
+# each is; default: all). DASHBOARD_TESTS: a pattern of the test names to run.
 exec node --test --test-concurrency=1 ${DASHBOARD_TESTS:+--test-name-pattern="$DASHBOARD_TESTS"} \
   dashboard.test.mjs </dev/null

@@ -31,6 +31,9 @@ using Clock = std::chrono::steady_clock;
 // reads kCursorReadahead ahead: every stream may hold one.
 constexpr uint64_t kBacklogEvents = 512;
 constexpr auto kCursorLifetime = std::chrono::seconds(1);
+// A stream is filled at most this many times in a turn of the loop, so a
+// fast client catching up on a long log takes turns with the others.
+constexpr int kFillsPerTurn = 4;
 constexpr size_t kCursorReadahead = 256u << 10;
 // While a change waits for the projection to fold its event (a few
 // hundred µs after the head moves), the hub looks again this often.
@@ -198,7 +201,7 @@ class StreamHub::Loop {
   void TakeAdopted(Clock::time_point now);
   void Advance();
   void ResolveCycles();
-  void Pump(Stream& s, Clock::time_point now);
+  bool Pump(Stream& s, Clock::time_point now);
   bool Fill(Stream& s, Clock::time_point now);
   bool FillFromRing(Stream& s, Clock::time_point now);
   bool FillFromStore(Stream& s, Clock::time_point now);
@@ -223,6 +226,7 @@ class StreamHub::Loop {
   std::unordered_map<int, std::unique_ptr<Stream>> streams_;
   std::deque<Recent> ring_;  // consecutive seqs, ending at ring_through_
   uint64_t ring_through_ = 0;
+  bool busy_ = false;  // a stream used its turn up with more to send
 };
 
 void StreamHub::Loop::Run() {
@@ -236,7 +240,8 @@ void StreamHub::Loop::Run() {
     TakeAdopted(now);
     Advance();
     ResolveCycles();
-    for (auto& [fd, s] : streams_) Pump(*s, now);
+    busy_ = false;
+    for (auto& [fd, s] : streams_) busy_ |= Pump(*s, now);
     Tend(now);
   }
   CloseAll();
@@ -245,6 +250,7 @@ void StreamHub::Loop::Run() {
 // Until the next heartbeat or stall is due; briefly while a change waits
 // for its event to be folded.
 int StreamHub::Loop::WaitMillis(Clock::time_point now) const {
+  if (busy_) return 0;
   if (!ring_.empty() && !ring_.back().cycle_known && !projector_->is_stuck())
     return static_cast<int>(kFoldPoll.count());
   auto step = std::min(options_.heartbeat, options_.stall);
@@ -297,10 +303,16 @@ void StreamHub::Loop::TakeAdopted(Clock::time_point now) {
 }
 
 // Encodes the events the head has moved past into the ring, once for
-// every stream; keeps the newest kStreamRingEvents.
+// every stream; keeps the newest kStreamRingEvents. With no stream open
+// there is nobody to encode them for.
 void StreamHub::Loop::Advance() {
   const uint64_t head = store_->head().seq;
   if (head <= ring_through_) return;
+  if (streams_.empty()) {
+    ring_.clear();
+    ring_through_ = head;
+    return;
+  }
   uint64_t from = ring_through_ + 1;
   if (head - ring_through_ > kStreamRingEvents) {
     ring_.clear();  // a burst: streams read what is skipped from the store
@@ -347,9 +359,15 @@ void StreamHub::Loop::ResolveCycles() {
   });
 }
 
-void StreamHub::Loop::Pump(Stream& s, Clock::time_point now) {
-  while (!s.blocked) {
-    if (!s.pending() && !Fill(s, now)) return;
+// Sends what the stream has, filling it again up to kFillsPerTurn times;
+// true when it stopped with more to send and a socket that takes it.
+bool StreamHub::Loop::Pump(Stream& s, Clock::time_point now) {
+  for (int fills = 0; !s.blocked;) {
+    if (!s.pending()) {
+      if (fills == kFillsPerTurn) return true;
+      if (!Fill(s, now)) return false;
+      ++fills;
+    }
     ssize_t n = ::send(s.fd, s.out.data() + s.sent_off, s.out.size() - s.sent_off,
                        MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) {
@@ -359,12 +377,13 @@ void StreamHub::Loop::Pump(Stream& s, Clock::time_point now) {
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       s.blocked = true;
-      return;
+      return false;
     }
     if (n < 0 && errno == EINTR) continue;
     s.blocked = s.broken = true;  // Tend closes it
-    return;
+    return false;
   }
+  return false;
 }
 
 // Queues the stream's next events, up to about kStreamBufferBytes; false

@@ -270,6 +270,29 @@ TEST(OkrdStreams, ChangesKeepToTheirCycleAndIdleStreamsHearTheHead) {
   EXPECT_TRUE(s.Stop());
 }
 
+TEST(OkrdStreams, EachEventIsTheEventAsTheAuditRouteShowsItAndRawAddsItsStoredBytes) {
+  Okrd s(WithTokens());
+  ASSERT_TRUE(s.Start()) << s.LogTail();
+  BuildOrg(s);
+  AddKr(s, "o-raw", "kr-raw");
+  CheckIn(s, kMaya, "kr-raw", 5, 1, "line one\nline two: data: id: 7");  // SSE's own words
+  const uint64_t head = s.HeadSeq();
+  for (const char* raw : {"false", "true"}) {
+    SCOPED_TRACE(std::string("raw=") + raw);
+    json listed =
+        Want(s.Get(std::string("/v1/events?raw=") + raw, kAuditor.token), 200).json["items"];
+    ASSERT_EQ(listed.size(), head);
+    SseClient client;
+    ASSERT_TRUE(client.Open(s.port(), std::string("/v1/events/stream?raw=") + raw, kAuditor.token));
+    std::vector<SseEvent> got;
+    ReadThrough(client, head, &got);
+    ASSERT_EQ(got.size(), head);
+    for (uint64_t i = 0; i < head; ++i) EXPECT_EQ(json::parse(got[i].data), listed[i]) << i;
+    EXPECT_EQ(listed.back().contains("raw"), std::string(raw) == "true");
+  }
+  EXPECT_TRUE(s.Stop());
+}
+
 TEST(OkrdStreams, BadStreamRequestsAreRefusedClearly) {
   Okrd s(WithTokens({"--private"}));
   ASSERT_TRUE(s.Start()) << s.LogTail();

@@ -216,6 +216,13 @@ class Server::Routes {
   bool ParseWrite(Call& c, WriteRoute route, WriteRequest* w);
   void AnswerWrite(Call& c, WriteRoute route, const WriteResult& result);
 
+  // --- webhooks (webhook_routes.cc) ---
+  bool AdmitWebhooks(Call& c);
+  void ListWebhooks(Call& c);
+  void RegisterWebhook(Call& c);
+  void RemoveWebhook(Call& c);
+  void WebhookDeliveries(Call& c);
+
   EventStore* store_;
   Projector* projector_;
   // Null when okrd runs without --tokens; swapped whole on SIGHUP.

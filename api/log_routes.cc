@@ -145,16 +145,6 @@ void Server::Routes::GetDiff(Call& c) {
   c.TagState(q->to);
 }
 
-// An event as the audit routes show it; the idempotency key without the
-// actor scope okrd stores it under.
-static json AuditEventJson(schema::Event::Reader ev) {
-  json out = EventToJson(ev);
-  std::string key = out["idempotency_key"].get<std::string>();
-  if (auto nl = key.find('\n'); nl != std::string::npos)
-    out["idempotency_key"] = key.substr(nl + 1);
-  return out;
-}
-
 // --- audit reads ---
 
 namespace {

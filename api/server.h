@@ -23,6 +23,9 @@
 namespace httplib {
 class Server;
 }
+namespace okr::webhooks {
+class Webhooks;
+}
 
 namespace okr::api {
 
@@ -74,6 +77,9 @@ struct ServerOptions {
   // 503, a review carries no checkpoint, and proofs are served as ever.
   std::shared_ptr<const SigningKey> signing_key;
   std::string origin;
+  // The webhooks' registry and deliveries (SPEC §8), which outlive the
+  // server; null (forensics): the webhook routes answer 503.
+  webhooks::Webhooks* webhooks = nullptr;
 };
 
 class Server {

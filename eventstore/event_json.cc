@@ -107,6 +107,13 @@ nlohmann::json EventToJson(schema::Event::Reader event) {
   return out;
 }
 
+nlohmann::json AuditEventJson(schema::Event::Reader event) {
+  nlohmann::json out = EventToJson(event);
+  std::string key = out["idempotency_key"].get<std::string>();
+  if (auto nl = key.find('\n'); nl != std::string::npos) out["idempotency_key"] = key.substr(nl + 1);
+  return out;
+}
+
 namespace {
 constexpr char kBase64Alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

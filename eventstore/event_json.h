@@ -18,6 +18,10 @@ namespace okr {
 // enums as snake_case names, *At fields as RFC 3339 times and bytes (a
 // log.signing_key's public_key) as base64.
 nlohmann::json EventToJson(schema::Event::Reader event);
+// EventToJson as the audit routes (/v1/events, histories) and webhook
+// deliveries show it: the idempotency key without the actor scope okrd
+// stores it under.
+nlohmann::json AuditEventJson(schema::Event::Reader event);
 
 // Standard base64 (RFC 4648, with padding): how the audit API carries an
 // event's exact stored bytes inside JSON.

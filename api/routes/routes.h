@@ -52,6 +52,10 @@ enum class RouteKind {
   kInclusionProof,
   kConsistencyProof,
   kBackup,
+  kListWebhooks,
+  kRegisterWebhook,
+  kRemoveWebhook,
+  kWebhookDeliveries,
   kCommand,
 };
 

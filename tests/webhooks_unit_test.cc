@@ -1,0 +1,135 @@
+// The webhooks' pieces without okrd: URLs taken apart, registrations
+// checked, the signature and delivery id as a receiver recomputes them,
+// the backoff's bounds, and the key store's records.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include "api/webhooks/delivery.h"
+#include "api/webhooks/webhook_store.h"
+#include "api/webhooks/webhooks.h"
+#include "eventstore/keystore.h"
+#include "tests/test_support.h"
+
+namespace okr::webhooks {
+namespace {
+
+using nlohmann::json;
+
+TEST(WebhookUrl, SplitsSchemeHostPortAndPath) {
+  auto p = SplitUrl("HTTPS://Hooks.Example.com:8443/a/b?x=1#frag");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->scheme, "https");
+  EXPECT_EQ(p->host, "hooks.example.com");
+  EXPECT_EQ(p->port, "8443");
+  EXPECT_EQ(p->path, "/a/b?x=1");
+  p = SplitUrl("http://[::1]:9000");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->host, "[::1]");
+  EXPECT_EQ(p->path, "/");
+  for (const char* bad : {"ftp://x/", "http://", "http:///x", "http://u:p@x/", "http://x:0/",
+                          "http://x:70000/", "http://x y/", "example.com/x", "http://ex_ample/"}) {
+    EXPECT_FALSE(SplitUrl(bad)) << bad;
+  }
+  EXPECT_FALSE(SplitUrl("http://x/" + std::string(kMaxUrlBytes, 'a')));
+}
+
+TEST(WebhookRegistration, ChecksEveryFieldAndNamesIt) {
+  json ok = {{"id", "ops-1"},
+             {"url", "http://h/x"},
+             {"secret", std::string(16, 's')},
+             {"types", {"check_in.recorded", "digest", "*", "digest"}},
+             {"cycle", "q1"}};
+  auto c = ParseRegistration(ok);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->types, (std::vector<std::string>{"check_in.recorded", "digest", "*"}));
+  EXPECT_EQ(c->host, "h");
+  EXPECT_EQ(c->url_sha256, ToHex(Sha256("http://h/x")));
+  auto refused = [&](const char* field, json value) {
+    json b = ok;
+    if (value.is_null()) {
+      b.erase(field);
+    } else {
+      b[field] = value;
+    }
+    auto r = ParseRegistration(b);
+    return !r.ok() && r.status().field() == field;
+  };
+  EXPECT_TRUE(refused("id", nullptr));
+  EXPECT_TRUE(refused("id", "A"));
+  EXPECT_TRUE(refused("id", std::string(65, 'a')));
+  EXPECT_TRUE(refused("url", "mailto:x@y"));
+  EXPECT_TRUE(refused("secret", std::string(15, 's')));
+  EXPECT_TRUE(refused("secret", std::string(257, 's')));
+  EXPECT_TRUE(refused("types", json::array()));
+  EXPECT_TRUE(refused("types", {"webhook.nope"}));
+  EXPECT_TRUE(refused("cycle", 3));
+  EXPECT_TRUE(refused("extra", 1));
+}
+
+TEST(WebhookSignature, IsHmacSha256OfTimeDotBody) {
+  // Python: hmac.new(b"0123456789abcdef", b'1700000000.{"a":1}', sha256).hexdigest()
+  EXPECT_EQ(SignatureV1("0123456789abcdef", 1700000000, R"({"a":1})"),
+            "9eb18f493f8ec135d9eb2dad817c369bb4e9cbfa818657897a7437c1cd8c3a23");
+  EXPECT_EQ(DeliveryId("h1", "7"), "5c20cc72fbe6083d7420fb34b96dc8a9");
+  EXPECT_NE(DeliveryId("h1", "8"), DeliveryId("h1", "7"));
+}
+
+TEST(WebhookBackoff, FullJitterUnderAnExponentialCeilingAndTheCap) {
+  for (int attempt = 1; attempt <= 40; ++attempt) {
+    const int64_t ceiling = std::min<int64_t>(int64_t{1000} << std::min(attempt - 1, 20), 300'000);
+    for (int i = 0; i < 50; ++i) {
+      int64_t wait = BackoffUs(attempt, 1000, 300'000);
+      EXPECT_GE(wait, 0);
+      EXPECT_LE(wait, ceiling) << attempt;
+    }
+  }
+}
+
+TEST(KeyStore, KeepsRecordsDurablyInAPrivateDirectory) {
+  testing::TempDir dir;
+  const std::string path = DefaultKeyStorePath(dir.Sub("data/"));
+  EXPECT_EQ(path, dir.Sub("data.keys"));
+  {
+    auto keys = KeyStore::Open(path);
+    ASSERT_TRUE(keys.ok()) << keys.status().ToString();
+    WebhookStore records(keys->get());
+    WebhookConfig c{"h-1", "http://h/x", std::string(16, 's'), {"*"}, "", "http", "h", "ab"};
+    ASSERT_TRUE(records.PutConfig(c).ok());
+    DeliveryState state{7, -1, 0, false};
+    for (uint64_t seq = 8; seq < 8 + kMaxDeliveriesKept + 5; ++seq) {
+      state.cursor = seq;
+      ASSERT_TRUE(records.SaveAttempt("h-1", state, {"event", seq, "d", 1, 200, "", 1, 0}).ok());
+    }
+    auto deliveries = records.Deliveries("h-1");
+    ASSERT_TRUE(deliveries.ok());
+    ASSERT_EQ(deliveries->size(), kMaxDeliveriesKept);
+    EXPECT_EQ(deliveries->front().seq, 8 + kMaxDeliveriesKept + 4);  // newest first
+  }
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  auto keys = KeyStore::Open(path);
+  ASSERT_TRUE(keys.ok());
+  WebhookStore records(keys->get());
+  auto all = records.LoadAll();
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0].config.url, "http://h/x");
+  ASSERT_TRUE((*all)[0].state);
+  EXPECT_EQ((*all)[0].state->cursor, 8 + kMaxDeliveriesKept + 4);
+  ASSERT_TRUE(records.Drop("h-1").ok());
+  EXPECT_TRUE(records.LoadAll()->empty());
+  EXPECT_TRUE(records.Deliveries("h-1")->empty());
+}
+
+TEST(KeyStore, RefusesADirectoryOthersMayEnter) {
+  testing::TempDir dir;
+  const std::string path = dir.Sub("open.keys");
+  ASSERT_EQ(::mkdir(path.c_str(), 0755), 0);
+  auto keys = KeyStore::Open(path);
+  ASSERT_FALSE(keys.ok());
+  EXPECT_EQ(keys.status().code(), Status::Code::kInvalid);
+}
+
+}  // namespace
+}  // namespace okr::webhooks

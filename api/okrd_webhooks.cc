@@ -41,8 +41,7 @@ nlohmann::json PlaceholderDigest(const Projection& p, int64_t now_us) {
 }
 
 Result<WebhookRuntime> StartWebhooks(const WebhookFlags& f, const std::string& data_dir,
-                                     EventStore* store, Projector* projector,
-                                     webhooks::LogFn log) {
+                                     EventStore* store, Projector* projector, webhooks::LogFn log) {
   auto digest_minute = ParseDigestAt(f.digest_at);
   if (!digest_minute) return Status::Invalid("--digest-at must be HH:MM (UTC)");
   if (f.retry_base_ms <= 0 || f.retry_cap_ms < f.retry_base_ms || f.failure_window_s <= 0 ||

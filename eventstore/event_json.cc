@@ -110,7 +110,8 @@ nlohmann::json EventToJson(schema::Event::Reader event) {
 nlohmann::json AuditEventJson(schema::Event::Reader event) {
   nlohmann::json out = EventToJson(event);
   std::string key = out["idempotency_key"].get<std::string>();
-  if (auto nl = key.find('\n'); nl != std::string::npos) out["idempotency_key"] = key.substr(nl + 1);
+  if (auto nl = key.find('\n'); nl != std::string::npos)
+    out["idempotency_key"] = key.substr(nl + 1);
   return out;
 }
 

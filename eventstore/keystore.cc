@@ -95,8 +95,8 @@ Status KeyStore::Delete(std::string key) {
 
 Result<std::optional<std::string>> KeyStore::Get(std::string_view key) const {
   std::string value;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), rocksdb::Slice(key.data(), key.size()),
-                               &value);
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), rocksdb::Slice(key.data(), key.size()), &value);
   if (s.IsNotFound()) return std::optional<std::string>();
   OKR_RETURN_IF_ERROR(FromRocks(s, "read"));
   return std::optional<std::string>(std::move(value));
@@ -129,8 +129,7 @@ Status KeyStore::DeletePrefix(std::string_view prefix) {
   const std::string begin(prefix), end = PrefixEnd(prefix);
   rocksdb::Slice b(begin), e(end);
   return FromRocks(
-      db_->CompactRange(rocksdb::CompactRangeOptions(), &b, end.empty() ? nullptr : &e),
-      "compact");
+      db_->CompactRange(rocksdb::CompactRangeOptions(), &b, end.empty() ? nullptr : &e), "compact");
 }
 
 }  // namespace okr

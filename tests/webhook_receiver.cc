@@ -30,8 +30,8 @@ bool SignatureValid(const std::string& signature, const std::string& secret,
 bool Receiver::Start() {
   Stop();
   server_ = std::make_unique<httplib::Server>();
-  server_->Post(R"(/hooks/([a-z0-9-]+))", [this](const httplib::Request& req,
-                                                  httplib::Response& res) { Handle(req, res); });
+  server_->Post(R"(/hooks/([a-z0-9-]+))",
+                [this](const httplib::Request& req, httplib::Response& res) { Handle(req, res); });
   if (port_ == 0) {
     port_ = server_->bind_to_any_port("127.0.0.1");
   } else if (!server_->bind_to_port("127.0.0.1", port_)) {

@@ -62,8 +62,8 @@ class Writer {
 std::map<uint64_t, json> EventsAfter(const Okrd& s, uint64_t after) {
   std::map<uint64_t, json> out;
   for (;;) {
-    Reply page = Want(s.Get("/v1/events?limit=1000&after=" + std::to_string(after), kAuditor.token),
-                      200);
+    Reply page =
+        Want(s.Get("/v1/events?limit=1000&after=" + std::to_string(after), kAuditor.token), 200);
     for (const json& e : page.json["items"]) out[e["seq"].get<uint64_t>()] = e;
     if (page.json["next"].is_null()) return out;
     after = std::stoull(page.json["next"].get<std::string>());
@@ -79,19 +79,23 @@ bool RefusesMore(const Receiver& rx, int more) {
 TEST(WebhookDelivery, EveryEventAtLeastOnceInOrderThroughFailuresAndCrashes) {
   Receiver rx(/*hang_ms=*/2500);
   ASSERT_TRUE(rx.Start());
-  const Strings flags = {"--webhook-retry-base-ms", "50", "--webhook-retry-cap-ms", "400",
-                         "--webhook-timeout-ms", "1000"};
+  const Strings flags = {"--webhook-retry-base-ms", "50",  "--webhook-retry-cap-ms", "400",
+                         "--webhook-timeout-ms",    "1000"};
   Okrd s(WithTokens(flags));
   ASSERT_TRUE(s.Start());
   PlanAcmeAndCycle(s, kAdmin.token, 30);
   Want(s.Post("/v1/objectives",
               {{"id", "o-1"}, {"cycle", "q"}, {"owner", "acme"}, {"title", "Grow"}}, kAdmin.token),
        201);
-  Want(s.Post("/v1/key-results", {{"id", "kr-1"}, {"objective", "o-1"}, {"title", "Users"},
-                                  {"target", 100}}, kAdmin.token), 201);
-  Reply registered = Want(s.Post("/v1/webhooks",
-                                 {{"id", "all"}, {"url", rx.Url("all")}, {"secret", kSecret},
-                                  {"types", {"*"}}}, kAdmin.token), 201);
+  Want(s.Post("/v1/key-results",
+              {{"id", "kr-1"}, {"objective", "o-1"}, {"title", "Users"}, {"target", 100}},
+              kAdmin.token),
+       201);
+  Reply registered =
+      Want(s.Post("/v1/webhooks",
+                  {{"id", "all"}, {"url", rx.Url("all")}, {"secret", kSecret}, {"types", {"*"}}},
+                  kAdmin.token),
+           201);
   const uint64_t first = registered.u("seq") + 1;
 
   Writer writer(s);

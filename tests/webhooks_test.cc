@@ -121,9 +121,9 @@ TEST(Webhooks, RegisterListRemoveAndIdsAreNeverReused) {
   ASSERT_TRUE(s.Start());
   const std::string url = "https://hooks.example.invalid/services/" + std::string(kSecretPath);
   const uint64_t head = s.HeadSeq();
-  Reply made = Want(s.Post("/v1/webhooks", Hook("ops-1", url, {"check_in.recorded", "digest"}),
-                           kAdmin.token),
-                    201);
+  Reply made = Want(
+      s.Post("/v1/webhooks", Hook("ops-1", url, {"check_in.recorded", "digest"}), kAdmin.token),
+      201);
   EXPECT_EQ(made.u("seq"), head + 1);
   json listed = WebhookNamed(s, "ops-1");
   ASSERT_TRUE(listed.is_object());
@@ -151,7 +151,8 @@ TEST(Webhooks, RegisterListRemoveAndIdsAreNeverReused) {
   Want(s.Post("/v1/webhooks", Hook("ops-2", url), kAdmin.token), 201);
 
   // The URL and the secret: nowhere in the log, the answers or okrd's log.
-  for (const char* path : {"/v1/events?limit=1000", "/v1/webhooks", "/v1/webhooks/ops-2/deliveries"}) {
+  for (const char* path :
+       {"/v1/events?limit=1000", "/v1/webhooks", "/v1/webhooks/ops-2/deliveries"}) {
     Reply r = Want(s.Get(path, kAdmin.token), 200);
     EXPECT_EQ(r.body.find(kSecretPath), std::string::npos) << path;
     EXPECT_EQ(r.body.find(kSecret), std::string::npos) << path;
@@ -179,17 +180,24 @@ TEST(Webhooks, DeliversOnlyTheTypesAndCycleAsked) {
   Okrd s(WithTokens());
   ASSERT_TRUE(s.Start());
   PlanAcmeAndCycle(s, kAdmin.token, 30);
-  Want(s.Post("/v1/cycles", {{"id", "q2"}, {"name", "Q2"}, {"starts", DateIn(-30)},
-                             {"ends", DateIn(30)}}, kAdmin.token), 201);
+  Want(s.Post("/v1/cycles",
+              {{"id", "q2"}, {"name", "Q2"}, {"starts", DateIn(-30)}, {"ends", DateIn(30)}},
+              kAdmin.token),
+       201);
   json types = {"check_in.recorded"};
   json hook = Hook("q-check-ins", rx.Url("q-check-ins"), types);
   hook["cycle"] = "q";
   Want(s.Post("/v1/webhooks", hook, kAdmin.token), 201);
   for (const std::string cycle : {"q", "q2"}) {
-    Want(s.Post("/v1/objectives", {{"id", "o-" + cycle}, {"cycle", cycle}, {"owner", "acme"},
-                                   {"title", "T"}}, kAdmin.token), 201);
-    Want(s.Post("/v1/key-results", {{"id", "kr-" + cycle}, {"objective", "o-" + cycle},
-                                    {"title", "K"}, {"target", 10}}, kAdmin.token), 201);
+    Want(s.Post("/v1/objectives",
+                {{"id", "o-" + cycle}, {"cycle", cycle}, {"owner", "acme"}, {"title", "T"}},
+                kAdmin.token),
+         201);
+    Want(
+        s.Post("/v1/key-results",
+               {{"id", "kr-" + cycle}, {"objective", "o-" + cycle}, {"title", "K"}, {"target", 10}},
+               kAdmin.token),
+        201);
   }
   std::vector<uint64_t> wanted;
   for (int i = 1; i <= 3; ++i) {
@@ -231,8 +239,10 @@ TEST(Webhooks, AWebhookFailingThroughTheWindowIsDisabledBySystem) {
   // Disabled for good: a restart starts no delivery, and no second event.
   rx.set_mode(Receiver::Mode::kOk);
   ASSERT_TRUE(s.Restart());
-  Want(s.Post("/v1/units", {{"id", "hr"}, {"kind", "department"}, {"name", "HR"},
-                            {"parent", "acme"}}, kAdmin.token), 201);
+  Want(s.Post("/v1/units",
+              {{"id", "hr"}, {"kind", "department"}, {"name", "HR"}, {"parent", "acme"}},
+              kAdmin.token),
+       201);
   EXPECT_EQ(WebhookNamed(s, "doomed")["state"], "disabled");
   std::this_thread::sleep_for(std::chrono::milliseconds(500));  // room for a wrong delivery
   EXPECT_TRUE(rx.received("doomed").empty());

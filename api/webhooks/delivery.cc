@@ -121,8 +121,8 @@ bool Worker::Wants(schema::Event::Reader ev) {
   if (!typed) return false;
   if (config_.cycle.empty()) return true;
   std::string_view entity(ev.getEntity().cStr());
-  std::string cycle = env_.projector->Read(
-      [&](const Projection& p) { return CycleOfEntity(p, entity); });
+  std::string cycle =
+      env_.projector->Read([&](const Projection& p) { return CycleOfEntity(p, entity); });
   return FollowsCycle(config_.cycle, cycle);
 }
 
@@ -163,8 +163,8 @@ bool Worker::DeliverPending() {
 }
 
 bool Worker::DeliverDigestIfDue() {
-  bool wants = std::find(config_.types.begin(), config_.types.end(), kDigestType) !=
-               config_.types.end();
+  bool wants =
+      std::find(config_.types.begin(), config_.types.end(), kDigestType) != config_.types.end();
   if (!wants || !env_.options->digest) return true;
   const int64_t now = NowUs();
   const int64_t day = now / kUsPerDay;
@@ -192,11 +192,11 @@ Worker::Outcome Worker::Post(const Delivery& d) {
   client.set_write_timeout(secs, usecs);
   client.enable_server_certificate_verification(true);
   const int64_t t = NowUs() / 1'000'000;
-  httplib::Headers headers = {
-      {"Okrd-Seq", std::to_string(d.seq)},
-      {"Okrd-Delivery", d.delivery_id},
-      {"Okrd-Signature", "t=" + std::to_string(t) + ",v1=" + SignatureV1(config_.secret, t, d.body)},
-      {"User-Agent", "okrd"}};
+  httplib::Headers headers = {{"Okrd-Seq", std::to_string(d.seq)},
+                              {"Okrd-Delivery", d.delivery_id},
+                              {"Okrd-Signature", "t=" + std::to_string(t) + ",v1=" +
+                                                     SignatureV1(config_.secret, t, d.body)},
+                              {"User-Agent", "okrd"}};
   if (d.kind == "digest") headers.emplace("Okrd-Digest-Day", FormatDate(d.digest_day * kUsPerDay));
   {
     std::lock_guard lock(mu_);
@@ -214,8 +214,7 @@ Worker::Outcome Worker::Post(const Delivery& d) {
 
 void Worker::Record(const Delivery& d, int attempt, const Outcome& o, int64_t now_us,
                     int64_t next_retry_us) {
-  DeliveryRecord r{d.kind, d.seq, d.delivery_id, attempt, o.status, o.error, now_us,
-                   next_retry_us};
+  DeliveryRecord r{d.kind, d.seq, d.delivery_id, attempt, o.status, o.error, now_us, next_retry_us};
   DeliveryState s = state();
   Status saved = env_.records->SaveAttempt(config_.id, s, r);
   if (saved.ok()) {

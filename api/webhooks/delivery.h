@@ -45,8 +45,7 @@ struct WorkerEnv {
   const WebhookOptions* options;
   // Appends webhook.disabled; kVersionMismatch when the webhook was
   // removed meanwhile.
-  std::function<Status(const std::string& id, const std::string& reason,
-                       int64_t failing_since_us)>
+  std::function<Status(const std::string& id, const std::string& reason, int64_t failing_since_us)>
       disable;
 };
 

@@ -13,8 +13,8 @@ using nlohmann::json;
 
 bool ValidWebhookId(std::string_view id) {
   return !id.empty() && id.size() <= kMaxIdChars && std::all_of(id.begin(), id.end(), [](char c) {
-           return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
-         });
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+  });
 }
 
 namespace {
@@ -27,13 +27,13 @@ std::string Lower(std::string_view s) {
 
 bool ValidHost(std::string_view host) {
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
-    return std::all_of(host.begin() + 1, host.end() - 1,
-                       [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) ||
-                                           c == ':' || c == '.'; });
+    return std::all_of(host.begin() + 1, host.end() - 1, [](char c) {
+      return std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.';
+    });
   }
   return !host.empty() && host.size() <= 253 && std::all_of(host.begin(), host.end(), [](char c) {
-           return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
-         });
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
+  });
 }
 
 bool ValidPort(std::string_view port) {
@@ -67,8 +67,7 @@ bool SplitAuthority(std::string_view authority, UrlParts* parts) {
 
 std::optional<UrlParts> SplitUrl(std::string_view url) {
   if (url.size() > kMaxUrlBytes) return std::nullopt;
-  bool printable =
-      std::all_of(url.begin(), url.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+  bool printable = std::all_of(url.begin(), url.end(), [](char c) { return c > 0x20 && c < 0x7f; });
   size_t sep = url.find("://");
   if (!printable || sep == std::string_view::npos) return std::nullopt;
   UrlParts parts;
@@ -172,20 +171,20 @@ json WebhookInfoJson(const WebhookInfo& info) {
   const DeliveryState& s = info.state;
   assert(c.url.empty() && c.secret.empty());  // never shown
   const char* state = s.disabled ? "disabled" : s.failing_since_us != 0 ? "failing" : "active";
-  return {{"id", c.id},
-          {"types", c.types},
-          {"cycle", c.cycle.empty() ? json(nullptr) : json(c.cycle)},
-          {"scheme", c.scheme},
-          {"host", c.host},
-          {"url_sha256", c.url_sha256},
-          {"state", state},
-          {"cursor", s.cursor},
-          {"failing_since",
-           s.failing_since_us == 0 ? json(nullptr) : json(FormatTimeUs(s.failing_since_us))},
-          {"last_digest_day",
-           s.digest_day < 0 ? json(nullptr)
-                            : json(FormatDate(s.digest_day * int64_t{86'400'000'000}))},
-          {"registered_seq", info.registered_seq}};
+  return {
+      {"id", c.id},
+      {"types", c.types},
+      {"cycle", c.cycle.empty() ? json(nullptr) : json(c.cycle)},
+      {"scheme", c.scheme},
+      {"host", c.host},
+      {"url_sha256", c.url_sha256},
+      {"state", state},
+      {"cursor", s.cursor},
+      {"failing_since",
+       s.failing_since_us == 0 ? json(nullptr) : json(FormatTimeUs(s.failing_since_us))},
+      {"last_digest_day",
+       s.digest_day < 0 ? json(nullptr) : json(FormatDate(s.digest_day * int64_t{86'400'000'000}))},
+      {"registered_seq", info.registered_seq}};
 }
 
 }  // namespace okr::webhooks

@@ -25,9 +25,9 @@ std::string DeliveryKey(const std::string& id, uint64_t n) {
 }
 
 json ConfigJson(const WebhookConfig& c) {
-  return {{"id", c.id},         {"url", c.url},       {"secret", c.secret},
-          {"types", c.types},   {"cycle", c.cycle},   {"scheme", c.scheme},
-          {"host", c.host},     {"url_sha256", c.url_sha256}};
+  return {
+      {"id", c.id},       {"url", c.url},       {"secret", c.secret}, {"types", c.types},
+      {"cycle", c.cycle}, {"scheme", c.scheme}, {"host", c.host},     {"url_sha256", c.url_sha256}};
 }
 
 WebhookConfig ConfigOf(const json& j) {
@@ -60,9 +60,14 @@ DeliveryState StateOf(const json& j) {
 }
 
 json RecordJson(const DeliveryRecord& r) {
-  return {{"kind", r.kind},         {"seq", r.seq},        {"delivery_id", r.delivery_id},
-          {"attempt", r.attempt},   {"status", r.status},  {"error", r.error},
-          {"at_us", r.at_us},       {"next_retry_us", r.next_retry_us}};
+  return {{"kind", r.kind},
+          {"seq", r.seq},
+          {"delivery_id", r.delivery_id},
+          {"attempt", r.attempt},
+          {"status", r.status},
+          {"error", r.error},
+          {"at_us", r.at_us},
+          {"next_retry_us", r.next_retry_us}};
 }
 
 DeliveryRecord RecordOf(const json& j) {
@@ -95,8 +100,8 @@ json DeliveryRecordJson(const DeliveryRecord& r) {
               {"status", r.status == 0 ? json(nullptr) : json(r.status)},
               {"error", r.error.empty() ? json(nullptr) : json(r.error)},
               {"at", FormatTimeUs(r.at_us)},
-              {"next_retry_at", r.next_retry_us == 0 ? json(nullptr)
-                                                     : json(FormatTimeUs(r.next_retry_us))}};
+              {"next_retry_at",
+               r.next_retry_us == 0 ? json(nullptr) : json(FormatTimeUs(r.next_retry_us))}};
   return out;
 }
 
@@ -134,11 +139,12 @@ Result<uint64_t> WebhookStore::NextDeliveryNumber(const std::string& id) {
   auto it = next_delivery_.find(id);
   if (it != next_delivery_.end()) return it->second++;
   uint64_t next = 0;
-  OKR_RETURN_IF_ERROR(keys_->Scan(DeliveriesPrefix(id), [&](std::string_view key, std::string_view) {
-    std::string_view digits = key.substr(key.size() - 16);
-    next = std::strtoull(std::string(digits).c_str(), nullptr, 16) + 1;
-    return true;
-  }));
+  OKR_RETURN_IF_ERROR(
+      keys_->Scan(DeliveriesPrefix(id), [&](std::string_view key, std::string_view) {
+        std::string_view digits = key.substr(key.size() - 16);
+        next = std::strtoull(std::string(digits).c_str(), nullptr, 16) + 1;
+        return true;
+      }));
   next_delivery_[id] = next + 1;
   return next;
 }
@@ -157,13 +163,13 @@ Status WebhookStore::SaveAttempt(const std::string& id, const DeliveryState& sta
 Result<std::vector<DeliveryRecord>> WebhookStore::Deliveries(const std::string& id) const {
   std::vector<DeliveryRecord> out;
   Status bad = Status::Ok();
-  OKR_RETURN_IF_ERROR(keys_->Scan(DeliveriesPrefix(id), [&](std::string_view key,
-                                                            std::string_view value) {
-    auto j = ParseRecord(key, value);
-    if (!j.ok()) return bad = j.status(), false;
-    out.push_back(RecordOf(*j));
-    return true;
-  }));
+  OKR_RETURN_IF_ERROR(
+      keys_->Scan(DeliveriesPrefix(id), [&](std::string_view key, std::string_view value) {
+        auto j = ParseRecord(key, value);
+        if (!j.ok()) return bad = j.status(), false;
+        out.push_back(RecordOf(*j));
+        return true;
+      }));
   OKR_RETURN_IF_ERROR(bad);
   std::reverse(out.begin(), out.end());
   return out;

@@ -25,9 +25,9 @@ inline constexpr size_t kMaxDeliveriesKept = 100;
 
 // A webhook as registered: what the log records and what it does not.
 struct WebhookConfig {
-  std::string id;      // 1-64 of [a-z0-9-]
-  std::string url;     // secret: key store only
-  std::string secret;  // secret: key store only
+  std::string id;                  // 1-64 of [a-z0-9-]
+  std::string url;                 // secret: key store only
+  std::string secret;              // secret: key store only
   std::vector<std::string> types;  // event type names, "digest" or "*"
   std::string cycle;               // empty: every cycle
   std::string scheme, host;        // of url

@@ -47,8 +47,7 @@ void Log(const WebhookOptions& o, int level, const char* event,
 
 }  // namespace
 
-Webhooks::Webhooks(EventStore* store, Projector* projector, KeyStore* keys,
-                   WebhookOptions options)
+Webhooks::Webhooks(EventStore* store, Projector* projector, KeyStore* keys, WebhookOptions options)
     : store_(store), projector_(projector), records_(keys), options_(std::move(options)) {
   assert(store_ != nullptr && projector_ != nullptr);
   if (!options_.clock_us) options_.clock_us = SystemClockUs;

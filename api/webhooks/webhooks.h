@@ -44,8 +44,9 @@ inline constexpr char kEntityPrefix[] = "webhook:";
 using DigestBuilder = std::function<nlohmann::json(const Projection&, int64_t now_us)>;
 
 // A log line: okrd's logger, with the level as spdlog's number.
-using LogFn = std::function<void(int level, const char* event,
-                                 const std::vector<std::pair<const char*, nlohmann::json>>& fields)>;
+using LogFn =
+    std::function<void(int level, const char* event,
+                       const std::vector<std::pair<const char*, nlohmann::json>>& fields)>;
 
 struct WebhookOptions {
   // Retries wait a random time in [0, min(cap, base * 2^(attempt-1))]

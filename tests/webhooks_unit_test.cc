@@ -133,3 +133,53 @@ TEST(KeyStore, RefusesADirectoryOthersMayEnter) {
 
 }  // namespace
 }  // namespace okr::webhooks
+
+namespace okr::webhooks {
+namespace {
+
+// The log is the authority: a key-store webhook the log does not register
+// (okrd stopped between the key store's write and the event's) or has
+// removed is dropped at start-up; one the log registers is kept.
+TEST(WebhookReconcile, DropsWhatTheLogDoesNotRegister) {
+  testing::TempDir dir;
+  auto store = EventStore::Open(dir.Sub("data"));
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  auto projector = Projector::Open(store->get());
+  ASSERT_TRUE(projector.ok());
+  auto keys = KeyStore::Open(dir.Sub("data.keys"));
+  ASSERT_TRUE(keys.ok());
+  auto config = [](const std::string& id) {
+    json body = {{"id", id},
+                 {"url", "http://127.0.0.1:9/" + id},
+                 {"secret", std::string(16, 's')},
+                 {"types", {"*"}}};
+    return ParseRegistration(body).value();
+  };
+  {
+    auto hooks = Webhooks::Start(store->get(), projector->get(), keys->get(), {});
+    ASSERT_TRUE(hooks.ok());
+    ASSERT_TRUE((*hooks)->Register(config("kept"), "admin").ok());
+    ASSERT_TRUE((*hooks)->Register(config("removed"), "admin").ok());
+    ASSERT_TRUE((*hooks)->Remove("removed", "admin").ok());
+  }
+  WebhookStore records(keys->get());
+  ASSERT_TRUE(records.PutConfig(config("orphan")).ok());   // no event: a crash in between
+  ASSERT_TRUE(records.PutConfig(config("removed")).ok());  // the log says removed
+  auto hooks = Webhooks::Start(store->get(), projector->get(), keys->get(), {});
+  ASSERT_TRUE(hooks.ok());
+  std::vector<std::string> ids;
+  for (const WebhookInfo& info : (*hooks)->List()) {
+    ids.push_back(info.config.id);
+    EXPECT_TRUE(info.config.url.empty() && info.config.secret.empty());
+  }
+  EXPECT_EQ(ids, std::vector<std::string>{"kept"});
+  auto left = records.LoadAll();
+  ASSERT_TRUE(left.ok());
+  ASSERT_EQ(left->size(), 1u);
+  EXPECT_EQ((*left)[0].config.id, "kept");
+  EXPECT_EQ((*hooks)->Register(config("removed"), "admin").status().code(),
+            Status::Code::kAlreadyExists);
+}
+
+}  // namespace
+}  // namespace okr::webhooks

@@ -2,6 +2,7 @@
 // them, the key store's records kept in step with the log, a worker each.
 #include "api/webhooks/webhooks.h"
 
+#include <algorithm>
 #include <cassert>
 
 #include "api/webhooks/delivery.h"
@@ -93,6 +94,8 @@ Status Webhooks::Adopt(const WebhookStore::Entry& entry) {
   }
   DeliveryState state = entry.state.value_or(DeliveryState{stream->registered_seq});
   state.disabled = stream->last == schema::Event::Which::WEBHOOK_DISABLED;
+  // A key store newer than a restored log: deliver what the log holds next.
+  state.cursor = std::min(state.cursor, store_->head().seq);
   registered_seq_[id] = stream->registered_seq;
   StartWorker(entry.config, state);
   return Status::Ok();

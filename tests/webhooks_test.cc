@@ -253,7 +253,11 @@ TEST(Webhooks, AWebhookFailingThroughTheWindowIsDisabledBySystem) {
 TEST(Webhooks, OneDigestPerDayKeepsItsDeliveryIdAcrossRestarts) {
   Receiver rx;
   ASSERT_TRUE(rx.Start());
-  Strings flags = {"--digest-at", "00:00"};
+  // The webhooks' clock at about noon UTC today, far from midnight, so the
+  // restarts below fall on the same day whenever the test runs.
+  const int64_t now_s = NowUs() / 1'000'000;
+  const int64_t noon = 12 * 3600 - now_s % 86'400;
+  Strings flags = {"--digest-at", "00:00", "--webhook-clock-offset-s=" + std::to_string(noon)};
   Okrd s(WithTokens(flags));
   ASSERT_TRUE(s.Start());
   Want(s.Post("/v1/webhooks", Hook("daily", rx.Url("daily"), {"digest", "unit.created"}),
@@ -279,7 +283,7 @@ TEST(Webhooks, OneDigestPerDayKeepsItsDeliveryIdAcrossRestarts) {
   ASSERT_TRUE(WaitFor([&] { return rx.received("daily").size() == 2; }));
   EXPECT_EQ(digests().size(), 1u);
   // The next day (the webhooks' clock a day ahead): one more, its own id.
-  flags.insert(flags.end(), {"--webhook-clock-offset-s", "86400"});
+  flags.back() = "--webhook-clock-offset-s=" + std::to_string(noon + 86'400);
   ASSERT_TRUE(s.Restart(flags));
   ASSERT_TRUE(WaitFor([&] { return digests().size() == 2; }));
   Received second = digests()[1];

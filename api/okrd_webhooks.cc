@@ -14,6 +14,9 @@ void AddWebhookOptions(CLI::App& app, WebhookFlags& f) {
   app.add_option("--digest-at", f.digest_at,
                  "HH:MM (UTC): when webhooks subscribed to 'digest' get the day's digest")
       ->capture_default_str();
+  app.add_option("--webhook-ca-file", f.ca_file,
+                 "PEM file of the CA certificates https webhook receivers are checked against "
+                 "(default: the system's)");
   // Hidden (group ""): for tests only.
   app.add_option("--webhook-retry-base-ms", f.retry_base_ms)->group("");
   app.add_option("--webhook-retry-cap-ms", f.retry_cap_ms)->group("");
@@ -58,6 +61,7 @@ Result<WebhookRuntime> StartWebhooks(const WebhookFlags& f, const std::string& d
   options.timeout_us = f.timeout_ms * 1000;
   options.digest_minute_utc = *digest_minute;
   options.digest = PlaceholderDigest;
+  options.ca_file = f.ca_file;
   const int64_t offset_us = f.clock_offset_s * 1'000'000;
   options.clock_us = [offset_us] { return SystemClockUs() + offset_us; };
   options.log = std::move(log);

@@ -18,6 +18,7 @@ namespace okr::api {
 struct WebhookFlags {
   std::string keystore_dir;  // empty: DefaultKeyStorePath(data dir)
   std::string digest_at = "08:00";
+  std::string ca_file;  // empty: the system's CA certificates
   // Hidden, for tests: the retry backoff, the failure window before a
   // webhook is disabled, the timeouts, and a shift of the webhooks' clock.
   int64_t retry_base_ms = 1000;

@@ -29,7 +29,11 @@ bool SignatureValid(const std::string& signature, const std::string& secret,
 
 bool Receiver::Start() {
   Stop();
-  server_ = std::make_unique<httplib::Server>();
+  if (cert_path_.empty()) {
+    server_ = std::make_unique<httplib::Server>();
+  } else {
+    server_ = std::make_unique<httplib::SSLServer>(cert_path_.c_str(), key_path_.c_str());
+  }
   server_->Post(R"(/hooks/([a-z0-9-]+))",
                 [this](const httplib::Request& req, httplib::Response& res) { Handle(req, res); });
   if (port_ == 0) {

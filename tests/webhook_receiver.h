@@ -34,6 +34,9 @@ class Receiver {
  public:
   enum class Mode { kOk, kFail, kHang };
   explicit Receiver(int hang_ms = 2000) : hang_ms_(hang_ms) {}
+  // Serves https with this certificate and key (PEM files).
+  Receiver(std::string cert_path, std::string key_path)
+      : hang_ms_(2000), cert_path_(std::move(cert_path)), key_path_(std::move(key_path)) {}
   ~Receiver() { Stop(); }
 
   // Serves on `port` (0: any free port, the first time); true when bound.
@@ -41,7 +44,8 @@ class Receiver {
   void Stop();
   int port() const { return port_; }
   std::string Url(const std::string& hook) const {
-    return "http://127.0.0.1:" + std::to_string(port_) + "/hooks/" + hook;
+    return (cert_path_.empty() ? "http://127.0.0.1:" : "https://localhost:") +
+           std::to_string(port_) + "/hooks/" + hook;
   }
   void set_mode(Mode m) { mode_ = m; }
   std::vector<Received> received() const;
@@ -53,6 +57,7 @@ class Receiver {
   void Handle(const httplib::Request& req, httplib::Response& res);
 
   const int hang_ms_;
+  const std::string cert_path_, key_path_;
   int port_ = 0;
   std::atomic<Mode> mode_{Mode::kOk};
   std::atomic<int> refused_{0};

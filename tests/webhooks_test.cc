@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -292,6 +293,38 @@ TEST(Webhooks, OneDigestPerDayKeepsItsDeliveryIdAcrossRestarts) {
   ASSERT_TRUE(s.Restart(flags));
   std::this_thread::sleep_for(std::chrono::milliseconds(500));  // room for a wrong digest
   EXPECT_EQ(digests().size(), 2u);
+}
+
+// https: the receiver's certificate is checked (here against --webhook-ca-file,
+// the receiver's own self-signed one); without it the delivery is refused.
+TEST(Webhooks, DeliversOverHttpsToAReceiverWhoseCertificateChecksOut) {
+  TempDir dir;
+  const std::string cert = dir.Sub("cert.pem"), key = dir.Sub("key.pem");
+  const std::string make =
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost"
+      " -addext subjectAltName=DNS:localhost -keyout " +
+      key + " -out " + cert + " >/dev/null 2>&1";
+  ASSERT_EQ(std::system(make.c_str()), 0) << make;
+  Receiver rx(cert, key);
+  ASSERT_TRUE(rx.Start());
+  Okrd s(WithTokens({"--webhook-ca-file", cert}));
+  ASSERT_TRUE(s.Start());
+  Want(s.Post("/v1/webhooks", Hook("tls", rx.Url("tls")), kAdmin.token), 201);
+  EXPECT_EQ(WebhookNamed(s, "tls")["scheme"], "https");
+  Want(s.Post("/v1/units", {{"id", "acme"}, {"kind", "company"}, {"name", "Acme"}}, kAdmin.token),
+       201);
+  ASSERT_TRUE(WaitFor([&] { return rx.received("tls").size() == 1; }));
+  EXPECT_TRUE(SignatureValid(rx.received("tls")[0].signature, kSecret, rx.received("tls")[0].body));
+  // The system's CAs do not know this certificate: refused, and retried.
+  ASSERT_TRUE(s.Restart(Strings{"--webhook-retry-base-ms", "50", "--webhook-retry-cap-ms", "100"}));
+  Want(s.Post("/v1/units",
+              {{"id", "hr"}, {"kind", "department"}, {"name", "HR"}, {"parent", "acme"}},
+              kAdmin.token),
+       201);
+  ASSERT_TRUE(WaitFor([&] { return WebhookNamed(s, "tls")["state"] == "failing"; }));
+  Reply deliveries = Want(s.Get("/v1/webhooks/tls/deliveries", kAdmin.token), 200);
+  EXPECT_EQ(deliveries.json["items"][0]["error"], "SSLServerVerification") << deliveries;
+  EXPECT_EQ(rx.received("tls").size(), 1u);
 }
 
 TEST(Webhooks, SigtermStopsPromptlyWhileAReceiverHangs) {

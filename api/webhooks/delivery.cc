@@ -191,6 +191,7 @@ Worker::Outcome Worker::Post(const Delivery& d) {
   client.set_read_timeout(secs, usecs);
   client.set_write_timeout(secs, usecs);
   client.enable_server_certificate_verification(true);
+  if (!env_.options->ca_file.empty()) client.set_ca_cert_path(env_.options->ca_file);
   const int64_t t = NowUs() / 1'000'000;
   httplib::Headers headers = {{"Okrd-Seq", std::to_string(d.seq)},
                               {"Okrd-Delivery", d.delivery_id},

@@ -56,7 +56,10 @@ struct WebhookOptions {
   // After this long failing without a break, okrd disables the webhook.
   int64_t failure_window_us = int64_t{24} * 3600 * 1'000'000;
   int64_t timeout_us = 10'000'000;  // to connect, and for each read and write
-  int digest_minute_utc = 8 * 60;   // --digest-at, minutes after 00:00 UTC
+  // https: the CA certificates (PEM) receivers' certificates are checked
+  // against; empty: the system's.
+  std::string ca_file;
+  int digest_minute_utc = 8 * 60;  // --digest-at, minutes after 00:00 UTC
   DigestBuilder digest;
   ClockUs clock_us;  // default: the system clock
   LogFn log;         // default: none

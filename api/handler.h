@@ -218,6 +218,8 @@ class Server::Routes {
 
   // --- webhooks (webhook_routes.cc) ---
   bool AdmitWebhooks(Call& c);
+  // The webhooks' gauges for /metrics ("" when okrd delivers none).
+  std::string WebhookMetrics(uint64_t head_seq) const;
   void ListWebhooks(Call& c);
   void RegisterWebhook(Call& c);
   void RemoveWebhook(Call& c);

@@ -2,6 +2,7 @@
 // a webhook's recent deliveries. No answer and no log line carries a
 // webhook's URL or secret.
 #include <cassert>
+#include <map>
 
 #include "api/handler.h"
 #include "api/webhooks/webhooks.h"
@@ -22,6 +23,27 @@ bool Server::Routes::AdmitWebhooks(Call& c) {
     return false;
   }
   return true;
+}
+
+std::string Server::Routes::WebhookMetrics(uint64_t head_seq) const {
+  if (options_.webhooks == nullptr) return "";
+  std::map<std::string, int> by_state = {{"active", 0}, {"failing", 0}, {"disabled", 0}};
+  std::string lag =
+      "# HELP okrd_webhook_lag_events Events of the log after a webhook's cursor.\n"
+      "# TYPE okrd_webhook_lag_events gauge\n";
+  for (const webhooks::WebhookInfo& info : options_.webhooks->List()) {
+    const json shown = webhooks::WebhookInfoJson(info);
+    ++by_state[shown["state"].get<std::string>()];
+    const uint64_t behind = head_seq > info.state.cursor ? head_seq - info.state.cursor : 0;
+    lag += "okrd_webhook_lag_events{webhook=\"" + info.config.id + "\"} " + std::to_string(behind) +
+           "\n";
+  }
+  std::string out =
+      "# HELP okrd_webhooks Registered webhooks by state.\n# TYPE okrd_webhooks gauge\n";
+  for (const auto& [state, n] : by_state) {
+    out += "okrd_webhooks{state=\"" + state + "\"} " + std::to_string(n) + "\n";
+  }
+  return out + lag;
 }
 
 void Server::Routes::ListWebhooks(Call& c) {

@@ -234,6 +234,9 @@ TEST(Webhooks, AWebhookFailingThroughTheWindowIsDisabledBySystem) {
   EXPECT_EQ(disabled["entity"], "webhook:doomed");
   EXPECT_GT(disabled["data"]["failing_since"].get<int64_t>(), 0);
   EXPECT_GE(rx.refused(), 2);
+  Reply metrics = Want(s.Get("/metrics", kAdmin.token), 200);
+  EXPECT_NE(metrics.body.find("okrd_webhooks{state=\"disabled\"} 1"), std::string::npos);
+  EXPECT_NE(metrics.body.find("okrd_webhook_lag_events{webhook=\"doomed\"} "), std::string::npos);
   Reply deliveries = Want(s.Get("/v1/webhooks/doomed/deliveries", kAdmin.token), 200);
   ASSERT_FALSE(deliveries.json["items"].empty());
   EXPECT_EQ(deliveries.json["items"][0]["status"], 500);

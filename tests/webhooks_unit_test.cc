@@ -4,6 +4,10 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
 #include "api/webhooks/delivery.h"
 #include "api/webhooks/webhook_store.h"
 #include "api/webhooks/webhooks.h"
@@ -120,6 +124,13 @@ TEST(KeyStore, KeepsRecordsDurablyInAPrivateDirectory) {
   ASSERT_TRUE(records.Drop("h-1").ok());
   EXPECT_TRUE(records.LoadAll()->empty());
   EXPECT_TRUE(records.Deliveries("h-1")->empty());
+  // Dropped means gone from the files too (flushed and compacted away),
+  // not only hidden behind a tombstone.
+  for (const auto& e : std::filesystem::directory_iterator(path)) {
+    std::ifstream in(e.path(), std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    EXPECT_EQ(bytes.find("http://h/x"), std::string::npos) << e.path();
+  }
 }
 
 TEST(KeyStore, RefusesADirectoryOthersMayEnter) {

@@ -4,15 +4,19 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <thread>
 
 #include "api/webhooks/delivery.h"
 #include "api/webhooks/webhook_store.h"
 #include "api/webhooks/webhooks.h"
 #include "eventstore/keystore.h"
 #include "tests/test_support.h"
+#include "tests/webhook_receiver.h"
 
 namespace okr::webhooks {
 namespace {
@@ -190,6 +194,68 @@ TEST(WebhookReconcile, DropsWhatTheLogDoesNotRegister) {
   EXPECT_EQ((*left)[0].config.id, "kept");
   EXPECT_EQ((*hooks)->Register(config("removed"), "admin").status().code(),
             Status::Code::kAlreadyExists);
+}
+
+}  // namespace
+}  // namespace okr::webhooks
+
+namespace okr::webhooks {
+namespace {
+
+// The failure window on an injected clock: the real 24 hours, passed in an
+// instant. Until then the webhook is failing; after, okrd appends
+// webhook.disabled by system:okrd with the time it began failing.
+TEST(WebhookWorker, DisablesAfterTheFailureWindowOnAnInjectedClock) {
+  testing::TempDir dir;
+  auto store = EventStore::Open(dir.Sub("data"));
+  ASSERT_TRUE(store.ok());
+  auto projector = Projector::Open(store->get());
+  ASSERT_TRUE(projector.ok());
+  auto keys = KeyStore::Open(dir.Sub("data.keys"));
+  ASSERT_TRUE(keys.ok());
+  testing::Receiver rx;
+  ASSERT_TRUE(rx.Start());
+  rx.set_mode(testing::Receiver::Mode::kFail);
+  const int64_t start = SystemClockUs();
+  std::atomic<int64_t> now{start};
+  WebhookOptions options;
+  options.clock_us = [&now] { return now.load(); };
+  options.retry_base_us = 1000;
+  options.retry_cap_us = 10'000;
+  auto hooks = Webhooks::Start(store->get(), projector->get(), keys->get(), options);
+  ASSERT_TRUE(hooks.ok());
+  json body = {{"id", "doomed"},
+               {"url", rx.Url("doomed")},
+               {"secret", std::string(16, 's')},
+               {"types", {"*"}}};
+  ASSERT_TRUE((*hooks)->Register(ParseRegistration(body).value(), "admin").ok());
+  body["id"] = "other";  // its registration is an event for "doomed" to deliver
+  ASSERT_TRUE((*hooks)->Register(ParseRegistration(body).value(), "admin").ok());
+  auto state_of = [&] {
+    for (const WebhookInfo& info : (*hooks)->List()) {
+      if (info.config.id == "doomed") return info.state;
+    }
+    return DeliveryState{};
+  };
+  auto wait_for = [](auto done) {
+    for (int i = 0; i < 600 && !done(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return done();
+  };
+  ASSERT_TRUE(wait_for([&] { return rx.refused() >= 3; }));
+  EXPECT_EQ(state_of().failing_since_us, start);
+  EXPECT_FALSE(state_of().disabled);
+  now += int64_t{24} * 3600 * 1'000'000;  // the whole window, failing
+  ASSERT_TRUE(wait_for([&] { return state_of().disabled; }));
+  auto stream = (*store)->ReadStream("webhook:doomed");
+  ASSERT_TRUE(stream.ok());
+  ASSERT_EQ(stream->size(), 2u);
+  auto disabled = DecodedEvent::Decode(stream->back().bytes);
+  ASSERT_TRUE(disabled.ok());
+  schema::Event::Reader ev = (*disabled)->event();
+  ASSERT_EQ(ev.which(), schema::Event::Which::WEBHOOK_DISABLED);
+  EXPECT_STREQ(ev.getActor().cStr(), kSystemActor);
+  EXPECT_EQ(ev.getWebhookDisabled().getFailingSince(), start);
 }
 
 }  // namespace

@@ -227,6 +227,15 @@ class Server::Routes {
   bool ParseWrite(Call& c, WriteRoute route, WriteRequest* w);
   void AnswerWrite(Call& c, WriteRoute route, const WriteResult& result);
 
+  // --- webhooks (webhook_routes.cc) ---
+  bool AdmitWebhooks(Call& c);
+  // The webhooks' gauges for /metrics ("" when okrd delivers none).
+  std::string WebhookMetrics(uint64_t head_seq) const;
+  void ListWebhooks(Call& c);
+  void RegisterWebhook(Call& c);
+  void RemoveWebhook(Call& c);
+  void WebhookDeliveries(Call& c);
+
   EventStore* store_;
   Projector* projector_;
   // Null when okrd runs without --tokens; swapped whole on SIGHUP.

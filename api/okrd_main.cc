@@ -19,6 +19,7 @@
 #include "api/heap.h"
 #include "api/log.h"
 #include "api/log_key.h"
+#include "api/okrd_webhooks.h"
 #include "api/server.h"
 #include "eventstore/base/clock.h"
 #include "eventstore/event_store.h"
@@ -127,6 +128,7 @@ struct Flags {
   size_t max_streams = okr::api::kDefaultMaxStreams;
   int stream_heartbeat_s = okr::api::kStreamHeartbeat.count();
   int stream_stall_s = okr::api::kStreamStall.count();
+  okr::api::WebhookFlags webhooks;
 };
 
 void AddOptions(CLI::App& app, Flags& f) {
@@ -193,6 +195,7 @@ void AddOptions(CLI::App& app, Flags& f) {
   app.add_option("--dashboard", f.dashboard_dir,
                  "Directory of the dashboard's files, served at / ('' serves none)")
       ->capture_default_str();
+  okr::api::AddWebhookOptions(app, f.webhooks);
 }
 
 // Parses and checks the flags into *f; an exit code when okrd must not go on.
@@ -234,6 +237,10 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags* f) {
   }
   if (f->signing_key_path.empty()) {
     f->signing_key_path = okr::api::DefaultSigningKeyPath(f->data_dir);
+  }
+  if (!okr::api::ParseDigestAt(f->webhooks.digest_at)) {
+    std::cerr << "okrd: --digest-at must be HH:MM (UTC)\n";
+    return kExitUsage;
   }
   return std::nullopt;
 }
@@ -502,6 +509,26 @@ void ReloadTokens(const std::string& tokens_path, okr::api::Server& server, Runt
   rt.Log(spdlog::level::info, "tokens_reloaded", {{"path", tokens_path}});
 }
 
+// Opens the key store and starts delivering webhooks (not under
+// forensics, which writes nothing). An exit code on failure.
+std::optional<int> StartHooks(const Flags& f, Runtime& rt, okr::EventStore* store,
+                              okr::Projector* projector, okr::api::WebhookRuntime* hooks,
+                              okr::api::ServerOptions* options) {
+  if (f.forensics) return std::nullopt;
+  auto log = [&rt](int level, const char* event,
+                   const std::vector<std::pair<const char*, nlohmann::json>>& fields) {
+    rt.Log(static_cast<spdlog::level::level_enum>(level), event, fields);
+  };
+  auto started = okr::api::StartWebhooks(f.webhooks, f.data_dir, store, projector, log);
+  if (!started.ok()) {
+    rt.Log(spdlog::level::critical, "refusing_to_start", {{"error", started.status().ToString()}});
+    return kExitFailed;
+  }
+  *hooks = std::move(started.value());
+  options->webhooks = hooks->webhooks.get();
+  return std::nullopt;
+}
+
 // Serves until SIGINT or SIGTERM (SIGHUP reloads the tokens); true when
 // the server stopped because it was asked to.
 bool ServeUntilSignalled(okr::api::Server& server, const sigset_t& signals,
@@ -554,6 +581,9 @@ int main(int argc, char** argv) {
   if (auto rc = MakeServerOptions(flags, rt.format, &tokens, &server_options)) return *rc;
   server_options.signing_key = log_key.key;
   server_options.origin = log_key.origin;
+  okr::api::WebhookRuntime hooks;  // stopped before the projector and store go
+  if (auto rc = StartHooks(flags, rt, store.get(), projector.get(), &hooks, &server_options))
+    return *rc;
 
   okr::api::Server server(store.get(), projector.get(), std::move(tokens), server_options,
                           &rt.metrics, rt.logger);
@@ -572,6 +602,7 @@ int main(int argc, char** argv) {
     PrintDemoHelp(base, flags.data_dir, demo_tokens, projector->NowUs());
 
   bool served = ServeUntilSignalled(server, signals, flags.tokens_path, rt);
+  if (hooks.webhooks) hooks.webhooks->Stop();
   rt.Log(spdlog::level::info, "stopped", {{"head_seq", store->head().seq}});
   return served ? kExitOk : kExitFailed;
 }

@@ -249,7 +249,8 @@ void Server::Routes::MetricsText(Call& c) {
                        corrupt ? "corrupt"
                        : stuck ? "stuck"
                                : "ok",
-                       stuck ? stuck->seq : 0, check),
+                       stuck ? stuck->seq : 0, check) +
+          WebhookMetrics(head),
       "text/plain; version=0.0.4");
 }
 

@@ -99,6 +99,10 @@ Server::Routes::Handler Server::Routes::HandlerFor(const Route& route) {
       {RouteKind::kInclusionProof, &Routes::GetInclusionProof},
       {RouteKind::kConsistencyProof, &Routes::GetConsistencyProof},
       {RouteKind::kBackup, &Routes::Backup},
+      {RouteKind::kListWebhooks, &Routes::ListWebhooks},
+      {RouteKind::kRegisterWebhook, &Routes::RegisterWebhook},
+      {RouteKind::kRemoveWebhook, &Routes::RemoveWebhook},
+      {RouteKind::kWebhookDeliveries, &Routes::WebhookDeliveries},
   };
   if (route.kind == RouteKind::kCommand) {
     assert(route.write.has_value());

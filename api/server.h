@@ -24,6 +24,9 @@
 namespace httplib {
 class Server;
 }
+namespace okr::webhooks {
+class Webhooks;
+}
 
 namespace okr::api {
 
@@ -77,6 +80,9 @@ struct ServerOptions {
   std::string origin;
   // The live feeds (SPEC §8); their log_format is log_format's.
   StreamOptions streams;
+  // The webhooks' registry and deliveries (SPEC §8), which outlive the
+  // server; null (forensics): the webhook routes answer 503.
+  webhooks::Webhooks* webhooks = nullptr;
 };
 
 class Server {

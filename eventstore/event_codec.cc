@@ -330,12 +330,15 @@ constexpr Named<W> kEventTypeNames[] = {
     {W::COMMENT_ADDED, "comment.added"},
     {W::OBJECTIVE_REVIEWED, "objective.reviewed"},
     {W::LOG_SIGNING_KEY, "log.signing_key"},
+    {W::WEBHOOK_REGISTERED, "webhook.registered"},
+    {W::WEBHOOK_REMOVED, "webhook.removed"},
+    {W::WEBHOOK_DISABLED, "webhook.disabled"},
 };
 
-// A row for every discriminant from 0 to logSigningKey, the last today;
+// A row for every discriminant from 0 to webhookDisabled, the last today;
 // a new union member must extend kLast and this table together.
 constexpr bool NamesEveryEventType() {
-  constexpr auto kLast = static_cast<uint16_t>(W::LOG_SIGNING_KEY);
+  constexpr auto kLast = static_cast<uint16_t>(W::WEBHOOK_DISABLED);
   if (std::size(kEventTypeNames) != kLast + 1u) return false;
   for (uint16_t w = 0; w <= kLast; ++w) {
     if (NameIn(kEventTypeNames, static_cast<W>(w), nullptr) == nullptr) return false;

@@ -107,6 +107,14 @@ nlohmann::json EventToJson(schema::Event::Reader event) {
   return out;
 }
 
+nlohmann::json AuditEventJson(schema::Event::Reader event) {
+  nlohmann::json out = EventToJson(event);
+  std::string key = out["idempotency_key"].get<std::string>();
+  if (auto nl = key.find('\n'); nl != std::string::npos)
+    out["idempotency_key"] = key.substr(nl + 1);
+  return out;
+}
+
 namespace {
 constexpr char kBase64Alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -162,14 +170,6 @@ std::optional<std::string> Base64Decode(std::string_view text) {
     if (pad < 2) out.push_back(static_cast<char>((v >> 8) & 0xff));
     if (pad < 1) out.push_back(static_cast<char>(v & 0xff));
   }
-  return out;
-}
-
-nlohmann::json AuditEventJson(schema::Event::Reader event) {
-  nlohmann::json out = EventToJson(event);
-  std::string key = out["idempotency_key"].get<std::string>();
-  if (auto nl = key.find('\n'); nl != std::string::npos)
-    out["idempotency_key"] = key.substr(nl + 1);
   return out;
 }
 

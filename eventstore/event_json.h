@@ -18,8 +18,9 @@ namespace okr {
 // enums as snake_case names, *At fields as RFC 3339 times and bytes (a
 // log.signing_key's public_key) as base64.
 nlohmann::json EventToJson(schema::Event::Reader event);
-// The same as the audit API and the live feeds show it (SPEC §3, §8): the
-// idempotency key without the actor scope it is stored under.
+// EventToJson as the audit routes (/v1/events, histories), the live feeds
+// and webhook deliveries show it (SPEC §3, §8): the idempotency key without
+// the actor scope okrd stores it under.
 nlohmann::json AuditEventJson(schema::Event::Reader event);
 
 // Standard base64 (RFC 4648, with padding): how the audit API carries an

@@ -6,7 +6,7 @@
 # `obsoleteXxx`. New fields and union members take the next free ordinal.
 # Old logs must stay readable forever: this is an audit log.
 #
-# Next free ordinal in Event: @38.
+# Next free ordinal in Event: @41.
 
 @0x9dce4d3653e76c8b;
 
@@ -88,6 +88,10 @@ struct Event {
     unitEmailChanged @36 :TextChange;
 
     logSigningKey @37 :LogSigningKey;        # entity = okrd:log, actor = system:okrd
+
+    webhookRegistered @38 :WebhookRegistered;  # entity = webhook:<id>
+    webhookRemoved @39 :WebhookRemoved;        # entity = webhook:<id>
+    webhookDisabled @40 :WebhookDisabled;      # entity = webhook:<id>, actor = system:okrd
   }
 }
 
@@ -208,4 +212,23 @@ struct LogSigningKey {
   # OKR state. Auditors pin the key from here.
   origin @0 :Text;            # the log's origin: the checkpoints' first line and the key's name
   publicKey @1 :Data;         # 32-byte Ed25519 public key
+}
+
+# Webhooks (SPEC §8, docs/FORMAT.md): registering, removing and okrd's own
+# disabling of one are events of the entity `webhook:<id>`. They change no
+# OKR state. The full URL and the secret are never in the log (a Slack URL
+# is a credential): they live in the key store, outside the data directory.
+struct WebhookRegistered {
+  types @0 :List(Text);       # event type names, "digest" or "*"
+  cycle @1 :Text;             # only events of this cycle (and of none); empty: all
+  scheme @2 :Text;            # "http" or "https"
+  host @3 :Text;              # the URL's host, without port, path or query
+  urlSha256 @4 :Data;         # 32-byte SHA-256 of the full URL as registered
+}
+
+struct WebhookRemoved {}
+
+struct WebhookDisabled {
+  reason @0 :Text;            # why okrd stopped delivering
+  failingSince @1 :Int64;     # µs since the Unix epoch, UTC: the first failure of the run
 }

@@ -247,6 +247,7 @@ TEST(OkrdStreams, ChangesKeepToTheirCycleAndIdleStreamsHearTheHead) {
   ASSERT_TRUE(now.Open(s.port(), "/v1/changes/stream?cycle=q-now&after=" + std::to_string(from)));
   ASSERT_EQ(now.status(), 200) << now.head();
   EXPECT_EQ(HeaderOf(now.head(), "Content-Type"), "text/event-stream; charset=utf-8");
+  EXPECT_EQ(HeaderOf(now.head(), "Cache-Control"), "no-store");
   EXPECT_EQ(HeaderOf(now.head(), "Okrd-Head-Seq"), std::to_string(from));
   CheckIn(s, kAdmin, "kr-fy", 1, 0);   // another cycle's: not heard
   CheckIn(s, kAdmin, "kr-now", 2, 0);  // heard, with its cycle

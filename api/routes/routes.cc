@@ -122,6 +122,27 @@ std::vector<Route> BuildRoutes() {
                          RouteKind::kBackup,
                          {},
                          std::nullopt});
+  // Webhooks (SPEC §8): admins only, each with its own handler. Their
+  // reads show no state of the organisation, so they are audit reads.
+  const std::string id = kId;
+  routes.push_back(
+      Read("/v1/webhooks", "/v1/webhooks", Access::kAuditRead, RouteKind::kListWebhooks));
+  routes.push_back(Read("/v1/webhooks/" + id + "/deliveries", "/v1/webhooks/{id}/deliveries",
+                        Access::kAuditRead, RouteKind::kWebhookDeliveries));
+  routes.push_back(Route{"POST",
+                         "/v1/webhooks",
+                         "/v1/webhooks",
+                         Access::kWrite,
+                         RouteKind::kRegisterWebhook,
+                         {},
+                         std::nullopt});
+  routes.push_back(Route{"DELETE",
+                         "/v1/webhooks/" + id,
+                         "/v1/webhooks/{id}",
+                         Access::kWrite,
+                         RouteKind::kRemoveWebhook,
+                         {},
+                         std::nullopt});
   for (Route& r : CommandRoutes()) routes.push_back(std::move(r));
   for ([[maybe_unused]] const Route& r : routes) {
     assert(r.write.has_value() == (r.kind == RouteKind::kCommand));

@@ -54,6 +54,10 @@ enum class RouteKind {
   kInclusionProof,
   kConsistencyProof,
   kBackup,
+  kListWebhooks,
+  kRegisterWebhook,
+  kRemoveWebhook,
+  kWebhookDeliveries,
   kCommand,
 };
 

@@ -202,7 +202,10 @@ Status Projection::Apply(schema::Event::Reader ev) {
     case W::COMMENT_ADDED:
       OKR_RETURN_IF_ERROR(ApplyComment(ev, meta, id));
       break;
-    case W::LOG_SIGNING_KEY:  // the log's own record: no OKR state, only the seq
+    case W::LOG_SIGNING_KEY:     // the log's own record: no OKR state, only the seq
+    case W::WEBHOOK_REGISTERED:  // webhooks are okrd's plumbing, not OKR state
+    case W::WEBHOOK_REMOVED:
+    case W::WEBHOOK_DISABLED:
       break;
   }
   Advance(meta);

@@ -1,0 +1,46 @@
+// okrd's webhook flags and start-up (SPEC §8, §10): the key store beside
+// the data directory and the webhooks' deliveries. Part of the okrd
+// program, not of the API library: it reads the command line.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "api/webhooks/webhooks.h"
+#include "eventstore/keystore.h"
+
+namespace okr::api {
+
+struct WebhookFlags {
+  std::string keystore_dir;  // empty: DefaultKeyStorePath(data dir)
+  std::string digest_at = "08:00";
+  std::string ca_file;  // empty: the system's CA certificates
+  // Hidden, for tests: the retry backoff, the failure window before a
+  // webhook is disabled, the timeouts, and a shift of the webhooks' clock.
+  int64_t retry_base_ms = 1000;
+  int64_t retry_cap_ms = 300'000;
+  int64_t failure_window_s = 24 * 3600;
+  int64_t timeout_ms = 10'000;
+  int64_t clock_offset_s = 0;
+};
+
+void AddWebhookOptions(CLI::App& app, WebhookFlags& f);
+// Minutes after 00:00 of "HH:MM"; nullopt when it is no such time.
+std::optional<int> ParseDigestAt(const std::string& text);
+
+// The key store and the webhooks running from it. Stop the webhooks
+// before the store, projector and key store go.
+struct WebhookRuntime {
+  std::unique_ptr<KeyStore> keys;
+  std::unique_ptr<webhooks::Webhooks> webhooks;
+};
+// Opens the key store (`data_dir`'s sibling unless --keystore) and starts
+// the deliveries; `log` writes okrd's log lines.
+Result<WebhookRuntime> StartWebhooks(const WebhookFlags& f, const std::string& data_dir,
+                                     EventStore* store, Projector* projector, webhooks::LogFn log);
+
+}  // namespace okr::api

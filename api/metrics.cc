@@ -154,7 +154,8 @@ std::string Metrics::Render(uint64_t head_seq, uint64_t projected_seq, int64_t s
               "Requests that did not arrive within the receive deadline.", requests_timed_out_);
   WriteScalar(out, "okrd_streams_open", "gauge", "Event and change streams open.", streams_open_);
   out << "# HELP okrd_streams_closed_total Streams closed: by their client (client_closed), for "
-         "reading nothing while okrd had events for them (slow), or as okrd stopped (stopping).\n"
+         "reading nothing while okrd had events for them (slow), as okrd stopped (stopping), or as "
+         "its tokens changed (tokens_changed).\n"
       << "# TYPE okrd_streams_closed_total counter\n";
   for (const auto& [reason, count] : streams_closed_) {
     out << "okrd_streams_closed_total{reason=\"" << reason << "\"} " << count << "\n";

@@ -30,7 +30,8 @@ class Metrics {
   // connection was closed.
   void RequestTimedOut();
   // A stream (SPEC §8) opened; one closed, and why: "client_closed",
-  // "slow" (its client read nothing for the stall time), "stopping".
+  // "slow" (its client read nothing for the stall time), "stopping",
+  // "tokens_changed" (SIGHUP: every follower is admitted again).
   void StreamOpened();
   void StreamClosed(const std::string& reason);
   // The text exposition format, with the gauges given and the projector's
@@ -60,7 +61,7 @@ class Metrics {
   uint64_t requests_timed_out_ = 0;
   uint64_t streams_open_ = 0;
   std::map<std::string, uint64_t> streams_closed_ = {
-      {"client_closed", 0}, {"slow", 0}, {"stopping", 0}};
+      {"client_closed", 0}, {"slow", 0}, {"stopping", 0}, {"tokens_changed", 0}};
 };
 
 }  // namespace okr::api

@@ -19,7 +19,7 @@
 #include "api/heap.h"
 #include "api/log.h"
 #include "api/log_key.h"
-#include "api/okrd_webhooks.h"
+#include "api/okrd_live.h"
 #include "api/server.h"
 #include "eventstore/base/clock.h"
 #include "eventstore/event_store.h"
@@ -125,9 +125,7 @@ struct Flags {
   size_t threads = 16;
   size_t max_threads = okr::api::kMaxConnectionThreads;
   size_t max_connections_per_address = okr::api::kDefaultMaxConnectionsPerAddress;
-  size_t max_streams = okr::api::kDefaultMaxStreams;
-  int stream_heartbeat_s = okr::api::kStreamHeartbeat.count();
-  int stream_stall_s = okr::api::kStreamStall.count();
+  okr::api::StreamFlags streams;
   okr::api::WebhookFlags webhooks;
 };
 
@@ -162,20 +160,7 @@ void AddOptions(CLI::App& app, Flags& f) {
          "Connections open at once from one client address; more are answered 503 with Retry-After")
       ->check(CLI::Range(size_t{1}, size_t{1'000'000}))
       ->capture_default_str();
-  app.add_option("--max-streams", f.max_streams,
-                 "Event and change streams open at once (they hold no worker thread); more are "
-                 "answered 503 with Retry-After")
-      ->check(CLI::Range(size_t{1}, size_t{100'000}))
-      ->capture_default_str();
-  app.add_option("--stream-heartbeat", f.stream_heartbeat_s,
-                 "Seconds between the comments that keep an idle stream open through proxies")
-      ->check(CLI::Range(1, 3600))
-      ->capture_default_str();
-  app.add_option("--stream-stall", f.stream_stall_s,
-                 "Seconds a stream's client may read nothing while okrd has events for it; "
-                 "then it is disconnected (it resumes with Last-Event-ID)")
-      ->check(CLI::Range(1, 3600))
-      ->capture_default_str();
+  okr::api::AddStreamOptions(app, f.streams);
   app.add_flag(
       "--demo", f.demo,
       "Fill an empty data directory with the demo company and print tokens and example requests");
@@ -460,9 +445,7 @@ std::optional<int> MakeServerOptions(const Flags& f, okr::api::LogFormat format,
   options->threads = f.threads;
   options->max_threads = f.max_threads;
   options->max_connections_per_address = f.max_connections_per_address;
-  options->streams.max_streams = f.max_streams;
-  options->streams.heartbeat = std::chrono::seconds(f.stream_heartbeat_s);
-  options->streams.stall = std::chrono::seconds(f.stream_stall_s);
+  options->streams = okr::api::ToStreamOptions(f.streams);
   options->openapi_json = okr::api::kOpenApiJson;
   options->dashboard_dir = f.dashboard_dir;
   options->log_format = format;

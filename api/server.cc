@@ -49,6 +49,9 @@ Server::Routes::Routes(EventStore* store, Projector* projector, std::optional<To
 void Server::Routes::ReplaceTokens(TokenTable tokens) {
   if (tokens_.load() == nullptr) return;  // read-only stays read-only
   tokens_.store(std::make_shared<const TokenTable>(std::move(tokens)));
+  // A stream keeps the principal it opened with: every follower is ended
+  // (it reconnects, and is admitted by the new table).
+  streams_.EndAll();
 }
 
 void Server::Routes::Install(httplib::Server& http) {

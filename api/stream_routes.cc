@@ -69,6 +69,12 @@ void Server::Routes::ChangeStream(Call& c) {
 // Holds a place (503 with Retry-After when every one is taken), writes
 // the answer's head for the hub to send, and hands the connection over.
 void Server::Routes::OpenStream(Call& c, StreamRequest request) {
+  if (c.req.method == "HEAD") {  // cpp-httplib routes HEAD here: the head, and no stream
+    c.res.status = 200;
+    c.res.set_header("Okrd-Head-Seq", std::to_string(store_->head().seq));
+    c.res.set_content("", "text/event-stream; charset=utf-8");
+    return;
+  }
   if (!streams_.Reserve()) {
     c.res.set_header("Retry-After", std::to_string(kRetryAfterSeconds));
     return c.Fail(503, "every stream okrd serves at once (--max-streams) is open; retry later");

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "api/errors.h"
@@ -155,21 +156,29 @@ class StreamHub::Loop {
         --held_;
         return;
       }
+      metrics_->StreamOpened();  // before the loop can close it
       adopted_.push_back(std::move(s));
     }
-    metrics_->StreamOpened();
     Wake();
   }
 
   void Stop() {
+    std::lock_guard<std::mutex> joining(stop_mu_);  // one caller joins
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (stopping_ && !io_.joinable()) return;
       stopping_ = true;
     }
     Wake();
     if (watcher_.joinable()) watcher_.join();
     if (io_.joinable()) io_.join();
+  }
+
+  void EndAll() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      end_all_ = true;
+    }
+    Wake();
   }
 
  private:
@@ -200,14 +209,21 @@ class StreamHub::Loop {
   void OnReady(const epoll_event& ev);
   void TakeAdopted(Clock::time_point now);
   void Advance();
+  void ClearRing();
   void ResolveCycles();
   bool Pump(Stream& s, Clock::time_point now);
   bool Fill(Stream& s, Clock::time_point now);
-  bool FillFromRing(Stream& s, Clock::time_point now);
-  bool FillFromStore(Stream& s, Clock::time_point now);
+  void FillFromRing(Stream& s, Clock::time_point now);
+  void FillFromStore(Stream& s, Clock::time_point now);
   void Tend(Clock::time_point now);
   void Close(int fd, const char* reason);
-  void CloseAll();
+  // Each stream gets what it has waiting (as much as its socket takes
+  // now) and `comment`, and closes.
+  void CloseAll(const char* reason, const std::string& comment);
+  bool TakeEndAll() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return std::exchange(end_all_, false);
+  }
 
   EventStore* store_;
   Projector* projector_;
@@ -217,16 +233,19 @@ class StreamHub::Loop {
   int epoll_ = -1, wake_ = -1;
   std::thread io_, watcher_;
 
-  std::mutex mu_;  // guards the three below
+  std::mutex stop_mu_;
+  std::mutex mu_;  // guards the four below
   bool stopping_ = false;
-  size_t held_ = 0;  // places held: streams open or about to be
+  bool end_all_ = false;  // EndAll() called: the loop ends every stream open
+  size_t held_ = 0;       // places held: streams open or about to be
   std::vector<std::unique_ptr<Stream>> adopted_;
 
   // The I/O thread's own.
   std::unordered_map<int, std::unique_ptr<Stream>> streams_;
   std::deque<Recent> ring_;  // consecutive seqs, ending at ring_through_
   uint64_t ring_through_ = 0;
-  bool busy_ = false;  // a stream used its turn up with more to send
+  size_t ring_bytes_ = 0;  // what the ring's entries hold
+  bool busy_ = false;      // a stream used its turn up with more to send
 };
 
 void StreamHub::Loop::Run() {
@@ -238,13 +257,15 @@ void StreamHub::Loop::Run() {
     if (stopping()) break;
     const auto now = Clock::now();
     TakeAdopted(now);
+    if (TakeEndAll()) CloseAll("tokens_changed", ": okrd's tokens changed: reconnect\n\n");
     Advance();
     ResolveCycles();
     busy_ = false;
     for (auto& [fd, s] : streams_) busy_ |= Pump(*s, now);
     Tend(now);
   }
-  CloseAll();
+  TakeAdopted(Clock::now());
+  CloseAll("stopping", ": okrd is stopping\n\n");
 }
 
 // Until the next heartbeat or stall is due; briefly while a change waits
@@ -303,19 +324,20 @@ void StreamHub::Loop::TakeAdopted(Clock::time_point now) {
 }
 
 // Encodes the events the head has moved past into the ring, once for
-// every stream; keeps the newest kStreamRingEvents. With no stream open
+// every stream; keeps the newest kStreamRingEvents, in at most
+// kStreamRingBytes. With no stream open
 // there is nobody to encode them for.
 void StreamHub::Loop::Advance() {
   const uint64_t head = store_->head().seq;
   if (head <= ring_through_) return;
   if (streams_.empty()) {
-    ring_.clear();
+    ClearRing();
     ring_through_ = head;
     return;
   }
   uint64_t from = ring_through_ + 1;
   if (head - ring_through_ > kStreamRingEvents) {
-    ring_.clear();  // a burst: streams read what is skipped from the store
+    ClearRing();  // a burst: streams read what is skipped from the store
     from = head - kStreamRingEvents + 1;
   }
   uint64_t expected = from;
@@ -329,6 +351,7 @@ void StreamHub::Loop::Advance() {
     r.entity = ev.getEntity().cStr();
     r.bytes.assign(bytes);
     AppendFrame(seq, r.type, EventData(ev, bytes, false), &r.frame);
+    ring_bytes_ += r.bytes.size() + r.frame.size();
     ring_.push_back(std::move(r));
     ++expected;
     return true;
@@ -337,13 +360,22 @@ void StreamHub::Loop::Advance() {
     // Nothing readable there (the store failed or an event would not
     // decode): the ring starts after the head, and streams read from the
     // store, where they stop at that event too.
-    ring_.clear();
+    ClearRing();
     ring_through_ = head;
     return;
   }
-  if (expected <= head) ring_.clear();  // a hole: keep the ring consecutive
+  if (expected <= head) ClearRing();  // a hole: keep the ring consecutive
   ring_through_ = expected - 1;
-  while (ring_.size() > kStreamRingEvents) ring_.pop_front();
+  while (ring_.size() > kStreamRingEvents || ring_bytes_ > kStreamRingBytes) {
+    ring_bytes_ -=
+        ring_.front().bytes.size() + ring_.front().frame.size() + ring_.front().raw_frame.size();
+    ring_.pop_front();
+  }
+}
+
+void StreamHub::Loop::ClearRing() {
+  ring_.clear();
+  ring_bytes_ = 0;
 }
 
 // Gives the ring's events their cycles once the projection has folded them.
@@ -367,6 +399,7 @@ bool StreamHub::Loop::Pump(Stream& s, Clock::time_point now) {
       if (fills == kFillsPerTurn) return true;
       if (!Fill(s, now)) return false;
       ++fills;
+      if (!s.pending()) continue;  // it moved past events another cycle's
     }
     ssize_t n = ::send(s.fd, s.out.data() + s.sent_off, s.out.size() - s.sent_off,
                        MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -387,15 +420,20 @@ bool StreamHub::Loop::Pump(Stream& s, Clock::time_point now) {
 }
 
 // Queues the stream's next events, up to about kStreamBufferBytes; false
-// when it has none to send yet.
+// when it moved past none (a change stream of one cycle may move past
+// events without queuing any).
 bool StreamHub::Loop::Fill(Stream& s, Clock::time_point now) {
   if (s.next > ring_through_) return false;
-  if (!ring_.empty() && s.next >= ring_.front().seq) return FillFromRing(s, now);
-  return FillFromStore(s, now);
+  const uint64_t from = s.next;
+  if (!ring_.empty() && s.next >= ring_.front().seq) {
+    FillFromRing(s, now);
+  } else {
+    FillFromStore(s, now);
+  }
+  return s.next != from;
 }
 
-bool StreamHub::Loop::FillFromRing(Stream& s, Clock::time_point now) {
-  const size_t before = s.out.size() - s.sent_off;
+void StreamHub::Loop::FillFromRing(Stream& s, Clock::time_point now) {
   for (size_t i = s.next - ring_.front().seq; i < ring_.size(); ++i) {
     if (s.out.size() - s.sent_off >= kStreamBufferBytes) break;
     Recent& r = ring_[i];
@@ -404,6 +442,7 @@ bool StreamHub::Loop::FillFromRing(Stream& s, Clock::time_point now) {
         auto decoded = DecodedEvent::Decode(r.bytes);
         if (!decoded.ok()) break;
         AppendFrame(r.seq, r.type, EventData((*decoded)->event(), r.bytes, true), &r.raw_frame);
+        ring_bytes_ += r.raw_frame.size();
       }
       s.Queue(s.req.raw ? r.raw_frame : r.frame, now);
       ++s.events;
@@ -418,16 +457,15 @@ bool StreamHub::Loop::FillFromRing(Stream& s, Clock::time_point now) {
     }
     s.next = r.seq + 1;
   }
-  return s.out.size() - s.sent_off > before;
 }
 
 // Behind the ring: reads up to kBacklogEvents from the store. A change
 // waits for its event to be folded (its cycle comes from the projection).
-bool StreamHub::Loop::FillFromStore(Stream& s, Clock::time_point now) {
+void StreamHub::Loop::FillFromStore(Stream& s, Clock::time_point now) {
   const uint64_t behind = ring_.empty() ? ring_through_ : ring_.front().seq - 1;
   const bool changes = s.req.kind == StreamKind::kChanges;
   uint64_t last = changes ? std::min(behind, projector_->seq()) : behind;
-  if (last < s.next) return false;
+  if (last < s.next) return;
   if (s.cursor && (s.cursor_next != s.next || s.next > s.cursor_last ||
                    now - s.cursor_opened > kCursorLifetime)) {
     s.cursor.reset();
@@ -443,7 +481,6 @@ bool StreamHub::Loop::FillFromStore(Stream& s, Clock::time_point now) {
     std::string type, entity;
   };
   std::vector<Change> read;
-  const size_t before = s.out.size() - s.sent_off;
   uint64_t expected = s.next;
   bool damaged = false;
   // Every event the cursor hands over is taken (EventCursor::Next): the
@@ -481,7 +518,6 @@ bool StreamHub::Loop::FillFromStore(Stream& s, Clock::time_point now) {
     }
   }
   s.next = expected;
-  return s.out.size() - s.sent_off > before;
 }
 
 // Heartbeats for idle streams; closes those whose client stopped reading.
@@ -521,21 +557,17 @@ void StreamHub::Loop::Close(int fd, const char* reason) {
   --held_;
 }
 
-// As okrd stops: each stream gets what it has waiting (as much as its
-// socket takes now) and a last comment, and closes; so does a stream
-// adopted after.
-void StreamHub::Loop::CloseAll() {
+void StreamHub::Loop::CloseAll(const char* reason, const std::string& comment) {
   const auto now = Clock::now();
-  TakeAdopted(now);
   std::vector<int> fds;
   for (auto& [fd, s] : streams_) {
-    s->Queue(": okrd is stopping\n\n", now);
+    s->Queue(comment, now);
     s->blocked = false;
     ::send(fd, s->out.data() + s->sent_off, s->out.size() - s->sent_off,
            MSG_NOSIGNAL | MSG_DONTWAIT);
     fds.push_back(fd);
   }
-  for (int fd : fds) Close(fd, "stopping");
+  for (int fd : fds) Close(fd, reason);
 }
 
 StreamHub::StreamHub(EventStore* store, Projector* projector, StreamOptions options,
@@ -551,5 +583,7 @@ void StreamHub::Adopt(int sock, std::function<void()> release, StreamRequest req
 }
 
 void StreamHub::Stop() { loop_->Stop(); }
+
+void StreamHub::EndAll() { loop_->EndAll(); }
 
 }  // namespace okr::api

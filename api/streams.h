@@ -39,8 +39,10 @@ inline constexpr size_t kStreamBufferBytes = 128u << 10;
 // The kernel's send buffer of a stream's socket (SO_SNDBUF), so that a
 // client that stops reading costs bounded kernel memory too.
 inline constexpr int kStreamSendBufferBytes = 256 << 10;
-// Recent events the hub keeps encoded for the streams at the live edge.
+// Recent events the hub keeps encoded for the streams at the live edge:
+// at most this many, in at most this many bytes.
 inline constexpr size_t kStreamRingEvents = 4096;
+inline constexpr size_t kStreamRingBytes = 16u << 20;
 
 struct StreamOptions {
   size_t max_streams = kDefaultMaxStreams;
@@ -80,6 +82,10 @@ class StreamHub {
   // closes) and stops the hub's threads; later streams close at once.
   // Idempotent.
   void Stop();
+  // Ends every stream open now, with a comment asking its client to
+  // reconnect: a stream keeps the principal it was opened with, so when
+  // the token table changes (SIGHUP) every follower is admitted again.
+  void EndAll();
 
  private:
   class Loop;

@@ -6,6 +6,8 @@
 // and end cleanly on SIGTERM; bad requests are refused clearly.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+
 #include <atomic>
 #include <fstream>
 #include <set>
@@ -291,6 +293,30 @@ TEST(OkrdStreams, EachEventIsTheEventAsTheAuditRouteShowsItAndRawAddsItsStoredBy
     for (uint64_t i = 0; i < head; ++i) EXPECT_EQ(json::parse(got[i].data), listed[i]) << i;
     EXPECT_EQ(listed.back().contains("raw"), std::string(raw) == "true");
   }
+  EXPECT_TRUE(s.Stop());
+}
+
+TEST(OkrdStreams, NewTokensEndEveryStreamAndHeadOpensNone) {
+  Okrd s(WithTokens());
+  ASSERT_TRUE(s.Start()) << s.LogTail();
+  BuildOrg(s);
+  // HEAD answers the head of a stream, and holds no stream open.
+  Reply head = s.Request("HEAD", "/v1/changes/stream");
+  EXPECT_EQ(head.status, 200) << head;
+  EXPECT_EQ(head.body, "");
+  EXPECT_EQ(Metric(s, "okrd_streams_open"), 0);
+  // SIGHUP re-reads the tokens: a stream keeps the principal it opened
+  // with, so every stream ends, asking its client to reconnect.
+  SseClient events;
+  ASSERT_TRUE(events.Open(s.port(), "/v1/events/stream", kAuditor.token));
+  ASSERT_EQ(events.status(), 200);
+  ASSERT_EQ(::kill(s.pid(), SIGHUP), 0);
+  while (events.Next(milliseconds(10'000))) {
+  }
+  EXPECT_TRUE(events.ended());
+  ASSERT_FALSE(events.comments().empty());
+  EXPECT_EQ(events.comments().back(), "okrd's tokens changed: reconnect");
+  EXPECT_EQ(Metric(s, "okrd_streams_closed_total{reason=\"tokens_changed\"}"), 1);
   EXPECT_TRUE(s.Stop());
 }
 

@@ -1,6 +1,7 @@
-// okrd's webhook flags and start-up (SPEC §8, §10): the key store beside
-// the data directory and the webhooks' deliveries. Part of the okrd
-// program, not of the API library: it reads the command line.
+// okrd's flags and start-up for what follows the log (SPEC §8, §10): the
+// streams' limits, the key store beside the data directory and the
+// webhooks' deliveries. Part of the okrd program, not of the API library:
+// it reads the command line.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -10,10 +11,19 @@
 #include <optional>
 #include <string>
 
+#include "api/streams.h"
 #include "api/webhooks/webhooks.h"
 #include "eventstore/keystore.h"
 
 namespace okr::api {
+
+struct StreamFlags {
+  size_t max_streams = kDefaultMaxStreams;
+  int heartbeat_s = kStreamHeartbeat.count();
+  int stall_s = kStreamStall.count();
+};
+void AddStreamOptions(CLI::App& app, StreamFlags& f);
+StreamOptions ToStreamOptions(const StreamFlags& f);
 
 struct WebhookFlags {
   std::string keystore_dir;  // empty: DefaultKeyStorePath(data dir)

@@ -1,4 +1,4 @@
-#include "api/okrd_webhooks.h"
+#include "api/okrd_live.h"
 
 #include <cassert>
 
@@ -24,6 +24,31 @@ void AddWebhookOptions(CLI::App& app, WebhookFlags& f) {
   app.add_option("--webhook-failure-window-s", f.failure_window_s)->group("");
   app.add_option("--webhook-timeout-ms", f.timeout_ms)->group("");
   app.add_option("--webhook-clock-offset-s", f.clock_offset_s)->group("");
+}
+
+void AddStreamOptions(CLI::App& app, StreamFlags& f) {
+  app.add_option("--max-streams", f.max_streams,
+                 "Event and change streams open at once (they hold no worker thread); more are "
+                 "answered 503 with Retry-After")
+      ->check(CLI::Range(size_t{1}, size_t{100'000}))
+      ->capture_default_str();
+  app.add_option("--stream-heartbeat", f.heartbeat_s,
+                 "Seconds between the comments that keep an idle stream open through proxies")
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
+  app.add_option("--stream-stall", f.stall_s,
+                 "Seconds a stream's client may read nothing while okrd has events for it; "
+                 "then it is disconnected (it resumes with Last-Event-ID)")
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
+}
+
+StreamOptions ToStreamOptions(const StreamFlags& f) {
+  StreamOptions options;
+  options.max_streams = f.max_streams;
+  options.heartbeat = std::chrono::seconds(f.heartbeat_s);
+  options.stall = std::chrono::seconds(f.stall_s);
+  return options;
 }
 
 std::optional<int> ParseDigestAt(const std::string& text) {

@@ -70,15 +70,15 @@ KeyStore::KeyStore(std::unique_ptr<rocksdb::DB> db, std::string dir)
 
 KeyStore::~KeyStore() = default;
 
-Status KeyStore::Write(const Batch& batch) {
+Status KeyStore::Write(const Batch& batch, Sync sync) {
   rocksdb::WriteBatch wb;
   for (const auto& [key, value] : batch.ops_) {
     rocksdb::Status s = value ? wb.Put(key, *value) : wb.Delete(key);
     if (!s.ok()) return FromRocks(s, "batch");
   }
-  rocksdb::WriteOptions sync;
-  sync.sync = true;  // answered means durable
-  return FromRocks(db_->Write(sync, &wb), "write");
+  rocksdb::WriteOptions options;
+  options.sync = sync == Sync::kSynced;
+  return FromRocks(db_->Write(options, &wb), "write");
 }
 
 Status KeyStore::Put(std::string key, std::string value) {

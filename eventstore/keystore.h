@@ -56,8 +56,15 @@ class KeyStore {
     std::vector<std::pair<std::string, std::optional<std::string>>> ops_;
   };
 
-  // Applies `batch` atomically and durably (synced) before returning.
-  Status Write(const Batch& batch);
+  // How a write reaches the disk. kSynced: answered means durable, through
+  // a power loss. kUnsynced: in the write-ahead log the operating system
+  // holds — it survives okrd's crash (kill -9), not a power loss — for
+  // progress that may be lost and done again (a delivery cursor: an event
+  // delivered again is what at-least-once allows), at a fraction of a
+  // synced write's cost.
+  enum class Sync { kSynced, kUnsynced };
+  // Applies `batch` atomically before returning.
+  Status Write(const Batch& batch, Sync sync = Sync::kSynced);
   Status Put(std::string key, std::string value);
   Status Delete(std::string key);
   // The value of `key`; nullopt when there is none.

@@ -8,6 +8,10 @@
 //   bench_streams latency --port P --token T --kr ID [--rate N] [--seconds S]
 //       check-ins posted at N/s; for each, the time from its acknowledgement
 //       to its arrival at an events-stream and at a changes-stream client
+//   bench_streams hook --port P --token ADMIN --kr ID [--rate N] [--seconds S]
+//       a webhook to a receiver in this process: each check-in's time from
+//       acknowledgement to arrival, then the events/s one webhook delivers
+//       from a burst, beside a bare client posting to the same receiver
 //   bench_streams hold --port P --streams N
 //       N change streams open and read until stdin closes; prints events read
 #include <arpa/inet.h>
@@ -263,6 +267,109 @@ int Hold(int port, int streams) {
   return 0;
 }
 
+// A webhook receiver on a loopback port: answers 200 and notes when each
+// Okrd-Seq arrived.
+struct Receiver {
+  httplib::Server server;
+  Arrivals got;
+  std::thread thread;
+  int port = 0;
+  Receiver() {
+    server.Post("/hook", [this](const httplib::Request& req, httplib::Response& res) {
+      uint64_t seq = std::stoull(req.get_header_value("Okrd-Seq"));
+      std::lock_guard<std::mutex> lock(got.mu);
+      got.at.emplace(seq, Clock::now());
+      res.status = 200;
+    });
+    port = server.bind_to_any_port("127.0.0.1");
+    thread = std::thread([this] { server.listen_after_bind(); });
+  }
+  ~Receiver() {
+    server.stop();
+    thread.join();
+  }
+  size_t count() {
+    std::lock_guard<std::mutex> lock(got.mu);
+    return got.at.size();
+  }
+};
+
+// Webhook delivery: ack-to-arrival latency at `rate` writes/s, then the
+// events/s one webhook delivers when a burst is waiting, beside a bare
+// cpp-httplib client posting the same bodies to the same receiver, a new
+// connection each (as a delivery makes).
+int Hook(int argc, char** argv, int port, const std::string& token) {
+  const std::string kr = Arg(argc, argv, "--kr");
+  const int rate = std::stoi(Arg(argc, argv, "--rate", "200"));
+  const double seconds = std::stod(Arg(argc, argv, "--seconds", "10"));
+  const int burst = std::stoi(Arg(argc, argv, "--burst", "3000"));
+  Receiver rx;
+  httplib::Client client("127.0.0.1", port);
+  const httplib::Headers auth = {{"Authorization", "Bearer " + token}};
+  const std::string id = "bench-" + std::to_string(::getpid());
+  nlohmann::json hook = {{"id", id},
+                         {"url", "http://127.0.0.1:" + std::to_string(rx.port) + "/hook"},
+                         {"secret", "bench-secret-0123456789abcdef"},
+                         {"types", {"*"}}};
+  auto reg = client.Post("/v1/webhooks", auth, hook.dump(), "application/json");
+  if (!reg || reg->status != 201) return 1;
+  const std::string path = "/v1/key-results/" + kr + "/check-ins";
+  std::map<uint64_t, Clock::time_point> acked;
+  auto start = Clock::now();
+  for (int i = 0; SecondsSince(start) < seconds; ++i) {
+    std::this_thread::sleep_until(start + std::chrono::microseconds(i * 1'000'000LL / rate));
+    auto r = client.Post(path, auth, R"({"value": 42})", "application/json");
+    if (r && r->status == 201)
+      acked.emplace(nlohmann::json::parse(r->body)["seq"].get<uint64_t>(), Clock::now());
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  size_t missing = 0;
+  std::vector<double> ms;
+  {
+    std::lock_guard<std::mutex> lock(rx.got.mu);
+    for (const auto& [seq, t] : acked) {
+      auto it = rx.got.at.find(seq);
+      if (it == rx.got.at.end()) {
+        ++missing;
+        continue;
+      }
+      ms.push_back(std::chrono::duration<double, std::milli>(it->second - t).count());
+    }
+  }
+  auto [p50, p99] = Percentiles(ms);
+  // The burst: written while the webhook's receiver is fast, delivered
+  // one POST at a time in seq order.
+  const size_t before = rx.count();
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 8; ++w) {
+    writers.emplace_back([&] {
+      httplib::Client c("127.0.0.1", port);
+      for (int i = 0; i < burst / 8; ++i) c.Post(path, auth, R"({"value": 7})", "application/json");
+    });
+  }
+  auto burst_start = Clock::now();
+  for (auto& t : writers) t.join();
+  const size_t want = before + static_cast<size_t>(burst / 8 * 8);
+  while (rx.count() < want && SecondsSince(burst_start) < 120)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const double delivered_per_s = (rx.count() - before) / SecondsSince(burst_start);
+  // The ceiling: the same receiver, a bare client, a connection a POST.
+  const std::string body(600, 'x');
+  auto bare_start = Clock::now();
+  int bare = 0;
+  for (; SecondsSince(bare_start) < 3; ++bare) {
+    httplib::Client c("127.0.0.1", rx.port);
+    c.Post("/hook", {{"Okrd-Seq", std::to_string(1'000'000'000 + bare)}}, body, "application/json");
+  }
+  const double bare_per_s = bare / SecondsSince(bare_start);
+  client.Delete("/v1/webhooks/" + id, auth);
+  std::printf(
+      "{\"writes\":%zu,\"ack_to_receiver_ms\":[%.3f,%.3f],\"missing\":%zu,"
+      "\"delivered_per_s\":%.0f,\"bare_posts_per_s\":%.0f}\n",
+      acked.size(), p50, p99, missing, delivered_per_s, bare_per_s);
+  return missing == 0 ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -276,6 +383,7 @@ int main(int argc, char** argv) {
   const std::string token = Arg(argc, argv, "--token");
   if (mode == "drain") return Drain(port, token);
   if (mode == "latency") return Latency(argc, argv, port, token);
+  if (mode == "hook") return Hook(argc, argv, port, token);
   if (mode == "hold") return Hold(port, std::stoi(Arg(argc, argv, "--streams", "100")));
   std::cerr << "bench_streams: unknown mode " << mode << "\n";
   return 2;

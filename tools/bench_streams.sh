@@ -7,6 +7,9 @@
 #   - the time from a check-in's acknowledgement to its arrival at an
 #     events-stream and at a changes-stream client (p50/p99, 200 writes/s),
 #     beside the POST's own latency;
+#   - a webhook to a receiver in bench_streams: each check-in's time from
+#     acknowledgement to arrival (200 writes/s), then the events/s it
+#     delivers from a burst, beside a bare client posting to the receiver;
 #   - durable POST check-ins at 32 connections with 100 change streams open
 #     (and read) beside none, and beside a bare cpp-httplib handler doing
 #     one synced RocksDB Put per request.
@@ -71,6 +74,8 @@ for size in $sizes; do
   drain2=$("$streams" drain --port "$okrd_port" --token "$auditor")
   latency=$("$streams" latency --port "$okrd_port" --token "$admin" --kr kr-000001 \
     --rate 200 --seconds "$seconds")
+  hook=$("$streams" hook --port "$okrd_port" --token "$admin" --kr kr-000001 \
+    --rate 200 --seconds "$seconds")
 
   read -r bare_pid bare_port <<<"$(start_server bare "$bare" --threads 16 --durable "$work/bare-db")"
   pids+=("$bare_pid")
@@ -90,7 +95,7 @@ for size in $sizes; do
   kill "$bare_pid" "$okrd_pid"; wait "$bare_pid" "$okrd_pid" 2>/dev/null || true
   rm -rf "$data" "$data.signing.key" "$work/bare-db" "$work/hold.in"
 
-  results+=("$head|$(json_field "$scan" events_per_s)|$(json_field "$drain1" events_per_s) $(json_field "$drain2" events_per_s)|$(json_pair "$latency" post_ms)|$(json_pair "$latency" events_ack_to_arrival_ms)|$(json_pair "$latency" changes_ack_to_arrival_ms)|$bare1|$bare2|$none|$with|$(json_field "$held" events_read)")
+  results+=("$head|$(json_field "$scan" events_per_s)|$(json_field "$drain1" events_per_s) $(json_field "$drain2" events_per_s)|$(json_pair "$latency" post_ms)|$(json_pair "$latency" events_ack_to_arrival_ms)|$(json_pair "$latency" changes_ack_to_arrival_ms)|$bare1|$bare2|$none|$with|$(json_field "$held" events_read)|$(json_pair "$hook" ack_to_receiver_ms)|$(json_field "$hook" delivered_per_s) $(json_field "$hook" bare_posts_per_s)")
 done
 
 printf '\n| measurement |'; for r in "${results[@]}"; do printf ' %s events |' "${r%%|*}"; done
@@ -106,6 +111,8 @@ line "SSE client / ceiling" '{ split($3, a, " "); printf "%.2f", (a[1] + a[2]) /
 line "POST at 200/s: p50 / p99 ms" '{ print $4 }'
 line "ack → events stream: p50 / p99 ms" '{ print $5 }'
 line "ack → changes stream: p50 / p99 ms" '{ print $6 }'
+line "ack → webhook receiver: p50 / p99 ms" '{ print $12 }'
+line "one webhook delivers, events/s (bare client: POSTs/s)" '{ split($13, a, " "); printf "%s (%s)", a[1], a[2] }'
 line "bare POST, one synced Put: req/s" '{ split($7, a, " "); split($8, b, " "); printf "%.0f", (a[1] + b[1]) / 2 }'
 line "okrd POST, no stream open: req/s (p99 ms)" '{ split($9, a, " "); printf "%.0f (%.1f)", a[1], a[3] }'
 line "okrd POST, 100 streams open: req/s (p99 ms)" '{ split($10, a, " "); printf "%.0f (%.1f)", a[1], a[3] }'

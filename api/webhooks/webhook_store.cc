@@ -157,7 +157,8 @@ Status WebhookStore::SaveAttempt(const std::string& id, const DeliveryState& sta
   batch.Put(StateKey(id), StateJson(state).dump());
   batch.Put(DeliveryKey(id, n), RecordJson(record).dump());
   if (n >= kMaxDeliveriesKept) batch.Delete(DeliveryKey(id, n - kMaxDeliveriesKept));
-  return keys_->Write(batch);
+  return keys_->Write(
+      batch, record.kind == "digest" ? KeyStore::Sync::kSynced : KeyStore::Sync::kUnsynced);
 }
 
 Result<std::vector<DeliveryRecord>> WebhookStore::Deliveries(const std::string& id) const {

@@ -71,7 +71,10 @@ class WebhookStore {
   Status PutConfig(const WebhookConfig& config);
   Status SaveState(const std::string& id, const DeliveryState& state);
   // Saves `state` and adds `record` to the deliveries log (dropping the
-  // oldest beyond kMaxDeliveriesKept), atomically.
+  // oldest beyond kMaxDeliveriesKept), atomically. An event's attempt is
+  // saved unsynced (KeyStore::Sync::kUnsynced): a power loss may take the
+  // newest back, and their events are delivered again; a digest's is
+  // synced, so that no restart sends a second one the same day.
   Status SaveAttempt(const std::string& id, const DeliveryState& state,
                      const DeliveryRecord& record);
   // The deliveries log, newest first.

@@ -17,6 +17,7 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -140,6 +141,18 @@ class Okrd {
   int port_ = 0;
   std::string stdout_text_;
 };
+
+// Polls `done` every 50 ms until it holds or `seconds` pass; true when it
+// held. How end-to-end tests wait for what okrd does in the background.
+template <typename Fn>
+bool WaitFor(Fn done, int seconds = 60) {
+  auto deadline = Clock::now() + std::chrono::seconds(seconds);
+  while (Clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return done();
+}
 
 // Today ± `days`, as a cycle date YYYY-MM-DD (UTC).
 std::string DateIn(int days);

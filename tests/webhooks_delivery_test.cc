@@ -21,16 +21,6 @@ namespace {
 
 constexpr char kSecret[] = "another-secret-0123456789abcdef";
 
-template <typename Fn>
-bool WaitFor(Fn done, int seconds = 60) {
-  auto deadline = Clock::now() + std::chrono::seconds(seconds);
-  while (Clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return done();
-}
-
 // Check-ins on kr-1 from one thread until stopped; refusals while okrd is
 // down are expected and ignored.
 class Writer {

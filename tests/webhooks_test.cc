@@ -27,17 +27,6 @@ json Hook(const std::string& id, const std::string& url, json types = {"*"}) {
   return {{"id", id}, {"url", url}, {"secret", kSecret}, {"types", std::move(types)}};
 }
 
-// Polls `done` until it holds or `seconds` pass; true when it held.
-template <typename Fn>
-bool WaitFor(Fn done, int seconds = 60) {
-  auto deadline = Clock::now() + std::chrono::seconds(seconds);
-  while (Clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return done();
-}
-
 std::string ReadAll(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});

@@ -1,5 +1,23 @@
 # Helpers the at-size benchmarks share (sourced by tools/bench_scale.sh and
-# tools/bench_streams.sh, which set $root, $work and the pids array).
+# tools/bench_streams.sh, which set $root and call bench_setup first).
+
+# Checks the binaries are built, installs wrk, and makes $work (a fresh
+# directory, removed at exit with every server in $pids killed).
+bench_setup() {  # name binary...
+  local name="$1"; shift
+  for binary in "$@"; do
+    [ -x "$binary" ] || { echo "$name: $binary is missing; build it first" >&2; exit 2; }
+  done
+  need_wrk
+  work="$(mktemp -d "${TMPDIR:-/tmp}/okrd-$name-XXXXXX")"
+  pids=()
+  trap bench_cleanup EXIT
+}
+bench_cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
 
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }

@@ -24,20 +24,8 @@ seconds="${SECONDS_EACH:-10}"
 okrctl="$build/tools/okrctl"
 okrd="$build/api/okrd"
 bare="$build/tools/bench_http_bare"
-for binary in "$okrctl" "$okrd" "$bare"; do
-  [ -x "$binary" ] || { echo "bench_scale: $binary is missing; build it first" >&2; exit 2; }
-done
 source "$root/tools/bench_lib.sh"
-need_wrk
-
-work="$(mktemp -d "${TMPDIR:-/tmp}/okrd-scale-XXXXXX")"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+bench_setup scale "$okrctl" "$okrd" "$bare"
 
 rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 

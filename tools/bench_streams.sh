@@ -29,20 +29,8 @@ okrctl="$build/tools/okrctl"
 okrd="$build/api/okrd"
 bare="$build/tools/bench_http_bare"
 streams="$build/tools/bench_streams"
-for binary in "$okrctl" "$okrd" "$bare" "$streams"; do
-  [ -x "$binary" ] || { echo "bench_streams: $binary is missing; build it first" >&2; exit 2; }
-done
 source "$root/tools/bench_lib.sh"
-need_wrk
-
-work="$(mktemp -d "${TMPDIR:-/tmp}/okrd-streams-XXXXXX")"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+bench_setup streams "$okrctl" "$okrd" "$bare" "$streams"
 write_post_lua "$work/post.lua"
 json_field() { sed -n "s/.*\"$2\":\[\{0,1\}\([-0-9.]*\).*/\1/p" <<<"$1"; }
 json_pair() { sed -n "s/.*\"$2\":\[\([-0-9.]*\),\([-0-9.]*\)\].*/\1 \/ \2/p" <<<"$1"; }

@@ -4,9 +4,15 @@
 // after the failure window, the daily digest, and a prompt stop while a
 // receiver hangs. The delivery guarantees through failures and crashes:
 // webhooks_delivery_test.cc.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -324,6 +330,73 @@ TEST(Webhooks, DeliversOverHttpsToAReceiverWhoseCertificateChecksOut) {
   Reply deliveries = Want(s.Get("/v1/webhooks/tls/deliveries", kAdmin.token), 200);
   EXPECT_EQ(deliveries.json["items"][0]["error"], "SSLServerVerification") << deliveries;
   EXPECT_EQ(rx.received("tls").size(), 1u);
+}
+
+// A receiver that answers 200 and then a body without end, on every
+// connection, until it is destroyed.
+class EndlessReceiver {
+ public:
+  EndlessReceiver() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    socklen_t len = sizeof addr;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    ::listen(fd_, 16);
+    thread_ = std::thread([this] {
+      while (!stop_) {
+        pollfd p{fd_, POLLIN, 0};
+        if (::poll(&p, 1, 100) <= 0) continue;
+        int c = ::accept(fd_, nullptr, nullptr);
+        if (c < 0) continue;
+        ++connections_;
+        serving_.emplace_back([this, c] {
+          const std::string head = "HTTP/1.1 200 OK\r\nContent-Length: 100000000000\r\n\r\n";
+          const std::string chunk(64 * 1024, 'x');
+          bool ok = ::send(c, head.data(), head.size(), MSG_NOSIGNAL) > 0;
+          while (ok && !stop_) ok = ::send(c, chunk.data(), chunk.size(), MSG_NOSIGNAL) > 0;
+          ::close(c);
+        });
+      }
+    });
+  }
+  ~EndlessReceiver() {
+    stop_ = true;
+    thread_.join();
+    for (auto& t : serving_) t.join();
+    ::close(fd_);
+  }
+  std::string Url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/hook"; }
+  int connections() const { return connections_; }
+
+ private:
+  int fd_ = -1, port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> connections_{0};
+  std::thread thread_;
+  std::vector<std::thread> serving_;
+};
+
+TEST(Webhooks, AnAnswerWithoutEndIsNotReadAndCountsByItsStatus) {
+  EndlessReceiver rx;
+  Okrd s(WithTokens());
+  ASSERT_TRUE(s.Start());
+  BuildOrg(s);
+  Want(s.Post("/v1/webhooks", Hook("endless", rx.Url()), kAdmin.token), 201);
+  for (int i = 0; i < 3; ++i) {
+    Want(s.Patch("/v1/units/ta", {{"name", "Talent " + std::to_string(i)}}, kAdmin.token), 200);
+  }
+  const uint64_t head = s.HeadSeq();
+  // Each event is delivered on its status alone: okrd reads no body, so
+  // neither its time nor its memory goes into one that never ends.
+  ASSERT_TRUE(WaitFor([&] { return WebhookNamed(s, "endless")["cursor"] == head; }, 30))
+      << WebhookNamed(s, "endless");
+  EXPECT_EQ(rx.connections(), 3);
+  EXPECT_EQ(WebhookNamed(s, "endless")["state"], "active");
+  EXPECT_TRUE(s.Stop());
 }
 
 TEST(Webhooks, SigtermStopsPromptlyWhileAReceiverHangs) {

@@ -73,14 +73,32 @@ void Worker::Start() {
   thread_ = std::thread([this] { Run(); });
 }
 
-void Worker::Stop() {
+void Worker::RequestStop() {
+  std::shared_ptr<httplib::Client> client;
   {
     std::lock_guard lock(mu_);
     stop_ = true;
-    if (client_ != nullptr) client_->stop();  // cuts a hanging receiver off now
+    client = client_;
   }
   wake_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  // Outside mu_: stop() waits for the client's own socket lock, which a
+  // connect or a TLS handshake holds for up to the timeout.
+  if (client) client->stop();
+}
+
+void Worker::Stop() {
+  RequestStop();
+  if (!thread_.joinable()) return;
+  while (!ended_) {
+    std::this_thread::sleep_for(kStopRetry);
+    std::shared_ptr<httplib::Client> client;
+    {
+      std::lock_guard lock(mu_);
+      client = client_;
+    }
+    if (client) client->stop();
+  }
+  thread_.join();
 }
 
 DeliveryState Worker::state() const {
@@ -105,6 +123,7 @@ void Worker::Run() {
   }
   SaveCursor();
   running_ = false;
+  ended_ = true;
 }
 
 void Worker::SaveCursor() {
@@ -113,7 +132,7 @@ void Worker::SaveCursor() {
   if (env_.records->SaveState(config_.id, s).ok()) cursor_dirty_ = false;
 }
 
-bool Worker::Wants(schema::Event::Reader ev) {
+bool Worker::Wants(uint64_t seq, schema::Event::Reader ev) {
   const auto& types = config_.types;
   const char* name = EventTypeName(ev.which());
   bool typed = std::find(types.begin(), types.end(), kEveryType) != types.end() ||
@@ -121,6 +140,11 @@ bool Worker::Wants(schema::Event::Reader ev) {
   if (!typed) return false;
   if (config_.cycle.empty()) return true;
   std::string_view entity(ev.getEntity().cStr());
+  // The cycle comes from the projection: wait until it has folded the
+  // event (a new objective's cycle is unknown before), unless it is stuck.
+  while (env_.projector->seq() < seq && !env_.projector->is_stuck() && !stop_) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   std::string cycle =
       env_.projector->Read([&](const Projection& p) { return CycleOfEntity(p, entity); });
   return FollowsCycle(config_.cycle, cycle);
@@ -149,7 +173,7 @@ bool Worker::DeliverPending() {
       return Pause(1'000'000);
     }
     schema::Event::Reader ev = (*decoded)->event();
-    if (!Wants(ev)) {
+    if (!Wants(stored.seq, ev)) {
       std::lock_guard lock(mu_);
       state_.cursor = stored.seq;  // saved with the next delivery, or before idling
       cursor_dirty_ = true;
@@ -184,7 +208,12 @@ bool Worker::DeliverDigestIfDue() {
 }
 
 Worker::Outcome Worker::Post(const Delivery& d) {
-  httplib::Client client(base_url_);
+  auto shared = std::make_shared<httplib::Client>(base_url_);
+  httplib::Client& client = *shared;
+  // The URL as registered, byte for byte; no body is read (below), so
+  // none is inflated either.
+  client.set_url_encode(false);
+  client.set_decompress(false);
   const time_t secs = env_.options->timeout_us / 1'000'000;
   const time_t usecs = env_.options->timeout_us % 1'000'000;
   client.set_connection_timeout(secs, usecs);
@@ -202,14 +231,32 @@ Worker::Outcome Worker::Post(const Delivery& d) {
   {
     std::lock_guard lock(mu_);
     if (stop_) return Outcome{0, "stopping"};
-    client_ = &client;
+    client_ = shared;
   }
-  auto res = client.Post(path_, headers, d.body, "application/json");
-  std::lock_guard lock(mu_);
-  client_ = nullptr;
-  if (!res) return Outcome{0, httplib::to_string(res.error())};
-  Outcome o{res->status, ""};
-  if (!o.ok()) o.error = "HTTP " + std::to_string(res->status);
+  // Only the status matters: the answer's body is never read (a receiver
+  // could send one without end), so the request ends at the status line
+  // and headers ("Canceled" with the status recorded).
+  httplib::Request req;
+  req.method = "POST";
+  req.path = path_;
+  req.headers = std::move(headers);
+  req.headers.emplace("Content-Type", "application/json");
+  req.body = d.body;
+  int status = 0;
+  req.response_handler = [&status](const httplib::Response& r) {
+    status = r.status;
+    return false;
+  };
+  httplib::Response res;
+  httplib::Error error = httplib::Error::Success;
+  client.send(req, res, error);
+  {
+    std::lock_guard lock(mu_);
+    client_.reset();
+  }
+  if (status == 0) return Outcome{0, httplib::to_string(error)};
+  Outcome o{status, ""};
+  if (!o.ok()) o.error = "HTTP " + std::to_string(status);
   return o;
 }
 
@@ -221,6 +268,7 @@ void Worker::Record(const Delivery& d, int attempt, const Outcome& o, int64_t no
   if (saved.ok()) {
     cursor_dirty_ = false;
   } else {
+    cursor_dirty_ = true;  // saved again before the thread ends
     Log(4, "webhook_state_not_saved", {{"error", saved.ToString()}});
   }
 }

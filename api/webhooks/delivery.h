@@ -16,9 +16,11 @@
 #include <httplib.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -49,6 +51,9 @@ struct WorkerEnv {
       disable;
 };
 
+// How often Worker::Stop cuts a worker's attempt off again while it waits.
+inline constexpr std::chrono::milliseconds kStopRetry{50};
+
 class Worker {
  public:
   Worker(WorkerEnv env, WebhookConfig config, DeliveryState state);
@@ -58,7 +63,12 @@ class Worker {
 
   // Starts the thread (not for a disabled webhook).
   void Start();
-  // Asks the thread to end, cuts off an attempt in flight, and joins it.
+  // Asks the thread to end and cuts off an attempt in flight, without
+  // waiting (so that many workers stop at once).
+  void RequestStop();
+  // RequestStop(), then waits for the thread, cutting the attempt off again
+  // every kStopRetry until it has ended (a stop that came as an attempt
+  // was starting would otherwise be lost).
   void Stop();
   // The state as the thread last saved or changed it.
   DeliveryState state() const;
@@ -88,7 +98,7 @@ class Worker {
   Outcome Post(const Delivery& d);
   void Record(const Delivery& d, int attempt, const Outcome& o, int64_t now_us,
               int64_t next_retry_us);
-  bool Wants(schema::Event::Reader ev);
+  bool Wants(uint64_t seq, schema::Event::Reader ev);
   bool GiveUp(int64_t now_us);
   // Sleeps up to `us` unless stopped; false when stopped.
   bool Pause(int64_t us);
@@ -102,9 +112,9 @@ class Worker {
   mutable std::mutex mu_;  // guards state_, client_
   std::condition_variable wake_;
   DeliveryState state_;
-  bool cursor_dirty_ = false;  // only the thread touches it
-  httplib::Client* client_ = nullptr;
-  std::atomic<bool> stop_{false}, running_{false};
+  bool cursor_dirty_ = false;                // only the thread touches it
+  std::shared_ptr<httplib::Client> client_;  // the attempt in flight
+  std::atomic<bool> stop_{false}, running_{false}, ended_{false};
   std::thread thread_;
 };
 

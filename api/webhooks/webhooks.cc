@@ -66,6 +66,9 @@ Webhooks::~Webhooks() { Stop(); }
 void Webhooks::Stop() {
   std::lock_guard lock(mu_);
   stopped_ = true;
+  // Every worker is asked first, so that they stop together, not each
+  // after the one before.
+  for (auto& [id, worker] : workers_) worker->RequestStop();
   for (auto& [id, worker] : workers_) worker->Stop();
 }
 

@@ -5,8 +5,10 @@
 // delivery state (SPEC §8), and later the subjects' keys. Its own RocksDB
 // in its own directory (mode 0700, default the data directory's sibling
 // `<data dir>.keys`), so the data directory and its backups never carry
-// it. Every write is synced (WAL fsync) before it returns: a write that
-// answered survives a crash. Layout: docs/FORMAT.md, "The key store".
+// it. A write is synced (WAL fsync) before it returns unless its caller
+// asks otherwise (Sync::kUnsynced, for progress that may be done again):
+// a synced write that answered survives a power loss. Layout:
+// docs/FORMAT.md, "The key store".
 //
 // A plain ordered map of byte strings; what the keys mean belongs to its
 // users (api/webhooks/webhook_store.h). Thread-safe: RocksDB serialises

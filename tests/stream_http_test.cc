@@ -142,10 +142,14 @@ TEST(OkrdStreams, TwoHundredStreamsEachGetEveryEventInOrderWhileThirtyTwoWriters
   std::vector<std::thread> readers;
   for (int i = 0; i < kStreams; ++i) {
     readers.emplace_back([&, i] {
-      while (final_head == 0 || got[i].empty() || got[i].back().id < final_head) {
-        auto ev = clients[i]->Next(milliseconds(final_head ? 30'000 : 200));
+      while (true) {
+        // One reading of final_head per turn: a short wait that ended just
+        // as the writers finished is no reason to stop.
+        const uint64_t last = final_head;
+        if (last != 0 && !got[i].empty() && got[i].back().id >= last) break;
+        auto ev = clients[i]->Next(milliseconds(last ? 30'000 : 200));
         if (ev) got[i].push_back(*ev);
-        if (!ev && (final_head != 0 || clients[i]->ended())) break;
+        if (!ev && (last != 0 || clients[i]->ended())) break;
       }
     });
   }

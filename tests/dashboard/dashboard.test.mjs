@@ -473,7 +473,10 @@ async function closeOwn(p, own) {
   rmSync(own.dir, { recursive: true, force: true });
 }
 
-test('under --private the review downloads carry the token', { timeout: 120_000 }, async () => {
+// Runs `body({ privateBase, p, creds })` on a page of its own against an
+// okrd of its own started with --private (creds: its demo tokens), then
+// checks the page raised no error; both are closed whatever happens.
+async function withPrivateOkrd(body) {
   const own = {};
   const privateBase = await startOkrd(['--private'], own);
   const p = await context.newPage();
@@ -481,6 +484,15 @@ test('under --private the review downloads carry the token', { timeout: 120_000 
   p.on('pageerror', (e) => errors.push(e.message));
   try {
     const creds = JSON.parse(readFileSync(path.join(own.dir, 'demo-credentials.json'), 'utf8'));
+    await body({ privateBase, p, creds });
+    assert.deepEqual(errors, []);
+  } finally {
+    await closeOwn(p, own);
+  }
+}
+
+test('under --private the review downloads carry the token', { timeout: 120_000 }, async () => {
+  await withPrivateOkrd(async ({ privateBase, p, creds }) => {
     const plain = await fetch(`${privateBase}/v1/cycles`);
     assert.equal(plain.status, 401, 'a link without the token would be refused');
     const { items: cycles } = JSON.parse(await apiText(privateBase, '/v1/cycles', creds.auditor));
@@ -493,20 +505,11 @@ test('under --private the review downloads carry the token', { timeout: 120_000 
       const want = await apiText(privateBase, `/v1/cycles/${closed.id}/review?format=${format}`, creds.auditor);
       assert.equal(await downloaded(p, format), want, `the ${format} download is the API's answer`);
     }
-    assert.deepEqual(errors, []);
-  } finally {
-    await closeOwn(p, own);
-  }
+  });
 });
 
 test('under --private the cascade follows changes with the tab\'s token', { timeout: 120_000 }, async () => {
-  const own = {};
-  const privateBase = await startOkrd(['--private'], own);
-  const p = await context.newPage();
-  const errors = [];
-  p.on('pageerror', (e) => errors.push(e.message));
-  try {
-    const creds = JSON.parse(readFileSync(path.join(own.dir, 'demo-credentials.json'), 'utf8'));
+  await withPrivateOkrd(async ({ privateBase, p, creds }) => {
     const plain = await fetch(`${privateBase}/v1/changes/stream`);
     assert.equal(plain.status, 401, 'the stream needs a token too');
     const kr = JSON.parse(await apiText(privateBase, `/v1/key-results/${LIVE_KR}`, creds.auditor));
@@ -521,10 +524,7 @@ test('under --private the cascade follows changes with the tab\'s token', { time
     await waitForCurrent(p, LIVE_KR, recorded.current);
     assert.equal(Number(await p.getAttribute('#cascade-tree', 'data-as-of')), recorded.seq);
     assert.ok(await sameDocument(p), 'the page was neither reloaded nor left');
-    assert.deepEqual(errors, []);
-  } finally {
-    await closeOwn(p, own);
-  }
+  });
 });
 
 test('live: when okrd restarts the cascade reconnects and catches up', { timeout: 120_000 }, async () => {

@@ -32,8 +32,7 @@ std::string Server::Routes::WebhookMetrics(uint64_t head_seq) const {
       "# HELP okrd_webhook_lag_events Events of the log after a webhook's cursor.\n"
       "# TYPE okrd_webhook_lag_events gauge\n";
   for (const webhooks::WebhookInfo& info : options_.webhooks->List()) {
-    const json shown = webhooks::WebhookInfoJson(info);
-    ++by_state[shown["state"].get<std::string>()];
+    ++by_state[webhooks::WebhookStateName(info.state)];
     const uint64_t behind = head_seq > info.state.cursor ? head_seq - info.state.cursor : 0;
     lag += "okrd_webhook_lag_events{webhook=\"" + info.config.id + "\"} " + std::to_string(behind) +
            "\n";

@@ -166,11 +166,14 @@ Result<WebhookConfig> ParseRegistration(const json& body) {
   return c;
 }
 
+const char* WebhookStateName(const DeliveryState& s) {
+  return s.disabled ? "disabled" : s.failing_since_us != 0 ? "failing" : "active";
+}
+
 json WebhookInfoJson(const WebhookInfo& info) {
   const WebhookConfig& c = info.config;
   const DeliveryState& s = info.state;
   assert(c.url.empty() && c.secret.empty());  // never shown
-  const char* state = s.disabled ? "disabled" : s.failing_since_us != 0 ? "failing" : "active";
   return {
       {"id", c.id},
       {"types", c.types},
@@ -178,7 +181,7 @@ json WebhookInfoJson(const WebhookInfo& info) {
       {"scheme", c.scheme},
       {"host", c.host},
       {"url_sha256", c.url_sha256},
-      {"state", state},
+      {"state", WebhookStateName(s)},
       {"cursor", s.cursor},
       {"failing_since",
        s.failing_since_us == 0 ? json(nullptr) : json(FormatTimeUs(s.failing_since_us))},

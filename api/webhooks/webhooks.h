@@ -86,6 +86,9 @@ struct WebhookInfo {
   bool running = false;
 };
 nlohmann::json WebhookInfoJson(const WebhookInfo& info);
+// What GET /v1/webhooks and /metrics call its state: "active", "failing"
+// (retrying since failing_since) or "disabled".
+const char* WebhookStateName(const DeliveryState& s);
 
 class Webhooks {
  public:

@@ -544,10 +544,12 @@ void StreamHub::Loop::Close(int fd, const char* reason) {
   std::unique_ptr<Stream> s = std::move(it->second);
   streams_.erase(it);
   ::epoll_ctl(epoll_, EPOLL_CTL_DEL, fd, nullptr);
+  // Counted before the client can see the end, so a client that reads
+  // the metrics after its stream ended finds the close there.
+  metrics_->StreamClosed(reason);
   ::shutdown(fd, SHUT_RDWR);
   ::close(fd);
   s->release();
-  metrics_->StreamClosed(reason);
   LogLine(*log_, options_.log_format, spdlog::level::info, "stream_closed",
           {{"id", s->req.request_id},
            {"reason", reason},

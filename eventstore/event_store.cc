@@ -17,6 +17,7 @@
 
 #include "eventstore/base/clock.h"
 #include "eventstore/format.h"
+#include "eventstore/read_ahead.h"
 #include "eventstore/store_impl.h"
 
 namespace okr {
@@ -293,20 +294,28 @@ VerifyReport EventStore::Impl::Verify(
   const std::optional<Head> stored_head = ReadHeadRecord(ro);
   const uint64_t total = stored_head ? stored_head->seq : 0;
   ChainChecker chain(ChainSource::kStored);
-  {
+  // The log is read on a thread of its own while this one hashes; what
+  // ended the reading early is told once the events before it are checked.
+  bool malformed_key = false;
+  std::string storage_error;
+  auto read = [&](const EventSink& sink) {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, events_));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       uint64_t seq = 0;
-      if (!format::ParseSeqKey(View(it->key()), &seq)) {
-        chain.Fail(chain.next_seq(), "malformed key");
-        break;
-      }
-      if (!chain.Add(seq, View(it->value()))) break;
-      if (progress && seq % kVerifyProgressEvents == 0) progress(seq, std::max(total, seq));
+      malformed_key = !format::ParseSeqKey(View(it->key()), &seq);
+      if (malformed_key || !sink(seq, View(it->value()))) return Status::Ok();
     }
-    if (chain.report().ok && !it->status().ok()) {
-      chain.Fail(chain.next_seq(), "storage error: " + it->status().ToString());
-    }
+    if (!it->status().ok()) storage_error = it->status().ToString();
+    return Status::Ok();
+  };
+  (void)ReadAhead(read, [&](uint64_t seq, std::string_view bytes) {
+    if (!chain.Add(seq, bytes)) return false;
+    if (progress && seq % kVerifyProgressEvents == 0) progress(seq, std::max(total, seq));
+    return true;
+  });
+  if (chain.report().ok && malformed_key) chain.Fail(chain.next_seq(), "malformed key");
+  if (chain.report().ok && !storage_error.empty()) {
+    chain.Fail(chain.next_seq(), "storage error: " + storage_error);
   }
   CheckHeadRecord(stored_head, &chain);
   const VerifyReport& report = chain.report();

@@ -208,6 +208,44 @@ TEST_F(ProjectorTest, AnUnfoldableEventMakesTheProjectorStuckNotDead) {
   EXPECT_EQ(CheckIn("kr-hires", 3).status().code(), Status::Code::kIOError);
 }
 
+// A long replay reads the log on a second thread while it folds: it
+// folds every event once, in order, and stops at the first event that
+// cannot be folded with the state before it, however far ahead the
+// reading went.
+TEST_F(ProjectorTest, ALongReplayFoldsAllAndStopsAtTheFirstUnfoldableEvent) {
+  options_.snapshot_every_events = 0;  // every start replays the whole log
+  ReopenStore();
+  auto append_check_ins = [&](const std::string& prefix, int count) {
+    for (int done = 0; done < count;) {
+      AppendRequest request;
+      for (; done < count && request.events.size() < kMaxEventsPerAppend; ++done) {
+        request.events.push_back(
+            CheckInDraft("tool", "kr-hires", prefix + std::to_string(done), done % 20));
+      }
+      ASSERT_TRUE(store().Append(std::move(request)).ok());
+    }
+  };
+  ASSERT_NO_FATAL_FAILURE(append_check_ins("ci-a", 30'000));
+  ASSERT_OK(projector().CatchUp());
+  ASSERT_NO_FATAL_FAILURE(ExpectFullReplayEqualsLive());
+  const uint64_t good = Head();
+  ASSERT_TRUE(store().Append(OneEvent(CheckInDraft("tool", "kr-ghost", "ci-ghost", 1))).ok());
+  ASSERT_NO_FATAL_FAILURE(append_check_ins("ci-b", 30'000));
+
+  ReopenStore();
+  auto stuck = projector().stuck();
+  ASSERT_TRUE(stuck.has_value());
+  EXPECT_EQ(stuck->seq, good + 1);
+  EXPECT_NE(stuck->reason.find("kr-ghost"), std::string::npos) << stuck->reason;
+  EXPECT_EQ(projector().seq(), good);
+  const KeyResult* hires = state().key_result("kr-hires");
+  ASSERT_NE(hires, nullptr);
+  EXPECT_EQ(hires->check_ins.size(), 30'000u);
+  auto rebuilt = Projector::Rebuild(store(), good, /*use_snapshot=*/false);
+  ASSERT_TRUE(rebuilt.ok()) << rebuilt.status().ToString();
+  EXPECT_TRUE(*rebuilt == state());
+}
+
 TEST_F(ProjectorTest, StuckIsReportedOnceToItsListener) {
   std::atomic<int> told{0};
   std::atomic<uint64_t> told_seq{0};

@@ -8,6 +8,7 @@
 #include <kj/exception.h>
 
 #include "eventstore/base/clock.h"
+#include "eventstore/read_ahead.h"
 #include "projections/service/snapshot.h"
 
 namespace okr {
@@ -36,15 +37,25 @@ Status FoldEvent(EventScratch* scratch, uint64_t seq, std::string_view bytes, Pr
   }
 }
 
+// Replays of at least this many events read ahead (eventstore/read_ahead.h).
+constexpr uint64_t kReadAheadFromEvents = 16384;
+
 // Folds events (p->seq(), up_to] of `store` into `p`, as FoldEvent does.
 Status Replay(const EventStore& store, uint64_t up_to, Projection* p, bool* damaged = nullptr) {
   if (up_to <= p->seq()) return Status::Ok();
   Status failed = Status::Ok();
   EventScratch scratch;
-  Status s = store.Scan(p->seq() + 1, up_to, [&](uint64_t seq, std::string_view bytes) {
+  const uint64_t from = p->seq() + 1;
+  auto fold = [&](uint64_t seq, std::string_view bytes) {
     failed = FoldEvent(&scratch, seq, bytes, p, damaged);
     return failed.ok();
-  });
+  };
+  // A long replay (a start without a snapshot, a rebuild) reads the log
+  // on a second thread while this one folds; a short one is not worth it.
+  Status s =
+      up_to - from < kReadAheadFromEvents
+          ? store.Scan(from, up_to, fold)
+          : ReadAhead([&](const EventSink& sink) { return store.Scan(from, up_to, sink); }, fold);
   OKR_RETURN_IF_ERROR(s);
   OKR_RETURN_IF_ERROR(failed);
   if (p->seq() != up_to) {

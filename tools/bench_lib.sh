@@ -60,6 +60,16 @@ start_server() {  # name command...
   echo "$pid $port"
 }
 
+# Stops a server start_server started and waits until it has exited (it
+# is not this shell's child, so `wait` cannot): okrd flushes its log and
+# releases the data directory's lock as it stops.
+stop_server() {  # pid...
+  kill "$@" 2>/dev/null || true
+  for p in "$@"; do
+    while kill -0 "$p" 2>/dev/null; do sleep 0.05; done
+  done
+}
+
 # "req/s p50 p99" of one wrk run (p50 and p99 in ms), $seconds long.
 wrk_run() {  # lua url
   local out

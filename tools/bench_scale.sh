@@ -87,12 +87,12 @@ for size in $sizes; do
   okrd1=$(KRS="$rows" OKR_TOKEN="$admin" wrk_run "$work/post.lua" "$url")
   okrd2=$(KRS="$rows" OKR_TOKEN="$admin" wrk_run "$work/post.lua" "$url")
   bare2=$(KRS="$rows" OKR_TOKEN="$admin" wrk_run "$work/post.lua" "http://127.0.0.1:$bare_port")
-  kill "$bare_pid"; rm -rf "$work/bare-db"
+  stop_server "$bare_pid"; rm -rf "$work/bare-db"
 
   start=$(now)
   OKR_TOKEN="$auditor" "$okrctl" verify --server "$url" > /dev/null
   verify_server_s=$(since "$start")
-  kill "$okrd_pid"; wait "$okrd_pid" 2>/dev/null || true
+  stop_server "$okrd_pid"
   start=$(now)
   "$okrctl" verify --data "$data" > /dev/null
   verify_data_s=$(since "$start")

@@ -80,7 +80,7 @@ for size in $sizes; do
   wait "$hold_pid"
   held=$(tail -1 "$work/hold.out")
   bare2=$(post "http://127.0.0.1:$bare_port")
-  kill "$bare_pid" "$okrd_pid"; wait "$bare_pid" "$okrd_pid" 2>/dev/null || true
+  stop_server "$bare_pid" "$okrd_pid"
   rm -rf "$data" "$data.signing.key" "$work/bare-db" "$work/hold.in"
 
   results+=("$head|$(json_field "$scan" events_per_s)|$(json_field "$drain1" events_per_s) $(json_field "$drain2" events_per_s)|$(json_pair "$latency" post_ms)|$(json_pair "$latency" events_ack_to_arrival_ms)|$(json_pair "$latency" changes_ack_to_arrival_ms)|$bare1|$bare2|$none|$with|$(json_field "$held" events_read)|$(json_pair "$hook" ack_to_receiver_ms)|$(json_field "$hook" delivered_per_s) $(json_field "$hook" bare_posts_per_s)")

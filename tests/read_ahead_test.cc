@@ -18,7 +18,7 @@ namespace {
 std::vector<std::string> Events(size_t n) {
   std::vector<std::string> out;
   for (size_t i = 0; i < n; ++i) {
-    size_t size = i % 997 == 0 ? (600u << 10) : (i * 37) % 700;
+    size_t size = i % 9973 == 0 ? (600u << 10) : (i * 37) % 700;
     out.emplace_back(size, static_cast<char>('a' + i % 26));
   }
   return out;

@@ -43,8 +43,11 @@ void CheckIns::Append(CheckInArena* arena, const CheckIn& ci) {
     newest = entries_.back().latest;
   } else {
     latest_measured_at_us_ = ci.measured_at_us;
+    latest_value_ = ci.value;
   }
   entries_.push_back({arena->Append(ci), newest});
+  latest_ = newest;
+  newest_seq_ = ci.meta.seq;
   assert((*this)[LatestUpTo(size() - 1)].measured_at_us == latest_measured_at_us_);
 }
 
@@ -57,7 +60,7 @@ bool CheckIns::operator==(const CheckIns& other) const {
 }
 
 size_t KeyResult::CheckInsKnownAt(uint64_t as_of) const {
-  if (check_ins.empty() || as_of >= check_ins.back().meta.seq) return check_ins.size();
+  if (check_ins.empty() || as_of >= check_ins.newest_seq()) return check_ins.size();
   return static_cast<size_t>(
       std::upper_bound(check_ins.begin(), check_ins.end(), as_of,
                        [](uint64_t s, const CheckIn& ci) { return s < ci.meta.seq; }) -
@@ -71,7 +74,17 @@ CurrentValue ValueOf(const KeyResult& kr, const KeyResultFields& fields, uint64_
   CurrentValue out{fields.start, std::nullopt};
   const size_t known = kr.CheckInsKnownAt(as_of);
   const CheckIn* found = nullptr;
-  if (known > 0 && at_us >= kr.check_ins[kr.check_ins.LatestUpTo(known - 1)].measured_at_us) {
+  if (known > 0 && known == kr.check_ins.size() &&
+      at_us >= kr.check_ins.latest_measured_at_us()) {
+    // The head's latest, read without the arena unless a correction may apply.
+    out.check_in = kr.check_ins.latest();
+    out.value = kr.check_ins.latest_value();
+    assert(out.check_in == kr.check_ins.LatestUpTo(known - 1) &&
+           kr.check_ins[*out.check_in].value == out.value);
+    if (kr.corrections.empty()) return out;
+    found = &kr.check_ins[*out.check_in];
+  } else if (known > 0 &&
+             at_us >= kr.check_ins[kr.check_ins.LatestUpTo(known - 1)].measured_at_us) {
     // The latest known check-in was measured by `at`: it is the answer.
     out.check_in = kr.check_ins.LatestUpTo(known - 1);
     found = &kr.check_ins[*out.check_in];

@@ -332,8 +332,9 @@ Status Projection::ApplyKeyResultAdded(schema::Event::Reader ev, const Meta& met
     return Status::Corruption("seq " + std::to_string(meta.seq) +
                               ": key result of unknown objective " + fields.objective);
   }
-  Insert(&key_results_, EntityKind::kKeyResult, id, meta, std::move(fields));
+  const KeyResult& kr = Insert(&key_results_, EntityKind::kKeyResult, id, meta, std::move(fields));
   parent->second.key_results.emplace_back(id);
+  parent->second.key_result_links.of.push_back(&kr);
   return Status::Ok();
 }
 
@@ -494,6 +495,10 @@ void Projection::RebuildIndex() {
     index_.Insert(Interned::Of(id), EntityKind::kKeyResult, &kr);
     kr.check_ins.Rebind(check_in_arena_.get());
     for (const CheckIn& ci : kr.check_ins) check_in_index_.Insert(ci.id, &kr);
+  }
+  for (auto& [id, o] : objectives_) {
+    o.key_result_links.of.clear();
+    for (const std::string& kr : o.key_results) o.key_result_links.of.push_back(&key_results_.at(kr));
   }
 }
 

@@ -235,6 +235,14 @@ class CheckIns {
   // Reads from `arena` from now on: a copy of the arena the positions are in.
   void Rebind(const CheckInArena* arena) { arena_ = arena; }
 
+  // The newest check-in's seq, and the latest's index, measured_at and
+  // value (meaningful when not empty): the value at the head, read
+  // without the arena.
+  uint64_t newest_seq() const { return newest_seq_; }
+  size_t latest() const { return latest_; }
+  int64_t latest_measured_at_us() const { return latest_measured_at_us_; }
+  double latest_value() const { return latest_value_; }
+
   // The same check-ins (by content, wherever they are stored) and the
   // same latest ones.
   bool operator==(const CheckIns& other) const;
@@ -242,9 +250,12 @@ class CheckIns {
  private:
   const CheckInArena* arena_ = nullptr;
   std::vector<Entry> entries_;
-  // measured_at of the latest: a fold compares the newcomer with it
-  // without reading the arena far behind its end.
+  // The latest's measured_at (a fold compares the newcomer with it without
+  // reading the arena far behind its end) and the rest of the head.
   int64_t latest_measured_at_us_ = 0;
+  uint64_t newest_seq_ = 0;
+  double latest_value_ = 0;
+  uint32_t latest_ = 0;
 };
 
 struct Correction {
@@ -270,9 +281,19 @@ struct Unit : Entity<UnitFields> {
 struct Cycle : Entity<CycleFields> {
   bool operator==(const Cycle&) const = default;
 };
+struct KeyResult;
+// The entities an objective's key_results name, in the same order, so a
+// roll-up reads them without a lookup by id. Derived: set as key results
+// are added and again by Projection::RebuildIndex (a copy's entities are
+// new), so it takes no part in equality.
+struct KeyResultLinks {
+  std::vector<const KeyResult*> of;
+  bool operator==(const KeyResultLinks&) const { return true; }
+};
 struct Objective : Entity<ObjectiveFields> {
   std::vector<std::string> key_results;  // in creation order
   std::vector<Comment> comments;
+  KeyResultLinks key_result_links;
   bool operator==(const Objective&) const = default;
 };
 struct KeyResult : Entity<KeyResultFields> {

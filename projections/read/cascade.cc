@@ -24,6 +24,8 @@ Result<CascadePlan> CascadePlan::Make(const View& v, const std::string& cycle,
   // Every unit active at as_of gets a node (in id order, so children are
   // too); the walks then follow indices, with no lookup per unit.
   ByAddress<uint32_t> node_of;
+  node_of.Reserve(p.units().size());
+  plan.nodes_.reserve(p.units().size());
   for (const auto& [id, u] : p.units()) {
     const UnitFields* f = u.FieldsAt(v.as_of());
     if (!f || f->retired) continue;

@@ -234,9 +234,9 @@ json RenderKeyResult(const KeyResultRow& row) {
 
 std::vector<const KeyResult*> View::KeyResultsOf(const Objective& objective) const {
   std::vector<const KeyResult*> out;
-  for (const auto& id : objective.key_results) {
-    const KeyResult* kr = p_.key_result(id);
-    const KeyResultFields* f = kr ? kr->FieldsAt(as_of_) : nullptr;
+  assert(objective.key_result_links.of.size() == objective.key_results.size());
+  for (const KeyResult* kr : objective.key_result_links.of) {
+    const KeyResultFields* f = kr->FieldsAt(as_of_);
     if (f && !f->removed) out.push_back(kr);
   }
   return out;

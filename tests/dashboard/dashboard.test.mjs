@@ -146,7 +146,8 @@ after(async () => {
       });
     });
   }
-  for (const dir of [dataDir, profileDir]) if (dir) rmSync(dir, { recursive: true, force: true });
+  if (dataDir) removeData(dataDir);
+  if (profileDir) rmSync(profileDir, { recursive: true, force: true });
 });
 
 test('the cascade shows the demo objectives with the API\'s progress', { timeout: 60_000 }, async () => {
@@ -470,7 +471,13 @@ async function closeOwn(p, own) {
   await p.close();
   own.proc.removeAllListeners('exit');
   own.proc.kill('SIGKILL');
-  rmSync(own.dir, { recursive: true, force: true });
+  removeData(own.dir);
+}
+
+// Removes okrd's data directory `dir` and what okrd keeps beside it (the
+// key store and the signing key).
+function removeData(dir) {
+  for (const p of [dir, `${dir}.keys`, `${dir}.signing.key`]) rmSync(p, { recursive: true, force: true });
 }
 
 // Runs `body({ privateBase, p, creds })` on a page of its own against an

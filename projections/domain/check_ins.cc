@@ -74,8 +74,7 @@ CurrentValue ValueOf(const KeyResult& kr, const KeyResultFields& fields, uint64_
   CurrentValue out{fields.start, std::nullopt};
   const size_t known = kr.CheckInsKnownAt(as_of);
   const CheckIn* found = nullptr;
-  if (known > 0 && known == kr.check_ins.size() &&
-      at_us >= kr.check_ins.latest_measured_at_us()) {
+  if (known > 0 && known == kr.check_ins.size() && at_us >= kr.check_ins.latest_measured_at_us()) {
     // The head's latest, read without the arena unless a correction may apply.
     out.check_in = kr.check_ins.latest();
     out.value = kr.check_ins.latest_value();

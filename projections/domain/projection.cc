@@ -498,7 +498,8 @@ void Projection::RebuildIndex() {
   }
   for (auto& [id, o] : objectives_) {
     o.key_result_links.of.clear();
-    for (const std::string& kr : o.key_results) o.key_result_links.of.push_back(&key_results_.at(kr));
+    for (const std::string& kr : o.key_results)
+      o.key_result_links.of.push_back(&key_results_.at(kr));
   }
 }
 

@@ -3,8 +3,6 @@
 // written from the projection as it is walked.
 #include <cassert>
 #include <climits>
-#include <string_view>
-#include <unordered_map>
 
 #include "eventstore/base/time.h"
 #include "projections/read/view.h"
@@ -25,22 +23,21 @@ Result<CascadePlan> CascadePlan::Make(const View& v, const std::string& cycle,
   plan.unit_count_ = p.units().size();
   // Every unit active at as_of gets a node (in id order, so children are
   // too); the walks then follow indices, with no lookup per unit.
-  // By id, in a table of this plan's size (the projection's index of every
-  // entity outgrows the caches at size; this one mostly does not).
-  std::unordered_map<std::string_view, uint32_t> node_of;
-  node_of.reserve(p.units().size());
+  ByAddress<uint32_t> node_of;
+  node_of.Reserve(p.units().size());
   plan.nodes_.reserve(p.units().size());
   for (const auto& [id, u] : p.units()) {
     const UnitFields* f = u.FieldsAt(v.as_of());
     if (!f || f->retired) continue;
     const auto n = static_cast<uint32_t>(plan.nodes_.size());
     if (root.empty() ? f->parent.empty() : id == root) plan.roots_.push_back(n);
-    node_of.emplace(id, n);
+    *node_of.TryEmplace(&u).first = n;
     plan.nodes_.push_back(Node{&u, {}, {}});
   }
   auto node = [&](const std::string& unit) -> Node* {
-    auto it = node_of.find(unit);
-    return it == node_of.end() ? nullptr : &plan.nodes_[it->second];
+    const Unit* u = p.unit(unit);
+    const uint32_t* n = u ? node_of.Find(u) : nullptr;
+    return n ? &plan.nodes_[*n] : nullptr;
   };
   for (size_t n = 0; n < plan.nodes_.size(); ++n) {
     const std::string& parent = plan.nodes_[n].unit->FieldsAt(v.as_of())->parent;

@@ -139,6 +139,10 @@ class ByAddress {
     ++size_;
     return {&s.value, true};
   }
+  // Room for `n` keys without growing.
+  void Reserve(size_t n) {
+    while (n * 2 > slots_.size()) Grow();
+  }
   // The value kept for `key`; nullptr when none is.
   const V* Find(const void* key) const {
     assert(key != nullptr);  // a free slot's key

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <random>
 #include <string>
 #include <utility>
@@ -82,6 +83,26 @@ TEST_F(ProgressTest, ACopyOfTheProjectionKeepsItsCheckInsWhileTheOriginalFolds) 
   EXPECT_EQ(Current("kr-hires"), 9);
   const Projection moved = std::move(copy);
   EXPECT_EQ(moved.key_result("kr-hires")->check_ins.back().value, 4);
+}
+
+TEST_F(ProgressTest, ACopyRollsUpItsOwnKeyResultsWhateverTheOriginalDoesNext) {
+  ASSERT_OK(AddKeyResult("kr-hires", "hr-hiring", "Hires made", 0, 10));
+  ASSERT_OK(CheckIn("kr-hires", 4));
+  auto copy = std::make_unique<Projection>(state());
+  // The original goes on: another key result, a new value.
+  ASSERT_OK(AddKeyResult("kr-policy", "hr-hiring", "Policy published", 0, 1, "boolean"));
+  ASSERT_OK(CheckIn("kr-hires", 10));
+  EXPECT_EQ(ObjectiveProgress("hr-hiring"), 0.5);  // (1.0 + 0.0) / 2
+  // A copy of the copy, which then goes: it must read its own entities only.
+  const Projection again = *copy;
+  copy.reset();
+  View view(again, again.seq(), INT64_MAX, 0);
+  const Objective& objective = *again.objective("hr-hiring");
+  const auto krs = view.KeyResultsOf(objective);
+  ASSERT_EQ(krs.size(), 1u);
+  EXPECT_EQ(krs[0], again.key_result("kr-hires"));
+  EXPECT_EQ(view.ObjectiveProgress(objective), 0.4);
+  EXPECT_EQ(ObjectiveProgress("hr-hiring"), 0.5);
 }
 
 TEST_F(ProgressTest, ProgressAboveTheTargetIsClampedToOne) {

@@ -114,6 +114,27 @@ TEST_F(SnapshotCheckTest, AMissingReviewIsNamedBeforeItsFields) {
 
 // A snapshot is a header and runs of entities, one part each; a part
 // missing, out of order or of another snapshot is refused, not folded in.
+TEST_F(SnapshotCheckTest, AnObjectiveNamingAKeyResultTheSnapshotLacksIsRefused) {
+  std::vector<std::string> parts = SnapshotCodec::Encode(Head(), Hash{});
+  for (std::string& bytes : parts) {
+    kj::ArrayPtr<const capnp::word> words(reinterpret_cast<const capnp::word*>(bytes.data()),
+                                          bytes.size() / sizeof(capnp::word));
+    capnp::FlatArrayMessageReader reader(words);
+    capnp::MallocMessageBuilder message;
+    message.setRoot(reader.getRoot<schema::Snapshot>());
+    for (auto o : message.getRoot<schema::Snapshot>().getObjectives()) {
+      if (o.getId() == "hr-hiring") o.getKeyResults().set(0, "kr-nowhere");
+    }
+    kj::Array<capnp::word> flat = capnp::messageToFlatArray(message);
+    bytes.assign(reinterpret_cast<const char*>(flat.begin()), flat.asBytes().size());
+  }
+  Hash hash{};
+  auto decoded = SnapshotCodec::Decode(parts, &hash);
+  ASSERT_FALSE(decoded.ok());
+  EXPECT_NE(decoded.status().message().find("names key result kr-nowhere"), std::string::npos)
+      << decoded.status().message();
+}
+
 TEST_F(SnapshotCheckTest, APartMissingOutOfOrderOrOfAnotherSnapshotIsRefused) {
   const std::vector<std::string> parts = SnapshotCodec::Encode(Head(), Hash{});
   ASSERT_GE(parts.size(), 4u);  // the header, then units, cycles, objectives, key results

@@ -423,6 +423,15 @@ Result<Projection> SnapshotDecoder::Finish(Hash* head_hash) {
   }
   std::memcpy(head_hash->data(), head_hash_.data(), head_hash_.size());
   Projection p = std::move(projection_);
+  // Objectives are linked to their key results next: each must be here.
+  for (const auto& [id, o] : p.objectives_) {
+    for (const std::string& kr : o.key_results) {
+      if (!p.key_results_.contains(kr)) {
+        return Status::Corruption("snapshot's objective " + id + " names key result " + kr +
+                                  ", which it does not hold");
+      }
+    }
+  }
   p.RebuildIndex();
   // Every entity's revisions()[0] is read unguarded elsewhere: check it here.
   auto empty = [](const auto& m) {

@@ -39,6 +39,15 @@ class SnapshotCheckTest : public HrHiringTest {
   // applied to each encoded part: a snapshot that disagrees with the log in
   // exactly what `edit` changed.
   Projection Damaged(const std::function<void(schema::Snapshot::Builder)>& edit) const {
+    Hash hash{};
+    auto decoded = SnapshotCodec::Decode(DamagedParts(edit), &hash);
+    EXPECT_OK(decoded);
+    return decoded.ok() ? std::move(*decoded) : Head();
+  }
+
+  // The head's encoded snapshot parts, with `edit` applied to each.
+  std::vector<std::string> DamagedParts(
+      const std::function<void(schema::Snapshot::Builder)>& edit) const {
     std::vector<std::string> parts = SnapshotCodec::Encode(Head(), Hash{});
     for (std::string& bytes : parts) {
       kj::ArrayPtr<const capnp::word> words(reinterpret_cast<const capnp::word*>(bytes.data()),
@@ -50,10 +59,7 @@ class SnapshotCheckTest : public HrHiringTest {
       kj::Array<capnp::word> flat = capnp::messageToFlatArray(message);
       bytes.assign(reinterpret_cast<const char*>(flat.begin()), flat.asBytes().size());
     }
-    Hash hash{};
-    auto decoded = SnapshotCodec::Decode(parts, &hash);
-    EXPECT_OK(decoded);
-    return decoded.ok() ? std::move(*decoded) : Head();
+    return parts;
   }
 };
 
@@ -112,22 +118,12 @@ TEST_F(SnapshotCheckTest, AMissingReviewIsNamedBeforeItsFields) {
       << FirstDifference(damaged, head);
 }
 
-// A snapshot is a header and runs of entities, one part each; a part
-// missing, out of order or of another snapshot is refused, not folded in.
 TEST_F(SnapshotCheckTest, AnObjectiveNamingAKeyResultTheSnapshotLacksIsRefused) {
-  std::vector<std::string> parts = SnapshotCodec::Encode(Head(), Hash{});
-  for (std::string& bytes : parts) {
-    kj::ArrayPtr<const capnp::word> words(reinterpret_cast<const capnp::word*>(bytes.data()),
-                                          bytes.size() / sizeof(capnp::word));
-    capnp::FlatArrayMessageReader reader(words);
-    capnp::MallocMessageBuilder message;
-    message.setRoot(reader.getRoot<schema::Snapshot>());
-    for (auto o : message.getRoot<schema::Snapshot>().getObjectives()) {
+  const std::vector<std::string> parts = DamagedParts([](schema::Snapshot::Builder s) {
+    for (auto o : s.getObjectives()) {
       if (o.getId() == "hr-hiring") o.getKeyResults().set(0, "kr-nowhere");
     }
-    kj::Array<capnp::word> flat = capnp::messageToFlatArray(message);
-    bytes.assign(reinterpret_cast<const char*>(flat.begin()), flat.asBytes().size());
-  }
+  });
   Hash hash{};
   auto decoded = SnapshotCodec::Decode(parts, &hash);
   ASSERT_FALSE(decoded.ok());
@@ -135,6 +131,8 @@ TEST_F(SnapshotCheckTest, AnObjectiveNamingAKeyResultTheSnapshotLacksIsRefused) 
       << decoded.status().message();
 }
 
+// A snapshot is a header and runs of entities, one part each; a part
+// missing, out of order or of another snapshot is refused, not folded in.
 TEST_F(SnapshotCheckTest, APartMissingOutOfOrderOrOfAnotherSnapshotIsRefused) {
   const std::vector<std::string> parts = SnapshotCodec::Encode(Head(), Hash{});
   ASSERT_GE(parts.size(), 4u);  // the header, then units, cycles, objectives, key results

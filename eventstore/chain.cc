@@ -68,10 +68,17 @@ uint64_t& ChainChecker::EntityVersions::Of(std::string_view entity, uint32_t tag
   return s.version;
 }
 
-// Doubles the slots, placing every entity again by its tag.
-void ChainChecker::EntityVersions::Grow() {
+void ChainChecker::EntityVersions::Reserve(size_t entities) {
+  size_t slots = 1024;
+  while (slots * 3 < (entities + 1) * 4) slots *= 2;
+  if (slots > slots_.size()) Rehash(slots);
+}
+
+// Places every entity again by its tag, in `slots` slots.
+void ChainChecker::EntityVersions::Rehash(size_t slots) {
+  assert(slots >= 1024 && (slots & (slots - 1)) == 0 && size_ * 4 <= slots * 3);
   std::vector<Slot> old = std::move(slots_);
-  slots_.assign(old.empty() ? 1024 : old.size() * 2, Slot{});
+  slots_.assign(slots, Slot{});
   const size_t mask = slots_.size() - 1;
   for (const Slot& s : old) {
     if (s.tag == 0) continue;

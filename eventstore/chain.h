@@ -67,6 +67,14 @@ class ChainChecker {
   // recorded: the first problem is the one reported. Returns false.
   bool Fail(uint64_t seq, std::string problem);
 
+  // Makes room for `entities` entities at once. A check that knows about
+  // how many it will meet (an earlier check's count) skips the table's
+  // doublings, each of which faults in fresh pages and places every entity
+  // again.
+  void Reserve(size_t entities) { versions_.Reserve(entities); }
+  // How many entities the check has met so far.
+  size_t entities() const { return versions_.size(); }
+
   // The seq the next Add expects.
   uint64_t next_seq() const { return report_.events + 1; }
   const VerifyReport& report() const { return report_; }
@@ -88,6 +96,8 @@ class ChainChecker {
     // Prepare's answer for the same entity, with no call between them. The
     // reference lives until the next call.
     uint64_t& Of(std::string_view entity, uint32_t tag);
+    void Reserve(size_t entities);
+    size_t size() const { return size_; }
     // What Of inserts for an entity not seen before: 0, or kUnknown when
     // the check resumed after events this checker did not see.
     static constexpr uint64_t kUnknown = UINT64_MAX;
@@ -106,7 +116,9 @@ class ChainChecker {
     // Where a tag's probe starts: from the tag alone, so Grow moves slots
     // without hashing their ids again.
     size_t HomeOf(uint32_t tag) const { return (tag >> 1) & (slots_.size() - 1); }
-    void Grow();
+    void Grow() { Rehash(slots_.empty() ? 1024 : slots_.size() * 2); }
+    // Moves every entity to a table of `slots` slots, a power of two.
+    void Rehash(size_t slots);
 
     std::vector<Slot> slots_;  // a power of two long, at most three quarters full
     size_t size_ = 0;

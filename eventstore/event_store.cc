@@ -294,6 +294,7 @@ VerifyReport EventStore::Impl::Verify(
   const std::optional<Head> stored_head = ReadHeadRecord(ro);
   const uint64_t total = stored_head ? stored_head->seq : 0;
   ChainChecker chain(ChainSource::kStored);
+  SizeForWholeLog(&chain);
   // The log is read on a thread of its own while this one hashes; what
   // ended the reading early is told once the events before it are checked.
   bool malformed_key = false;
@@ -318,10 +319,18 @@ VerifyReport EventStore::Impl::Verify(
     chain.Fail(chain.next_seq(), "storage error: " + storage_error);
   }
   CheckHeadRecord(stored_head, &chain);
+  CheckedWholeLog(chain);
   const VerifyReport& report = chain.report();
   assert(report.ok == (report.first_bad_seq == 0));
   if (progress) progress(report.events, std::max(total, report.events));
   return report;
+}
+
+void EventStore::Impl::CheckedWholeLog(const ChainChecker& chain) const {
+  size_t seen = entities_checked_.load(std::memory_order_relaxed);
+  while (chain.entities() > seen && !entities_checked_.compare_exchange_weak(
+                                        seen, chain.entities(), std::memory_order_relaxed)) {
+  }
 }
 
 void EventStore::Impl::CheckHeadRecord(const std::optional<Head>& stored, ChainChecker* chain) {

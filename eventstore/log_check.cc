@@ -235,6 +235,7 @@ void EventStore::Impl::BackgroundCheck() {
     check_.total = stored_head ? stored_head->seq : 0;
   }
   TreeWalk walk(ChainResume{}, merkle::Frontier());
+  SizeForWholeLog(&walk.chain);
   WalkEvents(
       ro,
       [this](uint64_t seq) {
@@ -245,6 +246,7 @@ void EventStore::Impl::BackgroundCheck() {
       &walk);
   if (!walk.stopped) FinishWalk(stored_head, bulk.snapshot(), &walk);
   if (walk.stopped) return;  // closing: the state stays kChecking
+  CheckedWholeLog(walk.chain);
   const VerifyReport& report = walk.chain.report();
   std::lock_guard<std::mutex> lock(check_mu_);
   check_.checked = report.ok ? report.events : report.first_bad_seq - 1;
@@ -322,6 +324,7 @@ VerifyReport EventStore::Impl::VerifyTree(
   const std::optional<Head> stored_head = ReadHeadRecord(ro);
   const uint64_t total = stored_head ? stored_head->seq : 0;
   TreeWalk walk(ChainResume{}, merkle::Frontier());
+  SizeForWholeLog(&walk.chain);
   if (tree_ == nullptr) {
     walk.chain.Fail(1, "the log has no tree");
   } else {
@@ -337,6 +340,7 @@ VerifyReport EventStore::Impl::VerifyTree(
       CheckTreeLevel(ro, level, walk.frontier.size(), &walk.chain);
     }
     FinishWalk(stored_head, bulk.snapshot(), &walk);
+    CheckedWholeLog(walk.chain);
   }
   if (progress) progress(walk.chain.report().events, total);
   return walk.chain.report();

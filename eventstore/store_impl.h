@@ -305,6 +305,13 @@ class EventStore::Impl {
   bool stop_check_ = false;  // guarded by check_mu_: the store is closing
   std::atomic<bool> damaged_{false};
   std::thread checker_;  // the background check, when one runs
+  // The most entities a check of the whole log has met: the next one sizes
+  // its table for them at once (the log only grows).
+  mutable std::atomic<size_t> entities_checked_{0};
+  void SizeForWholeLog(ChainChecker* chain) const {
+    chain->Reserve(entities_checked_.load(std::memory_order_relaxed));
+  }
+  void CheckedWholeLog(const ChainChecker& chain) const;
 };
 
 }  // namespace okr

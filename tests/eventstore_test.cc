@@ -719,6 +719,24 @@ TEST_F(EventStoreTest, ChainCheckerFollowsManyEntitiesAndLongIds) {
   for (const auto& e : *events) ASSERT_TRUE(chain.Add(e.seq, e.bytes)) << chain.report().problem;
   EXPECT_EQ(chain.report().events, 2u * kEntities);
   EXPECT_EQ(chain.report().head_hash, store_->head().hash);
+  EXPECT_EQ(chain.entities(), static_cast<size_t>(kEntities));
+  // Sized for its entities before the first event, or again partway (as a
+  // check sized from an earlier one's count is), it keeps every version.
+  for (size_t reserve_before : {size_t{0}, size_t{700}}) {
+    ChainChecker sized;
+    for (size_t i = 0; i < events->size(); ++i) {
+      if (i == reserve_before) sized.Reserve(4 * kEntities);
+      ASSERT_TRUE(sized.Add(events->at(i).seq, events->at(i).bytes)) << sized.report().problem;
+    }
+    EXPECT_EQ(sized.entities(), static_cast<size_t>(kEntities));
+    EXPECT_EQ(sized.report().head_hash, store_->head().hash);
+  }
+  // The store's second whole check is sized from its first.
+  for (int check = 1; check <= 2; ++check) {
+    VerifyReport verified = store_->Verify();
+    EXPECT_TRUE(verified.ok) << verified.problem;
+    EXPECT_EQ(verified.events, 2u * kEntities);
+  }
 }
 
 // The rules are one; only the words differ, so okrctl's reports about what

@@ -7,6 +7,7 @@
 #include <iterator>
 
 #include "api/handler.h"
+#include "api/transport.h"
 #include "eventstore/base/time.h"
 #include "eventstore/event_json.h"
 #include "eventstore/format.h"
@@ -254,14 +255,10 @@ void Server::Routes::ListEvents(Call& c) {
 namespace {
 
 // GET /v1/events/raw frames this many bytes (or one event more) per call
-// of cpp-httplib's provider: a request holds one batch whatever its
-// limit. A request's batches read through one EventCursor while its client
-// keeps up (RawFrames).
+// of cpp-httplib's provider, and writes them as one chunk (WriteChunk): a
+// request holds one batch whatever its limit. A request's batches read
+// through one EventCursor while its client keeps up (RawFrames).
 constexpr size_t kRawBatchBytes = 2u << 20;
-// ... and hands a batch to the socket in writes of this size: cpp-httplib
-// copies each write twice, and copies this small reuse the heap instead
-// of mapping fresh pages every time.
-constexpr size_t kRawWriteBytes = 16u << 10;
 // How long a raw answer keeps one RocksDB iterator, and how long sending a
 // batch may take before its client counts as slow (RawFrames).
 constexpr auto kRawCursorLifetime = std::chrono::seconds(1);
@@ -314,10 +311,7 @@ class RawFrames {
     // holds none while it writes to it.
     const auto now = std::chrono::steady_clock::now();
     if (slow_client_ || now - opened_ > kRawCursorLifetime) cursor_.reset();
-    for (size_t at = 0; at < buffer_.size(); at += kRawWriteBytes) {
-      size_t n = std::min(kRawWriteBytes, buffer_.size() - at);
-      if (!sink.write(buffer_.data() + at, n)) return false;  // the client went away
-    }
+    if (!WriteChunk(sink, buffer_)) return false;  // the client went away
     slow_client_ = std::chrono::steady_clock::now() - now > kRawSlowWrite;
     if (next_ > last_) sink.done();
     return true;

@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,8 +14,11 @@
 #include <cctype>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
+#include <initializer_list>
 #include <mutex>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -139,6 +143,11 @@ class GuardedStream final : public httplib::Stream {
   // What cpp-httplib writes from now on is dropped: the connection was
   // taken (TakeConnection) and its new owner writes the answer.
   void DiscardWrites() { discarding_ = true; }
+
+  // SendPieces on this connection, unless its writes are discarded.
+  bool WriteAll(std::initializer_list<std::string_view> pieces) {
+    return discarding_ || SendPieces(sock_, pieces, write_timeout_ms_);
+  }
 
   ssize_t write(const char* ptr, size_t size) override {
     if (discarding_) return static_cast<ssize_t>(size);
@@ -564,6 +573,49 @@ void TakeConnection(ConnectionAdopter adopt) {
   assert(!t_serving->adopt && adopt);
   t_serving->adopt = std::move(adopt);
   t_serving->stream->DiscardWrites();
+}
+
+bool SendPieces(int sock, std::initializer_list<std::string_view> pieces, int timeout_ms) {
+  std::vector<iovec> left;
+  for (std::string_view piece : pieces) {
+    if (!piece.empty()) left.push_back({const_cast<char*>(piece.data()), piece.size()});
+  }
+  size_t first = 0;
+  while (first < left.size()) {
+    msghdr message{};
+    message.msg_iov = left.data() + first;
+    message.msg_iovlen = left.size() - first;
+    ssize_t n = ::sendmsg(sock, &message, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      pollfd p{sock, POLLOUT, 0};
+      int ready;
+      do {
+        ready = ::poll(&p, 1, timeout_ms);
+      } while (ready < 0 && errno == EINTR);
+      if (ready <= 0 || (p.revents & (POLLERR | POLLNVAL)) != 0) return false;
+      continue;
+    }
+    if (n < 0) return false;
+    for (auto sent = static_cast<size_t>(n); sent > 0;) {
+      iovec& piece = left[first];
+      size_t taken = std::min(sent, piece.iov_len);
+      piece.iov_base = static_cast<char*>(piece.iov_base) + taken;
+      piece.iov_len -= taken;
+      sent -= taken;
+      if (piece.iov_len == 0) ++first;
+    }
+  }
+  return true;
+}
+
+bool WriteChunk(httplib::DataSink& sink, std::string_view bytes) {
+  if (bytes.empty()) return true;  // an empty chunk would end the answer
+  if (t_serving == nullptr) return sink.write(bytes.data(), bytes.size());
+  char size_line[24];
+  int n = std::snprintf(size_line, sizeof size_line, "%zx\r\n", bytes.size());
+  return t_serving->stream->WriteAll(
+      {std::string_view(size_line, static_cast<size_t>(n)), bytes, std::string_view("\r\n")});
 }
 
 std::unique_ptr<httplib::Server> MakeGuardedHttpServer(const ServerOptions& options,

@@ -7,14 +7,17 @@
 #pragma once
 
 #include <functional>
+#include <initializer_list>
 #include <memory>
+#include <string_view>
 
 #include "api/metrics.h"
 #include "api/server.h"
 
 namespace httplib {
 class Server;
-}
+class DataSink;
+}  // namespace httplib
 
 namespace okr::api {
 
@@ -38,6 +41,20 @@ inline constexpr char kRefusedMessageHeader[] = "okrd:refused-message";
 // request, and at most once per request.
 using ConnectionAdopter = std::function<void(int sock, std::function<void()> release)>;
 void TakeConnection(ConnectionAdopter adopt);
+
+// Writes the pieces to `sock`, in order and whole, in as few system calls
+// as its send buffer allows (the socket may block or not); false when the
+// peer is gone or takes no byte for `timeout_ms`.
+bool SendPieces(int sock, std::initializer_list<std::string_view> pieces, int timeout_ms);
+
+// Writes `bytes` as one chunk of a chunked answer (a content provider's),
+// from `bytes` straight to the connection: cpp-httplib's DataSink::write
+// copies every write twice, into strings it grows as it goes. For a content
+// provider running on the thread serving its request (any other writes
+// through `sink`), of an answer cpp-httplib does not compress (such as
+// application/octet-stream; a compressed answer's chunks are its own).
+// False when the client is gone or takes no byte for the write timeout.
+bool WriteChunk(httplib::DataSink& sink, std::string_view bytes);
 
 // A cpp-httplib server serving through the guarded transport, sized by
 // `options` (threads, max_threads, max_connections_per_address). The

@@ -3,8 +3,12 @@
 // bytes, page with `after` over the log exactly once, are audit reads,
 // and every bad parameter is refused with nothing written.
 #include <gtest/gtest.h>
+#include <httplib.h>
+#include <sys/socket.h>
 
+#include <chrono>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -87,6 +91,43 @@ TEST_F(OkrdRawEvents, FramesAreTheStoredBytesAndTheHeadIsNamed) {
   Reply later = Raw("?after=" + std::to_string(head_ - 1));
   EXPECT_EQ(later.header("Okrd-Head-Seq"), std::to_string(head_ + 1));
   EXPECT_EQ(SplitFrames(later.body).size(), 2u);
+}
+
+// okrd writes each batch of frames as one chunk, straight to the socket:
+// a reader slower than okrd, behind a small receive window, gets every
+// stored byte in order (partial writes: transport_test, SendPieces).
+TEST_F(OkrdRawEvents, AReaderSlowerThanOkrdGetsEveryFrame) {
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_EQ(CreateUnit(okrd_, "raw-" + std::to_string(i), "team",
+                         std::string(200, static_cast<char>('a' + i % 26)), "hr")
+                  .status,
+              201);
+  }
+  const Frames stored = StoredBytes(okrd_);
+  size_t stored_bytes = 0;
+  for (const auto& frame : stored) stored_bytes += 12 + frame.second.size();
+  ASSERT_GT(stored_bytes, 16u * 4096) << "the answer outgrows the socket's buffers";
+  httplib::Client client("127.0.0.1", okrd_.port());
+  client.set_socket_options([](socket_t sock) {
+    int bytes = 4096;
+    setsockopt(sock, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+  });
+  client.set_read_timeout(30, 0);
+  std::string body;
+  int pieces = 0;
+  auto res = client.Get("/v1/events/raw?after=0&limit=100000",
+                        {{"Authorization", "Bearer " + std::string(kAuditor.token)}},
+                        [&](const char* data, size_t n) {
+                          body.append(data, n);
+                          if (++pieces <= 20)
+                            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+                          return true;
+                        });
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  ASSERT_EQ(res->status, 200);
+  EXPECT_GT(pieces, 1);
+  EXPECT_EQ(body.size(), stored_bytes);
+  EXPECT_EQ(SplitFrames(body), stored);
 }
 
 TEST_F(OkrdRawEvents, PagingWithAfterCoversTheLogExactlyOnce) {

@@ -17,8 +17,10 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <string>
 #include <thread>
 
+#include "api/transport.h"
 #include "tests/okrd_harness.h"
 #include "tests/raw_http.h"
 
@@ -625,6 +627,62 @@ TEST(Transport, EveryCachedReadNamesTheParametersItReads) {
   std::string log = s.LogTail(SIZE_MAX);
   size_t at = log.find("uncacheable_read");
   EXPECT_EQ(at, std::string::npos) << log.substr(at == std::string::npos ? 0 : at, 200);
+}
+
+// --- SendPieces: okrd's writer of answers that go straight to the socket ---
+
+// A connected pair whose sending side buffers only a few KiB, so a write
+// of a MiB is taken in many parts.
+struct SmallBufferPair {
+  SmallBufferPair() {
+    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+    int bytes = 4096;
+    ::setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
+    ::setsockopt(fds[1], SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+  }
+  ~SmallBufferPair() {
+    for (int fd : fds) {
+      if (fd >= 0) ::close(fd);
+    }
+  }
+  int fds[2] = {-1, -1};
+};
+
+TEST(SendPiecesTest, EveryPieceArrivesWholeAndInOrderThroughASmallBuffer) {
+  SmallBufferPair pair;
+  std::string head = "100000\r\n", body, tail = "\r\n";
+  for (int i = 0; body.size() < (1u << 20); ++i) body += std::to_string(i) + ",";
+  std::string received;
+  std::thread reader([&] {
+    char buf[1000];
+    int reads = 0;
+    while (received.size() < head.size() + body.size() + tail.size()) {
+      ssize_t n = ::read(pair.fds[1], buf, sizeof buf);
+      if (n <= 0) break;
+      received.append(buf, static_cast<size_t>(n));
+      if (++reads % 64 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  EXPECT_TRUE(okr::api::SendPieces(pair.fds[0], {head, "", body, tail}, 5000));
+  reader.join();
+  EXPECT_EQ(received.size(), head.size() + body.size() + tail.size());
+  EXPECT_TRUE(received == head + body + tail) << "a piece was lost, repeated or reordered";
+}
+
+TEST(SendPiecesTest, AReaderThatNeverReadsIsLeftAfterTheTimeout) {
+  SmallBufferPair pair;
+  const std::string big(1u << 20, 'x');
+  auto start = Clock::now();
+  EXPECT_FALSE(okr::api::SendPieces(pair.fds[0], {big}, 200));
+  EXPECT_GE(SecondsSince(start), 0.2);
+  EXPECT_LT(SecondsSince(start), 5.0);
+}
+
+TEST(SendPiecesTest, APeerThatClosedIsAFailureNotASignal) {
+  SmallBufferPair pair;
+  ::close(pair.fds[1]);
+  pair.fds[1] = -1;
+  EXPECT_FALSE(okr::api::SendPieces(pair.fds[0], {"answer"}, 1000));
 }
 
 }  // namespace

@@ -324,10 +324,10 @@ VerifyReport EventStore::Impl::VerifyTree(
   const std::optional<Head> stored_head = ReadHeadRecord(ro);
   const uint64_t total = stored_head ? stored_head->seq : 0;
   TreeWalk walk(ChainResume{}, merkle::Frontier());
-  SizeForWholeLog(&walk.chain);
   if (tree_ == nullptr) {
     walk.chain.Fail(1, "the log has no tree");
   } else {
+    SizeForWholeLog(&walk.chain);
     WalkEvents(
         ro,
         [&](uint64_t seq) {

@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <climits>
 #include <cstdlib>
-#include <string>
 #include <system_error>
 
 namespace okr::api {
@@ -25,21 +24,6 @@ constexpr size_t kLeastHeapForLoad = size_t{64} << 20;
 constexpr size_t kMostHeapForLoad = size_t{1} << 30;
 
 }  // namespace
-
-void ExecWithHugePages(char** argv) {
-  constexpr const char kTunable[] = "glibc.malloc.hugetlb";
-  const char* given = std::getenv("GLIBC_TUNABLES");
-  const std::string before = given != nullptr ? given : "";
-  if (before.find(kTunable) != std::string::npos) return;  // set already, or by the operator
-  const std::string with = (before.empty() ? "" : before + ":") + kTunable + "=1";
-  if (::setenv("GLIBC_TUNABLES", with.c_str(), 1) != 0) return;
-  ::execv("/proc/self/exe", argv);
-  if (given != nullptr) {
-    ::setenv("GLIBC_TUNABLES", before.c_str(), 1);
-  } else {
-    ::unsetenv("GLIBC_TUNABLES");
-  }
-}
 
 void SetHeapPolicy() {
   mallopt(M_MMAP_THRESHOLD, kMmapThreshold);

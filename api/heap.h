@@ -1,22 +1,12 @@
-// okrd's use of glibc's heap: huge pages, when large buffers go back to
-// the system, and a heap grown at once for the projection's load
-// (docs/DECISIONS.md, "Huge pages for the heap" and "A heap grown at once
-// for the load").
+// okrd's use of glibc's heap: when large buffers go back to the system,
+// and a heap grown at once for the projection's load (docs/DECISIONS.md,
+// "A heap grown at once for the load" and "4 KiB pages, not huge pages").
 #pragma once
 
 #include <cstdint>
 #include <thread>
 
 namespace okr::api {
-
-// Backs okrd's large allocations with transparent huge pages, where the
-// system offers them on request (THP "madvise" or "always"): glibc asks
-// for them only when its tunable says so at process start, so okrd runs
-// itself again once with the tunable added. Loading a large snapshot
-// otherwise spends most of its time faulting in 4 KiB pages, one at a
-// time. When the exec fails, okrd goes on with the environment it was
-// given.
-void ExecWithHugePages(char** argv);
 
 // Buffers above 256 KiB (a snapshot being encoded, a large answer) are
 // mapped and go back to the system when freed. glibc otherwise raises
@@ -32,10 +22,9 @@ void SetHeapPolicy();
 
 // While it lives, the heap is grown at once by about what the projection
 // of a log of `events` takes (none for a small log), and faulted in on a
-// second thread (MADV_POPULATE_WRITE, huge pages). Grown a little at a
-// time by the load itself, the heap is faulted in 2 MiB at a time as the
-// load writes to it, which made most of the load's time at a million
-// events. Faulting in changes no byte, so the load may already use the
+// second thread (MADV_POPULATE_WRITE). Grown a little at a time by the
+// load itself, the heap is faulted in a page at a time as the load writes
+// to it, which made most of the load's time at a million events. Faulting in changes no byte, so the load may already use the
 // memory. What the load left unused goes back to the system afterwards,
 // as any free top of the heap does. Construct on the thread that loads.
 class HeapForLoad {

@@ -532,7 +532,6 @@ bool ServeUntilSignalled(okr::api::Server& server, const sigset_t& signals,
 }  // namespace
 
 int main(int argc, char** argv) {
-  okr::api::ExecWithHugePages(argv);
   okr::api::SetHeapPolicy();
   Flags flags;
   if (auto rc = ParseFlags(argc, argv, &flags)) return *rc;

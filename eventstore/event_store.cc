@@ -3,6 +3,7 @@
 #include <rocksdb/env.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice_transform.h>
+#include <rocksdb/table.h>
 
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -112,6 +113,20 @@ rocksdb::ColumnFamilyOptions AppendOrderedOptions() {
   return options;
 }
 
+// The log is read front to back (replays, checks, bulk readers) and
+// almost never one event alone: 32 KiB blocks in LZ4 scan about 1.8 times
+// as fast as RocksDB's 4 KiB in Snappy and take less disk (docs/BENCHMARKS.md).
+// Tables written before keep their blocks until compaction rewrites them.
+rocksdb::ColumnFamilyOptions EventsOptions() {
+  constexpr size_t kEventsBlockBytes = 32 << 10;
+  rocksdb::ColumnFamilyOptions options = AppendOrderedOptions();
+  rocksdb::BlockBasedTableOptions table;
+  table.block_size = kEventsBlockBytes;
+  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  options.compression = rocksdb::kLZ4Compression;
+  return options;
+}
+
 }  // namespace
 
 // The meta/head record as stored; nullopt when it is missing or malformed
@@ -204,7 +219,7 @@ Status EventStore::Impl::OpenDatabase(const std::string& dir, const OpenOptions&
   // The order of this list is the order of handles_ below.
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
       {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
-      {format::kEventsCf, AppendOrderedOptions()},
+      {format::kEventsCf, EventsOptions()},
       {format::kStreamsCf, rocksdb::ColumnFamilyOptions()},
       {format::kIdempotencyCf, rocksdb::ColumnFamilyOptions()},
       {format::kMetaCf, rocksdb::ColumnFamilyOptions()},

@@ -17,8 +17,8 @@
 //      and, of the current one, what its plan, its roll-ups and its rows
 //      cost before any JSON is written.
 // --rebuild-only and --cascade-only measure b) or e) alone, for profiling.
-// The program runs with okrd's heap policy (api/heap.h: huge pages, when
-// freed memory goes back), as okrd does.
+// The program runs with okrd's heap policy (api/heap.h: when freed memory
+// goes back), as okrd does.
 // A program, not a test: it prints figures (docs/BENCHMARKS.md).
 #include <unistd.h>
 
@@ -280,8 +280,7 @@ int main(int argc, char** argv) {
   bool rebuild_only = false;  // for profiling the fold alone
   bool cascade_only = false;  // for profiling the cascade alone
   std::string parent = std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp";
-  okr::api::ExecWithHugePages(argv);  // as okrd: the heap's policy, then its arguments
-  okr::api::SetHeapPolicy();
+  okr::api::SetHeapPolicy();  // as okrd
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--quick")

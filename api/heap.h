@@ -24,9 +24,10 @@ void SetHeapPolicy();
 // of a log of `events` takes (none for a small log), and faulted in on a
 // second thread (MADV_POPULATE_WRITE). Grown a little at a time by the
 // load itself, the heap is faulted in a page at a time as the load writes
-// to it, which made most of the load's time at a million events. Faulting in changes no byte, so the load may already use the
-// memory. What the load left unused goes back to the system afterwards,
-// as any free top of the heap does. Construct on the thread that loads.
+// to it, which made most of the load's time at a million events.
+// Faulting in changes no byte, so the load may already use the memory.
+// What the load left unused goes back to the system afterwards, as any
+// free top of the heap does. Construct on the thread that loads.
 class HeapForLoad {
  public:
   explicit HeapForLoad(uint64_t events);

@@ -497,6 +497,9 @@ Result<std::unique_ptr<EventStore>> EventStore::Open(const std::string& dir,
 Result<AppendResult> EventStore::Append(AppendRequest request) {
   return impl_->Append(std::move(request));
 }
+Result<AppendResult> EventStore::AppendStored(std::vector<StoredEvent> events) {
+  return impl_->AppendStored(std::move(events));
+}
 Head EventStore::head() const { return impl_->head(); }
 Status EventStore::Scan(uint64_t from_seq, uint64_t to_seq,
                         const std::function<bool(uint64_t, std::string_view)>& fn) const {

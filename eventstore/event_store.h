@@ -53,6 +53,11 @@ struct ExpectedVersion {
   uint64_t version = 0;  // the entity's current version; 0 = it must not exist yet
 };
 
+struct StoredEvent {
+  uint64_t seq = 0;
+  std::string bytes;  // the exact stored value
+};
+
 struct AppendRequest {
   std::vector<EventDraft> events;         // appended in this order, 1..kMaxEventsPerAppend
   std::vector<ExpectedVersion> expected;  // checked before anything is written
@@ -78,11 +83,6 @@ struct Head {
   // The Merkle tree root of events 1..seq (SPEC §7; merkle::EmptyRoot()
   // when empty). Kept in memory by the writer, not in the meta/head record.
   Hash root{};
-};
-
-struct StoredEvent {
-  uint64_t seq = 0;
-  std::string bytes;  // the exact stored value
 };
 
 // A snapshot as stored: the seq it reflects and its parts, in order.
@@ -207,6 +207,15 @@ class EventStore {
   // already hold), never half of it: retry with the same idempotency key,
   // which answers the original seqs if it was stored.
   Result<AppendResult> Append(AppendRequest request);
+
+  // A replica's append: events exactly as another log stored them. Each
+  // must decode in full and continue this log (the next seq, the head's
+  // hash as its prevHash, a recordedAt not before the head's, its entity's
+  // next version, an id not taken yet); otherwise nothing is stored and
+  // the answer is kCorruption naming the first that does not. At most
+  // kMaxEventsPerAppend events, made durable in one synced write with the
+  // batch they join and handed to the durable listener, as Append's are.
+  Result<AppendResult> AppendStored(std::vector<StoredEvent> events);
 
   Head head() const;
 

@@ -79,19 +79,26 @@ Status EventStore::Impl::CheckNewIds(std::vector<EventDraft>& drafts,
   for (EventDraft& draft : drafts) {
     std::string id(CreatedId(draft.event().asReader()));
     if (id.empty()) continue;
-    bool taken = batch_ids.count(id) > 0 ||
-                 std::find(created->begin(), created->end(), id) != created->end();
-    if (!taken) {
-      std::string ignored;
-      rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), ids_, id, &ignored);
-      if (!got.ok() && !got.IsNotFound()) return FromRocks(got);
-      taken = got.ok();
-    }
+    OKR_ASSIGN_OR_RETURN(const bool taken, IdTaken(id, batch_ids, *created));
     if (taken) return Status::VersionMismatch("id " + id + " is already taken", "id");
     created->push_back(std::move(id));
   }
   assert(created->size() <= drafts.size());
   return Status::Ok();
+}
+
+// Whether `id` is taken: by the log, by an earlier append of the batch
+// (`batch_ids`) or by an earlier event of this one (`created`).
+Result<bool> EventStore::Impl::IdTaken(const std::string& id,
+                                       const std::unordered_set<std::string>& batch_ids,
+                                       const std::vector<std::string>& created) const {
+  if (batch_ids.count(id) > 0 || std::find(created.begin(), created.end(), id) != created.end()) {
+    return true;
+  }
+  std::string ignored;
+  rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), ids_, id, &ignored);
+  if (!got.ok() && !got.IsNotFound()) return FromRocks(got);
+  return got.ok();
 }
 
 }  // namespace okr

@@ -89,6 +89,7 @@ class EventStore::Impl {
  public:
   struct Pending {
     AppendRequest request;
+    std::vector<StoredEvent> stored;  // a replica's append instead (AppendStored)
     std::promise<Result<AppendResult>> done;
   };
 
@@ -112,6 +113,7 @@ class EventStore::Impl {
 
   // writer.cc
   Result<AppendResult> Append(AppendRequest request);
+  Result<AppendResult> AppendStored(std::vector<StoredEvent> events);
   void SetDurableListener(DurableListener listener);
 
   // idempotency.cc
@@ -152,6 +154,14 @@ class EventStore::Impl {
     std::unordered_set<std::string> ids;  // ids the batch's appends create
     std::vector<StoredEvent> events;      // the staged events, for the listener
     merkle::Frontier frontier;            // the tree's right edge after the staged events
+    std::vector<std::pair<merkle::NodeId, Hash>> completed;  // scratch for PutEvent
+  };
+  // What staging a stored event needs (append_stored.cc).
+  struct StoredLink {
+    std::string entity;
+    uint64_t version = 0;
+    int64_t recorded_at_us = 0;
+    std::string created_id;  // empty when it creates none
   };
   // One caller's answer; `needs_write`: valid only if the batch becomes durable.
   struct Outcome {
@@ -180,6 +190,16 @@ class EventStore::Impl {
                                                BatchState* state);
   AppendResult StageEvents(AppendRequest& req, const std::vector<uint64_t>& versions,
                            BatchState* state);
+  void PutEvent(uint64_t seq, std::string bytes, std::string_view entity, uint64_t version,
+                std::string_view created_id, BatchState* state);
+  Result<AppendResult> Enqueue(AppendRequest request, std::vector<StoredEvent> stored);
+
+  // append_stored.cc: a replica's appends.
+  Outcome ProcessStored(std::vector<StoredEvent>& stored, BatchState* state);
+  Result<StoredLink> CheckStored(const StoredEvent& event, const Head& head,
+                                 const BatchState& state,
+                                 const std::unordered_map<std::string, uint64_t>& versions,
+                                 const std::vector<std::string>& created, EventScratch* scratch);
   Status CommitBatch(BatchState* state, const std::vector<Outcome>& outcomes);
   void ReportBatch(const BatchState& state, const std::vector<Outcome>& outcomes, int64_t write_us,
                    const Status& written) const;
@@ -204,6 +224,8 @@ class EventStore::Impl {
   Status CheckNewIds(std::vector<EventDraft>& drafts,
                      const std::unordered_set<std::string>& batch_ids,
                      std::vector<std::string>* created);
+  Result<bool> IdTaken(const std::string& id, const std::unordered_set<std::string>& batch_ids,
+                       const std::vector<std::string>& created) const;
 
   // tree_store.cc
   // The stored nodes `ids`, in order, in one MultiGet (at `snapshot`, or

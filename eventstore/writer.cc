@@ -32,7 +32,13 @@ Result<AppendResult> EventStore::Impl::Append(AppendRequest request) {
       return Status::Invalid("entity id contains NUL", "entity");
     }
   }
-  Pending pending{std::move(request), {}};
+  return Enqueue(std::move(request), {});
+}
+
+// Hands an append to the writer thread and waits for its answer.
+Result<AppendResult> EventStore::Impl::Enqueue(AppendRequest request,
+                                               std::vector<StoredEvent> stored) {
+  Pending pending{std::move(request), std::move(stored), {}};
   auto future = pending.done.get_future();
   {
     std::lock_guard<std::mutex> lock(queue_mu_);
@@ -71,7 +77,10 @@ void EventStore::Impl::ProcessBatch(const std::vector<Pending*>& batch) {
   BatchState state;
   state.head = writer_head_;
   state.frontier = frontier_;
-  for (Pending* pending : batch) outcomes.push_back(ProcessAppend(pending->request, &state));
+  for (Pending* pending : batch) {
+    outcomes.push_back(pending->stored.empty() ? ProcessAppend(pending->request, &state)
+                                               : ProcessStored(pending->stored, &state));
+  }
   assert(state.head.seq >= writer_head_.seq);
   // Every staged append adds at least one event, so an unchanged head means
   // nothing to write (replays of this batch's own keys need a staged append).
@@ -160,9 +169,8 @@ Result<std::vector<uint64_t>> EventStore::Impl::AssignVersions(
 }
 
 // Fills in the store's fields of each event (seq, recordedAt, version,
-// idempotency key, prevHash) and puts it, its stream entry, the id it
-// creates and the tree nodes it completes into the batch, moving the
-// batch's head and frontier past it.
+// idempotency key, prevHash) and puts it into the batch (PutEvent), moving
+// the batch's head and frontier past it.
 AppendResult EventStore::Impl::StageEvents(AppendRequest& req,
                                            const std::vector<uint64_t>& versions,
                                            BatchState* state) {
@@ -170,7 +178,6 @@ AppendResult EventStore::Impl::StageEvents(AppendRequest& req,
   Head& head = state->head;
   AppendResult result;
   result.first_seq = head.seq + 1;
-  std::vector<std::pair<merkle::NodeId, Hash>> completed;
   for (size_t k = 0; k < req.events.size(); ++k) {
     EventDraft& draft = req.events[k];
     auto ev = draft.event();
@@ -197,19 +204,27 @@ AppendResult EventStore::Impl::StageEvents(AppendRequest& req,
     std::memcpy(prev.begin(), head.hash.data(), format::kHashSize);
     std::string bytes = EncodeMessage(draft.message());
     head.hash = Sha256(bytes);
-    std::string key = format::SeqKey(head.seq);
-    state->wb.Put(events_, key, bytes);
-    state->wb.Put(streams_, format::StreamKey(draft.entity(), versions[k]), key);
-    if (std::string_view id = CreatedId(ev.asReader()); !id.empty()) state->wb.Put(ids_, id, key);
-    completed.clear();
-    state->frontier.Append(merkle::LeafHash(bytes), &completed);
-    PutNodes(&state->wb, completed);
-    state->events.push_back({head.seq, std::move(bytes)});
+    PutEvent(head.seq, std::move(bytes), draft.entity(), versions[k], CreatedId(ev.asReader()),
+             state);
   }
   result.last_seq = head.seq;
   assert(state->frontier.size() == head.seq);
   assert(result.last_seq - result.first_seq + 1 == req.events.size() && "seqs are dense");
   return result;
+}
+
+// Puts one encoded event, its stream entry, the id it creates and the
+// tree nodes it completes into the batch (the head is the caller's).
+void EventStore::Impl::PutEvent(uint64_t seq, std::string bytes, std::string_view entity,
+                                uint64_t version, std::string_view created_id, BatchState* state) {
+  std::string key = format::SeqKey(seq);
+  state->wb.Put(events_, key, bytes);
+  state->wb.Put(streams_, format::StreamKey(entity, version), key);
+  if (!created_id.empty()) state->wb.Put(ids_, created_id, key);
+  state->completed.clear();
+  state->frontier.Append(merkle::LeafHash(bytes), &state->completed);
+  PutNodes(&state->wb, state->completed);
+  state->events.push_back({seq, std::move(bytes)});
 }
 
 // Writes the batch with the new head record in one synced write; only

@@ -1,0 +1,111 @@
+// A replica's appends: events exactly as another log stored them, each
+// checked to continue this log before any is staged, then written by the
+// writer thread with the rest of its batch, as an Append's events are.
+#include <cassert>
+#include <cstring>
+
+#include "eventstore/format.h"
+#include "eventstore/store_impl.h"
+
+namespace okr {
+
+namespace {
+
+Status Diverges(uint64_t seq, const std::string& why) {
+  return Status::Corruption("seq " + std::to_string(seq) + " does not continue this log: " + why);
+}
+
+}  // namespace
+
+Result<AppendResult> EventStore::Impl::AppendStored(std::vector<StoredEvent> events) {
+  if (options_.read_only) return Status::Invalid("the log is open read-only");
+  OKR_RETURN_IF_ERROR(RefuseIfDamaged());
+  if (events.empty()) return Status::Invalid("an append needs at least one event");
+  if (events.size() > kMaxEventsPerAppend) {
+    return Status::Invalid("an append holds at most " + std::to_string(kMaxEventsPerAppend) +
+                           " events");
+  }
+  return Enqueue({}, std::move(events));
+}
+
+// Writer thread: every event is checked against the head the ones before
+// it leave, then all are staged; the first that does not continue the log
+// refuses the whole append and leaves the batch as it was.
+EventStore::Impl::Outcome EventStore::Impl::ProcessStored(std::vector<StoredEvent>& stored,
+                                                          BatchState* state) {
+  assert(!stored.empty());
+  Head head = state->head;
+  std::unordered_map<std::string, uint64_t> versions;  // this append's, so far
+  std::vector<std::string> created;
+  std::vector<StoredLink> links;
+  links.reserve(stored.size());
+  EventScratch scratch;
+  for (const StoredEvent& event : stored) {
+    auto link = CheckStored(event, head, *state, versions, created, &scratch);
+    if (!link.ok()) return {link.status(), false};
+    versions[link->entity] = link->version;
+    if (!link->created_id.empty()) created.push_back(link->created_id);
+    head.seq = event.seq;
+    head.hash = Sha256(event.bytes);
+    head.recorded_at_us = link->recorded_at_us;
+    links.push_back(*std::move(link));
+  }
+  const AppendResult result{.first_seq = stored.front().seq, .last_seq = head.seq};
+  for (size_t k = 0; k < links.size(); ++k) {
+    PutEvent(stored[k].seq, std::move(stored[k].bytes), links[k].entity, links[k].version,
+             links[k].created_id, state);
+  }
+  state->head = head;
+  for (auto& [entity, version] : versions) state->overlay[entity] = version;
+  for (std::string& id : created) state->ids.insert(std::move(id));
+  assert(state->frontier.size() == head.seq);
+  return {result, true};
+}
+
+// Whether `event` continues a log whose head is `head`: what staging it
+// needs, or why it does not (kCorruption).
+Result<EventStore::Impl::StoredLink> EventStore::Impl::CheckStored(
+    const StoredEvent& event, const Head& head, const BatchState& state,
+    const std::unordered_map<std::string, uint64_t>& versions,
+    const std::vector<std::string>& created, EventScratch* scratch) {
+  const uint64_t seq = event.seq;
+  if (seq != head.seq + 1) {
+    return Diverges(seq, "the next seq here is " + std::to_string(head.seq + 1));
+  }
+  auto decoded = scratch->Read(event.bytes, DecodeCheck::kFull);
+  if (!decoded.ok()) return Diverges(seq, decoded.status().message());
+  const schema::Event::Reader ev = *decoded;
+  if (ev.getSeq() != seq) return Diverges(seq, "it says seq " + std::to_string(ev.getSeq()));
+  const auto prev = ev.getPrevHash();
+  if (prev.size() != head.hash.size() ||
+      std::memcmp(prev.begin(), head.hash.data(), head.hash.size()) != 0) {
+    return Diverges(seq, "its prevHash is not the hash of seq " + std::to_string(head.seq));
+  }
+  if (ev.getRecordedAt() < head.recorded_at_us) return Diverges(seq, "recordedAt goes back");
+  StoredLink link;
+  const auto entity = ev.getEntity();
+  link.entity.assign(entity.begin(), entity.size());
+  if (link.entity.empty() || link.entity.find(format::kStreamSeparator) != std::string::npos) {
+    return Diverges(seq, "its entity is empty or holds NUL");
+  }
+  uint64_t current = 0;
+  if (auto it = versions.find(link.entity); it != versions.end()) {
+    current = it->second;
+  } else {
+    OKR_ASSIGN_OR_RETURN(current, CurrentVersion(link.entity, state.overlay));
+  }
+  if (ev.getVersion() != current + 1) {
+    return Diverges(seq, link.entity + " is at version " + std::to_string(current) +
+                             " here, and the event says " + std::to_string(ev.getVersion()));
+  }
+  link.version = ev.getVersion();
+  link.recorded_at_us = ev.getRecordedAt();
+  link.created_id = CreatedId(ev);
+  if (!link.created_id.empty()) {
+    OKR_ASSIGN_OR_RETURN(const bool taken, IdTaken(link.created_id, state.ids, created));
+    if (taken) return Diverges(seq, "id " + link.created_id + " is already taken");
+  }
+  return link;
+}
+
+}  // namespace okr

@@ -1,0 +1,190 @@
+// A replica's appends (EventStore::AppendStored): the exact bytes of
+// another log, stored only when they continue this one.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include <capnp/message.h>
+
+#include "eventstore/event_codec.h"
+#include "eventstore/event_store.h"
+#include "tests/test_support.h"
+
+namespace okr {
+namespace {
+
+using testing::CheckInDraft;
+using testing::OneEvent;
+using testing::TempDir;
+using testing::UnitCreatedDraft;
+
+std::unique_ptr<EventStore> OpenAt(const std::string& dir) {
+  auto opened = EventStore::Open(dir);
+  EXPECT_TRUE(opened.ok()) << opened.status().ToString();
+  return opened.ok() ? std::move(opened.value()) : nullptr;
+}
+
+// A primary log of `units` units, each with three check-ins on a key
+// result of its own; one append holds two events, one has a key.
+std::vector<StoredEvent> WritePrimary(EventStore* primary, int units) {
+  for (int u = 0; u < units; ++u) {
+    const std::string unit = "u" + std::to_string(u);
+    EXPECT_TRUE(primary->Append(OneEvent(UnitCreatedDraft("admin", unit, "Unit " + unit))).ok());
+    for (int c = 0; c < 3; ++c) {
+      AppendRequest request =
+          OneEvent(CheckInDraft("alice", "kr-" + unit, unit + "-ci-" + std::to_string(c), c));
+      if (c == 1) request.idempotency_key = "key-" + unit;
+      if (c == 2) request.events.push_back(CheckInDraft("bob", "kr-" + unit, unit + "-ci-x", 9));
+      EXPECT_TRUE(primary->Append(std::move(request)).ok());
+    }
+  }
+  auto events = primary->Read(0, 100000);
+  EXPECT_TRUE(events.ok());
+  return events.ok() ? *events : std::vector<StoredEvent>{};
+}
+
+std::vector<StoredEvent> Slice(const std::vector<StoredEvent>& all, size_t from, size_t count) {
+  const auto begin = all.begin() + static_cast<std::ptrdiff_t>(std::min(from, all.size()));
+  const auto end = all.begin() + static_cast<std::ptrdiff_t>(std::min(from + count, all.size()));
+  return {begin, end};
+}
+
+void ExpectSameHead(const Head& a, const Head& b) {
+  EXPECT_EQ(a.seq, b.seq);
+  EXPECT_EQ(a.hash, b.hash);
+  EXPECT_EQ(a.recorded_at_us, b.recorded_at_us);
+  EXPECT_EQ(a.root, b.root);
+}
+
+TEST(AppendStoredTest, AReplicaFedTheStoredBytesKeepsTheSameLog) {
+  TempDir dir;
+  auto primary = OpenAt(dir.Sub("primary"));
+  const std::vector<StoredEvent> log = WritePrimary(primary.get(), 20);
+  ASSERT_EQ(log.size(), 100u);
+  auto replica = OpenAt(dir.Sub("replica"));
+  size_t heard = 0;
+  replica->SetDurableListener(
+      [&](const std::vector<StoredEvent>& events) { heard += events.size(); });
+  for (size_t from = 0; from < log.size(); from += 7) {
+    auto stored = replica->AppendStored(Slice(log, from, 7));
+    ASSERT_TRUE(stored.ok()) << stored.status().ToString();
+    EXPECT_EQ(stored->first_seq, from + 1);
+    EXPECT_EQ(stored->last_seq, std::min(from + 7, log.size()));
+  }
+  EXPECT_EQ(heard, log.size());
+  ExpectSameHead(replica->head(), primary->head());
+  auto copied = replica->Read(0, 1000);
+  ASSERT_TRUE(copied.ok());
+  ASSERT_EQ(copied->size(), log.size());
+  for (size_t i = 0; i < log.size(); ++i) EXPECT_EQ(copied->at(i).bytes, log[i].bytes);
+  // The indexes a write consults came along: versions, and taken ids.
+  EXPECT_EQ(*replica->Version("kr-u3"), *primary->Version("kr-u3"));
+  auto again = replica->Append(OneEvent(UnitCreatedDraft("admin", "u4", "Unit u4 again")));
+  EXPECT_EQ(again.status().code(), Status::Code::kVersionMismatch);
+  // Durable, and whole after a reopen.
+  replica.reset();
+  replica = OpenAt(dir.Sub("replica"));
+  ExpectSameHead(replica->head(), primary->head());
+  EXPECT_TRUE(replica->Verify().ok);
+}
+
+// The replica holds the first `held` events of `log`; `offered` is refused
+// with kCorruption naming `bad_seq`, and the head does not move.
+void ExpectRefused(EventStore* replica, std::vector<StoredEvent> offered, uint64_t bad_seq) {
+  const Head before = replica->head();
+  auto stored = replica->AppendStored(std::move(offered));
+  ASSERT_FALSE(stored.ok());
+  EXPECT_EQ(stored.status().code(), Status::Code::kCorruption);
+  EXPECT_NE(stored.status().message().find("seq " + std::to_string(bad_seq) + " "),
+            std::string::npos)
+      << stored.status().message();
+  ExpectSameHead(replica->head(), before);
+  auto after = replica->Read(before.seq, 10);
+  ASSERT_TRUE(after.ok());
+  EXPECT_TRUE(after->empty()) << "nothing past the head was stored";
+}
+
+TEST(AppendStoredTest, EventsThatDoNotContinueTheLogAreRefusedWholeAndStoreNothing) {
+  TempDir dir;
+  auto primary = OpenAt(dir.Sub("primary"));
+  const std::vector<StoredEvent> log = WritePrimary(primary.get(), 6);
+  auto other = OpenAt(dir.Sub("other"));  // another log: same shape, other times and hashes
+  const std::vector<StoredEvent> other_log = WritePrimary(other.get(), 6);
+  auto replica = OpenAt(dir.Sub("replica"));
+  ASSERT_TRUE(replica->AppendStored(Slice(log, 0, 10)).ok());  // seqs 1-10 held
+
+  // A byte changed in seq 12 (its text): 11 and 12 decode, 13's prevHash
+  // no longer matches, and the whole append is refused.
+  std::vector<StoredEvent> flipped = Slice(log, 10, 5);
+  const size_t at = flipped[1].bytes.find("alice");
+  ASSERT_NE(at, std::string::npos);
+  flipped[1].bytes[at] = 'A';
+  ExpectRefused(replica.get(), flipped, 13);
+
+  std::vector<StoredEvent> gap = Slice(log, 10, 5);
+  gap.erase(gap.begin() + 2);  // seq 13 dropped
+  ExpectRefused(replica.get(), gap, 14);
+
+  std::vector<StoredEvent> swapped = Slice(log, 10, 5);
+  std::swap(swapped[1], swapped[2]);
+  ExpectRefused(replica.get(), swapped, 13);
+
+  ExpectRefused(replica.get(), Slice(log, 9, 3), 10);         // seq 10 again
+  ExpectRefused(replica.get(), Slice(other_log, 10, 3), 11);  // another log's seq 11
+
+  std::vector<StoredEvent> garbage = Slice(log, 10, 2);
+  garbage[0].bytes = std::string(64, '\x7f');
+  ExpectRefused(replica.get(), garbage, 11);
+
+  std::vector<StoredEvent> renumbered = Slice(log, 10, 2);
+  renumbered[1].seq = 13;  // the bytes say 12
+  ExpectRefused(replica.get(), renumbered, 13);
+
+  // The right events are still taken after every refusal.
+  ASSERT_TRUE(replica->AppendStored(Slice(log, 10, log.size())).ok());
+  ExpectSameHead(replica->head(), primary->head());
+  EXPECT_TRUE(replica->Verify().ok);
+}
+
+// `event` re-encoded after `change`: its prevHash and seq stay right.
+StoredEvent Rewritten(const StoredEvent& event,
+                      const std::function<void(schema::Event::Builder)>& change) {
+  auto decoded = DecodedEvent::Decode(event.bytes);
+  EXPECT_TRUE(decoded.ok());
+  capnp::MallocMessageBuilder message;
+  message.setRoot((*decoded)->event());
+  change(message.getRoot<schema::Event>());
+  return {event.seq, EncodeMessage(message)};
+}
+
+TEST(AppendStoredTest, AVersionOrIdTheLogContradictsIsRefused) {
+  TempDir dir;
+  auto primary = OpenAt(dir.Sub("primary"));
+  const std::vector<StoredEvent> log = WritePrimary(primary.get(), 4);
+  auto replica = OpenAt(dir.Sub("replica"));
+  ASSERT_TRUE(replica->AppendStored(Slice(log, 0, 11)).ok());  // u0, u1, then u2 created
+  const StoredEvent& first_check_in = log[11];                 // seq 12: kr-u2's first
+  ExpectRefused(replica.get(), {Rewritten(first_check_in, [](auto ev) { ev.setVersion(2); })}, 12);
+  ExpectRefused(
+      replica.get(),
+      {Rewritten(first_check_in, [](auto ev) { ev.getCheckInRecorded().setCheckIn("u0-ci-0"); })},
+      12);
+  ExpectRefused(replica.get(), {Rewritten(first_check_in, [](auto ev) { ev.setEntity(""); })}, 12);
+  ASSERT_TRUE(replica->AppendStored(Slice(log, 11, log.size())).ok());
+  ExpectSameHead(replica->head(), primary->head());
+}
+
+TEST(AppendStoredTest, LimitsAreThoseOfAnAppend) {
+  TempDir dir;
+  auto replica = OpenAt(dir.Sub("replica"));
+  EXPECT_EQ(replica->AppendStored({}).status().code(), Status::Code::kInvalid);
+  std::vector<StoredEvent> too_many(kMaxEventsPerAppend + 1);
+  EXPECT_EQ(replica->AppendStored(std::move(too_many)).status().code(), Status::Code::kInvalid);
+  EXPECT_EQ(replica->head().seq, 0u);
+}
+
+}  // namespace
+}  // namespace okr

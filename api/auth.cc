@@ -23,10 +23,8 @@ namespace {
 
 // The roles as tokens files and answers spell them.
 constexpr Named<Role> kRoleNames[] = {
-    {Role::kViewer, "viewer"},
-    {Role::kEditor, "editor"},
-    {Role::kAuditor, "auditor"},
-    {Role::kAdmin, "admin"},
+    {Role::kViewer, "viewer"}, {Role::kEditor, "editor"},   {Role::kAuditor, "auditor"},
+    {Role::kAdmin, "admin"},   {Role::kReplica, "replica"},
 };
 
 }  // namespace

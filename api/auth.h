@@ -15,7 +15,9 @@
 
 namespace okr::api {
 
-enum class Role { kViewer, kEditor, kAuditor, kAdmin };
+// kReplica: a read replica's token, for what replication reads (the raw
+// log, its stream, the log's key, checkpoints and proofs) and nothing else.
+enum class Role { kViewer, kEditor, kAuditor, kAdmin, kReplica };
 
 struct Principal {
   std::string actor;

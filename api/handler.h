@@ -161,7 +161,7 @@ class Server::Routes {
               const std::string& request_id, const std::string& actor,
               std::chrono::steady_clock::time_point started,
               const char* cache_control = "no-store");
-  bool Admit(Call& c, Access access);
+  bool Admit(Call& c, const Route& route);
   bool Authenticate(Call& c, const TokenTable* tokens);
   bool AdmitWrite(Call& c, const TokenTable* tokens);
   httplib::Server::Handler Wrap(const Route& route, Handler fn);

@@ -251,19 +251,33 @@ bool Server::Routes::AdmitWrite(Call& c, const TokenTable* tokens) {
     c.res.set_header("WWW-Authenticate", "Bearer");
     return false;
   }
-  if (c.principal->role == Role::kViewer || c.principal->role == Role::kAuditor) {
+  if (c.principal->role != Role::kEditor && c.principal->role != Role::kAdmin) {
     c.Fail(403, std::string("the ") + RoleName(c.principal->role) + " role cannot write");
     return false;
   }
   return true;
 }
 
-// Authenticates and authorises `access`; on refusal answers and returns false.
-bool Server::Routes::Admit(Call& c, Access access) {
+// What a replica's token may read besides kReplicationRead routes: the
+// log's key, checkpoints and proofs (public ones, unless --private).
+static bool ReplicaMayRead(const Route& route) {
+  return route.access == Access::kPublic || route.access == Access::kReplicationRead ||
+         route.kind == RouteKind::kLogKey || route.kind == RouteKind::kCheckpoint ||
+         route.kind == RouteKind::kInclusionProof || route.kind == RouteKind::kConsistencyProof;
+}
+
+// Authenticates and authorises a call of `route`; on refusal answers and
+// returns false.
+bool Server::Routes::Admit(Call& c, const Route& route) {
   // One load: the whole request sees one token table, however SIGHUP swaps it.
   const std::shared_ptr<const TokenTable> tokens = tokens_.load();
   if (!Authenticate(c, tokens.get())) return false;
-  switch (access) {
+  const bool replica = c.principal && c.principal->role == Role::kReplica;
+  if (replica && !ReplicaMayRead(route)) {
+    c.Fail(403, "the replica role reads only what replication copies");
+    return false;
+  }
+  switch (route.access) {
     case Access::kPublic:
       return true;
     case Access::kStateRead:
@@ -285,6 +299,17 @@ bool Server::Routes::Admit(Call& c, Access access) {
         return false;
       }
       return true;
+    case Access::kReplicationRead:
+      if (!c.principal) {
+        c.Fail(401, "this read needs an auditor, admin or replica token");
+        c.res.set_header("WWW-Authenticate", "Bearer");
+        return false;
+      }
+      if (c.principal->role != Role::kAuditor && c.principal->role != Role::kAdmin && !replica) {
+        c.Fail(403, "this read needs the auditor, admin or replica role");
+        return false;
+      }
+      return true;
     case Access::kWrite:
       return AdmitWrite(c, tokens.get());
   }
@@ -299,7 +324,7 @@ httplib::Server::Handler Server::Routes::Wrap(const Route& route, Handler fn) {
     auto started = std::chrono::steady_clock::now();
     Call c{req, res, std::nullopt, NextRequestId(req)};
     const bool state_read = route->access == Access::kCachedStateRead;
-    if (Admit(c, route->access)) {
+    if (Admit(c, *route)) {
       if (state_read) {
         ServeStateRead(c, *route, fn);
       } else {

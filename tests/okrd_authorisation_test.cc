@@ -230,6 +230,32 @@ TEST_F(OkrdAuthorisation, AuditReadsAreForAuditorsAndAdminsOnly) {
   EXPECT_EQ(s.Get("/v1/objectives").status, 200);
 }
 
+TEST_F(OkrdAuthorisation, TheReplicaRoleReadsWhatReplicationCopiesAndNothingElse) {
+  const uint64_t head = s.HeadSeq();
+  for (const char* path : {"/v1/events/raw?after=0&limit=5", "/v1/log/key", "/v1/log/checkpoint",
+                           "/v1/log/proof/consistency?from=1&to=2", "/healthz"}) {
+    SCOPED_TRACE(path);
+    EXPECT_EQ(s.Get(path, kReplica.token).status, 200);
+  }
+  EXPECT_EQ(s.Get("/v1/events/raw?after=0&limit=5").status, 401);
+  EXPECT_EQ(s.Get("/v1/events/raw?after=0&limit=5", kViewer.token).status, 403);
+  EXPECT_EQ(s.Get("/v1/events/raw?after=0&limit=5", kAuditor.token).status, 200);
+  for (const char* path : {"/v1/events", "/v1/audit/verify", "/v1/objectives", "/v1/cascade",
+                           "/v1/units/hr", "/v1/webhooks"}) {
+    SCOPED_TRACE(path);
+    Reply r = s.Get(path, kReplica.token);
+    EXPECT_EQ(r.status, 403) << r;
+    EXPECT_EQ(r.code(), "forbidden");
+  }
+  for (const WriteRoute& route : WriteRoutes()) {
+    SCOPED_TRACE(route.name);
+    Reply r = s.Request(route.write.method, Fill(route.write.path, 1), Fill(route.write.body, 1),
+                        kReplica.token);
+    EXPECT_EQ(r.status, 403) << r;
+  }
+  EXPECT_EQ(s.HeadSeq(), head);
+}
+
 TEST(OkrdAccess, WithoutTokensFileEveryWriteIsForbidden) {
   Okrd s(OkrdOptions{std::nullopt, {}});
   ASSERT_TRUE(s.Start());

@@ -12,13 +12,15 @@ const Token kMaya{"tok-maya-51d2e0aa", "maya", "editor", {"hr"}};
 const Token kAna{"tok-ana-08b7f4c3", "ana", "editor", {"eng"}};
 const Token kViewer{"tok-viewer-c6a2b9e1", "vic", "viewer", {}};
 const Token kAuditor{"tok-auditor-9e4d1702", "audrey", "auditor", {}};
+const Token kReplica{"tok-replica-7b01e5d9", "replica-1", "replica", {}};
 
 namespace {
 constexpr int64_t kDayUs = 86'400'000'000LL;
 }  // namespace
 
 OkrdOptions WithTokens(Strings extra) {
-  return OkrdOptions{std::vector<Token>{kAdmin, kMaya, kAna, kViewer, kAuditor}, std::move(extra)};
+  return OkrdOptions{std::vector<Token>{kAdmin, kMaya, kAna, kViewer, kAuditor, kReplica},
+                     std::move(extra)};
 }
 
 int64_t NowUs() {

@@ -23,14 +23,15 @@ namespace okr::testing {
 using Strings = std::vector<std::string>;
 
 // The people of the story: an admin, two editors with different scopes,
-// a viewer and an auditor.
+// a viewer and an auditor; and a read replica's token.
 extern const Token kAdmin;
 extern const Token kMaya;  // editor of HR and everything under it
 extern const Token kAna;   // editor of Engineering only
 extern const Token kViewer;
 extern const Token kAuditor;
+extern const Token kReplica;
 
-// The five tokens above, plus `extra` flags for okrd.
+// The six tokens above, plus `extra` flags for okrd.
 OkrdOptions WithTokens(Strings extra = {});
 
 // Microseconds since the epoch, wall clock.

@@ -66,9 +66,9 @@ std::vector<Route> ReadRoutes() {
       Cached("/v1/diff", "/v1/diff", K::kDiff, {"as_of", "from", "to", "cycle", "limit", "cursor"}),
       Read("/v1/lint", "/v1/lint", Access::kStateRead, K::kLint),
       Read("/v1/events", "/v1/events", Access::kAuditRead, K::kEvents),
-      Read("/v1/events/raw", "/v1/events/raw", Access::kAuditRead, K::kRawEvents),
+      Read("/v1/events/raw", "/v1/events/raw", Access::kReplicationRead, K::kRawEvents),
       // Live feeds (SPEC §8): Server-Sent Events that hold no worker thread.
-      Read("/v1/events/stream", "/v1/events/stream", Access::kAuditRead, K::kEventStream),
+      Read("/v1/events/stream", "/v1/events/stream", Access::kReplicationRead, K::kEventStream),
       Read("/v1/changes/stream", "/v1/changes/stream", Access::kStateRead, K::kChangeStream),
       Read("/v1/history/" + id, "/v1/history/{id}", Access::kAuditRead, K::kHistory),
       Read("/v1/audit/verify", "/v1/audit/verify", Access::kAuditRead, K::kVerify),

@@ -22,6 +22,7 @@ enum class Access {
   kStateRead,
   kCachedStateRead,  // a state read whose answer depends only on route, query and seq
   kAuditRead,
+  kReplicationRead,  // what a read replica copies: the auditor's, the admin's and the replica's
   kWrite,
 };
 

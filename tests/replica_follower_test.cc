@@ -1,0 +1,117 @@
+// A read replica's copy of the log (api/replica.h) from a real okrd: the
+// primary's exact bytes, caught up and followed, and a history that
+// disagrees refused with nothing stored.
+#include <gtest/gtest.h>
+
+#include <memory>
+
+#include "api/replica.h"
+#include "tests/okrd_story.h"
+#include "tests/test_support.h"
+
+namespace okr::testing {
+namespace {
+
+using api::ReplicaFollower;
+
+std::unique_ptr<EventStore> OpenReplicaStore(const std::string& dir) {
+  auto opened = EventStore::Open(dir);
+  EXPECT_TRUE(opened.ok()) << opened.status().ToString();
+  return opened.ok() ? std::move(opened.value()) : nullptr;
+}
+
+ReplicaFollower::Options Following(const Okrd& primary, std::string token = kReplica.token) {
+  ReplicaFollower::Options options;
+  options.primary = "http://127.0.0.1:" + std::to_string(primary.port());
+  options.token = std::move(token);
+  options.poll = std::chrono::milliseconds(20);
+  options.max_backoff = std::chrono::milliseconds(200);
+  return options;
+}
+
+// The primary's whole log as GET /v1/events/raw serves it.
+std::string PrimaryRaw(const Okrd& primary) {
+  Reply r = primary.Get("/v1/events/raw?after=0&limit=100000", kAuditor.token);
+  EXPECT_EQ(r.status, 200);
+  return r.body;
+}
+
+// The same frames (SPEC §8) made from the replica's own store.
+std::string ReplicaRaw(EventStore& store) {
+  auto events = store.Read(0, 100000);
+  EXPECT_TRUE(events.ok());
+  std::string out;
+  for (const StoredEvent& e : *events) {
+    for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>(e.seq >> shift));
+    for (int shift = 24; shift >= 0; shift -= 8) {
+      out.push_back(static_cast<char>(e.bytes.size() >> shift));
+    }
+    out += e.bytes;
+  }
+  return out;
+}
+
+class ReplicaFollowerTest : public OkrdWithOrg {};
+
+TEST_F(ReplicaFollowerTest, CatchesUpFollowsAndHoldsThePrimarysExactBytes) {
+  TempDir dir;
+  auto store = OpenReplicaStore(dir.Sub("replica"));
+  auto follower = std::make_unique<ReplicaFollower>(store.get(), Following(s));
+  ASSERT_TRUE(WaitFor([&] { return store->head().seq == s.HeadSeq(); }, 30))
+      << follower->state().problem;
+  EXPECT_EQ(ReplicaRaw(*store), PrimaryRaw(s));
+  // Writes on the primary arrive while it follows.
+  for (int i = 0; i < 30; ++i) {
+    Want(
+        s.Post(
+            "/v1/units",
+            {{"id", "t" + std::to_string(i)}, {"kind", "team"}, {"name", "Team"}, {"parent", "hr"}},
+            kAdmin.token),
+        201);
+  }
+  const uint64_t head = s.HeadSeq();
+  ASSERT_TRUE(WaitFor([&] { return store->head().seq == head; }, 30)) << follower->state().problem;
+  EXPECT_EQ(ReplicaRaw(*store), PrimaryRaw(s));
+  const auto state = follower->state();
+  EXPECT_TRUE(state.connected);
+  EXPECT_FALSE(state.diverged);
+  EXPECT_EQ(state.primary_head, head);
+  // Stopped and started again, it resumes from its own head.
+  follower.reset();
+  Want(s.Post("/v1/units", {{"id", "late"}, {"kind", "team"}, {"name", "Late"}, {"parent", "hr"}},
+              kAdmin.token),
+       201);
+  follower = std::make_unique<ReplicaFollower>(store.get(), Following(s));
+  ASSERT_TRUE(WaitFor([&] { return store->head().seq == head + 1; }, 30));
+  EXPECT_EQ(ReplicaRaw(*store), PrimaryRaw(s));
+  EXPECT_TRUE(store->Verify().ok);
+}
+
+TEST_F(ReplicaFollowerTest, AHistoryThatDisagreesStopsItWithNothingStored) {
+  TempDir dir;
+  auto store = OpenReplicaStore(dir.Sub("replica"));
+  // This log's first event is not the primary's.
+  ASSERT_TRUE(store->Append(OneEvent(UnitCreatedDraft("admin", "elsewhere", "Elsewhere"))).ok());
+  const Head before = store->head();
+  ReplicaFollower follower(store.get(), Following(s));
+  ASSERT_TRUE(WaitFor([&] { return follower.state().diverged; }, 30));
+  EXPECT_NE(follower.state().problem.find("does not continue this log"), std::string::npos)
+      << follower.state().problem;
+  EXPECT_EQ(store->head().seq, before.seq);
+  EXPECT_EQ(store->head().hash, before.hash);
+}
+
+TEST_F(ReplicaFollowerTest, AWrongTokenIsRetriedNotTakenForDivergence) {
+  TempDir dir;
+  auto store = OpenReplicaStore(dir.Sub("replica"));
+  ReplicaFollower follower(store.get(), Following(s, kViewer.token));
+  ASSERT_TRUE(WaitFor([&] { return !follower.state().problem.empty(); }, 30));
+  const auto state = follower.state();
+  EXPECT_FALSE(state.diverged);
+  EXPECT_FALSE(state.connected);
+  EXPECT_NE(state.problem.find("403"), std::string::npos) << state.problem;
+  EXPECT_EQ(store->head().seq, 0u);
+}
+
+}  // namespace
+}  // namespace okr::testing

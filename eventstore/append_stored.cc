@@ -18,13 +18,7 @@ Status Diverges(uint64_t seq, const std::string& why) {
 }  // namespace
 
 Result<AppendResult> EventStore::Impl::AppendStored(std::vector<StoredEvent> events) {
-  if (options_.read_only) return Status::Invalid("the log is open read-only");
-  OKR_RETURN_IF_ERROR(RefuseIfDamaged());
-  if (events.empty()) return Status::Invalid("an append needs at least one event");
-  if (events.size() > kMaxEventsPerAppend) {
-    return Status::Invalid("an append holds at most " + std::to_string(kMaxEventsPerAppend) +
-                           " events");
-  }
+  OKR_RETURN_IF_ERROR(AdmitAppend(events.size()));
   return Enqueue({}, std::move(events));
 }
 

@@ -192,6 +192,7 @@ class EventStore::Impl {
                            BatchState* state);
   void PutEvent(uint64_t seq, std::string bytes, std::string_view entity, uint64_t version,
                 std::string_view created_id, BatchState* state);
+  Status AdmitAppend(size_t events) const;
   Result<AppendResult> Enqueue(AppendRequest request, std::vector<StoredEvent> stored);
 
   // append_stored.cc: a replica's appends.

@@ -13,14 +13,21 @@
 
 namespace okr {
 
-Result<AppendResult> EventStore::Impl::Append(AppendRequest request) {
+// What every append must be, drafts or stored events: to a writable,
+// undamaged log, of 1 to kMaxEventsPerAppend events.
+Status EventStore::Impl::AdmitAppend(size_t events) const {
   if (options_.read_only) return Status::Invalid("the log is open read-only");
   OKR_RETURN_IF_ERROR(RefuseIfDamaged());
-  if (request.events.empty()) return Status::Invalid("an append needs at least one event");
-  if (request.events.size() > kMaxEventsPerAppend) {
+  if (events == 0) return Status::Invalid("an append needs at least one event");
+  if (events > kMaxEventsPerAppend) {
     return Status::Invalid("an append holds at most " + std::to_string(kMaxEventsPerAppend) +
                            " events");
   }
+  return Status::Ok();
+}
+
+Result<AppendResult> EventStore::Impl::Append(AppendRequest request) {
+  OKR_RETURN_IF_ERROR(AdmitAppend(request.events.size()));
   if (request.idempotency_key.size() > kMaxIdempotencyKeyBytes) {
     return Status::Invalid(
         "idempotency key longer than " + std::to_string(kMaxIdempotencyKeyBytes) + " bytes",

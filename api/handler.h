@@ -1,8 +1,10 @@
 // Private to the API library: what a route handler is handed (Call) and
 // the class that holds every handler (Server::Routes). Its members are
 // defined by job: the wiring in server.cc, state reads in read_routes.cc,
-// reads that walk the log in log_routes.cc, writes in write_routes.cc;
-// answers sent as they are written (StreamText) in streamed.cc.
+// reads that walk the log in log_routes.cc, writes in write_routes.cc,
+// health and metrics in health_routes.cc, a replica's own answers in
+// replica_routes.cc; answers sent as they are written (StreamText) in
+// streamed.cc.
 #pragma once
 
 #include <httplib.h>
@@ -155,7 +157,8 @@ class Server::Routes {
   Handler HandlerFor(const Route& route);
   void InstallHooks(httplib::Server& http);
   std::string NextRequestId(const httplib::Request& req);
-  // "corrupt" or "stuck" (SPEC §6), or null when okrd is healthy.
+  // "corrupt", "stuck" (SPEC §6) or, on a replica, "diverged" (SPEC §9);
+  // null when okrd is healthy.
   const char* UnhealthyStatus() const;
   void Finish(const httplib::Request& req, httplib::Response& res, const std::string& route,
               const std::string& request_id, const std::string& actor,
@@ -182,8 +185,6 @@ class Server::Routes {
   template <typename E, typename Render>
   void GetAsOf(Call& c, const char* kind, const E* (Projection::*find)(const std::string&) const,
                Render render);
-  void Health(Call& c);
-  void MetricsText(Call& c);
   void OpenApi(Call& c);
   void ListUnits(Call& c);
   void GetUnit(Call& c);
@@ -226,6 +227,19 @@ class Server::Routes {
   void HandleWrite(Call& c, WriteRoute route);
   bool ParseWrite(Call& c, WriteRoute route, WriteRequest* w);
   void AnswerWrite(Call& c, WriteRoute route, const WriteResult& result);
+
+  // --- health and metrics (health_routes.cc) ---
+  void Health(Call& c);
+  void MetricsText(Call& c);
+
+  // --- what a read replica answers its own way (replica_routes.cc) ---
+  // Refuses with `status` and `code`, naming the primary, because `why`.
+  void FailOnReplica(Call& c, int status, const char* code, const std::string& why);
+  // The role, and on a replica its primary, lag and connection, for /healthz.
+  void AddRoleHealth(nlohmann::json* body) const;
+  // The same for /metrics.
+  std::string RoleMetrics() const;
+  bool Diverged() const { return options_.replica && options_.replica->state().diverged; }
 
   // --- webhooks (webhook_routes.cc) ---
   bool AdmitWebhooks(Call& c);

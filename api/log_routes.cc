@@ -332,15 +332,21 @@ class RawFrames {
 
 // GET /v1/events/raw: up to `limit` frames after `after`, streamed in
 // chunks (RawFrames); Okrd-Head-Seq is the head when the answer began,
-// and no frame goes past it.
+// and no frame goes past it; Okrd-Head-Hash and Okrd-Head-Recorded-At
+// are that head's hash and recordedAt (µs since the epoch): a replica
+// checks the newest event it copies against the one, and tells its lag
+// from the other.
 void Server::Routes::ListRawEvents(Call& c) {
   auto limit = LimitParam(c, kDefaultRawEvents, kMaxRawEvents);
   if (!limit) return;
   auto after = ParseAfter(c, "seq");
   if (!after) return;
-  const uint64_t head = store_->head().seq;
+  const Head at_start = store_->head();
+  const uint64_t head = at_start.seq;
   c.res.status = 200;
   c.res.set_header("Okrd-Head-Seq", std::to_string(head));
+  c.res.set_header("Okrd-Head-Recorded-At", std::to_string(at_start.recorded_at_us));
+  c.res.set_header("Okrd-Head-Hash", ToHex(at_start.hash));
   if (*after >= head) return c.res.set_content("", "application/octet-stream");
   const uint64_t last = std::min<uint64_t>(head, *after + *limit);
   auto on_failure = [this, request_id = c.request_id](uint64_t seq, const std::string& why) {

@@ -126,7 +126,7 @@ std::string Metrics::Render(uint64_t head_seq, uint64_t projected_seq, int64_t s
   assert(batch_failures_ <= batches_);
   out << "# HELP okrd_status 1 for the status /healthz reports, 0 for the others.\n"
       << "# TYPE okrd_status gauge\n";
-  for (const char* name : {"ok", "stuck", "corrupt"}) {
+  for (const char* name : {"ok", "stuck", "corrupt", "diverged"}) {
     out << "okrd_status{status=\"" << name << "\"} " << (status == name ? 1 : 0) << "\n";
   }
   WriteScalar(out, "okrd_stuck_seq", "gauge", "The event the projection could not fold (0: none).",

@@ -3,7 +3,6 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <CLI/CLI.hpp>
 
 #include <atomic>
 #include <cassert>
@@ -19,7 +18,9 @@
 #include "api/heap.h"
 #include "api/log.h"
 #include "api/log_key.h"
+#include "api/okrd_flags.h"
 #include "api/okrd_live.h"
+#include "api/replica.h"
 #include "api/server.h"
 #include "eventstore/base/clock.h"
 #include "eventstore/event_store.h"
@@ -31,9 +32,10 @@ extern const char kOpenApiJson[];  // docs/openapi.json, embedded at build time
 
 namespace {
 
-constexpr int kExitOk = 0;
-constexpr int kExitFailed = 1;
-constexpr int kExitUsage = 2;
+using okr::api::Flags;
+using okr::api::kExitFailed;
+using okr::api::kExitOk;
+using okr::api::kExitUsage;
 
 std::string RandomToken() {
   unsigned char bytes[24];
@@ -93,141 +95,6 @@ std::optional<std::string> DemoTokens(const std::string& data_dir, std::string* 
   *editor_token = creds["editor"].get<std::string>();
   *auditor_token = creds["auditor"].get<std::string>();
   return tokens_path;
-}
-
-// The dashboard served at / unless --dashboard says otherwise: the source
-// tree's api/dashboard/, when that directory exists.
-std::string DefaultDashboardDir() {
-#ifdef OKRD_DEFAULT_DASHBOARD_DIR
-  std::error_code ec;
-  if (std::filesystem::is_directory(OKRD_DEFAULT_DASHBOARD_DIR, ec))
-    return OKRD_DEFAULT_DASHBOARD_DIR;
-#endif
-  return "";
-}
-
-// Every flag, as given (or defaulted), and the listen address split.
-struct Flags {
-  std::string data_dir = "data";
-  std::string listen = "127.0.0.1:8080";
-  std::string host;
-  int port = -1;
-  std::string tokens_path;
-  std::string backup_root;
-  std::string log_format = "text";
-  std::string dashboard_dir = DefaultDashboardDir();
-  std::string signing_key_path;  // empty: DefaultSigningKeyPath(data_dir)
-  std::string origin;            // empty: the recorded one, or NewOrigin() for a new log
-  bool private_reads = false;
-  bool demo = false;
-  bool forensics = false;
-  uint64_t snapshot_every = 10'000;
-  size_t threads = 16;
-  size_t max_threads = okr::api::kMaxConnectionThreads;
-  size_t max_connections_per_address = okr::api::kDefaultMaxConnectionsPerAddress;
-  okr::api::StreamFlags streams;
-  okr::api::WebhookFlags webhooks;
-};
-
-void AddOptions(CLI::App& app, Flags& f) {
-  app.add_option("--data", f.data_dir, "Data directory (created when missing)")
-      ->capture_default_str();
-  app.add_option("--listen", f.listen, "HOST:PORT to listen on (port 0: any free port)")
-      ->capture_default_str();
-  app.add_option(
-      "--tokens", f.tokens_path,
-      "Tokens file: JSON list of {actor, role, units, token_sha256, subject}, owned by root "
-      "or okrd's user, mode 0600 (or 0640, group okrd), re-read on SIGHUP. "
-      "Without it okrd is read-only");
-  app.add_option("--backup-root", f.backup_root,
-                 "Directory POST /v1/admin/backup writes under (created 0700 when missing). "
-                 "Without it that route answers 403");
-  app.add_flag("--private", f.private_reads, "Every read needs a token too");
-  app.add_option("--snapshot-every", f.snapshot_every,
-                 "Write a snapshot every N events, or every quarter of the log when that is more "
-                 "(0: never)")
-      ->capture_default_str();
-  app.add_option("--threads", f.threads, "Worker threads serving connections")
-      ->check(CLI::Range(1, 1024))
-      ->capture_default_str();
-  app.add_option("--max-threads", f.max_threads,
-                 "Worker threads at most: connections served at once. With all busy, as many more "
-                 "wait; beyond them a connection is answered 503 with Retry-After")
-      ->check(CLI::Range(size_t{1}, size_t{16384}))
-      ->capture_default_str();
-  app.add_option(
-         "--max-connections-per-address", f.max_connections_per_address,
-         "Connections open at once from one client address; more are answered 503 with Retry-After")
-      ->check(CLI::Range(size_t{1}, size_t{1'000'000}))
-      ->capture_default_str();
-  okr::api::AddStreamOptions(app, f.streams);
-  app.add_flag(
-      "--demo", f.demo,
-      "Fill an empty data directory with the demo company and print tokens and example requests");
-  app.add_flag("--read-only-forensics", f.forensics,
-               "Serve DIR as it is, opened read-only and not verified (a copy of a broken log): "
-               "reads and audit reads answer, writes answer 403, nothing in DIR is written");
-  app.add_option("--signing-key", f.signing_key_path,
-                 "Ed25519 private key (PKCS#8 PEM, mode 0600 or 0640) that signs the log's "
-                 "checkpoints; created with a new log. Default: the data directory's path plus "
-                 "'.signing.key'. Once the log records its key, another key or none refuses start");
-  app.add_option("--origin", f.origin,
-                 "The log's name in its checkpoints, fixed when the log records its key "
-                 "(default: okrd/<16 random hex digits>); a different one later refuses start");
-  app.add_option("--log-format", f.log_format, "text or json")
-      ->check(CLI::IsMember({"text", "json"}))
-      ->capture_default_str();
-  app.add_option("--dashboard", f.dashboard_dir,
-                 "Directory of the dashboard's files, served at / ('' serves none)")
-      ->capture_default_str();
-  okr::api::AddWebhookOptions(app, f.webhooks);
-}
-
-// Parses and checks the flags into *f; an exit code when okrd must not go on.
-std::optional<int> ParseFlags(int argc, char** argv, Flags* f) {
-  CLI::App app{
-      "okrd: an event-sourced OKR server. Every change is a hash-chained event in RocksDB."};
-  AddOptions(app, *f);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? kExitOk : kExitUsage;
-  }
-  if (f->max_threads < f->threads) {
-    std::cerr << "okrd: --max-threads must be at least --threads\n";
-    return kExitUsage;
-  }
-  if (f->forensics && f->demo) {
-    std::cerr << "okrd: --demo writes; it cannot go with --read-only-forensics\n";
-    return kExitUsage;
-  }
-  auto colon = f->listen.rfind(':');
-  if (colon != std::string::npos) {
-    try {
-      f->port = std::stoi(f->listen.substr(colon + 1));
-    } catch (...) {
-      f->port = -1;
-    }
-  }
-  if (colon == std::string::npos || f->port < 0 || f->port > 65535) {
-    std::cerr << "okrd: --listen must be HOST:PORT\n";
-    return kExitUsage;
-  }
-  f->host = f->listen.substr(0, colon);
-  if (!f->origin.empty() && !okr::api::ValidOrigin(f->origin)) {
-    std::cerr << "okrd: --origin must be 1 to " << okr::api::kMaxOriginBytes
-              << " printable ASCII characters without spaces or '+'\n";
-    return kExitUsage;
-  }
-  if (f->signing_key_path.empty()) {
-    f->signing_key_path = okr::api::DefaultSigningKeyPath(f->data_dir);
-  }
-  if (!okr::api::ParseDigestAt(f->webhooks.digest_at)) {
-    std::cerr << "okrd: --digest-at must be HH:MM (UTC)\n";
-    return kExitUsage;
-  }
-  return std::nullopt;
 }
 
 // Signals go to one waiting thread, never to a worker mid-request: blocks
@@ -329,6 +196,7 @@ std::unique_ptr<okr::EventStore> OpenStore(const Flags& f, Runtime& rt,
 // one. An exit code when okrd must not go on.
 std::optional<int> BindKey(const Flags& f, Runtime& rt, okr::EventStore* store,
                            std::shared_ptr<const okr::SigningKey> key, okr::api::LogKey* bound) {
+  if (f.replica()) return std::nullopt;  // the primary's key, copied with its log
   if (f.forensics) {
     auto recorded = okr::api::FindRecordedKey(*store);
     if (key && recorded.ok() && *recorded &&
@@ -497,7 +365,7 @@ void ReloadTokens(const std::string& tokens_path, okr::api::Server& server, Runt
 std::optional<int> StartHooks(const Flags& f, Runtime& rt, okr::EventStore* store,
                               okr::Projector* projector, okr::api::WebhookRuntime* hooks,
                               okr::api::ServerOptions* options) {
-  if (f.forensics) return std::nullopt;
+  if (f.forensics || f.replica()) return std::nullopt;
   auto log = [&rt](int level, const char* event,
                    const std::vector<std::pair<const char*, nlohmann::json>>& fields) {
     rt.Log(static_cast<spdlog::level::level_enum>(level), event, fields);
@@ -510,6 +378,50 @@ std::optional<int> StartHooks(const Flags& f, Runtime& rt, okr::EventStore* stor
   *hooks = std::move(started.value());
   options->webhooks = hooks->webhooks.get();
   return std::nullopt;
+}
+
+// The signing key file, read before the store opens (null when missing).
+// A replica has none: it signs nothing. An exit code on failure.
+std::optional<int> LoadKey(const Flags& f, Runtime& rt,
+                           std::shared_ptr<const okr::SigningKey>* loaded) {
+  if (f.replica()) return std::nullopt;
+  auto key = okr::api::LoadSigningKey(f.signing_key_path);
+  if (!key.ok() && !f.forensics) {
+    rt.Log(spdlog::level::critical, "refusing_to_start", {{"error", key.status().ToString()}});
+    return kExitFailed;
+  }
+  if (key.ok()) *loaded = *key;
+  return std::nullopt;
+}
+
+// --replica-of: copies the primary's log from this one's head on a thread
+// of its own; each change of its connection reaches okrd's log. Null on a
+// primary.
+std::unique_ptr<okr::api::ReplicaFollower> StartReplica(const Flags& f, Runtime& rt,
+                                                        okr::EventStore* store) {
+  if (!f.replica()) return nullptr;
+  using State = okr::api::ReplicaFollower::State;
+  okr::api::ReplicaFollower::Options options;
+  options.primary = f.replica_of;
+  options.token = f.replica_token;
+  options.on_change = [&rt, store, primary = f.replica_of](const State& s) {
+    if (s.diverged) {
+      rt.Log(spdlog::level::critical, "replica_diverged",
+             {{"primary", primary},
+              {"head_seq", store->head().seq},
+              {"error", s.problem},
+              {"effect", "following stopped; reads answer this replica's last good state"}});
+    } else if (s.connected) {
+      rt.Log(spdlog::level::info, "replica_connected",
+             {{"primary", primary}, {"primary_head_seq", s.primary_head}});
+    } else {
+      rt.Log(spdlog::level::warn, "replica_disconnected",
+             {{"primary", primary}, {"error", s.problem}, {"effect", "retrying with backoff"}});
+    }
+  };
+  rt.Log(spdlog::level::info, "replica_following",
+         {{"primary", f.replica_of}, {"head_seq", store->head().seq}});
+  return std::make_unique<okr::api::ReplicaFollower>(store, std::move(options));
 }
 
 // Serves until SIGINT or SIGTERM (SIGHUP reloads the tokens); true when
@@ -534,16 +446,12 @@ bool ServeUntilSignalled(okr::api::Server& server, const sigset_t& signals,
 int main(int argc, char** argv) {
   okr::api::SetHeapPolicy();
   Flags flags;
-  if (auto rc = ParseFlags(argc, argv, &flags)) return *rc;
+  if (auto rc = okr::api::ParseFlags(argc, argv, &flags)) return *rc;
   const sigset_t signals = BlockSignals();
   Runtime rt(flags.log_format == "json" ? okr::api::LogFormat::kJson : okr::api::LogFormat::kText);
 
-  auto key = okr::api::LoadSigningKey(flags.signing_key_path);
-  if (!key.ok() && !flags.forensics) {
-    rt.Log(spdlog::level::critical, "refusing_to_start", {{"error", key.status().ToString()}});
-    return kExitFailed;
-  }
-  std::shared_ptr<const okr::SigningKey> loaded_key = key.ok() ? *key : nullptr;
+  std::shared_ptr<const okr::SigningKey> loaded_key;
+  if (auto rc = LoadKey(flags, rt, &loaded_key)) return *rc;
   std::unique_ptr<okr::EventStore> store = OpenStore(flags, rt, loaded_key);
   if (!store) return kExitFailed;
   okr::api::LogKey log_key;
@@ -566,6 +474,9 @@ int main(int argc, char** argv) {
   okr::api::WebhookRuntime hooks;  // stopped before the projector and store go
   if (auto rc = StartHooks(flags, rt, store.get(), projector.get(), &hooks, &server_options))
     return *rc;
+  // Stopped after the server, before the projector and store go.
+  std::unique_ptr<okr::api::ReplicaFollower> follower = StartReplica(flags, rt, store.get());
+  server_options.replica = follower.get();
 
   okr::api::Server server(store.get(), projector.get(), std::move(tokens), server_options,
                           &rt.metrics, rt.logger);
@@ -579,7 +490,7 @@ int main(int argc, char** argv) {
   rt.Log(spdlog::level::info, "listening",
          {{"url", base},
           {"threads", flags.threads},
-          {"read_only", flags.tokens_path.empty() || flags.forensics}});
+          {"read_only", flags.tokens_path.empty() || flags.forensics || flags.replica()}});
   if (!demo_tokens.admin.empty())
     PrintDemoHelp(base, flags.data_dir, demo_tokens, projector->NowUs());
 

@@ -202,58 +202,6 @@ static void SendEntity(Call& c, json body, uint64_t as_of) {
 
 // --- reads ---
 
-// The log's check (SPEC §7) as /healthz shows it.
-static json LogCheckJson(const LogCheck& check) {
-  json j = {{"state", LogCheckStateName(check.state)},
-            {"checked", check.checked},
-            {"total", check.total}};
-  if (check.state == LogCheck::State::kVerified) j["took_us"] = check.took_us;
-  if (check.state == LogCheck::State::kDamaged) {
-    j["first_bad_seq"] = check.first_bad_seq;
-    j["problem"] = check.problem;
-  }
-  return j;
-}
-
-// Liveness stays open for probes; under --private only a token holder
-// learns anything about the log.
-// 200 "ok", or 503 with the status and why (SPEC §6), so a load
-// balancer stops routing to an okrd that cannot take writes.
-void Server::Routes::Health(Call& c) {
-  auto stuck = projector_->stuck();
-  const LogCheck check = store_->BackgroundCheck();
-  const bool corrupt = check.state == LogCheck::State::kDamaged;
-  int status = stuck || corrupt ? 503 : 200;
-  json body = {{"status", corrupt ? "corrupt" : stuck ? "stuck" : "ok"}};
-  if (options_.private_reads && !c.principal) return c.Send(status, body);
-  body["head_seq"] = store_->head().seq;
-  body["projected_seq"] = projector_->seq();
-  if (stuck) {
-    body["stuck_seq"] = stuck->seq;
-    body["reason"] = stuck->reason;
-  }
-  body["log_check"] = LogCheckJson(check);
-  c.Send(status, body);
-}
-
-void Server::Routes::MetricsText(Call& c) {
-  uint64_t head = store_->head().seq;
-  uint64_t snapshot_seq = store_->NewestSnapshotSeq();
-  int64_t age = snapshot_seq > 0 ? static_cast<int64_t>(head - snapshot_seq) : -1;
-  c.res.status = 200;
-  auto stuck = projector_->stuck();
-  const LogCheck check = store_->BackgroundCheck();
-  const bool corrupt = check.state == LogCheck::State::kDamaged;
-  c.res.set_content(
-      metrics_->Render(head, projector_->seq(), age, projector_->batches_left_to_follower(),
-                       corrupt ? "corrupt"
-                       : stuck ? "stuck"
-                               : "ok",
-                       stuck ? stuck->seq : 0, check) +
-          WebhookMetrics(head),
-      "text/plain; version=0.0.4");
-}
-
 // One entity as it stood at as_of, its version and as_of in its ETag.
 template <typename E, typename Render>
 void Server::Routes::GetAsOf(Call& c, const char* kind,

@@ -8,6 +8,7 @@
 
 #include "api/routes/raw_frames.h"
 #include "api/routes/request.h"
+#include "eventstore/event_codec.h"
 
 namespace okr::api {
 
@@ -38,9 +39,23 @@ ReplicaFollower::State ReplicaFollower::state() const {
   return state_;
 }
 
+ReplicaFollower::Lag ReplicaFollower::lag() const {
+  const State now = state();
+  const Head own = store_->head();
+  if (own.seq >= now.primary_head) return {};
+  return {now.primary_head - own.seq,
+          std::max<int64_t>(0, now.primary_head_recorded_at_us - own.recorded_at_us) / 1e6};
+}
+
 void ReplicaFollower::Set(State state) {
-  std::lock_guard<std::mutex> lock(mu_);
-  state_ = std::move(state);
+  bool changed = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    changed = state.connected != state_.connected || state.diverged != state_.diverged ||
+              (state_.problem.empty() && !state.problem.empty());
+    state_ = state;
+  }
+  if (changed && options_.on_change) options_.on_change(state);
 }
 
 bool ReplicaFollower::Wait(std::chrono::milliseconds d) {
@@ -64,7 +79,9 @@ void ReplicaFollower::Run() {
       now.connected = true;
       now.problem.clear();
       Set(now);
-      if (*stored > 0 && store_->head().seq < now.primary_head) continue;  // catching up
+      // Events came: more may have since (or the page stopped short of the
+      // head). Only an empty answer waits before the next.
+      if (*stored > 0) continue;
       if (!Wait(options_.poll)) return;
       continue;
     }
@@ -81,9 +98,14 @@ void ReplicaFollower::Run() {
   } while (true);
 }
 
+// The page's last event is stored only when something vouches for it:
+// the primary's head hash (Okrd-Head-Hash) when it is the head, else the
+// next page, whose first event must name its hash. So a byte changed in
+// the newest event on its way is refused like any other.
 Result<uint64_t> ReplicaFollower::FetchPage(httplib::Client& client) {
   const uint64_t after = store_->head().seq;
   RawFrameReader reader(after + 1, after + kMaxRawEvents);
+  Page page;
   std::vector<StoredEvent> batch;
   uint64_t stored = 0;
   Status refused = Status::Ok();
@@ -96,33 +118,64 @@ Result<uint64_t> ReplicaFollower::FetchPage(httplib::Client& client) {
     return refused.ok();
   };
   auto take = [&](uint64_t seq, std::string_view bytes) {
+    if (batch.size() == kMaxEventsPerAppend && !flush()) return false;
+    if (seq == page.head && page.head_hash && Sha256(bytes) != *page.head_hash) {
+      refused = Status::Corruption("seq " + std::to_string(seq) +
+                                   " differs from the head the primary announced (Okrd-Head-Hash)");
+      return false;
+    }
     batch.push_back({seq, std::string(bytes)});
-    return batch.size() < kMaxEventsPerAppend || flush();
+    return true;
   };
   Status framed = Status::Ok();
-  uint64_t primary_head = 0;
-  int status = 0;
-  std::string refusal;  // the start of a refusal's body
   const std::string path =
       "/v1/events/raw?after=" + std::to_string(after) + "&limit=" + std::to_string(kMaxRawEvents);
   auto res = client.Get(
       path, {{"Authorization", "Bearer " + options_.token}},
       [&](const httplib::Response& r) {
-        status = r.status;
-        primary_head = std::strtoull(r.get_header_value("Okrd-Head-Seq").c_str(), nullptr, 10);
+        page.Read(r);
         return true;
       },
       [&](const char* data, size_t n) {
-        if (status != 200) {
-          refusal.append(data,
-                         std::min(n, kRefusalBytes - std::min(kRefusalBytes, refusal.size())));
+        if (page.status != 200) {
+          page.refusal.append(
+              data, std::min(n, kRefusalBytes - std::min(kRefusalBytes, page.refusal.size())));
           return true;
         }
         framed = reader.Feed(std::string_view(data, n), take);
         return framed.ok() && !reader.stopped();
       });
+  if (!batch.empty() && (batch.back().seq != page.head || !page.head_hash)) {
+    batch.pop_back();  // not vouched for yet
+  }
   if (!flush()) return refused;  // kCorruption when the events do not continue this log
   if (!framed.ok()) return Status::Corruption("the primary's answer: " + framed.message());
+  OKR_RETURN_IF_ERROR(page.Check(res, reader, after));
+  if (page.head < store_->head().seq) {
+    return Status::Corruption("the primary's head is seq " + std::to_string(page.head) +
+                              ", behind this log's " + std::to_string(store_->head().seq));
+  }
+  State now = state();
+  now.primary_head = page.head;
+  now.primary_head_recorded_at_us = page.head_recorded_at_us;
+  Set(now);
+  return stored;
+}
+
+void ReplicaFollower::Page::Read(const httplib::Response& r) {
+  status = r.status;
+  head = std::strtoull(r.get_header_value("Okrd-Head-Seq").c_str(), nullptr, 10);
+  head_recorded_at_us =
+      std::strtoll(r.get_header_value("Okrd-Head-Recorded-At").c_str(), nullptr, 10);
+  Hash hash{};
+  if (FromHex(r.get_header_value("Okrd-Head-Hash"), &hash)) head_hash = hash;
+}
+
+// A page that did not arrive whole is asked for again (kIOError); one
+// that arrived whole but stops short of the head it announced disagrees
+// with itself (kCorruption).
+Status ReplicaFollower::Page::Check(const httplib::Result& res, const RawFrameReader& reader,
+                                    uint64_t after) const {
   if (!res)
     return Status::IOError("the primary did not answer: " + httplib::to_string(res.error()));
   if (status != 200) {
@@ -131,14 +184,14 @@ Result<uint64_t> ReplicaFollower::FetchPage(httplib::Client& client) {
   if (Status whole = reader.Finish(); !whole.ok()) {
     return Status::IOError("the primary's answer was cut short: " + whole.message());
   }
-  if (primary_head < store_->head().seq) {
-    return Status::Corruption("the primary's head is seq " + std::to_string(primary_head) +
-                              ", behind this log's " + std::to_string(store_->head().seq));
+  if (!head_hash) return Status::IOError("the primary's answer has no Okrd-Head-Hash");
+  const uint64_t due = std::min(head, after + kMaxRawEvents);
+  if (due > after && reader.next_seq() <= due) {
+    return Status::Corruption("the primary's answer ends before seq " +
+                              std::to_string(reader.next_seq()) + ", short of its head " +
+                              std::to_string(head));
   }
-  State now = state();
-  now.primary_head = primary_head;
-  Set(now);
-  return stored;
+  return Status::Ok();
 }
 
 }  // namespace okr::api

@@ -8,21 +8,33 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
+#include "api/routes/raw_frames.h"
 #include "eventstore/base/status.h"
 #include "eventstore/event_store.h"
 
 namespace httplib {
 class Client;
-}
+class Result;
+struct Response;
+}  // namespace httplib
 
 namespace okr::api {
 
 class ReplicaFollower {
  public:
+  struct State {
+    uint64_t primary_head = 0;                // the primary's head as it last said (Okrd-Head-Seq)
+    int64_t primary_head_recorded_at_us = 0;  // that head's recordedAt (Okrd-Head-Recorded-At)
+    bool connected = false;                   // the last page was fetched whole
+    bool diverged = false;  // the primary's history disagrees with this log: stopped
+    std::string problem;    // why diverged, or the last failure while connected is false
+  };
   struct Options {
     std::string primary;  // the primary's base URL, http://host:port
     std::string token;    // a bearer token of the primary's replica role
@@ -30,12 +42,10 @@ class ReplicaFollower {
     // (doubled after each one in a row, up to max_backoff).
     std::chrono::milliseconds poll{50};
     std::chrono::milliseconds max_backoff{5000};
-  };
-  struct State {
-    uint64_t primary_head = 0;  // the primary's head as it last said (Okrd-Head-Seq)
-    bool connected = false;     // the last page was fetched whole
-    bool diverged = false;      // the primary's history disagrees with this log: stopped
-    std::string problem;        // why diverged, or the last failure while connected is false
+    // Called, on the follower's thread, with the new state when
+    // `connected` or `diverged` changes or a first problem appears; it
+    // must not call the follower.
+    std::function<void(const State&)> on_change;
   };
 
   // Starts following on a thread of its own.
@@ -46,9 +56,27 @@ class ReplicaFollower {
   ReplicaFollower& operator=(const ReplicaFollower&) = delete;
 
   State state() const;
+  // How far this log is behind the primary's head as last heard (SPEC §9):
+  // events, and the time between the two heads' recordedAt (0 when caught up).
+  struct Lag {
+    uint64_t events = 0;
+    double seconds = 0;
+  };
+  Lag lag() const;
+  const std::string& primary() const { return options_.primary; }
 
  private:
   void Run();
+  // What one answer of the raw route said of itself.
+  struct Page {
+    int status = 0;
+    uint64_t head = 0;  // Okrd-Head-Seq
+    int64_t head_recorded_at_us = 0;
+    std::optional<Hash> head_hash;
+    std::string refusal;  // the start of a refusal's body
+    void Read(const httplib::Response& r);
+    Status Check(const httplib::Result& res, const RawFrameReader& reader, uint64_t after) const;
+  };
   // One page of the primary's log after this log's head: how many events
   // it stored, or why not (kCorruption: the histories disagree).
   Result<uint64_t> FetchPage(httplib::Client& client);

@@ -188,6 +188,7 @@ std::string Server::Routes::NextRequestId(const httplib::Request& req) {
 const char* Server::Routes::UnhealthyStatus() const {
   if (store_->BackgroundCheck().state == LogCheck::State::kDamaged) return "corrupt";
   if (projector_->is_stuck()) return "stuck";
+  if (Diverged()) return "diverged";
   return nullptr;
 }
 
@@ -241,6 +242,10 @@ bool Server::Routes::Authenticate(Call& c, const TokenTable* tokens) {
 }
 
 bool Server::Routes::AdmitWrite(Call& c, const TokenTable* tokens) {
+  if (options_.replica) {
+    FailOnReplica(c, 403, "read_only_replica", "send writes to the primary");
+    return false;
+  }
   if (!tokens || options_.refuse_writes) {
     c.Fail(403, options_.refuse_writes ? "this okrd serves a log read-only (--read-only-forensics)"
                                        : "this okrd is read-only (started without --tokens)");

@@ -16,6 +16,7 @@
 #include "api/backup_root.h"
 #include "api/log.h"
 #include "api/metrics.h"
+#include "api/replica.h"
 #include "api/streams.h"
 #include "eventstore/checkpoint.h"
 #include "eventstore/event_store.h"
@@ -83,6 +84,12 @@ struct ServerOptions {
   // The webhooks' registry and deliveries (SPEC §8), which outlive the
   // server; null (forensics): the webhook routes answer 503.
   webhooks::Webhooks* webhooks = nullptr;
+  // A read replica's copy of its primary's log (SPEC §9), which outlives
+  // the server; null on a primary. On a replica writes and the webhook
+  // routes answer 403 read_only_replica naming the primary, checkpoints
+  // 404 not_signed_here (signing_key is null), and the log's key is the
+  // one its log.signing_key event records.
+  const ReplicaFollower* replica = nullptr;
 };
 
 class Server {

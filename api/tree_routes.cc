@@ -6,6 +6,7 @@
 #include <string>
 
 #include "api/handler.h"
+#include "api/log_key.h"
 #include "eventstore/event_json.h"
 
 namespace okr::api {
@@ -80,6 +81,14 @@ Result<json> Server::Routes::CheckpointJson(uint64_t size) {
 }
 
 void Server::Routes::GetLogKey(Call& c) {
+  if (options_.replica) {
+    // The primary's key, as the log this replica copied records it.
+    auto recorded = FindRecordedKey(*store_);
+    if (!recorded.ok()) return c.Fail(recorded.status());
+    if (!*recorded) return c.Fail(503, "this replica has not yet copied the log's key");
+    c.res.status = 200;
+    return c.res.set_content((*recorded)->verifier.vkey() + "\n", "text/plain; charset=utf-8");
+  }
   if (options_.signing_key == nullptr) return c.Fail(503, kNoKey);
   c.res.status = 200;
   c.res.set_content(options_.signing_key->Verifier(options_.origin).vkey() + "\n",
@@ -92,6 +101,10 @@ void Server::Routes::GetCheckpoint(Call& c) {
   const uint64_t head = store_->head().seq;
   auto size = TreeParam(c, "size", 1, head, head, head);
   if (!size) return;
+  if (options_.replica) {
+    return FailOnReplica(c, 404, "not_signed_here",
+                         "a replica signs no checkpoints; ask the primary");
+  }
   if (options_.signing_key == nullptr) return c.Fail(503, kNoKey);
   Hash root{};
   auto note = SignedNote(*size, &root);

@@ -14,6 +14,10 @@ using nlohmann::json;
 // Admins only, and only where okrd delivers webhooks; else answers.
 bool Server::Routes::AdmitWebhooks(Call& c) {
   assert(c.principal.has_value());  // Admit let only a token through
+  if (options_.replica) {
+    FailOnReplica(c, 403, "read_only_replica", "webhooks are kept and delivered by the primary");
+    return false;
+  }
   if (c.principal->role != Role::kAdmin) {
     c.Fail(403, "webhooks need the admin role");
     return false;

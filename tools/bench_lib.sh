@@ -33,16 +33,20 @@ need_wrk() {
 # key results, four check-ins).
 generate() { bash "$root/tools/bench_rows.sh" "$(( $1 * 4 / 9 ))" "$2"; }
 
-# A tokens file with an admin and an auditor; prints the two tokens.
-tokens() {  # file
-  local admin auditor
+# A tokens file with an admin and an auditor, and with a second argument
+# a replica too; prints the tokens in that order.
+tokens() {  # file [replica]
+  local admin auditor replica entries
   admin="scale-admin-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
   auditor="scale-auditor-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
-  printf '[{"actor":"bench","role":"admin","units":[],"token_sha256":"%s"},{"actor":"auditor","role":"auditor","units":[],"token_sha256":"%s"}]\n' \
-    "$(printf '%s' "$admin" | sha256sum | cut -d' ' -f1)" \
-    "$(printf '%s' "$auditor" | sha256sum | cut -d' ' -f1)" > "$1"
+  replica="scale-replica-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+  entry() { printf '{"actor":"%s","role":"%s","units":[],"token_sha256":"%s"}' "$1" "$2" \
+    "$(printf '%s' "$3" | sha256sum | cut -d' ' -f1)"; }
+  entries="$(entry bench admin "$admin"),$(entry auditor auditor "$auditor")"
+  [ -n "${2:-}" ] && entries="$entries,$(entry replica replica "$replica")"
+  echo "[$entries]" > "$1"
   chmod 600 "$1"
-  echo "$admin $auditor"
+  if [ -n "${2:-}" ]; then echo "$admin $auditor $replica"; else echo "$admin $auditor"; fi
 }
 
 # Starts a server writing to $work/NAME.out; prints its pid, then its port

@@ -1,0 +1,407 @@
+// Read replicas as real processes (SPEC §9): a primary, replicas started
+// with --replica-of, and a proxy between them that can lose the primary or
+// tamper with what it sends.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "eventstore/event_store.h"
+#include "tests/okrd_story.h"
+#include "tests/test_support.h"
+
+namespace okr::testing {
+namespace {
+
+std::string UrlOf(const Okrd& s) { return "http://127.0.0.1:" + std::to_string(s.port()); }
+
+// A file holding `token` on its first line, with `mode`.
+void WriteTokenFile(const std::string& path, const std::string& token, mode_t mode = 0600) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  ASSERT_GE(fd, 0);
+  std::string text = token + "\n";
+  ASSERT_EQ(::write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+  ::close(fd);
+  ASSERT_EQ(::chmod(path.c_str(), mode), 0);
+}
+
+// A replica's options: the story's tokens, and the primary at `url`.
+OkrdOptions ReplicaOf(const std::string& url, const std::string& token_file) {
+  return WithTokens({"--replica-of", url, "--replica-token", token_file});
+}
+
+// Between a replica and its primary: forwards every GET to the primary's
+// port of the moment and, when told, damages one frame of the raw route's
+// answers (SPEC §8 frames: an 8-byte seq, a 4-byte length, the bytes).
+class Proxy {
+ public:
+  enum class Tamper { kNone, kFlipByte, kDrop, kSwap };
+
+  explicit Proxy(int upstream) : upstream_(upstream) {
+    server_.Get(".*", [this](const httplib::Request& req, httplib::Response& res) {
+      httplib::Client client("127.0.0.1", upstream_.load());
+      httplib::Headers headers;
+      if (req.has_header("Authorization")) {
+        headers.emplace("Authorization", req.get_header_value("Authorization"));
+      }
+      auto r = client.Get(req.target, headers);
+      if (!r) {
+        res.status = 502;
+        return;
+      }
+      res.status = r->status;
+      for (const char* name : {"Okrd-Head-Seq", "Okrd-Head-Hash", "Okrd-Head-Recorded-At"}) {
+        if (r->has_header(name)) res.set_header(name, r->get_header_value(name));
+      }
+      std::string body = r->body;
+      if (req.path == "/v1/events/raw" && r->status == 200) body = Damaged(std::move(body));
+      res.set_content(body, r->get_header_value("Content-Type"));
+    });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    // Bound already: connections wait in the backlog until it listens.
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+  }
+  ~Proxy() {
+    server_.stop();
+    thread_.join();
+  }
+
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  void SetUpstream(int port) { upstream_ = port; }
+  // From now on, damages the frame of `seq` (and, for kSwap, the next
+  // one) whenever an answer holds it.
+  void Set(Tamper tamper, uint64_t seq) {
+    std::lock_guard<std::mutex> lock(mu_);
+    tamper_ = tamper;
+    seq_ = seq;
+  }
+
+ private:
+  struct Frame {
+    uint64_t seq;
+    std::string whole;  // header and bytes
+  };
+
+  std::string Damaged(std::string body) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (tamper_ == Tamper::kNone) return body;
+    std::vector<Frame> frames;
+    for (size_t at = 0; at + 12 <= body.size();) {
+      uint64_t seq = 0;
+      uint32_t length = 0;
+      for (int i = 0; i < 8; ++i) seq = seq << 8 | static_cast<unsigned char>(body[at + i]);
+      for (int i = 8; i < 12; ++i) length = length << 8 | static_cast<unsigned char>(body[at + i]);
+      frames.push_back({seq, body.substr(at, 12 + length)});
+      at += 12 + length;
+    }
+    std::string out;
+    for (size_t i = 0; i < frames.size(); ++i) {
+      Frame& f = frames[i];
+      if (f.seq == seq_ && tamper_ == Tamper::kFlipByte) f.whole[f.whole.size() / 2] ^= 0x01;
+      if (f.seq == seq_ && tamper_ == Tamper::kDrop) continue;
+      if (f.seq == seq_ && tamper_ == Tamper::kSwap && i + 1 < frames.size()) {
+        std::swap(f, frames[i + 1]);
+      }
+      out += f.whole;
+    }
+    return out;
+  }
+
+  httplib::Server server_;
+  std::thread thread_;
+  int port_ = 0;
+  std::atomic<int> upstream_;
+  std::mutex mu_;
+  Tamper tamper_ = Tamper::kNone;
+  uint64_t seq_ = 0;
+};
+
+// The whole log as GET /v1/events/raw serves it: the exact stored bytes.
+std::string RawLog(const Okrd& s) {
+  Reply r = s.Get("/v1/events/raw?after=0&limit=100000", kAuditor.token);
+  EXPECT_EQ(r.status, 200) << r;
+  return r.body;
+}
+
+bool CaughtUp(const Okrd& replica, uint64_t head) {
+  Reply h = replica.Get("/healthz");
+  return h.status == 200 && h.u("head_seq") == head && h.u("projected_seq") == head;
+}
+
+// What every read route answers at `head`, route by route.
+std::vector<std::pair<std::string, std::string>> Reads(const Okrd& s, uint64_t head) {
+  const std::string at = "as_of=" + std::to_string(head);
+  const std::string h = std::to_string(head);
+  const std::vector<std::pair<std::string, const Token*>> paths = {
+      {"/v1/units?" + at, nullptr},
+      {"/v1/units/hr?" + at, nullptr},
+      {"/v1/cycles?" + at, nullptr},
+      {"/v1/cycles/q-now?" + at, nullptr},
+      {"/v1/objectives?cycle=q-now&include_archived=true&" + at, nullptr},
+      {"/v1/objectives/hr-hiring?" + at, nullptr},
+      {"/v1/key-results/kr-time-to-hire?" + at, nullptr},
+      {"/v1/key-results/kr-hires/check-ins?" + at, nullptr},
+      {"/v1/cascade?cycle=q-now&" + at, nullptr},
+      {"/v1/lint?cycle=q-now&" + at, nullptr},
+      {"/v1/diff?from=1&to=" + h, &kAuditor},
+      {"/v1/events?after=0&limit=1000", &kAuditor},
+      {"/v1/history/kr-hires", &kAuditor},
+      {"/v1/audit/verify", &kAuditor},
+      {"/v1/log/key", nullptr},
+      {"/v1/log/proof/inclusion?seq=7&size=" + h, nullptr},
+      {"/v1/log/proof/consistency?from=9&to=" + h, nullptr},
+  };
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& [path, who] : paths) {
+    Reply r = s.Get(path, who ? who->token : "");
+    EXPECT_EQ(r.status, 200) << path << ": " << r;
+    out.emplace_back(path, std::to_string(r.status) + " " + r.header("ETag") + "\n" + r.body);
+  }
+  return out;
+}
+
+TEST(OkrdReplica, TwoReplicasOfThirtyTwoWritersAnswerEveryReadAsThePrimaryDoes) {
+  Okrd primary(WithTokens());
+  ASSERT_TRUE(primary.Start());
+  TempDir dir;
+  WriteTokenFile(dir.Sub("replica.token"), kReplica.token);
+  Okrd r1(ReplicaOf(UrlOf(primary), dir.Sub("replica.token")));
+  Okrd r2(ReplicaOf(UrlOf(primary), dir.Sub("replica.token")));
+  ASSERT_TRUE(r1.Start()) << r1.LogTail();
+  ASSERT_TRUE(r2.Start()) << r2.LogTail();
+  BuildStory(primary);
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 32; ++w) {
+    writers.emplace_back([&primary, w] {
+      for (int i = 0; i < 8; ++i) {
+        std::string id = "team-" + std::to_string(w) + "-" + std::to_string(i);
+        Want(primary.Post("/v1/units",
+                          {{"id", id}, {"kind", "team"}, {"name", id}, {"parent", "hr"}},
+                          kAdmin.token),
+             201);
+      }
+    });
+  }
+  for (std::thread& t : writers) t.join();
+  const uint64_t head = primary.HeadSeq();
+  for (const Okrd* r : {&r1, &r2}) {
+    ASSERT_TRUE(WaitFor([&] { return CaughtUp(*r, head); }, 120)) << r->Get("/healthz");
+  }
+  const auto want = Reads(primary, head);
+  for (const Okrd* r : {&r1, &r2}) {
+    const auto got = Reads(*r, head);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < want.size(); ++i) {
+      EXPECT_TRUE(got[i] == want[i]) << want[i].first << " differs on the replica:\n"
+                                     << got[i].second.substr(0, 400) << "\nthe primary:\n"
+                                     << want[i].second.substr(0, 400);
+    }
+  }
+  EXPECT_EQ(RawLog(r1), RawLog(primary));
+  EXPECT_EQ(RawLog(r2), RawLog(primary));
+  // A review carries the checkpoint its server signed: a replica signs none.
+  json review =
+      Want(primary.Get("/v1/cycles/q-now/review?as_of=" + std::to_string(head)), 200).json;
+  json copied = Want(r1.Get("/v1/cycles/q-now/review?as_of=" + std::to_string(head)), 200).json;
+  EXPECT_TRUE(review["checkpoint"].is_object());
+  EXPECT_TRUE(copied["checkpoint"].is_null());
+  review.erase("checkpoint");
+  copied.erase("checkpoint");
+  EXPECT_EQ(copied, review);
+
+  Reply health = Want(r1.Get("/healthz"), 200);
+  EXPECT_EQ(health.json["role"], "replica");
+  EXPECT_EQ(health.json["primary"], UrlOf(primary));
+  EXPECT_EQ(health.json["lag_events"], 0);
+  EXPECT_EQ(health.json["lag_seconds"], 0);
+  EXPECT_EQ(health.json["connected"], true);
+  EXPECT_EQ(Want(primary.Get("/healthz"), 200).json["role"], "primary");
+  std::string metrics = Want(r2.Get("/metrics"), 200).body;
+  EXPECT_NE(metrics.find("okrd_role{role=\"replica\",primary=\"" + UrlOf(primary) + "\"} 1"),
+            std::string::npos);
+  EXPECT_NE(metrics.find("\nokrd_replica_lag_events 0\n"), std::string::npos);
+  EXPECT_NE(metrics.find("okrd_status{status=\"ok\"} 1"), std::string::npos);
+}
+
+TEST(OkrdReplica, WritesWebhooksAndCheckpointsAreRefusedNamingThePrimary) {
+  Okrd primary(WithTokens());
+  ASSERT_TRUE(primary.Start());
+  PlanAcmeAndCycle(primary, kAdmin.token, 30);
+  TempDir dir;
+  WriteTokenFile(dir.Sub("replica.token"), kReplica.token);
+  Okrd replica(ReplicaOf(UrlOf(primary), dir.Sub("replica.token")));
+  ASSERT_TRUE(replica.Start()) << replica.LogTail();
+  const uint64_t head = primary.HeadSeq();
+  ASSERT_TRUE(WaitFor([&] { return CaughtUp(replica, head); }, 60));
+
+  Reply write =
+      replica.Post("/v1/units", {{"id", "x"}, {"kind", "team"}, {"name", "X"}}, kAdmin.token);
+  EXPECT_EQ(write.status, 403) << write;
+  EXPECT_EQ(write.code(), "read_only_replica");
+  EXPECT_EQ(write.json["error"]["primary"], UrlOf(primary));
+  Reply hooks = replica.Get("/v1/webhooks", kAdmin.token);
+  EXPECT_EQ(hooks.status, 403) << hooks;
+  EXPECT_EQ(hooks.code(), "read_only_replica");
+  Reply checkpoint = replica.Get("/v1/log/checkpoint");
+  EXPECT_EQ(checkpoint.status, 404) << checkpoint;
+  EXPECT_EQ(checkpoint.code(), "not_signed_here");
+  EXPECT_EQ(checkpoint.json["error"]["primary"], UrlOf(primary));
+  // The log's key is the primary's, as the copied log records it.
+  EXPECT_EQ(Want(replica.Get("/v1/log/key"), 200).body, Want(primary.Get("/v1/log/key"), 200).body);
+  EXPECT_EQ(replica.HeadSeq(), head);
+  EXPECT_EQ(primary.HeadSeq(), head);
+}
+
+TEST(OkrdReplica, ATokenFileOthersMayReadRefusesStart) {
+  TempDir dir;
+  WriteTokenFile(dir.Sub("replica.token"), kReplica.token, 0644);
+  Okrd replica(ReplicaOf("http://127.0.0.1:9", dir.Sub("replica.token")));
+  EXPECT_FALSE(replica.Start());
+  EXPECT_NE(replica.LogTail().find("0644"), std::string::npos) << replica.LogTail();
+}
+
+// A primary whose log already holds `events` units, written straight into
+// its data directory before it starts.
+void FillLog(const Okrd& primary, int events) {
+  auto store = EventStore::Open(primary.data_dir());
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  for (int done = 0; done < events;) {
+    AppendRequest request;
+    for (; done < events && request.events.size() < kMaxEventsPerAppend; ++done) {
+      request.events.push_back(UnitCreatedDraft("admin", "u-" + std::to_string(done), "Unit"));
+    }
+    ASSERT_TRUE((*store)->Append(std::move(request)).ok());
+  }
+}
+
+TEST(OkrdReplica, KilledMidCatchUpItResumesWithNoGapAndNoDuplicate) {
+  Okrd primary(WithTokens());
+  FillLog(primary, 200'000);
+  ASSERT_TRUE(primary.Start()) << primary.LogTail();
+  const uint64_t head = primary.HeadSeq();
+  TempDir dir;
+  WriteTokenFile(dir.Sub("replica.token"), kReplica.token);
+  Okrd replica(ReplicaOf(UrlOf(primary), dir.Sub("replica.token")));
+  ASSERT_TRUE(replica.Start()) << replica.LogTail();
+  uint64_t copied = 0;
+  WaitFor([&] {
+    copied = replica.Get("/healthz").u("head_seq");
+    return copied > 0;
+  });
+  ASSERT_TRUE(replica.Kill());
+  EXPECT_LT(copied, head) << "the replica caught up before it could be killed in the middle";
+  ASSERT_TRUE(replica.Start()) << replica.LogTail();
+  ASSERT_TRUE(WaitFor([&] { return CaughtUp(replica, head); }, 120)) << replica.Get("/healthz");
+  EXPECT_EQ(RawLog(replica), RawLog(primary));
+  EXPECT_TRUE(Want(replica.Get("/v1/audit/verify", kAuditor.token), 200).json["ok"].get<bool>());
+}
+
+TEST(OkrdReplica, ThePrimaryKilledAndBackItFollowsOnFromItsHead) {
+  Okrd primary(WithTokens());
+  ASSERT_TRUE(primary.Start());
+  PlanAcmeAndCycle(primary, kAdmin.token, 30);
+  Proxy proxy(primary.port());
+  TempDir dir;
+  WriteTokenFile(dir.Sub("replica.token"), kReplica.token);
+  Okrd replica(ReplicaOf(proxy.url(), dir.Sub("replica.token")));
+  ASSERT_TRUE(replica.Start()) << replica.LogTail();
+  ASSERT_TRUE(WaitFor([&] { return CaughtUp(replica, primary.HeadSeq()); }, 60));
+  // Acknowledged writes, then the primary dies.
+  for (int i = 0; i < 20; ++i) {
+    std::string id = "t" + std::to_string(i);
+    Want(primary.Post("/v1/units", {{"id", id}, {"kind", "team"}, {"name", id}, {"parent", "acme"}},
+                      kAdmin.token),
+         201);
+  }
+  ASSERT_TRUE(primary.Kill());
+  ASSERT_TRUE(WaitFor([&] { return !replica.Get("/healthz").json.value("connected", true); }, 60));
+  // The replica keeps answering what it holds.
+  Reply health = Want(replica.Get("/healthz"), 200);
+  EXPECT_EQ(health.json["status"], "ok");
+  Want(replica.Get("/v1/units/acme"), 200);
+  ASSERT_TRUE(primary.Start()) << primary.LogTail();
+  proxy.SetUpstream(primary.port());
+  Want(primary.Post("/v1/units",
+                    {{"id", "after"}, {"kind", "team"}, {"name", "A"}, {"parent", "acme"}},
+                    kAdmin.token),
+       201);
+  ASSERT_TRUE(WaitFor([&] { return CaughtUp(replica, primary.HeadSeq()); }, 60))
+      << replica.Get("/healthz");
+  EXPECT_EQ(RawLog(replica), RawLog(primary));
+  EXPECT_TRUE(Want(replica.Get("/healthz"), 200).json["connected"].get<bool>());
+}
+
+// A way to damage the primary's answer, and which of ten new events it hits.
+struct Damage {
+  Proxy::Tamper tamper;
+  uint64_t nth;  // 1 to 10
+  const char* name;
+};
+
+class OkrdReplicaTampered : public ::testing::TestWithParam<Damage> {};
+
+TEST_P(OkrdReplicaTampered, ItRefusesReportsDivergedAndServesItsLastGoodState) {
+  Okrd primary(WithTokens());
+  ASSERT_TRUE(primary.Start());
+  PlanAcmeAndCycle(primary, kAdmin.token, 30);
+  Proxy proxy(primary.port());
+  TempDir dir;
+  WriteTokenFile(dir.Sub("replica.token"), kReplica.token);
+  Okrd replica(ReplicaOf(proxy.url(), dir.Sub("replica.token")));
+  ASSERT_TRUE(replica.Start()) << replica.LogTail();
+  const uint64_t good = primary.HeadSeq();
+  ASSERT_TRUE(WaitFor([&] { return CaughtUp(replica, good); }, 60));
+  const std::string good_units = Want(replica.Get("/v1/units"), 200).body;
+
+  // Ten events the replica meets in one answer, one of them damaged.
+  ASSERT_TRUE(replica.Stop());
+  const uint64_t damaged = good + GetParam().nth;
+  proxy.Set(GetParam().tamper, damaged);
+  for (int i = 0; i < 10; ++i) {
+    std::string id = "t" + std::to_string(i);
+    Want(primary.Post("/v1/units", {{"id", id}, {"kind", "team"}, {"name", id}, {"parent", "acme"}},
+                      kAdmin.token),
+         201);
+  }
+  ASSERT_TRUE(replica.Start()) << replica.LogTail();
+  ASSERT_TRUE(WaitFor([&] { return replica.Get("/healthz").status == 503; }, 60))
+      << replica.Get("/healthz");
+  Reply health = replica.Get("/healthz");
+  EXPECT_EQ(health.json["status"], "diverged") << health;
+  EXPECT_FALSE(health.json["problem"].is_null()) << health;
+  EXPECT_LT(health.u("head_seq"), damaged) << health;
+  // Nothing bad is stored: what it holds is the primary's log, cut short.
+  const std::string held = RawLog(replica);
+  EXPECT_EQ(held, RawLog(primary).substr(0, held.size()));
+  EXPECT_TRUE(Want(replica.Get("/v1/audit/verify", kAuditor.token), 200).json["ok"].get<bool>());
+  // It keeps serving its last good state, and says it diverged.
+  Reply units = Want(replica.Get("/v1/units"), 200);
+  EXPECT_EQ(units.header("Okrd-Status"), "diverged");
+  if (health.u("head_seq") == good) {
+    EXPECT_EQ(units.body, good_units);
+  }
+  EXPECT_NE(ReadFile(replica.log_path()).find("replica_diverged"), std::string::npos);
+  EXPECT_NE(Want(replica.Get("/metrics"), 200).body.find("okrd_status{status=\"diverged\"} 1"),
+            std::string::npos);
+}
+
+// The newest event has no successor to name its hash: the primary's
+// Okrd-Head-Hash vouches for it.
+INSTANTIATE_TEST_SUITE_P(
+    Tampering, OkrdReplicaTampered,
+    ::testing::Values(Damage{Proxy::Tamper::kFlipByte, 3, "AFlippedByte"},
+                      Damage{Proxy::Tamper::kFlipByte, 10, "AFlippedByteInTheNewestEvent"},
+                      Damage{Proxy::Tamper::kDrop, 3, "ADroppedEvent"},
+                      Damage{Proxy::Tamper::kDrop, 10, "TheNewestEventDropped"},
+                      Damage{Proxy::Tamper::kSwap, 3, "TwoEventsSwapped"}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+}  // namespace
+}  // namespace okr::testing

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Read replicas at size (docs/BENCHMARKS.md, "Read replicas"). For each log
+# size it imports a generated organisation from CSV (as tools/bench_scale.sh
+# does), starts okrd on it as the primary and measures, in one run:
+#   - catch-up: a new replica (okrd --replica-of, empty data directory)
+#     started until its head is the primary's, and until it has folded it
+#     too, beside okrctl verify --data of the primary's log (the offline
+#     check of the same events: the ceiling of reading and hashing them);
+#   - lag under writes: durable POST check-ins at 32 connections on the
+#     primary (wrk) while a probe, one write at a time, times from the
+#     primary's answer to the replica's /healthz showing that seq;
+#     p50 / p99 / max of the probe, and the write throughput beside it.
+#   tools/bench_replica.sh [BUILD_DIR]              (default build)
+#   SIZES="10000 100000" SECONDS_EACH=5 tools/bench_replica.sh   (a shorter run)
+# Installs wrk (Debian) when missing. Everything happens in a fresh
+# directory under $TMPDIR (or /tmp), removed afterwards.
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+build="$(cd "${1:-$root/build}" && pwd)"
+sizes="${SIZES:-10000 100000 1000000}"
+seconds="${SECONDS_EACH:-10}"
+okrctl="$build/tools/okrctl"
+okrd="$build/api/okrd"
+source "$root/tools/bench_lib.sh"
+bench_setup replica "$okrctl" "$okrd"
+write_post_lua "$work/post.lua"
+
+health() { curl -s "$1/healthz"; }
+json_u() { sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p"; }
+
+# Seconds until the replica at $1 reports $2 in field $3 of /healthz.
+wait_for() {  # url seq field
+  local start; start=$(now)
+  until [ "$(health "$1" | json_u "$3")" = "$2" ]; do sleep 0.01; done
+  since "$start"
+}
+
+# One write on the primary at a time: ms from its answer to the replica's
+# /healthz showing its seq, one line each, until $work/stop exists.
+probe() {  # primary replica admin
+  local i=0 seq t
+  while [ ! -e "$work/stop" ]; do
+    i=$((i + 1))
+    seq=$(curl -s -X POST "$1/v1/units" -H "Authorization: Bearer $3" \
+      -H 'Content-Type: application/json' \
+      -d "{\"id\":\"probe-$i\",\"kind\":\"team\",\"name\":\"Probe\",\"parent\":\"people\"}" | json_u seq)
+    t=$(now)
+    until [ "$(health "$2" | json_u head_seq)" -ge "$seq" ] 2>/dev/null; do :; done
+    awk -v a="$t" -v b="$(now)" 'BEGIN { printf "%.1f\n", (b - a) * 1000 }'
+  done
+}
+
+echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); ${seconds} s of writes, 32 connections"
+results=()
+for size in $sizes; do
+  data="$work/data-$size"
+  generate "$size" "$work/rows.csv"
+  rows=$(( size * 4 / 9 ))
+  "$okrctl" import "$root/tools/samples/hr-org.json" --data "$data" > /dev/null
+  head=$("$okrctl" import "$work/rows.csv" --data "$data" --json | sed -n 's/.*"last_seq":\([0-9]*\).*/\1/p')
+  echo "log of $head events" >&2
+  read -r admin _ replica <<<"$(tokens "$work/tokens.json" replica)"
+  printf '%s\n' "$replica" > "$work/replica.token"
+  chmod 600 "$work/replica.token"
+
+  start=$(now)
+  "$okrctl" verify --data "$data" > /dev/null
+  verify_s=$(since "$start")
+
+  read -r primary_pid primary_port <<<"$(start_server primary "$okrd" --data "$data" \
+    --listen 127.0.0.1:0 --tokens "$work/tokens.json" --dashboard '' --log-format json)"
+  pids+=("$primary_pid")
+  primary="http://127.0.0.1:$primary_port"
+  head=$(health "$primary" | json_u head_seq)
+
+  start=$(now)
+  read -r replica_pid replica_port <<<"$(start_server replica "$okrd" --data "$work/replica-$size" \
+    --listen 127.0.0.1:0 --tokens "$work/tokens.json" --dashboard '' --log-format json \
+    --replica-of "$primary" --replica-token "$work/replica.token")"
+  pids+=("$replica_pid")
+  replica_url="http://127.0.0.1:$replica_port"
+  copied_s=$(awk -v a="$(since "$start")" -v b="$(wait_for "$replica_url" "$head" head_seq)" 'BEGIN { printf "%.2f", a + b }')
+  folded_s=$(awk -v a="$copied_s" -v b="$(wait_for "$replica_url" "$head" projected_seq)" 'BEGIN { printf "%.2f", a + b }')
+
+  rm -f "$work/stop"
+  probe "$primary" "$replica_url" "$admin" > "$work/lag.txt" &
+  prober=$!
+  writes=$(KRS="$rows" OKR_TOKEN="$admin" wrk_run "$work/post.lua" "$primary")
+  touch "$work/stop"
+  wait "$prober"
+  lag=$(sort -n "$work/lag.txt" | awk '{ v[NR] = $1 } END {
+    p99 = int(NR * 0.99 + 0.5); if (p99 < 1) p99 = 1
+    printf "%.0f %.0f %.0f %d", v[int((NR + 1) / 2)], v[p99], v[NR], NR }')
+  stop_server "$replica_pid" "$primary_pid"
+  rm -rf "$data" "$work/replica-$size"
+  results+=("$head|$verify_s|$copied_s|$folded_s|$writes|$lag")
+done
+
+printf '\n| measurement |'; for r in "${results[@]}"; do printf ' %s events |' "${r%%|*}"; done
+printf '\n|---|'; for _ in "${results[@]}"; do printf -- '---:|'; done; echo
+line() {  # label awk-program-on-fields
+  printf '| %s |' "$1"
+  for r in "${results[@]}"; do printf ' %s |' "$(echo "$r" | awk -F'|' "$2")"; done
+  echo
+}
+line "okrctl verify --data (offline): events/s" '{ printf "%.0f", $1 / $2 }'
+line "new replica, copied: events/s (s)" '{ printf "%.0f (%.2f)", $1 / $3, $3 }'
+line "new replica, copied and folded: events/s (s)" '{ printf "%.0f (%.2f)", $1 / $4, $4 }'
+line "copy / offline verify" '{ printf "%.2f", $2 / $3 }'
+line "writes on the primary meanwhile: req/s (p99 ms)" '{ split($5, a, " "); printf "%.0f (%.1f)", a[1], a[3] }'
+line "lag, answer to replica: p50 / p99 / max ms (probes)" '{ split($6, a, " "); printf "%s / %s / %s (%s)", a[1], a[2], a[3], a[4] }'

@@ -235,6 +235,9 @@ class Server::Routes {
   // --- what a read replica answers its own way (replica_routes.cc) ---
   // Refuses with `status` and `code`, naming the primary, because `why`.
   void FailOnReplica(Call& c, int status, const char* code, const std::string& why);
+  // The primary's checkpoint the replica keeps, when it is of `size` (0:
+  // of any size); else 404 not_signed_here.
+  void ServeKeptCheckpoint(Call& c, uint64_t size);
   // The role, and on a replica its primary, lag and connection, for /healthz.
   void AddRoleHealth(nlohmann::json* body) const;
   // The same for /metrics.

@@ -84,6 +84,23 @@ void AddOptions(CLI::App& app, Flags& f) {
   app.add_option("--replica-token", f.replica_token_path,
                  "With --replica-of: a file (mode 0600) whose first line is a token of the "
                  "primary's replica role");
+  app.add_option("--log-key", f.log_key,
+                 "With --replica-of: the primary's verifier key (a vkey, or @FILE holding one), "
+                 "given out of band; the copied log must record it and the primary's checkpoints "
+                 "must verify with it");
+}
+
+// --log-key's vkey, from the flag or the file it names; an error that
+// says what is wrong.
+Result<NoteVerifier> ReadLogKey(const std::string& flag) {
+  std::string vkey = flag;
+  if (!flag.empty() && flag[0] == '@') {
+    std::ifstream in(flag.substr(1));
+    if (!in || !std::getline(in, vkey)) return Status::Invalid(flag.substr(1) + " cannot be read");
+  }
+  auto parsed = ParseVkey(vkey);
+  if (!parsed.ok()) return Status::Invalid("not a vkey: " + parsed.status().message());
+  return parsed;
 }
 
 // A replica copies its log from the primary and writes nothing of its
@@ -91,8 +108,8 @@ void AddOptions(CLI::App& app, Flags& f) {
 // exit code when the flags do not go together.
 std::optional<int> CheckReplicaFlags(Flags* f) {
   if (!f->replica()) {
-    if (f->replica_token_path.empty()) return std::nullopt;
-    std::cerr << "okrd: --replica-token goes only with --replica-of\n";
+    if (f->replica_token_path.empty() && f->log_key.empty()) return std::nullopt;
+    std::cerr << "okrd: --replica-token and --log-key go only with --replica-of\n";
     return kExitUsage;
   }
   if (f->replica_of.rfind("http://", 0) != 0 && f->replica_of.rfind("https://", 0) != 0) {
@@ -110,6 +127,13 @@ std::optional<int> CheckReplicaFlags(Flags* f) {
     return kExitUsage;
   }
   f->replica_token = std::move(token.value());
+  if (f->log_key.empty()) return std::nullopt;
+  auto verifier = ReadLogKey(f->log_key);
+  if (!verifier.ok()) {
+    std::cerr << "okrd: --log-key: " << verifier.status().message() << "\n";
+    return kExitUsage;
+  }
+  f->log_verifier = std::move(verifier.value());
   return std::nullopt;
 }
 

@@ -9,6 +9,7 @@
 
 #include "api/okrd_live.h"
 #include "api/server.h"
+#include "eventstore/checkpoint.h"
 
 namespace okr::api {
 
@@ -42,6 +43,8 @@ struct Flags {
   std::string replica_of;
   std::string replica_token_path;
   std::string replica_token;
+  std::string log_key;                       // --log-key: a vkey, or @FILE holding one
+  std::optional<NoteVerifier> log_verifier;  // log_key parsed
 
   bool replica() const { return !replica_of.empty(); }
 };

@@ -404,6 +404,7 @@ std::unique_ptr<okr::api::ReplicaFollower> StartReplica(const Flags& f, Runtime&
   okr::api::ReplicaFollower::Options options;
   options.primary = f.replica_of;
   options.token = f.replica_token;
+  options.log_key = f.log_verifier;
   options.on_change = [&rt, store, primary = f.replica_of](const State& s) {
     if (s.diverged) {
       rt.Log(spdlog::level::critical, "replica_diverged",

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "api/log_key.h"
 #include "api/routes/raw_frames.h"
 #include "api/routes/request.h"
 #include "eventstore/event_codec.h"
@@ -17,6 +18,7 @@ namespace {
 constexpr int kConnectTimeoutSeconds = 5;
 constexpr int kReadTimeoutSeconds = 30;
 constexpr size_t kRefusalBytes = 300;  // of a refusal's body, kept for the state's problem
+constexpr auto kCheckpointEvery = std::chrono::seconds(1);  // at most, asking the primary to sign
 
 }  // namespace
 
@@ -58,6 +60,41 @@ void ReplicaFollower::Set(State state) {
   if (changed && options_.on_change) options_.on_change(state);
 }
 
+std::optional<ReplicaFollower::KeptCheckpoint> ReplicaFollower::checkpoint() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return checkpoint_;
+}
+
+Status ReplicaFollower::KeepCheckpoint(httplib::Client& client) {
+  const uint64_t size = store_->head().seq;
+  if (size == 0 || size != state().primary_head) return Status::Ok();
+  if (auto kept = checkpoint(); kept && kept->size == size) return Status::Ok();
+  const auto now = std::chrono::steady_clock::now();
+  if (now - checkpoint_asked_ < kCheckpointEvery) return Status::Ok();
+  checkpoint_asked_ = now;
+  OKR_ASSIGN_OR_RETURN(std::optional<RecordedKey> recorded, FindRecordedKey(*store_));
+  if (!recorded) return Status::Ok();  // the log's key is not copied yet
+  const NoteVerifier& verifier = options_.log_key ? *options_.log_key : recorded->verifier;
+  if (verifier.name != recorded->verifier.name ||
+      verifier.public_key != recorded->verifier.public_key) {
+    return Status::Corruption("the log records the key " + recorded->verifier.vkey() +
+                              ", not --log-key " + verifier.vkey());
+  }
+  const std::string what = "the primary's checkpoint of size " + std::to_string(size);
+  auto res = client.Get("/v1/log/checkpoint?size=" + std::to_string(size),
+                        {{"Authorization", "Bearer " + options_.token}});
+  if (!res || res->status != 200) return Status::IOError(what + " could not be fetched");
+  auto checkpoint = VerifyCheckpoint(res->body, verifier);
+  if (!checkpoint.ok()) return Status::Corruption(what + ": " + checkpoint.status().message());
+  OKR_ASSIGN_OR_RETURN(Hash root, store_->TreeRoot(size));
+  if (checkpoint->size != size || checkpoint->root != root) {
+    return Status::Corruption(what + " does not sign this log's tree of that size");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  checkpoint_ = KeptCheckpoint{size, root, std::move(res->body)};
+  return Status::Ok();
+}
+
 bool ReplicaFollower::Wait(std::chrono::milliseconds d) {
   std::unique_lock<std::mutex> lock(mu_);
   return !stop_cv_.wait_for(lock, d, [this] { return stopping_; });
@@ -73,6 +110,10 @@ void ReplicaFollower::Run() {
   std::chrono::milliseconds backoff = options_.poll;
   do {
     Result<uint64_t> stored = FetchPage(client);
+    if (stored.ok()) {
+      Status kept = KeepCheckpoint(client);
+      if (kept.code() == Status::Code::kCorruption) stored = kept;
+    }
     State now = state();
     if (stored.ok()) {
       backoff = options_.poll;

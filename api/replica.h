@@ -16,6 +16,7 @@
 
 #include "api/routes/raw_frames.h"
 #include "eventstore/base/status.h"
+#include "eventstore/checkpoint.h"
 #include "eventstore/event_store.h"
 
 namespace httplib {
@@ -42,6 +43,9 @@ class ReplicaFollower {
     // (doubled after each one in a row, up to max_backoff).
     std::chrono::milliseconds poll{50};
     std::chrono::milliseconds max_backoff{5000};
+    // --log-key: the verifier the primary's checkpoints must verify with,
+    // given out of band; nullopt: the one the copied log records.
+    std::optional<NoteVerifier> log_key;
     // Called, on the follower's thread, with the new state when
     // `connected` or `diverged` changes or a first problem appears; it
     // must not call the follower.
@@ -65,6 +69,16 @@ class ReplicaFollower {
   Lag lag() const;
   const std::string& primary() const { return options_.primary; }
 
+  // The newest checkpoint the primary signed of this log's tree, verified
+  // (its signature by the log's key, and its root this log's own);
+  // nullopt until one is.
+  struct KeptCheckpoint {
+    uint64_t size = 0;
+    Hash root{};
+    std::string note;
+  };
+  std::optional<KeptCheckpoint> checkpoint() const;
+
  private:
   void Run();
   // What one answer of the raw route said of itself.
@@ -80,6 +94,11 @@ class ReplicaFollower {
   // One page of the primary's log after this log's head: how many events
   // it stored, or why not (kCorruption: the histories disagree).
   Result<uint64_t> FetchPage(httplib::Client& client);
+  // At most once a second, when caught up: asks the primary to sign this
+  // log's head and keeps the checkpoint once verified. kCorruption when it
+  // does not verify (the histories or the keys disagree); other failures
+  // are left for the next time.
+  Status KeepCheckpoint(httplib::Client& client);
   // Waits `d` unless stopped first; false once stopped.
   bool Wait(std::chrono::milliseconds d);
   void Set(State state);
@@ -90,6 +109,8 @@ class ReplicaFollower {
   std::condition_variable stop_cv_;
   bool stopping_ = false;
   State state_;
+  std::optional<KeptCheckpoint> checkpoint_;                // guarded by mu_
+  std::chrono::steady_clock::time_point checkpoint_asked_;  // the follower's thread only
   std::thread thread_;
 };
 

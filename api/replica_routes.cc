@@ -18,6 +18,21 @@ void Server::Routes::FailOnReplica(Call& c, int status, const char* code, const 
   c.Send(status, body);
 }
 
+void Server::Routes::ServeKeptCheckpoint(Call& c, uint64_t size) {
+  auto kept = options_.replica->checkpoint();
+  if (!kept || (size != 0 && kept->size != size)) {
+    return FailOnReplica(c, 404, "not_signed_here",
+                         size != 0 ? "it holds no checkpoint of size " + std::to_string(size) +
+                                         " signed by the primary (it keeps the newest only); "
+                                         "ask the primary"
+                                   : "it holds no checkpoint signed by the primary yet; ask the "
+                                     "primary");
+  }
+  c.res.status = 200;
+  c.res.set_content(kept->note, "text/plain; charset=utf-8");
+  c.TagState(kept->size);
+}
+
 void Server::Routes::AddRoleHealth(json* body) const {
   if (options_.replica == nullptr) {
     (*body)["role"] = "primary";

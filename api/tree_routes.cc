@@ -101,10 +101,7 @@ void Server::Routes::GetCheckpoint(Call& c) {
   const uint64_t head = store_->head().seq;
   auto size = TreeParam(c, "size", 1, head, head, head);
   if (!size) return;
-  if (options_.replica) {
-    return FailOnReplica(c, 404, "not_signed_here",
-                         "a replica signs no checkpoints; ask the primary");
-  }
+  if (options_.replica) return ServeKeptCheckpoint(c, c.req.has_param("size") ? *size : 0);
   if (options_.signing_key == nullptr) return c.Fail(503, kNoKey);
   Hash root{};
   auto note = SignedNote(*size, &root);

@@ -30,7 +30,7 @@ EventStore::Impl::Outcome EventStore::Impl::ProcessStored(std::vector<StoredEven
   assert(!stored.empty());
   Head head = state->head;
   std::unordered_map<std::string, uint64_t> versions;  // this append's, so far
-  std::vector<std::string> created;
+  std::unordered_set<std::string> created;
   std::vector<StoredLink> links;
   links.reserve(stored.size());
   EventScratch scratch;
@@ -38,7 +38,7 @@ EventStore::Impl::Outcome EventStore::Impl::ProcessStored(std::vector<StoredEven
     auto link = CheckStored(event, head, *state, versions, created, &scratch);
     if (!link.ok()) return {link.status(), false};
     versions[link->entity] = link->version;
-    if (!link->created_id.empty()) created.push_back(link->created_id);
+    if (!link->created_id.empty()) created.insert(link->created_id);
     head.seq = event.seq;
     head.hash = Sha256(event.bytes);
     head.recorded_at_us = link->recorded_at_us;
@@ -51,7 +51,7 @@ EventStore::Impl::Outcome EventStore::Impl::ProcessStored(std::vector<StoredEven
   }
   state->head = head;
   for (auto& [entity, version] : versions) state->overlay[entity] = version;
-  for (std::string& id : created) state->ids.insert(std::move(id));
+  state->ids.merge(created);
   assert(state->frontier.size() == head.seq);
   return {result, true};
 }
@@ -61,7 +61,7 @@ EventStore::Impl::Outcome EventStore::Impl::ProcessStored(std::vector<StoredEven
 Result<EventStore::Impl::StoredLink> EventStore::Impl::CheckStored(
     const StoredEvent& event, const Head& head, const BatchState& state,
     const std::unordered_map<std::string, uint64_t>& versions,
-    const std::vector<std::string>& created, EventScratch* scratch) {
+    const std::unordered_set<std::string>& created, EventScratch* scratch) {
   const uint64_t seq = event.seq;
   if (seq != head.seq + 1) {
     return Diverges(seq, "the next seq here is " + std::to_string(head.seq + 1));
@@ -82,11 +82,20 @@ Result<EventStore::Impl::StoredLink> EventStore::Impl::CheckStored(
   if (link.entity.empty() || link.entity.find(format::kStreamSeparator) != std::string::npos) {
     return Diverges(seq, "its entity is empty or holds NUL");
   }
+  link.created_id = CreatedId(ev);
+  if (!link.created_id.empty()) {
+    OKR_ASSIGN_OR_RETURN(const bool taken, IdTaken(link.created_id, state.ids, created));
+    if (taken) return Diverges(seq, "id " + link.created_id + " is already taken");
+  }
+  // An event that creates its own entity, with an id nothing has taken,
+  // finds no stream of it: every stream's entity has its id taken.
   uint64_t current = 0;
-  if (auto it = versions.find(link.entity); it != versions.end()) {
-    current = it->second;
-  } else {
-    OKR_ASSIGN_OR_RETURN(current, CurrentVersion(link.entity, state.overlay));
+  if (link.created_id != link.entity) {
+    if (auto it = versions.find(link.entity); it != versions.end()) {
+      current = it->second;
+    } else {
+      OKR_ASSIGN_OR_RETURN(current, CurrentVersion(link.entity, state.overlay));
+    }
   }
   if (ev.getVersion() != current + 1) {
     return Diverges(seq, link.entity + " is at version " + std::to_string(current) +
@@ -94,11 +103,6 @@ Result<EventStore::Impl::StoredLink> EventStore::Impl::CheckStored(
   }
   link.version = ev.getVersion();
   link.recorded_at_us = ev.getRecordedAt();
-  link.created_id = CreatedId(ev);
-  if (!link.created_id.empty()) {
-    OKR_ASSIGN_OR_RETURN(const bool taken, IdTaken(link.created_id, state.ids, created));
-    if (taken) return Diverges(seq, "id " + link.created_id + " is already taken");
-  }
   return link;
 }
 

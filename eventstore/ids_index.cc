@@ -74,14 +74,14 @@ Status EventStore::Impl::IndexIds() {
 // again on the newer state, where it is refused as taken.
 Status EventStore::Impl::CheckNewIds(std::vector<EventDraft>& drafts,
                                      const std::unordered_set<std::string>& batch_ids,
-                                     std::vector<std::string>* created) {
+                                     std::unordered_set<std::string>* created) {
   assert(created->empty());
   for (EventDraft& draft : drafts) {
     std::string id(CreatedId(draft.event().asReader()));
     if (id.empty()) continue;
     OKR_ASSIGN_OR_RETURN(const bool taken, IdTaken(id, batch_ids, *created));
     if (taken) return Status::VersionMismatch("id " + id + " is already taken", "id");
-    created->push_back(std::move(id));
+    created->insert(std::move(id));
   }
   assert(created->size() <= drafts.size());
   return Status::Ok();
@@ -91,10 +91,8 @@ Status EventStore::Impl::CheckNewIds(std::vector<EventDraft>& drafts,
 // (`batch_ids`) or by an earlier event of this one (`created`).
 Result<bool> EventStore::Impl::IdTaken(const std::string& id,
                                        const std::unordered_set<std::string>& batch_ids,
-                                       const std::vector<std::string>& created) const {
-  if (batch_ids.count(id) > 0 || std::find(created.begin(), created.end(), id) != created.end()) {
-    return true;
-  }
+                                       const std::unordered_set<std::string>& created) const {
+  if (batch_ids.count(id) > 0 || created.count(id) > 0) return true;
   std::string ignored;
   rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), ids_, id, &ignored);
   if (!got.ok() && !got.IsNotFound()) return FromRocks(got);

@@ -200,7 +200,8 @@ class EventStore::Impl {
   Result<StoredLink> CheckStored(const StoredEvent& event, const Head& head,
                                  const BatchState& state,
                                  const std::unordered_map<std::string, uint64_t>& versions,
-                                 const std::vector<std::string>& created, EventScratch* scratch);
+                                 const std::unordered_set<std::string>& created,
+                                 EventScratch* scratch);
   Status CommitBatch(BatchState* state, const std::vector<Outcome>& outcomes);
   void ReportBatch(const BatchState& state, const std::vector<Outcome>& outcomes, int64_t write_us,
                    const Status& written) const;
@@ -224,9 +225,9 @@ class EventStore::Impl {
   Status IndexIds();
   Status CheckNewIds(std::vector<EventDraft>& drafts,
                      const std::unordered_set<std::string>& batch_ids,
-                     std::vector<std::string>* created);
+                     std::unordered_set<std::string>* created);
   Result<bool> IdTaken(const std::string& id, const std::unordered_set<std::string>& batch_ids,
-                       const std::vector<std::string>& created) const;
+                       const std::unordered_set<std::string>& created) const;
 
   // tree_store.cc
   // The stored nodes `ids`, in order, in one MultiGet (at `snapshot`, or

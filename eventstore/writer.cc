@@ -107,12 +107,12 @@ EventStore::Impl::Outcome EventStore::Impl::ProcessAppend(AppendRequest& req, Ba
   // Every id the events create must be new: the fold refuses an id used
   // twice, so the writer refuses it first (docs/DECISIONS.md, "A total
   // projection").
-  std::vector<std::string> created;
+  std::unordered_set<std::string> created;
   if (Status st = CheckNewIds(req.events, state->ids, &created); !st.ok()) return {st, false};
   auto versions = AssignVersions(req.events, state);
   if (!versions.ok()) return {versions.status(), false};
   AppendResult result = StageEvents(req, *versions, state);
-  for (std::string& id : created) state->ids.insert(std::move(id));
+  state->ids.merge(created);
   if (!req.idempotency_key.empty()) {
     IdempotencyRecord record{req.fingerprint, result};
     state->wb.Put(idempotency_, req.idempotency_key, EncodeIdempotency(record));

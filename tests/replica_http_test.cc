@@ -249,7 +249,14 @@ TEST(OkrdReplica, WritesWebhooksAndCheckpointsAreRefusedNamingThePrimary) {
   Reply hooks = replica.Get("/v1/webhooks", kAdmin.token);
   EXPECT_EQ(hooks.status, 403) << hooks;
   EXPECT_EQ(hooks.code(), "read_only_replica");
-  Reply checkpoint = replica.Get("/v1/log/checkpoint");
+  // It signs no checkpoint: it serves the newest the primary signed of its
+  // head, once verified, and no other.
+  ASSERT_TRUE(WaitFor([&] { return replica.Get("/v1/log/checkpoint").status == 200; }, 30));
+  EXPECT_EQ(replica.Get("/v1/log/checkpoint").body,
+            Want(primary.Get("/v1/log/checkpoint?size=" + std::to_string(head)), 200).body);
+  EXPECT_EQ(Want(replica.Get("/v1/log/checkpoint?size=" + std::to_string(head)), 200).body,
+            replica.Get("/v1/log/checkpoint").body);
+  Reply checkpoint = replica.Get("/v1/log/checkpoint?size=1");
   EXPECT_EQ(checkpoint.status, 404) << checkpoint;
   EXPECT_EQ(checkpoint.code(), "not_signed_here");
   EXPECT_EQ(checkpoint.json["error"]["primary"], UrlOf(primary));
@@ -257,6 +264,40 @@ TEST(OkrdReplica, WritesWebhooksAndCheckpointsAreRefusedNamingThePrimary) {
   EXPECT_EQ(Want(replica.Get("/v1/log/key"), 200).body, Want(primary.Get("/v1/log/key"), 200).body);
   EXPECT_EQ(replica.HeadSeq(), head);
   EXPECT_EQ(primary.HeadSeq(), head);
+}
+
+TEST(OkrdReplica, WithTheLogKeyItKeepsCheckpointsAndWithAnotherItDiverges) {
+  Okrd primary(WithTokens());
+  ASSERT_TRUE(primary.Start());
+  PlanAcmeAndCycle(primary, kAdmin.token, 30);
+  Okrd elsewhere(WithTokens());
+  ASSERT_TRUE(elsewhere.Start());
+  const std::string key = Want(primary.Get("/v1/log/key"), 200).body;
+  const std::string other_key = Want(elsewhere.Get("/v1/log/key"), 200).body;
+  ASSERT_NE(key, other_key);
+  TempDir dir;
+  WriteTokenFile(dir.Sub("replica.token"), kReplica.token);
+  WriteTokenFile(dir.Sub("log.vkey"), key.substr(0, key.size() - 1));
+
+  Okrd keyed(WithTokens({"--replica-of", UrlOf(primary), "--replica-token",
+                         dir.Sub("replica.token"), "--log-key", "@" + dir.Sub("log.vkey")}));
+  ASSERT_TRUE(keyed.Start()) << keyed.LogTail();
+  const uint64_t head = primary.HeadSeq();
+  ASSERT_TRUE(WaitFor([&] { return keyed.Get("/v1/log/checkpoint").status == 200; }, 30))
+      << keyed.Get("/healthz");
+  EXPECT_EQ(keyed.Get("/v1/log/checkpoint").body,
+            primary.Get("/v1/log/checkpoint?size=" + std::to_string(head)).body);
+
+  Okrd misled(
+      WithTokens({"--replica-of", UrlOf(primary), "--replica-token", dir.Sub("replica.token"),
+                  "--log-key", other_key.substr(0, other_key.size() - 1)}));
+  ASSERT_TRUE(misled.Start()) << misled.LogTail();
+  ASSERT_TRUE(WaitFor([&] { return misled.Get("/healthz").status == 503; }, 30))
+      << misled.Get("/healthz");
+  Reply health = misled.Get("/healthz");
+  EXPECT_EQ(health.json["status"], "diverged");
+  EXPECT_NE(health.json.value("problem", "").find("--log-key"), std::string::npos) << health;
+  EXPECT_EQ(misled.Get("/v1/log/checkpoint").code(), "not_signed_here");
 }
 
 TEST(OkrdReplica, ATokenFileOthersMayReadRefusesStart) {

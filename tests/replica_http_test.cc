@@ -135,6 +135,28 @@ bool CaughtUp(const Okrd& replica, uint64_t head) {
   return h.status == 200 && h.u("head_seq") == head && h.u("projected_seq") == head;
 }
 
+// A primary with the plan's organisation, and a replica of it behind a
+// Proxy, caught up.
+struct ProxiedReplica {
+  Okrd primary{WithTokens()};
+  TempDir dir;
+  std::unique_ptr<Proxy> proxy;
+  std::unique_ptr<Okrd> replica;
+
+  ::testing::AssertionResult Start() {
+    if (auto started = primary.Start(); !started) return started;
+    PlanAcmeAndCycle(primary, kAdmin.token, 30);
+    proxy = std::make_unique<Proxy>(primary.port());
+    WriteTokenFile(dir.Sub("replica.token"), kReplica.token);
+    replica = std::make_unique<Okrd>(ReplicaOf(proxy->url(), dir.Sub("replica.token")));
+    if (auto started = replica->Start(); !started) return started << replica->LogTail();
+    if (!WaitFor([&] { return CaughtUp(*replica, primary.HeadSeq()); }, 60)) {
+      return ::testing::AssertionFailure() << "no catch-up: " << replica->Get("/healthz");
+    }
+    return ::testing::AssertionSuccess();
+  }
+};
+
 // What every read route answers at `head`, route by route.
 std::vector<std::pair<std::string, std::string>> Reads(const Okrd& s, uint64_t head) {
   const std::string at = "as_of=" + std::to_string(head);
@@ -345,15 +367,10 @@ TEST(OkrdReplica, KilledMidCatchUpItResumesWithNoGapAndNoDuplicate) {
 }
 
 TEST(OkrdReplica, ThePrimaryKilledAndBackItFollowsOnFromItsHead) {
-  Okrd primary(WithTokens());
-  ASSERT_TRUE(primary.Start());
-  PlanAcmeAndCycle(primary, kAdmin.token, 30);
-  Proxy proxy(primary.port());
-  TempDir dir;
-  WriteTokenFile(dir.Sub("replica.token"), kReplica.token);
-  Okrd replica(ReplicaOf(proxy.url(), dir.Sub("replica.token")));
-  ASSERT_TRUE(replica.Start()) << replica.LogTail();
-  ASSERT_TRUE(WaitFor([&] { return CaughtUp(replica, primary.HeadSeq()); }, 60));
+  ProxiedReplica setup;
+  ASSERT_TRUE(setup.Start());
+  Okrd& primary = setup.primary;
+  Okrd& replica = *setup.replica;
   // Acknowledged writes, then the primary dies.
   for (int i = 0; i < 20; ++i) {
     std::string id = "t" + std::to_string(i);
@@ -368,7 +385,7 @@ TEST(OkrdReplica, ThePrimaryKilledAndBackItFollowsOnFromItsHead) {
   EXPECT_EQ(health.json["status"], "ok");
   Want(replica.Get("/v1/units/acme"), 200);
   ASSERT_TRUE(primary.Start()) << primary.LogTail();
-  proxy.SetUpstream(primary.port());
+  setup.proxy->SetUpstream(primary.port());
   Want(primary.Post("/v1/units",
                     {{"id", "after"}, {"kind", "team"}, {"name", "A"}, {"parent", "acme"}},
                     kAdmin.token),
@@ -389,22 +406,17 @@ struct Damage {
 class OkrdReplicaTampered : public ::testing::TestWithParam<Damage> {};
 
 TEST_P(OkrdReplicaTampered, ItRefusesReportsDivergedAndServesItsLastGoodState) {
-  Okrd primary(WithTokens());
-  ASSERT_TRUE(primary.Start());
-  PlanAcmeAndCycle(primary, kAdmin.token, 30);
-  Proxy proxy(primary.port());
-  TempDir dir;
-  WriteTokenFile(dir.Sub("replica.token"), kReplica.token);
-  Okrd replica(ReplicaOf(proxy.url(), dir.Sub("replica.token")));
-  ASSERT_TRUE(replica.Start()) << replica.LogTail();
+  ProxiedReplica setup;
+  ASSERT_TRUE(setup.Start());
+  Okrd& primary = setup.primary;
+  Okrd& replica = *setup.replica;
   const uint64_t good = primary.HeadSeq();
-  ASSERT_TRUE(WaitFor([&] { return CaughtUp(replica, good); }, 60));
   const std::string good_units = Want(replica.Get("/v1/units"), 200).body;
 
   // Ten events the replica meets in one answer, one of them damaged.
   ASSERT_TRUE(replica.Stop());
   const uint64_t damaged = good + GetParam().nth;
-  proxy.Set(GetParam().tamper, damaged);
+  setup.proxy->Set(GetParam().tamper, damaged);
   for (int i = 0; i < 10; ++i) {
     std::string id = "t" + std::to_string(i);
     Want(primary.Post("/v1/units", {{"id", id}, {"kind", "team"}, {"name", id}, {"parent", "acme"}},

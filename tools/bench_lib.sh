@@ -97,3 +97,16 @@ request = function()
 end
 LUA
 }
+
+# The results table: a column per entry of $results ("EVENTS|field|…"),
+# its header from table_header, then a row per `line LABEL AWK-PROGRAM`
+# (the program reads an entry's fields as $1, $2 …).
+table_header() {
+  printf '\n| measurement |'; for r in "${results[@]}"; do printf ' %s events |' "${r%%|*}"; done
+  printf '\n|---|'; for _ in "${results[@]}"; do printf -- '---:|'; done; echo
+}
+line() {  # label awk-program-on-fields
+  printf '| %s |' "$1"
+  for r in "${results[@]}"; do printf ' %s |' "$(echo "$r" | awk -F'|' "$2")"; done
+  echo
+}

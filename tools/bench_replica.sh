@@ -97,13 +97,7 @@ for size in $sizes; do
   results+=("$head|$verify_s|$copied_s|$folded_s|$writes|$lag")
 done
 
-printf '\n| measurement |'; for r in "${results[@]}"; do printf ' %s events |' "${r%%|*}"; done
-printf '\n|---|'; for _ in "${results[@]}"; do printf -- '---:|'; done; echo
-line() {  # label awk-program-on-fields
-  printf '| %s |' "$1"
-  for r in "${results[@]}"; do printf ' %s |' "$(echo "$r" | awk -F'|' "$2")"; done
-  echo
-}
+table_header
 line "okrctl verify --data (offline): events/s" '{ printf "%.0f", $1 / $2 }'
 line "new replica, copied: events/s (s)" '{ printf "%.0f (%.2f)", $1 / $3, $3 }'
 line "new replica, copied and folded: events/s (s)" '{ printf "%.0f (%.2f)", $1 / $4, $4 }'

@@ -101,14 +101,7 @@ for size in $sizes; do
   results+=("$head|$import_s|$startup_s|$bare1|$bare2|$okrd1|$okrd2|$as_of|$cascade_times|$cascade_mb|$rss_growth|$verify_server_s|$verify_data_s")
 done
 
-printf '\n| measurement |'; for r in "${results[@]}"; do printf ' %s events |' "${r%%|*}"; done
-printf '\n|---|'; for _ in "${results[@]}"; do printf -- '---:|'; done; echo
-field() { echo "$1" | cut -d'|' -f"$2"; }
-line() {  # label awk-program-on-fields
-  printf '| %s |' "$1"
-  for r in "${results[@]}"; do printf ' %s |' "$(echo "$r" | awk -F'|' "$2")"; done
-  echo
-}
+table_header
 line "import from CSV, s" '{ print $2 }'
 line "okrd start-up, s" '{ print $3 }'
 line "bare POST, one synced Put: req/s (p99 ms)" '{ split($4, a, " "); split($5, b, " "); printf "%.0f (%.1f, %.1f)", (a[1] + b[1]) / 2, a[3], b[3] }'

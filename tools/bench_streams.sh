@@ -86,13 +86,7 @@ for size in $sizes; do
   results+=("$head|$(json_field "$scan" events_per_s)|$(json_field "$drain1" events_per_s) $(json_field "$drain2" events_per_s)|$(json_pair "$latency" post_ms)|$(json_pair "$latency" events_ack_to_arrival_ms)|$(json_pair "$latency" changes_ack_to_arrival_ms)|$bare1|$bare2|$none|$with|$(json_field "$held" events_read)|$(json_pair "$hook" ack_to_receiver_ms)|$(json_field "$hook" delivered_per_s) $(json_field "$hook" bare_posts_per_s)")
 done
 
-printf '\n| measurement |'; for r in "${results[@]}"; do printf ' %s events |' "${r%%|*}"; done
-printf '\n|---|'; for _ in "${results[@]}"; do printf -- '---:|'; done; echo
-line() {  # label awk-program-on-fields
-  printf '| %s |' "$1"
-  for r in "${results[@]}"; do printf ' %s |' "$(echo "$r" | awk -F'|' "$2")"; done
-  echo
-}
+table_header
 line "RocksDB alone: read + decode, events/s (ceiling)" '{ print $2 }'
 line "one SSE client from the start: events/s (two runs)" '{ print $3 }'
 line "SSE client / ceiling" '{ split($3, a, " "); printf "%.2f", (a[1] + a[2]) / 2 / $2 }'

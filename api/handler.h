@@ -51,6 +51,9 @@ struct Call {
   }
   // Set when the answer streams: no body to keep in the answer cache.
   bool streamed = false;
+  // Set when the answer depends on more than the projection's seq (a
+  // replica's kept checkpoint): the answer cache does not keep it.
+  bool uncacheable = false;
 
   // Answers `body` as JSON with `status`.
   void Send(int status, const nlohmann::json& body) { SendJsonText(status, Dump(body)); }

@@ -20,6 +20,7 @@ void Server::Routes::FailOnReplica(Call& c, int status, const char* code, const 
 
 void Server::Routes::ServeKeptCheckpoint(Call& c, uint64_t size) {
   auto kept = options_.replica->checkpoint();
+  c.uncacheable = true;  // a newer one may be kept while the seq stands still
   if (!kept || (size != 0 && kept->size != size)) {
     return FailOnReplica(c, 404, "not_signed_here",
                          size != 0 ? "it holds no checkpoint of size " + std::to_string(size) +

@@ -422,7 +422,7 @@ void Server::Routes::Cached(Call& c, const Route& route, const Handler& fn) {
             {{"route", route.Name()}, {"param", c.unkeyed_param}});
     return;
   }
-  if (c.res.status != 200 || c.streamed || projector_->seq() != before) return;
+  if (c.res.status != 200 || c.streamed || c.uncacheable || projector_->seq() != before) return;
   CachedAnswer answer{c.res.status, c.res.get_header_value("Content-Type"), c.res.body, {}};
   for (const char* name : {"ETag", "Content-Disposition"}) {
     if (c.res.has_header(name)) answer.headers.emplace_back(name, c.res.get_header_value(name));

@@ -76,36 +76,43 @@ Status CheckTokensFile(const std::string& path, const struct stat& st) {
 }
 
 // Reads what is left of `fd`, at most kMaxTokensFileBytes.
-Result<std::string> ReadAll(int fd, const std::string& path) {
+Result<std::string> ReadAll(int fd, const std::string& what, const std::string& path) {
   std::string text;
   char buf[64 * 1024];
   for (;;) {
     ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0)
-      return Status::IOError("cannot read tokens file " + path + ": " + std::strerror(errno));
+      return Status::IOError("cannot read " + what + " " + path + ": " + std::strerror(errno));
     if (n == 0) return text;
     text.append(buf, static_cast<size_t>(n));
     if (text.size() > kMaxTokensFileBytes)
-      return Status::Invalid("tokens file " + path + " is too large");
+      return Status::Invalid(what + " " + path + " is too large");
   }
 }
 
 }  // namespace
 
-Result<TokenTable> TokenTable::Load(const std::string& path) {
+Result<std::string> ReadCredentialsFile(const std::string& path, const std::string& what,
+                                        const std::function<Status(const struct stat&)>& check) {
   int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     if (errno == ELOOP)
-      return Status::Invalid("tokens file " + path + " is a symlink; name the file itself");
-    if (errno == ENOENT) return Status::NotFound("tokens file " + path + " not found");
-    return Status::IOError("cannot open tokens file " + path + ": " + std::strerror(errno));
+      return Status::Invalid(what + " " + path + " is a symlink; name the file itself");
+    if (errno == ENOENT) return Status::NotFound(what + " " + path + " not found");
+    return Status::IOError("cannot open " + what + " " + path + ": " + std::strerror(errno));
   }
   struct stat st {};
-  Status checked = ::fstat(fd, &st) == 0 ? CheckTokensFile(path, st)
-                                         : Status::IOError("cannot stat tokens file " + path);
-  Result<std::string> text = checked.ok() ? ReadAll(fd, path) : Result<std::string>(checked);
+  Status checked =
+      ::fstat(fd, &st) == 0 ? check(st) : Status::IOError("cannot stat " + what + " " + path);
+  Result<std::string> text = checked.ok() ? ReadAll(fd, what, path) : Result<std::string>(checked);
   ::close(fd);
+  return text;
+}
+
+Result<TokenTable> TokenTable::Load(const std::string& path) {
+  auto text = ReadCredentialsFile(
+      path, "tokens file", [&path](const struct stat& st) { return CheckTokensFile(path, st); });
   if (!text.ok()) return text.status();
   return FromJson(*text);
 }

@@ -6,6 +6,9 @@
 // logs or error messages.
 #pragma once
 
+#include <sys/stat.h>
+
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -60,6 +63,13 @@ class TokenTable {
 
 std::optional<Role> ParseRole(std::string_view role);
 const char* RoleName(Role role);
+
+// The whole of a file of credentials (`what` names it in errors: "tokens
+// file"), opened without following a symlink and judged by `check` on the
+// open file before anything is read, so the file checked is the file read.
+// kInvalid for a symlink or what `check` refuses; at most 16 MiB.
+Result<std::string> ReadCredentialsFile(const std::string& path, const std::string& what,
+                                        const std::function<Status(const struct stat&)>& check);
 
 // True when `unit` is one of `scope` or below one of them, as of now.
 // `read` (optional) gets the units walked, whose moves could change the

@@ -6,9 +6,9 @@
 #include <cctype>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 
+#include "api/auth.h"
 #include "api/log_key.h"
 
 namespace okr::api {
@@ -93,11 +93,7 @@ void AddOptions(CLI::App& app, Flags& f) {
 // --log-key's vkey, from the flag or the file it names; an error that
 // says what is wrong.
 Result<NoteVerifier> ReadLogKey(const std::string& flag) {
-  std::string vkey = flag;
-  if (!flag.empty() && flag[0] == '@') {
-    std::ifstream in(flag.substr(1));
-    if (!in || !std::getline(in, vkey)) return Status::Invalid(flag.substr(1) + " cannot be read");
-  }
+  OKR_ASSIGN_OR_RETURN(std::string vkey, VkeyArgument(flag));
   auto parsed = ParseVkey(vkey);
   if (!parsed.ok()) return Status::Invalid("not a vkey: " + parsed.status().message());
   return parsed;
@@ -141,17 +137,16 @@ std::optional<int> CheckReplicaFlags(Flags* f) {
 
 Result<std::string> ReadReplicaToken(const std::string& path) {
   if (path.empty()) return Status::Invalid("a replica needs --replica-token FILE");
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return Status::Invalid(path + " cannot be read");
-  if ((st.st_mode & 077) != 0) {
+  auto text = ReadCredentialsFile(path, "token file", [&path](const struct stat& st) {
+    if (!S_ISREG(st.st_mode)) return Status::Invalid(path + " is not a regular file");
+    if ((st.st_mode & 077) == 0) return Status::Ok();
     char mode[8];
     std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
     return Status::Invalid(path + " has mode " + mode +
                            ": a token file must be readable by its owner only (0600)");
-  }
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
+  });
+  if (!text.ok()) return text.status();
+  std::string line = text->substr(0, text->find('\n'));
   while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
   if (line.empty()) return Status::Invalid(path + " holds no token on its first line");
   return line;

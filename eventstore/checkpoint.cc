@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "eventstore/event_codec.h"
 #include "eventstore/event_json.h"
@@ -275,6 +276,15 @@ std::string NoteVerifier::vkey() const {
   std::string key(1, static_cast<char>(kEd25519SignatureType));
   key.append(reinterpret_cast<const char*>(public_key.data()), public_key.size());
   return name + "+" + Hex8(key_id()) + "+" + Base64Encode(key);
+}
+
+Result<std::string> VkeyArgument(const std::string& arg) {
+  if (arg.empty() || arg[0] != '@') return arg;
+  std::ifstream in(arg.substr(1));
+  std::string line;
+  if (!in || !std::getline(in, line)) return Status::Invalid("cannot read the key " + arg);
+  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+  return line;
 }
 
 Result<NoteVerifier> ParseVkey(std::string_view vkey) {

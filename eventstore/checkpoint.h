@@ -43,6 +43,10 @@ struct NoteVerifier {
 // kInvalid naming what is wrong when `vkey` is not a well-formed Ed25519
 // vkey whose key id matches its name and key.
 Result<NoteVerifier> ParseVkey(std::string_view vkey);
+// A vkey as a command line gives it: `arg` itself, or, when it starts with
+// '@', the first line of the file it names (trailing CR and spaces
+// dropped); kInvalid when that file cannot be read. Then ParseVkey.
+Result<std::string> VkeyArgument(const std::string& arg);
 
 // Verifies `note` against `verifier`: a signature line by its name and key
 // id whose Ed25519 signature over the body verifies; lines by other keys

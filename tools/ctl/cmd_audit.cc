@@ -8,7 +8,6 @@
 // check passed.
 #include <algorithm>
 #include <cassert>
-#include <fstream>
 #include <iostream>
 #include <optional>
 
@@ -29,16 +28,6 @@ using nlohmann::json;
 
 std::string B64(const Hash& h) {
   return Base64Encode(std::string_view(reinterpret_cast<const char*>(h.data()), h.size()));
-}
-
-// --key: the vkey itself, or @FILE holding it on its first line.
-Result<std::string> VkeyText(const std::string& arg) {
-  if (arg.empty() || arg[0] != '@') return arg;
-  std::ifstream in(arg.substr(1));
-  std::string line;
-  if (!in || !std::getline(in, line)) return Status::Invalid("cannot read the key " + arg);
-  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-  return line;
 }
 
 // A signed checkpoint as served and as verified.
@@ -359,7 +348,7 @@ Status RunAudit(AuditRun& run) {
 }  // namespace
 
 int Audit(const std::string& url, const std::string& key_arg, const std::string& state_path) {
-  auto text = VkeyText(key_arg);
+  auto text = VkeyArgument(key_arg);
   if (!text.ok()) return Usage(text.status().message());
   auto key = ParseVkey(*text);
   if (!key.ok()) return Usage("--key: " + key.status().message());

@@ -219,7 +219,14 @@ class Server::Routes {
   // --- the log's Merkle tree: key, checkpoints, proofs (tree_routes.cc) ---
   std::optional<uint64_t> PinnedTreeSize(const Call& c, const Route& route);
   Result<std::string> SignedNote(uint64_t size, Hash* root);
+  // A review's checkpoint at `size`: signed here, or on a replica the
+  // primary's kept one covering it (null when there is none).
   Result<nlohmann::json> CheckpointJson(uint64_t size);
+  Result<nlohmann::json> KeptCheckpointJson(uint64_t size);
+  // A review's ETag: its seq on a primary, whose review that fixes. On a
+  // replica, whose review's checkpoint changes as newer ones are kept, the
+  // tag tells its checkpoints apart too, and the answer cache keeps none.
+  void TagReview(Call& c, uint64_t as_of, const nlohmann::json& checkpoint);
   void GetLogKey(Call& c);
   void GetCheckpoint(Call& c);
   void GetInclusionProof(Call& c);

@@ -495,7 +495,7 @@ void Server::Routes::GetReview(Call& c) {
     }
   });
   if (!as_of) return;
-  c.TagState(*as_of);
+  TagReview(c, *as_of, checkpoint);
   if (form->format == ReviewFormat::kCsv) {
     c.res.set_header("Content-Disposition", "attachment; filename=\"review-" + *id + ".csv\"");
   }

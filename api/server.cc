@@ -366,7 +366,10 @@ static void NotModified(Call& c, const std::string& tag) {
 void Server::Routes::ServeStateRead(Call& c, const Route& route, const Handler& fn) {
   assert(route.access == Access::kCachedStateRead);
   const std::string if_none_match = c.req.get_header_value("If-None-Match");
-  const bool versioned = AnswersVersion(route.kind);
+  // A replica's checkpoint, and its review's, change without its seq.
+  const bool versioned =
+      AnswersVersion(route.kind) || (options_.replica && (route.kind == RouteKind::kGetReview ||
+                                                          route.kind == RouteKind::kCheckpoint));
   if (!if_none_match.empty() && !versioned) {
     if (auto seq = AnswerSeq(c, route)) {
       const std::string tag = StateTag(*seq, std::nullopt);

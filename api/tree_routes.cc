@@ -74,10 +74,37 @@ Result<std::string> Server::Routes::SignedNote(uint64_t size, Hash* root) {
 }
 
 Result<json> Server::Routes::CheckpointJson(uint64_t size) {
+  if (options_.replica) return KeptCheckpointJson(size);
   if (options_.signing_key == nullptr) return json(nullptr);
   Hash root{};
   OKR_ASSIGN_OR_RETURN(std::string note, SignedNote(size, &root));
   return json{{"note", std::move(note)}, {"root", HashBase64(root)}, {"size", size}};
+}
+
+// A replica signs nothing (SPEC §9): the primary's newest checkpoint it
+// keeps, when that covers `size`. Of that very size it is the primary's
+// own answer, byte for byte; of a larger one it carries the consistency
+// proof from `size` and that tree's root, so the reader can tie this
+// review's state to the signed tree. Null while none covers `size`.
+Result<json> Server::Routes::KeptCheckpointJson(uint64_t size) {
+  auto kept = options_.replica->checkpoint();
+  if (!kept || size == 0 || kept->size < size) return json(nullptr);
+  json out = {{"note", kept->note}, {"root", HashBase64(kept->root)}, {"size", kept->size}};
+  if (kept->size == size) return out;
+  OKR_ASSIGN_OR_RETURN(Hash from_root, store_->TreeRoot(size));
+  OKR_ASSIGN_OR_RETURN(std::vector<Hash> proof, store_->ConsistencyProof(size, kept->size));
+  out["consistency"] = {
+      {"from", size}, {"from_root", HashBase64(from_root)}, {"hashes", HashesJson(proof)}};
+  return out;
+}
+
+void Server::Routes::TagReview(Call& c, uint64_t as_of, const json& checkpoint) {
+  if (!options_.replica) return c.TagState(as_of);
+  c.uncacheable = true;
+  // "0.<as_of>" without a checkpoint, "<as_of>" (the primary's) with one
+  // of that size, "<size>.<as_of>" with a larger one.
+  const uint64_t size = checkpoint.is_object() ? checkpoint["size"].get<uint64_t>() : 0;
+  c.TagState(as_of, size == as_of ? std::nullopt : std::optional<uint64_t>(size));
 }
 
 void Server::Routes::GetLogKey(Call& c) {

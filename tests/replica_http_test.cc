@@ -228,15 +228,58 @@ TEST(OkrdReplica, TwoReplicasOfThirtyTwoWritersAnswerEveryReadAsThePrimaryDoes) 
   }
   EXPECT_EQ(RawLog(r1), RawLog(primary));
   EXPECT_EQ(RawLog(r2), RawLog(primary));
-  // A review carries the checkpoint its server signed: a replica signs none.
-  json review =
-      Want(primary.Get("/v1/cycles/q-now/review?as_of=" + std::to_string(head)), 200).json;
-  json copied = Want(r1.Get("/v1/cycles/q-now/review?as_of=" + std::to_string(head)), 200).json;
-  EXPECT_TRUE(review["checkpoint"].is_object());
-  EXPECT_TRUE(copied["checkpoint"].is_null());
-  review.erase("checkpoint");
+  // A review carries a checkpoint. A replica signs none: once it keeps the
+  // primary's of the head, its review there is the primary's, every form.
+  const std::string signed_head =
+      Want(primary.Get("/v1/log/checkpoint?size=" + std::to_string(head)), 200).body;
+  ASSERT_TRUE(WaitFor([&] { return r1.Get("/v1/log/checkpoint").body == signed_head; }, 30));
+  const std::string review = "/v1/cycles/q-now/review?as_of=" + std::to_string(head);
+  for (const char* format : {"", "&format=md", "&format=csv"}) {
+    Reply want = Want(primary.Get(review + format), 200);
+    Reply got = Want(r1.Get(review + format), 200);
+    EXPECT_EQ(got.body, want.body) << format;
+    EXPECT_EQ(got.header("ETag"), want.header("ETag")) << format;
+  }
+  EXPECT_TRUE(Want(primary.Get(review), 200).json["checkpoint"].is_object());
+  // Earlier: the same checkpoint, with the consistency proof from the
+  // review's tree, the root and hashes the primary gives for them.
+  const uint64_t earlier = head - 10;
+  const std::string at = "/v1/cycles/q-now/review?as_of=" + std::to_string(earlier);
+  json copied = Want(r1.Get(at), 200).json;
+  json own = Want(primary.Get(at), 200).json;
+  const json kept = copied["checkpoint"];
+  ASSERT_TRUE(kept.is_object()) << copied.dump();
+  EXPECT_EQ(kept["size"], head);
+  EXPECT_EQ(kept["note"], signed_head);
+  EXPECT_EQ(kept["consistency"]["from"], earlier);
+  EXPECT_EQ(kept["consistency"]["from_root"], own["checkpoint"]["root"]);
+  const std::string proof = "/v1/log/proof/consistency?from=" + std::to_string(earlier) + "&to=";
+  EXPECT_EQ(kept["consistency"]["hashes"],
+            Want(primary.Get(proof + std::to_string(head)), 200).json["hashes"]);
   copied.erase("checkpoint");
-  EXPECT_EQ(copied, review);
+  own.erase("checkpoint");
+  EXPECT_EQ(copied, own);
+  std::string md = Want(r1.Get(at + "&format=md"), 200).body;
+  EXPECT_NE(md.find(signed_head), std::string::npos) << md;
+  EXPECT_NE(md.find(proof + std::to_string(head)), std::string::npos) << md;
+  std::string csv = Want(r1.Get(at + "&format=csv"), 200).body;
+  EXPECT_NE(csv.find("#checkpoint,from," + std::to_string(earlier) + ","), std::string::npos);
+  EXPECT_NE(csv.find("#checkpoint,from_root," + kept["consistency"]["from_root"].get<std::string>()),
+            std::string::npos)
+      << csv;
+  // A newer checkpoint kept changes the review's tag: no stale 304, nothing
+  // kept by the answer cache.
+  const std::string tag = Want(r1.Get(at), 200).header("ETag");
+  EXPECT_EQ(r1.Get(at, "", {{"If-None-Match", tag}}).status, 304);
+  Want(primary.Post("/v1/units", {{"id", "late"}, {"kind", "team"}, {"name", "L"}, {"parent", "hr"}},
+                    kAdmin.token),
+       201);
+  const std::string newer =
+      Want(primary.Get("/v1/log/checkpoint?size=" + std::to_string(head + 1)), 200).body;
+  ASSERT_TRUE(WaitFor([&] { return r1.Get("/v1/log/checkpoint").body == newer; }, 30));
+  Reply moved = Want(r1.Get(at, "", {{"If-None-Match", tag}}), 200);
+  EXPECT_EQ(moved.json["checkpoint"]["note"], newer);
+  EXPECT_NE(moved.header("ETag"), tag);
 
   Reply health = Want(r1.Get("/healthz"), 200);
   EXPECT_EQ(health.json["role"], "replica");

@@ -113,7 +113,12 @@ TEST(Webhooks, BadRegistrationsAreRefusedAndChangeNothing) {
 }
 
 TEST(Webhooks, RegisterListRemoveAndIdsAreNeverReused) {
-  Okrd s(WithTokens());
+  // The webhooks' clock at 01:00 UTC and the digest at noon: no digest falls
+  // due (and fails against the unreachable host) while the test looks at the
+  // webhook's state, whatever the hour the test runs at.
+  const int64_t one_am = 3600 - (NowUs() / 1'000'000) % 86'400;
+  Okrd s(
+      WithTokens({"--digest-at", "12:00", "--webhook-clock-offset-s=" + std::to_string(one_am)}));
   ASSERT_TRUE(s.Start());
   const std::string url = "https://hooks.example.invalid/services/" + std::string(kSecretPath);
   const uint64_t head = s.HeadSeq();

@@ -66,23 +66,56 @@ constexpr std::string_view kCsvHeader =
     "cycle,objective,objective_title,owner,computed_score,score,outcome,key_result,"
     "key_result_title,start,original_target,target,final,progress,check_ins\r\n";
 
-// The section that ends a Markdown review: the log's signed checkpoint at
-// its as_of, the note verbatim in a fenced block whose fence is longer than
-// any run of backticks in it (an origin may hold some), so no line of the
-// note closes the block; and how a reader proves it.
-std::string MarkdownCheckpoint(const json& checkpoint) {
-  const std::string& note = checkpoint["note"].get_ref<const std::string&>();
-  assert(!note.empty() && note.back() == '\n');
+// `text` in a fenced block whose fence is longer than any run of backticks
+// in it (an origin may hold some), so no line of it closes the block.
+std::string Fenced(const std::string& text) {
+  assert(!text.empty() && text.back() == '\n');
   size_t longest = 0;
   size_t run = 0;
-  for (char c : note) {
+  for (char c : text) {
     run = c == '`' ? run + 1 : 0;
     longest = std::max(longest, run);
   }
   const std::string fence(std::max<size_t>(3, longest + 1), '`');
+  return fence + "\n" + text + fence;
+}
+
+// A consistency proof's hashes (base64), `between` each two.
+std::string JoinedProof(const json& proof, const char* between) {
+  std::string out;
+  for (const json& hash : proof) out += (out.empty() ? "" : between) + Str(hash);
+  return out;
+}
+
+// A replica's checkpoint (SPEC §9): the primary's newest it holds, of a
+// tree larger than the review's as_of, and the consistency proof from it.
+std::string MarkdownReplicaCheckpoint(const json& checkpoint) {
+  const json& consistency = checkpoint["consistency"];
+  const std::string size = std::to_string(checkpoint["size"].get<uint64_t>());
+  const std::string from = std::to_string(consistency["from"].get<uint64_t>());
+  return "\n## Checkpoint\n\nThis okrd is a read replica and signs nothing. The newest checkpoint "
+         "its primary signed that it holds: size " +
+         size + ", root `" + Str(checkpoint["root"]) + "` (base64).\n\n" +
+         Fenced(Str(checkpoint["note"])) + "\n\nThis review's as_of is the tree of size " + from +
+         ", root `" + Str(consistency["from_root"]) +
+         "` (base64). The consistency proof from size " + from + " to size " + size +
+         " (RFC 9162 §2.1.4), a base64 hash per line:\n\n" +
+         Fenced(JoinedProof(consistency["hashes"], "\n") + "\n") +
+         "\n\nTo prove it: verify the note with the log's key (GET /v1/log/key, recorded by its "
+         "log.signing_key event), then the proof from this root to the note's. The primary "
+         "answers the same proof at GET /v1/log/proof/consistency?from=" +
+         from + "&to=" + size + ".\n";
+}
+
+// The section that ends a Markdown review: the log's signed checkpoint at
+// its as_of, the note verbatim (Fenced), and how a reader proves it. A replica's (SPEC §9)
+// may be of a larger tree, with the consistency proof from as_of's.
+std::string MarkdownCheckpoint(const json& checkpoint) {
+  if (checkpoint.contains("consistency")) return MarkdownReplicaCheckpoint(checkpoint);
   const std::string size = std::to_string(checkpoint["size"].get<uint64_t>());
   return "\n## Checkpoint\n\nThe log's signed checkpoint at this review's as_of: size " + size +
-         ", root `" + Str(checkpoint["root"]) + "` (base64).\n\n" + fence + "\n" + note + fence +
+         ", root `" + Str(checkpoint["root"]) + "` (base64).\n\n" +
+         Fenced(Str(checkpoint["note"])) +
          "\n\nTo prove it: verify the note with the log's key (GET /v1/log/key, recorded by its "
          "log.signing_key event), then this root with GET "
          "/v1/log/proof/consistency?from=" +
@@ -91,15 +124,24 @@ std::string MarkdownCheckpoint(const json& checkpoint) {
 }
 
 // The rows that end a CSV review: "#checkpoint", the field's name (size,
-// root, note) and its value, then empty cells to the header's width, so
-// the file stays one table. Text cells are written as every text cell is
-// (CsvText): a note or root starting with a formula's character gets the
-// escape in front.
+// root, note; on a replica also from, from_root and proof, the hashes
+// separated by spaces) and its value, then empty cells to the header's
+// width, so the file stays one table. Text cells are written as every text
+// cell is (CsvText): a note or root starting with a formula's character
+// gets the escape in front.
 std::string CsvCheckpoint(const json& checkpoint) {
   const std::string pad(std::count(kCsvHeader.begin(), kCsvHeader.end(), ',') - 2, ',');
-  return "#checkpoint,size," + std::to_string(checkpoint["size"].get<uint64_t>()) + pad +
-         "\r\n#checkpoint,root," + CsvText(Str(checkpoint["root"])) + pad +
-         "\r\n#checkpoint,note," + CsvText(Str(checkpoint["note"])) + pad + "\r\n";
+  auto row = [&](const char* name, const std::string& cell) {
+    return std::string("#checkpoint,") + name + "," + cell + pad + "\r\n";
+  };
+  std::string out = row("size", std::to_string(checkpoint["size"].get<uint64_t>())) +
+                    row("root", CsvText(Str(checkpoint["root"]))) +
+                    row("note", CsvText(Str(checkpoint["note"])));
+  if (!checkpoint.contains("consistency")) return out;
+  const json& consistency = checkpoint["consistency"];
+  return out + row("from", std::to_string(consistency["from"].get<uint64_t>())) +
+         row("from_root", CsvText(Str(consistency["from_root"]))) +
+         row("proof", CsvText(JoinedProof(consistency["hashes"], " ")));
 }
 
 }  // namespace

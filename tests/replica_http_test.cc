@@ -264,16 +264,18 @@ TEST(OkrdReplica, TwoReplicasOfThirtyTwoWritersAnswerEveryReadAsThePrimaryDoes) 
   EXPECT_NE(md.find(proof + std::to_string(head)), std::string::npos) << md;
   std::string csv = Want(r1.Get(at + "&format=csv"), 200).body;
   EXPECT_NE(csv.find("#checkpoint,from," + std::to_string(earlier) + ","), std::string::npos);
-  EXPECT_NE(csv.find("#checkpoint,from_root," + kept["consistency"]["from_root"].get<std::string>()),
-            std::string::npos)
+  EXPECT_NE(
+      csv.find("#checkpoint,from_root," + kept["consistency"]["from_root"].get<std::string>()),
+      std::string::npos)
       << csv;
   // A newer checkpoint kept changes the review's tag: no stale 304, nothing
   // kept by the answer cache.
   const std::string tag = Want(r1.Get(at), 200).header("ETag");
   EXPECT_EQ(r1.Get(at, "", {{"If-None-Match", tag}}).status, 304);
-  Want(primary.Post("/v1/units", {{"id", "late"}, {"kind", "team"}, {"name", "L"}, {"parent", "hr"}},
-                    kAdmin.token),
-       201);
+  Want(
+      primary.Post("/v1/units", {{"id", "late"}, {"kind", "team"}, {"name", "L"}, {"parent", "hr"}},
+                   kAdmin.token),
+      201);
   const std::string newer =
       Want(primary.Get("/v1/log/checkpoint?size=" + std::to_string(head + 1)), 200).body;
   ASSERT_TRUE(WaitFor([&] { return r1.Get("/v1/log/checkpoint").body == newer; }, 30));

@@ -110,11 +110,16 @@ Result<std::string> ReadCredentialsFile(const std::string& path, const std::stri
   return text;
 }
 
+Result<std::string> ReadTokensFile(const std::string& path, struct stat* judged) {
+  return ReadCredentialsFile(path, "tokens file", [&](const struct stat& st) {
+    if (judged != nullptr) *judged = st;
+    return CheckTokensFile(path, st);
+  });
+}
+
 Result<TokenTable> TokenTable::Load(const std::string& path) {
-  auto text = ReadCredentialsFile(
-      path, "tokens file", [&path](const struct stat& st) { return CheckTokensFile(path, st); });
-  if (!text.ok()) return text.status();
-  return FromJson(*text);
+  OKR_ASSIGN_OR_RETURN(std::string text, ReadTokensFile(path));
+  return FromJson(text);
 }
 
 namespace {

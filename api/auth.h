@@ -71,6 +71,11 @@ const char* RoleName(Role role);
 Result<std::string> ReadCredentialsFile(const std::string& path, const std::string& what,
                                         const std::function<Status(const struct stat&)>& check);
 
+// The text of the tokens file `path`, read as Load reads it (every check
+// of the file before its first byte); *judged (optional) gets the stat of
+// the open file the checks judged. kNotFound when there is no such file.
+Result<std::string> ReadTokensFile(const std::string& path, struct stat* judged = nullptr);
+
 // True when `unit` is one of `scope` or below one of them, as of now.
 // `read` (optional) gets the units walked, whose moves could change the
 // answer.

@@ -10,6 +10,9 @@
 #include <capnp/serialize.h>
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
+#include <signal.h>
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -906,6 +909,77 @@ TEST_F(OkrctlTest, VerifyDeepComparesEverySnapshotWithTheLogAndNamesATamperedOne
   EXPECT_EQ(Ctl("verify --deep --server http://127.0.0.1:1").rc, 2);
 }
 
+// --- Tokens ---
+
+// A token made, listed and revoked with okrctl against the file a running
+// okrd reads: it works once okrd has had SIGHUP, and stops working once
+// revoked and SIGHUP'd again; the file keeps its mode and only hashes; a
+// refused change leaves it byte for byte.
+TEST_F(OkrctlTest, ATokenMadeWorksAfterSighupAndARevokedOneIsRefused) {
+  Okrd okrd(WithTokens({kAdmin}));
+  ASSERT_TRUE(okrd.Start());
+  const std::string file = okrd.tokens_path();
+  struct stat before {};
+  ASSERT_EQ(::stat(file.c_str(), &before), 0);
+  CtlRun made = Ctl("token new --actor ci.auditor --role auditor --json --file " + file);
+  ASSERT_EQ(made.rc, 0) << made;
+  const std::string token = made.Json()["token"].get<std::string>();
+  EXPECT_EQ(token.rfind("okr_", 0), 0u) << token;
+  EXPECT_EQ(token.size(), 4u + 64u);
+  const std::string text = ReadFile(file);
+  EXPECT_EQ(text.find(token), std::string::npos) << "the token itself was stored";
+  EXPECT_NE(text.find(ToHex(Sha256(token))), std::string::npos);
+  struct stat after {};
+  ASSERT_EQ(::stat(file.c_str(), &after), 0);
+  EXPECT_EQ(after.st_mode & 07777, before.st_mode & 07777);
+  EXPECT_EQ(after.st_uid, before.st_uid);
+
+  // Not before SIGHUP; then, as an auditor.
+  EXPECT_EQ(okrd.Get("/v1/audit/verify", token).status, 401);
+  ASSERT_EQ(::kill(okrd.pid(), SIGHUP), 0);
+  ASSERT_TRUE(testing::WaitFor([&] { return okrd.Get("/v1/audit/verify", token).status == 200; }))
+      << okrd.LogTail();
+  EXPECT_EQ(okrd.Post("/v1/units", {{"id", "x"}, {"kind", "team"}, {"name", "X"}}, token).status,
+            403);
+
+  // The listing names actors and roles, never a whole hash.
+  CtlRun listed = Ctl("token list --json --file " + file);
+  ASSERT_EQ(listed.rc, 0) << listed;
+  ASSERT_EQ(listed.Json()["items"].size(), 2u);
+  EXPECT_EQ(listed.Json()["items"][1]["actor"], "ci.auditor");
+  EXPECT_EQ(listed.Json()["items"][1]["role"], "auditor");
+  EXPECT_EQ(listed.Json()["items"][1]["token_sha256_prefix"], ToHex(Sha256(token)).substr(0, 12));
+  EXPECT_EQ(Ctl("token list --file " + file).out.find(ToHex(Sha256(token))), std::string::npos);
+
+  // Refused, the file unchanged: an actor twice, an unknown role, a
+  // subject that is no id, a revoke of nobody, a file okrd would refuse.
+  const std::string kept = ReadFile(file);
+  EXPECT_EQ(Ctl("token new --actor ci.auditor --role viewer --file " + file).rc, 1);
+  EXPECT_EQ(Ctl("token new --actor x --role boss --file " + file).rc, 2);
+  EXPECT_EQ(Ctl("token new --actor x --role viewer --subject 'Not An Id' --file " + file).rc, 1);
+  EXPECT_EQ(Ctl("token revoke --actor nobody --file " + file).rc, 1);
+  EXPECT_EQ(ReadFile(file), kept);
+  ::chmod(file.c_str(), 0644);
+  CtlRun loose = Ctl("token new --actor x --role viewer --file " + file);
+  EXPECT_EQ(loose.rc, 1);
+  EXPECT_NE(loose.err.find("chmod 600"), std::string::npos) << loose;
+  ::chmod(file.c_str(), before.st_mode & 07777);
+  EXPECT_EQ(ReadFile(file), kept);
+
+  // Revoked: refused after the next SIGHUP; the admin's token still works.
+  ASSERT_EQ(Ctl("token revoke --actor ci.auditor --file " + file).rc, 0);
+  ASSERT_EQ(::kill(okrd.pid(), SIGHUP), 0);
+  ASSERT_TRUE(testing::WaitFor([&] { return okrd.Get("/v1/audit/verify", token).status == 401; }));
+  EXPECT_EQ(okrd.Get("/v1/audit/verify", kAdmin.token).status, 200);
+
+  // A file that does not exist yet is created, 0600.
+  const std::string fresh = dir_.Sub("fresh-tokens.json");
+  ASSERT_EQ(Ctl("token new --actor first --role admin --file " + fresh).rc, 0);
+  struct stat created {};
+  ASSERT_EQ(::stat(fresh.c_str(), &created), 0);
+  EXPECT_EQ(created.st_mode & 07777, 0600u);
+}
+
 // --- Help and usage ---
 
 TEST_F(OkrctlTest, HelpNamesEveryCommandAndUsageErrorsExitTwo) {
@@ -913,14 +987,21 @@ TEST_F(OkrctlTest, HelpNamesEveryCommandAndUsageErrorsExitTwo) {
   EXPECT_EQ(help.rc, 0);
   for (const char* command :
        {"verify", "audit", "dump", "head", "import", "export", "backup", "restore", "backups",
-        "checkin", "objectives", "cascade", "review", "history"}) {
+        "checkin", "objectives", "cascade", "review", "history", "token"}) {
     EXPECT_NE(help.out.find(std::string(command)), std::string::npos) << command;
     CtlRun sub = Ctl(std::string(command) + " --help");
     EXPECT_EQ(sub.rc, 0) << command;
     EXPECT_NE(sub.out.find("--"), std::string::npos) << command;
   }
+  CtlRun token = Ctl("token --help");
+  for (const char* command : {"new", "list", "revoke"}) {
+    EXPECT_NE(token.out.find(command), std::string::npos) << command;
+    EXPECT_EQ(Ctl(std::string("token ") + command + " --help").rc, 0) << command;
+  }
   EXPECT_NE(help.out.find("Exit codes"), std::string::npos);
   EXPECT_EQ(Ctl("").rc, 2);
+  EXPECT_EQ(Ctl("token").rc, 2);                             // which one
+  EXPECT_EQ(Ctl("token new --actor a --role admin").rc, 2);  // no --file
   EXPECT_EQ(Ctl("frobnicate").rc, 2);
   EXPECT_EQ(Ctl("import x.csv").rc, 2);  // neither --data nor --server
   EXPECT_EQ(Ctl("import x.csv --data a --server http://127.0.0.1:1").rc, 2);  // both

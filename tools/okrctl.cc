@@ -3,6 +3,8 @@
 // Offline, on a data directory (okrd stopped for writes; reads open the
 // log read-only, so they also read a broken log):
 //   verify, dump, head, import, export, backup, restore, backups
+// On a tokens file (okrd reads it again on SIGHUP):
+//   token new, token list, token revoke
 // Against a running okrd (--server URL, token from $OKR_TOKEN):
 //   verify, audit, import, export, backup, checkin, objectives, cascade,
 //   review, history
@@ -47,12 +49,14 @@ struct Args {
   CheckInOptions checkin;
   double confidence = 0;
   std::string cycle, owner, root, review_format = "md", history_id;
+  TokenOptions token;
 };
 
 // The parsed subcommands, and the options whose presence matters.
 struct Commands {
   CLI::App *verify, *audit, *dump, *head, *import, *exp, *backup, *restore, *backups;
   CLI::App *checkin, *objectives, *cascade, *review, *history;
+  CLI::App *token_new, *token_list, *token_revoke;
   CLI::Option *export_as_of, *confidence, *objectives_as_of, *cascade_as_of, *review_as_of;
 };
 
@@ -154,6 +158,34 @@ void AddBackups(CLI::App& app, Args& a, Commands* c) {
   c->backups->add_flag("--json", a.json_out, "print the list as JSON");
 }
 
+void AddTokens(CLI::App& app, Args& a, Commands* c) {
+  CLI::App* token = app.add_subcommand(
+      "token", "Make, list and revoke the bearer tokens of okrd's tokens file (okrd: SIGHUP)");
+  token->require_subcommand(1);
+  c->token_new = token->add_subcommand(
+      "new", "Make a random token for a new actor: prints it once, stores only its hash");
+  c->token_new->add_option("--actor", a.token.actor, "who the token acts as")->required();
+  c->token_new->add_option("--role", a.token.role, "viewer, editor, auditor, admin or replica")
+      ->required();
+  c->token_new->add_option("--units", a.token.units, "an editor's units (comma-separated)")
+      ->delimiter(',');
+  c->token_new->add_option("--subject", a.token.subject, "the person unit the holder is");
+  c->token_new
+      ->add_option("--file", a.token.file,
+                   "the tokens file (created 0600 when missing; else its owner and mode kept)")
+      ->required();
+  c->token_new->add_flag("--json", a.token.json, "print {actor, role, token, file}");
+
+  c->token_list = token->add_subcommand(
+      "list", "List the actors, roles, units and subjects (never a whole hash)");
+  c->token_list->add_option("--file", a.token.file, "the tokens file")->required();
+  c->token_list->add_flag("--json", a.json_out, "print {items}");
+
+  c->token_revoke = token->add_subcommand("revoke", "Remove an actor's token");
+  c->token_revoke->add_option("--actor", a.token.actor, "whose token")->required();
+  c->token_revoke->add_option("--file", a.token.file, "the tokens file")->required();
+}
+
 // A client command's --server: required unless $OKR_SERVER gives it.
 void AddServer(CLI::App* sub, Args& a) {
   auto* opt = sub->add_option("--server", a.client_server, "okrd URL (default: $OKR_SERVER)");
@@ -251,6 +283,9 @@ std::optional<int> RunOffline(const Commands& c, Args& a) {
   }
   if (*c.restore) return Restore(a.restore_from, a.dir, a.backup_id, a.json_out);
   if (*c.backups) return ListBackups(a.restore_from, a.json_out);
+  if (*c.token_new) return TokenNew(a.token);
+  if (*c.token_list) return TokenList(a.token.file, a.json_out);
+  if (*c.token_revoke) return TokenRevoke(a.token.file, a.token.actor);
   return std::nullopt;
 }
 
@@ -290,12 +325,13 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.footer(
       "docs/IMPORT.md: import and export formats. docs/OPERATIONS.md: backup, restore, verify, "
-      "audit.");
+      "audit, tokens.");
   Args args;
   Commands commands{};
   AddVerify(app, args, &commands);
   AddImportExport(app, args, &commands);
   AddBackups(app, args, &commands);
+  AddTokens(app, args, &commands);
   AddCheckIn(app, args, &commands);
   AddReads(app, args, &commands);
   try {

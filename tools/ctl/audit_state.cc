@@ -1,6 +1,7 @@
 #include "tools/ctl/audit_state.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cassert>
@@ -111,11 +112,16 @@ Result<std::optional<AuditState>> LoadAuditState(const std::string& path) {
   return std::optional<AuditState>(std::move(state.value()));
 }
 
-Status WriteFileAtomically(const std::string& path, const std::string& text) {
+Status WriteFileAtomically(const std::string& path, const std::string& text,
+                           const struct stat* like) {
   const std::string temp = path + ".tmp";
-  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return Status::IOError("cannot create " + temp + ": " + std::strerror(errno));
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  // Owner first: a change of owner may clear bits the mode sets.
+  bool ok = like == nullptr || ((like->st_uid == ::geteuid() && like->st_gid == ::getegid()) ||
+                                ::fchown(fd, like->st_uid, like->st_gid) == 0);
+  ok = ok && (like == nullptr || ::fchmod(fd, like->st_mode & 07777) == 0);
+  ok = ok && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
   ok = ::fsync(fd) == 0 && ok;
   ok = ::close(fd) == 0 && ok;
   if (!ok || ::rename(temp.c_str(), path.c_str()) != 0) {

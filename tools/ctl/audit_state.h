@@ -4,6 +4,7 @@
 // was appended since. Kept in one JSON file the auditor owns.
 #pragma once
 
+#include <sys/stat.h>
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -39,8 +40,10 @@ Result<std::optional<AuditState>> LoadAuditState(const std::string& path);
 
 // Writes `text` to `path` so that a crash leaves the old file or the new
 // one, never a mix: a temporary file beside it, fsync, rename, fsync of
-// the directory. Mode 0600.
-Status WriteFileAtomically(const std::string& path, const std::string& text);
+// the directory. Mode 0600, or the owner, group and mode of `like` (the
+// file it replaces) when given.
+Status WriteFileAtomically(const std::string& path, const std::string& text,
+                           const struct stat* like = nullptr);
 
 // Two signed checkpoints for one tree size with different roots: the
 // proof that the log forked, kept for whoever the auditor reports to.

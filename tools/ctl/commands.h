@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "eventstore/base/status.h"
 #include "tools/ctl/client.h"
@@ -85,6 +86,23 @@ int Backup(const std::string& data_dir, const std::string& server, const std::st
 int Restore(const std::string& from, const std::string& data_dir, uint32_t backup_id,
             bool json_out);
 int ListBackups(const std::string& from, bool json_out);
+
+// --- token new, list, revoke (the tokens file, SPEC §4) ---
+
+struct TokenOptions {
+  std::string file;  // created (0600) when missing
+  std::string actor, role;
+  std::vector<std::string> units;  // an editor's scope
+  std::string subject;             // the person unit the holder is, or empty
+  bool json = false;
+};
+// A new random token for a new actor: its hash appended to the file, the
+// token printed once (stdout), never stored.
+int TokenNew(const TokenOptions& options);
+// Actors, roles, units, subjects and the first digits of each hash.
+int TokenList(const std::string& path, bool json_out);
+// Removes the actor's entry.
+int TokenRevoke(const std::string& path, const std::string& actor);
 
 // --- client commands (a running okrd) ---
 

@@ -241,6 +241,8 @@ class Server::Routes {
   // --- health and metrics (health_routes.cc) ---
   void Health(Call& c);
   void MetricsText(Call& c);
+  // The data directory's filesystem: space left and size.
+  std::string DiskMetrics() const;
 
   // --- what a read replica answers its own way (replica_routes.cc) ---
   // Refuses with `status` and `code`, naming the primary, because `why`.

@@ -1,5 +1,7 @@
 // /healthz and /metrics: whether okrd is healthy, and how it is doing
 // (SPEC §6, §7, §9).
+#include <sys/statvfs.h>
+
 #include <cstdint>
 
 #include "api/handler.h"
@@ -44,6 +46,24 @@ void Server::Routes::Health(Call& c) {
   c.Send(status, body);
 }
 
+// The filesystem holding the log, for an alert before it fills (a full
+// disk refuses every write). Nothing when okrd was given no directory or
+// statvfs fails: an absent series, not a wrong one.
+std::string Server::Routes::DiskMetrics() const {
+  struct statvfs fs {};
+  if (options_.data_dir.empty() || ::statvfs(options_.data_dir.c_str(), &fs) != 0) return "";
+  const auto block = static_cast<unsigned long long>(fs.f_frsize);
+  return "# HELP okrd_data_filesystem_avail_bytes Bytes okrd may still write on the filesystem "
+         "of its data directory.\n"
+         "# TYPE okrd_data_filesystem_avail_bytes gauge\n"
+         "okrd_data_filesystem_avail_bytes " +
+         std::to_string(block * fs.f_bavail) +
+         "\n# HELP okrd_data_filesystem_size_bytes The size of that filesystem.\n"
+         "# TYPE okrd_data_filesystem_size_bytes gauge\n"
+         "okrd_data_filesystem_size_bytes " +
+         std::to_string(block * fs.f_blocks) + "\n";
+}
+
 void Server::Routes::MetricsText(Call& c) {
   uint64_t head = store_->head().seq;
   uint64_t snapshot_seq = store_->NewestSnapshotSeq();
@@ -55,7 +75,7 @@ void Server::Routes::MetricsText(Call& c) {
   c.res.set_content(
       metrics_->Render(head, projector_->seq(), age, projector_->batches_left_to_follower(),
                        status ? status : "ok", stuck ? stuck->seq : 0, check) +
-          RoleMetrics() + WebhookMetrics(head),
+          DiskMetrics() + RoleMetrics() + WebhookMetrics(head),
       "text/plain; version=0.0.4");
 }
 

@@ -316,6 +316,7 @@ std::optional<int> MakeServerOptions(const Flags& f, okr::api::LogFormat format,
   options->streams = okr::api::ToStreamOptions(f.streams);
   options->openapi_json = okr::api::kOpenApiJson;
   options->dashboard_dir = f.dashboard_dir;
+  options->data_dir = f.data_dir;
   options->log_format = format;
   return std::nullopt;
 }

@@ -69,6 +69,7 @@ struct ServerOptions {
   size_t max_connections_per_address = kDefaultMaxConnectionsPerAddress;  // beyond: 503
   std::string openapi_json;   // served at /v1/openapi.json
   std::string dashboard_dir;  // static files served at / (empty: none)
+  std::string data_dir;       // the log's directory: /metrics reports its filesystem's space
   LogFormat log_format = LogFormat::kText;
   // Where POST /v1/admin/backup may write (--backup-root); null: the route
   // answers 403 and says how to enable it.

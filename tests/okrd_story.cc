@@ -1,5 +1,9 @@
 #include "tests/okrd_story.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cassert>
 #include <chrono>
 #include <cstdio>
@@ -21,6 +25,26 @@ constexpr int64_t kDayUs = 86'400'000'000LL;
 OkrdOptions WithTokens(Strings extra) {
   return OkrdOptions{std::vector<Token>{kAdmin, kMaya, kAna, kViewer, kAuditor, kReplica},
                      std::move(extra)};
+}
+
+std::string UrlOf(const Okrd& s) { return "http://127.0.0.1:" + std::to_string(s.port()); }
+
+void WriteTokenFile(const std::string& path, const std::string& token, mode_t mode) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  ASSERT_GE(fd, 0);
+  std::string text = token + "\n";
+  ASSERT_EQ(::write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+  ::close(fd);
+  ASSERT_EQ(::chmod(path.c_str(), mode), 0);
+}
+
+OkrdOptions ReplicaOf(const std::string& url, const std::string& token_file) {
+  return WithTokens({"--replica-of", url, "--replica-token", token_file});
+}
+
+bool CaughtUp(const Okrd& replica, uint64_t head) {
+  Reply h = replica.Get("/healthz");
+  return h.status == 200 && h.u("head_seq") == head && h.u("projected_seq") == head;
 }
 
 int64_t NowUs() {

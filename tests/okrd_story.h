@@ -9,6 +9,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <sys/types.h>
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
@@ -33,6 +34,17 @@ extern const Token kReplica;
 
 // The six tokens above, plus `extra` flags for okrd.
 OkrdOptions WithTokens(Strings extra = {});
+
+// --- read replicas ---
+
+// http://127.0.0.1:<port> of `s`.
+std::string UrlOf(const Okrd& s);
+// A file holding `token` on its first line, with `mode`.
+void WriteTokenFile(const std::string& path, const std::string& token, mode_t mode = 0600);
+// A replica's options: the story's tokens, and the primary at `url`.
+OkrdOptions ReplicaOf(const std::string& url, const std::string& token_file);
+// Whether `replica` holds and serves the log up to `head`.
+bool CaughtUp(const Okrd& replica, uint64_t head);
 
 // Microseconds since the epoch, wall clock.
 int64_t NowUs();

@@ -20,23 +20,6 @@
 namespace okr::testing {
 namespace {
 
-std::string UrlOf(const Okrd& s) { return "http://127.0.0.1:" + std::to_string(s.port()); }
-
-// A file holding `token` on its first line, with `mode`.
-void WriteTokenFile(const std::string& path, const std::string& token, mode_t mode = 0600) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  ASSERT_GE(fd, 0);
-  std::string text = token + "\n";
-  ASSERT_EQ(::write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
-  ::close(fd);
-  ASSERT_EQ(::chmod(path.c_str(), mode), 0);
-}
-
-// A replica's options: the story's tokens, and the primary at `url`.
-OkrdOptions ReplicaOf(const std::string& url, const std::string& token_file) {
-  return WithTokens({"--replica-of", url, "--replica-token", token_file});
-}
-
 // Between a replica and its primary: forwards every GET to the primary's
 // port of the moment and, when told, damages one frame of the raw route's
 // answers (SPEC §8 frames: an 8-byte seq, a 4-byte length, the bytes).
@@ -128,11 +111,6 @@ std::string RawLog(const Okrd& s) {
   Reply r = s.Get("/v1/events/raw?after=0&limit=100000", kAuditor.token);
   EXPECT_EQ(r.status, 200) << r;
   return r.body;
-}
-
-bool CaughtUp(const Okrd& replica, uint64_t head) {
-  Reply h = replica.Get("/healthz");
-  return h.status == 200 && h.u("head_seq") == head && h.u("projected_seq") == head;
 }
 
 // A primary with the plan's organisation, and a replica of it behind a

@@ -1,0 +1,166 @@
+// The monitoring kept beside the code (tools/monitoring/): Prometheus alert
+// rules and a Grafana dashboard. Every metric they name must be one a real
+// okrd serves (a primary with a webhook, and a replica of it), every metric
+// okrd serves must be on the dashboard or in an alert, and each rule and
+// panel must have what Prometheus and Grafana need to load it. A metric
+// renamed in okrd without the files following fails here. (Prometheus's
+// own promtool checks the rules and runs their unit tests:
+// tests/monitoring_rules.sh.)
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <iterator>
+#include <regex>
+#include <set>
+#include <string>
+
+#include "tests/okrd_story.h"
+#include "tests/test_support.h"
+
+#ifndef OKR_MONITORING_DIR
+#error "OKR_MONITORING_DIR (tools/monitoring) must be defined"
+#endif
+
+namespace okr::testing {
+namespace {
+
+json ReadJson(const std::string& name) {
+  std::ifstream in(std::string(OKR_MONITORING_DIR) + "/" + name);
+  json j = json::parse(std::string(std::istreambuf_iterator<char>(in), {}), nullptr, false);
+  EXPECT_FALSE(j.is_discarded()) << name << " is not JSON";
+  return j;
+}
+
+// The metric families `text` (the Prometheus text format) declares, with
+// a histogram's _bucket, _sum and _count series.
+std::set<std::string> Declared(const std::string& text) {
+  std::set<std::string> out;
+  static const std::regex type_line(R"(# TYPE (\w+) (\w+))");
+  for (std::sregex_iterator it(text.begin(), text.end(), type_line), end; it != end; ++it) {
+    const std::string name = (*it)[1];
+    out.insert(name);
+    if ((*it)[2] == "histogram") {
+      for (const char* series : {"_bucket", "_sum", "_count"}) out.insert(name + series);
+    }
+  }
+  return out;
+}
+
+// The okrd_ metrics a PromQL expression names.
+std::set<std::string> Named(const std::string& expr) {
+  std::set<std::string> out;
+  static const std::regex metric(R"(\bokrd_[a-z0-9_]+)");
+  for (std::sregex_iterator it(expr.begin(), expr.end(), metric), end; it != end; ++it) {
+    out.insert(it->str());
+  }
+  return out;
+}
+
+// The family a series belongs to (a histogram's series to the histogram).
+std::string Family(const std::string& series) {
+  for (const char* suffix : {"_bucket", "_sum", "_count"}) {
+    const std::string s(suffix);
+    if (series.size() > s.size() && series.ends_with(s) &&
+        series != "okrd_append_batch_failures_total") {
+      return series.substr(0, series.size() - s.size());
+    }
+  }
+  return series;
+}
+
+TEST(Monitoring, AlertsAndDashboardNameOnlyWhatOkrdServesAndCoverAllOfIt) {
+  Okrd primary(WithTokens());
+  ASSERT_TRUE(primary.Start());
+  Want(primary.Post("/v1/webhooks",
+                    {{"id", "hr-feed"},
+                     {"url", "https://hooks.example.invalid/okrd"},
+                     {"secret", "a-secret-of-at-least-16"},
+                     {"types", {"*"}}},
+                    kAdmin.token),
+       201);
+  TempDir dir;
+  WriteTokenFile(dir.Sub("replica.token"), kReplica.token);
+  Okrd replica(ReplicaOf(UrlOf(primary), dir.Sub("replica.token")));
+  ASSERT_TRUE(replica.Start()) << replica.LogTail();
+  ASSERT_TRUE(WaitFor([&] { return CaughtUp(replica, primary.HeadSeq()); }));
+  const std::string primary_text = Want(primary.Get("/metrics"), 200).body;
+  std::set<std::string> served = Declared(primary_text);
+  for (const std::string& name : Declared(Want(replica.Get("/metrics"), 200).body)) {
+    served.insert(name);
+  }
+  for (const char* name :
+       {"okrd_head_seq", "okrd_webhook_lag_events", "okrd_replica_lag_seconds",
+        "okrd_data_filesystem_avail_bytes", "okrd_request_duration_seconds_bucket"}) {
+    EXPECT_TRUE(served.count(name)) << name << " is not served: the check below would be empty";
+  }
+  // The disk gauges are the data directory's filesystem's.
+  std::smatch avail, size;
+  ASSERT_TRUE(std::regex_search(primary_text, avail,
+                                std::regex(R"(\nokrd_data_filesystem_avail_bytes (\d+)\n)")));
+  ASSERT_TRUE(std::regex_search(primary_text, size,
+                                std::regex(R"(\nokrd_data_filesystem_size_bytes (\d+)\n)")));
+  EXPECT_GT(std::stoull(avail[1]), 0u);
+  EXPECT_LE(std::stoull(avail[1]), std::stoull(size[1]));
+
+  std::set<std::string> used;
+  auto check_expr = [&](const std::string& where, const std::string& expr) {
+    EXPECT_FALSE(expr.empty()) << where;
+    for (const std::string& name : Named(expr)) {
+      EXPECT_TRUE(served.count(name))
+          << where << " names " << name << ", which okrd does not serve";
+      used.insert(Family(name));
+    }
+  };
+
+  // Alert rules: Prometheus's rule-file shape (JSON is YAML).
+  const json alerts = ReadJson("okrd-alerts.json");
+  ASSERT_TRUE(alerts["groups"].is_array());
+  std::set<std::string> names;
+  for (const json& group : alerts["groups"]) {
+    ASSERT_TRUE(group["name"].is_string());
+    ASSERT_FALSE(group["rules"].empty());
+    for (const json& rule : group["rules"]) {
+      const std::string alert = rule.value("alert", "");
+      EXPECT_TRUE(std::regex_match(alert, std::regex("Okrd[A-Z][A-Za-z]+"))) << alert;
+      EXPECT_TRUE(names.insert(alert).second) << alert << " twice";
+      check_expr("alert " + alert, rule.value("expr", ""));
+      EXPECT_TRUE(std::regex_match(rule.value("for", ""), std::regex(R"(\d+[smh])"))) << alert;
+      const std::string severity = rule["labels"].value("severity", "");
+      EXPECT_TRUE(severity == "critical" || severity == "warning") << alert;
+      EXPECT_FALSE(rule["annotations"].value("summary", "").empty()) << alert;
+      EXPECT_FALSE(rule["annotations"].value("description", "").empty()) << alert;
+    }
+  }
+  // What the issue of a service asks an operator to be told of.
+  for (const char* alert :
+       {"OkrdDown", "OkrdProjectionBehind", "OkrdProjectionStuck", "OkrdFsyncSlow",
+        "OkrdLogCheckFailed", "OkrdDiskLow", "OkrdWebhookBacklog", "OkrdReplicaLagging"}) {
+    EXPECT_TRUE(names.count(alert)) << alert;
+  }
+
+  // The dashboard: each panel with an id, a place, and queries.
+  const json dashboard = ReadJson("okrd-grafana.json");
+  EXPECT_EQ(dashboard["uid"], "okrd");
+  std::set<int> ids;
+  ASSERT_FALSE(dashboard["panels"].empty());
+  for (const json& panel : dashboard["panels"]) {
+    const std::string title = panel.value("title", "");
+    EXPECT_FALSE(title.empty());
+    EXPECT_TRUE(ids.insert(panel.value("id", 0)).second) << title;
+    EXPECT_TRUE(panel["gridPos"].contains("w") && panel["gridPos"].contains("h")) << title;
+    ASSERT_FALSE(panel["targets"].empty()) << title;
+    for (const json& target : panel["targets"]) check_expr("panel " + title, target["expr"]);
+  }
+  for (const json& variable : dashboard["templating"]["list"]) {
+    if (variable.contains("definition")) check_expr("variable", variable["definition"]);
+  }
+
+  // Nothing okrd serves is left unwatched.
+  for (const std::string& name : served) {
+    if (name.rfind("okrd_", 0) != 0 || Family(name) != name) continue;
+    EXPECT_TRUE(used.count(name)) << name << " is on no panel and in no alert";
+  }
+}
+
+}  // namespace
+}  // namespace okr::testing

@@ -117,10 +117,11 @@ Status WriteFileAtomically(const std::string& path, const std::string& text,
   const std::string temp = path + ".tmp";
   int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return Status::IOError("cannot create " + temp + ": " + std::strerror(errno));
-  // Owner first: a change of owner may clear bits the mode sets.
+  // Owner first: a change of owner may clear bits the mode sets. The mode
+  // always: a temporary file left by an earlier crash keeps its own.
   bool ok = like == nullptr || ((like->st_uid == ::geteuid() && like->st_gid == ::getegid()) ||
                                 ::fchown(fd, like->st_uid, like->st_gid) == 0);
-  ok = ok && (like == nullptr || ::fchmod(fd, like->st_mode & 07777) == 0);
+  ok = ok && ::fchmod(fd, like != nullptr ? like->st_mode & 07777 : 0600) == 0;
   ok = ok && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
   ok = ::fsync(fd) == 0 && ok;
   ok = ::close(fd) == 0 && ok;

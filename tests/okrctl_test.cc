@@ -972,6 +972,18 @@ TEST_F(OkrctlTest, ATokenMadeWorksAfterSighupAndARevokedOneIsRefused) {
   ASSERT_TRUE(testing::WaitFor([&] { return okrd.Get("/v1/audit/verify", token).status == 401; }));
   EXPECT_EQ(okrd.Get("/v1/audit/verify", kAdmin.token).status, 200);
 
+  // Eight new tokens at once: each okrctl waits its turn, none is lost.
+  std::string racers;
+  for (int i = 0; i < 8; ++i) {
+    racers += std::string(OKRCTL_PATH) + " token new --actor racer." + std::to_string(i) +
+              " --role viewer --file " + file + " >/dev/null 2>&1 & ";
+  }
+  std::string ignored;
+  ASSERT_EQ(testing::RunCommand(racers + "wait", &ignored), 0);
+  CtlRun raced = Ctl("token list --json --file " + file);
+  ASSERT_EQ(raced.rc, 0) << raced;
+  EXPECT_EQ(raced.Json()["items"].size(), 1u + 8u) << raced;
+
   // A file that does not exist yet is created, 0600.
   const std::string fresh = dir_.Sub("fresh-tokens.json");
   ASSERT_EQ(Ctl("token new --actor first --role admin --file " + fresh).rc, 0);

@@ -2,10 +2,17 @@
 // okrd reads it. The file is read with okrd's own checks (api/auth.h),
 // the new list must pass okrd's parser before it is written, and it is
 // written atomically with the owner, group and mode it had, so a running
-// okrd's SIGHUP sees the old file or the new one and accepts either.
+// okrd's SIGHUP sees the old file or the new one and accepts either; two
+// okrctl changing it at once take turns (DirectoryLock).
+#include <fcntl.h>
 #include <openssl/rand.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <iostream>
 
 #include "api/auth.h"
@@ -46,6 +53,34 @@ Result<TokensFile> ReadTokens(const std::string& path) {
   return file;
 }
 
+// An exclusive lock on the directory holding the tokens file, held from
+// reading the file to renaming its replacement: two okrctl changing it at
+// once would otherwise each write the list they read, and the later
+// rename would drop the other's entry. (The file itself is replaced, so
+// a lock on it would not outlive the rename.)
+class DirectoryLock {
+ public:
+  static Result<DirectoryLock> Of(const std::string& path) {
+    std::string dir = std::filesystem::path(path).parent_path().string();
+    if (dir.empty()) dir = ".";
+    DirectoryLock lock;
+    lock.fd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (lock.fd_ < 0 || ::flock(lock.fd_, LOCK_EX) != 0) {
+      return Status::IOError("cannot lock " + dir + ": " + std::strerror(errno));
+    }
+    return lock;
+  }
+  DirectoryLock(DirectoryLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  DirectoryLock& operator=(DirectoryLock&&) = delete;
+  ~DirectoryLock() {
+    if (fd_ >= 0) ::close(fd_);  // releases the lock
+  }
+
+ private:
+  DirectoryLock() = default;
+  int fd_ = -1;
+};
+
 // Checks the new list as okrd will, then replaces the file.
 Status WriteTokens(const std::string& path, const TokensFile& file) {
   std::string text = file.entries.dump(2) + "\n";
@@ -71,6 +106,8 @@ int TokenNew(const TokenOptions& o) {
   if (!api::ParseRole(o.role)) {
     return Usage("--role is viewer, editor, auditor, admin or replica, not " + o.role);
   }
+  auto lock = DirectoryLock::Of(o.file);
+  if (!lock.ok()) return Fail(lock.status().message());
   auto file = ReadTokens(o.file);
   if (!file.ok()) return Fail(file.status().message());
   for (const json& entry : file->entries) {
@@ -131,6 +168,8 @@ int TokenList(const std::string& path, bool json_out) {
 }
 
 int TokenRevoke(const std::string& path, const std::string& actor) {
+  auto lock = DirectoryLock::Of(path);
+  if (!lock.ok()) return Fail(lock.status().message());
   auto file = ReadTokens(path);
   if (!file.ok()) return Fail(file.status().message());
   json kept = json::array();

@@ -155,6 +155,7 @@ Result<std::string> ReadReplicaToken(const std::string& path) {
 std::optional<int> ParseFlags(int argc, char** argv, Flags* f) {
   CLI::App app{
       "okrd: an event-sourced OKR server. Every change is a hash-chained event in RocksDB."};
+  app.set_version_flag("--version", std::string("okrd ") + OKRD_VERSION);
   f->dashboard_dir = DefaultDashboardDir();
   AddOptions(app, *f);
   try {

@@ -20,6 +20,7 @@
 #include "api/log_key.h"
 #include "api/okrd_flags.h"
 #include "api/okrd_live.h"
+#include "api/okrd_systemd.h"
 #include "api/replica.h"
 #include "api/server.h"
 #include "eventstore/base/clock.h"
@@ -429,11 +430,13 @@ std::unique_ptr<okr::api::ReplicaFollower> StartReplica(const Flags& f, Runtime&
 // Serves until SIGINT or SIGTERM (SIGHUP reloads the tokens); true when
 // the server stopped because it was asked to.
 bool ServeUntilSignalled(okr::api::Server& server, const sigset_t& signals,
-                         const std::string& tokens_path, Runtime& rt) {
+                         const std::string& tokens_path, Runtime& rt,
+                         okr::api::ServiceManager& service) {
   std::thread waiter([&] {
     int sig = 0;
     while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) ReloadTokens(tokens_path, server, rt);
     rt.Log(spdlog::level::info, "stopping", {{"signal", sig}});
+    service.Stopping();
     server.Stop();
   });
   bool served = server.Serve();
@@ -495,8 +498,17 @@ int main(int argc, char** argv) {
           {"read_only", flags.tokens_path.empty() || flags.forensics || flags.replica()}});
   if (!demo_tokens.admin.empty())
     PrintDemoHelp(base, flags.data_dir, demo_tokens, projector->NowUs());
+  // Under systemd (Type=notify): ready now that connections are taken,
+  // and alive while okrd answers on its own address.
+  okr::api::ServiceManager service;
+  service.Ready("serving " + base);
+  service.StartWatchdog(okr::api::HealthzProbe(flags.host, bound), [&rt](int64_t silent_ms) {
+    rt.Log(spdlog::level::warn, "watchdog_probe_unanswered",
+           {{"silent_ms", silent_ms},
+            {"effect", "systemd restarts okrd when it stays silent for WatchdogSec"}});
+  });
 
-  bool served = ServeUntilSignalled(server, signals, flags.tokens_path, rt);
+  bool served = ServeUntilSignalled(server, signals, flags.tokens_path, rt, service);
   if (hooks.webhooks) hooks.webhooks->Stop();
   rt.Log(spdlog::level::info, "stopped", {{"head_seq", store->head().seq}});
   return served ? kExitOk : kExitFailed;

@@ -7,7 +7,8 @@
 #                                  targets), wrk and curl (the soak test),
 #                                  Chromium, Node.js and npm (the dashboard's
 #                                  browser test), clang-format and clang-tidy
-#                                  (tools/check_style.sh)
+#                                  (tools/check_style.sh), lintian and
+#                                  systemd-analyze (the Debian package's test)
 set -euo pipefail
 
 packages=(
@@ -17,10 +18,12 @@ packages=(
   libcpp-httplib-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev
   nlohmann-json3-dev rapidjson-dev libssl-dev libcli11-dev
+  libsystemd-dev  # okrd's readiness and watchdog under systemd
+  help2man        # the man pages of the Debian package
   openssl  # checkpoint_test checks signatures with it; operators make keys with it
 )
 if [ "${1:-}" = "--test" ]; then
-  packages+=(clang-14 libclang-rt-14-dev wrk curl chromium clang-format clang-tidy)
+  packages+=(clang-14 libclang-rt-14-dev wrk curl chromium clang-format clang-tidy lintian systemd)
 fi
 
 missing=()

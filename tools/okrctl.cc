@@ -322,6 +322,7 @@ int main(int argc, char** argv) {
       "commands).\n\n"
       "Exit codes: 0 ok; 1 a check failed, the server or the log refused, nothing imported;\n"
       "2 usage (unknown option, missing argument, conflicting options)."};
+  app.set_version_flag("--version", std::string("okrctl ") + OKRD_VERSION);
   app.require_subcommand(1);
   app.footer(
       "docs/IMPORT.md: import and export formats. docs/OPERATIONS.md: backup, restore, verify, "

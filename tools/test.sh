@@ -8,7 +8,8 @@
 #              UndefinedBehaviorSanitizer and every assert compiled in, and
 #              run the whole suite again
 #              (the docs checks, which run no compiled code, run once, above,
-#              and so does the dashboard's run at size: tests/CMakeLists.txt)
+#              and so do the dashboard's run at size and the Debian package's
+#              test, which ships the Release build: tests/CMakeLists.txt)
 #   fuzz       build the libFuzzer targets with clang into build-fuzz/ and
 #              run each for OKR_FUZZ_SECONDS (default 60) from its corpus
 #              in tests/fuzz/
@@ -48,7 +49,7 @@ for s in "${stages[@]}"; do
       # fails it at exit (okrd's too: the tests require a clean exit).
       ASAN_OPTIONS="detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1" \
       UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
-        run_ctest --test-dir build-asan --output-on-failure -j "$jobs" --timeout 1800 -LE "docs|size"
+        run_ctest --test-dir build-asan --output-on-failure -j "$jobs" --timeout 1800 -LE "docs|size|package"
       ;;
     fuzz)
       stage "fuzz targets (libFuzzer, ${OKR_FUZZ_SECONDS:-60} s each)"

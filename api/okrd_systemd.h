@@ -35,10 +35,10 @@ class ServiceManager {
   // STOPPING=1; no WATCHDOG=1 after it. Returns at once.
   void Stopping();
 
+ private:
   // The watchdog interval systemd asked for, in microseconds; 0 when none.
   static uint64_t WatchdogUsec();
 
- private:
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;

@@ -19,7 +19,7 @@ namespace {
 // The socket systemd would listen on, and the messages okrd sends to it.
 class NotifySocket {
  public:
-  explicit NotifySocket(const std::string& path) : path_(path) {
+  explicit NotifySocket(const std::string& path) {
     fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
@@ -53,7 +53,6 @@ class NotifySocket {
   }
 
  private:
-  std::string path_;
   int fd_ = -1;
   bool bound_ = false;
 };

@@ -44,23 +44,47 @@ std::pair<Quarter, Quarter> Quarters(int64_t now_us) {
   return {previous, current};
 }
 
-// Writes one command as `actor`; stops the demo on the first refusal.
+// The demo's people, as the log may name them (SPEC §10): an opaque person
+// unit id and a pseudonymous actor. Their names and emails, and the texts
+// they write, are sealed under the unit's key.
+struct Person {
+  const char* unit;
+  const char* actor;
+};
+constexpr Person kMaya{"p-4821", "editor-4821"};  // Maya Chen, head of People & HR
+constexpr Person kSam{"p-3307", "editor-3307"};   // Sam Okafor, Talent Acquisition
+constexpr Person kLena{"p-5190", "editor-5190"};  // Lena Fischer, HR Operations
+constexpr Person kRaj{"p-2264", "editor-2264"};   // Raj Patel, Learning & Development
+constexpr Person kAna{"p-7735", "editor-7735"};   // Ana Silva, Engineering
+
+// Writes one command as `actor`, or as a person: as its actor, with its
+// unit as the subject its texts are sealed under. Stops the demo on the
+// first refusal.
 class Writer {
  public:
   explicit Writer(Projector* p) : p_(p) {}
+  Status operator()(const Person& person, Command command, const std::string& reason = "") {
+    return Write(person.actor, person.unit, std::move(command), reason);
+  }
   Status operator()(const std::string& actor, Command command, const std::string& reason = "") {
+    return Write(actor, "", std::move(command), reason);
+  }
+  const Status& status() const { return status_; }
+
+ private:
+  Status Write(const std::string& actor, const std::string& subject, Command command,
+               const std::string& reason) {
     if (!status_.ok()) return status_;
     WriteRequest w;
     w.command = std::move(command);
     w.actor = actor;
+    w.subject = subject;
     w.reason = reason;
     auto r = p_->Write(w);
     if (!r.ok()) status_ = r.status();
     return status_;
   }
-  const Status& status() const { return status_; }
 
- private:
   Projector* p_;
   Status status_ = Status::Ok();
 };
@@ -69,49 +93,49 @@ struct KrPlan {
   std::string id, objective, title, metric, unit;
   double start, target;
   double reach;  // fraction of the way to target reached by the last week
-  std::string checker;
+  Person checker;
   int stop_weeks_early = 0;  // a key result nobody has checked in on lately
 };
 
 std::vector<KrPlan> PreviousQuarterKrs() {
   return {
       {"kr-engineers-hired", "hr-hire-engineers", "Engineers hired", "number", "people", 0, 12,
-       0.85, "maya.chen"},
+       0.85, kMaya},
       {"kr-time-to-hire", "hr-hire-engineers", "Median time to hire", "number", "days", 45, 30, 0.7,
-       "maya.chen"},
+       kMaya},
       {"kr-qualified-candidates", "ta-fill-pipeline", "Qualified candidates per open role",
-       "number", "candidates", 0, 8, 1.1, "sam.okafor"},
+       "number", "candidates", 0, 8, 1.1, kSam},
       {"kr-onboarding-satisfaction", "ops-smooth-onboarding", "New-hire onboarding satisfaction",
-       "percent", "%", 70, 90, 0.9, "lena.fischer"},
+       "percent", "%", 70, 90, 0.9, kLena},
       {"kr-laptops-day-one", "ops-smooth-onboarding", "Laptop ready on day one for every hire",
-       "boolean", "", 0, 1, 1.0, "lena.fischer"},
+       "boolean", "", 0, 1, 1.0, kLena},
       {"kr-managers-trained", "ld-first-managers", "First-time managers trained", "number",
-       "managers", 0, 15, 0.6, "raj.patel"},
+       "managers", 0, 15, 0.6, kRaj},
   };
 }
 
 std::vector<KrPlan> CurrentQuarterKrs() {
   return {
       {"kr-regretted-attrition", "hr-reduce-attrition", "Regretted attrition (annualised)",
-       "percent", "%", 8, 5, 0.9, "maya.chen"},
+       "percent", "%", 8, 5, 0.9, kMaya},
       {"kr-stay-interviews", "hr-reduce-attrition", "Stay interviews held", "number", "interviews",
-       0, 40, 1.0, "maya.chen"},
+       0, 40, 1.0, kMaya},
       {"kr-referral-hires", "ta-grow-referrals", "Hires from referrals", "number", "hires", 0, 6,
-       0.7, "sam.okafor"},
+       0.7, kSam},
       {"kr-offer-acceptance", "ta-grow-referrals", "Offer acceptance rate", "percent", "%", 75, 90,
-       1.0, "sam.okafor"},
+       1.0, kSam},
       {"kr-records-migrated", "ops-one-hris", "Employee records migrated", "percent", "%", 0, 100,
-       1.1, "lena.fischer"},
+       1.1, kLena},
       {"kr-payroll-errors", "ops-one-hris", "Payroll errors per month", "number", "errors", 12, 2,
-       0.95, "lena.fischer"},
+       0.95, kLena},
       {"kr-frameworks-published", "ld-career-paths", "Career frameworks published", "number",
-       "frameworks", 0, 5, 0.4, "raj.patel", 3},
+       "frameworks", 0, 5, 0.4, kRaj, 3},
       {"kr-development-plans", "ld-career-paths", "Employees with a development plan", "percent",
-       "%", 20, 80, 0.8, "raj.patel"},
+       "%", 20, 80, 0.8, kRaj},
       {"kr-mentors-matched", "eng-mentoring", "New engineers with a mentor", "percent", "%", 30,
-       100, 1.05, "ana.silva"},
-      {"kr-academy-sessions", "raj-manager-academy", "Manager academy sessions run", "number",
-       "sessions", 0, 10, 0.9, "raj.patel"},
+       100, 1.05, kAna},
+      {"kr-academy-sessions", "manager-academy", "Manager academy sessions run", "number",
+       "sessions", 0, 10, 0.9, kRaj},
   };
 }
 
@@ -172,12 +196,12 @@ class DemoStory {
     w_(admin, CreateUnit{"ta", "team", "Talent Acquisition", "hr", ""});
     w_(admin, CreateUnit{"hr-ops", "team", "HR Operations", "hr", ""});
     w_(admin, CreateUnit{"l-and-d", "team", "Learning & Development", "hr", ""});
-    w_(admin, CreateUnit{"maya.chen", "person", "Maya Chen", "hr", "maya.chen@acme.example"});
-    w_(admin, CreateUnit{"sam.okafor", "person", "Sam Okafor", "ta", "sam.okafor@acme.example"});
+    w_(admin, CreateUnit{kMaya.unit, "person", "Maya Chen", "hr", "maya.chen@acme.example"});
+    w_(admin, CreateUnit{kSam.unit, "person", "Sam Okafor", "ta", "sam.okafor@acme.example"});
     w_(admin,
-       CreateUnit{"lena.fischer", "person", "Lena Fischer", "hr-ops", "lena.fischer@acme.example"});
-    w_(admin, CreateUnit{"raj.patel", "person", "Raj Patel", "l-and-d", "raj.patel@acme.example"});
-    w_(admin, CreateUnit{"ana.silva", "person", "Ana Silva", "eng", "ana.silva@acme.example"});
+       CreateUnit{kLena.unit, "person", "Lena Fischer", "hr-ops", "lena.fischer@acme.example"});
+    w_(admin, CreateUnit{kRaj.unit, "person", "Raj Patel", "l-and-d", "raj.patel@acme.example"});
+    w_(admin, CreateUnit{kAna.unit, "person", "Ana Silva", "eng", "ana.silva@acme.example"});
   }
 
   // A fiscal year that starts with the previous quarter, and its two quarters.
@@ -201,16 +225,16 @@ class DemoStory {
   void PreviousObjectives() {
     const std::string& pq = ids.previous_quarter;
     // clang-format off
-    w_("maya.chen", CreateObjective{"acme-build-team", pq, "acme", "Build the team to ship Atlas v2",
-                                   "Atlas v2 needs a larger, well-onboarded engineering team.", {}});
-    w_("maya.chen", CreateObjective{"hr-hire-engineers", pq, "hr", "Hire the engineers Atlas v2 needs",
-                                   "", {"acme-build-team"}});
-    w_("sam.okafor", CreateObjective{"ta-fill-pipeline", pq, "ta", "Fill the hiring pipeline", "",
-                                    {"hr-hire-engineers"}});
-    w_("lena.fischer", CreateObjective{"ops-smooth-onboarding", pq, "hr-ops",
-                                      "Onboard every new hire smoothly", "", {"acme-build-team"}});
-    w_("raj.patel", CreateObjective{"ld-first-managers", pq, "l-and-d", "Train our first-time managers",
-                                   "", {"acme-build-team"}});
+    w_(kMaya, CreateObjective{"acme-build-team", pq, "acme", "Build the team to ship Atlas v2",
+                             "Atlas v2 needs a larger, well-onboarded engineering team.", {}});
+    w_(kMaya, CreateObjective{"hr-hire-engineers", pq, "hr", "Hire the engineers Atlas v2 needs",
+                             "", {"acme-build-team"}});
+    w_(kSam, CreateObjective{"ta-fill-pipeline", pq, "ta", "Fill the hiring pipeline", "",
+                            {"hr-hire-engineers"}});
+    w_(kLena, CreateObjective{"ops-smooth-onboarding", pq, "hr-ops",
+                             "Onboard every new hire smoothly", "", {"acme-build-team"}});
+    w_(kRaj, CreateObjective{"ld-first-managers", pq, "l-and-d", "Train our first-time managers",
+                            "", {"acme-build-team"}});
     // clang-format on
   }
 
@@ -230,10 +254,10 @@ class DemoStory {
         At(at_us + 26 * hour);
         if (previous) {
           UpdateKeyResult u{"kr-engineers-hired", {}, {}, {}, {}, {}, 10.0, {}};
-          w_("maya.chen", u, "Hiring budget cut by two heads in the mid-quarter plan review");
+          w_(kMaya, u, "Hiring budget cut by two heads in the mid-quarter plan review");
         } else {
           UpdateKeyResult u{"kr-stay-interviews", {}, {}, {}, {}, {}, 50.0, {}};
-          w_("maya.chen", u, "Sales joined the programme");
+          w_(kMaya, u, "Sales joined the programme");
         }
       }
     }
@@ -274,22 +298,22 @@ class DemoStory {
   void CurrentObjectives() {
     const std::string& cq = ids.current_quarter;
     // clang-format off
-    w_("maya.chen", CreateObjective{"acme-people-stay", cq, "acme", "Make Acme a place people stay", "", {}});
-    w_("maya.chen", CreateObjective{"hr-reduce-attrition", cq, "hr", "Reduce regretted attrition", "",
-                                   {"acme-people-stay"}});
-    w_("sam.okafor", CreateObjective{"ta-grow-referrals", cq, "ta", "Grow employee referrals", "",
-                                    {"hr-reduce-attrition"}});
-    w_("lena.fischer", CreateObjective{"ops-one-hris", cq, "hr-ops", "Move all HR data into one system",
-                                      "Retire the three spreadsheets and the old payroll tool.",
-                                      {"acme-people-stay"}});
-    w_("raj.patel", CreateObjective{"ld-career-paths", cq, "l-and-d", "Launch career paths", "",
-                                   {"hr-reduce-attrition"}});
-    w_("ana.silva", CreateObjective{"eng-mentoring", cq, "eng", "Mentor every new engineer", "",
-                                   {"hr-reduce-attrition", "ld-career-paths"}});
-    w_("raj.patel", CreateObjective{"raj-manager-academy", cq, "raj.patel", "Run the manager academy", "",
-                                   {"ld-career-paths"}});
-    w_("sam.okafor", CreateObjective{"ta-campus-events", cq, "ta", "Run campus recruiting events", "",
-                                    {"hr-reduce-attrition"}});
+    w_(kMaya, CreateObjective{"acme-people-stay", cq, "acme", "Make Acme a place people stay", "", {}});
+    w_(kMaya, CreateObjective{"hr-reduce-attrition", cq, "hr", "Reduce regretted attrition", "",
+                             {"acme-people-stay"}});
+    w_(kSam, CreateObjective{"ta-grow-referrals", cq, "ta", "Grow employee referrals", "",
+                            {"hr-reduce-attrition"}});
+    w_(kLena, CreateObjective{"ops-one-hris", cq, "hr-ops", "Move all HR data into one system",
+                             "Retire the three spreadsheets and the old payroll tool.",
+                             {"acme-people-stay"}});
+    w_(kRaj, CreateObjective{"ld-career-paths", cq, "l-and-d", "Launch career paths", "",
+                            {"hr-reduce-attrition"}});
+    w_(kAna, CreateObjective{"eng-mentoring", cq, "eng", "Mentor every new engineer", "",
+                            {"hr-reduce-attrition", "ld-career-paths"}});
+    w_(kRaj, CreateObjective{"manager-academy", cq, kRaj.unit, "Run the manager academy", "",
+                            {"ld-career-paths"}});
+    w_(kSam, CreateObjective{"ta-campus-events", cq, "ta", "Run campus recruiting events", "",
+                            {"hr-reduce-attrition"}});
     // clang-format on
   }
 
@@ -300,19 +324,19 @@ class DemoStory {
     // clang-format off
     w_(admin, CloseCycle{pq}, "Quarter ended");
     At(cur_start + 3 * kMicrosPerDay);
-    w_("maya.chen", ReviewObjective{"acme-build-team", 0.8, "partially",
-                                   "We hired most of the team, but later than planned.",
-                                   "Start hiring a quarter before the product needs the people."});
-    w_("maya.chen", ReviewObjective{"hr-hire-engineers", 0.75, "partially",
-                                   "Nine of ten engineers signed; time to hire improved but missed 30 days.",
-                                   "Budget changes mid-quarter need a re-plan of every dependent key result."});
-    w_("sam.okafor", ReviewObjective{"ta-fill-pipeline", 1.0, "achieved",
-                                    "The referral push filled every role's pipeline.", "Referrals work; keep them."});
-    w_("lena.fischer", ReviewObjective{"ops-smooth-onboarding", 0.9, "achieved",
-                                      "Every laptop was ready on day one from week seven.", ""});
-    w_("raj.patel", ReviewObjective{"ld-first-managers", 0.5, "missed",
-                                   "Only half the managers could attend during the launch crunch.",
-                                   "Avoid launch weeks for training."});
+    w_(kMaya, ReviewObjective{"acme-build-team", 0.8, "partially",
+                             "We hired most of the team, but later than planned.",
+                             "Start hiring a quarter before the product needs the people."});
+    w_(kMaya, ReviewObjective{"hr-hire-engineers", 0.75, "partially",
+                             "Nine of ten engineers signed; time to hire improved but missed 30 days.",
+                             "Budget changes mid-quarter need a re-plan of every dependent key result."});
+    w_(kSam, ReviewObjective{"ta-fill-pipeline", 1.0, "achieved",
+                            "The referral push filled every role's pipeline.", "Referrals work; keep them."});
+    w_(kLena, ReviewObjective{"ops-smooth-onboarding", 0.9, "achieved",
+                             "Every laptop was ready on day one from week seven.", ""});
+    w_(kRaj, ReviewObjective{"ld-first-managers", 0.5, "missed",
+                            "Only half the managers could attend during the launch crunch.",
+                            "Avoid launch weeks for training."});
     // clang-format on
   }
 
@@ -330,18 +354,18 @@ class DemoStory {
       return 0;
     });
     if (!corrected.empty()) {
-      w_("lena.fischer",
+      w_(kLena,
          CorrectCheckIn{"kr-records-migrated", corrected, corrected_value,
                         "The export skipped the Berlin office; recounted."},
          "Recount after the Berlin export was fixed");
     }
-    w_("maya.chen", UpdateObjective{"ta-grow-referrals", {}, {}, std::string("sam.okafor"), {}, {}},
+    w_(kMaya, UpdateObjective{"ta-grow-referrals", {}, {}, std::string(kSam.unit), {}, {}},
        "Sam runs the referral programme end to end");
-    w_("sam.okafor", ArchiveObjective{"ta-campus-events"}, "Campus season moved to spring");
-    w_("maya.chen",
+    w_(kSam, ArchiveObjective{"ta-campus-events"}, "Campus season moved to spring");
+    w_(kMaya,
        AddComment{"hr-reduce-attrition",
                   "Exit interviews keep pointing at career growth: see L&D's career paths."});
-    w_("lena.fischer",
+    w_(kLena,
        AddComment{"kr-payroll-errors", "Most remaining errors are manual overtime entries."});
   }
 

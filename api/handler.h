@@ -234,6 +234,8 @@ class Server::Routes {
 
   // --- writes (write_routes.cc) ---
   void Backup(Call& c);
+  void Erase(Call& c);
+  void GetReplicationKeys(Call& c);
   void HandleWrite(Call& c, WriteRoute route);
   bool ParseWrite(Call& c, WriteRoute route, WriteRequest* w);
   void AnswerWrite(Call& c, WriteRoute route, const WriteResult& result);

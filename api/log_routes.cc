@@ -11,6 +11,7 @@
 #include "eventstore/base/time.h"
 #include "eventstore/event_json.h"
 #include "eventstore/format.h"
+#include "eventstore/sealing.h"
 
 namespace okr::api {
 
@@ -347,6 +348,11 @@ void Server::Routes::ListRawEvents(Call& c) {
   c.res.set_header("Okrd-Head-Seq", std::to_string(head));
   c.res.set_header("Okrd-Head-Recorded-At", std::to_string(at_start.recorded_at_us));
   c.res.set_header("Okrd-Head-Hash", ToHex(at_start.hash));
+  // Read after the head: every key an event up to it is sealed with was
+  // made before the event was stored, so this version holds them all.
+  if (options_.key_ring != nullptr) {
+    c.res.set_header("Okrd-Keys-Version", options_.key_ring->version());
+  }
   if (*after >= head) return c.res.set_content("", "application/octet-stream");
   const uint64_t last = std::min<uint64_t>(head, *after + *limit);
   auto on_failure = [this, request_id = c.request_id](uint64_t seq, const std::string& why) {

@@ -62,17 +62,19 @@ std::optional<int> ParseDigestAt(const std::string& text) {
   return hours * 60 + minutes;
 }
 
-Result<WebhookRuntime> StartWebhooks(const WebhookFlags& f, const std::string& data_dir,
-                                     EventStore* store, Projector* projector, webhooks::LogFn log) {
+std::string KeyStoreDir(const WebhookFlags& f, const std::string& data_dir) {
+  return f.keystore_dir.empty() ? DefaultKeyStorePath(data_dir) : f.keystore_dir;
+}
+
+Result<std::unique_ptr<webhooks::Webhooks>> StartWebhooks(const WebhookFlags& f, EventStore* store,
+                                                          Projector* projector, KeyStore* keys,
+                                                          webhooks::LogFn log) {
   auto digest_minute = ParseDigestAt(f.digest_at);
   if (!digest_minute) return Status::Invalid("--digest-at must be HH:MM (UTC)");
   if (f.retry_base_ms <= 0 || f.retry_cap_ms < f.retry_base_ms || f.failure_window_s <= 0 ||
       f.timeout_ms <= 0) {
     return Status::Invalid("the webhook retry, window and timeout flags must be positive");
   }
-  WebhookRuntime rt;
-  const std::string dir = f.keystore_dir.empty() ? DefaultKeyStorePath(data_dir) : f.keystore_dir;
-  OKR_ASSIGN_OR_RETURN(rt.keys, KeyStore::Open(dir));
   webhooks::WebhookOptions options;
   options.retry_base_us = f.retry_base_ms * 1000;
   options.retry_cap_us = f.retry_cap_ms * 1000;
@@ -86,10 +88,7 @@ Result<WebhookRuntime> StartWebhooks(const WebhookFlags& f, const std::string& d
   const int64_t offset_us = f.clock_offset_s * 1'000'000;
   options.clock_us = [offset_us] { return SystemClockUs() + offset_us; };
   options.log = std::move(log);
-  OKR_ASSIGN_OR_RETURN(rt.webhooks,
-                       webhooks::Webhooks::Start(store, projector, rt.keys.get(), options));
-  assert(rt.keys && rt.webhooks);
-  return rt;
+  return webhooks::Webhooks::Start(store, projector, keys, options);
 }
 
 }  // namespace okr::api

@@ -42,15 +42,14 @@ void AddWebhookOptions(CLI::App& app, WebhookFlags& f);
 // Minutes after 00:00 of "HH:MM"; nullopt when it is no such time.
 std::optional<int> ParseDigestAt(const std::string& text);
 
-// The key store and the webhooks running from it. Stop the webhooks
-// before the store, projector and key store go.
-struct WebhookRuntime {
-  std::unique_ptr<KeyStore> keys;
-  std::unique_ptr<webhooks::Webhooks> webhooks;
-};
-// Opens the key store (`data_dir`'s sibling unless --keystore) and starts
-// the deliveries; `log` writes okrd's log lines.
-Result<WebhookRuntime> StartWebhooks(const WebhookFlags& f, const std::string& data_dir,
-                                     EventStore* store, Projector* projector, webhooks::LogFn log);
+// The key store's directory: --keystore, else `data_dir`'s sibling.
+std::string KeyStoreDir(const WebhookFlags& f, const std::string& data_dir);
+
+// Starts the deliveries from the key store `keys` (KeyStoreDir); `log`
+// writes okrd's log lines. Stop them before the store, projector and key
+// store go.
+Result<std::unique_ptr<webhooks::Webhooks>> StartWebhooks(const WebhookFlags& f, EventStore* store,
+                                                          Projector* projector, KeyStore* keys,
+                                                          webhooks::LogFn log);
 
 }  // namespace okr::api

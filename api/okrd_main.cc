@@ -25,6 +25,8 @@
 #include "api/server.h"
 #include "eventstore/base/clock.h"
 #include "eventstore/event_store.h"
+#include "eventstore/keystore.h"
+#include "eventstore/sealing.h"
 #include "projections/service/projector.h"
 
 namespace okr::api {
@@ -77,14 +79,18 @@ std::optional<std::string> DemoTokens(const std::string& data_dir, std::string* 
              {"auditor", RandomToken()},
              {"viewer", RandomToken()}};
     nlohmann::json tokens = nlohmann::json::array();
-    auto add = [&](const char* actor, const char* role, nlohmann::json units, const char* key) {
+    // A person's entry names a pseudonymous actor and the person unit it
+    // is (SPEC §10): what it writes is sealed under that person's key.
+    auto add = [&](const char* actor, const char* role, nlohmann::json units, const char* key,
+                   const char* subject = nullptr) {
       tokens.push_back({{"actor", actor},
                         {"role", role},
                         {"units", units},
                         {"token_sha256", okr::ToHex(okr::Sha256(creds[key].get<std::string>()))}});
+      if (subject != nullptr) tokens.back()["subject"] = subject;
     };
     add("admin", "admin", nlohmann::json::array(), "admin");
-    add("lena.fischer", "editor", {"hr-ops"}, "editor");
+    add("editor-5190", "editor", {"hr-ops"}, "editor", "p-5190");  // Lena Fischer (api/demo.cc)
     add("auditor", "auditor", nlohmann::json::array(), "auditor");
     add("viewer", "viewer", nlohmann::json::array(), "viewer");
     if (!WritePrivateFile(creds_path, creds.dump(2) + "\n") ||
@@ -143,7 +149,8 @@ int64_t MicrosSince(std::chrono::steady_clock::time_point started) {
 
 // Opens (and, unless forensics, verifies) the log; null after logging why not.
 std::unique_ptr<okr::EventStore> OpenStore(const Flags& f, Runtime& rt,
-                                           std::shared_ptr<const okr::SigningKey> key) {
+                                           std::shared_ptr<const okr::SigningKey> key,
+                                           okr::KeyRing* ring) {
   std::error_code ec;
   if (!f.forensics) std::filesystem::create_directories(f.data_dir, ec);
   okr::OpenOptions options;
@@ -154,6 +161,9 @@ std::unique_ptr<okr::EventStore> OpenStore(const Flags& f, Runtime& rt,
   // The stored checkpoint is checked with it: the open then re-reads only
   // the events after it.
   options.signing_key = std::move(key);
+  // A replica stores the primary's sealed bytes as they are, and erases
+  // the keys its copied erasures name.
+  options.key_ring = ring;
   options.on_batch = [&rt](size_t appends, size_t events, uint64_t head, int64_t write_us,
                            const okr::Status& status) {
     rt.metrics.Batch(appends, events, write_us, status.ok());
@@ -327,7 +337,7 @@ void PrintDemoHelp(const std::string& base, const std::string& data_dir, const D
   okr::api::DemoIds ids = okr::api::DemoCycles(now_us);
   std::cout << "\nDemo tokens (also in " << data_dir << "/demo-credentials.json):\n"
             << "  admin:   " << t.admin << "\n"
-            << "  editor:  " << t.editor << "  (lena.fischer, HR Operations)\n"
+            << "  editor:  " << t.editor << "  (editor-5190, the person p-5190 in HR Operations)\n"
             << "  auditor: " << t.auditor << "\n\n"
             << "Try:\n"
             << "  curl -s '" << base << "/v1/cascade?cycle=" << ids.current_quarter << "'\n"
@@ -362,23 +372,85 @@ void ReloadTokens(const std::string& tokens_path, okr::api::Server& server, Runt
   rt.Log(spdlog::level::info, "tokens_reloaded", {{"path", tokens_path}});
 }
 
-// Opens the key store and starts delivering webhooks (not under
-// forensics, which writes nothing). An exit code on failure.
+// The key store (SPEC §10): the subjects' keys and the webhooks' secrets,
+// outside the data directory. Opened before the log, whose writer seals
+// with its keys. An exit code on failure.
+struct Keys {
+  std::unique_ptr<okr::KeyStore> store;
+  std::unique_ptr<okr::KeyRing> ring;
+};
+// Forensics opens it read-only, and goes on without one.
+std::optional<int> OpenKeys(const Flags& f, Runtime& rt, Keys* keys) {
+  const std::string dir = okr::api::KeyStoreDir(f.webhooks, f.data_dir);
+  auto store = okr::KeyStore::Open(dir, /*read_only=*/f.forensics);
+  if (f.forensics && store.status().code() == okr::Status::Code::kNotFound) {
+    rt.Log(spdlog::level::warn, "no_key_store",
+           {{"keystore", dir}, {"effect", "sealed fields read as erased"}});
+    return std::nullopt;
+  }
+  okr::Result<std::unique_ptr<okr::KeyRing>> ring =
+      store.ok() ? okr::KeyRing::Open(store->get(), /*read_only=*/f.forensics)
+                 : okr::Result<std::unique_ptr<okr::KeyRing>>(store.status());
+  if (!ring.ok()) {
+    rt.Log(spdlog::level::critical, "refusing_to_start",
+           {{"keystore", dir}, {"error", ring.status().ToString()}});
+    return kExitFailed;
+  }
+  keys->store = std::move(store.value());
+  keys->ring = std::move(ring.value());
+  return std::nullopt;
+}
+
+// The log is the authority on erasures: a subject it records as erased
+// loses its key again, whatever backup of the key store is in place. Then
+// the readers reveal through the ring. An exit code on failure.
+std::optional<int> BindKeyRing(const Flags& f, Runtime& rt, okr::EventStore* store,
+                               okr::KeyRing* ring) {
+  if (ring == nullptr) return std::nullopt;
+  // Forensics writes nothing: the ring forgets those keys, the store keeps them.
+  std::vector<std::string> erased_again;
+  if (okr::Status s = okr::EnforceErasures(*store, ring, &erased_again, !f.forensics); !s.ok()) {
+    rt.Log(spdlog::level::critical, "refusing_to_start", {{"error", s.ToString()}});
+    return kExitFailed;
+  }
+  for (const auto& subject : erased_again) {
+    rt.Log(spdlog::level::warn, "subject_key_erased_again",
+           {{"subject", subject}, {"why", "the log records its erasure; the key store did not"}});
+  }
+  okr::InstallKeyRing(ring);
+  rt.Log(spdlog::level::info, "key_ring_open", {{"subjects", ring->size()}});
+  return std::nullopt;
+}
+
+// The key store, then the log (whose writer seals with its keys), then the
+// log's erasures enforced on the keys; null after logging why not.
+std::unique_ptr<okr::EventStore> OpenLogWithKeys(const Flags& f, Runtime& rt,
+                                                 std::shared_ptr<const okr::SigningKey> key,
+                                                 Keys* keys) {
+  if (OpenKeys(f, rt, keys)) return nullptr;
+  std::unique_ptr<okr::EventStore> store = OpenStore(f, rt, std::move(key), keys->ring.get());
+  if (!store || BindKeyRing(f, rt, store.get(), keys->ring.get())) return nullptr;
+  return store;
+}
+
+// Starts delivering webhooks (not under forensics, which writes nothing,
+// nor on a replica). An exit code on failure.
 std::optional<int> StartHooks(const Flags& f, Runtime& rt, okr::EventStore* store,
-                              okr::Projector* projector, okr::api::WebhookRuntime* hooks,
+                              okr::Projector* projector, okr::KeyStore* keys,
+                              std::unique_ptr<okr::webhooks::Webhooks>* hooks,
                               okr::api::ServerOptions* options) {
   if (f.forensics || f.replica()) return std::nullopt;
   auto log = [&rt](int level, const char* event,
                    const std::vector<std::pair<const char*, nlohmann::json>>& fields) {
     rt.Log(static_cast<spdlog::level::level_enum>(level), event, fields);
   };
-  auto started = okr::api::StartWebhooks(f.webhooks, f.data_dir, store, projector, log);
+  auto started = okr::api::StartWebhooks(f.webhooks, store, projector, keys, log);
   if (!started.ok()) {
     rt.Log(spdlog::level::critical, "refusing_to_start", {{"error", started.status().ToString()}});
     return kExitFailed;
   }
   *hooks = std::move(started.value());
-  options->webhooks = hooks->webhooks.get();
+  options->webhooks = hooks->get();
   return std::nullopt;
 }
 
@@ -400,13 +472,15 @@ std::optional<int> LoadKey(const Flags& f, Runtime& rt,
 // of its own; each change of its connection reaches okrd's log. Null on a
 // primary.
 std::unique_ptr<okr::api::ReplicaFollower> StartReplica(const Flags& f, Runtime& rt,
-                                                        okr::EventStore* store) {
+                                                        okr::EventStore* store,
+                                                        okr::KeyRing* ring) {
   if (!f.replica()) return nullptr;
   using State = okr::api::ReplicaFollower::State;
   okr::api::ReplicaFollower::Options options;
   options.primary = f.replica_of;
   options.token = f.replica_token;
   options.log_key = f.log_verifier;
+  options.key_ring = ring;
   options.on_change = [&rt, store, primary = f.replica_of](const State& s) {
     if (s.diverged) {
       rt.Log(spdlog::level::critical, "replica_diverged",
@@ -457,7 +531,8 @@ int main(int argc, char** argv) {
 
   std::shared_ptr<const okr::SigningKey> loaded_key;
   if (auto rc = LoadKey(flags, rt, &loaded_key)) return *rc;
-  std::unique_ptr<okr::EventStore> store = OpenStore(flags, rt, loaded_key);
+  Keys keys;  // outlives the store, whose writer seals with it
+  std::unique_ptr<okr::EventStore> store = OpenLogWithKeys(flags, rt, loaded_key, &keys);
   if (!store) return kExitFailed;
   okr::api::LogKey log_key;
   if (auto rc = BindKey(flags, rt, store.get(), std::move(loaded_key), &log_key)) return *rc;
@@ -476,11 +551,15 @@ int main(int argc, char** argv) {
   if (auto rc = MakeServerOptions(flags, rt.format, &tokens, &server_options)) return *rc;
   server_options.signing_key = log_key.key;
   server_options.origin = log_key.origin;
-  okr::api::WebhookRuntime hooks;  // stopped before the projector and store go
-  if (auto rc = StartHooks(flags, rt, store.get(), projector.get(), &hooks, &server_options))
+  server_options.key_ring = keys.ring.get();
+  // Stopped before the projector and store go.
+  std::unique_ptr<okr::webhooks::Webhooks> hooks;
+  if (auto rc = StartHooks(flags, rt, store.get(), projector.get(), keys.store.get(), &hooks,
+                           &server_options))
     return *rc;
   // Stopped after the server, before the projector and store go.
-  std::unique_ptr<okr::api::ReplicaFollower> follower = StartReplica(flags, rt, store.get());
+  std::unique_ptr<okr::api::ReplicaFollower> follower =
+      StartReplica(flags, rt, store.get(), keys.ring.get());
   server_options.replica = follower.get();
 
   okr::api::Server server(store.get(), projector.get(), std::move(tokens), server_options,
@@ -509,7 +588,7 @@ int main(int argc, char** argv) {
   });
 
   bool served = ServeUntilSignalled(server, signals, flags.tokens_path, rt, service);
-  if (hooks.webhooks) hooks.webhooks->Stop();
+  if (hooks) hooks->Stop();
   rt.Log(spdlog::level::info, "stopped", {{"head_seq", store->head().seq}});
   return served ? kExitOk : kExitFailed;
 }

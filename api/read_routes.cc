@@ -10,6 +10,7 @@
 
 #include "api/handler.h"
 #include "eventstore/base/time.h"
+#include "projections/read/shown.h"
 
 namespace okr::api {
 
@@ -259,10 +260,13 @@ static json CommentsJson(const std::vector<Comment>& comments, uint64_t as_of) {
   json out = json::array();
   for (const Comment& cm : comments) {
     if (cm.meta.seq > as_of) break;
-    out.push_back({{"author", cm.meta.actor},
-                   {"text", cm.text},
-                   {"recorded_at", FormatTimeUs(cm.meta.recorded_at_us)},
-                   {"seq", cm.meta.seq}});
+    ShownFlags flags;
+    json comment = {{"author", cm.meta.actor},
+                    {"text", ShownJson(cm.text, &flags)},
+                    {"recorded_at", FormatTimeUs(cm.meta.recorded_at_us)},
+                    {"seq", cm.meta.seq}};
+    flags.AddTo(&comment);
+    out.push_back(std::move(comment));
   }
   return out;
 }

@@ -10,6 +10,8 @@
 #include "api/routes/raw_frames.h"
 #include "api/routes/request.h"
 #include "eventstore/event_codec.h"
+#include "eventstore/event_json.h"
+#include "eventstore/sealing.h"
 
 namespace okr::api {
 
@@ -103,13 +105,15 @@ bool ReplicaFollower::Wait(std::chrono::milliseconds d) {
 // Pages until stopped or diverged; a failure to reach the primary, or an
 // answer cut short, is retried with a growing wait from this log's head.
 void ReplicaFollower::Run() {
-  httplib::Client client(options_.primary);
-  client.set_connection_timeout(kConnectTimeoutSeconds, 0);
-  client.set_read_timeout(kReadTimeoutSeconds, 0);
-  client.set_tcp_nodelay(true);
+  httplib::Client client(options_.primary), keys(options_.primary);
+  for (httplib::Client* c : {&client, &keys}) {
+    c->set_connection_timeout(kConnectTimeoutSeconds, 0);
+    c->set_read_timeout(kReadTimeoutSeconds, 0);
+    c->set_tcp_nodelay(true);
+  }
   std::chrono::milliseconds backoff = options_.poll;
   do {
-    Result<uint64_t> stored = FetchPage(client);
+    Result<uint64_t> stored = FetchPage(client, keys);
     if (stored.ok()) {
       Status kept = KeepCheckpoint(client);
       if (kept.code() == Status::Code::kCorruption) stored = kept;
@@ -143,7 +147,36 @@ void ReplicaFollower::Run() {
 // the primary's head hash (Okrd-Head-Hash) when it is the head, else the
 // next page, whose first event must name its hash. So a byte changed in
 // the newest event on its way is refused like any other.
-Result<uint64_t> ReplicaFollower::FetchPage(httplib::Client& client) {
+Status ReplicaFollower::SyncKeys(httplib::Client& client, const std::string& version) {
+  if (options_.key_ring == nullptr || version.empty() || version == keys_version_) {
+    return Status::Ok();
+  }
+  auto res = client.Get("/v1/replication/keys", {{"Authorization", "Bearer " + options_.token}});
+  if (!res || res->status != 200) {
+    return Status::IOError("the primary's keys could not be fetched" +
+                           (res ? " (" + std::to_string(res->status) + ")" : std::string()));
+  }
+  auto body = nlohmann::json::parse(res->body, nullptr, false);
+  KeyRing::Copy copy;
+  bool well_formed = body.is_object() && body["keys"].is_array() && body["erased"].is_array() &&
+                     body["version"].is_string();
+  for (const auto& k : well_formed ? body["keys"] : nlohmann::json::array()) {
+    auto key = k.is_object() && k["key"].is_string() ? Base64Decode(k["key"].get<std::string>())
+                                                     : std::nullopt;
+    well_formed = well_formed && key && k["subject"].is_string();
+    if (well_formed) copy.keys.emplace_back(k["subject"].get<std::string>(), *key);
+  }
+  for (const auto& s : well_formed ? body["erased"] : nlohmann::json::array()) {
+    well_formed = well_formed && s.is_string();
+    if (well_formed) copy.erased.push_back(s.get<std::string>());
+  }
+  if (!well_formed) return Status::IOError("the primary's keys are not {version, keys, erased}");
+  OKR_RETURN_IF_ERROR(options_.key_ring->Adopt(copy));
+  keys_version_ = body["version"].get<std::string>();
+  return Status::Ok();
+}
+
+Result<uint64_t> ReplicaFollower::FetchPage(httplib::Client& client, httplib::Client& keys) {
   const uint64_t after = store_->head().seq;
   RawFrameReader reader(after + 1, after + kMaxRawEvents);
   Page page;
@@ -152,6 +185,9 @@ Result<uint64_t> ReplicaFollower::FetchPage(httplib::Client& client) {
   Status refused = Status::Ok();
   auto flush = [&] {
     if (batch.empty() || !refused.ok()) return refused.ok();
+    // The keys these events are sealed with, before the events.
+    refused = SyncKeys(keys, page.keys_version);
+    if (!refused.ok()) return false;
     auto appended = store_->AppendStored(std::move(batch));
     batch.clear();
     if (appended.ok()) stored = appended->last_seq - after;
@@ -210,6 +246,7 @@ void ReplicaFollower::Page::Read(const httplib::Response& r) {
       std::strtoll(r.get_header_value("Okrd-Head-Recorded-At").c_str(), nullptr, 10);
   Hash hash{};
   if (FromHex(r.get_header_value("Okrd-Head-Hash"), &hash)) head_hash = hash;
+  keys_version = r.get_header_value("Okrd-Keys-Version");
 }
 
 // A page that did not arrive whole is asked for again (kIOError); one

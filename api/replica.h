@@ -46,6 +46,10 @@ class ReplicaFollower {
     // --log-key: the verifier the primary's checkpoints must verify with,
     // given out of band; nullopt: the one the copied log records.
     std::optional<NoteVerifier> log_key;
+    // This okrd's key ring (SPEC §10): before storing events sealed with
+    // keys it lacks, the follower copies the primary's keys and erasures
+    // into it (GET /v1/replication/keys). Null: sealed fields read as erased.
+    KeyRing* key_ring = nullptr;
     // Called, on the follower's thread, with the new state when
     // `connected` or `diverged` changes or a first problem appears; it
     // must not call the follower.
@@ -87,13 +91,18 @@ class ReplicaFollower {
     uint64_t head = 0;  // Okrd-Head-Seq
     int64_t head_recorded_at_us = 0;
     std::optional<Hash> head_hash;
-    std::string refusal;  // the start of a refusal's body
+    std::string keys_version;  // Okrd-Keys-Version: the primary's keys then
+    std::string refusal;       // the start of a refusal's body
     void Read(const httplib::Response& r);
     Status Check(const httplib::Result& res, const RawFrameReader& reader, uint64_t after) const;
   };
   // One page of the primary's log after this log's head: how many events
   // it stored, or why not (kCorruption: the histories disagree).
-  Result<uint64_t> FetchPage(httplib::Client& client);
+  // `keys` is a second connection, for SyncKeys while the page streams in.
+  Result<uint64_t> FetchPage(httplib::Client& client, httplib::Client& keys);
+  // Makes this ring hold the primary's keys of `version` (Okrd-Keys-Version)
+  // or newer, unless it already does; kIOError when they cannot be fetched.
+  Status SyncKeys(httplib::Client& client, const std::string& version);
   // At most once a second, when caught up: asks the primary to sign this
   // log's head and keeps the checkpoint once verified. kCorruption when it
   // does not verify (the histories or the keys disagree); other failures
@@ -111,6 +120,7 @@ class ReplicaFollower {
   State state_;
   std::optional<KeptCheckpoint> checkpoint_;                // guarded by mu_
   std::chrono::steady_clock::time_point checkpoint_asked_;  // the follower's thread only
+  std::string keys_version_;  // the primary's keys last copied; the follower's thread only
   std::thread thread_;
 };
 

@@ -5,6 +5,8 @@
 #include <string>
 
 #include "api/handler.h"
+#include "eventstore/event_json.h"
+#include "eventstore/sealing.h"
 
 namespace okr::api {
 
@@ -16,6 +18,30 @@ void Server::Routes::FailOnReplica(Call& c, int status, const char* code, const 
   json body = ErrorBody(code, "this okrd is a read replica of " + primary + ": " + why, "");
   body["error"]["primary"] = primary;
   c.Send(status, body);
+}
+
+// GET /v1/replication/keys (replica role): the subjects' keys and erasure
+// marks (SPEC §10), so a replica shows the sealed fields its primary
+// shows and erases what it erased. ETag: the key ring's version, which the
+// raw events' Okrd-Keys-Version names too.
+void Server::Routes::GetReplicationKeys(Call& c) {
+  if (c.principal->role != Role::kReplica) {
+    return c.Fail(403, "the subjects' keys go to the replica role only");
+  }
+  if (options_.key_ring == nullptr) return c.Fail(503, "this okrd has no key store");
+  KeyRing::Copy copy = options_.key_ring->Export();
+  c.uncacheable = true;
+  c.res.set_header("ETag", "\"" + copy.version + "\"");
+  c.res.set_header("Cache-Control", "no-store");
+  if (c.req.get_header_value("If-None-Match") == "\"" + copy.version + "\"") {
+    c.res.status = 304;
+    return;
+  }
+  json keys = json::array();
+  for (const auto& [subject, key] : copy.keys) {
+    keys.push_back({{"subject", subject}, {"key", Base64Encode(key)}});
+  }
+  c.Send(200, {{"version", copy.version}, {"keys", std::move(keys)}, {"erased", copy.erased}});
 }
 
 void Server::Routes::ServeKeptCheckpoint(Call& c, uint64_t size) {

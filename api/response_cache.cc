@@ -43,6 +43,13 @@ void ResponseCache::Put(const std::string& key, uint64_t seq, CachedAnswer answe
   EvictLocked();
 }
 
+void ResponseCache::Clear() {
+  std::lock_guard<std::mutex> lock(mu_);
+  entries_.clear();
+  lru_.clear();
+  bytes_ = 0;
+}
+
 void ResponseCache::EvictLocked() {
   while (!lru_.empty() && (entries_.size() > kMaxCachedAnswers || bytes_ > kMaxCachedBytes)) {
     auto it = entries_.find(lru_.back());

@@ -46,6 +46,8 @@ class ResponseCache {
   std::optional<CachedAnswer> Get(const std::string& key, uint64_t seq);
   // Keeps `answer` for `key` as computed at `seq`, replacing older ones.
   void Put(const std::string& key, uint64_t seq, CachedAnswer answer);
+  // Forgets every answer (an erasure: they may show what it erased).
+  void Clear();
 
  private:
   struct Entry {

@@ -102,6 +102,8 @@ Server::Routes::Handler Server::Routes::HandlerFor(const Route& route) {
       {RouteKind::kInclusionProof, &Routes::GetInclusionProof},
       {RouteKind::kConsistencyProof, &Routes::GetConsistencyProof},
       {RouteKind::kBackup, &Routes::Backup},
+      {RouteKind::kErase, &Routes::Erase},
+      {RouteKind::kReplicationKeys, &Routes::GetReplicationKeys},
       {RouteKind::kListWebhooks, &Routes::ListWebhooks},
       {RouteKind::kRegisterWebhook, &Routes::RegisterWebhook},
       {RouteKind::kRemoveWebhook, &Routes::RemoveWebhook},

@@ -25,6 +25,9 @@
 namespace httplib {
 class Server;
 }
+namespace okr {
+class KeyRing;  // eventstore/sealing.h
+}
 namespace okr::webhooks {
 class Webhooks;
 }
@@ -85,6 +88,9 @@ struct ServerOptions {
   // The webhooks' registry and deliveries (SPEC §8), which outlive the
   // server; null (forensics): the webhook routes answer 503.
   webhooks::Webhooks* webhooks = nullptr;
+  // The subjects' keys (SPEC §10), which outlive the server; null: POST
+  // /v1/admin/erasures answers 503.
+  KeyRing* key_ring = nullptr;
   // A read replica's copy of its primary's log (SPEC §9), which outlives
   // the server; null on a primary. On a replica writes and the webhook
   // routes answer 403 read_only_replica naming the primary, checkpoints

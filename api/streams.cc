@@ -181,6 +181,14 @@ class StreamHub::Loop {
     Wake();
   }
 
+  void Forget() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      forget_ = true;
+    }
+    Wake();
+  }
+
  private:
   void Wake() {
     uint64_t one = 1;
@@ -224,6 +232,10 @@ class StreamHub::Loop {
     std::lock_guard<std::mutex> lock(mu_);
     return std::exchange(end_all_, false);
   }
+  bool TakeForget() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return std::exchange(forget_, false);
+  }
 
   EventStore* store_;
   Projector* projector_;
@@ -237,6 +249,7 @@ class StreamHub::Loop {
   std::mutex mu_;  // guards the four below
   bool stopping_ = false;
   bool end_all_ = false;  // EndAll() called: the loop ends every stream open
+  bool forget_ = false;   // Forget() called: the loop clears the ring and ends every stream
   size_t held_ = 0;       // places held: streams open or about to be
   std::vector<std::unique_ptr<Stream>> adopted_;
 
@@ -258,6 +271,10 @@ void StreamHub::Loop::Run() {
     const auto now = Clock::now();
     TakeAdopted(now);
     if (TakeEndAll()) CloseAll("tokens_changed", ": okrd's tokens changed: reconnect\n\n");
+    if (TakeForget()) {
+      ClearRing();
+      CloseAll("subject_erased", ": a person's data was erased: reconnect\n\n");
+    }
     Advance();
     ResolveCycles();
     busy_ = false;
@@ -587,5 +604,6 @@ void StreamHub::Adopt(int sock, std::function<void()> release, StreamRequest req
 void StreamHub::Stop() { loop_->Stop(); }
 
 void StreamHub::EndAll() { loop_->EndAll(); }
+void StreamHub::Forget() { loop_->Forget(); }
 
 }  // namespace okr::api

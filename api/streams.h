@@ -86,6 +86,10 @@ class StreamHub {
   // reconnect: a stream keeps the principal it was opened with, so when
   // the token table changes (SIGHUP) every follower is admitted again.
   void EndAll();
+  // After an erasure (SPEC §10): forgets the events it rendered, which may
+  // show what was erased, and ends every stream open now as EndAll does;
+  // they resume from the log, rendered afresh.
+  void Forget();
 
  private:
   class Loop;

@@ -6,6 +6,7 @@
 
 #include "api/handler.h"
 #include "eventstore/base/time.h"
+#include "eventstore/sealing.h"
 
 namespace okr::api {
 
@@ -68,6 +69,39 @@ void Server::Routes::Backup(Call& c) {
                {"size_bytes", backup->size_bytes},
                {"files", backup->files},
                {"created_at", FormatTimeUs(backup->created_at_s * 1'000'000)}});
+}
+
+// POST /v1/admin/erasures {"subject", "reason"} (SPEC §10): erases a
+// person's personal data by deleting their key (EraseSubject), then drops
+// every cached answer and every rendered live-feed event, which may hold
+// what the key revealed.
+void Server::Routes::Erase(Call& c) {
+  if (c.principal->role != Role::kAdmin) return c.Fail(403, "erasures need the admin role");
+  if (options_.key_ring == nullptr) return c.Fail(503, "this okrd has no key store");
+  ApiError e;
+  auto body = ParseBody(c.req.body, &e);
+  if (!body) return c.Fail(e);
+  for (auto it = body->begin(); it != body->end(); ++it) {
+    if (it.key() != "subject" && it.key() != "reason")
+      return c.Fail(400, "unknown field " + it.key().substr(0, 64), it.key().substr(0, 64));
+  }
+  for (const char* field : {"subject", "reason"}) {
+    if (!body->contains(field) || !(*body)[field].is_string() ||
+        (*body)[field].get<std::string>().empty()) {
+      return c.Fail(
+          ApiError{422, "invalid", std::string(field) + " must be a non-empty string", field});
+    }
+  }
+  const std::string subject = (*body)["subject"], reason = (*body)["reason"];
+  if (Status s = CheckReason(reason); !s.ok()) return c.Fail(s);
+  auto seq = EraseSubject(store_, options_.key_ring, subject, c.principal->actor, reason);
+  if (!seq.ok() && seq.status().code() != Status::Code::kAlreadyExists) return c.Fail(seq.status());
+  cache_.Clear();
+  streams_.Forget();
+  if (!seq.ok()) return c.Fail(seq.status());
+  LogLine(*log_, options_.log_format, spdlog::level::warn, "subject_erased",
+          {{"subject", subject}, {"seq", *seq}, {"actor", c.principal->actor}});
+  c.Send(201, {{"subject", subject}, {"seq", *seq}, {"erased", true}});
 }
 
 // --- writes ---
@@ -144,6 +178,7 @@ bool Server::Routes::ParseWrite(Call& c, WriteRoute route, WriteRequest* w) {
   if (!command) return c.Fail(e), false;
   w->command = std::move(*command);
   w->actor = c.principal->actor;
+  w->subject = c.principal->subject;
   return ReadIfMatch(c, w) && ParseIdempotencyKey(c, w);
 }
 

@@ -48,6 +48,7 @@ EventStore::Impl::Outcome EventStore::Impl::ProcessStored(std::vector<StoredEven
   for (size_t k = 0; k < links.size(); ++k) {
     PutEvent(stored[k].seq, std::move(stored[k].bytes), links[k].entity, links[k].version,
              links[k].created_id, state);
+    if (links[k].erases) state->erased.push_back(links[k].entity);
   }
   state->head = head;
   for (auto& [entity, version] : versions) state->overlay[entity] = version;
@@ -83,6 +84,7 @@ Result<EventStore::Impl::StoredLink> EventStore::Impl::CheckStored(
     return Diverges(seq, "its entity is empty or holds NUL");
   }
   link.created_id = CreatedId(ev);
+  link.erases = ev.which() == schema::Event::Which::SUBJECT_ERASED;
   if (!link.created_id.empty()) {
     OKR_ASSIGN_OR_RETURN(const bool taken, IdTaken(link.created_id, state.ids, created));
     if (taken) return Diverges(seq, "id " + link.created_id + " is already taken");

@@ -83,7 +83,14 @@ namespace {
 struct StructPlan;
 
 struct PointerPlan {
-  enum Kind : uint8_t { kText, kData, kStruct, kTextList, kOtherList } kind = kOtherList;
+  enum Kind : uint8_t {
+    kText,
+    kData,
+    kStruct,
+    kTextList,
+    kStructList,
+    kOtherList
+  } kind = kOtherList;
   uint32_t index = 0;  // pointer slot
   const StructPlan* sub = nullptr;
 };
@@ -124,9 +131,14 @@ class PlanBuilder {
         p.sub = For(type.asStruct());
       } else if (type.isList()) {
         auto element = type.asList().getElementType();
-        KJ_ASSERT(!(element.isStruct() || element.isList() || element.isData()),
-                  "the event schema gained a list of pointers: extend the plan");
-        p.kind = element.isText() ? PointerPlan::kTextList : PointerPlan::kOtherList;
+        KJ_ASSERT(!(element.isList() || element.isData()),
+                  "the event schema gained a list of lists: extend the plan");
+        if (element.isStruct()) {  // the sealed fields
+          p.kind = PointerPlan::kStructList;
+          p.sub = For(element.asStruct());
+        } else {
+          p.kind = element.isText() ? PointerPlan::kTextList : PointerPlan::kOtherList;
+        }
       } else if (type.isAnyPointer() || type.isInterface()) {
         p.kind = PointerPlan::kOtherList;
       } else {
@@ -194,6 +206,11 @@ void CheckPointers(const std::vector<PointerPlan>& fields,
         break;
       case PointerPlan::kTextList:
         for (auto t : p.getAs<capnp::List<capnp::Text>>()) (void)t;
+        break;
+      case PointerPlan::kStructList:
+        for (auto s : p.getAs<capnp::AnyList>().as<capnp::List<capnp::AnyStruct>>()) {
+          CheckStruct(*f.sub, s, depth + 1);
+        }
         break;
       case PointerPlan::kOtherList:
         p.targetSize();
@@ -333,12 +350,13 @@ constexpr Named<W> kEventTypeNames[] = {
     {W::WEBHOOK_REGISTERED, "webhook.registered"},
     {W::WEBHOOK_REMOVED, "webhook.removed"},
     {W::WEBHOOK_DISABLED, "webhook.disabled"},
+    {W::SUBJECT_ERASED, "subject.erased"},
 };
 
-// A row for every discriminant from 0 to webhookDisabled, the last today;
+// A row for every discriminant from 0 to subjectErased, the last today;
 // a new union member must extend kLast and this table together.
 constexpr bool NamesEveryEventType() {
-  constexpr auto kLast = static_cast<uint16_t>(W::WEBHOOK_DISABLED);
+  constexpr auto kLast = static_cast<uint16_t>(W::SUBJECT_ERASED);
   if (std::size(kEventTypeNames) != kLast + 1u) return false;
   for (uint16_t w = 0; w <= kLast; ++w) {
     if (NameIn(kEventTypeNames, static_cast<W>(w), nullptr) == nullptr) return false;

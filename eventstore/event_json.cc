@@ -1,6 +1,7 @@
 #include "eventstore/event_json.h"
 
 #include "eventstore/enum_names.h"
+#include "eventstore/sealing.h"
 
 #include <capnp/dynamic.h>
 #include <capnp/schema.h>
@@ -82,6 +83,32 @@ nlohmann::json ToJson(capnp::DynamicValue::Reader v, kj::StringPtr field_name) {
   }
 }
 
+// The sealed fields (eventstore/sealing.h) where the body would have had
+// them, revealed now: the text, or null with "erased": true or "damaged":
+// true on the event. Never the ciphertext.
+void ShowSealed(schema::Event::Reader event, nlohmann::json* out) {
+  if (!event.hasSealed()) return;
+  bool erased = false, damaged = false;
+  for (auto s : event.getSealed()) {
+    auto bytes = [](capnp::Data::Reader d) {
+      return std::string_view(reinterpret_cast<const char*>(d.begin()), d.size());
+    };
+    Revealed r = Reveal(SealedToken(event.getSeq(), s.getField(),
+                                    std::string_view(s.getSubject().cStr(), s.getSubject().size()),
+                                    bytes(s.getNonce()), bytes(s.getCiphertext())));
+    erased = erased || r.erased();
+    damaged = damaged || r.damaged();
+    nlohmann::json value = r.readable() ? nlohmann::json(std::move(r.text)) : nullptr;
+    if (s.getField() == schema::PersonalField::REASON) {
+      (*out)["reason"] = std::move(value);
+    } else if ((*out)["data"].is_object()) {
+      (*out)["data"][std::string(PersonalFieldName(s.getField()))] = std::move(value);
+    }
+  }
+  if (erased) (*out)["erased"] = true;
+  if (damaged) (*out)["damaged"] = true;
+}
+
 }  // namespace
 
 nlohmann::json EventToJson(schema::Event::Reader event) {
@@ -100,6 +127,7 @@ nlohmann::json EventToJson(schema::Event::Reader event) {
     data = ToJson(dyn.get(*member), member->getProto().getName());
   }
   out["data"] = std::move(data);
+  ShowSealed(event, &out);
   auto prev = event.getPrevHash();
   Hash h{};
   if (prev.size() == h.size()) std::copy(prev.begin(), prev.end(), h.begin());

@@ -19,6 +19,7 @@
 #include "eventstore/base/clock.h"
 #include "eventstore/format.h"
 #include "eventstore/read_ahead.h"
+#include "eventstore/sealing.h"
 #include "eventstore/store_impl.h"
 
 namespace okr {
@@ -30,6 +31,17 @@ EventDraft::EventDraft(std::string_view actor, std::string_view entity, std::str
   ev.setEntity(std::string(entity));
   if (!reason.empty()) ev.setReason(std::string(reason));
   ev.initPrevHash(format::kHashSize);
+}
+
+void EventDraft::SetPersonal(schema::PersonalField field, std::string_view text,
+                             std::string_view subject) {
+  if (text.empty()) return;
+  if (subject.empty()) {
+    [[maybe_unused]] bool set = SetBodyText(event(), field, text);
+    assert(set && "the event's type has this field");
+    return;
+  }
+  personal_.push_back({field, std::string(subject), std::string(text)});
 }
 
 Status FromRocks(const rocksdb::Status& s) {

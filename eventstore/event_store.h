@@ -32,6 +32,7 @@ class Env;
 namespace okr {
 
 class SigningKey;  // eventstore/checkpoint.h
+class KeyRing;     // eventstore/sealing.h
 
 // An event about to be appended. The caller sets actor, entity, reason and
 // exactly one union member on event(); the store sets seq, recordedAt,
@@ -43,9 +44,23 @@ class EventDraft {
   capnp::MallocMessageBuilder& message() { return *message_; }
   const std::string& entity() const { return entity_; }
 
+  // A personal text (SPEC §10) for `field` of the event, whose union
+  // member is already chosen. With a subject it is held aside and the
+  // store seals it under that subject's key once the event has its seq
+  // (written as it is when the store has no key ring); without one, or
+  // when empty, it goes into the body now.
+  void SetPersonal(schema::PersonalField field, std::string_view text, std::string_view subject);
+  struct Personal {
+    schema::PersonalField field;
+    std::string subject;
+    std::string text;
+  };
+  const std::vector<Personal>& personal() const { return personal_; }
+
  private:
   std::unique_ptr<capnp::MallocMessageBuilder> message_;
   std::string entity_;
+  std::vector<Personal> personal_;
 };
 
 struct ExpectedVersion {
@@ -117,6 +132,9 @@ struct OpenOptions {
   // (BackgroundCheck); without it, or without a checkpoint, the open checks
   // the whole chain itself (verify_on_open).
   std::shared_ptr<const SigningKey> signing_key;
+  // Seals the drafts' personal texts (EventDraft::SetPersonal); borrowed,
+  // must outlive the store. Without it they are written as they are.
+  KeyRing* key_ring = nullptr;
 };
 
 // The state of the log's check (SPEC §7): done by the open itself, or by

@@ -2,6 +2,7 @@
 
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
+#include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
 #include <sys/stat.h>
 
@@ -50,8 +51,12 @@ std::string PrefixEnd(std::string_view prefix) {
 
 }  // namespace
 
-Result<std::unique_ptr<KeyStore>> KeyStore::Open(const std::string& dir) {
+Result<std::unique_ptr<KeyStore>> KeyStore::Open(const std::string& dir, bool read_only) {
   assert(!dir.empty());
+  struct stat st {};
+  if (read_only && ::stat(dir.c_str(), &st) != 0) {
+    return Status::NotFound("no key store " + dir);
+  }
   OKR_RETURN_IF_ERROR(PrepareDir(dir));
   rocksdb::Options options;
   options.create_if_missing = true;
@@ -60,7 +65,9 @@ Result<std::unique_ptr<KeyStore>> KeyStore::Open(const std::string& dir) {
   options.write_buffer_size = 4 << 20;
   options.max_open_files = 64;
   rocksdb::DB* db = nullptr;
-  OKR_RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(options, dir, &db), "open " + dir));
+  OKR_RETURN_IF_ERROR(FromRocks(read_only ? rocksdb::DB::OpenForReadOnly(options, dir, &db)
+                                          : rocksdb::DB::Open(options, dir, &db),
+                                "open " + dir));
   assert(db != nullptr);
   return std::unique_ptr<KeyStore>(new KeyStore(std::unique_ptr<rocksdb::DB>(db), dir));
 }
@@ -130,6 +137,19 @@ Status KeyStore::DeletePrefix(std::string_view prefix) {
   rocksdb::Slice b(begin), e(end);
   return FromRocks(
       db_->CompactRange(rocksdb::CompactRangeOptions(), &b, end.empty() ? nullptr : &e), "compact");
+}
+
+Status KeyStore::Checkpoint(const std::string& to) {
+  rocksdb::Checkpoint* raw = nullptr;
+  OKR_RETURN_IF_ERROR(FromRocks(rocksdb::Checkpoint::Create(db_.get(), &raw), "checkpoint"));
+  std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+  // Flushed first, so the copy holds table files and no log to replay.
+  OKR_RETURN_IF_ERROR(FromRocks(checkpoint->CreateCheckpoint(to, /*log_size_for_flush=*/0),
+                                "checkpoint into " + to));
+  if (::chmod(to.c_str(), 0700) != 0) {
+    return Status::IOError("cannot chmod 700 " + to + ": " + std::strerror(errno));
+  }
+  return Status::Ok();
 }
 
 }  // namespace okr

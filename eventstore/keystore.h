@@ -39,7 +39,9 @@ class KeyStore {
   // Opens (or creates, mode 0700) the key store in `dir`. kInvalid when
   // `dir` exists with a mode that lets anyone but its owner in: the
   // secrets would be readable. Another process holding it: kIOError.
-  static Result<std::unique_ptr<KeyStore>> Open(const std::string& dir);
+  // Read-only (`read_only`): what is there, beside a running okrd; every
+  // write answers kIOError; kNotFound when there is no key store.
+  static Result<std::unique_ptr<KeyStore>> Open(const std::string& dir, bool read_only = false);
   ~KeyStore();
   KeyStore(const KeyStore&) = delete;
   KeyStore& operator=(const KeyStore&) = delete;
@@ -78,6 +80,11 @@ class KeyStore {
   // Deletes every key starting with `prefix` (durably), then compacts that
   // range so the values do not linger in the files.
   Status DeletePrefix(std::string_view prefix);
+
+  // A consistent copy of the whole key store in the new directory `to`
+  // (RocksDB's checkpoint, mode 0700): a key-store backup, kept apart from
+  // the log's. Open it with Open(to) — or copy it into place — to restore.
+  Status Checkpoint(const std::string& to);
 
   const std::string& dir() const { return dir_; }
 

@@ -155,6 +155,7 @@ class EventStore::Impl {
     std::vector<StoredEvent> events;      // the staged events, for the listener
     merkle::Frontier frontier;            // the tree's right edge after the staged events
     std::vector<std::pair<merkle::NodeId, Hash>> completed;  // scratch for PutEvent
+    std::vector<std::string> erased;  // subjects a copied subject.erased erases (a replica's)
   };
   // What staging a stored event needs (append_stored.cc).
   struct StoredLink {
@@ -162,6 +163,7 @@ class EventStore::Impl {
     uint64_t version = 0;
     int64_t recorded_at_us = 0;
     std::string created_id;  // empty when it creates none
+    bool erases = false;     // a subject.erased: the entity's key goes once it is durable
   };
   // One caller's answer; `needs_write`: valid only if the batch becomes durable.
   struct Outcome {
@@ -188,6 +190,7 @@ class EventStore::Impl {
   Status CheckExpected(const std::vector<ExpectedVersion>& expected, const BatchState& state);
   Result<std::vector<uint64_t>> AssignVersions(const std::vector<EventDraft>& drafts,
                                                BatchState* state);
+  Status SealPersonal(std::vector<EventDraft>& drafts, uint64_t first_seq) const;
   AppendResult StageEvents(AppendRequest& req, const std::vector<uint64_t>& versions,
                            BatchState* state);
   void PutEvent(uint64_t seq, std::string bytes, std::string_view entity, uint64_t version,

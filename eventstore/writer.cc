@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "eventstore/format.h"
+#include "eventstore/sealing.h"
 #include "eventstore/store_impl.h"
 
 namespace okr {
@@ -109,6 +110,8 @@ EventStore::Impl::Outcome EventStore::Impl::ProcessAppend(AppendRequest& req, Ba
   // projection").
   std::unordered_set<std::string> created;
   if (Status st = CheckNewIds(req.events, state->ids, &created); !st.ok()) return {st, false};
+  // The seqs these events will take: nothing of this append is staged yet.
+  if (Status st = SealPersonal(req.events, state->head.seq + 1); !st.ok()) return {st, false};
   auto versions = AssignVersions(req.events, state);
   if (!versions.ok()) return {versions.status(), false};
   AppendResult result = StageEvents(req, *versions, state);
@@ -144,6 +147,39 @@ Status EventStore::Impl::CheckExpected(const std::vector<ExpectedVersion>& expec
       return Status::VersionMismatch(exp.entity + " is at version " + std::to_string(current) +
                                          ", not " + std::to_string(exp.version),
                                      "version");
+    }
+  }
+  return Status::Ok();
+}
+
+// Seals each draft's personal texts (EventDraft::SetPersonal) under their
+// subjects' keys, bound to the seq the event will take: `first_seq` for
+// the first draft, then one more each. Creates a subject's key when it has
+// none; kConflict when one was erased. Without a key ring the texts go
+// into the bodies as they are. Rewrites the sealed lists whole, so an
+// append processed again seals again.
+Status EventStore::Impl::SealPersonal(std::vector<EventDraft>& drafts, uint64_t first_seq) const {
+  KeyRing* ring = options_.key_ring;
+  for (size_t k = 0; k < drafts.size(); ++k) {
+    const auto& personal = drafts[k].personal();
+    if (personal.empty()) continue;
+    auto ev = drafts[k].event();
+    if (ring == nullptr) {
+      for (const auto& p : personal) SetBodyText(ev, p.field, p.text);
+      continue;
+    }
+    for (const auto& p : personal) OKR_RETURN_IF_ERROR(ring->Prepare(p.subject));
+    auto list = ev.initSealed(static_cast<unsigned>(personal.size()));
+    for (size_t i = 0; i < personal.size(); ++i) {
+      const auto& p = personal[i];
+      OKR_ASSIGN_OR_RETURN(auto sealed, ring->Seal(p.subject, first_seq + k, p.field, p.text));
+      auto entry = list[static_cast<unsigned>(i)];
+      entry.setField(p.field);
+      entry.setSubject(p.subject);
+      entry.setNonce(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(sealed.nonce.data()),
+                                         sealed.nonce.size()));
+      entry.setCiphertext(capnp::Data::Reader(
+          reinterpret_cast<const kj::byte*>(sealed.ciphertext.data()), sealed.ciphertext.size()));
     }
   }
   return Status::Ok();
@@ -264,6 +300,11 @@ Status EventStore::Impl::CommitBatch(BatchState* state, const std::vector<Outcom
   }
   if (!written.ok()) return Status::IOError("append not durable: " + written.message());
   if (checkpoint) CheckpointStored(head);
+  // A replica erases the keys its copied erasures name, as the primary
+  // did; one that fails is erased again when the key store next opens.
+  if (options_.key_ring != nullptr) {
+    for (const std::string& subject : state->erased) (void)options_.key_ring->Erase(subject);
+  }
   pruned_through_ = pruned;
   frontier_ = std::move(state->frontier);
   for (auto& [entity, version] : state->overlay) versions_[entity] = version;

@@ -6,7 +6,7 @@
 # `obsoleteXxx`. New fields and union members take the next free ordinal.
 # Old logs must stay readable forever: this is an audit log.
 #
-# Next free ordinal in Event: @41.
+# Next free ordinal in Event: @43.
 
 @0x9dce4d3653e76c8b;
 
@@ -92,8 +92,42 @@ struct Event {
     webhookRegistered @38 :WebhookRegistered;  # entity = webhook:<id>
     webhookRemoved @39 :WebhookRemoved;        # entity = webhook:<id>
     webhookDisabled @40 :WebhookDisabled;      # entity = webhook:<id>, actor = system:okrd
+
+    subjectErased @42 :SubjectErased;          # entity = the person unit (SPEC §10)
   }
+
+  # Personal fields sealed under their subject's key (SPEC §10,
+  # docs/FORMAT.md "Sealed fields"). A field listed here is empty in the
+  # event's body; its text is the plaintext of one entry. Empty in events
+  # written before sealing existed, and in events with nothing personal.
+  sealed @41 :List(SealedText);
 }
+
+# Which text of an event a SealedText holds. `before` and `after` are the
+# two sides of unitRenamed and unitEmailChanged; `reason` is the event's own.
+enum PersonalField {
+  name @0;
+  email @1;
+  note @2;
+  text @3;
+  reflection @4;
+  lessons @5;
+  reason @6;
+  before @7;
+  after @8;
+}
+
+struct SealedText {
+  field @0 :PersonalField;
+  subject @1 :Text;           # the person unit whose key seals it
+  nonce @2 :Data;             # 12 random bytes, the AES-GCM IV
+  ciphertext @3 :Data;        # AES-256-GCM of the UTF-8 text, then the 16-byte tag
+}
+
+# An erasure (SPEC §10): the subject's key was deleted, so every field
+# sealed under it reads as erased from now on. Who: the actor; when:
+# recordedAt; why: reason. The stored bytes of earlier events never change.
+struct SubjectErased {}
 
 struct UnitCreated {
   kind @0 :UnitKind;

@@ -85,11 +85,11 @@ const json* UnitIn(const json& digest, const std::string& id) {
 // Every current key result but kr-stay-interviews, checked in 6 days before
 // May 25, is stale there: 8 days since 2026-05-17T16:00, 29 since 2026-04-26.
 const std::vector<std::string> kStaleOnMay25 = {
-    "eng kr-mentors-matched 8",        "hr kr-regretted-attrition 8",
-    "hr-ops kr-payroll-errors 8",      "hr-ops kr-records-migrated 8",
-    "l-and-d kr-development-plans 8",  "l-and-d kr-frameworks-published 29",
-    "raj.patel kr-academy-sessions 8", "sam.okafor kr-offer-acceptance 8",
-    "sam.okafor kr-referral-hires 8",
+    "eng kr-mentors-matched 8",       "hr kr-regretted-attrition 8",
+    "hr-ops kr-payroll-errors 8",     "hr-ops kr-records-migrated 8",
+    "l-and-d kr-development-plans 8", "l-and-d kr-frameworks-published 29",
+    "p-2264 kr-academy-sessions 8",   "p-3307 kr-offer-acceptance 8",
+    "p-3307 kr-referral-hires 8",
 };
 
 TEST_F(DigestTest, KeyResultCheckedInEightDaysAgoIsStaleAndSixDaysAgoIsNot) {
@@ -159,11 +159,11 @@ TEST_F(DigestTest, ObjectiveOfACycleEndingInTenDaysIsDueUntilReviewed) {
                         "eng eng-mentoring 10",
                         "hr hr-reduce-attrition 10",
                         "hr-ops ops-one-hris 10",
-                        "raj.patel raj-manager-academy 10",
-                        "sam.okafor ta-grow-referrals 10",
+                        "p-2264 manager-academy 10",
+                        "p-3307 ta-grow-referrals 10",
                     }));
-  EXPECT_EQ(Units(d), (std::vector<std::string>{"acme", "eng", "hr", "hr-ops", "l-and-d",
-                                                "raj.patel", "sam.okafor"}));
+  EXPECT_EQ(Units(d), (std::vector<std::string>{"acme", "eng", "hr", "hr-ops", "l-and-d", "p-2264",
+                                                "p-3307"}));
   const json* hr = UnitIn(d, "hr");
   ASSERT_NE(hr, nullptr);
   EXPECT_EQ((*hr)["objectives_due_for_review"],
@@ -201,24 +201,24 @@ TEST_F(DigestTest, ClosedCycleListsNothing) {
 TEST_F(DigestTest, GroupedByTheKeyResultsOwnerElseItsObjectives) {
   UpdateKeyResult own;
   own.id = "kr-development-plans";  // of ld-career-paths, owned by l-and-d
-  own.owner = "raj.patel";
+  own.owner = "p-2264";             // Raj Patel
   ASSERT_OK(Run(own));
-  ASSERT_OK(ChangeOwner("ops-one-hris", "lena.fischer"));  // its key results follow it
+  ASSERT_OK(ChangeOwner("ops-one-hris", "p-5190"));  // Lena Fischer; its key results follow it
   ASSERT_OK(CheckIn("kr-stay-interviews", 30, At("2026-05-19T17:00:00Z")));
   const json d = DigestAt(kMay25);
   EXPECT_EQ(Stale(d), (std::vector<std::string>{
                           "eng kr-mentors-matched 8",
                           "hr kr-regretted-attrition 8",
                           "l-and-d kr-frameworks-published 29",
-                          "lena.fischer kr-payroll-errors 8",
-                          "lena.fischer kr-records-migrated 8",
-                          "raj.patel kr-academy-sessions 8",
-                          "raj.patel kr-development-plans 8",
-                          "sam.okafor kr-offer-acceptance 8",
-                          "sam.okafor kr-referral-hires 8",
+                          "p-2264 kr-academy-sessions 8",
+                          "p-2264 kr-development-plans 8",
+                          "p-3307 kr-offer-acceptance 8",
+                          "p-3307 kr-referral-hires 8",
+                          "p-5190 kr-payroll-errors 8",
+                          "p-5190 kr-records-migrated 8",
                       }));
-  EXPECT_EQ((*UnitIn(d, "lena.fischer"))["name"], "Lena Fischer");
-  EXPECT_EQ((*UnitIn(d, "raj.patel"))["name"], "Raj Patel");
+  EXPECT_EQ((*UnitIn(d, "p-5190"))["name"], "Lena Fischer");
+  EXPECT_EQ((*UnitIn(d, "p-2264"))["name"], "Raj Patel");
 }
 
 TEST_F(DigestTest, RemovedKeyResultsAndArchivedObjectivesAreLeftOut) {
@@ -226,7 +226,7 @@ TEST_F(DigestTest, RemovedKeyResultsAndArchivedObjectivesAreLeftOut) {
   ASSERT_OK(Archive("eng-mentoring", "Folded into onboarding"));
   const json may25 = DigestAt(kMay25);
   EXPECT_EQ(UnitIn(may25, "eng"), nullptr);
-  EXPECT_EQ((*UnitIn(may25, "sam.okafor"))["stale_key_results"].size(), 1u);  // referral hires
+  EXPECT_EQ((*UnitIn(may25, "p-3307"))["stale_key_results"].size(), 1u);  // referral hires
   EXPECT_EQ(Stale(may25).size(), 8u);
   EXPECT_EQ(Due(DigestAt(kJune20)).size(), 6u);
 }
@@ -260,12 +260,12 @@ TEST_F(DigestTest, AtMostFiveThousandEntries) {
     std::snprintf(id, sizeof id, "kr-bulk-%04d", i);
     ASSERT_OK(AddKeyResult(id, "ta-bulk", "Applicants screened", 0, 1));
   }
-  // 10 demo key results (units eng to sam.okafor) and ta's 5001, all stale.
+  // 10 demo key results (units eng to p-3307) and ta's 5001, all stale.
   const json d = DigestAt(At("2026-06-01T13:00:00Z"));
   EXPECT_EQ(d["truncated"], true);
   const std::vector<std::string> stale = Stale(d);
   ASSERT_EQ(stale.size(), 5000u);
-  EXPECT_EQ(stale[9], "sam.okafor kr-referral-hires 14");
+  EXPECT_EQ(stale[9], "p-3307 kr-referral-hires 14");
   EXPECT_EQ(stale[10], "ta kr-bulk-0000 12");
   EXPECT_EQ(stale[4999], "ta kr-bulk-4989 12");
   EXPECT_LT(d.dump().size(), 700'000u);  // 661 KB with titles this short

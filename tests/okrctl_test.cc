@@ -51,7 +51,7 @@ using testing::TempDir;
 using testing::Token;
 
 const Token kAdmin{"admin-token-okrctl", "hr.admin", "admin", {}};
-const Token kEditor{"editor-token-okrctl", "jonas.weber", "editor", {"people-operations"}};
+const Token kEditor{"editor-token-okrctl", "editor-6158", "editor", {"people-operations"}};
 const Token kAuditor{"auditor-token-okrctl", "auditor", "auditor", {}};
 
 // The header of every hand-written CSV below (the columns export writes
@@ -632,7 +632,7 @@ TEST_F(OkrctlServerTest, ClientCommands) {
   CtlRun history = Server("history kr-records-migrated", kAuditor);
   ASSERT_EQ(history.rc, 0) << history;
   EXPECT_NE(history.out.find("key_result.added"), std::string::npos);
-  EXPECT_NE(history.out.find("jonas.weber"), std::string::npos);
+  EXPECT_NE(history.out.find("editor-6158"), std::string::npos);
   EXPECT_EQ(Server("history kr-records-migrated --json", kAuditor).Json()["items"].size(), 3u);
   EXPECT_EQ(Server("history kr-records-migrated", kEditor).rc, 1);  // audit reads only
 }

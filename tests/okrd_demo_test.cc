@@ -30,6 +30,11 @@ TEST(OkrdDemo, DemoCompanyTellsTwoQuartersAndItsTokensWork) {
   for (const char* role : {"admin", "editor", "auditor", "viewer"}) {
     ASSERT_TRUE(creds.contains(role) && creds[role].is_string()) << role;
   }
+  // The editor is a person: a pseudonymous actor, and its person unit (SPEC §10).
+  json entries = ReadJsonFile(tokens_file);
+  ASSERT_TRUE(entries.is_array() && entries.size() == 4) << entries;
+  EXPECT_EQ(entries[1]["actor"], "editor-5190");
+  EXPECT_EQ(entries[1]["subject"], "p-5190");
   uint64_t head = s.HeadSeq();
   EXPECT_GT(head, 100u);
 
@@ -73,12 +78,12 @@ TEST(OkrdDemo, DemoCompanyTellsTwoQuartersAndItsTokensWork) {
   EXPECT_FALSE(review.json["achieved"].empty());
   EXPECT_TRUE(review.json["unreviewed"].empty()) << review.json["unreviewed"];
 
-  // The editor (Lena, HR Operations) checks in on her key result, not on others'.
+  // The editor (editor-5190: Lena, HR Operations) checks in on her key result, not on others'.
   const std::string editor = creds["editor"].get<std::string>();
   Reply check_in = s.Post("/v1/key-results/kr-records-migrated/check-ins",
                           {{"value", 80}, {"note", "Payroll moved over"}}, editor);
   EXPECT_EQ(check_in.status, 201) << check_in;
-  EXPECT_EQ(check_in.json["check_in"]["actor"], "lena.fischer");
+  EXPECT_EQ(check_in.json["check_in"]["actor"], "editor-5190");
   EXPECT_EQ(check_in.json["current"], 80);
   EXPECT_EQ(s.HeadSeq(), head + 1);
   EXPECT_EQ(s.Post("/v1/key-results/kr-referral-hires/check-ins", {{"value", 3}}, editor).status,

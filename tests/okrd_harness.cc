@@ -88,10 +88,12 @@ Okrd::~Okrd() {
 void Okrd::WriteTokens() const {
   nlohmann::json list = nlohmann::json::array();
   for (const Token& t : *options_.tokens) {
-    list.push_back({{"actor", t.actor},
-                    {"role", t.role},
-                    {"units", t.units},
-                    {"token_sha256", ToHex(Sha256(t.token))}});
+    nlohmann::json entry = {{"actor", t.actor},
+                            {"role", t.role},
+                            {"units", t.units},
+                            {"token_sha256", ToHex(Sha256(t.token))}};
+    if (!t.subject.empty()) entry["subject"] = t.subject;
+    list.push_back(std::move(entry));
   }
   std::string text = list.dump(2) + "\n";
   int fd = ::open(tokens_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);

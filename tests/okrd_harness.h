@@ -43,6 +43,7 @@ struct Token {
   std::string actor;
   std::string role;  // admin, editor, auditor, viewer
   std::vector<std::string> units;
+  std::string subject = {};  // the person unit the holder is (SPEC §10); empty: none
 };
 
 // One HTTP answer.

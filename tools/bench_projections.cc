@@ -1,7 +1,8 @@
 // bench_projections: how fast the log folds into state, and how fast that
 // state answers, side by side with the raw replay ceiling in one run.
 //
-//   bench_projections [--events N] [--quick] [--dir PARENT] [--rebuild-only | --cascade-only]
+//   bench_projections [--events N] [--quick] [--dir PARENT]
+//                     [--rebuild-only | --cascade-only | --sealing]
 //
 // Builds a log of N events (default 1,000,000) for an organisation of 5,000
 // people in 200 teams and 10 departments, 2,000 objectives with 3 key
@@ -17,6 +18,10 @@
 //      and, of the current one, what its plan, its roll-ups and its rows
 //      cost before any JSON is written.
 // --rebuild-only and --cascade-only measure b) or e) alone, for profiling.
+// --sealing builds the log twice, as it is and with the personal fields
+// sealed (SPEC §10: persons' names under their keys, every check-in's note
+// under its author's), and measures the append and the rebuild of each,
+// side by side, with the raw replay of each as its ceiling.
 // The program runs with okrd's heap policy (api/heap.h: when freed memory
 // goes back), as okrd does.
 // A program, not a test: it prints figures (docs/BENCHMARKS.md).
@@ -35,6 +40,8 @@
 #include "api/heap.h"
 #include "eventstore/base/time.h"
 #include "eventstore/event_store.h"
+#include "eventstore/keystore.h"
+#include "eventstore/sealing.h"
 #include "projections/read/views.h"
 #include "projections/service/projector.h"
 #include "projections/service/snapshot.h"
@@ -81,10 +88,11 @@ Percentiles Summarise(std::vector<double> seconds) {
 class LogBuilder {
  public:
   explicit LogBuilder(okr::EventStore* store) : store_(store) {}
+  // `fill` gets the draft, whose union member it chooses first.
   template <typename Fill>
   void Event(const std::string& entity, Fill fill) {
     okr::EventDraft draft("bench", entity);
-    fill(draft.event());
+    fill(draft);
     pending_.events.push_back(std::move(draft));
     if (pending_.events.size() == okr::kMaxEventsPerAppend) Flush();
   }
@@ -104,15 +112,19 @@ struct Org {
   std::vector<std::string> objectives, key_results;
 };
 
-Org BuildLog(okr::EventStore* store, uint64_t total_events) {
+// `sealed`: persons' names under their own keys, check-in notes under
+// their authors' (the store seals them when it has a key ring).
+Org BuildLog(okr::EventStore* store, uint64_t total_events, bool sealed = false) {
+  using PF = okr::schema::PersonalField;
   LogBuilder b(store);
   Org org;
   auto unit = [&](const std::string& id, okr::schema::UnitKind kind, const std::string& parent) {
-    b.Event(id, [&](okr::schema::Event::Builder e) {
-      auto u = e.initUnitCreated();
+    b.Event(id, [&](okr::EventDraft& d) {
+      auto u = d.event().initUnitCreated();
       u.setKind(kind);
-      u.setName("Unit " + id);
       u.setParent(parent);
+      const bool personal = sealed && kind == okr::schema::UnitKind::PERSON;
+      d.SetPersonal(PF::NAME, "Unit " + id, personal ? id : "");
     });
   };
   unit("acme", okr::schema::UnitKind::COMPANY, "");
@@ -131,8 +143,8 @@ Org BuildLog(okr::EventStore* store, uint64_t total_events) {
       }
     }
   }
-  b.Event("2026", [](okr::schema::Event::Builder e) {
-    auto c = e.initCycleCreated();
+  b.Event("2026", [](okr::EventDraft& d) {
+    auto c = d.event().initCycleCreated();
     c.setName("2026");
     c.setStarts("2026-01-01");
     c.setEnds("2026-12-31");
@@ -142,8 +154,8 @@ Org BuildLog(okr::EventStore* store, uint64_t total_events) {
     std::string id = "obj-" + std::to_string(i);
     std::string owner = i < 200 ? teams[i] : people[rng() % people.size()];
     std::string parent = i < 200 ? "" : "obj-" + std::to_string(rng() % 200);
-    b.Event(id, [&](okr::schema::Event::Builder e) {
-      auto o = e.initObjectiveCreated();
+    b.Event(id, [&](okr::EventDraft& d) {
+      auto o = d.event().initObjectiveCreated();
       o.setCycle("2026");
       o.setOwner(owner);
       o.setTitle("Objective number " + std::to_string(i) + " of the year");
@@ -152,8 +164,8 @@ Org BuildLog(okr::EventStore* store, uint64_t total_events) {
     org.objectives.push_back(id);
     for (int k = 0; k < 3; ++k) {
       std::string kr = id + ".kr" + std::to_string(k);
-      b.Event(kr, [&](okr::schema::Event::Builder e) {
-        auto r = e.initKeyResultAdded();
+      b.Event(kr, [&](okr::EventDraft& d) {
+        auto r = d.event().initKeyResultAdded();
         r.setObjective(id);
         r.setTitle("Key result " + std::to_string(k));
         r.setMetric(okr::schema::Metric::NUMBER);
@@ -170,12 +182,12 @@ Org BuildLog(okr::EventStore* store, uint64_t total_events) {
   for (uint64_t i = 0; frame + i < total_events; ++i) {
     const std::string& kr = org.key_results[rng() % org.key_results.size()];
     measured += 1'000'000;
-    b.Event(kr, [&](okr::schema::Event::Builder e) {
-      auto c = e.initCheckInRecorded();
+    b.Event(kr, [&](okr::EventDraft& d) {
+      auto c = d.event().initCheckInRecorded();
       c.setCheckIn("ci-" + std::to_string(i));
       c.setValue(static_cast<double>(rng() % 100));
-      c.setNote("weekly check-in");
       c.setMeasuredAt(measured);
+      d.SetPersonal(PF::NOTE, "weekly check-in", sealed ? people[i % people.size()] : "");
     });
   }
   b.Flush();
@@ -275,10 +287,73 @@ void CascadeSection(const okr::Projection& full, const Org& org, Percentiles as_
 
 }  // namespace
 
+// --sealing: one build of the log (plain or sealed) and what it costs.
+struct SealingRun {
+  double append = 0, raw = 0, rebuild = 0;  // events/s
+};
+
+SealingRun MeasureLog(const std::string& dir, uint64_t events, bool sealed) {
+  std::unique_ptr<okr::KeyStore> keys;
+  std::unique_ptr<okr::KeyRing> ring;
+  okr::OpenOptions options;
+  if (sealed) {
+    auto k = okr::KeyStore::Open(dir + ".keys");
+    Check(k.status(), "key store");
+    keys = std::move(*k);
+    auto r = okr::KeyRing::Open(keys.get());
+    Check(r.status(), "key ring");
+    ring = std::move(*r);
+    options.key_ring = ring.get();
+  }
+  SealingRun run;
+  {
+    auto store = okr::EventStore::Open(dir, options);
+    Check(store.status(), "open");
+    auto start = Clock::now();
+    BuildLog(store->get(), events, sealed);
+    const uint64_t head = (*store)->head().seq;
+    run.append = static_cast<double>(head) / Seconds(start);
+    start = Clock::now();
+    Check((*store)->Scan(1, head,
+                         [&](uint64_t, std::string_view bytes) {
+                           return okr::DecodedEvent::Decode(bytes).ok();
+                         }),
+          "scan");
+    run.raw = static_cast<double>(head) / Seconds(start);
+    start = Clock::now();
+    auto rebuilt = okr::Projector::Rebuild(**store, head, false);
+    Check(rebuilt.status(), "rebuild");
+    run.rebuild = static_cast<double>(head) / Seconds(start);
+  }
+  std::filesystem::remove_all(dir);
+  std::filesystem::remove_all(dir + ".keys");
+  return run;
+}
+
+// Plain and sealed builds, alternated twice; each one's best.
+void SealingSection(const std::string& dir, uint64_t events) {
+  SealingRun best[2];
+  std::printf("%-8s %14s %14s %14s\n", "log", "append ev/s", "raw ev/s", "rebuild ev/s");
+  for (int round = 0; round < 2; ++round) {
+    for (int sealed = 0; sealed < 2; ++sealed) {
+      SealingRun r = MeasureLog(dir, events, sealed == 1);
+      std::printf("%-8s %14.0f %14.0f %14.0f\n", sealed ? "sealed" : "plain", r.append, r.raw,
+                  r.rebuild);
+      best[sealed].append = std::max(best[sealed].append, r.append);
+      best[sealed].raw = std::max(best[sealed].raw, r.raw);
+      best[sealed].rebuild = std::max(best[sealed].rebuild, r.rebuild);
+    }
+  }
+  std::printf("sealed / plain, best of each: append %.2f, raw %.2f, rebuild %.2f\n",
+              best[1].append / best[0].append, best[1].raw / best[0].raw,
+              best[1].rebuild / best[0].rebuild);
+}
+
 int main(int argc, char** argv) {
   uint64_t events = 1'000'000;
   bool rebuild_only = false;  // for profiling the fold alone
   bool cascade_only = false;  // for profiling the cascade alone
+  bool sealing = false;       // plain against sealed
   std::string parent = std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp";
   okr::api::SetHeapPolicy();  // as okrd
   for (int i = 1; i < argc; ++i) {
@@ -293,15 +368,21 @@ int main(int argc, char** argv) {
       rebuild_only = true;
     else if (a == "--cascade-only")
       cascade_only = true;
+    else if (a == "--sealing")
+      sealing = true;
     else {
       std::fprintf(stderr,
                    "usage: bench_projections [--events N] [--quick] [--dir PARENT]"
-                   " [--rebuild-only | --cascade-only]\n");
+                   " [--rebuild-only | --cascade-only | --sealing]\n");
       return 2;
     }
   }
   std::string dir = parent + "/bench-projections-" + std::to_string(getpid());
   std::filesystem::remove_all(dir);
+  if (sealing) {
+    SealingSection(dir, events);
+    return 0;
+  }
   long rss_start = ResidentKb();
   {
     auto store = okr::EventStore::Open(dir);

@@ -2,11 +2,11 @@
 //
 // Offline, on a data directory (okrd stopped for writes; reads open the
 // log read-only, so they also read a broken log):
-//   verify, dump, head, import, export, backup, restore, backups
+//   verify, dump, head, import, export, backup, restore, backups, erase
 // On a tokens file (okrd reads it again on SIGHUP):
 //   token new, token list, token revoke
 // Against a running okrd (--server URL, token from $OKR_TOKEN):
-//   verify, audit, import, export, backup, checkin, objectives, cascade,
+//   verify, audit, import, export, backup, erase, checkin, objectives, cascade,
 //   review, history
 //
 // Exit codes: 0 ok, 1 a check failed or the work was refused (nothing
@@ -42,6 +42,9 @@ struct Args {
   std::string audit_key, audit_state;
   std::string backup_to, restore_from;
   uint32_t backup_id = 0;
+  bool keys = false;
+  std::string keystore;
+  EraseOptions erase;
   // The client commands' --server, defaulting to $OKR_SERVER.
   const char* env_server = std::getenv("OKR_SERVER");
   std::string client_server = env_server ? env_server : "";
@@ -54,7 +57,7 @@ struct Args {
 
 // The parsed subcommands, and the options whose presence matters.
 struct Commands {
-  CLI::App *verify, *audit, *dump, *head, *import, *exp, *backup, *restore, *backups;
+  CLI::App *verify, *audit, *dump, *head, *import, *exp, *backup, *restore, *backups, *erase;
   CLI::App *checkin, *objectives, *cascade, *review, *history;
   CLI::App *token_new, *token_list, *token_revoke;
   CLI::Option *export_as_of, *confidence, *objectives_as_of, *cascade_as_of, *review_as_of;
@@ -143,6 +146,10 @@ void AddBackups(CLI::App& app, Args& a, Commands* c) {
   c->backup->add_option("--server", a.server,
                         "ask a running okrd to back itself up (admin token in OKR_TOKEN)");
   c->backup->add_flag("--json", a.json_out, "print the backup as JSON");
+  c->backup->add_flag("--keys", a.keys,
+                      "back up the key store instead (with --data, okrd stopped): a copy in the "
+                      "new directory --to, kept apart from the log's backups");
+  c->backup->add_option("--keystore", a.keystore, "with --keys: the key store (default DATA.keys)");
 
   c->restore = app.add_subcommand(
       "restore",
@@ -152,10 +159,30 @@ void AddBackups(CLI::App& app, Args& a, Commands* c) {
       ->required();
   c->restore->add_option("--backup-id", a.backup_id, "which backup (default: the latest)");
   c->restore->add_flag("--json", a.json_out, "print the outcome as JSON");
+  c->restore->add_flag("--keys", a.keys,
+                       "restore a key-store backup (backup --keys) as the missing key store of "
+                       "--data; okrd deletes again the keys its log records as erased");
+  c->restore->add_option("--keystore", a.keystore,
+                         "with --keys: where the key store goes (default DATA.keys)");
 
   c->backups = app.add_subcommand("backups", "List the backups in a backup directory");
   c->backups->add_option("--from", a.restore_from, "backup directory")->required();
   c->backups->add_flag("--json", a.json_out, "print the list as JSON");
+
+  c->erase = app.add_subcommand(
+      "erase",
+      "Erase a person's personal data (SPEC §10): delete their key, so every sealed field of "
+      "theirs reads as erased, and record subject.erased in the log");
+  c->erase->add_option("--subject", a.erase.subject, "the person unit's id")->required();
+  c->erase->add_option("--reason", a.erase.reason, "why (recorded, never sealed)")->required();
+  c->erase->add_option("--data", a.erase.data_dir, "okrd data directory, okrd stopped");
+  c->erase->add_option("--server", a.erase.server,
+                       "ask a running okrd to erase (admin token in OKR_TOKEN)");
+  c->erase->add_option("--keystore", a.erase.keystore,
+                       "with --data: the key store (default DATA.keys)");
+  c->erase->add_option("--as", a.erase.actor, "with --data: the actor the event names")
+      ->default_str("okrctl");
+  c->erase->add_flag("--json", a.erase.json_out, "print {subject, seq, erased} as JSON");
 }
 
 void AddTokens(CLI::App& app, Args& a, Commands* c) {
@@ -279,9 +306,20 @@ std::optional<int> RunOffline(const Commands& c, Args& a) {
   }
   if (*c.backup) {
     if (auto rc = OneOf(a.dir, a.server)) return *rc;
+    if (a.keys) {
+      if (!a.server.empty()) return Usage("--keys backs up a stopped okrd's key store: use --data");
+      return BackupKeys(a.dir, a.keystore, a.backup_to);
+    }
     return Backup(a.dir, a.server, a.backup_to, a.json_out);
   }
-  if (*c.restore) return Restore(a.restore_from, a.dir, a.backup_id, a.json_out);
+  if (*c.restore) {
+    if (a.keys) return RestoreKeys(a.restore_from, a.dir, a.keystore);
+    return Restore(a.restore_from, a.dir, a.backup_id, a.json_out);
+  }
+  if (*c.erase) {
+    if (auto rc = OneOf(a.erase.data_dir, a.erase.server)) return *rc;
+    return Erase(a.erase);
+  }
   if (*c.backups) return ListBackups(a.restore_from, a.json_out);
   if (*c.token_new) return TokenNew(a.token);
   if (*c.token_list) return TokenList(a.token.file, a.json_out);

@@ -1,4 +1,4 @@
-// Unit id → display name ("maya.chen" → "Maya Chen").
+// Unit id → display name ("p-4821" → "Maya Chen").
 
 import { getAll } from './api.js';
 

@@ -67,6 +67,9 @@ std::vector<Route> ReadRoutes() {
       Read("/v1/lint", "/v1/lint", Access::kStateRead, K::kLint),
       Read("/v1/events", "/v1/events", Access::kAuditRead, K::kEvents),
       Read("/v1/events/raw", "/v1/events/raw", Access::kReplicationRead, K::kRawEvents),
+      // The subjects' keys (SPEC §10), for the replica role alone.
+      Read("/v1/replication/keys", "/v1/replication/keys", Access::kReplicationRead,
+           K::kReplicationKeys),
       // Live feeds (SPEC §8): Server-Sent Events that hold no worker thread.
       Read("/v1/events/stream", "/v1/events/stream", Access::kReplicationRead, K::kEventStream),
       Read("/v1/changes/stream", "/v1/changes/stream", Access::kStateRead, K::kChangeStream),
@@ -120,6 +123,14 @@ std::vector<Route> BuildRoutes() {
                          "/v1/admin/backup",
                          Access::kWrite,
                          RouteKind::kBackup,
+                         {},
+                         std::nullopt});
+  // An erasure (SPEC §10) is no command either: it deletes a key first.
+  routes.push_back(Route{"POST",
+                         "/v1/admin/erasures",
+                         "/v1/admin/erasures",
+                         Access::kWrite,
+                         RouteKind::kErase,
                          {},
                          std::nullopt});
   // Webhooks (SPEC §8): admins only, each with its own handler. Their

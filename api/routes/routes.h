@@ -55,6 +55,8 @@ enum class RouteKind {
   kInclusionProof,
   kConsistencyProof,
   kBackup,
+  kErase,
+  kReplicationKeys,
   kListWebhooks,
   kRegisterWebhook,
   kRemoveWebhook,

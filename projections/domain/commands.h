@@ -120,6 +120,10 @@ using Command = std::variant<CreateUnit, UpdateUnit, RetireUnit, CreateCycle, Up
 
 struct CommandContext {
   std::string actor;  // the authenticated principal
+  // The person unit the principal is (its tokens-file entry's subject):
+  // the free texts it writes are sealed under that person's key (SPEC §10).
+  // Empty: none, and its texts are stored as written.
+  std::string subject;
   std::string reason;
   int64_t now_us = 0;  // the clock the command is judged by (measured_at ≤ now)
 };
@@ -132,6 +136,9 @@ struct Decision {
   std::vector<EventDraft> events;  // empty: nothing to change
   std::vector<ExpectedVersion> expected;
 };
+
+// A write's reason: multiline text of at most kMaxTextChars (kInvalid naming "reason").
+Status CheckReason(std::string_view reason);
 
 // Checks `command` against `state` (the current projection) and turns it
 // into events. Errors name the field: kInvalid (422: a rule broken),

@@ -147,9 +147,11 @@ Decision Decider::Done() {
 
 }  // namespace decide
 
+Status CheckReason(std::string_view reason) { return decide::CheckText(reason, "reason"); }
+
 Result<Decision> Decide(const Projection& state, const Command& command,
                         const CommandContext& context) {
-  OKR_RETURN_IF_ERROR(decide::CheckText(context.reason, "reason"));
+  OKR_RETURN_IF_ERROR(CheckReason(context.reason));
   decide::Decider decider(state, context);
   return std::visit(decider, command);
 }

@@ -117,8 +117,8 @@ Result<Decision> Decider::operator()(const RecordCheckIn& c) {
     b.setHasConfidence(c.confidence.has_value());
     b.setConfidence(c.confidence.value_or(0));
     b.setStatus(ToEnum<schema::CheckInStatus>(c.status));
-    b.setNote(c.note);
     b.setMeasuredAt(measured);
+    Personal(schema::PersonalField::NOTE, c.note, Author());
   });
   return Done();
 }
@@ -172,7 +172,7 @@ Result<Decision> Decider::operator()(const CorrectCheckIn& c) {
     b.setCheckIn(c.corrects);
     b.setBefore(before);
     b.setValue(c.value);
-    b.setNote(c.note);
+    Personal(schema::PersonalField::NOTE, c.note, Author());
   });
 }
 

@@ -78,7 +78,10 @@ Result<Decision> Decider::operator()(const AddComment& c) {
   }
   OKR_RETURN_IF_ERROR(CheckString(c.text, "text", kMaxTextChars, true, true));
   BeginAppend(c.target);
-  Add(c.target, [&](schema::Event::Builder ev) { ev.initCommentAdded().setText(c.text); });
+  Add(c.target, [&](schema::Event::Builder ev) {
+    ev.initCommentAdded();
+    Personal(schema::PersonalField::TEXT, c.text, Author());
+  });
   return Done();
 }
 
@@ -98,8 +101,8 @@ Result<Decision> Decider::operator()(const ReviewObjective& c) {
     auto b = ev.initObjectiveReviewed();
     b.setScore(c.score);
     b.setOutcome(ToEnum<schema::Outcome>(c.outcome));
-    b.setReflection(c.reflection);
-    b.setLessons(c.lessons);
+    Personal(schema::PersonalField::REFLECTION, c.reflection, Author());
+    Personal(schema::PersonalField::LESSONS, c.lessons, Author());
   });
   return Done();
 }

@@ -22,9 +22,10 @@ Result<Decision> Decider::operator()(const CreateUnit& c) {
   return One(c.id, [&](schema::Event::Builder ev) {
     auto b = ev.initUnitCreated();
     b.setKind(ToEnum<schema::UnitKind>(c.kind));
-    b.setName(c.name);
     b.setParent(c.parent);
-    b.setEmail(c.email);
+    const std::string subject = SubjectOf(c.id, c.kind);
+    Personal(schema::PersonalField::NAME, c.name, subject);
+    Personal(schema::PersonalField::EMAIL, c.email, subject);
   });
 }
 
@@ -34,8 +35,9 @@ Result<Decision> Decider::operator()(const UpdateUnit& c) {
   OKR_RETURN_IF_ERROR(RefuseIf(f.retired, "unit", c.id, "is retired", "id"));
   Begin(c.id);
   using B = schema::Event::Builder;
-  OKR_RETURN_IF_ERROR(TextUpdate(c.id, &B::initUnitRenamed, f.name, c.name,
-                                 [](const std::string& v) { return CheckTitle(v, "name"); }));
+  const std::string subject = SubjectOf(c.id, f.kind);
+  OKR_RETURN_IF_ERROR(PersonalUpdate(c.id, &B::initUnitRenamed, f.name, c.name, subject,
+                                     [](const std::string& v) { return CheckTitle(v, "name"); }));
   OKR_RETURN_IF_ERROR(
       TextUpdate(c.id, &B::initUnitMoved, f.parent, c.parent, [&](const std::string& v) -> Status {
         if (f.kind == "company") {
@@ -43,8 +45,8 @@ Result<Decision> Decider::operator()(const UpdateUnit& c) {
         }
         return CheckParentUnit(v, c.id);
       }));
-  OKR_RETURN_IF_ERROR(TextUpdate(c.id, &B::initUnitEmailChanged, f.email, c.email,
-                                 [&](const std::string& v) { return CheckEmail(f.kind, v); }));
+  OKR_RETURN_IF_ERROR(PersonalUpdate(c.id, &B::initUnitEmailChanged, f.email, c.email, subject,
+                                     [&](const std::string& v) { return CheckEmail(f.kind, v); }));
   return Done();
 }
 

@@ -9,6 +9,7 @@
 // on one thread.
 #pragma once
 
+#include <cassert>
 #include <initializer_list>
 #include <optional>
 #include <string>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "eventstore/enum_names.h"
+#include "eventstore/sealing.h"
 #include "projections/domain/commands.h"
 
 namespace okr::decide {
@@ -100,11 +102,29 @@ class Decider {
   // Expects `id`'s current version (once per id).
   void Expect(const std::string& id);
   // Adds one event on `entity`, its body filled by `fill(event builder)`.
+  // The event's reason is its author's personal text (Personal).
   template <typename Fill>
   void Add(const std::string& entity, Fill fill) {
-    EventDraft d(ctx_.actor, entity, ctx_.reason);
+    EventDraft d(ctx_.actor, entity);
+    draft_ = &d;
     fill(d.event());
+    d.SetPersonal(schema::PersonalField::REASON, ctx_.reason, ctx_.subject);
+    draft_ = nullptr;
     decision_.events.push_back(std::move(d));
+  }
+  // Inside Add's `fill`, once the event's union member is chosen: a
+  // personal text of the event, sealed under `subject` (none: stored as
+  // written). Authored texts take the author's subject (Author()); a
+  // person's name and email take the person's own.
+  void Personal(schema::PersonalField field, const std::string& text, const std::string& subject) {
+    assert(draft_ != nullptr && "only inside Add");
+    draft_->SetPersonal(field, text, subject);
+  }
+  const std::string& Author() const { return ctx_.subject; }
+  // The subject a unit's name and email are sealed under: the person's
+  // own id, none for other kinds of unit.
+  static std::string SubjectOf(const std::string& id, const std::string& kind) {
+    return kind == "person" ? id : std::string();
   }
   // The decision so far, handed out once.
   Decision Done();
@@ -126,6 +146,24 @@ class Decider {
   template <typename Init>
   void NumberChange(const std::string& id, Init init, double before, double after) {
     if (before != after) Change(id, init, before, after);
+  }
+  // TextUpdate for a unit's name or email: `stored` is the text as the
+  // projection keeps it (a sealed token, for a person), revealed to be
+  // compared and written again as `before`; both sides are sealed under
+  // `subject` (SubjectOf).
+  template <typename Init, typename Check>
+  Status PersonalUpdate(const std::string& id, Init init, const std::string& stored,
+                        const std::optional<std::string>& after, const std::string& subject,
+                        Check check) {
+    Revealed before = Reveal(stored);
+    if (!after || (before.readable() && *after == before.text)) return Status::Ok();
+    OKR_RETURN_IF_ERROR(check(*after));
+    Add(id, [&](schema::Event::Builder ev) {
+      (ev.*init)();
+      Personal(schema::PersonalField::BEFORE, before.text, subject);
+      Personal(schema::PersonalField::AFTER, *after, subject);
+    });
+    return Status::Ok();
   }
   // An optional new text for a field: when it is set and differs from
   // `before`, checks it with `check(text)` and adds the change event.
@@ -173,6 +211,7 @@ class Decider {
   const Projection& s_;
   const CommandContext& ctx_;
   Decision decision_;
+  EventDraft* draft_ = nullptr;  // the event Add is filling
 };
 
 }  // namespace okr::decide

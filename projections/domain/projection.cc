@@ -1,6 +1,7 @@
 #include "projections/domain/projection.h"
 
 #include "eventstore/enum_names.h"
+#include "eventstore/sealing.h"
 
 #include <algorithm>
 #include <cassert>
@@ -35,6 +36,17 @@ namespace {
 std::string Str(capnp::Text::Reader t) { return std::string(t.begin(), t.size()); }
 std::string_view View(capnp::Text::Reader t) { return std::string_view(t.begin(), t.size()); }
 Interned Intern(capnp::Text::Reader t) { return Interned::Of(View(t)); }
+
+// A personal field as the projection keeps it: its sealed token when the
+// event sealed it (eventstore/sealing.h), else `plain`, the body's text.
+// Events with nothing sealed take the first test only.
+using PF = schema::PersonalField;
+std::string Personal(schema::Event::Reader ev, PF field, capnp::Text::Reader plain) {
+  return ev.hasSealed() ? StoredText(ev, field) : Str(plain);
+}
+Interned InternPersonal(schema::Event::Reader ev, PF field, capnp::Text::Reader plain) {
+  return ev.hasSealed() ? Interned::Of(StoredText(ev, field)) : Intern(plain);
+}
 
 std::string Name(auto e) { return std::string(EnumName(e)); }
 
@@ -88,12 +100,13 @@ void SetCycleShape(CycleFields* f, Reader b) {
   f->parent = Str(b.getParent());
 }
 
-UnitFields CreatedUnit(schema::UnitCreated::Reader b) {
+UnitFields CreatedUnit(schema::Event::Reader ev) {
+  auto b = ev.getUnitCreated();
   UnitFields f;
   f.kind = Name(b.getKind());
-  f.name = Str(b.getName());
+  f.name = Personal(ev, PF::NAME, b.getName());
   f.parent = Str(b.getParent());
-  f.email = Str(b.getEmail());
+  f.email = Personal(ev, PF::EMAIL, b.getEmail());
   return f;
 }
 
@@ -154,8 +167,8 @@ Status Projection::Apply(schema::Event::Reader ev) {
     return Status::Corruption("event seq " + std::to_string(ev.getSeq()) + " applied after " +
                               std::to_string(seq_));
   }
-  Meta meta{ev.getSeq(), ev.getRecordedAt(), Intern(ev.getActor()), Intern(ev.getReason()),
-            ev.which()};
+  Meta meta{ev.getSeq(), ev.getRecordedAt(), Intern(ev.getActor()),
+            InternPersonal(ev, PF::REASON, ev.getReason()), ev.which()};
   const std::string_view id = View(ev.getEntity());
   using W = schema::Event::Which;
   switch (ev.which()) {
@@ -164,6 +177,7 @@ Status Projection::Apply(schema::Event::Reader ev) {
     case W::UNIT_MOVED:
     case W::UNIT_EMAIL_CHANGED:
     case W::UNIT_RETIRED:
+    case W::SUBJECT_ERASED:
       OKR_RETURN_IF_ERROR(ApplyUnit(ev, meta, id));
       break;
     case W::CYCLE_CREATED:
@@ -228,7 +242,7 @@ Status Projection::ApplyUnit(schema::Event::Reader ev, const Meta& meta, std::st
   using W = schema::Event::Which;
   if (ev.which() == W::UNIT_CREATED) {
     OKR_RETURN_IF_ERROR(CheckNewId(meta, Interned::Of(id)));
-    Insert(&units_, EntityKind::kUnit, id, meta, CreatedUnit(ev.getUnitCreated()));
+    Insert(&units_, EntityKind::kUnit, id, meta, CreatedUnit(ev));
     return Status::Ok();
   }
   Unit* unit = Existing<Unit>(id, EntityKind::kUnit);
@@ -236,16 +250,18 @@ Status Projection::ApplyUnit(schema::Event::Reader ev, const Meta& meta, std::st
   UnitFields* f = Revise(unit, meta);
   switch (ev.which()) {
     case W::UNIT_RENAMED:
-      f->name = Str(ev.getUnitRenamed().getAfter());
+      f->name = Personal(ev, PF::AFTER, ev.getUnitRenamed().getAfter());
       break;
     case W::UNIT_MOVED:
       f->parent = Str(ev.getUnitMoved().getAfter());
       break;
     case W::UNIT_EMAIL_CHANGED:
-      f->email = Str(ev.getUnitEmailChanged().getAfter());
+      f->email = Personal(ev, PF::AFTER, ev.getUnitEmailChanged().getAfter());
       break;
     case W::UNIT_RETIRED:
       f->retired = true;
+      break;
+    case W::SUBJECT_ERASED:  // the key is gone; the fields keep their tokens, which read as erased
       break;
     default:
       assert(false && "Apply routes only unit events here");
@@ -313,8 +329,9 @@ Status Projection::ApplyObjective(schema::Event::Reader ev, const Meta& meta, st
       break;
     case W::OBJECTIVE_REVIEWED: {
       auto b = ev.getObjectiveReviewed();
-      f->review = ReviewFields{b.getScore(), OptionalName(b.getOutcome()), Str(b.getReflection()),
-                               Str(b.getLessons()), meta};
+      f->review = ReviewFields{b.getScore(), OptionalName(b.getOutcome()),
+                               Personal(ev, PF::REFLECTION, b.getReflection()),
+                               Personal(ev, PF::LESSONS, b.getLessons()), meta};
       break;
     }
     default:
@@ -382,8 +399,8 @@ Status Projection::ApplyCheckIn(schema::Event::Reader ev, const Meta& meta, std:
   assert(kr->event_seqs.empty() || kr->event_seqs.back() < meta.seq);
   if (ev.which() == schema::Event::Which::CHECK_IN_CORRECTED) {
     auto b = ev.getCheckInCorrected();
-    kr->corrections.push_back(
-        Correction{meta, Intern(b.getCheckIn()), b.getBefore(), b.getValue(), Intern(b.getNote())});
+    kr->corrections.push_back(Correction{meta, Intern(b.getCheckIn()), b.getBefore(), b.getValue(),
+                                         InternPersonal(ev, PF::NOTE, b.getNote())});
     kr->event_seqs.push_back(meta.seq);
     return Status::Ok();
   }
@@ -395,14 +412,15 @@ Status Projection::ApplyCheckIn(schema::Event::Reader ev, const Meta& meta, std:
   // the probes are for logs folded again (a rebuild, the snapshot's fold).
   if (!added) OKR_RETURN_IF_ERROR(CheckNewId(meta, ci_id));
   assert(!added || CheckNewId(meta, ci_id).ok());
-  kr->check_ins.Append(check_in_arena_.get(), CheckIn{.meta = meta,
-                                                      .value = b.getValue(),
-                                                      .confidence = b.getConfidence(),
-                                                      .measured_at_us = b.getMeasuredAt(),
-                                                      .id = ci_id,
-                                                      .status = StatusName(b.getStatus()),
-                                                      .note = Intern(b.getNote()),
-                                                      .has_confidence = b.getHasConfidence()});
+  kr->check_ins.Append(check_in_arena_.get(),
+                       CheckIn{.meta = meta,
+                               .value = b.getValue(),
+                               .confidence = b.getConfidence(),
+                               .measured_at_us = b.getMeasuredAt(),
+                               .id = ci_id,
+                               .status = StatusName(b.getStatus()),
+                               .note = InternPersonal(ev, PF::NOTE, b.getNote()),
+                               .has_confidence = b.getHasConfidence()});
   kr->event_seqs.push_back(meta.seq);
   check_in_index_.Insert(ci_id, kr);
   return Status::Ok();
@@ -410,7 +428,7 @@ Status Projection::ApplyCheckIn(schema::Event::Reader ev, const Meta& meta, std:
 
 // A comment lands on an objective or a key result, whichever `id` names.
 Status Projection::ApplyComment(schema::Event::Reader ev, const Meta& meta, std::string_view id) {
-  Comment c{meta, Str(ev.getCommentAdded().getText())};
+  Comment c{meta, Personal(ev, PF::TEXT, ev.getCommentAdded().getText())};
   auto append = [&](auto* entity) {
     assert(entity->event_seqs.empty() || entity->event_seqs.back() < meta.seq);
     entity->comments.push_back(std::move(c));

@@ -6,6 +6,7 @@
 #include <iterator>
 
 #include "eventstore/base/time.h"
+#include "projections/read/shown.h"
 
 namespace okr {
 
@@ -133,30 +134,33 @@ void KeyResultRows(const KeyResult& kr, uint64_t seq, std::vector<DiffRow>* rows
   }
 }
 
-json MetaJson(const Meta& m) {
+// Texts that may be personal (a reason, a person's name, a review's
+// words) are shown through ShownJson, noting in `flags` what was not.
+json MetaJson(const Meta& m, ShownFlags* flags) {
   return {{"seq", m.seq},
           {"actor", m.actor},
           {"recorded_at", FormatTimeUs(m.recorded_at_us)},
-          {"reason", m.reason}};
+          {"reason", ShownJson(m.reason, flags)}};
 }
 
-json ValueJson(const DiffReview& r) {
+json ValueJson(const DiffReview& r, ShownFlags* flags) {
   if (!r.present) return nullptr;
   return {{"score", r.score},
           {"outcome", r.outcome},
-          {"reflection", r.reflection},
-          {"lessons", r.lessons}};
+          {"reflection", ShownJson(r.reflection, flags)},
+          {"lessons", ShownJson(r.lessons, flags)}};
 }
-json ValueJson(const std::string& v) { return v; }
-json ValueJson(double v) { return v; }
-json ValueJson(const std::vector<std::string>& v) { return v; }
-json ValueJson(const DiffValue& v) {
-  return std::visit([](const auto& x) { return ValueJson(x); }, v);
+json ValueJson(const std::string& v, ShownFlags* flags) { return ShownJson(v, flags); }
+json ValueJson(double v, ShownFlags*) { return v; }
+json ValueJson(const std::vector<std::string>& v, ShownFlags*) { return v; }
+json ValueJson(const DiffValue& v, ShownFlags* flags) {
+  return std::visit([flags](const auto& x) { return ValueJson(x, flags); }, v);
 }
 
 // Rows about a key result's check-ins name it "key_result"; the rest "entity".
 json RowJson(const DiffRow& row) {
-  json j = MetaJson(row.meta);
+  ShownFlags flags;
+  json j = MetaJson(row.meta, &flags);
   const bool of_check_in =
       row.list == DiffRow::List::kCheckIns || row.list == DiffRow::List::kCorrections;
   j[of_check_in ? "key_result" : "entity"] = row.entity;
@@ -168,18 +172,19 @@ json RowJson(const DiffRow& row) {
     case DiffRow::List::kChanged:
     case DiffRow::List::kCorrections:
       j[of_check_in ? "check_in" : "field"] = row.label;
-      j["before"] = ValueJson(row.before);
-      j["after"] = ValueJson(row.after);
+      j["before"] = ValueJson(row.before, &flags);
+      j["after"] = ValueJson(row.after, &flags);
       break;
     case DiffRow::List::kCheckIns:
       j["check_in"] = row.label;
-      j["value"] = ValueJson(row.after);
+      j["value"] = ValueJson(row.after, &flags);
       j["measured_at"] = FormatTimeUs(row.measured_at_us);
       break;
     case DiffRow::List::kComments:
-      j["text"] = row.text;
+      j["text"] = ShownJson(row.text, &flags);
       break;
   }
+  flags.AddTo(&j);
   return j;
 }
 

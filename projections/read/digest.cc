@@ -10,6 +10,7 @@
 
 #include "eventstore/base/time.h"
 #include "projections/read/pace.h"
+#include "projections/read/shown.h"
 
 namespace okr {
 
@@ -143,10 +144,13 @@ json RenderDigest(const Digest& digest) {
                      {"cycle_ends", o.cycle_ends},
                      {"days_left", o.days_left}});
     }
-    units.push_back({{"unit", u.unit},
-                     {"name", u.name ? json(*u.name) : json(nullptr)},
-                     {"stale_key_results", std::move(stale)},
-                     {"objectives_due_for_review", std::move(due)}});
+    ShownFlags flags;
+    json unit = {{"unit", u.unit},
+                 {"name", u.name ? ShownJson(*u.name, &flags) : json(nullptr)},
+                 {"stale_key_results", std::move(stale)},
+                 {"objectives_due_for_review", std::move(due)}};
+    flags.AddTo(&unit);
+    units.push_back(std::move(unit));
   }
   return {{"type", "digest"},
           {"day", digest.day},

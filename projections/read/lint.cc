@@ -6,6 +6,7 @@
 #include <map>
 
 #include "eventstore/base/time.h"
+#include "projections/read/shown.h"
 #include "projections/read/view.h"
 
 namespace okr {
@@ -103,7 +104,7 @@ void View::LintKeyResult(const KeyResult& kr, const CycleFields& cycle, JsonOut&
         (rev.meta.which == schema::Event::Which::KEY_RESULT_TARGET_CHANGED ? "target" : "start") +
             std::string(" changed on ") + FormatDate(rev.meta.recorded_at_us) + " by " +
             rev.meta.actor.str() + ", after the cycle started" +
-            (rev.meta.reason.empty() ? "" : " (" + rev.meta.reason.str() + ")"));
+            (rev.meta.reason.empty() ? "" : " (" + ShownText(rev.meta.reason) + ")"));
   }
 }
 

@@ -8,6 +8,7 @@
 #include <cassert>
 
 #include "eventstore/base/time.h"
+#include "projections/read/shown.h"
 
 namespace okr {
 
@@ -121,21 +122,31 @@ void ReviewPlan::WriteKeyResult(JsonOut& out, const KeyResult& kr) {
 void ReviewPlan::WriteObjective(JsonOut& out, const Objective& o) {
   const ObjectiveFields& f = *o.FieldsAt(as_of_);
   assert(!f.archived);  // archived objectives are listed apart
+  const ReviewFields* review = f.review ? &*f.review : nullptr;
+  const Shown shown{review ? review->reflection : "", review ? review->lessons : ""};
   out.StartObject().Key("computed_score").Number(at_end_.ObjectiveProgress(o));
+  shown.Flags(out);
   out.Key("id").String(o.id).Key("key_results").StartArray();
   for (const KeyResult* kr : at_end_.KeyResultsOf(o)) WriteKeyResult(out, *kr);
   out.EndArray();
-  const ReviewFields* review = f.review ? &*f.review : nullptr;
   auto text = [&](const char* key, const std::string& value) {
     out.Key(key);
     review ? out.String(value) : out.Null();
   };
-  text("lessons", review ? review->lessons : "");
+  auto personal = [&](const char* key, size_t i) {
+    out.Key(key);
+    if (review) {
+      shown.Write(out, i);
+    } else {
+      out.Null();
+    }
+  };
+  personal("lessons", 1);
   text("outcome", review ? review->outcome : "");
   out.Key("owner").String(f.owner).Key("parents").StartArray();
   for (const std::string& parent : f.parents) out.String(parent);
   out.EndArray();
-  text("reflection", review ? review->reflection : "");
+  personal("reflection", 0);
   text("reviewed_by", review ? review->meta.actor.str() : "");
   out.Key("score").NumberOrNull(review ? std::optional<double>(review->score) : std::nullopt);
   out.Key("title").String(f.title).EndObject();
@@ -175,10 +186,14 @@ void ReviewPlan::WriteJson(JsonOut& out, std::optional<uint64_t> as_of_seq,
   out.Key("moved_goalposts").StartArray();
   each([&](const Objective& o, const ObjectiveFields&) {
     ForEachGoalpost(o, [&](const Goalpost& g) {
+      const Shown reason{g.meta.reason};
       out.StartObject().Key("actor").String(g.meta.actor).Key("after").Number(g.after);
-      out.Key("before").Number(g.before).Key("field").String(g.target ? "target" : "start");
+      out.Key("before").Number(g.before);
+      reason.Flags(out);
+      out.Key("field").String(g.target ? "target" : "start");
       out.Key("key_result").String(g.kr.id).Key("objective").String(o.id);
-      out.Key("reason").String(g.meta.reason);
+      out.Key("reason");
+      reason.Write(out, 0);
       out.Key("recorded_at").String(FormatTimeText(g.meta.recorded_at_us).view());
       out.Key("seq").Uint(g.meta.seq).EndObject();
     });

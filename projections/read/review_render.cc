@@ -10,6 +10,7 @@
 
 #include "eventstore/base/time.h"
 #include "projections/read/review.h"
+#include "projections/read/shown.h"
 #include "projections/read/spreadsheet.h"
 
 namespace okr {
@@ -182,9 +183,11 @@ void ReviewPlan::WriteMarkdown(std::string* text, const std::function<void()>& p
        << " · reviewed score " << Percent(review ? std::optional(review->score) : std::nullopt)
        << " · outcome " << (review ? review->outcome : "not reviewed") << "\n\n";
     if (review && !review->reflection.empty()) {
-      md << "Reflection: " << Cell(review->reflection) << "\n\n";
+      md << "Reflection: " << Cell(ShownText(review->reflection)) << "\n\n";
     }
-    if (review && !review->lessons.empty()) md << "Lessons: " << Cell(review->lessons) << "\n\n";
+    if (review && !review->lessons.empty()) {
+      md << "Lessons: " << Cell(ShownText(review->lessons)) << "\n\n";
+    }
     const auto krs = at_end_.KeyResultsOf(*o);
     if (krs.empty()) {
       md << "No key results of its own: its score rolls up from the objectives aligned to it.\n";
@@ -213,7 +216,8 @@ void ReviewPlan::WriteMarkdown(std::string* text, const std::function<void()>& p
       }
       md << "| " << g.kr.id << " | " << (g.target ? "target" : "start") << " | " << Num(g.before)
          << " | " << Num(g.after) << " | " << Cell(g.meta.actor) << " | "
-         << FormatTimeUs(g.meta.recorded_at_us) << " | " << Cell(g.meta.reason) << " |\n";
+         << FormatTimeUs(g.meta.recorded_at_us) << " | " << Cell(ShownText(g.meta.reason))
+         << " |\n";
     });
     hand_on();
   }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 
+#include "eventstore/sealing.h"
 #include "projections/domain/decider.h"
 #include "projections/read/view.h"
 
@@ -87,7 +88,11 @@ bool TextQuery::Matches(const View& view, const Objective& objective) const {
   hay.assign(objective.id).append(1, '\n').append(f->title);
   auto add_owner = [&](const std::string& unit) {
     hay.append(1, '\n').append(unit);
-    if (const UnitFields* owner = view.UnitAt(unit)) hay.append(1, '\n').append(owner->name);
+    // A person's sealed name is found while it can be shown (SPEC §10).
+    if (const UnitFields* owner = view.UnitAt(unit)) {
+      hay.append(1, '\n').append(IsSealedToken(owner->name) ? Reveal(owner->name).text
+                                                            : owner->name);
+    }
   };
   add_owner(f->owner);
   for (const KeyResult* kr : view.KeyResultsOf(objective)) {

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "eventstore/base/time.h"
+#include "projections/read/shown.h"
 
 namespace okr {
 
@@ -103,9 +104,20 @@ json RenderPace(const Pace& pace) {
 template <Hold H>
 void WriteUnit(JsonOut& out, const BasicUnitRow<H>& row) {
   const UnitFields& f = row.fields;
+  const Shown shown{f.name, f.email};
   out.StartObject();
-  if (f.kind == "person") out.Key("email").StringOrNull(f.email);
-  out.Key("id").String(row.id).Key("kind").String(f.kind).Key("name").String(f.name);
+  shown.Damaged(out);
+  if (f.kind == "person") {
+    out.Key("email");
+    if (shown[1].readable() && shown[1].text.empty()) {
+      out.Null();
+    } else {
+      shown.Write(out, 1);
+    }
+  }
+  shown.Erased(out);
+  out.Key("id").String(row.id).Key("kind").String(f.kind).Key("name");
+  shown.Write(out, 0);
   out.Key("parent").StringOrNull(f.parent).Key("state").String(f.retired ? "retired" : "active");
   out.Key("version").Uint(row.version).EndObject();
 }
@@ -126,14 +138,15 @@ json RenderCycle(const CycleRow& row) {
 }
 
 void WriteCheckIn(JsonOut& out, const CheckIn& ci) {
+  const Shown shown{ci.note};
   out.StartObject().Key("actor").String(ci.meta.actor);
   out.Key("confidence")
       .NumberOrNull(ci.has_confidence ? std::optional(ci.confidence) : std::nullopt);
+  shown.Flags(out);
   out.Key("id").String(ci.id).Key("measured_at").String(FormatTimeText(ci.measured_at_us).view());
-  out.Key("note")
-      .String(ci.note)
-      .Key("recorded_at")
-      .String(FormatTimeText(ci.meta.recorded_at_us).view());
+  out.Key("note");
+  shown.Write(out, 0);
+  out.Key("recorded_at").String(FormatTimeText(ci.meta.recorded_at_us).view());
   out.Key("seq").Uint(ci.meta.seq).Key("status").StringOrNull(ci.status);
   out.Key("value").Number(ci.value).EndObject();
 }
@@ -337,10 +350,16 @@ void WriteReview(JsonOut& out, const std::optional<ReviewFields>& review) {
     out.Null();
     return;
   }
+  const Shown shown{review->reflection, review->lessons};
   out.StartObject().Key("actor").String(review->meta.actor);
-  out.Key("lessons").String(review->lessons).Key("outcome").String(review->outcome);
+  shown.Flags(out);
+  out.Key("lessons");
+  shown.Write(out, 1);
+  out.Key("outcome").String(review->outcome);
   out.Key("recorded_at").String(FormatTimeText(review->meta.recorded_at_us).view());
-  out.Key("reflection").String(review->reflection).Key("score").Number(review->score);
+  out.Key("reflection");
+  shown.Write(out, 0);
+  out.Key("score").Number(review->score);
   out.EndObject();
 }
 

@@ -425,7 +425,7 @@ Result<Projector::Attempt> Projector::DecideOnce(const WriteRequest& request) {
   std::vector<std::string> read;
   if (request.authorize)
     OKR_RETURN_IF_ERROR(request.authorize(projection_, request.command, &read));
-  CommandContext ctx{request.actor, request.reason, options_.clock_us()};
+  CommandContext ctx{request.actor, request.subject, request.reason, options_.clock_us()};
   OKR_ASSIGN_OR_RETURN(Decision decision, Decide(projection_, request.command, ctx));
   Attempt a;
   a.entity = decision.entity;

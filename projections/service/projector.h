@@ -61,6 +61,7 @@ struct StuckAt {
 struct WriteRequest {
   Command command;
   std::string actor;
+  std::string subject;  // the person the actor is: its texts are sealed under that key (SPEC §10)
   std::string reason;
   std::optional<uint64_t> if_match;  // the subject's version the writer saw
   std::string idempotency_key;       // empty: none; scoped by the caller

@@ -175,7 +175,7 @@ test('the cascade shows the demo objectives with the API\'s progress', { timeout
   assert.ok(badges.every((b) => ['On track', 'At risk', 'Off track'].includes(b.trim())), badges.join(','));
   await shot('cascade');
 
-  // Search by owner narrows the cascade.
+  // Search by an owner's name (Sam Okafor, unit p-3307) narrows the cascade.
   await page.fill('#search', 'okafor');
   await page.waitForFunction(() => document.querySelectorAll('[data-objective-id]').length === 1);
   assert.equal(await page.locator('[data-objective-id]').getAttribute('data-objective-id'), 'ta-grow-referrals');
@@ -248,7 +248,7 @@ test('the time slider shows the target before it was moved, and the change betwe
   assertNoProblems('time travel');
 });
 
-// The demo's editor (lena.fischer, HR Operations) may record check-ins of
+// The demo's editor (editor-5190, HR Operations) may record check-ins of
 // this key result.
 const LIVE_KR = 'kr-records-migrated';
 
@@ -421,15 +421,15 @@ test('the audit view shows the chain and filters the event timeline for a token 
   assert.equal(await page.evaluate(() => Object.keys(localStorage).length), 0, 'nothing in localStorage');
   assert.equal(await page.evaluate(() => sessionStorage.getItem('okrd-dashboard-token')), creds.auditor, 'the token is kept in sessionStorage');
 
-  await page.fill('#f-actor', 'maya.chen');
+  await page.fill('#f-actor', 'editor-4821');
   await page.selectOption('#f-type', 'key_result.target_changed');
   await page.click('button:text("Filter")');
   await page.waitForFunction(() => location.hash.includes('type=key_result.target_changed'));
   await page.waitForSelector('table.events tbody tr');
-  const { items } = await api('/v1/events?actor=maya.chen&type=key_result.target_changed', creds.auditor);
+  const { items } = await api('/v1/events?actor=editor-4821&type=key_result.target_changed', creds.auditor);
   const seqs = await page.locator('table.events tbody tr').evaluateAll((rs) => rs.map((r) => Number(r.dataset.seq)));
   assert.deepEqual(seqs, items.map((e) => e.seq));
-  assert.ok(seqs.length >= 1, 'the demo\'s moved targets are maya.chen\'s');
+  assert.ok(seqs.length >= 1, 'the demo\'s moved targets are editor-4821\'s');
   await shot('audit');
 
   // With an audit token the chart's target change comes from the history.

@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "eventstore/keystore.h"
+#include "eventstore/sealing.h"
 #include "tools/ctl/csv.h"
 #include "tools/ctl/progress.h"
 
@@ -41,11 +43,50 @@ std::string OpenHint(const Status& s) {
   return "";
 }
 
+namespace {
+
+// The key store beside a data directory okrctl reads, opened read-only
+// for the process's readers (sealing.h), kept until okrctl exits.
+struct ReadingKeys {
+  std::unique_ptr<KeyStore> store;
+  std::unique_ptr<KeyRing> ring;
+};
+
+// Sealed fields show through the key store beside `dir` when there is one,
+// with the erasures the log records applied in memory (the log is the
+// authority; a reader changes no key store). Without it they read as erased.
+void InstallReadingKeys(const std::string& dir, const EventStore& store) {
+  static ReadingKeys keys;
+  const std::string key_dir = DefaultKeyStorePath(dir);
+  auto opened = KeyStore::Open(key_dir, /*read_only=*/true);
+  if (!opened.ok()) {
+    if (opened.status().code() != Status::Code::kNotFound) {
+      std::cerr << "okrctl: " << opened.status().message()
+                << ": sealed personal fields read as erased\n";
+    }
+    return;
+  }
+  auto ring = KeyRing::Open(opened->get(), /*read_only=*/true);
+  if (!ring.ok() || !EnforceErasures(store, ring->get(), nullptr, /*durable=*/false).ok()) {
+    std::cerr << "okrctl: cannot read the key store " << key_dir
+              << ": sealed personal fields read as erased\n";
+    return;
+  }
+  InstallKeyRing(nullptr);
+  keys.ring = std::move(ring.value());
+  keys.store = std::move(opened.value());
+  InstallKeyRing(keys.ring.get());
+}
+
+}  // namespace
+
 Result<std::unique_ptr<EventStore>> OpenForReading(const std::string& dir) {
   OpenOptions options;
   options.read_only = true;
   options.create_if_missing = false;
-  return EventStore::Open(dir, options);
+  auto store = EventStore::Open(dir, options);
+  if (store.ok()) InstallReadingKeys(dir, **store);
+  return store;
 }
 
 Result<std::unique_ptr<Client>> Connect(const std::string& url) {

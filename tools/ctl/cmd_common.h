@@ -33,7 +33,9 @@ int Answered(const HttpAnswer& a, const std::string& what);
 
 // A hint to append when opening a data directory failed on its lock.
 std::string OpenHint(const Status& s);
-// `dir` opened read-only (it must exist): reads also a broken log.
+// `dir` opened read-only (it must exist): reads also a broken log. The
+// key store beside it, when there is one, is opened read-only for the
+// personal fields sealed in it (SPEC §10).
 Result<std::unique_ptr<EventStore>> OpenForReading(const std::string& dir);
 
 // Whether to draw progress bars: on a terminal, and never under --json.

@@ -87,6 +87,24 @@ int Restore(const std::string& from, const std::string& data_dir, uint32_t backu
             bool json_out);
 int ListBackups(const std::string& from, bool json_out);
 
+// --- erase, and the key store's backups (SPEC §10) ---
+
+struct EraseOptions {
+  std::string data_dir, server;  // exactly one
+  std::string keystore;          // offline: the key store (default <data dir>.keys)
+  std::string subject, reason;
+  std::string actor = "okrctl";  // offline: who the subject.erased event names
+  bool json_out = false;
+};
+// Deletes the subject's key and appends subject.erased: offline on a data
+// directory (okrd stopped) or through okrd (admin token in OKR_TOKEN).
+int Erase(const EraseOptions& options);
+// A copy of the key store (`keystore`, default <data dir>.keys; okrd
+// stopped) in the new directory `to`.
+int BackupKeys(const std::string& data_dir, const std::string& keystore, const std::string& to);
+// The copy `from` put in place of the missing key store of `data_dir`.
+int RestoreKeys(const std::string& from, const std::string& data_dir, const std::string& keystore);
+
 // --- token new, list, revoke (the tokens file, SPEC §4) ---
 
 struct TokenOptions {

@@ -83,7 +83,7 @@ bool ValidateImport(const ImportPlan& plan, Projection state, const std::string&
       case Frame::kDecide:
         break;
     }
-    CommandContext context{actor, plan.Reason(i), now_us};
+    CommandContext context{actor, "", plan.Reason(i), now_us};
     auto decision = Decide(state, pc.command, context);
     if (!decision.ok()) return fail(i, decision.status().field(), decision.status().message());
     if (decision->events.empty()) {

@@ -1,0 +1,499 @@
+#include "eventstore/sealing.h"
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include <atomic>
+#include <cassert>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+
+#include "eventstore/enum_names.h"
+#include "eventstore/event_codec.h"
+#include "eventstore/event_json.h"
+#include "eventstore/event_store.h"
+#include "eventstore/keystore.h"
+
+namespace okr {
+
+namespace {
+
+using W = schema::Event::Which;
+using F = PersonalField;
+
+constexpr size_t kKeyBytes = 32;
+constexpr size_t kNonceBytes = 12;
+constexpr size_t kTagBytes = 16;
+constexpr char kTokenMagic[] =
+    "\xff"
+    "S";
+// Key-store records (docs/FORMAT.md, "The key store"). '/' is not in an
+// id, so a prefix ending in one names exactly one subject.
+constexpr std::string_view kKeyPrefix = "subject-key/";
+constexpr std::string_view kErasedPrefix = "subject-erased/";
+
+std::string KeyRecord(std::string_view subject) {
+  return std::string(kKeyPrefix).append(subject).append("/");
+}
+std::string ErasedRecord(std::string_view subject) {
+  return std::string(kErasedPrefix).append(subject).append("/");
+}
+// The subject a record names: the key between the prefix and the last '/'.
+std::string_view RecordSubject(std::string_view key, std::string_view prefix) {
+  key.remove_prefix(prefix.size());
+  if (!key.empty() && key.back() == '/') key.remove_suffix(1);
+  return key;
+}
+
+std::string_view View(capnp::Text::Reader t) { return std::string_view(t.begin(), t.size()); }
+std::string_view View(capnp::Data::Reader d) {
+  return std::string_view(reinterpret_cast<const char*>(d.begin()), d.size());
+}
+
+void PutU64(std::string* out, uint64_t v) {
+  for (int shift = 56; shift >= 0; shift -= 8) out->push_back(static_cast<char>(v >> shift));
+}
+uint64_t GetU64(std::string_view in) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(in[i]);
+  return v;
+}
+
+// The associated data of one sealed field: the subject, a NUL, the seq
+// (8 bytes, big-endian) and the field's ordinal (1 byte). A ciphertext
+// moved to another event, field or subject no longer authenticates.
+std::string AssociatedData(std::string_view subject, uint64_t seq, PersonalField field) {
+  std::string aad(subject);
+  aad.push_back('\0');
+  PutU64(&aad, seq);
+  aad.push_back(static_cast<char>(field));
+  return aad;
+}
+
+struct CipherCtx {
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  ~CipherCtx() { EVP_CIPHER_CTX_free(ctx); }
+};
+
+const unsigned char* Bytes(std::string_view s) {
+  return reinterpret_cast<const unsigned char*>(s.data());
+}
+
+// AES-256-GCM of `in` with `aad`; false when OpenSSL fails or (opening)
+// the tag does not authenticate. `tag` is written when sealing, read when opening.
+bool Gcm(bool seal, std::string_view key, std::string_view nonce, std::string_view aad,
+         std::string_view in, std::string* out, unsigned char* tag) {
+  assert(key.size() == kKeyBytes && nonce.size() == kNonceBytes);
+  CipherCtx c;
+  if (c.ctx == nullptr) return false;
+  int len = 0;
+  auto init = seal ? EVP_EncryptInit_ex : EVP_DecryptInit_ex;
+  auto update = seal ? EVP_EncryptUpdate : EVP_DecryptUpdate;
+  if (init(c.ctx, EVP_aes_256_gcm(), nullptr, nullptr, nullptr) != 1 ||
+      EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_IVLEN, kNonceBytes, nullptr) != 1 ||
+      init(c.ctx, nullptr, nullptr, Bytes(key), Bytes(nonce)) != 1 ||
+      update(c.ctx, nullptr, &len, Bytes(aad), static_cast<int>(aad.size())) != 1) {
+    return false;
+  }
+  out->resize(in.size());
+  auto* dst = reinterpret_cast<unsigned char*>(out->data());
+  if (!in.empty() && update(c.ctx, dst, &len, Bytes(in), static_cast<int>(in.size())) != 1) {
+    return false;
+  }
+  if (seal) {
+    return EVP_EncryptFinal_ex(c.ctx, dst + in.size(), &len) == 1 &&
+           EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_GET_TAG, kTagBytes, tag) == 1;
+  }
+  return EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_TAG, kTagBytes, tag) == 1 &&
+         EVP_DecryptFinal_ex(c.ctx, dst + in.size(), &len) == 1;
+}
+
+std::atomic<const KeyRing*> installed_ring{nullptr};
+
+}  // namespace
+
+std::string_view PersonalFieldName(PersonalField field) { return EnumName(field); }
+
+std::optional<std::string_view> BodyText(schema::Event::Reader ev, PersonalField field) {
+  if (field == F::REASON) return View(ev.getReason());
+  switch (ev.which()) {
+    case W::UNIT_CREATED:
+      if (field == F::NAME) return View(ev.getUnitCreated().getName());
+      if (field == F::EMAIL) return View(ev.getUnitCreated().getEmail());
+      break;
+    case W::UNIT_RENAMED:
+      if (field == F::BEFORE) return View(ev.getUnitRenamed().getBefore());
+      if (field == F::AFTER) return View(ev.getUnitRenamed().getAfter());
+      break;
+    case W::UNIT_EMAIL_CHANGED:
+      if (field == F::BEFORE) return View(ev.getUnitEmailChanged().getBefore());
+      if (field == F::AFTER) return View(ev.getUnitEmailChanged().getAfter());
+      break;
+    case W::CHECK_IN_RECORDED:
+      if (field == F::NOTE) return View(ev.getCheckInRecorded().getNote());
+      break;
+    case W::CHECK_IN_CORRECTED:
+      if (field == F::NOTE) return View(ev.getCheckInCorrected().getNote());
+      break;
+    case W::COMMENT_ADDED:
+      if (field == F::TEXT) return View(ev.getCommentAdded().getText());
+      break;
+    case W::OBJECTIVE_REVIEWED:
+      if (field == F::REFLECTION) return View(ev.getObjectiveReviewed().getReflection());
+      if (field == F::LESSONS) return View(ev.getObjectiveReviewed().getLessons());
+      break;
+    default:
+      break;
+  }
+  return std::nullopt;
+}
+
+bool SetBodyText(schema::Event::Builder ev, PersonalField field, std::string_view text) {
+  capnp::Text::Reader t(text.data(), text.size());
+  if (field == F::REASON) {
+    ev.setReason(t);
+    return true;
+  }
+  switch (ev.which()) {
+    case W::UNIT_CREATED:
+      if (field == F::NAME) return ev.getUnitCreated().setName(t), true;
+      if (field == F::EMAIL) return ev.getUnitCreated().setEmail(t), true;
+      break;
+    case W::UNIT_RENAMED:
+      if (field == F::BEFORE) return ev.getUnitRenamed().setBefore(t), true;
+      if (field == F::AFTER) return ev.getUnitRenamed().setAfter(t), true;
+      break;
+    case W::UNIT_EMAIL_CHANGED:
+      if (field == F::BEFORE) return ev.getUnitEmailChanged().setBefore(t), true;
+      if (field == F::AFTER) return ev.getUnitEmailChanged().setAfter(t), true;
+      break;
+    case W::CHECK_IN_RECORDED:
+      if (field == F::NOTE) return ev.getCheckInRecorded().setNote(t), true;
+      break;
+    case W::CHECK_IN_CORRECTED:
+      if (field == F::NOTE) return ev.getCheckInCorrected().setNote(t), true;
+      break;
+    case W::COMMENT_ADDED:
+      if (field == F::TEXT) return ev.getCommentAdded().setText(t), true;
+      break;
+    case W::OBJECTIVE_REVIEWED:
+      if (field == F::REFLECTION) return ev.getObjectiveReviewed().setReflection(t), true;
+      if (field == F::LESSONS) return ev.getObjectiveReviewed().setLessons(t), true;
+      break;
+    default:
+      break;
+  }
+  return false;
+}
+
+std::string StoredText(schema::Event::Reader ev, PersonalField field) {
+  if (ev.hasSealed()) {
+    for (auto s : ev.getSealed()) {
+      if (s.getField() != field) continue;
+      return SealedToken(ev.getSeq(), field, View(s.getSubject()), View(s.getNonce()),
+                         View(s.getCiphertext()));
+    }
+  }
+  auto body = BodyText(ev, field);
+  return body ? std::string(*body) : std::string();
+}
+
+std::string SealedToken(uint64_t seq, PersonalField field, std::string_view subject,
+                        std::string_view nonce, std::string_view ciphertext) {
+  std::string raw;
+  raw.reserve(8 + 1 + 1 + subject.size() + nonce.size() + ciphertext.size());
+  PutU64(&raw, seq);
+  raw.push_back(static_cast<char>(field));
+  // Ids are at most 64 bytes; a longer subject is cut, and then its token
+  // does not open (damaged), which is what a forged one would be.
+  subject = subject.substr(0, 255);
+  raw.push_back(static_cast<char>(subject.size()));
+  raw.append(subject).append(nonce).append(ciphertext);
+  return std::string(kTokenMagic, 2) + Base64Encode(raw);
+}
+
+bool IsSealedToken(std::string_view stored) {
+  return stored.size() >= 2 && stored.compare(0, 2, kTokenMagic, 2) == 0;
+}
+
+namespace {
+
+struct TokenParts {
+  uint64_t seq = 0;
+  PersonalField field = F::NAME;
+  std::string_view subject, nonce, ciphertext;
+};
+
+// The token's parts; the views point into `*raw`, which holds its bytes.
+std::optional<TokenParts> ParseToken(std::string_view t, std::string* raw) {
+  if (!IsSealedToken(t)) return std::nullopt;
+  auto decoded = Base64Decode(t.substr(2));
+  if (!decoded) return std::nullopt;
+  *raw = std::move(*decoded);
+  std::string_view r(*raw);
+  if (r.size() < 10) return std::nullopt;
+  TokenParts p;
+  p.seq = GetU64(r);
+  p.field = static_cast<PersonalField>(static_cast<unsigned char>(r[8]));
+  size_t subject_size = static_cast<unsigned char>(r[9]);
+  r.remove_prefix(10);
+  if (r.size() < subject_size + kNonceBytes + kTagBytes) return std::nullopt;
+  p.subject = r.substr(0, subject_size);
+  p.nonce = r.substr(subject_size, kNonceBytes);
+  p.ciphertext = r.substr(subject_size + kNonceBytes);
+  return p;
+}
+
+}  // namespace
+
+std::string SealedSubject(std::string_view stored) {
+  std::string raw;
+  auto p = ParseToken(stored, &raw);
+  return p ? std::string(p->subject) : std::string();
+}
+
+KeyRing::KeyRing(KeyStore* store) : store_(store) {
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(&instance_), sizeof instance_) != 1) {
+    instance_ = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  }
+}
+
+Result<std::unique_ptr<KeyRing>> KeyRing::Open(KeyStore* store, bool read_only) {
+  assert(store != nullptr);
+  std::unique_ptr<KeyRing> ring(new KeyRing(store));
+  OKR_RETURN_IF_ERROR(store->Scan(kKeyPrefix, [&](std::string_view key, std::string_view value) {
+    if (value.size() == kKeyBytes) ring->keys_.emplace(RecordSubject(key, kKeyPrefix), value);
+    return true;
+  }));
+  OKR_RETURN_IF_ERROR(store->Scan(kErasedPrefix, [&](std::string_view key, std::string_view) {
+    ring->erased_.emplace(RecordSubject(key, kErasedPrefix));
+    return true;
+  }));
+  std::vector<std::string> unfinished;
+  for (const auto& subject : ring->erased_) {
+    if (ring->keys_.count(subject)) unfinished.push_back(subject);
+  }
+  for (const auto& subject : unfinished) {
+    if (read_only) {
+      ring->Forget(subject);
+    } else {
+      OKR_RETURN_IF_ERROR(ring->Erase(subject));
+    }
+  }
+  return ring;
+}
+
+Status KeyRing::Prepare(std::string_view subject) {
+  {
+    std::shared_lock lock(mu_);
+    if (keys_.count(std::string(subject))) return Status::Ok();
+  }
+  std::unique_lock lock(mu_);
+  const std::string s(subject);
+  if (erased_.count(s)) {
+    return Status::Conflict(
+        "subject " + s + " was erased: nothing personal may be written for it again", "subject");
+  }
+  if (keys_.count(s)) return Status::Ok();
+  std::string key(kKeyBytes, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(key.data()), kKeyBytes) != 1) {
+    return Status::IOError("no random bytes for the key of subject " + s);
+  }
+  OKR_RETURN_IF_ERROR(store_->Put(KeyRecord(s), key));
+  keys_.emplace(s, std::move(key));
+  ++generation_;
+  return Status::Ok();
+}
+
+Result<KeyRing::Sealed> KeyRing::Seal(std::string_view subject, uint64_t seq, PersonalField field,
+                                      std::string_view plain) const {
+  std::shared_lock lock(mu_);
+  auto it = keys_.find(std::string(subject));
+  if (it == keys_.end()) {
+    return Status::Conflict("subject " + std::string(subject) + " has no key", "subject");
+  }
+  Sealed out;
+  out.nonce.resize(kNonceBytes);
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(out.nonce.data()), kNonceBytes) != 1) {
+    return Status::IOError("no random bytes for a nonce");
+  }
+  unsigned char tag[kTagBytes];
+  if (!Gcm(true, it->second, out.nonce, AssociatedData(subject, seq, field), plain, &out.ciphertext,
+           tag)) {
+    return Status::IOError("AES-256-GCM failed to seal");
+  }
+  out.ciphertext.append(reinterpret_cast<const char*>(tag), kTagBytes);
+  return out;
+}
+
+Revealed KeyRing::Open(std::string_view subject, uint64_t seq, PersonalField field,
+                       std::string_view nonce, std::string_view ciphertext) const {
+  using S = Revealed::State;
+  if (nonce.size() != kNonceBytes || ciphertext.size() < kTagBytes) return {S::kDamaged, {}};
+  std::string key;
+  {
+    std::shared_lock lock(mu_);
+    auto it = keys_.find(std::string(subject));
+    if (it == keys_.end()) return {S::kErased, {}};
+    key = it->second;
+  }
+  unsigned char tag[kTagBytes];
+  std::memcpy(tag, ciphertext.data() + ciphertext.size() - kTagBytes, kTagBytes);
+  ciphertext.remove_suffix(kTagBytes);
+  Revealed out{S::kOpened, {}};
+  if (!Gcm(false, key, nonce, AssociatedData(subject, seq, field), ciphertext, &out.text, tag)) {
+    return {S::kDamaged, {}};
+  }
+  OPENSSL_cleanse(key.data(), key.size());
+  return out;
+}
+
+Revealed KeyRing::Reveal(std::string_view stored) const {
+  if (!IsSealedToken(stored)) return {Revealed::State::kPlain, std::string(stored)};
+  std::string raw;
+  auto p = ParseToken(stored, &raw);
+  if (!p) return {Revealed::State::kDamaged, {}};
+  return Open(p->subject, p->seq, p->field, p->nonce, p->ciphertext);
+}
+
+Status KeyRing::Erase(std::string_view subject) {
+  {
+    std::shared_lock lock(mu_);
+    // The mark first: an erasure cut short after it finishes at the next Open.
+    if (!erased_.count(std::string(subject))) {
+      OKR_RETURN_IF_ERROR(store_->Put(ErasedRecord(subject), ""));
+    }
+  }
+  Forget(subject);
+  return store_->DeletePrefix(KeyRecord(subject));
+}
+
+void KeyRing::Forget(std::string_view subject) {
+  std::unique_lock lock(mu_);
+  const std::string s(subject);
+  generation_ += erased_.insert(s).second ? 1 : 0;
+  if (auto it = keys_.find(s); it != keys_.end()) {
+    OPENSSL_cleanse(it->second.data(), it->second.size());
+    keys_.erase(it);
+  }
+}
+
+bool KeyRing::IsErased(std::string_view subject) const {
+  std::shared_lock lock(mu_);
+  return erased_.count(std::string(subject)) > 0;
+}
+
+std::vector<std::string> KeyRing::Subjects() const {
+  std::shared_lock lock(mu_);
+  std::vector<std::string> out;
+  out.reserve(keys_.size());
+  for (const auto& [subject, key] : keys_) out.push_back(subject);
+  return out;
+}
+
+size_t KeyRing::size() const {
+  std::shared_lock lock(mu_);
+  return keys_.size();
+}
+
+std::string KeyRing::VersionLocked() const {
+  char text[48];
+  std::snprintf(text, sizeof text, "%016llx-%llu", static_cast<unsigned long long>(instance_),
+                static_cast<unsigned long long>(generation_));
+  return text;
+}
+
+std::string KeyRing::version() const {
+  std::shared_lock lock(mu_);
+  return VersionLocked();
+}
+
+KeyRing::Copy KeyRing::Export() const {
+  std::shared_lock lock(mu_);
+  Copy copy;
+  copy.version = VersionLocked();
+  copy.keys.assign(keys_.begin(), keys_.end());
+  copy.erased.assign(erased_.begin(), erased_.end());
+  return copy;
+}
+
+Status KeyRing::Adopt(const Copy& copy) {
+  for (const std::string& subject : copy.erased) {
+    if (!IsErased(subject)) OKR_RETURN_IF_ERROR(Erase(subject));
+  }
+  std::unique_lock lock(mu_);
+  KeyStore::Batch batch;
+  std::vector<const std::pair<std::string, std::string>*> adopted;
+  for (const auto& entry : copy.keys) {
+    const auto& [subject, key] = entry;
+    if (key.size() != kKeyBytes || keys_.count(subject) || erased_.count(subject)) continue;
+    batch.Put(KeyRecord(subject), key);
+    adopted.push_back(&entry);
+  }
+  if (batch.empty()) return Status::Ok();
+  OKR_RETURN_IF_ERROR(store_->Write(batch));
+  for (const auto* entry : adopted) keys_.emplace(entry->first, entry->second);
+  ++generation_;
+  return Status::Ok();
+}
+
+Status EnforceErasures(const EventStore& store, KeyRing* ring,
+                       std::vector<std::string>* erased_again, bool durable) {
+  assert(ring != nullptr);
+  for (const std::string& subject : ring->Subjects()) {
+    OKR_ASSIGN_OR_RETURN(auto events, store.ReadStream(subject));
+    bool erased = false;
+    for (const auto& e : events) {
+      OKR_ASSIGN_OR_RETURN(auto decoded, DecodedEvent::Decode(e.bytes));
+      erased = erased || decoded->event().which() == W::SUBJECT_ERASED;
+    }
+    if (!erased) continue;
+    if (durable) {
+      OKR_RETURN_IF_ERROR(ring->Erase(subject));
+    } else {
+      ring->Forget(subject);
+    }
+    if (erased_again) erased_again->push_back(subject);
+  }
+  return Status::Ok();
+}
+
+Result<uint64_t> EraseSubject(EventStore* store, KeyRing* ring, const std::string& subject,
+                              const std::string& actor, const std::string& reason) {
+  assert(store != nullptr && ring != nullptr && !reason.empty());
+  OKR_ASSIGN_OR_RETURN(auto events, store->ReadStream(subject));
+  bool person = false;
+  for (const auto& e : events) {
+    OKR_ASSIGN_OR_RETURN(auto decoded, DecodedEvent::Decode(e.bytes));
+    auto ev = decoded->event();
+    if (ev.which() == W::UNIT_CREATED) {
+      person = ev.getUnitCreated().getKind() == schema::UnitKind::PERSON;
+    } else if (ev.which() == W::SUBJECT_ERASED) {
+      OKR_RETURN_IF_ERROR(ring->Erase(subject));
+      return Status::AlreadyExists(
+          "subject " + subject + " was erased at seq " + std::to_string(e.seq), "subject");
+    }
+  }
+  if (!person) return Status::NotFound("no person unit " + subject, "subject");
+  AppendRequest request;
+  request.events.emplace_back(actor, subject, reason);
+  request.events.back().event().initSubjectErased();
+  // The stream as read: a second erasure racing this one finds it erased.
+  request.expected.push_back({subject, events.empty() ? 0 : events.size()});
+  OKR_ASSIGN_OR_RETURN(AppendResult appended, store->Append(std::move(request)));
+  OKR_RETURN_IF_ERROR(ring->Erase(subject));
+  return appended.last_seq;
+}
+
+void InstallKeyRing(const KeyRing* ring) { installed_ring.store(ring); }
+
+Revealed Reveal(std::string_view stored) {
+  if (!IsSealedToken(stored)) return {Revealed::State::kPlain, std::string(stored)};
+  const KeyRing* ring = installed_ring.load();
+  if (ring == nullptr) return {Revealed::State::kErased, {}};
+  return ring->Reveal(stored);
+}
+
+}  // namespace okr

@@ -417,7 +417,7 @@ std::optional<int> BindKeyRing(const Flags& f, Runtime& rt, okr::EventStore* sto
     rt.Log(spdlog::level::warn, "subject_key_erased_again",
            {{"subject", subject}, {"why", "the log records its erasure; the key store did not"}});
   }
-  okr::InstallKeyRing(ring);
+  okr::InstallKeyRing(ring, store);
   rt.Log(spdlog::level::info, "key_ring_open", {{"subjects", ring->size()}});
   return std::nullopt;
 }

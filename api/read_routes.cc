@@ -262,7 +262,7 @@ static json CommentsJson(const std::vector<Comment>& comments, uint64_t as_of) {
     if (cm.meta.seq > as_of) break;
     ShownFlags flags;
     json comment = {{"author", cm.meta.actor},
-                    {"text", ShownJson(cm.text, &flags)},
+                    {"text", ShownJson({cm.text, cm.meta.seq, PersonalField::TEXT}, &flags)},
                     {"recorded_at", FormatTimeUs(cm.meta.recorded_at_us)},
                     {"seq", cm.meta.seq}};
     flags.AddTo(&comment);

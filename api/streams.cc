@@ -173,18 +173,11 @@ class StreamHub::Loop {
     if (io_.joinable()) io_.join();
   }
 
-  void EndAll() {
+  // `forget`: the ring goes too (an erasure).
+  void EndAll(bool forget) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      end_all_ = true;
-    }
-    Wake();
-  }
-
-  void Forget() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      forget_ = true;
+      (forget ? forget_ : end_all_) = true;
     }
     Wake();
   }
@@ -228,13 +221,9 @@ class StreamHub::Loop {
   // Each stream gets what it has waiting (as much as its socket takes
   // now) and `comment`, and closes.
   void CloseAll(const char* reason, const std::string& comment);
-  bool TakeEndAll() {
+  bool Take(bool* flag) {
     std::lock_guard<std::mutex> lock(mu_);
-    return std::exchange(end_all_, false);
-  }
-  bool TakeForget() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return std::exchange(forget_, false);
+    return std::exchange(*flag, false);
   }
 
   EventStore* store_;
@@ -270,8 +259,8 @@ void StreamHub::Loop::Run() {
     if (stopping()) break;
     const auto now = Clock::now();
     TakeAdopted(now);
-    if (TakeEndAll()) CloseAll("tokens_changed", ": okrd's tokens changed: reconnect\n\n");
-    if (TakeForget()) {
+    if (Take(&end_all_)) CloseAll("tokens_changed", ": okrd's tokens changed: reconnect\n\n");
+    if (Take(&forget_)) {
       ClearRing();
       CloseAll("subject_erased", ": a person's data was erased: reconnect\n\n");
     }
@@ -603,7 +592,7 @@ void StreamHub::Adopt(int sock, std::function<void()> release, StreamRequest req
 
 void StreamHub::Stop() { loop_->Stop(); }
 
-void StreamHub::EndAll() { loop_->EndAll(); }
-void StreamHub::Forget() { loop_->Forget(); }
+void StreamHub::EndAll() { loop_->EndAll(false); }
+void StreamHub::Forget() { loop_->EndAll(true); }
 
 }  // namespace okr::api

@@ -72,10 +72,40 @@ std::string AssociatedData(std::string_view subject, uint64_t seq, PersonalField
   return aad;
 }
 
+// AES-256-GCM, fetched from OpenSSL's provider once rather than at each
+// use, and one cipher context per thread, reset between uses: the writer
+// seals every personal text of every append.
+const EVP_CIPHER* Aes256Gcm() {
+  static EVP_CIPHER* cipher = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
+  return cipher;
+}
+
 struct CipherCtx {
   EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
   ~CipherCtx() { EVP_CIPHER_CTX_free(ctx); }
 };
+
+EVP_CIPHER_CTX* ThreadCipher() {
+  thread_local CipherCtx c;
+  if (c.ctx != nullptr) EVP_CIPHER_CTX_reset(c.ctx);
+  return c.ctx;
+}
+
+// 12 random bytes for a nonce, from a per-thread buffer filled by
+// RAND_bytes 4 KiB at a time: every nonce is as random as one drawn alone,
+// without a call into the generator per sealed field.
+bool RandomNonce(std::string* nonce) {
+  thread_local unsigned char pool[4096];
+  thread_local size_t used = sizeof pool;
+  if (used + kNonceBytes > sizeof pool) {
+    if (RAND_bytes(pool, sizeof pool) != 1) return false;
+    used = 0;
+  }
+  nonce->assign(reinterpret_cast<const char*>(pool + used), kNonceBytes);
+  OPENSSL_cleanse(pool + used, kNonceBytes);
+  used += kNonceBytes;
+  return true;
+}
 
 const unsigned char* Bytes(std::string_view s) {
   return reinterpret_cast<const unsigned char*>(s.data());
@@ -86,31 +116,31 @@ const unsigned char* Bytes(std::string_view s) {
 bool Gcm(bool seal, std::string_view key, std::string_view nonce, std::string_view aad,
          std::string_view in, std::string* out, unsigned char* tag) {
   assert(key.size() == kKeyBytes && nonce.size() == kNonceBytes);
-  CipherCtx c;
-  if (c.ctx == nullptr) return false;
+  EVP_CIPHER_CTX* ctx = ThreadCipher();
+  if (ctx == nullptr || Aes256Gcm() == nullptr) return false;
   int len = 0;
   auto init = seal ? EVP_EncryptInit_ex : EVP_DecryptInit_ex;
   auto update = seal ? EVP_EncryptUpdate : EVP_DecryptUpdate;
-  if (init(c.ctx, EVP_aes_256_gcm(), nullptr, nullptr, nullptr) != 1 ||
-      EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_IVLEN, kNonceBytes, nullptr) != 1 ||
-      init(c.ctx, nullptr, nullptr, Bytes(key), Bytes(nonce)) != 1 ||
-      update(c.ctx, nullptr, &len, Bytes(aad), static_cast<int>(aad.size())) != 1) {
+  // 12 bytes is GCM's default IV length.
+  if (init(ctx, Aes256Gcm(), nullptr, Bytes(key), Bytes(nonce)) != 1 ||
+      update(ctx, nullptr, &len, Bytes(aad), static_cast<int>(aad.size())) != 1) {
     return false;
   }
   out->resize(in.size());
   auto* dst = reinterpret_cast<unsigned char*>(out->data());
-  if (!in.empty() && update(c.ctx, dst, &len, Bytes(in), static_cast<int>(in.size())) != 1) {
+  if (!in.empty() && update(ctx, dst, &len, Bytes(in), static_cast<int>(in.size())) != 1) {
     return false;
   }
   if (seal) {
-    return EVP_EncryptFinal_ex(c.ctx, dst + in.size(), &len) == 1 &&
-           EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_GET_TAG, kTagBytes, tag) == 1;
+    return EVP_EncryptFinal_ex(ctx, dst + in.size(), &len) == 1 &&
+           EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, kTagBytes, tag) == 1;
   }
-  return EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_TAG, kTagBytes, tag) == 1 &&
-         EVP_DecryptFinal_ex(c.ctx, dst + in.size(), &len) == 1;
+  return EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, kTagBytes, tag) == 1 &&
+         EVP_DecryptFinal_ex(ctx, dst + in.size(), &len) == 1;
 }
 
 std::atomic<const KeyRing*> installed_ring{nullptr};
+std::atomic<const EventStore*> installed_store{nullptr};
 
 }  // namespace
 
@@ -184,6 +214,14 @@ bool SetBodyText(schema::Event::Builder ev, PersonalField field, std::string_vie
       break;
     default:
       break;
+  }
+  return false;
+}
+
+bool IsSealed(schema::Event::Reader ev, PersonalField field) {
+  if (!ev.hasSealed()) return false;
+  for (auto s : ev.getSealed()) {
+    if (s.getField() == field) return true;
   }
   return false;
 }
@@ -285,24 +323,33 @@ Result<std::unique_ptr<KeyRing>> KeyRing::Open(KeyStore* store, bool read_only) 
   return ring;
 }
 
-Status KeyRing::Prepare(std::string_view subject) {
+Status KeyRing::Prepare(const std::vector<std::string_view>& subjects) {
   {
     std::shared_lock lock(mu_);
-    if (keys_.count(std::string(subject))) return Status::Ok();
+    bool all = true;
+    for (std::string_view s : subjects) all = all && keys_.count(std::string(s)) > 0;
+    if (all) return Status::Ok();
   }
   std::unique_lock lock(mu_);
-  const std::string s(subject);
-  if (erased_.count(s)) {
-    return Status::Conflict(
-        "subject " + s + " was erased: nothing personal may be written for it again", "subject");
+  KeyStore::Batch batch;
+  std::unordered_map<std::string, std::string> made;
+  for (std::string_view subject : subjects) {
+    const std::string s(subject);
+    if (erased_.count(s)) {
+      return Status::Conflict(
+          "subject " + s + " was erased: nothing personal may be written for it again", "subject");
+    }
+    if (keys_.count(s) || made.count(s)) continue;
+    std::string key(kKeyBytes, '\0');
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(key.data()), kKeyBytes) != 1) {
+      return Status::IOError("no random bytes for the key of subject " + s);
+    }
+    batch.Put(KeyRecord(s), key);
+    made.emplace(s, std::move(key));
   }
-  if (keys_.count(s)) return Status::Ok();
-  std::string key(kKeyBytes, '\0');
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(key.data()), kKeyBytes) != 1) {
-    return Status::IOError("no random bytes for the key of subject " + s);
-  }
-  OKR_RETURN_IF_ERROR(store_->Put(KeyRecord(s), key));
-  keys_.emplace(s, std::move(key));
+  if (made.empty()) return Status::Ok();
+  OKR_RETURN_IF_ERROR(store_->Write(batch));
+  keys_.merge(made);
   ++generation_;
   return Status::Ok();
 }
@@ -315,10 +362,7 @@ Result<KeyRing::Sealed> KeyRing::Seal(std::string_view subject, uint64_t seq, Pe
     return Status::Conflict("subject " + std::string(subject) + " has no key", "subject");
   }
   Sealed out;
-  out.nonce.resize(kNonceBytes);
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(out.nonce.data()), kNonceBytes) != 1) {
-    return Status::IOError("no random bytes for a nonce");
-  }
+  if (!RandomNonce(&out.nonce)) return Status::IOError("no random bytes for a nonce");
   unsigned char tag[kTagBytes];
   if (!Gcm(true, it->second, out.nonce, AssociatedData(subject, seq, field), plain, &out.ciphertext,
            tag)) {
@@ -487,12 +531,38 @@ Result<uint64_t> EraseSubject(EventStore* store, KeyRing* ring, const std::strin
   return appended.last_seq;
 }
 
-void InstallKeyRing(const KeyRing* ring) { installed_ring.store(ring); }
+void InstallKeyRing(const KeyRing* ring, const EventStore* store) {
+  installed_store.store(store);
+  installed_ring.store(ring);
+}
 
-Revealed Reveal(std::string_view stored) {
+namespace {
+
+// The mark kSealedHere of `field` at `seq`, opened from the event there.
+Revealed RevealHere(const KeyRing& ring, uint64_t seq, PersonalField field) {
+  const EventStore* store = installed_store.load();
+  if (store == nullptr || seq == 0) return {Revealed::State::kErased, {}};
+  auto events = store->Read(seq - 1, 1);
+  if (!events.ok() || events->empty() || (*events)[0].seq != seq) {
+    return {Revealed::State::kDamaged, {}};
+  }
+  auto decoded = DecodedEvent::Decode((*events)[0].bytes);
+  if (!decoded.ok()) return {Revealed::State::kDamaged, {}};
+  auto ev = (*decoded)->event();
+  for (auto s : ev.getSealed()) {
+    if (s.getField() != field) continue;
+    return ring.Open(View(s.getSubject()), seq, field, View(s.getNonce()), View(s.getCiphertext()));
+  }
+  return {Revealed::State::kDamaged, {}};
+}
+
+}  // namespace
+
+Revealed Reveal(std::string_view stored, uint64_t seq, PersonalField field) {
   if (!IsSealedToken(stored)) return {Revealed::State::kPlain, std::string(stored)};
   const KeyRing* ring = installed_ring.load();
   if (ring == nullptr) return {Revealed::State::kErased, {}};
+  if (stored == kSealedHere) return RevealHere(*ring, seq, field);
   return ring->Reveal(stored);
 }
 

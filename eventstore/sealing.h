@@ -10,10 +10,13 @@
 // mark in the key store; the log records it as subject.erased. The stored
 // bytes never change, so the chain and the tree still verify.
 //
-// Folds keep a sealed field as a token (SealedToken) that carries its
-// ciphertext, not its text: the projection and its snapshots hold no
-// plaintext, and an erasure needs no rebuild. Whatever shows a text reveals
-// it (Reveal) at that moment, through the process's key ring.
+// Folds keep no plaintext of a sealed field: a person's name and email as
+// a token carrying the ciphertext (SealedToken), and the texts of one event
+// (a note, a comment, a review, a reason) as the mark kSealedHere, which
+// says "sealed in the event of this object's seq". So the projection and
+// its snapshots hold no plaintext, the fold decrypts nothing and copies no
+// ciphertext, and an erasure needs no rebuild. Whatever shows a text
+// reveals it (Reveal) at that moment, through the process's key ring.
 #pragma once
 
 #include <cstdint>
@@ -46,9 +49,17 @@ std::optional<std::string_view> BodyText(schema::Event::Reader event, PersonalFi
 // chosen; false when events of this type have no such field.
 bool SetBodyText(schema::Event::Builder event, PersonalField field, std::string_view text);
 
-// The text a fold keeps for `field` of `event`: the sealed token of its
-// entry in `sealed` when there is one, else the body's text as stored.
+// Whether `event` seals `field`.
+bool IsSealed(schema::Event::Reader event, PersonalField field);
+// The text a fold keeps for a unit's `field` of `event`: the sealed token
+// of its entry in `sealed` when there is one, else the body's text as stored.
 std::string StoredText(schema::Event::Reader event, PersonalField field);
+
+// What a fold keeps for a text sealed in the event its object records the
+// seq of (a check-in's note, a comment's text, a review's words, a reason).
+inline constexpr std::string_view kSealedHere =
+    "\xff"
+    "S";
 
 // A sealed field as folds and snapshots keep it: 0xFF 'S', then in base64
 // (RFC 4648, padded) the seq (8 bytes, big-endian), the field (1 byte), the
@@ -57,6 +68,7 @@ std::string StoredText(schema::Event::Reader event, PersonalField field);
 // the API can be taken for one, and free of NULs, so it is a Cap'n Proto text.
 std::string SealedToken(uint64_t seq, PersonalField field, std::string_view subject,
                         std::string_view nonce, std::string_view ciphertext);
+// A token or the mark kSealedHere.
 bool IsSealedToken(std::string_view stored);
 // The subject a token is sealed under (empty for plain text or a malformed token).
 std::string SealedSubject(std::string_view stored);
@@ -87,10 +99,11 @@ class KeyRing {
   // key store too, unless `read_only` (a store opened read-only).
   static Result<std::unique_ptr<KeyRing>> Open(KeyStore* store, bool read_only = false);
 
-  // Makes sure `subject` has a key, creating one (synced to the key store)
-  // when it has none. kConflict when the subject was erased: nothing
-  // personal is written for it again.
-  Status Prepare(std::string_view subject);
+  // Makes sure every one of `subjects` has a key, creating those missing
+  // in one synced write to the key store. kConflict naming the first
+  // subject erased (nothing personal is written for it again), and then
+  // no key is made.
+  Status Prepare(const std::vector<std::string_view>& subjects);
   // `plain` sealed under `subject`'s key (Prepare first) for `field` of the
   // event at `seq`: the nonce and the ciphertext with its tag.
   struct Sealed {
@@ -160,11 +173,15 @@ Status EnforceErasures(const EventStore& store, KeyRing* ring,
 Result<uint64_t> EraseSubject(EventStore* store, KeyRing* ring, const std::string& subject,
                               const std::string& actor, const std::string& reason);
 
-// The key ring the process's readers reveal through (okrd and okrctl
-// install theirs once they open it); nullptr: none, and every sealed text
-// reads as erased. The ring must outlive its installation.
-void InstallKeyRing(const KeyRing* ring);
-// Reveal() through the installed ring.
-Revealed Reveal(std::string_view stored);
+// The key ring the process's readers reveal through, and the log the mark
+// kSealedHere is read from (okrd and okrctl install theirs once they open
+// them); nullptr: none, and every sealed text reads as erased. Both must
+// outlive their installation.
+void InstallKeyRing(const KeyRing* ring, const EventStore* store);
+// A stored text as it shows, through the installed ring: plain text as it
+// is, a token opened, and the mark kSealedHere opened from `field` of the
+// event at `seq` (read from the installed log).
+Revealed Reveal(std::string_view stored, uint64_t seq = 0,
+                PersonalField field = PersonalField::NAME);
 
 }  // namespace okr

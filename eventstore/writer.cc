@@ -160,6 +160,13 @@ Status EventStore::Impl::CheckExpected(const std::vector<ExpectedVersion>& expec
 // append processed again seals again.
 Status EventStore::Impl::SealPersonal(std::vector<EventDraft>& drafts, uint64_t first_seq) const {
   KeyRing* ring = options_.key_ring;
+  if (ring != nullptr) {  // every key the append needs, made in one synced write
+    std::vector<std::string_view> subjects;
+    for (const auto& draft : drafts) {
+      for (const auto& p : draft.personal()) subjects.push_back(p.subject);
+    }
+    if (!subjects.empty()) OKR_RETURN_IF_ERROR(ring->Prepare(subjects));
+  }
   for (size_t k = 0; k < drafts.size(); ++k) {
     const auto& personal = drafts[k].personal();
     if (personal.empty()) continue;
@@ -168,7 +175,6 @@ Status EventStore::Impl::SealPersonal(std::vector<EventDraft>& drafts, uint64_t 
       for (const auto& p : personal) SetBodyText(ev, p.field, p.text);
       continue;
     }
-    for (const auto& p : personal) OKR_RETURN_IF_ERROR(ring->Prepare(p.subject));
     auto list = ev.initSealed(static_cast<unsigned>(personal.size()));
     for (size_t i = 0; i < personal.size(); ++i) {
       const auto& p = personal[i];

@@ -189,6 +189,20 @@ TEST_F(OkrctlTest, SampleImportsIntoAnEmptyStore) {
   EXPECT_NE(dump.out.find("\"reason\":\"imported from hr-okrs-2026-q4.csv line 3\""),
             std::string::npos);
   EXPECT_NE(dump.out.find("\"actor\":\"import:weekly\""), std::string::npos);
+  // A person's name is sealed in the log (SPEC §10) and shown by the dump,
+  // which reads the key store beside the data directory.
+  EXPECT_NE(dump.out.find("\"name\":\"Amara Okoye\""), std::string::npos);
+  {
+    auto store = EventStore::Open(data, OpenOptions{.create_if_missing = false, .read_only = true});
+    ASSERT_TRUE(store.ok());
+    std::string all;
+    ASSERT_TRUE(
+        (*store)
+            ->Scan(1, UINT64_MAX, [&](uint64_t, std::string_view b) { return all.append(b), true; })
+            .ok());
+    EXPECT_EQ(all.find("Amara Okoye"), std::string::npos);
+    EXPECT_NE(all.find("Talent Acquisition"), std::string::npos);  // a team's name is not sealed
+  }
 
   CtlRun csv = Ctl("export --cycle 2026-q4 --data " + data);
   ASSERT_EQ(csv.rc, 0) << csv;

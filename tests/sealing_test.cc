@@ -46,15 +46,15 @@ struct Sealed {
     auto s = EventStore::Open(dir.Sub("data"), options);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     store = std::move(*s);
-    InstallKeyRing(ring.get());
+    InstallKeyRing(ring.get(), store.get());
   }
   void Close() {
-    InstallKeyRing(nullptr);
+    InstallKeyRing(nullptr, nullptr);
     store.reset();
     ring.reset();
     keys.reset();
   }
-  ~Sealed() { InstallKeyRing(nullptr); }
+  ~Sealed() { InstallKeyRing(nullptr, nullptr); }
 
   // The person p-4821 (name and email sealed under p-4821), then a check-in
   // whose note and reason p-4821 wrote (sealed under p-4821 too).
@@ -107,7 +107,7 @@ TEST(Sealing, StoresOnlyCiphertextAndRevealsThroughTheKey) {
   EXPECT_FALSE(j.contains("erased"));
   // Plain text passes as it is; no ring: sealed texts read as erased.
   EXPECT_EQ(Reveal("plain words").state, State::kPlain);
-  InstallKeyRing(nullptr);
+  InstallKeyRing(nullptr, nullptr);
   EXPECT_EQ(Reveal(token).state, State::kErased);
 }
 
@@ -126,7 +126,7 @@ TEST(Sealing, BindsEachCiphertextToItsSeqFieldAndSubject) {
   // Moved to another event, field or subject, it no longer authenticates.
   EXPECT_EQ(s.ring->Open("p-4821", 3, PF::NOTE, nonce, ct).state, State::kDamaged);
   EXPECT_EQ(s.ring->Open("p-4821", 2, PF::TEXT, nonce, ct).state, State::kDamaged);
-  ASSERT_TRUE(s.ring->Prepare("p-9").ok());
+  ASSERT_TRUE(s.ring->Prepare({"p-9"}).ok());
   EXPECT_EQ(s.ring->Open("p-9", 2, PF::NOTE, nonce, ct).state, State::kDamaged);
   // One flipped bit of the ciphertext or its tag: damaged, never garbage.
   for (size_t i : {size_t{0}, ct.size() - 1}) {

@@ -37,15 +37,21 @@ std::string Str(capnp::Text::Reader t) { return std::string(t.begin(), t.size())
 std::string_view View(capnp::Text::Reader t) { return std::string_view(t.begin(), t.size()); }
 Interned Intern(capnp::Text::Reader t) { return Interned::Of(View(t)); }
 
-// A personal field as the projection keeps it: its sealed token when the
-// event sealed it (eventstore/sealing.h), else `plain`, the body's text.
-// Events with nothing sealed take the first test only.
+// A personal field as the projection keeps it (eventstore/sealing.h):
+// `plain`, the body's text, unless the event sealed it. Then a text of the
+// event is kept as the mark kSealedHere (its object knows the seq), and a
+// unit's name or email (UnitPersonal) as its sealed token. Events with
+// nothing sealed take the first test only.
 using PF = schema::PersonalField;
 std::string Personal(schema::Event::Reader ev, PF field, capnp::Text::Reader plain) {
-  return ev.hasSealed() ? StoredText(ev, field) : Str(plain);
+  return ev.hasSealed() && IsSealed(ev, field) ? std::string(kSealedHere) : Str(plain);
 }
 Interned InternPersonal(schema::Event::Reader ev, PF field, capnp::Text::Reader plain) {
-  return ev.hasSealed() ? Interned::Of(StoredText(ev, field)) : Intern(plain);
+  static const Interned sealed_here = Interned::Of(kSealedHere);
+  return ev.hasSealed() && IsSealed(ev, field) ? sealed_here : Intern(plain);
+}
+std::string UnitPersonal(schema::Event::Reader ev, PF field, capnp::Text::Reader plain) {
+  return ev.hasSealed() ? StoredText(ev, field) : Str(plain);
 }
 
 std::string Name(auto e) { return std::string(EnumName(e)); }
@@ -104,9 +110,9 @@ UnitFields CreatedUnit(schema::Event::Reader ev) {
   auto b = ev.getUnitCreated();
   UnitFields f;
   f.kind = Name(b.getKind());
-  f.name = Personal(ev, PF::NAME, b.getName());
+  f.name = UnitPersonal(ev, PF::NAME, b.getName());
   f.parent = Str(b.getParent());
-  f.email = Personal(ev, PF::EMAIL, b.getEmail());
+  f.email = UnitPersonal(ev, PF::EMAIL, b.getEmail());
   return f;
 }
 
@@ -250,13 +256,13 @@ Status Projection::ApplyUnit(schema::Event::Reader ev, const Meta& meta, std::st
   UnitFields* f = Revise(unit, meta);
   switch (ev.which()) {
     case W::UNIT_RENAMED:
-      f->name = Personal(ev, PF::AFTER, ev.getUnitRenamed().getAfter());
+      f->name = UnitPersonal(ev, PF::AFTER, ev.getUnitRenamed().getAfter());
       break;
     case W::UNIT_MOVED:
       f->parent = Str(ev.getUnitMoved().getAfter());
       break;
     case W::UNIT_EMAIL_CHANGED:
-      f->email = Personal(ev, PF::AFTER, ev.getUnitEmailChanged().getAfter());
+      f->email = UnitPersonal(ev, PF::AFTER, ev.getUnitEmailChanged().getAfter());
       break;
     case W::UNIT_RETIRED:
       f->retired = true;

@@ -16,7 +16,7 @@ namespace {
 
 DiffReview ReviewValue(const std::optional<ReviewFields>& r) {
   if (!r) return {};
-  return {true, r->score, r->outcome, r->reflection, r->lessons};
+  return {true, r->score, r->outcome, r->reflection, r->lessons, r->meta.seq};
 }
 
 // The rows of one event, in the fixed order a diff lists them.
@@ -140,17 +140,18 @@ json MetaJson(const Meta& m, ShownFlags* flags) {
   return {{"seq", m.seq},
           {"actor", m.actor},
           {"recorded_at", FormatTimeUs(m.recorded_at_us)},
-          {"reason", ShownJson(m.reason, flags)}};
+          {"reason", ShownJson({m.reason, m.seq, PersonalField::REASON}, flags)}};
 }
 
 json ValueJson(const DiffReview& r, ShownFlags* flags) {
   if (!r.present) return nullptr;
   return {{"score", r.score},
           {"outcome", r.outcome},
-          {"reflection", ShownJson(r.reflection, flags)},
-          {"lessons", ShownJson(r.lessons, flags)}};
+          {"reflection", ShownJson({r.reflection, r.seq, PersonalField::REFLECTION}, flags)},
+          {"lessons", ShownJson({r.lessons, r.seq, PersonalField::LESSONS}, flags)}};
 }
-json ValueJson(const std::string& v, ShownFlags* flags) { return ShownJson(v, flags); }
+// A unit's name or email (a sealed token), or another field's plain text.
+json ValueJson(const std::string& v, ShownFlags* flags) { return ShownJson({v}, flags); }
 json ValueJson(double v, ShownFlags*) { return v; }
 json ValueJson(const std::vector<std::string>& v, ShownFlags*) { return v; }
 json ValueJson(const DiffValue& v, ShownFlags* flags) {
@@ -181,7 +182,7 @@ json RowJson(const DiffRow& row) {
       j["measured_at"] = FormatTimeUs(row.measured_at_us);
       break;
     case DiffRow::List::kComments:
-      j["text"] = ShownJson(row.text, &flags);
+      j["text"] = ShownJson({row.text, row.meta.seq, PersonalField::TEXT}, &flags);
       break;
   }
   flags.AddTo(&j);

@@ -30,6 +30,7 @@ struct DiffReview {
   bool present = false;
   double score = 0;
   std::string outcome, reflection, lessons;
+  uint64_t seq = 0;  // the review's event, where its sealed words are
   bool operator==(const DiffReview&) const = default;
 };
 using DiffValue = std::variant<std::string, double, std::vector<std::string>, DiffReview>;

@@ -146,7 +146,7 @@ json RenderDigest(const Digest& digest) {
     }
     ShownFlags flags;
     json unit = {{"unit", u.unit},
-                 {"name", u.name ? ShownJson(*u.name, &flags) : json(nullptr)},
+                 {"name", u.name ? ShownJson({*u.name}, &flags) : json(nullptr)},
                  {"stale_key_results", std::move(stale)},
                  {"objectives_due_for_review", std::move(due)}};
     flags.AddTo(&unit);

@@ -104,7 +104,9 @@ void View::LintKeyResult(const KeyResult& kr, const CycleFields& cycle, JsonOut&
         (rev.meta.which == schema::Event::Which::KEY_RESULT_TARGET_CHANGED ? "target" : "start") +
             std::string(" changed on ") + FormatDate(rev.meta.recorded_at_us) + " by " +
             rev.meta.actor.str() + ", after the cycle started" +
-            (rev.meta.reason.empty() ? "" : " (" + ShownText(rev.meta.reason) + ")"));
+            (rev.meta.reason.empty()
+                 ? ""
+                 : " (" + ShownText({rev.meta.reason, rev.meta.seq, PersonalField::REASON}) + ")"));
   }
 }
 

@@ -123,7 +123,9 @@ void ReviewPlan::WriteObjective(JsonOut& out, const Objective& o) {
   const ObjectiveFields& f = *o.FieldsAt(as_of_);
   assert(!f.archived);  // archived objectives are listed apart
   const ReviewFields* review = f.review ? &*f.review : nullptr;
-  const Shown shown{review ? review->reflection : "", review ? review->lessons : ""};
+  const uint64_t seq = review ? review->meta.seq : 0;
+  const Shown shown{{review ? review->reflection : "", seq, PersonalField::REFLECTION},
+                    {review ? review->lessons : "", seq, PersonalField::LESSONS}};
   out.StartObject().Key("computed_score").Number(at_end_.ObjectiveProgress(o));
   shown.Flags(out);
   out.Key("id").String(o.id).Key("key_results").StartArray();
@@ -186,7 +188,7 @@ void ReviewPlan::WriteJson(JsonOut& out, std::optional<uint64_t> as_of_seq,
   out.Key("moved_goalposts").StartArray();
   each([&](const Objective& o, const ObjectiveFields&) {
     ForEachGoalpost(o, [&](const Goalpost& g) {
-      const Shown reason{g.meta.reason};
+      const Shown reason{{g.meta.reason, g.meta.seq, PersonalField::REASON}};
       out.StartObject().Key("actor").String(g.meta.actor).Key("after").Number(g.after);
       out.Key("before").Number(g.before);
       reason.Flags(out);

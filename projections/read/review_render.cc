@@ -183,10 +183,13 @@ void ReviewPlan::WriteMarkdown(std::string* text, const std::function<void()>& p
        << " · reviewed score " << Percent(review ? std::optional(review->score) : std::nullopt)
        << " · outcome " << (review ? review->outcome : "not reviewed") << "\n\n";
     if (review && !review->reflection.empty()) {
-      md << "Reflection: " << Cell(ShownText(review->reflection)) << "\n\n";
+      md << "Reflection: "
+         << Cell(ShownText({review->reflection, review->meta.seq, PersonalField::REFLECTION}))
+         << "\n\n";
     }
     if (review && !review->lessons.empty()) {
-      md << "Lessons: " << Cell(ShownText(review->lessons)) << "\n\n";
+      md << "Lessons: "
+         << Cell(ShownText({review->lessons, review->meta.seq, PersonalField::LESSONS})) << "\n\n";
     }
     const auto krs = at_end_.KeyResultsOf(*o);
     if (krs.empty()) {
@@ -216,8 +219,8 @@ void ReviewPlan::WriteMarkdown(std::string* text, const std::function<void()>& p
       }
       md << "| " << g.kr.id << " | " << (g.target ? "target" : "start") << " | " << Num(g.before)
          << " | " << Num(g.after) << " | " << Cell(g.meta.actor) << " | "
-         << FormatTimeUs(g.meta.recorded_at_us) << " | " << Cell(ShownText(g.meta.reason))
-         << " |\n";
+         << FormatTimeUs(g.meta.recorded_at_us) << " | "
+         << Cell(ShownText({g.meta.reason, g.meta.seq, PersonalField::REASON})) << " |\n";
     });
     hand_on();
   }

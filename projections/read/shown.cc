@@ -2,10 +2,10 @@
 
 namespace okr {
 
-Shown::Shown(std::initializer_list<std::string_view> stored) {
+Shown::Shown(std::initializer_list<Stored> stored) {
   fields_.reserve(stored.size());
-  for (std::string_view s : stored) {
-    fields_.push_back(Reveal(s));
+  for (const Stored& s : stored) {
+    fields_.push_back(Reveal(s.text, s.seq, s.field));
     erased_ = erased_ || fields_.back().erased();
     damaged_ = damaged_ || fields_.back().damaged();
   }
@@ -32,16 +32,16 @@ void ShownFlags::AddTo(nlohmann::json* object) const {
   if (damaged) (*object)["damaged"] = true;
 }
 
-nlohmann::json ShownJson(std::string_view stored, ShownFlags* flags) {
-  Revealed r = Reveal(stored);
+nlohmann::json ShownJson(const Stored& stored, ShownFlags* flags) {
+  Revealed r = Reveal(stored.text, stored.seq, stored.field);
   flags->erased = flags->erased || r.erased();
   flags->damaged = flags->damaged || r.damaged();
   if (!r.readable()) return nullptr;
   return std::move(r.text);
 }
 
-std::string ShownText(std::string_view stored) {
-  Revealed r = Reveal(stored);
+std::string ShownText(const Stored& stored) {
+  Revealed r = Reveal(stored.text, stored.seq, stored.field);
   if (r.erased()) return "[erased]";
   if (r.damaged()) return "[damaged]";
   return std::move(r.text);

@@ -18,10 +18,20 @@
 
 namespace okr {
 
+// A stored text and where it was written: `seq` and `field` find a text
+// the projection keeps as kSealedHere (a note, a comment, a review's
+// words, a reason: the seq of its object's meta); a person's name or
+// email needs neither.
+struct Stored {
+  std::string_view text;
+  uint64_t seq = 0;
+  PersonalField field = PersonalField::NAME;
+};
+
 // The personal fields of one answer object, revealed once.
 class Shown {
  public:
-  Shown(std::initializer_list<std::string_view> stored);
+  Shown(std::initializer_list<Stored> stored);
   const Revealed& operator[](size_t i) const { return fields_[i]; }
   // The field's text, or null when it cannot be shown.
   void Write(JsonOut& out, size_t i) const;
@@ -52,9 +62,9 @@ struct ShownFlags {
   void AddTo(nlohmann::json* object) const;
 };
 // The stored text as a JSON value: its text, or null, noted in `flags`.
-nlohmann::json ShownJson(std::string_view stored, ShownFlags* flags);
+nlohmann::json ShownJson(const Stored& stored, ShownFlags* flags);
 
 // A stored text for Markdown and CSV: the text, "[erased]" or "[damaged]".
-std::string ShownText(std::string_view stored);
+std::string ShownText(const Stored& stored);
 
 }  // namespace okr

@@ -104,7 +104,7 @@ json RenderPace(const Pace& pace) {
 template <Hold H>
 void WriteUnit(JsonOut& out, const BasicUnitRow<H>& row) {
   const UnitFields& f = row.fields;
-  const Shown shown{f.name, f.email};
+  const Shown shown{{f.name}, {f.email}};
   out.StartObject();
   shown.Damaged(out);
   if (f.kind == "person") {
@@ -138,7 +138,7 @@ json RenderCycle(const CycleRow& row) {
 }
 
 void WriteCheckIn(JsonOut& out, const CheckIn& ci) {
-  const Shown shown{ci.note};
+  const Shown shown{{ci.note, ci.meta.seq, PersonalField::NOTE}};
   out.StartObject().Key("actor").String(ci.meta.actor);
   out.Key("confidence")
       .NumberOrNull(ci.has_confidence ? std::optional(ci.confidence) : std::nullopt);
@@ -350,7 +350,9 @@ void WriteReview(JsonOut& out, const std::optional<ReviewFields>& review) {
     out.Null();
     return;
   }
-  const Shown shown{review->reflection, review->lessons};
+  const uint64_t seq = review->meta.seq;
+  const Shown shown{{review->reflection, seq, PersonalField::REFLECTION},
+                    {review->lessons, seq, PersonalField::LESSONS}};
   out.StartObject().Key("actor").String(review->meta.actor);
   shown.Flags(out);
   out.Key("lessons");

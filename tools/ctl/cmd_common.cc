@@ -72,10 +72,10 @@ void InstallReadingKeys(const std::string& dir, const EventStore& store) {
               << ": sealed personal fields read as erased\n";
     return;
   }
-  InstallKeyRing(nullptr);
+  InstallKeyRing(nullptr, nullptr);
   keys.ring = std::move(ring.value());
   keys.store = std::move(opened.value());
-  InstallKeyRing(keys.ring.get());
+  InstallKeyRing(keys.ring.get(), &store);
 }
 
 }  // namespace

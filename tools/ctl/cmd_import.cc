@@ -11,6 +11,8 @@
 #include "eventstore/base/clock.h"
 #include "eventstore/chain.h"
 #include "eventstore/event_codec.h"
+#include "eventstore/keystore.h"
+#include "eventstore/sealing.h"
 #include "projections/service/projector.h"
 #include "projections/service/snapshot.h"
 #include "tools/ctl/cmd_common.h"
@@ -219,16 +221,25 @@ int ImportOnline(const ImportOptions& o, const ImportPlan& plan, SteadyClock::ti
 // destroyed projector first, then the store it reads.
 struct Target {
   std::string dir;
-  bool existed = false;  // before this run
+  bool existed = false;       // before this run
+  bool keys_existed = false;  // the key store, before this run
+  // The key store beside `dir`: persons' names and emails are sealed as
+  // okrd seals them (SPEC §10). Declared first: the store's writer uses it.
+  std::unique_ptr<KeyStore> keys;
+  std::unique_ptr<KeyRing> ring;
   std::unique_ptr<EventStore> store;
   std::unique_ptr<Projector> projector;
 
   // Nothing was written: a directory this run created goes again.
   void Discard() {
+    InstallKeyRing(nullptr, nullptr);
     projector.reset();
     store.reset();
+    ring.reset();
+    keys.reset();
     std::error_code ec;
     if (!existed) std::filesystem::remove_all(dir, ec);
+    if (!keys_existed) std::filesystem::remove_all(DefaultKeyStorePath(dir), ec);
   }
 };
 
@@ -237,10 +248,20 @@ int OpenTarget(const std::string& dir, Target* t) {
   t->dir = dir;
   std::error_code ec;
   t->existed = std::filesystem::exists(dir, ec);
-  auto store = EventStore::Open(dir, OpenOptions());
+  t->keys_existed = std::filesystem::exists(DefaultKeyStorePath(dir), ec);
+  auto keys = KeyStore::Open(DefaultKeyStorePath(dir));
+  if (!keys.ok()) return Fail(keys.status().message() + OpenHint(keys.status()));
+  t->keys = std::move(keys.value());
+  auto ring = KeyRing::Open(t->keys.get());
+  if (!ring.ok()) return Fail(ring.status().message());
+  t->ring = std::move(ring.value());
+  OpenOptions open;
+  open.key_ring = t->ring.get();
+  auto store = EventStore::Open(dir, open);
   if (!store.ok())
     return Fail("cannot open " + dir + ": " + store.status().ToString() + OpenHint(store.status()));
   t->store = std::move(store.value());
+  InstallKeyRing(t->ring.get(), t->store.get());
   // No snapshots while importing: each encodes the whole projection, and
   // one every 10 000 events makes a large import quadratic. One snapshot
   // is written at the end instead, so okrd starts from it.

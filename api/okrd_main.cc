@@ -433,6 +433,29 @@ std::unique_ptr<okr::EventStore> OpenLogWithKeys(const Flags& f, Runtime& rt,
   return store;
 }
 
+// Every person the log records as erased is erased in the ring, whether or
+// not the key store still held their key (one lost, or restored from before
+// they had one): nothing personal is sealed for them again.
+void EraseWhatTheLogErased(const Flags& f, okr::Projector* projector, okr::KeyRing* ring) {
+  if (ring == nullptr) return;
+  std::vector<std::string> erased;
+  projector->Read([&](const okr::Projection& p) {
+    for (const auto& [id, unit] : p.units()) {
+      for (const auto& revision : unit.revisions) {
+        if (revision.meta.which == okr::schema::Event::Which::SUBJECT_ERASED) erased.push_back(id);
+      }
+    }
+  });
+  for (const std::string& subject : erased) {
+    if (ring->IsErased(subject)) continue;
+    if (f.forensics) {
+      ring->Forget(subject);
+    } else {
+      (void)ring->Erase(subject);  // a failure leaves it to the next start
+    }
+  }
+}
+
 // Starts delivering webhooks (not under forensics, which writes nothing,
 // nor on a replica). An exit code on failure.
 std::optional<int> StartHooks(const Flags& f, Runtime& rt, okr::EventStore* store,
@@ -542,6 +565,7 @@ int main(int argc, char** argv) {
     projector = OpenProjector(store.get(), flags, rt);
   }
   if (!projector) return kExitFailed;
+  EraseWhatTheLogErased(flags, projector.get(), keys.ring.get());
   DemoTokensText demo_tokens;
   if (flags.demo) {
     if (auto rc = PrepareDemo(&flags, rt, store.get(), projector.get(), &demo_tokens)) return *rc;

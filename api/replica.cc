@@ -161,10 +161,15 @@ Status ReplicaFollower::SyncKeys(httplib::Client& client, const std::string& ver
   bool well_formed = body.is_object() && body["keys"].is_array() && body["erased"].is_array() &&
                      body["version"].is_string();
   for (const auto& k : well_formed ? body["keys"] : nlohmann::json::array()) {
-    auto key = k.is_object() && k["key"].is_string() ? Base64Decode(k["key"].get<std::string>())
-                                                     : std::nullopt;
-    well_formed = well_formed && key && k["subject"].is_string();
-    if (well_formed) copy.keys.emplace_back(k["subject"].get<std::string>(), *key);
+    const auto text = [&k](const char* name) {
+      return k.is_object() && k.contains(name) && k.at(name).is_string()
+                 ? std::optional<std::string>(k.at(name).get<std::string>())
+                 : std::nullopt;
+    };
+    auto subject = text("subject"), encoded = text("key");
+    auto key = encoded ? Base64Decode(*encoded) : std::nullopt;
+    well_formed = well_formed && subject && key;
+    if (well_formed) copy.keys.emplace_back(*subject, *key);
   }
   for (const auto& s : well_formed ? body["erased"] : nlohmann::json::array()) {
     well_formed = well_formed && s.is_string();

@@ -173,11 +173,10 @@ class StreamHub::Loop {
     if (io_.joinable()) io_.join();
   }
 
-  // `forget`: the ring goes too (an erasure).
-  void EndAll(bool forget) {
+  void EndAll() {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      (forget ? forget_ : end_all_) = true;
+      end_all_ = true;
     }
     Wake();
   }
@@ -221,9 +220,9 @@ class StreamHub::Loop {
   // Each stream gets what it has waiting (as much as its socket takes
   // now) and `comment`, and closes.
   void CloseAll(const char* reason, const std::string& comment);
-  bool Take(bool* flag) {
+  bool TakeEndAll() {
     std::lock_guard<std::mutex> lock(mu_);
-    return std::exchange(*flag, false);
+    return std::exchange(end_all_, false);
   }
 
   EventStore* store_;
@@ -238,7 +237,6 @@ class StreamHub::Loop {
   std::mutex mu_;  // guards the four below
   bool stopping_ = false;
   bool end_all_ = false;  // EndAll() called: the loop ends every stream open
-  bool forget_ = false;   // Forget() called: the loop clears the ring and ends every stream
   size_t held_ = 0;       // places held: streams open or about to be
   std::vector<std::unique_ptr<Stream>> adopted_;
 
@@ -259,11 +257,7 @@ void StreamHub::Loop::Run() {
     if (stopping()) break;
     const auto now = Clock::now();
     TakeAdopted(now);
-    if (Take(&end_all_)) CloseAll("tokens_changed", ": okrd's tokens changed: reconnect\n\n");
-    if (Take(&forget_)) {
-      ClearRing();
-      CloseAll("subject_erased", ": a person's data was erased: reconnect\n\n");
-    }
+    if (TakeEndAll()) CloseAll("tokens_changed", ": okrd's tokens changed: reconnect\n\n");
     Advance();
     ResolveCycles();
     busy_ = false;
@@ -347,10 +341,12 @@ void StreamHub::Loop::Advance() {
     from = head - kStreamRingEvents + 1;
   }
   uint64_t expected = from;
+  bool erasure = false;
   store_->Scan(from, head, [&](uint64_t seq, std::string_view bytes) {
     auto decoded = DecodedEvent::Decode(bytes);
     if (seq != expected || !decoded.ok()) return false;
     auto ev = (*decoded)->event();
+    erasure = erasure || ev.which() == schema::Event::Which::SUBJECT_ERASED;
     Recent r;
     r.seq = seq;
     r.type = EventTypeName(ev.which());
@@ -362,12 +358,16 @@ void StreamHub::Loop::Advance() {
     ++expected;
     return true;
   });
-  if (expected == from) {
-    // Nothing readable there (the store failed or an event would not
+  if (erasure || expected == from) {
+    // An erasure (its key went before the head moved): what the ring holds
+    // may show what it erased, and every stream resumes from the store,
+    // rendered afresh.
+    // Or nothing readable there (the store failed or an event would not
     // decode): the ring starts after the head, and streams read from the
     // store, where they stop at that event too.
     ClearRing();
     ring_through_ = head;
+    if (erasure) CloseAll("subject_erased", ": a person's data was erased: reconnect\n\n");
     return;
   }
   if (expected <= head) ClearRing();  // a hole: keep the ring consecutive
@@ -592,7 +592,6 @@ void StreamHub::Adopt(int sock, std::function<void()> release, StreamRequest req
 
 void StreamHub::Stop() { loop_->Stop(); }
 
-void StreamHub::EndAll() { loop_->EndAll(false); }
-void StreamHub::Forget() { loop_->EndAll(true); }
+void StreamHub::EndAll() { loop_->EndAll(); }
 
 }  // namespace okr::api

@@ -85,11 +85,9 @@ class StreamHub {
   // Ends every stream open now, with a comment asking its client to
   // reconnect: a stream keeps the principal it was opened with, so when
   // the token table changes (SIGHUP) every follower is admitted again.
+  // At an erasure in the log (SPEC §10) the hub itself forgets the events
+  // it rendered, which may show what was erased, and ends every stream.
   void EndAll();
-  // After an erasure (SPEC §10): forgets the events it rendered, which may
-  // show what was erased, and ends every stream open now as EndAll does;
-  // they resume from the log, rendered afresh.
-  void Forget();
 
  private:
   class Loop;

@@ -207,11 +207,15 @@ void CheckPointers(const std::vector<PointerPlan>& fields,
       case PointerPlan::kTextList:
         for (auto t : p.getAs<capnp::List<capnp::Text>>()) (void)t;
         break;
-      case PointerPlan::kStructList:
-        for (auto s : p.getAs<capnp::AnyList>().as<capnp::List<capnp::AnyStruct>>()) {
-          CheckStruct(*f.sub, s, depth + 1);
-        }
+      case PointerPlan::kStructList: {
+        // The typed reader takes only a list of structs: any other
+        // element size would throw in a reader, so it throws here.
+        auto list = p.getAs<capnp::AnyList>();
+        KJ_REQUIRE(list.getElementSize() == capnp::ElementSize::INLINE_COMPOSITE,
+                   "a list of structs holds another kind of element");
+        for (auto s : list.as<capnp::List<capnp::AnyStruct>>()) CheckStruct(*f.sub, s, depth + 1);
         break;
+      }
       case PointerPlan::kOtherList:
         p.targetSize();
         break;

@@ -387,10 +387,10 @@ Revealed KeyRing::Open(std::string_view subject, uint64_t seq, PersonalField fie
   std::memcpy(tag, ciphertext.data() + ciphertext.size() - kTagBytes, kTagBytes);
   ciphertext.remove_suffix(kTagBytes);
   Revealed out{S::kOpened, {}};
-  if (!Gcm(false, key, nonce, AssociatedData(subject, seq, field), ciphertext, &out.text, tag)) {
-    return {S::kDamaged, {}};
-  }
+  const bool opened =
+      Gcm(false, key, nonce, AssociatedData(subject, seq, field), ciphertext, &out.text, tag);
   OPENSSL_cleanse(key.data(), key.size());
+  if (!opened) return {S::kDamaged, {}};
   return out;
 }
 
@@ -403,14 +403,11 @@ Revealed KeyRing::Reveal(std::string_view stored) const {
 }
 
 Status KeyRing::Erase(std::string_view subject) {
-  {
-    std::shared_lock lock(mu_);
-    // The mark first: an erasure cut short after it finishes at the next Open.
-    if (!erased_.count(std::string(subject))) {
-      OKR_RETURN_IF_ERROR(store_->Put(ErasedRecord(subject), ""));
-    }
-  }
+  // Out of use at once, whatever the key store does next.
+  const bool marked = IsErased(subject);
   Forget(subject);
+  // The mark first: an erasure cut short after it finishes at the next Open.
+  if (!marked) OKR_RETURN_IF_ERROR(store_->Put(ErasedRecord(subject), ""));
   return store_->DeletePrefix(KeyRecord(subject));
 }
 
@@ -521,13 +518,15 @@ Result<uint64_t> EraseSubject(EventStore* store, KeyRing* ring, const std::strin
     }
   }
   if (!person) return Status::NotFound("no person unit " + subject, "subject");
+  // The key first: once the event is in the log, readers (the live feeds,
+  // a replica) take what they rendered before it for stale.
+  OKR_RETURN_IF_ERROR(ring->Erase(subject));
   AppendRequest request;
   request.events.emplace_back(actor, subject, reason);
   request.events.back().event().initSubjectErased();
   // The stream as read: a second erasure racing this one finds it erased.
   request.expected.push_back({subject, events.empty() ? 0 : events.size()});
   OKR_ASSIGN_OR_RETURN(AppendResult appended, store->Append(std::move(request)));
-  OKR_RETURN_IF_ERROR(ring->Erase(subject));
   return appended.last_seq;
 }
 

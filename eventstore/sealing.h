@@ -163,13 +163,13 @@ class KeyRing {
 Status EnforceErasures(const EventStore& store, KeyRing* ring,
                        std::vector<std::string>* erased_again = nullptr, bool durable = true);
 
-// An erasure (SPEC §10): appends subject.erased for `subject` (who:
-// `actor`, why: `reason`, which must not be empty) and then erases its key
-// from `ring` — in that order, so an erasure cut short between the two is
-// finished by EnforceErasures at the next open. kNotFound when `subject`
-// is no person unit; kAlreadyExists naming the seq when the log already
-// records its erasure (the key is erased again all the same). The seq of
-// the new event.
+// An erasure (SPEC §10): erases `subject`'s key from `ring` (marked, deleted,
+// compacted away), then appends subject.erased (who: `actor`, why:
+// `reason`, which must not be empty). Cut short between the two, the mark
+// refuses new personal data for the subject and a retry appends the event.
+// kNotFound when `subject` is no person unit; kAlreadyExists naming the seq
+// when the log already records its erasure (the key is erased again all
+// the same). The seq of the new event.
 Result<uint64_t> EraseSubject(EventStore* store, KeyRing* ring, const std::string& subject,
                               const std::string& actor, const std::string& reason);
 

@@ -216,6 +216,10 @@ TEST_F(Erasure, SealedBeforeAndShownNowhereAfterwardsThoughTheChainVerifies) {
   std::string exported = Okrctl("export --cycle q --data " + okrd_.data_dir(), &rc);
   EXPECT_EQ(rc, 0) << exported;
   EXPECT_EQ(Leaks(exported), std::vector<std::string>{});
+  exported = Okrctl("export --cycle q --format json --data " + okrd_.data_dir(), &rc);
+  EXPECT_EQ(rc, 0) << exported;
+  EXPECT_EQ(Leaks(exported), std::vector<std::string>{});
+  EXPECT_NE(exported.find("\"erased\": true"), std::string::npos) << exported;
   std::string verified = Okrctl("verify --deep --data " + okrd_.data_dir(), &rc);
   EXPECT_EQ(rc, 0) << verified;
   EXPECT_EQ(Leaks(LdbScan()), std::vector<std::string>{});

@@ -218,19 +218,29 @@ std::string RenderCsv(const ExportInput& in) {
   return out;
 }
 
-std::string RenderJson(const ExportInput& in) {
-  ordered_json doc;
-  doc["format"] = "okrd-okrs";
-  doc["version"] = 1;
+// The units, parents first. An erased person (SPEC §10) says so, as
+// okrd's answer does.
+ordered_json UnitsJson(const ExportInput& in) {
   ordered_json units = ordered_json::array();
   for (const json* up : UnitsInTreeOrder(in.units)) {
     const json& u = *up;
     ordered_json unit = {{"id", Str(u["id"])}, {"kind", Str(u["kind"])}, {"name", Str(u["name"])}};
     if (u["parent"].is_string()) unit["parent"] = Str(u["parent"]);
     if (u.contains("email") && u["email"].is_string()) unit["email"] = Str(u["email"]);
+    if (u.value("erased", false)) {
+      unit["name"] = nullptr;
+      unit["erased"] = true;
+    }
     units.push_back(std::move(unit));
   }
-  doc["units"] = std::move(units);
+  return units;
+}
+
+std::string RenderJson(const ExportInput& in) {
+  ordered_json doc;
+  doc["format"] = "okrd-okrs";
+  doc["version"] = 1;
+  doc["units"] = UnitsJson(in);
   ordered_json cycles = ordered_json::array();
   for (const json& c : in.cycles) {
     ordered_json cycle = {{"id", Str(c["id"])},
@@ -269,6 +279,10 @@ std::string RenderJson(const ExportInput& in) {
           if (ci["confidence"].is_number()) c["confidence"] = Num(ci["confidence"]);
           if (ci["status"].is_string()) c["status"] = Str(ci["status"]);
           c["note"] = Str(ci["note"]);
+          if (ci.value("erased", false)) {
+            c["note"] = nullptr;
+            c["erased"] = true;
+          }
           c["measured_at"] = Str(ci["measured_at"]);
           series.push_back(std::move(c));
         }

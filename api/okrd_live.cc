@@ -66,6 +66,26 @@ std::string KeyStoreDir(const WebhookFlags& f, const std::string& data_dir) {
   return f.keystore_dir.empty() ? DefaultKeyStorePath(data_dir) : f.keystore_dir;
 }
 
+void EraseWhatTheLogErased(bool forensics, Projector* projector, KeyRing* ring) {
+  if (ring == nullptr) return;
+  std::vector<std::string> erased;
+  projector->Read([&](const Projection& p) {
+    for (const auto& [id, unit] : p.units()) {
+      for (const auto& revision : unit.revisions) {
+        if (revision.meta.which == schema::Event::Which::SUBJECT_ERASED) erased.push_back(id);
+      }
+    }
+  });
+  for (const std::string& subject : erased) {
+    if (ring->IsErased(subject)) continue;
+    if (forensics) {
+      ring->Forget(subject);
+    } else {
+      (void)ring->Erase(subject);  // a failure leaves it to the next start
+    }
+  }
+}
+
 Result<std::unique_ptr<webhooks::Webhooks>> StartWebhooks(const WebhookFlags& f, EventStore* store,
                                                           Projector* projector, KeyStore* keys,
                                                           webhooks::LogFn log) {

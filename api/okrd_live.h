@@ -14,6 +14,7 @@
 #include "api/streams.h"
 #include "api/webhooks/webhooks.h"
 #include "eventstore/keystore.h"
+#include "eventstore/sealing.h"
 
 namespace okr::api {
 
@@ -44,6 +45,12 @@ std::optional<int> ParseDigestAt(const std::string& text);
 
 // The key store's directory: --keystore, else `data_dir`'s sibling.
 std::string KeyStoreDir(const WebhookFlags& f, const std::string& data_dir);
+
+// Every person the projection records as erased (SPEC §10) is erased in
+// `ring` (null: none), whether or not the key store still held their key
+// (one lost, or restored from before they had one): nothing personal is
+// sealed for them again. `forensics`: in the ring's memory only.
+void EraseWhatTheLogErased(bool forensics, Projector* projector, KeyRing* ring);
 
 // Starts the deliveries from the key store `keys` (KeyStoreDir); `log`
 // writes okrd's log lines. Stop them before the store, projector and key

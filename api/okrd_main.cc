@@ -238,7 +238,9 @@ std::optional<int> BindKey(const Flags& f, Runtime& rt, okr::EventStore* store,
 
 // Loads the projection (from a snapshot and the log after it); null after
 // logging why not.
-std::unique_ptr<okr::Projector> OpenProjector(okr::EventStore* store, const Flags& f, Runtime& rt) {
+// Then every person it records as erased is erased in `ring` (SPEC §10).
+std::unique_ptr<okr::Projector> OpenProjector(okr::EventStore* store, const Flags& f, Runtime& rt,
+                                              okr::KeyRing* ring) {
   assert(store != nullptr);
   okr::ProjectorOptions options;
   options.snapshot_every_events = f.forensics ? 0 : f.snapshot_every;
@@ -259,6 +261,7 @@ std::unique_ptr<okr::Projector> OpenProjector(okr::EventStore* store, const Flag
   }
   rt.Log(spdlog::level::info, "projection_loaded",
          {{"seq", (*projector)->seq()}, {"us", MicrosSince(started)}});
+  okr::api::EraseWhatTheLogErased(f.forensics, projector->get(), ring);
   return std::move(projector.value());
 }
 
@@ -433,29 +436,6 @@ std::unique_ptr<okr::EventStore> OpenLogWithKeys(const Flags& f, Runtime& rt,
   return store;
 }
 
-// Every person the log records as erased is erased in the ring, whether or
-// not the key store still held their key (one lost, or restored from before
-// they had one): nothing personal is sealed for them again.
-void EraseWhatTheLogErased(const Flags& f, okr::Projector* projector, okr::KeyRing* ring) {
-  if (ring == nullptr) return;
-  std::vector<std::string> erased;
-  projector->Read([&](const okr::Projection& p) {
-    for (const auto& [id, unit] : p.units()) {
-      for (const auto& revision : unit.revisions) {
-        if (revision.meta.which == okr::schema::Event::Which::SUBJECT_ERASED) erased.push_back(id);
-      }
-    }
-  });
-  for (const std::string& subject : erased) {
-    if (ring->IsErased(subject)) continue;
-    if (f.forensics) {
-      ring->Forget(subject);
-    } else {
-      (void)ring->Erase(subject);  // a failure leaves it to the next start
-    }
-  }
-}
-
 // Starts delivering webhooks (not under forensics, which writes nothing,
 // nor on a replica). An exit code on failure.
 std::optional<int> StartHooks(const Flags& f, Runtime& rt, okr::EventStore* store,
@@ -562,10 +542,9 @@ int main(int argc, char** argv) {
   std::unique_ptr<okr::Projector> projector;
   {
     okr::api::HeapForLoad heap(store->head().seq);
-    projector = OpenProjector(store.get(), flags, rt);
+    projector = OpenProjector(store.get(), flags, rt, keys.ring.get());
   }
   if (!projector) return kExitFailed;
-  EraseWhatTheLogErased(flags, projector.get(), keys.ring.get());
   DemoTokensText demo_tokens;
   if (flags.demo) {
     if (auto rc = PrepareDemo(&flags, rt, store.get(), projector.get(), &demo_tokens)) return *rc;

@@ -397,6 +397,16 @@ TEST_F(Erasure, BadErasuresAndWritesForAnErasedPersonChangeNothing) {
   EXPECT_EQ(okrd_.HeadSeq(), head + 1);
   // What holds no personal text still goes through.
   Want(okrd_.Post("/v1/key-results/kr-1/check-ins", {{"value", 6}}, kAdmin.token), 201);
+  // The key store lost: the log still says the person was erased, and no
+  // new key is made for them.
+  ASSERT_TRUE(okrd_.Stop());
+  std::filesystem::remove_all(okrd_.data_dir() + ".keys");
+  ASSERT_TRUE(okrd_.Start());
+  const uint64_t now = okrd_.HeadSeq();
+  Reply back =
+      okrd_.Post("/v1/key-results/kr-1/check-ins", {{"value", 7}, {"note", "back"}}, kPerson.token);
+  EXPECT_EQ(back.status, 409) << back;
+  EXPECT_EQ(okrd_.HeadSeq(), now);
 }
 
 TEST_F(Erasure, AFlippedCiphertextByteIsReportedNeverShown) {

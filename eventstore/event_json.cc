@@ -90,12 +90,7 @@ void ShowSealed(schema::Event::Reader event, nlohmann::json* out) {
   if (!event.hasSealed()) return;
   bool erased = false, damaged = false;
   for (auto s : event.getSealed()) {
-    auto bytes = [](capnp::Data::Reader d) {
-      return std::string_view(reinterpret_cast<const char*>(d.begin()), d.size());
-    };
-    Revealed r = Reveal(SealedToken(event.getSeq(), s.getField(),
-                                    std::string_view(s.getSubject().cStr(), s.getSubject().size()),
-                                    bytes(s.getNonce()), bytes(s.getCiphertext())));
+    Revealed r = Reveal(SealedToken(event.getSeq(), s));
     erased = erased || r.erased();
     damaged = damaged || r.damaged();
     nlohmann::json value = r.readable() ? nlohmann::json(std::move(r.text)) : nullptr;

@@ -63,10 +63,11 @@ uint64_t GetU64(std::string_view in) {
 
 // The associated data of one sealed field: the subject, a NUL, the seq
 // (8 bytes, big-endian) and the field's ordinal (1 byte). A ciphertext
-// moved to another event, field or subject no longer authenticates.
-std::string AssociatedData(std::string_view subject, uint64_t seq, PersonalField field) {
-  std::string aad(subject);
-  aad.push_back('\0');
+// moved to another event, field or subject no longer authenticates. In a
+// buffer of the thread's, valid until its next call.
+std::string_view AssociatedData(std::string_view subject, uint64_t seq, PersonalField field) {
+  thread_local std::string aad;
+  aad.assign(subject).push_back('\0');
   PutU64(&aad, seq);
   aad.push_back(static_cast<char>(field));
   return aad;
@@ -94,14 +95,14 @@ EVP_CIPHER_CTX* ThreadCipher() {
 // 12 random bytes for a nonce, from a per-thread buffer filled by
 // RAND_bytes 4 KiB at a time: every nonce is as random as one drawn alone,
 // without a call into the generator per sealed field.
-bool RandomNonce(std::string* nonce) {
+bool RandomNonce(unsigned char* nonce) {
   thread_local unsigned char pool[4096];
   thread_local size_t used = sizeof pool;
   if (used + kNonceBytes > sizeof pool) {
     if (RAND_bytes(pool, sizeof pool) != 1) return false;
     used = 0;
   }
-  nonce->assign(reinterpret_cast<const char*>(pool + used), kNonceBytes);
+  std::memcpy(nonce, pool + used, kNonceBytes);
   OPENSSL_cleanse(pool + used, kNonceBytes);
   used += kNonceBytes;
   return true;
@@ -111,32 +112,29 @@ const unsigned char* Bytes(std::string_view s) {
   return reinterpret_cast<const unsigned char*>(s.data());
 }
 
-// AES-256-GCM of `in` with `aad`; false when OpenSSL fails or (opening)
-// the tag does not authenticate. `tag` is written when sealing, read when opening.
-bool Gcm(bool seal, std::string_view key, std::string_view nonce, std::string_view aad,
-         std::string_view in, std::string* out, unsigned char* tag) {
-  assert(key.size() == kKeyBytes && nonce.size() == kNonceBytes);
+// AES-256-GCM of the `size` bytes at `in` into `out`, with `aad`; false
+// when OpenSSL fails or (opening) the tag does not authenticate. The tag
+// is written when sealing, read when opening.
+bool Gcm(bool seal, std::string_view key, const unsigned char* nonce, std::string_view aad,
+         const unsigned char* in, size_t size, unsigned char* out, unsigned char* tag) {
+  assert(key.size() == kKeyBytes);
   EVP_CIPHER_CTX* ctx = ThreadCipher();
   if (ctx == nullptr || Aes256Gcm() == nullptr) return false;
   int len = 0;
   auto init = seal ? EVP_EncryptInit_ex : EVP_DecryptInit_ex;
   auto update = seal ? EVP_EncryptUpdate : EVP_DecryptUpdate;
   // 12 bytes is GCM's default IV length.
-  if (init(ctx, Aes256Gcm(), nullptr, Bytes(key), Bytes(nonce)) != 1 ||
+  if (init(ctx, Aes256Gcm(), nullptr, Bytes(key), nonce) != 1 ||
       update(ctx, nullptr, &len, Bytes(aad), static_cast<int>(aad.size())) != 1) {
     return false;
   }
-  out->resize(in.size());
-  auto* dst = reinterpret_cast<unsigned char*>(out->data());
-  if (!in.empty() && update(ctx, dst, &len, Bytes(in), static_cast<int>(in.size())) != 1) {
-    return false;
-  }
+  if (size > 0 && update(ctx, out, &len, in, static_cast<int>(size)) != 1) return false;
   if (seal) {
-    return EVP_EncryptFinal_ex(ctx, dst + in.size(), &len) == 1 &&
+    return EVP_EncryptFinal_ex(ctx, out + size, &len) == 1 &&
            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, kTagBytes, tag) == 1;
   }
   return EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, kTagBytes, tag) == 1 &&
-         EVP_DecryptFinal_ex(ctx, dst + in.size(), &len) == 1;
+         EVP_DecryptFinal_ex(ctx, out + size, &len) == 1;
 }
 
 std::atomic<const KeyRing*> installed_ring{nullptr};
@@ -230,8 +228,7 @@ std::string StoredText(schema::Event::Reader ev, PersonalField field) {
   if (ev.hasSealed()) {
     for (auto s : ev.getSealed()) {
       if (s.getField() != field) continue;
-      return SealedToken(ev.getSeq(), field, View(s.getSubject()), View(s.getNonce()),
-                         View(s.getCiphertext()));
+      return SealedToken(ev.getSeq(), s);
     }
   }
   auto body = BodyText(ev, field);
@@ -239,17 +236,21 @@ std::string StoredText(schema::Event::Reader ev, PersonalField field) {
 }
 
 std::string SealedToken(uint64_t seq, PersonalField field, std::string_view subject,
-                        std::string_view nonce, std::string_view ciphertext) {
+                        std::string_view box) {
   std::string raw;
-  raw.reserve(8 + 1 + 1 + subject.size() + nonce.size() + ciphertext.size());
+  raw.reserve(8 + 1 + 1 + subject.size() + box.size());
   PutU64(&raw, seq);
   raw.push_back(static_cast<char>(field));
   // Ids are at most 64 bytes; a longer subject is cut, and then its token
   // does not open (damaged), which is what a forged one would be.
   subject = subject.substr(0, 255);
   raw.push_back(static_cast<char>(subject.size()));
-  raw.append(subject).append(nonce).append(ciphertext);
+  raw.append(subject).append(box);
   return std::string(kTokenMagic, 2) + Base64Encode(raw);
+}
+
+std::string SealedToken(uint64_t seq, schema::SealedText::Reader entry) {
+  return SealedToken(seq, entry.getField(), View(entry.getSubject()), View(entry.getBox()));
 }
 
 bool IsSealedToken(std::string_view stored) {
@@ -261,7 +262,7 @@ namespace {
 struct TokenParts {
   uint64_t seq = 0;
   PersonalField field = F::NAME;
-  std::string_view subject, nonce, ciphertext;
+  std::string_view subject, box;
 };
 
 // The token's parts; the views point into `*raw`, which holds its bytes.
@@ -277,10 +278,9 @@ std::optional<TokenParts> ParseToken(std::string_view t, std::string* raw) {
   p.field = static_cast<PersonalField>(static_cast<unsigned char>(r[8]));
   size_t subject_size = static_cast<unsigned char>(r[9]);
   r.remove_prefix(10);
-  if (r.size() < subject_size + kNonceBytes + kTagBytes) return std::nullopt;
+  if (r.size() < subject_size) return std::nullopt;
   p.subject = r.substr(0, subject_size);
-  p.nonce = r.substr(subject_size, kNonceBytes);
-  p.ciphertext = r.substr(subject_size + kNonceBytes);
+  p.box = r.substr(subject_size);
   return p;
 }
 
@@ -326,13 +326,21 @@ Result<std::unique_ptr<KeyRing>> KeyRing::Open(KeyStore* store, bool read_only) 
 Status KeyRing::Prepare(const std::vector<std::string_view>& subjects) {
   {
     std::shared_lock lock(mu_);
+    std::string_view last;  // an append's fields often share a subject
     bool all = true;
-    for (std::string_view s : subjects) all = all && keys_.count(std::string(s)) > 0;
+    for (std::string_view s : subjects) {
+      if (s == last) continue;
+      if (!keys_.contains(s)) {
+        all = false;
+        break;
+      }
+      last = s;
+    }
     if (all) return Status::Ok();
   }
   std::unique_lock lock(mu_);
   KeyStore::Batch batch;
-  std::unordered_map<std::string, std::string> made;
+  decltype(keys_) made;
   for (std::string_view subject : subjects) {
     const std::string s(subject);
     if (erased_.count(s)) {
@@ -354,41 +362,44 @@ Status KeyRing::Prepare(const std::vector<std::string_view>& subjects) {
   return Status::Ok();
 }
 
-Result<KeyRing::Sealed> KeyRing::Seal(std::string_view subject, uint64_t seq, PersonalField field,
-                                      std::string_view plain) const {
+size_t KeyRing::BoxBytes(size_t plain_bytes) { return kNonceBytes + plain_bytes + kTagBytes; }
+
+Status KeyRing::Seal(std::string_view subject, uint64_t seq, PersonalField field,
+                     std::string_view plain, kj::ArrayPtr<kj::byte> box) const {
+  assert(box.size() == BoxBytes(plain.size()));
   std::shared_lock lock(mu_);
-  auto it = keys_.find(std::string(subject));
+  auto it = keys_.find(subject);
   if (it == keys_.end()) {
     return Status::Conflict("subject " + std::string(subject) + " has no key", "subject");
   }
-  Sealed out;
-  if (!RandomNonce(&out.nonce)) return Status::IOError("no random bytes for a nonce");
-  unsigned char tag[kTagBytes];
-  if (!Gcm(true, it->second, out.nonce, AssociatedData(subject, seq, field), plain, &out.ciphertext,
-           tag)) {
+  unsigned char* nonce = box.begin();
+  unsigned char* ciphertext = nonce + kNonceBytes;
+  if (!RandomNonce(nonce)) return Status::IOError("no random bytes for a nonce");
+  if (!Gcm(true, it->second, nonce, AssociatedData(subject, seq, field), Bytes(plain), plain.size(),
+           ciphertext, ciphertext + plain.size())) {
     return Status::IOError("AES-256-GCM failed to seal");
   }
-  out.ciphertext.append(reinterpret_cast<const char*>(tag), kTagBytes);
-  return out;
+  return Status::Ok();
 }
 
 Revealed KeyRing::Open(std::string_view subject, uint64_t seq, PersonalField field,
-                       std::string_view nonce, std::string_view ciphertext) const {
+                       std::string_view box) const {
   using S = Revealed::State;
-  if (nonce.size() != kNonceBytes || ciphertext.size() < kTagBytes) return {S::kDamaged, {}};
+  if (box.size() < BoxBytes(0)) return {S::kDamaged, {}};
   std::string key;
   {
     std::shared_lock lock(mu_);
-    auto it = keys_.find(std::string(subject));
+    auto it = keys_.find(subject);
     if (it == keys_.end()) return {S::kErased, {}};
     key = it->second;
   }
+  const size_t size = box.size() - BoxBytes(0);
   unsigned char tag[kTagBytes];
-  std::memcpy(tag, ciphertext.data() + ciphertext.size() - kTagBytes, kTagBytes);
-  ciphertext.remove_suffix(kTagBytes);
-  Revealed out{S::kOpened, {}};
+  std::memcpy(tag, box.data() + kNonceBytes + size, kTagBytes);
+  Revealed out{S::kOpened, std::string(size, '\0')};
   const bool opened =
-      Gcm(false, key, nonce, AssociatedData(subject, seq, field), ciphertext, &out.text, tag);
+      Gcm(false, key, Bytes(box), AssociatedData(subject, seq, field), Bytes(box) + kNonceBytes,
+          size, reinterpret_cast<unsigned char*>(out.text.data()), tag);
   OPENSSL_cleanse(key.data(), key.size());
   if (!opened) return {S::kDamaged, {}};
   return out;
@@ -399,7 +410,7 @@ Revealed KeyRing::Reveal(std::string_view stored) const {
   std::string raw;
   auto p = ParseToken(stored, &raw);
   if (!p) return {Revealed::State::kDamaged, {}};
-  return Open(p->subject, p->seq, p->field, p->nonce, p->ciphertext);
+  return Open(p->subject, p->seq, p->field, p->box);
 }
 
 Status KeyRing::Erase(std::string_view subject) {
@@ -423,7 +434,7 @@ void KeyRing::Forget(std::string_view subject) {
 
 bool KeyRing::IsErased(std::string_view subject) const {
   std::shared_lock lock(mu_);
-  return erased_.count(std::string(subject)) > 0;
+  return erased_.contains(subject);
 }
 
 std::vector<std::string> KeyRing::Subjects() const {
@@ -550,7 +561,7 @@ Revealed RevealHere(const KeyRing& ring, uint64_t seq, PersonalField field) {
   auto ev = (*decoded)->event();
   for (auto s : ev.getSealed()) {
     if (s.getField() != field) continue;
-    return ring.Open(View(s.getSubject()), seq, field, View(s.getNonce()), View(s.getCiphertext()));
+    return ring.Open(View(s.getSubject()), seq, field, View(s.getBox()));
   }
   return {Revealed::State::kDamaged, {}};
 }

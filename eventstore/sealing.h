@@ -63,11 +63,13 @@ inline constexpr std::string_view kSealedHere =
 
 // A sealed field as folds and snapshots keep it: 0xFF 'S', then in base64
 // (RFC 4648, padded) the seq (8 bytes, big-endian), the field (1 byte), the
-// subject's length (1 byte) and bytes, the nonce (12 bytes), and the
-// ciphertext with its tag. Never valid UTF-8, so no text written through
-// the API can be taken for one, and free of NULs, so it is a Cap'n Proto text.
+// subject's length (1 byte) and bytes, and the box (nonce, ciphertext,
+// tag). Never valid UTF-8, so no text written through the API can be taken
+// for one, and free of NULs, so it is a Cap'n Proto text.
 std::string SealedToken(uint64_t seq, PersonalField field, std::string_view subject,
-                        std::string_view nonce, std::string_view ciphertext);
+                        std::string_view box);
+// The token of `entry`, sealed in the event at `seq`.
+std::string SealedToken(uint64_t seq, schema::SealedText::Reader entry);
 // A token or the mark kSealedHere.
 bool IsSealedToken(std::string_view stored);
 // The subject a token is sealed under (empty for plain text or a malformed token).
@@ -104,17 +106,16 @@ class KeyRing {
   // subject erased (nothing personal is written for it again), and then
   // no key is made.
   Status Prepare(const std::vector<std::string_view>& subjects);
-  // `plain` sealed under `subject`'s key (Prepare first) for `field` of the
-  // event at `seq`: the nonce and the ciphertext with its tag.
-  struct Sealed {
-    std::string nonce;
-    std::string ciphertext;
-  };
-  Result<Sealed> Seal(std::string_view subject, uint64_t seq, PersonalField field,
-                      std::string_view plain) const;
-  // Opens `nonce`/`ciphertext` of `field` at `seq` under `subject`'s key.
-  Revealed Open(std::string_view subject, uint64_t seq, PersonalField field, std::string_view nonce,
-                std::string_view ciphertext) const;
+  // The size of the box that seals a text of `plain_bytes`: a 12-byte
+  // nonce, the ciphertext, a 16-byte tag.
+  static size_t BoxBytes(size_t plain_bytes);
+  // Seals `plain` under `subject`'s key (Prepare first) for `field` of the
+  // event at `seq` into `box`, of BoxBytes(plain.size()) bytes.
+  Status Seal(std::string_view subject, uint64_t seq, PersonalField field, std::string_view plain,
+              kj::ArrayPtr<kj::byte> box) const;
+  // Opens the `box` of `field` at `seq` under `subject`'s key.
+  Revealed Open(std::string_view subject, uint64_t seq, PersonalField field,
+                std::string_view box) const;
   // A stored text as it shows: plain text as it is, a token opened.
   Revealed Reveal(std::string_view stored) const;
 
@@ -149,9 +150,14 @@ class KeyRing {
   KeyStore* store_;
   uint64_t instance_ = 0;    // random, per Open: a version never repeats across restarts
   uint64_t generation_ = 0;  // keys made and subjects erased since Open
+  // Looked up by string_view, without a copy: the writer looks up a
+  // subject for every field it seals.
+  struct Hash : std::hash<std::string_view> {
+    using is_transparent = void;
+  };
   mutable std::shared_mutex mu_;
-  std::unordered_map<std::string, std::string> keys_;  // subject → 32-byte key
-  std::unordered_set<std::string> erased_;
+  std::unordered_map<std::string, std::string, Hash, std::equal_to<>> keys_;  // subject → key
+  std::unordered_set<std::string, Hash, std::equal_to<>> erased_;
 };
 
 // The log is the authority on erasures: deletes again the key of every

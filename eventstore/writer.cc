@@ -178,14 +178,11 @@ Status EventStore::Impl::SealPersonal(std::vector<EventDraft>& drafts, uint64_t 
     auto list = ev.initSealed(static_cast<unsigned>(personal.size()));
     for (size_t i = 0; i < personal.size(); ++i) {
       const auto& p = personal[i];
-      OKR_ASSIGN_OR_RETURN(auto sealed, ring->Seal(p.subject, first_seq + k, p.field, p.text));
       auto entry = list[static_cast<unsigned>(i)];
       entry.setField(p.field);
       entry.setSubject(p.subject);
-      entry.setNonce(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(sealed.nonce.data()),
-                                         sealed.nonce.size()));
-      entry.setCiphertext(capnp::Data::Reader(
-          reinterpret_cast<const kj::byte*>(sealed.ciphertext.data()), sealed.ciphertext.size()));
+      auto box = entry.initBox(static_cast<unsigned>(KeyRing::BoxBytes(p.text.size())));
+      OKR_RETURN_IF_ERROR(ring->Seal(p.subject, first_seq + k, p.field, p.text, box));
     }
   }
   return Status::Ok();

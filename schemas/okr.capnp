@@ -120,8 +120,8 @@ enum PersonalField {
 struct SealedText {
   field @0 :PersonalField;
   subject @1 :Text;           # the person unit whose key seals it
-  nonce @2 :Data;             # 12 random bytes, the AES-GCM IV
-  ciphertext @3 :Data;        # AES-256-GCM of the UTF-8 text, then the 16-byte tag
+  box @2 :Data;               # AES-256-GCM of the UTF-8 text: the 12-byte
+                              # random nonce, the ciphertext, the 16-byte tag
 }
 
 # An erasure (SPEC §10): the subject's key was deleted, so every field

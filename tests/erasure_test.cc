@@ -434,12 +434,13 @@ TEST_F(Erasure, AFlippedCiphertextByteIsReportedNeverShown) {
   ASSERT_GT(seq, 0u);
   auto decoded = DecodedEvent::Decode(bytes);
   ASSERT_TRUE(decoded.ok());
-  auto ct = (*decoded)->event().getSealed()[0].getCiphertext();
+  auto box = (*decoded)->event().getSealed()[0].getBox();
   std::string flipped = bytes;
-  const std::string original(reinterpret_cast<const char*>(ct.begin()), ct.size());
+  const std::string original(reinterpret_cast<const char*>(box.begin()), box.size());
   const size_t pos = flipped.find(original);
   ASSERT_NE(pos, std::string::npos);
-  flipped[pos + 3] = static_cast<char>(flipped[pos + 3] ^ 0x01);
+  // Past the 12-byte nonce: a byte of the ciphertext itself.
+  flipped[pos + 12 + 3] = static_cast<char>(flipped[pos + 12 + 3] ^ 0x01);
   std::string out;
   ASSERT_EQ(testing::RunCommand(std::string(OKR_LDB_PATH) + " --db=" + data +
                                     " --column_family=events put --hex 0x" +

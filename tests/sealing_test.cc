@@ -120,23 +120,27 @@ TEST(Sealing, BindsEachCiphertextToItsSeqFieldAndSubject) {
   auto bytes = [](capnp::Data::Reader d) {
     return std::string(reinterpret_cast<const char*>(d.begin()), d.size());
   };
-  const std::string nonce = bytes(entry.getNonce()), ct = bytes(entry.getCiphertext());
+  const std::string box = bytes(entry.getBox());
   ASSERT_EQ(entry.getField(), PF::NOTE);
-  EXPECT_EQ(s.ring->Open("p-4821", 2, PF::NOTE, nonce, ct).text, kNote);
+  ASSERT_EQ(box.size(), KeyRing::BoxBytes(std::string_view(kNote).size()));
+  EXPECT_EQ(s.ring->Open("p-4821", 2, PF::NOTE, box).text, kNote);
   // Moved to another event, field or subject, it no longer authenticates.
-  EXPECT_EQ(s.ring->Open("p-4821", 3, PF::NOTE, nonce, ct).state, State::kDamaged);
-  EXPECT_EQ(s.ring->Open("p-4821", 2, PF::TEXT, nonce, ct).state, State::kDamaged);
+  EXPECT_EQ(s.ring->Open("p-4821", 3, PF::NOTE, box).state, State::kDamaged);
+  EXPECT_EQ(s.ring->Open("p-4821", 2, PF::TEXT, box).state, State::kDamaged);
   ASSERT_TRUE(s.ring->Prepare({"p-9"}).ok());
-  EXPECT_EQ(s.ring->Open("p-9", 2, PF::NOTE, nonce, ct).state, State::kDamaged);
-  // One flipped bit of the ciphertext or its tag: damaged, never garbage.
-  for (size_t i : {size_t{0}, ct.size() - 1}) {
-    std::string flipped = ct;
+  EXPECT_EQ(s.ring->Open("p-9", 2, PF::NOTE, box).state, State::kDamaged);
+  // One flipped bit of the nonce, the ciphertext or the tag: damaged, never
+  // garbage; and so is a box cut short.
+  for (size_t i : {size_t{0}, size_t{12}, box.size() - 1}) {
+    std::string flipped = box;
     flipped[i] = static_cast<char>(flipped[i] ^ 1);
-    Revealed r = s.ring->Open("p-4821", 2, PF::NOTE, nonce, flipped);
+    Revealed r = s.ring->Open("p-4821", 2, PF::NOTE, flipped);
     EXPECT_EQ(r.state, State::kDamaged) << i;
     EXPECT_EQ(r.text, "");
   }
-  std::string token = SealedToken(2, PF::NOTE, "p-4821", nonce, ct);
+  EXPECT_EQ(s.ring->Open("p-4821", 2, PF::NOTE, box.substr(0, KeyRing::BoxBytes(0) - 1)).state,
+            State::kDamaged);
+  std::string token = SealedToken(2, PF::NOTE, "p-4821", box);
   token[token.size() / 2] = token[token.size() / 2] == 'A' ? 'B' : 'A';
   EXPECT_EQ(Reveal(token).state, State::kDamaged);
   EXPECT_EQ(Reveal("\xff"

@@ -2,7 +2,7 @@
 // plain RocksDB doing the same work, in one run.
 //
 //   bench_eventstore [--seconds S] [--events N] [--threads 1,16,64] [--dir PARENT] [--quick]
-//                    [--merkle-only] [--tree-model]
+//                    [--merkle-only] [--tree-model] [--sealing]
 //
 // Measures, on real RocksDB on disk:
 //   a) raw RocksDB: N threads each Put one stored-event-sized value with
@@ -16,6 +16,10 @@
 //      Proto reader over an aligned copy) versus EventStore::Scan +
 //      DecodedEvent::Decode;
 //   e) EventStore::Verify over the same log;
+// --sealing measures instead what sealing personal fields (SPEC §10) costs
+// the append: each check-in's note sealed under one of 5,000 subjects'
+// keys, against the same check-ins plain, in alternating rounds, on logs
+// of --events events built first (each the same way, plain or sealed).
 // then "what-if" rows (the replay and the verify loop with a cheaper but
 // equally strict decode check, see below) and, in memory, the cost per event
 // of each step of decoding and hashing, and of the Merkle tree: LeafHash +
@@ -68,7 +72,9 @@
 #include "eventstore/event_codec.h"
 #include "eventstore/event_store.h"
 #include "eventstore/format.h"
+#include "eventstore/keystore.h"
 #include "eventstore/merkle.h"
+#include "eventstore/sealing.h"
 
 namespace {
 
@@ -99,12 +105,14 @@ struct Config {
   bool quick = false;
   bool merkle_only = false;
   bool tree_model = false;
+  bool sealing = false;
 };
 
 void Usage(FILE* out) {
   std::fprintf(out,
                "usage: bench_eventstore [--seconds S] [--events N] [--threads 1,16,64]\n"
                "                        [--dir PARENT] [--quick] [--merkle-only] [--tree-model]\n"
+               "                        [--sealing]\n"
                "  --seconds S   duration of each write measurement (default 3)\n"
                "  --events N    events in the replay/verify log (default 1000000)\n"
                "  --threads L   writer concurrencies, comma-separated (default 1,16,64)\n"
@@ -162,6 +170,8 @@ Config ParseArgs(int argc, char** argv) {
         config.merkle_only = true;
       } else if (arg == "--tree-model") {
         config.tree_model = true;
+      } else if (arg == "--sealing") {
+        config.sealing = true;
       } else if (arg == "--help" || arg == "-h") {
         Usage(stdout);
         std::exit(0);
@@ -306,8 +316,10 @@ class CpuMeter {
 // (tests/test_support.cc), with fixed-width ids (key results "kr-0042",
 // check-ins "ci07-0000001234") so every event has the same size.
 
+// With a `subject`, the note is sealed under that subject's key (when the
+// store has a key ring; SPEC §10), as okrd seals what a person writes.
 okr::EventDraft CheckInDraft(std::string_view actor, std::string_view kr, std::string_view check_in,
-                             double value, std::string_view note = "weekly check-in") {
+                             double value, std::string_view subject = "") {
   okr::EventDraft draft(actor, kr);
   auto body = draft.event().initCheckInRecorded();
   body.setCheckIn(std::string(check_in));
@@ -315,9 +327,18 @@ okr::EventDraft CheckInDraft(std::string_view actor, std::string_view kr, std::s
   body.setHasConfidence(true);
   body.setConfidence(0.8);
   body.setStatus(okr::schema::CheckInStatus::ON_TRACK);
-  body.setNote(std::string(note));
+  draft.SetPersonal(okr::schema::PersonalField::NOTE, "weekly check-in", subject);
   body.setMeasuredAt(1782900000000000);
   return draft;
+}
+
+// The subjects whose keys seal the notes with --sealing: an organisation
+// of 5,000 people, "p-0000" to "p-4999".
+constexpr uint64_t kSubjects = 5000;
+std::string SubjectId(uint64_t n) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "p-%04llu", static_cast<unsigned long long>(n % kSubjects));
+  return buf;
 }
 
 std::string KrId(uint64_t n) {
@@ -556,10 +577,12 @@ class RawWriter {
 // ---------------------------------------------------------------------------
 // The store.
 
-std::unique_ptr<okr::EventStore> OpenStore(const std::string& path, bool read_only = false) {
+std::unique_ptr<okr::EventStore> OpenStore(const std::string& path, bool read_only = false,
+                                           okr::KeyRing* ring = nullptr) {
   okr::OpenOptions options;
   options.read_only = read_only;
   options.create_if_missing = !read_only;
+  options.key_ring = ring;
   auto store = okr::EventStore::Open(path, options);
   Check(store.status(), "open event store");
   return std::move(*store);
@@ -582,21 +605,56 @@ std::string ProbeStoredEvent(const ScratchDir& scratch) {
   return bytes;
 }
 
-// N threads, each appending check-ins to its own key result, one per append.
+// A key store beside `path` (path + ".keys") and its ring, holding the
+// keys of every subject (made when their person units are, in okrd).
+struct Keys {
+  explicit Keys(const std::string& path) : path_(path + ".keys") {
+    auto store = okr::KeyStore::Open(path_);
+    Check(store.status(), "open key store");
+    store_ = std::move(*store);
+    auto ring = okr::KeyRing::Open(store_.get());
+    Check(ring.status(), "open key ring");
+    ring_ = std::move(*ring);
+    std::vector<std::string> ids;
+    for (uint64_t n = 0; n < kSubjects; ++n) ids.push_back(SubjectId(n));
+    Check(ring_->Prepare(std::vector<std::string_view>(ids.begin(), ids.end())), "make keys");
+  }
+  ~Keys() {
+    ring_.reset();
+    store_.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  okr::KeyRing* ring() { return ring_.get(); }
+
+ private:
+  std::string path_;
+  std::unique_ptr<okr::KeyStore> store_;
+  std::unique_ptr<okr::KeyRing> ring_;
+};
+
+// N threads, each appending check-ins to its own key result, one per
+// append; with a key ring, each note sealed under a subject's key.
 class StoreWriter {
  public:
-  StoreWriter(const std::string& path, int threads) : path_(path), counters_(threads, 0) {
-    store_ = OpenStore(path);
+  StoreWriter(const std::string& path, int threads, okr::KeyRing* ring = nullptr)
+      : path_(path), sealed_(ring != nullptr) {
+    store_ = OpenStore(path, false, ring);
+    // Check-in ids new to the log: numbered from its head on.
+    counters_.assign(static_cast<size_t>(threads), store_->head().seq);
     for (int t = 0; t < threads; ++t) krs_.push_back(KrId(t));
   }
   ~StoreWriter() {
     store_.reset();
     std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
+    if (remove_) std::filesystem::remove_all(path_, ec);
   }
+  void KeepLog() { remove_ = false; }
 
   uint64_t Op(int t) {
-    auto draft = CheckInDraft("bench", krs_[t], CheckInId(t, counters_[t]++), 42.5);
+    const uint64_t n = counters_[t]++;
+    auto draft = CheckInDraft("bench", krs_[t], CheckInId(t, n), 42.5,
+                              sealed_ ? SubjectId(n * 64 + static_cast<uint64_t>(t)) : "");
     Check(store_->Append(OneEvent(std::move(draft))).status(), "append");
     return 1;
   }
@@ -604,6 +662,8 @@ class StoreWriter {
 
  private:
   std::string path_;
+  bool sealed_;
+  bool remove_ = true;
   std::unique_ptr<okr::EventStore> store_;
   std::vector<std::string> krs_;
   std::vector<uint64_t> counters_;
@@ -615,8 +675,8 @@ struct BuildResult {
   double rate = 0;    // events/s
   double cpu_us = 0;  // of the whole process, per event
 };
-BuildResult BuildLog(const std::string& path, uint64_t events) {
-  auto store = OpenStore(path);
+BuildResult BuildLog(const std::string& path, uint64_t events, okr::KeyRing* ring = nullptr) {
+  auto store = OpenStore(path, false, ring);
   constexpr uint64_t kEntities = 1000;
   const uint64_t per_append = okr::kMaxEventsPerAppend;
   std::atomic<uint64_t> next{0};
@@ -634,7 +694,8 @@ BuildResult BuildLog(const std::string& path, uint64_t events) {
         request.events.reserve(n);
         for (uint64_t i = first; i < first + n; ++i) {
           request.events.push_back(CheckInDraft("bench", KrId(i % kEntities), CheckInId(t, i),
-                                                static_cast<double>(i % 100)));
+                                                static_cast<double>(i % 100),
+                                                ring != nullptr ? SubjectId(i) : ""));
         }
         Check(store->Append(std::move(request)).status(), "build append");
       }
@@ -1194,6 +1255,35 @@ void PrintMerkle(const std::vector<MerkleCost>& costs, FILE* out) {
   }
 }
 
+// --sealing: the append of sealed check-ins beside plain ones, on two logs
+// of `config.events` events, built first (that build's rate: the bulk
+// append, 1,000 events per append), then extended by 1-event appends at
+// each concurrency, the two alternating round by round.
+void SealingSection(const ScratchDir& scratch, const Config& config) {
+  const std::string plain_log = scratch.Fresh("plain"), sealed_log = scratch.Fresh("sealed");
+  Keys keys(sealed_log);
+  const BuildResult plain_build = BuildLog(plain_log, config.events);
+  const BuildResult sealed_build = BuildLog(sealed_log, config.events, keys.ring());
+  Add({"bulk append, 1000 events, plain", "2", plain_build.rate, NAN, "", NAN, NAN, "", "",
+       plain_build.cpu_us});
+  const double bulk = sealed_build.rate / plain_build.rate;
+  Add({"bulk append, 1000 events, sealed", "2", sealed_build.rate, bulk, "plain", NAN, NAN,
+       Target(bulk >= 0.85, "cost <= 15 %"), "", sealed_build.cpu_us});
+  for (int n : config.threads) {
+    StoreWriter plain(plain_log, n), sealed(sealed_log, n, keys.ring());
+    plain.KeepLog();
+    sealed.KeepLog();
+    auto [p, s] = Alternate(
+        n, config.seconds, [&](int t) { return plain.Op(t); }, [&](int t) { return sealed.Op(t); });
+    Add({"EventStore::Append, 1 event, plain", std::to_string(n), p.rate(), NAN, "",
+         p.Percentile(50), p.Percentile(99), "", p.Spread(), p.CpuUsPerEvent()});
+    const double ratio = s.rate() / p.rate();
+    Add({"EventStore::Append, 1 event, sealed", std::to_string(n), s.rate(), ratio, "plain",
+         s.Percentile(50), s.Percentile(99), Target(ratio >= 0.85, "cost <= 15 %"), s.Spread(),
+         s.CpuUsPerEvent()});
+  }
+}
+
 int Run(const Config& config) {
   ScratchDir scratch(config.parent);
   std::string fs = FilesystemType(scratch.path());
@@ -1203,6 +1293,13 @@ int Run(const Config& config) {
       fs == "tmpfs" ? " -- WARNING: sync is free on tmpfs, write figures mean little" : "");
 
   std::string event = ProbeStoredEvent(scratch);
+  if (config.sealing) {
+    std::fprintf(stderr, "sealing: logs of %llu events first; %.1f s per write measurement\n\n",
+                 static_cast<unsigned long long>(config.events), config.seconds);
+    PrintHeader(stderr);
+    SealingSection(scratch, config);
+    return 0;
+  }
   if (config.tree_model) {
     TreeModel(scratch, event, config.events);
     return 0;

@@ -14,12 +14,15 @@
 namespace okr {
 
 // Most id lookups are for ids not taken yet: a Bloom filter answers those
-// without reading a block.
+// without reading a block, and one over each memtable's keys without
+// searching its skip list.
 rocksdb::ColumnFamilyOptions EventStore::Impl::IdsOptions() {
   rocksdb::ColumnFamilyOptions o;
   rocksdb::BlockBasedTableOptions table;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  o.memtable_whole_key_filtering = true;
+  o.memtable_prefix_bloom_size_ratio = 0.02;  // of the memtable's 64 MiB: 1.3 MiB of filter
   return o;
 }
 

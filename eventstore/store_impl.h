@@ -145,6 +145,11 @@ class EventStore::Impl {
 
  private:
   // What the writer has decided so far for the batch it is building.
+  // A streams (`ids` false) or ids entry of the batch: key → the event's seq key.
+  struct IndexPut {
+    std::string key, seq_key;
+    bool ids = false;
+  };
   struct BatchState {
     rocksdb::WriteBatch wb;
     Head head;  // the head once the batch is durable
@@ -155,7 +160,8 @@ class EventStore::Impl {
     std::vector<StoredEvent> events;      // the staged events, for the listener
     merkle::Frontier frontier;            // the tree's right edge after the staged events
     std::vector<std::pair<merkle::NodeId, Hash>> completed;  // scratch for PutEvent
-    std::vector<std::string> erased;  // subjects a copied subject.erased erases (a replica's)
+    std::vector<std::string> erased;   // subjects a copied subject.erased erases (a replica's)
+    std::vector<IndexPut> index_puts;  // the streams and ids entries (PutIndexEntries)
   };
   // What staging a stored event needs (append_stored.cc).
   struct StoredLink {
@@ -206,6 +212,7 @@ class EventStore::Impl {
                                  const std::unordered_set<std::string>& created,
                                  EventScratch* scratch);
   Status CommitBatch(BatchState* state, const std::vector<Outcome>& outcomes);
+  void PutIndexEntries(BatchState* state);
   void ReportBatch(const BatchState& state, const std::vector<Outcome>& outcomes, int64_t write_us,
                    const Status& written) const;
   Result<uint64_t> CurrentVersion(const std::string& entity,
@@ -304,6 +311,10 @@ class EventStore::Impl {
   // committed version of every entity it has looked at.
   Head writer_head_;
   merkle::Frontier frontier_;  // the right edge of the tree of writer_head_
+  // The last batch's WriteBatch, emptied, its buffer kept for the next
+  // (ProcessBatch): a buffer of a bulk batch is larger than the heap's
+  // mmap threshold, and a new one would be mapped and faulted in again.
+  rocksdb::WriteBatch spare_wb_;
   std::unordered_map<std::string, uint64_t> versions_;
   uint64_t pruned_through_ = 0;      // meta/idempotency_pruned
   int64_t prune_not_before_us_ = 0;  // no record expires before this

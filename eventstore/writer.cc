@@ -7,6 +7,7 @@
 #include <cassert>
 #include <chrono>
 #include <cstring>
+#include <tuple>
 
 #include "eventstore/format.h"
 #include "eventstore/sealing.h"
@@ -83,6 +84,7 @@ void EventStore::Impl::ProcessBatch(const std::vector<Pending*>& batch) {
   std::vector<Outcome> outcomes;
   outcomes.reserve(batch.size());
   BatchState state;
+  state.wb = std::move(spare_wb_);
   state.head = writer_head_;
   state.frontier = frontier_;
   for (Pending* pending : batch) {
@@ -97,6 +99,15 @@ void EventStore::Impl::ProcessBatch(const std::vector<Pending*>& batch) {
   for (size_t i = 0; i < batch.size(); ++i) {
     if (outcomes[i].needs_write && !written.ok()) outcomes[i].result = written;
     batch[i]->done.set_value(std::move(outcomes[i].result));
+  }
+  // A moved-from WriteBatch has no header: the next batch gets a cleared
+  // one or a new one.
+  constexpr size_t kMostKeptBytes = 64 << 20;
+  if (state.wb.Data().capacity() <= kMostKeptBytes) {
+    state.wb.Clear();
+    spare_wb_ = std::move(state.wb);
+  } else {
+    spare_wb_ = rocksdb::WriteBatch();
   }
 }
 
@@ -265,12 +276,25 @@ void EventStore::Impl::PutEvent(uint64_t seq, std::string bytes, std::string_vie
                                 uint64_t version, std::string_view created_id, BatchState* state) {
   std::string key = format::SeqKey(seq);
   state->wb.Put(events_, key, bytes);
-  state->wb.Put(streams_, format::StreamKey(entity, version), key);
-  if (!created_id.empty()) state->wb.Put(ids_, created_id, key);
+  state->index_puts.push_back({format::StreamKey(entity, version), key, false});
+  if (!created_id.empty()) state->index_puts.push_back({std::string(created_id), key, true});
   state->completed.clear();
   state->frontier.Append(merkle::LeafHash(bytes), &state->completed);
   PutNodes(&state->wb, state->completed);
   state->events.push_back({seq, std::move(bytes)});
+}
+
+// The batch's streams and ids entries, each column family's in key order:
+// a memtable inserts a key from where it inserted the one before, so keys
+// in order cost it a short search each, where keys in the order the
+// events name them (any entity, any id) cost a search from the top.
+void EventStore::Impl::PutIndexEntries(BatchState* state) {
+  auto& puts = state->index_puts;
+  std::sort(puts.begin(), puts.end(), [](const IndexPut& a, const IndexPut& b) {
+    return std::tie(a.ids, a.key) < std::tie(b.ids, b.key);
+  });
+  for (const IndexPut& p : puts) state->wb.Put(p.ids ? ids_ : streams_, p.key, p.seq_key);
+  puts.clear();
 }
 
 // Writes the batch with the new head record in one synced write; only
@@ -281,6 +305,7 @@ Status EventStore::Impl::CommitBatch(BatchState* state, const std::vector<Outcom
   state->head.root = state->frontier.Root();
   const Head& head = state->head;
   assert(head.seq > writer_head_.seq && head.recorded_at_us >= writer_head_.recorded_at_us);
+  PutIndexEntries(state);
   // Expired idempotency records go with the batch.
   uint64_t pruned = PruneIdempotency(head.recorded_at_us, state->keys, &state->wb);
   state->wb.Put(meta_, format::kHeadKey,

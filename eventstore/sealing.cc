@@ -512,9 +512,11 @@ Status EnforceErasures(const EventStore& store, KeyRing* ring,
   return Status::Ok();
 }
 
-Result<uint64_t> EraseSubject(EventStore* store, KeyRing* ring, const std::string& subject,
-                              const std::string& actor, const std::string& reason) {
-  assert(store != nullptr && ring != nullptr && !reason.empty());
+namespace {
+
+// One attempt of EraseSubject, from the person's stream as it reads now.
+Result<uint64_t> EraseOnce(EventStore* store, KeyRing* ring, const std::string& subject,
+                           const std::string& actor, const std::string& reason) {
   OKR_ASSIGN_OR_RETURN(auto events, store->ReadStream(subject));
   bool person = false;
   for (const auto& e : events) {
@@ -535,10 +537,28 @@ Result<uint64_t> EraseSubject(EventStore* store, KeyRing* ring, const std::strin
   AppendRequest request;
   request.events.emplace_back(actor, subject, reason);
   request.events.back().event().initSubjectErased();
-  // The stream as read: a second erasure racing this one finds it erased.
+  // The stream as read: an erasure racing this one moved it (kVersionMismatch).
   request.expected.push_back({subject, events.empty() ? 0 : events.size()});
   OKR_ASSIGN_OR_RETURN(AppendResult appended, store->Append(std::move(request)));
   return appended.last_seq;
+}
+
+}  // namespace
+
+Result<uint64_t> EraseSubject(EventStore* store, KeyRing* ring, const std::string& subject,
+                              const std::string& actor, const std::string& reason) {
+  assert(store != nullptr && ring != nullptr && !reason.empty());
+  // The person's stream moved between the read and the append: read it
+  // again, so the loser of two racing erasures hears of the winner's
+  // (kAlreadyExists naming its seq), and one racing another write erases.
+  constexpr int kAttempts = 3;
+  for (int attempt = 1;; ++attempt) {
+    Result<uint64_t> erased = EraseOnce(store, ring, subject, actor, reason);
+    if (erased.ok() || erased.status().code() != Status::Code::kVersionMismatch ||
+        attempt == kAttempts) {
+      return erased;
+    }
+  }
 }
 
 void InstallKeyRing(const KeyRing* ring, const EventStore* store) {

@@ -175,7 +175,8 @@ Status EnforceErasures(const EventStore& store, KeyRing* ring,
 // refuses new personal data for the subject and a retry appends the event.
 // kNotFound when `subject` is no person unit; kAlreadyExists naming the seq
 // when the log already records its erasure (the key is erased again all
-// the same). The seq of the new event.
+// the same), as the loser of two racing erasures hears. The seq of the
+// new event.
 Result<uint64_t> EraseSubject(EventStore* store, KeyRing* ring, const std::string& subject,
                               const std::string& actor, const std::string& reason);
 

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "eventstore/event_codec.h"
@@ -407,6 +408,37 @@ TEST_F(Erasure, BadErasuresAndWritesForAnErasedPersonChangeNothing) {
       okrd_.Post("/v1/key-results/kr-1/check-ins", {{"value", 7}, {"note", "back"}}, kPerson.token);
   EXPECT_EQ(back.status, 409) << back;
   EXPECT_EQ(okrd_.HeadSeq(), now);
+}
+
+// Two administrators (or one clicking twice) erase the same person at the
+// same moment: one erasure is recorded, every other answer is a 409 that
+// names it, and the person reads as erased either way.
+TEST_F(Erasure, ErasuresRacingForOnePersonRecordOne) {
+  const uint64_t head = okrd_.HeadSeq();
+  constexpr int kRacers = 6;
+  std::vector<Reply> replies(kRacers);
+  std::vector<std::thread> racers;
+  for (int i = 0; i < kRacers; ++i) {
+    racers.emplace_back([&, i] {
+      replies[i] = Erase({{"subject", "p-4821"}, {"reason", "request " + std::to_string(130 + i)}});
+    });
+  }
+  for (auto& t : racers) t.join();
+  int recorded = 0;
+  for (const Reply& r : replies) {
+    if (r.status == 201) {
+      ++recorded;
+      EXPECT_EQ(r.u("seq"), head + 1) << r;
+    } else {
+      EXPECT_EQ(r.status, 409) << r;
+      EXPECT_NE(r.body.find("seq " + std::to_string(head + 1)), std::string::npos) << r;
+    }
+  }
+  EXPECT_EQ(recorded, 1);
+  EXPECT_EQ(okrd_.HeadSeq(), head + 1);
+  Reply unit = Want(okrd_.Get("/v1/units/p-4821", kAuditor.token), 200);
+  EXPECT_TRUE(unit.json["name"].is_null()) << unit;
+  EXPECT_EQ(unit.json["erased"], true) << unit;
 }
 
 TEST_F(Erasure, AFlippedCiphertextByteIsReportedNeverShown) {

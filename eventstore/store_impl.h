@@ -144,12 +144,12 @@ class EventStore::Impl {
                                const std::function<void(uint64_t, uint64_t)>& progress);
 
  private:
-  // What the writer has decided so far for the batch it is building.
   // A streams (`ids` false) or ids entry of the batch: key → the event's seq key.
   struct IndexPut {
     std::string key, seq_key;
     bool ids = false;
   };
+  // What the writer has decided so far for the batch it is building.
   struct BatchState {
     rocksdb::WriteBatch wb;
     Head head;  // the head once the batch is durable

@@ -1,52 +1,101 @@
 // The snapshots column family: projected state keyed by the seq it
 // reflects. A cache: losing or deleting snapshots changes no answer.
+#include <rocksdb/sst_file_writer.h>
 #include <rocksdb/write_batch.h>
 
+#include <atomic>
 #include <cassert>
 
 #include "eventstore/format.h"
 #include "eventstore/store_impl.h"
 
 namespace okr {
+namespace {
 
+// A snapshot's table file before it is ingested. Not a name RocksDB gives
+// its own files, so a crash between writing and ingesting leaves one that
+// RocksDB ignores and the next writable open removes.
+constexpr std::string_view kSnapshotFilePrefix = "snapshot-";
+constexpr std::string_view kSnapshotFileSuffix = ".sst.pending";
+
+// Unique within the process, so two snapshots written at once (of one
+// seq, even) never share a file.
+std::string SnapshotFilePath(const std::string& db_dir, uint64_t seq) {
+  static std::atomic<uint64_t> written{0};
+  return db_dir + "/" + std::string(kSnapshotFilePrefix) + std::to_string(seq) + "-" +
+         std::to_string(written.fetch_add(1)) + std::string(kSnapshotFileSuffix);
+}
+
+}  // namespace
+
+// A snapshot at a million events is hundreds of megabytes. Put through the
+// write path in one batch it held RocksDB's write queue for seconds, and
+// every append waited behind it; in several batches it would fill the
+// column family's memtables faster than they are flushed, and RocksDB
+// stalls every write when they are full. So it is written as a table file
+// beside the log, off the write path, and ingested: the appends wait only
+// for the ingestion's few milliseconds, and a reader sees the snapshot
+// whole or not at all, also after a crash.
 Status EventStore::Impl::PutSnapshot(uint64_t seq, const std::vector<std::string>& parts,
                                      size_t keep) {
   if (options_.read_only) return Status::Invalid("the log is open read-only");
   if (parts.empty() || parts.size() > UINT32_MAX) return Status::Invalid("a snapshot needs parts");
-  rocksdb::WriteBatch batch;
-  for (size_t i = 0; i < parts.size(); ++i) {
-    batch.Put(snapshots_, format::SnapshotKey(seq, static_cast<uint32_t>(i)),
-              rocksdb::Slice(parts[i].data(), parts[i].size()));
-  }
-  // Parts a snapshot stored earlier under this seq had beyond these go.
-  batch.Delete(snapshots_, format::SeqKey(seq));
-  batch.DeleteRange(snapshots_, format::SnapshotKey(seq, static_cast<uint32_t>(parts.size())),
-                    format::SeqKey(seq + 1));
-  // Older snapshots only cost space: keep the newest `keep`, counting this
-  // one. Each step back reads one part, not every part of every snapshot.
+  // Anything stored under this seq before (parts beyond these, or an older
+  // okrd's one-value snapshot) goes first: the table file holds only parts.
+  rocksdb::WriteBatch before;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), snapshots_));
-  uint64_t oldest_kept = seq;
-  for (size_t kept = 1; oldest_kept > 0; ++kept) {
-    it->SeekForPrev(format::SnapshotKey(oldest_kept - 1, UINT32_MAX));
-    uint64_t before = 0;
-    if (!it->Valid() || !format::ParseSnapshotKey(View(it->key()), &before)) break;
-    if (kept >= keep) {
-      batch.DeleteRange(snapshots_, format::SeqKey(0), format::SeqKey(oldest_kept));
-      break;
-    }
-    oldest_kept = before;
+  it->Seek(format::SeqKey(seq));
+  if (it->Valid() && it->key().starts_with(format::SeqKey(seq))) {
+    before.DeleteRange(snapshots_, format::SeqKey(seq), format::SeqKey(seq + 1));
   }
   if (!it->status().ok()) return FromRocks(it->status());
-  // Not logged: a snapshot lost in a crash is rebuilt from the log. Through
-  // the WAL, its tens of megabytes would be synced by the next append's
-  // sync, and every append in that batch would wait for them.
   rocksdb::WriteOptions wo;
-  wo.disableWAL = true;
-  OKR_RETURN_IF_ERROR(FromRocks(db_->Write(wo, &batch)));
+  wo.disableWAL = true;  // a cache: nothing here needs the log's sync
+  if (before.Count() > 0) OKR_RETURN_IF_ERROR(FromRocks(db_->Write(wo, &before)));
+
+  const std::string path = SnapshotFilePath(db_->GetName(), seq);
+  const rocksdb::Options table_options = db_->GetOptions(snapshots_);
+  rocksdb::EnvOptions env_options(table_options);
+  env_options.bytes_per_sync = 1 << 20;  // written back as it goes, not in one burst at the end
+  {
+    rocksdb::SstFileWriter file(env_options, table_options, snapshots_);
+    Status st = FromRocks(file.Open(path));
+    for (size_t i = 0; st.ok() && i < parts.size(); ++i) {
+      st = FromRocks(file.Put(format::SnapshotKey(seq, static_cast<uint32_t>(i)),
+                              rocksdb::Slice(parts[i].data(), parts[i].size())));
+    }
+    if (st.ok()) st = FromRocks(file.Finish());
+    if (!st.ok()) {
+      db_->GetEnv()->DeleteFile(path).PermitUncheckedError();
+      return st;
+    }
+  }
+  rocksdb::IngestExternalFileOptions ingest;
+  ingest.move_files = true;  // linked into the database, not copied
+  if (Status st = FromRocks(db_->IngestExternalFile(snapshots_, {path}, ingest)); !st.ok()) {
+    db_->GetEnv()->DeleteFile(path).PermitUncheckedError();
+    return st;
+  }
   uint64_t newest = newest_snapshot_seq_.load();
   while (seq > newest && !newest_snapshot_seq_.compare_exchange_weak(newest, seq)) {
   }
-  return Status::Ok();
+
+  // Older snapshots only cost space: keep the newest `keep`, counting this
+  // one. Each step back reads one part, not every part of every snapshot.
+  it.reset(db_->NewIterator(rocksdb::ReadOptions(), snapshots_));
+  uint64_t oldest_kept = seq;
+  for (size_t kept = 1; oldest_kept > 0; ++kept) {
+    it->SeekForPrev(format::SnapshotKey(oldest_kept - 1, UINT32_MAX));
+    uint64_t older = 0;
+    if (!it->Valid() || !format::ParseSnapshotKey(View(it->key()), &older)) break;
+    if (kept >= keep) {
+      rocksdb::WriteBatch drop;
+      drop.DeleteRange(snapshots_, format::SeqKey(0), format::SeqKey(oldest_kept));
+      return FromRocks(db_->Write(wo, &drop));
+    }
+    oldest_kept = older;
+  }
+  return FromRocks(it->status());
 }
 
 Result<uint64_t> EventStore::Impl::ReadSnapshot(
@@ -90,8 +139,20 @@ Status EventStore::Impl::DeleteSnapshots() {
 }
 
 // Once, at open. Snapshots are a cache: one that cannot be read counts as
-// none, and never stops the log from opening.
+// none, and never stops the log from opening. A writable open also removes
+// the table files of snapshots a crash kept from being ingested.
 void EventStore::Impl::RecoverNewestSnapshotSeq() {
+  if (!options_.read_only) {
+    rocksdb::Env* env = db_->GetEnv();
+    std::vector<std::string> children;
+    if (env->GetChildren(db_->GetName(), &children).ok()) {
+      for (const std::string& name : children) {
+        if (name.starts_with(kSnapshotFilePrefix) && name.ends_with(kSnapshotFileSuffix)) {
+          env->DeleteFile(db_->GetName() + "/" + name).PermitUncheckedError();
+        }
+      }
+    }
+  }
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), snapshots_));
   it->SeekToLast();
   uint64_t seq = 0;

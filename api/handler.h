@@ -219,6 +219,7 @@ class Server::Routes {
   // --- the log's Merkle tree: key, checkpoints, proofs (tree_routes.cc) ---
   std::optional<uint64_t> PinnedTreeSize(const Call& c, const Route& route);
   Result<std::string> SignedNote(uint64_t size, Hash* root);
+  StreamOptions StreamsOptions();
   // A review's checkpoint at `size`: signed here, or on a replica the
   // primary's kept one covering it (null when there is none).
   Result<nlohmann::json> CheckpointJson(uint64_t size);

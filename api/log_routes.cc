@@ -242,7 +242,7 @@ void Server::Routes::ListEvents(Call& c) {
     auto ev = (*decoded)->event();
     if (!filter->Keeps(ev)) return true;
     items.push_back(AuditEventJson(ev));
-    if (filter->raw) items.back()["raw"] = Base64Encode(bytes);
+    if (filter->raw) AddStoredBytes(bytes, &items.back());
     return true;
   });
   if (!s.ok()) return c.Fail(s);

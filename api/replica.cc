@@ -18,9 +18,67 @@ namespace okr::api {
 namespace {
 
 constexpr int kConnectTimeoutSeconds = 5;
+// Longer than the stream's heartbeat (15 s by default): a stream silent
+// for this long is taken as broken.
 constexpr int kReadTimeoutSeconds = 30;
 constexpr size_t kRefusalBytes = 300;  // of a refusal's body, kept for the state's problem
-constexpr auto kCheckpointEvery = std::chrono::seconds(1);  // at most, asking the primary to sign
+// A stream's block holds one event: its bytes in base64 and its JSON.
+constexpr size_t kMaxBlockBytes = 4 * format::kMaxEventBytes + (1u << 20);
+
+// The blocks of a Server-Sent Events answer (each ends at an empty line),
+// however its bytes are split on arrival.
+class SseBlocks {
+ public:
+  struct Block {
+    std::string event, data;
+    std::optional<std::string> comment;  // a block of one comment line
+  };
+
+  // Takes the next bytes and calls `fn` for each block they complete,
+  // until it returns false; false then, or when a block grows past
+  // kMaxBlockBytes (too_large() says so).
+  bool Feed(std::string_view bytes, const std::function<bool(const Block&)>& fn) {
+    pending_.append(bytes);
+    size_t start = 0;
+    bool go_on = true;
+    for (size_t end; go_on && (end = pending_.find("\n\n", start)) != std::string::npos;
+         start = end + 2) {
+      go_on = fn(Parse(std::string_view(pending_).substr(start, end - start)));
+    }
+    pending_.erase(0, start);
+    too_large_ = pending_.size() > kMaxBlockBytes;
+    return go_on && !too_large_;
+  }
+  bool too_large() const { return too_large_; }
+
+ private:
+  static Block Parse(std::string_view text) {
+    Block block;
+    while (!text.empty()) {
+      const size_t nl = text.find('\n');
+      std::string_view line = text.substr(0, nl);
+      text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+      const size_t colon = line.find(':');
+      std::string_view field = line.substr(0, colon), value;
+      if (colon != std::string_view::npos) {
+        value = line.substr(colon + 1);
+        if (value.starts_with(' ')) value.remove_prefix(1);
+      }
+      if (field.empty()) {
+        block.comment = std::string(value);
+      } else if (field == "event") {
+        block.event = value;
+      } else if (field == "data") {
+        if (!block.data.empty()) block.data += '\n';
+        block.data += value;
+      }
+    }
+    return block;
+  }
+
+  std::string pending_;
+  bool too_large_ = false;
+};
 
 }  // namespace
 
@@ -33,6 +91,8 @@ ReplicaFollower::~ReplicaFollower() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
+    // A read in flight returns at once.
+    for (httplib::Client* client : clients_) client->stop();
   }
   stop_cv_.notify_all();
   thread_.join();
@@ -67,34 +127,44 @@ std::optional<ReplicaFollower::KeptCheckpoint> ReplicaFollower::checkpoint() con
   return checkpoint_;
 }
 
-Status ReplicaFollower::KeepCheckpoint(httplib::Client& client) {
-  const uint64_t size = store_->head().seq;
-  if (size == 0 || size != state().primary_head) return Status::Ok();
-  if (auto kept = checkpoint(); kept && kept->size == size) return Status::Ok();
-  const auto now = std::chrono::steady_clock::now();
-  if (now - checkpoint_asked_ < kCheckpointEvery) return Status::Ok();
-  checkpoint_asked_ = now;
+Status ReplicaFollower::KeepCheckpoint(const std::string& data) {
+  const std::string what = "a checkpoint in the primary's stream";
+  auto body = nlohmann::json::parse(data, nullptr, false);
+  if (!body.is_object() || !body["note"].is_string() || !body["size"].is_number_unsigned()) {
+    return Status::Corruption(what + " is not {note, root, size}");
+  }
+  const uint64_t size = body["size"].get<uint64_t>();
+  if (size == 0 || size > store_->head().seq) {
+    return Status::Corruption(what + " signs size " + std::to_string(size) +
+                              ", beyond the events it sent");
+  }
+  if (auto kept = checkpoint(); kept && kept->size >= size) return Status::Ok();
   OKR_ASSIGN_OR_RETURN(std::optional<RecordedKey> recorded, FindRecordedKey(*store_));
-  if (!recorded) return Status::Ok();  // the log's key is not copied yet
+  if (!recorded) {
+    return Status::Corruption(what + " came before the log recorded the key it is signed with");
+  }
   const NoteVerifier& verifier = options_.log_key ? *options_.log_key : recorded->verifier;
   if (verifier.name != recorded->verifier.name ||
       verifier.public_key != recorded->verifier.public_key) {
     return Status::Corruption("the log records the key " + recorded->verifier.vkey() +
                               ", not --log-key " + verifier.vkey());
   }
-  const std::string what = "the primary's checkpoint of size " + std::to_string(size);
-  auto res = client.Get("/v1/log/checkpoint?size=" + std::to_string(size),
-                        {{"Authorization", "Bearer " + options_.token}});
-  if (!res || res->status != 200) return Status::IOError(what + " could not be fetched");
-  auto checkpoint = VerifyCheckpoint(res->body, verifier);
+  std::string note = body["note"].get<std::string>();
+  auto checkpoint = VerifyCheckpoint(note, verifier);
   if (!checkpoint.ok()) return Status::Corruption(what + ": " + checkpoint.status().message());
   OKR_ASSIGN_OR_RETURN(Hash root, store_->TreeRoot(size));
   if (checkpoint->size != size || checkpoint->root != root) {
-    return Status::Corruption(what + " does not sign this log's tree of that size");
+    return Status::Corruption(what + " does not sign this log's tree of size " +
+                              std::to_string(size));
   }
   std::lock_guard<std::mutex> lock(mu_);
-  checkpoint_ = KeptCheckpoint{size, root, std::move(res->body)};
+  checkpoint_ = KeptCheckpoint{size, root, std::move(note)};
   return Status::Ok();
+}
+
+bool ReplicaFollower::Stopping() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stopping_;
 }
 
 bool ReplicaFollower::Wait(std::chrono::milliseconds d) {
@@ -111,25 +181,37 @@ void ReplicaFollower::Run() {
     c->set_read_timeout(kReadTimeoutSeconds, 0);
     c->set_tcp_nodelay(true);
   }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return;
+    clients_ = {&client, &keys};
+  }
+  // Stopped, the clients go with this frame: the destructor must not reach them.
+  struct Forget {
+    ReplicaFollower* follower;
+    ~Forget() {
+      std::lock_guard<std::mutex> lock(follower->mu_);
+      follower->clients_.clear();
+    }
+  } forget{this};
   std::chrono::milliseconds backoff = options_.poll;
   do {
     Result<uint64_t> stored = FetchPage(client, keys);
-    if (stored.ok()) {
-      Status kept = KeepCheckpoint(client);
-      if (kept.code() == Status::Code::kCorruption) stored = kept;
-    }
     State now = state();
     if (stored.ok()) {
       backoff = options_.poll;
       now.connected = true;
       now.problem.clear();
       Set(now);
-      // Events came: more may have since (or the page stopped short of the
-      // head). Only an empty answer waits before the next.
-      if (*stored > 0) continue;
-      if (!Wait(options_.poll)) return;
-      continue;
+      // Short of the primary's head: the next page. At it: the stream,
+      // until it ends, then a page again for whatever came in between.
+      if (store_->head().seq < now.primary_head) continue;
+      Status followed = Follow(client, keys);
+      if (followed.ok() && !Stopping()) continue;
+      stored = followed;
+      now = state();
     }
+    if (Stopping()) return;
     now.connected = false;
     now.problem = stored.status().message();
     if (stored.status().code() == Status::Code::kCorruption) {
@@ -151,6 +233,10 @@ Status ReplicaFollower::SyncKeys(httplib::Client& client, const std::string& ver
   if (options_.key_ring == nullptr || version.empty() || version == keys_version_) {
     return Status::Ok();
   }
+  return FetchKeys(client);
+}
+
+Status ReplicaFollower::FetchKeys(httplib::Client& client) {
   auto res = client.Get("/v1/replication/keys", {{"Authorization", "Bearer " + options_.token}});
   if (!res || res->status != 200) {
     return Status::IOError("the primary's keys could not be fetched" +
@@ -242,6 +328,122 @@ Result<uint64_t> ReplicaFollower::FetchPage(httplib::Client& client, httplib::Cl
   now.primary_head_recorded_at_us = page.head_recorded_at_us;
   Set(now);
   return stored;
+}
+
+Status ReplicaFollower::Follow(httplib::Client& client, httplib::Client& keys) {
+  const uint64_t after = store_->head().seq;
+  uint64_t next = after + 1;  // the seq the stream's next event must carry
+  State now = state();
+  std::vector<StoredEvent> batch;
+  bool unknown_subject = false;  // an event of the batch is sealed under a key not here
+  int status = 0;
+  std::string refusal;
+  Status problem = Status::Ok();
+  // The keys these events are sealed with, before the events.
+  auto store_batch = [&]() -> Status {
+    if (batch.empty()) return Status::Ok();
+    if (unknown_subject && options_.key_ring != nullptr) OKR_RETURN_IF_ERROR(FetchKeys(keys));
+    auto appended = store_->AppendStored(std::move(batch));
+    batch.clear();
+    unknown_subject = false;
+    return appended.status();
+  };
+  auto take = [&](const SseBlocks::Block& block) {
+    if (block.comment) {
+      // ": head N", the heartbeat of a stream with nothing to send. A head
+      // beyond what came ends the stream: the next page either brings the
+      // rest or shows why it did not come (an event lost on the way).
+      if (!block.comment->starts_with("head ")) return true;
+      const uint64_t head = std::strtoull(block.comment->c_str() + 5, nullptr, 10);
+      now.primary_head = std::max(now.primary_head, head);
+      return head < next;
+    }
+    if (block.event.empty()) return true;  // "retry: ..."
+    if (block.event == "checkpoint") {
+      problem = store_batch();
+      if (problem.ok()) problem = KeepCheckpoint(block.data);
+      return problem.ok();
+    }
+    auto frame = nlohmann::json::parse(block.data, nullptr, false);
+    std::optional<std::string> bytes;
+    Hash hash{};
+    if (frame.is_object() && frame["seq"].is_number_unsigned() && frame["raw"].is_string() &&
+        frame["hash"].is_string() && FromHex(frame["hash"].get<std::string>(), &hash)) {
+      bytes = Base64Decode(frame["raw"].get<std::string>());
+    }
+    if (!bytes) {
+      problem = Status::Corruption("the primary's stream sent an event without seq, raw and hash");
+      return false;
+    }
+    const uint64_t seq = frame["seq"].get<uint64_t>();
+    if (seq != next) {
+      problem = Status::Corruption("the primary's stream sent seq " + std::to_string(seq) +
+                                   " where " + std::to_string(next) + " was due");
+      return false;
+    }
+    auto decoded = DecodedEvent::Decode(*bytes);
+    if (Sha256(*bytes) != hash || !decoded.ok()) {
+      problem = Status::Corruption("seq " + std::to_string(seq) +
+                                   " differs from the hash the primary's stream announced");
+      return false;
+    }
+    auto event = (*decoded)->event();
+    if (seq >= now.primary_head) {
+      now.primary_head = seq;
+      now.primary_head_recorded_at_us = event.getRecordedAt();
+    }
+    for (auto sealed : event.getSealed()) {
+      if (options_.key_ring != nullptr && !options_.key_ring->Knows(sealed.getSubject().cStr())) {
+        unknown_subject = true;
+      }
+    }
+    batch.push_back({seq, std::move(*bytes)});
+    ++next;
+    if (batch.size() < kMaxEventsPerAppend) return true;
+    problem = store_batch();
+    return problem.ok();
+  };
+  SseBlocks blocks;
+  auto res = client.Get(
+      "/v1/events/stream?raw=true&after=" + std::to_string(after),
+      {{"Authorization", "Bearer " + options_.token}, {"Accept", "text/event-stream"}},
+      [&](const httplib::Response& r) {
+        status = r.status;
+        now.primary_head = std::max<uint64_t>(
+            now.primary_head,
+            std::strtoull(r.get_header_value("Okrd-Head-Seq").c_str(), nullptr, 10));
+        return true;
+      },
+      [&](const char* data, size_t n) {
+        if (status != 200) {
+          refusal.append(data,
+                         std::min(n, kRefusalBytes - std::min(kRefusalBytes, refusal.size())));
+          return true;
+        }
+        // What a read completed is stored before the next read: the stream
+        // brings events as they are written, and each waits for no other.
+        if (!blocks.Feed(std::string_view(data, n), take)) return false;
+        problem = store_batch();
+        Set(now);
+        return problem.ok() && !Stopping();
+      });
+  if (problem.ok()) problem = store_batch();
+  if (!problem.ok()) return problem;  // kCorruption when the events do not continue this log
+  if (blocks.too_large()) {
+    return Status::Corruption("the primary's stream sent a block over " +
+                              std::to_string(kMaxBlockBytes) + " bytes");
+  }
+  if (status != 0 && status != 200) {
+    return Status::IOError("the primary's stream answered " + std::to_string(status) + ": " +
+                           refusal);
+  }
+  if (status == 0) {
+    return Status::IOError("the primary's stream did not answer: " +
+                           httplib::to_string(res.error()));
+  }
+  // Ended by the primary (a restart, new tokens, an erasure), by a
+  // heartbeat, or cut off: page from this log's head, then follow again.
+  return Status::Ok();
 }
 
 void ReplicaFollower::Page::Read(const httplib::Response& r) {

@@ -1,8 +1,9 @@
 // A read replica's copy of its primary's log (SPEC §9): the primary's
 // stored bytes, fetched through GET /v1/events/raw from this log's head
-// and stored with EventStore::AppendStored, which refuses any event that
-// does not continue the log. What is stored reaches the projection as a
-// primary's own appends do (the store's durable listener).
+// until it reaches the primary's, then followed through the primary's
+// GET /v1/events/stream?raw=true, and stored with EventStore::AppendStored,
+// which refuses any event that does not continue the log. What is stored reaches the projection as
+// a primary's own appends do (the store's durable listener).
 #pragma once
 
 #include <chrono>
@@ -13,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "api/routes/raw_frames.h"
 #include "eventstore/base/status.h"
@@ -39,8 +41,8 @@ class ReplicaFollower {
   struct Options {
     std::string primary;  // the primary's base URL, http://host:port
     std::string token;    // a bearer token of the primary's replica role
-    // Between pages once caught up, and the first wait after a failure
-    // (doubled after each one in a row, up to max_backoff).
+    // The first wait after a failure (doubled after each one in a row,
+    // up to max_backoff).
     std::chrono::milliseconds poll{50};
     std::chrono::milliseconds max_backoff{5000};
     // --log-key: the verifier the primary's checkpoints must verify with,
@@ -103,13 +105,21 @@ class ReplicaFollower {
   // Makes this ring hold the primary's keys of `version` (Okrd-Keys-Version)
   // or newer, unless it already does; kIOError when they cannot be fetched.
   Status SyncKeys(httplib::Client& client, const std::string& version);
-  // At most once a second, when caught up: asks the primary to sign this
-  // log's head and keeps the checkpoint once verified. kCorruption when it
-  // does not verify (the histories or the keys disagree); other failures
-  // are left for the next time.
-  Status KeepCheckpoint(httplib::Client& client);
+  // Copies the primary's keys and erasures into this ring, whatever its version.
+  Status FetchKeys(httplib::Client& client);
+  // Follows the primary's GET /v1/events/stream?raw=true from this log's
+  // head until the stream ends (Ok: page and follow again), storing each
+  // event as it arrives once its hash and its place in the chain check,
+  // and keeping each checkpoint the stream carries. kCorruption when the
+  // histories disagree; kIOError when the stream cannot be had.
+  Status Follow(httplib::Client& client, httplib::Client& keys);
+  // Keeps the checkpoint `data` (a checkpoint event's: note, root, size)
+  // once it verifies with the log's key and names this log's own tree of
+  // that size; kCorruption when it does not.
+  Status KeepCheckpoint(const std::string& data);
   // Waits `d` unless stopped first; false once stopped.
   bool Wait(std::chrono::milliseconds d);
+  bool Stopping() const;
   void Set(State state);
 
   EventStore* store_;
@@ -118,8 +128,10 @@ class ReplicaFollower {
   std::condition_variable stop_cv_;
   bool stopping_ = false;
   State state_;
-  std::optional<KeptCheckpoint> checkpoint_;                // guarded by mu_
-  std::chrono::steady_clock::time_point checkpoint_asked_;  // the follower's thread only
+  std::optional<KeptCheckpoint> checkpoint_;  // guarded by mu_
+  // The follower's clients while it runs, for the destructor to stop a
+  // read in flight; guarded by mu_.
+  std::vector<httplib::Client*> clients_;
   std::string keys_version_;  // the primary's keys last copied; the follower's thread only
   std::thread thread_;
 };

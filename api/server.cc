@@ -27,8 +27,18 @@ const std::string* Call::Param(const char* name) const {
   return it == req.params.end() ? nullptr : &it->second;
 }
 
-static StreamOptions WithLogFormat(StreamOptions options, LogFormat format) {
-  options.log_format = format;
+// The streams' options as the server's: its log format, and checkpoints
+// signed with its key (none on a replica, which signs nothing).
+StreamOptions Server::Routes::StreamsOptions() {
+  StreamOptions options = options_.streams;
+  options.log_format = options_.log_format;
+  if (options_.signing_key != nullptr && !options_.replica) {
+    options.checkpoint = [this](uint64_t size) -> std::optional<std::string> {
+      auto checkpoint = CheckpointJson(size);
+      if (!checkpoint.ok() || !checkpoint->is_object()) return std::nullopt;
+      return Dump(*checkpoint);
+    };
+  }
   return options;
 }
 
@@ -40,8 +50,7 @@ Server::Routes::Routes(EventStore* store, Projector* projector, std::optional<To
       options_(std::move(options)),
       metrics_(metrics),
       log_(std::move(log)),
-      streams_(store, projector, WithLogFormat(options_.streams, options_.log_format), metrics,
-               log_) {
+      streams_(store, projector, StreamsOptions(), metrics, log_) {
   assert(store_ != nullptr && projector_ != nullptr);
   assert(metrics_ != nullptr && log_ != nullptr);
 }

@@ -54,7 +54,7 @@ void AppendFrame(uint64_t seq, const std::string& type, const std::string& data,
 // The events stream's data: the event as /v1/events shows it.
 std::string EventData(schema::Event::Reader ev, std::string_view raw_bytes, bool raw) {
   nlohmann::json j = AuditEventJson(ev);
-  if (raw) j["raw"] = Base64Encode(raw_bytes);
+  if (raw) AddStoredBytes(raw_bytes, &j);
   return Dump(j);
 }
 
@@ -89,6 +89,7 @@ struct Stream {
   Clock::time_point waiting_since{};  // when `out` last went from empty to not
   Clock::time_point last_queued{};    // for heartbeats
   uint64_t events = 0;                // events sent
+  uint64_t checkpoint_sent = 0;       // the size of the last checkpoint sent (raw events)
   // Behind the ring: where it reads the store, up to cursor_last.
   std::unique_ptr<EventCursor> cursor;
   uint64_t cursor_next = 0, cursor_last = 0;
@@ -209,6 +210,8 @@ class StreamHub::Loop {
   void OnReady(const epoll_event& ev);
   void TakeAdopted(Clock::time_point now);
   void Advance();
+  void SignHead(Clock::time_point now);
+  bool QueueCheckpoint(Stream& s, Clock::time_point now);
   void ClearRing();
   void ResolveCycles();
   bool Pump(Stream& s, Clock::time_point now);
@@ -246,6 +249,11 @@ class StreamHub::Loop {
   uint64_t ring_through_ = 0;
   size_t ring_bytes_ = 0;  // what the ring's entries hold
   bool busy_ = false;      // a stream used its turn up with more to send
+  // The newest checkpoint signed for the raw events streams: its frame,
+  // the tree size it signs, and when it was signed.
+  std::string checkpoint_frame_;
+  uint64_t checkpoint_size_ = 0;
+  Clock::time_point checkpoint_at_{};
 };
 
 void StreamHub::Loop::Run() {
@@ -259,6 +267,7 @@ void StreamHub::Loop::Run() {
     TakeAdopted(now);
     if (TakeEndAll()) CloseAll("tokens_changed", ": okrd's tokens changed: reconnect\n\n");
     Advance();
+    SignHead(now);
     ResolveCycles();
     busy_ = false;
     for (auto& [fd, s] : streams_) busy_ |= Pump(*s, now);
@@ -429,14 +438,47 @@ bool StreamHub::Loop::Pump(Stream& s, Clock::time_point now) {
 // when it moved past none (a change stream of one cycle may move past
 // events without queuing any).
 bool StreamHub::Loop::Fill(Stream& s, Clock::time_point now) {
-  if (s.next > ring_through_) return false;
+  if (s.next > ring_through_) return QueueCheckpoint(s, now);
   const uint64_t from = s.next;
   if (!ring_.empty() && s.next >= ring_.front().seq) {
     FillFromRing(s, now);
   } else {
     FillFromStore(s, now);
   }
-  return s.next != from;
+  const bool checkpoint = QueueCheckpoint(s, now);
+  return s.next != from || checkpoint;
+}
+
+// Signs the head for the raw events streams, at most once per
+// kStreamCheckpointEvery, and only when it moved since the last: so once
+// a second while it moves and once when it comes to rest.
+void StreamHub::Loop::SignHead(Clock::time_point now) {
+  if (!options_.checkpoint || ring_through_ == 0 || ring_through_ == checkpoint_size_ ||
+      now - checkpoint_at_ < kStreamCheckpointEvery) {
+    return;
+  }
+  const bool wanted = std::any_of(streams_.begin(), streams_.end(), [](const auto& entry) {
+    return entry.second->req.kind == StreamKind::kEvents && entry.second->req.raw;
+  });
+  if (!wanted) return;
+  checkpoint_at_ = now;
+  std::optional<std::string> data = options_.checkpoint(ring_through_);
+  if (!data) return;
+  checkpoint_size_ = ring_through_;
+  checkpoint_frame_ = "event: checkpoint\ndata: " + *data + "\n\n";
+}
+
+// The newest checkpoint, to a raw events stream that has sent every event
+// it signs and not yet this checkpoint. It has no id: a client resuming
+// with Last-Event-ID resumes after its newest event.
+bool StreamHub::Loop::QueueCheckpoint(Stream& s, Clock::time_point now) {
+  if (s.req.kind != StreamKind::kEvents || !s.req.raw || checkpoint_size_ == 0 ||
+      s.checkpoint_sent >= checkpoint_size_ || s.next <= checkpoint_size_) {
+    return false;
+  }
+  s.Queue(checkpoint_frame_, now);
+  s.checkpoint_sent = checkpoint_size_;
+  return true;
 }
 
 void StreamHub::Loop::FillFromRing(Stream& s, Clock::time_point now) {

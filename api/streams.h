@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "api/log.h"
@@ -44,11 +45,21 @@ inline constexpr int kStreamSendBufferBytes = 256 << 10;
 inline constexpr size_t kStreamRingEvents = 4096;
 inline constexpr size_t kStreamRingBytes = 16u << 20;
 
+// How often, at most, the events streams with raw=true carry a signed
+// checkpoint of the head (SPEC §9): once a second while the head moves,
+// and once more when it comes to rest.
+inline constexpr std::chrono::seconds kStreamCheckpointEvery{1};
+
 struct StreamOptions {
   size_t max_streams = kDefaultMaxStreams;
   std::chrono::milliseconds heartbeat = kStreamHeartbeat;
   std::chrono::milliseconds stall = kStreamStall;
   LogFormat log_format = LogFormat::kText;
+  // The data of a `checkpoint` event (one line of JSON: note, root, size)
+  // for the log's tree of `size`, signed; nullopt when it cannot be had.
+  // Empty: no checkpoints (no signing key, or a replica, which signs
+  // nothing).
+  std::function<std::optional<std::string>(uint64_t size)> checkpoint;
 };
 
 enum class StreamKind { kEvents, kChanges };
@@ -57,7 +68,7 @@ enum class StreamKind { kEvents, kChanges };
 struct StreamRequest {
   StreamKind kind = StreamKind::kEvents;
   uint64_t after = 0;  // the first event sent is after+1
-  bool raw = false;    // events: each event's stored bytes too (base64)
+  bool raw = false;    // events: each event's stored bytes (base64) and hash, and checkpoints
   std::string cycle;   // changes: only this cycle's (and no cycle's); empty: all
   std::string request_id;
   std::string head;  // the HTTP answer's status line and headers, sent first

@@ -130,6 +130,11 @@ nlohmann::json EventToJson(schema::Event::Reader event) {
   return out;
 }
 
+void AddStoredBytes(std::string_view bytes, nlohmann::json* event) {
+  (*event)["raw"] = Base64Encode(bytes);
+  (*event)["hash"] = ToHex(Sha256(bytes));
+}
+
 nlohmann::json AuditEventJson(schema::Event::Reader event) {
   nlohmann::json out = EventToJson(event);
   std::string key = out["idempotency_key"].get<std::string>();

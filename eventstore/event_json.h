@@ -28,5 +28,9 @@ nlohmann::json AuditEventJson(schema::Event::Reader event);
 std::string Base64Encode(std::string_view bytes);
 // nullopt when `text` is not padded standard base64.
 std::optional<std::string> Base64Decode(std::string_view text);
+// What raw=true adds to an event's JSON (/v1/events, the events stream):
+// `raw`, its stored bytes in base64, and `hash`, their SHA-256 in hex,
+// which vouches for the newest event before a successor's prev_hash does.
+void AddStoredBytes(std::string_view bytes, nlohmann::json* event);
 
 }  // namespace okr

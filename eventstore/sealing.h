@@ -126,6 +126,9 @@ class KeyRing {
   // reader of a key store opened read-only.
   void Forget(std::string_view subject);
   bool IsErased(std::string_view subject) const;
+  // Whether `subject` has a key here or is erased here: a replica copies
+  // the primary's keys when an event comes sealed under neither.
+  bool Knows(std::string_view subject) const;
   // The subjects that have a key, in no order.
   std::vector<std::string> Subjects() const;
   size_t size() const;

@@ -6,6 +6,7 @@
 #include <httplib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -13,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "eventstore/event_json.h"
 #include "eventstore/event_store.h"
 #include "tests/okrd_story.h"
 #include "tests/test_support.h"
@@ -21,19 +23,23 @@ namespace okr::testing {
 namespace {
 
 // Between a replica and its primary: forwards every GET to the primary's
-// port of the moment and, when told, damages one frame of the raw route's
-// answers (SPEC §8 frames: an 8-byte seq, a 4-byte length, the bytes).
+// port of the moment and, when told, damages one event where it passes:
+// a frame of the raw route's answers (SPEC §8 frames: an 8-byte seq, a
+// 4-byte length, the bytes) or an event of the raw events stream (its
+// stored bytes flipped under the hash it came with, dropped, or sent
+// after the next).
 class Proxy {
  public:
   enum class Tamper { kNone, kFlipByte, kDrop, kSwap };
 
   explicit Proxy(int upstream) : upstream_(upstream) {
     server_.Get(".*", [this](const httplib::Request& req, httplib::Response& res) {
-      httplib::Client client("127.0.0.1", upstream_.load());
       httplib::Headers headers;
       if (req.has_header("Authorization")) {
         headers.emplace("Authorization", req.get_header_value("Authorization"));
       }
+      if (req.path == "/v1/events/stream") return Stream(req.target, headers, res);
+      httplib::Client client("127.0.0.1", upstream_.load());
       auto r = client.Get(req.target, headers);
       if (!r) {
         res.status = 502;
@@ -52,14 +58,19 @@ class Proxy {
     thread_ = std::thread([this] { server_.listen_after_bind(); });
   }
   ~Proxy() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+      for (httplib::Client* c : streams_) c->stop();
+    }
     server_.stop();
     thread_.join();
   }
 
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   void SetUpstream(int port) { upstream_ = port; }
-  // From now on, damages the frame of `seq` (and, for kSwap, the next
-  // one) whenever an answer holds it.
+  // From now on, damages the event `seq` (and, for kSwap, the next one)
+  // wherever it passes.
   void Set(Tamper tamper, uint64_t seq) {
     std::lock_guard<std::mutex> lock(mu_);
     tamper_ = tamper;
@@ -71,6 +82,61 @@ class Proxy {
     uint64_t seq;
     std::string whole;  // header and bytes
   };
+
+  // The events stream, passed on block by block as it comes.
+  void Stream(const std::string& target, const httplib::Headers& headers, httplib::Response& res) {
+    res.set_chunked_content_provider(
+        "text/event-stream", [this, target, headers](size_t, httplib::DataSink& sink) {
+          httplib::Client client("127.0.0.1", upstream_.load());
+          {
+            std::lock_guard<std::mutex> lock(mu_);
+            if (stopping_) return false;
+            streams_.push_back(&client);
+          }
+          std::string pending, held;  // a block not yet ended; a block held back (kSwap)
+          client.Get(target, headers, [&](const char* data, size_t n) {
+            pending.append(data, n);
+            for (size_t end; (end = pending.find("\n\n")) != std::string::npos;) {
+              std::string block = pending.substr(0, end + 2);
+              pending.erase(0, end + 2);
+              std::string out = DamagedBlock(std::move(block), &held);
+              if (!out.empty() && !sink.write(out.data(), out.size())) return false;
+            }
+            return true;
+          });
+          std::lock_guard<std::mutex> lock(mu_);
+          streams_.erase(std::find(streams_.begin(), streams_.end(), &client));
+          sink.done();
+          return true;
+        });
+  }
+
+  // What to send for one block of the events stream.
+  std::string DamagedBlock(std::string block, std::string* held) {
+    std::lock_guard<std::mutex> lock(mu_);
+    const std::string id = "id: " + std::to_string(seq_) + "\n";
+    const std::string next_id = "id: " + std::to_string(seq_ + 1) + "\n";
+    if (tamper_ == Tamper::kNone) return block;
+    if (block.starts_with(id)) {
+      if (tamper_ == Tamper::kDrop) return "";
+      if (tamper_ == Tamper::kSwap) {
+        *held = std::move(block);
+        return "";
+      }
+      const size_t at = block.find("\"raw\":\"");
+      const size_t end = block.find('"', at + 7);
+      if (at != std::string::npos && end != std::string::npos) {
+        auto bytes = Base64Decode(std::string_view(block).substr(at + 7, end - at - 7));
+        if (bytes) {
+          (*bytes)[bytes->size() / 2] ^= 0x01;
+          block.replace(at + 7, end - at - 7, Base64Encode(*bytes));
+        }
+      }
+      return block;
+    }
+    if (block.starts_with(next_id) && !held->empty()) return block + std::exchange(*held, "");
+    return block;
+  }
 
   std::string Damaged(std::string body) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -102,6 +168,8 @@ class Proxy {
   int port_ = 0;
   std::atomic<int> upstream_;
   std::mutex mu_;
+  bool stopping_ = false;
+  std::vector<httplib::Client*> streams_;  // the upstream streams open
   Tamper tamper_ = Tamper::kNone;
   uint64_t seq_ = 0;
 };
@@ -116,7 +184,9 @@ std::string RawLog(const Okrd& s) {
 // A primary with the plan's organisation, and a replica of it behind a
 // Proxy, caught up.
 struct ProxiedReplica {
-  Okrd primary{WithTokens()};
+  // A heartbeat a second: a stream that lost the newest event is told of
+  // the head it did not bring within one.
+  Okrd primary{WithTokens({"--stream-heartbeat", "1"})};
   TempDir dir;
   std::unique_ptr<Proxy> proxy;
   std::unique_ptr<Okrd> replica;
@@ -429,10 +499,13 @@ TEST(OkrdReplica, ThePrimaryKilledAndBackItFollowsOnFromItsHead) {
   EXPECT_TRUE(Want(replica.Get("/healthz"), 200).json["connected"].get<bool>());
 }
 
-// A way to damage the primary's answer, and which of ten new events it hits.
+// A way to damage the primary's answer, which of ten new events it hits,
+// and whether the replica meets them following the primary's stream or
+// catching up through the raw route after a restart.
 struct Damage {
   Proxy::Tamper tamper;
   uint64_t nth;  // 1 to 10
+  bool following;
   const char* name;
 };
 
@@ -446,8 +519,11 @@ TEST_P(OkrdReplicaTampered, ItRefusesReportsDivergedAndServesItsLastGoodState) {
   const uint64_t good = primary.HeadSeq();
   const std::string good_units = Want(replica.Get("/v1/units"), 200).body;
 
-  // Ten events the replica meets in one answer, one of them damaged.
-  ASSERT_TRUE(replica.Stop());
+  // Ten events, one of them damaged: met one by one on the stream, or in
+  // one answer of the raw route.
+  if (!GetParam().following) {
+    ASSERT_TRUE(replica.Stop());
+  }
   const uint64_t damaged = good + GetParam().nth;
   setup.proxy->Set(GetParam().tamper, damaged);
   for (int i = 0; i < 10; ++i) {
@@ -456,7 +532,9 @@ TEST_P(OkrdReplicaTampered, ItRefusesReportsDivergedAndServesItsLastGoodState) {
                       kAdmin.token),
          201);
   }
-  ASSERT_TRUE(replica.Start()) << replica.LogTail();
+  if (!GetParam().following) {
+    ASSERT_TRUE(replica.Start()) << replica.LogTail();
+  }
   ASSERT_TRUE(WaitFor([&] { return replica.Get("/healthz").status == 503; }, 60))
       << replica.Get("/healthz");
   Reply health = replica.Get("/healthz");
@@ -479,14 +557,22 @@ TEST_P(OkrdReplicaTampered, ItRefusesReportsDivergedAndServesItsLastGoodState) {
 }
 
 // The newest event has no successor to name its hash: the primary's
-// Okrd-Head-Hash vouches for it.
+// Okrd-Head-Hash vouches for it in the raw route, and the hash each event
+// of the stream comes with there. A newest event lost from the stream is
+// missed at the next heartbeat, and the raw route shows it lost.
 INSTANTIATE_TEST_SUITE_P(
     Tampering, OkrdReplicaTampered,
-    ::testing::Values(Damage{Proxy::Tamper::kFlipByte, 3, "AFlippedByte"},
-                      Damage{Proxy::Tamper::kFlipByte, 10, "AFlippedByteInTheNewestEvent"},
-                      Damage{Proxy::Tamper::kDrop, 3, "ADroppedEvent"},
-                      Damage{Proxy::Tamper::kDrop, 10, "TheNewestEventDropped"},
-                      Damage{Proxy::Tamper::kSwap, 3, "TwoEventsSwapped"}),
+    ::testing::Values(
+        Damage{Proxy::Tamper::kFlipByte, 3, false, "AFlippedByte"},
+        Damage{Proxy::Tamper::kFlipByte, 10, false, "AFlippedByteInTheNewestEvent"},
+        Damage{Proxy::Tamper::kDrop, 3, false, "ADroppedEvent"},
+        Damage{Proxy::Tamper::kDrop, 10, false, "TheNewestEventDropped"},
+        Damage{Proxy::Tamper::kSwap, 3, false, "TwoEventsSwapped"},
+        Damage{Proxy::Tamper::kFlipByte, 3, true, "AFlippedByteOnTheStream"},
+        Damage{Proxy::Tamper::kFlipByte, 10, true, "AFlippedByteInTheNewestEventOnTheStream"},
+        Damage{Proxy::Tamper::kDrop, 3, true, "ADroppedEventOnTheStream"},
+        Damage{Proxy::Tamper::kDrop, 10, true, "TheNewestEventDroppedOnTheStream"},
+        Damage{Proxy::Tamper::kSwap, 3, true, "TwoEventsSwappedOnTheStream"}),
     [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace

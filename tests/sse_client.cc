@@ -81,6 +81,7 @@ std::optional<SseEvent> SseClient::Next(std::chrono::milliseconds timeout) {
         any = true;
       } else if (line.rfind("event: ", 0) == 0) {
         ev.event = line.substr(7);
+        any = true;  // an event without an id (a checkpoint) too
       } else if (line.rfind("data: ", 0) == 0) {
         ev.data += line.substr(6);
       }

@@ -13,7 +13,7 @@
 namespace okr::testing {
 
 struct SseEvent {
-  uint64_t id = 0;  // the id: line (a seq)
+  uint64_t id = 0;  // the id: line (a seq); 0 for an event without one (a checkpoint)
   std::string event;
   std::string data;
 };

@@ -10,11 +10,14 @@
 
 #include <atomic>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "eventstore/event_codec.h"
+#include "eventstore/event_json.h"
 #include "tests/okrd_story.h"
 #include "tests/raw_http.h"
 #include "tests/sse_client.h"
@@ -308,7 +311,57 @@ TEST(OkrdStreams, EachEventIsTheEventAsTheAuditRouteShowsItAndRawAddsItsStoredBy
     ASSERT_EQ(got.size(), head);
     for (uint64_t i = 0; i < head; ++i) EXPECT_EQ(json::parse(got[i].data), listed[i]) << i;
     EXPECT_EQ(listed.back().contains("raw"), std::string(raw) == "true");
+    if (std::string(raw) == "true") {
+      // The hash vouches for the bytes: the stored event's SHA-256.
+      auto bytes = Base64Decode(listed.back()["raw"].get<std::string>());
+      ASSERT_TRUE(bytes.has_value());
+      EXPECT_EQ(listed.back()["hash"], ToHex(Sha256(*bytes)));
+      EXPECT_EQ(listed.back()["prev_hash"], listed[head - 2]["hash"]);
+    }
   }
+  EXPECT_TRUE(s.Stop());
+}
+
+// A raw events stream (a replica's) carries the head's signed checkpoint
+// once it has sent every event the checkpoint signs, and again within
+// about a second of the head moving; a stream without raw carries none.
+TEST(OkrdStreams, ARawStreamCarriesTheSignedCheckpointOfEveryEventItSent) {
+  Okrd s(WithTokens());
+  ASSERT_TRUE(s.Start()) << s.LogTail();
+  BuildOrg(s);
+  AddKr(s, "o-cp", "kr-cp");
+  SseClient raw, plain;
+  ASSERT_TRUE(raw.Open(s.port(), "/v1/events/stream?raw=true", kAuditor.token));
+  ASSERT_TRUE(plain.Open(s.port(), "/v1/events/stream", kAuditor.token));
+  // Until the checkpoint `size` arrives: it comes after its events.
+  auto checkpoint_of = [&](uint64_t size) -> std::optional<json> {
+    uint64_t sent = 0;
+    while (auto ev = raw.Next(milliseconds(10'000))) {
+      if (ev->event != "checkpoint") {
+        sent = ev->id;
+        continue;
+      }
+      json data = json::parse(ev->data);
+      EXPECT_LE(data["size"].get<uint64_t>(), sent) << ev->data;
+      if (data["size"] == size) return data;
+    }
+    return std::nullopt;
+  };
+  for (int round = 0; round < 2; ++round) {
+    SCOPED_TRACE(round);
+    if (round == 1) CheckIn(s, kMaya, "kr-cp", 5, 1, "after the first checkpoint");
+    const uint64_t head = s.HeadSeq();
+    auto checkpoint = checkpoint_of(head);
+    ASSERT_TRUE(checkpoint.has_value());
+    // The primary's own checkpoint of that size, byte for byte.
+    EXPECT_EQ((*checkpoint)["note"],
+              Want(s.Get("/v1/log/checkpoint?size=" + std::to_string(head)), 200).body);
+  }
+  std::vector<SseEvent> got;
+  ReadThrough(plain, s.HeadSeq(), &got);
+  while (auto ev = plain.Next(milliseconds(1'500))) got.push_back(*ev);
+  for (const SseEvent& ev : got) EXPECT_NE(ev.event, "checkpoint");
+  EXPECT_EQ(got.size(), s.HeadSeq());
   EXPECT_TRUE(s.Stop());
 }
 

@@ -3,6 +3,7 @@
 #include <httplib.h>
 
 #include <algorithm>
+#include <deque>
 #include <utility>
 #include <vector>
 
@@ -330,24 +331,86 @@ Result<uint64_t> ReplicaFollower::FetchPage(httplib::Client& client, httplib::Cl
   return stored;
 }
 
+// What the stream brought, between the thread that reads it and the one
+// that stores it: while one append is made durable, the events read
+// meanwhile gather for the next, as a primary's writer gathers writes.
+// Storing each read as it came made one synced append per 4 KiB read,
+// which falls behind a primary writing a few thousand events a second.
+struct ReplicaFollower::Inbox {
+  struct Item {
+    StoredEvent event;
+    bool unknown_subject = false;           // sealed under a key not here
+    std::optional<std::string> checkpoint;  // or a checkpoint event's data
+  };
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Item> items;
+  bool closed = false;  // the stream ended: store what is left and stop
+  Status failed;        // why storing stopped
+
+  // Waits while the inbox is full (the stream is then read no further,
+  // and the primary's hub holds the rest); false once storing failed.
+  bool Put(Item item) {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [this] { return items.size() < kMaxQueued || !failed.ok(); });
+    if (!failed.ok()) return false;
+    items.push_back(std::move(item));
+    cv.notify_all();
+    return true;
+  }
+  static constexpr size_t kMaxQueued = 4 * kMaxEventsPerAppend;
+};
+
+void ReplicaFollower::StoreFromInbox(Inbox& inbox, httplib::Client& stream, httplib::Client& keys) {
+  while (true) {
+    std::vector<StoredEvent> batch;
+    std::optional<std::string> checkpoint;
+    bool unknown_subject = false;
+    {
+      std::unique_lock<std::mutex> lock(inbox.mu);
+      inbox.cv.wait(lock, [&] { return !inbox.items.empty() || inbox.closed; });
+      if (inbox.items.empty()) return;
+      // The events up to a checkpoint, which comes after the events it signs.
+      while (!inbox.items.empty() && batch.size() < kMaxEventsPerAppend) {
+        Inbox::Item& item = inbox.items.front();
+        if (item.checkpoint) {
+          if (batch.empty()) checkpoint = std::move(item.checkpoint);
+          if (batch.empty()) inbox.items.pop_front();
+          break;
+        }
+        unknown_subject = unknown_subject || item.unknown_subject;
+        batch.push_back(std::move(item.event));
+        inbox.items.pop_front();
+      }
+      inbox.cv.notify_all();
+    }
+    Status stored = Status::Ok();
+    if (checkpoint) {
+      stored = KeepCheckpoint(*checkpoint);
+    } else {
+      // The keys these events are sealed with, before the events.
+      if (unknown_subject && options_.key_ring != nullptr) stored = FetchKeys(keys);
+      if (stored.ok()) stored = store_->AppendStored(std::move(batch)).status();
+    }
+    if (!stored.ok()) {
+      std::lock_guard<std::mutex> lock(inbox.mu);
+      inbox.failed = stored;
+      inbox.cv.notify_all();
+      stream.stop();  // the reading ends now, not at the stream's next event
+      return;
+    }
+  }
+}
+
 Status ReplicaFollower::Follow(httplib::Client& client, httplib::Client& keys) {
   const uint64_t after = store_->head().seq;
   uint64_t next = after + 1;  // the seq the stream's next event must carry
   State now = state();
-  std::vector<StoredEvent> batch;
-  bool unknown_subject = false;  // an event of the batch is sealed under a key not here
   int status = 0;
   std::string refusal;
-  Status problem = Status::Ok();
-  // The keys these events are sealed with, before the events.
-  auto store_batch = [&]() -> Status {
-    if (batch.empty()) return Status::Ok();
-    if (unknown_subject && options_.key_ring != nullptr) OKR_RETURN_IF_ERROR(FetchKeys(keys));
-    auto appended = store_->AppendStored(std::move(batch));
-    batch.clear();
-    unknown_subject = false;
-    return appended.status();
-  };
+  Status problem = Status::Ok();  // the reading's own
+  Inbox inbox;
+  std::thread storer([&] { StoreFromInbox(inbox, client, keys); });
   auto take = [&](const SseBlocks::Block& block) {
     if (block.comment) {
       // ": head N", the heartbeat of a stream with nothing to send. A head
@@ -359,10 +422,10 @@ Status ReplicaFollower::Follow(httplib::Client& client, httplib::Client& keys) {
       return head < next;
     }
     if (block.event.empty()) return true;  // "retry: ..."
+    Inbox::Item item;
     if (block.event == "checkpoint") {
-      problem = store_batch();
-      if (problem.ok()) problem = KeepCheckpoint(block.data);
-      return problem.ok();
+      item.checkpoint = block.data;
+      return inbox.Put(std::move(item));
     }
     auto frame = nlohmann::json::parse(block.data, nullptr, false);
     std::optional<std::string> bytes;
@@ -393,15 +456,14 @@ Status ReplicaFollower::Follow(httplib::Client& client, httplib::Client& keys) {
       now.primary_head_recorded_at_us = event.getRecordedAt();
     }
     for (auto sealed : event.getSealed()) {
-      if (options_.key_ring != nullptr && !options_.key_ring->Knows(sealed.getSubject().cStr())) {
-        unknown_subject = true;
-      }
+      item.unknown_subject =
+          item.unknown_subject ||
+          (options_.key_ring != nullptr && !options_.key_ring->Knows(sealed.getSubject().cStr()));
     }
-    batch.push_back({seq, std::move(*bytes)});
     ++next;
-    if (batch.size() < kMaxEventsPerAppend) return true;
-    problem = store_batch();
-    return problem.ok();
+    item.event.seq = seq;
+    item.event.bytes = std::move(*bytes);
+    return inbox.Put(std::move(item));
   };
   SseBlocks blocks;
   auto res = client.Get(
@@ -420,15 +482,19 @@ Status ReplicaFollower::Follow(httplib::Client& client, httplib::Client& keys) {
                          std::min(n, kRefusalBytes - std::min(kRefusalBytes, refusal.size())));
           return true;
         }
-        // What a read completed is stored before the next read: the stream
-        // brings events as they are written, and each waits for no other.
         if (!blocks.Feed(std::string_view(data, n), take)) return false;
-        problem = store_batch();
         Set(now);
-        return problem.ok() && !Stopping();
+        return !Stopping();
       });
-  if (problem.ok()) problem = store_batch();
-  if (!problem.ok()) return problem;  // kCorruption when the events do not continue this log
+  {
+    std::lock_guard<std::mutex> lock(inbox.mu);
+    inbox.closed = true;
+    inbox.cv.notify_all();
+  }
+  storer.join();
+  // kCorruption when the events do not continue this log.
+  if (!inbox.failed.ok()) return inbox.failed;
+  if (!problem.ok()) return problem;
   if (blocks.too_large()) {
     return Status::Corruption("the primary's stream sent a block over " +
                               std::to_string(kMaxBlockBytes) + " bytes");

@@ -113,6 +113,11 @@ class ReplicaFollower {
   // and keeping each checkpoint the stream carries. kCorruption when the
   // histories disagree; kIOError when the stream cannot be had.
   Status Follow(httplib::Client& client, httplib::Client& keys);
+  struct Inbox;
+  // Follow's second thread: stores what the stream brought, each append
+  // taking all that gathered while the last was made durable, and keeps
+  // the checkpoints after the events they sign. A failure stops `stream`.
+  void StoreFromInbox(Inbox& inbox, httplib::Client& stream, httplib::Client& keys);
   // Keeps the checkpoint `data` (a checkpoint event's: note, root, size)
   // once it verifies with the log's key and names this log's own tree of
   // that size; kCorruption when it does not.

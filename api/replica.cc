@@ -81,6 +81,67 @@ class SseBlocks {
   bool too_large_ = false;
 };
 
+// An event of the raw events stream, checked: the seq due, and stored
+// bytes that hash to the `hash` it came with and decode.
+struct StreamedEvent {
+  StoredEvent stored;
+  int64_t recorded_at_us = 0;
+  bool unknown_subject = false;  // sealed under a key `ring` neither holds nor erased
+};
+
+Result<StreamedEvent> CheckStreamedEvent(const std::string& data, uint64_t due,
+                                         const KeyRing* ring) {
+  auto frame = nlohmann::json::parse(data, nullptr, false);
+  std::optional<std::string> bytes;
+  Hash hash{};
+  if (frame.is_object() && frame["seq"].is_number_unsigned() && frame["raw"].is_string() &&
+      frame["hash"].is_string() && FromHex(frame["hash"].get<std::string>(), &hash)) {
+    bytes = Base64Decode(frame["raw"].get<std::string>());
+  }
+  if (!bytes) {
+    return Status::Corruption("the primary's stream sent an event without seq, raw and hash");
+  }
+  const uint64_t seq = frame["seq"].get<uint64_t>();
+  if (seq != due) {
+    return Status::Corruption("the primary's stream sent seq " + std::to_string(seq) + " where " +
+                              std::to_string(due) + " was due");
+  }
+  auto decoded = DecodedEvent::Decode(*bytes);
+  if (Sha256(*bytes) != hash || !decoded.ok()) {
+    return Status::Corruption("seq " + std::to_string(seq) +
+                              " differs from the hash the primary's stream announced");
+  }
+  StreamedEvent out;
+  auto event = (*decoded)->event();
+  out.recorded_at_us = event.getRecordedAt();
+  for (auto sealed : event.getSealed()) {
+    out.unknown_subject =
+        out.unknown_subject || (ring != nullptr && !ring->Knows(sealed.getSubject().cStr()));
+  }
+  out.stored = {seq, std::move(*bytes)};
+  return out;
+}
+
+// How a stream that brought nothing wrong ended. Ok: by the primary (a
+// restart, new tokens, an erasure), by a heartbeat, or cut off; the
+// follower pages from its head, then follows again.
+Status StreamEnd(const httplib::Result& res, int status, const std::string& refusal,
+                 bool too_large) {
+  if (too_large) {
+    return Status::Corruption("the primary's stream sent a block over " +
+                              std::to_string(kMaxBlockBytes) + " bytes");
+  }
+  if (status == 0) {
+    return Status::IOError("the primary's stream did not answer: " +
+                           httplib::to_string(res.error()));
+  }
+  if (status != 200) {
+    return Status::IOError("the primary's stream answered " + std::to_string(status) + ": " +
+                           refusal);
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 ReplicaFollower::ReplicaFollower(EventStore* store, Options options)
@@ -358,6 +419,11 @@ struct ReplicaFollower::Inbox {
     cv.notify_all();
     return true;
   }
+  void Close() {
+    std::lock_guard<std::mutex> lock(mu);
+    closed = true;
+    cv.notify_all();
+  }
   static constexpr size_t kMaxQueued = 4 * kMaxEventsPerAppend;
 };
 
@@ -427,42 +493,18 @@ Status ReplicaFollower::Follow(httplib::Client& client, httplib::Client& keys) {
       item.checkpoint = block.data;
       return inbox.Put(std::move(item));
     }
-    auto frame = nlohmann::json::parse(block.data, nullptr, false);
-    std::optional<std::string> bytes;
-    Hash hash{};
-    if (frame.is_object() && frame["seq"].is_number_unsigned() && frame["raw"].is_string() &&
-        frame["hash"].is_string() && FromHex(frame["hash"].get<std::string>(), &hash)) {
-      bytes = Base64Decode(frame["raw"].get<std::string>());
-    }
-    if (!bytes) {
-      problem = Status::Corruption("the primary's stream sent an event without seq, raw and hash");
+    auto event = CheckStreamedEvent(block.data, next, options_.key_ring);
+    if (!event.ok()) {
+      problem = event.status();
       return false;
-    }
-    const uint64_t seq = frame["seq"].get<uint64_t>();
-    if (seq != next) {
-      problem = Status::Corruption("the primary's stream sent seq " + std::to_string(seq) +
-                                   " where " + std::to_string(next) + " was due");
-      return false;
-    }
-    auto decoded = DecodedEvent::Decode(*bytes);
-    if (Sha256(*bytes) != hash || !decoded.ok()) {
-      problem = Status::Corruption("seq " + std::to_string(seq) +
-                                   " differs from the hash the primary's stream announced");
-      return false;
-    }
-    auto event = (*decoded)->event();
-    if (seq >= now.primary_head) {
-      now.primary_head = seq;
-      now.primary_head_recorded_at_us = event.getRecordedAt();
-    }
-    for (auto sealed : event.getSealed()) {
-      item.unknown_subject =
-          item.unknown_subject ||
-          (options_.key_ring != nullptr && !options_.key_ring->Knows(sealed.getSubject().cStr()));
     }
     ++next;
-    item.event.seq = seq;
-    item.event.bytes = std::move(*bytes);
+    if (event->stored.seq >= now.primary_head) {
+      now.primary_head = event->stored.seq;
+      now.primary_head_recorded_at_us = event->recorded_at_us;
+    }
+    item.event = std::move(event->stored);
+    item.unknown_subject = event->unknown_subject;
     return inbox.Put(std::move(item));
   };
   SseBlocks blocks;
@@ -486,30 +528,12 @@ Status ReplicaFollower::Follow(httplib::Client& client, httplib::Client& keys) {
         Set(now);
         return !Stopping();
       });
-  {
-    std::lock_guard<std::mutex> lock(inbox.mu);
-    inbox.closed = true;
-    inbox.cv.notify_all();
-  }
+  inbox.Close();
   storer.join();
   // kCorruption when the events do not continue this log.
   if (!inbox.failed.ok()) return inbox.failed;
   if (!problem.ok()) return problem;
-  if (blocks.too_large()) {
-    return Status::Corruption("the primary's stream sent a block over " +
-                              std::to_string(kMaxBlockBytes) + " bytes");
-  }
-  if (status != 0 && status != 200) {
-    return Status::IOError("the primary's stream answered " + std::to_string(status) + ": " +
-                           refusal);
-  }
-  if (status == 0) {
-    return Status::IOError("the primary's stream did not answer: " +
-                           httplib::to_string(res.error()));
-  }
-  // Ended by the primary (a restart, new tokens, an erasure), by a
-  // heartbeat, or cut off: page from this log's head, then follow again.
-  return Status::Ok();
+  return StreamEnd(res, status, refusal, blocks.too_large());
 }
 
 void ReplicaFollower::Page::Read(const httplib::Response& r) {

@@ -17,14 +17,13 @@
 #include <vector>
 
 #include "api/errors.h"
+#include "api/stream_parts.h"
 #include "eventstore/event_json.h"
 #include "projections/read/changes.h"
 
 namespace okr::api {
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 // A stream reads the log behind the ring this many events at a time,
 // through a cursor of its own that it keeps for at most
@@ -43,71 +42,14 @@ constexpr std::chrono::milliseconds kFoldPoll{2};
 // the hub is stopping.
 constexpr std::chrono::milliseconds kWatchSlice{200};
 
-// One SSE event: `id:` the seq, `event:` the type, `data:` one line of JSON
-// (Dump escapes every control character, so the JSON holds no newline).
-void AppendFrame(uint64_t seq, const std::string& type, const std::string& data, std::string* out) {
-  out->append("id: ").append(std::to_string(seq));
-  out->append("\nevent: ").append(type);
-  out->append("\ndata: ").append(data).append("\n\n");
-}
-
-// The events stream's data: the event as /v1/events shows it.
-std::string EventData(schema::Event::Reader ev, std::string_view raw_bytes, bool raw) {
-  nlohmann::json j = AuditEventJson(ev);
-  if (raw) AddStoredBytes(raw_bytes, &j);
-  return Dump(j);
-}
-
-std::string ChangeData(uint64_t seq, const std::string& type, const std::string& entity,
-                       const std::string& cycle) {
-  return Dump({{"seq", seq},
-               {"type", type},
-               {"entity", entity},
-               {"cycle", cycle.empty() ? nlohmann::json(nullptr) : nlohmann::json(cycle)}});
-}
-
-// A recent event, encoded once for every stream at the live edge.
-struct Recent {
-  uint64_t seq = 0;
-  std::string type, entity;
-  std::string bytes;      // as stored
-  std::string frame;      // the events stream's frame
-  std::string raw_frame;  // the same with raw=true; made when a stream first needs it
-  std::string cycle;      // known once the projection has folded the event
-  bool cycle_known = false;
-};
-
-struct Stream {
-  int fd = -1;
-  std::function<void()> release;
-  StreamRequest req;
-  uint64_t next = 1;  // the next seq to consider
-  std::string out;    // bytes waiting for the client, from `sent_off`
-  size_t sent_off = 0;
-  bool blocked = false;               // the socket took no more; waits for EPOLLOUT
-  bool broken = false;                // a send failed: the connection is gone
-  Clock::time_point waiting_since{};  // when `out` last went from empty to not
-  Clock::time_point last_queued{};    // for heartbeats
-  uint64_t events = 0;                // events sent
-  uint64_t checkpoint_sent = 0;       // the size of the last checkpoint sent (raw events)
-  // Behind the ring: where it reads the store, up to cursor_last.
-  std::unique_ptr<EventCursor> cursor;
-  uint64_t cursor_next = 0, cursor_last = 0;
-  Clock::time_point cursor_opened{};
-
-  bool pending() const { return sent_off < out.size(); }
-  void Queue(std::string_view bytes, Clock::time_point now) {
-    if (!pending()) {
-      out.clear();
-      sent_off = 0;
-      waiting_since = now;
-    }
-    out.append(bytes);
-    last_queued = now;
-  }
-};
-
 }  // namespace
+
+using stream_parts::AppendFrame;
+using stream_parts::ChangeData;
+using stream_parts::Clock;
+using stream_parts::EventData;
+using stream_parts::Recent;
+using stream_parts::Stream;
 
 class StreamHub::Loop {
  public:

@@ -437,11 +437,6 @@ bool KeyRing::IsErased(std::string_view subject) const {
   return erased_.contains(subject);
 }
 
-bool KeyRing::Knows(std::string_view subject) const {
-  std::shared_lock lock(mu_);
-  return keys_.contains(subject) || erased_.contains(subject);
-}
-
 std::vector<std::string> KeyRing::Subjects() const {
   std::shared_lock lock(mu_);
   std::vector<std::string> out;

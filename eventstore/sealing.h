@@ -128,7 +128,10 @@ class KeyRing {
   bool IsErased(std::string_view subject) const;
   // Whether `subject` has a key here or is erased here: a replica copies
   // the primary's keys when an event comes sealed under neither.
-  bool Knows(std::string_view subject) const;
+  bool Knows(std::string_view subject) const {
+    std::shared_lock lock(mu_);
+    return keys_.contains(subject) || erased_.contains(subject);
+  }
   // The subjects that have a key, in no order.
   std::vector<std::string> Subjects() const;
   size_t size() const;

@@ -562,17 +562,17 @@ TEST_P(OkrdReplicaTampered, ItRefusesReportsDivergedAndServesItsLastGoodState) {
 // missed at the next heartbeat, and the raw route shows it lost.
 INSTANTIATE_TEST_SUITE_P(
     Tampering, OkrdReplicaTampered,
-    ::testing::Values(
-        Damage{Proxy::Tamper::kFlipByte, 3, false, "AFlippedByte"},
-        Damage{Proxy::Tamper::kFlipByte, 10, false, "AFlippedByteInTheNewestEvent"},
-        Damage{Proxy::Tamper::kDrop, 3, false, "ADroppedEvent"},
-        Damage{Proxy::Tamper::kDrop, 10, false, "TheNewestEventDropped"},
-        Damage{Proxy::Tamper::kSwap, 3, false, "TwoEventsSwapped"},
-        Damage{Proxy::Tamper::kFlipByte, 3, true, "AFlippedByteOnTheStream"},
-        Damage{Proxy::Tamper::kFlipByte, 10, true, "AFlippedByteInTheNewestEventOnTheStream"},
-        Damage{Proxy::Tamper::kDrop, 3, true, "ADroppedEventOnTheStream"},
-        Damage{Proxy::Tamper::kDrop, 10, true, "TheNewestEventDroppedOnTheStream"},
-        Damage{Proxy::Tamper::kSwap, 3, true, "TwoEventsSwappedOnTheStream"}),
+    ::testing::Values(Damage{Proxy::Tamper::kFlipByte, 3, false, "AFlippedByte"},
+                      Damage{Proxy::Tamper::kFlipByte, 10, false, "AFlippedByteInTheNewestEvent"},
+                      Damage{Proxy::Tamper::kDrop, 3, false, "ADroppedEvent"},
+                      Damage{Proxy::Tamper::kDrop, 10, false, "TheNewestEventDropped"},
+                      Damage{Proxy::Tamper::kSwap, 3, false, "TwoEventsSwapped"},
+                      Damage{Proxy::Tamper::kFlipByte, 3, true, "AFlippedByteOnTheStream"},
+                      Damage{Proxy::Tamper::kFlipByte, 10, true,
+                             "AFlippedByteInTheNewestEventOnTheStream"},
+                      Damage{Proxy::Tamper::kDrop, 3, true, "ADroppedEventOnTheStream"},
+                      Damage{Proxy::Tamper::kDrop, 10, true, "TheNewestEventDroppedOnTheStream"},
+                      Damage{Proxy::Tamper::kSwap, 3, true, "TwoEventsSwappedOnTheStream"}),
     [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace

@@ -269,7 +269,8 @@ void ReplicaFollower::Run() {
       // until it ends, then a page again for whatever came in between.
       if (store_->head().seq < now.primary_head) continue;
       Status followed = Follow(client, keys);
-      if (followed.ok() && !Stopping()) continue;
+      if (Stopping()) return;
+      if (followed.ok()) continue;
       stored = followed;
       now = state();
     }

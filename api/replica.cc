@@ -349,7 +349,7 @@ Result<uint64_t> ReplicaFollower::FetchPage(httplib::Client& client, httplib::Cl
     return refused.ok();
   };
   auto take = [&](uint64_t seq, std::string_view bytes) {
-    if (batch.size() == kMaxEventsPerAppend && !flush()) return false;
+    if (batch.size() == kMaxStoredEventsPerAppend && !flush()) return false;
     if (seq == page.head && page.head_hash && Sha256(bytes) != *page.head_hash) {
       refused = Status::Corruption("seq " + std::to_string(seq) +
                                    " differs from the head the primary announced (Okrd-Head-Hash)");

@@ -167,6 +167,8 @@ struct BackupSummary {
 
 // Limits on one append, so one request cannot monopolise the writer.
 inline constexpr size_t kMaxEventsPerAppend = 1000;
+// A replica's append (AppendStored) may hold a whole page it copied.
+inline constexpr size_t kMaxStoredEventsPerAppend = 100'000;
 inline constexpr size_t kMaxIdempotencyKeyBytes = 256;
 
 // An idempotency record answers retries for this long after its append's
@@ -231,8 +233,8 @@ class EventStore {
   // hash as its prevHash, a recordedAt not before the head's, its entity's
   // next version, an id not taken yet); otherwise nothing is stored and
   // the answer is kCorruption naming the first that does not. At most
-  // kMaxEventsPerAppend events, made durable in one synced write with the
-  // batch they join and handed to the durable listener, as Append's are.
+  // kMaxStoredEventsPerAppend events, made durable with the batch they
+  // join and handed to the durable listener, as Append's are.
   Result<AppendResult> AppendStored(std::vector<StoredEvent> events);
 
   Head head() const;

@@ -1,32 +1,13 @@
 // The snapshots column family: projected state keyed by the seq it
 // reflects. A cache: losing or deleting snapshots changes no answer.
-#include <rocksdb/sst_file_writer.h>
 #include <rocksdb/write_batch.h>
 
-#include <atomic>
 #include <cassert>
 
 #include "eventstore/format.h"
 #include "eventstore/store_impl.h"
 
 namespace okr {
-namespace {
-
-// A snapshot's table file before it is ingested. Not a name RocksDB gives
-// its own files, so a crash between writing and ingesting leaves one that
-// RocksDB ignores and the next writable open removes.
-constexpr std::string_view kSnapshotFilePrefix = "snapshot-";
-constexpr std::string_view kSnapshotFileSuffix = ".sst.pending";
-
-// Unique within the process, so two snapshots written at once (of one
-// seq, even) never share a file.
-std::string SnapshotFilePath(const std::string& db_dir, uint64_t seq) {
-  static std::atomic<uint64_t> written{0};
-  return db_dir + "/" + std::string(kSnapshotFilePrefix) + std::to_string(seq) + "-" +
-         std::to_string(written.fetch_add(1)) + std::string(kSnapshotFileSuffix);
-}
-
-}  // namespace
 
 // A snapshot at a million events is hundreds of megabytes. Put through the
 // write path in one batch it held RocksDB's write queue for seconds, and
@@ -53,23 +34,15 @@ Status EventStore::Impl::PutSnapshot(uint64_t seq, const std::vector<std::string
   wo.disableWAL = true;  // a cache: nothing here needs the log's sync
   if (before.Count() > 0) OKR_RETURN_IF_ERROR(FromRocks(db_->Write(wo, &before)));
 
-  const std::string path = SnapshotFilePath(db_->GetName(), seq);
-  const rocksdb::Options table_options = db_->GetOptions(snapshots_);
-  rocksdb::EnvOptions env_options(table_options);
-  env_options.bytes_per_sync = 1 << 20;  // written back as it goes, not in one burst at the end
-  {
-    rocksdb::SstFileWriter file(env_options, table_options, snapshots_);
-    Status st = FromRocks(file.Open(path));
+  const std::string path = PendingTablePath("snapshot", seq);
+  OKR_RETURN_IF_ERROR(WriteTableFile(snapshots_, path, [&](rocksdb::SstFileWriter& file) {
+    rocksdb::Status st;
     for (size_t i = 0; st.ok() && i < parts.size(); ++i) {
-      st = FromRocks(file.Put(format::SnapshotKey(seq, static_cast<uint32_t>(i)),
-                              rocksdb::Slice(parts[i].data(), parts[i].size())));
+      st = file.Put(format::SnapshotKey(seq, static_cast<uint32_t>(i)),
+                    rocksdb::Slice(parts[i].data(), parts[i].size()));
     }
-    if (st.ok()) st = FromRocks(file.Finish());
-    if (!st.ok()) {
-      db_->GetEnv()->DeleteFile(path).PermitUncheckedError();
-      return st;
-    }
-  }
+    return st;
+  }));
   rocksdb::IngestExternalFileOptions ingest;
   ingest.move_files = true;  // linked into the database, not copied
   if (Status st = FromRocks(db_->IngestExternalFile(snapshots_, {path}, ingest)); !st.ok()) {
@@ -142,17 +115,7 @@ Status EventStore::Impl::DeleteSnapshots() {
 // none, and never stops the log from opening. A writable open also removes
 // the table files of snapshots a crash kept from being ingested.
 void EventStore::Impl::RecoverNewestSnapshotSeq() {
-  if (!options_.read_only) {
-    rocksdb::Env* env = db_->GetEnv();
-    std::vector<std::string> children;
-    if (env->GetChildren(db_->GetName(), &children).ok()) {
-      for (const std::string& name : children) {
-        if (name.starts_with(kSnapshotFilePrefix) && name.ends_with(kSnapshotFileSuffix)) {
-          env->DeleteFile(db_->GetName() + "/" + name).PermitUncheckedError();
-        }
-      }
-    }
-  }
+  if (!options_.read_only) RemovePendingTables();
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), snapshots_));
   it->SeekToLast();
   uint64_t seq = 0;

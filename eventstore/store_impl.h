@@ -11,6 +11,7 @@
 #pragma once
 
 #include <rocksdb/db.h>
+#include <rocksdb/sst_file_writer.h>
 #include <rocksdb/write_batch.h>
 
 #include <atomic>
@@ -44,6 +45,9 @@ inline std::string_view View(const rocksdb::Slice& s) { return {s.data(), s.size
 
 // The writer drains at most this many appends into one batch and one sync.
 inline constexpr size_t kMaxAppendsPerBatch = 1024;
+// A batch of at least this many events is ingested as table files
+// (IngestBatch) instead of written through the memtables.
+inline constexpr size_t kIngestAtEvents = 8192;
 
 // One consistent read through the whole log (a check, a verify): a RocksDB
 // snapshot, so appends made meanwhile are neither half seen nor compared
@@ -201,7 +205,7 @@ class EventStore::Impl {
                            BatchState* state);
   void PutEvent(uint64_t seq, std::string bytes, std::string_view entity, uint64_t version,
                 std::string_view created_id, BatchState* state);
-  Status AdmitAppend(size_t events) const;
+  Status AdmitAppend(size_t events, size_t most) const;
   Result<AppendResult> Enqueue(AppendRequest request, std::vector<StoredEvent> stored);
 
   // append_stored.cc: a replica's appends.
@@ -211,6 +215,7 @@ class EventStore::Impl {
                                  const std::unordered_map<std::string, uint64_t>& versions,
                                  const std::unordered_set<std::string>& created,
                                  EventScratch* scratch);
+  Status CheckIdsNotInLog(const std::vector<StoredLink>& links, uint64_t first_seq) const;
   Status CommitBatch(BatchState* state, const std::vector<Outcome>& outcomes);
   void PutIndexEntries(BatchState* state);
   void ReportBatch(const BatchState& state, const std::vector<Outcome>& outcomes, int64_t write_us,
@@ -289,6 +294,18 @@ class EventStore::Impl {
 
   // snapshots.cc
   void RecoverNewestSnapshotSeq();
+
+  // table_files.cc: table files written beside the log, then ingested.
+  // A name of `kind` and `seq` for one, unique within the process; ignored
+  // by RocksDB until ingested, and removed by RemovePendingTables.
+  std::string PendingTablePath(std::string_view kind, uint64_t seq) const;
+  // Writes `path` for `cf` with `fill`'s keys (in order); removed again
+  // when anything fails.
+  Status WriteTableFile(rocksdb::ColumnFamilyHandle* cf, const std::string& path,
+                        const std::function<rocksdb::Status(rocksdb::SstFileWriter&)>& fill) const;
+  // Writable opens: the files a crash kept from being ingested.
+  void RemovePendingTables() const;
+  Status IngestBatch(const rocksdb::WriteBatch& wb, uint64_t head_seq);
 
   OpenOptions options_;
   std::unique_ptr<rocksdb::DB> db_;

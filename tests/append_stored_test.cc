@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <vector>
@@ -160,6 +161,99 @@ StoredEvent Rewritten(const StoredEvent& event,
   return {event.seq, EncodeMessage(message)};
 }
 
+// A primary log of `units` units, each with four check-ins on a key
+// result of its own, a thousand events to an append: a log to copy in
+// appends large enough to be ingested.
+std::vector<StoredEvent> WriteLargePrimary(EventStore* primary, int units) {
+  AppendRequest request;
+  auto flush = [&] {
+    if (!request.events.empty()) EXPECT_TRUE(primary->Append(std::move(request)).ok());
+    request = AppendRequest();
+  };
+  for (int u = 0; u < units; ++u) {
+    const std::string unit = "u" + std::to_string(u);
+    request.events.push_back(UnitCreatedDraft("admin", unit, "Unit " + unit));
+    for (int c = 0; c < 4; ++c) {
+      request.events.push_back(
+          CheckInDraft("alice", "kr-" + unit, unit + "-ci-" + std::to_string(c), c));
+    }
+    if (request.events.size() + 5 > kMaxEventsPerAppend) flush();
+  }
+  flush();
+  auto events = primary->Read(0, kMaxStoredEventsPerAppend);
+  EXPECT_TRUE(events.ok());
+  return events.ok() ? *events : std::vector<StoredEvent>{};
+}
+
+// Files a table written beside the log left there (none, once ingested).
+size_t PendingTables(const std::string& dir) {
+  size_t n = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    n += entry.path().filename().string().ends_with(".sst.pending");
+  }
+  return n;
+}
+
+TEST(AppendStoredTest, ABulkAppendIsIngestedWholeAndKeepsTheSameLog) {
+  TempDir dir;
+  auto primary = OpenAt(dir.Sub("primary"));
+  const std::vector<StoredEvent> log = WriteLargePrimary(primary.get(), 2400);
+  ASSERT_EQ(log.size(), 12000u);
+  auto replica = OpenAt(dir.Sub("replica"));
+  // One append of 10,000 events (ingested as table files), then the rest
+  // in small appends (written through the memtables) on top of it.
+  ASSERT_TRUE(replica->AppendStored(Slice(log, 0, 10000)).ok());
+  EXPECT_EQ(replica->head().seq, 10000u);
+  for (size_t from = 10000; from < log.size(); from += 500) {
+    ASSERT_TRUE(replica->AppendStored(Slice(log, from, 500)).ok());
+  }
+  ExpectSameHead(replica->head(), primary->head());
+  EXPECT_EQ(PendingTables(dir.Sub("replica")), 0u);
+
+  auto check = [&](EventStore* copy) {
+    auto copied = copy->Read(0, log.size());
+    ASSERT_TRUE(copied.ok());
+    ASSERT_EQ(copied->size(), log.size());
+    for (size_t i = 0; i < log.size(); ++i) ASSERT_EQ(copied->at(i).bytes, log[i].bytes) << i;
+    // The streams, ids and tree the ingestion wrote answer as the primary's.
+    for (const std::string entity : {"kr-u7", "u1999", "kr-u2399"}) {
+      EXPECT_EQ(*copy->Version(entity), *primary->Version(entity)) << entity;
+      auto stream = copy->ReadStream(entity);
+      ASSERT_TRUE(stream.ok());
+      EXPECT_EQ(stream->size(), primary->ReadStream(entity)->size()) << entity;
+    }
+    for (uint64_t size : {uint64_t{1}, uint64_t{8191}, uint64_t{10000}, uint64_t{12000}}) {
+      EXPECT_EQ(*copy->TreeRoot(size), *primary->TreeRoot(size)) << size;
+    }
+    EXPECT_EQ(*copy->InclusionProof(5000, 12000), *primary->InclusionProof(5000, 12000));
+    auto again = copy->Append(OneEvent(UnitCreatedDraft("admin", "u1234", "Unit u1234 again")));
+    EXPECT_EQ(again.status().code(), Status::Code::kVersionMismatch);
+    EXPECT_TRUE(copy->Verify().ok);
+  };
+  check(replica.get());
+  replica.reset();  // and whole after a reopen
+  replica = OpenAt(dir.Sub("replica"));
+  check(replica.get());
+}
+
+TEST(AppendStoredTest, ABulkAppendThatDoesNotContinueTheLogStoresNothing) {
+  TempDir dir;
+  auto primary = OpenAt(dir.Sub("primary"));
+  const std::vector<StoredEvent> log = WriteLargePrimary(primary.get(), 2000);
+  auto replica = OpenAt(dir.Sub("replica"));
+  ASSERT_TRUE(replica->AppendStored(Slice(log, 0, 10)).ok());
+  std::vector<StoredEvent> flipped = Slice(log, 10, 9990);
+  const size_t at = flipped[8001].bytes.find("alice");  // a check-in's actor
+  ASSERT_NE(at, std::string::npos);
+  flipped[8001].bytes[at] = 'A';  // seq 8012; 8013 names its old hash
+  ExpectRefused(replica.get(), flipped, 8013);
+  EXPECT_EQ(PendingTables(dir.Sub("replica")), 0u);
+  ASSERT_TRUE(replica->AppendStored(Slice(log, 10, 9990)).ok());
+  EXPECT_EQ(replica->head().seq, 10000u);
+  EXPECT_EQ(*replica->TreeRoot(10000), *primary->TreeRoot(10000));
+  EXPECT_TRUE(replica->Verify().ok);
+}
+
 TEST(AppendStoredTest, AVersionOrIdTheLogContradictsIsRefused) {
   TempDir dir;
   auto primary = OpenAt(dir.Sub("primary"));
@@ -173,6 +267,12 @@ TEST(AppendStoredTest, AVersionOrIdTheLogContradictsIsRefused) {
       {Rewritten(first_check_in, [](auto ev) { ev.getCheckInRecorded().setCheckIn("u0-ci-0"); })},
       12);
   ExpectRefused(replica.get(), {Rewritten(first_check_in, [](auto ev) { ev.setEntity(""); })}, 12);
+  // An id the log holds is named before a later event that breaks the chain.
+  StoredEvent taken =
+      Rewritten(first_check_in, [](auto ev) { ev.getCheckInRecorded().setCheckIn("u0-ci-0"); });
+  StoredEvent broken = log[12];
+  broken.bytes[broken.bytes.size() / 2] ^= 1;
+  ExpectRefused(replica.get(), {taken, broken}, 12);
   ASSERT_TRUE(replica->AppendStored(Slice(log, 11, log.size())).ok());
   ExpectSameHead(replica->head(), primary->head());
 }
@@ -181,7 +281,7 @@ TEST(AppendStoredTest, LimitsAreThoseOfAnAppend) {
   TempDir dir;
   auto replica = OpenAt(dir.Sub("replica"));
   EXPECT_EQ(replica->AppendStored({}).status().code(), Status::Code::kInvalid);
-  std::vector<StoredEvent> too_many(kMaxEventsPerAppend + 1);
+  std::vector<StoredEvent> too_many(kMaxStoredEventsPerAppend + 1);
   EXPECT_EQ(replica->AppendStored(std::move(too_many)).status().code(), Status::Code::kInvalid);
   EXPECT_EQ(replica->head().seq, 0u);
 }

@@ -143,8 +143,19 @@ void Projector::FollowLoop() {
   }
 }
 
+void Projector::LeaveToFollower() {
+  {
+    std::lock_guard<std::mutex> follow(follow_mu_);
+    follow_owed_ = true;
+  }
+  follow_cv_.notify_one();
+}
+
 void Projector::FoldDurable(const std::vector<StoredEvent>& events) {
   assert(!events.empty());  // a batch stores at least one event
+  // A bulk batch (a replica catching up) is folded beside the writer,
+  // which meanwhile stores the next; no append waits for its fold.
+  if (events.size() >= kFoldBesideWriterAtEvents) return LeaveToFollower();
   uint64_t before, after;
   {
     // Readers hold mu_ only briefly, but one may be waiting for this very
@@ -153,12 +164,7 @@ void Projector::FoldDurable(const std::vector<StoredEvent>& events) {
     std::unique_lock lock(mu_, kFoldWaitForReaders);
     if (!lock.owns_lock()) {
       batches_left_to_follower_.fetch_add(1, std::memory_order_relaxed);
-      {
-        std::lock_guard<std::mutex> follow(follow_mu_);
-        follow_owed_ = true;
-      }
-      follow_cv_.notify_one();
-      return;
+      return LeaveToFollower();
     }
     before = projection_.seq();
     if (is_stuck_ || events.back().seq <= before) return;

@@ -10,8 +10,9 @@
 //           on the newer state (bounded retries).
 //   Read:   Read(fn) runs fn on the projection under a shared lock.
 //   Follow: when the writer's thread cannot take the projection's lock
-//           within kFoldWaitForReaders, one thread folds that batch from
-//           the log instead and wakes the writers waiting for it.
+//           within kFoldWaitForReaders, or the batch is a bulk one, one
+//           thread folds that batch from the log instead and wakes the
+//           writers waiting for it.
 //   Snapshot: another thread writes snapshots from its own rebuilt copy
 //           of the projection, so encoding one never holds the live
 //           projection's lock (writes would wait behind it).
@@ -92,6 +93,10 @@ inline constexpr int kMaxDecideAttempts = 16;
 // fold a batch it made durable before it leaves the batch to the follower
 // (and goes on to the next batch): the fold itself takes microseconds.
 inline constexpr std::chrono::milliseconds kFoldWaitForReaders{2};
+// A durable batch of at least this many events (only a replica's copy of
+// a page makes one) is folded by the follower, from the log, while the
+// writer's thread goes on to the next batch.
+inline constexpr size_t kFoldBesideWriterAtEvents = 8192;
 // After a snapshot that took d, the next one starts no sooner than this
 // many d later: snapshots take at most a tenth of one core, however large
 // the projection grows (at 1M events one takes seconds).
@@ -247,6 +252,7 @@ class Projector {
   // The store's durable listener: folds a batch the writer thread has just
   // made durable, under mu_, then wakes writers waiting in WaitProjected.
   void FoldDurable(const std::vector<StoredEvent>& events);
+  void LeaveToFollower();  // wakes the follower to fold from the log
   // Folds what the writer's thread left (and, every 100 ms, anything the
   // log has beyond the projection).
   void FollowLoop();

@@ -1,0 +1,134 @@
+// Table files written beside the log and ingested into it: a projection's
+// snapshot (snapshots.cc), and a bulk append's batch (IngestBatch).
+#include <rocksdb/sst_file_writer.h>
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cassert>
+#include <map>
+
+#include "eventstore/store_impl.h"
+
+namespace okr {
+namespace {
+
+// Not a name RocksDB gives its own files, so a crash between writing and
+// ingesting leaves one that RocksDB ignores and the next writable open
+// removes.
+constexpr std::string_view kPendingTableSuffix = ".sst.pending";
+
+// One column family's operations of a batch, as the batch holds them.
+struct TableEntry {
+  rocksdb::Slice key, value;
+  bool deletes = false;
+};
+
+// A WriteBatch's puts and deletes (all the writer's batches hold), by
+// column family id. Any other operation fails the iteration.
+class ByColumnFamily : public rocksdb::WriteBatch::Handler {
+ public:
+  std::map<uint32_t, std::vector<TableEntry>> entries;
+
+  rocksdb::Status PutCF(uint32_t cf, const rocksdb::Slice& key,
+                        const rocksdb::Slice& value) override {
+    entries[cf].push_back({key, value, false});
+    return rocksdb::Status::OK();
+  }
+  rocksdb::Status DeleteCF(uint32_t cf, const rocksdb::Slice& key) override {
+    entries[cf].push_back({key, rocksdb::Slice(), true});
+    return rocksdb::Status::OK();
+  }
+};
+
+// In key order, each key once: the last of a key's operations wins, as
+// it does when the batch is written.
+void SortTable(std::vector<TableEntry>* entries) {
+  std::stable_sort(entries->begin(), entries->end(), [](const TableEntry& a, const TableEntry& b) {
+    return a.key.compare(b.key) < 0;
+  });
+  auto last_of_each =
+      std::unique(entries->rbegin(), entries->rend(),
+                  [](const TableEntry& a, const TableEntry& b) { return a.key == b.key; });
+  entries->erase(entries->begin(), last_of_each.base());
+}
+
+}  // namespace
+
+std::string EventStore::Impl::PendingTablePath(std::string_view kind, uint64_t seq) const {
+  static std::atomic<uint64_t> written{0};  // two files of one seq never share a name
+  return db_->GetName() + "/" + std::string(kind) + "-" + std::to_string(seq) + "-" +
+         std::to_string(written.fetch_add(1)) + std::string(kPendingTableSuffix);
+}
+
+Status EventStore::Impl::WriteTableFile(
+    rocksdb::ColumnFamilyHandle* cf, const std::string& path,
+    const std::function<rocksdb::Status(rocksdb::SstFileWriter&)>& fill) const {
+  const rocksdb::Options table_options = db_->GetOptions(cf);
+  rocksdb::EnvOptions env_options(table_options);
+  env_options.bytes_per_sync = 1 << 20;  // written back as it goes, not in one burst at the end
+  rocksdb::SstFileWriter file(env_options, table_options, cf);
+  rocksdb::Status st = file.Open(path);
+  if (st.ok()) st = fill(file);
+  if (st.ok()) st = file.Finish();
+  if (!st.ok()) db_->GetEnv()->DeleteFile(path).PermitUncheckedError();
+  return FromRocks(st);
+}
+
+void EventStore::Impl::RemovePendingTables() const {
+  rocksdb::Env* env = db_->GetEnv();
+  std::vector<std::string> children;
+  if (!env->GetChildren(db_->GetName(), &children).ok()) return;
+  for (const std::string& name : children) {
+    if (name.ends_with(kPendingTableSuffix)) {
+      env->DeleteFile(db_->GetName() + "/" + name).PermitUncheckedError();
+    }
+  }
+}
+
+// A bulk append's batch as one table file per column family, ingested in
+// one step: RocksDB records the files in its manifest together (a crash
+// leaves all of them or none) and syncs them first, so the batch is as
+// durable as a synced write once this returns. On failure nothing of the
+// batch is in the log.
+Status EventStore::Impl::IngestBatch(const rocksdb::WriteBatch& wb, uint64_t head_seq) {
+  ByColumnFamily split;
+  if (rocksdb::Status st = wb.Iterate(&split); !st.ok()) return FromRocks(st);
+  std::vector<rocksdb::IngestExternalFileArg> args;
+  auto remove_written = [&] {
+    for (const auto& arg : args) {
+      for (const auto& path : arg.external_files) {
+        db_->GetEnv()->DeleteFile(path).PermitUncheckedError();
+      }
+    }
+  };
+  for (auto& [cf_id, entries] : split.entries) {
+    auto handle = std::find_if(handles_.begin(), handles_.end(),
+                               [id = cf_id](auto* h) { return h->GetID() == id; });
+    assert(handle != handles_.end());
+    SortTable(&entries);
+    const std::string path = PendingTablePath("append", head_seq);
+    Status st = WriteTableFile(*handle, path, [&entries](rocksdb::SstFileWriter& file) {
+      rocksdb::Status s;
+      for (size_t i = 0; s.ok() && i < entries.size(); ++i) {
+        s = entries[i].deletes ? file.Delete(entries[i].key)
+                               : file.Put(entries[i].key, entries[i].value);
+      }
+      return s;
+    });
+    if (!st.ok()) {
+      remove_written();
+      return st;
+    }
+    rocksdb::IngestExternalFileArg arg;
+    arg.column_family = *handle;
+    arg.external_files = {path};
+    arg.options.move_files = true;  // linked into the database, not copied
+    args.push_back(std::move(arg));
+  }
+  Status ingested = FromRocks(db_->IngestExternalFiles(args));
+  if (!ingested.ok()) remove_written();
+  return ingested;
+}
+
+}  // namespace okr

@@ -23,6 +23,9 @@ constexpr int kConnectTimeoutSeconds = 5;
 // for this long is taken as broken.
 constexpr int kReadTimeoutSeconds = 30;
 constexpr size_t kRefusalBytes = 300;  // of a refusal's body, kept for the state's problem
+// A copied page's events held at once, at most (a page of 100,000 events
+// of a few hundred bytes each is well under it).
+constexpr size_t kMostAppendBytes = size_t{64} << 20;
 // A stream's block holds one event: its bytes in base64 and its JSON.
 constexpr size_t kMaxBlockBytes = 4 * format::kMaxEventBytes + (1u << 20);
 
@@ -335,6 +338,7 @@ Result<uint64_t> ReplicaFollower::FetchPage(httplib::Client& client, httplib::Cl
   RawFrameReader reader(after + 1, after + kMaxRawEvents);
   Page page;
   std::vector<StoredEvent> batch;
+  size_t batch_bytes = 0;
   uint64_t stored = 0;
   Status refused = Status::Ok();
   auto flush = [&] {
@@ -344,18 +348,23 @@ Result<uint64_t> ReplicaFollower::FetchPage(httplib::Client& client, httplib::Cl
     if (!refused.ok()) return false;
     auto appended = store_->AppendStored(std::move(batch));
     batch.clear();
+    batch_bytes = 0;
     if (appended.ok()) stored = appended->last_seq - after;
     refused = appended.status();
     return refused.ok();
   };
   auto take = [&](uint64_t seq, std::string_view bytes) {
-    if (batch.size() == kMaxStoredEventsPerAppend && !flush()) return false;
+    // A page is one append (ingested: docs/DECISIONS.md, "A replica's
+    // catch-up is ingested") unless its events are large.
+    const bool full = batch.size() == kMaxStoredEventsPerAppend || batch_bytes >= kMostAppendBytes;
+    if (full && !flush()) return false;
     if (seq == page.head && page.head_hash && Sha256(bytes) != *page.head_hash) {
       refused = Status::Corruption("seq " + std::to_string(seq) +
                                    " differs from the head the primary announced (Okrd-Head-Hash)");
       return false;
     }
     batch.push_back({seq, std::string(bytes)});
+    batch_bytes += bytes.size();
     return true;
   };
   Status framed = Status::Ok();

@@ -55,6 +55,7 @@ EventStore::Impl::Outcome EventStore::Impl::ProcessStored(std::vector<StoredEven
   if (Status st = CheckIdsNotInLog(links, stored.front().seq); !st.ok()) return {st, false};
   if (!broken.ok()) return {broken, false};
   const AppendResult result{.first_seq = stored.front().seq, .last_seq = head.seq};
+  ReserveBatch(stored, state);
   for (size_t k = 0; k < links.size(); ++k) {
     PutEvent(stored[k].seq, std::move(stored[k].bytes), links[k].entity, links[k].version,
              links[k].created_id, state);
@@ -69,6 +70,17 @@ EventStore::Impl::Outcome EventStore::Impl::ProcessStored(std::vector<StoredEven
   state->ids.merge(created);
   assert(state->frontier.size() == head.seq);
   return {result, true};
+}
+
+// A batch about to take a page of copied events gets its buffer at once:
+// grown by doubling, a 60 MB batch copied itself over and over.
+void EventStore::Impl::ReserveBatch(const std::vector<StoredEvent>& stored, BatchState* state) {
+  constexpr size_t kKeyBytesPerEvent = 160;  // streams, ids and tree keys and values, about
+  size_t need = state->wb.GetDataSize();
+  for (const StoredEvent& event : stored) need += event.bytes.size() + kKeyBytesPerEvent;
+  if (state->wb.Count() == 0 && state->wb.Data().capacity() < need) {
+    state->wb = rocksdb::WriteBatch(need);
+  }
 }
 
 // Whether `event` continues a log whose head is `head`: what staging it

@@ -210,6 +210,7 @@ class EventStore::Impl {
 
   // append_stored.cc: a replica's appends.
   Outcome ProcessStored(std::vector<StoredEvent>& stored, BatchState* state);
+  static void ReserveBatch(const std::vector<StoredEvent>& stored, BatchState* state);
   Result<StoredLink> CheckStored(const StoredEvent& event, const Head& head,
                                  const BatchState& state,
                                  const std::unordered_map<std::string, uint64_t>& versions,

@@ -27,10 +27,11 @@ namespace {
 // a frame of the raw route's answers (SPEC §8 frames: an 8-byte seq, a
 // 4-byte length, the bytes) or an event of the raw events stream (its
 // stored bytes flipped under the hash it came with, dropped, or sent
-// after the next).
+// after the next), or garbles it (a frame's length past any event's, an
+// event's data cut off mid-JSON).
 class Proxy {
  public:
-  enum class Tamper { kNone, kFlipByte, kDrop, kSwap };
+  enum class Tamper { kNone, kFlipByte, kDrop, kSwap, kGarble };
 
   explicit Proxy(int upstream) : upstream_(upstream) {
     server_.Get(".*", [this](const httplib::Request& req, httplib::Response& res) {
@@ -123,6 +124,7 @@ class Proxy {
         *held = std::move(block);
         return "";
       }
+      if (tamper_ == Tamper::kGarble) return block.substr(0, block.find("\"raw\"")) + "\n\n";
       const size_t at = block.find("\"raw\":\"");
       const size_t end = block.find('"', at + 7);
       if (at != std::string::npos && end != std::string::npos) {
@@ -155,6 +157,7 @@ class Proxy {
       Frame& f = frames[i];
       if (f.seq == seq_ && tamper_ == Tamper::kFlipByte) f.whole[f.whole.size() / 2] ^= 0x01;
       if (f.seq == seq_ && tamper_ == Tamper::kDrop) continue;
+      if (f.seq == seq_ && tamper_ == Tamper::kGarble) f.whole.replace(8, 4, 4, '\xff');
       if (f.seq == seq_ && tamper_ == Tamper::kSwap && i + 1 < frames.size()) {
         std::swap(f, frames[i + 1]);
       }
@@ -572,7 +575,9 @@ INSTANTIATE_TEST_SUITE_P(
                              "AFlippedByteInTheNewestEventOnTheStream"},
                       Damage{Proxy::Tamper::kDrop, 3, true, "ADroppedEventOnTheStream"},
                       Damage{Proxy::Tamper::kDrop, 10, true, "TheNewestEventDroppedOnTheStream"},
-                      Damage{Proxy::Tamper::kSwap, 3, true, "TwoEventsSwappedOnTheStream"}),
+                      Damage{Proxy::Tamper::kSwap, 3, true, "TwoEventsSwappedOnTheStream"},
+                      Damage{Proxy::Tamper::kGarble, 3, false, "AFrameLongerThanAnyEvent"},
+                      Damage{Proxy::Tamper::kGarble, 3, true, "AnEventCutOffOnTheStream"}),
     [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace

@@ -354,8 +354,8 @@ Result<uint64_t> ReplicaFollower::FetchPage(httplib::Client& client, httplib::Cl
     return refused.ok();
   };
   auto take = [&](uint64_t seq, std::string_view bytes) {
-    // A page is one append (ingested: docs/DECISIONS.md, "A replica's
-    // catch-up is ingested") unless its events are large.
+    // Half a page to an append (ingested: docs/DECISIONS.md, "A
+    // replica's catch-up is ingested"), less when its events are large.
     const bool full = batch.size() == kMaxStoredEventsPerAppend || batch_bytes >= kMostAppendBytes;
     if (full && !flush()) return false;
     if (seq == page.head && page.head_hash && Sha256(bytes) != *page.head_hash) {

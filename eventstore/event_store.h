@@ -167,8 +167,10 @@ struct BackupSummary {
 
 // Limits on one append, so one request cannot monopolise the writer.
 inline constexpr size_t kMaxEventsPerAppend = 1000;
-// A replica's append (AppendStored) may hold a whole page it copied.
-inline constexpr size_t kMaxStoredEventsPerAppend = 100'000;
+// A replica's append (AppendStored) may hold half a page it copied: large
+// enough to be ingested (docs/DECISIONS.md, "A replica's catch-up is
+// ingested"), small enough to keep the memory it takes while staged low.
+inline constexpr size_t kMaxStoredEventsPerAppend = 50'000;
 inline constexpr size_t kMaxIdempotencyKeyBytes = 256;
 
 // An idempotency record answers retries for this long after its append's

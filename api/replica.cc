@@ -23,8 +23,8 @@ constexpr int kConnectTimeoutSeconds = 5;
 // for this long is taken as broken.
 constexpr int kReadTimeoutSeconds = 30;
 constexpr size_t kRefusalBytes = 300;  // of a refusal's body, kept for the state's problem
-// A copied page's events held at once, at most (a page of 100,000 events
-// of a few hundred bytes each is well under it).
+// The copied events of one append, at most (kMaxStoredEventsPerAppend
+// events of a few hundred bytes each are well under it).
 constexpr size_t kMostAppendBytes = size_t{64} << 20;
 // A stream's block holds one event: its bytes in base64 and its JSON.
 constexpr size_t kMaxBlockBytes = 4 * format::kMaxEventBytes + (1u << 20);

@@ -72,8 +72,8 @@ EventStore::Impl::Outcome EventStore::Impl::ProcessStored(std::vector<StoredEven
   return {result, true};
 }
 
-// A batch about to take a page of copied events gets its buffer at once:
-// grown by doubling, a 60 MB batch copied itself over and over.
+// A batch about to take a large append of copied events gets its buffer
+// at once: grown by doubling, a 30 MB batch copied itself over and over.
 void EventStore::Impl::ReserveBatch(const std::vector<StoredEvent>& stored, BatchState* state) {
   constexpr size_t kKeyBytesPerEvent = 160;  // streams, ids and tree keys and values, about
   size_t need = state->wb.GetDataSize();

@@ -2,6 +2,8 @@
 // files that each hold one of its jobs —
 //   event_store.cc   opening, reading, streams, Verify, the public API
 //   writer.cc        the group-commit writer thread and its batches
+//   append_stored.cc a replica's appends: another log's events, checked
+//   table_files.cc   table files ingested: snapshots, bulk batches
 //   idempotency.cc   idempotency records: lookups, expiry, pruning
 //   ids_index.cc     the `ids` column family: ids taken, indexing at open
 //   snapshots.cc     the snapshots column family (a cache)

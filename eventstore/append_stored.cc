@@ -62,6 +62,7 @@ EventStore::Impl::Outcome EventStore::Impl::ProcessStored(std::vector<StoredEven
     if (links[k].erases) state->erased.push_back(links[k].entity);
   }
   state->head = head;
+  state->copied += links.size();
   if (state->overlay.empty()) {
     state->overlay = std::move(versions);
   } else {

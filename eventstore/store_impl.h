@@ -47,8 +47,9 @@ inline std::string_view View(const rocksdb::Slice& s) { return {s.data(), s.size
 
 // The writer drains at most this many appends into one batch and one sync.
 inline constexpr size_t kMaxAppendsPerBatch = 1024;
-// A batch of at least this many events is ingested as table files
-// (IngestBatch) instead of written through the memtables.
+// A batch of at least this many events, all copied (a replica's), is
+// ingested as table files (IngestBatch) instead of written through the
+// memtables.
 inline constexpr size_t kIngestAtEvents = 8192;
 
 // One consistent read through the whole log (a check, a verify): a RocksDB
@@ -168,6 +169,7 @@ class EventStore::Impl {
     std::vector<std::pair<merkle::NodeId, Hash>> completed;  // scratch for PutEvent
     std::vector<std::string> erased;   // subjects a copied subject.erased erases (a replica's)
     std::vector<IndexPut> index_puts;  // the streams and ids entries (PutIndexEntries)
+    size_t copied = 0;                 // of `events`, those a replica's appends brought
   };
   // What staging a stored event needs (append_stored.cc).
   struct StoredLink {

@@ -317,11 +317,15 @@ Status EventStore::Impl::CommitBatch(BatchState* state, const std::vector<Outcom
   rocksdb::WriteOptions wo;
   wo.sync = true;
   auto started = std::chrono::steady_clock::now();
-  // A bulk batch (a replica catching up) goes in as table files: through
+  // A bulk copy (a replica catching up) goes in as table files: through
   // the memtables, its keys cost a skip-list insert each, and the memtables
   // a flush later (docs/DECISIONS.md, "A replica's catch-up is ingested").
-  Status written = state->events.size() >= kIngestAtEvents ? IngestBatch(state->wb, head.seq)
-                                                           : FromRocks(db_->Write(wo, &state->wb));
+  // Not a primary's batch, however large: an ingestion first flushes the
+  // memtables it overlaps, and the appends waiting would wait for that.
+  const bool bulk_copy =
+      state->events.size() >= kIngestAtEvents && state->copied == state->events.size();
+  Status written =
+      bulk_copy ? IngestBatch(state->wb, head.seq) : FromRocks(db_->Write(wo, &state->wb));
   if (options_.on_batch) {
     ReportBatch(*state, outcomes,
                 std::chrono::duration_cast<std::chrono::microseconds>(

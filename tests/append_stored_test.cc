@@ -19,6 +19,7 @@ namespace {
 
 using testing::CheckInDraft;
 using testing::OneEvent;
+using testing::ReadFile;
 using testing::TempDir;
 using testing::UnitCreatedDraft;
 
@@ -209,6 +210,11 @@ TEST(AppendStoredTest, ABulkAppendIsIngestedWholeAndKeepsTheSameLog) {
   }
   ExpectSameHead(replica->head(), primary->head());
   EXPECT_EQ(PendingTables(dir.Sub("replica")), 0u);
+  // The large append went in as table files (RocksDB's LOG names each file
+  // it ingests), the small ones through the write path.
+  const std::string rocksdb_log = ReadFile(dir.Sub("replica") + "/LOG");
+  EXPECT_NE(rocksdb_log.find("/append-10000-"), std::string::npos);
+  EXPECT_EQ(rocksdb_log.find("/append-10500-"), std::string::npos);
 
   auto check = [&](EventStore* copy) {
     auto copied = copy->Read(0, log.size());

@@ -102,9 +102,11 @@ Status EventStore::Impl::IngestBatch(const rocksdb::WriteBatch& wb, uint64_t hea
       }
     }
   };
-  for (auto& [cf_id, entries] : split.entries) {
+  for (auto& by_cf : split.entries) {
+    const uint32_t cf_id = by_cf.first;
+    std::vector<TableEntry>& entries = by_cf.second;  // a plain name: lambdas capture it
     auto handle = std::find_if(handles_.begin(), handles_.end(),
-                               [id = cf_id](auto* h) { return h->GetID() == id; });
+                               [cf_id](auto* h) { return h->GetID() == cf_id; });
     assert(handle != handles_.end());
     SortTable(&entries);
     const std::string path = PendingTablePath("append", head_seq);

@@ -153,8 +153,9 @@ void Projector::LeaveToFollower() {
 
 void Projector::FoldDurable(const std::vector<StoredEvent>& events) {
   assert(!events.empty());  // a batch stores at least one event
-  // A bulk batch (a replica catching up) is folded beside the writer,
-  // which meanwhile stores the next; no append waits for its fold.
+  // A bulk batch (a replica catching up; on a primary only many bulk
+  // appends at once make one) is folded beside the writer, which
+  // meanwhile stores the next; its appends, if any wait, wait for that.
   if (events.size() >= kFoldBesideWriterAtEvents) return LeaveToFollower();
   uint64_t before, after;
   {

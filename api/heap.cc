@@ -30,6 +30,8 @@ void SetHeapPolicy() {
   mallopt(M_TRIM_THRESHOLD, kTrimThreshold);
 }
 
+void ReturnFreePages() { malloc_trim(0); }
+
 HeapForLoad::HeapForLoad(uint64_t events) {
   const size_t bytes =
       static_cast<size_t>(std::min<uint64_t>(events, kMostHeapForLoad / kProjectionBytesPerEvent)) *

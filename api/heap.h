@@ -20,6 +20,12 @@ namespace okr::api {
 // stays with each heap instead.
 void SetHeapPolicy();
 
+// Gives every heap's free pages back to the system (malloc_trim), not
+// only each heap's free top: after a snapshot, whose rebuilt state (as
+// large as the projection) is freed in the middle of the snapshot
+// thread's heap, which its top alone would keep resident for good.
+void ReturnFreePages();
+
 // While it lives, the heap is grown at once by about what the projection
 // of a log of `events` takes (none for a small log), and faulted in on a
 // second thread (MADV_POPULATE_WRITE). Grown a little at a time by the

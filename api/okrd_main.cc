@@ -245,6 +245,7 @@ std::unique_ptr<okr::Projector> OpenProjector(okr::EventStore* store, const Flag
   okr::ProjectorOptions options;
   options.snapshot_every_events = f.forensics ? 0 : f.snapshot_every;
   options.clock_us = [&rt] { return rt.NowUs(); };
+  options.after_snapshot = okr::api::ReturnFreePages;
   options.on_stuck = [&rt](uint64_t seq, const okr::Status& why) {
     // Once: okrd keeps serving reads of the state before `seq`.
     rt.Log(spdlog::level::critical, "projection_stuck",

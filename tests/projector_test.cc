@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <string>
 #include <thread>
 #include <vector>
@@ -332,6 +333,44 @@ TEST_F(ProjectorTest, SnapshotsAreSpacedByAFractionOfTheLog) {
   while (Head() * 3 < first * 4) ASSERT_OK(CheckIn("kr-hires", 2));
   projector().WaitForSnapshots();
   EXPECT_GT(store().NewestSnapshotSeq(), first);
+}
+
+// A replica copying a long log folds it in bulk batches; a snapshot owed
+// meanwhile would rebuild and encode a state the copy leaves behind within
+// seconds. It waits for the copy to pause and is written once, at the seq
+// the copy reached, and okrd hears of it (to give that state's memory back).
+TEST_F(ProjectorTest, ASnapshotOwedDuringABulkCopyIsWrittenOnceItPauses) {
+  for (int a = 0; Head() < 2 * kFoldBesideWriterAtEvents + 100; ++a) {
+    AppendRequest request;
+    for (int i = 0; i < 1000; ++i) {
+      const std::string id = "ci-" + std::to_string(a) + "-" + std::to_string(i);
+      request.events.push_back(CheckInDraft("admin", "kr-hires", id, i % 20));
+    }
+    ASSERT_OK(store().Append(std::move(request)).status());
+  }
+  auto log = store().Read(0, Head());
+  ASSERT_TRUE(log.ok());
+  const auto half = static_cast<std::ptrdiff_t>(log->size() / 2);
+  testing::TempDir dir;
+  auto copy = EventStore::Open(dir.path());
+  ASSERT_OK(copy.status());
+  std::atomic<int> snapshots{0};
+  ProjectorOptions options;
+  options.snapshot_every_events = 100;
+  options.after_snapshot = [&] { snapshots.fetch_add(1); };
+  auto follower = Projector::Open(copy->get(), options);
+  ASSERT_OK(follower.status());
+  // Two bulk batches, each owing a snapshot once folded.
+  ASSERT_OK((*copy)->AppendStored({log->begin(), log->begin() + half}).status());
+  ASSERT_OK((*copy)->AppendStored({log->begin() + half, log->end()}).status());
+  const auto copied = std::chrono::steady_clock::now();
+  (*follower)->WaitForSnapshots();
+  EXPECT_EQ((*copy)->NewestSnapshotSeq(), log->size());
+  EXPECT_EQ(snapshots.load(), 1);
+  // Not before the copy had paused (less the time the last append took
+  // to answer after it was folded).
+  EXPECT_GE(std::chrono::steady_clock::now() - copied, kSnapshotAfterBulkQuiet / 2);
+  EXPECT_EQ((*follower)->seq(), log->size());
 }
 
 }  // namespace

@@ -156,7 +156,11 @@ void Projector::FoldDurable(const std::vector<StoredEvent>& events) {
   // A bulk batch (a replica catching up; on a primary only many bulk
   // appends at once make one) is folded beside the writer, which
   // meanwhile stores the next; its appends, if any wait, wait for that.
-  if (events.size() >= kFoldBesideWriterAtEvents) return LeaveToFollower();
+  if (events.size() >= kFoldBesideWriterAtEvents) {
+    last_bulk_batch_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
+                           std::memory_order_relaxed);
+    return LeaveToFollower();
+  }
   uint64_t before, after;
   {
     // Readers hold mu_ only briefly, but one may be waiting for this very
@@ -329,6 +333,11 @@ void Projector::SnapshotLoop() {
     // Spaced by time as well as by count: what was owed meanwhile is
     // written once, at the seq reached by then.
     snapshot_cv_.wait_for(lock, last * kSnapshotIdleFactor, [&] { return stopping_.load(); });
+    // And not in the middle of a bulk copy: at its end, at the seq reached.
+    for (auto quiet = BulkQuietFor(); !stopping_ && quiet > decltype(quiet)::zero();
+         quiet = BulkQuietFor()) {
+      snapshot_cv_.wait_for(lock, quiet, [&] { return stopping_.load(); });
+    }
     if (stopping_) break;
     snapshot_owed_ = 0;
     snapshot_busy_ = true;
@@ -336,6 +345,7 @@ void Projector::SnapshotLoop() {
     auto started = std::chrono::steady_clock::now();
     const bool stored = WriteSnapshot(seq());
     last = std::chrono::steady_clock::now() - started;
+    if (options_.after_snapshot) options_.after_snapshot();
     lock.lock();
     // Not stored: the spacing counts again from the newest one that was,
     // so the next fold past it owes one (no sooner than the idle wait).
@@ -345,6 +355,13 @@ void Projector::SnapshotLoop() {
   }
   snapshot_busy_ = false;
   snapshot_cv_.notify_all();
+}
+
+std::chrono::steady_clock::duration Projector::BulkQuietFor() const {
+  const std::chrono::steady_clock::time_point last{
+      std::chrono::steady_clock::duration(last_bulk_batch_.load(std::memory_order_relaxed))};
+  return std::max(std::chrono::steady_clock::duration::zero(),
+                  last + kSnapshotAfterBulkQuiet - std::chrono::steady_clock::now());
 }
 
 bool Projector::WriteSnapshot(uint64_t seq) {

@@ -50,6 +50,9 @@ struct ProjectorOptions {
   // be folded (the projection stops there; see Projector::stuck()). Must
   // be quick and must not call the projector.
   std::function<void(uint64_t seq, const Status& why)> on_stuck;
+  // Called on the snapshot thread after each snapshot, once the state it
+  // rebuilt for it is freed (okrd gives that memory back to the system).
+  std::function<void()> after_snapshot;
 };
 
 // Where and why folding stopped: the first seq the projection could not
@@ -106,6 +109,10 @@ inline constexpr int kSnapshotIdleFactor = 9;
 // the same at any size, and a start-up replays at most about this
 // fraction of the log after the snapshot it loads.
 inline constexpr uint64_t kSnapshotLogFraction = 4;
+// A snapshot owed while bulk batches come in (a replica catching up)
+// waits until none has come for this long: one written mid-copy would
+// rebuild and encode a state the copy leaves behind within seconds.
+inline constexpr std::chrono::milliseconds kSnapshotAfterBulkQuiet{3000};
 
 class Projector {
  public:
@@ -266,6 +273,9 @@ class Projector {
     return std::max(options_.snapshot_every_events, seq / kSnapshotLogFraction);
   }
   void SnapshotLoop();
+  // How long until kSnapshotAfterBulkQuiet has passed since the last bulk
+  // batch (zero when it has).
+  std::chrono::steady_clock::duration BulkQuietFor() const;
   // Writes the snapshot at `seq` from a projection rebuilt for it (the
   // newest stored snapshot plus the log after it), never touching mu_;
   // whether it was stored.
@@ -299,6 +309,8 @@ class Projector {
   uint64_t snapshot_owed_ = 0;  // the seq a snapshot is owed at; 0: none
   uint64_t snapshot_base_ = 0;  // the last seq a snapshot was owed at (or stored, at Open)
   bool snapshot_busy_ = false;  // the snapshot thread is writing one
+  // When the writer's thread last left a bulk batch to the follower.
+  std::atomic<std::chrono::steady_clock::rep> last_bulk_batch_{0};
   std::thread snapshotter_;
 };
 

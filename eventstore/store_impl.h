@@ -51,6 +51,25 @@ inline constexpr size_t kMaxAppendsPerBatch = 1024;
 // ingested as table files (IngestBatch) instead of written through the
 // memtables.
 inline constexpr size_t kIngestAtEvents = 8192;
+// The most a buffer the writer keeps from one batch to the next may hold.
+inline constexpr size_t kMostKeptBytes = size_t{64} << 20;
+
+// One operation of a batch being ingested (IngestBatch), as the batch
+// holds it, with its place in the batch.
+struct TableEntry {
+  uint32_t cf = 0;
+  uint32_t order = 0;
+  rocksdb::Slice key, value;
+  bool deletes = false;
+};
+
+// `from`, emptied, becomes `*to` when its buffer is within kMostKeptBytes
+// (else `*to` stays empty): the next user starts with the capacity.
+template <typename T>
+void Keep(std::vector<T>* from, std::vector<T>* to) {
+  from->clear();
+  if (from->capacity() * sizeof(T) <= kMostKeptBytes) *to = std::move(*from);
+}
 
 // One consistent read through the whole log (a check, a verify): a RocksDB
 // snapshot, so appends made meanwhile are neither half seen nor compared
@@ -333,10 +352,16 @@ class EventStore::Impl {
   // committed version of every entity it has looked at.
   Head writer_head_;
   merkle::Frontier frontier_;  // the right edge of the tree of writer_head_
-  // The last batch's WriteBatch, emptied, its buffer kept for the next
-  // (ProcessBatch): a buffer of a bulk batch is larger than the heap's
-  // mmap threshold, and a new one would be mapped and faulted in again.
-  rocksdb::WriteBatch spare_wb_;
+  // The last batch's buffers, emptied, kept for the next (ProcessBatch):
+  // a bulk batch's are larger than the heap's mmap threshold, and new ones
+  // would be mapped and faulted in again, page by page, for every batch.
+  struct KeptBuffers {
+    rocksdb::WriteBatch wb;
+    std::vector<IndexPut> index_puts;
+    std::vector<StoredEvent> events;
+    std::vector<StoredLink> links;   // ProcessStored's
+    std::vector<TableEntry> tables;  // IngestBatch's
+  } kept_;
   std::unordered_map<std::string, uint64_t> versions_;
   uint64_t pruned_through_ = 0;      // meta/idempotency_pruned
   int64_t prune_not_before_us_ = 0;  // no record expires before this

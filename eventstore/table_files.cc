@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cassert>
-#include <map>
 
 #include "eventstore/store_impl.h"
 
@@ -18,38 +17,39 @@ namespace {
 // removes.
 constexpr std::string_view kPendingTableSuffix = ".sst.pending";
 
-// One column family's operations of a batch, as the batch holds them.
-struct TableEntry {
-  rocksdb::Slice key, value;
-  bool deletes = false;
-};
-
-// A WriteBatch's puts and deletes (all the writer's batches hold), by
-// column family id. Any other operation fails the iteration.
-class ByColumnFamily : public rocksdb::WriteBatch::Handler {
+// A WriteBatch's puts and deletes (all the writer's batches hold), in the
+// batch's order. Any other operation fails the iteration.
+class Operations : public rocksdb::WriteBatch::Handler {
  public:
-  std::map<uint32_t, std::vector<TableEntry>> entries;
+  explicit Operations(std::vector<TableEntry>* entries) : entries_(entries) {}
 
   rocksdb::Status PutCF(uint32_t cf, const rocksdb::Slice& key,
                         const rocksdb::Slice& value) override {
-    entries[cf].push_back({key, value, false});
+    entries_->push_back({cf, Order(), key, value, false});
     return rocksdb::Status::OK();
   }
   rocksdb::Status DeleteCF(uint32_t cf, const rocksdb::Slice& key) override {
-    entries[cf].push_back({key, rocksdb::Slice(), true});
+    entries_->push_back({cf, Order(), key, rocksdb::Slice(), true});
     return rocksdb::Status::OK();
   }
+
+ private:
+  uint32_t Order() const { return static_cast<uint32_t>(entries_->size()); }
+  std::vector<TableEntry>* entries_;
 };
 
-// In key order, each key once: the last of a key's operations wins, as
-// it does when the batch is written.
-void SortTable(std::vector<TableEntry>* entries) {
-  std::stable_sort(entries->begin(), entries->end(), [](const TableEntry& a, const TableEntry& b) {
-    return a.key.compare(b.key) < 0;
+// By column family, in key order, each key once: the last of a key's
+// operations wins, as it does when the batch is written. Sorted in place
+// (the batch's order breaks ties), so no buffer is allocated for it.
+void SortTables(std::vector<TableEntry>* entries) {
+  std::sort(entries->begin(), entries->end(), [](const TableEntry& a, const TableEntry& b) {
+    if (a.cf != b.cf) return a.cf < b.cf;
+    const int c = a.key.compare(b.key);
+    return c != 0 ? c < 0 : a.order < b.order;
   });
-  auto last_of_each =
-      std::unique(entries->rbegin(), entries->rend(),
-                  [](const TableEntry& a, const TableEntry& b) { return a.key == b.key; });
+  auto last_of_each = std::unique(
+      entries->rbegin(), entries->rend(),
+      [](const TableEntry& a, const TableEntry& b) { return a.cf == b.cf && a.key == b.key; });
   entries->erase(entries->begin(), last_of_each.base());
 }
 
@@ -92,8 +92,16 @@ void EventStore::Impl::RemovePendingTables() const {
 // durable as a synced write once this returns. On failure nothing of the
 // batch is in the log.
 Status EventStore::Impl::IngestBatch(const rocksdb::WriteBatch& wb, uint64_t head_seq) {
-  ByColumnFamily split;
-  if (rocksdb::Status st = wb.Iterate(&split); !st.ok()) return FromRocks(st);
+  std::vector<TableEntry> entries = std::move(kept_.tables);
+  entries.reserve(wb.Count());
+  struct KeepEntries {
+    std::vector<TableEntry>* entries;
+    std::vector<TableEntry>* kept;
+    ~KeepEntries() { Keep(entries, kept); }
+  } keep_entries{&entries, &kept_.tables};
+  Operations operations(&entries);
+  if (rocksdb::Status st = wb.Iterate(&operations); !st.ok()) return FromRocks(st);
+  SortTables(&entries);
   std::vector<rocksdb::IngestExternalFileArg> args;
   auto remove_written = [&] {
     for (const auto& arg : args) {
@@ -102,17 +110,17 @@ Status EventStore::Impl::IngestBatch(const rocksdb::WriteBatch& wb, uint64_t hea
       }
     }
   };
-  for (auto& by_cf : split.entries) {
-    const uint32_t cf_id = by_cf.first;
-    std::vector<TableEntry>& entries = by_cf.second;  // a plain name: lambdas capture it
+  // One file for each column family's run of entries.
+  for (size_t from = 0, to = 0; from < entries.size(); from = to) {
+    const uint32_t cf_id = entries[from].cf;
+    while (to < entries.size() && entries[to].cf == cf_id) ++to;
     auto handle = std::find_if(handles_.begin(), handles_.end(),
                                [cf_id](auto* h) { return h->GetID() == cf_id; });
     assert(handle != handles_.end());
-    SortTable(&entries);
     const std::string path = PendingTablePath("append", head_seq);
-    Status st = WriteTableFile(*handle, path, [&entries](rocksdb::SstFileWriter& file) {
+    Status st = WriteTableFile(*handle, path, [&](rocksdb::SstFileWriter& file) {
       rocksdb::Status s;
-      for (size_t i = 0; s.ok() && i < entries.size(); ++i) {
+      for (size_t i = from; s.ok() && i < to; ++i) {
         s = entries[i].deletes ? file.Delete(entries[i].key)
                                : file.Put(entries[i].key, entries[i].value);
       }

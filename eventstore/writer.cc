@@ -83,7 +83,9 @@ void EventStore::Impl::ProcessBatch(const std::vector<Pending*>& batch) {
   std::vector<Outcome> outcomes;
   outcomes.reserve(batch.size());
   BatchState state;
-  state.wb = std::move(spare_wb_);
+  state.wb = std::move(kept_.wb);
+  state.index_puts = std::move(kept_.index_puts);
+  state.events = std::move(kept_.events);
   state.head = writer_head_;
   state.frontier = frontier_;
   for (Pending* pending : batch) {
@@ -101,13 +103,14 @@ void EventStore::Impl::ProcessBatch(const std::vector<Pending*>& batch) {
   }
   // A moved-from WriteBatch has no header: the next batch gets a cleared
   // one or a new one.
-  constexpr size_t kMostKeptBytes = 64 << 20;
   if (state.wb.Data().capacity() <= kMostKeptBytes) {
     state.wb.Clear();
-    spare_wb_ = std::move(state.wb);
+    kept_.wb = std::move(state.wb);
   } else {
-    spare_wb_ = rocksdb::WriteBatch();
+    kept_.wb = rocksdb::WriteBatch();
   }
+  Keep(&state.index_puts, &kept_.index_puts);
+  Keep(&state.events, &kept_.events);
 }
 
 // Decides one append of the batch: a replay of its idempotency key, a

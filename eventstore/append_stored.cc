@@ -34,14 +34,9 @@ EventStore::Impl::Outcome EventStore::Impl::ProcessStored(std::vector<StoredEven
   std::unordered_set<std::string> created;
   versions.reserve(stored.size());
   created.reserve(stored.size());
-  std::vector<StoredLink> links = std::move(kept_.links);
+  Borrowed<StoredLink> borrowed(&kept_.links);
+  std::vector<StoredLink>& links = *borrowed;
   links.reserve(stored.size());
-  // Emptied and kept for the next append, however this one ends.
-  struct KeepLinks {
-    std::vector<StoredLink>* links;
-    std::vector<StoredLink>* kept;
-    ~KeepLinks() { Keep(links, kept); }
-  } keep_links{&links, &kept_.links};
   EventScratch scratch;
   Status broken = Status::Ok();  // the first event that does not continue the log
   for (const StoredEvent& event : stored) {

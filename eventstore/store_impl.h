@@ -71,6 +71,22 @@ void Keep(std::vector<T>* from, std::vector<T>* to) {
   if (from->capacity() * sizeof(T) <= kMostKeptBytes) *to = std::move(*from);
 }
 
+// A kept vector taken for one use, and kept again (Keep) however the use
+// ends.
+template <typename T>
+class Borrowed {
+ public:
+  explicit Borrowed(std::vector<T>* kept) : kept_(kept), vector_(std::move(*kept)) {}
+  ~Borrowed() { Keep(&vector_, kept_); }
+  Borrowed(const Borrowed&) = delete;
+  Borrowed& operator=(const Borrowed&) = delete;
+  std::vector<T>& operator*() { return vector_; }
+
+ private:
+  std::vector<T>* kept_;
+  std::vector<T> vector_;
+};
+
 // One consistent read through the whole log (a check, a verify): a RocksDB
 // snapshot, so appends made meanwhile are neither half seen nor compared
 // with a newer head, and block reads that skip the cache (each block is

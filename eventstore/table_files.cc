@@ -92,13 +92,9 @@ void EventStore::Impl::RemovePendingTables() const {
 // durable as a synced write once this returns. On failure nothing of the
 // batch is in the log.
 Status EventStore::Impl::IngestBatch(const rocksdb::WriteBatch& wb, uint64_t head_seq) {
-  std::vector<TableEntry> entries = std::move(kept_.tables);
+  Borrowed<TableEntry> borrowed(&kept_.tables);
+  std::vector<TableEntry>& entries = *borrowed;
   entries.reserve(wb.Count());
-  struct KeepEntries {
-    std::vector<TableEntry>* entries;
-    std::vector<TableEntry>* kept;
-    ~KeepEntries() { Keep(entries, kept); }
-  } keep_entries{&entries, &kept_.tables};
   Operations operations(&entries);
   if (rocksdb::Status st = wb.Iterate(&operations); !st.ok()) return FromRocks(st);
   SortTables(&entries);

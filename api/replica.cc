@@ -23,9 +23,6 @@ constexpr int kConnectTimeoutSeconds = 5;
 // for this long is taken as broken.
 constexpr int kReadTimeoutSeconds = 30;
 constexpr size_t kRefusalBytes = 300;  // of a refusal's body, kept for the state's problem
-// The copied events of one append, at most (kMaxStoredEventsPerAppend
-// events of a few hundred bytes each are well under it).
-constexpr size_t kMostAppendBytes = size_t{64} << 20;
 // A stream's block holds one event: its bytes in base64 and its JSON.
 constexpr size_t kMaxBlockBytes = 4 * format::kMaxEventBytes + (1u << 20);
 
@@ -356,7 +353,8 @@ Result<uint64_t> ReplicaFollower::FetchPage(httplib::Client& client, httplib::Cl
   auto take = [&](uint64_t seq, std::string_view bytes) {
     // Half a page to an append (ingested: docs/DECISIONS.md, "A
     // replica's catch-up is ingested"), less when its events are large.
-    const bool full = batch.size() == kMaxStoredEventsPerAppend || batch_bytes >= kMostAppendBytes;
+    const bool full =
+        batch.size() == kMaxStoredEventsPerAppend || batch_bytes >= options_.most_append_bytes;
     if (full && !flush()) return false;
     if (seq == page.head && page.head_hash && Sha256(bytes) != *page.head_hash) {
       refused = Status::Corruption("seq " + std::to_string(seq) +
@@ -413,21 +411,35 @@ struct ReplicaFollower::Inbox {
     bool unknown_subject = false;           // sealed under a key not here
     std::optional<std::string> checkpoint;  // or a checkpoint event's data
   };
+  explicit Inbox(size_t most_bytes) : most_bytes(most_bytes) {}
+  const size_t most_bytes;  // of the events queued (one is always taken)
   std::mutex mu;
   std::condition_variable cv;
   std::deque<Item> items;
+  size_t bytes = 0;     // of the events in `items`
   bool closed = false;  // the stream ended: store what is left and stop
   Status failed;        // why storing stopped
 
-  // Waits while the inbox is full (the stream is then read no further,
-  // and the primary's hub holds the rest); false once storing failed.
+  // Waits while the inbox is full, by count or by bytes (the stream is
+  // then read no further, and the primary's hub holds the rest); false
+  // once storing failed.
   bool Put(Item item) {
     std::unique_lock<std::mutex> lock(mu);
-    cv.wait(lock, [this] { return items.size() < kMaxQueued || !failed.ok(); });
+    cv.wait(lock, [this] {
+      return (items.size() < kMaxQueued && (items.empty() || bytes < most_bytes)) || !failed.ok();
+    });
     if (!failed.ok()) return false;
+    bytes += item.event.bytes.size();
     items.push_back(std::move(item));
     cv.notify_all();
     return true;
+  }
+  // The oldest item, taken out.
+  Item Take() {
+    Item item = std::move(items.front());
+    items.pop_front();
+    bytes -= item.event.bytes.size();
+    return item;
   }
   void Close() {
     std::lock_guard<std::mutex> lock(mu);
@@ -446,17 +458,19 @@ void ReplicaFollower::StoreFromInbox(Inbox& inbox, httplib::Client& stream, http
       std::unique_lock<std::mutex> lock(inbox.mu);
       inbox.cv.wait(lock, [&] { return !inbox.items.empty() || inbox.closed; });
       if (inbox.items.empty()) return;
-      // The events up to a checkpoint, which comes after the events it signs.
-      while (!inbox.items.empty() && batch.size() < kMaxEventsPerAppend) {
-        Inbox::Item& item = inbox.items.front();
-        if (item.checkpoint) {
-          if (batch.empty()) checkpoint = std::move(item.checkpoint);
-          if (batch.empty()) inbox.items.pop_front();
+      // The events up to a checkpoint, which comes after the events it
+      // signs, within an append's bounds.
+      size_t batch_bytes = 0;
+      while (!inbox.items.empty() && batch.size() < kMaxEventsPerAppend &&
+             batch_bytes < options_.most_append_bytes) {
+        if (inbox.items.front().checkpoint) {
+          if (batch.empty()) checkpoint = std::move(inbox.Take().checkpoint);
           break;
         }
+        Inbox::Item item = inbox.Take();
         unknown_subject = unknown_subject || item.unknown_subject;
+        batch_bytes += item.event.bytes.size();
         batch.push_back(std::move(item.event));
-        inbox.items.pop_front();
       }
       inbox.cv.notify_all();
     }
@@ -485,7 +499,7 @@ Status ReplicaFollower::Follow(httplib::Client& client, httplib::Client& keys) {
   int status = 0;
   std::string refusal;
   Status problem = Status::Ok();  // the reading's own
-  Inbox inbox;
+  Inbox inbox(4 * options_.most_append_bytes);
   std::thread storer([&] { StoreFromInbox(inbox, client, keys); });
   auto take = [&](const SseBlocks::Block& block) {
     if (block.comment) {

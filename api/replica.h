@@ -45,6 +45,11 @@ class ReplicaFollower {
     // up to max_backoff).
     std::chrono::milliseconds poll{50};
     std::chrono::milliseconds max_backoff{5000};
+    // The copied events' bytes in one append, at most (the append stops at
+    // the first event that reaches it, so it may pass it by that event);
+    // the stream's inbox holds at most four times as many. Bounds the
+    // memory a page or a stream of large events takes while it is stored.
+    size_t most_append_bytes = size_t{64} << 20;
     // --log-key: the verifier the primary's checkpoints must verify with,
     // given out of band; nullopt: the one the copied log records.
     std::optional<NoteVerifier> log_key;

@@ -3,7 +3,10 @@
 // disagrees refused with nothing stored.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
+#include <mutex>
+#include <vector>
 
 #include "api/replica.h"
 #include "tests/okrd_story.h"
@@ -14,8 +17,9 @@ namespace {
 
 using api::ReplicaFollower;
 
-std::unique_ptr<EventStore> OpenReplicaStore(const std::string& dir) {
-  auto opened = EventStore::Open(dir);
+std::unique_ptr<EventStore> OpenReplicaStore(const std::string& dir,
+                                             const OpenOptions& options = {}) {
+  auto opened = EventStore::Open(dir, options);
   EXPECT_TRUE(opened.ok()) << opened.status().ToString();
   return opened.ok() ? std::move(opened.value()) : nullptr;
 }
@@ -85,6 +89,56 @@ TEST_F(ReplicaFollowerTest, CatchesUpFollowsAndHoldsThePrimarysExactBytes) {
   ASSERT_TRUE(WaitFor([&] { return store->head().seq == head + 1; }, 30));
   EXPECT_EQ(ReplicaRaw(*store), PrimaryRaw(s));
   EXPECT_TRUE(store->Verify().ok);
+}
+
+// A page of large events must not be held whole: each append the follower
+// makes while catching up stops at the first event that reaches its byte
+// bound, and the stream's appends after it keep the same bound.
+TEST_F(ReplicaFollowerTest, EachAppendStopsAtItsByteBound) {
+  TempDir dir;
+  std::mutex mu;
+  std::vector<uint64_t> heads;  // the head after each durable batch, in order
+  OpenOptions open;
+  open.on_batch = [&](size_t, size_t, uint64_t head, int64_t, const Status& status) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (status.ok()) heads.push_back(head);
+  };
+  auto store = OpenReplicaStore(dir.Sub("replica"), open);
+  constexpr size_t kBound = 600;
+  ReplicaFollower::Options options = Following(s);
+  options.most_append_bytes = kBound;
+  auto follower = std::make_unique<ReplicaFollower>(store.get(), options);
+  ASSERT_TRUE(WaitFor([&] { return store->head().seq == s.HeadSeq(); }, 30))
+      << follower->state().problem;
+  const size_t caught_up = heads.size();
+  // Then events from the stream, each larger than a tenth of the bound.
+  for (int i = 0; i < 40; ++i) {
+    Want(s.Post("/v1/units",
+                {{"id", "wide" + std::to_string(i)},
+                 {"kind", "team"},
+                 {"name", std::string(190, 'n')},
+                 {"parent", "hr"}},
+                kAdmin.token),
+         201);
+  }
+  const uint64_t head = s.HeadSeq();
+  ASSERT_TRUE(WaitFor([&] { return store->head().seq == head; }, 30)) << follower->state().problem;
+  follower.reset();
+  EXPECT_EQ(ReplicaRaw(*store), PrimaryRaw(s));
+  auto events = store->Read(0, head);
+  ASSERT_TRUE(events.ok());
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_GT(caught_up, 2u);  // the primary's log is several bounds long
+  EXPECT_GT(heads.size(), caught_up);
+  uint64_t from = 0;
+  for (uint64_t to : heads) {
+    ASSERT_GT(to, from);
+    size_t before_last = 0;  // the batch's bytes but its last event's
+    for (uint64_t seq = from + 1; seq < to; ++seq) before_last += (*events)[seq - 1].bytes.size();
+    EXPECT_LT(before_last, kBound) << "the append of seqs " << from + 1 << " to " << to;
+    from = to;
+  }
+  EXPECT_EQ(from, head);
 }
 
 TEST_F(ReplicaFollowerTest, AHistoryThatDisagreesStopsItWithNothingStored) {

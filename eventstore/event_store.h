@@ -277,11 +277,12 @@ class EventStore {
   // Called by the writer thread with the events of each batch, in seq
   // order, once the batch is durable and the head has moved past it, and
   // before any append of the batch is answered: a caller that gets its
-  // seqs back finds whatever the listener did with them done. The views
-  // are valid only during the call. It runs on the writer's time, so it
-  // must be quick; it may read the store but must not append (the writer
-  // would wait for itself).
-  using DurableListener = std::function<void(const std::vector<StoredEvent>& events)>;
+  // seqs back finds whatever the listener did with them done. The events
+  // are the writer's, discarded after the call: the listener may move
+  // their bytes out (and keep them), but not change the vector's length.
+  // It runs on the writer's time, so it must be quick; it may read the
+  // store but must not append (the writer would wait for itself).
+  using DurableListener = std::function<void(std::vector<StoredEvent>& events)>;
   // Sets the one listener, or clears it with an empty function; clearing
   // returns only once a call under way has returned.
   void SetDurableListener(DurableListener listener);

@@ -2,6 +2,7 @@
 // SPEC §6 "The projection is total" and "Health tells the truth".
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <string>
@@ -50,6 +51,20 @@ class ProjectorTest : public HrHiringTest {
     request.command = c;
     request.actor = "admin";
     return projector().Write(request);
+  }
+
+  // The log after check-ins appended a thousand at a time until it holds
+  // at least `events`: a log to copy in bulk batches.
+  Result<std::vector<StoredEvent>> CheckInLog(uint64_t events) {
+    for (int a = 0; Head() < events; ++a) {
+      AppendRequest request;
+      for (int i = 0; i < 1000; ++i) {
+        const std::string id = "ci-" + std::to_string(a) + "-" + std::to_string(i);
+        request.events.push_back(CheckInDraft("admin", "kr-hires", id, i % 20));
+      }
+      OKR_RETURN_IF_ERROR(store().Append(std::move(request)).status());
+    }
+    return store().Read(0, Head());
   }
 
   // The log folds from scratch into what the projector serves.
@@ -340,15 +355,7 @@ TEST_F(ProjectorTest, SnapshotsAreSpacedByAFractionOfTheLog) {
 // seconds. It waits for the copy to pause and is written once, at the seq
 // the copy reached, and okrd hears of it (to give that state's memory back).
 TEST_F(ProjectorTest, ASnapshotOwedDuringABulkCopyIsWrittenOnceItPauses) {
-  for (int a = 0; Head() < 2 * kFoldBesideWriterAtEvents + 100; ++a) {
-    AppendRequest request;
-    for (int i = 0; i < 1000; ++i) {
-      const std::string id = "ci-" + std::to_string(a) + "-" + std::to_string(i);
-      request.events.push_back(CheckInDraft("admin", "kr-hires", id, i % 20));
-    }
-    ASSERT_OK(store().Append(std::move(request)).status());
-  }
-  auto log = store().Read(0, Head());
+  auto log = CheckInLog(2 * kFoldBesideWriterAtEvents + 100);
   ASSERT_TRUE(log.ok());
   const auto half = static_cast<std::ptrdiff_t>(log->size() / 2);
   testing::TempDir dir;
@@ -371,6 +378,43 @@ TEST_F(ProjectorTest, ASnapshotOwedDuringABulkCopyIsWrittenOnceItPauses) {
   // to answer after it was folded).
   EXPECT_GE(std::chrono::steady_clock::now() - copied, kSnapshotAfterBulkQuiet / 2);
   EXPECT_EQ((*follower)->seq(), log->size());
+}
+
+// A replica's bulk batches are folded from the events the writer's thread
+// hands over, without reading them again from the log. While the fold is
+// held up (here by a reader) at most kMostHandedBatches wait in memory; the
+// rest are left to the log, and the follower reads them from there. The
+// state is the one a replay of the log gives either way.
+TEST_F(ProjectorTest, BulkBatchesHandedOverOrLeftToTheLogFoldTheSame) {
+  constexpr size_t kBatches = kMostHandedBatches + 3;
+  auto log = CheckInLog(kBatches * kFoldBesideWriterAtEvents + 10);
+  ASSERT_TRUE(log.ok());
+  testing::TempDir dir;
+  auto copy = EventStore::Open(dir.path());
+  ASSERT_OK(copy.status());
+  ProjectorOptions options;
+  options.snapshot_every_events = 0;
+  auto follower = Projector::Open(copy->get(), options);
+  ASSERT_OK(follower.status());
+  const size_t per_batch = log->size() / kBatches + 1;
+  (*follower)->Read([&](const Projection&) {
+    for (size_t from = 0; from < log->size(); from += per_batch) {
+      const auto to = static_cast<std::ptrdiff_t>(std::min(from + per_batch, log->size()));
+      ASSERT_OK(
+          (*copy)
+              ->AppendStored({log->begin() + static_cast<std::ptrdiff_t>(from), log->begin() + to})
+              .status());
+    }
+    EXPECT_EQ((*copy)->head().seq, log->size());  // stored while the fold waits
+  });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while ((*follower)->seq() < log->size() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ((*follower)->seq(), log->size());
+  auto replayed = Projector::Rebuild(store(), Head(), /*use_snapshot=*/false);
+  ASSERT_TRUE(replayed.ok()) << replayed.status().ToString();
+  (*follower)->Read([&](const Projection& p) { EXPECT_TRUE(*replayed == p); });
 }
 
 }  // namespace

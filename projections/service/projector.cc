@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 #include <chrono>
+#include <iterator>
 #include <mutex>
 
 #include <kj/exception.h>
@@ -103,7 +104,7 @@ Result<std::unique_ptr<Projector>> Projector::Open(EventStore* store, ProjectorO
   // its appends are answered; what was appended since `head` is folded
   // from the log by the first batch that finds the gap.
   store->SetDurableListener(
-      [raw = p.get()](const std::vector<StoredEvent>& events) { raw->FoldDurable(events); });
+      [raw = p.get()](std::vector<StoredEvent>& events) { raw->FoldDurable(events); });
   p->follower_ = std::thread([raw = p.get()] { raw->FollowLoop(); });
   if (every > 0) p->snapshotter_ = std::thread([raw = p.get()] { raw->SnapshotLoop(); });
   return p;
@@ -130,6 +131,22 @@ void Projector::FollowLoop() {
     follow_cv_.wait_for(lock, std::chrono::milliseconds(100),
                         [&] { return stopping_ || follow_owed_; });
     follow_owed_ = false;
+    // The batches handed over, one at a time: while one is folded, the
+    // writer's thread may hand over kMostHandedBatches more.
+    while (!handed_.empty() && !stopping_) {
+      std::vector<StoredEvent> events = std::move(handed_.front());
+      handed_.pop_front();
+      lock.unlock();
+      if (!is_stuck_) {
+        std::unique_lock exclusive(mu_);
+        FoldEventsLocked(events);
+        MaybeSnapshot(projection_.seq());  // owed before the fold is visible
+      }
+      events = {};  // the bytes freed before follow_mu_ is taken again
+      { std::lock_guard<std::mutex> projected(projected_mu_); }
+      projected_cv_.notify_all();
+      lock.lock();
+    }
     lock.unlock();
     uint64_t head = store_->head().seq;
     if (head > seq() && !is_stuck_) {
@@ -143,15 +160,16 @@ void Projector::FollowLoop() {
   }
 }
 
-void Projector::LeaveToFollower() {
+void Projector::LeaveToFollower(std::vector<StoredEvent> handed) {
   {
     std::lock_guard<std::mutex> follow(follow_mu_);
     follow_owed_ = true;
+    if (!handed.empty()) handed_.push_back(std::move(handed));
   }
   follow_cv_.notify_one();
 }
 
-void Projector::FoldDurable(const std::vector<StoredEvent>& events) {
+void Projector::FoldDurable(std::vector<StoredEvent>& events) {
   assert(!events.empty());  // a batch stores at least one event
   // A bulk batch (a replica catching up; on a primary only many bulk
   // appends at once make one) is folded beside the writer, which
@@ -159,9 +177,16 @@ void Projector::FoldDurable(const std::vector<StoredEvent>& events) {
   if (events.size() >= kFoldBesideWriterAtEvents) {
     last_bulk_batch_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
                            std::memory_order_relaxed);
-    return LeaveToFollower();
+    std::vector<StoredEvent> handed;
+    {
+      std::lock_guard<std::mutex> follow(follow_mu_);
+      if (handed_.size() < kMostHandedBatches) {
+        handed.assign(std::make_move_iterator(events.begin()),
+                      std::make_move_iterator(events.end()));
+      }
+    }
+    return LeaveToFollower(std::move(handed));
   }
-  uint64_t before, after;
   {
     // Readers hold mu_ only briefly, but one may be waiting for this very
     // batch (an append made under Read); the writer then leaves the batch
@@ -171,26 +196,30 @@ void Projector::FoldDurable(const std::vector<StoredEvent>& events) {
       batches_left_to_follower_.fetch_add(1, std::memory_order_relaxed);
       return LeaveToFollower();
     }
-    before = projection_.seq();
-    if (is_stuck_ || events.back().seq <= before) return;
-    // Events appended before this projector listened come from the log.
-    if (events.front().seq > before + 1 && !FoldLocked(events.front().seq - 1).ok()) return;
-    EventScratch scratch;
-    for (const StoredEvent& e : events) {
-      if (e.seq <= projection_.seq()) continue;
-      assert(e.seq == projection_.seq() + 1);  // the batch is dense and follows the projection
-      bool damaged = false;
-      if (Status s = FoldEvent(&scratch, e.seq, e.bytes, &projection_, &damaged); !s.ok()) {
-        if (s.code() == Status::Code::kCorruption) (void)FoldFailed(s, damaged);
-        break;  // otherwise a waiting writer folds from the log (WaitProjected)
-      }
-    }
-    after = projection_.seq();
+    FoldEventsLocked(events);
     // Owed before the fold is visible, as in CatchUpLocked.
-    MaybeSnapshot(after);
+    MaybeSnapshot(projection_.seq());
   }
   { std::lock_guard<std::mutex> lock(projected_mu_); }
   projected_cv_.notify_all();
+}
+
+void Projector::FoldEventsLocked(const std::vector<StoredEvent>& events) {
+  if (is_stuck_ || events.empty() || events.back().seq <= projection_.seq()) return;
+  // Events appended before this projector listened (or a batch left to the
+  // log before these) come from the log.
+  const uint64_t before = projection_.seq();
+  if (events.front().seq > before + 1 && !FoldLocked(events.front().seq - 1).ok()) return;
+  EventScratch scratch;
+  for (const StoredEvent& e : events) {
+    if (e.seq <= projection_.seq()) continue;
+    assert(e.seq == projection_.seq() + 1);  // the batch is dense and follows the projection
+    bool damaged = false;
+    if (Status s = FoldEvent(&scratch, e.seq, e.bytes, &projection_, &damaged); !s.ok()) {
+      if (s.code() == Status::Code::kCorruption) (void)FoldFailed(s, damaged);
+      break;  // otherwise a waiting writer folds from the log (WaitProjected)
+    }
+  }
 }
 
 Status Projector::WaitProjected(uint64_t target) {

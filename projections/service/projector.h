@@ -11,7 +11,8 @@
 //   Read:   Read(fn) runs fn on the projection under a shared lock.
 //   Follow: when the writer's thread cannot take the projection's lock
 //           within kFoldWaitForReaders, or the batch is a bulk one, one
-//           thread folds that batch from the log instead and wakes the
+//           thread folds that batch instead (a bulk one from the events
+//           the writer handed over, any other from the log) and wakes the
 //           writers waiting for it.
 //   Snapshot: another thread writes snapshots from its own rebuilt copy
 //           of the projection, so encoding one never holds the live
@@ -25,12 +26,14 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <thread>
+#include <vector>
 
 #include "eventstore/event_store.h"
 #include "projections/domain/commands.h"
@@ -97,9 +100,12 @@ inline constexpr int kMaxDecideAttempts = 16;
 // (and goes on to the next batch): the fold itself takes microseconds.
 inline constexpr std::chrono::milliseconds kFoldWaitForReaders{2};
 // A durable batch of at least this many events (only a replica's copy of
-// a page makes one) is folded by the follower, from the log, while the
-// writer's thread goes on to the next batch.
+// a page makes one) is folded by the follower while the writer's thread
+// goes on to the next batch: from the events the writer hands over (their
+// bytes moved, not copied), or from the log when more than
+// kMostHandedBatches wait already.
 inline constexpr size_t kFoldBesideWriterAtEvents = 8192;
+inline constexpr size_t kMostHandedBatches = 2;
 // After a snapshot that took d, the next one starts no sooner than this
 // many d later: snapshots take at most a tenth of one core, however large
 // the projection grows (at 1M events one takes seconds).
@@ -258,8 +264,14 @@ class Projector {
   Status FoldFailed(const Status& s, bool damaged);
   // The store's durable listener: folds a batch the writer thread has just
   // made durable, under mu_, then wakes writers waiting in WaitProjected.
-  void FoldDurable(const std::vector<StoredEvent>& events);
-  void LeaveToFollower();  // wakes the follower to fold from the log
+  void FoldDurable(std::vector<StoredEvent>& events);
+  // Folds `events` (dense, from at most the projection's next seq on)
+  // under mu_, held exclusively by the caller; stops at the first that
+  // fails (a corruption marks the projector stuck).
+  void FoldEventsLocked(const std::vector<StoredEvent>& events);
+  // Wakes the follower to fold what the writer's thread left: `handed`,
+  // when not empty, or else from the log.
+  void LeaveToFollower(std::vector<StoredEvent> handed = {});
   // Folds what the writer's thread left (and, every 100 ms, anything the
   // log has beyond the projection).
   void FollowLoop();
@@ -298,9 +310,10 @@ class Projector {
   std::mutex projected_mu_;       // only for projected_cv_
   std::condition_variable projected_cv_;
   std::atomic<bool> stopping_{false};
-  std::mutex follow_mu_;  // guards follow_owed_
+  std::mutex follow_mu_;  // guards follow_owed_ and handed_
   std::condition_variable follow_cv_;
-  bool follow_owed_ = false;  // the writer's thread left a batch unfolded
+  bool follow_owed_ = false;                     // the writer's thread left a batch unfolded
+  std::deque<std::vector<StoredEvent>> handed_;  // bulk batches handed over, oldest first
   std::atomic<uint64_t> batches_left_to_follower_{0};
   std::thread follower_;
 

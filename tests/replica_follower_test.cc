@@ -110,7 +110,10 @@ TEST_F(ReplicaFollowerTest, EachAppendStopsAtItsByteBound) {
   auto follower = std::make_unique<ReplicaFollower>(store.get(), options);
   ASSERT_TRUE(WaitFor([&] { return store->head().seq == s.HeadSeq(); }, 30))
       << follower->state().problem;
-  const size_t caught_up = heads.size();
+  const size_t caught_up = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return heads.size();
+  }();
   // Then events from the stream, each larger than a tenth of the bound.
   for (int i = 0; i < 40; ++i) {
     Want(s.Post("/v1/units",

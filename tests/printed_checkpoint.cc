@@ -32,11 +32,18 @@ std::optional<PrintedCheckpoint> ReadMarkdown(const std::string& text) {
     const bool closes = line.size() >= fence.size() && line.find_first_not_of('`') == line.npos;
     EXPECT_FALSE(closes) << "the note's line " << line << " closes the fence " << fence;
   }
-  return PrintedCheckpoint{text.substr(0, m.position(0)), std::stoull(m[1]), m[2], m[4]};
+  PrintedCheckpoint printed;
+  printed.review = text.substr(0, m.position(0));
+  printed.size = std::stoull(m[1]);
+  printed.root = m[2];
+  printed.note = m[4];
+  return printed;
 }
 
-// The CSV rows: #checkpoint, the field's name and its value, in the
-// order size, root, note, as the last three records.
+// The CSV rows: #checkpoint, the field's name and its value, as the last
+// records: size, root and note, then on a replica's review of an older
+// tree from, from_root and proof. Each value is read back as a text cell
+// is (RestoreFormula): a root may start with '+'.
 std::optional<PrintedCheckpoint> ReadCsv(const std::string& text) {
   std::vector<ctl::CsvRecord> records;
   ctl::CsvError error;
@@ -48,20 +55,34 @@ std::optional<PrintedCheckpoint> ReadCsv(const std::string& text) {
     EXPECT_EQ(r.fields.size(), records.front().fields.size()) << "record at line " << r.line;
   }
   const size_t start = text.find("\r\n#checkpoint,size,");
-  if (records.size() < 4 || start == std::string::npos) {
+  size_t first = records.size();
+  while (first > 1 && !records[first - 1].fields.empty() &&
+         records[first - 1].fields[0] == "#checkpoint") {
+    --first;
+  }
+  const size_t rows = records.size() - first;
+  if ((rows != 3 && rows != 6) || start == std::string::npos) {
     ADD_FAILURE() << "no checkpoint rows at the end of\n" << text;
     return std::nullopt;
   }
-  const char* names[] = {"size", "root", "note"};
-  std::string values[3];
-  for (size_t i = 0; i < 3; ++i) {
-    const std::vector<std::string>& f = records[records.size() - 3 + i].fields;
-    EXPECT_EQ(f[0], "#checkpoint");
+  const char* names[] = {"size", "root", "note", "from", "from_root", "proof"};
+  std::string values[6];
+  for (size_t i = 0; i < rows; ++i) {
+    const std::vector<std::string>& f = records[first + i].fields;
     EXPECT_EQ(f[1], names[i]);
     values[i] = RestoreFormula(f[2]);
     for (size_t k = 3; k < f.size(); ++k) EXPECT_EQ(f[k], "") << names[i];
   }
-  return PrintedCheckpoint{text.substr(0, start + 2), std::stoull(values[0]), values[1], values[2]};
+  PrintedCheckpoint printed;
+  printed.review = text.substr(0, start + 2);
+  printed.size = std::stoull(values[0]);
+  printed.root = values[1];
+  printed.note = values[2];
+  if (rows == 6) {
+    printed.consistency =
+        PrintedCheckpoint::Consistency{std::stoull(values[3]), values[4], values[5]};
+  }
+  return printed;
 }
 
 }  // namespace

@@ -14,6 +14,14 @@ struct PrintedCheckpoint {
   uint64_t size = 0;
   std::string root;  // base64, as printed
   std::string note;  // the signed note, verbatim
+  // A replica's review of an older tree (CSV only): the review's size, its
+  // root and the consistency proof's hashes, separated by spaces.
+  struct Consistency {
+    uint64_t from = 0;
+    std::string from_root;
+    std::string proof;
+  };
+  std::optional<Consistency> consistency;
 };
 
 // The checkpoint that ends `text`, a review as `format` ("md" or "csv");

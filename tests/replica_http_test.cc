@@ -29,10 +29,10 @@ namespace {
 // 4-byte length, the bytes) or an event of the raw events stream (its
 // stored bytes flipped under the hash it came with, dropped, or sent
 // after the next), or garbles it (a frame's length past any event's, an
-// event's data cut off mid-JSON).
+// event's data cut off mid-JSON, an event's block that never ends).
 class Proxy {
  public:
-  enum class Tamper { kNone, kFlipByte, kDrop, kSwap, kGarble };
+  enum class Tamper { kNone, kFlipByte, kDrop, kSwap, kGarble, kEndless };
 
   explicit Proxy(int upstream) : upstream_(upstream) {
     server_.Get(".*", [this](const httplib::Request& req, httplib::Response& res) {
@@ -101,8 +101,10 @@ class Proxy {
             for (size_t end; (end = pending.find("\n\n")) != std::string::npos;) {
               std::string block = pending.substr(0, end + 2);
               pending.erase(0, end + 2);
-              std::string out = DamagedBlock(std::move(block), &held);
+              bool endless = false;
+              std::string out = DamagedBlock(std::move(block), &held, &endless);
               if (!out.empty() && !sink.write(out.data(), out.size())) return false;
+              if (endless) return SendEndlessBlock(sink);
             }
             return true;
           });
@@ -113,8 +115,21 @@ class Proxy {
         });
   }
 
-  // What to send for one block of the events stream.
-  std::string DamagedBlock(std::string block, std::string* held) {
+  // A block that never ends: data lines without the empty line that would
+  // end it, until the replica stops reading (or 256 MiB, far past its
+  // bound, so that a replica that never stops fails the test rather than
+  // hanging it).
+  static bool SendEndlessBlock(httplib::DataSink& sink) {
+    const std::string line = "data: " + std::string(1 << 20, 'A') + "\n";
+    for (int i = 0; i < 256; ++i) {
+      if (!sink.write(line.data(), line.size())) return false;
+    }
+    return false;
+  }
+
+  // What to send for one block of the events stream; *endless when the
+  // block is to be followed by SendEndlessBlock.
+  std::string DamagedBlock(std::string block, std::string* held, bool* endless) {
     std::lock_guard<std::mutex> lock(mu_);
     const std::string id = "id: " + std::to_string(seq_) + "\n";
     const std::string next_id = "id: " + std::to_string(seq_ + 1) + "\n";
@@ -126,6 +141,10 @@ class Proxy {
         return "";
       }
       if (tamper_ == Tamper::kGarble) return block.substr(0, block.find("\"raw\"")) + "\n\n";
+      if (tamper_ == Tamper::kEndless) {
+        *endless = true;
+        return block.substr(0, block.find("\n") + 1);
+      }
       const size_t at = block.find("\"raw\":\"");
       const size_t end = block.find('"', at + 7);
       if (at != std::string::npos && end != std::string::npos) {
@@ -552,6 +571,10 @@ TEST_P(OkrdReplicaTampered, ItRefusesReportsDivergedAndServesItsLastGoodState) {
   Reply health = replica.Get("/healthz");
   EXPECT_EQ(health.json["status"], "diverged") << health;
   EXPECT_FALSE(health.json["problem"].is_null()) << health;
+  if (GetParam().tamper == Proxy::Tamper::kEndless) {
+    // Read up to the bound, not on: no memory spent on the rest.
+    EXPECT_NE(health.json["problem"].dump().find("sent a block over"), std::string::npos) << health;
+  }
   EXPECT_LT(health.u("head_seq"), damaged) << health;
   // Nothing bad is stored: what it holds is the primary's log, cut short.
   const std::string held = RawLog(replica);
@@ -586,7 +609,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Damage{Proxy::Tamper::kDrop, 10, true, "TheNewestEventDroppedOnTheStream"},
                       Damage{Proxy::Tamper::kSwap, 3, true, "TwoEventsSwappedOnTheStream"},
                       Damage{Proxy::Tamper::kGarble, 3, false, "AFrameLongerThanAnyEvent"},
-                      Damage{Proxy::Tamper::kGarble, 3, true, "AnEventCutOffOnTheStream"}),
+                      Damage{Proxy::Tamper::kGarble, 3, true, "AnEventCutOffOnTheStream"},
+                      Damage{Proxy::Tamper::kEndless, 3, true, "ABlockThatNeverEndsOnTheStream"}),
     [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace

@@ -3,11 +3,14 @@
 #include <httplib.h>
 
 #include <algorithm>
+#include <cassert>
+#include <cstring>
 #include <deque>
 #include <utility>
 #include <vector>
 
 #include "api/log_key.h"
+#include "api/replica_copy.h"
 #include "api/routes/raw_frames.h"
 #include "api/routes/request.h"
 #include "eventstore/event_codec.h"
@@ -23,103 +26,10 @@ constexpr int kConnectTimeoutSeconds = 5;
 // for this long is taken as broken.
 constexpr int kReadTimeoutSeconds = 30;
 constexpr size_t kRefusalBytes = 300;  // of a refusal's body, kept for the state's problem
-// A stream's block holds one event: its bytes in base64 and its JSON.
-constexpr size_t kMaxBlockBytes = 4 * format::kMaxEventBytes + (1u << 20);
 
-// The blocks of a Server-Sent Events answer (each ends at an empty line),
-// however its bytes are split on arrival.
-class SseBlocks {
- public:
-  struct Block {
-    std::string event, data;
-    std::optional<std::string> comment;  // a block of one comment line
-  };
-
-  // Takes the next bytes and calls `fn` for each block they complete,
-  // until it returns false; false then, or when a block grows past
-  // kMaxBlockBytes (too_large() says so).
-  bool Feed(std::string_view bytes, const std::function<bool(const Block&)>& fn) {
-    pending_.append(bytes);
-    size_t start = 0;
-    bool go_on = true;
-    for (size_t end; go_on && (end = pending_.find("\n\n", start)) != std::string::npos;
-         start = end + 2) {
-      go_on = fn(Parse(std::string_view(pending_).substr(start, end - start)));
-    }
-    pending_.erase(0, start);
-    too_large_ = pending_.size() > kMaxBlockBytes;
-    return go_on && !too_large_;
-  }
-  bool too_large() const { return too_large_; }
-
- private:
-  static Block Parse(std::string_view text) {
-    Block block;
-    while (!text.empty()) {
-      const size_t nl = text.find('\n');
-      std::string_view line = text.substr(0, nl);
-      text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
-      const size_t colon = line.find(':');
-      std::string_view field = line.substr(0, colon), value;
-      if (colon != std::string_view::npos) {
-        value = line.substr(colon + 1);
-        if (value.starts_with(' ')) value.remove_prefix(1);
-      }
-      if (field.empty()) {
-        block.comment = std::string(value);
-      } else if (field == "event") {
-        block.event = value;
-      } else if (field == "data") {
-        if (!block.data.empty()) block.data += '\n';
-        block.data += value;
-      }
-    }
-    return block;
-  }
-
-  std::string pending_;
-  bool too_large_ = false;
-};
-
-// An event of the raw events stream, checked: the seq due, and stored
-// bytes that hash to the `hash` it came with and decode.
-struct StreamedEvent {
-  StoredEvent stored;
-  int64_t recorded_at_us = 0;
-  bool unknown_subject = false;  // sealed under a key `ring` neither holds nor erased
-};
-
-Result<StreamedEvent> CheckStreamedEvent(const std::string& data, uint64_t due,
-                                         const KeyRing* ring) {
-  auto frame = nlohmann::json::parse(data, nullptr, false);
-  std::optional<std::string> bytes;
-  Hash hash{};
-  if (frame.is_object() && frame["seq"].is_number_unsigned() && frame["raw"].is_string() &&
-      frame["hash"].is_string() && FromHex(frame["hash"].get<std::string>(), &hash)) {
-    bytes = Base64Decode(frame["raw"].get<std::string>());
-  }
-  if (!bytes) {
-    return Status::Corruption("the primary's stream sent an event without seq, raw and hash");
-  }
-  const uint64_t seq = frame["seq"].get<uint64_t>();
-  if (seq != due) {
-    return Status::Corruption("the primary's stream sent seq " + std::to_string(seq) + " where " +
-                              std::to_string(due) + " was due");
-  }
-  auto decoded = DecodedEvent::Decode(*bytes);
-  if (Sha256(*bytes) != hash || !decoded.ok()) {
-    return Status::Corruption("seq " + std::to_string(seq) +
-                              " differs from the hash the primary's stream announced");
-  }
-  StreamedEvent out;
-  auto event = (*decoded)->event();
-  out.recorded_at_us = event.getRecordedAt();
-  for (auto sealed : event.getSealed()) {
-    out.unknown_subject =
-        out.unknown_subject || (ring != nullptr && !ring->Knows(sealed.getSubject().cStr()));
-  }
-  out.stored = {seq, std::move(*bytes)};
-  return out;
+// Keeps the start of a refusal's body, `data` the next bytes of it.
+void KeepRefusal(std::string* refusal, const char* data, size_t n) {
+  refusal->append(data, std::min(n, kRefusalBytes - std::min(kRefusalBytes, refusal->size())));
 }
 
 // How a stream that brought nothing wrong ended. Ok: by the primary (a
@@ -129,7 +39,7 @@ Status StreamEnd(const httplib::Result& res, int status, const std::string& refu
                  bool too_large) {
   if (too_large) {
     return Status::Corruption("the primary's stream sent a block over " +
-                              std::to_string(kMaxBlockBytes) + " bytes");
+                              std::to_string(kMaxSseBlockBytes) + " bytes");
   }
   if (status == 0) {
     return Status::IOError("the primary's stream did not answer: " +
@@ -257,8 +167,9 @@ void ReplicaFollower::Run() {
     }
   } forget{this};
   std::chrono::milliseconds backoff = options_.poll;
+  PageStorer storer(store_);
   do {
-    Result<uint64_t> stored = FetchPage(client, keys);
+    Result<uint64_t> stored = FetchPage(client, keys, storer);
     State now = state();
     if (stored.ok()) {
       backoff = options_.poll;
@@ -266,9 +177,11 @@ void ReplicaFollower::Run() {
       now.problem.clear();
       Set(now);
       // Short of the primary's head: the next page. At it: the stream,
-      // until it ends, then a page again for whatever came in between.
-      if (store_->head().seq < now.primary_head) continue;
-      Status followed = Follow(client, keys);
+      // from this log's head once the pages are stored, until it ends,
+      // then a page again for whatever came in between.
+      if (storer.queued_head() < now.primary_head) continue;
+      Status followed = storer.Drain();
+      if (followed.ok()) followed = Follow(client, keys);
       if (Stopping()) return;
       if (followed.ok()) continue;
       stored = followed;
@@ -330,40 +243,47 @@ Status ReplicaFollower::FetchKeys(httplib::Client& client) {
   return Status::Ok();
 }
 
-Result<uint64_t> ReplicaFollower::FetchPage(httplib::Client& client, httplib::Client& keys) {
-  const uint64_t after = store_->head().seq;
+Result<uint64_t> ReplicaFollower::FetchPage(httplib::Client& client, httplib::Client& keys,
+                                            PageStorer& storer) {
+  const uint64_t after = storer.queued_head();
   RawFrameReader reader(after + 1, after + kMaxRawEvents);
   Page page;
   std::vector<StoredEvent> batch;
   size_t batch_bytes = 0;
-  uint64_t stored = 0;
+  uint64_t handed = 0;
   Status refused = Status::Ok();
   auto flush = [&] {
     if (batch.empty() || !refused.ok()) return refused.ok();
     // The keys these events are sealed with, before the events.
     refused = SyncKeys(keys, page.keys_version);
     if (!refused.ok()) return false;
-    auto appended = store_->AppendStored(std::move(batch));
+    handed = batch.back().seq - after;
+    if (!storer.Submit(std::move(batch))) refused = Status::IOError("an append of the page failed");
     batch.clear();
     batch_bytes = 0;
-    if (appended.ok()) stored = appended->last_seq - after;
-    refused = appended.status();
     return refused.ok();
+  };
+  // Ends the page with a failure: what the appends handed over said
+  // first (kCorruption when they do not continue this log), else `why`.
+  auto failed = [&storer](Status why) {
+    Status stored = storer.Drain();
+    return stored.ok() ? why : stored;
   };
   auto take = [&](uint64_t seq, std::string_view bytes) {
     // Half a page to an append (ingested: docs/DECISIONS.md, "A
     // replica's catch-up is ingested"), less when its events are large.
     const bool full =
         batch.size() == kMaxStoredEventsPerAppend || batch_bytes >= options_.most_append_bytes;
-    if (full && !flush()) return false;
-    if (seq == page.head && page.head_hash && Sha256(bytes) != *page.head_hash) {
-      refused = Status::Corruption("seq " + std::to_string(seq) +
-                                   " differs from the head the primary announced (Okrd-Head-Hash)");
-      return false;
+    if (full) {
+      // The append's last event is stored before the rest of the page:
+      // this one, naming its hash, vouches for it first.
+      refused = Vouches(batch.back(), seq, bytes);
+      if (!flush()) return false;
     }
+    refused = page.CheckHead(seq, bytes);  // refused: the batch is not handed over
     batch.push_back({seq, std::string(bytes)});
     batch_bytes += bytes.size();
-    return true;
+    return refused.ok();
   };
   Status framed = Status::Ok();
   const std::string path =
@@ -376,8 +296,7 @@ Result<uint64_t> ReplicaFollower::FetchPage(httplib::Client& client, httplib::Cl
       },
       [&](const char* data, size_t n) {
         if (page.status != 200) {
-          page.refusal.append(
-              data, std::min(n, kRefusalBytes - std::min(kRefusalBytes, page.refusal.size())));
+          KeepRefusal(&page.refusal, data, n);
           return true;
         }
         framed = reader.Feed(std::string_view(data, n), take);
@@ -386,18 +305,14 @@ Result<uint64_t> ReplicaFollower::FetchPage(httplib::Client& client, httplib::Cl
   if (!batch.empty() && (batch.back().seq != page.head || !page.head_hash)) {
     batch.pop_back();  // not vouched for yet
   }
-  if (!flush()) return refused;  // kCorruption when the events do not continue this log
-  if (!framed.ok()) return Status::Corruption("the primary's answer: " + framed.message());
-  OKR_RETURN_IF_ERROR(page.Check(res, reader, after));
-  if (page.head < store_->head().seq) {
-    return Status::Corruption("the primary's head is seq " + std::to_string(page.head) +
-                              ", behind this log's " + std::to_string(store_->head().seq));
-  }
+  if (!flush()) return failed(refused);
+  if (!framed.ok()) return failed(Status::Corruption("the primary's answer: " + framed.message()));
+  if (Status c = page.Check(res, reader, after, storer.queued_head()); !c.ok()) return failed(c);
   State now = state();
   now.primary_head = page.head;
   now.primary_head_recorded_at_us = page.head_recorded_at_us;
   Set(now);
-  return stored;
+  return handed;
 }
 
 // What the stream brought, between the thread that reads it and the one
@@ -544,8 +459,7 @@ Status ReplicaFollower::Follow(httplib::Client& client, httplib::Client& keys) {
       },
       [&](const char* data, size_t n) {
         if (status != 200) {
-          refusal.append(data,
-                         std::min(n, kRefusalBytes - std::min(kRefusalBytes, refusal.size())));
+          KeepRefusal(&refusal, data, n);
           return true;
         }
         if (!blocks.Feed(std::string_view(data, n), take)) return false;
@@ -570,11 +484,19 @@ void ReplicaFollower::Page::Read(const httplib::Response& r) {
   keys_version = r.get_header_value("Okrd-Keys-Version");
 }
 
+Status ReplicaFollower::Page::CheckHead(uint64_t seq, std::string_view bytes) const {
+  if (seq == head && head_hash && Sha256(bytes) != *head_hash) {
+    return Status::Corruption("seq " + std::to_string(seq) +
+                              " differs from the head the primary announced (Okrd-Head-Hash)");
+  }
+  return Status::Ok();
+}
+
 // A page that did not arrive whole is asked for again (kIOError); one
 // that arrived whole but stops short of the head it announced disagrees
-// with itself (kCorruption).
+// with itself, and a head behind what this log holds with it (kCorruption).
 Status ReplicaFollower::Page::Check(const httplib::Result& res, const RawFrameReader& reader,
-                                    uint64_t after) const {
+                                    uint64_t after, uint64_t queued) const {
   if (!res)
     return Status::IOError("the primary did not answer: " + httplib::to_string(res.error()));
   if (status != 200) {
@@ -589,6 +511,10 @@ Status ReplicaFollower::Page::Check(const httplib::Result& res, const RawFrameRe
     return Status::Corruption("the primary's answer ends before seq " +
                               std::to_string(reader.next_seq()) + ", short of its head " +
                               std::to_string(head));
+  }
+  if (head < queued) {
+    return Status::Corruption("the primary's head is seq " + std::to_string(head) +
+                              ", behind this log's " + std::to_string(queued));
   }
   return Status::Ok();
 }

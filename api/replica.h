@@ -13,6 +13,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -28,6 +29,8 @@ struct Response;
 }  // namespace httplib
 
 namespace okr::api {
+
+class PageStorer;  // api/replica_copy.h
 
 class ReplicaFollower {
  public:
@@ -47,7 +50,8 @@ class ReplicaFollower {
     std::chrono::milliseconds max_backoff{5000};
     // The copied events' bytes in one append, at most (the append stops at
     // the first event that reaches it, so it may pass it by that event);
-    // the stream's inbox holds at most four times as many. Bounds the
+    // the pages hold at most three times as many (one append being stored,
+    // one waiting, one being read), the stream's inbox four times as many. Bounds the
     // memory a page or a stream of large events takes while it is stored.
     size_t most_append_bytes = size_t{64} << 20;
     // --log-key: the verifier the primary's checkpoints must verify with,
@@ -101,12 +105,19 @@ class ReplicaFollower {
     std::string keys_version;  // Okrd-Keys-Version: the primary's keys then
     std::string refusal;       // the start of a refusal's body
     void Read(const httplib::Response& r);
-    Status Check(const httplib::Result& res, const RawFrameReader& reader, uint64_t after) const;
+    // kCorruption when the event `seq` is the head and `bytes` do not
+    // hash to Okrd-Head-Hash.
+    Status CheckHead(uint64_t seq, std::string_view bytes) const;
+    // Whether the answer came whole, from `after` on, and its head is not
+    // behind `queued`, the last event handed over to be stored.
+    Status Check(const httplib::Result& res, const RawFrameReader& reader, uint64_t after,
+                 uint64_t queued) const;
   };
-  // One page of the primary's log after this log's head: how many events
-  // it stored, or why not (kCorruption: the histories disagree).
-  // `keys` is a second connection, for SyncKeys while the page streams in.
-  Result<uint64_t> FetchPage(httplib::Client& client, httplib::Client& keys);
+  // One page of the primary's log after the last event handed to
+  // `storer` (this log's head when none waits): how many events it handed
+  // over, or why not (kCorruption: the histories disagree). `keys` is a
+  // second connection, for SyncKeys while the page streams in.
+  Result<uint64_t> FetchPage(httplib::Client& client, httplib::Client& keys, PageStorer& storer);
   // Makes this ring hold the primary's keys of `version` (Okrd-Keys-Version)
   // or newer, unless it already does; kIOError when they cannot be fetched.
   Status SyncKeys(httplib::Client& client, const std::string& version);

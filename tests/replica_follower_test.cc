@@ -10,6 +10,7 @@
 
 #include "api/replica.h"
 #include "tests/okrd_story.h"
+#include "tests/tampering_proxy.h"
 #include "tests/test_support.h"
 
 namespace okr::testing {
@@ -53,6 +54,22 @@ std::string ReplicaRaw(EventStore& store) {
     out += e.bytes;
   }
   return out;
+}
+
+// The name of the units PostWideUnits makes.
+const std::string kWideName(190, 'n');
+
+// `n` new teams under hr, each event about 300 bytes (a long name).
+void PostWideUnits(const Okrd& primary, int n) {
+  for (int i = 0; i < n; ++i) {
+    Want(primary.Post("/v1/units",
+                      {{"id", "wide" + std::to_string(i)},
+                       {"kind", "team"},
+                       {"name", kWideName},
+                       {"parent", "hr"}},
+                      kAdmin.token),
+         201);
+  }
 }
 
 class ReplicaFollowerTest : public OkrdWithOrg {};
@@ -115,15 +132,7 @@ TEST_F(ReplicaFollowerTest, EachAppendStopsAtItsByteBound) {
     return heads.size();
   }();
   // Then events from the stream, each larger than a tenth of the bound.
-  for (int i = 0; i < 40; ++i) {
-    Want(s.Post("/v1/units",
-                {{"id", "wide" + std::to_string(i)},
-                 {"kind", "team"},
-                 {"name", std::string(190, 'n')},
-                 {"parent", "hr"}},
-                kAdmin.token),
-         201);
-  }
+  PostWideUnits(s, 40);
   const uint64_t head = s.HeadSeq();
   ASSERT_TRUE(WaitFor([&] { return store->head().seq == head; }, 30)) << follower->state().problem;
   follower.reset();
@@ -142,6 +151,46 @@ TEST_F(ReplicaFollowerTest, EachAppendStopsAtItsByteBound) {
     from = to;
   }
   EXPECT_EQ(from, head);
+}
+
+// Catching up, a page is stored in several appends, each made while the
+// rest of the page is read. An event damaged on its way, wherever it falls
+// among them (the last of an append included, whose successor comes in
+// the next), stops the follower with the appends before it stored and
+// nothing of it or after it.
+TEST_F(ReplicaFollowerTest, AnEventDamagedMidPageStoresOnlyTheAppendsBeforeIt) {
+  // Events of about 300 bytes, the flipped byte in a name: each decodes,
+  // and only the hash chain tells the damage.
+  PostWideUnits(s, 12);
+  const uint64_t head = s.HeadSeq();
+  const std::string primary_raw = PrimaryRaw(s);
+  Proxy proxy(s.port());
+  for (uint64_t damaged = head - 6; damaged < head - 2; ++damaged) {
+    SCOPED_TRACE("seq " + std::to_string(damaged) + " damaged");
+    TempDir dir;
+    std::mutex mu;
+    size_t appends = 0;
+    OpenOptions open;
+    open.on_batch = [&](size_t, size_t, uint64_t, int64_t, const Status& status) {
+      std::lock_guard<std::mutex> lock(mu);
+      appends += status.ok();
+    };
+    auto store = OpenReplicaStore(dir.Sub("replica"), open);
+    proxy.Set(Proxy::Tamper::kFlipByte, damaged, kWideName);
+    ReplicaFollower::Options options = Following(s);
+    options.primary = proxy.url();
+    options.most_append_bytes = 600;  // two or three events an append
+    ReplicaFollower follower(store.get(), options);
+    ASSERT_TRUE(WaitFor([&] { return follower.state().diverged; }, 30)) << follower.state().problem;
+    EXPECT_LT(store->head().seq, damaged) << follower.state().problem;
+    EXPECT_NE(follower.state().problem.find("prevHash"), std::string::npos)
+        << follower.state().problem;
+    const std::string held = ReplicaRaw(*store);
+    EXPECT_EQ(held, primary_raw.substr(0, held.size()));
+    EXPECT_TRUE(store->Verify().ok);
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_GT(appends, 1u);  // the appends before the damaged one
+  }
 }
 
 TEST_F(ReplicaFollowerTest, AHistoryThatDisagreesStopsItWithNothingStored) {

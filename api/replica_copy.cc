@@ -3,7 +3,6 @@
 #include <nlohmann/json.hpp>
 
 #include <cassert>
-#include <cstring>
 #include <utility>
 
 #include "eventstore/event_codec.h"
@@ -83,13 +82,7 @@ Result<StreamedEvent> CheckStreamedEvent(const std::string& data, uint64_t due,
 
 Status Vouches(const StoredEvent& before, uint64_t seq, std::string_view next) {
   auto decoded = DecodedEvent::Decode(next);
-  if (decoded.ok()) {
-    const auto prev = (*decoded)->event().getPrevHash();
-    const Hash hash = Sha256(before.bytes);
-    if (prev.size() == hash.size() && std::memcmp(prev.begin(), hash.data(), hash.size()) == 0) {
-      return Status::Ok();
-    }
-  }
+  if (decoded.ok() && NamesAsPrev((*decoded)->event(), Sha256(before.bytes))) return Status::Ok();
   return Status::Corruption("seq " + std::to_string(seq) + " does not name the hash of seq " +
                             std::to_string(before.seq) + " as its prevHash");
 }

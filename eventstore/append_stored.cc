@@ -3,7 +3,6 @@
 // writer thread with the rest of its batch, as an Append's events are.
 #include <algorithm>
 #include <cassert>
-#include <cstring>
 
 #include "eventstore/format.h"
 #include "eventstore/store_impl.h"
@@ -99,9 +98,7 @@ Result<EventStore::Impl::StoredLink> EventStore::Impl::CheckStored(
   if (!decoded.ok()) return Diverges(seq, decoded.status().message());
   const schema::Event::Reader ev = *decoded;
   if (ev.getSeq() != seq) return Diverges(seq, "it says seq " + std::to_string(ev.getSeq()));
-  const auto prev = ev.getPrevHash();
-  if (prev.size() != head.hash.size() ||
-      std::memcmp(prev.begin(), head.hash.data(), head.hash.size()) != 0) {
+  if (!NamesAsPrev(ev, head.hash)) {
     return Diverges(seq, "its prevHash is not the hash of seq " + std::to_string(head.seq));
   }
   if (ev.getRecordedAt() < head.recorded_at_us) return Diverges(seq, "recordedAt goes back");

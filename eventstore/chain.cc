@@ -105,9 +105,7 @@ bool ChainChecker::Add(uint64_t seq, std::string_view bytes) {
     return Fail(seq, (stored ? "stored under seq " : "served as seq ") + std::to_string(seq) +
                          " but says seq " + std::to_string(ev.getSeq()));
   }
-  auto prev_field = ev.getPrevHash();
-  if (prev_field.size() != prev_.size() ||
-      std::memcmp(prev_field.begin(), prev_.data(), prev_.size()) != 0) {
+  if (!NamesAsPrev(ev, prev_)) {
     return Fail(seq, "prevHash does not match the previous event");
   }
   if (ev.getRecordedAt() < last_time_) return Fail(seq, "recordedAt goes back in time");

@@ -19,6 +19,11 @@ namespace okr {
 
 Hash Sha256(std::string_view bytes) { return Sha256Concat({bytes}); }
 
+bool NamesAsPrev(schema::Event::Reader event, const Hash& hash) {
+  const auto prev = event.getPrevHash();
+  return prev.size() == hash.size() && std::memcmp(prev.begin(), hash.data(), hash.size()) == 0;
+}
+
 Hash Sha256Concat(std::initializer_list<std::string_view> parts) {
   // OpenSSL 3's one-shot SHA256() looks the algorithm up on every call; a
   // fetched digest and a context per thread halve the cost per event.

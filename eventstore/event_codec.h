@@ -27,6 +27,8 @@ std::string ToHex(const Hash& hash);
 // Parses 64 hex digits; false otherwise.
 bool FromHex(std::string_view hex, Hash* hash);
 inline constexpr Hash kZeroHash{};
+// Whether `event` names `hash` as its prevHash (the chain's link).
+bool NamesAsPrev(schema::Event::Reader event, const Hash& hash);
 
 // The log's own events (log.signing_key, SPEC §7): their entity and actor.
 // No user id contains ':', so neither can be taken by a user.

@@ -1129,10 +1129,7 @@ uint64_t WhatIfVerify(const RawReader& raw) {
     auto h = DecodeLike(bytes, Validation::kPlan);
     if (!h) Fail("what-if verify: undecodable");
     auto ev = h->root;
-    auto prev_field = ev.getPrevHash();
-    if (ev.getSeq() != seq || prev_field.size() != prev.size() ||
-        std::memcmp(prev_field.begin(), prev.data(), prev.size()) != 0 ||
-        ev.getRecordedAt() < last_time) {
+    if (ev.getSeq() != seq || !okr::NamesAsPrev(ev, prev) || ev.getRecordedAt() < last_time) {
       Fail("what-if verify: broken chain");
     }
     auto entity = ev.getEntity();

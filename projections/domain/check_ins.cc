@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <unordered_map>
 
@@ -15,9 +16,9 @@ namespace okr {
 
 CheckInArena::CheckInArena(const CheckInArena& other) : size_(other.size_) {
   for (size_t chunk = 0; chunk < other.chunks_.size(); ++chunk) {
-    chunks_.push_back(std::make_unique_for_overwrite<CheckIn[]>(kChunkSize));
+    chunks_.push_back(std::make_unique_for_overwrite<Room[]>(kChunkSize));
     const size_t used = std::min(kChunkSize, size_ - chunk * kChunkSize);
-    std::copy_n(other.chunks_[chunk].get(), used, chunks_.back().get());
+    std::memcpy(chunks_.back().get(), other.chunks_[chunk].get(), used * sizeof(Room));
   }
 }
 
@@ -28,9 +29,9 @@ uint32_t CheckInArena::Append(const CheckIn& ci) {
   }
   if ((size_ & kChunkMask) == 0) {
     assert(chunks_.size() == size_ >> kChunkBits);  // every chunk before is full
-    chunks_.push_back(std::make_unique_for_overwrite<CheckIn[]>(kChunkSize));
+    chunks_.push_back(std::make_unique_for_overwrite<Room[]>(kChunkSize));
   }
-  chunks_.back()[size_ & kChunkMask] = ci;
+  std::construct_at(At(size_), ci);
   return size_++;
 }
 

@@ -17,8 +17,10 @@
 #include <iterator>
 #include <map>
 #include <memory>
+#include <new>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -157,7 +159,8 @@ class CheckInArena {
   uint32_t Append(const CheckIn& ci);
   const CheckIn& operator[](uint32_t position) const {
     assert(position < size_);
-    return chunks_[position >> kChunkBits][position & kChunkMask];
+    return *std::launder(
+        reinterpret_cast<const CheckIn*>(&chunks_[position >> kChunkBits][position & kChunkMask]));
   }
   size_t size() const { return size_; }
 
@@ -166,7 +169,18 @@ class CheckInArena {
   static constexpr size_t kChunkSize = size_t{1} << kChunkBits;
   static constexpr uint32_t kChunkMask = kChunkSize - 1;
 
-  std::vector<std::unique_ptr<CheckIn[]>> chunks_;
+  // A check-in's room: a chunk is not initialised when allocated (the
+  // fold would write every byte of it twice), only each check-in as it is
+  // appended. CheckIn is trivially copyable and destructible.
+  struct Room {
+    alignas(CheckIn) std::byte bytes[sizeof(CheckIn)];
+  };
+  static_assert(std::is_trivially_copyable_v<CheckIn> && std::is_trivially_destructible_v<CheckIn>);
+  CheckIn* At(uint32_t position) {
+    return reinterpret_cast<CheckIn*>(&chunks_[position >> kChunkBits][position & kChunkMask]);
+  }
+
+  std::vector<std::unique_ptr<Room[]>> chunks_;
   uint32_t size_ = 0;
 };
 

@@ -155,16 +155,33 @@ Status Projection::CheckNewId(const Meta& meta, Interned id) const {
   return Status::Ok();
 }
 
+Status Projection::InternNewId(const Meta& meta, std::string_view text, Interned* id) const {
+  bool added = false;
+  *id = Interned::Of(text, &added);
+  // A text the process had never seen is no entity's and no check-in's:
+  // the probes are for logs folded again (a rebuild, the snapshot's fold).
+  if (added) {
+    assert(CheckNewId(meta, *id).ok());
+    return Status::Ok();
+  }
+  return CheckNewId(meta, *id);
+}
+
 template <typename E, typename F>
-E& Projection::Insert(std::map<std::string, E>* entities, EntityKind kind, std::string_view id,
+E& Projection::Insert(std::map<std::string, E>* entities, EntityKind kind, Interned id,
                       const Meta& meta, F fields) {
-  auto [it, inserted] = entities->try_emplace(std::string(id));
-  assert(inserted);  // ids are unique across kinds, and CheckNewId passed
+  // The end as the hint: ids created in increasing order (an import's,
+  // generated ones) go in without a walk down the map; any other is
+  // searched for as without a hint.
+  const size_t before = entities->size();
+  auto it = entities->try_emplace(entities->end(), id.str());
+  assert(entities->size() == before + 1);  // ids are unique across kinds, and CheckNewId passed
+  (void)before;
   E& e = it->second;
   e.id = it->first;
   e.revisions.push_back({meta, std::move(fields)});
   e.event_seqs.push_back(meta.seq);
-  index_.Insert(Interned::Of(id), kind, &e);
+  index_.Insert(id, kind, &e);
   return e;
 }
 
@@ -247,8 +264,9 @@ void Projection::Advance(const Meta& meta) {
 Status Projection::ApplyUnit(schema::Event::Reader ev, const Meta& meta, std::string_view id) {
   using W = schema::Event::Which;
   if (ev.which() == W::UNIT_CREATED) {
-    OKR_RETURN_IF_ERROR(CheckNewId(meta, Interned::Of(id)));
-    Insert(&units_, EntityKind::kUnit, id, meta, CreatedUnit(ev));
+    Interned new_id;
+    OKR_RETURN_IF_ERROR(InternNewId(meta, id, &new_id));
+    Insert(&units_, EntityKind::kUnit, new_id, meta, CreatedUnit(ev));
     return Status::Ok();
   }
   Unit* unit = Existing<Unit>(id, EntityKind::kUnit);
@@ -278,10 +296,11 @@ Status Projection::ApplyUnit(schema::Event::Reader ev, const Meta& meta, std::st
 Status Projection::ApplyCycle(schema::Event::Reader ev, const Meta& meta, std::string_view id) {
   using W = schema::Event::Which;
   if (ev.which() == W::CYCLE_CREATED) {
-    OKR_RETURN_IF_ERROR(CheckNewId(meta, Interned::Of(id)));
+    Interned new_id;
+    OKR_RETURN_IF_ERROR(InternNewId(meta, id, &new_id));
     CycleFields fields;
     SetCycleShape(&fields, ev.getCycleCreated());
-    Insert(&cycles_, EntityKind::kCycle, id, meta, std::move(fields));
+    Insert(&cycles_, EntityKind::kCycle, new_id, meta, std::move(fields));
     return Status::Ok();
   }
   Cycle* cycle = Existing<Cycle>(id, EntityKind::kCycle);
@@ -306,8 +325,9 @@ Status Projection::ApplyCycle(schema::Event::Reader ev, const Meta& meta, std::s
 Status Projection::ApplyObjective(schema::Event::Reader ev, const Meta& meta, std::string_view id) {
   using W = schema::Event::Which;
   if (ev.which() == W::OBJECTIVE_CREATED) {
-    OKR_RETURN_IF_ERROR(CheckNewId(meta, Interned::Of(id)));
-    Insert(&objectives_, EntityKind::kObjective, id, meta,
+    Interned new_id;
+    OKR_RETURN_IF_ERROR(InternNewId(meta, id, &new_id));
+    Insert(&objectives_, EntityKind::kObjective, new_id, meta,
            CreatedObjective(ev.getObjectiveCreated()));
     return Status::Ok();
   }
@@ -348,16 +368,18 @@ Status Projection::ApplyObjective(schema::Event::Reader ev, const Meta& meta, st
 
 Status Projection::ApplyKeyResultAdded(schema::Event::Reader ev, const Meta& meta,
                                        std::string_view id) {
-  OKR_RETURN_IF_ERROR(CheckNewId(meta, Interned::Of(id)));
+  Interned new_id;
+  OKR_RETURN_IF_ERROR(InternNewId(meta, id, &new_id));
   KeyResultFields fields = AddedKeyResult(ev.getKeyResultAdded());
-  auto parent = objectives_.find(fields.objective);
-  if (parent == objectives_.end()) {
+  Objective* parent = Existing<Objective>(fields.objective, EntityKind::kObjective);
+  if (parent == nullptr) {
     return Status::Corruption("seq " + std::to_string(meta.seq) +
                               ": key result of unknown objective " + fields.objective);
   }
-  const KeyResult& kr = Insert(&key_results_, EntityKind::kKeyResult, id, meta, std::move(fields));
-  parent->second.key_results.emplace_back(id);
-  parent->second.key_result_links.of.push_back(&kr);
+  const KeyResult& kr =
+      Insert(&key_results_, EntityKind::kKeyResult, new_id, meta, std::move(fields));
+  parent->key_results.emplace_back(id);
+  parent->key_result_links.of.push_back(&kr);
   return Status::Ok();
 }
 
@@ -412,12 +434,8 @@ Status Projection::ApplyCheckIn(schema::Event::Reader ev, const Meta& meta, std:
   }
   assert(ev.which() == schema::Event::Which::CHECK_IN_RECORDED);
   auto b = ev.getCheckInRecorded();
-  bool added = false;
-  const Interned ci_id = Interned::Of(View(b.getCheckIn()), &added);
-  // A text the process had never seen is no entity's and no check-in's:
-  // the probes are for logs folded again (a rebuild, the snapshot's fold).
-  if (!added) OKR_RETURN_IF_ERROR(CheckNewId(meta, ci_id));
-  assert(!added || CheckNewId(meta, ci_id).ok());
+  Interned ci_id;
+  OKR_RETURN_IF_ERROR(InternNewId(meta, View(b.getCheckIn()), &ci_id));
   kr->check_ins.Append(check_in_arena_.get(),
                        CheckIn{.meta = meta,
                                .value = b.getValue(),

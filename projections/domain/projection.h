@@ -159,8 +159,7 @@ class CheckInArena {
   uint32_t Append(const CheckIn& ci);
   const CheckIn& operator[](uint32_t position) const {
     assert(position < size_);
-    return *std::launder(
-        reinterpret_cast<const CheckIn*>(&chunks_[position >> kChunkBits][position & kChunkMask]));
+    return *std::launder(At(position));
   }
   size_t size() const { return size_; }
 
@@ -176,7 +175,8 @@ class CheckInArena {
     alignas(CheckIn) std::byte bytes[sizeof(CheckIn)];
   };
   static_assert(std::is_trivially_copyable_v<CheckIn> && std::is_trivially_destructible_v<CheckIn>);
-  CheckIn* At(uint32_t position) {
+  // Where the check-in at `position` is, or goes.
+  CheckIn* At(uint32_t position) const {
     return reinterpret_cast<CheckIn*>(&chunks_[position >> kChunkBits][position & kChunkMask]);
   }
 
@@ -390,10 +390,12 @@ class Projection {
   // Adds entity `id` with its first revision; `id` must be new (checked
   // first with CheckNewId, so a failure leaves the projection unchanged).
   template <typename E, typename F>
-  E& Insert(std::map<std::string, E>* entities, EntityKind kind, std::string_view id,
-            const Meta& meta, F fields);
+  E& Insert(std::map<std::string, E>* entities, EntityKind kind, Interned id, const Meta& meta,
+            F fields);
   // Ok when no entity and no check-in has `id` yet.
   Status CheckNewId(const Meta& meta, Interned id) const;
+  // Interns `text` as *id and checks it is new (CheckNewId).
+  Status InternNewId(const Meta& meta, std::string_view text, Interned* id) const;
   // Apply's parts, one per entity the event belongs to. Each either
   // changes nothing and fails, or folds the whole event in.
   Status ApplyUnit(schema::Event::Reader event, const Meta& meta, std::string_view id);

@@ -1,0 +1,140 @@
+// The fold of a log okrd did not decide itself (a replica's copy, a
+// restored backup, a log edited on disk): every id it creates is found
+// whatever the order ids come in, and an event that reuses an id or adds a
+// key result to something that is not an objective is refused as a
+// corruption, leaving the projection as it was.
+#include <capnp/message.h>
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "projections/domain/projection.h"
+#include "schemas/okr.capnp.h"
+
+namespace okr {
+namespace {
+
+using Fill = std::function<void(schema::Event::Builder)>;
+
+// Folds the next event of `p`'s log: entity `id`, filled in by `fill`.
+Status Fold(Projection* p, const std::string& id, const Fill& fill) {
+  capnp::MallocMessageBuilder message;
+  auto ev = message.initRoot<schema::Event>();
+  ev.setSeq(p->seq() + 1);
+  ev.setRecordedAt(static_cast<int64_t>(p->seq() + 1) * 1000);
+  ev.setActor("admin");
+  ev.setEntity(id);
+  ev.setVersion(1);
+  fill(ev);
+  return p->Apply(ev.asReader());
+}
+
+Status AddUnit(Projection* p, const std::string& id) {
+  return Fold(p, id, [](schema::Event::Builder ev) {
+    auto u = ev.initUnitCreated();
+    u.setKind(schema::UnitKind::COMPANY);
+    u.setName("Acme");
+  });
+}
+
+Status AddObjective(Projection* p, const std::string& id) {
+  return Fold(p, id, [](schema::Event::Builder ev) {
+    auto o = ev.initObjectiveCreated();
+    o.setCycle("2026");
+    o.setOwner("acme");
+    o.setTitle("Grow");
+  });
+}
+
+Status AddKeyResult(Projection* p, const std::string& id, const std::string& objective) {
+  return Fold(p, id, [&objective](schema::Event::Builder ev) {
+    auto kr = ev.initKeyResultAdded();
+    kr.setObjective(objective);
+    kr.setTitle("Hire");
+    kr.setTarget(10);
+  });
+}
+
+Status AddCheckIn(Projection* p, const std::string& key_result, const std::string& id) {
+  return Fold(p, key_result, [&id](schema::Event::Builder ev) {
+    auto ci = ev.initCheckInRecorded();
+    ci.setCheckIn(id);
+    ci.setValue(3);
+    ci.setMeasuredAt(1);
+  });
+}
+
+std::vector<std::string> Keys(const auto& entities) {
+  std::vector<std::string> keys;
+  for (const auto& [id, entity] : entities) keys.push_back(id);
+  return keys;
+}
+
+TEST(ProjectionFoldTest, IdsCreatedInAnyOrderAreAllFound) {
+  Projection p;
+  ASSERT_TRUE(AddUnit(&p, "acme").ok());
+  // Increasing, then lower, then between: each goes in where it belongs.
+  for (const std::string id : {"o-3", "o-5", "o-1", "o-4", "o-10"}) {
+    ASSERT_TRUE(AddObjective(&p, id).ok()) << id;
+  }
+  for (const std::string id : {"kr-2", "kr-9", "kr-1"}) {
+    ASSERT_TRUE(AddKeyResult(&p, id, "o-4").ok()) << id;
+  }
+  EXPECT_EQ(Keys(p.objectives()), (std::vector<std::string>{"o-1", "o-10", "o-3", "o-4", "o-5"}));
+  EXPECT_EQ(Keys(p.key_results()), (std::vector<std::string>{"kr-1", "kr-2", "kr-9"}));
+  for (const std::string id : {"o-1", "o-10", "o-3", "o-4", "o-5"}) {
+    const auto* o = p.objective(id);
+    ASSERT_NE(o, nullptr) << id;
+    EXPECT_EQ(o->id, id);
+  }
+  const auto* parent = p.objective("o-4");
+  EXPECT_EQ(parent->key_results, (std::vector<std::string>{"kr-2", "kr-9", "kr-1"}));
+  ASSERT_EQ(parent->key_result_links.of.size(), 3u);
+  EXPECT_EQ(parent->key_result_links.of[2], p.key_result("kr-1"));
+  EXPECT_EQ(p.key_result("kr-9")->current().objective, "o-4");
+  // A copy (its index rebuilt) finds them too.
+  const Projection copy(p);
+  EXPECT_EQ(copy.key_result("kr-1")->id, "kr-1");
+  EXPECT_EQ(copy, p);
+}
+
+TEST(ProjectionFoldTest, AReusedIdOrAParentThatIsNoObjectiveIsRefused) {
+  Projection p;
+  ASSERT_TRUE(AddUnit(&p, "acme").ok());
+  ASSERT_TRUE(AddObjective(&p, "o-1").ok());
+  ASSERT_TRUE(AddKeyResult(&p, "kr-1", "o-1").ok());
+  ASSERT_TRUE(AddCheckIn(&p, "kr-1", "ci-1").ok());
+  const Projection before(p);
+
+  struct Bad {
+    const char* what;
+    std::function<Status()> fold;
+  };
+  const std::vector<Bad> bad = {
+      {"a key result of a unit", [&] { return AddKeyResult(&p, "kr-2", "acme"); }},
+      {"a key result of a key result", [&] { return AddKeyResult(&p, "kr-2", "kr-1"); }},
+      {"a key result of no entity", [&] { return AddKeyResult(&p, "kr-2", "o-404"); }},
+      {"an objective with a unit's id", [&] { return AddObjective(&p, "acme"); }},
+      {"a unit with an objective's id", [&] { return AddUnit(&p, "o-1"); }},
+      {"a key result with its own id again", [&] { return AddKeyResult(&p, "kr-1", "o-1"); }},
+      {"a key result with a check-in's id", [&] { return AddKeyResult(&p, "ci-1", "o-1"); }},
+      {"a check-in with a key result's id", [&] { return AddCheckIn(&p, "kr-1", "kr-1"); }},
+      {"a check-in with its own id again", [&] { return AddCheckIn(&p, "kr-1", "ci-1"); }},
+  };
+  for (const Bad& b : bad) {
+    Status st = b.fold();
+    EXPECT_EQ(st.code(), Status::Code::kCorruption) << b.what;
+    EXPECT_EQ(p.seq(), before.seq()) << b.what;
+    EXPECT_EQ(p, before) << b.what;
+  }
+  EXPECT_EQ(p.key_result("kr-2"), nullptr);
+  EXPECT_EQ(p.objective("acme"), nullptr);
+  // And the log folds on from where it was.
+  ASSERT_TRUE(AddKeyResult(&p, "kr-2", "o-1").ok());
+  EXPECT_EQ(p.objective("o-1")->key_results, (std::vector<std::string>{"kr-1", "kr-2"}));
+}
+
+}  // namespace
+}  // namespace okr

@@ -173,10 +173,8 @@ E& Projection::Insert(std::map<std::string, E>* entities, EntityKind kind, Inter
   // The end as the hint: ids created in increasing order (an import's,
   // generated ones) go in without a walk down the map; any other is
   // searched for as without a hint.
-  const size_t before = entities->size();
+  assert(!entities->contains(id.str()));  // ids are unique across kinds, and CheckNewId passed
   auto it = entities->try_emplace(entities->end(), id.str());
-  assert(entities->size() == before + 1);  // ids are unique across kinds, and CheckNewId passed
-  (void)before;
   E& e = it->second;
   e.id = it->first;
   e.revisions.push_back({meta, std::move(fields)});

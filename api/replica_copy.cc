@@ -101,11 +101,12 @@ PageStorer::~PageStorer() {
 
 bool PageStorer::Submit(std::vector<StoredEvent> batch) {
   assert(!batch.empty() && batch.front().seq == queued_head() + 1);
+  PreparedStored prepared = EventStore::PrepareStored(std::move(batch));
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait(lock, [this] { return !next_ || !failed_.ok(); });
   if (!failed_.ok()) return false;
-  queued_head_ = batch.back().seq;
-  next_ = std::move(batch);
+  queued_head_ = prepared.last_seq();
+  next_ = std::move(prepared);
   cv_.notify_all();
   return true;
 }
@@ -127,7 +128,7 @@ void PageStorer::Loop() {
   while (true) {
     cv_.wait(lock, [this] { return next_ || closing_; });
     if (!next_) return;
-    std::vector<StoredEvent> batch = std::move(*next_);
+    PreparedStored batch = std::move(*next_);
     next_.reset();
     // A batch handed over after a failure continues events not stored.
     if (!failed_.ok()) continue;

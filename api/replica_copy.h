@@ -77,8 +77,9 @@ class PageStorer {
   PageStorer& operator=(const PageStorer&) = delete;
 
   // Hands `batch` (events that continue queued_head()) over once the one
-  // before it was taken; false, storing nothing of it, once an append
-  // failed (Drain says why).
+  // before it was taken, checked as far as it can be without the log
+  // (EventStore::PrepareStored) while that one is stored; false, storing
+  // nothing of it, once an append failed (Drain says why).
   bool Submit(std::vector<StoredEvent> batch);
   // Waits until every append handed over was made; what the first that
   // failed said. Then the next page starts from this log's head again.
@@ -92,11 +93,11 @@ class PageStorer {
   EventStore* const store_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  uint64_t queued_head_;                          // guarded by mu_
-  std::optional<std::vector<StoredEvent>> next_;  // guarded by mu_: handed over, not taken
-  bool busy_ = false;                             // guarded by mu_: an append under way
-  bool closing_ = false;                          // guarded by mu_
-  Status failed_;                                 // guarded by mu_: the first append that failed
+  uint64_t queued_head_;                // guarded by mu_
+  std::optional<PreparedStored> next_;  // guarded by mu_: handed over, not taken
+  bool busy_ = false;                   // guarded by mu_: an append under way
+  bool closing_ = false;                // guarded by mu_
+  Status failed_;                       // guarded by mu_: the first append that failed
   std::thread thread_;
 };
 

@@ -1,6 +1,7 @@
 // A replica's appends: events exactly as another log stored them, each
-// checked to continue this log before any is staged, then written by the
-// writer thread with the rest of its batch, as an Append's events are.
+// checked to continue this log before any is staged (what needs no log on
+// the caller's thread, PrepareStored), then written by the writer thread
+// with the rest of its batch, as an Append's events are.
 #include <algorithm>
 #include <cassert>
 
@@ -15,50 +16,115 @@ Status Diverges(uint64_t seq, const std::string& why) {
   return Status::Corruption("seq " + std::to_string(seq) + " does not continue this log: " + why);
 }
 
+// What `event` says of itself, if it decodes in full and follows `before`
+// (the event before it in the append; the first's link to the log's head
+// is the writer's to check).
+Result<PreparedStored::State::Link> CheckAlone(const StoredEvent& event,
+                                               const PreparedStored::State::Link* before,
+                                               uint64_t seq_before, EventScratch* scratch) {
+  const uint64_t seq = event.seq;
+  if (before != nullptr && seq != seq_before + 1) {
+    return Diverges(seq, "the next seq here is " + std::to_string(seq_before + 1));
+  }
+  auto decoded = scratch->Read(event.bytes, DecodeCheck::kFull);
+  if (!decoded.ok()) return Diverges(seq, decoded.status().message());
+  const schema::Event::Reader ev = *decoded;
+  if (ev.getSeq() != seq) return Diverges(seq, "it says seq " + std::to_string(ev.getSeq()));
+  if (before != nullptr && !NamesAsPrev(ev, before->hash)) {
+    return Diverges(seq, "its prevHash is not the hash of seq " + std::to_string(seq_before));
+  }
+  if (before != nullptr && ev.getRecordedAt() < before->recorded_at_us) {
+    return Diverges(seq, "recordedAt goes back");
+  }
+  PreparedStored::State::Link link;
+  const auto entity = ev.getEntity();
+  link.entity.assign(entity.begin(), entity.size());
+  if (link.entity.empty() || link.entity.find(format::kStreamSeparator) != std::string::npos) {
+    return Diverges(seq, "its entity is empty or holds NUL");
+  }
+  link.created_id = CreatedId(ev);
+  link.erases = ev.which() == schema::Event::Which::SUBJECT_ERASED;
+  link.version = ev.getVersion();
+  link.recorded_at_us = ev.getRecordedAt();
+  link.hash = Sha256(event.bytes);
+  link.leaf = merkle::LeafHash(event.bytes);
+  return link;
+}
+
 }  // namespace
 
-Result<AppendResult> EventStore::Impl::AppendStored(std::vector<StoredEvent> events) {
-  OKR_RETURN_IF_ERROR(AdmitAppend(events.size(), kMaxStoredEventsPerAppend));
+PreparedStored::PreparedStored(std::unique_ptr<State> state) : state_(std::move(state)) {
+  assert(state_);
+}
+PreparedStored::~PreparedStored() = default;
+PreparedStored::PreparedStored(PreparedStored&&) noexcept = default;
+PreparedStored& PreparedStored::operator=(PreparedStored&&) noexcept = default;
+uint64_t PreparedStored::last_seq() const {
+  return state_->events.empty() ? 0 : state_->events.back().seq;
+}
+
+// Each event as far as it can be checked alone, up to the first that
+// cannot (the writer checks the ones before it against the log first).
+PreparedStored EventStore::PrepareStored(std::vector<StoredEvent> events) {
+  auto state = std::make_unique<PreparedStored::State>();
+  state->links.reserve(events.size());
+  EventScratch scratch;
+  for (size_t k = 0; k < events.size(); ++k) {
+    const auto* before = k == 0 ? nullptr : &state->links.back();
+    auto link = CheckAlone(events[k], before, k == 0 ? 0 : events[k - 1].seq, &scratch);
+    if (!link.ok()) {
+      state->broken = link.status();
+      break;
+    }
+    state->links.push_back(*std::move(link));
+  }
+  state->events = std::move(events);
+  return PreparedStored(std::move(state));
+}
+
+Result<AppendResult> EventStore::Impl::AppendStored(std::unique_ptr<PreparedStored::State> events) {
+  OKR_RETURN_IF_ERROR(AdmitAppend(events->events.size(), kMaxStoredEventsPerAppend));
   return Enqueue({}, std::move(events));
 }
 
 // Writer thread: every event is checked against the head the ones before
 // it leave, then all are staged; the first that does not continue the log
 // refuses the whole append and leaves the batch as it was.
-EventStore::Impl::Outcome EventStore::Impl::ProcessStored(std::vector<StoredEvent>& stored,
+EventStore::Impl::Outcome EventStore::Impl::ProcessStored(PreparedStored::State& prepared,
                                                           BatchState* state) {
-  assert(!stored.empty());
+  std::vector<StoredEvent>& stored = prepared.events;
+  const std::vector<StoredLink>& links = prepared.links;
+  assert(!stored.empty() && links.size() <= stored.size());
   Head head = state->head;
   std::unordered_map<std::string, uint64_t> versions;  // this append's, so far
   std::unordered_set<std::string> created;
-  versions.reserve(stored.size());
-  created.reserve(stored.size());
-  Borrowed<StoredLink> borrowed(&kept_.links);
-  std::vector<StoredLink>& links = *borrowed;
-  links.reserve(stored.size());
-  EventScratch scratch;
-  Status broken = Status::Ok();  // the first event that does not continue the log
-  for (const StoredEvent& event : stored) {
-    auto link = CheckStored(event, head, *state, versions, created, &scratch);
-    if (!link.ok()) {
-      broken = link.status();
-      break;
-    }
-    versions[link->entity] = link->version;
-    if (!link->created_id.empty()) created.insert(link->created_id);
-    head.seq = event.seq;
-    head.hash = Sha256(event.bytes);
-    head.recorded_at_us = link->recorded_at_us;
-    links.push_back(*std::move(link));
+  versions.reserve(links.size());
+  created.reserve(links.size());
+  // The first that does not continue the log: the writer's finding, else
+  // what preparing found.
+  Status broken = ContinuesHead(stored.front(), head);
+  size_t checked = 0;
+  for (; broken.ok() && checked < links.size(); ++checked) {
+    const StoredLink& link = links[checked];
+    broken = CheckStored(stored[checked].seq, link, *state, versions, created);
+    if (!broken.ok()) break;
+    versions[link.entity] = link.version;
+    if (!link.created_id.empty()) created.insert(link.created_id);
   }
+  if (broken.ok()) broken = prepared.broken;
   // The ids the events before it create, against the log's, all at once.
-  if (Status st = CheckIdsNotInLog(links, stored.front().seq); !st.ok()) return {st, false};
+  if (Status st = CheckIdsNotInLog(links, checked, stored.front().seq); !st.ok()) {
+    return {st, false};
+  }
   if (!broken.ok()) return {broken, false};
+  head.seq = stored.back().seq;
+  head.hash = links.back().hash;
+  head.recorded_at_us = links.back().recorded_at_us;
   const AppendResult result{.first_seq = stored.front().seq, .last_seq = head.seq};
   ReserveBatch(stored, state);
   for (size_t k = 0; k < links.size(); ++k) {
-    PutEvent(stored[k].seq, std::move(stored[k].bytes), links[k].entity, links[k].version,
-             links[k].created_id, state);
+    PutEvent(stored[k].seq, std::move(stored[k].bytes), links[k].leaf, links[k].entity,
+             links[k].version, links[k].created_id, state);
     if (links[k].erases) state->erased.push_back(links[k].entity);
   }
   state->head = head;
@@ -84,32 +150,29 @@ void EventStore::Impl::ReserveBatch(const std::vector<StoredEvent>& stored, Batc
   }
 }
 
-// Whether `event` continues a log whose head is `head`: what staging it
-// needs, or why it does not (kCorruption).
-Result<EventStore::Impl::StoredLink> EventStore::Impl::CheckStored(
-    const StoredEvent& event, const Head& head, const BatchState& state,
-    const std::unordered_map<std::string, uint64_t>& versions,
-    const std::unordered_set<std::string>& created, EventScratch* scratch) {
-  const uint64_t seq = event.seq;
+// Whether the first event of an append continues a log whose head is
+// `head`: the next seq, naming the head's hash, not before it in time.
+Status EventStore::Impl::ContinuesHead(const StoredEvent& first, const Head& head) {
+  const uint64_t seq = first.seq;
   if (seq != head.seq + 1) {
     return Diverges(seq, "the next seq here is " + std::to_string(head.seq + 1));
   }
-  auto decoded = scratch->Read(event.bytes, DecodeCheck::kFull);
+  EventScratch scratch;
+  auto decoded = scratch.Read(first.bytes, DecodeCheck::kFull);
   if (!decoded.ok()) return Diverges(seq, decoded.status().message());
-  const schema::Event::Reader ev = *decoded;
-  if (ev.getSeq() != seq) return Diverges(seq, "it says seq " + std::to_string(ev.getSeq()));
-  if (!NamesAsPrev(ev, head.hash)) {
+  if (!NamesAsPrev(*decoded, head.hash)) {
     return Diverges(seq, "its prevHash is not the hash of seq " + std::to_string(head.seq));
   }
-  if (ev.getRecordedAt() < head.recorded_at_us) return Diverges(seq, "recordedAt goes back");
-  StoredLink link;
-  const auto entity = ev.getEntity();
-  link.entity.assign(entity.begin(), entity.size());
-  if (link.entity.empty() || link.entity.find(format::kStreamSeparator) != std::string::npos) {
-    return Diverges(seq, "its entity is empty or holds NUL");
-  }
-  link.created_id = CreatedId(ev);
-  link.erases = ev.which() == schema::Event::Which::SUBJECT_ERASED;
+  if (decoded->getRecordedAt() < head.recorded_at_us) return Diverges(seq, "recordedAt goes back");
+  return Status::Ok();
+}
+
+// Whether an event that came out of PrepareStored as `link` continues the
+// log and the events before it in the batch: an id not taken yet, its
+// entity's next version.
+Status EventStore::Impl::CheckStored(uint64_t seq, const StoredLink& link, const BatchState& state,
+                                     const std::unordered_map<std::string, uint64_t>& versions,
+                                     const std::unordered_set<std::string>& created) {
   // Taken by the log: CheckIdsNotInLog, for the whole append.
   if (!link.created_id.empty() &&
       (state.ids.count(link.created_id) > 0 || created.count(link.created_id) > 0)) {
@@ -125,25 +188,23 @@ Result<EventStore::Impl::StoredLink> EventStore::Impl::CheckStored(
       OKR_ASSIGN_OR_RETURN(current, CurrentVersion(link.entity, state.overlay));
     }
   }
-  if (ev.getVersion() != current + 1) {
+  if (link.version != current + 1) {
     return Diverges(seq, link.entity + " is at version " + std::to_string(current) +
-                             " here, and the event says " + std::to_string(ev.getVersion()));
+                             " here, and the event says " + std::to_string(link.version));
   }
-  link.version = ev.getVersion();
-  link.recorded_at_us = ev.getRecordedAt();
-  return link;
+  return Status::Ok();
 }
 
-// kCorruption naming the first of `links` (of the events from
+// kCorruption naming the first of `links`' first `count` (of the events from
 // `first_seq` on) that creates an id the log holds. The ids are looked up
 // in key order, a thousand to a MultiGet, which reads each table's filter
 // and blocks once for all of them, where a Get per id searched every table
 // for each: an ingested append leaves a table of `ids` keys spanning the
 // whole range until compaction merges it.
-Status EventStore::Impl::CheckIdsNotInLog(const std::vector<StoredLink>& links,
+Status EventStore::Impl::CheckIdsNotInLog(const std::vector<StoredLink>& links, size_t count,
                                           uint64_t first_seq) const {
   std::vector<std::pair<rocksdb::Slice, size_t>> ids;  // with its index in `links`
-  for (size_t k = 0; k < links.size(); ++k) {
+  for (size_t k = 0; k < count; ++k) {
     if (!links[k].created_id.empty()) ids.emplace_back(links[k].created_id, k);
   }
   std::sort(ids.begin(), ids.end(),
@@ -152,7 +213,7 @@ Status EventStore::Impl::CheckIdsNotInLog(const std::vector<StoredLink>& links,
   std::vector<rocksdb::Slice> keys(kPerLookup);
   std::vector<rocksdb::PinnableSlice> values(kPerLookup);
   std::vector<rocksdb::Status> statuses(kPerLookup);
-  size_t first_taken = links.size();
+  size_t first_taken = count;
   for (size_t from = 0; from < ids.size(); from += kPerLookup) {
     const size_t n = std::min(kPerLookup, ids.size() - from);
     for (size_t i = 0; i < n; ++i) keys[i] = ids[from + i].first;
@@ -164,7 +225,7 @@ Status EventStore::Impl::CheckIdsNotInLog(const std::vector<StoredLink>& links,
       values[i].Reset();
     }
   }
-  if (first_taken == links.size()) return Status::Ok();
+  if (first_taken == count) return Status::Ok();
   return Diverges(first_seq + first_taken,
                   "id " + links[first_taken].created_id + " is already taken");
 }

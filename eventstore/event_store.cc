@@ -510,7 +510,10 @@ Result<AppendResult> EventStore::Append(AppendRequest request) {
   return impl_->Append(std::move(request));
 }
 Result<AppendResult> EventStore::AppendStored(std::vector<StoredEvent> events) {
-  return impl_->AppendStored(std::move(events));
+  return AppendStored(PrepareStored(std::move(events)));
+}
+Result<AppendResult> EventStore::AppendStored(PreparedStored events) {
+  return impl_->AppendStored(std::move(events.state_));
 }
 Head EventStore::head() const { return impl_->head(); }
 Status EventStore::Scan(uint64_t from_seq, uint64_t to_seq,

@@ -211,6 +211,29 @@ class EventCursor {
   std::unique_ptr<State> state_;
 };
 
+// A replica's append, checked as far as it can be without the log
+// (EventStore::PrepareStored): each event decoded in full and hashed, and
+// each after the first linked to the one before it. Prepared on the thread
+// that read the events, so the writer, storing the append before, is
+// left with only what needs the log: the first event's link to the head,
+// versions and ids.
+class PreparedStored {
+ public:
+  ~PreparedStored();
+  PreparedStored(PreparedStored&&) noexcept;
+  PreparedStored& operator=(PreparedStored&&) noexcept;
+  // The seq of its last event.
+  uint64_t last_seq() const;
+
+  // The events and what was found of them, opaque outside eventstore/.
+  struct State;
+  explicit PreparedStored(std::unique_ptr<State> state);
+
+ private:
+  friend class EventStore;
+  std::unique_ptr<State> state_;
+};
+
 class EventStore {
  public:
   // Opens (or creates) the log in `dir`, recovering the head from the data.
@@ -238,6 +261,10 @@ class EventStore {
   // kMaxStoredEventsPerAppend events, made durable with the batch they
   // join and handed to the durable listener, as Append's are.
   Result<AppendResult> AppendStored(std::vector<StoredEvent> events);
+  // The same in two steps: the checks that need no log, on the calling
+  // thread, then the append, which answers what either found first.
+  static PreparedStored PrepareStored(std::vector<StoredEvent> events);
+  Result<AppendResult> AppendStored(PreparedStored events);
 
   Head head() const;
 

@@ -124,6 +124,24 @@ bool DecodeIdempotency(std::string_view value, IdempotencyRecord* record);
 // Idempotency keys written by a batch, with their records.
 using IdempotencyAnswers = std::unordered_map<std::string, IdempotencyRecord>;
 
+// A replica's append as EventStore::PrepareStored leaves it
+// (append_stored.cc).
+struct PreparedStored::State {
+  // What staging an event needs, found without the log.
+  struct Link {
+    std::string entity;
+    uint64_t version = 0;
+    int64_t recorded_at_us = 0;
+    std::string created_id;  // empty when it creates none
+    bool erases = false;     // a subject.erased: the entity's key goes once it is durable
+    Hash hash{};             // of its bytes: the head's once it is stored
+    Hash leaf{};             // its leaf in the log's tree
+  };
+  std::vector<StoredEvent> events;
+  std::vector<Link> links;       // of the events before the first found broken
+  Status broken = Status::Ok();  // kCorruption naming that one, if any
+};
+
 // Thread safety: the public methods (those EventStore forwards to) may be
 // called from any thread; members marked "writer thread only" are touched
 // by the writer thread alone once Open has started it.
@@ -131,7 +149,7 @@ class EventStore::Impl {
  public:
   struct Pending {
     AppendRequest request;
-    std::vector<StoredEvent> stored;  // a replica's append instead (AppendStored)
+    std::unique_ptr<PreparedStored::State> stored;  // a replica's append instead (AppendStored)
     std::promise<Result<AppendResult>> done;
   };
 
@@ -155,7 +173,7 @@ class EventStore::Impl {
 
   // writer.cc
   Result<AppendResult> Append(AppendRequest request);
-  Result<AppendResult> AppendStored(std::vector<StoredEvent> events);
+  Result<AppendResult> AppendStored(std::unique_ptr<PreparedStored::State> events);
   void SetDurableListener(DurableListener listener);
 
   // idempotency.cc
@@ -206,14 +224,7 @@ class EventStore::Impl {
     std::vector<IndexPut> index_puts;  // the streams and ids entries (PutIndexEntries)
     size_t copied = 0;                 // of `events`, those a replica's appends brought
   };
-  // What staging a stored event needs (append_stored.cc).
-  struct StoredLink {
-    std::string entity;
-    uint64_t version = 0;
-    int64_t recorded_at_us = 0;
-    std::string created_id;  // empty when it creates none
-    bool erases = false;     // a subject.erased: the entity's key goes once it is durable
-  };
+  using StoredLink = PreparedStored::State::Link;
   // One caller's answer; `needs_write`: valid only if the batch becomes durable.
   struct Outcome {
     Result<AppendResult> result = Status::IOError("not processed");
@@ -242,20 +253,21 @@ class EventStore::Impl {
   Status SealPersonal(std::vector<EventDraft>& drafts, uint64_t first_seq) const;
   AppendResult StageEvents(AppendRequest& req, const std::vector<uint64_t>& versions,
                            BatchState* state);
-  void PutEvent(uint64_t seq, std::string bytes, std::string_view entity, uint64_t version,
-                std::string_view created_id, BatchState* state);
+  void PutEvent(uint64_t seq, std::string bytes, const Hash& leaf, std::string_view entity,
+                uint64_t version, std::string_view created_id, BatchState* state);
   Status AdmitAppend(size_t events, size_t most) const;
-  Result<AppendResult> Enqueue(AppendRequest request, std::vector<StoredEvent> stored);
+  Result<AppendResult> Enqueue(AppendRequest request,
+                               std::unique_ptr<PreparedStored::State> stored);
 
   // append_stored.cc: a replica's appends.
-  Outcome ProcessStored(std::vector<StoredEvent>& stored, BatchState* state);
+  Outcome ProcessStored(PreparedStored::State& stored, BatchState* state);
   static void ReserveBatch(const std::vector<StoredEvent>& stored, BatchState* state);
-  Result<StoredLink> CheckStored(const StoredEvent& event, const Head& head,
-                                 const BatchState& state,
-                                 const std::unordered_map<std::string, uint64_t>& versions,
-                                 const std::unordered_set<std::string>& created,
-                                 EventScratch* scratch);
-  Status CheckIdsNotInLog(const std::vector<StoredLink>& links, uint64_t first_seq) const;
+  static Status ContinuesHead(const StoredEvent& first, const Head& head);
+  Status CheckStored(uint64_t seq, const StoredLink& link, const BatchState& state,
+                     const std::unordered_map<std::string, uint64_t>& versions,
+                     const std::unordered_set<std::string>& created);
+  Status CheckIdsNotInLog(const std::vector<StoredLink>& links, size_t count,
+                          uint64_t first_seq) const;
   Status CommitBatch(BatchState* state, const std::vector<Outcome>& outcomes);
   void PutIndexEntries(BatchState* state);
   void ReportBatch(const BatchState& state, const std::vector<Outcome>& outcomes, int64_t write_us,
@@ -375,7 +387,6 @@ class EventStore::Impl {
     rocksdb::WriteBatch wb;
     std::vector<IndexPut> index_puts;
     std::vector<StoredEvent> events;
-    std::vector<StoredLink> links;   // ProcessStored's
     std::vector<TableEntry> tables;  // IngestBatch's
   } kept_;
   std::unordered_map<std::string, uint64_t> versions_;

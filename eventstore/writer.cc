@@ -40,12 +40,12 @@ Result<AppendResult> EventStore::Impl::Append(AppendRequest request) {
       return Status::Invalid("entity id contains NUL", "entity");
     }
   }
-  return Enqueue(std::move(request), {});
+  return Enqueue(std::move(request), nullptr);
 }
 
 // Hands an append to the writer thread and waits for its answer.
 Result<AppendResult> EventStore::Impl::Enqueue(AppendRequest request,
-                                               std::vector<StoredEvent> stored) {
+                                               std::unique_ptr<PreparedStored::State> stored) {
   Pending pending{std::move(request), std::move(stored), {}};
   auto future = pending.done.get_future();
   {
@@ -89,8 +89,8 @@ void EventStore::Impl::ProcessBatch(const std::vector<Pending*>& batch) {
   state.head = writer_head_;
   state.frontier = frontier_;
   for (Pending* pending : batch) {
-    outcomes.push_back(pending->stored.empty() ? ProcessAppend(pending->request, &state)
-                                               : ProcessStored(pending->stored, &state));
+    outcomes.push_back(pending->stored ? ProcessStored(*pending->stored, &state)
+                                       : ProcessAppend(pending->request, &state));
   }
   assert(state.head.seq >= writer_head_.seq);
   // Every staged append adds at least one event, so an unchanged head means
@@ -263,8 +263,9 @@ AppendResult EventStore::Impl::StageEvents(AppendRequest& req,
     std::memcpy(prev.begin(), head.hash.data(), format::kHashSize);
     std::string bytes = EncodeMessage(draft.message());
     head.hash = Sha256(bytes);
-    PutEvent(head.seq, std::move(bytes), draft.entity(), versions[k], CreatedId(ev.asReader()),
-             state);
+    const Hash leaf = merkle::LeafHash(bytes);
+    PutEvent(head.seq, std::move(bytes), leaf, draft.entity(), versions[k],
+             CreatedId(ev.asReader()), state);
   }
   result.last_seq = head.seq;
   assert(state->frontier.size() == head.seq);
@@ -273,15 +274,17 @@ AppendResult EventStore::Impl::StageEvents(AppendRequest& req,
 }
 
 // Puts one encoded event, its stream entry, the id it creates and the
-// tree nodes it completes into the batch (the head is the caller's).
-void EventStore::Impl::PutEvent(uint64_t seq, std::string bytes, std::string_view entity,
-                                uint64_t version, std::string_view created_id, BatchState* state) {
+// tree nodes its leaf hash completes into the batch (the head is the
+// caller's).
+void EventStore::Impl::PutEvent(uint64_t seq, std::string bytes, const Hash& leaf,
+                                std::string_view entity, uint64_t version,
+                                std::string_view created_id, BatchState* state) {
   std::string key = format::SeqKey(seq);
   state->wb.Put(events_, key, bytes);
   state->index_puts.push_back({format::StreamKey(entity, version), key, false});
   if (!created_id.empty()) state->index_puts.push_back({std::string(created_id), key, true});
   state->completed.clear();
-  state->frontier.Append(merkle::LeafHash(bytes), &state->completed);
+  state->frontier.Append(leaf, &state->completed);
   PutNodes(&state->wb, state->completed);
   state->events.push_back({seq, std::move(bytes)});
 }

@@ -279,7 +279,32 @@ TEST(AppendStoredTest, AVersionOrIdTheLogContradictsIsRefused) {
   StoredEvent broken = log[12];
   broken.bytes[broken.bytes.size() / 2] ^= 1;
   ExpectRefused(replica.get(), {taken, broken}, 12);
+  // So is a version the log contradicts, though the later event is found
+  // broken first, where the events are prepared.
+  ExpectRefused(replica.get(),
+                {Rewritten(first_check_in, [](auto ev) { ev.setVersion(2); }), broken}, 12);
   ASSERT_TRUE(replica->AppendStored(Slice(log, 11, log.size())).ok());
+  ExpectSameHead(replica->head(), primary->head());
+}
+
+TEST(AppendStoredTest, APreparedAppendIsCheckedAgainstTheHeadItMeets) {
+  TempDir dir;
+  auto primary = OpenAt(dir.Sub("primary"));
+  const std::vector<StoredEvent> log = WritePrimary(primary.get(), 4);
+  auto replica = OpenAt(dir.Sub("replica"));
+  ASSERT_TRUE(replica->AppendStored(Slice(log, 0, 5)).ok());
+  // Prepared to follow seq 5, handed over after seqs 6-10 were stored.
+  PreparedStored stale = EventStore::PrepareStored(Slice(log, 5, 5));
+  PreparedStored next = EventStore::PrepareStored(Slice(log, 10, log.size()));
+  EXPECT_EQ(stale.last_seq(), 10u);
+  ASSERT_TRUE(replica->AppendStored(Slice(log, 5, 5)).ok());
+  const Head before = replica->head();
+  auto refused = replica->AppendStored(std::move(stale));
+  EXPECT_EQ(refused.status().code(), Status::Code::kCorruption);
+  EXPECT_NE(refused.status().message().find("seq 6 "), std::string::npos)
+      << refused.status().message();
+  ExpectSameHead(replica->head(), before);
+  ASSERT_TRUE(replica->AppendStored(std::move(next)).ok());
   ExpectSameHead(replica->head(), primary->head());
 }
 

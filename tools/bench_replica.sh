@@ -41,7 +41,10 @@ health_field() {  # port field
   exec 3<&-
   if [[ $body =~ \"$2\":([0-9]+) ]]; then FIELD=${BASH_REMATCH[1]}; fi
 }
-pause() { read -r -t "$1" <> <(:) || true; }  # a sleep that starts no process
+# A sleep that starts no process: a read that times out on a pipe nothing
+# writes to (`sleep` took about 8 ms of CPU a call here).
+exec {pause_fd}<> <(:)
+pause() { read -r -t "$1" -u "$pause_fd" || true; }
 
 # Seconds until the replica on port $1 reports $2 in field $3 of /healthz.
 wait_for() {  # port seq field

@@ -16,6 +16,18 @@ Status Diverges(uint64_t seq, const std::string& why) {
   return Status::Corruption("seq " + std::to_string(seq) + " does not continue this log: " + why);
 }
 
+// Whether `ev` (seq `seq`) follows an event `prev_seq` with hash
+// `prev_hash`, recorded at `prev_us`: names that hash as its prevHash and
+// is recorded no earlier.
+Status Follows(schema::Event::Reader ev, uint64_t seq, uint64_t prev_seq, const Hash& prev_hash,
+               int64_t prev_us) {
+  if (!NamesAsPrev(ev, prev_hash)) {
+    return Diverges(seq, "its prevHash is not the hash of seq " + std::to_string(prev_seq));
+  }
+  if (ev.getRecordedAt() < prev_us) return Diverges(seq, "recordedAt goes back");
+  return Status::Ok();
+}
+
 // What `event` says of itself, if it decodes in full and follows `before`
 // (the event before it in the append; the first's link to the log's head
 // is the writer's to check).
@@ -30,11 +42,8 @@ Result<PreparedStored::State::Link> CheckAlone(const StoredEvent& event,
   if (!decoded.ok()) return Diverges(seq, decoded.status().message());
   const schema::Event::Reader ev = *decoded;
   if (ev.getSeq() != seq) return Diverges(seq, "it says seq " + std::to_string(ev.getSeq()));
-  if (before != nullptr && !NamesAsPrev(ev, before->hash)) {
-    return Diverges(seq, "its prevHash is not the hash of seq " + std::to_string(seq_before));
-  }
-  if (before != nullptr && ev.getRecordedAt() < before->recorded_at_us) {
-    return Diverges(seq, "recordedAt goes back");
+  if (before != nullptr) {
+    OKR_RETURN_IF_ERROR(Follows(ev, seq, seq_before, before->hash, before->recorded_at_us));
   }
   PreparedStored::State::Link link;
   const auto entity = ev.getEntity();
@@ -160,11 +169,7 @@ Status EventStore::Impl::ContinuesHead(const StoredEvent& first, const Head& hea
   EventScratch scratch;
   auto decoded = scratch.Read(first.bytes, DecodeCheck::kFull);
   if (!decoded.ok()) return Diverges(seq, decoded.status().message());
-  if (!NamesAsPrev(*decoded, head.hash)) {
-    return Diverges(seq, "its prevHash is not the hash of seq " + std::to_string(head.seq));
-  }
-  if (decoded->getRecordedAt() < head.recorded_at_us) return Diverges(seq, "recordedAt goes back");
-  return Status::Ok();
+  return Follows(*decoded, seq, head.seq, head.hash, head.recorded_at_us);
 }
 
 // Whether an event that came out of PrepareStored as `link` continues the

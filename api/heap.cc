@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <climits>
 #include <cstdlib>
+#include <mutex>
 #include <system_error>
 
 namespace okr::api {
@@ -14,6 +15,9 @@ namespace okr::api {
 namespace {
 
 constexpr int kMmapThreshold = 256 * 1024;
+// While a replica copies: its appends of copied events, their write
+// batches and the pages read run to megabytes each.
+constexpr int kCopyMmapThreshold = 32 * 1024 * 1024;
 constexpr int kTrimThreshold = 16 * 1024 * 1024;
 // What a projection takes in memory, about, per event (docs/BENCHMARKS.md:
 // about 540 bytes at a million events).
@@ -23,10 +27,19 @@ constexpr size_t kProjectionBytesPerEvent = 512;
 constexpr size_t kLeastHeapForLoad = size_t{64} << 20;
 constexpr size_t kMostHeapForLoad = size_t{1} << 30;
 
+// The threshold is the process's: HeapForLoad's and HeapForCopy's
+// changes of it are made under one lock, each leaving it as the other
+// needs it.
+std::mutex policy_mu;
+int copies = 0;  // HeapForCopy objects alive; guarded by policy_mu
+
+int MmapThresholdLocked() { return copies > 0 ? kCopyMmapThreshold : kMmapThreshold; }
+
 }  // namespace
 
 void SetHeapPolicy() {
-  mallopt(M_MMAP_THRESHOLD, kMmapThreshold);
+  std::lock_guard<std::mutex> lock(policy_mu);
+  mallopt(M_MMAP_THRESHOLD, MmapThresholdLocked());
   mallopt(M_TRIM_THRESHOLD, kTrimThreshold);
 }
 
@@ -37,13 +50,14 @@ HeapForLoad::HeapForLoad(uint64_t events) {
       static_cast<size_t>(std::min<uint64_t>(events, kMostHeapForLoad / kProjectionBytesPerEvent)) *
       kProjectionBytesPerEvent;
   if (bytes < kLeastHeapForLoad) return;
+  std::lock_guard<std::mutex> lock(policy_mu);
   // One block from the heap (not a mapping of its own: the threshold is
   // above the block with its header), kept there once freed. A glibc that
   // caps the threshold lower is left as it is.
   if (mallopt(M_MMAP_THRESHOLD, static_cast<int>(bytes + (size_t{1} << 20))) == 0) return;
   mallopt(M_TRIM_THRESHOLD, INT_MAX);
   void* block = std::malloc(bytes);
-  mallopt(M_MMAP_THRESHOLD, kMmapThreshold);
+  mallopt(M_MMAP_THRESHOLD, MmapThresholdLocked());
   const auto at = reinterpret_cast<uintptr_t>(block);
   std::free(block);
   const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
@@ -66,7 +80,22 @@ HeapForLoad::HeapForLoad(uint64_t events) {
 
 HeapForLoad::~HeapForLoad() {
   if (faulting_.joinable()) faulting_.join();
+  std::lock_guard<std::mutex> lock(policy_mu);
   mallopt(M_TRIM_THRESHOLD, kTrimThreshold);
+}
+
+HeapForCopy::HeapForCopy() {
+  std::lock_guard<std::mutex> lock(policy_mu);
+  if (++copies == 1) mallopt(M_MMAP_THRESHOLD, kCopyMmapThreshold);
+}
+
+HeapForCopy::~HeapForCopy() {
+  {
+    std::lock_guard<std::mutex> lock(policy_mu);
+    if (--copies > 0) return;
+    mallopt(M_MMAP_THRESHOLD, kMmapThreshold);
+  }
+  ReturnFreePages();
 }
 
 }  // namespace okr::api

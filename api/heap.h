@@ -45,4 +45,21 @@ class HeapForLoad {
   std::thread faulting_;
 };
 
+// While one lives, buffers of up to 32 MiB come from the heaps and stay
+// there once freed, so the next one of its size reuses their pages: a
+// replica's catch-up makes an append of tens of thousands of copied
+// events at a time, and its events, checks, write batch and table files
+// were each mapped afresh and faulted in a page at a time, a fault
+// costing several microseconds on a virtual machine ("A replica's
+// catch-up on reused pages", docs/DECISIONS.md). When the last one goes,
+// the 256 KiB threshold is back and every heap's free pages go back to
+// the system (ReturnFreePages).
+class HeapForCopy {
+ public:
+  HeapForCopy();
+  ~HeapForCopy();
+  HeapForCopy(const HeapForCopy&) = delete;
+  HeapForCopy& operator=(const HeapForCopy&) = delete;
+};
+
 }  // namespace okr::api

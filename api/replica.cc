@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "api/heap.h"
 #include "api/log_key.h"
 #include "api/replica_copy.h"
 #include "api/routes/raw_frames.h"
@@ -167,6 +168,9 @@ void ReplicaFollower::Run() {
     }
   } forget{this};
   std::chrono::milliseconds backoff = options_.poll;
+  // Held while pages come back to back (a catch-up, as a start may be),
+  // so their buffers reuse the same pages; gone at the primary's head.
+  std::optional<HeapForCopy> copying(std::in_place);
   PageStorer storer(store_);
   do {
     Result<uint64_t> stored = FetchPage(client, keys, storer);
@@ -179,8 +183,12 @@ void ReplicaFollower::Run() {
       // Short of the primary's head: the next page. At it: the stream,
       // from this log's head once the pages are stored, until it ends,
       // then a page again for whatever came in between.
-      if (storer.queued_head() < now.primary_head) continue;
+      if (storer.queued_head() < now.primary_head) {
+        if (!copying) copying.emplace();
+        continue;
+      }
       Status followed = storer.Drain();
+      copying.reset();
       if (followed.ok()) followed = Follow(client, keys);
       if (Stopping()) return;
       if (followed.ok()) continue;
@@ -188,6 +196,7 @@ void ReplicaFollower::Run() {
       now = state();
     }
     if (Stopping()) return;
+    copying.reset();
     now.connected = false;
     now.problem = stored.status().message();
     if (stored.status().code() == Status::Code::kCorruption) {

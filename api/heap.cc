@@ -86,14 +86,16 @@ HeapForLoad::~HeapForLoad() {
 
 HeapForCopy::HeapForCopy() {
   std::lock_guard<std::mutex> lock(policy_mu);
-  if (++copies == 1) mallopt(M_MMAP_THRESHOLD, kCopyMmapThreshold);
+  ++copies;
+  mallopt(M_MMAP_THRESHOLD, MmapThresholdLocked());
 }
 
 HeapForCopy::~HeapForCopy() {
   {
     std::lock_guard<std::mutex> lock(policy_mu);
-    if (--copies > 0) return;
-    mallopt(M_MMAP_THRESHOLD, kMmapThreshold);
+    --copies;
+    mallopt(M_MMAP_THRESHOLD, MmapThresholdLocked());
+    if (copies > 0) return;
   }
   ReturnFreePages();
 }

@@ -164,6 +164,33 @@ TEST_F(ProgressTest, ObjectiveWithoutKeyResultsIsTheMeanOfItsActiveAlignedChildr
   EXPECT_EQ(ObjectiveProgress("hr-hiring"), 0.75);  // (0.5 + 1.0) / 2
 }
 
+TEST_F(ProgressTest, ARealignedChildCountsUnderTheParentsItHadAsOfEachSeq) {
+  ASSERT_OK(CreateObjective("hr-retention", "2026-q1", "hr-ops", "Keep the people we hired"));
+  // Children at 0.5 and 1.0, both aligned to hr-hiring at first.
+  ASSERT_NO_FATAL_FAILURE(MeasuredChild("ta-pipeline", "ta", "hr-hiring", "kr-ta", 100, 50));
+  ASSERT_NO_FATAL_FAILURE(MeasuredChild("ops-onboarding", "hr-ops", "hr-hiring", "kr-ops", 10, 10));
+  const uint64_t before = Head();
+  ASSERT_OK(Align("ops-onboarding", {"hr-retention"}));
+  const uint64_t moved = Head();
+  ASSERT_OK(Align("ta-pipeline", {"hr-retention", "hr-hiring"}));
+  // The live projection, a copy of it (its indexes rebuilt) and one folded
+  // again from the log answer alike.
+  const Projection copy = state();
+  auto rebuilt = Projector::Rebuild(store(), Head(), /*use_snapshot=*/false);
+  ASSERT_OK(rebuilt.status());
+  for (const Projection* p : std::vector<const Projection*>{&state(), &copy, &*rebuilt}) {
+    auto progress = [&](const std::string& id, uint64_t seq) {
+      return View(*p, seq, INT64_MAX, Now()).ObjectiveProgress(*p->objective(id));
+    };
+    EXPECT_EQ(progress("hr-hiring", before), 0.75);  // (0.5 + 1.0) / 2
+    EXPECT_EQ(progress("hr-retention", before), 0.0);
+    EXPECT_EQ(progress("hr-hiring", moved), 0.5);
+    EXPECT_EQ(progress("hr-retention", moved), 1.0);
+    EXPECT_EQ(progress("hr-hiring", Head()), 0.5);
+    EXPECT_EQ(progress("hr-retention", Head()), 0.75);  // ops-onboarding and ta-pipeline
+  }
+}
+
 TEST_F(ProgressTest, ProgressRollsUpThroughSeveralLevels) {
   ASSERT_OK(CreateObjective("ta-pipeline", "2026-q1", "ta", "Pipeline", {"hr-hiring"}));
   // Grandchildren at 0.25 and 0.75.

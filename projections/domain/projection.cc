@@ -325,8 +325,9 @@ Status Projection::ApplyObjective(schema::Event::Reader ev, const Meta& meta, st
   if (ev.which() == W::OBJECTIVE_CREATED) {
     Interned new_id;
     OKR_RETURN_IF_ERROR(InternNewId(meta, id, &new_id));
-    Insert(&objectives_, EntityKind::kObjective, new_id, meta,
-           CreatedObjective(ev.getObjectiveCreated()));
+    NoteAlignment(Insert(&objectives_, EntityKind::kObjective, new_id, meta,
+                         CreatedObjective(ev.getObjectiveCreated())),
+                  /*is_new=*/true);
     return Status::Ok();
   }
   Objective* objective = Existing<Objective>(id, EntityKind::kObjective);
@@ -344,6 +345,7 @@ Status Projection::ApplyObjective(schema::Event::Reader ev, const Meta& meta, st
       break;
     case W::OBJECTIVE_ALIGNMENT_SET:
       f->parents = Strs(ev.getObjectiveAlignmentSet().getAfter());
+      NoteAlignment(*objective, /*is_new=*/false);
       break;
     case W::OBJECTIVE_ARCHIVED:
       f->archived = true;
@@ -536,11 +538,38 @@ void Projection::RebuildIndex() {
     kr.check_ins.Rebind(check_in_arena_.get());
     for (const CheckIn& ci : kr.check_ins) check_in_index_.Insert(ci.id, &kr);
   }
+  aligned_to_.clear();
   for (auto& [id, o] : objectives_) {
+    for (const auto& revision : o.revisions) {
+      for (const std::string& parent : revision.fields.parents) {
+        auto& children = aligned_to_[Interned::Of(parent).handle()];
+        if (children.empty() || children.back() != &o) children.push_back(&o);  // once each
+      }
+    }
     o.key_result_links.of.clear();
     for (const std::string& kr : o.key_results)
       o.key_result_links.of.push_back(&key_results_.at(kr));
   }
+}
+
+void Projection::NoteAlignment(const Objective& o, bool is_new) {
+  for (const std::string& parent : o.current().parents) {
+    auto& children = aligned_to_[Interned::Of(parent).handle()];
+    // A new objective is in no list yet, unless it names a parent twice;
+    // an alignment changed is rare enough to look for it.
+    const bool known = is_new ? !children.empty() && children.back() == &o
+                              : std::find(children.begin(), children.end(), &o) != children.end();
+    if (!known) children.push_back(&o);
+  }
+}
+
+const std::vector<const Objective*>& Projection::ObjectivesEverAlignedTo(
+    std::string_view parent) const {
+  static const std::vector<const Objective*> kNone;
+  const auto handle = Interned::Find(parent);
+  if (!handle) return kNone;
+  auto it = aligned_to_.find(handle->handle());
+  return it == aligned_to_.end() ? kNone : it->second;
 }
 
 const std::vector<uint64_t>* Projection::EventSeqs(std::string_view id) const {

@@ -357,6 +357,10 @@ class Projection {
   std::optional<EntityKind> KindOf(std::string_view id) const;
   // The key result a check-in belongs to.
   const KeyResult* KeyResultOfCheckIn(std::string_view check_in) const;
+  // Every objective that listed `parent` among its parents in any revision,
+  // in no set order: a superset of its aligned children at any seq, so a
+  // view of one objective never walks the whole organisation.
+  const std::vector<const Objective*>& ObjectivesEverAlignedTo(std::string_view parent) const;
   // The entity's current version (0 when unknown).
   uint64_t Version(std::string_view id) const;
   // The seqs of every event of a unit, cycle, objective or key result, in
@@ -407,11 +411,16 @@ class Projection {
   Status ApplyComment(schema::Event::Reader event, const Meta& meta, std::string_view id);
   // Moves seq_, recorded_at_us_ and the time index past a folded event.
   void Advance(const Meta& meta);
+  // Adds `o` (`is_new`: just created) to aligned_to_ under each parent its
+  // current fields list.
+  void NoteAlignment(const Objective& o, bool is_new);
   // Every id ever used (ids are unique across kinds and never reused):
   // units, cycles, objectives and key results with their kind and entity
   // (one probe per event), check-ins with their key result.
   IdIndex index_;
   CheckInIndex check_in_index_;
+  // By the parent's interned handle: ObjectivesEverAlignedTo.
+  std::unordered_map<uint32_t, std::vector<const Objective*>> aligned_to_;
   // Where the key results' check-ins are; on the heap, so a moved
   // projection's key results still read it.
   std::unique_ptr<CheckInArena> check_in_arena_ = std::make_unique<CheckInArena>();

@@ -255,18 +255,19 @@ std::vector<const KeyResult*> View::KeyResultsOf(const Objective& objective) con
   return out;
 }
 
-const std::vector<const Objective*>& View::AlignedChildren(const std::string& objective) {
-  if (!children_) {
-    children_.emplace();
-    for (const auto& [id, o] : p_.objectives()) {
-      const ObjectiveFields* f = o.FieldsAt(as_of_);
-      if (!f || f->archived) continue;
-      for (const auto& parent : f->parents) (*children_)[parent].push_back(&o);
+std::vector<const Objective*> View::AlignedChildren(const Objective& objective) const {
+  std::vector<const Objective*> out;
+  for (const Objective* child : p_.ObjectivesEverAlignedTo(objective.id)) {
+    const ObjectiveFields* f = child->FieldsAt(as_of_);
+    if (!f || f->archived) continue;
+    for (const auto& parent : f->parents) {
+      if (parent == objective.id) out.push_back(child);
     }
   }
-  static const std::vector<const Objective*> kNone;
-  auto it = children_->find(objective);
-  return it == children_->end() ? kNone : it->second;
+  // In id order, as the objectives are kept: the mean sums in one order.
+  std::sort(out.begin(), out.end(),
+            [](const Objective* a, const Objective* b) { return a->id < b->id; });
+  return out;
 }
 
 namespace {
@@ -312,7 +313,7 @@ double View::ObjectiveProgressGuarded(const Objective& objective, int depth) {
       return std::pair(kr->FieldsAt(as_of_)->weight, KeyResultProgress(*kr));
     });
   } else if (depth < kMaxAlignmentDepth) {
-    const auto& children = AlignedChildren(objective.id);
+    const auto children = AlignedChildren(objective);
     if (!children.empty()) {
       double sum = 0;
       for (const Objective* child : children) sum += ObjectiveProgressGuarded(*child, depth + 1);

@@ -17,7 +17,6 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -243,7 +242,8 @@ class View {
   nlohmann::json Lint(const std::string& cycle);
 
  private:
-  const std::vector<const Objective*>& AlignedChildren(const std::string& objective);
+  // The objectives aligned to `objective` at as_of (not archived), by id.
+  std::vector<const Objective*> AlignedChildren(const Objective& objective) const;
   // KeyResultRowOf with the fields of the key result's objective at as_of
   // (null: it did not exist), which its owner and pace are read from.
   template <Hold H>
@@ -275,7 +275,6 @@ class View {
   KeyResultValue KeyResultValueOf(const KeyResult& kr);
   ByAddress<KeyResultValue> kr_values_;
   ByAddress<double> objective_progress_;
-  std::optional<std::unordered_map<std::string, std::vector<const Objective*>>> children_;
   // PaceIn's inputs, found once: the instant (PaceAtUs) and the span of
   // the cycle last asked for (none: it did not exist at as_of). Values,
   // not pointers, so they hold across a paused reader's pauses.

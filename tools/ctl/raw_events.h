@@ -20,9 +20,11 @@ using api::RawFrameReader;
 // Pages through GET /v1/events/raw?after=…&limit=… (kMaxRawEvents a page)
 // from seq `after` + 1 up to `up_to` and calls `fn` with each event's seq
 // and its stored bytes, in order, until it returns false. `progress` gets
-// the last seq seen. Errors: the server's answer, a transport failure or
-// a malformed frame (RawFrameReader). Blocks the calling thread; uses
-// `client` only during the call.
+// the last seq seen, now and then and at the end. Errors: the server's
+// answer, a transport failure or a malformed frame (RawFrameReader), told
+// after `fn` has had every event before it. Blocks the calling thread;
+// `fn` and `progress` run on it, while a thread of the call's own uses
+// `client`, and only during the call.
 Status FetchRawEvents(Client& client, uint64_t up_to, const RawEventFn& fn,
                       const std::function<void(uint64_t)>& progress = {}, uint64_t after = 0);
 

@@ -325,9 +325,9 @@ Status Projection::ApplyObjective(schema::Event::Reader ev, const Meta& meta, st
   if (ev.which() == W::OBJECTIVE_CREATED) {
     Interned new_id;
     OKR_RETURN_IF_ERROR(InternNewId(meta, id, &new_id));
-    NoteAlignment(Insert(&objectives_, EntityKind::kObjective, new_id, meta,
-                         CreatedObjective(ev.getObjectiveCreated())),
-                  /*is_new=*/true);
+    const Objective& o = Insert(&objectives_, EntityKind::kObjective, new_id, meta,
+                                CreatedObjective(ev.getObjectiveCreated()));
+    NoteAlignment(o, o.current().parents, /*last_only=*/true);
     return Status::Ok();
   }
   Objective* objective = Existing<Objective>(id, EntityKind::kObjective);
@@ -345,7 +345,7 @@ Status Projection::ApplyObjective(schema::Event::Reader ev, const Meta& meta, st
       break;
     case W::OBJECTIVE_ALIGNMENT_SET:
       f->parents = Strs(ev.getObjectiveAlignmentSet().getAfter());
-      NoteAlignment(*objective, /*is_new=*/false);
+      NoteAlignment(*objective, f->parents, /*last_only=*/false);
       break;
     case W::OBJECTIVE_ARCHIVED:
       f->archived = true;
@@ -540,25 +540,21 @@ void Projection::RebuildIndex() {
   }
   aligned_to_.clear();
   for (auto& [id, o] : objectives_) {
-    for (const auto& revision : o.revisions) {
-      for (const std::string& parent : revision.fields.parents) {
-        auto& children = aligned_to_[Interned::Of(parent).handle()];
-        if (children.empty() || children.back() != &o) children.push_back(&o);  // once each
-      }
-    }
+    for (const auto& revision : o.revisions)
+      NoteAlignment(o, revision.fields.parents, /*last_only=*/true);
     o.key_result_links.of.clear();
     for (const std::string& kr : o.key_results)
       o.key_result_links.of.push_back(&key_results_.at(kr));
   }
 }
 
-void Projection::NoteAlignment(const Objective& o, bool is_new) {
-  for (const std::string& parent : o.current().parents) {
+void Projection::NoteAlignment(const Objective& o, const std::vector<std::string>& parents,
+                               bool last_only) {
+  for (const std::string& parent : parents) {
     auto& children = aligned_to_[Interned::Of(parent).handle()];
-    // A new objective is in no list yet, unless it names a parent twice;
-    // an alignment changed is rare enough to look for it.
-    const bool known = is_new ? !children.empty() && children.back() == &o
-                              : std::find(children.begin(), children.end(), &o) != children.end();
+    const bool known = last_only
+                           ? !children.empty() && children.back() == &o
+                           : std::find(children.begin(), children.end(), &o) != children.end();
     if (!known) children.push_back(&o);
   }
 }

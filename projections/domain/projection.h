@@ -411,9 +411,11 @@ class Projection {
   Status ApplyComment(schema::Event::Reader event, const Meta& meta, std::string_view id);
   // Moves seq_, recorded_at_us_ and the time index past a folded event.
   void Advance(const Meta& meta);
-  // Adds `o` (`is_new`: just created) to aligned_to_ under each parent its
-  // current fields list.
-  void NoteAlignment(const Objective& o, bool is_new);
+  // Adds `o` to aligned_to_ under each of `parents` that does not list it
+  // yet. `last_only`: `o` can be in a list only as its last entry (it was
+  // just created, or its revisions are walked one after another), so only
+  // the end is looked at; else an alignment changed, rare enough to search.
+  void NoteAlignment(const Objective& o, const std::vector<std::string>& parents, bool last_only);
   // Every id ever used (ids are unique across kinds and never reused):
   // units, cycles, objectives and key results with their kind and entity
   // (one probe per event), check-ins with their key result.

@@ -1,11 +1,13 @@
 // The server's wiring: the route table bound to its handlers, and what
-// every request passes through on the way — admission (Admit), the answer
-// cache (Cached), request ids and the log line and metrics (Finish).
+// every request passes through on the way — admission (Admit), each query
+// parameter given once, the answer cache (Cached), request ids and the log
+// line and metrics (Finish).
 #include "api/server.h"
 
 #include <httplib.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cassert>
 #include <cctype>
 #include <set>
@@ -332,6 +334,22 @@ bool Server::Routes::Admit(Call& c, const Route& route) {
   return false;
 }
 
+// Refuses a query parameter given more than once (400, naming it) and
+// returns true; false when each is given once. No route takes one twice,
+// so which of the values a route read would be a guess (cpp-httplib finds
+// the first), and a proxy in front that checked the last would have
+// passed another request than the one okrd answers.
+static bool RefuseRepeatedParams(Call& c) {
+  const auto& params = c.req.params;  // a multimap: equal names are adjacent
+  const auto repeated =
+      std::adjacent_find(params.begin(), params.end(),
+                         [](const auto& a, const auto& b) { return a.first == b.first; });
+  if (repeated == params.end()) return false;
+  c.Fail(400, "the query parameter " + repeated->first + " is given more than once",
+         repeated->first);
+  return true;
+}
+
 httplib::Server::Handler Server::Routes::Wrap(const Route& route, Handler fn) {
   assert(fn);
   // `route` is an entry of AllRoutes(), which lives as long as the process.
@@ -340,7 +358,7 @@ httplib::Server::Handler Server::Routes::Wrap(const Route& route, Handler fn) {
     auto started = std::chrono::steady_clock::now();
     Call c{req, res, std::nullopt, NextRequestId(req)};
     const bool state_read = route->access == Access::kCachedStateRead;
-    if (Admit(c, *route)) {
+    if (Admit(c, *route) && !RefuseRepeatedParams(c)) {
       if (state_read) {
         ServeStateRead(c, *route, fn);
       } else {

@@ -225,6 +225,15 @@ TEST(OkrdBadInput, EveryRefusalWritesNothingAndOkrdStaysUp) {
       {"missing value", "POST", ci, R"({"note":"forgot"})", 400, "malformed", "value"},
       {"empty body", "POST", obj, "", 400, "malformed", "id"},
       {"unknown route", "GET", "/v1/nothing-here", "", 404, "not_found", ""},
+      // A query parameter given twice with two values, which no route
+      // takes: which one was read would be a guess.
+      {"a query parameter twice on a write", "POST", ci + "?reason=a&reason=b", R"({"value":3})",
+       400, "malformed", "reason"},
+      {"limit twice", "GET", "/v1/objectives?limit=1&limit=1000", "", 400, "malformed", "limit"},
+      {"cycle twice on the cascade", "GET", "/v1/cascade?cycle=q-now&cycle=q-old", "", 400,
+       "malformed", "cycle"},
+      {"a line break in a name given twice", "GET", "/v1/events?a%0Ab=1&a%0Ab=2", "", 400,
+       "malformed", "a\nb"},
       {"unknown method on a route", "PUT", "/v1/objectives/o-a", R"({"title":"T"})", 404,
        "not_found", ""},
       {"measured_at in the future", "POST", ci,

@@ -1,7 +1,7 @@
 // The server's wiring: the route table bound to its handlers, and what
-// every request passes through on the way — admission (Admit), each query
-// parameter given once, the answer cache (Cached), request ids and the log
-// line and metrics (Finish).
+// every request passes through on the way — one value of each header and
+// parameter (RefuseRepeated), admission (Admit), the answer cache (Cached),
+// request ids and the log line and metrics (Finish).
 #include "api/server.h"
 
 #include <httplib.h>
@@ -334,12 +334,19 @@ bool Server::Routes::Admit(Call& c, const Route& route) {
   return false;
 }
 
-// Refuses a query parameter given more than once (400, naming it) and
-// returns true; false when each is given once. No route takes one twice,
-// so which of the values a route read would be a guess (cpp-httplib finds
-// the first), and a proxy in front that checked the last would have
-// passed another request than the one okrd answers.
-static bool RefuseRepeatedParams(Call& c) {
+// Refuses (400, naming it) a request header okrd reads as one value given
+// more than once, or a query parameter given twice with different values,
+// and returns true; false when there is none. No route takes one twice:
+// which value it read would be a guess (cpp-httplib finds the first), and
+// a proxy in front that checked another (a token, a unit filter) would
+// have passed a request okrd reads another way.
+static bool RefuseRepeated(Call& c) {
+  for (const char* name : {"Authorization", "If-Match", "Idempotency-Key", "Last-Event-ID"}) {
+    if (c.req.get_header_value_count(name) > 1) {
+      c.Fail(400, std::string("the header ") + name + " is given more than once", name);
+      return true;
+    }
+  }
   const auto& params = c.req.params;  // a multimap: equal names are adjacent
   const auto repeated =
       std::adjacent_find(params.begin(), params.end(),
@@ -358,7 +365,7 @@ httplib::Server::Handler Server::Routes::Wrap(const Route& route, Handler fn) {
     auto started = std::chrono::steady_clock::now();
     Call c{req, res, std::nullopt, NextRequestId(req)};
     const bool state_read = route->access == Access::kCachedStateRead;
-    if (Admit(c, *route) && !RefuseRepeatedParams(c)) {
+    if (!RefuseRepeated(c) && Admit(c, *route)) {
       if (state_read) {
         ServeStateRead(c, *route, fn);
       } else {

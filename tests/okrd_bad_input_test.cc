@@ -78,6 +78,12 @@ TEST(OkrdBadInput, EveryRefusalWritesNothingAndOkrdStaysUp) {
   std::string long_id(65, 'a');
   const std::vector<BadCase> cases = {
       {"malformed JSON", "POST", obj, R"({"id":"x",)", 400, "malformed", ""},
+      // A name given twice in a body: nlohmann keeps the last value, other
+      // readers of the same bytes the first.
+      {"value given twice", "POST", ci, R"({"value":3,"value":1000})", 400, "malformed", "value"},
+      {"title given twice", "POST", obj,
+       R"({"id":"o-twice","cycle":"q-now","owner":"hr","title":"A","title":"B"})", 400, "malformed",
+       "title"},
       {"truncated string", "POST", obj, R"({"id":"x)", 400, "malformed", ""},
       {"body is a list", "POST", obj, R"(["id","x"])", 400, "malformed", ""},
       {"body is a string", "POST", obj, R"("o-x")", 400, "malformed", ""},

@@ -334,7 +334,27 @@ std::optional<json> ParseBody(const std::string& body, ApiError* error) {
     *error = Malformed("body nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
     return std::nullopt;
   }
-  json parsed = json::parse(body, nullptr, false);
+  // Each open object's names so far: a name given twice in one object is
+  // refused, as an unknown one is (which value counted would be a guess;
+  // nlohmann keeps the last, another reader of the same body the first).
+  std::vector<std::set<std::string, std::less<>>> names;
+  std::string repeated;
+  json parsed = json::parse(
+      body,
+      [&](int, json::parse_event_t event, json& value) {
+        if (event == json::parse_event_t::object_start) names.emplace_back();
+        if (event == json::parse_event_t::object_end) names.pop_back();
+        if (event == json::parse_event_t::key && repeated.empty() &&
+            !names.back().insert(value.get_ref<const std::string&>()).second) {
+          repeated = value.get_ref<const std::string&>().substr(0, 64);
+        }
+        return true;
+      },
+      false);
+  if (!parsed.is_discarded() && !repeated.empty()) {
+    *error = Malformed(repeated + " is given more than once", repeated);
+    return std::nullopt;
+  }
   if (parsed.is_discarded()) {
     OverflowFinder finder;
     json::sax_parse(body, &finder);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <memory>
 #include <random>
@@ -57,6 +58,19 @@ TEST_F(ProgressTest, DecreasingTargetWorksThroughTheSameFormula) {
   EXPECT_EQ(KrProgress("kr-time-to-hire"), 0.75);  // (15 − 30) / (10 − 30)
   ASSERT_OK(CheckIn("kr-time-to-hire", 35));
   EXPECT_EQ(KrProgress("kr-time-to-hire"), 0.0);  // worse than the start: clamped
+}
+
+TEST_F(ProgressTest, ADecreasingKeyResultAtItsStartStandsAtZeroNotMinusZero) {
+  // (10 − 10) / (0 − 10) is −0 in floating point; answers show 0.0.
+  ASSERT_OK(AddKeyResult("kr-incidents", "hr-hiring", "Open incidents", 10, 0));
+  for (const json& kr : {KeyResultJson("kr-incidents"), ObjectiveJson("hr-hiring")}) {
+    EXPECT_FALSE(std::signbit(kr["progress"].get<double>())) << kr.dump();
+    EXPECT_EQ(kr.dump().find("-0.0"), std::string::npos) << kr.dump();
+  }
+  ASSERT_OK(CheckIn("kr-incidents", 10));
+  EXPECT_FALSE(std::signbit(KrProgress("kr-incidents")));
+  ASSERT_OK(CheckIn("kr-incidents", 12));  // worse than the start: clamped
+  EXPECT_FALSE(std::signbit(KrProgress("kr-incidents")));
 }
 
 TEST_F(ProgressTest, BooleanKeyResultIsAllOrNothing) {

@@ -114,6 +114,9 @@ double KeyResultProgress(const KeyResultFields& f, double current) {
   if (span == 0 || !std::isfinite(span)) return 0;
   double p = (current - f.start) / span;
   if (std::isnan(p)) return 0;
+  // A key result at its start going down (start 10, target 0) divides 0 by
+  // a negative span: −0, which answers would render as "-0.0". It is 0.
+  if (p == 0) return 0;
   return std::clamp(p, 0.0, 1.0);  // ±inf (a tiny span) clamps to 1 or 0
 }
 

@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "api/server.h"
+#include "eventstore/base/thread_name.h"
 
 namespace okr::api {
 
@@ -52,7 +53,10 @@ void ConnectionThreads::Shutdown() {
 void ConnectionThreads::StartLocked() {
   assert(threads_.size() < max_);
   ++idle_;
-  std::thread t([this] { Work(); });
+  std::thread t([this] {
+    NameThisThread("okr:conn");
+    Work();
+  });
   auto id = t.get_id();
   threads_.emplace(id, std::move(t));
 }

@@ -10,6 +10,8 @@
 #include <mutex>
 #include <system_error>
 
+#include "eventstore/base/thread_name.h"
+
 namespace okr::api {
 
 namespace {
@@ -69,6 +71,7 @@ HeapForLoad::HeapForLoad(uint64_t events) {
   }
   try {
     faulting_ = std::thread([begin, end] {
+      NameThisThread("okr:heap-fault");
       // Best effort: a kernel before 5.14 answers EINVAL, and the load
       // faults the pages in itself.
       (void)madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_WRITE);

@@ -24,6 +24,7 @@
 #include "api/replica.h"
 #include "api/server.h"
 #include "eventstore/base/clock.h"
+#include "eventstore/base/thread_name.h"
 #include "eventstore/event_store.h"
 #include "eventstore/keystore.h"
 #include "eventstore/sealing.h"
@@ -511,6 +512,7 @@ bool ServeUntilSignalled(okr::api::Server& server, const sigset_t& signals,
                          const std::string& tokens_path, Runtime& rt,
                          okr::api::ServiceManager& service) {
   std::thread waiter([&] {
+    okr::NameThisThread("okr:signals");
     int sig = 0;
     while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) ReloadTokens(tokens_path, server, rt);
     rt.Log(spdlog::level::info, "stopping", {{"signal", sig}});

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <chrono>
 
+#include "eventstore/base/thread_name.h"
+
 namespace okr::api {
 
 ServiceManager::~ServiceManager() {
@@ -46,6 +48,7 @@ void ServiceManager::StartWatchdog(Probe probe, OnMissed on_missed) {
   const int timeout_ms = static_cast<int>(std::max<uint64_t>(usec / 8000, 1));
   watchdog_ = std::thread([this, probe = std::move(probe), on_missed = std::move(on_missed), every,
                            timeout_ms] {
+    NameThisThread("okr:watchdog");
     using Clock = std::chrono::steady_clock;
     auto last_answer = Clock::now();
     auto next = Clock::now();

@@ -14,6 +14,7 @@
 #include "api/replica_copy.h"
 #include "api/routes/raw_frames.h"
 #include "api/routes/request.h"
+#include "eventstore/base/thread_name.h"
 #include "eventstore/event_codec.h"
 #include "eventstore/event_json.h"
 #include "eventstore/sealing.h"
@@ -57,7 +58,10 @@ Status StreamEnd(const httplib::Result& res, int status, const std::string& refu
 
 ReplicaFollower::ReplicaFollower(EventStore* store, Options options)
     : store_(store), options_(std::move(options)) {
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    NameThisThread("okr:replica");
+    Run();
+  });
 }
 
 ReplicaFollower::~ReplicaFollower() {
@@ -424,7 +428,10 @@ Status ReplicaFollower::Follow(httplib::Client& client, httplib::Client& keys) {
   std::string refusal;
   Status problem = Status::Ok();  // the reading's own
   Inbox inbox(4 * options_.most_append_bytes);
-  std::thread storer([&] { StoreFromInbox(inbox, client, keys); });
+  std::thread storer([&] {
+    NameThisThread("okr:live-store");
+    StoreFromInbox(inbox, client, keys);
+  });
   auto take = [&](const SseBlocks::Block& block) {
     if (block.comment) {
       // ": head N", the heartbeat of a stream with nothing to send. A head

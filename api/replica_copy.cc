@@ -5,6 +5,7 @@
 #include <cassert>
 #include <utility>
 
+#include "eventstore/base/thread_name.h"
 #include "eventstore/event_codec.h"
 #include "eventstore/event_json.h"
 
@@ -88,7 +89,10 @@ Status Vouches(const StoredEvent& before, uint64_t seq, std::string_view next) {
 }
 
 PageStorer::PageStorer(EventStore* store)
-    : store_(store), queued_head_(store->head().seq), thread_([this] { Loop(); }) {}
+    : store_(store), queued_head_(store->head().seq), thread_([this] {
+        NameThisThread("okr:page-store");
+        Loop();
+      }) {}
 
 PageStorer::~PageStorer() {
   {

@@ -18,6 +18,7 @@
 
 #include "api/errors.h"
 #include "api/stream_parts.h"
+#include "eventstore/base/thread_name.h"
 #include "eventstore/event_json.h"
 #include "projections/read/changes.h"
 
@@ -68,8 +69,14 @@ class StreamHub::Loop {
     ev.data.fd = wake_;
     ::epoll_ctl(epoll_, EPOLL_CTL_ADD, wake_, &ev);
     ring_through_ = store_->head().seq;
-    io_ = std::thread([this] { Run(); });
-    watcher_ = std::thread([this] { Watch(); });
+    io_ = std::thread([this] {
+      NameThisThread("okr:streams");
+      Run();
+    });
+    watcher_ = std::thread([this] {
+      NameThisThread("okr:stream-head");
+      Watch();
+    });
   }
   ~Loop() {
     Stop();

@@ -17,6 +17,7 @@
 #include <filesystem>
 
 #include "eventstore/base/clock.h"
+#include "eventstore/base/thread_name.h"
 #include "eventstore/format.h"
 #include "eventstore/read_ahead.h"
 #include "eventstore/sealing.h"
@@ -192,7 +193,11 @@ Status EventStore::Impl::Open(const std::string& dir, const OpenOptions& options
     RecoverRootReadOnly();
   }
   writer_head_ = head_;
-  if (!options.read_only) writer_ = std::thread([this] { WriterLoop(); });
+  if (!options.read_only)
+    writer_ = std::thread([this] {
+      NameThisThread("okr:writer");
+      WriterLoop();
+    });
   if (CurrentCheck().state == LogCheck::State::kChecking) StartBackgroundCheck();
   return Status::Ok();
 }

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "eventstore/base/thread_name.h"
 #include "eventstore/event_json.h"
 #include "eventstore/format.h"
 #include "eventstore/store_impl.h"
@@ -218,7 +219,10 @@ void EventStore::Impl::StartBackgroundCheck() {
     std::lock_guard<std::mutex> lock(check_mu_);
     check_.state = LogCheck::State::kChecking;
   }
-  checker_ = std::thread([this] { BackgroundCheck(); });
+  checker_ = std::thread([this] {
+    NameThisThread("okr:log-check");
+    BackgroundCheck();
+  });
 }
 
 // The whole log from seq 1, on one snapshot, so appends go on meanwhile.

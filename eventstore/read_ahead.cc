@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "eventstore/base/thread_name.h"
+
 namespace okr {
 namespace {
 
@@ -108,6 +110,7 @@ class Pipe {
 };
 
 void Fill(const std::function<Status(const EventSink&)>& read, Pipe* pipe) {
+  NameThisThread("okr:read-ahead");
   Batch* b = pipe->TakeEmpty();
   Status s = Status::Ok();
   if (b != nullptr) {

@@ -8,6 +8,7 @@
 // tests/monitoring_rules.sh.)
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -20,6 +21,9 @@
 
 #ifndef OKR_MONITORING_DIR
 #error "OKR_MONITORING_DIR (tools/monitoring) must be defined"
+#endif
+#ifndef OKR_OPERATIONS_MD
+#error "OKR_OPERATIONS_MD (docs/OPERATIONS.md) must be defined"
 #endif
 
 namespace okr::testing {
@@ -43,6 +47,29 @@ std::map<std::string, std::string> Declared(const std::string& text) {
     if ((*it)[2] == "histogram") {
       for (const char* series : {"_bucket", "_sum", "_count"}) out[name + series] = name;
     }
+  }
+  return out;
+}
+
+// The okr: thread names in `text`, a file's or the threads' own.
+std::set<std::string> OkrThreadNames(const std::string& text) {
+  std::set<std::string> out;
+  static const std::regex name(R"(\bokr:[a-z-]+)");
+  for (std::sregex_iterator it(text.begin(), text.end(), name), end; it != end; ++it) {
+    out.insert(it->str());
+  }
+  return out;
+}
+
+// The names of the threads of process `pid`, one a line.
+std::string ThreadNamesOf(pid_t pid) {
+  std::string out;
+  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator(tasks, ec)) {
+    std::ifstream comm(task.path() / "comm");
+    std::string line;
+    if (std::getline(comm, line)) out += line + "\n";
   }
   return out;
 }
@@ -148,6 +175,49 @@ TEST(Monitoring, AlertsAndDashboardNameOnlyWhatOkrdServesAndCoverAllOfIt) {
     if (name.rfind("okrd_", 0) != 0 || family != name) continue;
     EXPECT_TRUE(used.count(name)) << name << " is on no panel and in no alert";
   }
+}
+
+// top -H and perf show which part of okrd is busy by the threads' names,
+// which docs/OPERATIONS.md explains: each one a primary (with a webhook)
+// and its replica run must be there, and the main ones must run.
+TEST(Monitoring, EveryThreadOkrdNamesIsExplainedInTheOperationsGuide) {
+  std::ifstream guide_file(OKR_OPERATIONS_MD);
+  const std::set<std::string> explained =
+      OkrThreadNames(std::string(std::istreambuf_iterator<char>(guide_file), {}));
+  Okrd primary(WithTokens());
+  ASSERT_TRUE(primary.Start());
+  Want(primary.Post("/v1/webhooks",
+                    {{"id", "hr-feed"},
+                     {"url", "https://hooks.example.invalid/okrd"},
+                     {"secret", "a-secret-of-at-least-16"},
+                     {"types", {"*"}}},
+                    kAdmin.token),
+       201);
+  TempDir dir;
+  WriteTokenFile(dir.Sub("replica.token"), kReplica.token);
+  Okrd replica(ReplicaOf(UrlOf(primary), dir.Sub("replica.token")));
+  ASSERT_TRUE(replica.Start()) << replica.LogTail();
+  ASSERT_TRUE(WaitFor([&] { return CaughtUp(replica, primary.HeadSeq()); }));
+  const std::set<std::string> on_primary = OkrThreadNames(ThreadNamesOf(primary.pid()));
+  for (const char* name : {"okr:conn", "okr:writer", "okr:fold", "okr:streams", "okr:stream-head",
+                           "okr:webhooks", "okr:signals"}) {
+    EXPECT_TRUE(on_primary.count(name)) << name << " is not among the primary's threads";
+  }
+  // The replica follows the primary's live feed once it has caught up.
+  std::set<std::string> on_replica;
+  EXPECT_TRUE(WaitFor([&] {
+    on_replica = OkrThreadNames(ThreadNamesOf(replica.pid()));
+    return on_replica.count("okr:live-store") > 0;
+  })) << ThreadNamesOf(replica.pid());
+  for (const char* name : {"okr:replica", "okr:writer", "okr:fold", "okr:conn"}) {
+    EXPECT_TRUE(on_replica.count(name)) << name << " is not among the replica's threads";
+  }
+  std::set<std::string> running = on_primary;
+  running.insert(on_replica.begin(), on_replica.end());
+  for (const std::string& name : running) {
+    EXPECT_TRUE(explained.count(name)) << name << " runs but docs/OPERATIONS.md does not list it";
+  }
+  EXPECT_GE(explained.size(), 15u) << "the guide's table of threads is missing";
 }
 
 }  // namespace

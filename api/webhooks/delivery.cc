@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cassert>
 
+#include "eventstore/base/thread_name.h"
 #include "eventstore/base/time.h"
 #include "eventstore/event_json.h"
 #include "projections/read/changes.h"
@@ -70,7 +71,10 @@ Worker::~Worker() { Stop(); }
 void Worker::Start() {
   assert(!thread_.joinable() && !state_.disabled);
   running_ = true;
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    NameThisThread("okr:webhooks");
+    Run();
+  });
 }
 
 void Worker::RequestStop() {

@@ -9,6 +9,7 @@
 #include <kj/exception.h>
 
 #include "eventstore/base/clock.h"
+#include "eventstore/base/thread_name.h"
 #include "eventstore/read_ahead.h"
 #include "projections/service/snapshot.h"
 
@@ -105,8 +106,16 @@ Result<std::unique_ptr<Projector>> Projector::Open(EventStore* store, ProjectorO
   // from the log by the first batch that finds the gap.
   store->SetDurableListener(
       [raw = p.get()](std::vector<StoredEvent>& events) { raw->FoldDurable(events); });
-  p->follower_ = std::thread([raw = p.get()] { raw->FollowLoop(); });
-  if (every > 0) p->snapshotter_ = std::thread([raw = p.get()] { raw->SnapshotLoop(); });
+  p->follower_ = std::thread([raw = p.get()] {
+    NameThisThread("okr:fold");
+    raw->FollowLoop();
+  });
+  if (every > 0) {
+    p->snapshotter_ = std::thread([raw = p.get()] {
+      NameThisThread("okr:snapshot");
+      raw->SnapshotLoop();
+    });
+  }
   return p;
 }
 

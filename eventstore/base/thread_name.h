@@ -1,0 +1,14 @@
+// Names for okrd's threads, as `top -H`, `ps -L`, `perf` and gdb show them
+// (/proc/PID/task/TID/comm): an operator whose okrd is busy, or whose
+// replica lags, sees which part of it spends the CPU ("okr:writer",
+// "okr:fold", …) beside RocksDB's own ("rocksdb:low"). docs/OPERATIONS.md
+// lists them.
+#pragma once
+
+namespace okr {
+
+// Names the calling thread. Linux keeps 15 bytes of a name; a longer one
+// is cut there. Best effort: a name that cannot be set changes nothing else.
+void NameThisThread(const char* name);
+
+}  // namespace okr

@@ -156,6 +156,10 @@ TEST(OkrdBadInput, EveryRefusalWritesNothingAndOkrdStaysUp) {
       {"as_of in the future", "GET", "/v1/objectives?as_of=" + UrlEncode(TimeIn(2)), "", 422,
        "invalid", "as_of"},
       {"at garbage", "GET", "/v1/key-results/kr-num?at=soon", "", 400, "malformed", "at"},
+      {"as_of before 1970", "GET", "/v1/objectives?as_of=1969-12-31T23:59:59Z", "", 400,
+       "malformed", "as_of"},
+      {"at after 9999", "GET", "/v1/key-results/kr-num?at=9999-12-31T23:59:59-01:00", "", 400,
+       "malformed", "at"},
       {"diff from after to", "GET", "/v1/diff?from=5&to=3", "", 422, "invalid", "from"},
       {"diff to after as_of", "GET", "/v1/diff?to=5&as_of=3", "", 422, "invalid", "to"},
       {"negative limit", "GET", "/v1/units?limit=-1", "", 400, "malformed", "limit"},
@@ -311,6 +315,17 @@ TEST(OkrdBadInput, EveryRefusalWritesNothingAndOkrdStaysUp) {
     Reply alive = s.Get("/healthz");
     ASSERT_EQ(alive.status, 200) << "okrd stopped answering after: " << c.name << "\n"
                                  << s.LogTail();
+  }
+
+  // A time okrd does not keep is a well-formed RFC 3339 one: the refusal
+  // names the span okrd keeps, not only the format.
+  for (const char* path : {"/v1/objectives?as_of=1969-12-31T23:59:59Z",
+                           "/v1/key-results/kr-num?at=0001-01-01T00:00:00Z"}) {
+    Reply r = Want(s.Get(path, admin), 400);
+    EXPECT_NE(r.json["error"]["message"].get<std::string>().find(
+                  "an RFC 3339 date-time from 1970 to 9999"),
+              std::string::npos)
+        << r;
   }
 
   // A title of exactly 200 characters and any Unicode are accepted and read back byte for byte.

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <memory>
 #include <regex>
 #include <set>
 #include <string>
@@ -51,16 +52,6 @@ std::map<std::string, std::string> Declared(const std::string& text) {
   return out;
 }
 
-// The okr: thread names in `text`, a file's or the threads' own.
-std::set<std::string> OkrThreadNames(const std::string& text) {
-  std::set<std::string> out;
-  static const std::regex name(R"(\bokr:[a-z-]+)");
-  for (std::sregex_iterator it(text.begin(), text.end(), name), end; it != end; ++it) {
-    out.insert(it->str());
-  }
-  return out;
-}
-
 // The names of the threads of process `pid`, one a line.
 std::string ThreadNamesOf(pid_t pid) {
   std::string out;
@@ -74,34 +65,55 @@ std::string ThreadNamesOf(pid_t pid) {
   return out;
 }
 
-// The okrd_ metrics a PromQL expression names.
-std::set<std::string> Named(const std::string& expr) {
+// Every text in `text` that `pattern` matches.
+std::set<std::string> MatchesIn(const std::string& text, const std::regex& pattern) {
   std::set<std::string> out;
-  static const std::regex metric(R"(\bokrd_[a-z0-9_]+)");
-  for (std::sregex_iterator it(expr.begin(), expr.end(), metric), end; it != end; ++it) {
+  for (std::sregex_iterator it(text.begin(), text.end(), pattern), end; it != end; ++it) {
     out.insert(it->str());
   }
   return out;
 }
 
-TEST(Monitoring, AlertsAndDashboardNameOnlyWhatOkrdServesAndCoverAllOfIt) {
-  Okrd primary(WithTokens());
-  ASSERT_TRUE(primary.Start());
-  Want(primary.Post("/v1/webhooks",
-                    {{"id", "hr-feed"},
-                     {"url", "https://hooks.example.invalid/okrd"},
-                     {"secret", "a-secret-of-at-least-16"},
-                     {"types", {"*"}}},
-                    kAdmin.token),
-       201);
+// The okrd_ metrics a PromQL expression names.
+std::set<std::string> Named(const std::string& expr) {
+  static const std::regex metric(R"(\bokrd_[a-z0-9_]+)");
+  return MatchesIn(expr, metric);
+}
+
+// The okr: thread names in `text`, a file's or the threads' own.
+std::set<std::string> OkrThreadNames(const std::string& text) {
+  static const std::regex name(R"(\bokr:[a-z-]+)");
+  return MatchesIn(text, name);
+}
+
+// What an operator watches: a primary with a webhook (so its delivery
+// runs) and a replica caught up with it, both real okrd processes.
+class MonitoringTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(primary.Start());
+    Want(primary.Post("/v1/webhooks",
+                      {{"id", "hr-feed"},
+                       {"url", "https://hooks.example.invalid/okrd"},
+                       {"secret", "a-secret-of-at-least-16"},
+                       {"types", {"*"}}},
+                      kAdmin.token),
+         201);
+    WriteTokenFile(dir.Sub("replica.token"), kReplica.token);
+    replica = std::make_unique<Okrd>(ReplicaOf(UrlOf(primary), dir.Sub("replica.token")));
+    ASSERT_TRUE(replica->Start()) << replica->LogTail();
+    ASSERT_TRUE(WaitFor([&] { return CaughtUp(*replica, primary.HeadSeq()); }));
+  }
+
+  Okrd primary{WithTokens()};
   TempDir dir;
-  WriteTokenFile(dir.Sub("replica.token"), kReplica.token);
-  Okrd replica(ReplicaOf(UrlOf(primary), dir.Sub("replica.token")));
-  ASSERT_TRUE(replica.Start()) << replica.LogTail();
-  ASSERT_TRUE(WaitFor([&] { return CaughtUp(replica, primary.HeadSeq()); }));
+  std::unique_ptr<Okrd> replica;
+};
+
+TEST_F(MonitoringTest, AlertsAndDashboardNameOnlyWhatOkrdServesAndCoverAllOfIt) {
   const std::string primary_text = Want(primary.Get("/metrics"), 200).body;
   std::map<std::string, std::string> served = Declared(primary_text);
-  served.merge(Declared(Want(replica.Get("/metrics"), 200).body));
+  served.merge(Declared(Want(replica->Get("/metrics"), 200).body));
   for (const char* name :
        {"okrd_head_seq", "okrd_webhook_lag_events", "okrd_replica_lag_seconds",
         "okrd_data_filesystem_avail_bytes", "okrd_request_duration_seconds_bucket"}) {
@@ -180,24 +192,10 @@ TEST(Monitoring, AlertsAndDashboardNameOnlyWhatOkrdServesAndCoverAllOfIt) {
 // top -H and perf show which part of okrd is busy by the threads' names,
 // which docs/OPERATIONS.md explains: each one a primary (with a webhook)
 // and its replica run must be there, and the main ones must run.
-TEST(Monitoring, EveryThreadOkrdNamesIsExplainedInTheOperationsGuide) {
+TEST_F(MonitoringTest, EveryThreadOkrdNamesIsExplainedInTheOperationsGuide) {
   std::ifstream guide_file(OKR_OPERATIONS_MD);
   const std::set<std::string> explained =
       OkrThreadNames(std::string(std::istreambuf_iterator<char>(guide_file), {}));
-  Okrd primary(WithTokens());
-  ASSERT_TRUE(primary.Start());
-  Want(primary.Post("/v1/webhooks",
-                    {{"id", "hr-feed"},
-                     {"url", "https://hooks.example.invalid/okrd"},
-                     {"secret", "a-secret-of-at-least-16"},
-                     {"types", {"*"}}},
-                    kAdmin.token),
-       201);
-  TempDir dir;
-  WriteTokenFile(dir.Sub("replica.token"), kReplica.token);
-  Okrd replica(ReplicaOf(UrlOf(primary), dir.Sub("replica.token")));
-  ASSERT_TRUE(replica.Start()) << replica.LogTail();
-  ASSERT_TRUE(WaitFor([&] { return CaughtUp(replica, primary.HeadSeq()); }));
   const std::set<std::string> on_primary = OkrThreadNames(ThreadNamesOf(primary.pid()));
   for (const char* name : {"okr:conn", "okr:writer", "okr:fold", "okr:streams", "okr:stream-head",
                            "okr:webhooks", "okr:signals"}) {
@@ -206,9 +204,9 @@ TEST(Monitoring, EveryThreadOkrdNamesIsExplainedInTheOperationsGuide) {
   // The replica follows the primary's live feed once it has caught up.
   std::set<std::string> on_replica;
   EXPECT_TRUE(WaitFor([&] {
-    on_replica = OkrThreadNames(ThreadNamesOf(replica.pid()));
+    on_replica = OkrThreadNames(ThreadNamesOf(replica->pid()));
     return on_replica.count("okr:live-store") > 0;
-  })) << ThreadNamesOf(replica.pid());
+  })) << ThreadNamesOf(replica->pid());
   for (const char* name : {"okr:replica", "okr:writer", "okr:fold", "okr:conn"}) {
     EXPECT_TRUE(on_replica.count(name)) << name << " is not among the replica's threads";
   }

@@ -2,7 +2,8 @@
 // (/proc/PID/task/TID/comm): an operator whose okrd is busy, or whose
 // replica lags, sees which part of it spends the CPU ("okr:writer",
 // "okr:fold", …) beside RocksDB's own ("rocksdb:low"). docs/OPERATIONS.md
-// lists them.
+// lists them. okrctl's threads that run the store's code carry the same
+// names.
 #pragma once
 
 namespace okr {

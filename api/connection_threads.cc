@@ -53,10 +53,7 @@ void ConnectionThreads::Shutdown() {
 void ConnectionThreads::StartLocked() {
   assert(threads_.size() < max_);
   ++idle_;
-  std::thread t([this] {
-    NameThisThread("okr:conn");
-    Work();
-  });
+  std::thread t = NamedThread("okr:conn", [this] { Work(); });
   auto id = t.get_id();
   threads_.emplace(id, std::move(t));
 }

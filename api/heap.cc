@@ -70,8 +70,7 @@ HeapForLoad::HeapForLoad(uint64_t events) {
     return;
   }
   try {
-    faulting_ = std::thread([begin, end] {
-      NameThisThread("okr:heap-fault");
+    faulting_ = NamedThread("okr:heap-fault", [begin, end] {
       // Best effort: a kernel before 5.14 answers EINVAL, and the load
       // faults the pages in itself.
       (void)madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_WRITE);

@@ -177,8 +177,8 @@ std::optional<EventFilter> ParseEventFilter(Call& c) {
     if (const std::string* text = c.Param(name)) {
       *slot = ParseRfc3339(*text);
       if (!*slot) {
-        c.Fail(ApiError{400, "malformed",
-                        std::string(name) + " must be " + std::string(kRfc3339Accepted), name});
+        c.Fail(
+            ApiError{400, "malformed", std::string(name) + " must be " + kRfc3339Accepted, name});
         return std::nullopt;
       }
     }

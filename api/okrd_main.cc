@@ -511,8 +511,7 @@ std::unique_ptr<okr::api::ReplicaFollower> StartReplica(const Flags& f, Runtime&
 bool ServeUntilSignalled(okr::api::Server& server, const sigset_t& signals,
                          const std::string& tokens_path, Runtime& rt,
                          okr::api::ServiceManager& service) {
-  std::thread waiter([&] {
-    okr::NameThisThread("okr:signals");
+  std::thread waiter = okr::NamedThread("okr:signals", [&] {
     int sig = 0;
     while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) ReloadTokens(tokens_path, server, rt);
     rt.Log(spdlog::level::info, "stopping", {{"signal", sig}});

@@ -46,9 +46,8 @@ void ServiceManager::StartWatchdog(Probe probe, OnMissed on_missed) {
   if (usec == 0 || watchdog_.joinable()) return;
   const auto every = std::chrono::microseconds(usec / 4);
   const int timeout_ms = static_cast<int>(std::max<uint64_t>(usec / 8000, 1));
-  watchdog_ = std::thread([this, probe = std::move(probe), on_missed = std::move(on_missed), every,
-                           timeout_ms] {
-    NameThisThread("okr:watchdog");
+  watchdog_ = NamedThread("okr:watchdog", [this, probe = std::move(probe),
+                                           on_missed = std::move(on_missed), every, timeout_ms] {
     using Clock = std::chrono::steady_clock;
     auto last_answer = Clock::now();
     auto next = Clock::now();

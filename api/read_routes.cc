@@ -41,7 +41,7 @@ std::optional<Point> Server::Routes::ParsePoint(Call& c, const Projection& p,
   if (const std::string* text = c.Param("at")) {
     auto at = ParseRfc3339(*text);
     if (!at) {
-      c.Fail(ApiError{400, "malformed", "at must be " + std::string(kRfc3339Accepted), "at"});
+      c.Fail(ApiError{400, "malformed", std::string("at must be ") + kRfc3339Accepted, "at"});
       return std::nullopt;
     }
     point.at = *at;
@@ -61,8 +61,8 @@ static std::variant<uint64_t, ApiError> PointSeq(const Projection& p, const std:
   }
   auto us = ParseRfc3339(text);
   if (!us) {
-    return ApiError{400, "malformed",
-                    std::string(name) + " must be a seq or " + std::string(kRfc3339Accepted), name};
+    return ApiError{400, "malformed", std::string(name) + " must be a seq or " + kRfc3339Accepted,
+                    name};
   }
   if (*us > now_us) return ApiError{422, "invalid", std::string(name) + " is in the future", name};
   return p.SeqAtTime(*us);

@@ -58,10 +58,7 @@ Status StreamEnd(const httplib::Result& res, int status, const std::string& refu
 
 ReplicaFollower::ReplicaFollower(EventStore* store, Options options)
     : store_(store), options_(std::move(options)) {
-  thread_ = std::thread([this] {
-    NameThisThread("okr:replica");
-    Run();
-  });
+  thread_ = NamedThread("okr:replica", [this] { Run(); });
 }
 
 ReplicaFollower::~ReplicaFollower() {
@@ -428,10 +425,7 @@ Status ReplicaFollower::Follow(httplib::Client& client, httplib::Client& keys) {
   std::string refusal;
   Status problem = Status::Ok();  // the reading's own
   Inbox inbox(4 * options_.most_append_bytes);
-  std::thread storer([&] {
-    NameThisThread("okr:live-store");
-    StoreFromInbox(inbox, client, keys);
-  });
+  std::thread storer = NamedThread("okr:live-store", [&] { StoreFromInbox(inbox, client, keys); });
   auto take = [&](const SseBlocks::Block& block) {
     if (block.comment) {
       // ": head N", the heartbeat of a stream with nothing to send. A head

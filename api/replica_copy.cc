@@ -89,10 +89,9 @@ Status Vouches(const StoredEvent& before, uint64_t seq, std::string_view next) {
 }
 
 PageStorer::PageStorer(EventStore* store)
-    : store_(store), queued_head_(store->head().seq), thread_([this] {
-        NameThisThread("okr:page-store");
-        Loop();
-      }) {}
+    : store_(store),
+      queued_head_(store->head().seq),
+      thread_(NamedThread("okr:page-store", [this] { Loop(); })) {}
 
 PageStorer::~PageStorer() {
   {

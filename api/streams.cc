@@ -69,14 +69,8 @@ class StreamHub::Loop {
     ev.data.fd = wake_;
     ::epoll_ctl(epoll_, EPOLL_CTL_ADD, wake_, &ev);
     ring_through_ = store_->head().seq;
-    io_ = std::thread([this] {
-      NameThisThread("okr:streams");
-      Run();
-    });
-    watcher_ = std::thread([this] {
-      NameThisThread("okr:stream-head");
-      Watch();
-    });
+    io_ = NamedThread("okr:streams", [this] { Run(); });
+    watcher_ = NamedThread("okr:stream-head", [this] { Watch(); });
   }
   ~Loop() {
     Stop();

@@ -193,12 +193,7 @@ Status EventStore::Impl::Open(const std::string& dir, const OpenOptions& options
     RecoverRootReadOnly();
   }
   writer_head_ = head_;
-  if (!options.read_only) {
-    writer_ = std::thread([this] {
-      NameThisThread("okr:writer");
-      WriterLoop();
-    });
-  }
+  if (!options.read_only) writer_ = NamedThread("okr:writer", [this] { WriterLoop(); });
   if (CurrentCheck().state == LogCheck::State::kChecking) StartBackgroundCheck();
   return Status::Ok();
 }

@@ -219,10 +219,7 @@ void EventStore::Impl::StartBackgroundCheck() {
     std::lock_guard<std::mutex> lock(check_mu_);
     check_.state = LogCheck::State::kChecking;
   }
-  checker_ = std::thread([this] {
-    NameThisThread("okr:log-check");
-    BackgroundCheck();
-  });
+  checker_ = NamedThread("okr:log-check", [this] { BackgroundCheck(); });
 }
 
 // The whole log from seq 1, on one snapshot, so appends go on meanwhile.

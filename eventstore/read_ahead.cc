@@ -110,7 +110,6 @@ class Pipe {
 };
 
 void Fill(const std::function<Status(const EventSink&)>& read, Pipe* pipe) {
-  NameThisThread("okr:read-ahead");
   Batch* b = pipe->TakeEmpty();
   Status s = Status::Ok();
   if (b != nullptr) {
@@ -131,7 +130,7 @@ void Fill(const std::function<Status(const EventSink&)>& read, Pipe* pipe) {
 
 Status ReadAhead(const std::function<Status(const EventSink& sink)>& read, const EventSink& fn) {
   Pipe pipe;
-  std::thread reader(Fill, std::cref(read), &pipe);
+  std::thread reader = NamedThread("okr:read-ahead", [&read, &pipe] { Fill(read, &pipe); });
   // However the caller's work ends (an exception included), the reader is
   // stopped and joined before the pipe goes.
   struct Join {

@@ -113,7 +113,7 @@ class Fields {
     if (!Str(name, &text)) return false;
     if (text.empty()) return true;
     auto us = ParseRfc3339(text);
-    if (!us) return Fail(std::string(name) + " must be " + std::string(kRfc3339Accepted), name);
+    if (!us) return Fail(std::string(name) + " must be " + kRfc3339Accepted, name);
     *out = *us;
     return true;
   }

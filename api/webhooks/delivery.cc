@@ -71,10 +71,7 @@ Worker::~Worker() { Stop(); }
 void Worker::Start() {
   assert(!thread_.joinable() && !state_.disabled);
   running_ = true;
-  thread_ = std::thread([this] {
-    NameThisThread("okr:webhooks");
-    Run();
-  });
+  thread_ = NamedThread("okr:webhooks", [this] { Run(); });
 }
 
 void Worker::RequestStop() {

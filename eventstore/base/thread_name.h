@@ -6,10 +6,22 @@
 // names.
 #pragma once
 
+#include <thread>
+#include <utility>
+
 namespace okr {
 
 // Names the calling thread. Linux keeps 15 bytes of a name; a longer one
 // is cut there. Best effort: a name that cannot be set changes nothing else.
 void NameThisThread(const char* name);
+
+// A thread that names itself `name` (a static string) and runs `fn`.
+template <typename Fn>
+std::thread NamedThread(const char* name, Fn fn) {
+  return std::thread([name, fn = std::move(fn)]() mutable {
+    NameThisThread(name);
+    fn();
+  });
+}
 
 }  // namespace okr

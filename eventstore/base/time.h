@@ -19,7 +19,7 @@ std::string FormatDate(int64_t us);
 std::optional<int64_t> ParseRfc3339(std::string_view text);
 // What ParseRfc3339 accepts, as an error message names it: times before
 // 1970 or after 9999 are refused like malformed ones.
-inline constexpr std::string_view kRfc3339Accepted = "an RFC 3339 date-time from 1970 to 9999";
+inline constexpr char kRfc3339Accepted[] = "an RFC 3339 date-time from 1970 to 9999";
 // µs UTC → RFC 3339 with six fractional digits ("2026-07-01T09:30:00.000000Z").
 std::string FormatTimeUs(int64_t us);
 // The same text, held in place: a big answer writes two times per

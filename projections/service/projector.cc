@@ -106,15 +106,9 @@ Result<std::unique_ptr<Projector>> Projector::Open(EventStore* store, ProjectorO
   // from the log by the first batch that finds the gap.
   store->SetDurableListener(
       [raw = p.get()](std::vector<StoredEvent>& events) { raw->FoldDurable(events); });
-  p->follower_ = std::thread([raw = p.get()] {
-    NameThisThread("okr:fold");
-    raw->FollowLoop();
-  });
+  p->follower_ = NamedThread("okr:fold", [raw = p.get()] { raw->FollowLoop(); });
   if (every > 0) {
-    p->snapshotter_ = std::thread([raw = p.get()] {
-      NameThisThread("okr:snapshot");
-      raw->SnapshotLoop();
-    });
+    p->snapshotter_ = NamedThread("okr:snapshot", [raw = p.get()] { raw->SnapshotLoop(); });
   }
   return p;
 }

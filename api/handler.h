@@ -26,6 +26,7 @@
 #include "api/routes/routes.h"
 #include "api/server.h"
 #include "api/streams.h"
+#include "projections/domain/commands.h"
 #include "projections/read/views.h"
 
 namespace okr::api {
@@ -100,6 +101,19 @@ inline std::optional<size_t> LimitParam(Call& c, size_t fallback = kDefaultPageS
   auto limit = ParseLimit(c.Param("limit"), &e, fallback, max);
   if (!limit) c.Fail(e);
   return limit;
+}
+
+// The id a query parameter names (`cycle=`, `owner=`, `root=`): empty
+// when it is absent or empty (no filter). Answers 400 and returns nullopt
+// when it is not an id: no entity can have it, and a refusal never echoes
+// a control character back.
+inline std::optional<std::string> IdParam(Call& c, const char* name) {
+  std::string id = c.ParamOr(name);
+  if (!id.empty() && !ValidId(id)) {
+    c.Fail(ApiError{400, "malformed", std::string(name) + " must be an id: " + kIdRule, name});
+    return std::nullopt;
+  }
+  return id;
 }
 
 // A diff page reads the log this many events at a time and takes the

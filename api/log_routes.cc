@@ -87,7 +87,9 @@ std::optional<DiffQuery> Server::Routes::ParseDiffQuery(Call& c, const Projectio
   }
   if (q.from > q.to)
     return c.Fail(ApiError{422, "invalid", "from is after to", "from"}), std::nullopt;
-  q.cycle = c.ParamOr("cycle");
+  auto cycle = IdParam(c, "cycle");
+  if (!cycle) return std::nullopt;
+  q.cycle = *std::move(cycle);
   if (!q.cycle.empty() && !p.cycle(q.cycle))
     return c.Fail(404, "no cycle " + q.cycle, "cycle"), std::nullopt;
   q.seq = q.from + 1;
@@ -154,7 +156,8 @@ namespace {
 // Which events a page of /v1/events keeps (every one by default).
 struct EventFilter {
   std::optional<int64_t> from, to;  // recorded between, inclusive
-  std::string entity, actor, type;
+  std::string entity, actor;
+  std::optional<schema::Event::Which> type;
   // raw=true adds each event's exact stored bytes (base64), so a client
   // can check the hash chain itself instead of trusting this JSON.
   bool raw = false;
@@ -162,7 +165,7 @@ struct EventFilter {
   bool Keeps(schema::Event::Reader ev) const {
     if (!entity.empty() && entity != ev.getEntity().cStr()) return false;
     if (!actor.empty() && actor != ev.getActor().cStr()) return false;
-    if (!type.empty() && type != EventTypeName(ev.which())) return false;
+    if (type && ev.which() != *type) return false;
     if (from && ev.getRecordedAt() < *from) return false;
     if (to && ev.getRecordedAt() > *to) return false;
     return true;
@@ -185,7 +188,15 @@ std::optional<EventFilter> ParseEventFilter(Call& c) {
   }
   f.entity = c.ParamOr("entity");
   f.actor = c.ParamOr("actor");
-  f.type = c.ParamOr("type");
+  if (std::string type = c.ParamOr("type"); !type.empty()) {
+    // A misspelt type would match no event: refused, not answered empty.
+    f.type = EventTypeNamed(type);
+    if (!f.type) {
+      c.Fail(ApiError{400, "malformed", "type must be an event type, such as check_in.recorded",
+                      "type"});
+      return std::nullopt;
+    }
+  }
   std::string raw = c.ParamOr("raw", "false");
   if (raw != "true" && raw != "false") {
     c.Fail(ApiError{400, "malformed", "raw is true or false", "raw"});

@@ -113,7 +113,7 @@ std::optional<uint64_t> Server::Routes::AnswerSeq(const Call& c, const Route& ro
 std::optional<std::string> Server::Routes::PathId(Call& c) {
   std::string id = c.req.matches.size() > 1 ? std::string(c.req.matches[1]) : "";
   if (!ValidId(id)) {
-    c.Fail(ApiError{400, "malformed", "ids are 1-64 characters of a-z, 0-9, '.', '_', '-'", "id"});
+    c.Fail(ApiError{400, "malformed", std::string("ids are ") + kIdRule, "id"});
     return std::nullopt;
   }
   return id;
@@ -240,7 +240,19 @@ void Server::Routes::ListObjectives(Call& c) {
     return c.Fail(
         ApiError{400, "malformed", "include_archived is true or false", "include_archived"});
   }
-  ObjectiveFilter filter{c.ParamOr("cycle"), c.ParamOr("owner"), include == "true"};
+  auto cycle = IdParam(c, "cycle");
+  if (!cycle) return;
+  auto owner = IdParam(c, "owner");
+  if (!owner) return;
+  // Unknown, they are refused as the cascade's and lint's are, not
+  // answered with an empty list a typo would also get.
+  const Status known = projector_->Read([&](const Projection& p) {
+    if (!cycle->empty() && !p.cycle(*cycle)) return Status::NotFound("no cycle " + *cycle, "cycle");
+    if (!owner->empty() && !p.unit(*owner)) return Status::NotFound("no unit " + *owner, "owner");
+    return Status::Ok();
+  });
+  if (!known.ok()) return c.Fail(known);
+  ObjectiveFilter filter{*std::move(cycle), *std::move(owner), include == "true"};
   auto query = TextQuery::Parse(c.ParamOr("q"));
   if (!query.ok()) {
     return c.Fail(ApiError{400, "malformed", query.status().message(), "q"});
@@ -437,6 +449,10 @@ bool ParseDepth(Call& c, std::optional<int>* depth) {
 void Server::Routes::GetCascade(Call& c) {
   std::optional<int> depth;
   if (!ParseDepth(c, &depth)) return;
+  const auto cycle = IdParam(c, "cycle");
+  if (!cycle) return;
+  const auto root = IdParam(c, "root");
+  if (!root) return;
   std::optional<Point> point;
   std::string whole;
   bool big = false;
@@ -444,7 +460,7 @@ void Server::Routes::GetCascade(Call& c) {
     point = ParsePoint(c, p);
     if (!point) return;
     View v(p, point->as_of, point->at, point->now);
-    auto plan = CascadePlan::Make(v, c.ParamOr("cycle"), c.ParamOr("root"), depth);
+    auto plan = CascadePlan::Make(v, *cycle, *root, depth);
     if (!plan.ok()) {
       point.reset();
       return c.Fail(plan.status());
@@ -456,8 +472,8 @@ void Server::Routes::GetCascade(Call& c) {
   if (!point) return;
   c.TagState(point->as_of);
   SendWholeOrStream(c, projector_, *point, std::move(whole), big,
-                    [cycle = c.ParamOr("cycle"), root = c.ParamOr("root"), depth](
-                        View& v, JsonOut& out, const std::function<void()>& flush) {
+                    [cycle = *cycle, root = *root, depth](View& v, JsonOut& out,
+                                                          const std::function<void()>& flush) {
                       auto plan = CascadePlan::Make(v, cycle, root, depth);
                       if (!plan.ok()) throw std::runtime_error(plan.status().message());
                       plan->Write(v, out, v.as_of(), flush);
@@ -520,7 +536,9 @@ void Server::Routes::GetReview(Call& c) {
 }
 
 void Server::Routes::GetLint(Call& c) {
-  const std::string cycle = c.ParamOr("cycle");
+  const auto cycle_param = IdParam(c, "cycle");
+  if (!cycle_param) return;
+  const std::string& cycle = *cycle_param;
   std::optional<Point> point;
   std::string whole;
   bool big = false;

@@ -54,11 +54,13 @@ void Server::Routes::EventStream(Call& c) {
 void Server::Routes::ChangeStream(Call& c) {
   StreamRequest request;
   request.kind = StreamKind::kChanges;
-  request.cycle = c.ParamOr("cycle");
+  auto cycle = IdParam(c, "cycle");
+  if (!cycle) return;
+  request.cycle = *std::move(cycle);
   if (!request.cycle.empty()) {
     bool known =
         projector_->Read([&](const Projection& p) { return p.cycle(request.cycle) != nullptr; });
-    if (!known) return c.Fail(ApiError{404, "not_found", "no such cycle", "cycle"});
+    if (!known) return c.Fail(404, "no cycle " + request.cycle, "cycle");
   }
   auto after = StreamAfter(c);
   if (!after) return;

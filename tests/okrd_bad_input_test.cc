@@ -171,6 +171,20 @@ TEST(OkrdBadInput, EveryRefusalWritesNothingAndOkrdStaysUp) {
        "malformed", "include_archived"},
       {"unknown review format", "GET", "/v1/cycles/q-now/review?format=pdf", "", 400, "malformed",
        "format"},
+      {"newline in a cycle filter", "GET", "/v1/objectives?cycle=q-now%0A", "", 400, "malformed",
+       "cycle"},
+      {"uppercase owner filter", "GET", "/v1/objectives?owner=HR", "", 400, "malformed", "owner"},
+      {"unknown cycle filter", "GET", "/v1/objectives?cycle=q-never", "", 404, "not_found",
+       "cycle"},
+      {"unknown owner filter", "GET", "/v1/objectives?owner=nobody", "", 404, "not_found", "owner"},
+      {"NUL in a cascade root", "GET", "/v1/cascade?root=hr%00", "", 400, "malformed", "root"},
+      {"newline in a lint cycle", "GET", "/v1/lint?cycle=%0A", "", 400, "malformed", "cycle"},
+      {"newline in a diff cycle", "GET", "/v1/diff?from=1&cycle=q%0Anow", "", 400, "malformed",
+       "cycle"},
+      {"newline in a change feed's cycle", "GET", "/v1/changes/stream?cycle=%0A", "", 400,
+       "malformed", "cycle"},
+      {"misspelt event type", "GET", "/v1/events?type=checkin.recorded", "", 400, "malformed",
+       "type"},
       {"deep nesting", "POST", obj, deep, 400, "malformed", ""},
       {"URI over 8 KiB", "GET", "/v1/units?cursor=" + std::string(9000, 'a'), "", 414,
        "uri_too_long", ""},
@@ -315,6 +329,13 @@ TEST(OkrdBadInput, EveryRefusalWritesNothingAndOkrdStaysUp) {
     Reply alive = s.Get("/healthz");
     ASSERT_EQ(alive.status, 200) << "okrd stopped answering after: " << c.name << "\n"
                                  << s.LogTail();
+  }
+
+  // A filter that names no entity and could name none is refused without
+  // its control character echoed into the message a client may log.
+  for (const char* path : {"/v1/objectives?cycle=%0Ax", "/v1/cascade?root=%0Ax"}) {
+    Reply r = Want(s.Get(path, admin), 400);
+    EXPECT_EQ(r.json["error"]["message"].get<std::string>().find('\n'), std::string::npos) << r;
   }
 
   // A time okrd does not keep is a well-formed RFC 3339 one: the refusal

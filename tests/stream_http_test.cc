@@ -412,7 +412,8 @@ TEST(OkrdStreams, BadStreamRequestsAreRefusedClearly) {
       {"/v1/events/stream?after=99999", kAuditor.token, "", 400, "after"},
       {"/v1/events/stream", kAuditor.token, "99999", 400, "Last-Event-ID"},
       {"/v1/events/stream?raw=yes", kAuditor.token, "", 400, "raw"},
-      {"/v1/changes/stream?cycle=nope%0A", kViewer.token, "", 404, "cycle"},
+      {"/v1/changes/stream?cycle=nope", kViewer.token, "", 404, "cycle"},
+      {"/v1/changes/stream?cycle=nope%0A", kViewer.token, "", 400, "cycle"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.path + " Last-Event-ID " + c.last_event_id);

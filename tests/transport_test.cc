@@ -530,12 +530,18 @@ TEST(Transport, CachedAnswersAreKeptApartWhateverTheParametersHold) {
   };
   // Each pair's two requests once shared a key ("path\nname=value…").
   const std::vector<Pair> pairs = {
-      {"/v1/objectives?cycle=q1&owner=hr", "/v1/objectives?cycle=q1%0Aowner%3Dhr", {"o-hr"}, {}},
-      {"/v1/objectives?cycle%3Dq1=", "/v1/objectives?cycle=q1%3D", {"o-acme", "o-hr"}, {}},
+      {"/v1/objectives?cycle=q1&owner=hr",
+       "/v1/objectives?cycle=q1%0Aowner%3Dhr",
+       {"o-hr"},
+       {"HTTP 400"}},
+      {"/v1/objectives?cycle%3Dq1=",
+       "/v1/objectives?cycle=q1%3D",
+       {"o-acme", "o-hr"},
+       {"HTTP 400"}},
       {"/v1/objectives?cycle=q1&owner%26=hr",
        "/v1/objectives?cycle=q1%0Aowner%26%3Dhr",
        {"o-acme", "o-hr"},
-       {}},
+       {"HTTP 400"}},
       {"/v1/objectives?include_archived=false&owner=acme",
        "/v1/objectives?include_archived=false%0Aowner%3Dacme",
        {"o-acme"},

@@ -158,5 +158,7 @@ std::vector<std::string> OwningUnits(const Projection& state, const Command& com
 
 // True when `id` is 1–64 characters of [a-z0-9._-].
 bool ValidId(std::string_view id);
+// What ValidId accepts, for refusals.
+inline constexpr char kIdRule[] = "1-64 characters of a-z, 0-9, '.', '_', '-'";
 
 }  // namespace okr

@@ -99,8 +99,7 @@ Status CheckBounded(double v, const char* field) {
 
 Status CheckNewId(const Projection& state, const std::string& id, const char* field) {
   if (!ValidId(id)) {
-    return Status::Invalid(
-        std::string(field) + " must be 1-64 characters of a-z, 0-9, '.', '_', '-'", field);
+    return Status::Invalid(std::string(field) + " must be " + kIdRule, field);
   }
   if (state.KindOf(id)) return Status::AlreadyExists("id " + id + " is already taken", field);
   return Status::Ok();

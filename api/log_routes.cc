@@ -186,6 +186,10 @@ std::optional<EventFilter> ParseEventFilter(Call& c) {
       }
     }
   }
+  if (f.from && f.to && *f.from > *f.to) {
+    c.Fail(ApiError{422, "invalid", "from is after to", "from"});  // as a diff's
+    return std::nullopt;
+  }
   f.entity = c.ParamOr("entity");
   f.actor = c.ParamOr("actor");
   if (std::string type = c.ParamOr("type"); !type.empty()) {

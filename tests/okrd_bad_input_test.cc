@@ -183,6 +183,8 @@ TEST(OkrdBadInput, EveryRefusalWritesNothingAndOkrdStaysUp) {
        "cycle"},
       {"newline in a change feed's cycle", "GET", "/v1/changes/stream?cycle=%0A", "", 400,
        "malformed", "cycle"},
+      {"events from after to", "GET",
+       "/v1/events?from=2026-02-01T00:00:00Z&to=2026-01-31T23:59:59Z", "", 422, "invalid", "from"},
       {"misspelt event type", "GET", "/v1/events?type=checkin.recorded", "", 400, "malformed",
        "type"},
       {"deep nesting", "POST", obj, deep, 400, "malformed", ""},

@@ -144,17 +144,29 @@ void Server::Routes::InstallHooks(httplib::Server& http) {
 
   // A request the transport refused while receiving it (ReceiveBody:
   // its body too large, its framing ambiguous, its deadline passed) is
-  // answered here, before routing; its connection then closes.
+  // answered here, before routing; its connection then closes. So is a
+  // path that decodes to a control character, which names no route and
+  // no file: a NUL cut a static file's name short where its type was read
+  // from the whole name (`/app.js%00.html` answered app.js as HTML).
   http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (!req.has_header(kRefusedStatusHeader)) return httplib::Server::HandlerResponse::Unhandled;
-    res.status = std::atoi(req.get_header_value(kRefusedStatusHeader).c_str());
-    assert(res.status >= 400);
-    res.set_content(
-        Dump(ErrorBody(DefaultErrorCode(res.status), req.get_header_value(kRefusedMessageHeader),
-                       req.get_header_value(kRefusedFieldHeader))),
-        "application/json; charset=utf-8");
-    Finish(req, res, "unrouted", NextRequestId(req), "", std::chrono::steady_clock::now());
-    return httplib::Server::HandlerResponse::Handled;
+    auto refuse = [&](int status, const std::string& message, const std::string& field) {
+      res.status = status;
+      res.set_content(Dump(ErrorBody(DefaultErrorCode(status), message, field)),
+                      "application/json; charset=utf-8");
+      Finish(req, res, "unrouted", NextRequestId(req), "", std::chrono::steady_clock::now());
+      return httplib::Server::HandlerResponse::Handled;
+    };
+    if (req.has_header(kRefusedStatusHeader)) {
+      const int status = std::atoi(req.get_header_value(kRefusedStatusHeader).c_str());
+      assert(status >= 400);
+      return refuse(status, req.get_header_value(kRefusedMessageHeader),
+                    req.get_header_value(kRefusedFieldHeader));
+    }
+    if (std::any_of(req.path.begin(), req.path.end(),
+                    [](char ch) { return static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f; })) {
+      return refuse(400, "the path holds a control character", "");
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
   });
 
   http.set_error_handler(httplib::Server::HandlerWithResponse(

@@ -375,6 +375,14 @@ TEST(Hostile, EveryAnswerCarriesNosniffAndARequestId) {
     ids.insert(r.header("X-Request-Id"));
   }
   EXPECT_EQ(ids.size(), calls.size()) << "request ids repeat";
+  // A static file's name cut short by a NUL is no file: not app.js typed
+  // by what follows the NUL.
+  for (const char* path : {"/app.js%00.html", "/index.html%00.js", "/style.css%0A"}) {
+    SCOPED_TRACE(path);
+    Reply r = s.Get(path);
+    EXPECT_EQ(r.status, 400) << r;
+    EXPECT_EQ(r.code(), "malformed") << r;
+  }
   EXPECT_GE(statuses.size(), 9u);  // 200 201 400 401 403 404 409 412 413 414 …
   // A client's own well-formed request id is kept.
   EXPECT_EQ(s.Get("/healthz", "", {{"X-Request-Id", "trace-abc.123"}}).header("X-Request-Id"),

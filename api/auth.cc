@@ -137,8 +137,8 @@ Status ParseOptional(const nlohmann::json& item, Principal* p) {
   if (item.contains("subject")) {
     const auto& subject = item["subject"];
     if (!subject.is_string() || !ValidId(subject.get<std::string>())) {
-      return Status::Invalid("subject of " + p->actor +
-                             " must be a person unit id (1-64 characters of a-z 0-9 . _ -)");
+      return Status::Invalid("subject of " + p->actor + " must be a person unit id (" + kIdRule +
+                             ")");
     }
     p->subject = subject.get<std::string>();
   }

@@ -322,7 +322,7 @@ int WriteOfflineImport(const ImportOptions& o, const ImportPlan& plan, const Val
 int ImportOffline(const ImportOptions& o, const ImportPlan& plan, SteadyClock::time_point started) {
   assert(!o.data_dir.empty() && o.server.empty());
   std::string name = ImportName(o);
-  if (!ValidId(name)) return Usage("--as must be 1-64 characters of a-z, 0-9, '.', '_', '-'");
+  if (!ValidId(name)) return Usage(std::string("--as must be ") + kIdRule);
   const std::string actor = "import:" + name;
   Target t;
   if (int rc = OpenTarget(o.data_dir, &t); rc != kExitOk) return rc;

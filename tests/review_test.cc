@@ -444,6 +444,22 @@ TEST_F(SpreadsheetSafetyTest, MarkdownKeepsUserTextInsideItsCellAndOnItsLine) {
       << md;
 }
 
+// A title written as Markdown markup is shown as the text it is: no link,
+// image, raw HTML or emphasis comes out of user text in a review that is
+// pasted into a wiki.
+TEST_F(SpreadsheetSafetyTest, MarkdownShowsUserMarkupAsText) {
+  const std::string title =
+      "[x](javascript:alert(1)) <img src=x onerror=alert(1)> *b* _e_ `c` ~~s~~ &amp; \\";
+  ASSERT_OK(CreateObjective("ta-markup", "2026-q1", "ta", title));
+  ASSERT_OK(AddKeyResult("kr-markup", "ta-markup", "<b>bold</b> [link]", 0, 1));
+  const std::string md = ReviewText(state(), "2026-q1", Head(), ReviewFormat::kMarkdown).value();
+  EXPECT_NE(md.find("## \\[x\\](javascript:alert(1)) \\<img src=x onerror=alert(1)\\> \\*b\\* "
+                    "\\_e\\_ \\`c\\` \\~\\~s\\~\\~ \\&amp; \\\\ (ta-markup)"),
+            std::string::npos)
+      << md;
+  EXPECT_NE(md.find("| \\<b\\>bold\\</b\\> \\[link\\] |"), std::string::npos) << md;
+}
+
 // --- Diff ---
 
 // Checks that `got` has every field of `want` with its value (and maybe more).

@@ -44,20 +44,24 @@ std::string Percent(std::optional<double> v) {
 
 std::string Str(const json& v) { return v.is_string() ? v.get<std::string>() : ""; }
 
-// User text inside Markdown, on one line: a pipe would end a table cell
-// and a line break would start a new block, so neither gets through as
-// itself; a backslash is escaped too, or "\\|" would unescape the pipe.
+// User text inside Markdown, on one line, read as the text it is: a pipe
+// would end a table cell and a line break would start a new block, so
+// neither gets through as itself; and every character that makes inline
+// markup (a link or an image, raw HTML or an autolink, emphasis, code, an
+// entity) is escaped with a backslash, so a title such as
+// "[x](javascript:…)" or "<img onerror=…>" is shown, never rendered, by
+// whatever renders the review. A backslash is escaped too, or a title's
+// "\\|" would unescape the pipe.
 std::string Cell(std::string_view s) {
+  static constexpr std::string_view kInlineMarkup = "\\|[]<>*_`~&";
   std::string out;
   for (char c : s) {
-    if (c == '|')
-      out += "\\|";
-    else if (c == '\\')
-      out += "\\\\";
-    else if (c == '\n' || c == '\r')
+    if (c == '\n' || c == '\r') {
       out += ' ';
-    else
-      out += c;
+      continue;
+    }
+    if (kInlineMarkup.find(c) != std::string_view::npos) out += '\\';
+    out += c;
   }
   return out;
 }
@@ -184,12 +188,12 @@ void ReviewPlan::WriteMarkdown(std::string* text, const std::function<void()>& p
        << " · outcome " << (review ? review->outcome : "not reviewed") << "\n\n";
     if (review && !review->reflection.empty()) {
       md << "Reflection: "
-         << Cell(ShownText({review->reflection, review->meta.seq, PersonalField::REFLECTION}))
+         << ShownText({review->reflection, review->meta.seq, PersonalField::REFLECTION}, Cell)
          << "\n\n";
     }
     if (review && !review->lessons.empty()) {
       md << "Lessons: "
-         << Cell(ShownText({review->lessons, review->meta.seq, PersonalField::LESSONS})) << "\n\n";
+         << ShownText({review->lessons, review->meta.seq, PersonalField::LESSONS}, Cell) << "\n\n";
     }
     const auto krs = at_end_.KeyResultsOf(*o);
     if (krs.empty()) {
@@ -220,7 +224,7 @@ void ReviewPlan::WriteMarkdown(std::string* text, const std::function<void()>& p
       md << "| " << g.kr.id << " | " << (g.target ? "target" : "start") << " | " << Num(g.before)
          << " | " << Num(g.after) << " | " << Cell(g.meta.actor) << " | "
          << FormatTimeUs(g.meta.recorded_at_us) << " | "
-         << Cell(ShownText({g.meta.reason, g.meta.seq, PersonalField::REASON})) << " |\n";
+         << ShownText({g.meta.reason, g.meta.seq, PersonalField::REASON}, Cell) << " |\n";
     });
     hand_on();
   }

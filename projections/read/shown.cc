@@ -40,11 +40,11 @@ nlohmann::json ShownJson(const Stored& stored, ShownFlags* flags) {
   return std::move(r.text);
 }
 
-std::string ShownText(const Stored& stored) {
+std::string ShownText(const Stored& stored, std::string (*escape)(std::string_view)) {
   Revealed r = Reveal(stored.text, stored.seq, stored.field);
   if (r.erased()) return "[erased]";
   if (r.damaged()) return "[damaged]";
-  return std::move(r.text);
+  return escape != nullptr ? escape(r.text) : std::move(r.text);
 }
 
 }  // namespace okr

@@ -64,7 +64,9 @@ struct ShownFlags {
 // The stored text as a JSON value: its text, or null, noted in `flags`.
 nlohmann::json ShownJson(const Stored& stored, ShownFlags* flags);
 
-// A stored text for Markdown and CSV: the text, "[erased]" or "[damaged]".
-std::string ShownText(const Stored& stored);
+// A stored text for Markdown and CSV: the text (written by `escape`, when
+// given: user text is escaped, okrd's placeholders are not), "[erased]" or
+// "[damaged]".
+std::string ShownText(const Stored& stored, std::string (*escape)(std::string_view) = nullptr);
 
 }  // namespace okr

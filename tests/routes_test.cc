@@ -1,7 +1,9 @@
 // The route table (api/routes/routes.h) against docs/openapi.json, and
 // RenderCommand against ParseCommand: every route okrd serves is documented
-// with its method and nothing else is, and every command kind renders to a
-// request that parses back into the same command.
+// with its method and nothing else is, the documented event types are the
+// log's own, and every command kind renders to a request that parses back
+// into the same command.
+#include <capnp/schema.h>
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -10,6 +12,7 @@
 #include <set>
 
 #include "api/routes/routes.h"
+#include "eventstore/event_codec.h"
 
 namespace okr::api {
 namespace {
@@ -21,10 +24,14 @@ std::string Lower(std::string s) {
   return s;
 }
 
-std::set<std::string> DocumentedOperations() {
+json OpenApi() {
   std::ifstream in(OKR_OPENAPI_JSON_PATH);
   EXPECT_TRUE(in) << "cannot read " << OKR_OPENAPI_JSON_PATH;
-  json doc = json::parse(std::string(std::istreambuf_iterator<char>(in), {}));
+  return json::parse(std::string(std::istreambuf_iterator<char>(in), {}));
+}
+
+std::set<std::string> DocumentedOperations() {
+  json doc = OpenApi();
   static const std::set<std::string> kMethods = {"get",     "put",  "post",  "delete",
                                                  "options", "head", "patch", "trace"};
   std::set<std::string> out;
@@ -53,6 +60,25 @@ TEST(RoutesTest, EveryRouteIsDocumentedAndNothingElse) {
   for (const std::string& op : documented) {
     EXPECT_TRUE(served.count(op)) << "in docs/openapi.json but not served: " << op;
   }
+}
+
+// /v1/events?type= takes exactly the event types okrd writes (anything
+// else is 400): the documented enum names each of them, and nothing else.
+TEST(RoutesTest, TheDocumentedEventTypesAreTheLogsOwn) {
+  std::set<std::string> written;
+  for (capnp::StructSchema::Field field : capnp::Schema::from<schema::Event>().getUnionFields()) {
+    const auto which = static_cast<schema::Event::Which>(field.getProto().getDiscriminantValue());
+    const std::string name = EventTypeName(which);
+    EXPECT_EQ(EventTypeNamed(name), which) << name;
+    written.insert(name);
+  }
+  ASSERT_GE(written.size(), 30u);
+  const json doc = OpenApi();
+  std::set<std::string> documented;
+  for (const json& t : doc.at("components").at("schemas").at("EventType").at("enum")) {
+    documented.insert(t.get<std::string>());
+  }
+  EXPECT_EQ(documented, written);
 }
 
 TEST(RoutesTest, EveryWriteRouteIsInTheTable) {

@@ -2,7 +2,7 @@
 // or admin token, the hash chain's check and the event timeline. The token
 // is taken here and kept in the tab's sessionStorage only (api.js).
 
-import { get, getToken, setToken } from '../api.js';
+import { ApiError, get, getToken, setToken } from '../api.js';
 import { errorBox, h, main, setTitle } from '../dom.js';
 import { formatDateTime, parseTime } from '../format.js';
 import { hashFor } from '../links.js';
@@ -17,6 +17,7 @@ const EVENT_TYPES = [
   'key_result.target_changed', 'key_result.unit_changed', 'key_result.weight_changed',
   'key_result.owner_changed', 'key_result.metric_changed', 'key_result.removed',
   'check_in.recorded', 'check_in.corrected', 'comment.added', 'log.signing_key',
+  'webhook.registered', 'webhook.removed', 'webhook.disabled', 'subject.erased',
 ];
 
 // Draws the view for route `r`; `alive()` is false once the page moved on;
@@ -126,7 +127,11 @@ function eventTimeline(filters, alive) {
     } catch (err) {
       if (!alive()) return;
       count.replaceChildren(errorBox(err, 'Reading the events failed'));
-      setEventsReadable(false);
+      // Only a refusal of the token means its audit reads are refused; a
+      // bad filter in the address (400) says nothing about the token.
+      if (err instanceof ApiError && (err.status === 401 || err.status === 403)) {
+        setEventsReadable(false);
+      }
     } finally {
       more.disabled = false;
     }

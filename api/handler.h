@@ -116,6 +116,14 @@ inline std::optional<std::string> IdParam(Call& c, const char* name) {
   return id;
 }
 
+// Ok when `cycle`, a filter (empty: none), names a cycle `p` knows; else
+// 404 "no cycle …" on the field `cycle`. Looked up at the head by the
+// routes that filter by cycle (the cascade looks at its as_of instead).
+inline Status CycleKnown(const Projection& p, const std::string& cycle) {
+  if (cycle.empty() || p.cycle(cycle) != nullptr) return Status::Ok();
+  return Status::NotFound("no cycle " + cycle, "cycle");
+}
+
 // A diff page reads the log this many events at a time and takes the
 // projection's lock once per batch, so a follower folding new events
 // waits for one batch, never for a whole page.

@@ -90,8 +90,7 @@ std::optional<DiffQuery> Server::Routes::ParseDiffQuery(Call& c, const Projectio
   auto cycle = IdParam(c, "cycle");
   if (!cycle) return std::nullopt;
   q.cycle = *std::move(cycle);
-  if (!q.cycle.empty() && !p.cycle(q.cycle))
-    return c.Fail(404, "no cycle " + q.cycle, "cycle"), std::nullopt;
+  if (Status known = CycleKnown(p, q.cycle); !known.ok()) return c.Fail(known), std::nullopt;
   q.seq = q.from + 1;
   if (cursor) {
     if (*cursor_seq <= q.from || *cursor_seq > q.to + 1) {

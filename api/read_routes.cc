@@ -247,7 +247,7 @@ void Server::Routes::ListObjectives(Call& c) {
   // Unknown, they are refused as the cascade's and lint's are, not
   // answered with an empty list a typo would also get.
   const Status known = projector_->Read([&](const Projection& p) {
-    if (!cycle->empty() && !p.cycle(*cycle)) return Status::NotFound("no cycle " + *cycle, "cycle");
+    if (Status known = CycleKnown(p, *cycle); !known.ok()) return known;
     if (!owner->empty() && !p.unit(*owner)) return Status::NotFound("no unit " + *owner, "owner");
     return Status::Ok();
   });
@@ -545,9 +545,9 @@ void Server::Routes::GetLint(Call& c) {
   projector_->Read([&](const Projection& p) {
     point = ParsePoint(c, p);
     if (!point) return;
-    if (!cycle.empty() && !p.cycle(cycle)) {
+    if (Status known = CycleKnown(p, cycle); !known.ok()) {
       point.reset();
-      return c.Fail(404, "no cycle " + cycle, "cycle");
+      return c.Fail(known);
     }
     View v(p, point->as_of, point->at, point->now);
     big = v.Objectives({cycle, "", false}).size() > kStreamedObjectives;

@@ -58,9 +58,9 @@ void Server::Routes::ChangeStream(Call& c) {
   if (!cycle) return;
   request.cycle = *std::move(cycle);
   if (!request.cycle.empty()) {
-    bool known =
-        projector_->Read([&](const Projection& p) { return p.cycle(request.cycle) != nullptr; });
-    if (!known) return c.Fail(404, "no cycle " + request.cycle, "cycle");
+    const Status known =
+        projector_->Read([&](const Projection& p) { return CycleKnown(p, request.cycle); });
+    if (!known.ok()) return c.Fail(known);
   }
   auto after = StreamAfter(c);
   if (!after) return;

@@ -104,8 +104,8 @@ done
 table_header
 line "import from CSV, s" '{ print $2 }'
 line "okrd start-up, s" '{ print $3 }'
-line "bare POST, one synced Put: req/s (p99 ms)" '{ split($4, a, " "); split($5, b, " "); printf "%.0f (%.1f, %.1f)", (a[1] + b[1]) / 2, a[3], b[3] }'
-line "okrd durable POST check-ins: req/s (p99 ms)" '{ split($6, a, " "); split($7, b, " "); printf "%.0f (%.1f, %.1f)", (a[1] + b[1]) / 2, a[3], b[3] }'
+line "bare POST, one synced Put: req/s, mean of two runs (p99 ms of each)" '{ split($4, a, " "); split($5, b, " "); printf "%.0f (%.1f, %.1f)", (a[1] + b[1]) / 2, a[3], b[3] }'
+line "okrd durable POST check-ins: req/s, mean of two runs (p99 ms of each)" '{ split($6, a, " "); split($7, b, " "); printf "%.0f (%.1f, %.1f)", (a[1] + b[1]) / 2, a[3], b[3] }'
 line "okrd / bare synced Put" '{ split($4, a, " "); split($5, b, " "); split($6, c, " "); split($7, d, " "); printf "%.2f", (c[1] + d[1]) / (a[1] + b[1]) }'
 line "objective as of a random seq: p50 / p99 ms" '{ split($8, a, " "); printf "%.2f / %.2f", a[2], a[3] }'
 line "whole cascade: s per answer" '{ print $9 }'

@@ -68,6 +68,12 @@ void Server::Routes::RegisterWebhook(Call& c) {
   if (!config.ok()) {
     return c.Fail(ApiError{400, "malformed", config.status().message(), config.status().field()});
   }
+  // A cycle is never deleted: one known now is known for the webhook's life.
+  if (Status known =
+          projector_->Read([&](const Projection& p) { return CycleKnown(p, config->cycle); });
+      !known.ok()) {
+    return c.Fail(ApiError{422, "invalid", known.message(), "cycle"});
+  }
   auto registered = options_.webhooks->Register(std::move(config.value()), c.principal->actor);
   if (!registered.ok()) return c.Fail(registered.status());
   json out = webhooks::WebhookInfoJson(*registered);

@@ -93,6 +93,19 @@ TEST(Webhooks, BadRegistrationsAreRefusedAndChangeNothing) {
          return b;
        }(),
        "cycle"},
+      // Stored in the log for good: only an id, as a cycle's own.
+      {[&] {
+         json b = Hook("h", url);
+         b["cycle"] = "Q4\x01\x1b[31m<b>";
+         return b;
+       }(),
+       "cycle"},
+      {[&] {
+         json b = Hook("h", url);
+         b["cycle"] = "";
+         return b;
+       }(),
+       "cycle"},
   };
   for (const Case& c : cases) {
     Reply r = s.Post("/v1/webhooks", c.body, kAdmin.token);
@@ -100,6 +113,13 @@ TEST(Webhooks, BadRegistrationsAreRefusedAndChangeNothing) {
     EXPECT_EQ(r.field(), c.field) << c.body.dump() << " " << r;
     EXPECT_EQ(r.body.find(kSecret), std::string::npos) << r;
   }
+  // A cycle that does not exist: a misspelt one would never deliver.
+  json unknown_cycle = Hook("h", url);
+  unknown_cycle["cycle"] = "no-such-cycle";
+  Reply r = s.Post("/v1/webhooks", unknown_cycle, kAdmin.token);
+  EXPECT_EQ(r.status, 422) << r;
+  EXPECT_EQ(r.field(), "cycle") << r;
+  EXPECT_NE(r.body.find("no cycle no-such-cycle"), std::string::npos) << r;
   // Only admins: editors and auditors are refused, and so is no token.
   EXPECT_EQ(s.Post("/v1/webhooks", Hook("h", url), kMaya.token).status, 403);
   EXPECT_EQ(s.Post("/v1/webhooks", Hook("h", url)).status, 401);

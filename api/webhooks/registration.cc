@@ -6,6 +6,7 @@
 
 #include "api/webhooks/webhooks.h"
 #include "eventstore/base/time.h"
+#include "projections/domain/commands.h"
 
 namespace okr::webhooks {
 
@@ -156,9 +157,8 @@ Result<WebhookConfig> ParseRegistration(const json& body) {
   OKR_RETURN_IF_ERROR(ParseTypes(body, &c));
   if (body.contains("cycle") && !body["cycle"].is_null()) {
     const json& cycle = body["cycle"];
-    if (!cycle.is_string() || cycle.get_ref<const std::string&>().size() > 64 ||
-        cycle.get_ref<const std::string&>().find_first_of(" /\t\r\n") != std::string::npos) {
-      return Status::Invalid("cycle must be a cycle id", "cycle");
+    if (!cycle.is_string() || !ValidId(cycle.get_ref<const std::string&>())) {
+      return Status::Invalid(std::string("cycle must be a cycle id: ") + kIdRule, "cycle");
     }
     c.cycle = cycle.get<std::string>();
   }

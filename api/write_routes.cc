@@ -192,22 +192,24 @@ void Server::Routes::HandleWrite(Call& c, WriteRoute route) {
 
 // The written entity as it stands at the write's seq (a check-in's key
 // result with the check-in), the seq, and its version as ETag: 201 when
-// the write created something, 200 for a change or a replay. A key result
-// (every check-in) is copied out under the lock and written as text
-// outside it; the others are small documents.
+// the write created something, 200 for a change or a replay. A write that
+// changed nothing answers the entity as it is now, with its own last
+// event's seq, and names no check-in: the one at that seq was another
+// write's. A key result (every check-in) is copied out under the lock and
+// written as text outside it; the others are small documents.
 void Server::Routes::AnswerWrite(Call& c, WriteRoute route, const WriteResult& result) {
   std::optional<KeyResultRow> kr_row;
   KeyResultWrite kr_write{std::nullopt, result.seq};
   json out = projector_->Read([&](const Projection& p) -> json {
     assert(result.seq <= p.seq());
-    View v(p, result.seq, INT64_MAX, projector_->NowUs());
+    View v(p, result.changed ? result.seq : p.seq(), INT64_MAX, projector_->NowUs());
     if (const Unit* u = p.unit(result.entity)) return v.UnitJson(*u);
     if (const Cycle* x = p.cycle(result.entity)) return v.CycleJson(*x);
     if (const Objective* o = p.objective(result.entity)) return v.ObjectiveJson(*o);
     if (const KeyResult* kr = p.key_result(result.entity)) {
       kr_row = v.KeyResultRowOf(*kr);
       size_t known = kr->CheckInsKnownAt(result.seq);
-      if (known > 0 && kr->check_ins[known - 1].meta.seq == result.seq) {
+      if (result.changed && known > 0 && kr->check_ins[known - 1].meta.seq == result.seq) {
         kr_write.check_in = kr->check_ins[known - 1];
       }
     }

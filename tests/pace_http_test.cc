@@ -1,7 +1,8 @@
 // Pace in the answers, end to end against the real okrd: a key result's
 // `pace` before and after a check-in, judged at `at` when given and else at
 // the recorded time of the answer's seq — never the wall clock, so two
-// reads of one seq are byte-identical however far apart they are.
+// reads of one seq are byte-identical however far apart they are. A write
+// that changes nothing answers progress and pace as they are now.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -78,6 +79,26 @@ TEST_F(PaceHttpTest, KeyResultPaceBeforeAndAfterACheckIn) {
       Want(s_.Get("/v1/key-results/kr?as_of=" + std::to_string(ci.json["seq"].get<uint64_t>() - 1)),
            200);
   EXPECT_EQ(past.json["pace"], before.json["pace"]) << past;
+}
+
+TEST_F(PaceHttpTest, AWriteThatChangesNothingAnswersTheEntityAsItIsNow) {
+  Reply ci = Want(s_.Post("/v1/key-results/kr/check-ins", {{"value", 32}}, kAdmin.token), 201);
+  const uint64_t head = s_.HeadSeq();
+  // The key result's own last event is that check-in, but this request
+  // recorded none: its answer names no check-in.
+  Reply kr = Want(s_.Patch("/v1/key-results/kr", {{"title", "KR"}}, kAdmin.token), 200);
+  EXPECT_FALSE(kr.json.contains("check_in")) << kr;
+  EXPECT_EQ(kr.json["current"], 32) << kr;
+  EXPECT_EQ(kr.u("seq"), ci.u("seq")) << kr;
+  // The objective's own last event is its creation, before any check-in:
+  // its progress is still the one it has now, as a read answers it.
+  Reply read = Want(s_.Get("/v1/objectives/o"), 200);
+  Reply o = Want(s_.Patch("/v1/objectives/o", {{"title", "O"}}, kAdmin.token), 200);
+  EXPECT_DOUBLE_EQ(o.json["progress"].get<double>(), 0.32) << o;
+  EXPECT_EQ(o.json["progress"], read.json["progress"]) << o;
+  EXPECT_EQ(o.json["key_results"], read.json["key_results"]) << o;
+  EXPECT_LT(o.u("seq"), ci.u("seq")) << o;
+  EXPECT_EQ(s_.HeadSeq(), head) << "a write that changed nothing moved the log";
 }
 
 TEST_F(PaceHttpTest, AFutureAtWithinAMinuteIsAcceptedAndCountsEveryCheckIn) {

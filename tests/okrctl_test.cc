@@ -615,6 +615,18 @@ TEST_F(OkrctlServerTest, ClientCommands) {
   EXPECT_EQ(refused.rc, 1);
   EXPECT_NE(refused.err.find("HTTP 403"), std::string::npos) << refused;
   EXPECT_EQ(Server("checkin kr-nope 1", kAdmin).rc, 1);
+  // A value JSON cannot carry is named here, not sent as null (which okrd
+  // answered as a missing value); nothing is written.
+  const uint64_t head = okrd_.HeadSeq();
+  for (const char* value : {"1e400", "nan", "inf"}) {
+    CtlRun bad = Server(std::string("checkin kr-records-migrated ") + value, kAdmin);
+    EXPECT_EQ(bad.rc, 2) << value << " " << bad;
+    EXPECT_NE(bad.err.find("value must be a finite number"), std::string::npos) << bad;
+  }
+  CtlRun huge = Server("checkin kr-records-migrated 1e16", kAdmin);
+  EXPECT_EQ(huge.rc, 2) << huge;
+  EXPECT_NE(huge.err.find("value must lie between -1e15 and 1e15"), std::string::npos) << huge;
+  EXPECT_EQ(okrd_.HeadSeq(), head);
 
   CtlRun objectives = Server("objectives --cycle 2026-q4", kAuditor);
   ASSERT_EQ(objectives.rc, 0) << objectives;

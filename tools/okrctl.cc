@@ -23,6 +23,7 @@
 #include <string>
 #include <utility>
 
+#include "projections/domain/decider.h"
 #include "tools/ctl/commands.h"
 
 namespace {
@@ -219,10 +220,25 @@ void AddServer(CLI::App* sub, Args& a) {
   if (!a.env_server) opt->required();
 }
 
+// A value okrd keeps: finite and within its bound, okrd's own rule. Checked
+// here, since JSON has no 1e400 or nan: either was sent as null, and okrd
+// answered that the value was missing.
+const CLI::Validator kBoundedValue(
+    [](std::string& text) -> std::string {
+      char* end = nullptr;
+      const double v = std::strtod(text.c_str(), &end);
+      if (end == text.c_str() || *end != '\0') return "";  // not a number: CLI11 says so
+      const okr::Status bounded = okr::decide::CheckBounded(v, "value");
+      return bounded.ok() ? "" : bounded.message();
+    },
+    "NUMBER");
+
 void AddCheckIn(CLI::App& app, Args& a, Commands* c) {
   c->checkin = app.add_subcommand("checkin", "Record a check-in on a key result");
   c->checkin->add_option("kr", a.checkin.key_result, "key result id")->required();
-  c->checkin->add_option("value", a.checkin.value, "the measured value")->required();
+  c->checkin->add_option("value", a.checkin.value, "the measured value")
+      ->required()
+      ->check(kBoundedValue);
   c->checkin->add_option("--note", a.checkin.note, "what happened");
   c->confidence =
       c->checkin->add_option("--confidence", a.confidence, "0..1")->check(CLI::Range(0.0, 1.0));

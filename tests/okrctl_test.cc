@@ -626,6 +626,13 @@ TEST_F(OkrctlServerTest, ClientCommands) {
   CtlRun huge = Server("checkin kr-records-migrated 1e16", kAdmin);
   EXPECT_EQ(huge.rc, 2) << huge;
   EXPECT_NE(huge.err.find("value must lie between -1e15 and 1e15"), std::string::npos) << huge;
+  // A confidence of nan was sent as null: the check-in was recorded without one.
+  for (const char* confidence : {"nan", "1e400", "1.5"}) {
+    CtlRun bad =
+        Server(std::string("checkin kr-records-migrated 1 --confidence ") + confidence, kAdmin);
+    EXPECT_EQ(bad.rc, 2) << confidence << " " << bad;
+    EXPECT_NE(bad.err.find("confidence must be between 0 and 1"), std::string::npos) << bad;
+  }
   EXPECT_EQ(okrd_.HeadSeq(), head);
 
   CtlRun objectives = Server("objectives --cycle 2026-q4", kAuditor);

@@ -220,28 +220,30 @@ void AddServer(CLI::App* sub, Args& a) {
   if (!a.env_server) opt->required();
 }
 
-// A value okrd keeps: finite and within its bound, okrd's own rule. Checked
-// here, since JSON has no 1e400 or nan: either was sent as null, and okrd
-// answered that the value was missing.
-const CLI::Validator kBoundedValue(
-    [](std::string& text) -> std::string {
-      char* end = nullptr;
-      const double v = std::strtod(text.c_str(), &end);
-      if (end == text.c_str() || *end != '\0') return "";  // not a number: CLI11 says so
-      const okr::Status bounded = okr::decide::CheckBounded(v, "value");
-      return bounded.ok() ? "" : bounded.message();
-    },
-    "NUMBER");
+// A number checked here by okrd's own rule for `field`, since JSON has no
+// 1e400, inf or nan: sent, each became null, which okrd took for a value
+// not given (a check-in without its confidence, or "value is required").
+CLI::Validator OkrdRule(okr::Status (*rule)(double, const char*), const char* field) {
+  return CLI::Validator(
+      [rule, field](std::string& text) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(text.c_str(), &end);
+        if (end == text.c_str() || *end != '\0') return "";  // not a number: CLI11 says so
+        const okr::Status kept = rule(v, field);
+        return kept.ok() ? "" : kept.message();
+      },
+      "NUMBER");
+}
 
 void AddCheckIn(CLI::App& app, Args& a, Commands* c) {
   c->checkin = app.add_subcommand("checkin", "Record a check-in on a key result");
   c->checkin->add_option("kr", a.checkin.key_result, "key result id")->required();
   c->checkin->add_option("value", a.checkin.value, "the measured value")
       ->required()
-      ->check(kBoundedValue);
+      ->check(OkrdRule(okr::decide::CheckBounded, "value"));
   c->checkin->add_option("--note", a.checkin.note, "what happened");
-  c->confidence =
-      c->checkin->add_option("--confidence", a.confidence, "0..1")->check(CLI::Range(0.0, 1.0));
+  c->confidence = c->checkin->add_option("--confidence", a.confidence, "0..1")
+                      ->check(OkrdRule(okr::decide::CheckConfidence, "confidence"));
   c->checkin->add_option("--status", a.checkin.status, "on_track, at_risk or off_track")
       ->check(CLI::IsMember({"on_track", "at_risk", "off_track"}));
   c->checkin->add_option("--measured-at", a.checkin.measured_at,

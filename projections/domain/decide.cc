@@ -97,6 +97,13 @@ Status CheckBounded(double v, const char* field) {
   return Status::Ok();
 }
 
+Status CheckConfidence(double v, const char* field) {
+  if (!std::isfinite(v) || v < 0 || v > 1) {
+    return Status::Invalid(std::string(field) + " must be between 0 and 1", field);
+  }
+  return Status::Ok();
+}
+
 Status CheckNewId(const Projection& state, const std::string& id, const char* field) {
   if (!ValidId(id)) {
     return Status::Invalid(std::string(field) + " must be " + kIdRule, field);

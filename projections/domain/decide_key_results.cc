@@ -133,11 +133,7 @@ Result<std::string> Decider::CheckInId(const std::string& requested) {
 // The value, confidence, status, note and measuring time of a check-in.
 Status Decider::CheckCheckIn(const RecordCheckIn& c, const KeyResultFields& f) {
   OKR_RETURN_IF_ERROR(CheckValue(f, c.value, "value"));
-  if (c.confidence) {
-    if (!std::isfinite(*c.confidence) || *c.confidence < 0 || *c.confidence > 1) {
-      return Status::Invalid("confidence must be between 0 and 1", "confidence");
-    }
-  }
+  if (c.confidence) OKR_RETURN_IF_ERROR(CheckConfidence(*c.confidence, "confidence"));
   if (!c.status.empty() && !IsOneOf(c.status, {"on_track", "at_risk", "off_track"})) {
     return Status::Invalid("status must be on_track, at_risk or off_track", "status");
   }

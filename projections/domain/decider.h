@@ -35,6 +35,8 @@ Status CheckTitle(std::string_view s, const char* field);
 Status CheckText(std::string_view s, const char* field);
 // A finite number within ±kMaxAbsValue.
 Status CheckBounded(double v, const char* field);
+// A check-in's confidence: a finite number from 0 to 1.
+Status CheckConfidence(double v, const char* field);
 // A valid id not yet used by any entity (kAlreadyExists when taken).
 Status CheckNewId(const Projection& state, const std::string& id, const char* field);
 

@@ -12,7 +12,7 @@
 
 namespace okr::api {
 
-bool SendPieces(int sock, std::initializer_list<std::string_view> pieces, int timeout_ms) {
+bool SendPieces(int sock, std::span<const std::string_view> pieces, int timeout_ms) {
   std::vector<iovec> left;
   for (std::string_view piece : pieces) {
     if (!piece.empty()) left.push_back({const_cast<char*>(piece.data()), piece.size()});

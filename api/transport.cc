@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cassert>
 #include <cctype>
@@ -17,6 +18,7 @@
 #include <cstring>
 #include <initializer_list>
 #include <mutex>
+#include <span>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
@@ -65,6 +67,8 @@ class GuardedStream final : public httplib::Stream {
       if (ready > 0) break;
       if (MillisUntil(until) == 0) return false;
     }
+    assert(held_.empty());
+    hold_next_write_ = false;
     state_ = State::kReceiving;
     in_headers_ = true;
     header_bytes_ = 0;
@@ -76,6 +80,7 @@ class GuardedStream final : public httplib::Stream {
   void EndRequest(bool refused) {
     assert(state_ == State::kReceiving && !in_headers_);
     state_ = refused ? State::kRefused : State::kReceived;
+    hold_next_write_ = true;
   }
   // The request was read to its end and served: the connection may carry another.
   bool reusable() const { return state_ == State::kReceived && !broken_; }
@@ -98,17 +103,19 @@ class GuardedStream final : public httplib::Stream {
       return 0;  // the body was read (or never will be)
     if (broken_ || state_ != State::kReceiving) return -1;
     if (off_ == len_) {
-      int wait = MillisUntil(deadline_);
-      int ready = wait == 0 ? 0 : Poll(POLLIN, wait);
-      if (ready <= 0) {
-        timed_out_ = ready == 0;
-        broken_ = true;
-        return -1;
+      // What already arrived is taken without waiting: usually the whole
+      // request, the moment WaitForRequest saw its first bytes.
+      ssize_t n = Receive(MSG_DONTWAIT);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        int wait = MillisUntil(deadline_);
+        int ready = wait == 0 ? 0 : Poll(POLLIN, wait);
+        if (ready <= 0) {
+          timed_out_ = ready == 0;
+          broken_ = true;
+          return -1;
+        }
+        n = Receive(0);
       }
-      ssize_t n;
-      do {
-        n = ::recv(sock_, buf_, sizeof buf_, 0);
-      } while (n < 0 && errno == EINTR);
       if (n <= 0) {
         peer_closed_ = true;
         broken_ = true;
@@ -143,32 +150,43 @@ class GuardedStream final : public httplib::Stream {
   // taken (TakeConnection) and its new owner writes the answer.
   void DiscardWrites() { discarding_ = true; }
 
-  // SendPieces on this connection, unless its writes are discarded.
+  // SendPieces on this connection, after the answer's held head (write),
+  // unless its writes are discarded.
   bool WriteAll(std::initializer_list<std::string_view> pieces) {
-    return discarding_ || SendPieces(sock_, pieces, write_timeout_ms_);
+    if (discarding_) return true;
+    if (held_.empty()) return SendPieces(sock_, pieces, write_timeout_ms_);
+    std::array<std::string_view, 4> all{held_};
+    assert(pieces.size() < all.size());
+    std::copy(pieces.begin(), pieces.end(), all.begin() + 1);
+    bool sent = SendPieces(sock_, std::span(all.data(), pieces.size() + 1), write_timeout_ms_);
+    held_.clear();
+    return sent;
   }
+  // Sends the answer's head if it is still held: the answer had no body.
+  bool Flush() { return WriteAll({}); }
 
+  // cpp-httplib writes an answer's status line and headers in one write,
+  // then its body in others. The head is held and goes out with the
+  // body's first piece, in one segment: the client wakes once, not twice.
   ssize_t write(const char* ptr, size_t size) override {
-    if (discarding_) return static_cast<ssize_t>(size);
-    if (!is_writable()) return -1;
-    ssize_t n;
-    do {
-      n = ::send(sock_, ptr, size, MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
-    return n;
+    if (hold_next_write_ && !discarding_) {
+      hold_next_write_ = false;
+      held_.assign(ptr, size);
+      return static_cast<ssize_t>(size);
+    }
+    return WriteAll({std::string_view(ptr, size)}) ? static_cast<ssize_t>(size) : -1;
   }
 
+  // Asked for each request; the same for the connection's life.
   void get_remote_ip_and_port(std::string& ip, int& port) const override {
-    sockaddr_storage addr{};
-    socklen_t len = sizeof addr;
-    if (::getpeername(sock_, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
-      Describe(addr, ip, port);
+    if (remote_ip_.empty()) Name(&::getpeername, &remote_ip_, &remote_port_);
+    ip = remote_ip_;
+    port = remote_port_;
   }
   void get_local_ip_and_port(std::string& ip, int& port) const override {
-    sockaddr_storage addr{};
-    socklen_t len = sizeof addr;
-    if (::getsockname(sock_, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
-      Describe(addr, ip, port);
+    if (local_ip_.empty()) Name(&::getsockname, &local_ip_, &local_port_);
+    ip = local_ip_;
+    port = local_port_;
   }
   socket_t socket() const override { return sock_; }
 
@@ -194,6 +212,20 @@ class GuardedStream final : public httplib::Stream {
     kRefused,    // the request was refused; reads answer end-of-stream
   };
 
+  ssize_t Receive(int flags) {
+    ssize_t n;
+    do {
+      n = ::recv(sock_, buf_, sizeof buf_, flags);
+    } while (n < 0 && errno == EINTR);
+    return n;
+  }
+
+  void Name(int (*name)(int, sockaddr*, socklen_t*), std::string* ip, int* port) const {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    if (name(sock_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) Describe(addr, *ip, *port);
+  }
+
   int Poll(short events, int timeout_ms) const {
     pollfd p{sock_, events, 0};
     int r;
@@ -210,10 +242,14 @@ class GuardedStream final : public httplib::Stream {
   size_t off_ = 0, len_ = 0;
   State state_ = State::kBetween;
   bool in_headers_ = false;
-  bool broken_ = false;       // a limit broken, or the peer gone: the connection closes
-  bool timed_out_ = false;    // the receive deadline passed
-  bool peer_closed_ = false;  // the peer closed or reset the connection
-  bool discarding_ = false;   // taken: writes are dropped (DiscardWrites)
+  bool broken_ = false;           // a limit broken, or the peer gone: the connection closes
+  bool timed_out_ = false;        // the receive deadline passed
+  bool peer_closed_ = false;      // the peer closed or reset the connection
+  bool discarding_ = false;       // taken: writes are dropped (DiscardWrites)
+  bool hold_next_write_ = false;  // the request is in: the next write is its answer's head
+  std::string held_;              // the answer's head, until its body is written
+  mutable std::string remote_ip_, local_ip_;
+  mutable int remote_port_ = 0, local_port_ = 0;
   size_t header_bytes_ = 0;
   uint32_t tail_ = 0;
   SteadyClock::time_point deadline_{};
@@ -481,6 +517,7 @@ class GuardedHttpServer final : public httplib::Server {
       bool ok = process_request(stream, /*close_connection=*/left == 1, closed, receive_body);
       t_serving = nullptr;
       if (serving.adopt) return std::move(serving.adopt);
+      if (!stream.Flush()) break;
       if (!ok || closed || !stream.reusable()) break;
     }
     if (stream.timed_out()) metrics_->RequestTimedOut();

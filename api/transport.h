@@ -9,6 +9,7 @@
 #include <functional>
 #include <initializer_list>
 #include <memory>
+#include <span>
 #include <string_view>
 
 #include "api/metrics.h"
@@ -45,7 +46,11 @@ void TakeConnection(ConnectionAdopter adopt);
 // Writes the pieces to `sock`, in order and whole, in as few system calls
 // as its send buffer allows (the socket may block or not); false when the
 // peer is gone or takes no byte for `timeout_ms`.
-bool SendPieces(int sock, std::initializer_list<std::string_view> pieces, int timeout_ms);
+bool SendPieces(int sock, std::span<const std::string_view> pieces, int timeout_ms);
+inline bool SendPieces(int sock, std::initializer_list<std::string_view> pieces, int timeout_ms) {
+  return SendPieces(sock, std::span<const std::string_view>(pieces.begin(), pieces.size()),
+                    timeout_ms);
+}
 
 // Writes `bytes` as one chunk of a chunked answer (a content provider's),
 // from `bytes` straight to the connection: cpp-httplib's DataSink::write

@@ -19,6 +19,7 @@
 #include <fstream>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "api/transport.h"
 #include "tests/okrd_harness.h"
@@ -80,6 +81,11 @@ class Raw {
       if (!Fill(MillisLeft(deadline))) return "";
     }
   }
+  // What one read takes once something arrives within `ms` ("" when nothing does).
+  std::string ReadOnce(int ms) {
+    if (pending_.empty()) Fill(ms);
+    return std::exchange(pending_, "");
+  }
   // Whether okrd closed the connection within `ms` (anything it sent first is dropped).
   bool ClosedWithin(int ms) {
     auto deadline = Clock::now() + std::chrono::milliseconds(ms);
@@ -100,7 +106,7 @@ class Raw {
   }
   bool Fill(int ms) {
     if (ms <= 0 || !Readable(ms)) return false;
-    char buf[4096];
+    char buf[65536];
     ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
     if (n <= 0) return false;
     pending_.append(buf, static_cast<size_t>(n));
@@ -304,6 +310,48 @@ TEST(Transport, ChunkedBodyWithinTheLimitIsServed) {
   ASSERT_TRUE(e.Send(team));
   answer = e.ReadAnswer(3000);
   EXPECT_EQ(StatusOf(answer), 201) << answer.substr(0, 400);
+  EXPECT_TRUE(s.Stop());
+}
+
+// Each answer leaves okrd in one write: a client's first read after the
+// answer starts arriving has all of it, head and body (its event loop
+// wakes once per answer, not once for the head and again for the body).
+// On one kept-alive connection: answers with bodies, a 304 without one,
+// a refusal, and the 100 Continue sent before a body okrd will read.
+TEST(Transport, EachAnswerArrivesWholeInTheClientsFirstRead) {
+  Okrd s(WithAdmin());
+  ASSERT_TRUE(s.Start());
+  Raw c(s.port());
+  // One answer, whole, in one read.
+  auto exchange = [&c](const std::string& request, int status) {
+    if (!c.Send(request)) return std::string("(not sent)");
+    std::string read = c.ReadOnce(3000);
+    size_t head_end = read.find("\r\n\r\n");
+    EXPECT_NE(head_end, std::string::npos) << read;
+    if (head_end == std::string::npos) return read;
+    size_t length = std::strtoul(HeaderOf(read, "Content-Length").c_str(), nullptr, 10);
+    EXPECT_EQ(read.size(), head_end + 4 + length) << read;
+    EXPECT_EQ(StatusOf(read), status) << read;
+    return read;
+  };
+  const std::string unit = R"({"id":"acme","kind":"company","name":"Acme"})";
+  exchange(
+      Head("POST /v1/units HTTP/1.1", {"Content-Type: application/json", "Expect: 100-continue",
+                                       "Content-Length: " + std::to_string(unit.size())}),
+      100);
+  exchange(unit, 201);
+  const uint64_t head = s.HeadSeq();
+  for (int round = 0; round < 25; ++round) {
+    exchange(Head("GET /healthz HTTP/1.1", {}), 200);
+    std::string units = exchange(Head("GET /v1/units HTTP/1.1", {}), 200);
+    exchange(Head("GET /v1/units HTTP/1.1", {"If-None-Match: " + HeaderOf(units, "ETag")}), 304);
+    exchange(
+        Head("POST /v1/units HTTP/1.1", {"Content-Type: application/json", "Content-Length: 9"}) +
+            "{\"id\":42}",
+        400);
+    if (::testing::Test::HasFailure()) break;
+  }
+  EXPECT_EQ(s.HeadSeq(), head);
   EXPECT_TRUE(s.Stop());
 }
 

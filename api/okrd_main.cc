@@ -170,13 +170,10 @@ std::unique_ptr<okr::EventStore> OpenStore(const Flags& f, Runtime& rt,
     rt.metrics.Batch(appends, events, write_us, status.ok());
     if (status.ok()) {
       rt.storage_failing = false;
-      // Debug: at thousands of batches a second a line each would be a
-      // write on the writer's path; the metrics count them.
-      if (rt.logger->should_log(spdlog::level::debug)) {
-        rt.Log(
-            spdlog::level::debug, "append_batch",
-            {{"appends", appends}, {"events", events}, {"head_seq", head}, {"write_us", write_us}});
-      }
+      // Debug: a write on the writer's path per batch; the metrics count them.
+      rt.Log(
+          spdlog::level::debug, "append_batch",
+          {{"appends", appends}, {"events", events}, {"head_seq", head}, {"write_us", write_us}});
     } else if (!rt.storage_failing.exchange(true)) {
       // Once per outage, not once per request.
       rt.Log(spdlog::level::err, "append_failed", {{"error", status.ToString()}});

@@ -2,7 +2,8 @@
 // restored backup, a log edited on disk): every id it creates is found
 // whatever the order ids come in, and an event that reuses an id or adds a
 // key result to something that is not an objective is refused as a
-// corruption, leaving the projection as it was.
+// corruption, leaving the projection as it was. A cycle's objectives are
+// found through the cycle, as a walk of every objective would find them.
 #include <capnp/message.h>
 #include <gtest/gtest.h>
 
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "projections/domain/projection.h"
+#include "projections/read/view.h"
 #include "schemas/okr.capnp.h"
 
 namespace okr {
@@ -98,6 +100,75 @@ TEST(ProjectionFoldTest, IdsCreatedInAnyOrderAreAllFound) {
   const Projection copy(p);
   EXPECT_EQ(copy.key_result("kr-1")->id, "kr-1");
   EXPECT_EQ(copy, p);
+}
+
+Status AddObjectiveIn(Projection* p, const std::string& id, const std::string& cycle,
+                      const std::string& owner) {
+  return Fold(p, id, [&](schema::Event::Builder ev) {
+    auto o = ev.initObjectiveCreated();
+    o.setCycle(cycle);
+    o.setOwner(owner);
+    o.setTitle("Grow");
+  });
+}
+
+// What View::Objectives must answer: every objective the filter keeps at
+// `as_of`, by id, found by walking them all.
+std::vector<const Objective*> EveryObjectiveKept(const Projection& p, uint64_t as_of,
+                                                 const ObjectiveFilter& filter) {
+  std::vector<const Objective*> out;
+  for (const auto& [id, o] : p.objectives()) {
+    const ObjectiveFields* f = o.FieldsAt(as_of);
+    if (f && filter.Keeps(*f)) out.push_back(&o);
+  }
+  return out;
+}
+
+// A cycle's objectives are found through the cycle, not by walking those
+// of every cycle the log holds, and the answer is the walk's: the same
+// objectives, in id order, at every seq, whichever filter, after a copy.
+TEST(ProjectionFoldTest, ACyclesObjectivesAreTheWalksWithoutTheWalk) {
+  Projection p;
+  ASSERT_TRUE(AddUnit(&p, "acme").ok());
+  ASSERT_TRUE(AddUnit(&p, "team").ok());
+  // An old cycle with many objectives, and a small one, created out of id order.
+  for (int i = 0; i < 80; ++i) {
+    ASSERT_TRUE(AddObjectiveIn(&p, "old-" + std::to_string(i), "2025", "acme").ok());
+  }
+  for (const std::string id : {"new-b", "new-d", "new-a"}) {
+    ASSERT_TRUE(AddObjectiveIn(&p, id, "2026", id == "new-d" ? "team" : "acme").ok()) << id;
+  }
+  const uint64_t before_last = p.seq();
+  ASSERT_TRUE(AddObjectiveIn(&p, "new-c", "2026", "acme").ok());
+  ASSERT_TRUE(
+      Fold(&p, "new-a", [](schema::Event::Builder ev) { ev.initObjectiveArchived(); }).ok());
+  EXPECT_EQ(p.ObjectivesOfCycle("2026").size(), 4u);
+  EXPECT_EQ(p.ObjectivesOfCycle("2025").size(), 80u);
+  EXPECT_TRUE(p.ObjectivesOfCycle("2027").empty());
+
+  const Projection copy(p);
+  size_t found = 0;
+  for (const Projection* q : {static_cast<const Projection*>(&p), &copy}) {
+    for (uint64_t as_of : {before_last, p.seq() - 1, p.seq()}) {
+      for (const ObjectiveFilter& filter :
+           {ObjectiveFilter{"2026", "", false}, ObjectiveFilter{"2026", "", true},
+            ObjectiveFilter{"2026", "acme", true}, ObjectiveFilter{"2025", "", false},
+            ObjectiveFilter{"2027", "", false}, ObjectiveFilter{"", "team", false}}) {
+        const View view(*q, as_of, INT64_MAX, 0);
+        const auto expected = EveryObjectiveKept(*q, as_of, filter);
+        EXPECT_EQ(view.Objectives(filter), expected)
+            << "cycle " << filter.cycle << " owner " << filter.owner << " as of " << as_of;
+        found += expected.size();
+      }
+    }
+  }
+  EXPECT_GT(found, 0u);
+  // The small cycle's at the head, by id: the archived one only when asked for.
+  const View head(p, p.seq(), INT64_MAX, 0);
+  std::vector<std::string> ids;
+  for (const Objective* o : head.Objectives({"2026", "", true})) ids.push_back(o->id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"new-a", "new-b", "new-c", "new-d"}));
+  EXPECT_EQ(head.Objectives({"2026", "", false}).size(), 3u);
 }
 
 TEST(ProjectionFoldTest, AReusedIdOrAParentThatIsNoObjectiveIsRefused) {

@@ -361,6 +361,10 @@ class Projection {
   // in no set order: a superset of its aligned children at any seq, so a
   // view of one objective never walks the whole organisation.
   const std::vector<const Objective*>& ObjectivesEverAlignedTo(std::string_view parent) const;
+  // Every objective of cycle `cycle`, in no set order (an objective's cycle
+  // is set when it is created and never changes): a read of one cycle
+  // walks its objectives, not those of every cycle the log has held.
+  const std::vector<const Objective*>& ObjectivesOfCycle(std::string_view cycle) const;
   // The entity's current version (0 when unknown).
   uint64_t Version(std::string_view id) const;
   // The seqs of every event of a unit, cycle, objective or key result, in
@@ -423,6 +427,8 @@ class Projection {
   CheckInIndex check_in_index_;
   // By the parent's interned handle: ObjectivesEverAlignedTo.
   std::unordered_map<uint32_t, std::vector<const Objective*>> aligned_to_;
+  // By the cycle's interned handle: ObjectivesOfCycle.
+  std::unordered_map<uint32_t, std::vector<const Objective*>> of_cycle_;
   // Where the key results' check-ins are; on the heap, so a moved
   // projection's key results still read it.
   std::unique_ptr<CheckInArena> check_in_arena_ = std::make_unique<CheckInArena>();

@@ -389,10 +389,23 @@ json RenderObjective(const ObjectiveRow& row) {
 
 std::vector<const Objective*> View::Objectives(const ObjectiveFilter& filter) const {
   std::vector<const Objective*> out;
-  for (const auto& [id, o] : p_.objectives()) {
+  auto keep = [&](const Objective& o) {
     const ObjectiveFields* f = o.FieldsAt(as_of_);
     if (f && filter.Keeps(*f)) out.push_back(&o);
+  };
+  // A cycle's own objectives, sorted into id order, when sorting them
+  // costs less than walking every objective (which are kept in id order).
+  constexpr size_t kSortCostFactor = 16;
+  if (!filter.cycle.empty()) {
+    const auto& of_cycle = p_.ObjectivesOfCycle(filter.cycle);
+    if (of_cycle.size() * kSortCostFactor < p_.objectives().size()) {
+      for (const Objective* o : of_cycle) keep(*o);
+      std::sort(out.begin(), out.end(),
+                [](const Objective* a, const Objective* b) { return a->id < b->id; });
+      return out;
+    }
   }
+  for (const auto& [id, o] : p_.objectives()) keep(o);
   assert(out.size() <= p_.objectives().size());
   return out;
 }

@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <atomic>
 #include <cassert>
 #include <cctype>
@@ -18,7 +17,6 @@
 #include <cstring>
 #include <initializer_list>
 #include <mutex>
-#include <span>
 #include <string_view>
 #include <unordered_map>
 #include <vector>

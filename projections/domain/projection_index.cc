@@ -59,21 +59,27 @@ void Projection::NoteAlignment(const Objective& o, const std::vector<std::string
   }
 }
 
+namespace {
+
+// The list `lists` keeps under the interned `text`; empty when none.
+const std::vector<const Objective*>& ListUnder(
+    const std::unordered_map<uint32_t, std::vector<const Objective*>>& lists,
+    std::string_view text) {
+  static const std::vector<const Objective*> kNone;
+  const auto handle = Interned::Find(text);
+  auto it = handle ? lists.find(handle->handle()) : lists.end();
+  return it == lists.end() ? kNone : it->second;
+}
+
+}  // namespace
+
 const std::vector<const Objective*>& Projection::ObjectivesEverAlignedTo(
     std::string_view parent) const {
-  static const std::vector<const Objective*> kNone;
-  const auto handle = Interned::Find(parent);
-  if (!handle) return kNone;
-  auto it = aligned_to_.find(handle->handle());
-  return it == aligned_to_.end() ? kNone : it->second;
+  return ListUnder(aligned_to_, parent);
 }
 
 const std::vector<const Objective*>& Projection::ObjectivesOfCycle(std::string_view cycle) const {
-  static const std::vector<const Objective*> kNone;
-  const auto handle = Interned::Find(cycle);
-  if (!handle) return kNone;
-  auto it = of_cycle_.find(handle->handle());
-  return it == of_cycle_.end() ? kNone : it->second;
+  return ListUnder(of_cycle_, cycle);
 }
 
 const std::vector<uint64_t>* Projection::EventSeqs(std::string_view id) const {

@@ -131,6 +131,33 @@ TEST_F(SnapshotCheckTest, AnObjectiveNamingAKeyResultTheSnapshotLacksIsRefused) 
       << decoded.status().message();
 }
 
+// An entity is created with its first revision, so a snapshot holding one
+// without any is damaged: refused, of every kind, before anything reads the
+// revision an entity's current fields are.
+TEST_F(SnapshotCheckTest, AnEntityWithoutRevisionsIsRefused) {
+  const std::vector<std::function<void(schema::Snapshot::Builder)>> edits = {
+      [](schema::Snapshot::Builder s) {
+        for (auto e : s.getUnits()) e.initRevisions(0);
+      },
+      [](schema::Snapshot::Builder s) {
+        for (auto e : s.getCycles()) e.initRevisions(0);
+      },
+      [](schema::Snapshot::Builder s) {
+        for (auto e : s.getObjectives()) e.initRevisions(0);
+      },
+      [](schema::Snapshot::Builder s) {
+        for (auto e : s.getKeyResults()) e.initRevisions(0);
+      },
+  };
+  for (size_t kind = 0; kind < edits.size(); ++kind) {
+    Hash hash{};
+    auto decoded = SnapshotCodec::Decode(DamagedParts(edits[kind]), &hash);
+    ASSERT_FALSE(decoded.ok()) << "kind " << kind;
+    EXPECT_NE(decoded.status().message().find("without revisions"), std::string::npos)
+        << decoded.status().message();
+  }
+}
+
 // A snapshot is a header and runs of entities, one part each; a part
 // missing, out of order or of another snapshot is refused, not folded in.
 TEST_F(SnapshotCheckTest, APartMissingOutOfOrderOrOfAnotherSnapshotIsRefused) {

@@ -432,8 +432,8 @@ Result<Projection> SnapshotDecoder::Finish(Hash* head_hash) {
       }
     }
   }
-  p.RebuildIndex();
-  // Every entity's revisions()[0] is read unguarded elsewhere: check it here.
+  // Every entity's revisions()[0] and current() are read unguarded
+  // elsewhere, RebuildIndex first among them: check before it runs.
   auto empty = [](const auto& m) {
     return std::any_of(m.begin(), m.end(),
                        [](const auto& kv) { return kv.second.revisions.empty(); });
@@ -441,6 +441,7 @@ Result<Projection> SnapshotDecoder::Finish(Hash* head_hash) {
   if (empty(p.units_) || empty(p.cycles_) || empty(p.objectives_) || empty(p.key_results_)) {
     return Status::Corruption("snapshot holds an entity without revisions");
   }
+  p.RebuildIndex();
   return p;
 }
 

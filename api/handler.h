@@ -18,6 +18,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "api/errors.h"
@@ -204,9 +205,14 @@ class Server::Routes {
   std::optional<std::string> PathId(Call& c);
   std::optional<Point> ParsePagedPoint(Call& c, const Projection& p,
                                        std::optional<PageCursor>* cursor);
+  // The entities a page may hold, in id order (a superset of those `keep`
+  // keeps at any seq), or nullopt for every entity of the map.
+  template <typename E>
+  using Listed = std::function<std::optional<std::vector<const E*>>(const Projection&)>;
   template <typename E, typename Keep, typename RowOf, typename Render>
   void Page(Call& c, const std::map<std::string, E>& (Projection::*all)() const, Keep keep,
-            RowOf row_of, Render render, size_t max_scan = SIZE_MAX);
+            RowOf row_of, Render render, size_t max_scan = SIZE_MAX,
+            const std::type_identity_t<Listed<E>>& listed = {});
   template <typename E, typename Render>
   void GetAsOf(Call& c, const char* kind, const E* (Projection::*find)(const std::string&) const,
                Render render);

@@ -149,10 +149,12 @@ std::optional<Point> Server::Routes::ParsePagedPoint(Call& c, const Projection& 
 // of the kept entities after the cursor's id, at most `limit`, copied
 // out under the projection's lock and rendered after it is released. At
 // most `max_scan` entities are looked at: a page that stops there has a
-// `next` however few rows it holds.
+// `next` however few rows it holds. Where `listed` gives the entities
+// the page can hold, only those are looked at.
 template <typename E, typename Keep, typename RowOf, typename Render>
 void Server::Routes::Page(Call& c, const std::map<std::string, E>& (Projection::*all)() const,
-                          Keep keep, RowOf row_of, Render render, size_t max_scan) {
+                          Keep keep, RowOf row_of, Render render, size_t max_scan,
+                          const std::type_identity_t<Listed<E>>& listed) {
   auto limit = LimitParam(c);
   if (!limit) return;
   using Row = std::invoke_result_t<RowOf, View&, const E&>;
@@ -169,19 +171,31 @@ void Server::Routes::Page(Call& c, const std::map<std::string, E>& (Projection::
           return std::nullopt;
         }
         View v(p, point->as_of, point->at, point->now);
-        const auto& map = (p.*all)();
         size_t scanned = 0;
-        for (auto it = cursor ? map.upper_bound(cursor->position) : map.begin(); it != map.end();
-             ++it) {
-          // Out of budget, or a row past the page: the next page starts here.
+        // False once the page is done: out of budget, or a row past it
+        // (the next page starts at `e`).
+        auto look_at = [&](const E& e) {
           more = scanned++ == max_scan;
-          if (more) break;
-          if (it->second.At(point->as_of) && keep(v, it->second)) {
+          if (more) return false;
+          if (e.At(point->as_of) && keep(v, e)) {
             more = rows.size() == *limit;
-            if (more) break;
-            rows.push_back(std::invoke(row_of, v, it->second));
+            if (more) return false;
+            rows.push_back(std::invoke(row_of, v, e));
           }
-          last = it->first;  // answered up to here: a row, or left out
+          last = e.id;  // answered up to here: a row, or left out
+          return true;
+        };
+        if (auto some = listed ? listed(p) : std::nullopt) {
+          auto it = some->begin();
+          if (cursor) {
+            it = std::upper_bound(it, some->end(), cursor->position,
+                                  [](const std::string& id, const E* e) { return id < e->id; });
+          }
+          while (it != some->end() && look_at(**it)) ++it;
+        } else {
+          const auto& map = (p.*all)();
+          auto it = cursor ? map.upper_bound(cursor->position) : map.begin();
+          while (it != map.end() && look_at(it->second)) ++it;
         }
         assert(rows.size() <= *limit && point->as_of <= p.seq() && (!more || !last.empty()));
         return point->as_of;
@@ -265,7 +279,8 @@ void Server::Routes::ListObjectives(Call& c) {
       [&](const View& v, const Objective& o) {
         return filter.Keeps(*o.FieldsAt(v.as_of())) && query->Matches(v, o);
       },
-      &View::ObjectiveRowOf<>, RenderObjective, query->empty() ? SIZE_MAX : kSearchScanPerPage);
+      &View::ObjectiveRowOf<>, RenderObjective, query->empty() ? SIZE_MAX : kSearchScanPerPage,
+      [&](const Projection& p) { return ListedObjectives(p, filter); });
 }
 
 static json CommentsJson(const std::vector<Comment>& comments, uint64_t as_of) {

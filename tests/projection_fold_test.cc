@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -124,13 +125,21 @@ std::vector<const Objective*> EveryObjectiveKept(const Projection& p, uint64_t a
   return out;
 }
 
-// A cycle's objectives are found through the cycle, not by walking those
-// of every cycle the log holds, and the answer is the walk's: the same
-// objectives, in id order, at every seq, whichever filter, after a copy.
-TEST(ProjectionFoldTest, ACyclesObjectivesAreTheWalksWithoutTheWalk) {
+// A cycle's objectives are found through the cycle, and an owner's through
+// those it ever owned, not by walking every objective the log holds; the
+// answer is the walk's: the same objectives, in id order, at every seq,
+// whichever filter, after a copy.
+TEST(ProjectionFoldTest, ACyclesOrOwnersObjectivesAreTheWalksWithoutTheWalk) {
   Projection p;
   ASSERT_TRUE(AddUnit(&p, "acme").ok());
   ASSERT_TRUE(AddUnit(&p, "team").ok());
+  auto give = [&p](const std::string& id, const std::string& from, const std::string& to) {
+    return Fold(&p, id, [&](schema::Event::Builder ev) {
+      auto change = ev.initObjectiveOwnerChanged();
+      change.setBefore(from);
+      change.setAfter(to);
+    });
+  };
   // An old cycle with many objectives, and a small one, created out of id order.
   for (int i = 0; i < 80; ++i) {
     ASSERT_TRUE(AddObjectiveIn(&p, "old-" + std::to_string(i), "2025", "acme").ok());
@@ -142,18 +151,31 @@ TEST(ProjectionFoldTest, ACyclesObjectivesAreTheWalksWithoutTheWalk) {
   ASSERT_TRUE(AddObjectiveIn(&p, "new-c", "2026", "acme").ok());
   ASSERT_TRUE(
       Fold(&p, "new-a", [](schema::Event::Builder ev) { ev.initObjectiveArchived(); }).ok());
+  // An old objective given to the team and taken back, then given again;
+  // a new one given to the team for good.
+  const uint64_t before_giving = p.seq();
+  ASSERT_TRUE(give("old-7", "acme", "team").ok());
+  ASSERT_TRUE(give("new-b", "acme", "team").ok());
+  const uint64_t while_given = p.seq();
+  ASSERT_TRUE(give("old-7", "team", "acme").ok());
+  const uint64_t taken_back = p.seq();
+  ASSERT_TRUE(give("old-7", "acme", "team").ok());
   EXPECT_EQ(p.ObjectivesOfCycle("2026").size(), 4u);
   EXPECT_EQ(p.ObjectivesOfCycle("2025").size(), 80u);
   EXPECT_TRUE(p.ObjectivesOfCycle("2027").empty());
+  EXPECT_EQ(p.ObjectivesEverOwnedBy("team").size(), 4u);  // new-d, old-7, new-b, old-7 again
+  EXPECT_TRUE(p.ObjectivesEverOwnedBy("nobody").empty());
 
   const Projection copy(p);
   size_t found = 0;
   for (const Projection* q : {static_cast<const Projection*>(&p), &copy}) {
-    for (uint64_t as_of : {before_last, p.seq() - 1, p.seq()}) {
+    for (uint64_t as_of : {before_last, before_giving, while_given, taken_back, p.seq()}) {
       for (const ObjectiveFilter& filter :
            {ObjectiveFilter{"2026", "", false}, ObjectiveFilter{"2026", "", true},
             ObjectiveFilter{"2026", "acme", true}, ObjectiveFilter{"2025", "", false},
-            ObjectiveFilter{"2027", "", false}, ObjectiveFilter{"", "team", false}}) {
+            ObjectiveFilter{"2027", "", false}, ObjectiveFilter{"", "team", false},
+            ObjectiveFilter{"", "team", true}, ObjectiveFilter{"2025", "team", false},
+            ObjectiveFilter{"", "acme", false}, ObjectiveFilter{"", "nobody", false}}) {
         const View view(*q, as_of, INT64_MAX, 0);
         const auto expected = EveryObjectiveKept(*q, as_of, filter);
         EXPECT_EQ(view.Objectives(filter), expected)
@@ -169,6 +191,37 @@ TEST(ProjectionFoldTest, ACyclesObjectivesAreTheWalksWithoutTheWalk) {
   for (const Objective* o : head.Objectives({"2026", "", true})) ids.push_back(o->id);
   EXPECT_EQ(ids, (std::vector<std::string>{"new-a", "new-b", "new-c", "new-d"}));
   EXPECT_EQ(head.Objectives({"2026", "", false}).size(), 3u);
+  // The team's, each once though old-7 was given to it twice.
+  ids.clear();
+  for (const Objective* o : head.Objectives({"", "team", false})) ids.push_back(o->id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"new-b", "new-d", "old-7"}));
+}
+
+// The shorter of a filter's cycle and owner lists is taken, or none when
+// even that one holds a sixteenth or more of all objectives.
+TEST(ProjectionFoldTest, TheShorterListIsTakenOrNoneWhenItIsLong) {
+  Projection p;
+  ASSERT_TRUE(AddUnit(&p, "acme").ok());
+  ASSERT_TRUE(AddUnit(&p, "team").ok());
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_TRUE(AddObjectiveIn(&p, "old-" + std::to_string(i), "2025", "acme").ok());
+  }
+  ASSERT_TRUE(AddObjectiveIn(&p, "new", "2026", "team").ok());
+  using Ids = std::optional<std::vector<std::string>>;
+  auto listed = [&p](const ObjectiveFilter& filter) -> Ids {
+    auto some = ListedObjectives(p, filter);
+    if (!some) return std::nullopt;
+    std::vector<std::string> ids;
+    for (const Objective* o : *some) ids.push_back(o->id);
+    return ids;
+  };
+  EXPECT_EQ(listed({"", "team", false}), Ids({"new"}));
+  EXPECT_EQ(listed({"2025", "team", false}), Ids({"new"}));  // the team's, not the cycle's
+  EXPECT_EQ(listed({"2026", "acme", false}), Ids({"new"}));  // the cycle's, not acme's
+  EXPECT_EQ(listed({"", "nobody", false}), Ids(std::vector<std::string>{}));
+  EXPECT_EQ(listed({"2025", "", false}), std::nullopt);  // most objectives: walked
+  EXPECT_EQ(listed({"", "acme", true}), std::nullopt);
+  EXPECT_EQ(listed({"", "", false}), std::nullopt);  // no cycle or owner to list
 }
 
 TEST(ProjectionFoldTest, AReusedIdOrAParentThatIsNoObjectiveIsRefused) {

@@ -5,6 +5,7 @@
 // okrd cannot take is refused naming `q` and appends nothing.
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <set>
 #include <string>
 #include <vector>
@@ -117,6 +118,74 @@ TEST_F(SearchHttpTest, MatchesPageLikeTheList) {
   for (int i = 0; i < 7; ++i) want.push_back("o-bulk-" + std::to_string(i));
   EXPECT_EQ(seen, want);
   EXPECT_EQ(Search("bulk").size(), 8u);  // a new first page sees the one written meanwhile
+}
+
+// With many objectives of another cycle and owner, one owner's or cycle's
+// objectives are found through okrd's lists of them (those an owner ever
+// owned, a cycle's): they list and page as before, in id order, each once,
+// as they stood at the first page's seq, whoever owned what since.
+TEST_F(SearchHttpTest, AnOwnersOrACyclesObjectivesListAndPageAtAnySeq) {
+  Want(s_.Post("/v1/cycles",
+               {{"id", "q-old"}, {"name", "Old"}, {"starts", "2025-01-01"}, {"ends", "2025-03-31"}},
+               kAdmin.token),
+       201);
+  Unit("t-bulk", "team", "Bulk");
+  for (int i = 0; i < 80; ++i) {
+    Want(s_.Post("/v1/objectives",
+                 {{"id", "o-old-" + std::to_string(100 + i)},
+                  {"cycle", "q-old"},
+                  {"owner", "t-bulk"},
+                  {"title", "Old item"}},
+                 kAdmin.token),
+         201);
+  }
+  auto give = [&](const std::string& id, const std::string& owner) {
+    Want(s_.Patch("/v1/objectives/" + id, {{"owner", owner}}, kAdmin.token), 200);
+  };
+  const std::string before = std::to_string(s_.HeadSeq());
+  give("o-hire", "t-ops");
+  const std::string given = std::to_string(s_.HeadSeq());
+  give("o-hire", "p-1");  // taken back
+  give("o-digital", "p-1");
+  Want(s_.Delete("/v1/objectives/o-retain", kAdmin.token), 200);
+  // Every page of one objective each, following `next`; `between` runs
+  // after the first page.
+  auto paged = [&](const std::string& query, const std::function<void()>& between = {}) {
+    Ids ids;
+    std::string cursor;
+    for (int pages = 0; pages < 100; ++pages) {
+      Reply r = Want(s_.Get("/v1/objectives?limit=1&" + query + cursor), 200);
+      EXPECT_LE(r.json["items"].size(), 1u) << query;
+      for (const json& o : r.json["items"]) ids.push_back(o["id"].get<std::string>());
+      if (r.json["next"].is_null()) return ids;
+      cursor = "&cursor=" + UrlEncode(r.json["next"].get<std::string>());
+      if (pages == 0 && between) between();
+    }
+    ADD_FAILURE() << query << " did not end";
+    return ids;
+  };
+  const std::vector<std::pair<std::string, Ids>> cases = {
+      {"owner=p-1", {"o-digital", "o-hire"}},
+      {"owner=p-1&include_archived=true", {"o-digital", "o-hire", "o-retain"}},
+      {"owner=p-1&as_of=" + before, {"o-hire", "o-retain"}},
+      {"owner=p-1&as_of=" + given, {"o-retain"}},
+      {"owner=t-ops&as_of=" + given, {"o-digital", "o-hire", "o-onboard"}},
+      {"cycle=q&owner=t-ops&as_of=" + before, {"o-digital", "o-onboard"}},
+      {"cycle=q&include_archived=true&as_of=" + given,
+       {"o-digital", "o-hire", "o-onboard", "o-retain"}},
+      {"owner=acme", {}},
+      {"q=hire&owner=p-1&include_archived=true", {"o-hire"}},
+  };
+  for (const auto& [query, want] : cases) {
+    EXPECT_EQ(Found(query), want) << query;
+    EXPECT_EQ(paged(query), want) << query;
+  }
+  // The other cycle's, many of all: its pages too.
+  EXPECT_EQ(paged("cycle=q-old&as_of=" + given).size(), 80u);
+  // An objective given to p-1 between its pages is not on them: they answer
+  // as of the first; a new first page has it.
+  EXPECT_EQ(paged("owner=p-1", [&] { give("o-old-100", "p-1"); }), (Ids{"o-digital", "o-hire"}));
+  EXPECT_EQ(Found("owner=p-1"), (Ids{"o-digital", "o-hire", "o-old-100"}));
 }
 
 TEST_F(SearchHttpTest, HostileQueriesAreRefusedNamingQAndChangeNothing) {

@@ -329,6 +329,7 @@ Status Projection::ApplyObjective(schema::Event::Reader ev, const Meta& meta, st
                                 CreatedObjective(ev.getObjectiveCreated()));
     NoteAlignment(o, o.current().parents, /*last_only=*/true);
     of_cycle_[Interned::Of(o.current().cycle).handle()].push_back(&o);
+    NoteOwner(o, o.current().owner);
     return Status::Ok();
   }
   Objective* objective = Existing<Objective>(id, EntityKind::kObjective);
@@ -343,6 +344,7 @@ Status Projection::ApplyObjective(schema::Event::Reader ev, const Meta& meta, st
       break;
     case W::OBJECTIVE_OWNER_CHANGED:
       f->owner = Str(ev.getObjectiveOwnerChanged().getAfter());
+      NoteOwner(*objective, f->owner);
       break;
     case W::OBJECTIVE_ALIGNMENT_SET:
       f->parents = Strs(ev.getObjectiveAlignmentSet().getAfter());

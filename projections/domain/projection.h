@@ -365,6 +365,10 @@ class Projection {
   // is set when it is created and never changes): a read of one cycle
   // walks its objectives, not those of every cycle the log has held.
   const std::vector<const Objective*>& ObjectivesOfCycle(std::string_view cycle) const;
+  // Every objective `owner` (a unit) owned in any revision, in no set order
+  // and possibly more than once (owned, given away and taken back): a
+  // superset of the objectives it owns at any seq.
+  const std::vector<const Objective*>& ObjectivesEverOwnedBy(std::string_view owner) const;
   // The entity's current version (0 when unknown).
   uint64_t Version(std::string_view id) const;
   // The seqs of every event of a unit, cycle, objective or key result, in
@@ -420,6 +424,8 @@ class Projection {
   // just created, or its revisions are walked one after another), so only
   // the end is looked at; else an alignment changed, rare enough to search.
   void NoteAlignment(const Objective& o, const std::vector<std::string>& parents, bool last_only);
+  // Adds `o` to of_owner_ under `owner` unless it is that list's last entry.
+  void NoteOwner(const Objective& o, const std::string& owner);
   // Every id ever used (ids are unique across kinds and never reused):
   // units, cycles, objectives and key results with their kind and entity
   // (one probe per event), check-ins with their key result.
@@ -429,6 +435,8 @@ class Projection {
   std::unordered_map<uint32_t, std::vector<const Objective*>> aligned_to_;
   // By the cycle's interned handle: ObjectivesOfCycle.
   std::unordered_map<uint32_t, std::vector<const Objective*>> of_cycle_;
+  // By the owner's interned handle: ObjectivesEverOwnedBy.
+  std::unordered_map<uint32_t, std::vector<const Objective*>> of_owner_;
   // Where the key results' check-ins are; on the heap, so a moved
   // projection's key results still read it.
   std::unique_ptr<CheckInArena> check_in_arena_ = std::make_unique<CheckInArena>();

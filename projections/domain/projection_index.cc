@@ -38,9 +38,12 @@ void Projection::RebuildIndex() {
   }
   aligned_to_.clear();
   of_cycle_.clear();
+  of_owner_.clear();
   for (auto& [id, o] : objectives_) {
-    for (const auto& revision : o.revisions)
+    for (const auto& revision : o.revisions) {
       NoteAlignment(o, revision.fields.parents, /*last_only=*/true);
+      NoteOwner(o, revision.fields.owner);
+    }
     of_cycle_[Interned::Of(o.current().cycle).handle()].push_back(&o);
     o.key_result_links.of.clear();
     for (const std::string& kr : o.key_results)
@@ -57,6 +60,11 @@ void Projection::NoteAlignment(const Objective& o, const std::vector<std::string
                            : std::find(children.begin(), children.end(), &o) != children.end();
     if (!known) children.push_back(&o);
   }
+}
+
+void Projection::NoteOwner(const Objective& o, const std::string& owner) {
+  auto& owned = of_owner_[Interned::Of(owner).handle()];
+  if (owned.empty() || owned.back() != &o) owned.push_back(&o);
 }
 
 namespace {
@@ -80,6 +88,11 @@ const std::vector<const Objective*>& Projection::ObjectivesEverAlignedTo(
 
 const std::vector<const Objective*>& Projection::ObjectivesOfCycle(std::string_view cycle) const {
   return ListUnder(of_cycle_, cycle);
+}
+
+const std::vector<const Objective*>& Projection::ObjectivesEverOwnedBy(
+    std::string_view owner) const {
+  return ListUnder(of_owner_, owner);
 }
 
 const std::vector<uint64_t>* Projection::EventSeqs(std::string_view id) const {

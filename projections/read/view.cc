@@ -387,23 +387,32 @@ json RenderObjective(const ObjectiveRow& row) {
   return WriteJsonDocument([&](JsonOut& out) { WriteObjective(out, row); });
 }
 
+std::optional<std::vector<const Objective*>> ListedObjectives(const Projection& p,
+                                                              const ObjectiveFilter& filter) {
+  const std::vector<const Objective*>* listed = nullptr;
+  auto consider = [&](const std::vector<const Objective*>& list) {
+    if (!listed || list.size() < listed->size()) listed = &list;
+  };
+  if (!filter.cycle.empty()) consider(p.ObjectivesOfCycle(filter.cycle));
+  if (!filter.owner.empty()) consider(p.ObjectivesEverOwnedBy(filter.owner));
+  constexpr size_t kSortCostFactor = 16;
+  if (!listed || listed->size() * kSortCostFactor >= p.objectives().size()) return std::nullopt;
+  std::vector<const Objective*> out = *listed;
+  auto by_id = [](const Objective* a, const Objective* b) { return a->id < b->id; };
+  std::sort(out.begin(), out.end(), by_id);
+  out.erase(std::unique(out.begin(), out.end()), out.end());  // owned, given away, taken back
+  return out;
+}
+
 std::vector<const Objective*> View::Objectives(const ObjectiveFilter& filter) const {
   std::vector<const Objective*> out;
   auto keep = [&](const Objective& o) {
     const ObjectiveFields* f = o.FieldsAt(as_of_);
     if (f && filter.Keeps(*f)) out.push_back(&o);
   };
-  // A cycle's own objectives, sorted into id order, when sorting them
-  // costs less than walking every objective (which are kept in id order).
-  constexpr size_t kSortCostFactor = 16;
-  if (!filter.cycle.empty()) {
-    const auto& of_cycle = p_.ObjectivesOfCycle(filter.cycle);
-    if (of_cycle.size() * kSortCostFactor < p_.objectives().size()) {
-      for (const Objective* o : of_cycle) keep(*o);
-      std::sort(out.begin(), out.end(),
-                [](const Objective* a, const Objective* b) { return a->id < b->id; });
-      return out;
-    }
+  if (auto listed = ListedObjectives(p_, filter)) {
+    for (const Objective* o : *listed) keep(*o);
+    return out;
   }
   for (const auto& [id, o] : p_.objectives()) keep(o);
   assert(out.size() <= p_.objectives().size());

@@ -119,6 +119,15 @@ struct ObjectiveFilter {
   }
 };
 
+// The objectives `filter` can keep, found through the projection's list
+// of its cycle's objectives or of those its owner ever owned (the shorter),
+// in id order, each once; nullopt when that list holds a sixteenth or more
+// of all objectives, where walking every objective (kept in id order)
+// costs less than sorting it. A superset at any seq: the caller still
+// checks each one's fields at its seq.
+std::optional<std::vector<const Objective*>> ListedObjectives(const Projection& p,
+                                                              const ObjectiveFilter& filter);
+
 // A table keyed by an entity's address, for what a View or a plan works
 // out per request about thousands of entities: open addressing in one
 // array (no allocation per entry; at most half full, so a lookup is

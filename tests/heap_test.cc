@@ -14,7 +14,7 @@
 namespace okr::api {
 namespace {
 
-#ifndef __SANITIZE_ADDRESS__
+#ifndef OKR_SANITIZED_BUILD
 
 constexpr size_t kBuffer = size_t{4} << 20;  // a replica append's write batch, say
 
@@ -75,7 +75,7 @@ TEST_F(HeapTest, ALoadDuringACopyLeavesTheCopysPolicy) {
   EXPECT_FALSE(BufferMapped());
 }
 
-#endif  // __SANITIZE_ADDRESS__
+#endif  // OKR_SANITIZED_BUILD
 
 }  // namespace
 }  // namespace okr::api

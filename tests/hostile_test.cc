@@ -231,7 +231,7 @@ TEST(Hostile, OversizeRequestLinesHeadersAndHeaderBlocksAreRefused) {
   long after = rss();
   std::printf("hostile: resident memory before and after 50 × 2 MB header floods: %ld kB, %ld kB\n",
               before, after);
-#ifndef __SANITIZE_ADDRESS__
+#ifndef OKR_SANITIZED_BUILD
   // Judged in the plain build only: AddressSanitizer's allocator holds every
   // freed block in quarantine and gives each thread a fake stack, so there
   // resident memory grows with everything okrd allocated, freed or not.

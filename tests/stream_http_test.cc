@@ -175,7 +175,7 @@ TEST(OkrdStreams, TwoHundredStreamsEachGetEveryEventInOrderWhileThirtyTwoWriters
 }
 
 TEST(OkrdStreams, ClientsThatStopReadingAreDisconnectedAndCostBoundedMemory) {
-#ifdef __SANITIZE_ADDRESS__
+#ifdef OKR_SANITIZED_BUILD
   // The writes below take several seconds under the sanitizer: the stall
   // must not end the streams before they are counted.
   const char* stall = "30";
@@ -199,7 +199,7 @@ TEST(OkrdStreams, ClientsThatStopReadingAreDisconnectedAndCostBoundedMemory) {
   // Buffering every stalled stream's events would take over 160 MB; okrd
   // grows by what the log and projection hold, plus bounded buffers.
   std::this_thread::sleep_for(milliseconds(500));
-#ifndef __SANITIZE_ADDRESS__
+#ifndef OKR_SANITIZED_BUILD
   // Judged in the plain build only: AddressSanitizer's allocator holds every
   // freed block in quarantine, so there resident memory grows with
   // everything okrd allocated, freed or not.

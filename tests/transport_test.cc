@@ -206,7 +206,7 @@ TEST(Transport, ChunkedBodyOverTheLimitIsRefusedWithoutGrowingOkrd) {
   long rss_after = ProcStatusKb(s.pid(), "VmRSS"), peak_after = ProcStatusKb(s.pid(), "VmHWM");
   std::printf("transport: okrd resident before and after: %ld kB, %ld kB (peak %ld kB, %ld kB)\n",
               rss_before, rss_after, peak_before, peak_after);
-#ifndef __SANITIZE_ADDRESS__
+#ifndef OKR_SANITIZED_BUILD
   // The plain build only (see hostile_test.cc): ASan's allocator keeps freed memory.
   EXPECT_LT(rss_after - rss_before, 16 * 1024)
       << "okrd grew by " << (rss_after - rss_before) << " kB";

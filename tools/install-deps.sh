@@ -7,7 +7,8 @@
 #                                  targets), wrk and curl (the soak test),
 #                                  Chromium, Node.js and npm (the dashboard's
 #                                  browser test), clang-format and clang-tidy
-#                                  (tools/check_style.sh), lintian and
+#                                  (tools/check_style.sh and the test of its
+#                                  function-length reader), lintian and
 #                                  systemd-analyze (the Debian package's test)
 set -euo pipefail
 

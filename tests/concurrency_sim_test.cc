@@ -837,8 +837,8 @@ class ConcurrencySim : public ::testing::TestWithParam<uint64_t> {
 
   void VerifyOffline() {
     std::string out;
-    int rc = RunCommand(std::string(OKRCTL_PATH) + " verify --data '" + okrd_.data_dir() + "' 2>&1",
-                        &out);
+    int rc =
+        RunCommand(BuildFile(OKRCTL_PATH) + " verify --data '" + okrd_.data_dir() + "' 2>&1", &out);
     EXPECT_EQ(rc, 0) << "okrctl verify: " << out;
   }
 

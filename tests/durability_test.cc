@@ -193,13 +193,13 @@ KilledRun RunAndKill(const std::string& dir, int threads, uint64_t seed, millise
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);  // clears CLOEXEC on 1
-  std::vector<std::string> args = {CRASH_WRITER_PATH, dir, std::to_string(threads),
-                                   std::to_string(seed)};
+  std::vector<std::string> args = {testing::BuildFile(CRASH_WRITER_PATH), dir,
+                                   std::to_string(threads), std::to_string(seed)};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   pid_t pid = 0;
-  int rc = posix_spawn(&pid, CRASH_WRITER_PATH, &actions, nullptr, argv.data(), environ);
+  int rc = posix_spawn(&pid, args[0].c_str(), &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   close(fds[1]);
   if (rc != 0) {

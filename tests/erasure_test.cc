@@ -77,7 +77,7 @@ std::vector<std::string> Leaks(const std::string& text) {
 
 std::string Okrctl(const std::string& args, int* rc = nullptr) {
   std::string out;
-  int status = testing::RunCommand(std::string(OKRCTL_PATH) + " " + args + " 2>&1", &out);
+  int status = testing::RunCommand(testing::BuildFile(OKRCTL_PATH) + " " + args + " 2>&1", &out);
   if (rc) *rc = status;
   return out;
 }

@@ -39,7 +39,6 @@ constexpr char kLdb[] = OKR_LDB_PATH;
 constexpr char kCapnp[] = OKR_CAPNP_PATH;
 constexpr char kSha256sum[] = OKR_SHA256SUM_PATH;
 constexpr char kPerl[] = OKR_PERL_PATH;
-constexpr char kOkrctl[] = OKRCTL_PATH;
 const std::string kSchema = std::string(OKR_SCHEMA_DIR) + "/okr.capnp";
 
 constexpr uint64_t kEvents = 4;
@@ -198,7 +197,7 @@ class InteropTest : public ::testing::Test {
   }
 
   std::string Okrctl(const std::string& args, int* rc) {
-    return Run(std::string(kOkrctl) + " " + args + " 2>&1", rc);
+    return Run(testing::BuildFile(OKRCTL_PATH) + " " + args + " 2>&1", rc);
   }
 
   // Runs kChainScript with /bin/sh in the temp dir, where data/ is the log

@@ -123,10 +123,11 @@ class AuditTest : public ::testing::Test {
   CtlRun Audit(const std::string& url, const std::string& key = "") {
     const std::string err_path = dir_.Sub("stderr.txt");
     CtlRun r;
-    r.rc = testing::RunCommand(
-        "OKR_TOKEN=" + kAuditor.token + " " + OKRCTL_PATH + " audit --server " + url + " --key '" +
-            (key.empty() ? vkey_ : key) + "' --state " + State() + " 2>" + err_path,
-        &r.out);
+    r.rc = testing::RunCommand("OKR_TOKEN=" + kAuditor.token + " " +
+                                   testing::BuildFile(OKRCTL_PATH) + " audit --server " + url +
+                                   " --key '" + (key.empty() ? vkey_ : key) + "' --state " +
+                                   State() + " 2>" + err_path,
+                               &r.out);
     r.err = ReadFile(err_path);
     return r;
   }

@@ -115,8 +115,9 @@ class OkrctlTest : public ::testing::Test {
   CtlRun Ctl(const std::string& args, const std::string& env = "") {
     std::string err_path = dir_.Sub("stderr.txt");
     CtlRun r;
-    r.rc = testing::RunCommand(
-        env + (env.empty() ? "" : " ") + OKRCTL_PATH + " " + args + " 2>" + err_path, &r.out);
+    r.rc = testing::RunCommand(env + (env.empty() ? "" : " ") + testing::BuildFile(OKRCTL_PATH) +
+                                   " " + args + " 2>" + err_path,
+                               &r.out);
     r.err = ReadFile(err_path);
     return r;
   }
@@ -1008,7 +1009,7 @@ TEST_F(OkrctlTest, ATokenMadeWorksAfterSighupAndARevokedOneIsRefused) {
   // Eight new tokens at once: each okrctl waits its turn, none is lost.
   std::string racers;
   for (int i = 0; i < 8; ++i) {
-    racers += std::string(OKRCTL_PATH) + " token new --actor racer." + std::to_string(i) +
+    racers += testing::BuildFile(OKRCTL_PATH) + " token new --actor racer." + std::to_string(i) +
               " --role viewer --file " + file + " >/dev/null 2>&1 & ";
   }
   std::string ignored;

@@ -112,7 +112,8 @@ std::string Okrd::LogTail(size_t bytes) const {
 
 ::testing::AssertionResult Okrd::Start() {
   if (pid_ > 0) return ::testing::AssertionFailure() << "okrd already runs (pid " << pid_ << ")";
-  std::vector<std::string> args = {OKRD_PATH, "--data", data_dir_, "--listen", "127.0.0.1:0"};
+  std::vector<std::string> args = {BuildFile(OKRD_PATH), "--data", data_dir_, "--listen",
+                                   "127.0.0.1:0"};
   if (options_.tokens) {
     args.push_back("--tokens");
     args.push_back(tokens_path_);

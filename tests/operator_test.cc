@@ -148,7 +148,7 @@ TEST(BackupRoot, ARootOthersMayWriteIntoRefusesToStart) {
   ASSERT_EQ(::mkdir(dir.Sub("root").c_str(), 0700), 0);
   ASSERT_EQ(::chmod(dir.Sub("root").c_str(), 0777), 0);
   std::string out;
-  int status = RunCommand("timeout 20 " + std::string(OKRD_PATH) + " --data '" + dir.Sub("data") +
+  int status = RunCommand("timeout 20 " + BuildFile(OKRD_PATH) + " --data '" + dir.Sub("data") +
                               "' --listen 127.0.0.1:0 --backup-root '" + dir.Sub("root") + "' 2>&1",
                           &out);
   EXPECT_EQ(status, 2) << out;
@@ -176,7 +176,7 @@ void WriteTokensFile(const std::string& path, const json& list, mode_t mode = 06
 // Starts okrd on `tokens` under `timeout` (an okrd that accepted the file
 // would serve on); its exit status, and everything it printed in *out.
 int StartWithTokens(const TempDir& dir, const std::string& tokens, std::string* out) {
-  return RunCommand("timeout 20 " + std::string(OKRD_PATH) + " --data '" + dir.Sub("data") +
+  return RunCommand("timeout 20 " + BuildFile(OKRD_PATH) + " --data '" + dir.Sub("data") +
                         "' --listen 127.0.0.1:0 --tokens '" + tokens + "' 2>&1",
                     out);
 }

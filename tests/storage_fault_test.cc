@@ -59,7 +59,7 @@ class StorageFault : public ::testing::TestWithParam<Mode> {
     control_ = dir_.Sub("fault");
     OkrdOptions o{std::vector<Token>{kAdmin, kAuditor}, {"--dashboard", ""}, {}};
     std::string asan = std::getenv("ASAN_OPTIONS") ? std::getenv("ASAN_OPTIONS") : "";
-    o.env = {{"LD_PRELOAD", FAULT_SHIM_PATH},
+    o.env = {{"LD_PRELOAD", BuildFile(FAULT_SHIM_PATH)},
              {"OKR_FAULT_FILE", control_},
              // A sanitized okrd: the shim is loaded before the ASan runtime.
              {"ASAN_OPTIONS", asan + (asan.empty() ? "" : ":") + "verify_asan_link_order=0"}};

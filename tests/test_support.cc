@@ -60,6 +60,20 @@ std::string BinaryDir() {
   return self.parent_path().parent_path().string();
 }
 
+std::string BuildFile(std::string_view relative) {
+  return BinaryDir() + "/" + std::string(relative);
+}
+
+}  // namespace okr::testing
+
+// AddressSanitizer's entry point, defined by its runtime; weak, so that
+// without the runtime its address is null.
+extern "C" void __asan_init() __attribute__((weak));
+
+namespace okr::testing {
+
+bool UnderSanitizers() { return &__asan_init != nullptr; }
+
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream buffer;

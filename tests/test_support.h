@@ -35,6 +35,16 @@ AppendRequest OneEvent(EventDraft draft);
 
 // Directory of the build's okrctl and test helpers, from the test binary's own path.
 std::string BinaryDir();
+// A file of the build tree the running test belongs to, named relative to
+// the tree's top (OKRD_PATH and the like, set by tests/CMakeLists.txt), so
+// the tests' compiled code is the same in every build tree.
+std::string BuildFile(std::string_view relative);
+
+// Whether this process, and so the okrd and okrctl of its build tree, runs
+// under AddressSanitizer: its runtime is linked into every program of the
+// sanitizer build, test programs included, though the tests' own code is
+// compiled without it.
+bool UnderSanitizers();
 
 // The whole file at `path`, byte for byte ("" when it cannot be read).
 std::string ReadFile(const std::string& path);

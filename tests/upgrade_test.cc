@@ -236,7 +236,7 @@ TEST(UpgradeTest, TheFirstFormatsLogIsServedWithTheSameAnswers) {
 
   // The chain, and the fixture's snapshots against a full replay.
   std::string out;
-  EXPECT_EQ(RunCommand(std::string(OKRCTL_PATH) + " verify --deep --data " + okrd.data_dir(), &out),
+  EXPECT_EQ(RunCommand(BuildFile(OKRCTL_PATH) + " verify --deep --data " + okrd.data_dir(), &out),
             0)
       << out;
 }

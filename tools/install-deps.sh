@@ -3,6 +3,8 @@
 # that are missing, so a second run does nothing and prints nothing.
 #   tools/install-deps.sh          to build and run okrd
 #   tools/install-deps.sh --test   also what tools/test.sh needs beyond that:
+#                                  ccache (the sanitizer build reuses the
+#                                  release build's test objects through it),
 #                                  clang and its libFuzzer runtime (the fuzz
 #                                  targets), wrk and curl (the soak test),
 #                                  Chromium, Node.js and npm (the dashboard's
@@ -24,7 +26,7 @@ packages=(
   openssl  # checkpoint_test checks signatures with it; operators make keys with it
 )
 if [ "${1:-}" = "--test" ]; then
-  packages+=(clang-14 libclang-rt-14-dev wrk curl chromium clang-format clang-tidy lintian systemd)
+  packages+=(ccache clang-14 libclang-rt-14-dev wrk curl chromium clang-format clang-tidy lintian systemd)
 fi
 
 missing=()

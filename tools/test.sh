@@ -27,6 +27,14 @@ stages=("$@")
 [ "${stages[*]}" = "all" ] && stages=(release sanitize fuzz)
 
 stage() { echo; echo "=== tools/test.sh: $1 ($(date -u +%H:%M:%S))"; }
+# The tests' own code compiles alike in the release and the sanitizer builds
+# (tests/CMakeLists.txt), so through ccache the sanitizer build takes those
+# objects from the release build instead of compiling them again. Its base
+# directory makes the paths inside the checkout relative, which is what
+# lets two build trees' commands match; its cache sits beside them.
+export CCACHE_BASEDIR="$PWD"
+export CCACHE_DIR="${CCACHE_DIR:-$PWD/build-ccache}"
+cache=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 # Each stage's ctest output is also kept, to add the stages' counts up at
 # the end; a failing stage stops the script (pipefail) with ctest's status.
 results="$(mktemp)"
@@ -37,13 +45,13 @@ for s in "${stages[@]}"; do
   case "$s" in
     release)
       stage "release build and suite"
-      cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release >/dev/null
+      cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release "${cache[@]}" >/dev/null
       cmake --build "$build_dir" -j "$jobs"
       run_ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" --timeout 900
       ;;
     sanitize)
       stage "AddressSanitizer + UndefinedBehaviorSanitizer build and suite"
-      cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Release -DOKR_SANITIZE=ON >/dev/null
+      cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Release -DOKR_SANITIZE=ON "${cache[@]}" >/dev/null
       cmake --build build-asan -j "$jobs"
       # Every finding fails: ASan and UBSan stop the process, LeakSanitizer
       # fails it at exit (okrd's too: the tests require a clean exit).
@@ -54,7 +62,7 @@ for s in "${stages[@]}"; do
     fuzz)
       stage "fuzz targets (libFuzzer, ${OKR_FUZZ_SECONDS:-60} s each)"
       cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Release -DOKR_FUZZ=ON \
-        -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 >/dev/null
+        -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 "${cache[@]}" >/dev/null
       cmake --build build-fuzz -j "$jobs"
       run_ctest --test-dir build-fuzz --output-on-failure -j "$jobs" -L fuzz
       ;;

@@ -559,7 +559,7 @@ TEST_F(TreeStoreTest, VerifyTreeNamesTheSeqThatWroteABadNode) {
     EXPECT_EQ(report.first_bad_seq, c.seq) << report.problem;
     EXPECT_TRUE(store_->Verify().ok);  // the chain itself is sound
     std::string out;
-    EXPECT_EQ(testing::RunCommand(testing::BinaryDir() + "/tools/okrctl verify --json --data " +
+    EXPECT_EQ(testing::RunCommand(testing::BuildFile(OKRCTL_PATH) + " verify --json --data " +
                                       dir_.path() + " 2>&1",
                                   &out),
               1)

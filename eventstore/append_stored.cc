@@ -87,6 +87,15 @@ PreparedStored EventStore::PrepareStored(std::vector<StoredEvent> events) {
     }
     state->links.push_back(*std::move(link));
   }
+  // The index entries, sorted here rather than on the writer's thread,
+  // which a replica's catch-up waits for.
+  state->index_puts.reserve(state->links.size() + state->links.size() / 2);
+  for (size_t k = 0; k < state->links.size(); ++k) {
+    const auto& link = state->links[k];
+    AddIndexPuts(format::SeqKey(events[k].seq), link.entity, link.version, link.created_id,
+                 &state->index_puts);
+  }
+  std::sort(state->index_puts.begin(), state->index_puts.end());
   state->events = std::move(events);
   return PreparedStored(std::move(state));
 }
@@ -132,9 +141,15 @@ EventStore::Impl::Outcome EventStore::Impl::ProcessStored(PreparedStored::State&
   const AppendResult result{.first_seq = stored.front().seq, .last_seq = head.seq};
   ReserveBatch(stored, state);
   for (size_t k = 0; k < links.size(); ++k) {
-    PutEvent(stored[k].seq, std::move(stored[k].bytes), links[k].leaf, links[k].entity,
-             links[k].version, links[k].created_id, state);
+    PutEvent(stored[k].seq, std::move(stored[k].bytes), links[k].leaf, state);
     if (links[k].erases) state->erased.push_back(links[k].entity);
+  }
+  if (state->index_puts.empty()) {
+    state->index_puts.swap(prepared.index_puts);
+  } else {
+    state->index_puts.insert(state->index_puts.end(),
+                             std::make_move_iterator(prepared.index_puts.begin()),
+                             std::make_move_iterator(prepared.index_puts.end()));
   }
   state->head = head;
   state->copied += links.size();

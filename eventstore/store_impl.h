@@ -51,6 +51,12 @@ inline constexpr size_t kMaxAppendsPerBatch = 1024;
 // ingested as table files (IngestBatch) instead of written through the
 // memtables.
 inline constexpr size_t kIngestAtEvents = 8192;
+// While bulk batches come in, each column family but `events` merges its
+// level-0 tables once this many have gathered (DeferCompactions)...
+inline constexpr int kDeferredLevel0Tables = 32;
+// ...until no bulk batch has come for this long, or a batch that is not
+// one comes.
+inline constexpr std::chrono::milliseconds kBulkCopyPause{1000};
 // The most a buffer the writer keeps from one batch to the next may hold.
 inline constexpr size_t kMostKeptBytes = size_t{64} << 20;
 
@@ -126,6 +132,18 @@ using IdempotencyAnswers = std::unordered_map<std::string, IdempotencyRecord>;
 
 // A replica's append as EventStore::PrepareStored leaves it
 // (append_stored.cc).
+// A streams (`ids` false) or ids entry of a batch: key → the event's seq
+// key. In a batch, in the order PutIndexEntries writes them.
+struct IndexPut {
+  std::string key, seq_key;
+  bool ids = false;
+  bool operator<(const IndexPut& other) const;
+};
+// Adds to `puts` the streams entry of the event `seq_key`, and the ids
+// entry of the id it creates.
+void AddIndexPuts(std::string seq_key, std::string_view entity, uint64_t version,
+                  std::string_view created_id, std::vector<IndexPut>* puts);
+
 struct PreparedStored::State {
   // What staging an event needs, found without the log.
   struct Link {
@@ -140,6 +158,8 @@ struct PreparedStored::State {
   std::vector<StoredEvent> events;
   std::vector<Link> links;       // of the events before the first found broken
   Status broken = Status::Ok();  // kCorruption naming that one, if any
+  // The streams and ids entries of `links`' events, in order (IndexPut's <).
+  std::vector<IndexPut> index_puts;
 };
 
 // Thread safety: the public methods (those EventStore forwards to) may be
@@ -204,11 +224,6 @@ class EventStore::Impl {
                                const std::function<void(uint64_t, uint64_t)>& progress);
 
  private:
-  // A streams (`ids` false) or ids entry of the batch: key → the event's seq key.
-  struct IndexPut {
-    std::string key, seq_key;
-    bool ids = false;
-  };
   // What the writer has decided so far for the batch it is building.
   struct BatchState {
     rocksdb::WriteBatch wb;
@@ -253,8 +268,7 @@ class EventStore::Impl {
   Status SealPersonal(std::vector<EventDraft>& drafts, uint64_t first_seq) const;
   AppendResult StageEvents(AppendRequest& req, const std::vector<uint64_t>& versions,
                            BatchState* state);
-  void PutEvent(uint64_t seq, std::string bytes, const Hash& leaf, std::string_view entity,
-                uint64_t version, std::string_view created_id, BatchState* state);
+  void PutEvent(uint64_t seq, std::string bytes, const Hash& leaf, BatchState* state);
   Status AdmitAppend(size_t events, size_t most) const;
   Result<AppendResult> Enqueue(AppendRequest request,
                                std::unique_ptr<PreparedStored::State> stored);
@@ -358,6 +372,8 @@ class EventStore::Impl {
   // Writable opens: the files a crash kept from being ingested.
   void RemovePendingTables() const;
   Status IngestBatch(const rocksdb::WriteBatch& wb, uint64_t head_seq);
+  // Writer thread: defers (or resumes) merging the ingested index tables.
+  void DeferCompactions(bool defer);
 
   OpenOptions options_;
   std::unique_ptr<rocksdb::DB> db_;
@@ -390,6 +406,10 @@ class EventStore::Impl {
     std::vector<TableEntry> tables;  // IngestBatch's
   } kept_;
   std::unordered_map<std::string, uint64_t> versions_;
+  // DeferCompactions: each deferred column family's level-0 settings as
+  // they were; empty when none is deferred.
+  std::vector<std::pair<rocksdb::ColumnFamilyHandle*, std::unordered_map<std::string, std::string>>>
+      level0_before_;
   uint64_t pruned_through_ = 0;      // meta/idempotency_pruned
   int64_t prune_not_before_us_ = 0;  // no record expires before this
 

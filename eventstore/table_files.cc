@@ -7,8 +7,10 @@
 #include <atomic>
 #include <cassert>
 #include <iterator>
+#include <thread>
 #include <tuple>
 
+#include "eventstore/base/thread_name.h"
 #include "eventstore/store_impl.h"
 
 namespace okr {
@@ -110,6 +112,46 @@ void EventStore::Impl::RemovePendingTables() const {
   }
 }
 
+// An ingested batch's table of a column family whose keys it spreads over
+// the whole range (streams, ids, tree, meta) overlaps every table before
+// it, so it lands in level 0; RocksDB's default merges level 0 into level 1
+// once 4 tables gather there, rewriting all of level 1 each time, which
+// holds every entry copied so far: a copy of N batches rewrote about N²/8
+// batches' entries, most of the replica's compaction work at 1M events.
+// While bulk batches come in they are merged once kDeferredLevel0Tables
+// gather; once the copy pauses (kBulkCopyPause) the settings are restored
+// and one merge takes in what gathered. `events` is left alone: its tables
+// follow each other in key order and go below the others, never merged.
+// The settings live in this process only (an open sets its own).
+void EventStore::Impl::DeferCompactions(bool defer) {
+  if (defer == !level0_before_.empty()) return;
+  static const std::vector<std::string> kSettings = {"level0_file_num_compaction_trigger",
+                                                     "level0_slowdown_writes_trigger",
+                                                     "level0_stop_writes_trigger"};
+  if (!defer) {
+    for (auto& [handle, before] : level0_before_) {
+      db_->SetOptions(handle, before).PermitUncheckedError();
+    }
+    level0_before_.clear();
+    return;
+  }
+  // Each trigger kept above the one before it, as RocksDB requires.
+  const std::unordered_map<std::string, std::string> deferred = {
+      {kSettings[0], std::to_string(kDeferredLevel0Tables)},
+      {kSettings[1], std::to_string(2 * kDeferredLevel0Tables)},
+      {kSettings[2], std::to_string(3 * kDeferredLevel0Tables)}};
+  for (auto* handle : handles_) {
+    if (handle == events_) continue;
+    const rocksdb::Options now = db_->GetOptions(handle);
+    std::unordered_map<std::string, std::string> before = {
+        {kSettings[0], std::to_string(now.level0_file_num_compaction_trigger)},
+        {kSettings[1], std::to_string(now.level0_slowdown_writes_trigger)},
+        {kSettings[2], std::to_string(now.level0_stop_writes_trigger)}};
+    // A failure only leaves this family merged as before.
+    if (db_->SetOptions(handle, deferred).ok()) level0_before_.emplace_back(handle, before);
+  }
+}
+
 // A bulk append's batch as one table file per column family, ingested in
 // one step: RocksDB records the files in its manifest together (a crash
 // leaves all of them or none) and syncs them first, so the batch is as
@@ -122,37 +164,59 @@ Status EventStore::Impl::IngestBatch(const rocksdb::WriteBatch& wb, uint64_t hea
   Operations operations(&entries);
   if (rocksdb::Status st = wb.Iterate(&operations); !st.ok()) return FromRocks(st);
   SortTables(&entries);
-  std::vector<rocksdb::IngestExternalFileArg> args;
-  auto remove_written = [&] {
-    for (const auto& arg : args) {
-      for (const auto& path : arg.external_files) {
-        db_->GetEnv()->DeleteFile(path).PermitUncheckedError();
-      }
-    }
-  };
   // One file for each column family's run of entries.
+  struct Table {
+    rocksdb::ColumnFamilyHandle* handle;
+    size_t from, to;
+    std::string path;
+    Status written;
+  };
+  std::vector<Table> tables;
   for (size_t from = 0, to = 0; from < entries.size(); from = to) {
     const uint32_t cf_id = entries[from].cf;
     while (to < entries.size() && entries[to].cf == cf_id) ++to;
     auto handle = std::find_if(handles_.begin(), handles_.end(),
                                [cf_id](auto* h) { return h->GetID() == cf_id; });
     assert(handle != handles_.end());
-    const std::string path = PendingTablePath("append", head_seq);
-    Status st = WriteTableFile(*handle, path, [&](rocksdb::SstFileWriter& file) {
+    tables.push_back({*handle, from, to, PendingTablePath("append", head_seq), Status::Ok()});
+  }
+  auto write = [&](Table& table) {
+    table.written = WriteTableFile(table.handle, table.path, [&](rocksdb::SstFileWriter& file) {
       rocksdb::Status s;
-      for (size_t i = from; s.ok() && i < to; ++i) {
+      for (size_t i = table.from; s.ok() && i < table.to; ++i) {
         s = entries[i].deletes ? file.Delete(entries[i].key)
                                : file.Put(entries[i].key, entries[i].value);
       }
       return s;
     });
-    if (!st.ok()) {
-      remove_written();
-      return st;
+  };
+  // The events' table (most of the batch's bytes, each block compressed)
+  // is written on a second thread while this one writes the others: a
+  // replica's catch-up waits for the writer's thread.
+  auto events = std::find_if(tables.begin(), tables.end(),
+                             [this](const Table& t) { return t.handle == events_; });
+  std::thread aside;
+  if (events != tables.end() && tables.size() > 1) {
+    aside = NamedThread("okr:tables", [&write, &table = *events] { write(table); });
+  }
+  for (auto it = tables.begin(); it != tables.end(); ++it) {
+    if (!aside.joinable() || it != events) write(*it);
+  }
+  if (aside.joinable()) aside.join();
+  std::vector<rocksdb::IngestExternalFileArg> args;
+  auto remove_written = [&] {
+    for (const Table& table : tables) {
+      if (table.written.ok()) db_->GetEnv()->DeleteFile(table.path).PermitUncheckedError();
+    }
+  };
+  for (const Table& table : tables) {
+    if (!table.written.ok()) {
+      remove_written();  // a table that failed was removed as it failed
+      return table.written;
     }
     rocksdb::IngestExternalFileArg arg;
-    arg.column_family = *handle;
-    arg.external_files = {path};
+    arg.column_family = table.handle;
+    arg.external_files = {table.path};
     arg.options.move_files = true;  // linked into the database, not copied
     args.push_back(std::move(arg));
   }

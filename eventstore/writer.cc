@@ -64,7 +64,14 @@ void EventStore::Impl::WriterLoop() {
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(queue_mu_);
-      queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      auto ready = [&] { return stopping_ || !queue_.empty(); };
+      if (level0_before_.empty()) {
+        queue_cv_.wait(lock, ready);
+      } else if (!queue_cv_.wait_for(lock, kBulkCopyPause, ready)) {
+        lock.unlock();
+        DeferCompactions(false);  // the bulk copy has paused
+        continue;
+      }
       if (queue_.empty()) return;  // stopping, and everything queued is done
       while (!queue_.empty() && batch.size() < kMaxAppendsPerBatch) {
         batch.push_back(queue_.front());
@@ -264,8 +271,9 @@ AppendResult EventStore::Impl::StageEvents(AppendRequest& req,
     std::string bytes = EncodeMessage(draft.message());
     head.hash = Sha256(bytes);
     const Hash leaf = merkle::LeafHash(bytes);
-    PutEvent(head.seq, std::move(bytes), leaf, draft.entity(), versions[k],
-             CreatedId(ev.asReader()), state);
+    AddIndexPuts(format::SeqKey(head.seq), draft.entity(), versions[k], CreatedId(ev.asReader()),
+                 &state->index_puts);
+    PutEvent(head.seq, std::move(bytes), leaf, state);
   }
   result.last_seq = head.seq;
   assert(state->frontier.size() == head.seq);
@@ -273,31 +281,36 @@ AppendResult EventStore::Impl::StageEvents(AppendRequest& req,
   return result;
 }
 
-// Puts one encoded event, its stream entry, the id it creates and the
-// tree nodes its leaf hash completes into the batch (the head is the
-// caller's).
+// Puts one encoded event and the tree nodes its leaf hash completes into
+// the batch (its index entries and the head are the caller's).
 void EventStore::Impl::PutEvent(uint64_t seq, std::string bytes, const Hash& leaf,
-                                std::string_view entity, uint64_t version,
-                                std::string_view created_id, BatchState* state) {
-  std::string key = format::SeqKey(seq);
-  state->wb.Put(events_, key, bytes);
-  state->index_puts.push_back({format::StreamKey(entity, version), key, false});
-  if (!created_id.empty()) state->index_puts.push_back({std::string(created_id), key, true});
+                                BatchState* state) {
+  state->wb.Put(events_, format::SeqKey(seq), bytes);
   state->completed.clear();
   state->frontier.Append(leaf, &state->completed);
   PutNodes(&state->wb, state->completed);
   state->events.push_back({seq, std::move(bytes)});
 }
 
+void AddIndexPuts(std::string seq_key, std::string_view entity, uint64_t version,
+                  std::string_view created_id, std::vector<IndexPut>* puts) {
+  puts->push_back({format::StreamKey(entity, version), seq_key, false});
+  if (!created_id.empty()) puts->push_back({std::string(created_id), std::move(seq_key), true});
+}
+
+bool IndexPut::operator<(const IndexPut& other) const {
+  return std::tie(ids, key) < std::tie(other.ids, other.key);
+}
+
 // The batch's streams and ids entries, each column family's in key order:
 // a memtable inserts a key from where it inserted the one before, so keys
 // in order cost it a short search each, where keys in the order the
-// events name them (any entity, any id) cost a search from the top.
+// events name them (any entity, any id) cost a search from the top. A
+// replica's append brings its own in order (PrepareStored), so a batch of
+// one such append is only checked.
 void EventStore::Impl::PutIndexEntries(BatchState* state) {
   auto& puts = state->index_puts;
-  std::sort(puts.begin(), puts.end(), [](const IndexPut& a, const IndexPut& b) {
-    return std::tie(a.ids, a.key) < std::tie(b.ids, b.key);
-  });
+  if (!std::is_sorted(puts.begin(), puts.end())) std::sort(puts.begin(), puts.end());
   for (const IndexPut& p : puts) state->wb.Put(p.ids ? ids_ : streams_, p.key, p.seq_key);
   puts.clear();
 }
@@ -330,6 +343,7 @@ Status EventStore::Impl::CommitBatch(BatchState* state, const std::vector<Outcom
   // memtables it overlaps, and the appends waiting would wait for that.
   const bool bulk_copy =
       state->events.size() >= kIngestAtEvents && state->copied == state->events.size();
+  DeferCompactions(bulk_copy);
   Status written =
       bulk_copy ? IngestBatch(state->wb, head.seq) : FromRocks(db_->Write(wo, &state->wb));
   if (options_.on_batch) {

@@ -3,9 +3,13 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <functional>
+#include <iterator>
 #include <memory>
+#include <sstream>
+#include <thread>
 #include <vector>
 
 #include <capnp/message.h>
@@ -168,7 +172,9 @@ StoredEvent Rewritten(const StoredEvent& event,
 std::vector<StoredEvent> WriteLargePrimary(EventStore* primary, int units) {
   AppendRequest request;
   auto flush = [&] {
-    if (!request.events.empty()) EXPECT_TRUE(primary->Append(std::move(request)).ok());
+    if (!request.events.empty()) {
+      EXPECT_TRUE(primary->Append(std::move(request)).ok());
+    }
     request = AppendRequest();
   };
   for (int u = 0; u < units; ++u) {
@@ -181,9 +187,15 @@ std::vector<StoredEvent> WriteLargePrimary(EventStore* primary, int units) {
     if (request.events.size() + 5 > kMaxEventsPerAppend) flush();
   }
   flush();
-  auto events = primary->Read(0, kMaxStoredEventsPerAppend);
-  EXPECT_TRUE(events.ok());
-  return events.ok() ? *events : std::vector<StoredEvent>{};
+  std::vector<StoredEvent> log;
+  while (log.size() < primary->head().seq) {
+    auto events = primary->Read(log.size(), kMaxStoredEventsPerAppend);
+    EXPECT_TRUE(events.ok() && !events->empty());
+    if (!events.ok() || events->empty()) break;
+    log.insert(log.end(), std::make_move_iterator(events->begin()),
+               std::make_move_iterator(events->end()));
+  }
+  return log;
 }
 
 // Files a table written beside the log left there (none, once ingested).
@@ -240,6 +252,53 @@ TEST(AppendStoredTest, ABulkAppendIsIngestedWholeAndKeepsTheSameLog) {
   replica.reset();  // and whole after a reopen
   replica = OpenAt(dir.Sub("replica"));
   check(replica.get());
+}
+
+// The lines of RocksDB's LOG in `dir` where it merges `family`'s tables.
+std::vector<std::string> Merges(const std::string& dir, const std::string& family) {
+  std::istringstream log(ReadFile(dir + "/LOG"));
+  std::vector<std::string> merges;
+  for (std::string line; std::getline(log, line);) {
+    if (line.find("[" + family + "] [JOB ") != std::string::npos &&
+        line.find("] Compacting ") != std::string::npos) {
+      merges.push_back(line);
+    }
+  }
+  return merges;
+}
+
+// A bulk copy's index tables (streams, ids, tree) each overlap the ones
+// before them: once levels 6 to 1 hold one each, they gather in level 0,
+// where merging every four rewrote all of level 1 each time. They are
+// merged once the copy pauses, all at once, and the log stays whole.
+TEST(AppendStoredTest, BulkAppendsIndexTablesAreMergedAtOnceWhenTheCopyPauses) {
+  TempDir dir;
+  auto primary = OpenAt(dir.Sub("primary"));
+  // Each append ingested (at least kIngestAtEvents); the last five land in level 0.
+  constexpr size_t kAppends = 11, kAppend = 8200;
+  const std::vector<StoredEvent> log = WriteLargePrimary(primary.get(), kAppends * kAppend / 5);
+  ASSERT_EQ(log.size(), kAppends * kAppend);
+  const std::string at = dir.Sub("replica");
+  auto replica = OpenAt(at);
+  for (size_t from = 0; from < log.size(); from += kAppend) {
+    ASSERT_TRUE(replica->AppendStored(Slice(log, from, kAppend)).ok());
+  }
+  ASSERT_EQ(replica->head().seq, log.size());
+  // The copy has paused: within seconds the five are merged, in one go.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (Merges(at, "streams").empty() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const std::vector<std::string> merges = Merges(at, "streams");
+  ASSERT_EQ(merges.size(), 1u);
+  EXPECT_NE(merges[0].find("Compacting 5@0 "), std::string::npos) << merges[0];
+  // What was copied answers as the primary's; a write goes on the log after it.
+  for (const std::string entity : {"kr-u7", "u18039", "kr-u9000"}) {
+    EXPECT_EQ(*replica->Version(entity), *primary->Version(entity)) << entity;
+  }
+  EXPECT_EQ(*replica->TreeRoot(log.size()), *primary->TreeRoot(log.size()));
+  EXPECT_TRUE(replica->Append(OneEvent(UnitCreatedDraft("admin", "u-after", "After"))).ok());
+  EXPECT_TRUE(replica->Verify().ok);
 }
 
 TEST(AppendStoredTest, ABulkAppendThatDoesNotContinueTheLogStoresNothing) {

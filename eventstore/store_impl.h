@@ -130,8 +130,6 @@ bool DecodeIdempotency(std::string_view value, IdempotencyRecord* record);
 // Idempotency keys written by a batch, with their records.
 using IdempotencyAnswers = std::unordered_map<std::string, IdempotencyRecord>;
 
-// A replica's append as EventStore::PrepareStored leaves it
-// (append_stored.cc).
 // A streams (`ids` false) or ids entry of a batch: key → the event's seq
 // key. In a batch, in the order PutIndexEntries writes them.
 struct IndexPut {
@@ -144,6 +142,8 @@ struct IndexPut {
 void AddIndexPuts(std::string seq_key, std::string_view entity, uint64_t version,
                   std::string_view created_id, std::vector<IndexPut>* puts);
 
+// A replica's append as EventStore::PrepareStored leaves it
+// (append_stored.cc).
 struct PreparedStored::State {
   // What staging an event needs, found without the log.
   struct Link {

@@ -114,9 +114,10 @@ void EventStore::Impl::RemovePendingTables() const {
 
 // An ingested batch's table of a column family whose keys it spreads over
 // the whole range (streams, ids, tree, meta) overlaps every table before
-// it, so it lands in level 0; RocksDB's default merges level 0 into level 1
-// once 4 tables gather there, rewriting all of level 1 each time, which
-// holds every entry copied so far: a copy of N batches rewrote about N²/8
+// it, so it lands a level above them, and once levels 6 to 1 hold one
+// each, in level 0. RocksDB's default merges level 0 into level 1 once 4
+// tables gather there, rewriting all of level 1 each time, which holds
+// every entry copied so far: a copy of N batches rewrote about N²/8
 // batches' entries, most of the replica's compaction work at 1M events.
 // While bulk batches come in they are merged once kDeferredLevel0Tables
 // gather; once the copy pauses (kBulkCopyPause) the settings are restored
@@ -125,9 +126,6 @@ void EventStore::Impl::RemovePendingTables() const {
 // The settings live in this process only (an open sets its own).
 void EventStore::Impl::DeferCompactions(bool defer) {
   if (defer == !level0_before_.empty()) return;
-  static const std::vector<std::string> kSettings = {"level0_file_num_compaction_trigger",
-                                                     "level0_slowdown_writes_trigger",
-                                                     "level0_stop_writes_trigger"};
   if (!defer) {
     for (auto& [handle, before] : level0_before_) {
       db_->SetOptions(handle, before).PermitUncheckedError();
@@ -135,18 +133,20 @@ void EventStore::Impl::DeferCompactions(bool defer) {
     level0_before_.clear();
     return;
   }
+  auto settings = [](int merge_at, int slow_at, int stop_at) {
+    return std::unordered_map<std::string, std::string>{
+        {"level0_file_num_compaction_trigger", std::to_string(merge_at)},
+        {"level0_slowdown_writes_trigger", std::to_string(slow_at)},
+        {"level0_stop_writes_trigger", std::to_string(stop_at)}};
+  };
   // Each trigger kept above the one before it, as RocksDB requires.
-  const std::unordered_map<std::string, std::string> deferred = {
-      {kSettings[0], std::to_string(kDeferredLevel0Tables)},
-      {kSettings[1], std::to_string(2 * kDeferredLevel0Tables)},
-      {kSettings[2], std::to_string(3 * kDeferredLevel0Tables)}};
+  const auto deferred =
+      settings(kDeferredLevel0Tables, 2 * kDeferredLevel0Tables, 3 * kDeferredLevel0Tables);
   for (auto* handle : handles_) {
     if (handle == events_) continue;
     const rocksdb::Options now = db_->GetOptions(handle);
-    std::unordered_map<std::string, std::string> before = {
-        {kSettings[0], std::to_string(now.level0_file_num_compaction_trigger)},
-        {kSettings[1], std::to_string(now.level0_slowdown_writes_trigger)},
-        {kSettings[2], std::to_string(now.level0_stop_writes_trigger)}};
+    auto before = settings(now.level0_file_num_compaction_trigger,
+                           now.level0_slowdown_writes_trigger, now.level0_stop_writes_trigger);
     // A failure only leaves this family merged as before.
     if (db_->SetOptions(handle, deferred).ok()) level0_before_.emplace_back(handle, before);
   }

@@ -104,7 +104,7 @@ PageStorer::~PageStorer() {
 
 bool PageStorer::Submit(std::vector<StoredEvent> batch) {
   assert(!batch.empty() && batch.front().seq == queued_head() + 1);
-  PreparedStored prepared = EventStore::PrepareStored(std::move(batch));
+  PreparedStored prepared = store_->PrepareStored(std::move(batch));
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait(lock, [this] { return !next_ || !failed_.ok(); });
   if (!failed_.ok()) return false;

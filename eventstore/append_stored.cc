@@ -74,7 +74,7 @@ uint64_t PreparedStored::last_seq() const {
 
 // Each event as far as it can be checked alone, up to the first that
 // cannot (the writer checks the ones before it against the log first).
-PreparedStored EventStore::PrepareStored(std::vector<StoredEvent> events) {
+PreparedStored EventStore::PrepareStored(std::vector<StoredEvent> events) const {
   auto state = std::make_unique<PreparedStored::State>();
   state->links.reserve(events.size());
   EventScratch scratch;
@@ -96,6 +96,15 @@ PreparedStored EventStore::PrepareStored(std::vector<StoredEvent> events) {
                  &state->index_puts);
   }
   std::sort(state->index_puts.begin(), state->index_puts.end());
+  // The ids they create, looked up here too, while the writer may store the
+  // append before: the writer then checks only the ids of the batches made
+  // durable after this head (CheckIdsNotInLog). The head is read first:
+  // the lookup then sees at least every event up to it.
+  const uint64_t looked_up_at = impl_->head().seq;
+  if (auto first = impl_->FirstIdInLog(state->links, state->links.size()); first.ok()) {
+    state->ids_looked_up_at = looked_up_at;
+    state->first_id_taken = *first;
+  }
   state->events = std::move(events);
   return PreparedStored(std::move(state));
 }
@@ -131,7 +140,7 @@ EventStore::Impl::Outcome EventStore::Impl::ProcessStored(PreparedStored::State&
   }
   if (broken.ok()) broken = prepared.broken;
   // The ids the events before it create, against the log's, all at once.
-  if (Status st = CheckIdsNotInLog(links, checked, stored.front().seq); !st.ok()) {
+  if (Status st = CheckIdsNotInLog(prepared, checked); !st.ok()) {
     return {st, false};
   }
   if (!broken.ok()) return {broken, false};
@@ -215,14 +224,52 @@ Status EventStore::Impl::CheckStored(uint64_t seq, const StoredLink& link, const
   return Status::Ok();
 }
 
-// kCorruption naming the first of `links`' first `count` (of the events from
-// `first_seq` on) that creates an id the log holds. The ids are looked up
-// in key order, a thousand to a MultiGet, which reads each table's filter
-// and blocks once for all of them, where a Get per id searched every table
-// for each: an ingested append leaves a table of `ids` keys spanning the
-// whole range until compaction merges it.
-Status EventStore::Impl::CheckIdsNotInLog(const std::vector<StoredLink>& links, size_t count,
-                                          uint64_t first_seq) const {
+// kCorruption naming the first of `prepared`'s first `count` events that
+// creates an id the log holds. Looked up where it was prepared, against
+// the head then; here only the ids of the batches made durable since are
+// checked, unless those are no longer kept.
+Status EventStore::Impl::CheckIdsNotInLog(const PreparedStored::State& prepared,
+                                          size_t count) const {
+  std::optional<size_t> since;
+  if (prepared.ids_looked_up_at) {
+    since = FirstIdCreatedAfter(prepared.links, count, *prepared.ids_looked_up_at);
+  }
+  size_t first = count;
+  if (since) {
+    first = std::min({prepared.first_id_taken, *since, count});
+  } else {
+    OKR_ASSIGN_OR_RETURN(first, FirstIdInLog(prepared.links, count));
+  }
+  if (first == count) return Status::Ok();
+  return Diverges(prepared.events[first].seq,
+                  "id " + prepared.links[first].created_id + " is already taken");
+}
+
+// Writer thread only: the first of `links`' first `count` whose created id
+// a batch made durable after the head `seq` created (`count`: none);
+// nullopt when not all of those batches are kept.
+std::optional<size_t> EventStore::Impl::FirstIdCreatedAfter(const std::vector<StoredLink>& links,
+                                                            size_t count, uint64_t seq) const {
+  if (seq > writer_head_.seq) return std::nullopt;
+  if (seq < writer_head_.seq && (recent_ids_.empty() || recent_ids_.front().after_seq > seq)) {
+    return std::nullopt;
+  }
+  for (size_t k = 0; k < count; ++k) {
+    if (links[k].created_id.empty()) continue;
+    for (auto batch = recent_ids_.rbegin(); batch != recent_ids_.rend() && batch->through_seq > seq;
+         ++batch) {
+      if (batch->ids.count(links[k].created_id) > 0) return k;
+    }
+  }
+  return count;
+}
+
+// The ids are looked up in key order, a thousand to a MultiGet, which reads
+// each table's filter and blocks once for all of them, where a Get per id
+// searched every table for each: an ingested append leaves a table of
+// `ids` keys spanning the whole range until compaction merges it.
+Result<size_t> EventStore::Impl::FirstIdInLog(const std::vector<StoredLink>& links,
+                                              size_t count) const {
   std::vector<std::pair<rocksdb::Slice, size_t>> ids;  // with its index in `links`
   for (size_t k = 0; k < count; ++k) {
     if (!links[k].created_id.empty()) ids.emplace_back(links[k].created_id, k);
@@ -245,9 +292,7 @@ Status EventStore::Impl::CheckIdsNotInLog(const std::vector<StoredLink>& links, 
       values[i].Reset();
     }
   }
-  if (first_taken == count) return Status::Ok();
-  return Diverges(first_seq + first_taken,
-                  "id " + links[first_taken].created_id + " is already taken");
+  return first_taken;
 }
 
 }  // namespace okr

@@ -261,9 +261,10 @@ class EventStore {
   // kMaxStoredEventsPerAppend events, made durable with the batch they
   // join and handed to the durable listener, as Append's are.
   Result<AppendResult> AppendStored(std::vector<StoredEvent> events);
-  // The same in two steps: the checks that need no log, on the calling
-  // thread, then the append, which answers what either found first.
-  static PreparedStored PrepareStored(std::vector<StoredEvent> events);
+  // The same in two steps: the checks that need no log, and the ids the
+  // events create looked up in the log as it stands, on the calling thread;
+  // then the append, which answers what either found first.
+  PreparedStored PrepareStored(std::vector<StoredEvent> events) const;
   Result<AppendResult> AppendStored(PreparedStored events);
 
   Head head() const;

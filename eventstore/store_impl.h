@@ -160,6 +160,12 @@ struct PreparedStored::State {
   Status broken = Status::Ok();  // kCorruption naming that one, if any
   // The streams and ids entries of `links`' events, in order (IndexPut's <).
   std::vector<IndexPut> index_puts;
+  // The ids `links`' events create, looked up in the log whose head was
+  // `ids_looked_up_at`: the first of them it holds is links[first_id_taken]
+  // (links.size(): none). Unset when the lookup failed: the writer looks
+  // them all up itself.
+  std::optional<uint64_t> ids_looked_up_at;
+  size_t first_id_taken = 0;
 };
 
 // Thread safety: the public methods (those EventStore forwards to) may be
@@ -179,6 +185,10 @@ class EventStore::Impl {
   // event_store.cc
   Status Open(const std::string& dir, const OpenOptions& options);
   Head head() const;
+  // The first of `links`' first `count` whose created id the log holds
+  // (`count`: none).
+  Result<size_t> FirstIdInLog(const std::vector<PreparedStored::State::Link>& links,
+                              size_t count) const;
   Status Scan(uint64_t from_seq, uint64_t to_seq,
               const std::function<bool(uint64_t, std::string_view)>& fn) const;
   // `fill_cache` false for a bulk reader, which reads each block once.
@@ -280,8 +290,9 @@ class EventStore::Impl {
   Status CheckStored(uint64_t seq, const StoredLink& link, const BatchState& state,
                      const std::unordered_map<std::string, uint64_t>& versions,
                      const std::unordered_set<std::string>& created);
-  Status CheckIdsNotInLog(const std::vector<StoredLink>& links, size_t count,
-                          uint64_t first_seq) const;
+  Status CheckIdsNotInLog(const PreparedStored::State& prepared, size_t count) const;
+  std::optional<size_t> FirstIdCreatedAfter(const std::vector<StoredLink>& links, size_t count,
+                                            uint64_t seq) const;
   Status CommitBatch(BatchState* state, const std::vector<Outcome>& outcomes);
   void PutIndexEntries(BatchState* state);
   void ReportBatch(const BatchState& state, const std::vector<Outcome>& outcomes, int64_t write_us,
@@ -406,6 +417,16 @@ class EventStore::Impl {
     std::vector<TableEntry> tables;  // IngestBatch's
   } kept_;
   std::unordered_map<std::string, uint64_t> versions_;
+  // The ids each of the last kRecentBatches durable batches created, oldest
+  // first: an append prepared at an earlier head has only these checked
+  // here (FirstIdCreatedAfter), the rest where it was prepared.
+  struct CreatedIds {
+    uint64_t after_seq = 0;    // the head before the batch
+    uint64_t through_seq = 0;  // and after it
+    std::unordered_set<std::string> ids;
+  };
+  static constexpr size_t kRecentBatches = 4;
+  std::deque<CreatedIds> recent_ids_;
   // DeferCompactions: each deferred column family's level-0 settings as
   // they were; empty when none is deferred.
   std::vector<std::pair<rocksdb::ColumnFamilyHandle*, std::unordered_map<std::string, std::string>>>

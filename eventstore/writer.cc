@@ -362,6 +362,8 @@ Status EventStore::Impl::CommitBatch(BatchState* state, const std::vector<Outcom
   }
   pruned_through_ = pruned;
   frontier_ = std::move(state->frontier);
+  recent_ids_.push_back({writer_head_.seq, head.seq, std::move(state->ids)});
+  if (recent_ids_.size() > kRecentBatches) recent_ids_.pop_front();
   // Moved, not copied: a bulk append brings tens of thousands of entities.
   while (!state->overlay.empty()) {
     auto moved = versions_.insert(state->overlay.extract(state->overlay.begin()));

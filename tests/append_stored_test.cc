@@ -99,7 +99,7 @@ TEST(AppendStoredTest, AReplicaFedTheStoredBytesKeepsTheSameLog) {
 
 // The replica holds the first `held` events of `log`; `offered` is refused
 // with kCorruption naming `bad_seq`, and the head does not move.
-void ExpectRefused(EventStore* replica, std::vector<StoredEvent> offered, uint64_t bad_seq) {
+void ExpectRefused(EventStore* replica, PreparedStored offered, uint64_t bad_seq) {
   const Head before = replica->head();
   auto stored = replica->AppendStored(std::move(offered));
   ASSERT_FALSE(stored.ok());
@@ -111,6 +111,10 @@ void ExpectRefused(EventStore* replica, std::vector<StoredEvent> offered, uint64
   auto after = replica->Read(before.seq, 10);
   ASSERT_TRUE(after.ok());
   EXPECT_TRUE(after->empty()) << "nothing past the head was stored";
+}
+
+void ExpectRefused(EventStore* replica, std::vector<StoredEvent> offered, uint64_t bad_seq) {
+  ExpectRefused(replica, replica->PrepareStored(std::move(offered)), bad_seq);
 }
 
 TEST(AppendStoredTest, EventsThatDoNotContinueTheLogAreRefusedWholeAndStoreNothing) {
@@ -353,8 +357,8 @@ TEST(AppendStoredTest, APreparedAppendIsCheckedAgainstTheHeadItMeets) {
   auto replica = OpenAt(dir.Sub("replica"));
   ASSERT_TRUE(replica->AppendStored(Slice(log, 0, 5)).ok());
   // Prepared to follow seq 5, handed over after seqs 6-10 were stored.
-  PreparedStored stale = EventStore::PrepareStored(Slice(log, 5, 5));
-  PreparedStored next = EventStore::PrepareStored(Slice(log, 10, log.size()));
+  PreparedStored stale = replica->PrepareStored(Slice(log, 5, 5));
+  PreparedStored next = replica->PrepareStored(Slice(log, 10, log.size()));
   EXPECT_EQ(stale.last_seq(), 10u);
   ASSERT_TRUE(replica->AppendStored(Slice(log, 5, 5)).ok());
   const Head before = replica->head();
@@ -364,6 +368,31 @@ TEST(AppendStoredTest, APreparedAppendIsCheckedAgainstTheHeadItMeets) {
       << refused.status().message();
   ExpectSameHead(replica->head(), before);
   ASSERT_TRUE(replica->AppendStored(std::move(next)).ok());
+  ExpectSameHead(replica->head(), primary->head());
+}
+
+// The ids an append creates are looked up in the log where it is
+// prepared; an id that an append stored after that took is still found,
+// whether the writer still keeps the ids of the batches since or not.
+TEST(AppendStoredTest, AnIdTakenAfterAnAppendWasPreparedIsRefused) {
+  TempDir dir;
+  auto primary = OpenAt(dir.Sub("primary"));
+  const std::vector<StoredEvent> log = WritePrimary(primary.get(), 4);
+  auto creating = [](const StoredEvent& event, const std::string& id) {
+    return Rewritten(event, [&id](auto ev) { ev.getCheckInRecorded().setCheckIn(id); });
+  };
+  auto replica = OpenAt(dir.Sub("replica"));
+  ASSERT_TRUE(replica->AppendStored(Slice(log, 0, 11)).ok());  // u0, u1, then u2 created
+  // Seq 13 made to create u2-ci-0, which seq 12 creates, stored meanwhile.
+  PreparedStored one_batch_later = replica->PrepareStored({creating(log[12], "u2-ci-0")});
+  ASSERT_TRUE(replica->AppendStored(Slice(log, 11, 1)).ok());
+  ExpectRefused(replica.get(), std::move(one_batch_later), 13);
+  // Seq 18 made to create u2-ci-1, which seq 13 creates: seqs 13-17 are
+  // then stored one append at a time, more batches than the writer keeps.
+  PreparedStored five_batches_later = replica->PrepareStored({creating(log[17], "u2-ci-1")});
+  for (size_t k = 12; k < 17; ++k) ASSERT_TRUE(replica->AppendStored(Slice(log, k, 1)).ok());
+  ExpectRefused(replica.get(), std::move(five_batches_later), 18);
+  ASSERT_TRUE(replica->AppendStored(Slice(log, 17, log.size())).ok());
   ExpectSameHead(replica->head(), primary->head());
 }
 

@@ -185,10 +185,6 @@ class EventStore::Impl {
   // event_store.cc
   Status Open(const std::string& dir, const OpenOptions& options);
   Head head() const;
-  // The first of `links`' first `count` whose created id the log holds
-  // (`count`: none).
-  Result<size_t> FirstIdInLog(const std::vector<PreparedStored::State::Link>& links,
-                              size_t count) const;
   Status Scan(uint64_t from_seq, uint64_t to_seq,
               const std::function<bool(uint64_t, std::string_view)>& fn) const;
   // `fill_cache` false for a bulk reader, which reads each block once.
@@ -205,6 +201,11 @@ class EventStore::Impl {
   Result<AppendResult> Append(AppendRequest request);
   Result<AppendResult> AppendStored(std::unique_ptr<PreparedStored::State> events);
   void SetDurableListener(DurableListener listener);
+
+  // append_stored.cc: the first of `links`' first `count` whose created id
+  // the log holds (`count`: none).
+  Result<size_t> FirstIdInLog(const std::vector<PreparedStored::State::Link>& links,
+                              size_t count) const;
 
   // idempotency.cc
   Result<std::optional<AppendResult>> FindIdempotent(const std::string& key,

@@ -77,7 +77,7 @@ class PageStorer {
   PageStorer& operator=(const PageStorer&) = delete;
 
   // Hands `batch` (events that continue queued_head()) over once the one
-  // before it was taken, checked as far as it can be without the log
+  // before it was taken, checked as far as it can be without the writer
   // (EventStore::PrepareStored) while that one is stored; false, storing
   // nothing of it, once an append failed (Drain says why).
   bool Submit(std::vector<StoredEvent> batch);

@@ -1,7 +1,7 @@
 // A replica's appends: events exactly as another log stored them, each
-// checked to continue this log before any is staged (what needs no log on
-// the caller's thread, PrepareStored), then written by the writer thread
-// with the rest of its batch, as an Append's events are.
+// checked to continue this log before any is staged (what needs no writer
+// on the caller's thread, PrepareStored), then written by the writer
+// thread with the rest of its batch, as an Append's events are.
 #include <algorithm>
 #include <cassert>
 
@@ -103,6 +103,7 @@ PreparedStored EventStore::PrepareStored(std::vector<StoredEvent> events) const 
   const uint64_t looked_up_at = impl_->head().seq;
   if (auto first = impl_->FirstIdInLog(state->links, state->links.size()); first.ok()) {
     state->ids_looked_up_at = looked_up_at;
+    state->ids_looked_up_in = impl_.get();
     state->first_id_taken = *first;
   }
   state->events = std::move(events);
@@ -227,11 +228,12 @@ Status EventStore::Impl::CheckStored(uint64_t seq, const StoredLink& link, const
 // kCorruption naming the first of `prepared`'s first `count` events that
 // creates an id the log holds. Looked up where it was prepared, against
 // the head then; here only the ids of the batches made durable since are
-// checked, unless those are no longer kept.
+// checked. All are looked up here when that lookup failed, was made in
+// another store, or the batches since are no longer all kept.
 Status EventStore::Impl::CheckIdsNotInLog(const PreparedStored::State& prepared,
                                           size_t count) const {
   std::optional<size_t> since;
-  if (prepared.ids_looked_up_at) {
+  if (prepared.ids_looked_up_at && prepared.ids_looked_up_in == this) {
     since = FirstIdCreatedAfter(prepared.links, count, *prepared.ids_looked_up_at);
   }
   size_t first = count;

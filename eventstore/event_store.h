@@ -211,12 +211,13 @@ class EventCursor {
   std::unique_ptr<State> state_;
 };
 
-// A replica's append, checked as far as it can be without the log
-// (EventStore::PrepareStored): each event decoded in full and hashed, and
-// each after the first linked to the one before it. Prepared on the thread
-// that read the events, so the writer, storing the append before, is
-// left with only what needs the log: the first event's link to the head,
-// versions and ids.
+// A replica's append, checked as far as it can be without the writer
+// (EventStore::PrepareStored): each event decoded in full and hashed, each
+// after the first linked to the one before it, and the ids they create
+// looked up in the log as it stood. Prepared on the thread that read the
+// events, so the writer, storing the append before, is left with only
+// what needs the head: the first event's link to it, versions, and the
+// ids of the batches stored since.
 class PreparedStored {
  public:
   ~PreparedStored();

@@ -163,8 +163,9 @@ struct PreparedStored::State {
   // The ids `links`' events create, looked up in the log whose head was
   // `ids_looked_up_at`: the first of them it holds is links[first_id_taken]
   // (links.size(): none). Unset when the lookup failed: the writer looks
-  // them all up itself.
+  // them all up itself, as it does for an append prepared by another store.
   std::optional<uint64_t> ids_looked_up_at;
+  const void* ids_looked_up_in = nullptr;  // the store's EventStore::Impl
   size_t first_id_taken = 0;
 };
 
@@ -419,8 +420,9 @@ class EventStore::Impl {
   } kept_;
   std::unordered_map<std::string, uint64_t> versions_;
   // The ids each of the last kRecentBatches durable batches created, oldest
-  // first: an append prepared at an earlier head has only these checked
-  // here (FirstIdCreatedAfter), the rest where it was prepared.
+  // first (writer thread only): an append prepared at an earlier head has
+  // only these checked here (FirstIdCreatedAfter), the rest where it was
+  // prepared.
   struct CreatedIds {
     uint64_t after_seq = 0;    // the head before the batch
     uint64_t through_seq = 0;  // and after it

@@ -233,8 +233,8 @@ Status EventStore::Impl::CheckStored(uint64_t seq, const StoredLink& link, const
 Status EventStore::Impl::CheckIdsNotInLog(const PreparedStored::State& prepared,
                                           size_t count) const {
   std::optional<size_t> since;
-  if (prepared.ids_looked_up_at && prepared.ids_looked_up_in == this) {
-    since = FirstIdCreatedAfter(prepared.links, count, *prepared.ids_looked_up_at);
+  if (prepared.ids_looked_up_in == this) {
+    since = FirstIdCreatedAfter(prepared.links, count, prepared.ids_looked_up_at);
   }
   size_t first = count;
   if (since) {
@@ -252,7 +252,7 @@ Status EventStore::Impl::CheckIdsNotInLog(const PreparedStored::State& prepared,
 // nullopt when not all of those batches are kept.
 std::optional<size_t> EventStore::Impl::FirstIdCreatedAfter(const std::vector<StoredLink>& links,
                                                             size_t count, uint64_t seq) const {
-  if (seq > writer_head_.seq) return std::nullopt;
+  assert(seq <= writer_head_.seq);  // a head this store made durable
   if (seq < writer_head_.seq && (recent_ids_.empty() || recent_ids_.front().after_seq > seq)) {
     return std::nullopt;
   }

@@ -160,12 +160,13 @@ struct PreparedStored::State {
   Status broken = Status::Ok();  // kCorruption naming that one, if any
   // The streams and ids entries of `links`' events, in order (IndexPut's <).
   std::vector<IndexPut> index_puts;
-  // The ids `links`' events create, looked up in the log whose head was
+  // The ids `links`' events create, looked up in the log of the store
+  // `ids_looked_up_in` (its EventStore::Impl) whose head was
   // `ids_looked_up_at`: the first of them it holds is links[first_id_taken]
-  // (links.size(): none). Unset when the lookup failed: the writer looks
+  // (links.size(): none). Null when the lookup failed: the writer looks
   // them all up itself, as it does for an append prepared by another store.
-  std::optional<uint64_t> ids_looked_up_at;
-  const void* ids_looked_up_in = nullptr;  // the store's EventStore::Impl
+  const void* ids_looked_up_in = nullptr;
+  uint64_t ids_looked_up_at = 0;
   size_t first_id_taken = 0;
 };
 
